@@ -1,0 +1,1 @@
+"""Sharded PBFT committees for NovaCron's hard state (filled in by the consensus issue)."""

@@ -1,0 +1,6 @@
+"""The NovaCron node daemon: everything that does I/O, plus the pure decision logic it hosts.
+
+Subpackages:
+
+- ``cli``  -- the ``novacron`` command line.
+"""

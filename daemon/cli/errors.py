@@ -1,0 +1,9 @@
+"""User-facing errors: one line that says what is wrong and how to fix it, never a traceback."""
+
+
+class CliError(Exception):
+    """A mistake the user can fix. ``str(err)`` is the whole message; exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,48 @@
+"""Entry point of the ``novacron`` console script.
+
+Each command group lives in its own module under ``daemon.cli`` and exposes
+``register(subparsers)``, which adds its sub-commands and sets ``func`` on them. ``main`` turns
+every ``CliError`` (and any error a command marks as the user's) into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from daemon.cli.errors import CliError
+
+# Command-group modules, in the order they appear in --help.
+COMMAND_MODULES: tuple[str, ...] = ("daemon.cli.identity",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="novacron",
+        description="NovaCron: a peer-to-peer volunteer supercomputer.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except CliError as err:
+        print(f"novacron: {err}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The seeded in-process simulator and the local testnet launcher."""
