@@ -1,0 +1,182 @@
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from protocol.canonical import packb, unpackb
+from protocol.envelope import (
+    HEADER_SIZE,
+    EnvelopeOpener,
+    EnvelopeSealer,
+    open_envelope,
+    seal,
+)
+from protocol.errors import (
+    BadSignature,
+    LocalProtocolError,
+    MalformedMessage,
+    MessageTooLarge,
+    RemoteProtocolError,
+    ReplayedMessage,
+    StaleMessage,
+    UnknownMessageType,
+    UnsupportedVersion,
+    WrongNetwork,
+)
+from protocol.identity import NodeIdentity
+from protocol.messages.pbft import Commit, Prepare
+from protocol.messages.blobs import BlobChunk
+from protocol.replay import ReplayWindow
+from tests.protocol.strategies import any_message
+
+NET = "novacron-test"
+ALICE = NodeIdentity(random.Random(1).randbytes(32))
+MALLORY = NodeIdentity(random.Random(2).randbytes(32))
+PREP = Prepare(shard=1, epoch=2, view=3, seq=4, digest=b"\x07" * 32)
+
+
+def sealed(msg=PREP, seq=1, ident=ALICE, network=NET, ts=1_000_000, context=9):
+    return seal(ident, network, msg, context=context, seq=seq, timestamp_ms=ts)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(any_message(), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_every_message_round_trips(msg, context, seq):
+    data = seal(ALICE, NET, msg, context=context, seq=seq, timestamp_ms=5)
+    env = open_envelope(data, network=NET)
+    assert env.body == msg
+    assert (env.sender, env.context, env.seq, env.timestamp_ms) == (ALICE.public_key, context, seq, 5)
+    assert env.sender_id == ALICE.node_id
+    assert env.to_bytes() == data
+
+
+@settings(max_examples=300)
+@given(st.data())
+def test_any_flipped_bit_is_rejected(data):
+    raw = bytearray(sealed())
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(RemoteProtocolError):
+        open_envelope(bytes(raw), network=NET)
+
+
+def test_signature_for_one_type_never_verifies_as_another():
+    data = sealed()
+    fields = unpackb(data[HEADER_SIZE:])
+    fields[2] = Commit.TYPE  # same fields, other type: the signature must not carry over
+    forged = data[:HEADER_SIZE] + packb(fields)
+    with pytest.raises(BadSignature):
+        open_envelope(forged, network=NET)
+
+
+def test_signature_for_one_network_never_verifies_on_another():
+    data = sealed(network="novacron-main")
+    fields = unpackb(data[HEADER_SIZE:])
+    fields[1] = NET
+    with pytest.raises(BadSignature):
+        open_envelope(data[:HEADER_SIZE] + packb(fields), network=NET)
+    with pytest.raises(WrongNetwork, match="novacron-main"):
+        open_envelope(data, network=NET)
+
+
+def test_sender_swap_is_rejected():
+    data = sealed()
+    fields = unpackb(data[HEADER_SIZE:])
+    fields[3] = MALLORY.public_key
+    with pytest.raises(BadSignature):
+        open_envelope(data[:HEADER_SIZE] + packb(fields), network=NET)
+
+
+def test_replay_window():
+    opener = EnvelopeOpener(NET, replay=ReplayWindow(window=64))
+    first = sealed(seq=10)
+    opener.open(first)
+    with pytest.raises(ReplayedMessage, match="already received"):
+        opener.open(first)
+    opener.open(sealed(seq=5))   # late but inside the window: fine
+    opener.open(sealed(seq=100))
+    with pytest.raises(ReplayedMessage, match="older than the replay window"):
+        opener.open(sealed(seq=20))
+    opener.open(sealed(seq=20, context=10))  # another context is another sequence space
+    opener.open(sealed(seq=10, ident=MALLORY))  # and another sender too
+
+
+def test_bad_signature_does_not_burn_the_sequence_number():
+    opener = EnvelopeOpener(NET)
+    good = bytearray(sealed(seq=3))
+    bad = bytearray(good)
+    bad[5] ^= 1
+    with pytest.raises(BadSignature):
+        opener.open(bytes(bad))
+    opener.open(bytes(good))  # the forged copy did not mark seq 3 as seen
+
+
+def test_sealer_numbers_messages():
+    sealer = EnvelopeSealer(ALICE, NET, context=77)
+    opener = EnvelopeOpener(NET)
+    seqs = [opener.open(sealer.seal(PREP, timestamp_ms=1)).seq for _ in range(3)]
+    assert seqs == [1, 2, 3]
+
+
+def test_clock_skew():
+    data = sealed(ts=1_000_000)
+    open_envelope(data, network=NET, now_ms=1_000_000 + 299_000)
+    with pytest.raises(StaleMessage, match="s from this node's clock"):
+        open_envelope(data, network=NET, now_ms=1_000_000 + 301_000)
+
+
+def test_size_caps():
+    big = BlobChunk(blob=b"\x01" * 32, offset=0, total_size=10, data=b"x" * 5000)
+    data = seal(ALICE, NET, big, context=1, seq=1, timestamp_ms=1)
+    with pytest.raises(MessageTooLarge):
+        open_envelope(data, network=NET, max_size=4096)
+    with pytest.raises(LocalProtocolError, match="send large data as a blob"):
+        seal(ALICE, NET, big, context=1, seq=1, timestamp_ms=1, max_size=4096)
+
+
+def _with_fields(mutate):
+    data = sealed()
+    fields = unpackb(data[HEADER_SIZE:])
+    mutate(fields)
+    return data[:HEADER_SIZE] + packb(fields)
+
+
+def test_unknown_type_and_version_are_named():
+    with pytest.raises(UnknownMessageType, match="'pbft.nonsense'"):
+        open_envelope(_with_fields(lambda f: f.__setitem__(2, "pbft.nonsense")), network=NET)
+    with pytest.raises(UnsupportedVersion, match="version 7 is not supported .*speaks v1"):
+        open_envelope(_with_fields(lambda f: f.__setitem__(0, 7)), network=NET)
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda f: f.__setitem__(7, [1, 2]), "expected 5 fields"),
+    (lambda f: f[7].__setitem__(4, b"short"), "digest: expected exactly 32 bytes"),
+    (lambda f: f[7].__setitem__(0, -1), "shard: -1 is outside"),
+    (lambda f: f[7].__setitem__(2, True), "view: expected integer, got bool"),
+    (lambda f: f.__setitem__(3, b"k"), "32-byte Ed25519 public key"),
+    (lambda f: f.__setitem__(5, -1), "seq must be an integer"),
+    (lambda f: f.append(1), "array of 8 fields"),
+])
+def test_malformed_fields_get_clear_errors(mutate, match):
+    with pytest.raises(MalformedMessage, match=match):
+        open_envelope(_with_fields(mutate), network=NET)
+
+
+def test_non_canonical_encoding_is_rejected():
+    import msgpack
+
+    data = sealed()
+    fields = unpackb(data[HEADER_SIZE:])
+    # Same values, but the seq as a 64-bit int instead of its shortest form.
+    payload = packb(fields)
+    longer = payload.replace(msgpack.packb(fields[5]), b"\xcf" + fields[5].to_bytes(8, "big"), 1)
+    assert longer != payload and unpackb(longer) == fields
+    with pytest.raises(MalformedMessage, match="canonical"):
+        open_envelope(data[:HEADER_SIZE] + longer, network=NET)
+
+
+@pytest.mark.parametrize("junk", [b"", b"NC", b"XX" + b"\x01" * 100, b"NC\x02" + b"\x00" * 100,
+                                  b"NC\x01" + b"\x00" * 64 + b"\xc1"])
+def test_junk(junk):
+    with pytest.raises(RemoteProtocolError):
+        open_envelope(junk, network=NET)
