@@ -37,7 +37,8 @@ def run(seed, faults):
     nodes = {f"n{i}": Gossip(f"n{i}") for i in range(8)}
     for name, node in nodes.items():
         sim.add_node(name, node)
-    sim.send("n0", "n0", 1)
+    for i in range(20):
+        sim.send("n0", "n0", i)
     sim.run_for(5.0)
     return sim, nodes
 
@@ -58,7 +59,7 @@ def test_faults_are_applied():
 
 def test_reliable_network_delivers_everything():
     sim, nodes = run(3, LinkFaults())
-    assert all(n.seen == {1} for n in nodes.values())
+    assert all(n.seen == set(range(20)) for n in nodes.values())
     assert sim.stats.dropped == 0 and sim.stats.sent == sim.stats.delivered
 
 
