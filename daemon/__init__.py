@@ -1,6 +1,15 @@
 """The NovaCron node daemon: everything that does I/O, plus the pure decision logic it hosts.
 
-Subpackages:
+Modules and subpackages:
 
-- ``cli``  -- the ``novacron`` command line.
+- ``config``   -- the node's settings (TOML file + flags), validated with one-line errors.
+- ``node``     -- the service tree: every service in one nursery.
+- ``runner``   -- process entry: logging, signals, clean shutdown.
+- ``service``  -- what services have in common.
+- ``storage``  -- the data directory, key file, SQLite database.
+- ``control``  -- the JSON-RPC control socket (server and client).
+- ``cli``      -- the ``novacron`` command line.
+- ``attest``   -- hardware attestation.
 """
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Options and helpers shared by the commands that talk to a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.errors import CliError
+from daemon.control.client import ControlClient, ControlError
+from daemon.storage.datadir import default_data_dir
+
+
+def add_client_args(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="data directory of the node to talk to (default: $NOVACRON_HOME or "
+                        "~/.local/share/novacron)")
+    p.add_argument("--socket", type=Path, default=None,
+                   help="control socket path (default: DATA_DIR/control.sock)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "socket", None):
+        return args.socket
+    return (args.data_dir or default_data_dir()) / "control.sock"
+
+
+def call(args: argparse.Namespace, method: str, params: dict[str, Any] | None = None,
+         timeout: float = 30.0) -> Any:
+    """One request to the daemon; every failure becomes a one-line ``CliError``."""
+    try:
+        with ControlClient(socket_path(args), timeout=timeout) as client:
+            return client.call(method, params)
+    except ControlError as err:
+        raise CliError(str(err)) from None
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")

@@ -1,0 +1,102 @@
+"""``novacron daemon`` (run a node), ``novacron status`` and ``novacron peers``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+from pathlib import Path
+from typing import Any
+
+from daemon.cli.common import add_client_args, call, print_json
+from daemon.cli.errors import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("daemon", help="run a node (config from a TOML file and flags)")
+    p.add_argument("--config", type=Path, default=None, help="TOML config file (see docs/config.md)")
+    p.add_argument("--data-dir", type=Path, default=None, help="node data directory")
+    p.add_argument("--network", default=None, help="network name (must match your peers')")
+    p.add_argument("--listen", action="append", default=None, metavar="MULTIADDR",
+                   help="listen address, e.g. /ip4/127.0.0.1/tcp/4001 (repeatable)")
+    p.add_argument("--bootstrap", action="append", default=None, metavar="MULTIADDR",
+                   help="peer to join through, ending in /p2p/<node id> (repeatable)")
+    p.add_argument("--genesis", type=Path, default=None, help="genesis file of the network")
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run_daemon_cmd)
+
+    p = sub.add_parser("status", help="this node, its peers, epoch, committees and health")
+    add_client_args(p)
+    p.set_defaults(func=status_cmd)
+
+    p = sub.add_parser("peers", help="peers this node knows and is connected to")
+    add_client_args(p)
+    p.set_defaults(func=peers_cmd)
+
+
+def run_daemon_cmd(args: argparse.Namespace) -> int:
+    from daemon.config import ConfigError, load_config
+    from daemon.control.server import SocketInUse
+    from daemon.runner import run_daemon
+    from daemon.storage.db import StorageError
+    from daemon.storage.keyfile import KeyFileError
+
+    overrides: dict[str, Any] = {
+        "data_dir": str(args.data_dir.resolve()) if args.data_dir else None,
+        "network": args.network,
+        "p2p.listen": args.listen,
+        "p2p.bootstrap": args.bootstrap,
+        "genesis": str(args.genesis.resolve()) if args.genesis else None,
+        "log.level": args.log_level,
+    }
+    try:
+        config = load_config(args.config, overrides)
+        run_daemon(config)
+    except (ConfigError, KeyFileError, StorageError, SocketInUse) as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise CliError(f"a listen port is taken ({err}); choose another with --listen") from None
+        if err.errno in (errno.EACCES, errno.EPERM):
+            raise CliError(f"permission denied: {err}") from None
+        raise
+    return 0
+
+
+def _fmt_services(services: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, st in services.items():
+        health = st.get("health", "ok")
+        summary = st.get("summary", "")
+        lines.append(f"  {name:<12} {health if health != 'ok' else 'ok':<8} {summary}")
+    return lines
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    st = call(args, "status")
+    if args.json:
+        print_json(st)
+        return 0
+    print(f"node      {st['node_id']}")
+    print(f"network   {st['network']}  (version {st['version']}, pid {st['pid']}, "
+          f"up {st['uptime_s']:.0f} s)")
+    print(f"health    {st['health']}")
+    for line in _fmt_services(st.get("services", {})):
+        print(line)
+    return 0
+
+
+def peers_cmd(args: argparse.Namespace) -> int:
+    result = call(args, "peers")
+    if args.json:
+        print_json(result)
+        return 0
+    peers = result.get("peers", [])
+    if not peers:
+        print("no peers yet")
+        return 0
+    for p in peers:
+        state = "connected" if p.get("connected") else "known"
+        caps = p.get("capabilities") or {}
+        extra = f"  cores={caps.get('cores')} mem={caps.get('memory_mb')}MB" if caps else ""
+        print(f"{p['node_id']}  {state:<9}{extra}")
+    return 0

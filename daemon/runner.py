@@ -1,0 +1,92 @@
+"""Run a node as a process: logging, the data directory, signals, clean shutdown.
+
+SIGINT and SIGTERM cancel the node's nursery; services close their sockets in ``finally``
+blocks, and the whole shutdown is bounded (``SHUTDOWN_GRACE``) so the process is gone within
+2 seconds of the signal even if a peer connection hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+import trio
+
+from daemon.config import NodeConfig
+from daemon.node import Node
+from daemon.storage.datadir import ensure_data_dir
+from daemon.storage.db import Database
+from daemon.storage.keyfile import load_or_create_identity
+
+log = logging.getLogger("novacron")
+
+SHUTDOWN_GRACE = 1.5
+
+
+def setup_logging(config: NodeConfig) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(fmt)
+    root.addHandler(handler)
+    log_file = config.log_file or config.data_dir / "node.log"
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
+    root.setLevel(getattr(logging, config.log_level.upper()))
+
+
+async def serve(node: Node, on_ready: Callable[[], None] | None = None) -> None:
+    """Run ``node`` until SIGINT/SIGTERM, then shut down within ``SHUTDOWN_GRACE``."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            if on_ready is not None:
+                on_ready()
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("stopped")
+
+
+def build_node(config: NodeConfig) -> Node:
+    """Open the data directory, key and database; add the services. Raises on a bad set-up."""
+    ensure_data_dir(config.data_dir)
+    identity, created = load_or_create_identity(config.data_dir)
+    if created:
+        log.info("created node key %s", config.data_dir / "node.key")
+    db = Database(config.db_path, sync=config.storage_sync)
+    node = Node(config, identity, db)
+    node.control.bind()
+    return node
+
+
+def single_error(group: BaseExceptionGroup) -> BaseException:
+    """The one real error inside nested exception groups (a nursery wraps what a service raised)."""
+    leaves = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def run_daemon(config: NodeConfig) -> None:
+    ensure_data_dir(config.data_dir)
+    setup_logging(config)
+    node = build_node(config)
+    try:
+        trio.run(serve, node)
+    except BaseExceptionGroup as group:
+        raise single_error(group) from None
+    finally:
+        node.db.close()
