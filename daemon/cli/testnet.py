@@ -1,0 +1,108 @@
+"""``novacron testnet up|status|down|kill|pause|resume|restart``: a local network in one command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.cli.common import print_json
+from daemon.cli.errors import CliError
+from testnet.local import launcher
+from testnet.local.layout import DEFAULT_DIR
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("testnet", help="run a local testnet of daemons on 127.0.0.1")
+    tsub = p.add_subparsers(dest="testnet_command", metavar="ACTION")
+    tsub.required = True
+
+    def add(name: str, help: str, func, node: bool = False) -> argparse.ArgumentParser:
+        q = tsub.add_parser(name, help=help)
+        q.add_argument("--dir", type=Path, default=DEFAULT_DIR,
+                       help=f"testnet directory (default: {DEFAULT_DIR})")
+        if node:
+            q.add_argument("node", help="node name (node2) or index (2)")
+        q.set_defaults(func=func)
+        return q
+
+    q = add("up", "create and start N daemons, wait until they are ready", up_cmd)
+    q.add_argument("-n", type=int, default=5, help="number of nodes (default 5)")
+    q.add_argument("--base-port", type=int, default=None, help="first TCP port (default: free ports)")
+    q.add_argument("--seed", type=int, default=None, help="derive keys from this seed (reproducible ids)")
+    q.add_argument("--wait", type=float, default=60.0, help="seconds to wait for readiness")
+    q = add("status", "show every node: process, peers, epoch, committees, health", status_cmd)
+    q.add_argument("--json", action="store_true")
+    add("down", "stop every node", down_cmd)
+    add("kill", "SIGKILL a node (crash fault)", kill_cmd, node=True)
+    add("pause", "SIGSTOP a node (it stops answering; its sockets stay open)", pause_cmd, node=True)
+    add("resume", "SIGCONT a paused node", resume_cmd, node=True)
+    add("restart", "start a node again with its data directory", restart_cmd, node=True)
+
+
+def _guard(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except launcher.TestnetError as err:
+        raise CliError(str(err)) from None
+
+
+def up_cmd(args: argparse.Namespace) -> int:
+    from testnet.local.readiness import network_ready
+
+    state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
+                   wait=args.wait, ready=network_ready,
+                   log=lambda s: print(s, file=sys.stderr))
+    print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")
+    _print_table(state)
+    return 0
+
+
+def _print_table(state) -> None:
+    from testnet.local.readiness import summarize
+
+    sts = launcher.statuses(state)
+    print(f"{'node':<7} {'node id':<16} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
+    for node in state.nodes:
+        st = sts[node.name]
+        print(f"{node.name:<7} {node.node_id[-12:]:<16} {node.port:>5} {st.get('process', '?'):<8} "
+              f"{summarize(st)}")
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    state = _guard(launcher.load, args.dir)
+    if args.json:
+        print_json(launcher.statuses(state))
+    else:
+        _print_table(state)
+    return 0
+
+
+def down_cmd(args: argparse.Namespace) -> int:
+    n = _guard(launcher.down, args.dir)
+    print(f"stopped {n} node{'s' if n != 1 else ''}")
+    return 0
+
+
+def kill_cmd(args: argparse.Namespace) -> int:
+    node = _guard(launcher.kill, args.dir, args.node)
+    print(f"killed {node.name} (SIGKILL)")
+    return 0
+
+
+def pause_cmd(args: argparse.Namespace) -> int:
+    node = _guard(launcher.pause, args.dir, args.node)
+    print(f"paused {node.name} (SIGSTOP)")
+    return 0
+
+
+def resume_cmd(args: argparse.Namespace) -> int:
+    node = _guard(launcher.resume, args.dir, args.node)
+    print(f"resumed {node.name}")
+    return 0
+
+
+def restart_cmd(args: argparse.Namespace) -> int:
+    node = _guard(launcher.restart, args.dir, args.node)
+    print(f"restarted {node.name} (pid {node.pid})")
+    return 0

@@ -1,0 +1,242 @@
+"""A local testnet in one command: N daemon processes on 127.0.0.1, bootstrapped to each other.
+
+``up`` creates keys, the genesis, and a config per node (own data directory and port), starts
+the daemons and waits until every one answers on its control socket and sees its peers.
+``kill`` / ``pause`` / ``resume`` / ``restart`` inject faults (SIGKILL, SIGSTOP, SIGCONT, start
+again with the same data directory). ``down`` stops them all.
+
+Every failure is a ``TestnetError`` with one line saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.control.client import ControlClient, ControlError
+from daemon.storage.keyfile import save_identity
+from protocol.identity import NodeIdentity
+from testnet.local import processes
+from testnet.local.layout import NodeRecord, TestnetState
+
+MAX_NODES = 64
+
+
+class TestnetError(Exception):
+    """One line for the user."""
+
+
+def _query(node: NodeRecord, method: str, params: dict[str, Any] | None = None,
+           timeout: float = 5.0) -> Any:
+    with ControlClient(node.socket, timeout=timeout) as c:
+        return c.call(method, params)
+
+
+def _node_config(network: str, node: NodeRecord, bootstrap: list[str], genesis: Path) -> str:
+    lines = [
+        f'network = "{network}"',
+        f'data_dir = "{node.data_dir}"',
+        f'genesis = "{genesis}"',
+        "",
+        "[p2p]",
+        f'listen = ["/ip4/127.0.0.1/tcp/{node.port}"]',
+        "bootstrap = [" + ", ".join(f'"{b}"' for b in bootstrap) + "]",
+        "",
+        "[volunteer]",
+        "cpu_share = 0.25",
+        "",
+        "[log]",
+        'level = "info"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+GenesisWriter = Callable[[str, list[NodeIdentity], Path], None]
+
+
+def default_genesis_writer(network: str, identities: list[NodeIdentity], path: Path) -> None:
+    from daemon.genesis import write_testnet_genesis
+
+    write_testnet_genesis(network, identities, path)
+
+
+def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | None = None,
+       wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
+       ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
+       log: Callable[[str], None] = lambda s: None) -> TestnetState:
+    """Create and start a testnet of ``n`` nodes in ``directory``; return when it is ready.
+
+    ``ready(state, statuses)`` returns None when the network is ready, else what it waits for.
+    """
+    if not 1 <= n <= MAX_NODES:
+        raise TestnetError(f"-n must be between 1 and {MAX_NODES}, got {n}")
+    existing = TestnetState.load(directory)
+    if existing and any(processes.alive(x.pid) for x in existing.nodes):
+        raise TestnetError(f"a testnet is already running in {directory}; stop it with "
+                           f"`novacron testnet down` first")
+    if base_port is not None:
+        ports = list(range(base_port, base_port + n))
+        taken = [p for p in ports if not processes.port_is_free(p)]
+        if taken:
+            raise TestnetError(f"port {taken[0]} on 127.0.0.1 is taken; pick another --base-port")
+    else:
+        ports = processes.free_ports(n)
+    rng = random.Random(seed) if seed is not None else random.SystemRandom()
+    directory.mkdir(parents=True, exist_ok=True)
+    directory = directory.resolve()
+    network = f"novacron-testnet-{rng.getrandbits(32):08x}"
+    identities = [NodeIdentity(rng.randbytes(32) if seed is not None else os.urandom(32))
+                  for _ in range(n)]
+    state = TestnetState(network, str(directory))
+    for i, (ident, port) in enumerate(zip(identities, ports)):
+        data = directory / f"node{i}"
+        if data.exists():
+            _wipe(data)
+        data.mkdir(parents=True, mode=0o700)
+        save_identity(ident, data / "node.key")
+        state.nodes.append(NodeRecord(f"node{i}", ident.node_id, port, str(data)))
+    genesis = directory / "genesis.toml"
+    genesis_writer(network, identities, genesis)
+    for node in state.nodes:
+        bootstrap = [o.multiaddr for o in state.nodes if o is not node]
+        (Path(node.data_dir) / "node.toml").write_text(_node_config(network, node, bootstrap, genesis))
+    for node in state.nodes:
+        node.pid = processes.start(node)
+    state.save()
+    log(f"started {n} daemons on 127.0.0.1 (network {network}); waiting for them to be ready")
+    wait_ready(state, wait, ready)
+    return state
+
+
+def _wipe(path: Path) -> None:
+    for child in sorted(path.rglob("*"), reverse=True):
+        child.unlink() if not child.is_dir() or child.is_symlink() else child.rmdir()
+    path.rmdir()
+
+
+def statuses(state: TestnetState, timeout: float = 5.0) -> dict[str, Any]:
+    """Each node's ``status`` answer, or {"error": ...} for nodes that do not answer."""
+    out: dict[str, Any] = {}
+    for node in state.nodes:
+        proc_state = processes.state_of(node.pid)
+        if proc_state != "running":
+            out[node.name] = {"process": proc_state}
+            continue
+        try:
+            st = _query(node, "status", timeout=timeout)
+            st["process"] = "running"
+            out[node.name] = st
+        except ControlError as err:
+            out[node.name] = {"process": "running", "error": str(err)}
+    return out
+
+
+def wait_ready(state: TestnetState, timeout: float,
+               ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = "the nodes to start"
+    while time.monotonic() < deadline:
+        sts = statuses(state, timeout=2.0)
+        dead = [name for name, st in sts.items() if st.get("process") == "dead"]
+        if dead:
+            node = state.node(dead[0])
+            raise TestnetError(f"{dead[0]} exited during start-up: {_last_error(node)}")
+        if all(st.get("ready") for st in sts.values()):
+            waiting = (ready(state, sts) if ready else None) or ""
+            if not waiting:
+                return
+        time.sleep(0.1)  # polling other processes
+    raise TestnetError(f"the testnet was not ready within {timeout:.0f} s (waiting for "
+                       f"{waiting}); see the logs in {state.dir}/node*/node.log")
+
+
+def _last_error(node: NodeRecord) -> str:
+    log = Path(node.data_dir) / "stdout.log"
+    try:
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
+def load(directory: Path) -> TestnetState:
+    state = TestnetState.load(directory)
+    if state is None:
+        raise TestnetError(f"no testnet in {directory}; start one with `novacron testnet up -n 5`")
+    return state
+
+
+def down(directory: Path) -> int:
+    state = load(directory)
+    stopped = 0
+    for node in state.nodes:
+        if processes.alive(node.pid):
+            processes.stop(node.pid)
+            stopped += 1
+        node.pid = None
+    state.save()
+    return stopped
+
+
+def _node(state: TestnetState, ref: str) -> NodeRecord:
+    try:
+        return state.node(ref)
+    except KeyError as err:
+        raise TestnetError(str(err.args[0])) from None
+
+
+def kill(directory: Path, ref: str) -> NodeRecord:
+    state = load(directory)
+    node = _node(state, ref)
+    if not processes.send(node.pid, signal.SIGKILL):
+        raise TestnetError(f"{node.name} is not running")
+    while processes.alive(node.pid):
+        processes.reap(node.pid)  # type: ignore[arg-type]
+        time.sleep(0.01)
+    return node
+
+
+def pause(directory: Path, ref: str) -> NodeRecord:
+    state = load(directory)
+    node = _node(state, ref)
+    if processes.state_of(node.pid) != "running":
+        raise TestnetError(f"{node.name} is not running (it is {processes.state_of(node.pid)})")
+    processes.send(node.pid, signal.SIGSTOP)
+    return node
+
+
+def resume(directory: Path, ref: str) -> NodeRecord:
+    state = load(directory)
+    node = _node(state, ref)
+    if processes.state_of(node.pid) != "paused":
+        raise TestnetError(f"{node.name} is not paused (it is {processes.state_of(node.pid)})")
+    processes.send(node.pid, signal.SIGCONT)
+    return node
+
+
+def restart(directory: Path, ref: str, wait: float = 30.0) -> NodeRecord:
+    """Start a node again with its data directory (stopping it first if it still runs)."""
+    state = load(directory)
+    node = _node(state, ref)
+    processes.stop(node.pid)
+    if not processes.port_is_free(node.port):
+        raise TestnetError(f"port {node.port} of {node.name} is taken by another program")
+    node.pid = processes.start(node)
+    state.save()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not processes.alive(node.pid):
+            raise TestnetError(f"{node.name} exited during start-up: {_last_error(node)}")
+        try:
+            if _query(node, "status", timeout=2.0).get("ready"):
+                return node
+        except ControlError:
+            pass
+        time.sleep(0.05)
+    raise TestnetError(f"{node.name} did not become ready within {wait:.0f} s; see {node.data_dir}/node.log")

@@ -1,0 +1,31 @@
+"""When is a local testnet ready, and how a node's status is summarised in one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testnet.local.layout import TestnetState
+
+
+def network_ready(state: TestnetState, statuses: dict[str, Any]) -> str | None:
+    """None when every node answers and reports healthy; otherwise what we still wait for."""
+    for name, st in statuses.items():
+        if "error" in st or st.get("process") != "running":
+            return f"{name} to answer"
+        if st.get("health") != "ok":
+            return f"{name}: {st.get('health')}"
+    return None
+
+
+def summarize(st: dict[str, Any]) -> str:
+    if st.get("process") != "running":
+        return f"{'-':>5}  {st.get('process', 'unknown')}"
+    if "error" in st:
+        return f"{'-':>5}  not answering: {st['error']}"
+    services = st.get("services", {})
+    peers = services.get("p2p", {}).get("connected", "-")
+    parts = [st.get("health", "?")]
+    for name, sv in services.items():
+        if sv.get("summary"):
+            parts.append(f"{name}: {sv['summary']}")
+    return f"{peers!s:>5}  " + "; ".join(parts)

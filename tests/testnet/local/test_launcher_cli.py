@@ -1,0 +1,49 @@
+"""The testnet commands as a contributor uses them: real daemon processes, only the CLI."""
+
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "daemon"]
+
+
+def tn(directory, *args, timeout=90):
+    return subprocess.run([*CLI, "testnet", *args, "--dir", str(directory)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def testnet_dir(tmp_path):
+    d = tmp_path / "tn"
+    yield d
+    tn(d, "down")
+
+
+def test_up_faults_status_down(testnet_dir):
+    res = tn(testnet_dir, "up", "-n", "3")
+    assert res.returncode == 0, res.stderr
+    assert "is up with 3 nodes" in res.stdout
+    again = tn(testnet_dir, "up", "-n", "3")
+    assert again.returncode == 2 and "already running" in again.stderr
+
+    assert tn(testnet_dir, "kill", "1").stdout.strip() == "killed node1 (SIGKILL)"
+    assert tn(testnet_dir, "pause", "node2").returncode == 0
+    status = tn(testnet_dir, "status").stdout
+    rows = {line.split()[0]: line for line in status.splitlines()[1:]}
+    assert " dead " in rows["node1"] and " paused " in rows["node2"] and " running " in rows["node0"]
+
+    assert tn(testnet_dir, "resume", "2").returncode == 0
+    assert tn(testnet_dir, "restart", "1").returncode == 0
+    status = tn(testnet_dir, "status").stdout
+    assert status.count(" running ") == 3
+
+    res = tn(testnet_dir, "kill", "7")
+    assert res.returncode == 2 and res.stderr.startswith("novacron: no node '7'")
+    assert tn(testnet_dir, "down").stdout.strip() == "stopped 3 nodes"
+
+
+def test_commands_without_a_testnet_say_how_to_start_one(tmp_path):
+    res = tn(tmp_path / "none", "status")
+    assert res.returncode == 2
+    assert "start one with `novacron testnet up -n 5`" in res.stderr
