@@ -11,10 +11,11 @@ Modules:
 - ``sparse``    -- TOPK: the largest magnitudes exactly, as index gaps plus values.
 - ``feedback``  -- ``ErrorFeedback``: per-tensor residuals for repeated lossy sends.
 - ``choice``    -- ``choose_codec``: the codec maximising the transfer-time / error reward for a
-                   predicted link.
+                   predicted link, with the per-codec table that explains it.
+- ``decoders``  -- ``DECODERS``: every entry point that reads untrusted bytes (compression and
+                   tensor), caps bound, for fuzzers.
 
-Every decoder raises only ``protocol.errors.RemoteProtocolError`` subclasses on bad bytes;
-``DECODERS`` lists them (with their caps as keyword arguments) for the protocol fuzzer.
+Every decoder raises only ``protocol.errors.RemoteProtocolError`` subclasses on bad bytes.
 """
 
 from protocol.tensor.choice import CodecChoice, CodecEstimate, choose_codec

@@ -99,7 +99,7 @@ def choose_codec(array: np.ndarray, *, bandwidth: float, latency: float, time_bu
     if not (w1 >= 0 and w2 >= 0) or not candidates:
         raise LocalProtocolError("weights must be >= 0 and candidates non-empty")
     x = np.asarray(array)
-    flat = x.reshape(-1)
+    flat = np.ascontiguousarray(x.reshape(-1), dtype=x.dtype.newbyteorder("<"))
     is_float = x.dtype.newbyteorder("<") in FLOAT_DTYPES
     finite, largest = _magnitude(flat) if is_float else (True, 0.0)
     sample = _sample(flat, candidates, sample_elements)

@@ -87,7 +87,8 @@ class ErrorFeedback:
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise MalformedMessage(f"error feedback state is not msgpack: {exc}") from None
         if not isinstance(entries, dict) or not all(
-                isinstance(name, str) and isinstance(blob, bytes) for name, blob in entries.items()):
+                isinstance(name, str) and isinstance(blob, bytes)
+                for name, blob in entries.items()):
             raise MalformedMessage("error feedback state must map tensor names to bytes")
         if msgpack.packb(dict(sorted(entries.items())), use_bin_type=True) != bytes(data):
             # sorted keys, no duplicates, shortest encodings: one state has one byte string

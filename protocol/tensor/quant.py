@@ -8,7 +8,8 @@ Block scales cost one byte each. Within a tensor, scales are ``ref * 2**(-c/16)`
 in the header as float32. Encoding picks, per block, the *smallest grid scale that is at least
 the ideal one*, so rounding the scale never clips a value; it widens the step by at most
 2**(1/16) (4.4%, 2.2% on average) for blocks within 2**-15.9 of the largest (smaller blocks use
-the smallest grid scale that still covers them). A float32 scale per block would cost 4x the
+the smallest grid scale that still covers them, and scales below float32's normal range,
+~1e-38, are the next subnormal up). A float32 scale per block would cost 4x the
 bytes, and at INT4's block of 16 those bytes alone would keep it under 7x.
 
 Per codec, with ``s_b`` the decoded block scale and ``|x|max`` the block's largest magnitude:
@@ -78,13 +79,19 @@ def scale_table(ref: float) -> np.ndarray:
 def encode_scales(ideal: np.ndarray, limit: float) -> tuple[float, np.ndarray, np.ndarray, bool]:
     """Codes for ideal block scales: ``(ref, codes, scales, clamped)``.
 
-    ``scales[i]`` is the smallest table entry ``>= ideal[i]``; ``clamped`` says ``ref`` had to
-    be lowered to ``limit`` (values then need clipping: it only happens within 1% of the dtype's
-    largest value).
+    ``ideal`` is float64 (exact: float32 ``absmax / 127`` would round subnormal scales down,
+    even to zero). ``scales[i]`` is the smallest table entry ``>= ideal[i]``; ``clamped`` says
+    ``ref`` had to be lowered to ``limit`` (values then need clipping: it only happens within a
+    few ulps of float32's largest value).
     """
+    ideal = ideal.astype(np.float64, copy=False)
     ref = float(ideal.max()) if ideal.size else 0.0
     clamped = ref > limit
-    ref = min(ref, limit)
+    wanted = min(ref, limit)
+    ref32 = _F32(wanted)
+    if float(ref32) < wanted:  # round the header's float32 up, so entry 0 covers every block
+        ref32 = np.nextafter(ref32, _F32(np.inf))
+    ref = float(ref32)
     table = scale_table(ref)
     if ref == 0.0:
         codes = np.full(ideal.shape, ZERO_CODE, dtype=np.uint8)
@@ -93,7 +100,7 @@ def encode_scales(ideal: np.ndarray, limit: float) -> tuple[float, np.ndarray, n
     # to it; the few it misses (rounding at a boundary, entries that underflowed) get an exact
     # sorted search, which would be ~10x slower for every block.
     with np.errstate(divide="ignore", invalid="ignore"):
-        guess = np.floor(STEPS_PER_OCTAVE * np.log2(ref / ideal.astype(np.float64)))
+        guess = np.floor(STEPS_PER_OCTAVE * np.log2(ref / ideal))
     codes = np.clip(np.nan_to_num(guess, posinf=ZERO_CODE - 1), 0, ZERO_CODE - 1).astype(np.intp)
     above = np.minimum(codes + 1, ZERO_CODE - 1)
     wrong = (table[codes] < ideal) | ((codes < ZERO_CODE - 1) & (table[above] >= ideal))
@@ -173,7 +180,7 @@ def _absmax(xb: np.ndarray) -> np.ndarray:
     """Per block largest magnitude (max of the bit patterns with the sign cleared)."""
     if xb.size == 0:
         return np.zeros(0, dtype=_F32)
-    top = (xb.view(np.uint32) & np.uint32(0x7FFFFFFF)).max(axis=1)
+    top: np.ndarray = (xb.view(np.uint32) & np.uint32(0x7FFFFFFF)).max(axis=1)
     _check_finite(top)
     return top.view(_F32)
 
@@ -184,16 +191,19 @@ def _check_finite(magnitude_bits: np.ndarray) -> None:
                                  " send NaN/inf with LOSSLESS or FLOAT16")
 
 
-def _reciprocal(scales: np.ndarray) -> np.ndarray:
-    inv = np.zeros_like(scales)
-    np.divide(_F32(1), scales, out=inv, where=scales != 0)
-    return inv
+def _divide(xb: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``xb / scales`` per block; zero blocks (scale 0) give 0.
+
+    A true division, not a multiplication by ``1 / s``: the reciprocal of a subnormal scale
+    overflows to inf. numpy divides as fast as it multiplies here (memory bound).
+    """
+    return xb / np.where(scales == 0, _F32(1), scales)[:, None]
 
 
 def _encode_int8(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
     absmax = _absmax(xb)
-    ref, codes, scales, clamped = encode_scales(absmax / _F32(_INT8_MAX), limit)
-    q = xb * _reciprocal(scales)[:, None]
+    ref, codes, scales, clamped = encode_scales(absmax.astype(np.float64) / _INT8_MAX, limit)
+    q = _divide(xb, scales)
     np.rint(q, out=q)
     if clamped:  # otherwise |x / s| <= 127 * (1 + 2**-21) already
         np.clip(q, -_INT8_MAX, _INT8_MAX, out=q)
@@ -202,10 +212,10 @@ def _encode_int8(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
 
 def _encode_int4(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
     absmax, extreme_negative = _extremes(xb)
-    ref, codes, scales, _ = encode_scales(absmax / _F32(_INT4_MAX), limit)
+    ref, codes, scales, _ = encode_scales(absmax.astype(np.float64) / _INT4_MAX, limit)
     negative = ~extreme_negative & (codes != ZERO_CODE)  # largest element positive: flip
     signed = np.where(negative, -scales, scales)
-    q = xb * _reciprocal(signed)[:, None]
+    q = _divide(xb, signed)
     np.rint(q, out=q)
     np.clip(q, -_INT4_MAX, _INT4_MAX - 1, out=q)
     q += _INT4_MAX
@@ -218,7 +228,8 @@ def _encode_int4(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
 def _encode_sign1(xb: np.ndarray, n: int, limit: float) -> tuple[list[bytes], float]:
     nb, block = xb.shape
     magnitudes = np.abs(xb)
-    sums = magnitudes.sum(axis=1)
+    with np.errstate(over="ignore"):
+        sums = magnitudes.sum(axis=1)
     if not np.isfinite(sums).all():
         if not np.isfinite(magnitudes).all():
             _absmax(xb)  # raises the finite-values error
@@ -226,8 +237,7 @@ def _encode_sign1(xb: np.ndarray, n: int, limit: float) -> tuple[list[bytes], fl
     counts = np.full(nb, block, dtype=np.float64)
     if nb:
         counts[-1] = n - (nb - 1) * block
-    ideal = (sums / counts).astype(_F32)
-    ref, codes, _, _ = encode_scales(ideal, limit)
+    ref, codes, _, _ = encode_scales(sums / counts, limit)
     bits = np.packbits(xb < 0, axis=None, bitorder="little")
     return [codes.tobytes(), bits.tobytes()], ref
 
@@ -238,7 +248,8 @@ def _decode_int8(payload: bytes, nb: int, block: int, n: int, scales: np.ndarray
         raise CodecError("INT8 value -128 is outside the symmetric range -127..127")
     if q[n:].any():
         raise CodecError("INT8 padding after the last element is not zero")
-    return np.multiply(q.reshape(nb, block), scales[:, None], dtype=_F32)
+    out: np.ndarray = np.multiply(q.reshape(nb, block), scales[:, None], dtype=_F32)
+    return out
 
 
 def _decode_int4(payload: bytes, nb: int, block: int, n: int, scales: np.ndarray) -> np.ndarray:
@@ -264,10 +275,10 @@ def _decode_sign1(payload: bytes, nb: int, block: int, n: int, scales: np.ndarra
     negative = np.unpackbits(bits, bitorder="little")
     if negative[n:].any():
         raise CodecError("SIGN1 padding bits after the last element are not zero")
-    signs = negative.astype(_F32)
+    signs: np.ndarray = negative.astype(_F32)
     signs *= _F32(-2)
     signs += _F32(1)
-    signs = signs.reshape(nb, block)
-    signs *= scales[:, None]
-    return signs
+    blocks = signs.reshape(nb, block)
+    blocks *= scales[:, None]
+    return blocks
 

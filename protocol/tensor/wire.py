@@ -204,7 +204,8 @@ def _check_params(header: TensorHeader, elements: int) -> None:
                              f"{MIN_BLOCK}..{MAX_BLOCK}")
         limit = max_scale(codec, header.dtype)
         if not (math.isfinite(header.scale) and 0.0 <= header.scale <= limit):
-            raise CodecError(f"{codec.name} reference scale {header.scale!r} is not in [0, {limit}]")
+            raise CodecError(
+                f"{codec.name} reference scale {header.scale!r} is not in [0, {limit}]")
     else:
         if header.block_size != 0:
             raise CodecError(f"{codec.name} has no block size, got {header.block_size}")
