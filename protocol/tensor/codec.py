@@ -19,8 +19,9 @@ TOPK        -      the ``ceil(density * n)`` largest magnitudes exactly, zero el
 Lossy codecs take float16/32/64 arrays with finite values (FLOAT16 also passes inf and NaN)
 and decode to the source dtype and shape; anything else raises ``LocalProtocolError`` on the
 sending side. Decoding untrusted bytes raises only ``RemoteProtocolError`` subclasses: the header
-is checked against the caps first, then the CRC, then the payload is decompressed to exactly the
-size the header implies (never more), then the codec checks its payload. Peak memory is a small
+is checked against the caps first, then the payload's length against what the header implies,
+then the CRC, then the payload is decompressed to exactly the size the header implies (never
+more), then the codec checks its payload. Peak memory is a small
 multiple of the decoded array (at most ~3x ``max_bytes`` for float64 output).
 """
 
@@ -33,10 +34,10 @@ import numpy as np
 from protocol.compression import compress, decompress
 from protocol.errors import CodecError, LocalProtocolError, MessageTooLarge
 from protocol.tensor import lossless, quant, sparse
-from protocol.tensor.wire import (BLOCK_CODECS, DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS,
-                                  FLOAT_DTYPES, LOSSY_CODECS, MAX_BLOCK, MAX_NDIM, MIN_BLOCK,
-                                  Codec, TensorHeader, check_crc, pack_header, read_header, seal,
-                                  wire_dtype)
+from protocol.tensor.wire import (BLOCK_CODECS, CRC_SIZE, DEFAULT_MAX_BYTES,
+                                  DEFAULT_MAX_ELEMENTS, FLOAT_DTYPES, LOSSY_CODECS, MAX_BLOCK,
+                                  MAX_NDIM, MIN_BLOCK, Codec, TensorHeader, check_crc,
+                                  pack_header, read_header, seal, wire_dtype)
 
 DEFAULT_BLOCK: dict[Codec, int] = {Codec.INT8: 128, Codec.INT4: 16, Codec.SIGN1: 128}
 DEFAULT_DENSITY = 0.01
@@ -129,11 +130,11 @@ def decode_tensor_with_header(data: bytes | bytearray | memoryview, *,
     """Like ``decode_tensor``, also returning the header (codec, block size, scale, k)."""
     header, start = read_header(data, max_elements=max_elements, max_bytes=max_bytes)
     expected = raw_payload_size(header)
-    body = check_crc(data)
-    payload = body[start:]
-    if len(payload) > expected + expected // 128 + _ZSTD_SLACK:
-        raise MessageTooLarge(f"tensor payload of {len(payload)} bytes is too long for"
+    carried = len(memoryview(data).cast("B")) - start - CRC_SIZE
+    if carried > expected + expected // 128 + _ZSTD_SLACK:  # before hashing it all
+        raise MessageTooLarge(f"tensor payload of {carried} bytes is too long for"
                               f" {expected} raw bytes")
+    payload = check_crc(data)[start:]
     raw = decompress(payload, max_size=expected)
     if len(raw) != expected:
         raise CodecError(f"{header.codec.name} payload has {len(raw)} bytes; the header implies"
