@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from protocol.compression import compress, decompress
+from protocol.compression import compress_parts, decompress
 from protocol.errors import CodecError, LocalProtocolError, MessageTooLarge
 from protocol.tensor import lossless, quant, sparse
 from protocol.tensor.wire import (BLOCK_CODECS, CRC_SIZE, DEFAULT_MAX_BYTES,
@@ -103,17 +103,17 @@ def encode_tensor(array: np.ndarray, spec: CodecSpec | Codec = Codec.LOSSLESS) -
     flat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
     scale, k = 0.0, 0
     if spec.codec is Codec.LOSSLESS:
-        parts = lossless.encode_lossless(flat)
+        payload = lossless.encode_lossless(flat)
     elif spec.codec is Codec.FLOAT16:
-        parts = lossless.encode_float16(flat)
+        payload = lossless.encode_float16(flat)
     elif spec.codec is Codec.TOPK:
-        parts, k = sparse.encode(flat, spec.density)
+        payload, k = sparse.encode(flat, spec.density)
     else:
-        parts, scale = quant.encode(spec.codec, flat, spec.block_size)
+        payload, scale = quant.encode(spec.codec, flat, spec.block_size)
     header = TensorHeader(spec.codec, dtype, tuple(int(d) for d in x.shape),
                           spec.block_size, scale, k)
-    raw = parts[0] if len(parts) == 1 else b"".join(parts)
-    return seal([pack_header(header), compress(raw, spec.level, sample_check=False)])
+    method, body = compress_parts(payload.data, spec.level, sample_check=False)
+    return seal([pack_header(header), bytes((method,)), body])
 
 
 def decode_tensor(data: bytes | bytearray | memoryview, *,

@@ -23,12 +23,17 @@ from protocol.tensor.wire import TensorHeader
 _F16 = np.dtype("<f2")
 
 
-def shuffle(x: np.ndarray) -> bytes:
-    """The byte planes of the flat little-endian array ``x``, one after another."""
+def shuffle(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The byte planes of the flat little-endian array ``x``, one after another (uint8).
+
+    Writes into ``out`` (``x.nbytes`` uint8) when given, so callers can build one payload.
+    """
     width = x.dtype.itemsize
-    if width == 1:
-        return x.tobytes()
-    return x.view(np.uint8).reshape(x.size, width).T.tobytes()
+    planes = x.view(np.uint8).reshape(x.size, width).T
+    if out is None:
+        out = np.empty(x.nbytes, dtype=np.uint8)
+    out.reshape(width, x.size)[...] = planes
+    return out
 
 
 def unshuffle(data: bytes | memoryview, dtype: np.dtype, count: int, offset: int = 0) -> np.ndarray:
@@ -40,9 +45,9 @@ def unshuffle(data: bytes | memoryview, dtype: np.dtype, count: int, offset: int
     return planes.reshape(width, count).T.copy().view(dtype).reshape(count)
 
 
-def encode_lossless(x: np.ndarray) -> list[bytes]:
-    """Payload parts for LOSSLESS."""
-    return [shuffle(x)]
+def encode_lossless(x: np.ndarray) -> np.ndarray:
+    """Payload for LOSSLESS."""
+    return shuffle(x)
 
 
 def decode_lossless(header: TensorHeader, payload: bytes) -> np.ndarray:
@@ -53,8 +58,8 @@ def decode_lossless(header: TensorHeader, payload: bytes) -> np.ndarray:
     return out
 
 
-def encode_float16(x: np.ndarray) -> list[bytes]:
-    """Payload parts for FLOAT16; refuses finite values that half precision cannot hold."""
+def encode_float16(x: np.ndarray) -> np.ndarray:
+    """Payload for FLOAT16; refuses finite values that half precision cannot hold."""
     with np.errstate(over="ignore"):
         half = x.astype(_F16)
     if not np.isfinite(half).all():
@@ -63,7 +68,7 @@ def encode_float16(x: np.ndarray) -> list[bytes]:
             worst = float(np.abs(x[overflow]).max())
             raise LocalProtocolError(f"FLOAT16 cannot hold {worst:g} (largest half is 65504);"
                                      " use LOSSLESS or INT8")
-    return [shuffle(half)]
+    return shuffle(half)
 
 
 def decode_float16(header: TensorHeader, payload: bytes) -> np.ndarray:

