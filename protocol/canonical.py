@@ -59,8 +59,25 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise MalformedMessage(f"msgpack extension type {code} is not allowed")
 
 
-def unpackb(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE, max_items: int = 65536) -> Any:
-    """Decode untrusted msgpack with hard limits. Raises only ``RemoteProtocolError`` kinds."""
+def _sorted_pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that admits only canonical maps: str keys in strictly sorted order."""
+    prev = None
+    for key, _ in pairs:
+        if type(key) is not str:
+            raise MalformedMessage("map keys must be strings")
+        if prev is not None and key <= prev:
+            raise MalformedMessage("map keys are not in canonical (sorted, unique) order")
+        prev = key
+    return dict(pairs)
+
+
+def unpackb(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE, max_items: int = 65536,
+            canonical_maps: bool = False) -> Any:
+    """Decode untrusted msgpack with hard limits. Raises only ``RemoteProtocolError`` kinds.
+
+    ``canonical_maps`` rejects maps whose keys are not sorted strings; with it, the decoded value
+    re-encodes with ``packb(value, maps=False)`` to the same bytes iff the input was canonical.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedMessage("expected bytes")
     if len(data) > max_size:
@@ -77,6 +94,7 @@ def unpackb(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE, max_items: int = 6
             max_array_len=max_items,
             max_map_len=max_items,
             max_ext_len=0,
+            object_pairs_hook=_sorted_pairs if canonical_maps else None,
         )
     except MalformedMessage:
         raise

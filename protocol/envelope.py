@@ -137,7 +137,7 @@ def open_envelope(
         raise MalformedMessage(f"envelope format {data[2]} is not supported (this node speaks 1)")
     signature = data[3:HEADER_SIZE]
     payload = data[HEADER_SIZE:]
-    fields = unpackb(payload, max_size=max_size)
+    fields = unpackb(payload, max_size=max_size, canonical_maps=True)
     if type(fields) is not list or len(fields) != 8:
         raise MalformedMessage("envelope payload must be an array of 8 fields")
     version, net, type_name, sender, context, seq, timestamp_ms, body = fields
@@ -154,7 +154,7 @@ def open_envelope(
     _header_int(seq, "seq")
     _header_int(timestamp_ms, "timestamp", (1 << 63) - 1)
     msg = registry.decode(type_name, version, body)
-    if packb(fields) != payload:
+    if packb(fields, maps=False) != payload:  # maps were checked sorted while unpacking
         raise MalformedMessage("envelope payload is not in canonical form")
     if now_ms is not None and abs(now_ms - timestamp_ms) > max_skew_ms:
         raise StaleMessage(

@@ -9,6 +9,8 @@ Sections (each a function returning a dict; add one by adding it to ``SECTIONS``
 - ``tensor``: every tensor codec on 16 MiB of normal and of Laplace float32: ratio vs raw,
   relative L2 error, encode and decode MB/s (best of 5), with raw zstd level 1 on the same bytes
   as the baseline, and the issue's targets as ``{target, value, passed}`` entries.
+- ``envelope``: seal + open (encode, sign, verify, decode, replay window) of 1 KiB bodies next
+  to bare pynacl sign + verify of the same bytes, in interleaved rounds.
 - ``choice``: what ``choose_codec`` picks for a 10 Gbit/s and a 1 Mbit/s link, and its cost.
 
 MB is 10**6 bytes of the *raw* input, for encode and decode alike, so speeds compare directly.
@@ -167,7 +169,53 @@ def section_choice(seed: int) -> dict[str, Any]:
     return out
 
 
+def section_envelope(seed: int) -> dict[str, Any]:
+    """Envelope encode+sign+verify+decode of 1 KiB bodies vs bare pynacl sign+verify."""
+    import random
+
+    import nacl.bindings
+
+    from protocol.envelope import EnvelopeOpener, EnvelopeSealer
+    from protocol.identity import NodeIdentity
+    from protocol.messages.blobs import BlobChunk
+
+    rng = random.Random(seed)
+    ident = NodeIdentity(rng.randbytes(32))
+    body = rng.randbytes(1024)
+    msg = BlobChunk(b"\x01" * 32, 0, len(body), body)
+    secret = ident.seed + ident.public_key
+    n = 2000
+
+    def bare() -> None:
+        for _ in range(n):
+            sig = nacl.bindings.crypto_sign(body, secret)[:64]
+            nacl.bindings.crypto_sign_open(sig + body, ident.public_key)
+
+    sealer = EnvelopeSealer(ident, "novacron-bench", context=1)
+    opener = EnvelopeOpener("novacron-bench")
+
+    def envelope() -> None:
+        for _ in range(n):
+            opener.open(sealer.seal(msg, timestamp_ms=1), now_ms=1)
+
+    # Interleaved rounds, best of each: both see the same machine load.
+    t_bare = t_env = float("inf")
+    for _ in range(REPEATS + 2):
+        t_bare = min(t_bare, _best_seconds(bare, 1)[0])
+        t_env = min(t_env, _best_seconds(envelope, 1)[0])
+    ratio = t_env / t_bare
+    return {
+        "body_bytes": len(body),
+        "envelope_per_s": round(n / t_env),
+        "bare_sign_verify_per_s": round(n / t_bare),
+        "envelope_us": round(t_env / n * 1e6, 1),
+        "bare_us": round(t_bare / n * 1e6, 1),
+        "targets": [_target("envelope cost / bare sign+verify <= 1.5", round(ratio, 3), ratio <= 1.5)],
+    }
+
+
 SECTIONS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "envelope": section_envelope,
     "compression": section_compression,
     "tensor": section_tensor,
     "choice": section_choice,

@@ -180,3 +180,16 @@ def test_non_canonical_encoding_is_rejected():
 def test_junk(junk):
     with pytest.raises(RemoteProtocolError):
         open_envelope(junk, network=NET)
+
+
+def test_unsorted_map_inside_a_free_form_field_is_not_canonical():
+    import msgpack
+
+    from protocol.messages.crdt import CrdtState
+
+    data = sealed(CrdtState(object="caps", state={"a": 1, "b": 2}))
+    fields = unpackb(data[HEADER_SIZE:])
+    fields[7][1] = {"b": 2, "a": 1}  # same map, keys out of order
+    payload = msgpack.packb(fields, use_bin_type=True)
+    with pytest.raises(MalformedMessage, match="canonical"):
+        open_envelope(data[:HEADER_SIZE] + payload, network=NET)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tensor_bounds import check_quantized
+from tests.protocol.tensor.tensor_bounds import check_quantized
 
 from protocol.errors import LocalProtocolError
 from protocol.tensor import (Codec, CodecSpec, decode_tensor, decode_tensor_with_header,
