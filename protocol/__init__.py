@@ -15,9 +15,13 @@ Modules:
 - ``envelope``    -- signed envelopes: ``seal`` / ``open_envelope``, ``EnvelopeSealer`` /
                      ``EnvelopeOpener``.
 - ``replay``      -- the per-sender sliding replay window.
+- ``compression`` -- zstd with a hard cap on decompressed size; sent raw when zstd does not pay.
+- ``tensor``      -- numpy arrays on the wire (lossless, float16, blockwise int8/int4/sign1,
+                     top-k), error feedback, and the codec choice for a link.
 """
 
 from protocol import messages
+from protocol.compression import compress, decompress
 from protocol.envelope import Envelope, EnvelopeOpener, EnvelopeSealer, open_envelope, seal
 from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from protocol.identity import NodeId, NodeIdentity, PublicIdentity, node_id_from_public_key
@@ -25,7 +29,7 @@ from protocol.replay import ReplayWindow
 from protocol.schema import REGISTRY, message
 
 __all__ = [
-    "REGISTRY", "Envelope", "EnvelopeOpener", "EnvelopeSealer", "LocalProtocolError", "NodeId",
+    "REGISTRY", "compress", "decompress", "Envelope", "EnvelopeOpener", "EnvelopeSealer", "LocalProtocolError", "NodeId",
     "NodeIdentity", "ProtocolError", "PublicIdentity", "RemoteProtocolError", "ReplayWindow",
     "message", "messages", "node_id_from_public_key", "open_envelope", "seal",
 ]
