@@ -2,5 +2,6 @@
 
 Subpackages:
 
-- ``cli``  -- the ``novacron`` command line.
+- ``cli``     -- the ``novacron`` command line.
+- ``attest``  -- hardware attestation (TPM 2.0, SEV-SNP, TDX): detection, evidence, verification.
 """
