@@ -51,7 +51,8 @@ class LocalAttester:
                 return Answer(evidence, ())
             except TsmError as err:
                 reasons.append(f"configfs-tsm: {err}")
-        tcti = self.tcti or (f"device:{detection.tpm.path}" if detection.tpm.available else None)
+        tcti = self.tcti or (f"device:{self.probe.path(detection.tpm.path)}"
+                             if detection.tpm.path is not None else None)
         if tcti is not None:
             missing = missing_tools()
             if missing:

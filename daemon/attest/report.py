@@ -29,6 +29,7 @@ from daemon.attest.statement import VerifierStatement, attested_level
 from daemon.attest.tpm.structures import HASH_NAMES
 from daemon.attest.wire import as_map, get_list, get_str, packb, str_list, unpackb
 from protocol.errors import MalformedMessage
+from protocol.identity import node_id_from_public_key
 
 MAX_REASONS = 32
 MAX_REASON_LEN = 400
@@ -104,8 +105,8 @@ class AttestationReport:
         out = [f"kind: {self.kind.value}", f"evidence: {describe_evidence(self.evidence)}"]
         if self.verified_by:
             out.append("verified_by:")
-            out += [f"  - {s.verifier.hex()[:16]}… level {s.level.name} at {s.checked_at}"
-                    for s in self.verified_by]
+            out += [f"  - {node_id_from_public_key(s.verifier)}: {s.level.name} at "
+                    f"{s.checked_at}" for s in self.verified_by]
         else:
             out.append("verified_by: nobody yet (peers verify evidence against their own nonce)")
         out.append("reasons:" if self.reasons else "reasons: none")

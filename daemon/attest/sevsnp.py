@@ -39,7 +39,7 @@ from daemon.attest.bytereader import ByteReader
 from daemon.attest.evidence import SnpEvidence
 from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
-from daemon.attest.x509chain import chain_to_anchor, load_certificate
+from daemon.attest.x509chain import chain_to_anchor, load_certificate, public_key_of
 from protocol.errors import MalformedMessage
 
 REPORT_SIZE = 0x4A0
@@ -220,7 +220,7 @@ def vcek_tcb_check(vcek: x509.Certificate, report: SnpReport) -> Check:
 
 
 def signature_check(key_cert: x509.Certificate, report: SnpReport) -> Check:
-    key = key_cert.public_key()
+    key = public_key_of(key_cert)
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp384r1":
         return failed("signature", "the signing certificate's key is not ECDSA P-384")
     if not (0 < report.signature_r < _P384_ORDER and 0 < report.signature_s < _P384_ORDER):

@@ -43,7 +43,7 @@ from daemon.attest.bytereader import ByteReader
 from daemon.attest.evidence import MAX_TDX_QUOTE, TdxEvidence
 from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
-from daemon.attest.x509chain import chain_to_anchor, load_pem_bundle
+from daemon.attest.x509chain import chain_to_anchor, load_pem_bundle, public_key_of
 from protocol.errors import MalformedMessage
 
 HEADER_SIZE = 48
@@ -197,7 +197,7 @@ def tdx_checks(evidence: TdxEvidence, issued_nonce: bytes, node_public_key: byte
         return [*checks, failed("qe-signature", f"PCK certificate chain does not parse: {err}")]
     if not pck_chain:
         return [*checks, failed("qe-signature", "PCK certificate chain is empty")]
-    pck_key = pck_chain[0].public_key()
+    pck_key = public_key_of(pck_chain[0])
     if not isinstance(pck_key, ec.EllipticCurvePublicKey):
         return [*checks, failed("qe-signature", "PCK key is not an ECDSA key")]
     checks.append(passed("qe-signature", "PCK key signs the QE report")

@@ -100,8 +100,10 @@ class Verifier:
     """Issues challenges and verifies answers, each nonce once (see the module docstring)."""
 
     config: VerifierConfig = field(default_factory=VerifierConfig)
-    _outstanding: OrderedDict[bytes, _Outstanding] = field(default_factory=OrderedDict)
-    _consumed: OrderedDict[bytes, float] = field(default_factory=OrderedDict)
+    _outstanding: OrderedDict[bytes, _Outstanding] = field(default_factory=OrderedDict,
+                                                           init=False, repr=False)
+    _consumed: OrderedDict[bytes, float] = field(default_factory=OrderedDict, init=False,
+                                                 repr=False)
 
     def challenge(self, rng: random.Random, now: float, *, ek_public: bytes | None = None,
                   ak_public: bytes | None = None) -> Challenge:

@@ -7,7 +7,7 @@ missing or unknown field, or an oversized value ends in ``MalformedMessage`` (or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgpack
@@ -33,7 +33,7 @@ def unpackb(data: bytes, what: str, max_size: int) -> Any:
         raise MalformedMessage(f"{what}: not valid msgpack ({err})") from None
 
 
-def as_map(obj: Any, what: str, required: set[str], optional: set[str] = frozenset()
+def as_map(obj: Any, what: str, required: set[str], optional: Collection[str] = frozenset()
            ) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise MalformedMessage(f"{what}: expected a map, got {type(obj).__name__}")

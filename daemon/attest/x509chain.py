@@ -15,7 +15,8 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives import hashes
 
 MAX_DEPTH = 5
@@ -48,6 +49,15 @@ def load_pem_bundle(text: bytes) -> list[x509.Certificate]:
     return list(x509.load_pem_x509_certificates(text))
 
 
+def public_key_of(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:
+    """The certificate's key, or None when it is of an unknown type or does not decode
+    (certificates parse lazily, so a damaged key only shows up here)."""
+    try:
+        return cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
 def describe(cert: x509.Certificate) -> str:
     name = cert.subject.rfc4514_string() or f"<empty subject, serial {cert.serial_number}>"
     return name
@@ -71,7 +81,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

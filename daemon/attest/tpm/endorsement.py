@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from daemon.attest.evidence import TpmEvidence
 from daemon.attest.levels import AttestationLevel
@@ -35,7 +36,7 @@ from daemon.attest.result import Check, failed, passed, unchecked
 from daemon.attest.tpm.structures import (ADMIN_WITH_POLICY, DECRYPT, FIXED_PARENT, FIXED_TPM,
                                           RESTRICTED, SENSITIVE_DATA_ORIGIN, SIGN, QuoteInfo,
                                           TpmPublic, hash_name, parse_attest, parse_public)
-from daemon.attest.x509chain import chain_to_anchor, describe, load_certificate
+from daemon.attest.x509chain import chain_to_anchor, describe, load_certificate, public_key_of
 from protocol.errors import MalformedMessage
 
 UNENDORSED = AttestationLevel.TPM_UNENDORSED
@@ -60,7 +61,8 @@ def qualified_name(parent_qualified_name: bytes, public: TpmPublic) -> bytes:
 
 
 def ek_shape_check(ek: TpmPublic) -> Check:
-    need = RESTRICTED | DECRYPT | FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | ADMIN_WITH_POLICY
+    need = (RESTRICTED | DECRYPT | FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN
+            | ADMIN_WITH_POLICY)
     if not ek.has(need) or ek.has(SIGN):
         return failed("ek", f"endorsement key attributes 0x{ek.attributes:08x} are not the TCG "
                       "EK template's (restricted decryption key, fixedTPM, policy admin)",
@@ -89,10 +91,10 @@ def certificate_checks(evidence: TpmEvidence, ek: TpmPublic,
         intermediates = [load_certificate(c) for c in evidence.ek_chain]
     except ValueError as err:
         return [failed("ek-certificate", f"EK certificate does not parse: {err}", UNENDORSED)]
-    try:
-        same_key = cert.public_key().public_numbers() == ek.public_key().public_numbers()  # type: ignore[union-attr]
-    except (AttributeError, MalformedMessage):
-        same_key = False
+    cert_key = public_key_of(cert)
+    same_key = (isinstance(cert_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey))
+                and type(cert_key.public_numbers()) is type(ek.public_key().public_numbers())
+                and cert_key.public_numbers() == ek.public_key().public_numbers())
     if not same_key:
         return [failed("ek-certificate", f"EK certificate ({describe(cert)}, issuer "
                        f"{cert.issuer.rfc4514_string()}) certifies another key than this EK",

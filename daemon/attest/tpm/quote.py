@@ -28,14 +28,13 @@ from daemon.attest.evidence import TpmEvidence
 from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
 from daemon.attest.tpm.eventlog import parse_event_log, replay
-from daemon.attest.tpm.structures import (ALG_ECDSA, ALG_RSAPSS, ALG_RSASSA, DECRYPT, FIXED_PARENT,
-                                          FIXED_TPM, HASH_NAMES, RESTRICTED, SENSITIVE_DATA_ORIGIN,
-                                          SIGN, TPM_GENERATED_VALUE, QuoteInfo, TpmPublic,
-                                          TpmSignature, crypto_hash, digest, parse_attest,
-                                          parse_signature)
+from daemon.attest.tpm.structures import (ALG_ECDSA, ALG_NULL, ALG_RSAPSS, ALG_RSASSA, DECRYPT,
+                                          FIXED_PARENT, FIXED_TPM, HASH_NAMES, RESTRICTED,
+                                          SENSITIVE_DATA_ORIGIN, SIGN, TPM_GENERATED_VALUE,
+                                          QuoteInfo, TpmPublic, TpmSignature, crypto_hash, digest,
+                                          parse_attest, parse_signature)
 from protocol.errors import MalformedMessage
 
-NONE = AttestationLevel.NONE
 TOP = AttestationLevel.TEE  # caps of a check that only informs
 
 
@@ -69,7 +68,8 @@ def verify_signature(ak: TpmPublic, sig: TpmSignature, message: bytes) -> str | 
             key.verify(der, message, ec.ECDSA(algorithm))
     except InvalidSignature:
         return "the signature does not verify with the attestation key"
-    if ak.scheme not in (0x0010, sig.sig_alg) or (ak.scheme_hash and ak.scheme_hash != sig.hash_alg):
+    if ak.scheme not in (ALG_NULL, sig.sig_alg) or (ak.scheme_hash
+                                                    and ak.scheme_hash != sig.hash_alg):
         return "the signature scheme differs from the one the key is restricted to"
     return None
 

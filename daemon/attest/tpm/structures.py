@@ -142,6 +142,8 @@ def parse_public(data: bytes) -> TpmPublic:
     """Parse a ``TPMT_PUBLIC`` (RSA or ECC key)."""
     r = ByteReader(data, "TPMT_PUBLIC", big_endian=True)
     obj_type = r.u16("type")
+    if obj_type not in (ALG_RSA, ALG_ECC):
+        raise MalformedMessage(f"TPMT_PUBLIC: unsupported key type 0x{obj_type:04x}")
     name_alg = r.u16("nameAlg")
     hash_name(name_alg)
     attributes = r.u32("objectAttributes")
@@ -159,17 +161,15 @@ def parse_public(data: bytes) -> TpmPublic:
         return TpmPublic(bytes(data), obj_type, name_alg, attributes, auth_policy, symmetric,
                          scheme, scheme_hash, rsa_bits=bits, rsa_exponent=exponent,
                          rsa_modulus=modulus)
-    if obj_type == ALG_ECC:
-        curve = r.u16("curveID")
-        _scheme(r)  # kdf
-        x = r.sized(2, "ECC x", 66)
-        y = r.sized(2, "ECC y", 66)
-        r.end()
-        if curve not in ECC_CURVES:
-            raise MalformedMessage(f"TPMT_PUBLIC: unsupported ECC curve 0x{curve:04x}")
-        return TpmPublic(bytes(data), obj_type, name_alg, attributes, auth_policy, symmetric,
-                         scheme, scheme_hash, curve=curve, ecc_x=x, ecc_y=y)
-    raise MalformedMessage(f"TPMT_PUBLIC: unsupported key type 0x{obj_type:04x}")
+    curve = r.u16("curveID")
+    _scheme(r)  # kdf
+    x = r.sized(2, "ECC x", 66)
+    y = r.sized(2, "ECC y", 66)
+    r.end()
+    if curve not in ECC_CURVES:
+        raise MalformedMessage(f"TPMT_PUBLIC: unsupported ECC curve 0x{curve:04x}")
+    return TpmPublic(bytes(data), obj_type, name_alg, attributes, auth_policy, symmetric,
+                     scheme, scheme_hash, curve=curve, ecc_x=x, ecc_y=y)
 
 
 def unwrap_tpm2b_public(data: bytes) -> bytes:
