@@ -21,7 +21,8 @@ from daemon.attest.evidence import Challenge, EvidenceBundle, TpmEvidence
 from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Status, VerificationResult
 from daemon.attest.tpm.driver import TpmDriver, TpmError
-from daemon.attest.verify import Verifier, VerifierConfig, load_trusted_certificates
+from daemon.attest.verify import (Verifier, VerifierConfig, load_trusted_certificates,
+                                  verify_evidence)
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import build_event_log
 from tests.daemon.attest.conftest import SoftwareTpm
@@ -260,3 +261,30 @@ def test_cli_writes_and_verifies_an_evidence_bundle(swtpm: SoftwareTpm, tmp_path
     assert other.returncode == 1
     assert f"FAIL      node-key: qualifying data does not bind the key of {OTHER.node_id}" in \
         other.stdout
+
+
+def test_any_corruption_of_a_real_quote_gives_a_result_never_a_crash(driver: TpmDriver,
+                                                                     swtpm: SoftwareTpm) -> None:
+    """Seeded mutations of genuine evidence: every field a peer controls, checked purely."""
+    nonce = bytes(range(32))
+    genuine = driver.attest(nonce, NODE.public_key).evidence
+    rng = random.Random(SEED)
+    fields = ("attest", "signature", "ak_public", "ek_public", "ek_certificate")
+    config = trusting(swtpm.local_ca)
+    for i in range(300):
+        name = fields[i % len(fields)]
+        raw = bytearray(getattr(genuine, name))
+        for _ in range(rng.randint(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        cut = len(raw) if rng.random() < 0.7 else rng.randrange(len(raw) + 1)
+        mutated = dataclasses.replace(genuine, **{name: bytes(raw[:cut])})
+        result = verify_evidence(mutated, nonce=nonce, node_public_key=NODE.public_key,
+                                 config=config, now=NOW)
+        changed = getattr(mutated, name) != getattr(genuine, name)
+        if changed and name in ("attest", "signature"):  # signed, or the signature itself
+            assert result.level is AttestationLevel.NONE, (i, name, result.lines())
+        # Without a credential nothing reaches TPM; an altered AK or EK is caught by its name
+        # (signer-parent, ek-certificate) or by the signature.
+        assert result.level <= AttestationLevel.TPM_UNENDORSED, (i, name)
+        if changed:
+            assert not result.ok, (i, name, result.lines())
