@@ -40,6 +40,7 @@ from daemon.attest.tpm.credential import SECRET_SIZE, make_credential
 from daemon.attest.tpm.endorsement import IssuedCredential, endorsement_checks
 from daemon.attest.tpm.quote import quote_checks
 from daemon.attest.tpm.structures import parse_public
+from daemon.attest.x509chain import load_pem_bundle
 from protocol.errors import MalformedMessage
 
 TOP_LEVEL = {EvidenceKind.TPM2: AttestationLevel.TPM, EvidenceKind.SEV_SNP: AttestationLevel.TEE,
@@ -156,5 +157,5 @@ def load_trusted_certificates(pems: Sequence[bytes]) -> tuple[x509.Certificate, 
     """Certificates from PEM files' contents (a file may hold several); ``ValueError`` if not."""
     certs: list[x509.Certificate] = []
     for pem in pems:
-        certs += x509.load_pem_x509_certificates(pem)
+        certs += load_pem_bundle(pem)
     return tuple(certs)

@@ -23,11 +23,29 @@ MAX_DEPTH = 5
 MAX_CERT_SIZE = 8192
 
 
+def decoded(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` with every field we read decoded now. ``cryptography`` parses names, validity,
+    extensions and keys lazily, so a damaged certificate would otherwise raise deep inside a
+    check; this turns that into one ``ValueError`` at load time."""
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number
+        _ = list(cert.extensions)
+        cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise ValueError(f"certificate does not decode: {err}") from None
+    return cert
+
+
 def load_certificate(data: bytes) -> x509.Certificate:
-    """A DER or PEM certificate; raises ``ValueError`` with the parser's message."""
-    if data.lstrip().startswith(b"-----BEGIN"):
-        return x509.load_pem_x509_certificate(data)
-    return x509.load_der_x509_certificate(trim_der(data))
+    """A DER or PEM certificate, fully decoded; raises ``ValueError`` with the reason."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return decoded(x509.load_pem_x509_certificate(data))
+        return decoded(x509.load_der_x509_certificate(trim_der(data)))
+    except x509.InvalidVersion as err:  # not a ValueError
+        raise ValueError(f"certificate does not decode: {err}") from None
 
 
 def trim_der(data: bytes) -> bytes:
@@ -46,7 +64,10 @@ def trim_der(data: bytes) -> bytes:
 
 def load_pem_bundle(text: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle (e.g. the PCK chain inside a TDX quote)."""
-    return list(x509.load_pem_x509_certificates(text))
+    try:
+        return [decoded(c) for c in x509.load_pem_x509_certificates(text)]
+    except x509.InvalidVersion as err:
+        raise ValueError(f"certificate does not decode: {err}") from None
 
 
 def public_key_of(cert: x509.Certificate) -> CertificatePublicKeyTypes | None:

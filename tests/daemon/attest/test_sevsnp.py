@@ -156,7 +156,7 @@ def test_invalid_fields_are_named(pki: AmdPki, kw: dict[str, int], message: str)
     assert result.checks[0].name == "structure" and result.level is AttestationLevel.NONE
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.data())
 def test_any_corruption_gives_a_result_never_a_crash(pki: AmdPki, data: st.DataObject) -> None:
     raw = bytearray(evidence(pki).report)
@@ -191,3 +191,15 @@ def test_snp_checks_never_see_an_unparsed_vcek(pki: AmdPki) -> None:
     assert status(verify(junk, pki), "signature")[1].startswith("signing certificate does not "
                                                                  "parse")
     assert snp_checks(junk, NONCE, NODE.public_key, (), WHEN)[-1].status is Status.FAIL
+
+
+def test_certificate_damaged_inside_is_a_failed_check(pki: AmdPki) -> None:
+    """However a certificate is damaged (cryptography decodes some parts only when first used),
+    the check fails with the reason instead of raising."""
+    raw = der(pki.vcek)
+    at = raw.index(pki.vcek.subject.public_bytes())
+    damaged = raw[:at] + b"\xfc" + raw[at + 1:]  # SEQUENCE tag -> private constructed tag 28
+    result = verify(dataclasses.replace(evidence(pki), vcek=damaged), pki)
+    s, detail = status(result, "signature")
+    assert s is Status.FAIL and detail.startswith("signing certificate does not parse: ")
+    assert "TbsCertificate::subject" in detail

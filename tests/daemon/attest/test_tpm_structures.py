@@ -85,7 +85,7 @@ def test_bad_signatures() -> None:
         parse_signature(struct.pack(">HH", 0x0001, ALG_SHA256))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(st.binary(max_size=600), st.sampled_from([parse_public, parse_attest, parse_signature]))
 def test_parsers_raise_only_malformed_message(data: bytes, parser) -> None:
     try:
@@ -94,7 +94,7 @@ def test_parsers_raise_only_malformed_message(data: bytes, parser) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.integers(0, len(attest()) - 1))
 def test_every_truncation_of_a_quote_is_refused(cut: int) -> None:
     with pytest.raises(MalformedMessage):
