@@ -9,7 +9,7 @@ Modules and subpackages:
 - ``storage``  -- the data directory, key file, SQLite database.
 - ``control``  -- the JSON-RPC control socket (server and client).
 - ``cli``      -- the ``novacron`` command line.
-- ``attest``   -- hardware attestation.
+- ``attest``   -- hardware attestation (TPM 2.0, SEV-SNP, TDX): detection, evidence, verification.
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,43 @@
-"""Hardware attestation (filled in by the attestation issue).
+"""Hardware attestation: real evidence where the machine supports it, and why not where not.
 
-- ``levels`` -- the ordered attestation levels a job can require.
+This machine's side (I/O):
+
+- ``probe``    -- read-only filesystem view (real root or a fake one for tests).
+- ``detect``   -- which of TPM 2.0, configfs-tsm, SEV-SNP, TDX are usable, and why not.
+- ``facts``    -- CPU, memory, OS: self-reported, labelled so.
+- ``tsm``      -- TEE evidence through configfs-tsm (Linux 6.7+).
+- ``tpm.driver`` -- TPM quotes and credential activation through tpm2-tools.
+- ``collect``  -- ``LocalAttester``: answers challenges, builds the capability record's report.
+
+The verifier's side (pure: no I/O, no clock, randomness passed in):
+
+- ``binding``  -- report data / qualifying data from nonce and node key.
+- ``evidence`` -- evidence, challenge and evidence-file formats (msgpack, validated).
+- ``tpm.structures``, ``tpm.quote``, ``tpm.endorsement``, ``tpm.credential``,
+  ``tpm.eventlog`` -- TPM 2.0 parsing and checks, EK/AK binding, event-log replay.
+- ``sevsnp``, ``tdx`` -- AMD SEV-SNP report and Intel TDX quote parsers and checks.
+- ``x509chain`` -- certificate paths to configured roots.
+- ``verify``   -- ``Verifier`` (nonces, replay) and ``verify_evidence`` -> ``VerificationResult``.
+- ``result``   -- checks and the rule that turns them into a level.
+- ``report``   -- ``AttestationReport`` {kind, evidence, verified_by, reasons, self_reported}.
+- ``statement`` -- verifiers' signed statements and the level a scheduler may rely on.
+- ``levels``   -- the ordered attestation levels a job can require.
 """
 
+from daemon.attest.collect import Answer, LocalAttester
+from daemon.attest.detect import Detection, detect
+from daemon.attest.evidence import (Challenge, EvidenceBundle, EvidenceKind, SnpEvidence,
+                                    TdxEvidence, TpmEvidence)
 from daemon.attest.levels import AttestationLevel
+from daemon.attest.probe import FsProbe
+from daemon.attest.report import AttestationReport
+from daemon.attest.result import Check, Status, VerificationResult
+from daemon.attest.statement import VerifierStatement, attested_level, sign_statement
+from daemon.attest.verify import Verifier, VerifierConfig, verify_evidence
 
-__all__ = ["AttestationLevel"]
+__all__ = [
+    "Answer", "AttestationLevel", "AttestationReport", "Challenge", "Check", "Detection",
+    "EvidenceBundle", "EvidenceKind", "FsProbe", "LocalAttester", "SnpEvidence", "Status",
+    "TdxEvidence", "TpmEvidence", "VerificationResult", "Verifier", "VerifierConfig",
+    "VerifierStatement", "attested_level", "detect", "sign_statement", "verify_evidence",
+]

@@ -10,12 +10,16 @@ from enum import IntEnum
 
 class AttestationLevel(IntEnum):
     NONE = 0
-    """No hardware evidence (or evidence that failed verification). Facts are self-reported."""
+    """No hardware evidence, evidence that failed verification, or TEE evidence whose signing
+    key does not chain to a configured vendor root (there is no "unendorsed TEE" level: a
+    self-made VCEK or PCK proves nothing). Facts are self-reported."""
     TPM_UNENDORSED = 1
     """A TPM quote that verifies (signature, nonce, key binding, PCRs) but whose endorsement key
     does not chain to a configured CA: a software TPM, or a CA list left empty."""
     TPM = 2
-    """A TPM quote that verifies and whose endorsement key chains to a trusted CA."""
+    """A TPM quote that verifies, whose endorsement key chains to a trusted CA, and whose
+    attestation key was proven (by credential activation) to live in that EK's TPM."""
     TEE = 3
-    """A confidential-VM report (SEV-SNP, TDX) bound to the node key, verified as far as offline
-    checks allow (what is left unchecked is listed in the verification result)."""
+    """A confidential-VM report (SEV-SNP, TDX) bound to the node key, signed by a key that chains
+    to a configured AMD or Intel root, verified as far as offline checks allow (what is left
+    unchecked, such as TCB currency and revocation, is listed in the verification result)."""

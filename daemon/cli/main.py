@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from daemon.cli.errors import CliError
 
 # Command-group modules, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("daemon.cli.identity", "daemon.cli.node", "daemon.cli.testnet")
+COMMAND_MODULES: tuple[str, ...] = (
+    "daemon.cli.identity", "daemon.cli.node", "daemon.cli.testnet", "daemon.cli.attest",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
