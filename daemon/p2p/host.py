@@ -255,10 +255,16 @@ class P2PHost:
             return False
 
     def on_peer(self, connected: Callable[[str], None], disconnected: Callable[[str], None]) -> None:
-        """Call ``connected(node_id)`` / ``disconnected(node_id)`` as peers come and go."""
+        """Call ``connected(node_id)`` / ``disconnected(node_id)`` as peers come and go.
+
+        Once per peer transition (not per connection); not called while the host shuts down.
+        Callbacks must not block; exceptions are logged and ignored.
+        """
         self._peer_callbacks.append((connected, disconnected))
 
     def _on_connection(self, peer: NodeId) -> None:
+        if self._nursery is None:  # shutting down
+            return
         now = trio.current_time()
         if self._book.is_banned(peer, now):
             self._disconnect_soon(peer)
@@ -272,6 +278,8 @@ class P2PHost:
         self._wake.set()
 
     def _on_disconnection(self, peer: NodeId) -> None:
+        if self._nursery is None:  # our own shutdown: no events, the daemon is stopping too
+            return
         swarm = self._swarm
         if swarm is not None and any(not c.is_closed for c in swarm.get_connections(ID.from_base58(peer))):
             return  # another connection to the same peer is still up
@@ -404,6 +412,8 @@ class P2PHost:
             connected_peers=len(self._connected),
             known_peers=len(self._book.snapshot(now)),
             banned_peers=len(self._book.banned(now)),
+            # peers in our mesh per topic, and peers known to be subscribed per topic
             gossip_mesh={t: len(p) for t, p in parts.router.mesh.items()} if parts else {},
+            gossip_peers={t: len(p) for t, p in parts.pubsub.peer_topics.items()} if parts else {},
         )
 
