@@ -29,6 +29,9 @@ class P2PConfig:
     listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
     # Full multiaddrs with /p2p/<node id>; dialled at start and redialled with backoff forever.
     bootstrap: Sequence[str] = ()
+    # Addresses to advertise instead of the listen addresses (behind a port forward); empty:
+    # advertise exactly what we listen on.
+    announce: Sequence[str] = ()
 
     # GossipSub. py-libp2p's heartbeat is 120 s (a mesh takes minutes to form); 1 s is the spec's.
     gossip_heartbeat: float = 1.0
@@ -77,10 +80,12 @@ class P2PConfig:
     _parsed_bootstrap: tuple[Multiaddr, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.listen, str) or isinstance(self.bootstrap, str):
-            raise P2PConfigError("listen and bootstrap are lists of multiaddrs, not one string")
-        object.__setattr__(self, "listen", tuple(self.listen))
-        object.__setattr__(self, "bootstrap", tuple(self.bootstrap))
+        for name in ("listen", "bootstrap", "announce"):
+            if isinstance(getattr(self, name), str):
+                raise P2PConfigError(f"{name} is a list of multiaddrs, not one string")
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for text in self.announce:
+            _parse(text, "announce")
         if not self.listen:
             raise P2PConfigError("listen is empty; give at least one, e.g. /ip4/127.0.0.1/tcp/0")
         object.__setattr__(self, "_parsed_listen", tuple(_parse(a, "listen") for a in self.listen))

@@ -40,6 +40,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
+from multiaddr import Multiaddr
 
 from daemon.p2p.config import GOSSIP_RPC_LIMIT, P2PConfig
 from daemon.p2p.libp2p_fixes import DropCallback, NovaGossipSub, NovaPubsub
@@ -72,7 +73,17 @@ def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swa
     )
     if not isinstance(swarm, Swarm):  # new_swarm is typed as returning the interface
         raise TypeError(f"new_swarm returned {type(swarm).__name__}, expected Swarm")
-    host = BasicHost(network=swarm, enable_mDNS=False, enable_upnp=False, bootstrap=None)
+    announce = [Multiaddr(a) for a in config.announce] or None
+    host = BasicHost(
+        network=swarm,
+        enable_mDNS=False,
+        enable_upnp=False,
+        bootstrap=None,
+        announce_addrs=announce,
+        # Advertise what we listen on (or config.announce), never addresses that peers say they
+        # saw us dial from: on a shared host those are ephemeral ports nobody can dial.
+        disable_identify_address_discovery=True,
+    )
     return swarm, host
 
 

@@ -61,6 +61,13 @@ def parse_peer_addr(text: str) -> tuple[NodeId, str]:
     return NodeId(info.peer_id.to_base58()), str(info.addrs[0])
 
 
+def _peer_id(node: str) -> ID | None:
+    try:
+        return ID.from_base58(node)
+    except Exception:  # base58 and multihash errors come in several types
+        return None
+
+
 class _Events(INotifee):
     """Swarm notifee: connection opened/closed -> P2PHost."""
 
@@ -359,6 +366,9 @@ class P2PHost:
         """
         node = NodeId(peer)
         self._metrics.fault(node, reason)
+        if _peer_id(node) is None:  # not a peer id at all: nobody to ban
+            log.warning("fault %r reported against %r, which is not a peer id", reason, peer)
+            return
         now = trio.current_time() if self._nursery is not None else 0.0
         if self._book.fault(node, now):
             self._metrics.bans[node] += 1

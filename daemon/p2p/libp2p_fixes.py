@@ -80,8 +80,9 @@ class _RerouteHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         target = logging.getLogger(ROUTED_LOGGER + record.name[len(LIBP2P_LOGGER):])
         if target.isEnabledFor(record.levelno):
-            record.name = target.name
-            target.handle(record)
+            routed = logging.makeLogRecord(record.__dict__)  # other handlers may hold `record`
+            routed.name = target.name
+            target.handle(routed)
 
 
 def route_libp2p_logging(level: int | str = logging.WARNING) -> None:

@@ -5,17 +5,25 @@ must not go through gossip. Frames are ``daemon.p2p.framing`` frames.
 
 Outbound: ``send`` never blocks. It puts the frame on a bounded per-(peer, protocol) queue and
 returns False, counting the drop by cause, when it cannot (queue full, unknown or banned peer).
-One task per queue opens the stream on first use, writes frames in order, reopens the stream
-once if a write fails, and exits after ``stream_idle`` seconds without frames. Frames written to
-a stream that then dies are lost (counted as ``send_failed`` when the write itself fails): callers
-on top (PBFT) retransmit; ordering is never broken.
+One task per queue opens the stream on first use and writes frames in order, coalescing whatever
+is queued into one write of up to ``BATCH_BYTES`` (one yamux/Noise record per batch instead of
+per frame). If a write fails it reopens the stream and writes the batch once more; if that fails
+too the batch is dropped and counted (``send_failed``). Delivery is therefore best effort and,
+around a stream failure, a batch can be lost or (rarely, if the first write got through before
+failing) arrive twice: callers on top (PBFT) retransmit and de-duplicate. Order is never broken.
+The task exits after ``stream_idle`` seconds without frames.
 
-Inbound: frames from one stream go to the protocol's handler one at a time, in order; a slow
-handler holds back only that stream (yamux flow control pushes back on the sender). A frame over
-``max_frame`` or a stream ending mid-frame resets the stream and counts a fault against the peer.
-A handler raising ``RemoteProtocolError`` counts ``err.reason`` against the peer and the stream
-goes on; any other exception is our bug: logged with its traceback, counted in
-``handler_errors``, and the stream goes on. Nothing a peer sends can end the node.
+Inbound: frames from a peer on a protocol go to the protocol's handler one at a time, in order,
+even across a stream being replaced (a per-(peer, protocol) lock). A slow handler holds back only
+that peer's stream: yamux flow control pushes back on the sender, whose queue then fills and
+drops (counted). py-libp2p's yamux gives up a write after 5 s without window
+(``YamuxStream.write``), so a handler that stalls a stream for longer gets the stream reset by
+the sender; the frames buffered on it are lost and the sender opens a new one.
+
+A frame over ``max_frame`` or a stream ending mid-frame resets the stream and counts a fault
+against the peer. A handler raising ``RemoteProtocolError`` counts ``err.reason`` against the
+peer and the stream goes on; any other exception is our bug: logged with its traceback, counted
+in ``handler_errors``, and the stream goes on. Nothing a peer sends can end the node.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ FrameHandler = Callable[[NodeId, bytes], Awaitable[None]]
 RequestHandler = Callable[[NodeId, bytes], Awaitable[bytes]]
 
 READ_CHUNK = 64 * 1024
+BATCH_BYTES = 64 * 1024  # queued frames coalesced into one write, up to about this much
 # What a network operation can raise when the peer or the connection goes away.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     BaseLibp2pError,
@@ -59,6 +68,14 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 class _Outbox:
     send: trio.MemorySendChannel[bytes]
     receive: trio.MemoryReceiveChannel[bytes]
+
+
+@dataclass
+class _Inbound:
+    """Serialises a (peer, protocol)'s handler calls across its streams."""
+
+    lock: trio.Lock
+    streams: int = 0
 
 
 def peer_of(stream: INetStream) -> NodeId:
@@ -120,6 +137,7 @@ class FramedStreams:
         self._host: BasicHost | None = None
         self._nursery: trio.Nursery | None = None
         self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
+        self._inbound: dict[tuple[NodeId, str], _Inbound] = {}
         self._handlers: dict[str, FrameHandler] = {}
         self._request_handlers: dict[str, RequestHandler] = {}
 
@@ -195,10 +213,19 @@ class FramedStreams:
                     frame = await box.receive.receive()
                 if frame is None:  # idle; no await since the timeout, so nothing can be queued
                     break
+                batch = [frame]
+                size = len(frame)
+                while size < BATCH_BYTES:
+                    try:
+                        frame = box.receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    batch.append(frame)
+                    size += len(frame)
                 if self._is_banned(peer):
-                    self.metrics.drops["banned"] += 1
+                    self.metrics.drops["banned"] += len(batch)
                     continue
-                data = encode_frame(frame, self.config.max_frame)
+                data = b"".join(encode_frame(f, self.config.max_frame) for f in batch)
                 for attempt in (1, 2):
                     try:
                         if stream is None:
@@ -208,11 +235,11 @@ class FramedStreams:
                         await close_quietly(stream, reset=True)
                         stream = None
                         if attempt == 2:
-                            self.metrics.drops["send_failed"] += 1
-                            log.debug("frame to %s on %s dropped: %r", peer, protocol, err)
+                            self.metrics.drops["send_failed"] += len(batch)
+                            log.debug("%d frames to %s on %s dropped: %r", len(batch), peer, protocol, err)
                     else:
-                        self.metrics.frames_out[protocol] += 1
-                        self.metrics.bytes_out[protocol] += len(frame)
+                        self.metrics.frames_out[protocol] += len(batch)
+                        self.metrics.bytes_out[protocol] += size
                         break
         except Exception:  # our bug: log it, drop this queue, keep the node (next send restarts)
             log.exception("outbound stream task for %s on %s failed", peer, protocol)
@@ -249,6 +276,11 @@ class FramedStreams:
             await close_quietly(stream, reset=True)
             return
         decoder = FrameDecoder(self.config.max_frame)
+        key = (peer, protocol)
+        inbound = self._inbound.get(key)
+        if inbound is None:
+            inbound = self._inbound[key] = _Inbound(trio.Lock())
+        inbound.streams += 1
         try:
             while True:
                 try:
@@ -262,7 +294,8 @@ class FramedStreams:
                 for frame in decoder.feed(data):
                     self.metrics.frames_in[protocol] += 1
                     self.metrics.bytes_in[protocol] += len(frame)
-                    await self._call(handler, peer, frame, protocol)
+                    async with inbound.lock:
+                        await self._call(handler, peer, frame, protocol)
                 if self._is_banned(peer):
                     await close_quietly(stream, reset=True)
                     return
@@ -273,6 +306,10 @@ class FramedStreams:
         except NETWORK_ERRORS as err:  # the peer went away or reset the stream: not a fault
             log.debug("inbound %s stream from %s ended: %r", protocol, peer, err)
             await close_quietly(stream, reset=True)
+        finally:
+            inbound.streams -= 1
+            if inbound.streams == 0 and self._inbound.get(key) is inbound:
+                del self._inbound[key]
 
     async def _call(self, handler: FrameHandler, peer: NodeId, frame: bytes, label: str) -> None:
         try:

@@ -23,6 +23,7 @@ def test_lists_are_accepted_and_frozen_as_tuples():
     [
         ({"bootstrap": ["/ip4/127.0.0.1/tcp/9"]}, "no /p2p/<node id>"),
         ({"bootstrap": "/ip4/127.0.0.1/tcp/9"}, "not one string"),
+        ({"announce": ["/ip4/nonsense"]}, "announce address"),
         ({"listen": ["not an address"]}, "is not a multiaddr"),
         ({"listen": []}, "listen is empty"),
         ({"max_frame": 1024 * 1024}, "max_frame must be"),
