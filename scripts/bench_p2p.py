@@ -289,7 +289,10 @@ async def burst_delivery(seed: int, use_ours: bool, burst: int) -> float:
     # py-libp2p defaults: GossipSub with only the mesh degrees given, default Pubsub.
     config = P2PConfig()
     raw = [build_swarm_and_host(identity(f"d{i}", seed), config)[1] for i in range(3)]
-    routers = [GossipSub(protocols=list(GOSSIP_PROTOCOLS), degree=6, degree_low=4, degree_high=12) for _ in raw]
+    routers = [
+        GossipSub(protocols=list(GOSSIP_PROTOCOLS), degree=6, degree_low=4, degree_high=12)
+        for _ in raw
+    ]
     pubsubs = [Pubsub(h, r) for h, r in zip(raw, routers)]
     async with bare_host(raw[0]), bare_host(raw[1]), bare_host(raw[2]):
         async with background_trio_service(pubsubs[0]), background_trio_service(pubsubs[1]):
@@ -298,7 +301,8 @@ async def burst_delivery(seed: int, use_ours: bool, burst: int) -> float:
                     async with background_trio_service(routers[2]):
                         subs = [await p.subscribe(topic) for p in pubsubs]
                         for left, right in ((raw[0], raw[1]), (raw[1], raw[2])):
-                            await left.connect(info_from_p2p_addr(Multiaddr(f"{right.get_addrs()[0]}")))
+                            addr = Multiaddr(f"{right.get_addrs()[0]}")
+                            await left.connect(info_from_p2p_addr(addr))
                         await wait_until(lambda: all(r.mesh.get(topic) for r in routers))
 
                         async def drain() -> None:
@@ -342,14 +346,19 @@ async def bench_shutdown(seed: int, peers: int) -> dict[str, Any]:
             started = time.perf_counter()
             await host.close()
             baseline = time.perf_counter() - started
-    return {"connections": peers, "ours": round(ours * 1000, 1), "baseline_swarm_close": round(baseline * 1000, 1)}
+    return {
+        "connections": peers,
+        "ours": round(ours * 1000, 1),
+        "baseline_swarm_close": round(baseline * 1000, 1),
+    }
 
 
 async def main(seed: int, quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"seed": seed, "python": sys.version.split()[0]}
     started = time.perf_counter()
     report["connect_ms"] = await bench_connect(seed, trials=5 if quick else 20)
-    report.update(await bench_streams(seed, rounds=100 if quick else 500, frames=2000 if quick else 10000))
+    rounds, frames = (100, 2000) if quick else (500, 10000)
+    report.update(await bench_streams(seed, rounds=rounds, frames=frames))
     gossip = await bench_gossip_mesh(seed, nodes=10, messages=5 if quick else 30)
     burst = 50
     gossip["burst_of_50_reaching_2_hops"] = {

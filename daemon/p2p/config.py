@@ -121,10 +121,13 @@ class P2PConfig:
         if self.fault_decay < 0 or self.ban_seconds < 0:
             raise P2PConfigError("fault_decay and ban_seconds must be >= 0")
         if not 1 <= self.gossip_degree_low <= self.gossip_degree <= self.gossip_degree_high:
-            raise P2PConfigError("need 1 <= gossip_degree_low <= gossip_degree <= gossip_degree_high")
+            raise P2PConfigError(
+                "need 1 <= gossip_degree_low <= gossip_degree <= gossip_degree_high"
+            )
         if self.libp2p_log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise P2PConfigError(
-                f"libp2p_log_level {self.libp2p_log_level!r} is not DEBUG/INFO/WARNING/ERROR/CRITICAL"
+                f"libp2p_log_level {self.libp2p_log_level!r} is not one of "
+                "DEBUG/INFO/WARNING/ERROR/CRITICAL"
             )
 
     @property

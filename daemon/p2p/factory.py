@@ -105,7 +105,8 @@ def build_gossip(
         degree=config.gossip_degree,
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
-        heartbeat_interval=config.gossip_heartbeat,  # type: ignore[arg-type]  # typed int, used as float
+        # typed int in py-libp2p, but only ever passed to trio.sleep: a float works
+        heartbeat_interval=config.gossip_heartbeat,  # type: ignore[arg-type]
         adaptive_gossip_enabled=False,
         spam_protection_enabled=True,
         max_messages_per_topic_per_second=config.gossip_rate_limit,

@@ -32,6 +32,7 @@ log = logging.getLogger("novacron.p2p.gossip")
 
 GossipHandler = Callable[[NodeId, bytes], Awaitable[None]]
 _Item = tuple[NodeId, bytes]
+_Queue = tuple[trio.MemorySendChannel[_Item], trio.MemoryReceiveChannel[_Item]]
 
 
 class Gossip:
@@ -54,7 +55,7 @@ class Gossip:
         self._pubsub: Pubsub | None = None
         self._nursery: trio.Nursery | None = None
         self._handlers: dict[str, GossipHandler] = {}
-        self._queues: dict[str, tuple[trio.MemorySendChannel[_Item], trio.MemoryReceiveChannel[_Item]]] = {}
+        self._queues: dict[str, _Queue] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -81,10 +82,11 @@ class Gossip:
             self._nursery.start_soon(self._join, topic)
 
     async def _join(self, topic: str) -> None:
-        if self._pubsub is None or self._nursery is None:
+        pubsub, nursery = self._pubsub, self._nursery
+        if pubsub is None or nursery is None:
             return
-        await self._pubsub.subscribe(topic)
-        self._nursery.start_soon(self._deliver_loop, topic)
+        nursery.start_soon(self._deliver_loop, topic)
+        await pubsub.subscribe(topic)  # announces the subscription to every connected peer
 
     def deliver(self, msg: rpc_pb2.Message) -> None:
         """Every new, valid message libp2p accepted (``NovaPubsub.notify_subscriptions``)."""
@@ -123,7 +125,9 @@ class Gossip:
 
     async def publish(self, topic: str, data: bytes) -> None:
         if len(data) > self.config.max_frame:
-            raise P2PError(f"gossip payload of {len(data)} bytes is over max_frame={self.config.max_frame}")
+            raise P2PError(
+                f"gossip payload of {len(data)} bytes is over max_frame={self.config.max_frame}"
+            )
         if self._pubsub is None:
             raise NotRunning("publish() before P2PHost.run() started or after it ended")
         if not self._pubsub.peer_topics.get(topic):

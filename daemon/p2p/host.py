@@ -61,6 +61,14 @@ def parse_peer_addr(text: str) -> tuple[NodeId, str]:
     return NodeId(info.peer_id.to_base58()), str(info.addrs[0])
 
 
+def _now() -> float:
+    """The trio clock (the PeerBook's time base); 0.0 outside a trio run (nothing is due)."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return 0.0
+
+
 def _peer_id(node: str) -> ID | None:
     try:
         return ID.from_base58(node)
@@ -128,7 +136,8 @@ class P2PHost:
             fault=self.report_fault,
             is_banned=self._is_banned,
         )
-        self._peer_callbacks: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
+        self._on_up: list[Callable[[str], None]] = []
+        self._on_down: list[Callable[[str], None]] = []
         self._connected: set[NodeId] = set()
         self._blacklisted: set[NodeId] = set()
         self._host: BasicHost | None = None
@@ -156,7 +165,9 @@ class P2PHost:
         except libp2p_fixes.PortInUse as err:
             raise P2PError(str(err.strerror)) from None
         swarm, host = build_swarm_and_host(self.identity, self.config)
-        parts = build_gossip(host, self.config, deliver=self._gossip.deliver, on_drop=self._gossip.on_drop)
+        parts = build_gossip(
+            host, self.config, deliver=self._gossip.deliver, on_drop=self._gossip.on_drop
+        )
         swarm.register_notifee(_Events(self))
         self._swarm, self._host, self._gossip_parts = swarm, host, parts
         # py-libp2p cleans up in ``finally`` blocks that await; run under a cancelled scope they
@@ -166,10 +177,10 @@ class P2PHost:
         machinery = trio.CancelScope(shield=True)
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self._run_machinery, machinery, swarm, host, parts)
-                log.info("p2p host %s listening on %s", self.node_id, self.listen_addrs())
-                task_status.started()
                 try:
+                    await nursery.start(self._run_machinery, machinery, swarm, host, parts)
+                    log.info("p2p host %s listening on %s", self.node_id, self.listen_addrs())
+                    task_status.started()
                     await trio.sleep_forever()
                 finally:
                     self._nursery = None
@@ -180,7 +191,9 @@ class P2PHost:
                             await libp2p_fixes.close_connections(swarm)
                             await host.close()
                         if scope.cancelled_caught:
-                            log.warning("p2p host close took over %.1f s", self.config.close_timeout)
+                            log.warning(
+                                "p2p host close took over %.1f s", self.config.close_timeout
+                            )
                     machinery.cancel()
         finally:
             libp2p_fixes.stop_pubsub_threads(parts.pubsub)
@@ -200,7 +213,10 @@ class P2PHost:
         with machinery:
             async with host.run(listen_addrs=list(self.config.listen_multiaddrs)):
                 await libp2p_fixes.disable_auto_connector(swarm)
-                async with background_trio_service(parts.pubsub), background_trio_service(parts.router):
+                async with (
+                    background_trio_service(parts.pubsub),
+                    background_trio_service(parts.router),
+                ):
                     await parts.pubsub.wait_until_ready()
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
@@ -225,7 +241,7 @@ class P2PHost:
         return sorted(self._connected)
 
     def known_peers(self) -> list[KnownPeer]:
-        return self._book.snapshot(trio.current_time() if self._nursery else 0.0)
+        return self._book.snapshot(_now())
 
     def add_peer(self, multiaddr: str) -> None:
         """Remember a peer (``.../p2p/<node id>``) and keep it connected, redialling with backoff.
@@ -243,7 +259,7 @@ class P2PHost:
         self._book.forget(NodeId(peer))
 
     def _remember(self, peer: NodeId, addr: str, *, bootstrap: bool) -> None:
-        if not self._book.remember(peer, [addr], bootstrap=bootstrap, now=trio.current_time()):
+        if not self._book.remember(peer, [addr], bootstrap=bootstrap, now=_now()):
             return
         host = self._host
         if host is not None:  # permanent (ttl 0): libp2p's own connect() uses a 120 s ttl
@@ -261,18 +277,21 @@ class P2PHost:
         except Exception:  # unknown peer or a malformed id
             return False
 
-    def on_peer(self, connected: Callable[[str], None], disconnected: Callable[[str], None]) -> None:
+    def on_peer(
+        self, connected: Callable[[str], None], disconnected: Callable[[str], None]
+    ) -> None:
         """Call ``connected(node_id)`` / ``disconnected(node_id)`` as peers come and go.
 
         Once per peer transition (not per connection); not called while the host shuts down.
         Callbacks must not block; exceptions are logged and ignored.
         """
-        self._peer_callbacks.append((connected, disconnected))
+        self._on_up.append(connected)
+        self._on_down.append(disconnected)
 
     def _on_connection(self, peer: NodeId) -> None:
         if self._nursery is None:  # shutting down
             return
-        now = trio.current_time()
+        now = _now()
         if self._book.is_banned(peer, now):
             self._disconnect_soon(peer)
             return
@@ -281,27 +300,28 @@ class P2PHost:
         self._connected.add(peer)
         self._book.connected(peer, now)
         log.debug("connected to %s", peer)
-        self._fire(0, peer)
+        self._fire(self._on_up, peer)
         self._wake.set()
 
     def _on_disconnection(self, peer: NodeId) -> None:
         if self._nursery is None:  # our own shutdown: no events, the daemon is stopping too
             return
         swarm = self._swarm
-        if swarm is not None and any(not c.is_closed for c in swarm.get_connections(ID.from_base58(peer))):
-            return  # another connection to the same peer is still up
+        if swarm is not None:
+            if any(not c.is_closed for c in swarm.get_connections(ID.from_base58(peer))):
+                return  # another connection to the same peer is still up
         if peer not in self._connected:
             return
         self._connected.discard(peer)
-        self._book.disconnected(peer, trio.current_time())
+        self._book.disconnected(peer, _now())
         log.debug("disconnected from %s", peer)
-        self._fire(1, peer)
+        self._fire(self._on_down, peer)
         self._wake.set()
 
-    def _fire(self, which: int, peer: NodeId) -> None:
-        for callbacks in self._peer_callbacks:
+    def _fire(self, callbacks: list[Callable[[str], None]], peer: NodeId) -> None:
+        for callback in callbacks:
             try:
-                callbacks[which](peer)
+                callback(peer)
             except Exception:
                 log.exception("on_peer callback raised for %s", peer)
 
@@ -312,7 +332,7 @@ class P2PHost:
     async def _disconnect(self, host: BasicHost, peer: NodeId) -> None:
         try:
             await host.disconnect(ID.from_base58(peer))
-        except NETWORK_ERRORS as err:
+        except Exception as err:  # task boundary: a failed hang-up must not end the node
             log.debug("disconnecting %s failed: %r", peer, err)
 
     # -- keeping remembered peers connected ----------------------------------------------------
@@ -323,12 +343,14 @@ class P2PHost:
             self._lift_expired_bans(now)
             for peer in self._book.due(now):
                 nursery.start_soon(self._dial, peer)
+            # Sleep until the next dial is due or something changes (a dial ends, a peer comes
+            # or goes, a peer is added); at least every reconnect_max, for bans that expire.
+            deadline = now + self.config.reconnect_max
             wake_at = self._book.next_wakeup()
-            deadline = now + self.config.reconnect_max if wake_at is None else min(
-                wake_at, now + self.config.reconnect_max
-            )
+            if wake_at is not None:
+                deadline = min(deadline, wake_at)
             self._wake = trio.Event()
-            with trio.move_on_at(max(deadline, now)):
+            with trio.move_on_at(deadline):
                 await self._wake.wait()
 
     async def _dial(self, peer: NodeId) -> None:
@@ -343,10 +365,15 @@ class P2PHost:
         try:
             with trio.fail_after(self.config.dial_timeout):
                 await host.connect(PeerInfo(pid, addrs))
-        except (*NETWORK_ERRORS, trio.TooSlowError) as err:
+        except Exception as err:  # task boundary: any failed dial just backs off
             delay = self._book.dial_failed(peer, trio.current_time())
             self._metrics.dials["failures"] += 1
-            log.debug("dial %s failed (%r); next try in %.2f s", peer, err, delay)
+            expected = isinstance(err, (*NETWORK_ERRORS, trio.TooSlowError))
+            log.log(
+                logging.DEBUG if expected else logging.WARNING,
+                "dial %s failed (%r); next try in %.2f s", peer, err, delay,
+                exc_info=not expected,
+            )
         else:
             host.get_peerstore().add_addrs(pid, addrs, 0)  # connect() re-set a 120 s ttl
             self._book.dial_succeeded(peer, trio.current_time())
@@ -369,10 +396,11 @@ class P2PHost:
         if _peer_id(node) is None:  # not a peer id at all: nobody to ban
             log.warning("fault %r reported against %r, which is not a peer id", reason, peer)
             return
-        now = trio.current_time() if self._nursery is not None else 0.0
-        if self._book.fault(node, now):
+        if self._book.fault(node, _now()):
             self._metrics.bans[node] += 1
-            log.warning("banning peer %s for %.0f s (last fault: %s)", node, self.config.ban_seconds, reason)
+            log.warning(
+                "banning peer %s for %.0f s (last fault: %s)", node, self.config.ban_seconds, reason
+            )
             parts = self._gossip_parts
             if parts is not None and self._nursery is not None:
                 parts.pubsub.add_to_blacklist(ID.from_base58(node))
@@ -380,7 +408,7 @@ class P2PHost:
             self._disconnect_soon(node)
 
     def _is_banned(self, peer: NodeId) -> bool:
-        return self._book.is_banned(peer, trio.current_time() if self._nursery is not None else 0.0)
+        return self._book.is_banned(peer, _now())
 
     def _lift_expired_bans(self, now: float) -> None:
         parts = self._gossip_parts
@@ -416,7 +444,7 @@ class P2PHost:
     # -- metrics -------------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
-        now = trio.current_time() if self._nursery is not None else 0.0
+        now = _now()
         parts = self._gossip_parts
         return self._metrics.snapshot(
             connected_peers=len(self._connected),

@@ -35,7 +35,7 @@ class BackoffPolicy:
     maximum: float
 
     def delay(self, failures: int, rng: random.Random) -> float:
-        """Wait before attempt number ``failures + 1``: in [base/2, base], base doubling per failure."""
+        """Wait before attempt ``failures + 1``: in [base/2, base], base doubling per failure."""
         base = min(self.maximum, self.minimum * (2.0 ** min(failures, 62)))
         return base / 2 + rng.uniform(0.0, base / 2)
 
@@ -99,7 +99,9 @@ class PeerBook:
 
     # -- what we learn -------------------------------------------------------------------------
 
-    def remember(self, node_id: NodeId, addrs: Iterable[str], *, bootstrap: bool, now: float) -> bool:
+    def remember(
+        self, node_id: NodeId, addrs: Iterable[str], *, bootstrap: bool, now: float
+    ) -> bool:
         """Keep this peer connected from now on. Returns False for our own id (never dialled)."""
         if node_id == self.self_id:
             return False
@@ -205,6 +207,9 @@ class PeerBook:
     def banned(self, now: float) -> list[NodeId]:
         return [rec.node_id for rec in self._peers.values() if rec.banned_until > now]
 
+    def _leaked_score(self, rec: _Record, now: float) -> float:
+        return max(0.0, rec.fault_score - (now - rec.fault_updated) * self.fault_decay)
+
     # -- views ---------------------------------------------------------------------------------
 
     def snapshot(self, now: float) -> list[KnownPeer]:
@@ -217,7 +222,7 @@ class PeerBook:
                 connected=rec.connected,
                 failures=rec.failures,
                 banned=rec.banned_until > now,
-                fault_score=max(0.0, rec.fault_score - (now - rec.fault_updated) * self.fault_decay),
+                fault_score=self._leaked_score(rec, now),
             )
             for rec in self._peers.values()
         ]

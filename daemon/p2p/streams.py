@@ -146,9 +146,9 @@ class FramedStreams:
     def attach(self, host: BasicHost, nursery: trio.Nursery) -> None:
         self._host, self._nursery = host, nursery
         for protocol, handler in self._handlers.items():
-            host.set_stream_handler(TProtocol(protocol), partial(self._serve_frames, protocol, handler))
+            self._register(host, protocol, partial(self._serve_frames, protocol, handler))
         for protocol, rhandler in self._request_handlers.items():
-            host.set_stream_handler(TProtocol(protocol), partial(self._serve_request, protocol, rhandler))
+            self._register(host, protocol, partial(self._serve_request, protocol, rhandler))
 
     def detach(self) -> None:
         self._host = self._nursery = None
@@ -160,13 +160,19 @@ class FramedStreams:
         self._check_new_protocol(protocol)
         self._handlers[protocol] = handler
         if self._host is not None:
-            self._host.set_stream_handler(TProtocol(protocol), partial(self._serve_frames, protocol, handler))
+            self._register(self._host, protocol, partial(self._serve_frames, protocol, handler))
 
     def handle_request(self, protocol: str, handler: RequestHandler) -> None:
         self._check_new_protocol(protocol)
         self._request_handlers[protocol] = handler
         if self._host is not None:
-            self._host.set_stream_handler(TProtocol(protocol), partial(self._serve_request, protocol, handler))
+            self._register(self._host, protocol, partial(self._serve_request, protocol, handler))
+
+    @staticmethod
+    def _register(
+        host: BasicHost, protocol: str, serve: Callable[[INetStream], Awaitable[None]]
+    ) -> None:
+        host.set_stream_handler(TProtocol(protocol), serve)
 
     def _check_new_protocol(self, protocol: str) -> None:
         if not protocol.startswith("/"):
@@ -236,7 +242,9 @@ class FramedStreams:
                         stream = None
                         if attempt == 2:
                             self.metrics.drops["send_failed"] += len(batch)
-                            log.debug("%d frames to %s on %s dropped: %r", len(batch), peer, protocol, err)
+                            log.debug(
+                                "%d frames to %s on %s dropped: %r", len(batch), peer, protocol, err
+                            )
                     else:
                         self.metrics.frames_out[protocol] += len(batch)
                         self.metrics.bytes_out[protocol] += size
@@ -325,7 +333,9 @@ class FramedStreams:
 
     async def request(self, peer: NodeId, protocol: str, frame: bytes, timeout: float) -> bytes:
         if len(frame) > self.config.max_frame:
-            raise P2PError(f"request of {len(frame)} bytes is over max_frame={self.config.max_frame}")
+            raise P2PError(
+                f"request of {len(frame)} bytes is over max_frame={self.config.max_frame}"
+            )
         host = self._require_host()
         if peer == self.self_id:
             raise RequestFailed("cannot send a request to ourselves", "self")
@@ -363,7 +373,9 @@ class FramedStreams:
         self.metrics.requests[f"failed:{reason}"] += 1
         raise RequestFailed(f"request to {peer} on {protocol} failed ({reason}): {detail}", reason)
 
-    async def _serve_request(self, protocol: str, handler: RequestHandler, stream: INetStream) -> None:
+    async def _serve_request(
+        self, protocol: str, handler: RequestHandler, stream: INetStream
+    ) -> None:
         peer = peer_of(stream)
         if self._is_banned(peer):
             await close_quietly(stream, reset=True)

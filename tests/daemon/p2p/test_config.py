@@ -13,7 +13,9 @@ def test_defaults_are_the_tuned_ones():
 
 
 def test_lists_are_accepted_and_frozen_as_tuples():
-    config = P2PConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[f"/ip4/127.0.0.1/tcp/9/p2p/{PEER}"])
+    config = P2PConfig(
+        listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[f"/ip4/127.0.0.1/tcp/9/p2p/{PEER}"]
+    )
     assert config.bootstrap == (f"/ip4/127.0.0.1/tcp/9/p2p/{PEER}",)
     assert hash(config)
 

@@ -5,11 +5,15 @@ import time
 import pytest
 import trio
 
-from daemon.p2p import NotRunning, P2PError
+from daemon.p2p import NotRunning, P2PError, P2PHost
 from protocol.errors import BadSignature
 from tests.daemon.p2p.conftest import Inbox, make_host, running, wait_until
 
 TOPIC = "novacron/test-deltas/1"
+
+
+def gossip_dropped(host: P2PHost) -> dict[str, int]:
+    return host.metrics()["gossip"]["dropped"]
 
 
 async def test_a_publish_crosses_a_five_node_line_quickly_and_bursts_are_not_dropped():
@@ -66,11 +70,11 @@ async def test_a_full_delivery_queue_drops_and_counts():
         b = make_host("b", bootstrap=a.listen_addrs())
         b.subscribe(TOPIC, Inbox())
         async with running(b):
-            await wait_until(lambda: a.metrics()["gossip_mesh"].get(TOPIC) and b.metrics()["gossip_mesh"].get(TOPIC))
+            await wait_until(lambda: all(h.metrics()["gossip_mesh"].get(TOPIC) for h in (a, b)))
             for k in range(10):
                 await b.publish(TOPIC, b"%d" % k)
             # The handler holds message 0, the queue holds 1 and 2, the other 7 are dropped.
-            await wait_until(lambda: a.metrics()["gossip"]["dropped"].get("delivery_queue_full") == 7)
+            await wait_until(lambda: gossip_dropped(a).get("delivery_queue_full") == 7)
             release.set()
             await wait_until(lambda: len(got) == 3)
     assert got == [b"0", b"1", b"2"]

@@ -155,7 +155,8 @@ def _count_tasks() -> int:
 
 
 async def test_cancelling_run_closes_all_sockets_threads_and_tasks_within_two_seconds():
-    sockets_before, threads_before, tasks_before = _socket_fds(), threading.active_count(), _count_tasks()
+    sockets_before, threads_before = _socket_fds(), threading.active_count()
+    tasks_before = _count_tasks()
     gossip = Inbox()
     async with trio.open_nursery() as nursery:
         a = make_host("a")
