@@ -16,11 +16,15 @@ Modules:
 
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.errors import NotRunning, P2PConfigError, P2PError, RequestFailed
+from daemon.p2p.gossip import GossipHandler
 from daemon.p2p.host import BadAddress, P2PHost, parse_peer_addr
 from daemon.p2p.peers import KnownPeer
+from daemon.p2p.streams import FrameHandler, RequestHandler
 
 __all__ = [
     "BadAddress",
+    "FrameHandler",
+    "GossipHandler",
     "KnownPeer",
     "NotRunning",
     "P2PConfig",
@@ -28,5 +32,6 @@ __all__ = [
     "P2PError",
     "P2PHost",
     "RequestFailed",
+    "RequestHandler",
     "parse_peer_addr",
 ]

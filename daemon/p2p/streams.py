@@ -185,8 +185,9 @@ class FramedStreams:
     def send(self, peer: NodeId, protocol: str, frame: bytes) -> bool:
         if len(frame) > self.config.max_frame:
             raise P2PError(f"frame of {len(frame)} bytes is over max_frame={self.config.max_frame}")
-        if self._nursery is None:
-            raise NotRunning("send() before P2PHost.run() started or after it ended")
+        if self._nursery is None:  # before run() or during shutdown: best effort, like a drop
+            self.metrics.drops["not_running"] += 1
+            return False
         if peer == self.self_id:
             self.metrics.drops["self"] += 1
             return False

@@ -12,7 +12,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 from multiaddr import Multiaddr
 
-from daemon.p2p import P2PError
+from daemon.p2p import BadAddress, P2PError
 from daemon.p2p.factory import key_pair_for
 from tests.daemon.p2p.conftest import (
     Inbox,
@@ -98,10 +98,20 @@ async def test_reconnects_after_the_peer_restarts_on_the_same_port():
         await wait_until(lambda: b2.node_id in a.connected_peers(), timeout=10)
         assert a.send(b2.node_id, PROTO, b"welcome back")
         await inbox.wait_for(1)
+        known = [(p.node_id, p.bootstrap, p.connected, p.banned) for p in a.known_peers()]
+        assert known == [(b2.node_id, True, True, False)]
         outer.cancel_scope.cancel()
     assert inbox.items == [(a.node_id, b"welcome back")]
     assert events == [("up", b1.node_id), ("down", b1.node_id), ("up", b1.node_id)]
     assert a.metrics()["dials"]["succeeded"] == 2
+
+
+def test_peer_addresses_must_name_the_peer():
+    host = make_host("a")
+    with pytest.raises(BadAddress, match="/p2p/<node id>"):
+        host.add_peer("/ip4/127.0.0.1/tcp/4001")
+    with pytest.raises(BadAddress):
+        host.add_peer("nonsense")
 
 
 async def test_a_second_node_on_a_port_in_use_is_refused():

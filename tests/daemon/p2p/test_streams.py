@@ -32,6 +32,10 @@ async def test_frames_flow_both_ways_in_order():
                 assert b.send(a.node_id, PROTO, b"b%d" % i)
             await inbox_a.wait_for(200)
             await inbox_b.wait_for(200)
+            late = Inbox()
+            b.handle("/novacron/late/1", late)  # handlers can be added while running
+            assert a.send(b.node_id, "/novacron/late/1", b"late")
+            await late.wait_for(1)
     assert inbox_b.items == [(a.node_id, b"a%d" % i) for i in range(200)]
     assert inbox_a.items == [(b.node_id, b"b%d" % i) for i in range(200)]
     assert a.metrics()["frames_out"][PROTO] == 200 and a.metrics()["frames_in"][PROTO] == 200
@@ -179,13 +183,15 @@ async def test_a_full_send_queue_drops_and_counts_and_everything_accepted_arrive
     assert got == accepted
 
 
-async def test_sends_to_unknown_peers_or_ourselves_are_refused_and_counted():
+async def test_sends_to_unknown_peers_or_ourselves_or_before_running_are_refused_and_counted():
     a = make_host("a")
+    stranger = make_host("stranger").node_id
+    assert not a.send(stranger, PROTO, b"x")
     async with running(a):
-        stranger = make_host("stranger").node_id
         assert not a.send(stranger, PROTO, b"x")
         assert not a.send(a.node_id, PROTO, b"x")
-        assert a.metrics()["drops"] == {"unknown_peer": 1, "self": 1}
+        assert not a.send("not a peer id", PROTO, b"x")
+    assert a.metrics()["drops"] == {"not_running": 1, "unknown_peer": 2, "self": 1}
 
 
 async def test_request_response_and_how_requests_fail():
