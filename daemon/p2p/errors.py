@@ -24,8 +24,9 @@ class NotRunning(P2PError):
 class RequestFailed(P2PError):
     """A request/response exchange did not complete.
 
-    ``reason`` is a short stable slug (``timeout``, ``open``, ``stream``, ``frame_too_large``,
-    ``no_response``, ``banned``, ``self``) for metrics and for callers that retry elsewhere.
+    ``reason`` is a short stable slug (``timeout``, ``open``, ``stream``, ``no_response``,
+    ``banned``, ``self``, or the framing fault ``frame_too_large`` / ``truncated_frame``) for
+    metrics and for callers that retry elsewhere.
     """
 
     def __init__(self, message: str, reason: str) -> None:
