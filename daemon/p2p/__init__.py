@@ -1,0 +1,37 @@
+"""The libp2p host wrapper: all of a node's networking, with py-libp2p's pitfalls fixed.
+
+Modules:
+
+- ``host``    -- ``P2PHost``, the facade the daemon uses (run, streams, gossip, peers, metrics).
+- ``config``  -- ``P2PConfig``: listen/bootstrap addresses, GossipSub tuning, queue bounds, backoff.
+- ``streams`` -- direct framed streams (one per peer and protocol) and request/response.
+- ``gossip``  -- topic publish/subscribe over GossipSub with counted drops.
+- ``peers``   -- pure core: which peers to dial when (backoff with jitter), fault scores, bans.
+- ``framing`` -- pure core: u32-length-prefixed frames, size cap checked before the body.
+- ``metrics`` -- the counters behind ``P2PHost.metrics()``.
+- ``factory`` -- builds the py-libp2p host, swarm and GossipSub from public constructors.
+- ``libp2p_fixes`` -- the few places we reach into py-libp2p 0.8.1 internals, version-pinned.
+- ``errors``  -- ``P2PError`` and its subclasses.
+"""
+
+from daemon.p2p.config import P2PConfig
+from daemon.p2p.errors import NotRunning, P2PConfigError, P2PError, RequestFailed
+from daemon.p2p.gossip import GossipHandler
+from daemon.p2p.host import BadAddress, P2PHost, parse_peer_addr
+from daemon.p2p.peers import KnownPeer
+from daemon.p2p.streams import FrameHandler, RequestHandler
+
+__all__ = [
+    "BadAddress",
+    "FrameHandler",
+    "GossipHandler",
+    "KnownPeer",
+    "NotRunning",
+    "P2PConfig",
+    "P2PConfigError",
+    "P2PError",
+    "P2PHost",
+    "RequestFailed",
+    "RequestHandler",
+    "parse_peer_addr",
+]

@@ -1,0 +1,457 @@
+"""``P2PHost``: the one object the daemon uses for all networking.
+
+It owns a py-libp2p host built by ``daemon.p2p.factory`` (Noise only, yamux, tuned GossipSub),
+keeps remembered peers connected (``daemon.p2p.peers`` decides, this shell dials), carries framed
+streams (``daemon.p2p.streams``) and gossip (``daemon.p2p.gossip``), counts faults and bans peers
+past a threshold, and closes everything when ``run`` is cancelled.
+
+Lifecycle::
+
+    host = P2PHost(identity, config, random.Random(seed))
+    host.handle("/novacron/pbft/1", on_pbft_frame)      # register before or after start
+    host.subscribe("novacron/crdt/1", on_delta_batch)
+    await nursery.start(host.run)                      # returns once listening
+    host.send(peer, "/novacron/pbft/1", frame)
+    ...
+    nursery.cancel_scope.cancel()                      # closes sockets within close_timeout
+
+Connection events (``on_peer``) and metrics are plain synchronous callbacks and dicts; handlers
+for frames, requests and gossip are async and run one at a time per stream / per topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.host.basic_host import BasicHost
+from libp2p.network.swarm import Swarm
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from daemon.p2p import libp2p_fixes
+from daemon.p2p.config import P2PConfig
+from daemon.p2p.errors import P2PError
+from daemon.p2p.factory import GossipParts, build_gossip, build_swarm_and_host
+from daemon.p2p.gossip import Gossip, GossipHandler
+from daemon.p2p.metrics import P2PMetrics
+from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
+from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
+from protocol.identity import NodeId, NodeIdentity
+
+log = logging.getLogger("novacron.p2p.host")
+
+
+class BadAddress(P2PError, ValueError):
+    """A peer address that is not a multiaddr ending in /p2p/<node id>."""
+
+
+def parse_peer_addr(text: str) -> tuple[NodeId, str]:
+    """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` -> (node id, ``/ip4/1.2.3.4/tcp/5``)."""
+    try:
+        info = info_from_p2p_addr(Multiaddr(text))
+    except Exception as err:  # multiaddr and libp2p raise many unrelated types
+        raise BadAddress(f"{text!r} is not a multiaddr ending in /p2p/<node id>: {err}") from None
+    return NodeId(info.peer_id.to_base58()), str(info.addrs[0])
+
+
+def _now() -> float:
+    """The trio clock (the PeerBook's time base); 0.0 outside a trio run (nothing is due)."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return 0.0
+
+
+def _peer_id(node: str) -> ID | None:
+    try:
+        return ID.from_base58(node)
+    except Exception:  # base58 and multihash errors come in several types
+        return None
+
+
+class _Events(INotifee):
+    """Swarm notifee: connection opened/closed -> P2PHost."""
+
+    def __init__(self, owner: P2PHost) -> None:
+        self._owner = owner
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._owner._on_connection(NodeId(str(conn.muxed_conn.peer_id)))
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._owner._on_disconnection(NodeId(str(conn.muxed_conn.peer_id)))
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        pass
+
+
+class P2PHost:
+    """A NovaCron node's libp2p host: streams, gossip, peers, faults, metrics."""
+
+    def __init__(self, identity: NodeIdentity, config: P2PConfig, rng: random.Random) -> None:
+        self.identity = identity
+        self.node_id: NodeId = identity.node_id
+        self.config = config
+        self._metrics = P2PMetrics()
+        self._book = PeerBook(
+            self_id=self.node_id,
+            backoff=BackoffPolicy(config.reconnect_min, config.reconnect_max),
+            fault_threshold=config.fault_threshold,
+            fault_decay=config.fault_decay,
+            ban_seconds=config.ban_seconds,
+            rng=rng,
+        )
+        self._bootstrap = [parse_peer_addr(a) for a in config.bootstrap]
+        self._pending_remember: list[tuple[NodeId, str, bool]] = [
+            (peer, addr, True) for peer, addr in self._bootstrap
+        ]
+        self._streams = FramedStreams(
+            self_id=self.node_id,
+            config=config,
+            metrics=self._metrics,
+            fault=self.report_fault,
+            is_banned=self._is_banned,
+            can_reach=self._can_reach,
+        )
+        self._gossip = Gossip(
+            self_id=self.node_id,
+            config=config,
+            metrics=self._metrics,
+            fault=self.report_fault,
+            is_banned=self._is_banned,
+        )
+        self._on_up: list[Callable[[str], None]] = []
+        self._on_down: list[Callable[[str], None]] = []
+        self._connected: set[NodeId] = set()
+        self._blacklisted: set[NodeId] = set()
+        self._host: BasicHost | None = None
+        self._swarm: Swarm | None = None
+        self._gossip_parts: GossipParts | None = None
+        self._nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, start GossipSub, keep remembered peers connected; close everything on exit.
+
+        ``task_status.started()`` once listening. Runs until cancelled; on cancellation all
+        connections and listeners are closed within ``config.close_timeout`` seconds, then every
+        task of the host ends. A host runs once: make a new ``P2PHost`` to restart.
+        """
+        if self._started:
+            raise P2PError("a P2PHost runs once; create a new one to restart")
+        self._started = True
+        libp2p_fixes.route_libp2p_logging(self.config.libp2p_log_level.upper())
+        try:
+            libp2p_fixes.check_ports_free(self.config.listen_multiaddrs)
+        except libp2p_fixes.PortInUse as err:
+            raise P2PError(str(err.strerror)) from None
+        swarm, host = build_swarm_and_host(self.identity, self.config)
+        parts = build_gossip(
+            host, self.config, deliver=self._gossip.deliver, on_drop=self._gossip.on_drop
+        )
+        swarm.register_notifee(_Events(self))
+        self._swarm, self._host, self._gossip_parts = swarm, host, parts
+        # py-libp2p cleans up in ``finally`` blocks that await; run under a cancelled scope they
+        # stop at their first await, marking connections closed without closing their sockets.
+        # So the machinery runs shielded, and only after we have closed the host explicitly do
+        # we cancel it.
+        machinery = trio.CancelScope(shield=True)
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await nursery.start(self._run_machinery, machinery, swarm, host, parts)
+                    log.info("p2p host %s listening on %s", self.node_id, self.listen_addrs())
+                    task_status.started()
+                    await trio.sleep_forever()
+                finally:
+                    self._nursery = None
+                    self._streams.detach()
+                    self._gossip.detach()
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(self.config.close_timeout) as scope:
+                            await libp2p_fixes.close_connections(swarm)
+                            await host.close()
+                        if scope.cancelled_caught:
+                            log.warning(
+                                "p2p host close took over %.1f s", self.config.close_timeout
+                            )
+                    machinery.cancel()
+        finally:
+            libp2p_fixes.stop_pubsub_threads(parts.pubsub)
+            self._connected.clear()
+            self._host = None
+            log.info("p2p host %s stopped", self.node_id)
+
+    async def _run_machinery(
+        self,
+        machinery: trio.CancelScope,
+        swarm: Swarm,
+        host: BasicHost,
+        parts: GossipParts,
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with machinery:
+            async with host.run(listen_addrs=list(self.config.listen_multiaddrs)):
+                await libp2p_fixes.disable_auto_connector(swarm)
+                async with (
+                    background_trio_service(parts.pubsub),
+                    background_trio_service(parts.router),
+                ):
+                    await parts.pubsub.wait_until_ready()
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        self._streams.attach(host, nursery)
+                        await self._gossip.attach(parts.pubsub, nursery)
+                        for peer, addr, bootstrap in self._pending_remember:
+                            self._remember(peer, addr, bootstrap=bootstrap)
+                        self._pending_remember.clear()
+                        nursery.start_soon(self._keep_connected, nursery)
+                        task_status.started()
+                        await trio.sleep_forever()
+
+    # -- addresses and peers -------------------------------------------------------------------
+
+    def listen_addrs(self) -> list[str]:
+        """Our full multiaddrs, ``/ip4/.../tcp/<port>/p2p/<node id>``. Empty until running."""
+        if self._host is None:
+            return []
+        return [str(a) for a in self._host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return sorted(self._connected)
+
+    def known_peers(self) -> list[KnownPeer]:
+        return self._book.snapshot(_now())
+
+    def add_peer(self, multiaddr: str) -> None:
+        """Remember a peer (``.../p2p/<node id>``) and keep it connected, redialling with backoff.
+
+        Raises ``BadAddress`` for text that is not such a multiaddr.
+        """
+        peer, addr = parse_peer_addr(multiaddr)
+        if self._nursery is None:
+            self._pending_remember.append((peer, addr, False))
+        else:
+            self._remember(peer, addr, bootstrap=False)
+
+    def forget_peer(self, peer: str) -> None:
+        """Stop redialling a peer added with ``add_peer`` (or a bootstrap peer)."""
+        self._book.forget(NodeId(peer))
+
+    def _remember(self, peer: NodeId, addr: str, *, bootstrap: bool) -> None:
+        if not self._book.remember(peer, [addr], bootstrap=bootstrap, now=_now()):
+            return
+        host = self._host
+        if host is not None:  # permanent (ttl 0): libp2p's own connect() uses a 120 s ttl
+            host.get_peerstore().add_addrs(ID.from_base58(peer), [Multiaddr(addr)], 0)
+        self._wake.set()
+
+    def _can_reach(self, peer: NodeId) -> bool:
+        if peer in self._connected or self._book.addrs(peer):
+            return True
+        host = self._host
+        if host is None:
+            return False
+        try:
+            return bool(host.get_peerstore().addrs(ID.from_base58(peer)))
+        except Exception:  # unknown peer or a malformed id
+            return False
+
+    def on_peer(
+        self, connected: Callable[[str], None], disconnected: Callable[[str], None]
+    ) -> None:
+        """Call ``connected(node_id)`` / ``disconnected(node_id)`` as peers come and go.
+
+        Once per peer transition (not per connection); not called while the host shuts down.
+        Callbacks must not block; exceptions are logged and ignored.
+        """
+        self._on_up.append(connected)
+        self._on_down.append(disconnected)
+
+    def _on_connection(self, peer: NodeId) -> None:
+        if self._nursery is None:  # shutting down
+            return
+        now = _now()
+        if self._book.is_banned(peer, now):
+            self._disconnect_soon(peer)
+            return
+        if peer in self._connected:
+            return
+        self._connected.add(peer)
+        self._book.connected(peer, now)
+        log.debug("connected to %s", peer)
+        self._fire(self._on_up, peer)
+        self._wake.set()
+
+    def _on_disconnection(self, peer: NodeId) -> None:
+        if self._nursery is None:  # our own shutdown: no events, the daemon is stopping too
+            return
+        swarm = self._swarm
+        if swarm is not None:
+            if any(not c.is_closed for c in swarm.get_connections(ID.from_base58(peer))):
+                return  # another connection to the same peer is still up
+        if peer not in self._connected:
+            return
+        self._connected.discard(peer)
+        self._book.disconnected(peer, _now())
+        log.debug("disconnected from %s", peer)
+        self._fire(self._on_down, peer)
+        self._wake.set()
+
+    def _fire(self, callbacks: list[Callable[[str], None]], peer: NodeId) -> None:
+        for callback in callbacks:
+            try:
+                callback(peer)
+            except Exception:
+                log.exception("on_peer callback raised for %s", peer)
+
+    def _disconnect_soon(self, peer: NodeId) -> None:
+        if self._nursery is not None and self._host is not None:
+            self._nursery.start_soon(self._disconnect, self._host, peer)
+
+    async def _disconnect(self, host: BasicHost, peer: NodeId) -> None:
+        try:
+            await host.disconnect(ID.from_base58(peer))
+        except Exception as err:  # task boundary: a failed hang-up must not end the node
+            log.debug("disconnecting %s failed: %r", peer, err)
+
+    # -- keeping remembered peers connected ----------------------------------------------------
+
+    async def _keep_connected(self, nursery: trio.Nursery) -> None:
+        while self._nursery is not None:  # None once closing has begun
+            now = trio.current_time()
+            self._lift_expired_bans(now)
+            for peer in self._book.due(now):
+                nursery.start_soon(self._dial, peer)
+            # Sleep until the next dial is due or something changes (a dial ends, a peer comes
+            # or goes, a peer is added); at least every reconnect_max, for bans that expire.
+            deadline = now + self.config.reconnect_max
+            wake_at = self._book.next_wakeup()
+            if wake_at is not None:
+                deadline = min(deadline, wake_at)
+            self._wake = trio.Event()
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+
+    async def _dial(self, peer: NodeId) -> None:
+        host, swarm = self._host, self._swarm
+        if host is None or swarm is None or self._nursery is None:
+            return
+        pid = ID.from_base58(peer)
+        addrs = [Multiaddr(a) for a in self._book.addrs(peer)]
+        host.get_peerstore().add_addrs(pid, addrs, 0)
+        swarm.unblock_peer(pid)  # our backoff decides when to retry, not libp2p's 60 s blocklist
+        self._metrics.dials["attempts"] += 1
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                await host.connect(PeerInfo(pid, addrs))
+        except Exception as err:  # task boundary: any failed dial just backs off
+            delay = self._book.dial_failed(peer, trio.current_time())
+            self._metrics.dials["failures"] += 1
+            expected = isinstance(err, (*NETWORK_ERRORS, trio.TooSlowError))
+            log.log(
+                logging.DEBUG if expected else logging.WARNING,
+                "dial %s failed (%r); next try in %.2f s", peer, err, delay,
+                exc_info=not expected,
+            )
+        else:
+            host.get_peerstore().add_addrs(pid, addrs, 0)  # connect() re-set a 120 s ttl
+            self._book.dial_succeeded(peer, trio.current_time())
+            self._metrics.dials["succeeded"] += 1
+            self._on_connection(peer)
+        finally:
+            self._wake.set()
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def report_fault(self, peer: str, reason: str) -> None:
+        """Count a fault against ``peer`` (a bad envelope, a broken frame, ...).
+
+        Past ``fault_threshold`` (a leaky bucket; see ``daemon.p2p.peers``) the peer is banned
+        for ``ban_seconds``: disconnected, its connections closed as they open, its streams
+        reset, its gossip ignored, and ``send``/``request`` to it refused.
+        """
+        node = NodeId(peer)
+        self._metrics.fault(node, reason)
+        if _peer_id(node) is None:  # not a peer id at all: nobody to ban
+            log.warning("fault %r reported against %r, which is not a peer id", reason, peer)
+            return
+        if self._book.fault(node, _now()):
+            self._metrics.bans[node] += 1
+            log.warning(
+                "banning peer %s for %.0f s (last fault: %s)", node, self.config.ban_seconds, reason
+            )
+            parts = self._gossip_parts
+            if parts is not None and self._nursery is not None:
+                parts.pubsub.add_to_blacklist(ID.from_base58(node))
+                self._blacklisted.add(node)
+            self._disconnect_soon(node)
+
+    def _is_banned(self, peer: NodeId) -> bool:
+        return self._book.is_banned(peer, _now())
+
+    def _lift_expired_bans(self, now: float) -> None:
+        parts = self._gossip_parts
+        for peer in [p for p in self._blacklisted if not self._book.is_banned(p, now)]:
+            self._blacklisted.discard(peer)
+            if parts is not None:
+                parts.pubsub.remove_from_blacklist(ID.from_base58(peer))
+
+    # -- streams and gossip (see daemon.p2p.streams / daemon.p2p.gossip for the semantics) ------
+
+    def handle(self, protocol: str, handler: FrameHandler) -> None:
+        """Frames a peer sends on ``protocol`` go to ``handler(peer, frame)``, in order."""
+        self._streams.handle(protocol, handler)
+
+    def handle_request(self, protocol: str, handler: RequestHandler) -> None:
+        """Each request on ``protocol`` is answered with ``await handler(peer, frame)``."""
+        self._streams.handle_request(protocol, handler)
+
+    def send(self, peer: str, protocol: str, frame: bytes) -> bool:
+        """Queue a frame for ``peer``; False (and a counted drop) if it cannot be queued."""
+        return self._streams.send(NodeId(peer), protocol, frame)
+
+    async def request(self, peer: str, protocol: str, frame: bytes, timeout: float) -> bytes:
+        """One request/response on a fresh stream; raises ``RequestFailed`` (with ``reason``)."""
+        return await self._streams.request(NodeId(peer), protocol, frame, timeout)
+
+    def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        self._gossip.subscribe(topic, handler)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await self._gossip.publish(topic, data)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        now = _now()
+        parts = self._gossip_parts
+        return self._metrics.snapshot(
+            connected_peers=len(self._connected),
+            known_peers=len(self._book.snapshot(now)),
+            banned_peers=len(self._book.banned(now)),
+            # peers in our mesh per topic, and peers known to be subscribed per topic
+            gossip_mesh={t: len(p) for t, p in parts.router.mesh.items()} if parts else {},
+            gossip_peers={t: len(p) for t, p in parts.pubsub.peer_topics.items()} if parts else {},
+        )
+

@@ -1,0 +1,244 @@
+"""Every place where we reach into py-libp2p 0.8.1 beyond its public constructors, in one module.
+
+Importing this module refuses any other libp2p version: each fix below was written against
+0.8.1's source, and a silent mismatch would turn a counted drop back into a silent one. To move to
+a new version, re-read the cited functions, adjust, and change ``SUPPORTED_LIBP2P_VERSION``.
+
+What py-libp2p 0.8.1 does by default, and what we do about it (constructor options are applied in
+``daemon.p2p.factory``; the fixes that need more than an option are here):
+
+- Logging: ``libp2p/__init__.py`` calls ``utils.logging.setup_logging()`` at import, which sets the
+  ``libp2p`` logger to ``propagate = False`` with no handlers, so its records bypass any logging
+  configuration. ``route_libp2p_logging`` re-roots them under ``novacron.p2p.libp2p``.
+- GossipSub spam protection (``GossipSub._check_spam_protection``, called from
+  ``GossipSub.publish``) counts messages per *forwarder* per topic, including our own publishes
+  (forwarder = ourselves), and drops silently over the limit. ``NovaGossipSub`` exempts our own
+  publishes and counts every refusal. (Local delivery has already happened by then: the check
+  only stops forwarding.)
+- GossipSub outbound queues: ``Pubsub._handle_new_peer`` builds ``RpcQueue()`` with the default
+  capacity of 32 and ``GossipSub.send_rpc`` drops on a full queue with a debug log. ``NovaPubsub``
+  gives each new queue a ``CountingPriorityQueue`` of our capacity that reports rejections; drops
+  of oversized RPCs (``GossipSub._handle_dropped_rpc(..., "oversized")``) are counted too.
+- Subscription delivery: ``Pubsub.notify_subscriptions`` puts each message on a 32-slot channel
+  and drops with a warning when full. ``NovaPubsub`` overrides that public method to hand
+  messages to our own bounded, counted per-topic queues (``daemon.p2p.gossip``).
+- Adaptive gossip (``_adapt_heartbeat_parameters``) sets the heartbeat to >= 30 s whenever its
+  "network health" is low, which it is on any node with no mesh peers yet: turned off by option.
+- The seen-message cache (``LastSeenCache``) starts a thread per Pubsub that nothing stops:
+  ``stop_pubsub_threads`` stops it when the host closes.
+- The swarm's auto-connector dials any peer in the peerstore when below 100 connections; we do
+  our own dialling (``daemon.p2p.peers``), so ``disable_auto_connector`` stops it.
+- The TCP transport listens with ``SO_REUSEPORT`` (``transport/tcp/tcp.py``, for hole punching),
+  so a second node started on a port that is in use shares it silently and the kernel splits
+  inbound connections between the two. ``check_ports_free`` refuses such a port up front.
+- ``Swarm.close`` closes connections one after another, each spending ~0.2 s in fixed sleeps
+  (``SwarmConn._cleanup`` 0.1 s + ``Yamux.close`` 0.1 s): 50 peers would take 10 s.
+  ``close_connections`` closes them concurrently first.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
+from typing import Any
+
+import trio
+
+SUPPORTED_LIBP2P_VERSION = "0.8.1"
+
+_installed = version("libp2p")
+if _installed != SUPPORTED_LIBP2P_VERSION:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"daemon.p2p needs libp2p=={SUPPORTED_LIBP2P_VERSION}, found {_installed}; its fixes in "
+        f"{__name__} were written against that version's internals (reinstall with "
+        f"pip install libp2p=={SUPPORTED_LIBP2P_VERSION})"
+    )
+
+from libp2p.network.swarm import Swarm  # noqa: E402
+from libp2p.peer.id import ID  # noqa: E402
+from libp2p.pubsub.gossipsub import GossipSub  # noqa: E402
+from libp2p.pubsub.pb import rpc_pb2  # noqa: E402
+from libp2p.pubsub.pubsub import Pubsub  # noqa: E402
+from libp2p.pubsub.rpc_queue import PriorityQueue, RpcQueue  # noqa: E402
+from multiaddr import Multiaddr  # noqa: E402
+
+LIBP2P_LOGGER = "libp2p"
+ROUTED_LOGGER = "novacron.p2p.libp2p"
+
+DropCallback = Callable[[str, int], None]  # (cause, number of messages) -> None
+
+
+# -- logging -------------------------------------------------------------------------------------
+
+
+class _RerouteHandler(logging.Handler):
+    """Re-emits a ``libp2p.x.y`` record through the ``novacron.p2p.libp2p.x.y`` logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(ROUTED_LOGGER + record.name[len(LIBP2P_LOGGER):])
+        if target.isEnabledFor(record.levelno):
+            routed = logging.makeLogRecord(record.__dict__)  # other handlers may hold `record`
+            routed.name = target.name
+            target.handle(routed)
+
+
+def route_libp2p_logging(level: int | str = logging.WARNING) -> None:
+    """Send py-libp2p's log records into our logging tree, at ``level`` and above. Idempotent.
+
+    ``level`` gates records at the source (libp2p logs a lot at DEBUG); handlers, filters and
+    further levels are whatever the daemon configures on ``novacron.p2p.libp2p`` and above.
+    """
+    source = logging.getLogger(LIBP2P_LOGGER)
+    source.setLevel(level)
+    source.propagate = False
+    reroute = next((h for h in source.handlers if isinstance(h, _RerouteHandler)), None)
+    if reroute is None:
+        for handler in list(source.handlers):  # libp2p's own queue handler (LIBP2P_DEBUG set)
+            source.removeHandler(handler)
+        reroute = _RerouteHandler()
+        source.addHandler(reroute)
+    # Some libp2p modules set their own logger's level (auto_connector: INFO), which bypasses
+    # the gate on "libp2p"; the handler's level applies to all of them.
+    reroute.setLevel(level)
+
+
+# -- gossip --------------------------------------------------------------------------------------
+
+
+class CountingPriorityQueue(PriorityQueue):
+    """py-libp2p's bounded RPC queue, with our capacity, reporting every rejected push."""
+
+    def __init__(self, max_size: int, on_drop: DropCallback) -> None:
+        super().__init__(max_size)
+        self._on_drop = on_drop
+
+    def push(self, rpc: rpc_pb2.RPC, priority: bool = False) -> bool:
+        ok = super().push(rpc, priority)
+        if not ok:
+            if rpc.publish:
+                self._on_drop("peer_queue_full", len(rpc.publish))
+            if rpc.HasField("control") or rpc.subscriptions:
+                self._on_drop("control_queue_full", 1)
+        return ok
+
+
+class _SizedPeerQueues(dict[ID, RpcQueue]):
+    """``Pubsub.peer_queues``: swaps each new queue's store for a ``CountingPriorityQueue``.
+
+    ``Pubsub._handle_new_peer`` creates the queue with capacity 32 and stores it here before any
+    RPC is pushed, so replacing its private ``_queue`` at that moment loses nothing.
+    """
+
+    def __init__(self, capacity: int, on_drop: DropCallback) -> None:
+        super().__init__()
+        self._capacity = capacity
+        self._on_drop = on_drop
+
+    def __setitem__(self, peer_id: ID, queue: RpcQueue) -> None:
+        if len(queue) == 0 and not isinstance(queue._queue, CountingPriorityQueue):
+            queue._queue = CountingPriorityQueue(self._capacity, self._on_drop)
+        super().__setitem__(peer_id, queue)
+
+
+class NovaPubsub(Pubsub):
+    """Pubsub whose deliveries go to ``deliver`` and whose per-peer queues count their drops."""
+
+    def __init__(
+        self,
+        *args: Any,
+        deliver: Callable[[rpc_pb2.Message], None],
+        peer_queue: int,
+        on_drop: DropCallback,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliver = deliver
+        self.peer_queues = _SizedPeerQueues(peer_queue, on_drop)
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        """Called for every new valid message (ours included); ``deliver`` queues and counts."""
+        self._deliver(publish_message)
+
+
+class NovaGossipSub(GossipSub):
+    """GossipSub that never rate-limits our own publishes and counts what it refuses to forward."""
+
+    def __init__(self, *args: Any, on_drop: DropCallback, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_drop = on_drop
+
+    def _check_spam_protection(self, peer_id: ID, msg: rpc_pb2.Message) -> bool:
+        if self.pubsub is not None and peer_id == self.pubsub.my_id:
+            return True
+        ok = super()._check_spam_protection(peer_id, msg)
+        if not ok:
+            self._on_drop("rate_limited", 1)
+        return ok
+
+    def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
+        if reason != "queue_full":  # queue_full is counted by CountingPriorityQueue
+            self._on_drop(reason, max(1, len(rpc.publish)))
+        super()._handle_dropped_rpc(peer_id, rpc, reason)
+
+
+def stop_pubsub_threads(pubsub: Pubsub) -> None:
+    """Stop the sweeper thread that ``LastSeenCache`` starts and nothing else stops."""
+    pubsub.seen_messages.stop()
+
+
+# -- swarm ---------------------------------------------------------------------------------------
+
+
+async def disable_auto_connector(swarm: Swarm) -> None:
+    """Stop the swarm's background dialler (it would dial every peer the peerstore learns of)."""
+    await swarm.auto_connector.stop()
+
+
+async def close_connections(swarm: Swarm) -> None:
+    """Close every connection at once rather than one by one (~0.2 s each in ``Swarm.close``)."""
+
+    async def close_one(conn: Any) -> None:
+        try:
+            await conn.close()
+        except Exception as err:  # a half-dead connection must not stop the others closing
+            logging.getLogger(__name__).debug("closing a connection failed: %r", err)
+
+    async with trio.open_nursery() as nursery:
+        for conn in swarm.get_connections():
+            nursery.start_soon(close_one, conn)
+
+
+class PortInUse(OSError):
+    """A listen address whose TCP port another socket is already listening on."""
+
+
+def check_ports_free(listen: Iterable[Multiaddr]) -> None:
+    """Refuse fixed TCP ports that something already listens on (see ``SO_REUSEPORT`` above).
+
+    The probe binds without ``SO_REUSEPORT``, which the kernel refuses while any socket listens
+    on the port, and with ``SO_REUSEADDR``, so that connections of a previous run lingering in
+    TIME_WAIT do not count. Port 0 (pick a free port) needs no check.
+    """
+    for addr in listen:
+        protos = {p.name for p in addr.protocols()}
+        if "tcp" not in protos:
+            continue
+        port = int(addr.value_for_protocol("tcp"))
+        if port == 0:
+            continue
+        family = socket.AF_INET6 if "ip6" in protos else socket.AF_INET
+        ip = addr.value_for_protocol("ip6" if family == socket.AF_INET6 else "ip4")
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ip, port))
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise PortInUse(
+                        errno.EADDRINUSE,
+                        f"{addr}: TCP port {port} is already in use (another node running?)",
+                    ) from None
+                raise

@@ -1,0 +1,418 @@
+"""Direct framed streams: one long-lived outbound stream per (peer, protocol), and request/response.
+
+Used for hard state (PBFT messages between committee members) and bulk data (blob fetches), which
+must not go through gossip. Frames are ``daemon.p2p.framing`` frames.
+
+Outbound: ``send`` never blocks. It puts the frame on a bounded per-(peer, protocol) queue and
+returns False, counting the drop by cause, when it cannot (queue full, unknown or banned peer).
+One task per queue opens the stream on first use and writes frames in order, coalescing whatever
+is queued into one write of up to ``BATCH_BYTES`` (one yamux/Noise record per batch instead of
+per frame). If a write fails it reopens the stream and writes the batch once more; if that fails
+too the batch is dropped and counted (``send_failed``). Delivery is therefore best effort and,
+around a stream failure, a batch can be lost or (rarely, if the first write got through before
+failing) arrive twice: callers on top (PBFT) retransmit and de-duplicate. Order is never broken.
+The task exits after ``stream_idle`` seconds without frames.
+
+Inbound: frames from a peer on a protocol go to the protocol's handler one at a time, in order,
+even across a stream being replaced (a per-(peer, protocol) lock). A slow handler holds back only
+that peer's stream: yamux flow control pushes back on the sender, whose queue then fills and
+drops (counted). py-libp2p's yamux gives up a write after 5 s without window
+(``YamuxStream.write``), so a handler that stalls a stream for longer gets the stream reset by
+the sender; the frames buffered on it are lost and the sender opens a new one.
+
+A frame over ``max_frame`` or a stream ending mid-frame resets the stream and counts a fault
+against the peer. A handler raising ``RemoteProtocolError`` counts ``err.reason`` against the
+peer and the stream goes on; any other exception is our bug: logged with its traceback, counted
+in ``handler_errors``, and the stream goes on. Nothing a peer sends can end the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.host.basic_host import BasicHost
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.network.stream.net_stream import INetStream
+from libp2p.peer.id import ID
+
+from daemon.p2p.config import P2PConfig
+from daemon.p2p.errors import NotRunning, P2PError, RequestFailed
+from daemon.p2p.framing import FrameDecoder, encode_frame
+from daemon.p2p.metrics import P2PMetrics
+from protocol.errors import RemoteProtocolError
+from protocol.identity import NodeId
+
+log = logging.getLogger("novacron.p2p.streams")
+
+FrameHandler = Callable[[NodeId, bytes], Awaitable[None]]
+RequestHandler = Callable[[NodeId, bytes], Awaitable[bytes]]
+
+READ_CHUNK = 64 * 1024
+BATCH_BYTES = 64 * 1024  # queued frames coalesced into one write, up to about this much
+# What a network operation can raise when the peer or the connection goes away.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    BaseLibp2pError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
+@dataclass
+class _Outbox:
+    send: trio.MemorySendChannel[bytes]
+    receive: trio.MemoryReceiveChannel[bytes]
+
+
+@dataclass
+class _Inbound:
+    """Serialises a (peer, protocol)'s handler calls across its streams."""
+
+    lock: trio.Lock
+    streams: int = 0
+
+
+def peer_of(stream: INetStream) -> NodeId:
+    return NodeId(str(stream.muxed_conn.peer_id))
+
+
+async def read_frame(stream: INetStream, decoder: FrameDecoder) -> bytes | None:
+    """Read exactly one frame (request/response); None if the stream ends before its first byte.
+
+    Reads no further than the frame's end. Raises ``RemoteProtocolError`` subclasses for an
+    oversized or truncated frame.
+    """
+    while True:
+        try:
+            data = await stream.read(max(1, min(READ_CHUNK, decoder.want())))
+        except StreamEOF:
+            data = b""
+        if not data:
+            decoder.eof()  # raises TruncatedFrame if we were inside a frame
+            return None
+        frames = decoder.feed(data)
+        if frames:
+            return frames[0]
+
+
+async def close_quietly(stream: INetStream | None, *, reset: bool = False) -> None:
+    """Close (or reset) a stream that may already be dead, within a short bounded time."""
+    if stream is None:
+        return
+    with trio.move_on_after(1.0):
+        try:
+            if reset:
+                await stream.reset()
+            else:
+                await stream.close()
+        except NETWORK_ERRORS:
+            pass
+
+
+class FramedStreams:
+    """The framed-stream half of ``P2PHost``. Needs ``attach`` (inside ``run``) before I/O."""
+
+    def __init__(
+        self,
+        *,
+        self_id: NodeId,
+        config: P2PConfig,
+        metrics: P2PMetrics,
+        fault: Callable[[NodeId, str], None],
+        is_banned: Callable[[NodeId], bool],
+        can_reach: Callable[[NodeId], bool],
+    ) -> None:
+        self.self_id = self_id
+        self.config = config
+        self.metrics = metrics
+        self._fault = fault
+        self._is_banned = is_banned
+        self._can_reach = can_reach
+        self._host: BasicHost | None = None
+        self._nursery: trio.Nursery | None = None
+        self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
+        self._inbound: dict[tuple[NodeId, str], _Inbound] = {}
+        self._handlers: dict[str, FrameHandler] = {}
+        self._request_handlers: dict[str, RequestHandler] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def attach(self, host: BasicHost, nursery: trio.Nursery) -> None:
+        self._host, self._nursery = host, nursery
+        for protocol, handler in self._handlers.items():
+            self._register(host, protocol, partial(self._serve_frames, protocol, handler))
+        for protocol, rhandler in self._request_handlers.items():
+            self._register(host, protocol, partial(self._serve_request, protocol, rhandler))
+
+    def detach(self) -> None:
+        self._host = self._nursery = None
+        self._outboxes.clear()
+
+    # -- registration --------------------------------------------------------------------------
+
+    def handle(self, protocol: str, handler: FrameHandler) -> None:
+        self._check_new_protocol(protocol)
+        self._handlers[protocol] = handler
+        if self._host is not None:
+            self._register(self._host, protocol, partial(self._serve_frames, protocol, handler))
+
+    def handle_request(self, protocol: str, handler: RequestHandler) -> None:
+        self._check_new_protocol(protocol)
+        self._request_handlers[protocol] = handler
+        if self._host is not None:
+            self._register(self._host, protocol, partial(self._serve_request, protocol, handler))
+
+    @staticmethod
+    def _register(
+        host: BasicHost, protocol: str, serve: Callable[[INetStream], Awaitable[None]]
+    ) -> None:
+        host.set_stream_handler(TProtocol(protocol), serve)
+
+    def _check_new_protocol(self, protocol: str) -> None:
+        if not protocol.startswith("/"):
+            raise P2PError(f"protocol id {protocol!r} must start with '/', e.g. /novacron/pbft/1")
+        if protocol in self._handlers or protocol in self._request_handlers:
+            raise P2PError(f"protocol {protocol} already has a handler")
+
+    # -- outbound frames -----------------------------------------------------------------------
+
+    def send(self, peer: NodeId, protocol: str, frame: bytes) -> bool:
+        if len(frame) > self.config.max_frame:
+            raise P2PError(f"frame of {len(frame)} bytes is over max_frame={self.config.max_frame}")
+        if self._nursery is None:  # before run() or during shutdown: best effort, like a drop
+            self.metrics.drops["not_running"] += 1
+            return False
+        if peer == self.self_id:
+            self.metrics.drops["self"] += 1
+            return False
+        if self._is_banned(peer):
+            self.metrics.drops["banned"] += 1
+            return False
+        key = (peer, protocol)
+        box = self._outboxes.get(key)
+        if box is None:
+            if not self._can_reach(peer):
+                self.metrics.drops["unknown_peer"] += 1
+                return False
+            send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
+            box = self._outboxes[key] = _Outbox(send_ch, recv_ch)
+            self._nursery.start_soon(self._outbound, self._require_host(), peer, protocol, box)
+        try:
+            box.send.send_nowait(frame)
+        except trio.WouldBlock:
+            self.metrics.drops["queue_full"] += 1
+            return False
+        return True
+
+    async def _outbound(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox) -> None:
+        key = (peer, protocol)
+        stream: INetStream | None = None
+        try:
+            while True:
+                frame = None
+                with trio.move_on_after(self.config.stream_idle):
+                    frame = await box.receive.receive()
+                if frame is None:  # idle; no await since the timeout, so nothing can be queued
+                    break
+                batch = [frame]
+                size = len(frame)
+                while size < BATCH_BYTES:
+                    try:
+                        frame = box.receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    batch.append(frame)
+                    size += len(frame)
+                if self._is_banned(peer):
+                    self.metrics.drops["banned"] += len(batch)
+                    continue
+                data = b"".join(encode_frame(f, self.config.max_frame) for f in batch)
+                for attempt in (1, 2):
+                    try:
+                        if stream is None:
+                            stream = await self._open(host, peer, protocol)
+                        await stream.write(data)
+                    except (*NETWORK_ERRORS, trio.TooSlowError) as err:
+                        await close_quietly(stream, reset=True)
+                        stream = None
+                        if attempt == 2:
+                            self.metrics.drops["send_failed"] += len(batch)
+                            log.debug(
+                                "%d frames to %s on %s dropped: %r", len(batch), peer, protocol, err
+                            )
+                    else:
+                        self.metrics.frames_out[protocol] += len(batch)
+                        self.metrics.bytes_out[protocol] += size
+                        break
+        except Exception:  # our bug: log it, drop this queue, keep the node (next send restarts)
+            log.exception("outbound stream task for %s on %s failed", peer, protocol)
+            self.metrics.handler_errors[f"outbound:{protocol}"] += 1
+        finally:
+            if self._outboxes.get(key) is box:
+                del self._outboxes[key]
+            box.send.close()
+            abandoned = 0
+            while True:
+                try:
+                    box.receive.receive_nowait()
+                    abandoned += 1
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            if abandoned:  # queued when the task failed or the host shut down
+                self.metrics.drops["abandoned"] += abandoned
+            await close_quietly(stream)
+
+    async def _open(self, host: BasicHost, peer: NodeId, protocol: str) -> INetStream:
+        with trio.fail_after(self.config.dial_timeout):
+            return await host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+
+    def _require_host(self) -> BasicHost:
+        if self._host is None:
+            raise NotRunning("the host is not running")
+        return self._host
+
+    # -- inbound frames ------------------------------------------------------------------------
+
+    async def _serve_frames(self, protocol: str, handler: FrameHandler, stream: INetStream) -> None:
+        peer = peer_of(stream)
+        if self._is_banned(peer):
+            await close_quietly(stream, reset=True)
+            return
+        decoder = FrameDecoder(self.config.max_frame)
+        key = (peer, protocol)
+        inbound = self._inbound.get(key)
+        if inbound is None:
+            inbound = self._inbound[key] = _Inbound(trio.Lock())
+        inbound.streams += 1
+        try:
+            while True:
+                try:
+                    data = await stream.read(READ_CHUNK)
+                except StreamEOF:
+                    data = b""
+                if not data:
+                    decoder.eof()
+                    await close_quietly(stream)
+                    return
+                for frame in decoder.feed(data):
+                    self.metrics.frames_in[protocol] += 1
+                    self.metrics.bytes_in[protocol] += len(frame)
+                    async with inbound.lock:
+                        await self._call(handler, peer, frame, protocol)
+                if self._is_banned(peer):
+                    await close_quietly(stream, reset=True)
+                    return
+        except RemoteProtocolError as err:
+            log.info("peer %s broke framing on %s: %s", peer, protocol, err)
+            self._fault(peer, err.reason)
+            await close_quietly(stream, reset=True)
+        except NETWORK_ERRORS as err:  # the peer went away or reset the stream: not a fault
+            log.debug("inbound %s stream from %s ended: %r", protocol, peer, err)
+            await close_quietly(stream, reset=True)
+        finally:
+            inbound.streams -= 1
+            if inbound.streams == 0 and self._inbound.get(key) is inbound:
+                del self._inbound[key]
+
+    async def _call(self, handler: FrameHandler, peer: NodeId, frame: bytes, label: str) -> None:
+        try:
+            await handler(peer, frame)
+        except RemoteProtocolError as err:
+            log.info("peer %s sent a bad frame on %s: %s", peer, label, err)
+            self._fault(peer, err.reason)
+        except Exception:
+            log.exception("handler for %s raised on a frame from %s", label, peer)
+            self.metrics.handler_errors[label] += 1
+
+    # -- request / response --------------------------------------------------------------------
+
+    async def request(self, peer: NodeId, protocol: str, frame: bytes, timeout: float) -> bytes:
+        if len(frame) > self.config.max_frame:
+            raise P2PError(
+                f"request of {len(frame)} bytes is over max_frame={self.config.max_frame}"
+            )
+        host = self._require_host()
+        if peer == self.self_id:
+            raise RequestFailed("cannot send a request to ourselves", "self")
+        if self._is_banned(peer):
+            raise RequestFailed(f"peer {peer} is banned", "banned")
+        self.metrics.requests["sent"] += 1
+        stream: INetStream | None = None
+        reason, detail = "", ""
+        try:
+            with trio.fail_after(timeout):
+                try:
+                    stream = await host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+                except (*NETWORK_ERRORS, ValueError) as err:
+                    reason, detail = "open", repr(err)
+                else:
+                    try:
+                        await stream.write(encode_frame(frame, self.config.max_frame))
+                        response = await read_frame(stream, FrameDecoder(self.config.max_frame))
+                    except RemoteProtocolError as err:
+                        self._fault(peer, err.reason)
+                        reason, detail = err.reason, str(err)
+                    except NETWORK_ERRORS as err:
+                        reason, detail = "stream", repr(err)
+                    else:
+                        if response is None:
+                            reason, detail = "no_response", "the peer closed the stream unanswered"
+                        else:
+                            self.metrics.frames_in[protocol] += 1
+                            self.metrics.bytes_in[protocol] += len(response)
+                            return response
+        except trio.TooSlowError:
+            reason, detail = "timeout", f"no answer within {timeout} s"
+        finally:
+            await close_quietly(stream, reset=bool(reason))
+        self.metrics.requests[f"failed:{reason}"] += 1
+        raise RequestFailed(f"request to {peer} on {protocol} failed ({reason}): {detail}", reason)
+
+    async def _serve_request(
+        self, protocol: str, handler: RequestHandler, stream: INetStream
+    ) -> None:
+        peer = peer_of(stream)
+        if self._is_banned(peer):
+            await close_quietly(stream, reset=True)
+            return
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                frame = await read_frame(stream, FrameDecoder(self.config.max_frame))
+        except RemoteProtocolError as err:
+            self._fault(peer, err.reason)
+            await close_quietly(stream, reset=True)
+            return
+        except (*NETWORK_ERRORS, trio.TooSlowError):
+            await close_quietly(stream, reset=True)
+            return
+        if frame is None:  # opened and closed without asking anything: odd, harmless
+            await close_quietly(stream)
+            return
+        self.metrics.frames_in[protocol] += 1
+        self.metrics.bytes_in[protocol] += len(frame)
+        try:
+            response = await handler(peer, frame)
+            data = encode_frame(response, self.config.max_frame)
+        except RemoteProtocolError as err:
+            log.info("peer %s sent a bad request on %s: %s", peer, protocol, err)
+            self._fault(peer, err.reason)
+            await close_quietly(stream, reset=True)
+            return
+        except Exception:
+            log.exception("request handler for %s raised on a request from %s", protocol, peer)
+            self.metrics.handler_errors[protocol] += 1
+            await close_quietly(stream, reset=True)
+            return
+        try:
+            await stream.write(data)
+        except NETWORK_ERRORS:
+            await close_quietly(stream, reset=True)
+            return
+        self.metrics.requests["served"] += 1
+        await close_quietly(stream)

@@ -1,0 +1,99 @@
+"""Helpers for the p2p tests: seeded identities, hosts running in a nursery, bounded waits.
+
+Real sockets on 127.0.0.1 need real time, so waits are bounded with ``trio.fail_after`` and wake
+on events where there is one; ``wait_until`` polls a condition every few milliseconds for the
+few things (metrics, peer sets) that have no event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import trio
+
+from daemon.p2p import P2PConfig, P2PHost
+from protocol.identity import NodeIdentity
+
+LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
+
+
+def identity(name: str) -> NodeIdentity:
+    return NodeIdentity(hashlib.sha256(b"novacron-p2p-test:" + name.encode()).digest())
+
+
+def config(**overrides: object) -> P2PConfig:
+    settings: dict[str, object] = {
+        "listen": LOOPBACK,
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.4,
+        "dial_timeout": 3.0,
+    }
+    settings.update(overrides)
+    return P2PConfig(**settings)  # type: ignore[arg-type]
+
+
+def make_host(name: str, seed: int = 0, **overrides: object) -> P2PHost:
+    return P2PHost(identity(name), config(**overrides), random.Random(f"{name}:{seed}"))
+
+
+@asynccontextmanager
+async def running(*hosts: P2PHost) -> AsyncIterator[trio.Nursery]:
+    """Run hosts until the block ends, then cancel them (and wait for their clean exit)."""
+    async with trio.open_nursery() as nursery:
+        for host in hosts:
+            await nursery.start(host.run)
+        yield nursery
+        nursery.cancel_scope.cancel()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.005)
+
+
+class Inbox:
+    """A frame/gossip handler that records what arrives and lets a test wait for a count."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes]] = []
+        self._changed = trio.Event()
+
+    async def __call__(self, peer: str, data: bytes) -> None:
+        self.items.append((peer, data))
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        with trio.fail_after(timeout):
+            while len(self.items) < count:
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def raw_libp2p_host(name: str) -> AsyncIterator[object]:
+    """A bare py-libp2p host built like ours (Noise, yamux) but without our wrapper: a peer that
+    can write anything on any stream. Closed explicitly at the end."""
+    from daemon.p2p.factory import build_swarm_and_host
+
+    swarm, host = build_swarm_and_host(identity(name), config())
+    async with host.run(listen_addrs=list(config().listen_multiaddrs)):
+        try:
+            yield host
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await host.close()
+
+
+async def dial(raw_host: object, target: P2PHost) -> object:
+    """Connect a raw host to ``target``; returns target's libp2p peer ID."""
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    info = info_from_p2p_addr(Multiaddr(target.listen_addrs()[0]))
+    with trio.fail_after(5):
+        await raw_host.connect(info)  # type: ignore[attr-defined]
+    return info.peer_id
