@@ -8,6 +8,8 @@ blocks, and the whole shutdown is bounded (``SHUTDOWN_GRACE``) so the process is
 from __future__ import annotations
 
 import logging
+import os
+import random
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +18,8 @@ import trio
 
 from daemon.config import NodeConfig
 from daemon.node import Node
+from daemon.p2p.config import P2PConfig
+from daemon.p2p.service import P2PService
 from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
@@ -62,6 +66,9 @@ def build_node(config: NodeConfig) -> Node:
     db = Database(config.db_path, sync=config.storage_sync)
     node = Node(config, identity, db)
     node.control.bind()
+    rng = random.Random(os.urandom(16))
+    p2p_config = P2PConfig(listen=config.listen, bootstrap=config.bootstrap)
+    node.add(P2PService(identity, p2p_config, rng))
     return node
 
 

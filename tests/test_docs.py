@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def documented_methods() -> set[str]:
     text = (ROOT / "docs" / "control-socket.md").read_text()
-    return set(re.findall(r"^### `([a-z_.]+)`", text, flags=re.M))
+    return set(re.findall(r"^### `([a-z0-9_.]+)`", text, flags=re.M))
 
 
 def registered_methods(tmp_path) -> set[str]:

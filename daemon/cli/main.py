@@ -8,6 +8,7 @@ every ``CliError`` (and any error a command marks as the user's) into one line o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.code
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # our bug: one line for the user, the traceback on request
+        if os.environ.get("NOVACRON_DEBUG"):
+            raise
+        print(f"novacron: internal error: {type(err).__name__}: {err} (run again with "
+              "NOVACRON_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 70
     return int(result or 0)
 
 

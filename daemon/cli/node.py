@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_daemon_cmd(args: argparse.Namespace) -> int:
     from daemon.config import ConfigError, load_config
     from daemon.control.server import SocketInUse
+    from daemon.p2p.errors import P2PError
     from daemon.runner import run_daemon
     from daemon.storage.db import StorageError
     from daemon.storage.keyfile import KeyFileError
@@ -51,7 +52,7 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         run_daemon(config)
-    except (ConfigError, KeyFileError, StorageError, SocketInUse) as err:
+    except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError) as err:
         raise CliError(str(err)) from None
     except OSError as err:
         if err.errno == errno.EADDRINUSE:

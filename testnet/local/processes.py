@@ -29,7 +29,10 @@ def free_ports(n: int) -> list[int]:
 
 
 def port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:``port`` (connections in TIME_WAIT do not count,
+    as they do not stop the daemon's listener, which sets SO_REUSEADDR too)."""
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", port))
         return True

@@ -14,6 +14,9 @@ def network_ready(state: TestnetState, statuses: dict[str, Any]) -> str | None:
             return f"{name} to answer"
         if st.get("health") != "ok":
             return f"{name}: {st.get('health')}"
+        connected = st.get("services", {}).get("p2p", {}).get("connected", 0)
+        if connected < len(state.nodes) - 1:
+            return f"{name} to connect to its peers ({connected} of {len(state.nodes) - 1})"
     return None
 
 

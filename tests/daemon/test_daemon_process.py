@@ -80,3 +80,17 @@ def test_not_running_and_bad_config_are_one_line(tmp_path):
     res = cli("daemon", "--config", str(cfg))
     assert res.returncode == 2
     assert "unknown setting 'p2p.lisen'" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_port_taken_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = cli("daemon", "--data-dir", str(tmp_path / "n"), "--listen", f"/ip4/127.0.0.1/tcp/{port}")
+    assert res.returncode == 2
+    last = res.stderr.strip().splitlines()[-1]  # after the daemon's own log lines
+    assert last.startswith("novacron: ") and f"TCP port {port} is already in use" in last
+    assert "Traceback" not in res.stderr

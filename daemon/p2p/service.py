@@ -1,0 +1,67 @@
+"""The p2p host as a node service: its part of ``novacron status`` and the ``peers`` method."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import trio
+
+from daemon.control.params import only
+from daemon.control.server import ControlServer
+from daemon.p2p.config import P2PConfig
+from daemon.p2p.host import P2PHost
+from protocol.identity import NodeIdentity
+
+
+class P2PService:
+    name = "p2p"
+
+    def __init__(self, identity: NodeIdentity, config: P2PConfig, rng: random.Random) -> None:
+        self.host = P2PHost(identity, config, rng)
+        self.bootstrap = len(config.bootstrap)
+        # Other services add to what ``peers`` shows per peer (e.g. its capability record).
+        self.peer_info: list[Any] = []
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.host.run(task_status=task_status)
+
+    def status(self) -> dict[str, Any]:
+        m = self.host.metrics()
+        connected = len(self.host.connected_peers())
+        drops = sum(m.get("drops", {}).values())
+        faults = sum(sum(r.values()) for r in m.get("faults", {}).values())
+        health = "ok"
+        if self.bootstrap and connected == 0:
+            health = "no peers connected (check the bootstrap addresses and the network)"
+        return {
+            "health": health,
+            "summary": f"{connected} peers, {drops} drops, {faults} peer faults",
+            "connected": connected,
+            "known": m.get("known_peers", 0),
+            "listen": self.host.listen_addrs(),
+            "drops": m.get("drops", {}),
+            "faults": m.get("faults", {}),
+            "banned": m.get("banned_peers", 0),
+        }
+
+    def register_rpc(self, server: ControlServer) -> None:
+        server.register("peers", self.rpc_peers)
+        server.register("p2p.metrics", self.rpc_metrics)
+
+    async def rpc_peers(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params)
+        peers = []
+        for p in sorted(self.host.known_peers(), key=lambda p: p.node_id):
+            entry: dict[str, Any] = {
+                "node_id": p.node_id, "addrs": list(p.addrs), "connected": p.connected,
+                "bootstrap": p.bootstrap, "banned": p.banned, "fault_score": round(p.fault_score, 2),
+            }
+            for extra in self.peer_info:
+                entry.update(extra(p.node_id))
+            peers.append(entry)
+        return {"peers": peers, "self": self.host.node_id, "listen": self.host.listen_addrs()}
+
+    async def rpc_metrics(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params)
+        return self.host.metrics()
