@@ -4,6 +4,7 @@ worker is replaced and its task reported clearly, and no process outlives the po
 from __future__ import annotations
 
 import os
+import resource
 import signal
 from datetime import datetime, timedelta
 
@@ -143,3 +144,24 @@ async def test_admission_refusals_are_clear():
     assert big.detail == "task asks for 512 MiB of memory; this volunteer allows 256 MiB"
     assert ok.output == b"763 1000\n"
     assert pool.status()["accepting"] is True
+
+
+async def test_workers_are_niced_limited_and_idle_scheduled_for_idle_only_volunteers():
+    prefs = VolunteerPrefs(idle_only=True)
+    pool = WorkerPool(config(workers=1, nice=7, prefs=prefs, max_memory_mb=100,
+                             runtime_overhead_mb=400))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        (pid,) = pool.worker_pids()
+        policy = os.sched_getscheduler(pid)
+        niceness = os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0)
+        data = resource.prlimit(pid, resource.RLIMIT_DATA)
+        core = resource.prlimit(pid, resource.RLIMIT_CORE)
+        # idle-only with no load measured yet: the pool says so instead of running
+        with pytest.raises(PoolPaused, match="idle-only: measuring whether the machine is idle"):
+            await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+    assert policy == os.SCHED_IDLE
+    assert niceness == 7 or os.getpriority(os.PRIO_PROCESS, 0) + 7 > 19
+    assert data[0] == 500 << 20
+    assert core == (0, 0)
