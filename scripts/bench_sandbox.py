@@ -45,7 +45,7 @@ from protocol.messages.tasks import TaskStatus  # noqa: E402
 
 TARGET_US = 200.0
 PI = (ROOT / "examples" / "pi" / "pi.wasm").read_bytes()
-EMPTY = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
+EMPTY = bytes(wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))'))
 PI_INPUT = b"1 0\n"
 
 

@@ -2,9 +2,10 @@
 
 Modules:
 
-- ``wasi``      -- the deterministic WASI preview1 subset (stdin/stdout, argv, logical clock,
-                   seeded randomness; no files, network, environment or real time) and the
-                   import check that refuses anything else.
+- ``abi``       -- the WASI preview1 function table, errno values, and the import check that
+                   refuses a module importing anything else.
+- ``wasi``      -- the deterministic WASI subset (stdin/stdout, argv, logical clock, seeded
+                   randomness; no files, network, environment or real time), fuel-metered.
 - ``outcome``   -- ``Limits``, ``TaskOutcome`` and the pure rules from "how the run stopped" to
                    a ``TaskStatus`` and a one-line detail.
 - ``cache``     -- compiled and linked modules by SHA-256, in an LRU and on disk.
@@ -13,6 +14,7 @@ Modules:
 - ``worker``    -- the worker process (lower priority, rlimits, dies with its parent).
 - ``pool``      -- ``WorkerPool``: the trio service that runs tasks in worker processes.
 - ``volunteer`` -- the volunteer's preferences (cores, hours, idle-only) and ``may_run_now``.
+- ``__main__``  -- ``python -m daemon.runtime MODULE --input ...``: run one task locally.
 """
 
 from daemon.runtime.cache import ModuleCache, ModuleRefused, ModuleUnavailable, module_hash

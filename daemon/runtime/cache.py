@@ -24,7 +24,7 @@ from pathlib import Path
 
 import wasmtime
 
-from daemon.runtime.wasi import check_imports
+from daemon.runtime.abi import check_imports
 
 DIGEST = 32
 

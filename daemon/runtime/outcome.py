@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from protocol.messages.tasks import TaskStatus
 
@@ -81,11 +82,11 @@ class TaskOutcome:
                 "memory_pages": self.memory_pages, "wall_s": self.wall_s, "stderr": self.stderr}
 
     @classmethod
-    def from_wire(cls, wire: dict[str, object]) -> TaskOutcome:
+    def from_wire(cls, wire: dict[str, Any]) -> TaskOutcome:
         code = wire["exit_code"]
-        return cls(TaskStatus(int(wire["status"])), str(wire["detail"]), bytes(wire["output"]),  # type: ignore[arg-type, call-overload]
-                   None if code is None else int(code), int(wire["fuel_used"]),  # type: ignore[call-overload]
-                   int(wire["memory_pages"]), float(wire["wall_s"]), bytes(wire["stderr"]))  # type: ignore[call-overload, arg-type]
+        return cls(TaskStatus(int(wire["status"])), str(wire["detail"]), bytes(wire["output"]),
+                   None if code is None else int(code), int(wire["fuel_used"]),
+                   int(wire["memory_pages"]), float(wire["wall_s"]), bytes(wire["stderr"]))
 
 
 class EndKind(Enum):

@@ -30,7 +30,7 @@ import wasmtime
 
 from daemon.runtime.cache import ModuleCache, ModuleRefused
 from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
-from daemon.runtime.wasi import OutputTooLarge, ProcExit, TaskIO, WasiSubset
+from daemon.runtime.wasi import HostOutOfFuel, OutputTooLarge, ProcExit, TaskIO, WasiSubset
 from protocol.messages.tasks import TaskStatus
 
 DEFAULT_STACK = 512 * 1024
@@ -165,6 +165,8 @@ def _stopped(stop: BaseException) -> Ending:
         return Ending(EndKind.EXITED, exit_code=stop.code)
     if isinstance(stop, OutputTooLarge):
         return Ending(EndKind.OUTPUT_TOO_LARGE)
+    if isinstance(stop, HostOutOfFuel):
+        return Ending(EndKind.TRAPPED, trap_code="OUT_OF_FUEL")
     raise RuntimeError("a WASI host function failed") from stop
 
 

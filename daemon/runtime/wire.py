@@ -48,12 +48,12 @@ class RunRequest:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    body = msgpack.packb(message, use_bin_type=True)
+    body: bytes = msgpack.packb(message, use_bin_type=True)
     return HEADER.pack(len(body)) + body
 
 
 def frame_length(header: bytes, limit: int = MAX_FRAME) -> int:
-    (length,) = HEADER.unpack(header)
+    length: int = HEADER.unpack(header)[0]
     if length > limit:
         raise WireError(f"frame of {length} bytes passes the limit of {limit}")
     return length

@@ -27,8 +27,8 @@ _SIGS = {
 def wat(body: str, *imports: str, memory: int = 1) -> bytes:
     """A command module importing the named WASI functions, with ``body`` inside it."""
     lines = [_WASI.format(name=n, sig=_SIGS[n]) for n in imports]
-    return wasmtime.wat2wasm(
-        "(module\n" + "\n".join(lines) + f'\n(memory (export "memory") {memory})\n{body}\n)')
+    return bytes(wasmtime.wat2wasm(
+        "(module\n" + "\n".join(lines) + f'\n(memory (export "memory") {memory})\n{body}\n)'))
 
 
 def empty() -> bytes:
@@ -97,9 +97,30 @@ def huge_initial_memory(pages: int) -> bytes:
 
 
 def imports(module: str, name: str, sig: str = "") -> bytes:
-    return wasmtime.wat2wasm(f'''(module (import "{module}" "{name}" (func {sig}))
-      (memory (export "memory") 1) (func (export "_start")))''')
+    return bytes(wasmtime.wat2wasm(f'''(module (import "{module}" "{name}" (func {sig}))
+      (memory (export "memory") 1) (func (export "_start")))'''))
 
 
 def no_start() -> bytes:
-    return wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "main")))')
+    return bytes(wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "main")))'))
+
+
+def random_flood() -> bytes:
+    """random_get 64 KiB at a time, forever: host work that wasm fuel alone would not see."""
+    return wat('''(func (export "_start")
+      (loop (drop (call $random_get (i32.const 0) (i32.const 65536))) (br 0)))''', "random_get")
+
+
+def stderr_flood() -> bytes:
+    """Writes the whole of its 4 MiB memory to stderr, forever."""
+    return wat('''(data (i32.const 0) "\\00\\00\\00\\00\\00\\00\\40\\00")
+      (func (export "_start")
+        (loop (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+              (br 0)))''', "fd_write", memory=64)
+
+
+def zero_memory_write() -> bytes:
+    """A module with a memory of zero pages that calls fd_write and exits with its errno."""
+    return wat('''(func (export "_start")
+        (call $proc_exit (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))''',
+               "fd_write", "proc_exit", memory=0)

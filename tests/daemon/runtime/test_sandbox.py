@@ -108,6 +108,22 @@ def test_bad_pointer_gets_efault_not_a_crash(sandbox):
     assert (out.exit_code, out.detail) == (21, "exited with code 21")  # 21 = EFAULT
 
 
+def test_a_zero_page_memory_gets_efault_too(sandbox):
+    out = run(sandbox, modules.zero_memory_write())
+    assert (out.status, out.exit_code) == (TaskStatus.EXITED, 21)
+
+
+@pytest.mark.parametrize("wasm", [modules.random_flood(), modules.stderr_flood()],
+                         ids=["random_get", "stderr"])
+def test_host_work_is_paid_in_fuel_so_floods_end_out_of_fuel(sandbox, wasm):
+    out = run(sandbox, wasm)
+    assert out.status is TaskStatus.OUT_OF_FUEL
+    assert out.fuel_used == SMALL.fuel
+    assert len(out.stderr) <= 4096
+    again = run(sandbox, wasm)
+    assert (again.status, again.fuel_used, again.stderr) == (out.status, out.fuel_used, out.stderr)
+
+
 def test_proc_exit_zero_is_ok_and_nonzero_is_exited(sandbox):
     assert run(sandbox, modules.exit_with(0)).status is TaskStatus.OK
     out = run(sandbox, modules.exit_with(-1))
