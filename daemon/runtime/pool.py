@@ -211,7 +211,7 @@ class WorkerPool:
 
     def status(self) -> dict[str, Any]:
         accepting, reason = self.gate
-        return {"health": "ok", "workers": self.size, "running": self.running,
+        return {"health": "ok", "runtime_id": runtime_id(), "workers": self.size, "running": self.running,
                 "accepting": accepting, "reason": reason, "tasks_started": self.started,
                 "tasks_completed": self.completed, "workers_crashed": self.crashed,
                 "workers_killed": self.killed, "worker_restarts": self.restarts}
@@ -284,6 +284,14 @@ class WorkerPool:
             how = f"exited with code {code}"
         return TaskOutcome(TaskStatus.CRASHED, f"worker process died ({how}); this is a fault "
                            "of the node, not of the module: run the task again elsewhere")
+
+
+def runtime_id() -> str:
+    """What a worker's ``Sandbox.runtime_id`` will be: the wasmtime release and engine settings.
+    Replicas of a task agree on fuel and statuses only on the same runtime_id."""
+    from daemon.runtime.sandbox import engine_config
+
+    return engine_config()[1][:8].hex()
 
 
 def default_pool_config(cpu_share: float, max_memory_mb: int, idle_only: bool, hours: str,

@@ -101,6 +101,9 @@ class Sandbox:
     def __init__(self, cache_dir: Path | None = None, *, cache_capacity: int = 32,
                  max_wasm_stack: int = DEFAULT_STACK) -> None:
         cfg, fingerprint = engine_config(max_wasm_stack)
+        # Replicas agree on fuel and on every status only if they run the same runtime: the
+        # scheduler should place a task's replicas on nodes with the same runtime_id.
+        self.runtime_id = fingerprint[:8].hex()
         self.engine = wasmtime.Engine(cfg)
         self.wasi = WasiSubset()
         self.linker = wasmtime.Linker(self.engine)

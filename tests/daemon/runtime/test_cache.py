@@ -82,3 +82,10 @@ def test_refused_modules_are_not_written_to_disk(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ModuleUnavailable):
         Sandbox(tmp_path).run(module_hash(wasm), None, b"", Limits())
+
+
+def test_runtime_id_names_the_engine_and_the_pool_reports_the_workers_one():
+    from daemon.runtime.pool import runtime_id
+
+    assert Sandbox().runtime_id == runtime_id()
+    assert Sandbox(max_wasm_stack=256 * 1024).runtime_id != runtime_id()
