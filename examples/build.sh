@@ -35,5 +35,5 @@ build() {  # build SOURCE.c [extra flags]  ->  OUT/SOURCE.wasm
 
 build examples/pi/pi.c
 build examples/sweep/sweep.c -lm
-build tests/daemon/runtime/modules/probe.c
-build tests/daemon/runtime/modules/hog.c
+build tests/daemon/runtime/wasm/probe.c
+build tests/daemon/runtime/wasm/hog.c

@@ -13,8 +13,8 @@ import wasmtime
 ROOT = Path(__file__).resolve().parents[3]
 PI = ROOT / "examples" / "pi" / "pi.wasm"
 SWEEP = ROOT / "examples" / "sweep" / "sweep.wasm"
-PROBE = ROOT / "tests" / "daemon" / "runtime" / "modules" / "probe.wasm"
-HOG = ROOT / "tests" / "daemon" / "runtime" / "modules" / "hog.wasm"
+PROBE = ROOT / "tests" / "daemon" / "runtime" / "wasm" / "probe.wasm"
+HOG = ROOT / "tests" / "daemon" / "runtime" / "wasm" / "hog.wasm"
 
 _WASI = '(import "wasi_snapshot_preview1" "{name}" (func ${name} {sig}))'
 _SIGS = {

@@ -19,7 +19,7 @@ from tests.daemon.runtime.modules import ROOT
 
 EXAMPLES = ROOT / "examples"
 BUILT = ["examples/pi/pi.wasm", "examples/sweep/sweep.wasm",
-         "tests/daemon/runtime/modules/probe.wasm", "tests/daemon/runtime/modules/hog.wasm"]
+         "tests/daemon/runtime/wasm/probe.wasm", "tests/daemon/runtime/wasm/hog.wasm"]
 
 
 @pytest.mark.skipif(shutil.which("clang") is None or not Path("/usr/include/wasm32-wasi").is_dir(),
