@@ -19,6 +19,9 @@ class TaskStatus(IntEnum):
     OUT_OF_MEMORY = 3
     TIMED_OUT = 4
     REFUSED = 5
+    EXITED = 6  # the module called proc_exit with a non-zero code
+    OUTPUT_TOO_LARGE = 7  # stdout passed the task's max_output
+    CRASHED = 8  # the worker process died (a node fault, not the module's result: run it again)
 
 
 @message("task.offer", 1)

@@ -1,0 +1,305 @@
+"""The pool of sandbox worker processes: the trio-facing shell of the runtime.
+
+Theory of operation: the pool owns ``workers`` slots (floor(cores * cpu_share), at least one).
+Each slot is a trio task that keeps one worker process alive: it spawns it, waits for its
+``ready`` frame, lends it out through the ``_idle`` channel, and when the worker is retired
+(crashed, overdue, or cancelled mid-task) reaps it and spawns a fresh one. All processes belong
+to slot tasks inside the pool's nursery, so cancelling ``run`` kills and reaps every one of them.
+
+``run_task`` borrows an idle worker (this is also what bounds concurrency to the slots), sends
+one request and waits for one answer, with a deadline of the task's wall limit plus a margin
+(plus a compile allowance when module bytes are sent). The worker enforces the wall limit
+itself (epoch interruption); the deadline here catches what it cannot: a wedged or runaway
+process, which is killed and the task reported TIMED_OUT. A worker that dies reports CRASHED,
+which is a fault of this node, not a result of the module.
+
+Admission: ``gate`` is re-evaluated every ``sample_interval_s`` from local time and CPU load
+(``volunteer.may_run_now``); while it is closed ``run_task`` raises ``PoolPaused`` with the
+reason. Tasks already running finish (their wall limits bound them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import daemon
+from daemon.runtime import wire
+from daemon.runtime.cache import ModuleUnavailable
+from daemon.runtime.outcome import PAGE, Limits, TaskOutcome
+from daemon.runtime.volunteer import (CpuSample, VolunteerPrefs, cpu_count, load_between,
+                                      may_run_now, read_cpu_sample)
+from protocol.messages.tasks import TaskStatus
+
+log = logging.getLogger("novacron.runtime")
+
+REPO_ROOT = Path(daemon.__file__).resolve().parent.parent
+
+
+class PoolPaused(Exception):
+    """The volunteer's preferences say no new tasks now; the message says why."""
+
+
+class WorkerGone(Exception):
+    """The worker's pipe closed or broke mid-conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    prefs: VolunteerPrefs = field(default_factory=VolunteerPrefs)
+    max_memory_mb: int = 2048  # the most one task may use; also sizes the workers' RLIMIT_DATA
+    cache_dir: Path | None = None
+    cache_capacity: int = 32
+    nice: int = 10
+    workers: int | None = None  # None: prefs.workers(cpu_count())
+    margin_s: float = 2.0  # beyond a task's wall limit before the pool kills its worker
+    compile_allowance_s: float = 60.0  # extra time when the worker may have to compile
+    load_allowance_s: float = 10.0  # extra time to load a cached module from disk
+    spawn_timeout_s: float = 60.0
+    sample_interval_s: float = 5.0
+    runtime_overhead_mb: int = 512  # interpreter, compiler and module bytes, on top of task memory
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers is not None else self.prefs.workers(cpu_count())
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "daemon.runtime.worker", "--nice", str(self.nice),
+               "--cache-capacity", str(self.cache_capacity),
+               "--max-data-mb", str(self.max_memory_mb + self.runtime_overhead_mb)]
+        if self.cache_dir is not None:
+            cmd += ["--cache-dir", str(self.cache_dir)]
+        if self.prefs.idle_only:
+            cmd.append("--sched-idle")
+        return cmd
+
+
+class _Worker:
+    """One worker process and the framing on its pipes."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        assert process.stdin is not None and process.stdout is not None
+        self._send = process.stdin
+        self._recv = process.stdout
+        self._buffer = bytearray()
+        self.retired = trio.Event()
+        self.pid = process.pid
+        self.busy = False
+
+    async def _read_exact(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            try:
+                chunk = await self._recv.receive_some(max(65536, n - len(self._buffer)))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                chunk = b""
+            if not chunk:
+                raise WorkerGone()
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def receive(self, limit: int = wire.MAX_FRAME) -> dict[str, Any]:
+        header = await self._read_exact(wire.HEADER.size)
+        return wire.decode(await self._read_exact(wire.frame_length(header, limit)))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send.send_all(wire.encode(message))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise WorkerGone() from None
+
+    def kill_and_retire(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        self.retired.set()
+
+    async def reap(self) -> None:
+        self.kill_and_retire()
+        await self.process.wait()
+        for stream in (self._send, self._recv):
+            await trio.aclose_forcefully(stream)
+
+
+class WorkerPool:
+    """Runs tasks in worker processes. Start with ``await nursery.start(pool.run)``."""
+
+    name = "runtime"
+
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        self.size = config.worker_count()
+        self._idle_send, self._idle_recv = trio.open_memory_channel[_Worker](self.size)
+        self._live: dict[int, _Worker] = {}
+        self.gate: tuple[bool, str] = (False, "starting")
+        self.started = self.completed = self.crashed = self.killed = self.restarts = 0
+        self.running = 0
+
+    # -- service ---------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for index in range(self.size):
+                await nursery.start(self._slot, index)
+            self._update_gate(None)
+            nursery.start_soon(self._gate_loop)
+            log.info("runtime: %d worker(s) ready", self.size)
+            task_status.started()
+
+    async def _slot(self, index: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        first = True
+        while True:
+            worker = await self._spawn()
+            self._live[worker.pid] = worker
+            try:
+                if first:
+                    task_status.started()
+                    first = False
+                self._idle_send.send_nowait(worker)
+                await worker.retired.wait()
+            finally:
+                self._live.pop(worker.pid, None)
+                with trio.CancelScope(shield=True):
+                    await worker.reap()
+            self.restarts += 1
+
+    async def _spawn(self) -> _Worker:
+        env = dict(os.environ)
+        extra = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + extra if extra else "")
+        process = await trio.lowlevel.open_process(
+            self.config.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        worker = _Worker(process)
+        try:
+            with trio.fail_after(self.config.spawn_timeout_s):
+                hello = await worker.receive(limit=1024)
+            if "ready" not in hello:
+                raise wire.WireError(f"worker said {hello!r} instead of ready")
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await worker.reap()
+            raise
+        return worker
+
+    def _update_gate(self, load: float | None) -> None:
+        self.gate = may_run_now(self.config.prefs, datetime.now(), load)
+
+    async def _gate_loop(self) -> None:
+        before: CpuSample | None = None
+        while True:
+            try:
+                sample = read_cpu_sample(list(self._live))
+            except (OSError, ValueError):
+                sample = None  # no /proc: idle-only volunteers then never run, and we say so
+            load = load_between(before, sample) if before and sample else None
+            before = sample
+            self._update_gate(load)
+            await trio.sleep(self.config.sample_interval_s)
+
+    def worker_pids(self) -> dict[int, bool]:
+        """pid -> busy, for every live worker (status pages and tests)."""
+        return {pid: worker.busy for pid, worker in self._live.items()}
+
+    def status(self) -> dict[str, Any]:
+        accepting, reason = self.gate
+        return {"health": "ok", "runtime_id": runtime_id(), "workers": self.size, "running": self.running,
+                "accepting": accepting, "reason": reason, "tasks_started": self.started,
+                "tasks_completed": self.completed, "workers_crashed": self.crashed,
+                "workers_killed": self.killed, "worker_restarts": self.restarts}
+
+    def register_rpc(self, server: Any) -> None:
+        """The runtime adds no control methods; ``status`` reports it."""
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    async def run_task(self, module_hash: bytes, module: bytes | None, stdin: bytes,
+                       limits: Limits, *, seed: bytes = b"", argv: tuple[bytes, ...] = (b"task",),
+                       logical_time_ns: int = 0) -> TaskOutcome:
+        """Run one task on some worker. Raises PoolPaused (not now) or ModuleUnavailable (no
+        worker has the module cached and ``module`` is None: fetch the blob and call again)."""
+        accepting, reason = self.gate
+        if not accepting:
+            raise PoolPaused(reason)
+        if limits.memory_pages * PAGE > self.config.max_memory_mb << 20:
+            return TaskOutcome(TaskStatus.REFUSED,
+                               f"task asks for {limits.memory_pages * PAGE >> 20} MiB of memory; "
+                               f"this volunteer allows {self.config.max_memory_mb} MiB")
+        request = wire.RunRequest(module_hash, module, stdin, limits, seed, argv, logical_time_ns)
+        worker = await self._borrow()
+        allowance = (self.config.compile_allowance_s if module is not None
+                     else self.config.load_allowance_s)
+        deadline = limits.wall_s + self.config.margin_s + allowance
+        self.started += 1
+        self.running += 1
+        worker.busy = True
+        try:
+            with trio.move_on_after(deadline) as scope:
+                await worker.send(request.to_wire())
+                reply = await worker.receive(limit=limits.max_output + (1 << 20))
+        except (WorkerGone, wire.WireError):
+            return await self._crashed(worker)
+        except BaseException:
+            worker.kill_and_retire()  # cancelled mid-task: its answer would desync the pipe
+            raise
+        finally:
+            self.running -= 1
+            worker.busy = False
+        if scope.cancelled_caught:
+            worker.kill_and_retire()
+            self.killed += 1
+            return TaskOutcome(TaskStatus.TIMED_OUT,
+                               f"worker killed: no answer within {deadline:g} s (wall-clock "
+                               f"limit {limits.wall_s:g} s plus margin)", wall_s=deadline)
+        self._idle_send.send_nowait(worker)
+        if reply.get("missing"):
+            raise ModuleUnavailable(module_hash.hex())
+        self.completed += 1
+        return TaskOutcome.from_wire(reply["outcome"])
+
+    async def _borrow(self) -> _Worker:
+        while True:
+            worker = await self._idle_recv.receive()
+            if worker.process.returncode is None:
+                return worker
+            worker.kill_and_retire()  # died while idle (e.g. killed by the OOM killer)
+
+    async def _crashed(self, worker: _Worker) -> TaskOutcome:
+        worker.kill_and_retire()
+        self.crashed += 1
+        with trio.move_on_after(5):
+            await worker.process.wait()
+        code = worker.process.returncode
+        if code is not None and code < 0:
+            how = f"killed by signal {-code} ({signal.Signals(-code).name})"
+        else:
+            how = f"exited with code {code}"
+        return TaskOutcome(TaskStatus.CRASHED, f"worker process died ({how}); this is a fault "
+                           "of the node, not of the module: run the task again elsewhere")
+
+
+def runtime_id() -> str:
+    """What a worker's ``Sandbox.runtime_id`` will be: the wasmtime release and engine settings.
+    Replicas of a task agree on fuel and statuses only on the same runtime_id."""
+    from daemon.runtime.sandbox import engine_config
+
+    return engine_config()[1][:8].hex()
+
+
+def default_pool_config(cpu_share: float, max_memory_mb: int, idle_only: bool, hours: str,
+                        data_dir: Path) -> PoolConfig:
+    """The pool for a node's ``[volunteer]`` settings, caching compiled modules in its data dir."""
+    from daemon.runtime.volunteer import parse_hours
+
+    prefs = VolunteerPrefs(cpu_share=cpu_share, hours=parse_hours(hours), idle_only=idle_only)
+    return PoolConfig(prefs=prefs, max_memory_mb=max_memory_mb,
+                      cache_dir=data_dir / "modules", workers=None)
+

@@ -1,0 +1,192 @@
+"""Run one task in wasmtime: a fresh Store per task, with fuel, memory and wall-clock limits.
+
+One ``Sandbox`` per worker process: it owns the Engine (configured for determinism), the Linker
+with the WASI subset (defined once, shared by every Store), the module cache and the wall-clock
+watchdog. ``run`` is synchronous and runs one task at a time; the process pool in ``pool`` gives
+parallelism and a second line of defence.
+
+Start-up path of a cached task (what ``scripts/bench_sandbox.py`` measures): LRU lookup, new
+Store, set fuel/limits/epoch deadline, arm the watchdog, ``InstancePre.instantiate``, look up
+``_start``, call it, classify.
+
+Determinism settings: NaN canonicalisation on, relaxed SIMD deterministic, no threads, no
+multi-memory or memory64, single-threaded compilation (which also keeps compilation inside the
+volunteer's CPU share). Fuel counts are the same on every machine with the same wasmtime.
+The wasm stack limit is not fully portable: how deep a recursion fits depends on the native
+frame sizes of the CPU architecture, so a task near the limit may overflow on one architecture
+and not on another. The ledger should compare replicas on one architecture, or treat a
+STACK_OVERFLOW disagreement as a reason to re-run, not as fraud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+
+import wasmtime
+
+from daemon.runtime.cache import ModuleCache, ModuleRefused
+from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
+from daemon.runtime.wasi import HostOutOfFuel, OutputTooLarge, ProcExit, TaskIO, WasiSubset
+from protocol.messages.tasks import TaskStatus
+
+DEFAULT_STACK = 512 * 1024
+MAX_TABLE_ELEMENTS = 1_000_000
+
+
+class Watchdog:
+    """Ends the running task at its wall-clock deadline by bumping the engine's epoch.
+
+    One thread per engine, asleep unless a task is armed. A Store is created with an epoch
+    deadline of one tick; ``arm`` is called after that, so the one increment for a generation can
+    only interrupt that generation's Store. ``disarm`` says whether the deadline fired.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._generation = 0
+        self._fired = -1
+        self._thread = threading.Thread(target=self._loop, name="epoch-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, wall_s: float) -> None:
+        with self._cond:
+            self._generation += 1
+            self._deadline = time.monotonic() + wall_s
+            self._cond.notify()
+
+    def disarm(self) -> bool:
+        with self._cond:
+            self._deadline = None
+            return self._fired == self._generation
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._engine.increment_epoch()
+                self._fired = self._generation
+                self._deadline = None
+
+
+def engine_config(max_wasm_stack: int = DEFAULT_STACK) -> tuple[wasmtime.Config, bytes]:
+    """The engine configuration and a fingerprint of everything that shapes compiled code."""
+    cfg = wasmtime.Config()
+    settings = {
+        "consume_fuel": True, "epoch_interruption": True, "max_wasm_stack": max_wasm_stack,
+        "wasm_threads": False, "wasm_relaxed_simd_deterministic": True,
+        "cranelift_nan_canonicalization": True, "wasm_multi_memory": False,
+        "wasm_memory64": False, "parallel_compilation": False,
+    }
+    for name, value in settings.items():
+        setattr(cfg, name, value)
+    text = f"wasmtime {metadata.version('wasmtime')} " + repr(sorted(settings.items()))
+    return cfg, hashlib.sha256(text.encode()).digest()
+
+
+class Sandbox:
+    """Runs tasks, one at a time, each in a fresh Store. Not thread-safe by design."""
+
+    def __init__(self, cache_dir: Path | None = None, *, cache_capacity: int = 32,
+                 max_wasm_stack: int = DEFAULT_STACK) -> None:
+        cfg, fingerprint = engine_config(max_wasm_stack)
+        # Replicas agree on fuel and on every status only if they run the same runtime: the
+        # scheduler should place a task's replicas on nodes with the same runtime_id.
+        self.runtime_id = fingerprint[:8].hex()
+        self.engine = wasmtime.Engine(cfg)
+        self.wasi = WasiSubset()
+        self.linker = wasmtime.Linker(self.engine)
+        self.wasi.define(self.linker)
+        self.cache = ModuleCache(self.engine, self.linker, fingerprint, cache_dir, cache_capacity)
+        self.watchdog = Watchdog(self.engine)
+
+    def run(self, module_hash: bytes, module_bytes: bytes | None, stdin: bytes, limits: Limits,
+            *, seed: bytes = b"", argv: tuple[bytes, ...] = (b"task",),
+            logical_time_ns: int = 0) -> TaskOutcome:
+        """Run the module's ``_start`` on ``stdin``. Raises ModuleUnavailable only; every other
+        way a task can end is a TaskOutcome."""
+        began = time.perf_counter()
+        if len(stdin) > limits.max_input:
+            return TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} bytes, "
+                               f"limit {limits.max_input:,}")
+        try:
+            entry = self.cache.get(module_hash, module_bytes)
+        except ModuleRefused as err:
+            return TaskOutcome(TaskStatus.REFUSED, str(err), wall_s=time.perf_counter() - began)
+        began = time.perf_counter()  # wall_s is the task's own time, not a first compile's
+
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(limits.fuel)
+        store.set_limits(memory_size=limits.memory_pages * PAGE,
+                         table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=1)
+        store.set_epoch_deadline(1)
+        io = TaskIO(stdin, argv, seed, logical_time_ns, limits.max_output)
+        self.wasi.io = io
+        self.watchdog.arm(limits.wall_s)
+        memory: wasmtime.Memory | None = None
+        try:
+            instance = entry.pre.instantiate(store)
+            exports = instance.exports(store)
+            found = exports.get("memory")
+            memory = found if isinstance(found, wasmtime.Memory) else None
+            start = exports["_start"]
+            assert isinstance(start, wasmtime.Func)
+            start(store)
+            end = Ending(EndKind.RETURNED)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as err:
+            # A trap returned by a host function surfaces as either type; its reason is io.stop.
+            if io.stop is not None:
+                end = _stopped(io.stop)
+            elif isinstance(err, wasmtime.Trap):
+                end = _trap_ending(err)
+            else:
+                end = Ending(EndKind.INSTANTIATE_FAILED, message=_first_line(str(err)))
+        finally:
+            self.watchdog.disarm()
+            self.wasi.io = None
+        fuel_used = limits.fuel - store.get_fuel()
+        pages = memory.size(store) if memory is not None else 0
+        status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
+        return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
+                           time.perf_counter() - began, bytes(io.stderr))
+
+
+def _stopped(stop: BaseException) -> Ending:
+    """The ending a host function asked for; anything else it raised is our own bug."""
+    if isinstance(stop, ProcExit):
+        return Ending(EndKind.EXITED, exit_code=stop.code)
+    if isinstance(stop, OutputTooLarge):
+        return Ending(EndKind.OUTPUT_TOO_LARGE)
+    if isinstance(stop, HostOutOfFuel):
+        return Ending(EndKind.TRAPPED, trap_code="OUT_OF_FUEL")
+    raise RuntimeError("a WASI host function failed") from stop
+
+
+def _trap_ending(trap: wasmtime.Trap) -> Ending:
+    code = trap.trap_code
+    where = ""
+    frames = trap.frames
+    if frames:
+        frame = frames[0]
+        name = frame.func_name
+        where = f"func {frame.func_index}" + (f" ({name})" if name else "")
+    message = trap.message.strip().splitlines()
+    words = message[-1].removeprefix("wasm trap: ") if message else ""
+    return Ending(EndKind.TRAPPED, trap_code=code.name if code is not None else None,
+                  message=words, where=where)
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else "unknown error"

@@ -1,0 +1,120 @@
+"""A worker process: one Sandbox, tasks in over stdin, outcomes out over stdout.
+
+Run as ``python -m daemon.runtime.worker [options]`` by ``pool.WorkerPool``. Before it loads
+wasmtime the worker makes itself harmless to the volunteer's machine (defence in depth, beyond
+wasmtime's own isolation):
+
+- lower CPU priority (``nice``), and SCHED_IDLE for idle-only volunteers: the kernel then runs
+  it only when no other program wants the CPU;
+- RLIMIT_DATA caps its writable memory (task memory + the interpreter) so a bug in the runtime
+  cannot eat the machine's RAM; RLIMIT_CORE 0, so a crash leaves no core file behind;
+- it dies with its parent (PR_SET_PDEATHSIG), so no worker outlives a killed daemon;
+- the protocol uses private copies of fds 0 and 1; fd 1 then points at stderr, so a stray print
+  from any library cannot corrupt the protocol stream.
+
+It exits when its stdin closes. It has no wall-clock deadline of its own beyond the Sandbox's:
+the pool kills it if an answer is overdue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from daemon.runtime import wire
+
+PR_SET_PDEATHSIG = 1
+
+
+def harden(nice: int, sched_idle: bool, max_data_mb: int) -> None:
+    if nice:
+        os.nice(nice)
+    if sched_idle and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if max_data_mb:
+        limit = max_data_mb << 20
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(stream: BinaryIO) -> dict[str, object] | None:
+    header = _read_exact(stream, wire.HEADER.size)
+    if header is None:
+        return None
+    body = _read_exact(stream, wire.frame_length(header))
+    if body is None:
+        return None
+    return wire.decode(body)
+
+
+def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: int) -> None:
+    from daemon.runtime.cache import ModuleUnavailable
+    from daemon.runtime.sandbox import Sandbox
+
+    sandbox = Sandbox(cache_dir, cache_capacity=cache_capacity)
+    out.write(wire.encode({"ready": os.getpid()}))
+    out.flush()
+    while True:
+        message = read_message(inp)
+        if message is None:
+            return
+        request = wire.RunRequest.from_wire(message)
+        try:
+            outcome = sandbox.run(request.module_hash, request.module, request.stdin,
+                                  request.limits, seed=request.seed, argv=request.argv,
+                                  logical_time_ns=request.logical_time_ns)
+            reply: dict[str, object] = {"outcome": outcome.to_wire()}
+        except ModuleUnavailable:
+            reply = {"missing": True}
+        out.write(wire.encode(reply))
+        out.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m daemon.runtime.worker")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--cache-capacity", type=int, default=32)
+    parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--sched-idle", action="store_true")
+    parser.add_argument("--max-data-mb", type=int, default=0)
+    args = parser.parse_args(argv)
+    harden(args.nice, args.sched_idle, args.max_data_mb)
+    inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    os.close(null)
+    try:
+        serve(inp, out, args.cache_dir, args.cache_capacity)
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+if __name__ == "__main__":
+    main()

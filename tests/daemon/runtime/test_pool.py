@@ -1,0 +1,167 @@
+"""The worker pool with real worker processes: results agree across processes, a dead or wedged
+worker is replaced and its task reported clearly, and no process outlives the pool."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+from datetime import datetime, timedelta
+
+import pytest
+import trio
+import trio.testing
+
+from daemon.runtime.cache import ModuleUnavailable, module_hash
+from daemon.runtime.outcome import Limits
+from daemon.runtime.pool import PoolConfig, PoolPaused, WorkerPool
+from daemon.runtime.volunteer import VolunteerPrefs, parse_hours
+from protocol.messages.tasks import TaskStatus
+from tests.daemon.runtime import modules
+
+PI = modules.PI.read_bytes()
+PI_HASH = module_hash(PI)
+LOOP = modules.infinite_loop()
+
+
+def config(**kw) -> PoolConfig:
+    base = dict(workers=2, nice=0, margin_s=0.3, compile_allowance_s=30.0, load_allowance_s=0.3,
+                max_memory_mb=256, runtime_overhead_mb=1024)
+    base.update(kw)
+    return PoolConfig(**base)  # type: ignore[arg-type]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def busy_pid(pool: WorkerPool) -> int:
+    await trio.testing.wait_all_tasks_blocked()
+    (pid,) = [p for p, busy in pool.worker_pids().items() if busy]
+    return pid
+
+
+async def test_pi_is_identical_in_two_worker_processes(tmp_path):
+    pool = WorkerPool(config(cache_dir=tmp_path))
+    results = []
+    both_busy = []
+
+    async def one() -> None:
+        results.append(await pool.run_task(PI_HASH, None, b"7 1000000\n", Limits()))
+
+    async def watch() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        both_busy.append(list(pool.worker_pids().values()))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        first = await pool.run_task(PI_HASH, PI, b"7 1000000\n", Limits())  # compiles, to disk
+        async with trio.open_nursery() as both:  # two at once: two different workers
+            both.start_soon(one)
+            both.start_soon(one)
+            both.start_soon(watch)
+        nursery.cancel_scope.cancel()
+    assert both_busy == [[True, True]]
+    assert [r.output for r in [first, *results]] == [b"785526 1000000\n"] * 3
+    assert len({r.fuel_used for r in [first, *results]}) == 1
+    assert pool.completed == 3 and pool.crashed == 0
+
+
+async def signal_busy_worker(pool: WorkerPool, signum: int, pids: list[int]) -> None:
+    pid = await busy_pid(pool)
+    os.kill(pid, signum)
+    pids.append(pid)
+
+
+async def test_a_worker_killed_mid_task_reports_crashed_and_is_replaced():
+    pool = WorkerPool(config(workers=1))
+    victims: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(signal_busy_worker, pool, signal.SIGKILL, victims)
+        outcome = await pool.run_task(module_hash(LOOP), LOOP, b"", Limits(fuel=2**62, wall_s=30))
+        after = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+    assert outcome.status is TaskStatus.CRASHED
+    assert outcome.detail.startswith("worker process died (killed by signal 9 (SIGKILL))")
+    assert after.output == b"763 1000\n"
+    assert pool.crashed == 1 and pool.restarts >= 1 and victims[0] not in pool.worker_pids()
+
+
+async def test_a_wedged_worker_is_killed_after_the_wall_limit_plus_margin():
+    pool = WorkerPool(config(workers=1, compile_allowance_s=0.3))
+    wedged: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        # SIGSTOP: not even the worker's own wall-clock watchdog can answer now.
+        nursery.start_soon(signal_busy_worker, pool, signal.SIGSTOP, wedged)
+        outcome = await pool.run_task(module_hash(LOOP), LOOP, b"", Limits(fuel=2**62, wall_s=0.5))
+        after = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+    assert outcome.status is TaskStatus.TIMED_OUT
+    assert outcome.detail.startswith("worker killed: no answer within 1.1 s")
+    assert not alive(wedged[0]) and pool.killed == 1
+    assert after.output == b"763 1000\n"
+
+
+async def test_cancelling_the_pool_mid_task_leaves_no_process():
+    pool = WorkerPool(config(workers=2))
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            pids = list(pool.worker_pids())
+            nursery.start_soon(pool.run_task, module_hash(LOOP), LOOP, b"",
+                               Limits(fuel=2**62, wall_s=30))
+            await busy_pid(pool)
+            scope.cancel()
+    assert len(pids) == 2
+    assert not any(alive(pid) for pid in pids)
+
+
+async def test_admission_refusals_are_clear():
+    now = datetime.now()
+    later = f"{(now + timedelta(hours=2)):%H:00}-{(now + timedelta(hours=3)):%H:00}"
+    closed = WorkerPool(config(workers=1, prefs=VolunteerPrefs(hours=parse_hours(later))))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(closed.run)
+        with pytest.raises(PoolPaused, match="outside the volunteer's hours"):
+            await closed.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+
+    pool = WorkerPool(config(workers=1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        with pytest.raises(ModuleUnavailable):
+            await pool.run_task(PI_HASH, None, b"7 1000\n", Limits())
+        big = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits(memory_pages=8192))
+        ok = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+    assert big.status is TaskStatus.REFUSED
+    assert big.detail == "task asks for 512 MiB of memory; this volunteer allows 256 MiB"
+    assert ok.output == b"763 1000\n"
+    assert pool.status()["accepting"] is True
+
+
+async def test_workers_are_niced_limited_and_idle_scheduled_for_idle_only_volunteers():
+    prefs = VolunteerPrefs(idle_only=True)
+    pool = WorkerPool(config(workers=1, nice=7, prefs=prefs, max_memory_mb=100,
+                             runtime_overhead_mb=400))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        (pid,) = pool.worker_pids()
+        policy = os.sched_getscheduler(pid)
+        niceness = os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0)
+        data = resource.prlimit(pid, resource.RLIMIT_DATA)
+        core = resource.prlimit(pid, resource.RLIMIT_CORE)
+        # idle-only with no load measured yet: the pool says so instead of running
+        with pytest.raises(PoolPaused, match="idle-only: measuring whether the machine is idle"):
+            await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        nursery.cancel_scope.cancel()
+    assert policy == os.SCHED_IDLE
+    assert niceness == 7 or os.getpriority(os.PRIO_PROCESS, 0) + 7 > 19
+    assert data[0] == 500 << 20
+    assert core == (0, 0)
