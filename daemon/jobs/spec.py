@@ -1,0 +1,269 @@
+"""Job specs: the TOML a researcher writes, checked field by field with one-line errors.
+
+See ``examples/pi/job.toml`` for every field explained. ``load_spec(path)`` reads the file, the
+module and any input file (that is its only I/O) and returns a ``JobSpec`` holding everything
+the network needs: the module bytes, the task inputs, limits, replication and schedule.
+
+Every mistake is a ``SpecError`` whose message names the file, the field and the fix, e.g.
+``job.toml: [limits] fuel must be a positive integer (e.g. fuel = 1_000_000_000), got -5``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daemon.attest.levels import AttestationLevel
+
+MAX_MODULE_BYTES = 16 << 20
+MAX_TASKS = 100_000
+MAX_INPUT_BYTES = 1 << 20
+MAX_TOTAL_INPUT_BYTES = 64 << 20
+MAX_ARGV = 64
+MAX_REPLICAS = 16
+MAX_FUEL = 10**13
+MAX_MEMORY_MB = 4096
+MAX_WALL_S = 24 * 3600
+MAX_OUTPUT = 1 << 20
+WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
+
+LEVELS = {
+    "none": AttestationLevel.NONE,
+    "tpm-unendorsed": AttestationLevel.TPM_UNENDORSED,
+    "tpm": AttestationLevel.TPM,
+    "tee": AttestationLevel.TEE,
+}
+COMBINE = ("concat", "files")
+
+_KNOWN: dict[str, tuple[str, ...]] = {
+    "job": ("name", "module", "argv"),
+    "inputs": ("list", "lines", "range", "template"),
+    "limits": ("fuel", "memory_mb", "wall_s", "max_output_bytes"),
+    "replication": ("replicas", "quorum", "max_replicas", "min_attestation"),
+    "schedule": ("deadline",),
+    "sandbox": ("clock",),
+    "result": ("combine",),
+}
+
+
+class SpecError(Exception):
+    """One line: the file, the field, what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    module: bytes
+    argv: tuple[str, ...]
+    inputs: tuple[bytes, ...]
+    fuel: int = 1_000_000_000
+    memory_pages: int = 256
+    wall_s: float = 60.0
+    max_output: int = 64 * 1024
+    replicas: int = 2
+    quorum: int = 2
+    max_replicas: int = 6
+    min_attestation: AttestationLevel = AttestationLevel.NONE
+    deadline_s: int = 24 * 3600
+    clock_ns: int | None = None
+    combine: str = "concat"
+    source: str = field(default="", compare=False)
+
+    @property
+    def module_hash(self) -> bytes:
+        return hashlib.sha256(self.module).digest()
+
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(text)
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+class _Fields:
+    """Typed access to one table of the spec, raising ``SpecError`` with the field's name."""
+
+    def __init__(self, where: str, section: str, table: dict[str, Any]) -> None:
+        self.where = where
+        self.section = section
+        self.table = table
+        for key in table:
+            if key not in _KNOWN[section]:
+                near = difflib.get_close_matches(key, _KNOWN[section], n=1)
+                hint = f"did you mean {near[0]!r}?" if near else "known: " + ", ".join(_KNOWN[section])
+                raise SpecError(f"{where}: unknown field [{section}] {key} ({hint})")
+
+    def fail(self, key: str, what: str) -> SpecError:
+        return SpecError(f"{self.where}: [{self.section}] {key} {what}")
+
+    def int(self, key: str, default: int | None, lo: int, hi: int, example: str) -> int:
+        v = self.table.get(key, default)
+        if v is None:
+            raise self.fail(key, f"is required (e.g. {key} = {example})")
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.fail(key, f"must be an integer from {lo:,} to {hi:,} (e.g. {key} = {example}), got {v!r}")
+        return v
+
+    def number(self, key: str, default: float, lo: float, hi: float, example: str) -> float:
+        v = self.table.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
+            raise self.fail(key, f"must be a number of seconds in ({lo:g}, {hi:g}] (e.g. {key} = {example}), got {v!r}")
+        return float(v)
+
+    def str(self, key: str, default: str | None, example: str) -> str:
+        v = self.table.get(key, default)
+        if v is None:
+            raise self.fail(key, f"is required (e.g. {key} = {example})")
+        if not isinstance(v, str):
+            raise self.fail(key, f"must be a string (e.g. {key} = {example}), got {v!r}")
+        return v
+
+
+def load_spec(path: Path) -> JobSpec:
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise SpecError(f"job spec {path} does not exist") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a directory; give the job's .toml file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{where} is not valid TOML: {err}") from None
+    for section, value in doc.items():
+        if section not in _KNOWN or not isinstance(value, dict):
+            near = difflib.get_close_matches(section, list(_KNOWN), n=1)
+            hint = f" (did you mean [{near[0]}]?)" if near else f" (sections: {', '.join(_KNOWN)})"
+            raise SpecError(f"{where}: unknown section [{section}]{hint}")
+    base = path.parent
+    t = {s: _Fields(where, s, doc.get(s, {})) for s in _KNOWN}
+
+    job = t["job"]
+    name = job.str("name", path.stem, '"my-job"')
+    if not 1 <= len(name) <= 128:
+        raise job.fail("name", "must be 1 to 128 characters")
+    module_path = base / job.str("module", None, '"pi.wasm"')
+    try:
+        module = module_path.read_bytes()
+    except FileNotFoundError:
+        raise job.fail("module", f"names {module_path}, which does not exist") from None
+    except OSError as err:
+        raise job.fail("module", f"names {module_path}, which cannot be read: {err.strerror}") from None
+    if not module.startswith(WASM_MAGIC):
+        raise job.fail("module", f"names {module_path}, which is not a WebAssembly module (build it "
+                       "with clang --target=wasm32-wasi, see examples/build.sh)")
+    if len(module) > MAX_MODULE_BYTES:
+        raise job.fail("module", f"is {len(module):,} bytes; the limit is {MAX_MODULE_BYTES:,}")
+    argv = job.table.get("argv", [name])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or len(argv) > MAX_ARGV:
+        raise job.fail("argv", f'must be a list of at most {MAX_ARGV} strings (e.g. argv = ["pi"])')
+
+    inputs = _inputs(t["inputs"], base)
+
+    lim = t["limits"]
+    fuel = lim.int("fuel", 1_000_000_000, 1, MAX_FUEL, "1_000_000_000")
+    memory_mb = lim.int("memory_mb", 16, 1, MAX_MEMORY_MB, "16")
+    wall_s = lim.number("wall_s", 60.0, 0, MAX_WALL_S, "60")
+    max_output = lim.int("max_output_bytes", 64 * 1024, 1, MAX_OUTPUT, "65536")
+
+    rep = t["replication"]
+    replicas = rep.int("replicas", 2, 1, MAX_REPLICAS, "2")
+    quorum = rep.int("quorum", replicas, 1, MAX_REPLICAS, str(replicas))
+    if quorum > replicas:
+        raise rep.fail("quorum", f"({quorum}) cannot exceed replicas ({replicas}): a result is "
+                       "accepted when this many replicas agree")
+    max_replicas = rep.int("max_replicas", min(MAX_REPLICAS, replicas + 4), replicas, MAX_REPLICAS,
+                           str(replicas + 4))
+    level_name = rep.str("min_attestation", "none", '"none"')
+    if level_name not in LEVELS:
+        raise rep.fail("min_attestation", f"must be one of {', '.join(LEVELS)}, got {level_name!r}")
+
+    sched = t["schedule"]
+    deadline = sched.str("deadline", "24h", '"24h"')
+    try:
+        deadline_s = parse_duration(deadline)
+    except ValueError:
+        raise sched.fail("deadline", f'must be a duration like "90m", "6h" or "2d", got {deadline!r}') from None
+    if not 60 <= deadline_s <= 30 * 86400:
+        raise sched.fail("deadline", f"must be between 1 minute and 30 days, got {deadline!r}")
+
+    clock_ns = None
+    if "clock" in t["sandbox"].table:
+        clock = t["sandbox"].str("clock", None, '"2025-01-01T00:00:00Z"')
+        try:
+            dt = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+        except ValueError:
+            raise t["sandbox"].fail("clock", f'must be an ISO 8601 time like "2025-01-01T00:00:00Z", got {clock!r}') from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        clock_ns = int(dt.timestamp()) * 10**9
+        if clock_ns < 0:
+            raise t["sandbox"].fail("clock", "must not be before 1970")
+
+    combine = t["result"].str("combine", "concat", '"concat"')
+    if combine not in COMBINE:
+        raise t["result"].fail("combine", f"must be one of {', '.join(COMBINE)}, got {combine!r}")
+
+    return JobSpec(name=name, module=module, argv=tuple(argv), inputs=inputs, fuel=fuel,
+                   memory_pages=memory_mb * 16, wall_s=wall_s, max_output=max_output,
+                   replicas=replicas, quorum=quorum, max_replicas=max_replicas,
+                   min_attestation=LEVELS[level_name], deadline_s=deadline_s, clock_ns=clock_ns,
+                   combine=combine, source=where)
+
+
+def _inputs(t: _Fields, base: Path) -> tuple[bytes, ...]:
+    given = [k for k in ("list", "lines", "range") if k in t.table]
+    if len(given) != 1:
+        raise SpecError(f"{t.where}: [inputs] needs exactly one of list, lines or range (one task "
+                        f"per input), got {', '.join(given) or 'none'}")
+    kind = given[0]
+    if "template" in t.table and kind != "range":
+        raise t.fail("template", "only goes with range")
+    if kind == "list":
+        items = t.table["list"]
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise t.fail("list", 'must be a list of strings (e.g. list = ["1 1000\\n", "2 1000\\n"])')
+        inputs = [x.encode() for x in items]
+    elif kind == "lines":
+        file = base / t.str("lines", None, '"inputs.txt"')
+        try:
+            text = file.read_text()
+        except FileNotFoundError:
+            raise t.fail("lines", f"names {file}, which does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise t.fail("lines", f"names {file}, which cannot be read as text: {err}") from None
+        inputs = [line.encode() + b"\n" for line in text.splitlines() if line.strip()]
+    else:
+        rng = t.table["range"]
+        if (not isinstance(rng, list) or len(rng) != 2 or not all(type(x) is int for x in rng)
+                or not 0 <= rng[0] < rng[1]):
+            raise t.fail("range", "must be [first, end] with 0 <= first < end (e.g. range = [0, 100]: tasks 0..99)")
+        template = t.str("template", "{i}\n", '"{i} 1000000\\n"')
+        if "{i}" not in template:
+            raise t.fail("template", 'must contain {i} (e.g. template = "{i} 1000000\\n")')
+        if rng[1] - rng[0] > MAX_TASKS:
+            raise t.fail("range", f"gives {rng[1] - rng[0]:,} tasks; the limit is {MAX_TASKS:,}")
+        inputs = [template.replace("{i}", str(i)).encode() for i in range(rng[0], rng[1])]
+    if not inputs:
+        raise SpecError(f"{t.where}: [inputs] gives no tasks")
+    if len(inputs) > MAX_TASKS:
+        raise SpecError(f"{t.where}: [inputs] gives {len(inputs):,} tasks; the limit is {MAX_TASKS:,}")
+    big = next((i for i, x in enumerate(inputs) if len(x) > MAX_INPUT_BYTES), None)
+    if big is not None:
+        raise SpecError(f"{t.where}: [inputs] task {big} input is {len(inputs[big]):,} bytes; the "
+                        f"limit is {MAX_INPUT_BYTES:,}")
+    if sum(map(len, inputs)) > MAX_TOTAL_INPUT_BYTES:
+        raise SpecError(f"{t.where}: [inputs] total {sum(map(len, inputs)):,} bytes; the limit is "
+                        f"{MAX_TOTAL_INPUT_BYTES:,}")
+    return tuple(inputs)

@@ -1,0 +1,85 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from daemon.attest.levels import AttestationLevel
+from daemon.jobs.spec import SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def jobdir(tmp_path):
+    shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp_path / "pi.wasm")
+    return tmp_path
+
+
+def spec(jobdir, text):
+    p = jobdir / "job.toml"
+    p.write_text(text)
+    return p
+
+
+BASE = '[job]\nmodule = "pi.wasm"\n[inputs]\nrange = [0, 3]\ntemplate = "{i} 100\\n"\n'
+
+
+def test_examples_load():
+    pi = load_spec(ROOT / "examples" / "pi" / "job.toml")
+    assert len(pi.inputs) == 100 and pi.inputs[7] == b"7 10000000\n"
+    assert (pi.replicas, pi.quorum, pi.memory_pages) == (2, 2, 16 * 16)
+    sweep = load_spec(ROOT / "examples" / "sweep" / "job.toml")
+    assert len(sweep.inputs) == 1000 and sweep.argv[0] == "sweep"
+
+
+def test_defaults_and_input_kinds(jobdir):
+    s = load_spec(spec(jobdir, BASE))
+    assert s.inputs == (b"0 100\n", b"1 100\n", b"2 100\n") and s.name == "job"
+    assert s.min_attestation is AttestationLevel.NONE and s.deadline_s == 86400
+    (jobdir / "in.txt").write_text("a\n\nb\n")
+    s = load_spec(spec(jobdir, '[job]\nmodule = "pi.wasm"\n[inputs]\nlines = "in.txt"\n'
+                                '[replication]\nreplicas = 3\nquorum = 2\nmin_attestation = "tpm"\n'))
+    assert s.inputs == (b"a\n", b"b\n") and (s.replicas, s.quorum) == (3, 2)
+    assert s.min_attestation is AttestationLevel.TPM
+
+
+@pytest.mark.parametrize("extra,match", [
+    ("[limits]\nfuel = -5\n", r"\[limits\] fuel must be an integer from 1 to .* \(e.g. fuel = 1_000_000_000\), got -5"),
+    ("[limits]\nfuell = 5\n", r"unknown field \[limits\] fuell \(did you mean 'fuel'\?\)"),
+    ("[limitz]\nfuel = 5\n", r"unknown section \[limitz\] \(did you mean \[limits\]\?\)"),
+    ("[limits]\nwall_s = 0\n", r"\[limits\] wall_s must be a number of seconds"),
+    ("[replication]\nreplicas = 2\nquorum = 3\n", r"quorum \(3\) cannot exceed replicas \(2\)"),
+    ("[replication]\nmin_attestation = \"gold\"\n", "must be one of none, tpm-unendorsed, tpm, tee"),
+    ("[schedule]\ndeadline = \"soon\"\n", r'must be a duration like "90m"'),
+    ("[schedule]\ndeadline = \"10s\"\n", "between 1 minute and 30 days"),
+    ("[sandbox]\nclock = \"yesterday\"\n", "ISO 8601"),
+    ("[result]\ncombine = \"sum\"\n", "must be one of concat, files"),
+])
+def test_mistakes_name_field_and_fix(jobdir, extra, match):
+    with pytest.raises(SpecError, match=match):
+        load_spec(spec(jobdir, BASE + extra))
+
+
+@pytest.mark.parametrize("text,match", [
+    ('[job]\nmodule = "nope.wasm"\n[inputs]\nlist = ["a"]\n', r"\[job\] module names .*nope.wasm, which does not exist"),
+    ('[job]\nmodule = "job.toml"\n[inputs]\nlist = ["a"]\n', "is not a WebAssembly module"),
+    ('[job]\n[inputs]\nlist = ["a"]\n', r'\[job\] module is required \(e.g. module = "pi.wasm"\)'),
+    ('[job]\nmodule = "pi.wasm"\n', "needs exactly one of list, lines or range"),
+    ('[job]\nmodule = "pi.wasm"\n[inputs]\nlist = ["a"]\nrange = [0, 2]\n', "got list, range"),
+    ('[job]\nmodule = "pi.wasm"\n[inputs]\nrange = [5, 2]\n', "0 <= first < end"),
+    ('[job]\nmodule = "pi.wasm"\n[inputs]\nrange = [0, 2]\ntemplate = "x"\n', "must contain {i}"),
+    ('[job]\nmodule = "pi.wasm"\n[inputs]\nrange = [0, 200000]\n', "gives 200,000 tasks; the limit is 100,000"),
+    ('[job]\nmodule = "pi.wasm"\n[inputs]\nlist = []\n', "gives no tasks"),
+    ('[job]\nmodule = "pi.wasm"\nargv = "pi"\n[inputs]\nlist = ["a"]\n', "argv must be a list"),
+    ('[job\n', "is not valid TOML"),
+])
+def test_structural_mistakes(jobdir, text, match):
+    with pytest.raises(SpecError, match=match):
+        load_spec(spec(jobdir, text))
+
+
+def test_missing_spec_file(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "job.toml")
+    with pytest.raises(SpecError, match="is a directory"):
+        load_spec(tmp_path)
