@@ -136,7 +136,8 @@ class Predictor:
 
         ``up_since`` overrides the table's session starts (the benchmark replays sessions);
         ``vouched_since`` is the observer's own evidence: the uptime used is the shorter of the
-        claimed one and the one the observer can vouch for (NaN = no evidence).
+        claimed one and the one the observer can vouch for (NaN = no evidence). A node that
+        sent no summary but is vouched for is forecast from the prior from that time.
         """
         rows = np.asarray(rows, dtype=np.int64)
         n = rows.size
@@ -149,7 +150,7 @@ class Predictor:
         start = np.minimum(start, now_a)  # no session starts in the future
         if vouched_since is not None:
             vs = np.asarray(vouched_since, dtype=float)
-            start = np.where(np.isnan(vs), start, np.maximum(start, vs))
+            start = np.fmax(start, vs)  # the later start wins; NaN on either side is ignored
         start = np.maximum(start, now_a - MAX_CLAIMED_AGE_S)
         down = np.isnan(start)
         start = np.where(down, now_a, start)

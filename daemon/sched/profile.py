@@ -13,8 +13,9 @@ would need a self-reported UTC offset that peers must trust, and would buy only 
 daylight-saving changes, which the next refit absorbs. One fewer field to lie about.
 
 Wire form: 168 bytes, one per bin, ``round((log2 m + 4) * 254 / 8)``, i.e. multipliers from
-1/16 to 16 in steps of 2.2%, with 127 meaning exactly 1 (byte 255 decodes as 254). Anything decodes to a valid profile, so bytes cannot be "bad",
-only wrong, and wrong is bounded by the clamp.
+1/16 to 16 in steps of 2.2%, with 127 meaning exactly 1 (byte 255 reads as 254). Any 168
+bytes decode to a valid profile, so bytes cannot be "bad", only wrong, and wrong is bounded
+by the clamp.
 """
 
 from __future__ import annotations
@@ -28,44 +29,59 @@ from daemon.sched.timebase import HOUR, WEEK_BINS, FloatArray, IntArray, hour_of
 LOG2_RANGE = 4.0
 """Multipliers are clamped to [2^-4, 2^4]."""
 _STEPS = 254
+KERNEL_SD_H = 1.0
+"""How far a departure's evidence spreads to neighbouring hours: people leave at 17:00 give
+or take an hour, so four weeks of departures at 17:10 say as much about 16:30 and 18:00."""
+_LUT = np.exp2(np.minimum(np.arange(256), _STEPS) * (2 * LOG2_RANGE / _STEPS) - LOG2_RANGE)
+_FLAT = bytes([_STEPS // 2]) * WEEK_BINS
 
 
 @dataclass(frozen=True, slots=True)
 class WeekProfile:
-    """Hazard multipliers for the 168 UTC hours of the week (Monday 00:00 UTC = bin 0)."""
+    """Hazard multipliers for the 168 UTC hours of the week (Monday 00:00 UTC = bin 0).
 
-    multipliers: tuple[float, ...]
+    Held in its quantised wire form, so a node's own profile and every peer's decoded copy
+    are the same value, and "flat" is an exact test.
+    """
+
+    raw: bytes
 
     def __post_init__(self) -> None:
-        if len(self.multipliers) != WEEK_BINS:
-            raise ValueError(f"a week profile has {WEEK_BINS} bins, got {len(self.multipliers)}")
+        if not isinstance(self.raw, bytes) or len(self.raw) != WEEK_BINS:
+            raise ValueError(f"a week profile is {WEEK_BINS} bytes")
 
     @classmethod
     def flat(cls) -> "WeekProfile":
-        return cls((1.0,) * WEEK_BINS)
+        return cls(_FLAT)
 
     @classmethod
     def from_array(cls, m: FloatArray) -> "WeekProfile":
-        """Clamp to the wire range and quantise, so a local profile equals its decoded copy."""
-        return cls.from_bytes(_quantise(m))
+        """Clamp to [1/16, 16] and quantise (steps of 2.2%)."""
+        m = np.asarray(m, dtype=float)
+        if m.shape != (WEEK_BINS,):
+            raise ValueError(f"a week profile has {WEEK_BINS} bins, got shape {m.shape}")
+        return cls(_quantise(m))
 
     def to_bytes(self) -> bytes:
-        return _quantise(np.asarray(self.multipliers, dtype=float))
+        return self.raw
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "WeekProfile":
+        """Any 168 bytes are a valid profile; 255 means the same as 254 and is normalised."""
         if len(raw) != WEEK_BINS:
             raise ValueError(f"a week profile is {WEEK_BINS} bytes, got {len(raw)}")
-        q = np.minimum(np.frombuffer(raw, dtype=np.uint8), _STEPS).astype(float)
-        m = np.exp2(q * (2 * LOG2_RANGE / _STEPS) - LOG2_RANGE)
-        return cls(tuple(float(x) for x in m))
+        return cls(np.minimum(np.frombuffer(raw, dtype=np.uint8), _STEPS).astype(np.uint8).tobytes())
 
     def as_array(self) -> FloatArray:
-        return np.asarray(self.multipliers, dtype=float)
+        return np.asarray(_LUT[np.frombuffer(self.raw, dtype=np.uint8)])
+
+    @property
+    def multipliers(self) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.as_array())
 
     @property
     def is_flat(self) -> bool:
-        return all(abs(x - 1.0) < 0.03 for x in self.multipliers)
+        return self.raw == _FLAT
 
 
 def _quantise(m: FloatArray) -> bytes:
@@ -104,6 +120,18 @@ def split_hours(starts_s: FloatArray, ends_s: FloatArray) -> HourPieces:
         age_end_h=np.maximum(t_b - base, t_a - base) / HOUR,
         bin=np.asarray(hour_of_week(hour), dtype=np.int64),
     )
+
+
+_KERNEL = np.exp(-0.5 * np.arange(-3, 4) ** 2 / KERNEL_SD_H**2)
+_KERNEL /= _KERNEL.sum()
+
+
+def _kernel(x: FloatArray) -> FloatArray:
+    """Circular Gaussian smoothing over neighbouring hours (wraps around the day or week)."""
+    out = np.zeros_like(x, dtype=float)
+    for off, w in zip(range(-3, 4), _KERNEL):
+        out += w * np.roll(x, off)
+    return out
 
 
 def _overdispersion(events: FloatArray, expected: FloatArray) -> float:
@@ -145,17 +173,14 @@ def smooth_rates(events: FloatArray, exposure: FloatArray) -> FloatArray:
     tau2 = _overdispersion(d_day, e_day)
     if tau2 <= 0:
         return np.ones(WEEK_BINS)
-    m_day = (d_day + 1.0 / tau2) / (e_day + 1.0 / tau2)
-    e_wk = expected * np.tile(m_day, 7)
-    tau2_wk = _overdispersion(events, e_wk)
+    m_day = (_kernel(d_day) + 1.0 / tau2) / (_kernel(e_day) + 1.0 / tau2)
     base = np.tile(m_day, 7)
+    e_wk = expected * base
+    tau2_wk = _overdispersion(events, e_wk)
     if tau2_wk > 0:
         a = 1.0 / tau2_wk
-        m = base * (events + a) / (e_wk + a)
+        m = base * (_kernel(events) + a) / (_kernel(e_wk) + a)
     else:
         m = base
-    lm = np.log(m)
-    lm = 0.25 * np.roll(lm, 1) + 0.5 * lm + 0.25 * np.roll(lm, -1)
-    m = np.exp(lm)
     m = m * (total_x / float(np.dot(m, exposure)))
     return np.clip(m, 2.0**-LOG2_RANGE, 2.0**LOG2_RANGE)

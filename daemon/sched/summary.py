@@ -80,10 +80,11 @@ class AvailabilitySummary:
             raise MalformedMessage("availability summary must be a map")
         if len(obj) > MAX_WIRE_KEYS:
             raise MalformedMessage(f"availability summary has {len(obj)} keys (max {MAX_WIRE_KEYS})")
-        if obj.get("v") != WIRE_VERSION:
-            if not _is_int(obj.get("v")):
-                raise MalformedMessage("availability summary lacks an integer version 'v'")
-            raise UnsupportedVersion(f"availability summary version {obj.get('v')} (we speak 1)")
+        version = obj.get("v")
+        if not _is_int(version):
+            raise MalformedMessage("availability summary lacks an integer version 'v'")
+        if version != WIRE_VERSION:
+            raise UnsupportedVersion(f"availability summary version {version} (we speak {WIRE_VERSION})")
         events = obj.get("n")
         if not _is_int(events) or events < 0:
             raise MalformedMessage("availability summary 'n' must be a non-negative integer")

@@ -19,9 +19,11 @@ import numpy as np
 
 from daemon.sched.profile import WeekProfile, smooth_rates, split_hours
 from daemon.sched.timebase import HOUR, WEEK_BINS, FloatArray, hour_of_week
-from daemon.sched.weibull import Weibull, fit_pieces
+from daemon.sched.weibull import SHAPE_MAX, Weibull, fit_pieces
 
 FIT_ROUNDS = 6
+PATTERN_MAX_SHAPE = 1.0
+"""With a weekly pattern, the profile carries the rhythm and age may only calm the hazard."""
 MAX_HORIZON_S = 30 * 24 * HOUR
 """Forecasts further out than 30 days are refused: no volunteer history supports them."""
 
@@ -76,7 +78,8 @@ def fit_host_model(
             m = smooth_rates(events_per_bin, exposure)
             # Quantise now so the fitted Weibull matches the profile peers will decode.
             m = WeekProfile.from_array(m).as_array()
-            new = fit_pieces(a, b, m[pieces.bin], event_ages)
+            cap = PATTERN_MAX_SHAPE if np.any(m != 1.0) else SHAPE_MAX
+            new = fit_pieces(a, b, m[pieces.bin], event_ages, max_shape=cap)
             assert new is not None
             done = abs(new.dist.shape - fit.dist.shape) < 1e-3 * fit.dist.shape
             fit = new

@@ -107,6 +107,7 @@ def fit_weibull(durations_h: FloatArray, observed: npt.NDArray[np.bool_]) -> Wei
 
 def fit_pieces(
     starts_h: FloatArray, ends_h: FloatArray, weights: FloatArray, event_ages_h: FloatArray,
+    *, max_shape: float = SHAPE_MAX,
 ) -> WeibullFit | None:
     """Fit shape and scale given exposure pieces ``[starts_h, ends_h]`` (session ages, hours)
     with hazard multipliers ``weights``, and the ages at which departures happened."""
@@ -142,7 +143,7 @@ def fit_pieces(
         d2u = k * k * h_k + k * g_k - 1.0 / SHAPE_PRIOR_SD**2
         return du, d2u
 
-    lo, hi = math.log(SHAPE_MIN), math.log(SHAPE_MAX)
+    lo, hi = math.log(SHAPE_MIN), math.log(max_shape)
     g_lo, _ = derivs(lo)
     g_hi, _ = derivs(hi)
     if g_lo <= 0:
