@@ -2,5 +2,6 @@
 
 Subpackages:
 
-- ``cli``  -- the ``novacron`` command line.
+- ``cli``    -- the ``novacron`` command line.
+- ``sched``  -- availability forecasts and task placement with explanations (pure).
 """

@@ -79,6 +79,22 @@ def random_policy(seed: int) -> Chooser:
     return lambda task, idle, now: idle[int(rng.integers(len(idle)))]
 
 
+class _Sessions:
+    """Each host's current up session, looked up in its trace once per session, not per query."""
+
+    def __init__(self, traces: Sequence[HostTrace]) -> None:
+        self._traces = traces
+        self._cache: dict[int, tuple[float, float]] = {}
+
+    def current(self, h: int, now: float) -> tuple[float, float]:
+        hit = self._cache.get(h)
+        if hit is None or not hit[0] <= now < hit[1]:
+            start = float(self._traces[h].session_start(now))
+            hit = (start, now + float(self._traces[h].remaining_up(now)))
+            self._cache[h] = hit
+        return hit
+
+
 def _tie(task: SimTask, host: int) -> bytes:
     return hashlib.blake2b(f"{task.task_id}/{host}".encode(), digest_size=8).digest()
 
@@ -89,8 +105,10 @@ def on_fraction_policy(summaries: Sequence[AvailabilitySummary]) -> Chooser:
 
 
 def oracle_policy(traces: Sequence[HostTrace]) -> Chooser:
+    sessions = _Sessions(traces)
+
     def choose(task: SimTask, idle: list[int], now: float) -> int:
-        rem = [float(traces[h].remaining_up(now)) for h in idle]
+        rem = [sessions.current(h, now)[1] - now for h in idle]
         fits = [(r, _tie(task, h), h) for r, h in zip(rem, idle) if r >= task.duration_s]
         if fits:
             return min(fits)[2]
@@ -103,9 +121,10 @@ def ours_policy(
 ) -> Chooser:
     """The real placement: candidates carry the gossiped summary with the current up_since."""
     cache: dict[int, tuple[float, Candidate]] = {}
+    sessions = _Sessions(traces)
 
     def candidate(h: int, now: float) -> Candidate:
-        start = float(traces[h].session_start(now))
+        start = sessions.current(h, now)[0]
         hit = cache.get(h)
         if hit is None or hit[0] != start:
             cand = Candidate(

@@ -169,12 +169,14 @@ def fit_calibration(
     table = ModelTable.from_summaries(summaries)
     pts = scoring_points(traces, inner_end, fit_end, step_s=step_s, rng=rng)
     pairs = []
+    groups = []
     for h in horizons_h:
         # Only points whose outcome is known by fit_end: no peeking past the fit window.
         ok = pts.t + h * HOUR <= fit_end
         sub = ScoringPoints(pts.host[ok], pts.t[ok], pts.session_start[ok], pts.remaining_s[ok])
         pairs.append((forecast_ours(raw, table, sub, h * HOUR, calibrated=False), sub.outcome(h * HOUR)))
-    return Calibration.fit(horizons_h, pairs)
+        groups.append(table.rhythmic[sub.host])
+    return Calibration.fit(horizons_h, pairs, groups)
 
 
 def fitted_predictor(

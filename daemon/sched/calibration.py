@@ -81,16 +81,30 @@ def fit_isotonic(p: FloatArray, y: FloatArray, *, max_knots: int = MAX_KNOTS) ->
     return IsotonicMap(tuple(float(v) for v in bx), tuple(float(v) for v in np.maximum.accumulate(by)))
 
 
+MIN_GROUP_PAIRS = 500
+"""A group gets its own maps only with this many outcomes per horizon; else it shares."""
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Isotonic maps for increasing horizons (hours). No maps = identity (uncalibrated)."""
+    """Isotonic maps for increasing horizons (hours). No maps = identity (uncalibrated).
+
+    Two groups of hosts are calibrated apart: ``maps`` for most, ``rhythm_maps`` for hosts
+    whose summary shows a strong weekly rhythm (``ModelTable.rhythmic``). Their models err in
+    different ways (office desktops are too mild in the middle, P2P peers are fine), and one
+    population map bent to fix the first would spoil the second. Empty ``rhythm_maps``: one
+    map for everybody.
+    """
 
     horizons_h: tuple[float, ...] = ()
     maps: tuple[IsotonicMap, ...] = ()
+    rhythm_maps: tuple[IsotonicMap, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.horizons_h) != len(self.maps):
             raise ValueError("one isotonic map per horizon")
+        if self.rhythm_maps and len(self.rhythm_maps) != len(self.maps):
+            raise ValueError("rhythm maps, if any, cover the same horizons")
         if any(b <= a for a, b in zip(self.horizons_h, self.horizons_h[1:])) or any(h <= 0 for h in self.horizons_h):
             raise ValueError("calibration horizons must be positive and increasing")
 
@@ -99,17 +113,49 @@ class Calibration:
         return cls()
 
     @classmethod
-    def fit(cls, horizons_h: Sequence[float], pairs: Sequence[tuple[FloatArray, FloatArray]]) -> "Calibration":
-        """One isotonic map per horizon from ``(forecasts, outcomes)`` at that horizon."""
-        return cls(tuple(float(h) for h in horizons_h), tuple(fit_isotonic(p, y) for p, y in pairs))
+    def fit(
+        cls,
+        horizons_h: Sequence[float],
+        pairs: Sequence[tuple[FloatArray, FloatArray]],
+        rhythmic: Sequence[np.ndarray] | None = None,
+    ) -> "Calibration":
+        """One isotonic map per horizon from ``(forecasts, outcomes)`` at that horizon;
+        with ``rhythmic`` flags per pair, a second set for the rhythmic hosts."""
+        hs = tuple(float(h) for h in horizons_h)
+        if rhythmic is None:
+            return cls(hs, tuple(fit_isotonic(p, y) for p, y in pairs))
+        plain: list[IsotonicMap] = []
+        rhythm: list[IsotonicMap] = []
+        split = all(
+            int(np.sum(g)) >= MIN_GROUP_PAIRS and int(np.sum(~g)) >= MIN_GROUP_PAIRS
+            for g in (np.asarray(r, dtype=bool) for r in rhythmic)
+        )
+        for (p, y), g in zip(pairs, rhythmic):
+            g = np.asarray(g, dtype=bool)
+            if split:
+                plain.append(fit_isotonic(p[~g], y[~g]))
+                rhythm.append(fit_isotonic(p[g], y[g]))
+            else:
+                plain.append(fit_isotonic(p, y))
+        return cls(hs, tuple(plain), tuple(rhythm))
 
-    def apply(self, p: FloatArray, horizon_h: FloatArray) -> FloatArray:
+    def apply(self, p: FloatArray, horizon_h: FloatArray, rhythmic: np.ndarray | None = None) -> FloatArray:
         p = np.asarray(p, dtype=float)
         if not self.maps:
             return p
+        out = self._apply(self.maps, p, horizon_h)
+        if self.rhythm_maps and rhythmic is not None:
+            g = np.broadcast_to(np.asarray(rhythmic, dtype=bool), p.shape)
+            if g.any():
+                h = np.broadcast_to(np.asarray(horizon_h, dtype=float), p.shape)
+                out = out.copy()
+                out[g] = self._apply(self.rhythm_maps, p[g], h[g])
+        return out
+
+    def _apply(self, maps: tuple[IsotonicMap, ...], p: FloatArray, horizon_h: FloatArray) -> FloatArray:
         h = np.broadcast_to(np.asarray(horizon_h, dtype=float), p.shape)
-        if len(self.maps) == 1:
-            return self.maps[0](p)
+        if len(maps) == 1:
+            return maps[0](p)
         logs = np.log(np.array(self.horizons_h))
         lh = np.clip(np.log(np.maximum(h, 1e-9)), logs[0], logs[-1])
         i = np.clip(np.searchsorted(logs, lh, side="right") - 1, 0, len(logs) - 2)
@@ -117,21 +163,32 @@ class Calibration:
         out = np.empty_like(p)
         for j in np.unique(i):
             sel = i == j
-            lo, hi = self.maps[j](p[sel]), self.maps[j + 1](p[sel])
+            lo, hi = maps[j](p[sel]), maps[j + 1](p[sel])
             out[sel] = lo + frac[sel] * (hi - lo)
         return out
 
-    def to_wire(self) -> list[list[object]]:
-        """Plain lists, so a committee can pin the map in its epoch configuration."""
-        return [[h, list(m.xs), list(m.ys)] for h, m in zip(self.horizons_h, self.maps)]
+    def to_wire(self) -> dict[str, list[list[object]]]:
+        """Plain lists, so a committee can pin the maps in its epoch configuration."""
+        return {
+            "plain": [[h, list(m.xs), list(m.ys)] for h, m in zip(self.horizons_h, self.maps)],
+            "rhythm": [[h, list(m.xs), list(m.ys)] for h, m in zip(self.horizons_h, self.rhythm_maps)],
+        }
 
     @classmethod
-    def from_wire(cls, obj: list[list[object]]) -> "Calibration":
-        hs: list[float] = []
-        maps: list[IsotonicMap] = []
-        for h, xs, ys in obj:  # type: ignore[misc]
-            hs.append(float(h))  # type: ignore[arg-type]
-            maps.append(IsotonicMap(tuple(map(float, xs)), tuple(map(float, ys))))  # type: ignore[call-overload]
-            if not all(math.isfinite(v) for v in maps[-1].xs + maps[-1].ys):
-                raise ValueError("calibration knots must be finite")
-        return cls(tuple(hs), tuple(maps))
+    def from_wire(cls, obj: dict[str, list[list[object]]]) -> "Calibration":
+        def maps(rows: list[list[object]]) -> tuple[list[float], list[IsotonicMap]]:
+            hs: list[float] = []
+            out: list[IsotonicMap] = []
+            for h, xs, ys in rows:  # type: ignore[misc]
+                hs.append(float(h))  # type: ignore[arg-type]
+                m = IsotonicMap(tuple(map(float, xs)), tuple(map(float, ys)))  # type: ignore[call-overload]
+                if not all(math.isfinite(v) for v in m.xs + m.ys):
+                    raise ValueError("calibration knots must be finite")
+                out.append(m)
+            return hs, out
+
+        hs, plain = maps(obj.get("plain", []))
+        hs2, rhythm = maps(obj.get("rhythm", []))
+        if rhythm and hs2 != hs:
+            raise ValueError("rhythm maps must cover the same horizons")
+        return cls(tuple(hs), tuple(plain), tuple(rhythm))

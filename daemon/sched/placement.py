@@ -133,11 +133,30 @@ class Placement:
 class _Scored:
     index: int
     cand: Candidate
-    factors: Factors
+    score: float
     code: str | None
     """None when feasible, else the reason code that rules it out."""
     reason: str
     key: tuple[int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scores:
+    """Every candidate scored, best first; factors are built only for peers we explain."""
+
+    ranked: list[_Scored]
+    p: np.ndarray
+    wall: np.ndarray
+    uptime_h: np.ndarray
+
+    def factors(self, s: _Scored) -> Factors:
+        c, i = s.cand, s.index
+        up = bool(np.isfinite(self.uptime_h[i]))
+        return Factors(
+            p_finish=float(self.p[i]), reputation=c.reputation, load=c.load,
+            attestation=c.attestation, link_s=c.link_s, wall_s=float(self.wall[i]), score=s.score,
+            uptime_h=float(self.uptime_h[i]) if up else None, domain=c.domain,
+        )
 
 
 def _tie(seed: bytes, node_id: str) -> bytes:
@@ -162,10 +181,11 @@ def _infeasible(c: Candidate, needs: TaskNeeds, up: bool) -> tuple[str, str] | N
     return None
 
 
-def _score_all(inputs: PlacementInputs) -> list[_Scored]:
+def _score_all(inputs: PlacementInputs) -> _Scores:
     needs, cands = inputs.needs, inputs.candidates
+    empty = np.zeros(0)
     if not cands:
-        return []
+        return _Scores([], empty, empty, empty)
     table = ModelTable.from_summaries([c.availability for c in cands])
     vouched = np.array([np.nan if c.vouched_since is None else c.vouched_since for c in cands])
     load = np.array([c.load for c in cands])
@@ -175,30 +195,26 @@ def _score_all(inputs: PlacementInputs) -> list[_Scored]:
     )
     start = np.fmax(np.minimum(table.up_since, inputs.now), vouched)
     uptime_h = (inputs.now - start) / HOUR
-    out = []
+    up = np.isfinite(start)
+    ranked = []
     for i, c in enumerate(cands):
-        up = bool(np.isfinite(start[i]))
         score = float(p[i]) * c.reputation
-        factors = Factors(
-            p_finish=float(p[i]), reputation=c.reputation, load=c.load, attestation=c.attestation,
-            link_s=c.link_s, wall_s=float(wall[i]), score=score,
-            uptime_h=float(uptime_h[i]) if up else None, domain=c.domain,
-        )
-        bad = _infeasible(c, needs, up)
+        bad = _infeasible(c, needs, bool(up[i]))
         q = int(round(score / SCORE_QUANTUM))
-        out.append(_Scored(
-            i, c, factors, None if bad is None else bad[0], "" if bad is None else bad[1],
+        ranked.append(_Scored(
+            i, c, score, None if bad is None else bad[0], "" if bad is None else bad[1],
             (-q, _tie(inputs.tie_seed, c.node_id)),
         ))
-    out.sort(key=lambda s: s.key)
-    return out
+    ranked.sort(key=lambda s: s.key)
+    return _Scores(ranked, p, wall, uptime_h)
 
 
 def place(inputs: PlacementInputs) -> Placement:
     """The placement for ``inputs``, with its explanation. Deterministic."""
     needs = inputs.needs
     k = needs.replicas
-    ranked = _score_all(inputs)
+    scores = _score_all(inputs)
+    ranked = scores.ranked
     feasible = [s for s in ranked if s.code is None]
     cap_limit = 1 if k == 1 else k - 1
     chosen: list[_Scored] = []
@@ -241,16 +257,16 @@ def place(inputs: PlacementInputs) -> Placement:
             code = ex.OUTSCORED
             assert weakest is not None  # a feasible peer left out means k peers were chosen
             reason = (
-                f"P(useful) {s.factors.score:.2f} < {weakest.factors.score:.2f} "
+                f"P(useful) {s.score:.2f} < {weakest.score:.2f} "
                 f"of the weakest chosen peer {weakest.cand.node_id}"
             )
         counts[code] += 1
         if len(verdicts_rejected) < inputs.max_rejected:
-            verdicts_rejected.append(PeerVerdict(nid, False, rank[nid], s.factors, code, reason))
+            verdicts_rejected.append(PeerVerdict(nid, False, rank[nid], scores.factors(s), code, reason))
 
     verdicts_chosen = tuple(
-        PeerVerdict(s.cand.node_id, True, rank[s.cand.node_id], s.factors, ex.CHOSEN,
-                    f"replica {i} of {k}: P(useful) {s.factors.score:.2f}")
+        PeerVerdict(s.cand.node_id, True, rank[s.cand.node_id], scores.factors(s), ex.CHOSEN,
+                    f"replica {i} of {k}: P(useful) {s.score:.2f}")
         for i, s in enumerate(chosen, start=1)
     )
     shortfall = None
@@ -284,7 +300,7 @@ def check_placement(proposal: Placement | Sequence[NodeId], inputs: PlacementInp
         return "a peer appears twice in the proposal"
     if len(proposed) != len(ours.chosen):
         return f"proposal has {len(proposed)} peer(s), the inputs call for {len(ours.chosen)}"
-    scored = {s.cand.node_id: s for s in _score_all(inputs)}
+    scored = {s.cand.node_id: s for s in _score_all(inputs).ranked}
     k = inputs.needs.replicas
     per_domain: Counter[str] = Counter()
     for nid in proposed:
@@ -299,8 +315,8 @@ def check_placement(proposal: Placement | Sequence[NodeId], inputs: PlacementInp
     ours_domains: Counter[str] = Counter(scored[n].cand.domain for n in ours.chosen)
     if max(per_domain.values(), default=0) > max(ours_domains.values(), default=0):
         return "replicas are less spread over failure domains than the candidates allow"
-    mine = sorted((scored[n].factors.score for n in ours.chosen), reverse=True)
-    theirs = sorted((scored[n].factors.score for n in proposed), reverse=True)
+    mine = sorted((scored[n].score for n in ours.chosen), reverse=True)
+    theirs = sorted((scored[n].score for n in proposed), reverse=True)
     for i, (a, b) in enumerate(zip(mine, theirs)):
         if b < a - SCORE_TOLERANCE:
             return (

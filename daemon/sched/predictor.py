@@ -39,6 +39,8 @@ N_TRUST = 50
 PRIOR_EVENTS = 3.0
 """The prior is worth this many departures: after three, a node's own habits dominate."""
 MAX_CLAIMED_AGE_S = 90 * 24 * HOUR
+RHYTHM_AMPLITUDE = 2.5
+"""Office desktops' profiles span 5-30x between calm and busy hours; chance patterns < 1.6x."""
 """Uptime beyond 90 days adds nothing to a forecast and is where lies would pile up."""
 
 
@@ -52,6 +54,8 @@ class ModelTable:
     profiles: FloatArray
     up_since: FloatArray
     """Current session start per row; NaN where the node is down (or said nothing)."""
+    rhythmic: np.ndarray
+    """Rows whose week profile is strong (p95/p5 > ``RHYTHM_AMPLITUDE``): calibrated apart."""
 
     @classmethod
     def from_summaries(cls, summaries: Sequence[AvailabilitySummary | None]) -> "ModelTable":
@@ -72,7 +76,8 @@ class ModelTable:
                 events[i] = min(s.events, N_TRUST)
                 if not s.profile.is_flat:
                     profiles[i] = s.profile.as_array()
-        return cls(shape, scale, events, profiles, up)
+        lo, hi = np.percentile(profiles, [5, 95], axis=1) if n else (np.ones(0), np.ones(0))
+        return cls(shape, scale, events, profiles, up, hi / lo > RHYTHM_AMPLITUDE)
 
     def __len__(self) -> int:
         return int(self.shape.size)
@@ -170,7 +175,7 @@ class Predictor:
         den = np.logaddexp(log_w[:, 0] + own_u, _logsumexp(log_w[:, 1:] + comp_u, axis=1))
         p = np.clip(np.exp(num - den), 0.0, 1.0)
         if calibrated:
-            p = self.calibration.apply(p, hor / HOUR)
+            p = self.calibration.apply(p, hor / HOUR, table.rhythmic[rows])
         p = np.where(down, 0.0, p)
         return np.where(hor == 0, np.where(down, 0.0, 1.0), p)
 

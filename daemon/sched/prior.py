@@ -27,7 +27,7 @@ from daemon.sched.summary import AvailabilitySummary
 from daemon.sched.timebase import FloatArray
 from daemon.sched.weibull import Weibull
 
-MAX_COMPONENTS = 64
+MAX_COMPONENTS = 32
 MIN_EVENTS_FOR_PRIOR = 3
 """A summary joins the prior only with a few departures behind its fit."""
 

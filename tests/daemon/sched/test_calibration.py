@@ -50,3 +50,17 @@ def test_calibration_wire_round_trips():
     said, y = _overconfident(4)
     cal = Calibration.fit((1.0, 4.0), [(said, y), (said**2, y)])
     assert Calibration.from_wire(cal.to_wire()) == cal
+
+
+def test_rhythmic_hosts_get_their_own_maps():
+    rng = np.random.default_rng(5)
+    said = rng.uniform(0, 1, 20_000)
+    rhythmic = np.arange(said.size) % 2 == 0
+    truth = np.where(rhythmic, 0.2 * said, said**2.5)  # both increasing, differently wrong
+    y = (rng.uniform(0, 1, said.size) < truth).astype(float)
+    cal = Calibration.fit((4.0,), [(said, y)], [rhythmic])
+    assert cal.rhythm_maps
+    assert cal.apply(np.array([0.9]), 4.0, np.array([False]))[0] == pytest.approx(0.9**2.5, abs=0.04)
+    assert cal.apply(np.array([0.9]), 4.0, np.array([True]))[0] == pytest.approx(0.18, abs=0.04)
+    few = Calibration.fit((4.0,), [(said, y)], [np.arange(said.size) < 10])
+    assert not few.rhythm_maps  # too few outcomes to calibrate a group apart
