@@ -34,13 +34,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.sched.predictor import ModelTable  # noqa: E402
+from daemon.sched.predictor import ModelTable, Predictor  # noqa: E402
+from daemon.sched.summary import AvailabilitySummary  # noqa: E402
 from daemon.sched.timebase import DAY, HOUR, WEEK  # noqa: E402
 from testnet.churn import (  # noqa: E402
     ChurnResult,
@@ -61,7 +63,7 @@ from testnet.forecast import (  # noqa: E402
     reliability,
     scoring_points,
 )
-from testnet.traces import EPOCH_MONDAY, generate_traces  # noqa: E402
+from testnet.traces import EPOCH_MONDAY, HostTrace, generate_traces  # noqa: E402
 
 HORIZONS_H = (1, 4, 12)
 FIT_END = EPOCH_MONDAY + 4 * WEEK
@@ -70,12 +72,14 @@ TRACE_TAIL_S = 7 * DAY  # the last tasks may need days to finish under a bad pol
 POLICIES = ("random", "on_fraction", "ours", "oracle")
 
 
-def forecast_part(traces, seed: int) -> tuple[dict, object, list]:
+def forecast_part(
+    traces: list[HostTrace], seed: int,
+) -> tuple[dict[str, Any], Predictor, list[AvailabilitySummary]]:
     rng = np.random.default_rng(seed)
     predictor, summaries = fitted_predictor(traces, EPOCH_MONDAY, FIT_END, rng=rng)
     table = ModelTable.from_summaries(summaries)
     pts = scoring_points(traces, FIT_END, SCORE_END, step_s=HOUR, rng=rng)
-    out: dict = {"scoring_points": int(pts.t.size)}
+    out: dict[str, Any] = {"scoring_points": int(pts.t.size)}
     for h in HORIZONS_H:
         y = pts.outcome(h * HOUR)
         fc = {
@@ -83,7 +87,9 @@ def forecast_part(traces, seed: int) -> tuple[dict, object, list]:
             "on_fraction": forecast_on_fraction(summaries, pts),
             "exponential": forecast_exponential(summaries, pts, h * HOUR),
         }
-        row = {name: {"brier": round(brier(p, y), 4), "auc": round(auc(p, y), 4)} for name, p in fc.items()}
+        row: dict[str, Any] = {
+            name: {"brier": round(brier(p, y), 4), "auc": round(auc(p, y), 4)} for name, p in fc.items()
+        }
         bins = [b for b in reliability(fc["ours"], y) if b.count >= 500]
         row["ours"]["reliability_max_gap_300_hosts"] = round(max(b.gap for b in bins), 4)
         row["ours"]["reliability"] = [
@@ -96,14 +102,14 @@ def forecast_part(traces, seed: int) -> tuple[dict, object, list]:
     return out, predictor, summaries
 
 
-def calibration_part(hosts: int, seed: int) -> dict:
+def calibration_part(hosts: int, seed: int) -> dict[str, Any]:
     """Reliability per decile on a larger population (see the module docstring for why)."""
     traces = generate_traces(hosts, seed=seed + 1, duration_s=8 * WEEK + 2 * DAY)
     rng = np.random.default_rng(seed + 1)
     predictor, summaries = fitted_predictor(traces, EPOCH_MONDAY, FIT_END, rng=rng)
     table = ModelTable.from_summaries(summaries)
     pts = scoring_points(traces, FIT_END, SCORE_END, step_s=2 * HOUR, rng=rng)
-    out: dict = {"hosts": hosts, "min_points_per_decile": 1500}
+    out: dict[str, Any] = {"hosts": hosts, "min_points_per_decile": 1500}
     for h in HORIZONS_H:
         bins = [
             b for b in reliability(forecast_ours(predictor, table, pts, h * HOUR), pts.outcome(h * HOUR))
@@ -113,7 +119,10 @@ def calibration_part(hosts: int, seed: int) -> dict:
     return out
 
 
-def churn_part(traces, predictor, summaries, seed: int, replicates: int) -> dict:
+def churn_part(
+    traces: list[HostTrace], predictor: Predictor, summaries: list[AvailabilitySummary],
+    seed: int, replicates: int,
+) -> dict[str, Any]:
     t_end = SCORE_END + TRACE_TAIL_S - HOUR
     pooled: dict[str, list[ChurnResult]] = {p: [] for p in POLICIES}
     for r in range(replicates):
@@ -129,15 +138,15 @@ def churn_part(traces, predictor, summaries, seed: int, replicates: int) -> dict
         }
         for name in POLICIES:
             pooled[name].append(simulate(name, traces, tasks, choosers[name], FIT_END, t_end))
-    out: dict = {"replicates": replicates, "jobs_of": 100, "mean_job_gap_h": 12}
+    out: dict[str, Any] = {"replicates": replicates, "jobs_of": 100, "mean_job_gap_h": 12}
     for name, runs in pooled.items():
-        tasks = sum(r.tasks for r in runs)
+        n_tasks = sum(r.tasks for r in runs)
         pre = sum(r.preemptions for r in runs)
         out[name] = {
-            "tasks": tasks,
+            "tasks": n_tasks,
             "completed": sum(r.completed for r in runs),
             "preemptions": pre,
-            "preemptions_per_task": round(pre / tasks, 4),
+            "preemptions_per_task": round(pre / n_tasks, 4),
             "lost_compute_h": round(sum(r.lost_h for r in runs), 1),
             "mean_job_makespan_h": round(float(np.mean([r.mean_job_makespan_h for r in runs])), 3),
             "p95_job_makespan_h": round(float(np.mean([r.p95_job_makespan_h for r in runs])), 3),
@@ -147,7 +156,7 @@ def churn_part(traces, predictor, summaries, seed: int, replicates: int) -> dict
     return out
 
 
-def targets(fc: dict, ch: dict, cal: dict) -> dict:
+def targets(fc: dict[str, Any], ch: dict[str, Any], cal: dict[str, Any]) -> dict[str, Any]:
     b4 = fc["4h"]
     ours_b, onf_b = b4["ours"]["brier"], b4["on_fraction"]["brier"]
     rnd, ours, orc = ch["random"], ch["ours"], ch["oracle"]

@@ -110,9 +110,9 @@ def brier(p: FloatArray, y: FloatArray) -> float:
 def auc(p: FloatArray, y: FloatArray) -> float:
     """Mann-Whitney AUC with average ranks for ties (NaN if only one class is present)."""
     p = np.asarray(p, dtype=float)
-    y = np.asarray(y) > 0.5
-    n1 = int(y.sum())
-    n0 = y.size - n1
+    pos = np.asarray(y) > 0.5
+    n1 = int(pos.sum())
+    n0 = pos.size - n1
     if n1 == 0 or n0 == 0:
         return float("nan")
     order = np.argsort(p, kind="mergesort")
@@ -120,7 +120,7 @@ def auc(p: FloatArray, y: FloatArray) -> float:
     avg_rank = np.cumsum(counts) - (counts - 1) / 2.0
     ranks = np.empty(p.size)
     ranks[order] = avg_rank[inverse]
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,7 +179,7 @@ class Calibration:
         def maps(rows: list[list[object]]) -> tuple[list[float], list[IsotonicMap]]:
             hs: list[float] = []
             out: list[IsotonicMap] = []
-            for h, xs, ys in rows:  # type: ignore[misc]
+            for h, xs, ys in rows:
                 hs.append(float(h))  # type: ignore[arg-type]
                 m = IsotonicMap(tuple(map(float, xs)), tuple(map(float, ys)))  # type: ignore[call-overload]
                 if not all(math.isfinite(v) for v in m.xs + m.ys):

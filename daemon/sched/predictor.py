@@ -6,15 +6,19 @@ The forecast for a node blends two survival models, both conditioned on its curr
   (``survival``), from the gossiped summary;
 - the population prior (``prior``), for what a few weeks of one host cannot tell.
 
-They are mixed as a Bayesian would. The node's model starts with weight
-``w0 = n / (n + prior_events)`` for ``n`` departures (capped at ``N_TRUST``); surviving to
-age ``u`` then reweights each model by how likely it made that survival:
+They are mixed as a Bayesian would. The node's model gets prior weight
+``w0 = n / (n + prior_events)`` for ``n`` departures (capped at ``N_TRUST``); the prior keeps
+``1 - w0``, shared among its components ``j`` in proportion to ``exp(-n KL(node || j))``, the
+approximate likelihood ratio of the node's own sessions, so the prior's share goes to
+components like the node. Surviving to age ``u`` then reweights every model by how likely it
+made that survival:
 
-    P = [w0 S_host(u) P_host(H | u) + (1 - w0) S_prior(u + H)] / [w0 S_host(u) + (1 - w0) S_prior(u)]
+    P = sum_m w_m S_m(u) P_m(H | u) / sum_m w_m S_m(u)
 
-(``S_host(u)`` for the weight is the Weibull alone; the profile only matters over the
-forecast window.) A node with no departure yet is forecast from the prior alone. Finally the
-``Calibration`` maps the blend to calibrated probabilities.
+(``S_m(u)`` for the weights is the Weibull alone; the node's profile only enters its own
+``P(H | u)`` over the forecast window.) A node with no departure yet is forecast from the
+prior alone. Finally ``Calibration`` maps the blend to calibrated probabilities, with
+separate maps for nodes whose summary shows a strong weekly rhythm.
 
 ``ModelTable`` stacks many summaries into arrays so that one numpy pass forecasts every
 candidate of a placement, or every scoring point of the benchmark.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -91,13 +96,33 @@ class Predictor:
     calibration: Calibration = field(default_factory=Calibration.identity)
     prior_events: float = PRIOR_EVENTS
 
+    def to_wire(self) -> dict[str, Any]:
+        """The whole forecasting configuration as plain data. Placement is only checkable if
+        primary and backups forecast alike, so the committee pins this per epoch."""
+        return {
+            "prior": self.prior.to_wire(),
+            "calibration": self.calibration.to_wire(),
+            "prior_events": self.prior_events,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> "Predictor":
+        pe = obj.get("prior_events", PRIOR_EVENTS)
+        if not isinstance(pe, (int, float)) or isinstance(pe, bool) or not 0 < pe < 1e6:
+            raise ValueError("prior_events must be a positive number")
+        return cls(
+            prior=PopulationPrior.from_wire(obj.get("prior")),
+            calibration=Calibration.from_wire(obj.get("calibration", {})),
+            prior_events=float(pe),
+        )
+
     def _log_weights(self, table: ModelTable) -> FloatArray:
         """Prior log weights per table row: column 0 the node's own model, then components.
 
-        Own model: ``n / (n + prior_events)``. Component ``j``: the rest, split evenly, times
+        Own model: ``n / (n + prior_events)``. Components share the rest in proportion to
         ``exp(-n KL(own || j))``, the approximate likelihood ratio of ``n`` departures that
-        fitted the node's own model. Components unlike the node fade as evidence grows, so
-        a long uptime cannot hand a flaky node's forecast to server-like components.
+        fitted the node's own model. Components unlike the node get no share as evidence
+        grows, so a long uptime cannot hand a flaky node's forecast to server-like ones.
         """
         n = table.events
         ck, clam = self.prior.arrays()

@@ -66,6 +66,22 @@ class PopulationPrior:
         picks = np.unique(np.round(np.linspace(0, len(fits) - 1, n)).astype(int))
         return cls(tuple(Weibull(fits[i][1], fits[i][0]) for i in picks))
 
+    def to_wire(self) -> list[list[float]]:
+        return [[c.shape, c.scale_h] for c in self.components]
+
+    @classmethod
+    def from_wire(cls, obj: object) -> "PopulationPrior":
+        """Raises ValueError on anything but 1-32 finite, positive (shape, scale) pairs."""
+        if not isinstance(obj, list) or not 1 <= len(obj) <= MAX_COMPONENTS:
+            raise ValueError(f"a prior is a list of 1..{MAX_COMPONENTS} [shape, scale_h] pairs")
+        comps = []
+        for pair in obj:
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+                raise ValueError("a prior component is [shape, scale_h]")
+            comps.append(Weibull(float(pair[0]), float(pair[1])))
+        return cls(tuple(comps))
+
     def arrays(self) -> tuple[FloatArray, FloatArray]:
         return (
             np.array([c.shape for c in self.components]),

@@ -86,7 +86,7 @@ class AvailabilitySummary:
         if version != WIRE_VERSION:
             raise UnsupportedVersion(f"availability summary version {version} (we speak {WIRE_VERSION})")
         events = obj.get("n")
-        if not _is_int(events) or events < 0:
+        if not isinstance(events, int) or isinstance(events, bool) or events < 0:
             raise MalformedMessage("availability summary 'n' must be a non-negative integer")
         exposure = _num(obj, "x", required=True)
         on_fraction = _num(obj, "f", required=True)

@@ -66,7 +66,7 @@ def fit_host_model(
     event_ages = (ends_s - starts_s)[observed] / HOUR
     end_hour = np.maximum(np.ceil(ends_s / HOUR) - 1, np.floor(starts_s / HOUR)).astype(np.int64)
     event_bins = np.asarray(hour_of_week(end_hour[observed]), dtype=np.int64)
-    events_per_bin = np.bincount(event_bins, minlength=WEEK_BINS).astype(float)
+    events_per_bin = np.asarray(np.bincount(event_bins, minlength=WEEK_BINS), dtype=float)
     m = np.ones(WEEK_BINS)
     fit = fit_pieces(a, b, m[pieces.bin], event_ages)
     assert fit is not None  # observed.any() guarantees a departure
@@ -74,7 +74,7 @@ def fit_host_model(
         for _ in range(rounds):
             k, lam = fit.dist.shape, fit.dist.scale_h
             inc = (b / lam) ** k - (a / lam) ** k
-            exposure = np.bincount(pieces.bin, weights=inc, minlength=WEEK_BINS)
+            exposure = np.asarray(np.bincount(pieces.bin, weights=inc, minlength=WEEK_BINS), dtype=float)
             m = smooth_rates(events_per_bin, exposure)
             # Quantise now so the fitted Weibull matches the profile peers will decode.
             m = WeekProfile.from_array(m).as_array()
@@ -122,4 +122,4 @@ def conditional_cum_hazard(
     inc = (b / lam) ** k - (a / lam) ** k
     bins = np.asarray(hour_of_week(hours), dtype=np.int64)
     m = np.take_along_axis(profiles, bins, axis=1) if profiles.shape[0] == n else profiles[0][bins]
-    return np.sum(m * inc, axis=1)
+    return np.asarray(np.sum(m * inc, axis=1), dtype=float)

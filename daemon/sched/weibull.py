@@ -70,9 +70,6 @@ class Weibull:
     def mean_h(self) -> float:
         return self.scale_h * math.gamma(1.0 + 1.0 / self.shape)
 
-    def sample_h(self, rng: np.random.Generator, n: int) -> FloatArray:
-        return self.scale_h * rng.weibull(self.shape, size=n)
-
 
 @dataclass(frozen=True, slots=True)
 class WeibullFit:

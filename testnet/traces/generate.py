@@ -156,7 +156,7 @@ def generate_traces(
         counts[name] += 1
     kinds = [name for name in mix for _ in range(counts[name])]
     rng = np.random.default_rng(seed)
-    rng.shuffle(kinds)  # type: ignore[arg-type]
+    rng.shuffle(kinds)
     t0, t1 = start - burn_in_s, start + duration_s
     traces = []
     for i, kind in enumerate(kinds):

@@ -35,13 +35,12 @@ class HostTrace:
 
     def _index(self, t: FloatArray) -> np.ndarray:
         """Index of the interval that starts at or before ``t`` (-1 when none)."""
-        return np.searchsorted(self._starts, t, side="right") - 1
+        return np.asarray(np.searchsorted(self._starts, t, side="right") - 1, dtype=np.int64)
 
     def is_up(self, t: float | FloatArray) -> np.ndarray:
         t = np.asarray(t, dtype=float)
         i = self._index(t)
-        ok = i >= 0
-        return ok & (t < self._ends[np.maximum(i, 0)])
+        return np.asarray((i >= 0) & (t < self._ends[np.maximum(i, 0)]), dtype=bool)
 
     def session_start(self, t: float | FloatArray) -> FloatArray:
         """Start of the up session containing ``t`` (NaN where the host is down)."""

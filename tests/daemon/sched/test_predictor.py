@@ -82,3 +82,20 @@ def test_bad_horizons_are_refused():
         PRED.p_up(_new_node(HOUR), NOW, -1.0)
     with pytest.raises(ValueError):
         PRED.p_up(_new_node(HOUR), NOW, float("nan"))
+
+
+def test_predictor_configuration_round_trips_so_a_committee_can_pin_it():
+    import msgpack
+
+    from testnet.forecast import fitted_predictor
+
+    traces = generate_traces(60, seed=10, duration_s=4 * WEEK + DAY)
+    pred, sums = fitted_predictor(traces, EPOCH_MONDAY, NOW, rng=np.random.default_rng(10))
+    wire = msgpack.unpackb(msgpack.packb(pred.to_wire()), raw=False)
+    back = Predictor.from_wire(wire)
+    assert back == pred
+    assert np.array_equal(back.p_up_many(sums, NOW, 4 * HOUR), pred.p_up_many(sums, NOW, 4 * HOUR))
+    with pytest.raises(ValueError):
+        Predictor.from_wire({"prior": [[0.5, -1.0]]})
+    with pytest.raises(ValueError):
+        Predictor.from_wire({"prior": "many"})
