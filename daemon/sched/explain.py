@@ -9,6 +9,7 @@ plus a sentence a volunteer or researcher can read:
     ----------   ---------------------------------------------------------------
     chosen       "replica 1 of 3: P(useful) 0.91"
     outscored    "P(useful) 0.41 < 0.87 of the weakest chosen peer 12D3KooW..."
+                 (or "tied at P(useful) 0.90 with chosen peer ...; lost this task's tie-break")
     domain       "same failure domain 10.0.3.0/24 as chosen peer 12D3KooW..."
     attestation  "attestation NONE below the task's minimum TPM"
     memory       "offers 2048 MiB, the task needs 4096 MiB"

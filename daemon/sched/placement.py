@@ -256,10 +256,16 @@ def place(inputs: PlacementInputs) -> Placement:
         else:
             code = ex.OUTSCORED
             assert weakest is not None  # a feasible peer left out means k peers were chosen
-            reason = (
-                f"P(useful) {s.score:.2f} < {weakest.score:.2f} "
-                f"of the weakest chosen peer {weakest.cand.node_id}"
-            )
+            if s.key[0] == weakest.key[0]:
+                reason = (
+                    f"tied at P(useful) {s.score:.2f} with chosen peer {weakest.cand.node_id}; "
+                    "lost this task's tie-break"
+                )
+            else:
+                reason = (
+                    f"P(useful) {s.score:.2f} < {weakest.score:.2f} "
+                    f"of the weakest chosen peer {weakest.cand.node_id}"
+                )
         counts[code] += 1
         if len(verdicts_rejected) < inputs.max_rejected:
             verdicts_rejected.append(PeerVerdict(nid, False, rank[nid], scores.factors(s), code, reason))

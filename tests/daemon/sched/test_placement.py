@@ -113,6 +113,7 @@ def test_ties_break_deterministically_but_not_always_toward_the_same_peer():
     assert len(picks) >= 4
     one = inputs(twins, seed=b"task-7")
     assert place(one) == place(one)
+    assert all("lost this task's tie-break" in v.reason for v in place(one).explanation.rejected)
 
 
 def test_every_choice_and_the_best_rejections_are_explained_in_json():
