@@ -10,6 +10,10 @@ Modules and subpackages:
 - ``control``  -- the JSON-RPC control socket (server and client).
 - ``cli``      -- the ``novacron`` command line.
 - ``attest``   -- hardware attestation (TPM 2.0, SEV-SNP, TDX): detection, evidence, verification.
+- ``p2p``      -- the libp2p host wrapper: Noise, yamux, tuned GossipSub, framed streams.
+- ``sched``    -- availability forecasts and task placement with explanations (pure).
+- ``runtime``  -- the wasmtime sandbox, its deterministic WASI subset, the worker pool.
+- ``jobs``     -- job specs, the job ledger, workers and results.
 """
 
 __version__ = "0.1.0"
