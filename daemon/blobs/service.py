@@ -1,0 +1,119 @@
+"""Blob exchange between peers: serve byte ranges by hash, fetch whole blobs and verify them.
+
+Protocol ``/novacron/blob/1`` (request/response over a fresh libp2p stream): the request is a
+signed ``BlobRequest`` envelope, the answer a signed ``BlobChunk`` or ``BlobMissing``. A
+fetcher asks one peer after another in chunks of ``CHUNK`` bytes; a peer whose bytes do not
+hash to what was asked for is reported as faulty and the next peer is tried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from daemon.blobs.store import BlobStore
+from daemon.p2p.errors import P2PError
+from daemon.p2p.host import P2PHost
+from protocol.envelope import EnvelopeOpener, EnvelopeSealer
+from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.messages.blobs import BlobChunk, BlobMissing, BlobRequest
+
+log = logging.getLogger("novacron.blobs")
+
+PROTOCOL = "/novacron/blob/1"
+CHUNK = 256 * 1024
+
+
+class BlobUnavailable(Exception):
+    """No peer could provide the blob; the message says who was asked and what went wrong."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class BlobService:
+    def __init__(self, store: BlobStore, host: P2PHost, sealer: EnvelopeSealer,
+                 opener: EnvelopeOpener) -> None:
+        self.store = store
+        self.host = host
+        self.sealer = sealer
+        self.opener = opener
+        self.served = 0
+        self.fetched = 0
+        host.handle_request(PROTOCOL, self._serve)
+
+    async def _serve(self, peer: str, frame: bytes) -> bytes:
+        env = self.opener.open(frame, now_ms=_now_ms())
+        req = env.body
+        if not isinstance(req, BlobRequest):
+            raise MalformedMessage(f"expected blob.request, got {env.type}")
+        got = self.store.read(req.blob, req.offset, min(req.length, CHUNK))
+        if got is None:
+            return self.sealer.seal(BlobMissing(req.blob), _now_ms())
+        data, total = got
+        self.served += 1
+        return self.sealer.seal(BlobChunk(req.blob, req.offset, total, data), _now_ms())
+
+    async def fetch(self, digest: bytes, peers: Sequence[str], max_size: int,
+                    timeout: float = 10.0) -> bytes:
+        """The blob's bytes, from the local store or the first peer that has it right."""
+        local = self.store.get(digest)
+        if local is not None:
+            return local
+        problems: list[str] = []
+        for peer in peers:
+            if peer == self.host.node_id:
+                continue
+            try:
+                data = await self._fetch_from(peer, digest, max_size, timeout)
+            except (P2PError, RemoteProtocolError, _Bad) as err:
+                if isinstance(err, (RemoteProtocolError, _Bad)):
+                    self.host.report_fault(peer, getattr(err, "reason", "bad_blob"))
+                problems.append(f"{peer[-8:]}: {err}")
+                continue
+            if data is None:
+                problems.append(f"{peer[-8:]}: does not have it")
+                continue
+            self.store.put(data)
+            self.fetched += 1
+            return data
+        raise BlobUnavailable(f"blob {digest.hex()[:16]} not available from {len(peers)} peers"
+                              + (f" ({'; '.join(problems[:3])})" if problems else ""))
+
+    async def _fetch_from(self, peer: str, digest: bytes, max_size: int, timeout: float) -> bytes | None:
+        parts: list[bytes] = []
+        offset, total = 0, None
+        while total is None or offset < total:
+            req = self.sealer.seal(BlobRequest(digest, offset, CHUNK), _now_ms())
+            answer = await self.host.request(peer, PROTOCOL, req, timeout)
+            env = self.opener.open(answer, now_ms=_now_ms())
+            if isinstance(env.body, BlobMissing):
+                return None
+            chunk = env.body
+            if not isinstance(chunk, BlobChunk) or chunk.blob != digest or chunk.offset != offset:
+                raise _Bad("answered with the wrong chunk")
+            if total is None:
+                total = chunk.total_size
+                if total > max_size:
+                    raise _Bad(f"blob is {total:,} bytes, over the {max_size:,}-byte limit")
+            elif chunk.total_size != total:
+                raise _Bad("changed the blob's size between chunks")
+            if not chunk.data and offset < total:
+                raise _Bad("sent an empty chunk")
+            parts.append(chunk.data)
+            offset += len(chunk.data)
+        data = b"".join(parts)
+        if len(data) != total or hashlib.sha256(data).digest() != digest:
+            raise _Bad("sent bytes that do not match the blob's hash")
+        return data
+
+    def status(self) -> dict[str, Any]:
+        return {"served": self.served, "fetched": self.fetched}
+
+
+class _Bad(Exception):
+    reason = "bad_blob"
