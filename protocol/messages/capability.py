@@ -25,8 +25,13 @@ class CapabilityAnnounce:
     listen_addrs: Annotated[tuple[Text, ...], MaxItems(8)]
     attestation: Any
     availability: Any
+    slots: U16
+    """Tasks it runs at once: its volunteered share of cores."""
     load: U16
-    """Per-mille of the node's configured CPU share in use (0-1000)."""
+    """Per-mille of its task slots in use (0-1000)."""
+    domain: Name
+    """Failure domain: replicas of a task go to different domains (an operator tag, or the
+    node itself when unset)."""
     updated_ms: TimestampMs
     generation: U64
     """Bumped at every change, so a newer record wins even if clocks disagree."""

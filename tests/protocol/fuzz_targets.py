@@ -61,7 +61,7 @@ def _seed_envelopes() -> list[bytes]:
         PrePrepare(1, 2, 3, 4, b"\x01" * 32, (b"req-a", b"req-b")),
         BlobChunk(b"\x02" * 32, 0, 3, b"abc"),
         CapabilityAnnounce(_ID.node_id, "0.1.0", 8, 16384, ("wasm32-wasi",), ("/ip4/127.0.0.1/tcp/1",),
-                           {"kind": "none", "reasons": ["no tpm"]}, {"up": [1, 2]}, 10, 5, 1),
+                           {"kind": "none", "reasons": ["no tpm"]}, {"up": [1, 2]}, 2, 10, "d1", 5, 1),
     ]
     return [seal(_ID, NET, m, context=1, seq=i + 1, timestamp_ms=1_000) for i, m in enumerate(msgs)]
 
