@@ -81,6 +81,16 @@ class Client:
             self.current = None
         return []
 
+    def reconfigure(self, config: ReplicaConfig, now: float) -> list[Action]:
+        """Follow the shard to its next epoch's committee; a request cut off by the epoch change
+        is re-sent there with the same id (the handed-over state de-duplicates it)."""
+        self.cfg, self.view, self.now, self.replies = config, 0, max(self.now, now), {}
+        if self.current is None:
+            return []
+        self.sent_at = self.now
+        raw = self._sealed()
+        return [Send(pk, raw) for pk in self.cfg.committee]
+
     def tick(self, now: float) -> list[Action]:
         self.now = max(self.now, now)
         if self.current is None or now - self.sent_at < self.retry:

@@ -194,6 +194,9 @@ class Replica:
             return
         if isinstance(m, Reply):
             return
+        if isinstance(m, StateRequest):  # anyone may fetch a stable state: new committees do
+            self._on_state_request(env.sender, m)
+            return
         sender = self.cfg.index_of(env.sender)
         if sender is None:
             raise InvalidProof("replica message from a key outside the committee")
@@ -504,15 +507,15 @@ class Replica:
             if req is not None:
                 self._out.append(Send(req[0], self._seal(req[1])))
 
-    def _on_state_request(self, sender: int, m: StateRequest, env: Envelope) -> None:
+    def _on_state_request(self, requester: bytes, m: StateRequest) -> None:
         snap = self.ckpt.snapshot_for(m.seq, m.state_digest)
         if snap is None:
             if self.stable.seq > m.seq:
-                self._send(sender, self._seal(self._stable_msg()))
+                self._out.append(Send(requester, self._seal(self._stable_msg())))
             return
-        self._send(sender, self._seal(serve_chunk(self.cfg.shard, self.cfg.epoch, m.seq,
+        self._out.append(Send(requester, self._seal(serve_chunk(self.cfg.shard, self.cfg.epoch, m.seq,
                                                   m.state_digest, snap, m.offset,
-                                                  self.cfg.chunk_size)))
+                                                  self.cfg.chunk_size))))
 
     def _on_state_chunk(self, sender: int, m: StateChunk, env: Envelope) -> None:
         if self.fetch is None:
@@ -780,6 +783,5 @@ Replica._handlers = {  # type: ignore[attr-defined]
     NewView: Replica._on_new_view,
     Status: Replica._on_status,
     CommitProof: Replica._on_commit_proof,
-    StateRequest: Replica._on_state_request,
     StateChunk: Replica._on_state_chunk,
 }

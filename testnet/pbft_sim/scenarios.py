@@ -175,3 +175,26 @@ def _finish(out: Outcome, cluster: Cluster, sim: Simulation, t0: float) -> None:
 
 def correct_nodes(cluster: Cluster) -> list[ReplicaNode]:
     return cluster.correct()
+
+
+def run_twins_attack(seed: int, *, real_crypto: bool = False, heal_after: float = 1.0,
+                     duration: float = 2.0) -> Cluster:
+    """f+1 = 2 faulty replicas of n = 4 colluding as Twins: keys 0 (the primary) and 3 each run
+    on two nodes, and a partition gives each twin pair one correct replica and one client, so
+    both sides form quorums (3 of 4 keys) and commit different batches. Safety cannot hold
+    here; the checker must see the conflict and name keys 0 and 3 from signed votes."""
+    sim = Simulation(seed, Network())
+    cluster = Cluster(sim, 4, real_crypto=real_crypto, config=dict(SIM_CONFIG))
+    cluster.checker.raise_on_violation = False
+    for i in (0, 3):
+        for side in "ab":
+            cluster.add_replica(i, name=f"r{i}{side}").faulty = True
+    cluster.add_replica(1)
+    cluster.add_replica(2)
+    cluster.add_client(3)
+    cluster.add_client(3)
+    sim.network.partition({"r0a", "r3a", "r1", "c0"}, {"r0b", "r3b", "r2", "c1"})
+    sim.run_until(heal_after)
+    sim.network.heal()
+    sim.run_until(duration)
+    return cluster
