@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from protocol.canonical import packb, unpackb
 from protocol.envelope import Envelope
-from protocol.errors import MalformedMessage
+from protocol.errors import LocalProtocolError, MalformedMessage
 from protocol.messages.pbft import EndEpoch, Request
 
 
@@ -61,6 +61,10 @@ class StateMachine(Protocol):
         ...
 
 
+MAX_RESULT = 64 * 1024
+"""A reply's result travels in one ``Reply`` message (``SmallBlob``)."""
+
+
 def state_digest(snapshot: bytes) -> bytes:
     return hashlib.sha256(snapshot).digest()
 
@@ -92,6 +96,9 @@ class Service:
         if self.is_done(request):
             return None
         result = self.machine.apply(request)
+        if len(result) > MAX_RESULT:
+            raise LocalProtocolError(f"state machine returned a {len(result)}-byte result; the "
+                                     f"limit is {MAX_RESULT} (send large results as blobs)")
         self.clients[request.client] = (request.request_id, result)
         return result
 

@@ -57,6 +57,15 @@ class Keyring:
         return MacSigner(pk, self.secrets[pk], NETWORK)
 
 
+def _summary(env: Any) -> str:
+    m = env.body
+    fields = [f"{k}={getattr(m, k)}" for k in ("view", "new_view", "seq", "request_id")
+              if hasattr(m, k)]
+    if hasattr(m, "digest"):
+        fields.append(f"digest={m.digest[:4].hex()}")
+    return f"{env.type} from {env.sender[:3].hex()} " + " ".join(fields)
+
+
 class ReplicaNode:
     """A replica as a ``testnet.sim.Process``. ``outgoing`` lets Byzantine subclasses rewrite
     what the honest code would send."""
@@ -82,7 +91,11 @@ class ReplicaNode:
             env = self.cluster.keys.verifier.open(data)
         except RemoteProtocolError:
             self.cluster.rejected += 1
+            if sim.keep_log:
+                sim.log.append(f"{sim.now:10.4f} {self.name} <- {src}: rejected")
             return
+        if sim.keep_log:
+            sim.log.append(f"{sim.now:10.4f} {self.name} <- {src}: {_summary(env)}")
         self.incoming(sim, env)
 
     def incoming(self, sim: Simulation, env: Any) -> None:
