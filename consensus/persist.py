@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from consensus.checkpoint import Stable
 from consensus.log import Slot
 from protocol.canonical import packb, unpackb
-from protocol.errors import LocalProtocolError
+from protocol.errors import LocalProtocolError, RemoteProtocolError
 
 VIEW = "view"
 STABLE = "stable"
@@ -93,6 +93,6 @@ def load(stored: Mapping[str, bytes]) -> Recovered:
                     s.qc_checked = bool(v[8])
                 out.batches[seq] = tuple(v[9]) if v[9] is not None else None
                 out.slots[seq] = s
-    except (TypeError, ValueError, IndexError, KeyError) as err:
+    except (TypeError, ValueError, IndexError, KeyError, RemoteProtocolError) as err:
         raise LocalProtocolError(f"replica store is damaged: {err}") from None
     return out
