@@ -79,10 +79,15 @@ class CheckpointTracker:
             self.own[seq] = (digest, snapshot)
 
     def snapshot_for(self, seq: int, digest: bytes) -> bytes | None:
-        if seq == self.stable.seq and digest == self.stable.digest:
+        """The snapshot with this digest, if kept. The digest names the content, so a later
+        checkpoint with the same state serves too (after an epoch ends the state stops
+        changing while no-op batches still move the sequence numbers on)."""
+        if digest == self.stable.digest and self.stable_snapshot is not None:
             return self.stable_snapshot
         own = self.own.get(seq)
-        return own[1] if own is not None and own[0] == digest else None
+        if own is not None and own[0] == digest:
+            return own[1]
+        return next((snap for d, snap in self.own.values() if d == digest), None)
 
     def add_vote(self, sender: int, seq: int, digest: bytes, raw: bytes) -> Stable | None:
         """Record a verified checkpoint; return the new stable checkpoint if one formed."""

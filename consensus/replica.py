@@ -116,6 +116,7 @@ class Replica:
         self.last_status = -1e18
         self.fetch: StateFetch | None = None
         self.end_seq: int | None = None
+        self.end_reported = False
         self._hold = False
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._out: list[Action] = []
@@ -186,8 +187,8 @@ class Replica:
         m = env.body
         if m.shard != self.cfg.shard:
             return
-        if isinstance(m, Request):
-            if m.epoch <= self.cfg.epoch:
+        if isinstance(m, Request) or isinstance(m, EndEpoch):
+            if m.epoch <= self.cfg.epoch and (isinstance(m, Request) or m.epoch == self.cfg.epoch):
                 self._on_request(self._request_of(env))
             return
         if m.epoch != self.cfg.epoch:
@@ -476,24 +477,43 @@ class Replica:
         if snap is None and st.seq <= self.last_executed:
             raise Diverged(f"replica {self.me} executed past {st.seq} without keeping its "
                            "checkpoint")
+        behind = st.seq > self.last_executed
         self.ckpt.make_stable(st, snap)
         for seq in self.log.truncate(st.seq):
             self._out.append(Persist(persist.slot_key(seq), None))
-        if snap is not None:
+        if self.next_seq <= st.seq:
+            self.next_seq = st.seq + 1
+        if snap is not None and behind:
+            self._install(snap)  # a snapshot with that content is here already
+        elif snap is not None:
             self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
-            self.last_executed = max(self.last_executed, st.seq)
             self._stable_reached(st)
-        elif st.seq > self.last_executed:
+        else:
             sources = [pk for pk in self._signers(st.proof) if pk != self.signer.public_key]
             self.fetch = StateFetch(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, sources,
                                     2 * self.cfg.status_interval, self.cfg.max_state_bytes)
             self._poll_fetch()
-        if self.next_seq <= st.seq:
-            self.next_seq = st.seq + 1
+        self._execute_ready()
+
+    def _install(self, snap: bytes) -> None:
+        """Make the stable checkpoint's snapshot the current state (state transfer's end)."""
+        st = self.stable
+        self.fetch = None
+        self.service.restore(snap)
+        self.ckpt.stable_snapshot = snap
+        self.last_executed = st.seq
+        if self.service.ended and self.end_seq is None:
+            self.end_seq = st.seq
+        self.pending = {k: r for k, r in self.pending.items()
+                        if r.end_epoch or not self.service.is_done(r)}
+        self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
+        self._out.append(StateInstalled(st.seq, st.digest))
+        self._stable_reached(st)
         self._execute_ready()
 
     def _stable_reached(self, st: Stable) -> None:
-        if self.end_seq is not None and st.seq == self.end_seq:
+        if self.end_seq is not None and st.seq >= self.end_seq and not self.end_reported:
+            self.end_reported = True
             self._out.append(EpochEnded(st.seq, st.digest, st.proof))
 
     def _signers(self, proof: tuple[bytes, ...]) -> list[bytes]:
@@ -525,19 +545,7 @@ class Replica:
             self._out.append(Send(nxt[0], self._seal(nxt[1])))
         if snap is None:
             return
-        st = self.stable
-        self.fetch = None
-        self.service.restore(snap)
-        self.ckpt.stable_snapshot = snap
-        self.last_executed = st.seq
-        if self.service.ended and self.end_seq is None:
-            self.end_seq = st.seq
-        self.pending = {k: r for k, r in self.pending.items()
-                        if r.end_epoch or not self.service.is_done(r)}
-        self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
-        self._out.append(StateInstalled(st.seq, st.digest))
-        self._stable_reached(st)
-        self._execute_ready()
+        self._install(snap)
 
     def _stable_msg(self) -> StableCheckpoint:
         st = self.stable

@@ -82,7 +82,8 @@ class ReplicaNode:
 
     def _make(self) -> Replica:
         return Replica(self.cluster.cfg, self.signer, self.cluster.keys.verifier,
-                       KeyValueMachine(), stored=self.disk or None, now=self.cluster.now)
+                       KeyValueMachine(), genesis=self.cluster.genesis,
+                       stored=self.disk or None, now=self.cluster.now)
 
     # -- Process --------------------------------------------------------------------------------
 
@@ -207,13 +208,20 @@ class Cluster:
     """One committee in one simulation."""
 
     def __init__(self, sim: Simulation, n: int, *, real_crypto: bool = False,
-                 config: dict[str, Any] | None = None, client_retry: float = 0.3) -> None:
+                 config: dict[str, Any] | None = None, client_retry: float = 0.3,
+                 keys: Keyring | None = None, committee: tuple[bytes, ...] | None = None,
+                 epoch: int = 1, prefix: str = "", genesis: bytes | None = None,
+                 routes: dict[bytes, list[str]] | None = None) -> None:
+        """One committee. Several clusters (epochs) can share a simulation: pass the same
+        ``keys`` and ``routes``, distinct ``prefix``es, and the later epoch's ``genesis``."""
         self.sim = sim
-        self.keys = Keyring(random.Random(sim.rng.getrandbits(64)), real_crypto)
-        committee = tuple(self.keys.new_key() for _ in range(n))
-        self.cfg = ReplicaConfig(shard=7, epoch=1, committee=committee, **(config or {}))
+        self.keys = keys or Keyring(random.Random(sim.rng.getrandbits(64)), real_crypto)
+        committee = committee or tuple(self.keys.new_key() for _ in range(n))
+        self.cfg = ReplicaConfig(shard=7, epoch=epoch, committee=committee, **(config or {}))
         self.client_retry = client_retry
-        self.routes: dict[bytes, list[str]] = {}
+        self.prefix = prefix
+        self.genesis = genesis
+        self.routes: dict[bytes, list[str]] = routes if routes is not None else {}
         self.replicas: dict[str, ReplicaNode] = {}
         self.clients: dict[str, ClientNode] = {}
         self.checker = SafetyChecker(self)
@@ -228,7 +236,7 @@ class Cluster:
 
     def add_replica(self, index: int, cls: type[ReplicaNode] = ReplicaNode, name: str = "",
                     **kw: Any) -> ReplicaNode:
-        name = name or f"r{index}"
+        name = name or f"{self.prefix}r{index}"
         node = cls(self, name, self.cfg.committee[index], **kw)
         self.replicas[name] = node
         self.routes.setdefault(node.pk, []).append(name)
@@ -239,7 +247,7 @@ class Cluster:
                    make_op: Callable[[int], bytes] | None = None) -> ClientNode:
         from consensus.statemachine import kv_op
 
-        name = f"c{len(self.clients)}"
+        name = f"{self.prefix}c{len(self.clients)}"
         pk = self.keys.new_key()
         node = ClientNode(self, name, pk, count, start,
                           make_op or (lambda i, name=name: kv_op("add", name, i)))
