@@ -51,25 +51,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from consensus import persist
-from consensus.actions import (
-    Action, Broadcast, Committed, EpochEnded, Misbehaviour, Persist, Send, StateInstalled,
-    ViewEntered,
-)
-from consensus.checkpoint import (
-    CheckpointTracker, Diverged, InvalidProof, Stable, check_checkpoint_proof,
-)
+from consensus.actions import Action, Broadcast, Committed, Misbehaviour, Persist, Send
+from consensus.checkpoint import CheckpointTracker, InvalidProof, Stable
 from consensus.config import ReplicaConfig
 from consensus.crypto import Signer, Verifier
 from consensus.evidence import Equivocation
 from consensus.log import MessageLog, Slot, Vote, batch_digest
-from consensus.quorum import make_qc, verify_qc, vote_bytes
+from consensus.quorum import make_qc, vote_bytes
 from consensus.statemachine import ClientRequest, Service, StateMachine, state_digest
-from consensus.statetransfer import StateFetch, serve_chunk
-from consensus.viewchange import CheckedViewChange, check_view_change, new_view_set
+from consensus.statetransfer import StateFetch
+from consensus.recovery import Recovery
+from consensus.viewchange import CheckedViewChange, ViewChanges
 from protocol.envelope import Envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import (
-    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare, PreparedProof,
+    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare,
     Reply, Request, StableCheckpoint, StateChunk, StateRequest, Status, ViewChange,
 )
 
@@ -77,7 +73,10 @@ _END = b"\x00end-epoch"
 """Pending-table key of the (single) EndEpoch request."""
 
 
-class Replica:
+class Replica(ViewChanges, Recovery):
+    """One committee member. See the module docstring; the view-change protocol is in
+    ``consensus.viewchange``, catch-up and state transfer in ``consensus.recovery``."""
+
     def __init__(self, config: ReplicaConfig, signer: Signer, verifier: Verifier,
                  machine: StateMachine, *, genesis: bytes | None = None,
                  stored: Mapping[str, bytes] | None = None, now: float = 0.0) -> None:
@@ -450,279 +449,6 @@ class Replica:
         self.ckpt.add_own(seq, digest, snap)
         raw = self._broadcast(Checkpoint(self.cfg.shard, self.cfg.epoch, seq, digest))
         self._add_checkpoint_vote(self.me, seq, digest, raw)
-
-    def _on_checkpoint(self, sender: int, m: Checkpoint, env: Envelope) -> None:
-        self._add_checkpoint_vote(sender, m.seq, m.state_digest, env.to_bytes())
-
-    def _add_checkpoint_vote(self, sender: int, seq: int, digest: bytes, raw: bytes) -> None:
-        stable = self.ckpt.add_vote(sender, seq, digest, raw)
-        if stable is not None:
-            self._adopt_stable(stable)
-
-    def _on_stable_checkpoint(self, sender: int, m: StableCheckpoint, env: Envelope) -> None:
-        if m.seq <= self.stable.seq:
-            return
-        check_checkpoint_proof(self.cfg, m.seq, m.state_digest, m.proof, self.verifier,
-                               self.genesis_digest)
-        self._adopt_stable(Stable(m.seq, m.state_digest, m.proof))
-
-    def _adopt_stable(self, st: Stable) -> None:
-        if st.seq <= self.stable.seq:
-            return
-        own = self.ckpt.own.get(st.seq)
-        if own is not None and own[0] != st.digest:
-            raise Diverged(f"replica {self.me}: its state at {st.seq} differs from the stable "
-                           "checkpoint")
-        snap = self.ckpt.snapshot_for(st.seq, st.digest)
-        if snap is None and st.seq <= self.last_executed:
-            raise Diverged(f"replica {self.me} executed past {st.seq} without keeping its "
-                           "checkpoint")
-        behind = st.seq > self.last_executed
-        self.ckpt.make_stable(st, snap)
-        for seq in self.log.truncate(st.seq):
-            self._out.append(Persist(persist.slot_key(seq), None))
-        if self.next_seq <= st.seq:
-            self.next_seq = st.seq + 1
-        if snap is not None and behind:
-            self._install(snap)  # a snapshot with that content is here already
-        elif snap is not None:
-            self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
-            self._stable_reached(st)
-        else:
-            sources = [pk for pk in self._signers(st.proof) if pk != self.signer.public_key]
-            self.fetch = StateFetch(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, sources,
-                                    2 * self.cfg.status_interval, self.cfg.max_state_bytes)
-            self._poll_fetch()
-        self._execute_ready()
-
-    def _install(self, snap: bytes) -> None:
-        """Make the stable checkpoint's snapshot the current state (state transfer's end)."""
-        st = self.stable
-        self.fetch = None
-        self.service.restore(snap)
-        self.ckpt.stable_snapshot = snap
-        self.last_executed = st.seq
-        if self.service.ended and self.end_seq is None:
-            self.end_seq = st.seq
-        self.pending = {k: r for k, r in self.pending.items()
-                        if r.end_epoch or not self.service.is_done(r)}
-        self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
-        self._out.append(StateInstalled(st.seq, st.digest))
-        self._stable_reached(st)
-        self._execute_ready()
-
-    def _stable_reached(self, st: Stable) -> None:
-        if self.end_seq is not None and st.seq >= self.end_seq and not self.end_reported:
-            self.end_reported = True
-            self._out.append(EpochEnded(st.seq, st.digest, st.proof))
-
-    def _signers(self, proof: tuple[bytes, ...]) -> list[bytes]:
-        return [self.verifier.open(raw).sender for raw in proof]
-
-    # -- state transfer -------------------------------------------------------------------------
-
-    def _poll_fetch(self) -> None:
-        if self.fetch is not None:
-            req = self.fetch.poll(self.now)
-            if req is not None:
-                self._out.append(Send(req[0], self._seal(req[1])))
-
-    def _on_state_request(self, requester: bytes, m: StateRequest) -> None:
-        snap = self.ckpt.snapshot_for(m.seq, m.state_digest)
-        if snap is None:
-            if self.stable.seq > m.seq:
-                self._out.append(Send(requester, self._seal(self._stable_msg())))
-            return
-        self._out.append(Send(requester, self._seal(serve_chunk(self.cfg.shard, self.cfg.epoch, m.seq,
-                                                  m.state_digest, snap, m.offset,
-                                                  self.cfg.chunk_size))))
-
-    def _on_state_chunk(self, sender: int, m: StateChunk, env: Envelope) -> None:
-        if self.fetch is None:
-            return
-        snap, nxt = self.fetch.on_chunk(env.sender, m, self.now)
-        if nxt is not None:
-            self._out.append(Send(nxt[0], self._seal(nxt[1])))
-        if snap is None:
-            return
-        self._install(snap)
-
-    def _stable_msg(self) -> StableCheckpoint:
-        st = self.stable
-        return StableCheckpoint(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, st.proof)
-
-    # -- catch-up -------------------------------------------------------------------------------
-
-    def _has_work(self) -> bool:
-        if self.pending or self.fetch is not None:
-            return True
-        return any(s.pp_view >= 0 and not s.committed for s in self.log.slots.values()) or \
-            any(s.committed and s.seq > self.last_executed for s in self.log.slots.values())
-
-    def _on_status(self, sender: int, m: Status, env: Envelope) -> None:
-        if (m.view < self.view or (m.view == self.view and m.view_changing)) and \
-                not self.view_changing and self.nv_raw is not None:
-            self._send(sender, self.nv_raw)
-        if m.last_executed < self.stable.seq and self.stable.seq > 0:
-            self._send(sender, self._seal(self._stable_msg()))
-        sent = 0
-        for seq in range(max(m.last_executed, self.log.low) + 1, self.log.high + 1):
-            if sent >= 2 * self.cfg.max_inflight:
-                break
-            s = self.log.get(seq)
-            if s is None:
-                continue
-            if s.committed and seq <= self.last_executed:
-                qc = self._qc(s)
-                if qc is not None:
-                    raws = tuple(r.raw for r in s.requests)
-                    self._send(sender, self._seal(CommitProof(self.cfg.shard, self.cfg.epoch,
-                                                              raws, qc)))
-                    sent += 1
-            elif m.view == self.view and not m.view_changing and not self.view_changing \
-                    and s.pp_view == self.view:
-                self._send(sender, s.pp_raw)
-                for votes in (s.prepares, s.commits):
-                    mine = votes.get(self.view, {}).get(self.me)
-                    if mine is not None:
-                        self._send(sender, mine.raw)
-                sent += 1
-
-    def _on_commit_proof(self, sender: int, m: CommitProof, env: Envelope) -> None:
-        qc = m.qc
-        if (qc.shard, qc.epoch) != (self.cfg.shard, self.cfg.epoch) or \
-                qc.seq <= self.last_executed or not self.log.in_window(qc.seq):
-            return
-        s = self.log.slot(qc.seq)
-        if s.committed:
-            return
-        if batch_digest(m.requests) != qc.digest:
-            raise InvalidProof("commit proof batch does not match its certificate")
-        problem = verify_qc(qc, self.cfg.committee, self.verifier.verify_vote)
-        if problem:
-            raise InvalidProof(f"commit proof certificate: {problem}")
-        s.requests = self._decode_batch(m.requests)
-        s.digest = qc.digest
-        s.committed, s.committed_view = True, qc.view
-        idx = [i for i in range(self.cfg.n) if qc.signers[i // 8] >> (i % 8) & 1]
-        s.qc_votes, s.qc_checked = dict(zip(idx, qc.signatures)), True
-        self._persist_slot(s)
-        self._execute_ready()
-
-    # -- view changes ---------------------------------------------------------------------------
-
-    def _start_view_change(self, view: int) -> None:
-        if view <= self.view:
-            return
-        self.view, self.view_changing = view, True
-        self.nv_wait_since = None
-        self.inflight.clear()
-        self._persist_view()
-        prepared = tuple(PreparedProof(s.prepared_proof[1], s.prepared_proof[2])
-                         for seq, s in sorted(self.log.slots.items()) if s.prepared_proof)
-        st = self.stable
-        vc = ViewChange(self.cfg.shard, self.cfg.epoch, view, st.seq, st.digest, st.proof,
-                        prepared)
-        self.my_vc = self._broadcast(vc)
-        self.vc_sent_at = self.now
-        self.vcs[self.me] = check_view_change(self.cfg, self.verifier.open(self.my_vc),
-                                              self.verifier, self.genesis_digest)
-        self._after_view_change_input()
-
-    def _on_view_change(self, sender: int, m: ViewChange, env: Envelope) -> None:
-        old = self.vcs.get(sender)
-        if m.new_view < self.view or (old is not None and old.view >= m.new_view):
-            return
-        if m.new_view == self.view and not self.view_changing:
-            return
-        self.vcs[sender] = check_view_change(self.cfg, env, self.verifier, self.genesis_digest)
-        self._after_view_change_input()
-
-    def _after_view_change_input(self) -> None:
-        later = sorted(c.view for i, c in self.vcs.items() if c.view > self.view)
-        if len(later) >= self.cfg.f + 1:
-            self._start_view_change(later[0])
-            return
-        if not self.view_changing:
-            return
-        quorum = [c for c in self.vcs.values() if c.view == self.view]
-        if len(quorum) < self.cfg.quorum:
-            return
-        if self.nv_wait_since is None:
-            self.nv_wait_since = self.now
-        if self.is_primary:
-            self._send_new_view(sorted(quorum, key=lambda c: c.sender)[: self.cfg.quorum])
-
-    def _send_new_view(self, vcs: list[CheckedViewChange]) -> None:
-        plan = new_view_set(vcs)
-        pps = tuple(self._seal(PrePrepare(self.cfg.shard, self.cfg.epoch, self.view, seq, d,
-                                          reqs)) for seq, d, reqs in plan.batches)
-        raw = self._seal(NewView(self.cfg.shard, self.cfg.epoch, self.view,
-                                 tuple(c.raw for c in vcs), pps))
-        self._out.append(Persist(persist.NEWVIEW, persist.encode_newview(self.view, raw)))
-        self._out.append(Broadcast(raw))
-        self._enter_view(plan, pps, raw)
-
-    def _on_new_view(self, sender: int, m: NewView, env: Envelope) -> None:
-        if m.view < self.view or (m.view == self.view and not self.view_changing) or \
-                sender != self.cfg.primary(m.view) or m.view == 0:
-            return
-        vcs: dict[int, CheckedViewChange] = {}
-        for raw in m.view_changes:
-            c = check_view_change(self.cfg, self.verifier.open(raw), self.verifier,
-                                  self.genesis_digest)
-            if c.view != m.view:
-                raise InvalidProof("new view holds a view change for another view")
-            vcs[c.sender] = c
-        if len(vcs) < self.cfg.quorum:
-            raise InvalidProof("new view holds fewer than a quorum of view changes")
-        plan = new_view_set(list(vcs.values()))
-        if len(plan.batches) != len(m.preprepares):
-            raise InvalidProof("new view pre-prepares do not match its view changes")
-        for (seq, d, reqs), raw in zip(plan.batches, m.preprepares):
-            p_env = self.verifier.open(raw)
-            pp = p_env.body
-            if p_env.sender != env.sender or not isinstance(pp, PrePrepare) or \
-                    (pp.shard, pp.epoch, pp.view, pp.seq, pp.digest, pp.requests) != \
-                    (self.cfg.shard, self.cfg.epoch, m.view, seq, d, reqs):
-                raise InvalidProof("new view pre-prepares do not match its view changes")
-        if m.view > self.view:
-            self.view = m.view
-        self._enter_view(plan, m.preprepares, env.to_bytes())
-
-    def _enter_view(self, plan: Any, pps: tuple[bytes, ...], nv_raw: bytes) -> None:
-        self.next_seq = max(plan.batches[-1][0] if plan.batches else plan.min_s,
-                            self.last_executed, self.log.low) + 1
-        self._hold = True
-        self.view_changing = False
-        self.nv_raw = nv_raw
-        self.nv_wait_since = None
-        self.progress_at = self.now if self.pending else None
-        self.vcs = {i: c for i, c in self.vcs.items() if c.view > self.view}
-        self._persist_view()
-        self._out.append(ViewEntered(self.view, self.primary))
-        if plan.min_s > self.stable.seq:
-            self._adopt_stable(Stable(plan.min_s, plan.stable_digest, plan.stable_proof))
-        for (seq, digest, reqs), raw in zip(plan.batches, pps):
-            if not self.log.in_window(seq):
-                continue
-            s = self.log.slot(seq)
-            requests = self._decode_batch(reqs)
-            s.pp_view, s.digest, s.pp_raw, s.requests = self.view, digest, raw, requests
-            s.touched = self.now
-            self._persist_slot(s)
-            if not self.is_primary:
-                self._vote_prepare(s)
-            self._check_prepared(s)
-        self._hold = False
-        self.next_seq = max(self.next_seq, self.log.low + 1)
-        if self.is_primary:
-            self.inflight = {(r.client, r.request_id) for s in self.log.slots.values()
-                             if s.pp_view == self.view for r in s.requests}
-            self._propose()
-        else:
-            for r in self.pending.values():
-                self._send(self.primary, r.raw)
 
     # -- timers ---------------------------------------------------------------------------------
 

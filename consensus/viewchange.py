@@ -20,11 +20,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus.checkpoint import InvalidProof, check_checkpoint_proof
+from typing import Any
+
+from consensus import persist
+from consensus.actions import Broadcast, Persist, ViewEntered
+from consensus.checkpoint import InvalidProof, Stable, check_checkpoint_proof
 from consensus.config import ReplicaConfig
 from consensus.log import NULL_DIGEST, batch_digest
 from protocol.envelope import Envelope
-from protocol.messages.pbft import PrePrepare, Prepare, ViewChange
+from protocol.messages.pbft import NewView, PrePrepare, Prepare, PreparedProof, ViewChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +127,121 @@ def new_view_set(vcs: Sequence[CheckedViewChange]) -> NewViewPlan:
         else:
             batches.append((seq, NULL_DIGEST, ()))
     return NewViewPlan(min_s, best.stable_digest, best.proof, tuple(batches))
+
+
+class ViewChanges:
+    """The view-change protocol as a mixin of ``consensus.replica.Replica``: suspecting the
+    primary, the f+1 join rule, the new primary's NEW-VIEW, and entering the new view."""
+
+    def _start_view_change(self, view: int) -> None:
+        if view <= self.view:
+            return
+        self.view, self.view_changing = view, True
+        self.nv_wait_since = None
+        self.inflight.clear()
+        self._persist_view()
+        prepared = tuple(PreparedProof(s.prepared_proof[1], s.prepared_proof[2])
+                         for seq, s in sorted(self.log.slots.items()) if s.prepared_proof)
+        st = self.stable
+        vc = ViewChange(self.cfg.shard, self.cfg.epoch, view, st.seq, st.digest, st.proof,
+                        prepared)
+        self.my_vc = self._broadcast(vc)
+        self.vc_sent_at = self.now
+        self.vcs[self.me] = check_view_change(self.cfg, self.verifier.open(self.my_vc),
+                                              self.verifier, self.genesis_digest)
+        self._after_view_change_input()
+
+    def _on_view_change(self, sender: int, m: ViewChange, env: Envelope) -> None:
+        old = self.vcs.get(sender)
+        if m.new_view < self.view or (old is not None and old.view >= m.new_view):
+            return
+        if m.new_view == self.view and not self.view_changing:
+            return
+        self.vcs[sender] = check_view_change(self.cfg, env, self.verifier, self.genesis_digest)
+        self._after_view_change_input()
+
+    def _after_view_change_input(self) -> None:
+        later = sorted(c.view for i, c in self.vcs.items() if c.view > self.view)
+        if len(later) >= self.cfg.f + 1:
+            self._start_view_change(later[0])
+            return
+        if not self.view_changing:
+            return
+        quorum = [c for c in self.vcs.values() if c.view == self.view]
+        if len(quorum) < self.cfg.quorum:
+            return
+        if self.nv_wait_since is None:
+            self.nv_wait_since = self.now
+        if self.is_primary:
+            self._send_new_view(sorted(quorum, key=lambda c: c.sender)[: self.cfg.quorum])
+
+    def _send_new_view(self, vcs: list[CheckedViewChange]) -> None:
+        plan = new_view_set(vcs)
+        pps = tuple(self._seal(PrePrepare(self.cfg.shard, self.cfg.epoch, self.view, seq, d,
+                                          reqs)) for seq, d, reqs in plan.batches)
+        raw = self._seal(NewView(self.cfg.shard, self.cfg.epoch, self.view,
+                                 tuple(c.raw for c in vcs), pps))
+        self._out.append(Persist(persist.NEWVIEW, persist.encode_newview(self.view, raw)))
+        self._out.append(Broadcast(raw))
+        self._enter_view(plan, pps, raw)
+
+    def _on_new_view(self, sender: int, m: NewView, env: Envelope) -> None:
+        if m.view < self.view or (m.view == self.view and not self.view_changing) or \
+                sender != self.cfg.primary(m.view) or m.view == 0:
+            return
+        vcs: dict[int, CheckedViewChange] = {}
+        for raw in m.view_changes:
+            c = check_view_change(self.cfg, self.verifier.open(raw), self.verifier,
+                                  self.genesis_digest)
+            if c.view != m.view:
+                raise InvalidProof("new view holds a view change for another view")
+            vcs[c.sender] = c
+        if len(vcs) < self.cfg.quorum:
+            raise InvalidProof("new view holds fewer than a quorum of view changes")
+        plan = new_view_set(list(vcs.values()))
+        if len(plan.batches) != len(m.preprepares):
+            raise InvalidProof("new view pre-prepares do not match its view changes")
+        for (seq, d, reqs), raw in zip(plan.batches, m.preprepares):
+            p_env = self.verifier.open(raw)
+            pp = p_env.body
+            if p_env.sender != env.sender or not isinstance(pp, PrePrepare) or \
+                    (pp.shard, pp.epoch, pp.view, pp.seq, pp.digest, pp.requests) != \
+                    (self.cfg.shard, self.cfg.epoch, m.view, seq, d, reqs):
+                raise InvalidProof("new view pre-prepares do not match its view changes")
+        if m.view > self.view:
+            self.view = m.view
+        self._enter_view(plan, m.preprepares, env.to_bytes())
+
+    def _enter_view(self, plan: Any, pps: tuple[bytes, ...], nv_raw: bytes) -> None:
+        self.next_seq = max(plan.batches[-1][0] if plan.batches else plan.min_s,
+                            self.last_executed, self.log.low) + 1
+        self._hold = True
+        self.view_changing = False
+        self.nv_raw = nv_raw
+        self.nv_wait_since = None
+        self.progress_at = self.now if self.pending else None
+        self.vcs = {i: c for i, c in self.vcs.items() if c.view > self.view}
+        self._persist_view()
+        self._out.append(ViewEntered(self.view, self.primary))
+        if plan.min_s > self.stable.seq:
+            self._adopt_stable(Stable(plan.min_s, plan.stable_digest, plan.stable_proof))
+        for (seq, digest, reqs), raw in zip(plan.batches, pps):
+            if not self.log.in_window(seq):
+                continue
+            s = self.log.slot(seq)
+            requests = self._decode_batch(reqs)
+            s.pp_view, s.digest, s.pp_raw, s.requests = self.view, digest, raw, requests
+            s.touched = self.now
+            self._persist_slot(s)
+            if not self.is_primary:
+                self._vote_prepare(s)
+            self._check_prepared(s)
+        self._hold = False
+        self.next_seq = max(self.next_seq, self.log.low + 1)
+        if self.is_primary:
+            self.inflight = {(r.client, r.request_id) for s in self.log.slots.values()
+                             if s.pp_view == self.view for r in s.requests}
+            self._propose()
+        else:
+            for r in self.pending.values():
+                self._send(self.primary, r.raw)

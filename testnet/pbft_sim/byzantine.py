@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from consensus.actions import Broadcast, Send
+from consensus.actions import Broadcast
 from consensus.quorum import vote_bytes
 from protocol.messages.pbft import (
     Commit, PrePrepare, Prepare, Request, ViewChange,

@@ -5,7 +5,6 @@ from collections import Counter
 
 import pytest
 
-from consensus.actions import Misbehaviour
 from consensus.evidence import Equivocation, check_equivocation, check_vote_conflict
 from testnet.pbft_sim.adapter import Cluster, ReplicaNode
 from testnet.pbft_sim.byzantine import Equivocator, Silent
@@ -105,6 +104,20 @@ def test_checker_is_quiet_with_f_twins():
     for seed in range(30):
         out = run_seed(seed, n=4, kinds=("twins",))
         assert not out.violations and out.done, seed
+
+
+def test_committee_goes_quiet_when_the_work_is_done():
+    """No view changes and no messages once every request is done, even after a faulty
+    primary was replaced (stale pre-prepares of old views are not pending work)."""
+    for cls in (Silent, Equivocator, ReplicaNode):
+        sim, cluster = _cluster(3, 4, cls)
+        assert sim.run_until(LIVENESS_BOUND, stop=cluster.all_clients_done)
+        sim.run_for(2.0)
+        views = [r.replica.view for r in cluster.correct()]
+        sent = sim.stats.sent
+        sim.run_for(20.0)
+        assert [r.replica.view for r in cluster.correct()] == views
+        assert sim.stats.sent == sent
 
 
 def test_same_seed_same_run():
