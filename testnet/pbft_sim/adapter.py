@@ -82,7 +82,7 @@ class ReplicaNode:
 
     def _make(self) -> Replica:
         return Replica(self.cluster.cfg, self.signer, self.cluster.keys.verifier,
-                       KeyValueMachine(), genesis=self.cluster.genesis,
+                       self.cluster.machine(), genesis=self.cluster.genesis,
                        stored=self.disk or None, now=self.cluster.now)
 
     # -- Process --------------------------------------------------------------------------------
@@ -211,7 +211,8 @@ class Cluster:
                  config: dict[str, Any] | None = None, client_retry: float = 0.3,
                  keys: Keyring | None = None, committee: tuple[bytes, ...] | None = None,
                  epoch: int = 1, prefix: str = "", genesis: bytes | None = None,
-                 routes: dict[bytes, list[str]] | None = None) -> None:
+                 routes: dict[bytes, list[str]] | None = None,
+                 machine: Callable[[], Any] = KeyValueMachine) -> None:
         """One committee. Several clusters (epochs) can share a simulation: pass the same
         ``keys`` and ``routes``, distinct ``prefix``es, and the later epoch's ``genesis``."""
         self.sim = sim
@@ -221,6 +222,7 @@ class Cluster:
         self.client_retry = client_retry
         self.prefix = prefix
         self.genesis = genesis
+        self.machine = machine
         self.routes: dict[bytes, list[str]] = routes if routes is not None else {}
         self.replicas: dict[str, ReplicaNode] = {}
         self.clients: dict[str, ClientNode] = {}
@@ -244,15 +246,18 @@ class Cluster:
         return node
 
     def add_client(self, count: int, start: float = 0.0,
-                   make_op: Callable[[int], bytes] | None = None) -> ClientNode:
+                   make_op: Callable[[int], bytes] | None = None,
+                   key: bytes | None = None) -> ClientNode:
+        """A client submitting ``count`` operations (default: add i to its own counter).
+        ``key``: use an existing key (a committee member acting as a client)."""
         from consensus.statemachine import kv_op
 
         name = f"{self.prefix}c{len(self.clients)}"
-        pk = self.keys.new_key()
+        pk = key or self.keys.new_key()
         node = ClientNode(self, name, pk, count, start,
                           make_op or (lambda i, name=name: kv_op("add", name, i)))
         self.clients[name] = node
-        self.routes[pk] = [name]
+        self.routes.setdefault(pk, []).append(name)
         self.sim.add_node(name, node)
         return node
 

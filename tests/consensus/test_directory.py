@@ -62,3 +62,36 @@ def test_garbage_operations_are_answered_not_fatal():
     assert d.apply(ClientRequest(FOUNDERS[0], 1, b"\xc1", b"")).startswith(b"error")
     assert d.apply(req(FOUNDERS[0], "frobnicate")).startswith(b"error")
     assert d.apply(req(FOUNDERS[0], "join", "x")).startswith(b"error")
+
+
+def test_directory_committee_orders_joins_and_epochs_identically():
+    """The directory machine replicated by PBFT (simulated, lossy network): a node pays its
+    proof of work and joins, a member advances the epoch, and every replica derives the same
+    committees for the new epoch."""
+    from testnet.pbft_sim.adapter import Cluster
+    from testnet.pbft_sim.scenarios import SIM_CONFIG
+    from testnet.sim import LinkFaults, Network, Simulation
+
+    sim = Simulation(4, Network(LinkFaults(drop=0.1, duplicate=0.1, max_delay=0.05)))
+    box: dict = {}
+    cluster = Cluster(sim, 4, config=dict(SIM_CONFIG),
+                      machine=lambda: DirectoryMachine(PARAMS, box["founders"]))
+    box["founders"] = cluster.cfg.committee
+    for i in range(4):
+        cluster.add_replica(i)
+    joiners = [cluster.add_client(1) for _ in range(3)]
+    for j in joiners:  # each pays the proof of work on its own key
+        j.make_op = lambda i, pk=j.pk: kv_op("join", solve_pow("testnet", pk, 6))
+    assert sim.run_until(10, stop=cluster.all_clients_done)
+    assert all(j.client.done[0].result == b"ok" for j in joiners)
+    # A member asks for the next epoch, as a client with its own key.
+    member = cluster.replicas["r1"]
+    advance = cluster.add_client(1, start=sim.now, make_op=lambda i: kv_op("advance", 1),
+                                 key=member.pk)
+    assert sim.run_until(20, stop=lambda: advance.finished)
+    assert advance.client.done[0].result == b"epoch 1"
+    sim.run_for(1.0)
+    configs = [r.replica.service.machine.config() for r in cluster.replicas.values()]
+    assert all(cfg == configs[0] for cfg in configs)
+    assert configs[0].epoch == 1 and set(j.pk for j in joiners) <= set(configs[0].members)
+    assert len(configs[0].members) == 7
