@@ -53,15 +53,12 @@ class Slot:
     """Highest view in which this slot prepared here (-1: never)."""
     prepared_proof: tuple[bytes, bytes, tuple[bytes, ...]] | None = None
     """(digest, pre-prepare, prepares) of the highest-view prepared certificate."""
-    sent_commit_view: int = -1
     committed: bool = False
     committed_view: int = -1
     qc_votes: dict[int, bytes] | None = None
     """The quorum's commit votes (index -> signature), kept for building certificates."""
     qc_checked: bool = False
     """Whether every vote in ``qc_votes`` was verified."""
-    touched: float = 0.0
-    """When this slot last made progress (for retransmission)."""
 
     def count(self, votes: dict[int, dict[int, Vote]], view: int, digest: bytes,
               exclude: int = -1) -> int:

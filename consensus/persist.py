@@ -50,7 +50,7 @@ def encode_slot(s: Slot) -> bytes:
         proof[2] = list(proof[2])
     votes = sorted(s.qc_votes.items()) if s.qc_votes else None
     batch = [r.raw for r in s.requests] if s.committed and not s.pp_raw else None
-    return packb([s.pp_view, s.digest, s.pp_raw, s.prepared_view, proof, s.sent_commit_view,
+    return packb([s.pp_view, s.digest, s.pp_raw, s.prepared_view, proof,
                   s.committed_view if s.committed else -1, votes, s.qc_checked, batch],
                  maps=False)
 
@@ -86,12 +86,11 @@ def load(stored: Mapping[str, bytes]) -> Recovered:
                 s.pp_view, s.digest, s.pp_raw, s.prepared_view = v[0], v[1], v[2], v[3]
                 if v[4] is not None:
                     s.prepared_proof = (v[4][0], v[4][1], tuple(v[4][2]))
-                s.sent_commit_view = v[5]
-                if v[6] >= 0:
-                    s.committed, s.committed_view = True, v[6]
-                    s.qc_votes = dict((int(i), sig) for i, sig in v[7]) if v[7] else None
-                    s.qc_checked = bool(v[8])
-                out.batches[seq] = tuple(v[9]) if v[9] is not None else None
+                if v[5] >= 0:
+                    s.committed, s.committed_view = True, v[5]
+                    s.qc_votes = dict((int(i), sig) for i, sig in v[6]) if v[6] else None
+                    s.qc_checked = bool(v[7])
+                out.batches[seq] = tuple(v[8]) if v[8] is not None else None
                 out.slots[seq] = s
     except (TypeError, ValueError, IndexError, KeyError, RemoteProtocolError) as err:
         raise LocalProtocolError(f"replica store is damaged: {err}") from None

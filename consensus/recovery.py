@@ -180,6 +180,8 @@ class Recovery:
         if problem:
             raise InvalidProof(f"commit proof certificate: {problem}")
         s.requests = self._decode_batch(m.requests)
+        if s.pp_raw and s.digest != qc.digest:  # an equivocating primary's other batch
+            s.pp_view, s.pp_raw = -1, b""
         s.digest = qc.digest
         s.committed, s.committed_view = True, qc.view
         idx = [i for i in range(self.cfg.n) if qc.signers[i // 8] >> (i % 8) & 1]

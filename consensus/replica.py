@@ -65,7 +65,7 @@ from consensus.viewchange import CheckedViewChange, ViewChanges
 from protocol.envelope import Envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import (
-    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare,
+    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare, QuorumCert,
     Reply, Request, StableCheckpoint, StateChunk, StateRequest, Status, ViewChange,
 )
 
@@ -153,7 +153,7 @@ class Replica(ViewChanges, Recovery):
         self._timers()
         return self._flush()
 
-    def certificate(self, seq: int) -> Any:
+    def certificate(self, seq: int) -> QuorumCert | None:
         """The quorum certificate of a committed batch still in the log, or None."""
         s = self.log.get(seq)
         return self._qc(s) if s is not None and s.committed else None
@@ -288,7 +288,6 @@ class Replica(ViewChanges, Recovery):
                            requests: tuple[ClientRequest, ...]) -> Slot:
         s = self.log.slot(pp.seq)
         s.pp_view, s.digest, s.pp_raw, s.requests = pp.view, pp.digest, raw, requests
-        s.touched = self.now
         return s
 
     def _on_preprepare(self, sender: int, m: PrePrepare, env: Envelope) -> None:
@@ -353,12 +352,10 @@ class Replica(ViewChanges, Recovery):
         proof = tuple(p.raw for p in list(matching.values())[: self.cfg.quorum - 1])
         s.prepared_view = v
         s.prepared_proof = (s.digest, s.pp_raw, proof)
-        s.touched = self.now
         vote = self.signer.sign_vote(vote_bytes(self.cfg.shard, self.cfg.epoch, v, s.seq,
                                                 s.digest))
         raw = self._seal(Commit(self.cfg.shard, self.cfg.epoch, v, s.seq, s.digest, vote))
         s.commits.setdefault(v, {})[self.me] = Vote(s.digest, raw, vote)
-        s.sent_commit_view = v
         self._persist_slot(s)
         self._out.append(Broadcast(raw))
         self._check_committed(s)
@@ -372,7 +369,6 @@ class Replica(ViewChanges, Recovery):
             return
         s.committed, s.committed_view = True, v
         s.qc_votes = {i: c.sig for i, c in matching.items()}
-        s.touched = self.now
         self._persist_slot(s)
         self._execute_ready()
 
@@ -419,7 +415,7 @@ class Replica(ViewChanges, Recovery):
         if self.service.ended:
             self.pending.clear()
 
-    def _qc(self, s: Slot) -> Any:
+    def _qc(self, s: Slot) -> QuorumCert | None:
         """Build (and check) the slot's quorum certificate from the commit votes it holds."""
         votes = dict(s.qc_votes or {})
         if len(votes) >= self.cfg.quorum and s.qc_checked:

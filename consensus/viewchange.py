@@ -147,8 +147,13 @@ class ViewChanges:
                         prepared)
         self.my_vc = self._broadcast(vc)
         self.vc_sent_at = self.now
-        self.vcs[self.me] = check_view_change(self.cfg, self.verifier.open(self.my_vc),
-                                              self.verifier, self.genesis_digest)
+        certs = {}
+        for seq, s in self.log.slots.items():  # our own certificates need no re-checking
+            if s.prepared_proof:
+                reqs = self.verifier.open(s.prepared_proof[1]).body.requests
+                certs[seq] = Cert(s.prepared_view, s.prepared_proof[0], reqs)
+        self.vcs[self.me] = CheckedViewChange(self.me, view, st.seq, st.digest, st.proof, certs,
+                                              self.my_vc)
         self._after_view_change_input()
 
     def _on_view_change(self, sender: int, m: ViewChange, env: Envelope) -> None:
@@ -167,12 +172,15 @@ class ViewChanges:
             return
         if not self.view_changing:
             return
-        quorum = [c for c in self.vcs.values() if c.view == self.view]
-        if len(quorum) < self.cfg.quorum:
+        # The new-view timer starts once a quorum has left the old view: a replica asking
+        # for a later view has left it too (each sender's latest view change is kept, so
+        # counting only exact matches could leave replicas one view apart waiting forever).
+        if sum(1 for c in self.vcs.values() if c.view >= self.view) < self.cfg.quorum:
             return
         if self.nv_wait_since is None:
             self.nv_wait_since = self.now
-        if self.is_primary:
+        quorum = [c for c in self.vcs.values() if c.view == self.view]
+        if self.is_primary and len(quorum) >= self.cfg.quorum:
             self._send_new_view(sorted(quorum, key=lambda c: c.sender)[: self.cfg.quorum])
 
     def _send_new_view(self, vcs: list[CheckedViewChange]) -> None:
@@ -231,7 +239,6 @@ class ViewChanges:
             s = self.log.slot(seq)
             requests = self._decode_batch(reqs)
             s.pp_view, s.digest, s.pp_raw, s.requests = self.view, digest, raw, requests
-            s.touched = self.now
             self._persist_slot(s)
             if not self.is_primary:
                 self._vote_prepare(s)

@@ -12,7 +12,7 @@ from protocol.errors import LocalProtocolError
 
 def test_round_trip():
     s = Slot(7, pp_view=2, digest=b"d" * 32, pp_raw=b"pp", prepared_view=2,
-             prepared_proof=(b"d" * 32, b"pp", (b"p1", b"p2")), sent_commit_view=2,
+             prepared_proof=(b"d" * 32, b"pp", (b"p1", b"p2")),
              committed=True, committed_view=2, qc_votes={0: b"s0", 3: b"s3"}, qc_checked=True)
     rec = load({"view": encode_view(3, True), slot_key(7): encode_slot(s),
                 "stable": encode_stable(Stable(4, b"x" * 32, (b"c1",)), b"snap"),

@@ -34,6 +34,16 @@ def test_safety_and_liveness_over_500_seeds():
     assert set(sizes) == {4, 7, 10}
 
 
+@pytest.mark.parametrize("seed", [1100, 6583, 3929, 2267, 9691])
+def test_seeds_that_once_failed(seed):
+    """Found by ``scripts/sim_consensus.py --seeds 10000``: a commit proof for one twin's batch
+    left the other twin's pre-prepare in the slot (an inconsistent prepared certificate), and
+    replicas one view apart waited for each other forever (the new-view timer counted only
+    view changes for exactly its own view)."""
+    out = run_seed(seed)
+    assert not out.violations and out.done, (seed, out.violations)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_real_ed25519_path(seed):
     """The same scenarios with real signed envelopes and Ed25519 votes (fewer seeds: slower)."""
