@@ -106,13 +106,14 @@ def run_seed(seed: int, *, n: int | None = None, kinds: tuple[str, ...] = FAULT_
         sim.network.faults = LinkFaults(drop=rng.uniform(0, 0.15), duplicate=rng.uniform(0, 0.15),
                                         min_delay=0.001, max_delay=rng.choice([0.01, 0.05, 0.1, 0.2]))
         out.injected["lossy_network"] += 1
-        if rng.random() < 0.4:
+        # Zero to three partitions in a row, each a random split (Twins-style reshuffles).
+        bounds = sorted(rng.uniform(0, heal_at) for _ in range(2 * rng.choice([0, 0, 1, 2, 3])))
+        for start, end in zip(bounds[::2], bounds[1::2]):
             nodes = names + list(cluster.clients)
             rng.shuffle(nodes)
             cut = rng.randint(1, len(nodes) - 1)
-            start = rng.uniform(0, heal_at - 0.2)
             events.append((start, "partition", (nodes[:cut], nodes[cut:])))
-            events.append((rng.uniform(start, heal_at), "unpartition", None))
+            events.append((end, "unpartition", None))
         for name in rng.sample(correct, k=min(len(correct), rng.choice([0, 0, 1, 2]))):
             t = rng.uniform(0, heal_at - 0.1)
             if rng.random() < 0.6:
