@@ -31,6 +31,8 @@ class ReplicaConfig:
     """Cap on the doubling, so that after a long partition the network recovers in bounded time."""
     status_interval: float = 0.25
     """Seconds between status messages while work is pending (drives retransmission)."""
+    max_pending: int = 100_000
+    """Clients with a request waiting at most (keys are free to make: the table is bounded)."""
     chunk_size: int = 256 * 1024
     max_state_bytes: int = 1 << 30
     certify: bool = True

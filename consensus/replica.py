@@ -254,6 +254,8 @@ class Replica(ViewChanges, Recovery):
         old = self.pending.get(key)
         if old is not None and old.request_id >= req.request_id:
             return
+        if old is None and len(self.pending) >= self.cfg.max_pending:
+            return  # full: the client retries later
         self.pending[key] = req
         if self.progress_at is None:
             self.progress_at = self.now

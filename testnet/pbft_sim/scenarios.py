@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from testnet.pbft_sim.adapter import Cluster, ReplicaNode
+from testnet.pbft_sim.adapter import Cluster
 from testnet.pbft_sim.byzantine import BEHAVIOURS
 from testnet.sim import LinkFaults, Network, Simulation
 
@@ -172,10 +172,6 @@ def _finish(out: Outcome, cluster: Cluster, sim: Simulation, t0: float) -> None:
     out.injected["rejected_bad_signature"] += cluster.rejected
     out.wall = time.perf_counter() - t0
     out.trace = sim.log
-
-
-def correct_nodes(cluster: Cluster) -> list[ReplicaNode]:
-    return cluster.correct()
 
 
 def run_twins_attack(seed: int, *, real_crypto: bool = False, heal_after: float = 1.0,

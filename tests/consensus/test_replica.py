@@ -174,3 +174,13 @@ def test_replica_refuses_a_key_outside_its_committee():
     outsider = bus.add_client()
     with pytest.raises(ValueError):
         Replica(bus.cfg, outsider.signer, bus.verifier, KeyValueMachine())
+
+
+def test_pending_requests_are_bounded():
+    bus = Bus(4, max_pending=3)
+    backup = bus.replica(1)
+    for _ in range(5):
+        c = bus.add_client()
+        raw = c.signer.seal(Request(3, 1, 1, b"op"), 0.0)
+        backup.receive(bus.verifier.open(raw))
+    assert len(backup.pending) == 3
