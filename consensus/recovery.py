@@ -24,7 +24,7 @@ from protocol.messages.pbft import (
 
 
 class Recovery:
-    """Checkpoint adoption, state transfer and catch-up. Uses the replica's state (``Any``)."""
+    """Checkpoint adoption, state transfer and catch-up, on the attributes ``Replica`` sets."""
 
     def _on_checkpoint(self, sender: int, m: Checkpoint, env: Envelope) -> None:
         self._add_checkpoint_vote(sender, m.seq, m.state_digest, env.to_bytes())
