@@ -1,1 +1,57 @@
-"""Sharded PBFT committees for NovaCron's hard state (filled in by the consensus issue)."""
+"""Sharded PBFT committees for NovaCron's hard state. Pure: no I/O, no clock, no global random.
+
+Replica (read ``replica`` first):
+
+- ``replica``      -- the facade: ``Replica.receive(envelope) / tick(now) -> [Action]``; normal
+                      case, batching, execution, checkpoints, timers, restart.
+- ``viewchange``   -- checking view changes, computing the new view, the view-change protocol.
+- ``recovery``     -- stable checkpoints, state transfer and catch-up of lagging replicas.
+- ``log``          -- the message log between the watermarks; batch digests.
+- ``checkpoint``   -- checkpoint collection, stable checkpoints and their proofs.
+- ``statetransfer``-- fetching a stable checkpoint's snapshot in chunks.
+- ``persist``      -- the durable records a replica restarts from.
+- ``actions``      -- what a replica asks its shell to do, and the ordering contract.
+- ``config``       -- ``ReplicaConfig``: committee and protocol knobs.
+- ``crypto``       -- the Signer/Verifier seam: real Ed25519 envelopes, or the simulator's MACs.
+- ``statemachine`` -- the replicated state machine interface, the service wrapper
+                      (de-duplication table), a key-value machine for tests.
+- ``client``       -- a PBFT client (f+1 matching replies, retries to everyone).
+
+Proofs and committees:
+
+- ``quorum``       -- quorum certificates: compact, checkable offline with the committee list.
+- ``evidence``     -- equivocation evidence and blame from conflicting certificates.
+- ``committee``    -- committee size from the exact hypergeometric tail; sortition.
+- ``pow``          -- proof of work on a node key (the price of an identity).
+- ``directory``    -- the directory committee's state machine: joins, leaves, epochs.
+- ``reconfig``     -- handing a shard's state to the next epoch's committee.
+"""
+
+from consensus.actions import (
+    Action, Broadcast, Committed, EpochEnded, Misbehaviour, Persist, Send, StateInstalled,
+    ViewEntered,
+)
+from consensus.client import Client
+from consensus.committee import (
+    DIRECTORY_SHARD, assign_committees, committee_size, failure_probability, sortition,
+)
+from consensus.config import ReplicaConfig
+from consensus.crypto import Ed25519Signer, Ed25519Verifier, MacSigner, MacVerifier
+from consensus.directory import DirectoryMachine, DirectoryParams, EpochConfig
+from consensus.evidence import Equivocation, VoteConflict, conflicting_qcs
+from consensus.pow import check_pow, solve_pow
+from consensus.quorum import make_qc, quorum_size, verify_qc, vote_bytes
+from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
+from consensus.replica import Replica
+from consensus.statemachine import ClientRequest, KeyValueMachine, StateMachine
+
+__all__ = [
+    "DIRECTORY_SHARD", "Action", "Broadcast", "Client", "ClientRequest", "Committed",
+    "DirectoryMachine", "DirectoryParams", "Ed25519Signer", "Ed25519Verifier", "EpochConfig",
+    "EpochEnded", "Equivocation", "Handoff", "HandoffFetch", "KeyValueMachine", "MacSigner",
+    "MacVerifier", "Misbehaviour", "Persist", "Replica", "ReplicaConfig", "Send",
+    "StateInstalled", "StateMachine", "ViewEntered", "VoteConflict", "assign_committees",
+    "check_pow", "committee_size", "conflicting_qcs", "failure_probability", "make_qc",
+    "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
+    "vote_bytes",
+]

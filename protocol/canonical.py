@@ -35,7 +35,9 @@ def _sorted_maps(obj: Any) -> Any:
                 raise LocalProtocolError(f"canonical maps need str keys, got {type(key).__name__}")
         return {k: _sorted_maps(v) for k, v in items}
     if isinstance(obj, (list, tuple)):
-        return [_sorted_maps(v) for v in obj]
+        # Recurse only into containers: one call per scalar was most of the cost of checking
+        # the canonical form of a large array (a PBFT batch).
+        return [_sorted_maps(v) if isinstance(v, (dict, list, tuple)) else v for v in obj]
     return obj
 
 

@@ -24,9 +24,10 @@ from protocol.errors import (
     WrongNetwork,
 )
 from protocol.identity import NodeIdentity
-from protocol.messages.pbft import Commit, Prepare
+from protocol.messages.pbft import Prepare
 from protocol.messages.blobs import BlobChunk
 from protocol.replay import ReplayWindow
+from protocol.schema import MessageRegistry
 from tests.protocol.strategies import any_message
 
 NET = "novacron-test"
@@ -61,12 +62,17 @@ def test_any_flipped_bit_is_rejected(data):
 
 
 def test_signature_for_one_type_never_verifies_as_another():
+    # A type with exactly Prepare's fields, so the body decodes and only the signature differs.
+    registry = MessageRegistry()
+    registry.register(Prepare, Prepare.TYPE, Prepare.VERSION)
+    registry.register(Prepare, "test.prepare_twin", 1)
     data = sealed()
+    assert open_envelope(data, network=NET, registry=registry).body == PREP
     fields = unpackb(data[HEADER_SIZE:])
-    fields[2] = Commit.TYPE  # same fields, other type: the signature must not carry over
+    fields[2] = "test.prepare_twin"  # same fields, other type: the signature must not carry over
     forged = data[:HEADER_SIZE] + packb(fields)
     with pytest.raises(BadSignature):
-        open_envelope(forged, network=NET)
+        open_envelope(forged, network=NET, registry=registry)
 
 
 def test_signature_for_one_network_never_verifies_on_another():

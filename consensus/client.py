@@ -1,0 +1,100 @@
+"""A PBFT client: one outstanding request at a time, done when f+1 replicas give the same reply.
+
+It sends a request to the primary it believes in, and after ``retry`` seconds without a
+result re-sends it (freshly sealed, same request id) to every replica, which makes backups
+forward it and start their view-change timers if the primary is faulty. f+1 matching replies
+include one from a correct replica, so the result is the committed one. Pure, like the
+replica: ``submit``, ``receive`` and ``tick`` return actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.actions import Action, Send
+from consensus.config import ReplicaConfig
+from consensus.crypto import Signer
+from protocol.envelope import Envelope
+from protocol.messages.pbft import Reply, Request
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The request finished: ``result`` is what f+1 replicas replied."""
+
+    request_id: int
+    result: bytes
+    submitted_at: float
+    done_at: float
+
+
+class Client:
+    __slots__ = ("cfg", "signer", "retry", "next_id", "current", "op", "sent_at", "first_at",
+                 "replies", "view", "now", "done")
+
+    def __init__(self, config: ReplicaConfig, signer: Signer, *, retry: float = 0.5,
+                 first_request_id: int = 1) -> None:
+        self.cfg = config
+        self.signer = signer
+        self.retry = retry
+        self.next_id = first_request_id
+        self.current: int | None = None
+        self.op = b""
+        self.sent_at = 0.0
+        self.first_at = 0.0
+        self.replies: dict[int, bytes] = {}
+        self.view = 0
+        self.now = 0.0
+        self.done: list[Done] = []
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+    def submit(self, operation: bytes, now: float) -> list[Action]:
+        if self.current is not None:
+            raise ValueError("one request at a time: wait for the previous result")
+        self.now = now
+        self.current, self.next_id = self.next_id, self.next_id + 1
+        self.op, self.replies = operation, {}
+        self.first_at = self.sent_at = now
+        primary = self.cfg.committee[self.cfg.primary(self.view)]
+        return [Send(primary, self._sealed())]
+
+    def _sealed(self) -> bytes:
+        assert self.current is not None
+        return self.signer.seal(Request(self.cfg.shard, self.cfg.epoch, self.current, self.op),
+                                self.now)
+
+    def receive(self, env: Envelope, now: float | None = None) -> list[Action]:
+        if now is not None:
+            self.now = max(self.now, now)
+        m = env.body
+        idx = self.cfg.index_of(env.sender)
+        if not isinstance(m, Reply) or idx is None or m.request_id != self.current or \
+                (m.shard, m.epoch) != (self.cfg.shard, self.cfg.epoch):
+            return []
+        self.replies[idx] = m.result
+        self.view = max(self.view, m.view)
+        if sum(1 for r in self.replies.values() if r == m.result) >= self.cfg.f + 1:
+            self.done.append(Done(m.request_id, m.result, self.first_at, self.now))
+            self.current = None
+        return []
+
+    def reconfigure(self, config: ReplicaConfig, now: float) -> list[Action]:
+        """Follow the shard to its next epoch's committee; a request cut off by the epoch change
+        is re-sent there with the same id (the handed-over state de-duplicates it)."""
+        self.cfg, self.view, self.now, self.replies = config, 0, max(self.now, now), {}
+        if self.current is None:
+            return []
+        self.sent_at = self.now
+        raw = self._sealed()
+        return [Send(pk, raw) for pk in self.cfg.committee]
+
+    def tick(self, now: float) -> list[Action]:
+        self.now = max(self.now, now)
+        if self.current is None or now - self.sent_at < self.retry:
+            return []
+        self.sent_at = now
+        raw = self._sealed()
+        return [Send(pk, raw) for pk in self.cfg.committee]

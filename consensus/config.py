@@ -1,0 +1,71 @@
+"""A replica's static configuration: which committee it belongs to and the protocol knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consensus.quorum import max_faulty, quorum_size
+from protocol.errors import LocalProtocolError
+from protocol.messages.pbft import MAX_BATCH, MAX_COMMITTEE, MAX_PROOF, MAX_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    shard: int
+    epoch: int
+    committee: tuple[bytes, ...]
+    """Members' public keys in committee order; index i is replica i, the primary of view v is
+    ``v mod n``."""
+    checkpoint_interval: int = 16
+    """K: a checkpoint after every K sequence numbers."""
+    window: int = 32
+    """L: sequence numbers accepted above the low watermark (the last stable checkpoint)."""
+    batch_size: int = 16
+    """Requests per pre-prepare at most."""
+    max_inflight: int = 4
+    """Batches the primary keeps proposed-but-unexecuted before it waits (batching kicks in)."""
+    view_change_timeout: float = 1.0
+    """Seconds without progress on pending work before a backup suspects the primary; doubled
+    for each view change in a row that brings no progress."""
+    max_view_change_timeout: float = 30.0
+    """Cap on the doubling, so that after a long partition the network recovers in bounded time."""
+    status_interval: float = 0.25
+    """Seconds between status messages while work is pending (drives retransmission)."""
+    max_pending: int = 100_000
+    """Clients with a request waiting at most (keys are free to make: the table is bounded)."""
+    chunk_size: int = 256 * 1024
+    max_state_bytes: int = 1 << 30
+    certify: bool = True
+    """Build a quorum certificate for every committed batch (checks 2f+1 vote signatures)."""
+    _index: dict[bytes, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.committee)
+        if not 1 <= n <= min(MAX_COMMITTEE, MAX_PROOF):
+            raise LocalProtocolError(f"committee size {n} is outside [1, {MAX_PROOF}]")
+        if len(set(self.committee)) != n:
+            raise LocalProtocolError("committee members must be distinct")
+        if self.checkpoint_interval < 1 or self.window < 2 * self.checkpoint_interval \
+                or self.window > MAX_WINDOW:
+            raise LocalProtocolError("need 1 <= K and 2K <= L <= MAX_WINDOW")
+        if not 1 <= self.batch_size <= MAX_BATCH or self.max_inflight < 1:
+            raise LocalProtocolError("batch_size and max_inflight out of range")
+        self._index.update({pk: i for i, pk in enumerate(self.committee)})
+
+    @property
+    def n(self) -> int:
+        return len(self.committee)
+
+    @property
+    def f(self) -> int:
+        return max_faulty(self.n)
+
+    @property
+    def quorum(self) -> int:
+        return quorum_size(self.n)
+
+    def index_of(self, public_key: bytes) -> int | None:
+        return self._index.get(public_key)
+
+    def primary(self, view: int) -> int:
+        return view % self.n

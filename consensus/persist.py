@@ -1,0 +1,97 @@
+"""The replica's durable records: what must survive a crash so it never votes twice differently.
+
+The store is a flat map of short ASCII keys to bytes (the daemon keeps it in one SQLite table);
+``Persist`` actions update it, and ``load`` reads it back at restart.
+
+- ``view``    -- [view, view_changing]: after announcing a view change the replica never
+                 again accepts messages of an older view.
+- ``stable``  -- [seq, digest, proof, snapshot]: the last stable checkpoint and its state.
+- ``slot:N``  -- one sequence number's accepted pre-prepare (so it never prepares another
+                 batch in the same view), its highest prepared certificate (which every later
+                 view change must report), and whether it committed (so a restart re-executes
+                 it locally) with the quorum's votes.
+- ``newview`` -- [view, raw]: a primary's own NEW-VIEW, re-sent identically after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from consensus.checkpoint import Stable
+from consensus.log import Slot
+from protocol.canonical import packb, unpackb
+from protocol.errors import LocalProtocolError, RemoteProtocolError
+
+VIEW = "view"
+STABLE = "stable"
+NEWVIEW = "newview"
+
+
+def slot_key(seq: int) -> str:
+    return f"slot:{seq}"
+
+
+def encode_view(view: int, changing: bool) -> bytes:
+    return packb([view, changing], maps=False)
+
+
+def encode_newview(view: int, raw: bytes) -> bytes:
+    return packb([view, raw], maps=False)
+
+
+def encode_stable(stable: Stable, snapshot: bytes) -> bytes:
+    return packb([stable.seq, stable.digest, list(stable.proof), snapshot], maps=False)
+
+
+def encode_slot(s: Slot) -> bytes:
+    proof = list(s.prepared_proof) if s.prepared_proof else None
+    if proof:
+        proof[2] = list(proof[2])
+    votes = sorted(s.qc_votes.items()) if s.qc_votes else None
+    batch = [r.raw for r in s.requests] if s.committed and not s.pp_raw else None
+    return packb([s.pp_view, s.digest, s.pp_raw, s.prepared_view, proof,
+                  s.committed_view if s.committed else -1, votes, s.qc_checked, batch],
+                 maps=False)
+
+
+@dataclass
+class Recovered:
+    view: int = 0
+    view_changing: bool = False
+    stable: Stable | None = None
+    snapshot: bytes | None = None
+    slots: dict[int, Slot] = field(default_factory=dict)
+    newview: tuple[int, bytes] | None = None
+    batches: dict[int, tuple[bytes, ...] | None] = field(default_factory=dict)
+    """Request envelopes of batches committed by proof (no pre-prepare kept)."""
+
+
+def load(stored: Mapping[str, bytes]) -> Recovered:
+    """Read a store written by ``Persist`` actions. It is our own data: damage is a local error."""
+    out = Recovered()
+    try:
+        for key, value in stored.items():
+            v = unpackb(value, max_size=1 << 40, max_items=1 << 24)
+            if key == VIEW:
+                out.view, out.view_changing = int(v[0]), bool(v[1])
+            elif key == STABLE:
+                out.stable = Stable(v[0], v[1], tuple(v[2]))
+                out.snapshot = v[3]
+            elif key == NEWVIEW:
+                out.newview = (v[0], v[1])
+            elif key.startswith("slot:"):
+                seq = int(key[5:])
+                s = Slot(seq)
+                s.pp_view, s.digest, s.pp_raw, s.prepared_view = v[0], v[1], v[2], v[3]
+                if v[4] is not None:
+                    s.prepared_proof = (v[4][0], v[4][1], tuple(v[4][2]))
+                if v[5] >= 0:
+                    s.committed, s.committed_view = True, v[5]
+                    s.qc_votes = dict((int(i), sig) for i, sig in v[6]) if v[6] else None
+                    s.qc_checked = bool(v[7])
+                out.batches[seq] = tuple(v[8]) if v[8] is not None else None
+                out.slots[seq] = s
+    except (TypeError, ValueError, IndexError, KeyError, RemoteProtocolError) as err:
+        raise LocalProtocolError(f"replica store is damaged: {err}") from None
+    return out

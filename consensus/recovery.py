@@ -1,0 +1,190 @@
+"""How a replica that fell behind gets back (a mixin of ``consensus.replica.Replica``).
+
+- Stable checkpoints: a quorum of signed checkpoints (collected, or received as a proof)
+  moves the low watermark; a replica that has the state keeps it, one that is behind fetches
+  it (``consensus.statetransfer``) from the members who signed it.
+- Catch-up inside the window: while work is pending, replicas send ``Status``; peers answer
+  with ``CommitProof``s (a batch and its quorum certificate: executable without having seen the
+  three phases), the stable checkpoint's proof, the current view's ``NewView``, or the
+  pre-prepares and votes of batches still in flight.
+"""
+
+from __future__ import annotations
+
+from consensus import persist
+from consensus.actions import EpochEnded, Persist, Send, StateInstalled
+from consensus.checkpoint import Diverged, InvalidProof, Stable, check_checkpoint_proof
+from consensus.log import batch_digest
+from consensus.quorum import verify_qc
+from consensus.statetransfer import StateFetch, serve_chunk
+from protocol.envelope import Envelope
+from protocol.messages.pbft import (
+    Checkpoint, CommitProof, StableCheckpoint, StateChunk, StateRequest, Status,
+)
+
+
+class Recovery:
+    """Checkpoint adoption, state transfer and catch-up, on the attributes ``Replica`` sets."""
+
+    def _on_checkpoint(self, sender: int, m: Checkpoint, env: Envelope) -> None:
+        self._add_checkpoint_vote(sender, m.seq, m.state_digest, env.to_bytes())
+
+    def _add_checkpoint_vote(self, sender: int, seq: int, digest: bytes, raw: bytes) -> None:
+        stable = self.ckpt.add_vote(sender, seq, digest, raw)
+        if stable is not None:
+            self._adopt_stable(stable)
+
+    def _on_stable_checkpoint(self, sender: int, m: StableCheckpoint, env: Envelope) -> None:
+        if m.seq <= self.stable.seq:
+            return
+        check_checkpoint_proof(self.cfg, m.seq, m.state_digest, m.proof, self.verifier,
+                               self.genesis_digest)
+        self._adopt_stable(Stable(m.seq, m.state_digest, m.proof))
+
+    def _adopt_stable(self, st: Stable) -> None:
+        if st.seq <= self.stable.seq:
+            return
+        own = self.ckpt.own.get(st.seq)
+        if own is not None and own[0] != st.digest:
+            raise Diverged(f"replica {self.me}: its state at {st.seq} differs from the stable "
+                           "checkpoint")
+        snap = self.ckpt.snapshot_for(st.seq, st.digest)
+        if snap is None and st.seq <= self.last_executed:
+            raise Diverged(f"replica {self.me} executed past {st.seq} without keeping its "
+                           "checkpoint")
+        behind = st.seq > self.last_executed
+        self.ckpt.make_stable(st, snap)
+        for seq in self.log.truncate(st.seq):
+            self._out.append(Persist(persist.slot_key(seq), None))
+        if self.next_seq <= st.seq:
+            self.next_seq = st.seq + 1
+        if snap is not None and behind:
+            self._install(snap)  # a snapshot with that content is here already
+        elif snap is not None:
+            self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
+            self._stable_reached(st)
+        else:
+            sources = [pk for pk in self._signers(st.proof) if pk != self.signer.public_key]
+            self.fetch = StateFetch(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, sources,
+                                    2 * self.cfg.status_interval, self.cfg.max_state_bytes)
+            self._poll_fetch()
+        self._execute_ready()
+
+    def _install(self, snap: bytes) -> None:
+        """Make the stable checkpoint's snapshot the current state (state transfer's end)."""
+        st = self.stable
+        self.fetch = None
+        self.service.restore(snap)
+        self.ckpt.stable_snapshot = snap
+        self.last_executed = st.seq
+        if self.service.ended and self.end_seq is None:
+            self.end_seq = st.seq
+        self.pending = {k: r for k, r in self.pending.items()
+                        if r.end_epoch or not self.service.is_done(r)}
+        self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
+        self._out.append(StateInstalled(st.seq, st.digest))
+        self._stable_reached(st)
+        self._execute_ready()
+
+    def _stable_reached(self, st: Stable) -> None:
+        if self.end_seq is not None and st.seq >= self.end_seq and not self.end_reported:
+            self.end_reported = True
+            self._out.append(EpochEnded(st.seq, st.digest, st.proof))
+
+    def _signers(self, proof: tuple[bytes, ...]) -> list[bytes]:
+        return [self.verifier.open(raw).sender for raw in proof]
+
+    # -- state transfer -------------------------------------------------------------------------
+
+    def _poll_fetch(self) -> None:
+        if self.fetch is not None:
+            req = self.fetch.poll(self.now)
+            if req is not None:
+                self._out.append(Send(req[0], self._seal(req[1])))
+
+    def _on_state_request(self, requester: bytes, m: StateRequest) -> None:
+        snap = self.ckpt.snapshot_for(m.seq, m.state_digest)
+        if snap is None:
+            if self.stable.seq > m.seq:
+                self._out.append(Send(requester, self._seal(self._stable_msg())))
+            return
+        self._out.append(Send(requester, self._seal(serve_chunk(self.cfg.shard, self.cfg.epoch, m.seq,
+                                                  m.state_digest, snap, m.offset,
+                                                  self.cfg.chunk_size))))
+
+    def _on_state_chunk(self, sender: int, m: StateChunk, env: Envelope) -> None:
+        if self.fetch is None:
+            return
+        snap, nxt = self.fetch.on_chunk(env.sender, m, self.now)
+        if nxt is not None:
+            self._out.append(Send(nxt[0], self._seal(nxt[1])))
+        if snap is None:
+            return
+        self._install(snap)
+
+    def _stable_msg(self) -> StableCheckpoint:
+        st = self.stable
+        return StableCheckpoint(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, st.proof)
+
+    # -- catch-up -------------------------------------------------------------------------------
+
+    def _has_work(self) -> bool:
+        if self.pending or self.fetch is not None:
+            return True
+        # Pre-prepares of older views that the new view did not take over are not work: the
+        # new primary reuses their sequence numbers, and their requests are still pending.
+        return any((s.pp_view == self.view and not s.committed) or
+                   (s.committed and s.seq > self.last_executed)
+                   for s in self.log.slots.values())
+
+    def _on_status(self, sender: int, m: Status, env: Envelope) -> None:
+        if (m.view < self.view or (m.view == self.view and m.view_changing)) and \
+                not self.view_changing and self.nv_raw is not None:
+            self._send(sender, self.nv_raw)
+        if m.last_executed < self.stable.seq and self.stable.seq > 0:
+            self._send(sender, self._seal(self._stable_msg()))
+        sent = 0
+        for seq in range(max(m.last_executed, self.log.low) + 1, self.log.high + 1):
+            if sent >= 2 * self.cfg.max_inflight:
+                break
+            s = self.log.get(seq)
+            if s is None:
+                continue
+            if s.committed and seq <= self.last_executed:
+                qc = self._qc(s)
+                if qc is not None:
+                    raws = tuple(r.raw for r in s.requests)
+                    self._send(sender, self._seal(CommitProof(self.cfg.shard, self.cfg.epoch,
+                                                              raws, qc)))
+                    sent += 1
+            elif m.view == self.view and not m.view_changing and not self.view_changing \
+                    and s.pp_view == self.view:
+                self._send(sender, s.pp_raw)
+                for votes in (s.prepares, s.commits):
+                    mine = votes.get(self.view, {}).get(self.me)
+                    if mine is not None:
+                        self._send(sender, mine.raw)
+                sent += 1
+
+    def _on_commit_proof(self, sender: int, m: CommitProof, env: Envelope) -> None:
+        qc = m.qc
+        if (qc.shard, qc.epoch) != (self.cfg.shard, self.cfg.epoch) or \
+                qc.seq <= self.last_executed or not self.log.in_window(qc.seq):
+            return
+        s = self.log.slot(qc.seq)
+        if s.committed:
+            return
+        if batch_digest(m.requests) != qc.digest:
+            raise InvalidProof("commit proof batch does not match its certificate")
+        problem = verify_qc(qc, self.cfg.committee, self.verifier.verify_vote)
+        if problem:
+            raise InvalidProof(f"commit proof certificate: {problem}")
+        s.requests = self._decode_batch(m.requests)
+        if s.pp_raw and s.digest != qc.digest:  # an equivocating primary's other batch
+            s.pp_view, s.pp_raw = -1, b""
+        s.digest = qc.digest
+        s.committed, s.committed_view = True, qc.view
+        idx = [i for i in range(self.cfg.n) if qc.signers[i // 8] >> (i % 8) & 1]
+        s.qc_votes, s.qc_checked = dict(zip(idx, qc.signatures)), True
+        self._persist_slot(s)
+        self._execute_ready()

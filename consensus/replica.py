@@ -1,0 +1,519 @@
+"""The PBFT replica: a pure state machine, ``receive(envelope) -> actions``, ``tick(now) -> actions``.
+
+Theory of operation
+-------------------
+Castro and Liskov's Practical Byzantine Fault Tolerance (OSDI 1999, TOCS 2002), with n
+replicas of which f = floor((n-1)/3) may be faulty, and quorums of q = ceil((n+f+1)/2) (= 2f+1
+when n = 3f+1). Replica i is the primary of view v when v mod n = i.
+
+Normal case. Clients send signed ``Request``s (to the primary; to everyone when they retry).
+The primary batches pending requests into a ``PrePrepare(view, seq, digest, requests)``; a
+backup accepts it if it is in the current view, within the watermarks, consistent with any
+pre-prepare it accepted for that (view, seq), and every request verifies; then it broadcasts a
+``Prepare``. Pre-prepare plus q-1 matching prepares = *prepared*: the replica broadcasts a
+``Commit`` carrying a quorum vote. q matching commits = *committed*; batches execute strictly
+in sequence order, each request at most once per (client, request id) - the per-client table
+of last id and reply lives in the replicated state, so duplicates get the cached reply.
+The quorum's votes form a ``QuorumCert`` that anyone can check with the committee list.
+
+Checkpoints. After every K batches (and after ``EndEpoch``) a replica signs the digest of its
+state; q matching ones make a *stable checkpoint*: the low watermark h moves there, the log
+below it is dropped, and pre-prepares are accepted only for h < seq <= h + L.
+
+View change. A backup with pending work and no progress for T seconds suspects the primary,
+moves to view v+1 and broadcasts a ``ViewChange`` (stable checkpoint proof + highest-view
+prepared certificates). It also joins a view change when f+1 others ask for later views. The
+new primary collects q of them and broadcasts a ``NewView`` whose pre-prepares are recomputed
+and checked by every backup (``consensus.viewchange``). If the new view does not arrive within
+T after a quorum asked for it, the replica moves on to the next view and doubles T; T returns
+to its base value once batches execute again.
+
+Catch-up. While work is pending, replicas exchange ``Status`` messages; a peer that is behind
+gets ``CommitProof``s (a batch plus its quorum certificate: executable without the three
+phases), the proof of a newer stable checkpoint (then it fetches that state by
+``consensus.statetransfer``), the ``NewView`` of the current view, or the in-flight pre-prepares
+and votes it may have lost.
+
+Persistence. Before any message that commits this replica to something, it emits ``Persist``
+actions (``consensus.persist``); see ``consensus.actions`` for the ordering contract. A
+replica rebuilt from its store (``stored=``) restores its stable checkpoint, re-executes the
+batches it had committed, and never sends a vote that contradicts one it sent before.
+
+Inputs are envelopes whose signature the caller verified (``Envelope.sender`` is the
+authenticated signer, which may differ from the peer that delivered it: evidence is forwarded).
+Everything else - shard, epoch, view, watermarks, membership, the proofs inside - is checked
+here, and messages that fail are dropped (``Misbehaviour`` when they prove a fault).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consensus import persist
+from consensus.actions import Action, Broadcast, Committed, Misbehaviour, Persist, Send
+from consensus.checkpoint import CheckpointTracker, InvalidProof, Stable
+from consensus.config import ReplicaConfig
+from consensus.crypto import Signer, Verifier
+from consensus.evidence import Equivocation
+from consensus.log import MessageLog, Slot, Vote, batch_digest
+from consensus.quorum import make_qc, vote_bytes
+from consensus.statemachine import ClientRequest, Service, StateMachine, state_digest
+from consensus.statetransfer import StateFetch
+from consensus.recovery import Recovery
+from consensus.viewchange import CheckedViewChange, ViewChanges
+from protocol.envelope import Envelope
+from protocol.errors import RemoteProtocolError
+from protocol.messages.pbft import (
+    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare, QuorumCert,
+    Reply, Request, StableCheckpoint, StateChunk, StateRequest, Status, ViewChange,
+)
+
+_END = b"\x00end-epoch"
+"""Pending-table key of the (single) EndEpoch request."""
+
+
+class Replica(ViewChanges, Recovery):
+    """One committee member. See the module docstring; the view-change protocol is in
+    ``consensus.viewchange``, catch-up and state transfer in ``consensus.recovery``."""
+
+    def __init__(self, config: ReplicaConfig, signer: Signer, verifier: Verifier,
+                 machine: StateMachine, *, genesis: bytes | None = None,
+                 stored: Mapping[str, bytes] | None = None, now: float = 0.0) -> None:
+        """``genesis``: the initial state snapshot (``Service.snapshot()`` bytes; for a later
+        epoch, the state handed over by the previous committee). ``stored``: this replica's
+        durable records, to restart from them. Actions produced while starting (re-execution
+        after a restart) are returned by the first ``receive``/``tick``."""
+        self.cfg = config
+        self.signer = signer
+        self.verifier = verifier
+        self.me = config.index_of(signer.public_key)
+        if self.me is None:
+            raise ValueError("this replica's key is not in the committee")
+        self.service = Service(machine)
+        if genesis is not None:
+            self.service.restore(genesis)
+        snap = self.service.snapshot()
+        self.genesis_digest = state_digest(snap)
+        self.now = now
+        self.view = 0
+        self.view_changing = False
+        self.log = MessageLog(config.window)
+        self.last_executed = 0
+        self.ckpt = CheckpointTracker(config, self.genesis_digest, snap)
+        self.pending: dict[bytes, ClientRequest] = {}
+        self.inflight: set[tuple[bytes, int]] = set()
+        self.next_seq = 1
+        self.timeout = config.view_change_timeout
+        self.progress_at: float | None = None
+        self.vcs: dict[int, CheckedViewChange] = {}
+        """Each sender's latest checked view change."""
+        self.my_vc: bytes | None = None
+        self.vc_sent_at = 0.0
+        self.nv_wait_since: float | None = None
+        self.nv_raw: bytes | None = None
+        self.last_status = -1e18
+        self.fetch: StateFetch | None = None
+        self.end_seq: int | None = None
+        self.end_reported = False
+        self._hold = False
+        self._req_cache: dict[bytes, ClientRequest] = {}
+        self._out: list[Action] = []
+        if stored:
+            self._recover(stored)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def primary(self) -> int:
+        return self.cfg.primary(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.me
+
+    @property
+    def stable(self) -> Stable:
+        return self.ckpt.stable
+
+    def receive(self, env: Envelope, now: float | None = None) -> list[Action]:
+        """Handle one verified envelope (``env.sender`` is its signer, not necessarily the peer
+        that delivered it). ``now``, if given, advances the replica's clock as ``tick`` does."""
+        if now is not None and now > self.now:
+            self.now = now
+        try:
+            self._dispatch(env)
+        except RemoteProtocolError as err:
+            self._out.append(Misbehaviour(env.sender, f"{err.reason}: {err}"))
+        return self._flush()
+
+    def tick(self, now: float) -> list[Action]:
+        """Advance time: timers, retransmission, state transfer."""
+        self.now = max(self.now, now)
+        self._timers()
+        return self._flush()
+
+    def certificate(self, seq: int) -> QuorumCert | None:
+        """The quorum certificate of a committed batch still in the log, or None."""
+        s = self.log.get(seq)
+        return self._qc(s) if s is not None and s.committed else None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _flush(self) -> list[Action]:
+        out, self._out = self._out, []
+        return out
+
+    def _seal(self, msg: Any) -> bytes:
+        return self.signer.seal(msg, self.now)
+
+    def _broadcast(self, msg: Any) -> bytes:
+        raw = self._seal(msg)
+        self._out.append(Broadcast(raw))
+        return raw
+
+    def _send(self, to: int, raw: bytes) -> None:
+        self._out.append(Send(self.cfg.committee[to], raw))
+
+    def _persist_slot(self, s: Slot) -> None:
+        self._out.append(Persist(persist.slot_key(s.seq), persist.encode_slot(s)))
+
+    def _persist_view(self) -> None:
+        self._out.append(Persist(persist.VIEW, persist.encode_view(self.view,
+                                                                   self.view_changing)))
+
+    def _dispatch(self, env: Envelope) -> None:
+        m = env.body
+        if m.shard != self.cfg.shard:
+            return
+        if isinstance(m, Request) or isinstance(m, EndEpoch):
+            if m.epoch <= self.cfg.epoch and (isinstance(m, Request) or m.epoch == self.cfg.epoch):
+                self._on_request(self._request_of(env))
+            return
+        if m.epoch != self.cfg.epoch:
+            return
+        if isinstance(m, Reply):
+            return
+        if isinstance(m, StateRequest):  # anyone may fetch a stable state: new committees do
+            self._on_state_request(env.sender, m)
+            return
+        sender = self.cfg.index_of(env.sender)
+        if sender is None:
+            raise InvalidProof("replica message from a key outside the committee")
+        handler = self._handlers.get(type(m))
+        if handler is not None:
+            handler(self, sender, m, env)
+
+    def _request_of(self, env: Envelope) -> ClientRequest:
+        raw = env.to_bytes()
+        req = self._req_cache.get(raw)
+        if req is None:
+            req = ClientRequest.from_envelope(env, raw)
+            self._cache_request(req)
+        return req
+
+    def _cache_request(self, req: ClientRequest) -> None:
+        if len(self._req_cache) > 8 * self.cfg.window * self.cfg.batch_size:
+            self._req_cache.clear()
+        self._req_cache[req.raw] = req
+
+    def _decode_batch(self, raws: tuple[bytes, ...]) -> tuple[ClientRequest, ...]:
+        """Verify and decode a batch's requests (cached: most were seen directly)."""
+        out = []
+        for raw in raws:
+            req = self._req_cache.get(raw)
+            if req is None:
+                env = self.verifier.open(raw)
+                m = env.body
+                if not isinstance(m, (Request, EndEpoch)) or m.shard != self.cfg.shard or \
+                        m.epoch > self.cfg.epoch or (isinstance(m, EndEpoch) and (
+                        m.epoch != self.cfg.epoch or self.cfg.index_of(env.sender) is None)):
+                    raise InvalidProof("a batch holds something that is not a request here")
+                req = ClientRequest.from_envelope(env, raw)
+                self._cache_request(req)
+            out.append(req)
+        return tuple(out)
+
+    # -- requests and batching ------------------------------------------------------------------
+
+    def _on_request(self, req: ClientRequest) -> None:
+        if req.end_epoch:
+            if self.cfg.index_of(req.client) is None or self.service.ended:
+                return
+            key = _END
+        else:
+            last = self.service.last_reply(req.client)
+            if last is not None and req.request_id <= last[0]:
+                if req.request_id == last[0]:
+                    self._out.append(Send(req.client, self._seal(Reply(
+                        self.cfg.shard, self.cfg.epoch, self.view, last[0], last[1]))))
+                return
+            if self.service.ended:
+                return
+            key = req.client
+        old = self.pending.get(key)
+        if old is not None and old.request_id >= req.request_id:
+            return
+        if old is None and len(self.pending) >= self.cfg.max_pending:
+            return  # full: the client retries later
+        self.pending[key] = req
+        if self.progress_at is None:
+            self.progress_at = self.now
+        if self.is_primary and not self.view_changing:
+            self._propose()
+        elif not self.view_changing:
+            self._send(self.primary, req.raw)
+
+    def _propose(self) -> None:
+        if not self.is_primary or self.view_changing or self.fetch is not None \
+                or self.service.ended or self._hold:
+            return
+        while self.next_seq <= self.log.high and \
+                self.next_seq - 1 - self.last_executed < self.cfg.max_inflight:
+            batch = [r for r in self.pending.values()
+                     if (r.client, r.request_id) not in self.inflight][: self.cfg.batch_size]
+            if not batch:
+                return
+            raws = tuple(r.raw for r in batch)
+            pp = PrePrepare(self.cfg.shard, self.cfg.epoch, self.view, self.next_seq,
+                            batch_digest(raws), raws)
+            self.next_seq += 1
+            self.inflight.update((r.client, r.request_id) for r in batch)
+            raw = self._seal(pp)
+            s = self._accept_preprepare(pp, raw, tuple(batch))
+            self._persist_slot(s)
+            self._out.append(Broadcast(raw))
+
+    # -- the three phases -----------------------------------------------------------------------
+
+    def _accept_preprepare(self, pp: PrePrepare, raw: bytes,
+                           requests: tuple[ClientRequest, ...]) -> Slot:
+        s = self.log.slot(pp.seq)
+        s.pp_view, s.digest, s.pp_raw, s.requests = pp.view, pp.digest, raw, requests
+        return s
+
+    def _on_preprepare(self, sender: int, m: PrePrepare, env: Envelope) -> None:
+        if m.view != self.view or self.view_changing or sender != self.primary or \
+                not self.log.in_window(m.seq):
+            return
+        s = self.log.slot(m.seq)
+        if s.pp_view == m.view:
+            if s.digest != m.digest:
+                self._equivocation(env.sender, s.pp_raw, env.to_bytes())
+            return
+        if s.committed and s.digest != m.digest:
+            return
+        if len(m.requests) > self.cfg.batch_size or batch_digest(m.requests) != m.digest:
+            raise InvalidProof("pre-prepare digest does not match its batch")
+        requests = self._decode_batch(m.requests)
+        self._accept_preprepare(m, env.to_bytes(), requests)
+        self._persist_slot(s)
+        if not self.is_primary:
+            self._vote_prepare(s)
+        self._check_prepared(s)
+
+    def _vote_prepare(self, s: Slot) -> None:
+        raw = self._seal(Prepare(self.cfg.shard, self.cfg.epoch, self.view, s.seq, s.digest))
+        s.prepares.setdefault(self.view, {})[self.me] = Vote(s.digest, raw)
+        self._out.append(Broadcast(raw))
+
+    def _on_prepare(self, sender: int, m: Prepare, env: Envelope) -> None:
+        if m.view != self.view or self.view_changing or sender == self.primary or \
+                not self.log.in_window(m.seq):
+            return
+        s = self.log.slot(m.seq)
+        votes = s.prepares.setdefault(m.view, {})
+        old = votes.get(sender)
+        if old is not None:
+            if old.digest != m.digest:
+                self._equivocation(env.sender, old.raw, env.to_bytes())
+            return
+        votes[sender] = Vote(m.digest, env.to_bytes())
+        self._check_prepared(s)
+
+    def _on_commit(self, sender: int, m: Commit, env: Envelope) -> None:
+        if m.view != self.view or self.view_changing or not self.log.in_window(m.seq):
+            return
+        s = self.log.slot(m.seq)
+        votes = s.commits.setdefault(m.view, {})
+        old = votes.get(sender)
+        if old is not None:
+            if old.digest != m.digest:
+                self._equivocation(env.sender, old.raw, env.to_bytes())
+            return
+        votes[sender] = Vote(m.digest, env.to_bytes(), m.vote)
+        self._check_committed(s)
+
+    def _check_prepared(self, s: Slot) -> None:
+        v = self.view
+        if s.pp_view != v or s.prepared_view >= v or self.view_changing:
+            return
+        matching = s.matching(s.prepares, v, s.digest, exclude=self.cfg.primary(v))
+        if len(matching) < self.cfg.quorum - 1:
+            return
+        proof = tuple(p.raw for p in list(matching.values())[: self.cfg.quorum - 1])
+        s.prepared_view = v
+        s.prepared_proof = (s.digest, s.pp_raw, proof)
+        vote = self.signer.sign_vote(vote_bytes(self.cfg.shard, self.cfg.epoch, v, s.seq,
+                                                s.digest))
+        raw = self._seal(Commit(self.cfg.shard, self.cfg.epoch, v, s.seq, s.digest, vote))
+        s.commits.setdefault(v, {})[self.me] = Vote(s.digest, raw, vote)
+        self._persist_slot(s)
+        self._out.append(Broadcast(raw))
+        self._check_committed(s)
+
+    def _check_committed(self, s: Slot) -> None:
+        v = self.view
+        if s.committed or s.prepared_view != v:
+            return
+        matching = s.matching(s.commits, v, s.digest)
+        if len(matching) < self.cfg.quorum:
+            return
+        s.committed, s.committed_view = True, v
+        s.qc_votes = {i: c.sig for i, c in matching.items()}
+        self._persist_slot(s)
+        self._execute_ready()
+
+    def _equivocation(self, offender: bytes, first: bytes, second: bytes) -> None:
+        self._out.append(Misbehaviour(offender, "equivocation",
+                                      Equivocation(offender, first, second)))
+
+    # -- execution and checkpoints --------------------------------------------------------------
+
+    def _execute_ready(self) -> None:
+        while self.fetch is None:
+            s = self.log.get(self.last_executed + 1)
+            if s is None or not s.committed:
+                break
+            self._execute(s)
+        if self.is_primary:
+            self._propose()
+
+    def _execute(self, s: Slot) -> None:
+        results = []
+        for req in s.requests:
+            was_ended = self.service.ended
+            res = self.service.execute(req)
+            results.append(res)
+            if req.end_epoch and not was_ended:
+                self.end_seq = s.seq
+            key = _END if req.end_epoch else req.client
+            p = self.pending.get(key)
+            if p is not None and (req.end_epoch or p.request_id <= req.request_id):
+                del self.pending[key]
+            self.inflight.discard((req.client, req.request_id))
+            if res is not None and not req.end_epoch:
+                self._out.append(Send(req.client, self._seal(Reply(
+                    self.cfg.shard, self.cfg.epoch, self.view, req.request_id, res))))
+        self.last_executed = s.seq
+        self.progress_at = self.now if self.pending else None
+        if not self.view_changing:
+            self.timeout = self.cfg.view_change_timeout
+        qc = self._qc(s) if self.cfg.certify else None
+        self._out.append(Committed(s.seq, s.committed_view, s.digest, s.requests,
+                                   tuple(results), qc))
+        if s.seq % self.cfg.checkpoint_interval == 0 or s.seq == self.end_seq:
+            self._take_checkpoint(s.seq)
+        if self.service.ended:
+            self.pending.clear()
+
+    def _qc(self, s: Slot) -> QuorumCert | None:
+        """Build (and check) the slot's quorum certificate from the commit votes it holds."""
+        votes = dict(s.qc_votes or {})
+        if len(votes) >= self.cfg.quorum and s.qc_checked:
+            return make_qc(self.cfg.shard, self.cfg.epoch, s.committed_view, s.seq, s.digest,
+                           votes, self.cfg.n)
+        data = vote_bytes(self.cfg.shard, self.cfg.epoch, s.committed_view, s.seq, s.digest)
+        cands = {i: c.sig for i, c in s.commits.get(s.committed_view, {}).items()
+                 if c.digest == s.digest}
+        cands.update(votes)
+        good = {}
+        for i, sig in sorted(cands.items()):
+            if i == self.me or self.verifier.verify_vote(self.cfg.committee[i], data, sig):
+                good[i] = sig
+                if len(good) == self.cfg.quorum:
+                    break
+            else:
+                self._out.append(Misbehaviour(self.cfg.committee[i], "bad_vote"))
+        if len(good) < self.cfg.quorum:
+            return None
+        s.qc_votes, s.qc_checked = good, True
+        return make_qc(self.cfg.shard, self.cfg.epoch, s.committed_view, s.seq, s.digest, good,
+                       self.cfg.n)
+
+    def _take_checkpoint(self, seq: int) -> None:
+        snap = self.service.snapshot()
+        digest = state_digest(snap)
+        self.ckpt.add_own(seq, digest, snap)
+        raw = self._broadcast(Checkpoint(self.cfg.shard, self.cfg.epoch, seq, digest))
+        self._add_checkpoint_vote(self.me, seq, digest, raw)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def _timers(self) -> None:
+        now = self.now
+        work = self._has_work()
+        if not self.view_changing:
+            if not work:
+                self.progress_at = None
+            elif self.progress_at is None:
+                self.progress_at = now
+            elif now - self.progress_at > self.timeout:
+                self.progress_at = None
+                self._start_view_change(self.view + 1)
+        else:
+            if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout:
+                self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
+                self._start_view_change(self.view + 1)
+            elif self.my_vc is not None and now - self.vc_sent_at > 2 * self.cfg.status_interval:
+                self.vc_sent_at = now
+                self._out.append(Broadcast(self.my_vc))
+        self._poll_fetch()
+        if (work or self.view_changing) and now - self.last_status >= self.cfg.status_interval:
+            self.last_status = now
+            self._broadcast(Status(self.cfg.shard, self.cfg.epoch, self.view, self.view_changing,
+                                   self.stable.seq, self.last_executed))
+            if not self.is_primary and not self.view_changing:
+                for r in list(self.pending.values())[: self.cfg.batch_size]:
+                    self._send(self.primary, r.raw)
+
+    # -- restart --------------------------------------------------------------------------------
+
+    def _recover(self, stored: Mapping[str, bytes]) -> None:
+        rec = persist.load(stored)
+        if rec.stable is not None and rec.snapshot is not None:
+            self.service.restore(rec.snapshot)
+            self.ckpt.make_stable(rec.stable, rec.snapshot)
+            self.log.truncate(rec.stable.seq)
+            self.last_executed = rec.stable.seq
+        self.view, self.view_changing = rec.view, rec.view_changing
+        if rec.newview is not None and rec.newview[0] == self.view:
+            self.nv_raw = rec.newview[1]
+        for seq, s in sorted(rec.slots.items()):
+            if not self.log.in_window(seq):
+                continue
+            if s.pp_raw:
+                s.requests = self._decode_batch(self.verifier.open(s.pp_raw).body.requests)
+            elif rec.batches.get(seq) is not None:
+                s.requests = self._decode_batch(rec.batches[seq])  # type: ignore[arg-type]
+            self.log.slots[seq] = s
+        self.next_seq = max([self.last_executed] + [s for s, x in self.log.slots.items()
+                                                    if x.pp_view == self.view]) + 1
+        if self.view_changing:
+            view, self.view = self.view, self.view - 1
+            self._start_view_change(view)
+        self._execute_ready()
+
+
+Replica._handlers = {  # type: ignore[attr-defined]
+    PrePrepare: Replica._on_preprepare,
+    Prepare: Replica._on_prepare,
+    Commit: Replica._on_commit,
+    Checkpoint: Replica._on_checkpoint,
+    StableCheckpoint: Replica._on_stable_checkpoint,
+    ViewChange: Replica._on_view_change,
+    NewView: Replica._on_new_view,
+    Status: Replica._on_status,
+    CommitProof: Replica._on_commit_proof,
+    StateChunk: Replica._on_state_chunk,
+}

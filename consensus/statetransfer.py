@@ -1,0 +1,84 @@
+"""State transfer: a lagging or restarted replica fetches the snapshot of a stable checkpoint.
+
+The replica knows the checkpoint's (seq, digest) from a quorum of signed checkpoints, so it can
+fetch the bytes from anyone and trust only the digest. It asks one source at a time for the
+next chunk (stop-and-wait: simple, bounded memory, and the snapshot is rarely large), moves to
+the next source when one is silent for ``retry_after`` or sends something inconsistent, and
+checks the digest of the whole snapshot before installing it. ``max_bytes`` caps what a lying
+source can make it buffer.
+"""
+
+from __future__ import annotations
+
+from consensus.statemachine import state_digest
+from protocol.messages.pbft import StateChunk, StateRequest
+
+
+class StateFetch:
+    __slots__ = ("shard", "epoch", "seq", "digest", "sources", "_src", "buf", "total",
+                 "asked_at", "retry_after", "max_bytes", "failures")
+
+    def __init__(self, shard: int, epoch: int, seq: int, digest: bytes, sources: list[bytes],
+                 retry_after: float, max_bytes: int) -> None:
+        self.shard, self.epoch, self.seq, self.digest = shard, epoch, seq, digest
+        self.sources = sources or []
+        self._src = 0
+        self.buf = bytearray()
+        self.total = -1
+        self.asked_at: float | None = None
+        self.retry_after = retry_after
+        self.max_bytes = max_bytes
+        self.failures = 0
+
+    @property
+    def source(self) -> bytes | None:
+        return self.sources[self._src % len(self.sources)] if self.sources else None
+
+    def _next_source(self) -> None:
+        self._src += 1
+        self.failures += 1
+        self.buf = bytearray()
+        self.total = -1
+
+    def poll(self, now: float) -> tuple[bytes, StateRequest] | None:
+        """The request to send now, if any (the first one, or a retry after a silence)."""
+        if self.source is None:
+            return None
+        if self.asked_at is not None and now - self.asked_at < self.retry_after:
+            return None
+        if self.asked_at is not None:
+            self._next_source()
+        self.asked_at = now
+        return self.source, StateRequest(self.shard, self.epoch, self.seq, self.digest,
+                                         len(self.buf))
+
+    def on_chunk(self, sender: bytes, chunk: StateChunk, now: float
+                 ) -> tuple[bytes | None, tuple[bytes, StateRequest] | None]:
+        """Feed a chunk. Returns (the complete, verified snapshot or None, the next request)."""
+        if sender != self.source or (chunk.seq, chunk.state_digest) != (self.seq, self.digest) \
+                or chunk.offset != len(self.buf):
+            return None, None
+        if chunk.total > self.max_bytes or (self.total >= 0 and chunk.total != self.total) \
+                or len(self.buf) + len(chunk.data) > chunk.total \
+                or (not chunk.data and len(self.buf) < chunk.total):
+            self._next_source()
+            self.asked_at = None
+            return None, self.poll(now)
+        self.total = chunk.total
+        self.buf += chunk.data
+        if len(self.buf) < self.total:
+            self.asked_at = now
+            return None, (sender, StateRequest(self.shard, self.epoch, self.seq, self.digest,
+                                               len(self.buf)))
+        snapshot = bytes(self.buf)
+        if state_digest(snapshot) != self.digest:
+            self._next_source()
+            self.asked_at = None
+            return None, self.poll(now)
+        return snapshot, None
+
+
+def serve_chunk(shard: int, epoch: int, seq: int, digest: bytes, snapshot: bytes, offset: int,
+                chunk_size: int) -> StateChunk:
+    return StateChunk(shard, epoch, seq, digest, offset, len(snapshot),
+                      snapshot[offset: offset + chunk_size])

@@ -1,0 +1,186 @@
+"""The replica on real Ed25519 envelopes, driven message by message (``testnet.pbft_sim.bus``)."""
+
+import pytest
+
+from consensus.actions import Broadcast, Committed, Misbehaviour, StateInstalled, ViewEntered
+from consensus.evidence import Equivocation, check_equivocation
+from consensus.log import batch_digest
+from consensus.quorum import ed25519_vote_check, verify_qc
+from consensus.replica import Replica
+from consensus.statemachine import KeyValueMachine, kv_op
+from protocol.messages.pbft import Commit, PrePrepare, Prepare, Request
+from testnet.pbft_sim.bus import Bus
+
+
+def committed(bus, i):
+    return [a for a in bus.actions[bus.cfg.committee[i]] if isinstance(a, Committed)]
+
+
+def kv(bus, i):
+    return bus.replica(i).service.machine.data
+
+
+def test_normal_case_commits_replies_and_certifies():
+    bus = Bus(4)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "x", b"1"))
+    bus.run()
+    assert [d.result for d in client.done] == [b"ok"]
+    for i in range(4):
+        (c,) = committed(bus, i)
+        assert c.seq == 1 and kv(bus, i) == {"x": b"1"}
+        # Anyone can check the certificate offline with just the committee's public keys.
+        assert verify_qc(c.qc, bus.cfg.committee, ed25519_vote_check) is None
+        assert c.qc.digest == batch_digest([r.raw for r in c.requests])
+    qc = committed(bus, 0)[0].qc
+    forged = qc.__class__(qc.shard, qc.epoch, qc.view, qc.seq, b"\x01" * 32, qc.signers,
+                          qc.signatures)
+    assert "does not verify" in verify_qc(forged, bus.cfg.committee)
+    other = Bus(4, seed=9).cfg.committee
+    assert verify_qc(qc, other) is not None
+
+
+def test_duplicates_execute_once_and_get_the_cached_reply():
+    bus = Bus(4)
+    client = bus.add_client()
+    bus.submit(client, kv_op("add", "n", 5))
+    sent = [raw for _, _, raw in list(bus.queue)]
+    bus.run()
+    assert client.done[-1].result == b"5"
+    client.current = client.done[-1].request_id  # the client retries the same request id
+    client.replies = {}
+    bus.emit(next(iter(bus.clients)), client.tick(10.0))
+    for raw in sent:  # and an attacker replays its original envelope to every replica
+        for pk in bus.cfg.committee:
+            bus.inject(b"", pk, raw)
+    bus.run()
+    assert client.current is None and client.done[-1].result == b"5"
+    assert all(kv(bus, i) == {"n": 5} for i in range(4))
+    assert all(len(committed(bus, i)) == 1 for i in range(4))
+
+
+def test_restarted_replica_never_prepares_a_conflicting_batch():
+    bus = Bus(4)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "a", b"1"))
+    # Deliver only the pre-prepare to replica 1, which persists it and prepares.
+    bus.drop = lambda src, dst, env: env.type != "pbft.request" and not (
+        env.type == "pbft.preprepare" and dst == bus.cfg.committee[1])
+    bus.run()
+    r1 = bus.cfg.committee[1]
+    assert any(isinstance(a, Broadcast) for a in bus.actions[r1])
+    # Replica 1 crashes and restarts from its store; the primary equivocates.
+    primary = bus.signer(bus.cfg.committee[0])
+    alt_req = bus.signer(bus.cfg.committee[0]).seal(Request(3, 1, 99, b"other"), 0.0)
+    alt = primary.seal(PrePrepare(3, 1, 0, 1, batch_digest([alt_req]), (alt_req,)), 0.0)
+
+    def reaction(replica):
+        acts = replica.tick(0.0) + replica.receive(bus.verifier.open(alt))
+        prepares = [a for a in acts if isinstance(a, Broadcast)
+                    and isinstance(bus.verifier.open(a.data).body, Prepare)]
+        return prepares, [a for a in acts if isinstance(a, Misbehaviour)]
+
+    prepares, blame = reaction(bus.make(r1))
+    assert prepares == []
+    (m,) = blame
+    assert isinstance(m.evidence, Equivocation) and m.offender == bus.cfg.committee[0]
+    assert check_equivocation(m.evidence, bus.verifier) is None
+    # Without its store the same replica would have voted for the second batch: the test bites.
+    bus.disks[r1].clear()
+    prepares, _ = reaction(bus.make(r1))
+    assert len(prepares) == 1
+
+
+def test_restart_re_executes_committed_batches_from_the_store():
+    bus = Bus(4, checkpoint_interval=2, window=4)
+    client = bus.add_client()
+    for i in range(5):
+        bus.submit(client, kv_op("add", "n", 1))
+        bus.run()
+    r2 = bus.cfg.committee[2]
+    before = bus.replica(2).service.snapshot()
+    assert bus.replica(2).stable.seq == 4 and "slot:1" not in bus.disks[r2]
+    restarted = bus.make(r2)
+    acts = restarted.tick(0.0)
+    assert [a.seq for a in acts if isinstance(a, Committed)] == [5]  # 1-4 are in the checkpoint
+    assert restarted.service.snapshot() == before and restarted.last_executed == 5
+
+
+def test_silent_primary_is_voted_out_and_pending_requests_commit():
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    primary = bus.cfg.committee[0]
+    bus.drop = lambda src, dst, env: src == primary
+    bus.submit(client, kv_op("put", "k", b"w"))
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+        if client.current is None:
+            break
+    assert client.current is None and client.done[-1].result == b"ok"
+    for i in (1, 2, 3):
+        assert bus.replica(i).view == 1 and kv(bus, i) == {"k": b"w"}
+        assert any(isinstance(a, ViewEntered) and a.view == 1 for a in bus.actions[
+            bus.cfg.committee[i]])
+
+
+def test_messages_outside_the_window_epoch_or_committee_are_dropped():
+    bus = Bus(4, checkpoint_interval=2, window=4)
+    r = bus.replica(1)
+    s0 = bus.signer(bus.cfg.committee[0])
+    s2 = bus.signer(bus.cfg.committee[2])
+    for msg, signer in [(Prepare(3, 1, 0, 5, b"\x00" * 32), s2),  # above the high watermark
+                        (Prepare(3, 2, 0, 1, b"\x00" * 32), s2),  # another epoch
+                        (Prepare(4, 1, 0, 1, b"\x00" * 32), s2),  # another shard
+                        (Prepare(3, 1, 7, 1, b"\x00" * 32), s2),  # a future view
+                        (Prepare(3, 1, 0, 1, b"\x00" * 32), s0)]:  # from the primary
+        assert r.receive(bus.verifier.open(signer.seal(msg, 0.0))) == []
+    assert r.log.slots == {}
+    stranger = bus.add_client()
+    raw = stranger.signer.seal(Commit(3, 1, 0, 1, b"\x00" * 32, b"\x00" * 64), 0.0)
+    (m,) = r.receive(bus.verifier.open(raw))
+    assert isinstance(m, Misbehaviour) and m.offender == stranger.signer.public_key
+    bad_batch = s0.seal(PrePrepare(3, 1, 0, 1, b"\x00" * 32, ()), 0.0)
+    (m,) = r.receive(bus.verifier.open(bad_batch))
+    assert isinstance(m, Misbehaviour) and "digest" in m.reason
+
+
+def test_wiped_replica_catches_up_by_state_transfer_in_chunks():
+    bus = Bus(4, checkpoint_interval=2, window=4, chunk_size=40, status_interval=0.25)
+    r3 = bus.cfg.committee[3]
+    bus.drop = lambda src, dst, env: r3 in (src, dst)
+    client = bus.add_client()
+    for i in range(9):
+        bus.submit(client, kv_op("put", f"key{i}", b"x" * 20))
+        bus.run()
+    assert bus.replica(0).stable.seq == 8
+    bus.disks[r3].clear()
+    bus.replicas[r3] = bus.make(r3)  # restarted with lost state
+    bus.drop = lambda src, dst, env: False
+    bus.submit(client, kv_op("put", "late", b"y"))
+    for _ in range(20):
+        bus.tick(0.25)
+        bus.run()
+    installed = [a for a in bus.actions[r3] if isinstance(a, StateInstalled)]
+    assert installed and installed[-1].seq >= 8  # beyond its old window: only a state transfer helps
+    assert bus.replica(3).last_executed == bus.replica(0).last_executed == 10
+    assert bus.replica(3).service.snapshot() == bus.replica(0).service.snapshot()
+
+
+def test_replica_refuses_a_key_outside_its_committee():
+    bus = Bus(4)
+    outsider = bus.add_client()
+    with pytest.raises(ValueError):
+        Replica(bus.cfg, outsider.signer, bus.verifier, KeyValueMachine())
+
+
+def test_pending_requests_are_bounded():
+    bus = Bus(4, max_pending=3)
+    backup = bus.replica(1)
+    for _ in range(5):
+        c = bus.add_client()
+        raw = c.signer.seal(Request(3, 1, 1, b"op"), 0.0)
+        backup.receive(bus.verifier.open(raw))
+    assert len(backup.pending) == 3
