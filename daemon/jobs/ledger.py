@@ -1,0 +1,419 @@
+"""The job ledger: the replicated state machine of a shard committee (``consensus.StateMachine``).
+
+Theory of operation
+-------------------
+A job is a module and one input per task. Each task runs as *replicas* on distinct workers;
+a task's result is **accepted** when ``quorum`` replicas report the same (status, output hash).
+A replica that reports something else is *disagreed* (its worker's reputation falls); when no
+quorum can be reached with the replicas still running, the ledger asks for another replica, up
+to ``max_replicas``, after which the task **fails**.
+
+Every decision is a deterministic function of the ordered operations (``daemon.jobs.ops``):
+
+- **time** advances only through ``Tick`` from committee members: the ledger's clock is the
+  (f+1)-th largest of the members' latest reports, so f Byzantine members cannot move it ahead
+  of every honest clock (they can hold it back, which only delays deadlines);
+- **placement**: a member (the primary's daemon) proposes workers for unplaced replica slots,
+  with the candidate data (soft state) it used; the ledger overrides reputation with its own,
+  and accepts the proposal only if ``daemon.sched.check_placement`` agrees and no worker
+  repeats within a task. A bad proposal is rejected by every replica alike;
+- **leases**: a replica not reported by ``2 x wall limit + LEASE_SLACK_MS`` after its
+  placement times out (or at once, on the worker's ``Leave``) and its slot is placed again;
+- **deadline**: at the job's deadline, unfinished tasks fail.
+
+Results that are faults of the node rather than of the task (``TIMED_OUT`` by wall clock,
+``CRASHED``) never count towards a quorum: they only release the replica.
+
+``drain_events()`` hands the shell what changed (offers to send, tasks accepted) without it
+having to diff the state; events are not part of the replicated state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.statemachine import ClientRequest
+from daemon.attest.levels import AttestationLevel
+from daemon.jobs import ops
+from daemon.jobs.reputation import WorkerRecord, spot_checked
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.identity import node_id_from_public_key
+from protocol.messages.tasks import TaskStatus
+
+LEASE_SLACK_MS = 60_000
+MAX_PLACE_SKEW_MS = 120_000
+NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
+
+# Replica outcomes
+PENDING, AGREED, DISAGREED, TIMEOUT, RELEASED = "pending", "agreed", "disagreed", "timeout", "released"
+# Task and job states
+OPEN, ACCEPTED, FAILED, CANCELLED, DONE = "open", "accepted", "failed", "cancelled", "done"
+
+
+@dataclass
+class Replica:
+    worker: str
+    placed_ms: int
+    lease_ms: int
+    started: bool = False
+    result: tuple[int, bytes, int] | None = None
+    """(status, output hash, output size)"""
+    outcome: str = PENDING
+    detail: str = ""
+
+    def to_wire(self) -> list[Any]:
+        return [self.worker, self.placed_ms, self.lease_ms, self.started,
+                list(self.result) if self.result else None, self.outcome, self.detail]
+
+    @classmethod
+    def from_wire(cls, v: list[Any]) -> "Replica":
+        return cls(v[0], v[1], v[2], v[3], tuple(v[4]) if v[4] else None, v[5], v[6])  # type: ignore[arg-type]
+
+
+@dataclass
+class Task:
+    input: ops.TaskInput
+    replicas: list[Replica] = field(default_factory=list)
+    state: str = OPEN
+    accepted: tuple[int, bytes, int] | None = None
+    accepted_seq: int = 0
+    quorum: int = 0
+    explanation: Any = None
+
+    def to_wire(self) -> list[Any]:
+        return [[self.input.hash, self.input.size, self.input.inline],
+                [r.to_wire() for r in self.replicas], self.state,
+                list(self.accepted) if self.accepted else None, self.accepted_seq, self.quorum,
+                self.explanation]
+
+    @classmethod
+    def from_wire(cls, v: list[Any]) -> "Task":
+        return cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
+                   tuple(v[3]) if v[3] else None, v[4], v[5], v[6])  # type: ignore[arg-type]
+
+
+@dataclass
+class Job:
+    id: bytes
+    submitter: str
+    spec: ops.Submit
+    submitted_ms: int
+    clock_ns: int
+    tasks: list[Task]
+    state: str = OPEN
+
+    @property
+    def deadline_ms(self) -> int:
+        return self.submitted_ms + self.spec.deadline_s * 1000
+
+    @property
+    def lease_ms(self) -> int:
+        return 2 * self.spec.wall_ms + LEASE_SLACK_MS
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(t.state for t in self.tasks)
+        running = sum(1 for t in self.tasks if t.state == OPEN and any(
+            r.outcome == PENDING and r.started for r in t.replicas))
+        return {"tasks": len(self.tasks), "accepted": c[ACCEPTED], "failed": c[FAILED],
+                "cancelled": c[CANCELLED], "open": c[OPEN], "running": running}
+
+
+def job_id(submitter_pk: bytes, operation: bytes) -> bytes:
+    return hashlib.sha256(b"novacron/job-id/v1" + submitter_pk + operation).digest()
+
+
+def result_digest(job: bytes, task: int, status: int, output_hash: bytes, size: int) -> bytes:
+    """What a result certificate signs: this task of this job ended so, with this output."""
+    return hashlib.sha256(b"novacron/task-result/v1" + job + task.to_bytes(4, "big")
+                          + bytes([status]) + output_hash + size.to_bytes(8, "big")).digest()
+
+
+class JobLedger:
+    """``consensus.StateMachine`` for jobs. ``members``: the committee's public keys."""
+
+    def __init__(self, members: list[bytes], f: int) -> None:
+        self.members = {node_id_from_public_key(pk) for pk in members}
+        self.f = f
+        self.jobs: dict[bytes, Job] = {}
+        self.workers: dict[str, WorkerRecord] = {}
+        self.member_clock: dict[str, int] = {}
+        self.now_ms = 0
+        self.seq = 0
+        self._events: list[tuple[Any, ...]] = []
+
+    # -- the StateMachine interface ---------------------------------------------------------------
+
+    def apply(self, request: ClientRequest) -> bytes:
+        self.seq += 1
+        client = node_id_from_public_key(request.client)
+        try:
+            op = ops.decode_op(request.operation)
+            handler = getattr(self, "_" + type(op).__name__.lower())
+            reply = handler(client, op, request)
+        except RemoteProtocolError as err:
+            reply = {"error": f"malformed operation: {err}"}
+        except _Refused as err:
+            reply = {"error": str(err)}
+        return packb(reply)
+
+    def snapshot(self) -> bytes:
+        jobs = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,
+                 [t.to_wire() for t in j.tasks], j.state] for _, j in sorted(self.jobs.items())]
+        workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
+        clock = sorted(self.member_clock.items())
+        return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock]])
+
+    def restore(self, snapshot: bytes) -> None:
+        try:
+            v = unpackb(snapshot, max_size=1 << 30)
+            version, now_ms, seq, jobs, workers, clock = v
+            if version != 1:
+                raise MalformedMessage(f"ledger snapshot version {version} is not supported")
+            self.jobs = {}
+            for jid, submitter, spec, submitted, clock_ns, tasks, state in jobs:
+                self.jobs[jid] = Job(jid, submitter, ops.decode_op(spec), submitted, clock_ns,
+                                     [Task.from_wire(t) for t in tasks], state)
+            self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
+            self.member_clock = {m: t for m, t in clock}
+            self.now_ms, self.seq = now_ms, seq
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            raise MalformedMessage(f"ledger snapshot is damaged: {type(err).__name__}") from None
+
+    def drain_events(self) -> list[tuple[Any, ...]]:
+        events, self._events = self._events, []
+        return events
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def _submit(self, client: str, op: ops.Submit, request: ClientRequest) -> dict[str, Any]:
+        if not op.inputs:
+            raise _Refused("a job needs at least one task")
+        if not 1 <= op.quorum <= op.replicas <= op.max_replicas:
+            raise _Refused("need 1 <= quorum <= replicas <= max_replicas")
+        if op.min_attestation > max(AttestationLevel):
+            raise _Refused(f"unknown attestation level {op.min_attestation}")
+        jid = job_id(request.client, request.operation)
+        if jid in self.jobs:
+            return {"job": jid, "existing": True}
+        clock_ns = op.clock_ns or self.now_ms * 1_000_000
+        tasks = [Task(inp, quorum=op.quorum) for inp in op.inputs]
+        self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks)
+        self._events.append(("submitted", jid))
+        return {"job": jid, "tasks": len(tasks)}
+
+    def _cancel(self, client: str, op: ops.Cancel, request: ClientRequest) -> dict[str, Any]:
+        job = self._job(op.job)
+        if job.submitter != client:
+            raise _Refused("only the job's submitter may cancel it")
+        if job.state != OPEN:
+            return {"job": job.id, "state": job.state}
+        for t in job.tasks:
+            if t.state == OPEN:
+                t.state = CANCELLED
+                self._release(job, t, RELEASED, "job cancelled")
+        job.state = CANCELLED
+        self._events.append(("job_ended", job.id, CANCELLED))
+        return {"job": job.id, "state": CANCELLED}
+
+    def _tick(self, client: str, op: ops.Tick, request: ClientRequest) -> dict[str, Any]:
+        if client not in self.members:
+            raise _Refused("only committee members may tick the ledger clock")
+        if op.now_ms <= self.member_clock.get(client, 0):
+            return {"now_ms": self.now_ms}
+        self.member_clock[client] = op.now_ms
+        times = sorted(self.member_clock.values(), reverse=True)
+        if len(times) > self.f:
+            candidate = times[self.f]  # the (f+1)-th largest: at most an honest member's clock
+            if candidate > self.now_ms:
+                self.now_ms = candidate
+                self._expire()
+        return {"now_ms": self.now_ms}
+
+    def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
+        from daemon.jobs.placing import check_proposal  # late: keeps numpy out of decoding
+
+        if client not in self.members:
+            raise _Refused("only committee members may propose placements")
+        job = self._job(op.job)
+        if job.state != OPEN:
+            raise _Refused(f"job is {job.state}")
+        if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS and self.now_ms:
+            raise _Refused("placement time is too far from the ledger clock")
+        placed, refused = 0, []
+        for a in op.assignments:
+            if a.task >= len(job.tasks):
+                refused.append([a.task, "no such task"])
+                continue
+            task = job.tasks[a.task]
+            slots = self.open_slots(job, task)
+            if slots == 0:
+                refused.append([a.task, "needs no replica"])
+                continue
+            used = {r.worker for r in task.replicas}
+            if len(a.workers) > slots or len(set(a.workers)) != len(a.workers) or used & set(a.workers):
+                refused.append([a.task, "workers repeat, or more than the open slots"])
+                continue
+            problem, explanation = check_proposal(job, a.task, task, a.workers, op, self.workers,
+                                                  used, slots)
+            if problem:
+                refused.append([a.task, problem])
+                continue
+            workers = list(a.workers)
+            first = not task.replicas
+            if first and len(workers) > 1 and self._worker(workers[0]).trusted \
+                    and not spot_checked(job.id, a.task) and task.quorum > 1:
+                workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
+                task.quorum = 1
+            for w in workers:
+                task.replicas.append(Replica(w, self.now_ms, self.now_ms + job.lease_ms))
+                self._events.append(("offer", job.id, a.task, len(task.replicas) - 1, w))
+            task.explanation = explanation
+            placed += 1
+        return {"placed": placed, "refused": refused}
+
+    def _start(self, client: str, op: ops.Start, request: ClientRequest) -> dict[str, Any]:
+        job, task, rep = self._replica(op.job, op.task, op.replica, client)
+        if rep.outcome == PENDING:
+            rep.started = True
+        return {"state": rep.outcome}
+
+    def _result(self, client: str, op: ops.Result, request: ClientRequest) -> dict[str, Any]:
+        job, task, rep = self._replica(op.job, op.task, op.replica, client)
+        if rep.outcome != PENDING or rep.result is not None:
+            return {"state": rep.outcome}
+        try:
+            status = TaskStatus(op.status)
+        except ValueError:
+            raise _Refused(f"unknown task status {op.status}") from None
+        rep.detail = op.detail[:256]
+        if status in NODE_FAULTS:
+            rep.outcome = TIMEOUT
+            self._worker(client).timeouts += 1
+            self._events.append(("replica_failed", job.id, op.task, op.replica))
+            return {"state": rep.outcome}
+        rep.result = (int(status), op.output_hash, op.output_size)
+        self._decide(job, op.task, task)
+        return {"state": rep.outcome, "task": task.state}
+
+    def _leave(self, client: str, op: ops.Leave, request: ClientRequest) -> dict[str, Any]:
+        released = 0
+        for job in self.jobs.values():
+            for i, t in enumerate(job.tasks):
+                for r in t.replicas:
+                    if r.worker == client and r.outcome == PENDING and r.result is None:
+                        r.outcome, r.detail = TIMEOUT, f"worker left: {op.reason[:200]}"
+                        released += 1
+                        self._events.append(("replica_failed", job.id, i, t.replicas.index(r)))
+        return {"released": released}
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def open_slots(self, job: Job, task: Task) -> int:
+        """How many more replicas this task needs placed now (0 when done or out of budget)."""
+        if task.state != OPEN or job.state != OPEN:
+            return 0
+        if not task.replicas:
+            return job.spec.replicas
+        groups = Counter(r.result for r in task.replicas if r.result is not None and r.outcome != DISAGREED)
+        best = max(groups.values(), default=0)
+        active = sum(1 for r in task.replicas if r.outcome == PENDING and r.result is None)
+        need = task.quorum - best - active
+        budget = job.spec.max_replicas - len(task.replicas)
+        return max(0, min(need, budget))
+
+    def _decide(self, job: Job, index: int, task: Task) -> None:
+        groups = Counter(r.result for r in task.replicas if r.result is not None)
+        winner, votes = max(groups.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0))
+        if winner is not None and votes >= task.quorum:
+            task.state, task.accepted, task.accepted_seq = ACCEPTED, winner, self.seq
+            for r in task.replicas:
+                if r.result == winner:
+                    r.outcome = AGREED
+                    rec = self._worker(r.worker)
+                    rec.agreed += 1
+                    rec.run += 1
+                elif r.result is not None:
+                    r.outcome = DISAGREED
+                    rec = self._worker(r.worker)
+                    rec.disagreed += 1
+                    rec.run = 0
+                elif r.outcome == PENDING:
+                    r.outcome, r.detail = RELEASED, "task accepted without it"
+            self._events.append(("accepted", job.id, index, winner))
+            self._maybe_done(job)
+            return
+        if self.open_slots(job, task) == 0 and not any(
+                r.outcome == PENDING and r.result is None for r in task.replicas):
+            if len(task.replicas) >= job.spec.max_replicas:
+                task.state = FAILED
+                self._events.append(("task_failed", job.id, index, "replicas disagree"))
+                self._maybe_done(job)
+
+    def _expire(self) -> None:
+        for job in self.jobs.values():
+            if job.state != OPEN:
+                continue
+            for i, t in enumerate(job.tasks):
+                if t.state != OPEN:
+                    continue
+                for k, r in enumerate(t.replicas):
+                    if r.outcome == PENDING and r.result is None and r.lease_ms <= self.now_ms:
+                        r.outcome, r.detail = TIMEOUT, "no result within the lease"
+                        self._worker(r.worker).timeouts += 1
+                        self._events.append(("replica_failed", job.id, i, k))
+                if self.now_ms >= job.deadline_ms:
+                    t.state = FAILED
+                    self._release(job, t, RELEASED, "job deadline passed")
+                    self._events.append(("task_failed", job.id, i, "deadline"))
+                elif self.open_slots(job, t) == 0 and not any(
+                        r.outcome == PENDING and r.result is None for r in t.replicas) \
+                        and len(t.replicas) >= job.spec.max_replicas:
+                    t.state = FAILED
+                    self._events.append(("task_failed", job.id, i, "no replica finished"))
+            self._maybe_done(job)
+
+    def _maybe_done(self, job: Job) -> None:
+        if job.state == OPEN and all(t.state != OPEN for t in job.tasks):
+            job.state = DONE
+            self._events.append(("job_ended", job.id, DONE))
+
+    def _release(self, job: Job, task: Task, outcome: str, why: str) -> None:
+        for r in task.replicas:
+            if r.outcome == PENDING and r.result is None:
+                r.outcome, r.detail = outcome, why
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def _job(self, jid: bytes) -> Job:
+        job = self.jobs.get(jid)
+        if job is None:
+            raise _Refused(f"no job {jid.hex()[:16]}")
+        return job
+
+    def _replica(self, jid: bytes, index: int, k: int, client: str) -> tuple[Job, Task, Replica]:
+        job = self._job(jid)
+        if index >= len(job.tasks) or k >= len(job.tasks[index].replicas):
+            raise _Refused(f"no replica {k} of task {index}")
+        task = job.tasks[index]
+        rep = task.replicas[k]
+        if rep.worker != client:
+            raise _Refused(f"replica {k} of task {index} is not assigned to you")
+        return job, task, rep
+
+    def _worker(self, node_id: str) -> WorkerRecord:
+        rec = self.workers.get(node_id)
+        if rec is None:
+            rec = self.workers[node_id] = WorkerRecord()
+        return rec
+
+    def reputation(self, node_id: str) -> float:
+        rec = self.workers.get(node_id)
+        return rec.reputation if rec else WorkerRecord().reputation
+
+
+class _Refused(Exception):
+    """The operation is well formed but not allowed now; the reply says why."""

@@ -1,0 +1,144 @@
+"""Job ledger operations: what clients ask a shard committee to order.
+
+An operation travels as the ``operation`` bytes of a PBFT ``Request``: canonical msgpack
+``[tag, body]`` where ``body`` is the operation's fields as an array (``protocol.schema``).
+Who may send what (checked by the ledger, since the request's signer is authenticated):
+
+- ``Submit``, ``Cancel``        -- any node, as the job's submitter;
+- ``Tick``, ``Place``           -- committee members only (ledger time, placements);
+- ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage
+from protocol.schema import MaxItems, MaxLen, struct_spec
+from protocol.types import U8, U16, U32, U64, Digest, Name, NodeIdText, Text
+
+MAX_INLINE_INPUT = 1024
+"""Task inputs up to this size travel inside the ledger; larger ones are blobs, by hash."""
+MAX_TASKS_PER_OP = 2048
+MAX_CANDIDATES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInput:
+    hash: Digest
+    size: U32
+    inline: Annotated[bytes, MaxLen(MAX_INLINE_INPUT)] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    name: Name
+    module_hash: Digest
+    module_size: U64
+    argv: Annotated[tuple[Annotated[str, MaxLen(256)], ...], MaxItems(64)]
+    inputs: Annotated[tuple[TaskInput, ...], MaxItems(MAX_TASKS_PER_OP)]
+    fuel: U64
+    memory_pages: U32
+    wall_ms: U64
+    max_output: U32
+    replicas: U8
+    quorum: U8
+    max_replicas: U8
+    min_attestation: U8
+    deadline_s: U32
+    clock_ns: U64
+    """0: the ledger time at submission."""
+    nonce: U64
+    """Makes two identical submissions two jobs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    job: Digest
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now_ms: U64
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateWire:
+    """One peer as the proposer's soft state saw it (reputation comes from the ledger)."""
+
+    node_id: NodeIdText
+    availability: Any
+    cores: U16
+    memory_mib: U32
+    runtimes: Annotated[tuple[Name, ...], MaxItems(8)]
+    attestation: U8
+    load_permille: U16
+    link_ms: U32
+    domain: Name
+    vouched_since_s: U64
+    """0: not vouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAssignment:
+    task: U32
+    workers: Annotated[tuple[NodeIdText, ...], MaxItems(16)]
+    explanation: Any
+    """The proposer's ``Explanation.to_dict()``, stored verbatim for ``novacron explain``:
+    replicas check the choice, but never store floats they computed themselves (their last
+    bits may differ between machines, and replicated state must not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    job: Digest
+    now_ms: U64
+    candidates: Annotated[tuple[CandidateWire, ...], MaxItems(MAX_CANDIDATES)]
+    assignments: Annotated[tuple[TaskAssignment, ...], MaxItems(MAX_TASKS_PER_OP)]
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    job: Digest
+    task: U32
+    replica: U8
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    job: Digest
+    task: U32
+    replica: U8
+    status: U8
+    output_hash: Digest
+    output_size: U64
+    fuel_used: U64
+    detail: Text
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """The worker is going offline: release its unfinished replicas now, not at their lease."""
+
+    reason: Text
+
+
+OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave}
+_TAGS = {cls: tag for tag, cls in OPS.items()}
+
+
+def encode_op(op: Any) -> bytes:
+    return packb([_TAGS[type(op)], struct_spec(type(op)).encode(op)])
+
+
+def decode_op(data: bytes) -> Any:
+    """Decode untrusted operation bytes; raises only ``RemoteProtocolError`` kinds."""
+    value = unpackb(data, max_size=1 << 20, canonical_maps=True)
+    if type(value) is not list or len(value) != 2 or type(value[0]) is not int:
+        raise MalformedMessage("a ledger operation is [tag, body]")
+    cls = OPS.get(value[0])
+    if cls is None:
+        raise MalformedMessage(f"unknown ledger operation tag {value[0]}")
+    return struct_spec(cls).decode(value[1], cls.__name__)

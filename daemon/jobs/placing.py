@@ -1,0 +1,97 @@
+"""Placement for the job ledger: the proposer's side and the checker's side of one rule.
+
+A committee member (the primary's daemon) turns its soft state into ``CandidateWire`` records
+and calls ``propose``; every replica, executing the resulting ``Place`` operation, calls
+``check_proposal`` with the same inputs. Both build the same ``daemon.sched`` placement inputs
+through ``placement_inputs``, so they can only disagree on last-bit float differences, which
+``check_placement`` tolerates.
+
+Reputation is the ledger's hard state, never the proposer's claim. Workers already used by a
+task (its earlier replicas, including ones that disagreed or timed out) are never candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from daemon.attest.levels import AttestationLevel
+from daemon.jobs import ops
+from daemon.jobs.reputation import WorkerRecord
+from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
+from daemon.sched.summary import AvailabilitySummary
+from protocol.errors import RemoteProtocolError
+
+RUNTIME = "wasm32-wasi"
+DURATION_SHARE = 4
+"""With no better estimate, a task is expected to take a quarter of its wall-clock limit."""
+MAX_EXPLANATION_BYTES = 8192
+
+
+def task_needs(spec: ops.Submit, slots: int) -> TaskNeeds:
+    return TaskNeeds(
+        duration_s=max(1.0, spec.wall_ms / 1000 / DURATION_SHARE),
+        replicas=slots,
+        memory_mib=max(1, spec.memory_pages * 64 // 1024),
+        runtime=RUNTIME,
+        min_attestation=AttestationLevel(min(spec.min_attestation, max(AttestationLevel))),
+    )
+
+
+def to_candidate(c: ops.CandidateWire, reputation: float) -> Candidate:
+    summary = AvailabilitySummary.from_wire(c.availability) if c.availability is not None else None
+    return Candidate(
+        node_id=c.node_id,  # type: ignore[arg-type]
+        availability=summary,
+        cores=c.cores,
+        memory_mib=c.memory_mib,
+        runtimes=frozenset(c.runtimes),
+        attestation=AttestationLevel(min(c.attestation, max(AttestationLevel))),
+        reputation=reputation,
+        load=min(1.0, c.load_permille / 1000),
+        link_s=c.link_ms / 1000,
+        domain=c.domain,
+        vouched_since=float(c.vouched_since_s) if c.vouched_since_s else None,
+    )
+
+
+def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
+                     candidates: Iterable[ops.CandidateWire], exclude: set[str],
+                     reputation: Mapping[str, WorkerRecord], now_ms: int) -> PlacementInputs:
+    cands = tuple(
+        to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation)
+        for c in candidates if c.node_id not in exclude
+    )
+    return PlacementInputs(needs=task_needs(spec, slots), candidates=cands, now=now_ms / 1000,
+                           tie_seed=job_id + task.to_bytes(4, "big"))
+
+
+def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
+            candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
+            reputation: Mapping[str, WorkerRecord], now_ms: int) -> tuple[Placement, ops.TaskAssignment]:
+    """The primary's side: choose workers for ``slots`` replicas of one task."""
+    placement = place(placement_inputs(job_id, task, spec, slots, candidates, exclude,
+                                       reputation, now_ms))
+    explanation = placement.explanation.to_dict()
+    return placement, ops.TaskAssignment(task, tuple(placement.chosen), explanation)
+
+
+def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op: ops.Place,
+                   reputation: Mapping[str, WorkerRecord], used: set[str],
+                   slots: int) -> tuple[str | None, Any]:
+    """Every replica's side: None (and the explanation to keep) if the proposal is right."""
+    assignment = next(a for a in op.assignments if a.task == index)
+    from protocol.canonical import packb
+
+    if len(packb(assignment.explanation)) > MAX_EXPLANATION_BYTES:
+        return "explanation too large", None
+    try:
+        inputs = placement_inputs(job.id, index, job.spec, slots, op.candidates, used,
+                                  reputation, op.now_ms)
+    except (RemoteProtocolError, ValueError) as err:
+        return f"bad candidate data: {err}", None
+    ids = {c.node_id for c in inputs.candidates}
+    if not set(workers) <= ids:
+        return "a chosen worker is not among the candidates", None
+    problem = check_placement(tuple(workers), inputs)  # type: ignore[arg-type]
+    return problem, assignment.explanation

@@ -1,0 +1,83 @@
+"""Building blocks for ledger tests: members, workers, candidates, requests."""
+
+from __future__ import annotations
+
+import random
+
+from consensus.statemachine import ClientRequest
+from daemon.jobs import ops
+from daemon.jobs.ledger import JobLedger
+from daemon.jobs.placing import propose
+from daemon.sched import AvailabilityHistory, summarize
+from protocol.identity import NodeIdentity
+
+NOW_MS = 1_750_000_000_000
+
+
+def ident(i: int) -> NodeIdentity:
+    return NodeIdentity(random.Random(1000 + i).randbytes(32))
+
+
+MEMBERS = [ident(i) for i in range(4)]
+WORKERS = [ident(100 + i) for i in range(8)]
+SUBMITTER = ident(500)
+
+
+class Harness:
+    def __init__(self, **spec_overrides) -> None:
+        self.ledger = JobLedger([m.public_key for m in MEMBERS], f=1)
+        self.rid = 0
+        for m in MEMBERS:
+            self.call(m, ops.Tick(NOW_MS))
+        self.spec_overrides = spec_overrides
+
+    def call(self, who: NodeIdentity, op) -> dict:
+        from protocol.canonical import unpackb
+
+        self.rid += 1
+        data = ops.encode_op(op)
+        reply = self.ledger.apply(ClientRequest(who.public_key, self.rid, data, b""))
+        return unpackb(reply)
+
+    def submit(self, n_tasks=3, **kw) -> bytes:
+        fields = dict(name="t", module_hash=b"\x01" * 32, module_size=100, argv=("t",),
+                      inputs=tuple(ops.TaskInput(bytes([i]) * 32, 1, bytes([i])) for i in range(n_tasks)),
+                      fuel=10**9, memory_pages=16, wall_ms=60_000, max_output=1024, replicas=2,
+                      quorum=2, max_replicas=4, min_attestation=0, deadline_s=3600, clock_ns=0,
+                      nonce=self.rid)
+        fields.update(self.spec_overrides)
+        fields.update(kw)
+        reply = self.call(SUBMITTER, ops.Submit(**fields))
+        assert "job" in reply, reply
+        return reply["job"]
+
+    def candidates(self, workers=WORKERS, domains=None) -> tuple[ops.CandidateWire, ...]:
+        now_s = NOW_MS / 1000
+        hist = AvailabilityHistory().started(now_s - 30 * 86400).alive(now_s)
+        summary = summarize(hist, now_s).to_wire()
+        return tuple(
+            ops.CandidateWire(w.node_id, summary, 4, 4096, ("wasm32-wasi",), 0, 0, 10,
+                              (domains or {}).get(w.node_id, f"d{i}"), 0)
+            for i, w in enumerate(workers))
+
+    def place_all(self, job: bytes, workers=WORKERS) -> dict:
+        jobrec = self.ledger.jobs[job]
+        cands = self.candidates(workers)
+        assignments = []
+        for i, task in enumerate(jobrec.tasks):
+            slots = self.ledger.open_slots(jobrec, task)
+            if slots:
+                used = {r.worker for r in task.replicas}
+                _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
+                               self.ledger.now_ms)
+                assignments.append(a)
+        return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, cands, tuple(assignments)))
+
+    def worker(self, node_id: str) -> NodeIdentity:
+        return next(w for w in WORKERS if w.node_id == node_id)
+
+    def report(self, job: bytes, task: int, replica: int, output: bytes, status: int = 0) -> dict:
+        rep = self.ledger.jobs[job].tasks[task].replicas[replica]
+        return self.call(self.worker(rep.worker), ops.Result(job, task, replica, status,
+                                                             output.ljust(32, b"\0")[:32],
+                                                             len(output), 5, ""))

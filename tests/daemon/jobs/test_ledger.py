@@ -1,0 +1,198 @@
+"""The job ledger as a pure state machine: acceptance by quorum, disagreement, leases,
+deadlines, adaptive replication, who may do what, and snapshots."""
+
+import pytest
+
+from consensus.statemachine import ClientRequest
+from daemon.jobs import ops
+from daemon.jobs.ledger import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, JobLedger, TIMEOUT
+from daemon.jobs.reputation import TRUST_AFTER, spot_checked
+from protocol.messages.tasks import TaskStatus
+from tests.daemon.jobs.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
+
+
+def test_submit_place_and_accept_by_quorum():
+    h = Harness()
+    job = h.submit(3)
+    assert h.ledger.jobs[job].counts()["open"] == 3
+    reply = h.place_all(job)
+    assert reply["placed"] == 3 and reply["refused"] == []
+    events = h.ledger.drain_events()
+    offers = [e for e in events if e[0] == "offer"]
+    assert len(offers) == 6  # 3 tasks x 2 replicas
+    for t in range(3):
+        workers = [r.worker for r in h.ledger.jobs[job].tasks[t].replicas]
+        assert len(set(workers)) == 2  # distinct workers, distinct failure domains
+        h.report(job, t, 0, b"answer%d" % t)
+        assert h.ledger.jobs[job].tasks[t].state == "open"  # one result is not a quorum
+        h.report(job, t, 1, b"answer%d" % t)
+        assert h.ledger.jobs[job].tasks[t].state == ACCEPTED
+    assert h.ledger.jobs[job].state == DONE
+    assert ("job_ended", job, DONE) in h.ledger.drain_events()
+    agreed = [w for w, r in h.ledger.workers.items() if r.agreed]
+    assert len(agreed) >= 2
+
+
+def test_disagreement_adds_a_replica_and_the_liar_loses_reputation():
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"right")
+    h.report(job, 0, 1, b"wrong")
+    task = h.ledger.jobs[job].tasks[0]
+    assert task.state == "open" and h.ledger.open_slots(h.ledger.jobs[job], task) == 1
+    liar = task.replicas[1].worker
+    h.place_all(job)
+    assert len(task.replicas) == 3 and task.replicas[2].worker not in {r.worker for r in task.replicas[:2]}
+    h.report(job, 0, 2, b"right")
+    assert task.state == ACCEPTED and task.accepted[1] == b"right".ljust(32, b"\0")
+    assert task.replicas[1].outcome == DISAGREED and task.replicas[0].outcome == AGREED
+    assert h.ledger.workers[liar].disagreed == 1
+    assert h.ledger.reputation(liar) < h.ledger.reputation(task.replicas[0].worker)
+
+
+def test_a_lone_liar_never_gets_a_result_accepted():
+    h = Harness(max_replicas=3)
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"a")
+    h.report(job, 0, 1, b"b")
+    h.place_all(job)
+    h.report(job, 0, 2, b"c")  # three different answers, budget spent
+    task = h.ledger.jobs[job].tasks[0]
+    assert task.state == FAILED and task.accepted is None
+
+
+def test_node_faults_do_not_vote_and_the_slot_is_placed_again():
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"x", status=int(TaskStatus.CRASHED))
+    task = h.ledger.jobs[job].tasks[0]
+    assert task.replicas[0].outcome == TIMEOUT
+    assert h.ledger.open_slots(h.ledger.jobs[job], task) == 1
+
+
+def test_deterministic_task_errors_are_results_too():
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"", status=int(TaskStatus.TRAPPED))
+    h.report(job, 0, 1, b"", status=int(TaskStatus.TRAPPED))
+    assert h.ledger.jobs[job].tasks[0].accepted[0] == TaskStatus.TRAPPED
+
+
+def test_lease_expiry_via_member_ticks():
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    lease = h.ledger.jobs[job].lease_ms
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + lease + 1))
+    task = h.ledger.jobs[job].tasks[0]
+    assert [r.outcome for r in task.replicas] == [TIMEOUT, TIMEOUT]
+    assert h.ledger.open_slots(h.ledger.jobs[job], task) == 2
+
+
+def test_ledger_clock_ignores_f_byzantine_members():
+    h = Harness()
+    h.call(MEMBERS[3], ops.Tick(NOW_MS + 10**9))  # one liar jumps ahead
+    assert h.ledger.now_ms == NOW_MS
+    h.call(MEMBERS[2], ops.Tick(NOW_MS + 5000))
+    assert h.ledger.now_ms == NOW_MS + 5000  # f+1 = 2 members at or past it
+    assert "error" in h.call(WORKERS[0], ops.Tick(NOW_MS + 10**9))
+
+
+def test_deadline_fails_unfinished_tasks():
+    h = Harness()
+    job = h.submit(2, deadline_s=600)
+    h.place_all(job)
+    h.report(job, 0, 0, b"a")
+    h.report(job, 0, 1, b"a")
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + 601_000))
+    tasks = h.ledger.jobs[job].tasks
+    assert (tasks[0].state, tasks[1].state) == (ACCEPTED, FAILED)
+    assert h.ledger.jobs[job].state == DONE
+
+
+def test_adaptive_replication_only_for_a_long_clean_record():
+    h = Harness(replicas=2, quorum=2)
+    trusted = WORKERS[0].node_id
+    rec = h.ledger._worker(trusted)
+    rec.agreed = rec.run = TRUST_AFTER
+    job = h.submit(40)
+    cands = h.candidates([WORKERS[0], WORKERS[1]])
+    assignments = tuple(ops.TaskAssignment(t, (trusted, WORKERS[1].node_id), {}) for t in range(40))
+    # Bypass the optimality check: we only test the replication rule here.
+    import daemon.jobs.placing as placing
+    orig = placing.check_proposal
+    placing.check_proposal = lambda *a, **k: (None, {})
+    try:
+        h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, cands, assignments))
+    finally:
+        placing.check_proposal = orig
+    tasks = h.ledger.jobs[job].tasks
+    singles = [i for i, t in enumerate(tasks) if len(t.replicas) == 1]
+    assert singles and len(singles) < 40
+    assert all(not spot_checked(job, i) for i in singles)  # spot-checked tasks keep 2 replicas
+    assert all(tasks[i].quorum == 1 for i in singles)
+    # A new worker never runs alone:
+    h2 = Harness()
+    job2 = h2.submit(20)
+    h2.place_all(job2)
+    assert all(len(t.replicas) == 2 for t in h2.ledger.jobs[job2].tasks)
+
+
+def test_who_may_do_what():
+    h = Harness()
+    job = h.submit(1)
+    assert "only committee members" in h.call(WORKERS[0], ops.Place(job, NOW_MS, (), ()))["error"]
+    assert "only the job's submitter" in h.call(WORKERS[0], ops.Cancel(job))["error"]
+    h.place_all(job)
+    rep = h.ledger.jobs[job].tasks[0].replicas[0]
+    stranger = next(w for w in WORKERS if w.node_id != rep.worker)
+    reply = h.call(stranger, ops.Result(job, 0, 0, 0, b"\0" * 32, 0, 0, ""))
+    assert "not assigned to you" in reply["error"]
+    assert h.call(SUBMITTER, ops.Cancel(job))["state"] == "cancelled"
+
+
+def test_bad_placements_are_refused_by_every_replica():
+    h = Harness()
+    job = h.submit(1)
+    cands = h.candidates()
+    dup = ops.TaskAssignment(0, (WORKERS[0].node_id, WORKERS[0].node_id), {})
+    outsider = ops.TaskAssignment(0, ("12D3KooWNotACandidate",), {})
+    r1 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, cands, (dup,)))
+    r2 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, cands, (outsider,)))
+    assert r1["placed"] == r2["placed"] == 0
+    # a valid but worse choice than the rule's is refused too
+    worst = ops.TaskAssignment(0, (WORKERS[6].node_id, WORKERS[7].node_id), {})
+    r3 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, tuple(
+        c if c.node_id not in {WORKERS[6].node_id, WORKERS[7].node_id}
+        else ops.CandidateWire(c.node_id, c.availability, c.cores, c.memory_mib, c.runtimes,
+                               c.attestation, 900, c.link_ms, c.domain, 0)
+        for c in cands), (worst,)))
+    assert r3["placed"] == 0 and r3["refused"]
+
+
+def test_snapshot_round_trip_is_exact():
+    h = Harness()
+    job = h.submit(3)
+    h.place_all(job)
+    h.report(job, 0, 0, b"a")
+    snap = h.ledger.snapshot()
+    other = JobLedger([m.public_key for m in MEMBERS], f=1)
+    other.restore(snap)
+    assert other.snapshot() == snap
+    h.report(job, 0, 1, b"a")
+    assert h.ledger.snapshot() != snap
+
+
+def test_garbage_operations_get_an_error_reply():
+    from protocol.canonical import unpackb
+
+    ledger = JobLedger([m.public_key for m in MEMBERS], f=1)
+    for junk in [b"", b"\x92\x63\x90", b"\x92\x01\x91\x01", b"\xc1"]:
+        reply = unpackb(ledger.apply(ClientRequest(SUBMITTER.public_key, 1, junk, b"")))
+        assert "malformed operation" in reply["error"]
