@@ -17,12 +17,15 @@ from collections.abc import Callable
 import trio
 
 from daemon.config import NodeConfig
+from daemon.committees import CommitteeService
+from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
 from daemon.node import Node
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
 from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
+from protocol.identity import NodeIdentity
 
 log = logging.getLogger("novacron")
 
@@ -68,8 +71,21 @@ def build_node(config: NodeConfig) -> Node:
     node.control.bind()
     rng = random.Random(os.urandom(16))
     p2p_config = P2PConfig(listen=config.listen, bootstrap=config.bootstrap)
-    node.add(P2PService(identity, p2p_config, rng))
+    p2p = P2PService(identity, p2p_config, rng)
+    node.add(p2p)
+    genesis = _genesis(config, identity)
+    node.add(CommitteeService(identity, genesis, p2p.host, db))
     return node
+
+
+def _genesis(config: NodeConfig, identity: NodeIdentity) -> Genesis:
+    """The network's genesis; without one, this node founds a network of one (and says so)."""
+    path = config.genesis_path
+    if not path.exists() and config.genesis is None:
+        log.warning("no genesis file at %s: founding a one-node network %r (to join a network, "
+                    "pass its genesis with --genesis)", path, config.network)
+        write_testnet_genesis(config.network, [identity], path)
+    return load_genesis(path, config.network)
 
 
 def single_error(group: BaseExceptionGroup) -> BaseException:

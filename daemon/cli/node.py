@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_daemon_cmd(args: argparse.Namespace) -> int:
     from daemon.config import ConfigError, load_config
     from daemon.control.server import SocketInUse
+    from daemon.genesis import GenesisError
     from daemon.p2p.errors import P2PError
     from daemon.runner import run_daemon
     from daemon.storage.db import StorageError
@@ -52,7 +53,7 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         run_daemon(config)
-    except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError) as err:
+    except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError, GenesisError) as err:
         raise CliError(str(err)) from None
     except OSError as err:
         if err.errno == errno.EADDRINUSE:

@@ -1,0 +1,305 @@
+"""The committees service: this node's PBFT replicas and its client, over direct libp2p streams.
+
+From the genesis (and, later, the directory's epochs) every node computes the same committees:
+the directory committee and one committee per shard. For each committee this node sits on it
+runs a ``consensus.Replica`` whose state machine is a ``ShardMachine`` (job ledger + key-value
+store), or the ``DirectoryMachine``; for every shard it can submit requests as a client.
+
+Transport: protocol ``/novacron/pbft/1``, one signed envelope per frame. Inbound envelopes are
+opened (signature checked; no replay window, since replicas forward older evidence on purpose
+and de-duplicate themselves) and routed by (shard, epoch) to a replica, or by shard to the
+client when it is a ``Reply``. Envelopes that do not open are counted against the peer that
+sent them by the p2p layer; misbehaviour a replica proves is reported there too.
+
+Time: replicas run on ``time.monotonic()``; envelopes carry the wall clock. Committee members
+tick the ledger clock (``Tick``) so leases and deadlines advance (``daemon.jobs.ledger``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from consensus.actions import Committed, EpochEnded, Misbehaviour, ViewEntered
+from consensus.committee import DIRECTORY_SHARD
+from consensus.config import ReplicaConfig
+from consensus.crypto import Ed25519Signer, Ed25519Verifier
+from consensus.directory import DirectoryMachine, EpochConfig
+from consensus.replica import Replica
+from daemon.committees.machine import KV, LEDGER, ShardMachine
+from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
+from daemon.committees.runner import ActionSink, ReplicaRunner, load_store
+from daemon.control.jsonrpc import NOT_FOUND, NOT_READY, REJECTED, UNAVAILABLE, RpcError
+from daemon.control.params import get, only
+from daemon.control.server import ControlServer
+from daemon.genesis import Genesis
+from daemon.jobs import ops
+from daemon.p2p.host import P2PHost
+from daemon.storage.db import Database
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.identity import NodeIdentity, node_id_from_public_key
+from protocol.messages.pbft import Reply
+
+log = logging.getLogger("novacron.consensus")
+
+PROTOCOL = "/novacron/pbft/1"
+TICK_S = 0.05
+LEDGER_TICK_ACTIVE_S = 2.0
+LEDGER_TICK_IDLE_S = 30.0
+REQUEST_TIMEOUT_S = 30.0
+
+Listener = Callable[[int, "ReplicaRunner", Committed], None]
+
+
+def _wall_ms(_now: float) -> int:
+    return int(time.time() * 1000)
+
+
+class CommitteeService:
+    name = "consensus"
+
+    def __init__(self, identity: NodeIdentity, genesis: Genesis, host: P2PHost, db: Database) -> None:
+        self.identity = identity
+        self.genesis = genesis
+        self.network = genesis.network
+        self.host = host
+        self.db = db
+        context = int.from_bytes(os.urandom(8), "big") >> 1
+        self.signer = Ed25519Signer(identity, self.network, context, clock_ms=_wall_ms)
+        self.verifier = Ed25519Verifier(self.network)
+        self.sink = ActionSink(db, self._send, self._on_event)
+        self.epoch: EpochConfig = genesis.epoch0()
+        self.replicas: dict[tuple[int, int], ReplicaRunner] = {}
+        self.clients: dict[int, ShardRequests] = {}
+        self.listeners: list[Listener] = []
+        self.ready = False
+        self.dropped = 0
+        self.misbehaviour: dict[str, int] = {}
+        self._last_ledger_tick = 0.0
+        host.handle(PROTOCOL, self._on_frame)
+
+    # -- committees -------------------------------------------------------------------------------
+
+    def config_for(self, shard: int) -> ReplicaConfig:
+        return ReplicaConfig(shard, self.epoch.epoch, self.epoch.committees[shard],
+                             checkpoint_interval=self.genesis.params["checkpoint_interval"],
+                             window=2 * self.genesis.params["checkpoint_interval"],
+                             batch_size=8)
+
+    @property
+    def shards(self) -> list[int]:
+        return sorted(s for s in self.epoch.committees if s != DIRECTORY_SHARD)
+
+    def shard_of(self, key: bytes) -> int:
+        return int.from_bytes(key[:8], "big") % len(self.shards)
+
+    def _machine(self, shard: int, committee: tuple[bytes, ...]) -> Any:
+        if shard == DIRECTORY_SHARD:
+            return self.genesis.directory()
+        return ShardMachine(list(committee), (len(committee) - 1) // 3)
+
+    def _start_epoch(self, now: float) -> None:
+        me = self.identity.public_key
+        for shard, committee in sorted(self.epoch.committees.items()):
+            cfg = self.config_for(shard)
+            if me in committee and (shard, cfg.epoch) not in self.replicas:
+                machine = self._machine(shard, committee)
+                stored = load_store(self.db, shard, cfg.epoch) or None
+                replica = Replica(cfg, self.signer, self.verifier, machine, stored=stored, now=now)
+                runner = ReplicaRunner(cfg, replica, machine)
+                self.replicas[(shard, cfg.epoch)] = runner
+                log.info("replica of %s, epoch %d, %d members%s", _shard_name(shard), cfg.epoch,
+                         len(committee), " (restarted from its store)" if stored else "")
+            self.clients[shard] = ShardRequests(cfg, self.signer)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._start_epoch(time.monotonic())
+        self.ready = True
+        task_status.started()
+        while True:
+            now = time.monotonic()
+            for runner in list(self.replicas.values()):
+                self._execute(runner, runner.replica.tick(now))
+            for shard, client in list(self.clients.items()):
+                self._pump(shard, client, now)
+                self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
+            self._maybe_tick_ledgers(now)
+            await trio.sleep(TICK_S)
+
+    def _pump(self, shard: int, client: ShardRequests, now: float) -> None:
+        self.sink.execute(None, None, (), self.identity.public_key, client.pump(now))
+
+    def _execute(self, runner: ReplicaRunner, actions: list[Any]) -> None:
+        self.sink.execute(runner, runner.namespace, runner.config.committee,
+                          self.identity.public_key, actions)
+
+    def _send(self, public_key: bytes, data: bytes) -> None:
+        if public_key == self.identity.public_key:
+            self._deliver_local(data)
+            return
+        if not self.host.send(node_id_from_public_key(public_key), PROTOCOL, data):
+            self.dropped += 1
+
+    def _deliver_local(self, data: bytes) -> None:
+        try:
+            env = self.verifier.open(data)
+        except RemoteProtocolError:
+            log.exception("our own envelope did not open")
+            return
+        self._route(env)
+
+    async def _on_frame(self, peer: str, frame: bytes) -> None:
+        env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
+        self._route(env)
+
+    def _route(self, env: Any) -> None:
+        m = env.body
+        shard, epoch = getattr(m, "shard", None), getattr(m, "epoch", None)
+        if shard is None or epoch is None:
+            raise MalformedMessage(f"{env.type} is not a consensus message")
+        now = time.monotonic()
+        if isinstance(m, Reply):
+            client = self.clients.get(shard)
+            if client is not None and client.config.epoch == epoch:
+                self.sink.execute(None, None, (), self.identity.public_key, client.client.receive(env, now))
+                self._pump(shard, client, now)
+            return
+        runner = self.replicas.get((shard, epoch))
+        if runner is None:
+            return  # not a committee we sit on (yet, or any more)
+        self._execute(runner, runner.replica.receive(env, now))
+
+    def _on_event(self, runner: Any, event: Any) -> None:
+        if isinstance(event, Committed):
+            runner.commits += 1
+            runner.requests += len(event.requests)
+            for listener in self.listeners:
+                listener(runner.config.shard, runner, event)
+        elif isinstance(event, ViewEntered):
+            runner.view_changes += 1
+            log.info("%s entered view %d", _shard_name(runner.config.shard), event.view)
+        elif isinstance(event, Misbehaviour):
+            offender = node_id_from_public_key(event.offender)
+            self.misbehaviour[offender] = self.misbehaviour.get(offender, 0) + 1
+            self.host.report_fault(offender, "consensus")
+            log.warning("misbehaviour by %s: %s", offender, event.reason)
+        elif isinstance(event, EpochEnded):
+            runner.ended = event
+
+    def _maybe_tick_ledgers(self, now: float) -> None:
+        """Members keep the ledger clock moving: often while jobs are open, rarely otherwise."""
+        for (shard, _), runner in self.replicas.items():
+            if shard == DIRECTORY_SHARD:
+                continue
+            ledger = runner.machine.ledger
+            active = any(j.state == "open" for j in ledger.jobs.values())
+            interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S
+            if now - self._last_ledger_tick >= interval:
+                self._last_ledger_tick = now
+                op = LEDGER + ops.encode_op(ops.Tick(int(time.time() * 1000)))
+                client = self.clients[shard]
+                if len(client.queue) < 8:
+                    client.enqueue(op)
+
+    # -- submitting -------------------------------------------------------------------------------
+
+    async def submit(self, shard: int, operation: bytes, timeout: float = REQUEST_TIMEOUT_S) -> bytes:
+        client = self.clients.get(shard)
+        if client is None:
+            raise CommitteeUnavailable(f"no shard {shard}")
+        pending = client.enqueue(operation)
+        self._pump(shard, client, time.monotonic())
+        with trio.move_on_after(timeout):
+            await pending.done.wait()
+        if pending.result is None:
+            raise CommitteeUnavailable(
+                f"shard {shard} committee gave no result within {timeout:.0f} s (is a quorum of "
+                f"its {len(client.config.committee)} members reachable?)")
+        return pending.result
+
+    async def submit_ledger(self, shard: int, op: Any, timeout: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+        reply = await self.submit(shard, LEDGER + ops.encode_op(op), timeout)
+        try:
+            out = unpackb(reply)
+        except RemoteProtocolError:
+            raise CommitteeUnavailable(f"the committee replied with garbage: {reply[:60]!r}") from None
+        return out if isinstance(out, dict) else {"error": repr(out)}
+
+    # -- status and control -----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        mine = [r.status() for r in self.replicas.values()]
+        commits = sum(r.commits for r in self.replicas.values())
+        roles = ", ".join(f"{_shard_name(r['shard'])}{'*' if r['primary'] else ''}" for r in mine)
+        return {
+            "health": "ok" if self.ready else "starting",
+            "summary": f"epoch {self.epoch.epoch}, member of [{roles or 'none'}], {commits} commits",
+            "epoch": self.epoch.epoch,
+            "replicas": mine,
+            "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
+            "dropped_sends": self.dropped,
+            "misbehaviour": self.misbehaviour,
+        }
+
+    def register_rpc(self, server: ControlServer) -> None:
+        server.register("committees", self.rpc_committees)
+        server.register("kv.put", self.rpc_kv_put)
+        server.register("kv.get", self.rpc_kv_get)
+
+    async def rpc_committees(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params)
+        e = self.epoch
+        return {
+            "epoch": e.epoch, "randomness": e.randomness.hex(), "committee_size": e.committee_size,
+            "members": [node_id_from_public_key(m) for m in e.members],
+            "committees": [
+                {"shard": _shard_name(s), "members": [node_id_from_public_key(m) for m in c],
+                 "f": (len(c) - 1) // 3}
+                for s, c in sorted(e.committees.items())],
+        }
+
+    def _kv_shard(self, params: dict[str, Any], key: str) -> int:
+        shard = get(params, "shard", int, self.shard_of(key.encode().ljust(8, b"\0")))
+        if shard not in self.clients or shard == DIRECTORY_SHARD:
+            raise RpcError(NOT_FOUND, f"no shard {shard}; see `novacron status` for the shards")
+        return shard
+
+    async def rpc_kv_put(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "key", "value", "shard")
+        key, value = get(params, "key", str), get(params, "value", str)
+        if not 0 < len(key) <= 256 or len(value) > 4096:
+            raise RpcError(REJECTED, "key must be 1-256 characters and value at most 4096")
+        shard = self._kv_shard(params, key)
+        t0 = time.monotonic()
+        result = await self._guarded(shard, KV + packb(["put", key, value]))
+        return {"result": result.decode(errors="replace"), "shard": shard,
+                "latency_ms": round((time.monotonic() - t0) * 1000, 2)}
+
+    async def rpc_kv_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "key", "shard")
+        key = get(params, "key", str)
+        shard = self._kv_shard(params, key)
+        result = await self._guarded(shard, KV + packb(["get", key]))
+        return {"value": result.decode(errors="replace"), "shard": shard}
+
+    async def _guarded(self, shard: int, operation: bytes) -> bytes:
+        if not self.ready:
+            raise RpcError(NOT_READY, "the consensus service is still starting")
+        try:
+            return await self.submit(shard, operation)
+        except CommitteeUnavailable as err:
+            raise RpcError(UNAVAILABLE, str(err)) from None
+        except QueueFull as err:
+            raise RpcError(UNAVAILABLE, f"too many requests waiting: {err}") from None
+
+
+def _shard_name(shard: int) -> str:
+    return "directory" if shard == DIRECTORY_SHARD else f"shard{shard}"
