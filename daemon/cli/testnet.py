@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--base-port", type=int, default=None, help="first TCP port (default: free ports)")
     q.add_argument("--seed", type=int, default=None, help="derive keys from this seed (reproducible ids)")
     q.add_argument("--wait", type=float, default=60.0, help="seconds to wait for readiness")
+    add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
     q = add("status", "show every node: process, peers, epoch, committees, health", status_cmd)
     q.add_argument("--json", action="store_true")
     add("down", "stop every node", down_cmd)
@@ -67,6 +68,12 @@ def _print_table(state) -> None:
         st = sts[node.name]
         print(f"{node.name:<7} {node.node_id[-12:]:<16} {node.port:>5} {st.get('process', '?'):<8} "
               f"{summarize(st)}")
+
+
+def add_cmd(args: argparse.Namespace) -> int:
+    node = _guard(launcher.add, args.dir)
+    print(f"started {node.name} ({node.node_id}); it joins at the next epoch")
+    return 0
 
 
 def status_cmd(args: argparse.Namespace) -> int:

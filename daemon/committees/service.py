@@ -31,6 +31,8 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
+from consensus.checkpoint import InvalidProof
+from daemon.committees.epochs import EpochManager
 from daemon.committees.machine import KV, LEDGER, ShardMachine
 from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
 from daemon.committees.runner import ActionSink, ReplicaRunner, load_store
@@ -39,12 +41,13 @@ from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.genesis import Genesis
 from daemon.jobs import ops
+from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key
-from protocol.messages.pbft import Reply
+from protocol.messages.pbft import EpochNotice, HandoffNotice, Reply, StateChunk
 
 log = logging.getLogger("novacron.consensus")
 
@@ -82,7 +85,10 @@ class CommitteeService:
         self.dropped = 0
         self.misbehaviour: dict[str, int] = {}
         self._last_ledger_tick = 0.0
+        self.epochs = EpochManager(self)
+        self.epochs.replay()
         host.handle(PROTOCOL, self._on_frame)
+        host.on_peer(self.epochs.on_peer, lambda _peer: None)
 
     # -- committees -------------------------------------------------------------------------------
 
@@ -99,7 +105,7 @@ class CommitteeService:
     def shard_of(self, key: bytes) -> int:
         return int.from_bytes(key[:8], "big") % len(self.shards)
 
-    def _machine(self, shard: int, committee: tuple[bytes, ...]) -> Any:
+    def machine_for(self, shard: int, committee: tuple[bytes, ...]) -> Any:
         if shard == DIRECTORY_SHARD:
             return self.genesis.directory()
         return ShardMachine(list(committee), (len(committee) - 1) // 3)
@@ -109,9 +115,16 @@ class CommitteeService:
         for shard, committee in sorted(self.epoch.committees.items()):
             cfg = self.config_for(shard)
             if me in committee and (shard, cfg.epoch) not in self.replicas:
-                machine = self._machine(shard, committee)
+                machine = self.machine_for(shard, committee)
                 stored = load_store(self.db, shard, cfg.epoch) or None
-                replica = Replica(cfg, self.signer, self.verifier, machine, stored=stored, now=now)
+                genesis = self.epochs.stored_genesis(shard, cfg.epoch) if cfg.epoch else None
+                if cfg.epoch and genesis is None:
+                    log.warning("no handed-over state for shard %s, epoch %d: waiting for a "
+                                "handoff from the previous committee", shard, cfg.epoch)
+                    self.clients[shard] = ShardRequests(cfg, self.signer)
+                    continue
+                replica = Replica(cfg, self.signer, self.verifier, machine, genesis=genesis,
+                                  stored=stored, now=now)
                 runner = ReplicaRunner(cfg, replica, machine)
                 self.replicas[(shard, cfg.epoch)] = runner
                 log.info("replica of %s, epoch %d, %d members%s", _shard_name(shard), cfg.epoch,
@@ -120,19 +133,33 @@ class CommitteeService:
 
     # -- running ----------------------------------------------------------------------------------
 
+    def reconfigure_clients(self) -> None:
+        """Point every shard's client at this epoch's committee (cut-off requests re-sent)."""
+        now = time.monotonic()
+        for shard in self.epoch.committees:
+            cfg = self.config_for(shard)
+            client = self.clients.get(shard)
+            if client is None:
+                self.clients[shard] = ShardRequests(cfg, self.signer)
+            else:
+                self.sink.execute(None, None, (), self.identity.public_key,
+                                  client.client.reconfigure(cfg, now))
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._start_epoch(time.monotonic())
         self.ready = True
         task_status.started()
-        while True:
-            now = time.monotonic()
-            for runner in list(self.replicas.values()):
-                self._execute(runner, runner.replica.tick(now))
-            for shard, client in list(self.clients.items()):
-                self._pump(shard, client, now)
-                self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
-            self._maybe_tick_ledgers(now)
-            await trio.sleep(TICK_S)
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = time.monotonic()
+                for runner in list(self.replicas.values()):
+                    self._execute(runner, runner.replica.tick(now))
+                for shard, client in list(self.clients.items()):
+                    self._pump(shard, client, now)
+                    self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
+                self._maybe_tick_ledgers(now)
+                self.epochs.tick(nursery, now)
+                await trio.sleep(TICK_S)
 
     def _pump(self, shard: int, client: ShardRequests, now: float) -> None:
         self.sink.execute(None, None, (), self.identity.public_key, client.pump(now))
@@ -141,30 +168,47 @@ class CommitteeService:
         self.sink.execute(runner, runner.namespace, runner.config.committee,
                           self.identity.public_key, actions)
 
-    def _send(self, public_key: bytes, data: bytes) -> None:
+    def send_public(self, public_key: bytes, data: bytes) -> None:
         if public_key == self.identity.public_key:
             self._deliver_local(data)
             return
-        if not self.host.send(node_id_from_public_key(public_key), PROTOCOL, data):
+        self.send_to_node(node_id_from_public_key(public_key), data)
+
+    _send = send_public
+
+    def send_to_node(self, node_id: str, data: bytes) -> None:
+        try:
+            sent = self.host.send(node_id, PROTOCOL, data)
+        except P2PError as err:  # over the frame cap: our bug, never the peer's
+            log.error("cannot send a consensus message: %s", err)
+            sent = False
+        if not sent:
             self.dropped += 1
 
     def _deliver_local(self, data: bytes) -> None:
         try:
             env = self.verifier.open(data)
-        except RemoteProtocolError:
-            log.exception("our own envelope did not open")
-            return
-        self._route(env)
+            self._route(env, data)
+        except (RemoteProtocolError, InvalidProof) as err:
+            log.error("our own message was refused: %s", err)
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
-        self._route(env)
+        try:
+            self._route(env, frame)
+        except InvalidProof as err:
+            raise MalformedMessage(f"invalid proof: {err}") from None
 
-    def _route(self, env: Any) -> None:
+    def _route(self, env: Any, raw: bytes) -> None:
         m = env.body
         shard, epoch = getattr(m, "shard", None), getattr(m, "epoch", None)
         if shard is None or epoch is None:
             raise MalformedMessage(f"{env.type} is not a consensus message")
+        if isinstance(m, (EpochNotice, HandoffNotice)):
+            self.epochs.on_notice(env, raw)
+            return
+        if isinstance(m, StateChunk) and self.epochs.on_state_chunk(env):
+            return
         now = time.monotonic()
         if isinstance(m, Reply):
             client = self.clients.get(shard)
@@ -181,6 +225,7 @@ class CommitteeService:
         if isinstance(event, Committed):
             runner.commits += 1
             runner.requests += len(event.requests)
+            self.epochs.on_committed(runner)
             for listener in self.listeners:
                 listener(runner.config.shard, runner, event)
         elif isinstance(event, ViewEntered):
@@ -193,6 +238,7 @@ class CommitteeService:
             log.warning("misbehaviour by %s: %s", offender, event.reason)
         elif isinstance(event, EpochEnded):
             runner.ended = event
+            self.epochs.on_epoch_ended(runner, event.seq, event.digest, event.proof)
 
     def _maybe_tick_ledgers(self, now: float) -> None:
         """Members keep the ledger clock moving: often while jobs are open, rarely otherwise."""
@@ -238,15 +284,21 @@ class CommitteeService:
     def status(self) -> dict[str, Any]:
         mine = [r.status() for r in self.replicas.values()]
         commits = sum(r.commits for r in self.replicas.values())
-        roles = ", ".join(f"{_shard_name(r['shard'])}{'*' if r['primary'] else ''}" for r in mine)
+        current = [r for r in mine if r["epoch"] == self.epoch.epoch]
+        roles = ", ".join(f"{_shard_name(r['shard'])}{'*' if r['primary'] else ''}" for r in current)
+        retiring = len(mine) - len(current)
+        summary = f"epoch {self.epoch.epoch}, member of [{roles or 'none'}], {commits} commits"
+        if retiring:
+            summary += f", {retiring} retiring"
         return {
             "health": "ok" if self.ready else "starting",
-            "summary": f"epoch {self.epoch.epoch}, member of [{roles or 'none'}], {commits} commits",
+            "summary": summary,
             "epoch": self.epoch.epoch,
             "replicas": mine,
             "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
             "dropped_sends": self.dropped,
             "misbehaviour": self.misbehaviour,
+            "epochs": self.epochs.status(),
         }
 
     def register_rpc(self, server: ControlServer) -> None:

@@ -215,7 +215,36 @@ class StateChunk:
     data: Blob
 
 
+@message("pbft.handoff", 1)
+@dataclass(frozen=True, slots=True)
+class HandoffNotice:
+    """From an old committee member to the next epoch's members: the shard's final state of
+    ``epoch`` is the checkpoint (seq, state_digest), proven by 2f+1 signed checkpoints."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    state_digest: Digest
+    proof: Annotated[tuple[Blob, ...], MaxItems(256)]
+
+
+@message("pbft.epoch", 1)
+@dataclass(frozen=True, slots=True)
+class EpochNotice:
+    """The directory ended ``epoch``: its final state (which holds the next epoch's membership
+    and randomness) with the checkpoint proof of the epoch's directory committee. Anyone who
+    knows that committee can check it, so it is passed on freely."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    state_digest: Digest
+    proof: Annotated[tuple[Blob, ...], MaxItems(256)]
+    state: Blob
+
+
 __all__ = [
+    "EpochNotice", "HandoffNotice",
     "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "Prepare",
     "PreparedProof", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",
     "StateRequest", "Status", "ViewChange",

@@ -114,6 +114,38 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     return state
 
 
+def add(directory: Path, wait: float = 30.0) -> NodeRecord:
+    """Start one more node, not in the genesis: it joins through the directory committee."""
+    state = load(directory)
+    if len(state.nodes) >= MAX_NODES:
+        raise TestnetError(f"a local testnet holds at most {MAX_NODES} nodes")
+    ident = NodeIdentity(os.urandom(32))
+    port = processes.free_ports(1)[0]
+    data = Path(state.dir) / f"node{len(state.nodes)}"
+    if data.exists():
+        _wipe(data)
+    data.mkdir(parents=True, mode=0o700)
+    save_identity(ident, data / "node.key")
+    node = NodeRecord(f"node{len(state.nodes)}", ident.node_id, port, str(data))
+    bootstrap = [o.multiaddr for o in state.nodes]
+    (data / "node.toml").write_text(
+        _node_config(state.network, node, bootstrap, Path(state.dir) / "genesis.toml"))
+    node.pid = processes.start(node)
+    state.nodes.append(node)
+    state.save()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not processes.alive(node.pid):
+            raise TestnetError(f"{node.name} exited during start-up: {_last_error(node)}")
+        try:
+            if _query(node, "status", timeout=2.0).get("ready"):
+                return node
+        except ControlError:
+            pass
+        time.sleep(0.05)
+    raise TestnetError(f"{node.name} did not become ready within {wait:.0f} s")
+
+
 def _wipe(path: Path) -> None:
     for child in sorted(path.rglob("*"), reverse=True):
         child.unlink() if not child.is_dir() or child.is_symlink() else child.rmdir()

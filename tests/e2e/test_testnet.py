@@ -86,3 +86,19 @@ def test_a_peer_sending_garbage_is_counted_and_the_node_keeps_working(testnet):
 
     trio.run(attack)
     assert ok("kv", "put", "still", "alive", "--data-dir", node_dir(testnet, 0)).startswith("committed")
+
+
+def test_a_new_node_joins_and_the_epoch_changes_without_losing_state(testnet):
+    ok("kv", "put", "epoch0-key", "kept", "--data-dir", node_dir(testnet, 0))
+    out = ok("testnet", "add", "--dir", str(testnet))
+    assert out.startswith("started node5")
+
+    def everyone_in_epoch_1():
+        epochs = [as_json("committees", "--data-dir", node_dir(testnet, i))["epoch"] for i in range(6)]
+        return all(e >= 1 for e in epochs)
+    eventually(everyone_in_epoch_1, timeout=60, what="all six nodes to enter epoch 1")
+    com = as_json("committees", "--data-dir", node_dir(testnet, 5))
+    assert len(com["members"]) == 6
+    # Committed state crossed the epoch boundary, and the new committee commits.
+    assert ok("kv", "get", "epoch0-key", "--data-dir", node_dir(testnet, 5)).strip() == "kept"
+    assert ok("kv", "put", "epoch1-key", "new", "--data-dir", node_dir(testnet, 5)).startswith("committed")

@@ -1,0 +1,304 @@
+"""Epochs on the wire: joining, advancing, and handing every committee's state to the next.
+
+Theory of operation
+-------------------
+1. *Join.* A node whose key is not among the epoch's members submits ``["join", pow]`` to the
+   directory committee (``consensus.directory``), with a proof of work at the genesis
+   difficulty. Directory members submit ``["advance", e+1]`` once joins or leaves are pending
+   and the epoch has lasted ``EPOCH_MIN_S``; the first one ordered wins.
+2. *End the directory's epoch.* A directory member whose replica executed the advance submits
+   ``EndEpoch`` to its committee. When that checkpoint is stable the replica reports
+   ``EpochEnded``; the member wraps the directory's final state and its proof in an
+   ``EpochNotice``: self-certifying, since anyone who knows epoch e's directory committee can
+   check the 2f+1 signed checkpoints over the state's digest.
+3. *Follow.* Every node applies epoch notices in order (each is checked against the directory
+   committee of the epoch before), keeps the chain in its database, passes each new one to its
+   peers and the whole chain to every peer that connects, so a node that was away catches up.
+4. *Hand over.* On entering e+1, members of a shard's old committee submit ``EndEpoch`` to it;
+   each old member then sends a ``HandoffNotice`` to the new members, who check it, fetch the
+   final state from old members (``consensus.reconfig.HandoffFetch``; a member of both takes
+   its own copy when the digest matches) and start their replica from ``next_genesis``. Clients
+   re-send cut-off requests to the new committee with the same ids (``Client.reconfigure``), so
+   nothing committed is lost and nothing runs twice. Old replicas keep serving their final
+   state for ``RETIRE_S`` seconds, then stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from consensus.checkpoint import InvalidProof
+from consensus.committee import DIRECTORY_SHARD
+from consensus.directory import DirectoryMachine, EpochConfig
+from consensus.pow import solve_pow
+from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
+from consensus.replica import Replica
+from consensus.statemachine import Service, state_digest
+from daemon.committees.runner import ReplicaRunner
+from protocol.canonical import packb
+from protocol.errors import RemoteProtocolError
+from protocol.messages.pbft import EndEpoch, EpochNotice, HandoffNotice, StateChunk
+
+if TYPE_CHECKING:
+    from daemon.committees.service import CommitteeService
+
+log = logging.getLogger("novacron.epochs")
+
+EPOCH_MIN_S = 10.0
+RETIRE_S = 60.0
+JOIN_RETRY_S = 15.0
+_NS = "epochs"
+
+
+def _key(epoch: int) -> bytes:
+    return epoch.to_bytes(8, "big")
+
+
+class EpochManager:
+    def __init__(self, svc: "CommitteeService") -> None:
+        self.svc = svc
+        self.configs: dict[int, EpochConfig] = {svc.epoch.epoch: svc.epoch}
+        self.chain: dict[int, bytes] = {}
+        """Ended epoch -> the sealed ``EpochNotice`` envelope that proves the next one."""
+        self.future: dict[int, Any] = {}
+        self.handoffs: dict[tuple[int, int], tuple[Handoff, bytes | None]] = {}
+        self.fetches: dict[tuple[int, int], HandoffFetch] = {}
+        self.ended_sent: set[tuple[int, int]] = set()
+        self.outbox: dict[tuple[int, int], bytes] = {}
+        """(shard, ended epoch) -> our sealed HandoffNotice, sent once the new epoch is known."""
+        self.entered_at = time.monotonic()
+        self.retire: dict[tuple[int, int], float] = {}
+        self._join_at = 0.0
+        self._advance_asked: int = -1
+
+    # -- start-up: replay the chain we kept -------------------------------------------------------
+
+    def replay(self) -> None:
+        for _key_bytes, raw in self.svc.db.scan(_NS):
+            try:
+                env = self.svc.verifier.open(raw)
+                self._apply_notice(env.body, raw, replaying=True)
+            except (RemoteProtocolError, InvalidProof) as err:
+                log.warning("stored epoch notice rejected: %s", err)
+                break
+
+    # -- hooks from the service -------------------------------------------------------------------
+
+    def on_committed(self, runner: ReplicaRunner) -> None:
+        """A directory batch executed: if it advanced the epoch, end ours."""
+        if runner.config.shard != DIRECTORY_SHARD:
+            return
+        machine: DirectoryMachine = runner.machine
+        if machine.epoch > runner.config.epoch:
+            self._end(DIRECTORY_SHARD, runner.config)
+
+    def on_epoch_ended(self, runner: ReplicaRunner, seq: int, digest: bytes,
+                       proof: tuple[bytes, ...]) -> None:
+        shard, epoch = runner.config.shard, runner.config.epoch
+        now = time.monotonic()
+        if shard == DIRECTORY_SHARD:
+            notice = EpochNotice(shard, epoch, seq, digest, proof, runner.replica.service.snapshot())
+            raw = self.svc.signer.seal(notice, now)
+            self._apply_notice(notice, raw)
+        own = runner.replica.service.snapshot()
+        handoff = Handoff(shard, epoch, seq, digest, proof)
+        self.outbox[(shard, epoch)] = self.svc.signer.seal(
+            HandoffNotice(shard, epoch, seq, digest, proof), now)
+        self.handoffs.setdefault((shard, epoch), (handoff, own))
+        self._flush_outbox()
+        self._maybe_fetch(shard, epoch)
+
+    def on_notice(self, env: Any, raw: bytes) -> None:
+        m = env.body
+        if isinstance(m, EpochNotice):
+            self._apply_notice(m, raw)
+        elif isinstance(m, HandoffNotice):
+            key = (m.shard, m.epoch)
+            if key not in self.handoffs:
+                self.handoffs[key] = (Handoff(m.shard, m.epoch, m.seq, m.state_digest, m.proof), None)
+            self._maybe_fetch(m.shard, m.epoch)
+
+    def on_state_chunk(self, env: Any) -> bool:
+        """Feed a fetch; True if the chunk was for one of ours."""
+        m = env.body
+        fetch = self.fetches.get((m.shard, m.epoch)) if isinstance(m, StateChunk) else None
+        if fetch is None:
+            return False
+        self._run(fetch.receive(env, time.monotonic()))
+        if fetch.snapshot is not None:
+            del self.fetches[(m.shard, m.epoch)]
+            self._start_replica(m.shard, m.epoch, fetch.handoff, fetch.snapshot)
+        return True
+
+    def on_peer(self, peer: str) -> None:
+        """A peer connected: give it the chain, so it catches up with the epochs it missed."""
+        for _, raw in sorted(self.chain.items()):
+            self.svc.send_to_node(peer, raw)
+
+    def tick(self, nursery: trio.Nursery, now: float) -> None:
+        for fetch in list(self.fetches.values()):
+            self._run(fetch.tick(now))
+        me = self.svc.identity.public_key
+        epoch = self.svc.epoch
+        if me not in epoch.members and now - self._join_at >= JOIN_RETRY_S:
+            self._join_at = now
+            nursery.start_soon(self._join)
+        directory = self.svc.replicas.get((DIRECTORY_SHARD, epoch.epoch))
+        if directory is not None:
+            dm: DirectoryMachine = directory.machine
+            if (dm.joining or dm.leaving) and dm.epoch == epoch.epoch \
+                    and now - self.entered_at >= EPOCH_MIN_S and self._advance_asked < epoch.epoch + 1:
+                self._advance_asked = epoch.epoch + 1
+                nursery.start_soon(self._directory_request, ["advance", epoch.epoch + 1])
+        for key, since in list(self.retire.items()):
+            if now - since >= RETIRE_S:
+                del self.retire[key]
+                if self.svc.replicas.pop(key, None) is not None:
+                    log.info("retired the replica of shard %s, epoch %d", key[0], key[1])
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    async def _join(self) -> None:
+        svc = self.svc
+        params = svc.genesis.directory_params()
+        nonce = await trio.to_thread.run_sync(solve_pow, svc.network, svc.identity.public_key,
+                                              params.difficulty)
+        await self._directory_request(["join", nonce])
+
+    async def _directory_request(self, op: list[Any]) -> None:
+        try:
+            reply = await self.svc.submit(DIRECTORY_SHARD, packb(op), timeout=20.0)
+            log.info("directory %s: %s", op[0], reply.decode(errors="replace"))
+        except Exception as err:  # noqa: BLE001 - a background request: log, retry later
+            log.info("directory %s not done yet: %s", op[0], err)
+            if op[0] == "advance":
+                self._advance_asked = -1
+
+    def _end(self, shard: int, cfg: Any) -> None:
+        key = (shard, cfg.epoch)
+        if key in self.ended_sent:
+            return
+        self.ended_sent.add(key)
+        raw = self.svc.signer.seal(EndEpoch(shard, cfg.epoch), time.monotonic())
+        for pk in cfg.committee:
+            self.svc.send_public(pk, raw)
+        log.info("asked shard %s to end epoch %d", _name(shard), cfg.epoch)
+
+    def _apply_notice(self, m: EpochNotice, raw: bytes, replaying: bool = False) -> None:
+        current = self.svc.epoch
+        if m.epoch < current.epoch:
+            return
+        if m.epoch > current.epoch:
+            if len(self.future) < 64:
+                self.future[m.epoch] = (m, raw)
+            return
+        handoff = Handoff(DIRECTORY_SHARD, m.epoch, m.seq, m.state_digest, m.proof)
+        verify_handoff(handoff, current.committees[DIRECTORY_SHARD], self.svc.verifier)
+        if state_digest(m.state) != m.state_digest:
+            raise InvalidProof("epoch notice state does not match its certified digest")
+        service = Service(DirectoryMachine(self.svc.genesis.directory_params()))
+        service.restore(m.state)
+        directory: DirectoryMachine = service.machine  # type: ignore[assignment]
+        if directory.epoch != m.epoch + 1:
+            raise InvalidProof("epoch notice does not advance the epoch")
+        self.chain[m.epoch] = raw
+        if not replaying:
+            with self.svc.db.transaction():
+                self.svc.db.put(_NS, _key(m.epoch), raw)
+        self._enter(directory.config(), replaying)
+        if not replaying:
+            for peer in self.svc.host.connected_peers():
+                self.svc.send_to_node(peer, raw)
+        nxt = self.future.pop(m.epoch + 1, None)
+        if nxt is not None:
+            self._apply_notice(nxt[0], nxt[1], replaying)
+
+    def _enter(self, new: EpochConfig, replaying: bool) -> None:
+        old = self.svc.epoch
+        self.configs[new.epoch] = new
+        self.svc.epoch = new
+        self.entered_at = time.monotonic()
+        me = self.svc.identity.public_key
+        log.info("entered epoch %d: %d members, committees of %d", new.epoch, len(new.members),
+                 new.committee_size)
+        if replaying:
+            return
+        for shard, committee in old.committees.items():
+            if me in committee:
+                self._end(shard, ReplicaConfigView(shard, old.epoch, committee))
+                self.retire[(shard, old.epoch)] = time.monotonic()
+        self.svc.reconfigure_clients()
+        self._flush_outbox()
+        for shard in new.committees:
+            self._maybe_fetch(shard, old.epoch)
+
+    def _flush_outbox(self) -> None:
+        for (shard, ended), raw in list(self.outbox.items()):
+            new = self.configs.get(ended + 1)
+            if new is None:
+                continue
+            del self.outbox[(shard, ended)]
+            for pk in new.committees.get(shard, ()):
+                self.svc.send_public(pk, raw)
+
+    def _maybe_fetch(self, shard: int, ended: int) -> None:
+        """Start the replica of (shard, ended+1) once we know the handoff and are a member."""
+        new = self.configs.get(ended + 1)
+        old = self.configs.get(ended)
+        me = self.svc.identity.public_key
+        got = self.handoffs.get((shard, ended))
+        if new is None or old is None or got is None or me not in new.committees.get(shard, ()):
+            return
+        if (shard, ended + 1) in self.svc.replicas or (shard, ended) in self.fetches:
+            return
+        handoff, own = got
+        try:
+            verify_handoff(handoff, old.committees[shard], self.svc.verifier)
+        except InvalidProof as err:
+            log.warning("rejected a handoff of shard %s: %s", _name(shard), err)
+            del self.handoffs[(shard, ended)]
+            return
+        if own is not None and state_digest(own) == handoff.digest:
+            self._start_replica(shard, ended, handoff, own)
+            return
+        self.fetches[(shard, ended)] = HandoffFetch(handoff, self.svc.signer, self.svc.verifier)
+        log.info("fetching the final state of shard %s, epoch %d", _name(shard), ended)
+
+    def _start_replica(self, shard: int, ended: int, handoff: Handoff, snapshot: bytes) -> None:
+        svc = self.svc
+        cfg = svc.config_for(shard)
+        machine = svc.machine_for(shard, cfg.committee)
+        genesis = next_genesis(handoff, snapshot, svc.machine_for(shard, cfg.committee))
+        with svc.db.transaction():
+            svc.db.put(_NS + "-genesis", f"{shard}/{cfg.epoch}", genesis)
+        replica = Replica(cfg, svc.signer, svc.verifier, machine, genesis=genesis,
+                          now=time.monotonic())
+        svc.replicas[(shard, cfg.epoch)] = ReplicaRunner(cfg, replica, machine)
+        log.info("started the replica of shard %s, epoch %d, from the handed-over state",
+                 _name(shard), cfg.epoch)
+
+    def stored_genesis(self, shard: int, epoch: int) -> bytes | None:
+        return self.svc.db.get(_NS + "-genesis", f"{shard}/{epoch}")
+
+    def _run(self, actions: list[Any]) -> None:
+        for a in actions:
+            self.svc.send_public(a.to, a.data)
+
+    def status(self) -> dict[str, Any]:
+        return {"chain": sorted(self.chain), "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
+                "joining": self.svc.identity.public_key not in self.svc.epoch.members}
+
+
+class ReplicaConfigView:
+    """Just what ``_end`` needs of a committee: shard, epoch, members."""
+
+    def __init__(self, shard: int, epoch: int, committee: tuple[bytes, ...]) -> None:
+        self.shard, self.epoch, self.committee = shard, epoch, committee
+
+
+def _name(shard: int) -> str:
+    return "directory" if shard == DIRECTORY_SHARD else str(shard)
