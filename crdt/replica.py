@@ -1,0 +1,460 @@
+"""The replica: the facade the daemon uses for all of one node's soft state.
+
+A ``Replica`` holds a fixed set of named top-level CRDT objects (the *schema*, the same on
+every node), this node's hybrid logical clock, its anti-entropy books, and, on a signed
+network, its dot signer. It is sans-I/O: the daemon feeds it local updates, peer events,
+messages and ticks, and sends the ``(peer, message)`` pairs it returns inside signed envelopes.
+
+Message flow
+------------
+- local update: ``update(name, fn, now_ms)`` runs ``fn(object, writer)``, which returns one
+  of the object's delta mutators' patches (``lambda m, w: m.p_set(w, key, value)``); the
+  replica checks the object's policy, signs the fresh dot, joins the delta and buffers it.
+  Nothing is sent until the next ``tick``.
+- ``on_connect(peer, now_ms)``: send our ``CrdtDigest``. The peer's digest tells us what it
+  lacks (``antientropy``). ``on_disconnect(peer)`` stops sending to it.
+- ``on_message(sender, msg, now_ms)``: ``CrdtDelta`` / ``CrdtState`` are decoded (caps),
+  stripped of departed writers, planned, checked (``auth.check_plan``, clock skew), and only
+  then joined, all objects or none; what was news goes into our buffer for our other peers;
+  the reply is a ``CrdtAck`` (or a repair ``CrdtDigest`` when the interval cannot be applied).
+  A bad message raises a ``RemoteProtocolError`` subclass and changes nothing.
+- ``tick(now_ms)``: per connected peer, the next delta interval, a state if it is too far
+  behind, retransmissions, periodic digests; buffered deltas everyone has are dropped.
+
+Pruning
+-------
+When the hard state (the committee's membership) says nodes left, the daemon calls
+``prune(departed, stable)`` with a *stable point*: per object, a version vector every current
+member has acknowledged (``stable_point(members)`` computes it from their digests). A departed
+node is pruned from an object only when this replica's knowledge of it is exactly the stable
+prefix ``1..stable[node]``, so every member removes the same entries: its live entries, its
+context entry, its head. From then on its dots are dropped on arrival, so an old delta that
+was still in flight, or a lagging peer's state, cannot resurrect it. ``readmit`` (a node that
+rejoins) puts the pruned prefix back into the contexts, so those old dots still count as seen
+while the node's new writes are accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage
+from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtObject, CrdtState
+
+from crdt.antientropy import AntiEntropyConfig, Books, DeltaBuffer, PeerStream, SendKind
+from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_plan, own_dot
+from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
+from crdt.codec import (
+    Interner,
+    _Decoder,
+    decode_object,
+    decode_table,
+    encode_ctx,
+    encode_object,
+)
+from crdt.dots import CausalContext, meet_vectors
+from crdt.dotstore import insert_entry
+from crdt.errors import CrdtUsageError
+from crdt.hlc import DEFAULT_MAX_AHEAD_MS, HybridClock, Writer
+from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
+
+Outgoing = tuple[str, Any]
+"""``(peer node id, message)``: the daemon seals the message and sends it to the peer."""
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """One replicated object: an empty prototype of its type, and who may write what."""
+
+    proto: Causal
+    policy: Policy = Policy.SHARED
+
+
+@dataclass(slots=True)
+class ReplicaStats:
+    deltas_applied: int = 0
+    states_applied: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    unknown_objects: int = 0
+    departed_dots_dropped: int = 0
+    messages_out: dict[str, int] = field(default_factory=dict)
+
+
+class Replica:
+    """All soft state of one node, and its anti-entropy with peers."""
+
+    def __init__(self, node_id: str, schema: Mapping[str, ObjectSpec], *, session: int,
+                 signer: DotSigner | None = None,
+                 config: AntiEntropyConfig = AntiEntropyConfig(),
+                 limits: Limits = DEFAULT_LIMITS,
+                 max_clock_ahead_ms: int = DEFAULT_MAX_AHEAD_MS) -> None:
+        if signer is not None and signer.replica != node_id:
+            raise CrdtUsageError("the signer's node id is not this replica's")
+        if not 0 < session < 1 << 64:
+            raise CrdtUsageError("session must be a random non-zero 64-bit integer")
+        self.node_id = node_id
+        self.schema = dict(schema)
+        self.objects: dict[str, Causal] = {n: s.proto.empty_like() for n, s in schema.items()}
+        self.signer = signer
+        self.verifier = DotVerifier(signer.network) if signer is not None else None
+        self.limits = limits
+        self.hlc = HybridClock(max_clock_ahead_ms)
+        self.books = Books(DeltaBuffer(session, config.max_buffer), config)
+        self.departed: dict[str, dict[str, int]] = {}
+        """Pruned node -> object -> the counter prefix that was pruned."""
+        self.stats = ReplicaStats()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Causal:
+        """The live object (read it; change it only through ``update``)."""
+        try:
+            return self.objects[name]
+        except KeyError:
+            raise CrdtUsageError(f"no replicated object named {name!r}") from None
+
+    @property
+    def session(self) -> int:
+        return self.books.buffer.session
+
+    # -- local updates --------------------------------------------------------------------------
+
+    def update(self, name: str, fn: Callable[[Any, Writer], Patch], now_ms: int) -> Causal:
+        """Run a delta mutator on object ``name`` and commit it; returns the delta."""
+        obj = self.get(name)
+        w = Writer(self.node_id, self.hlc.now(now_ms))
+        patch = fn(obj, w)
+        if not isinstance(patch, Patch):
+            raise CrdtUsageError("update: fn must return a Patch from a p_* delta mutator")
+        check_local_patch(obj, patch, self.node_id, self.schema[name].policy)
+        dot = own_dot(patch, self.node_id)
+        delta = obj.to_delta(patch)
+        if self.signer is not None:
+            sig, head = self.signer.sign_patch(name, patch, dot)
+            if sig is not None:
+                delta.sigs[dot] = sig
+            delta.heads[self.node_id] = head
+        obj.join(delta)
+        self.books.buffer.push({name: delta})
+        return delta
+
+    # -- peers ----------------------------------------------------------------------------------
+
+    def on_connect(self, peer: str, now_ms: int) -> list[Outgoing]:
+        p = self.books.peer(peer)
+        p.connected = True
+        return [self._digest(peer, p, now_ms)]
+
+    def on_disconnect(self, peer: str) -> None:
+        p = self.books.peers.get(peer)
+        if p is not None:
+            p.connected = False
+
+    def on_message(self, sender: str, msg: Any, now_ms: int) -> list[Outgoing]:
+        """Handle one message from ``sender`` (the envelope's signer: the relayer)."""
+        p = self.books.peer(sender)
+        if isinstance(msg, CrdtDelta):
+            return self._on_delta(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtState):
+            return self._on_state(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtAck):
+            self.books.on_ack(p, msg.session, msg.seq)
+            return []
+        if isinstance(msg, CrdtDigest):
+            return self._on_digest(p, msg)
+        raise CrdtUsageError(f"not a CRDT message: {type(msg).__name__}")
+
+    def tick(self, now_ms: int) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        books = self.books
+        for peer, p in books.peers.items():
+            if not p.connected:
+                continue
+            d = books.decide(p, now_ms)
+            if d.kind is SendKind.INTERVAL:
+                start, end, joined = books.buffer.interval(p.acked, books.config.max_interval,
+                                                           peer)
+                if joined:
+                    out.append((peer, self._delta_msg(start, end, joined)))
+                    books.sent(p, end, now_ms)
+                else:  # all of it came from this peer
+                    books.on_ack(p, self.session, end)
+            elif d.kind is SendKind.STATE:
+                out.append((peer, self._state_msg(p)))
+                books.sent(p, books.buffer.head, now_ms)
+            if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
+                out.append(self._digest(peer, p, now_ms))
+        books.gc()
+        for _, msg in out:
+            kind = type(msg).__name__
+            self.stats.messages_out[kind] = self.stats.messages_out.get(kind, 0) + 1
+        return out
+
+    # -- building messages ----------------------------------------------------------------------
+
+    def _digest(self, peer: str, p: PeerStream, now_ms: int) -> Outgoing:
+        p.digest_sent_at = now_ms
+        rep = Interner()
+        ctxs = tuple(CrdtObject(n, encode_ctx(o.ctx, rep)) for n, o in self.objects.items())
+        return (peer, CrdtDigest(self.session, p.their_session, p.applied, tuple(rep.table),
+                                 ctxs))
+
+    def _needed_heads(self, name: str, delta: Causal) -> dict[str, Head]:
+        """Heads that prove the delta's covers beyond its own entries (``auth`` rule 2)."""
+        if self.signer is None:
+            return {}
+        top: dict[str, int] = {}
+        for r, c in delta.index:
+            if c > top.get(r, 0):
+                top[r] = c
+        heads = self.objects[name].heads
+        return {r: heads[r] for r in delta.ctx.replicas()
+                if delta.ctx.max(r) > top.get(r, 0) and r in heads}
+
+    def _strip_departed(self, obj: Causal) -> Causal:
+        gone = obj.ctx.replicas() & self.departed.keys()
+        if not gone:
+            return obj
+        self.stats.departed_dots_dropped += 1
+        return obj.without_replicas(gone)
+
+    def _delta_msg(self, start: int, end: int, joined: dict[str, Causal]) -> CrdtDelta:
+        rep = Interner()
+        objs = []
+        for name, delta in joined.items():
+            delta = self._strip_departed(delta)
+            objs.append(CrdtObject(name, encode_object(
+                delta, rep, signed=self.signer is not None,
+                heads=self._needed_heads(name, delta))))
+        return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
+
+    def _state_msg(self, p: PeerStream) -> CrdtState:
+        rep = Interner()
+        objs = []
+        for name, obj in self.objects.items():
+            theirs = p.digest.get(name) if p.digest is not None else None
+            if theirs is None:
+                objs.append(CrdtObject(name, encode_object(obj, rep,
+                                                           signed=self.signer is not None)))
+                continue
+            store: Any = {} if obj.kind.depth else ()
+            known = []
+            for dot, path in obj.index.items():
+                if theirs.contains(*dot):
+                    known.append(dot)
+                else:
+                    store = insert_entry(store, path, _entry(obj, path, dot))
+            objs.append(CrdtObject(name, encode_object(
+                obj, rep, signed=self.signer is not None, known=known, store=store)))
+        return CrdtState(self.session, self.books.buffer.head, tuple(rep.table), tuple(objs))
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def _repair(self, peer: str, p: PeerStream, now_ms: int) -> list[Outgoing]:
+        self.stats.gaps += 1
+        if now_ms - p.digest_sent_at < self.books.config.digest_reply_ms:
+            return []
+        return [self._digest(peer, p, now_ms)]
+
+    def _on_delta(self, sender: str, p: PeerStream, msg: CrdtDelta,
+                  now_ms: int) -> list[Outgoing]:
+        if msg.seq_from < 1 or msg.seq_to < msg.seq_from:
+            raise MalformedMessage("CRDT delta interval must have 1 <= seq_from <= seq_to")
+        if msg.session != p.their_session:
+            if msg.seq_from != 1:
+                return self._repair(sender, p, now_ms)
+            p.their_session, p.applied = msg.session, 0
+        if msg.seq_to <= p.applied:
+            self.stats.duplicates += 1
+            return [(sender, CrdtAck(msg.session, p.applied))]
+        if msg.seq_from > p.applied + 1:
+            return self._repair(sender, p, now_ms)
+        self._apply(msg.replicas, msg.objects, now_ms, elided=False, origin=sender)
+        p.applied = msg.seq_to
+        self.stats.deltas_applied += 1
+        return [(sender, CrdtAck(msg.session, p.applied))]
+
+    def _on_state(self, sender: str, p: PeerStream, msg: CrdtState,
+                  now_ms: int) -> list[Outgoing]:
+        if not self._apply(msg.replicas, msg.objects, now_ms, elided=True, origin=sender):
+            return self._repair(sender, p, now_ms)  # sent against a digest we no longer match
+        if msg.session != p.their_session:
+            p.their_session, p.applied = msg.session, 0
+        p.applied = max(p.applied, msg.seq)
+        self.stats.states_applied += 1
+        return [(sender, CrdtAck(msg.session, msg.seq))]
+
+    def _on_digest(self, p: PeerStream, msg: CrdtDigest) -> list[Outgoing]:
+        table = decode_table(list(msg.replicas), self.limits)
+        theirs: dict[str, CausalContext] = {}
+        for o in msg.contexts:
+            if o.name in self.objects:
+                if o.name in theirs:
+                    raise MalformedMessage(f"CRDT digest names object {o.name!r} twice")
+                theirs[o.name] = _Decoder(table, self.limits).ctx(o.data)
+        if msg.session != p.their_session:
+            p.their_session, p.applied = msg.session, 0
+        p.digest = theirs
+        lacks_nothing = all(obj.ctx.issubset(theirs.get(n, CausalContext()))
+                            for n, obj in self.objects.items())
+        self.books.on_digest(p, msg.applied_session, msg.applied_seq, lacks_nothing)
+        return []
+
+    def _apply(self, replicas: tuple[str, ...], objects: tuple[CrdtObject, ...], now_ms: int,
+               elided: bool, origin: str) -> bool:
+        """Decode, check and join every object, or none. False if an elided state names a dot
+        we do not know (it was made against an older digest of ours)."""
+        if len(objects) > self.limits.max_objects:
+            raise MalformedMessage(f"CRDT message carries {len(objects)} objects, the limit "
+                                   f"is {self.limits.max_objects}")
+        table = decode_table(list(replicas), self.limits)
+        plans: list[tuple[str, Causal, Plan]] = []
+        seen: set[str] = set()
+        for o in objects:
+            if o.name in seen:
+                raise MalformedMessage(f"CRDT message names object {o.name!r} twice")
+            seen.add(o.name)
+            spec = self.schema.get(o.name)
+            if spec is None:
+                self.stats.unknown_objects += 1  # a newer node's object: not ours to keep
+                continue
+            obj = self.objects[o.name]
+            incoming, known = decode_object(spec.proto, o.data, table, self.limits)
+            if known:
+                if not elided:
+                    raise MalformedMessage("a CRDT delta cannot elide entries")
+                if not _fill_known(obj, incoming, known):
+                    return False
+            incoming = self._strip_departed(incoming)
+            plan = obj.diff(incoming)
+            check_plan(o.name, obj, plan, self.verifier, spec.policy)
+            if obj.kind.leaf is LWW_LEAF:
+                for _, e in plan.added:
+                    self.hlc.check((e[2], e[3]), now_ms)
+            plans.append((o.name, obj, plan))
+        news: dict[str, Causal] = {}
+        for name, obj, plan in plans:
+            if plan.is_noop():
+                continue
+            news[name] = obj.effective(plan)
+            obj.apply(plan)
+            if obj.kind.leaf is LWW_LEAF:
+                for _, e in plan.added:
+                    self.hlc.observe((e[2], e[3]), now_ms)
+        if news:
+            self.books.buffer.push(news, origin)
+        return True
+
+    # -- pruning --------------------------------------------------------------------------------
+
+    def stable_point(self, members: Iterable[str]) -> dict[str, dict[str, int]] | None:
+        """Per object, the version vector this replica and every member (by its last digest)
+        has seen; None if a member has not sent a digest yet."""
+        out: dict[str, dict[str, int]] = {}
+        digests = []
+        for m in members:
+            if m == self.node_id:
+                continue
+            p = self.books.peers.get(m)
+            if p is None or p.digest is None:
+                return None
+            digests.append(p.digest)
+        for name, obj in self.objects.items():
+            vectors = [obj.ctx.vv] + [d.get(name, CausalContext()).vv for d in digests]
+            out[name] = meet_vectors(vectors)
+        return out
+
+    def prune(self, departed: Iterable[str], stable: Mapping[str, Mapping[str, int]]
+              ) -> set[str]:
+        """Remove departed nodes' entries where ``stable`` says every member has all of their
+        mutations; returns the nodes pruned now (retry the others at a later stable point)."""
+        done: set[str] = set()
+        for r in set(departed) - self.departed.keys() - {self.node_id}:
+            floors = {}
+            for name, obj in self.objects.items():
+                mine = obj.ctx.intervals(r)
+                want = stable.get(name, {}).get(r, 0)
+                if mine != ([(1, want)] if want else []):
+                    break
+                floors[name] = want
+            else:
+                for name, obj in self.objects.items():
+                    self.objects[name] = obj.without_replicas({r})
+                self.departed[r] = floors
+                done.add(r)
+        return done
+
+    def readmit(self, node_ids: Iterable[str]) -> None:
+        """A pruned node rejoined: accept its new writes, keep its old ones buried."""
+        for r in node_ids:
+            floors = self.departed.pop(r, None)
+            if floors is None:
+                continue
+            for name, n in floors.items():
+                if name in self.objects:
+                    self.objects[name].ctx.add_range(r, 1, n)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything to persist (objects, clock, pruned nodes); buffers and peers are not:
+        after a restart, digests rebuild them."""
+        rep = Interner()
+        objs = [[n, o.kind.name, encode_object(o, rep, signed=bool(o.sigs))]
+                for n, o in sorted(self.objects.items())]
+        departed = [[r, sorted(f.items())] for r, f in sorted(self.departed.items())]
+        return packb([SNAPSHOT_FORMAT, self.node_id, list(self.hlc.last), departed, rep.table,
+                      objs], maps=False)
+
+    @classmethod
+    def restore(cls, data: bytes, schema: Mapping[str, ObjectSpec], *, session: int,
+                signer: DotSigner | None = None, **kwargs: Any) -> "Replica":
+        """A replica from ``snapshot`` bytes, with a new anti-entropy session."""
+        v = unpackb(data, max_size=1 << 31, max_items=1 << 24)
+        if type(v) is not list or len(v) != 6 or v[0] != SNAPSHOT_FORMAT:
+            raise MalformedMessage(f"not a replica snapshot of format {SNAPSHOT_FORMAT}")
+        _, node_id, last, departed, table, objs = v
+        replica = cls(node_id, schema, session=session, signer=signer, **kwargs)
+        replica.hlc.wall, replica.hlc.logical = last
+        replica.departed = {r: dict(tuple(x) for x in f) for r, f in departed}
+        table = decode_table(table, SNAPSHOT_LIMITS)
+        for name, kind_name, body in objs:
+            spec = schema.get(name)
+            if spec is None or spec.proto.kind.name != kind_name:
+                raise MalformedMessage(f"snapshot object {name!r} ({kind_name}) does not "
+                                       "match the schema")
+            replica.objects[name], _ = decode_object(spec.proto, body, table, SNAPSHOT_LIMITS)
+        return replica
+
+
+def _entry(obj: Causal, path: Any, dot: tuple[str, int]) -> tuple[Any, ...]:
+    from crdt.dotstore import get_path
+
+    for e in get_path(obj.store, path):
+        if e[0] == dot[0] and e[1] == dot[1]:
+            return e  # type: ignore[no-any-return]
+    raise KeyError(dot)  # pragma: no cover
+
+
+def _fill_known(obj: Causal, incoming: Causal, known: set[tuple[str, int]]) -> bool:
+    """Put our own entries for the dots an elided state says we have back into ``incoming``,
+    so it joins as the full state would. False if we do not know one of those dots."""
+    for dot in known:
+        path = obj.index.get(dot)
+        if path is not None:
+            incoming.store = insert_entry(incoming.store, path, _entry(obj, path, dot))
+            incoming.index[dot] = path
+            sig = obj.sigs.get(dot)
+            if sig is not None:
+                incoming.sigs[dot] = sig
+        elif not obj.ctx.contains(*dot):
+            return False
+    return True
+
+
+__all__ = ["ObjectSpec", "Outgoing", "Replica", "ReplicaStats"]
