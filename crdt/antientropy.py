@@ -77,6 +77,9 @@ class PeerStream:
     applied: int = 0
     """How far we applied the peer's stream in ``their_session``."""
     digest_sent_at: int = -(1 << 62)
+    cache: tuple[int, int, dict[str, Causal]] | None = None
+    """The last interval built for this peer ``(start, end, joined)``: extended, not rebuilt,
+    while the peer's acknowledgement stays put."""
 
 
 @dataclass(slots=True)
@@ -171,6 +174,27 @@ class Books:
             return SendDecision(SendKind.NOTHING)
         return SendDecision(SendKind.INTERVAL, p.acked + 1, end)
 
+    def interval_for(self, name: str, p: PeerStream) -> tuple[int, int, dict[str, Causal]]:
+        """The interval to send peer ``name`` now, reusing the last one built for it."""
+        buf = self.buffer
+        start = p.acked + 1
+        end = min(buf.head, p.acked + self.config.max_interval)
+        c = p.cache
+        if c is not None and c[0] == start and c[1] <= end and buf.covers(start - 1):
+            joined = c[2]
+            if c[1] < end:
+                _, _, more = buf.interval(c[1], end - c[1], name)
+                for obj_name, delta in more.items():
+                    acc = joined.get(obj_name)
+                    if acc is None:
+                        joined[obj_name] = delta
+                    else:
+                        acc.join(delta)
+        else:
+            _, _, joined = buf.interval(p.acked, end - p.acked, name)
+        p.cache = (start, end, joined)
+        return start, end, joined
+
     def sent(self, p: PeerStream, upto: int, now_ms: int) -> None:
         p.sent_to = upto
         p.sent_at = now_ms
@@ -189,6 +213,7 @@ class Books:
         """A digest resets what we believe the peer has of our stream."""
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
+        p.cache = None
         p.sent_to = -1
         p.sent_at = -(1 << 62)
         if lacks_nothing:

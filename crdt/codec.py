@@ -7,7 +7,7 @@ Wire form of one object (all arrays; replica ids are indices into a per-message 
     ctx     = [[ri, vv, lo1, hi1, lo2, hi2, ...], ...]     version vector + outstanding ranges
     store   = depth 0: [ri, counter, *payload, (sig), ri, counter, ...]   flattened leaf entries
               depth d: [key1, store1, key2, store2, ...]                   keys in sorted order
-    heads   = [ri, counter, digest, sig, ...]               each writer's latest signed mutation
+    heads   = [ri, counter, digest, sig, ...]               writers' signed mutations (proofs)
     known   = [[ri, lo1, hi1, ...], ...]                    elided live dots (digest replies)
 
 ``flags`` bit 0: every entry carries its writer's signature (``crdt.auth``). A snapshot is
@@ -138,6 +138,19 @@ def _uint(v: Any, what: str, lo: int = 0, hi: int = U64_MAX) -> int:
     return v
 
 
+def pack_payload(payload: list[Any]) -> bytes:
+    """An object payload as msgpack bytes (what ``CrdtObject.data`` carries)."""
+    return packb(payload, maps=False)
+
+
+def unpack_payload(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode payload bytes with caps on size and container lengths (``RemoteProtocolError``
+    only)."""
+    if type(data) is not bytes:
+        raise _bad("an object payload must be bytes")
+    return unpackb(data, max_size=max(len(data), 1), max_items=8 * limits.max_entries + 16)
+
+
 def decode_table(v: Any, limits: Limits = DEFAULT_LIMITS) -> list[str]:
     table = _list(v, "replica table")
     if len(table) > limits.max_replicas:
@@ -213,7 +226,7 @@ class _Decoder:
              sigs: dict[Dot, bytes]) -> None:
         flat = _list(v, "leaf")
         width = 2 + len(spec.fields) + (1 if signed else 0)
-        if not flat or len(flat) % width:
+        if (not flat and path) or len(flat) % width:
             raise _bad(f"a {spec.name} leaf is a non-empty run of {width}-field entries")
         self.entries += len(flat) // width
         if self.entries > self.limits.max_entries:
@@ -317,9 +330,6 @@ def decode_object(proto: Causal, v: Any, table: list[str],
             raise _bad(f"entry dot ({dot[0][:16]}, {dot[1]}) is missing from the context")
         index[dot] = path
         store = insert_entry(store, path, e)
-    for r, (c, _, _) in heads.items():
-        if not ctx.contains(r, c):
-            raise _bad(f"head ({r[:16]}, {c}) is missing from the context")
     for dot in known:
         if dot in index or not ctx.contains(*dot):
             raise _bad("an elided dot must be in the context and not among the entries")
@@ -342,5 +352,10 @@ def load(data: bytes, proto: Causal, limits: Limits = SNAPSHOT_LIMITS) -> Causal
     return obj
 
 
-__all__ = ["Interner", "SNAPSHOT_FORMAT", "decode_object", "decode_table", "encode_ctx",
-           "encode_dots", "encode_object", "load", "snapshot"]
+def decode_ctx(v: Any, table: list[str], limits: Limits = DEFAULT_LIMITS) -> CausalContext:
+    return _Decoder(table, limits).ctx(v)
+
+
+__all__ = ["Interner", "SNAPSHOT_FORMAT", "decode_ctx", "decode_object", "decode_table",
+           "encode_ctx", "encode_dots", "encode_object", "load", "pack_payload", "snapshot",
+           "unpack_payload"]

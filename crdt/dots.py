@@ -147,10 +147,24 @@ class CausalContext:
     def difference(self, other: "CausalContext") -> "CausalContext":
         """Dots in ``self`` that ``other`` has not seen."""
         out = CausalContext()
-        for r in self.replicas():
+        ovv, oextra = other.vv, other.extra
+        for r, n in self.vv.items():
+            if r not in self.extra and r not in oextra:  # the common case: two prefixes
+                m = ovv.get(r, 0)
+                if n > m:
+                    if m:
+                        out.extra[r] = [(m + 1, n)]
+                    else:
+                        out.vv[r] = n
+                continue
             rest = subtract_ranges(self.intervals(r), other.intervals(r))
             if rest:
                 out._set(r, rest)
+        for r in self.extra:
+            if r not in self.vv:
+                rest = subtract_ranges(self.extra[r], other.intervals(r))
+                if rest:
+                    out._set(r, rest)
         return out
 
     def __eq__(self, other: object) -> bool:

@@ -49,11 +49,13 @@ from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_p
 from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
 from crdt.codec import (
     Interner,
-    _Decoder,
+    decode_ctx,
     decode_object,
     decode_table,
     encode_ctx,
     encode_object,
+    pack_payload,
+    unpack_payload,
 )
 from crdt.dots import CausalContext, meet_vectors
 from crdt.dotstore import insert_entry
@@ -177,8 +179,7 @@ class Replica:
                 continue
             d = books.decide(p, now_ms)
             if d.kind is SendKind.INTERVAL:
-                start, end, joined = books.buffer.interval(p.acked, books.config.max_interval,
-                                                           peer)
+                start, end, joined = books.interval_for(peer, p)
                 if joined:
                     out.append((peer, self._delta_msg(start, end, joined)))
                     books.sent(p, end, now_ms)
@@ -200,7 +201,8 @@ class Replica:
     def _digest(self, peer: str, p: PeerStream, now_ms: int) -> Outgoing:
         p.digest_sent_at = now_ms
         rep = Interner()
-        ctxs = tuple(CrdtObject(n, encode_ctx(o.ctx, rep)) for n, o in self.objects.items())
+        ctxs = tuple(CrdtObject(n, pack_payload(encode_ctx(o.ctx, rep)))
+                     for n, o in self.objects.items())
         return (peer, CrdtDigest(self.session, p.their_session, p.applied, tuple(rep.table),
                                  ctxs))
 
@@ -228,9 +230,9 @@ class Replica:
         objs = []
         for name, delta in joined.items():
             delta = self._strip_departed(delta)
-            objs.append(CrdtObject(name, encode_object(
+            objs.append(CrdtObject(name, pack_payload(encode_object(
                 delta, rep, signed=self.signer is not None,
-                heads=self._needed_heads(name, delta))))
+                heads=self._needed_heads(name, delta)))))
         return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
 
     def _state_msg(self, p: PeerStream) -> CrdtState:
@@ -239,8 +241,8 @@ class Replica:
         for name, obj in self.objects.items():
             theirs = p.digest.get(name) if p.digest is not None else None
             if theirs is None:
-                objs.append(CrdtObject(name, encode_object(obj, rep,
-                                                           signed=self.signer is not None)))
+                objs.append(CrdtObject(name, pack_payload(
+                    encode_object(obj, rep, signed=self.signer is not None))))
                 continue
             store: Any = {} if obj.kind.depth else ()
             known = []
@@ -249,8 +251,8 @@ class Replica:
                     known.append(dot)
                 else:
                     store = insert_entry(store, path, _entry(obj, path, dot))
-            objs.append(CrdtObject(name, encode_object(
-                obj, rep, signed=self.signer is not None, known=known, store=store)))
+            objs.append(CrdtObject(name, pack_payload(encode_object(
+                obj, rep, signed=self.signer is not None, known=known, store=store))))
         return CrdtState(self.session, self.books.buffer.head, tuple(rep.table), tuple(objs))
 
     # -- receiving ------------------------------------------------------------------------------
@@ -296,7 +298,8 @@ class Replica:
             if o.name in self.objects:
                 if o.name in theirs:
                     raise MalformedMessage(f"CRDT digest names object {o.name!r} twice")
-                theirs[o.name] = _Decoder(table, self.limits).ctx(o.data)
+                theirs[o.name] = decode_ctx(unpack_payload(o.data, self.limits), table,
+                                            self.limits)
         if msg.session != p.their_session:
             p.their_session, p.applied = msg.session, 0
         p.digest = theirs
@@ -324,7 +327,8 @@ class Replica:
                 self.stats.unknown_objects += 1  # a newer node's object: not ours to keep
                 continue
             obj = self.objects[o.name]
-            incoming, known = decode_object(spec.proto, o.data, table, self.limits)
+            incoming, known = decode_object(spec.proto, unpack_payload(o.data, self.limits),
+                                            table, self.limits)
             if known:
                 if not elided:
                     raise MalformedMessage("a CRDT delta cannot elide entries")

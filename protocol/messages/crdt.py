@@ -12,17 +12,18 @@ within ``session`` (chosen at start-up; a restart starts a new session).
   reply to a digest, the entries the peer lacks plus the dots of those it has.
 
 ``replicas`` is the message's table of node ids; object payloads name writers by index.
-``CrdtObject.data`` is free-form msgpack that ``crdt.codec`` validates with caps (entries,
-ranges, key and value sizes, value nesting), after the envelope's own 1 MiB cap.
+``CrdtObject.data`` is the object's ``crdt.codec`` payload as msgpack bytes: opaque here (no
+walk of a large free-form value on every encode), decoded by ``crdt.codec`` with its own caps
+(entries, ranges, key and value sizes, value nesting) inside the envelope's 1 MiB cap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from protocol.schema import MaxItems, message
-from protocol.types import U64, Name, NodeIdText
+from protocol.types import U64, Blob, Name, NodeIdText
 
 MAX_OBJECTS = 64
 MAX_REPLICAS = 4096
@@ -31,8 +32,8 @@ MAX_REPLICAS = 4096
 @dataclass(frozen=True, slots=True)
 class CrdtObject:
     name: Name
-    data: Any
-    """``crdt.codec`` object payload (a context alone, in a digest)."""
+    data: Blob
+    """``crdt.codec`` object payload in msgpack (a context alone, in a digest)."""
 
 
 Objects = Annotated[tuple[CrdtObject, ...], MaxItems(MAX_OBJECTS)]
