@@ -202,8 +202,15 @@ class Causal:
         out = self.root.empty_like()
         out.store = store
         out.ctx = ctx
-        out.index = (index if index is not None else
-                     {(e[0], e[1]): p for p, e in iter_entries(store, out.kind.depth)})
+        if index is None:
+            depth = out.kind.depth
+            if depth == 1:
+                index = {(e[0], e[1]): (k,) for k, leaf in store.items() for e in leaf}
+            elif depth == 0:
+                index = {(e[0], e[1]): () for e in store}
+            else:
+                index = {(e[0], e[1]): p for p, e in iter_entries(store, depth)}
+        out.index = index
         return out  # type: ignore[return-value]
 
     def patch(self, dot: Dot, kill: Iterable[Dot], rel: Path | None = None,
@@ -224,8 +231,8 @@ class Causal:
     def commit(self: C, patch: Patch) -> C:
         """Apply a local patch (trusted) and return it as a delta object of the root's type."""
         if self.is_view:
-            raise CrdtUsageError("nested values are read-only views: mutate them through "
-                                 "ORMap.update(writer, key, lambda value: value.p_...)")
+            raise CrdtUsageError("views are read-only views: return a patch from a p_* delta "
+                                 "mutator (ORMap.update, Replica.update) instead")
         delta = self.to_delta(patch)
         self.join(delta)
         return delta

@@ -205,7 +205,11 @@ class _Decoder:
                 raise _bad("context names a replica twice")
             seen.add(r)
             n = _uint(row[1], "version vector entry")
-            ctx._set(r, ([(1, n)] if n else []) + self.ranges_row(row, 2, "context"))
+            if len(row) == 2:
+                if n:
+                    ctx.vv[r] = n
+            else:
+                ctx._set(r, ([(1, n)] if n else []) + self.ranges_row(row, 2, "context"))
         return ctx
 
     def dots(self, v: Any, what: str) -> set[Dot]:

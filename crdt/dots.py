@@ -130,8 +130,11 @@ class CausalContext:
 
     def iter_dots(self) -> Iterator[Dot]:
         """Every dot, one by one: only for small contexts (check ``count()`` first)."""
-        for r in sorted(self.replicas()):
-            for lo, hi in self.intervals(r):
+        for r, n in self.vv.items():
+            for c in range(1, n + 1):
+                yield (r, c)
+        for r, ranges in self.extra.items():
+            for lo, hi in ranges:
                 for c in range(lo, hi + 1):
                     yield (r, c)
 

@@ -130,7 +130,7 @@ class Replica:
         """Run a delta mutator on object ``name`` and commit it; returns the delta."""
         obj = self.get(name)
         w = Writer(self.node_id, self.hlc.now(now_ms))
-        patch = fn(obj, w)
+        patch = fn(obj.view(obj, ()), w)  # a read-only view: only p_* mutators work on it
         if not isinstance(patch, Patch):
             raise CrdtUsageError("update: fn must return a Patch from a p_* delta mutator")
         check_local_patch(obj, patch, self.node_id, self.schema[name].policy)
@@ -267,17 +267,14 @@ class Replica:
                   now_ms: int) -> list[Outgoing]:
         if msg.seq_from < 1 or msg.seq_to < msg.seq_from:
             raise MalformedMessage("CRDT delta interval must have 1 <= seq_from <= seq_to")
-        if msg.session != p.their_session:
-            if msg.seq_from != 1:
-                return self._repair(sender, p, now_ms)
-            p.their_session, p.applied = msg.session, 0
-        if msg.seq_to <= p.applied:
+        applied = p.applied if msg.session == p.their_session else 0
+        if msg.seq_to <= applied:
             self.stats.duplicates += 1
-            return [(sender, CrdtAck(msg.session, p.applied))]
-        if msg.seq_from > p.applied + 1:
+            return [(sender, CrdtAck(msg.session, applied))]
+        if msg.seq_from > applied + 1:
             return self._repair(sender, p, now_ms)
         self._apply(msg.replicas, msg.objects, now_ms, elided=False, origin=sender)
-        p.applied = msg.seq_to
+        p.their_session, p.applied = msg.session, msg.seq_to  # only once it was accepted
         self.stats.deltas_applied += 1
         return [(sender, CrdtAck(msg.session, p.applied))]
 

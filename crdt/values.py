@@ -96,10 +96,18 @@ def unpack_value(data: bytes) -> Any:
     return unpackb(data, max_size=len(data) + 1, max_items=1 << 20)
 
 
+_CHECKED: dict[bytes, None] = {}
+"""Values already found valid (a value crosses many links; check it once). Bounded."""
+_CHECKED_MAX = 8192
+
+
 def check_value_bytes(data: object, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Validate a value a peer sent: bytes, under the cap, canonical msgpack, not too deep."""
     if type(data) is not bytes:
         raise MalformedMessage(f"a CRDT value must be bytes, not {type(data).__name__}")
+    memo = limits.max_value_depth == DEFAULT_LIMITS.max_value_depth
+    if memo and data in _CHECKED and len(data) <= limits.max_value_bytes:
+        return data
     if len(data) > limits.max_value_bytes:
         raise MalformedMessage(f"a CRDT value of {len(data)} bytes exceeds "
                                f"{limits.max_value_bytes}")
@@ -117,6 +125,10 @@ def check_value_bytes(data: object, limits: Limits = DEFAULT_LIMITS) -> bytes:
         canonical = False
     if not canonical:
         raise MalformedMessage("a CRDT value is not in canonical msgpack form")
+    if memo and len(data) <= 1024:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        _CHECKED[data] = None
     return data
 
 

@@ -216,6 +216,8 @@ class RunResult:
     duplicated: int
     rejected: dict[str, int]
     problem: str = ""
+    procs: dict[str, CrdtNode] = field(default_factory=dict, compare=False, repr=False)
+    """The simulated nodes, for tests that look inside."""
 
 
 def topology(names: list[str], degree: int, rng: random.Random) -> dict[str, list[str]]:
@@ -309,6 +311,7 @@ def run_convergence(seed: int, *, nodes: int = 50, degree: int = 4, drop: float 
         duplicated=sim.stats.duplicated, rejected=rejected,
         problem=f"seed {seed}: {problem} after {settle_deadline}s of reliable network "
                 f"(replay: run_convergence({seed}))" if problem else "",
+        procs=procs,
     )
 
 

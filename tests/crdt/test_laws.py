@@ -18,7 +18,7 @@ from crdt.causal import Causal
 from crdt.dotstore import store_join
 from tests.crdt.strategies import TYPE_IDS, TYPES, TypeCase, run_history
 
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
