@@ -53,6 +53,11 @@ class AntiEntropyConfig:
     """Send each connected peer a digest this often (repairs anything lost)."""
     digest_reply_ms: int = 200
     """At most one repair digest per peer this often."""
+    max_message_bytes: int = 900_000
+    """Budget for one message's object payloads (the envelope cap is 1 MiB); larger intervals
+    are cut, larger states go in parts."""
+    max_staged_bytes: int = 64 << 20
+    """Parts of one peer's multi-part state held until the last one arrives."""
 
 
 class SendKind(Enum):

@@ -388,10 +388,10 @@ def _diff_stores(s1: Store, c1: CausalContext, s2: Store, c2: CausalContext, dep
             _diff_leaf(s1, c1, s2, c2, path, added, killed)
         return
     get = s1.get
-    for k, v2 in s2.items():
-        v1 = get(k)
-        if fast and (v1 is v2 or v1 == v2):
-            continue
+    # the fast path: one C-level comparison per key finds the few keys that differ
+    changed = [k for k, v in s2.items() if get(k) != v] if fast else list(s2)
+    for k in changed:
+        v1, v2 = get(k), s2[k]
         if v1 is None:
             for p, e in iter_entries(v2, depth - 1, path + (k,)):
                 if not c1.contains(e[0], e[1]):

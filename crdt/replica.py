@@ -61,6 +61,7 @@ from crdt.dots import CausalContext, meet_vectors
 from crdt.dotstore import insert_entry
 from crdt.errors import CrdtUsageError
 from crdt.hlc import DEFAULT_MAX_AHEAD_MS, HybridClock, Writer
+from crdt.transfer import Staging, assemble, state_parts
 from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
 
 Outgoing = tuple[str, Any]
@@ -107,6 +108,7 @@ class Replica:
         self.limits = limits
         self.hlc = HybridClock(max_clock_ahead_ms)
         self.books = Books(DeltaBuffer(session, config.max_buffer), config)
+        self._staging: dict[str, Staging] = {}
         self.departed: dict[str, dict[str, int]] = {}
         """Pruned node -> object -> the counter prefix that was pruned."""
         self.stats = ReplicaStats()
@@ -156,6 +158,7 @@ class Replica:
         p = self.books.peers.get(peer)
         if p is not None:
             p.connected = False
+        self._staging.pop(peer, None)
 
     def on_message(self, sender: str, msg: Any, now_ms: int) -> list[Outgoing]:
         """Handle one message from ``sender`` (the envelope's signer: the relayer)."""
@@ -179,14 +182,19 @@ class Replica:
                 continue
             d = books.decide(p, now_ms)
             if d.kind is SendKind.INTERVAL:
-                start, end, joined = books.interval_for(peer, p)
-                if joined:
-                    out.append((peer, self._delta_msg(start, end, joined)))
+                msg, end = self._interval_msg(peer, p)
+                if msg is not None:
+                    out.append((peer, msg))
                     books.sent(p, end, now_ms)
+                elif p.needs_state:  # one buffered delta alone is over the budget
+                    d = books.decide(p, now_ms)
                 else:  # all of it came from this peer
                     books.on_ack(p, self.session, end)
-            elif d.kind is SendKind.STATE:
-                out.append((peer, self._state_msg(p)))
+            if d.kind is SendKind.STATE:
+                out += [(peer, m) for m in state_parts(
+                    self.objects, p.digest, session=self.session, seq=books.buffer.head,
+                    signed=self.signer is not None,
+                    max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
             if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
                 out.append(self._digest(peer, p, now_ms))
@@ -235,25 +243,25 @@ class Replica:
                 heads=self._needed_heads(name, delta)))))
         return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
 
-    def _state_msg(self, p: PeerStream) -> CrdtState:
-        rep = Interner()
-        objs = []
-        for name, obj in self.objects.items():
-            theirs = p.digest.get(name) if p.digest is not None else None
-            if theirs is None:
-                objs.append(CrdtObject(name, pack_payload(
-                    encode_object(obj, rep, signed=self.signer is not None))))
-                continue
-            store: Any = {} if obj.kind.depth else ()
-            known = []
-            for dot, path in obj.index.items():
-                if theirs.contains(*dot):
-                    known.append(dot)
-                else:
-                    store = insert_entry(store, path, _entry(obj, path, dot))
-            objs.append(CrdtObject(name, pack_payload(encode_object(
-                obj, rep, signed=self.signer is not None, known=known, store=store))))
-        return CrdtState(self.session, self.books.buffer.head, tuple(rep.table), tuple(objs))
+    def _interval_msg(self, peer: str, p: PeerStream) -> tuple[CrdtDelta | None, int]:
+        """The next interval for ``peer`` and where it ends, cut to fit the message budget.
+        No message if there is nothing to send (it all came from this peer), or if one
+        buffered delta alone is too big (then the peer gets a state, in parts)."""
+        books = self.books
+        start, end, joined = books.interval_for(peer, p)
+        budget = books.config.max_message_bytes
+        while True:
+            if not joined:
+                return None, end
+            msg = self._delta_msg(start, end, joined)
+            if _payload_bytes(msg) <= budget:
+                return msg, end
+            if end == start:
+                p.needs_state = True
+                return None, end
+            end = start + (end - start) // 2
+            p.cache = None
+            _, _, joined = books.buffer.interval(p.acked, end - p.acked, peer)
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -273,14 +281,26 @@ class Replica:
             return [(sender, CrdtAck(msg.session, applied))]
         if msg.seq_from > applied + 1:
             return self._repair(sender, p, now_ms)
-        self._apply(msg.replicas, msg.objects, now_ms, elided=False, origin=sender)
+        self._apply(self._decode(msg.replicas, msg.objects, elided=False), now_ms,
+                    origin=sender)
         p.their_session, p.applied = msg.session, msg.seq_to  # only once it was accepted
         self.stats.deltas_applied += 1
         return [(sender, CrdtAck(msg.session, p.applied))]
 
     def _on_state(self, sender: str, p: PeerStream, msg: CrdtState,
                   now_ms: int) -> list[Outgoing]:
-        if not self._apply(msg.replicas, msg.objects, now_ms, elided=True, origin=sender):
+        parts = [msg]
+        if msg.parts != 1 or msg.part != 0:
+            staging = self._staging.get(sender)
+            if staging is None:
+                staging = self._staging[sender] = Staging(self.books.config.max_staged_bytes)
+            got = staging.add(msg)
+            if got is None:
+                return []
+            parts = got
+        decoded = assemble([x for part in parts
+                            for x in self._decode(part.replicas, part.objects, elided=True)])
+        if not self._apply(decoded, now_ms, origin=sender):
             return self._repair(sender, p, now_ms)  # sent against a digest we no longer match
         if msg.session != p.their_session:
             p.their_session, p.applied = msg.session, 0
@@ -305,15 +325,14 @@ class Replica:
         self.books.on_digest(p, msg.applied_session, msg.applied_seq, lacks_nothing)
         return []
 
-    def _apply(self, replicas: tuple[str, ...], objects: tuple[CrdtObject, ...], now_ms: int,
-               elided: bool, origin: str) -> bool:
-        """Decode, check and join every object, or none. False if an elided state names a dot
-        we do not know (it was made against an older digest of ours)."""
+    def _decode(self, replicas: tuple[str, ...], objects: tuple[CrdtObject, ...],
+                elided: bool) -> list[tuple[str, Causal, set[tuple[str, int]]]]:
+        """Decode a message's objects (caps checked), skipping names not in our schema."""
         if len(objects) > self.limits.max_objects:
             raise MalformedMessage(f"CRDT message carries {len(objects)} objects, the limit "
                                    f"is {self.limits.max_objects}")
         table = decode_table(list(replicas), self.limits)
-        plans: list[tuple[str, Causal, Plan]] = []
+        out = []
         seen: set[str] = set()
         for o in objects:
             if o.name in seen:
@@ -323,21 +342,30 @@ class Replica:
             if spec is None:
                 self.stats.unknown_objects += 1  # a newer node's object: not ours to keep
                 continue
-            obj = self.objects[o.name]
             incoming, known = decode_object(spec.proto, unpack_payload(o.data, self.limits),
                                             table, self.limits)
-            if known:
-                if not elided:
-                    raise MalformedMessage("a CRDT delta cannot elide entries")
-                if not _fill_known(obj, incoming, known):
-                    return False
+            if known and not elided:
+                raise MalformedMessage("a CRDT delta cannot elide entries")
+            out.append((o.name, incoming, known))
+        return out
+
+    def _apply(self, decoded: list[tuple[str, Causal, set[tuple[str, int]]]], now_ms: int,
+               origin: str) -> bool:
+        """Check and join every object, or none. False if an elided state names a dot we do
+        not know (it was made against an older digest of ours)."""
+        plans: list[tuple[str, Causal, Plan]] = []
+        for name, incoming, known in decoded:
+            spec = self.schema[name]
+            obj = self.objects[name]
+            if known and not _fill_known(obj, incoming, known):
+                return False
             incoming = self._strip_departed(incoming)
             plan = obj.diff(incoming)
-            check_plan(o.name, obj, plan, self.verifier, spec.policy)
+            check_plan(name, obj, plan, self.verifier, spec.policy)
             if obj.kind.leaf is LWW_LEAF:
                 for _, e in plan.added:
                     self.hlc.check((e[2], e[3]), now_ms)
-            plans.append((o.name, obj, plan))
+            plans.append((name, obj, plan))
         news: dict[str, Causal] = {}
         for name, obj, plan in plans:
             if plan.is_noop():
@@ -431,6 +459,10 @@ class Replica:
                                        "match the schema")
             replica.objects[name], _ = decode_object(spec.proto, body, table, SNAPSHOT_LIMITS)
         return replica
+
+
+def _payload_bytes(msg: CrdtDelta) -> int:
+    return sum(len(o.data) + len(o.name) for o in msg.objects) + 60 * len(msg.replicas)
 
 
 def _entry(obj: Causal, path: Any, dot: tuple[str, int]) -> tuple[Any, ...]:

@@ -9,7 +9,8 @@ within ``session`` (chosen at start-up; a restart starts a new session).
 - ``CrdtDigest``: sent on (re)connect and periodically: the sender's causal context per
   object and how far it applied the receiver's stream; the receiver works out what it lacks.
 - ``CrdtState``: the fallback for a peer too far behind the buffer: the whole state, or, in
-  reply to a digest, the entries the peer lacks plus the dots of those it has.
+  reply to a digest, the entries the peer lacks plus the dots of those it has; split into
+  ``parts`` messages when it is larger than one message may be (``crdt.transfer``).
 
 ``replicas`` is the message's table of node ids; object payloads name writers by index.
 ``CrdtObject.data`` is the object's ``crdt.codec`` payload as msgpack bytes: opaque here (no
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from protocol.schema import MaxItems, message
-from protocol.types import U64, Blob, Name, NodeIdText
+from protocol.types import U32, U64, Blob, Name, NodeIdText
 
 MAX_OBJECTS = 64
 MAX_REPLICAS = 4096
@@ -76,5 +77,8 @@ class CrdtState:
     session: U64
     seq: U64
     """The state includes everything in the sender's stream up to ``seq``."""
+    part: U32
+    parts: U32
+    """This is part ``part`` (from 0) of ``parts``; the receiver joins them all at once."""
     replicas: Replicas
     objects: Objects

@@ -72,7 +72,7 @@ def test_a_peer_too_far_behind_gets_only_what_it_lacks():
     out = rs["a"].tick(now + 100)
     states = [m for _, m in out if isinstance(m, CrdtState)]
     assert len(states) == 1
-    full = CrdtState(1, 1, *_full_objects(rs["a"]))
+    full = CrdtState(1, 1, 0, 1, *_full_objects(rs["a"]))
     assert size(states[0]) < size(full) / 5  # 10 new entries sent, 190 known ones elided
     for _, m in out:
         rs["b"].on_message("a", m, now + 100)
@@ -135,3 +135,26 @@ def test_a_restarted_replica_that_lost_its_state_catches_up():
     rs["b"] = Replica("b", schema(), session=99)  # crashed, disk lost, new session
     pump(rs, now, connect(rs, "a", "b", now))
     assert same(rs) and len(rs["b"].get("m")) == 30
+
+
+def test_a_state_over_the_message_budget_goes_in_parts_and_joins_only_when_complete():
+    rs = make("a", "b", max_message_bytes=3000, max_buffer=2)
+    for i in range(300):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"key-{i:04d}", {"v": "x" * 20}), T0)
+        rs["a"].update("s", lambda s, w: s.p_add(w, i), T0)
+    inflight = connect(rs, "a", "b", T0)
+    for src, dst, m in inflight:
+        rs[dst].on_message(src, m, T0)
+    parts = [m for _, m in rs["a"].tick(T0 + 100) if isinstance(m, CrdtState)]
+    assert len(parts) > 5 and {m.parts for m in parts} == {len(parts)}
+    assert all(sum(len(o.data) for o in m.objects) <= 3000 for m in parts)
+    # out of order, one part lost: nothing is applied, nothing acknowledged
+    for m in reversed(parts[1:]):
+        assert rs["b"].on_message("a", m, T0 + 100) == []
+    assert len(rs["b"].get("m")) == 0 and rs["b"].get("m").ctx.is_empty()
+    # the retransmission brings the missing part: the whole state joins at once
+    again = [m for _, m in rs["a"].tick(T0 + 1000) if isinstance(m, CrdtState)]
+    assert again == parts
+    replies = rs["b"].on_message("a", again[0], T0 + 1000)
+    assert [type(m) for _, m in replies] == [CrdtAck]
+    assert same(rs)
