@@ -17,6 +17,8 @@ Modules, from the bottom up:
                      snapshots that load back exactly.
 - ``auth``        -- signed dots, proven heads, write policies: who may write what.
 - ``antientropy`` -- delta buffers, acknowledgements, digests, full-state fallback.
+- ``transfer``    -- states over the message budget, sent in parts and joined at once.
+- ``prune``       -- removing departed nodes at a stable point, for good.
 - ``replica``     -- ``Replica``: the facade the daemon drives.
 - ``errors``      -- the CRDT rejections (``RemoteProtocolError`` subclasses).
 """

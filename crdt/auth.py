@@ -157,12 +157,14 @@ def check_local_patch(obj: Causal, patch: Patch, replica: str, policy: Policy) -
         if path[0] != replica:
             raise CrdtUsageError(f"owner-keyed object: node {_short(replica)} may only write "
                                  f"under its own key, not {path[0]!r:.40}")
-    if patch.ctx.count() <= 4096:
-        for dot in patch.ctx.iter_dots():
-            path = obj.index.get(dot)
-            if path is not None and path[0] != replica:
-                raise CrdtUsageError("owner-keyed object: a node may not remove another "
-                                     "node's record")
+    if patch.ctx.count() <= len(obj.index):
+        covered = [(d, obj.index.get(d)) for d in patch.ctx.iter_dots()]
+    else:
+        covered = [(d, p) for d, p in obj.index.items() if patch.ctx.contains(*d)]
+    for _, live in covered:
+        if live is not None and live[0] != replica:
+            raise CrdtUsageError("owner-keyed object: a node may not remove another node's "
+                                 "record")
 
 
 def proven_head(obj: Causal, replica: str) -> int:
@@ -221,9 +223,9 @@ def _check_owner_keyed(name: str, obj: Causal, plan: Plan, proven: dict[str, int
                                  f"write under the key of {str(path[0])[:20]!r}")
         replaced.add((e[0], e[1]))
     for path, e in plan.killed:
-        owner = path[0]
-        if e[0] != owner or (e[0], e[1]) in replaced:
+        if e[0] != path[0] or (e[0], e[1]) in replaced:
             continue  # a stray entry, or one write replaced by its equivocating twin
+        owner: str = e[0]
         after = max(proven.get(owner, 0), proven_head(obj, owner), plan.new_ctx.max(owner))
         if after <= e[1]:
             raise ForbiddenWrite(f"object {name!r} is owner-keyed: only {_short(e[0])} may "

@@ -43,6 +43,7 @@ from crdt.dotstore import (
     copy_store,
     count_entries,
     empty_store,
+    entry_at,
     get_path,
     insert_entry,
     iter_entries,
@@ -273,7 +274,7 @@ class Causal:
             path = self.index.get(dot)
             if path is None:
                 continue
-            mine = _entry_at(self.store, path, dot)
+            mine = entry_at(self.store, path, dot)
             t = theirs.get(dot)
             if t is None or t[0] != path:
                 killed.append((path, mine))
@@ -345,14 +346,6 @@ class Causal:
             out.ctx.drop_replica(r)
             out.heads.pop(r, None)
         return out
-
-
-def _entry_at(store: Store, path: Path, dot: Dot) -> Entry:
-    leaf = get_path(store, path)
-    for e in leaf:
-        if e[1] == dot[1] and e[0] == dot[0]:
-            return e  # type: ignore[no-any-return]
-    raise KeyError(dot)  # pragma: no cover - the index and the store disagree: a bug
 
 
 def _diff_leaf(l1: tuple[Entry, ...], c1: CausalContext, l2: tuple[Entry, ...],

@@ -324,7 +324,7 @@ def decode_object(proto: Causal, v: Any, table: list[str],
     dec.store(body[2], kind.depth, kind.leaf, bool(flags & FLAG_SIGNED), (), entries, sigs)
     heads = dec.heads(body[3])
     known = dec.dots(body[4], "known dots")
-    store = {} if kind.depth else ()
+    store: Store = {} if kind.depth else ()
     index: dict[Dot, Path] = {}
     for path, e in entries:
         dot = (e[0], e[1])

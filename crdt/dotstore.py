@@ -85,6 +85,15 @@ def get_path(store: Store, path: Path) -> Store | None:
     return store
 
 
+def entry_at(store: Store, path: Path, dot: Dot) -> Entry:
+    """The entry with ``dot`` in the leaf at ``path`` (``KeyError`` if absent)."""
+    leaf = get_path(store, path)
+    for e in leaf or ():
+        if e[1] == dot[1] and e[0] == dot[0]:
+            return e  # type: ignore[no-any-return]
+    raise KeyError(dot)
+
+
 def insert_entry(store: Store, path: Path, entry: Entry) -> Store:
     """Insert into the leaf at ``path`` (creating maps on the way); returns the store (a new
     tuple when ``path`` is empty, the same dict otherwise)."""
@@ -157,5 +166,5 @@ def store_join(s1: Store, c1: CausalContext, s2: Store, c2: CausalContext, depth
 
 
 __all__ = ["EMPTY_LEAF", "Entry", "Key", "Leaf", "Path", "Store", "copy_store", "count_entries",
-           "empty_store", "entry_dot", "get_path", "insert_entry", "is_empty", "iter_entries",
+           "empty_store", "entry_at", "entry_dot", "get_path", "insert_entry", "is_empty", "iter_entries",
            "leaf_join", "remove_dot", "store_join"]

@@ -24,14 +24,9 @@ Message flow
 Pruning
 -------
 When the hard state (the committee's membership) says nodes left, the daemon calls
-``prune(departed, stable)`` with a *stable point*: per object, a version vector every current
-member has acknowledged (``stable_point(members)`` computes it from their digests). A departed
-node is pruned from an object only when this replica's knowledge of it is exactly the stable
-prefix ``1..stable[node]``, so every member removes the same entries: its live entries, its
-context entry, its head. From then on its dots are dropped on arrival, so an old delta that
-was still in flight, or a lagging peer's state, cannot resurrect it. ``readmit`` (a node that
-rejoins) puts the pruned prefix back into the contexts, so those old dots still count as seen
-while the node's new writes are accepted.
+``prune(departed, stable_point(members))``; a departed node's entries go once every member
+has all of its mutations, and its dots are dropped on arrival from then on, so a late delta
+cannot resurrect it. ``readmit`` undoes the ban for a node that rejoins. See ``crdt.prune``.
 """
 
 from __future__ import annotations
@@ -44,6 +39,7 @@ from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage
 from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtObject, CrdtState
 
+from crdt import prune as pruning
 from crdt.antientropy import AntiEntropyConfig, Books, DeltaBuffer, PeerStream, SendKind
 from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_plan, own_dot
 from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
@@ -57,11 +53,10 @@ from crdt.codec import (
     pack_payload,
     unpack_payload,
 )
-from crdt.dots import CausalContext, meet_vectors
-from crdt.dotstore import insert_entry
+from crdt.dots import CausalContext
 from crdt.errors import CrdtUsageError
 from crdt.hlc import DEFAULT_MAX_AHEAD_MS, HybridClock, Writer
-from crdt.transfer import Staging, assemble, state_parts
+from crdt.transfer import Staging, assemble, fill_known, state_parts
 from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
 
 Outgoing = tuple[str, Any]
@@ -109,8 +104,7 @@ class Replica:
         self.hlc = HybridClock(max_clock_ahead_ms)
         self.books = Books(DeltaBuffer(session, config.max_buffer), config)
         self._staging: dict[str, Staging] = {}
-        self.departed: dict[str, dict[str, int]] = {}
-        """Pruned node -> object -> the counter prefix that was pruned."""
+        self.departed: pruning.Departed = {}
         self.stats = ReplicaStats()
 
     # -- reading --------------------------------------------------------------------------------
@@ -357,7 +351,7 @@ class Replica:
         for name, incoming, known in decoded:
             spec = self.schema[name]
             obj = self.objects[name]
-            if known and not _fill_known(obj, incoming, known):
+            if known and not fill_known(obj, incoming, known):
                 return False
             incoming = self._strip_departed(incoming)
             plan = obj.diff(incoming)
@@ -379,54 +373,29 @@ class Replica:
             self.books.buffer.push(news, origin)
         return True
 
-    # -- pruning --------------------------------------------------------------------------------
+    # -- pruning (``crdt.prune``) ------------------------------------------------------------
 
     def stable_point(self, members: Iterable[str]) -> dict[str, dict[str, int]] | None:
         """Per object, the version vector this replica and every member (by its last digest)
-        has seen; None if a member has not sent a digest yet."""
-        out: dict[str, dict[str, int]] = {}
+        has seen; None while a member has not sent a digest."""
         digests = []
         for m in members:
-            if m == self.node_id:
-                continue
-            p = self.books.peers.get(m)
-            if p is None or p.digest is None:
-                return None
-            digests.append(p.digest)
-        for name, obj in self.objects.items():
-            vectors = [obj.ctx.vv] + [d.get(name, CausalContext()).vv for d in digests]
-            out[name] = meet_vectors(vectors)
-        return out
+            if m != self.node_id:
+                p = self.books.peers.get(m)
+                if p is None or p.digest is None:
+                    return None
+                digests.append(p.digest)
+        return pruning.stable_point(self.objects, digests)
 
     def prune(self, departed: Iterable[str], stable: Mapping[str, Mapping[str, int]]
               ) -> set[str]:
         """Remove departed nodes' entries where ``stable`` says every member has all of their
         mutations; returns the nodes pruned now (retry the others at a later stable point)."""
-        done: set[str] = set()
-        for r in set(departed) - self.departed.keys() - {self.node_id}:
-            floors = {}
-            for name, obj in self.objects.items():
-                mine = obj.ctx.intervals(r)
-                want = stable.get(name, {}).get(r, 0)
-                if mine != ([(1, want)] if want else []):
-                    break
-                floors[name] = want
-            else:
-                for name, obj in self.objects.items():
-                    self.objects[name] = obj.without_replicas({r})
-                self.departed[r] = floors
-                done.add(r)
-        return done
+        return pruning.prune(self.objects, self.departed, set(departed) - {self.node_id}, stable)
 
     def readmit(self, node_ids: Iterable[str]) -> None:
         """A pruned node rejoined: accept its new writes, keep its old ones buried."""
-        for r in node_ids:
-            floors = self.departed.pop(r, None)
-            if floors is None:
-                continue
-            for name, n in floors.items():
-                if name in self.objects:
-                    self.objects[name].ctx.add_range(r, 1, n)
+        pruning.readmit(self.objects, self.departed, node_ids)
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -463,31 +432,6 @@ class Replica:
 
 def _payload_bytes(msg: CrdtDelta) -> int:
     return sum(len(o.data) + len(o.name) for o in msg.objects) + 60 * len(msg.replicas)
-
-
-def _entry(obj: Causal, path: Any, dot: tuple[str, int]) -> tuple[Any, ...]:
-    from crdt.dotstore import get_path
-
-    for e in get_path(obj.store, path):
-        if e[0] == dot[0] and e[1] == dot[1]:
-            return e  # type: ignore[no-any-return]
-    raise KeyError(dot)  # pragma: no cover
-
-
-def _fill_known(obj: Causal, incoming: Causal, known: set[tuple[str, int]]) -> bool:
-    """Put our own entries for the dots an elided state says we have back into ``incoming``,
-    so it joins as the full state would. False if we do not know one of those dots."""
-    for dot in known:
-        path = obj.index.get(dot)
-        if path is not None:
-            incoming.store = insert_entry(incoming.store, path, _entry(obj, path, dot))
-            incoming.index[dot] = path
-            sig = obj.sigs.get(dot)
-            if sig is not None:
-                incoming.sigs[dot] = sig
-        elif not obj.ctx.contains(*dot):
-            return False
-    return True
 
 
 __all__ = ["ObjectSpec", "Outgoing", "Replica", "ReplicaStats"]

@@ -23,7 +23,7 @@ from protocol.messages.crdt import CrdtObject, CrdtState
 from crdt.causal import Causal
 from crdt.codec import Interner, _encode_store, encode_object, pack_payload
 from crdt.dots import CausalContext, Dot
-from crdt.dotstore import Store, get_path, insert_entry, iter_entries
+from crdt.dotstore import Path, Store, entry_at, get_path, insert_entry, iter_entries
 from crdt.errors import CrdtUsageError
 
 MAX_PARTS = 4096
@@ -50,7 +50,7 @@ def _split(obj: Causal, theirs: CausalContext | None) -> list[tuple[int, Store, 
             if theirs is not None and theirs.contains(*dot):
                 known.append(dot)
             else:
-                store = insert_entry(store, path, _find(obj, path, dot))
+                store = insert_entry(store, path, entry_at(obj.store, path, dot))
         rel = get_path(store, key) if depth else store
         size = 16 + 12 * len(known)
         if rel:
@@ -59,15 +59,8 @@ def _split(obj: Causal, theirs: CausalContext | None) -> list[tuple[int, Store, 
     return units
 
 
-def _dots_under(obj: Causal, sub: Store, key: tuple) -> list[tuple[Dot, tuple]]:
+def _dots_under(obj: Causal, sub: Store, key: Path) -> list[tuple[Dot, Path]]:
     return [((e[0], e[1]), p) for p, e in iter_entries(sub, obj.kind.depth - len(key), key)]
-
-
-def _find(obj: Causal, path: tuple, dot: Dot) -> tuple:
-    for e in get_path(obj.store, path):
-        if e[0] == dot[0] and e[1] == dot[1]:
-            return e  # type: ignore[no-any-return]
-    raise KeyError(dot)  # pragma: no cover
 
 
 def _merge_store(into: Store, add: Store, depth: int) -> Store:
@@ -151,6 +144,23 @@ class Staging:
         return done
 
 
+def fill_known(obj: Causal, incoming: Causal, known: set[Dot]) -> bool:
+    """Put our own entries for the dots an elided state says we have back into ``incoming``,
+    so it joins exactly as the full state would. False if we do not know one of those dots
+    (the state was made against an older digest of ours)."""
+    for dot in known:
+        path = obj.index.get(dot)
+        if path is not None:
+            incoming.store = insert_entry(incoming.store, path, entry_at(obj.store, path, dot))
+            incoming.index[dot] = path
+            sig = obj.sigs.get(dot)
+            if sig is not None:
+                incoming.sigs[dot] = sig
+        elif not obj.ctx.contains(*dot):
+            return False
+    return True
+
+
 def assemble(decoded: list[tuple[str, Causal, set[Dot]]]
              ) -> list[tuple[str, Causal, set[Dot]]]:
     """Join the pieces of each object (disjoint keys, one context) into one state."""
@@ -180,4 +190,4 @@ def assemble(decoded: list[tuple[str, Causal, set[Dot]]]
     return [(n, o, k) for n, (o, k) in out.items()]
 
 
-__all__ = ["MAX_PARTS", "Staging", "assemble", "state_parts"]
+__all__ = ["MAX_PARTS", "Staging", "assemble", "fill_known", "state_parts"]

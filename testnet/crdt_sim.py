@@ -198,6 +198,7 @@ class CrdtNode:
         if not keep_state:
             self.working = False  # a node that lost its state must not reuse its old dots
         if self.sealer is not None:
+            assert self.identity is not None
             self.sealer = EnvelopeSealer(self.identity, NETWORK, self.replica.session)
             self.opener = EnvelopeOpener(NETWORK)
 
