@@ -64,10 +64,12 @@ class Transport(Enum):
     ENVELOPES = "envelopes"
 
 
-def random_update(replica: Replica, rng: random.Random, now_ms: int, peers: list[str]) -> None:
-    """One random local mutation, like the daemon's soft-state writers make."""
+def random_update(replica: Replica, rng: random.Random, now_ms: int, peers: list[str]) -> str:
+    """One random local mutation, like the daemon's soft-state writers make; returns the name
+    of the object it changed."""
     me = replica.node_id
     what = rng.randrange(9)
+    names = {0: "caps", 1: "tags", 2: "tags", 3: "load", 4: "load", 5: "links", 6: "links"}
     if what == 0:
         replica.update("caps", lambda m, w: m.p_set(w, me, {"cores": rng.randrange(1, 64),
                                                             "t": now_ms}), now_ms)
@@ -97,6 +99,7 @@ def random_update(replica: Replica, rng: random.Random, now_ms: int, peers: list
         job = f"job{rng.randrange(6)}"
         replica.update("jobs", lambda m, w: m.p_update(
             w, job, lambda r: r.p_write(w, rng.choice(["queued", "running", "done"]))), now_ms)
+    return names.get(what, "jobs")
 
 
 @dataclass
@@ -104,6 +107,8 @@ class NodeStats:
     rejected: dict[str, int] = field(default_factory=dict)
     replays: int = 0
     updates: int = 0
+    issued: dict[str, int] = field(default_factory=dict)
+    """Object -> how many dots this node made in it (what the safety invariant checks)."""
     last_error: str = ""
 
 
@@ -185,7 +190,8 @@ class CrdtNode:
     def on_tick(self, sim: Simulation, now: float) -> None:
         now_ms = EPOCH_MS + int(now * 1000)
         if self.working and sim.rng.random() < self.update_rate:
-            random_update(self.replica, sim.rng, now_ms, self.neighbours)
+            name = random_update(self.replica, sim.rng, now_ms, self.neighbours)
+            self.stats.issued[name] = self.stats.issued.get(name, 0) + 1
             self.stats.updates += 1
             self.persisted = self.replica.snapshot()
         self.send_all(sim, self.replica.tick(now_ms), now_ms)
@@ -276,6 +282,24 @@ def run_convergence(seed: int, *, nodes: int = 50, degree: int = 4, drop: float 
              for n in names}
     for n, proc in procs.items():
         sim.add_node(n, proc)
+    lost: set[str] = set()
+
+    def nobody_invents_dots(sim: Simulation) -> str | None:
+        """Safety, checked as the run goes: no replica has seen a dot its writer never made."""
+        if sim.steps % 400:
+            return None
+        for n, proc in procs.items():
+            for name, obj in proc.replica.objects.items():
+                for r in obj.ctx.replicas():
+                    if r in procs and r not in lost:
+                        made = procs[r].stats.issued.get(name, 0)
+                        seen = sum(hi - lo + 1 for lo, hi in obj.ctx.intervals(r))
+                        if seen > made:
+                            return (f"{n} has seen {seen} dots of {r} in {name!r} (up to "
+                                    f"{obj.ctx.max(r)}) but {r} only made {made}")
+        return None
+
+    sim.add_invariant(nobody_invents_dots)
     for proc in procs.values():
         proc.connect(sim, EPOCH_MS)
     crashed = rng.sample(names, crash) if crash else []
@@ -286,6 +310,8 @@ def run_convergence(seed: int, *, nodes: int = 50, degree: int = 4, drop: float 
             procs[peer].replica.on_disconnect(n)
     sim.run_for(fault_time / 2 if crashed else fault_time)
     for i, n in enumerate(crashed):
+        if i % 2:
+            lost.add(n)
         sim.restart(n, keep_state=i % 2 == 0)
         now_ms = EPOCH_MS + int(sim.now * 1000)
         procs[n].connect(sim, now_ms)
