@@ -7,10 +7,10 @@ messages and ticks, and sends the ``(peer, message)`` pairs it returns inside si
 
 Message flow
 ------------
-- local update: ``update(name, fn, now_ms)`` runs ``fn(object, writer)``, which returns one
-  of the object's delta mutators' patches (``lambda m, w: m.p_set(w, key, value)``); the
-  replica checks the object's policy, signs the fresh dot, joins the delta and buffers it.
-  Nothing is sent until the next ``tick``.
+- local update: ``update(name, fn, now_ms)`` runs ``fn(view, writer)`` on a read-only view of
+  the object; ``fn`` returns one of its delta mutators' patches (``lambda m, w: m.p_set(w,
+  key, value)``); the replica checks the object's policy, signs the fresh dot, joins the delta
+  and buffers it. Nothing is sent until the next ``tick``. Reads: ``get(name)``.
 - ``on_connect(peer, now_ms)``: send our ``CrdtDigest``. The peer's digest tells us what it
   lacks (``antientropy``). ``on_disconnect(peer)`` stops sending to it.
 - ``on_message(sender, msg, now_ms)``: ``CrdtDelta`` / ``CrdtState`` are decoded (caps),
@@ -18,8 +18,11 @@ Message flow
   then joined, all objects or none; what was news goes into our buffer for our other peers;
   the reply is a ``CrdtAck`` (or a repair ``CrdtDigest`` when the interval cannot be applied).
   A bad message raises a ``RemoteProtocolError`` subclass and changes nothing.
-- ``tick(now_ms)``: per connected peer, the next delta interval, a state if it is too far
-  behind, retransmissions, periodic digests; buffered deltas everyone has are dropped.
+- ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
+  a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
+  periodic digests; buffered deltas every connected peer has are dropped.
+- ``snapshot()`` / ``Replica.restore(...)``: persistence (the daemon writes the snapshot after
+  local updates; a restarted replica gets a new session and catches up through digests).
 
 Pruning
 -------

@@ -286,7 +286,7 @@ def run_convergence(seed: int, *, nodes: int = 50, degree: int = 4, drop: float 
 
     def nobody_invents_dots(sim: Simulation) -> str | None:
         """Safety, checked as the run goes: no replica has seen a dot its writer never made."""
-        if sim.steps % 400:
+        if sim.steps % 1000:
             return None
         for n, proc in procs.items():
             for name, obj in proc.replica.objects.items():

@@ -134,3 +134,18 @@ def test_bad_keys_and_values_are_refused_locally():
     with pytest.raises(CrdtUsageError, match="over the 65536-byte cap"):
         m.set(A, "k", b"x" * 70_000)
     assert len(m) == 0 and m.ctx.is_empty()
+
+
+def test_a_writer_that_equivocates_cannot_split_the_replicas():
+    """Two different writes under one dot (a faulty or malicious writer): every replica keeps
+    the same one, whatever order they arrive in."""
+    one, two = LWWMap(), LWWMap()
+    d1 = one.set(Writer("m", (5, 0)), "k", "first")
+    d2 = two.set(Writer("m", (5, 0)), "k", "second")  # same dot ("m", 1), other value
+    x, y = LWWMap(), LWWMap()
+    x.join(d1)
+    x.join(d2)
+    y.join(d2)
+    y.join(d1)
+    assert x == y and len(x) == 1
+    assert x.store == {"k": (min(d1.store["k"][0], d2.store["k"][0]),)}
