@@ -97,10 +97,13 @@ class SendDecision:
 class DeltaBuffer:
     """Numbered deltas of one session: ``push`` appends, ``interval`` joins a range."""
 
-    __slots__ = ("session", "head", "low", "_items", "max_size")
+    __slots__ = ("session", "head", "low", "_items", "max_size", "base_state")
 
-    def __init__(self, session: int, max_size: int) -> None:
+    def __init__(self, session: int, max_size: int, base_state: bool = False) -> None:
         self.session = session
+        self.base_state = base_state
+        """The session started from a non-empty state (a restored snapshot) that is in no
+        delta: a peer with nothing of this session needs a state, not intervals."""
         self.head = 0
         """Sequence number of the newest delta (0: none yet)."""
         self.low = 1
@@ -121,7 +124,9 @@ class DeltaBuffer:
         return self.head
 
     def covers(self, after: int) -> bool:
-        """True if every delta after ``after`` is still buffered."""
+        """True if a peer that has our stream up to ``after`` can catch up from the buffer."""
+        if after == 0 and self.base_state:
+            return False
         return after + 1 >= self.low
 
     def interval(self, after: int, limit: int, peer: str | None = None

@@ -21,8 +21,11 @@ Message flow
 - ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
   a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
   periodic digests; buffered deltas every connected peer has are dropped.
-- ``snapshot()`` / ``Replica.restore(...)``: persistence (the daemon writes the snapshot after
-  local updates; a restarted replica gets a new session and catches up through digests).
+- ``snapshot()`` / ``Replica.restore(...)``: persistence. The daemon writes the snapshot after
+  local updates; a restored replica starts a new session and digests tell each side what the
+  other lacks (including updates persisted but never sent). A node that *lost* its snapshot
+  must not write until it has caught up from peers: its counters continue from the dots of
+  its own that peers report, and an earlier write could reuse a dot.
 
 Pruning
 -------
@@ -430,6 +433,8 @@ class Replica:
                 raise MalformedMessage(f"snapshot object {name!r} ({kind_name}) does not "
                                        "match the schema")
             replica.objects[name], _ = decode_object(spec.proto, body, table, SNAPSHOT_LIMITS)
+        replica.books.buffer.base_state = any(not o.ctx.is_empty()
+                                              for o in replica.objects.values())
         return replica
 
 

@@ -158,3 +158,14 @@ def test_a_state_over_the_message_budget_goes_in_parts_and_joins_only_when_compl
     replies = rs["b"].on_message("a", again[0], T0 + 1000)
     assert [type(m) for _, m in replies] == [CrdtAck]
     assert same(rs)
+
+
+def test_updates_persisted_but_never_sent_before_a_crash_still_reach_peers():
+    rs = make("a", "b")
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k", "made just before the crash"), now)
+    blob = rs["a"].snapshot()  # persisted; the delta never left
+    rs["b"].on_disconnect("a")
+    rs["a"] = Replica.restore(blob, schema(), session=77)
+    pump(rs, now, connect(rs, "a", "b", now))
+    assert rs["b"].get("m").get("k") == "made just before the crash" and same(rs)
