@@ -214,17 +214,19 @@ class Replica:
         return (peer, CrdtDigest(self.session, p.their_session, p.applied, tuple(rep.table),
                                  ctxs))
 
-    def _needed_heads(self, name: str, delta: Causal) -> dict[str, Head]:
-        """Heads that prove the delta's covers beyond its own entries (``auth`` rule 2)."""
-        if self.signer is None:
+    @staticmethod
+    def _heads_to_send(delta: Causal) -> dict[str, Head]:
+        """The proofs a delta needs (``auth`` rule 2): for each writer whose dots the delta
+        covers beyond its own entries. Deltas carry them from where the cover was made
+        (``update``, ``_apply``, ``antientropy.join_keeping_proofs``)."""
+        if not delta.heads:
             return {}
         top: dict[str, int] = {}
         for r, c in delta.index:
             if c > top.get(r, 0):
                 top[r] = c
-        heads = self.objects[name].heads
-        return {r: heads[r] for r in delta.ctx.replicas()
-                if delta.ctx.max(r) > top.get(r, 0) and r in heads}
+        ctx = delta.ctx
+        return {r: h for r, h in delta.heads.items() if ctx.max(r) > top.get(r, 0)}
 
     def _strip_departed(self, obj: Causal) -> Causal:
         gone = obj.ctx.replicas() & self.departed.keys()
@@ -240,7 +242,7 @@ class Replica:
             delta = self._strip_departed(delta)
             objs.append(CrdtObject(name, pack_payload(encode_object(
                 delta, rep, signed=self.signer is not None,
-                heads=self._needed_heads(name, delta)))))
+                heads=self._heads_to_send(delta)))))
         return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
 
     def _interval_msg(self, peer: str, p: PeerStream) -> tuple[CrdtDelta | None, int]:
@@ -370,8 +372,15 @@ class Replica:
         for name, obj, plan in plans:
             if plan.is_noop():
                 continue
-            news[name] = obj.effective(plan)
+            eff = news[name] = obj.effective(plan)
             obj.apply(plan)
+            if obj.heads:  # dots new here and dead already: forward their proofs too
+                for r in plan.new_ctx.replicas():
+                    claim = plan.new_ctx.max(r)
+                    have = eff.heads.get(r)
+                    if (have is None or have[0] < claim) and r in obj.heads and \
+                            not any(d[0] == r and d[1] >= claim for d in eff.index):
+                        eff.heads[r] = obj.heads[r]
             if obj.kind.leaf is LWW_LEAF:
                 for _, e in plan.added:
                     self.hlc.observe((e[2], e[3]), now_ms)
