@@ -37,8 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from crdt.auth import write_digest
-from crdt.causal import Causal, Head
+from crdt.causal import Causal
 from crdt.dots import CausalContext
 
 
@@ -95,24 +94,6 @@ class SendDecision:
     seq_to: int = 0
 
 
-def join_keeping_proofs(name: str, acc: Causal, delta: Causal) -> None:
-    """``acc |= delta`` for deltas of one interval. An entry written earlier in the interval
-    and covered later leaves only its dot in the context; its own signature becomes the head
-    that proves the dot existed (a peer that never saw the entry needs that proof)."""
-    plan = acc.diff(delta)
-    proofs: list[tuple[str, Head]] = []
-    if acc.sigs:
-        for path, e in plan.killed:
-            sig = acc.sigs.get((e[0], e[1]))
-            if sig is not None:
-                proofs.append((e[0], (e[1], write_digest(name, path, e[2:]), sig)))
-    acc.apply(plan)
-    for r, head in proofs:
-        have = acc.heads.get(r)
-        if have is None or head[0] > have[0]:
-            acc.heads[r] = head
-
-
 class DeltaBuffer:
     """Numbered deltas of one session: ``push`` appends, ``interval`` joins a range."""
 
@@ -164,7 +145,7 @@ class DeltaBuffer:
                 if acc is None:
                     joined[name] = delta.copy()
                 else:
-                    join_keeping_proofs(name, acc, delta)
+                    acc.join(delta)
         return start, end, joined
 
     def gc(self, acked_by_all: int) -> None:
@@ -218,7 +199,7 @@ class Books:
                     if acc is None:
                         joined[obj_name] = delta
                     else:
-                        join_keeping_proofs(obj_name, acc, delta)
+                        acc.join(delta)
         else:
             _, _, joined = buf.interval(p.acked, end - p.acked, name)
         p.cache = (start, end, joined)

@@ -147,3 +147,27 @@ def test_a_clock_an_hour_ahead_cannot_win_every_lww_race():
         for m in msgs:
             rs[B].on_message(A, m, now + 100)
     assert A not in rs[B].get("caps")
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_write_removed_before_a_relay_forwards_it_still_carries_its_proof(split):
+    """C never sees A's write, only that it was covered: the proof must travel with the
+    cover, whether A's add and remove reach B in one interval or two."""
+    rs = replicas()
+    now = line(rs)
+    rs[A].update("tags", lambda m, w: m.p_update(w, "k", lambda s: s.p_add(w, "x")), now)
+    if split:
+        for dst, m in rs[A].tick(now + 1):
+            for d2, m2 in rs[B].on_message(A, m, now + 1):
+                rs[A].on_message(B, m2, now + 1)
+    rs[B].update("tags", lambda m, w: m.p_update(w, "k", lambda s: s.p_add(w, "y")), now + 2)
+    rs[A].update("tags", lambda m, w: m.p_update(w, "k", lambda s: s.p_remove(w, "x")), now + 2)
+    for dst, m in rs[A].tick(now + 3):
+        if dst == B:
+            rs[B].on_message(A, m, now + 3)
+    out = [m for dst, m in rs[B].tick(now + 4) if dst == C]
+    assert out
+    for m in out:
+        rs[C].on_message(B, m, now + 4)  # raises UnprovenDot if a proof is missing
+    assert rs[C].get("tags").get("k").elements() == {"y"}
+    assert rs[C].get("tags").ctx.max(A) == 2
