@@ -383,16 +383,19 @@ def _diff_stores(s1: Store, c1: CausalContext, s2: Store, c2: CausalContext, dep
     get = s1.get
     # the fast path: one C-level comparison per key finds the few keys that differ
     changed = [k for k, v in s2.items() if get(k) != v] if fast else list(s2)
+    shared = len(s2)
     for k in changed:
         v1, v2 = get(k), s2[k]
         if v1 is None:
+            shared -= 1
             for p, e in iter_entries(v2, depth - 1, path + (k,)):
                 if not c1.contains(e[0], e[1]):
                     added.append((p, e))
         else:
             _diff_stores(v1, c1, v2, c2, depth - 1, path + (k,), added, killed, fast)
-    for k in s1.keys() - s2.keys():
-        _kill_covered(s1[k], c2, depth - 1, path + (k,), killed)
+    if shared < len(s1):  # some keys only we have: are they covered by the other side?
+        for k in s1.keys() - s2.keys():
+            _kill_covered(s1[k], c2, depth - 1, path + (k,), killed)
 
 
 __all__ = ["GCOUNTER_LEAF", "LWW_LEAF", "MV_LEAF", "PNCOUNTER_LEAF", "SET_LEAF", "Causal",
