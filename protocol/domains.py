@@ -11,6 +11,9 @@ ENVELOPE = b"novacron/envelope/v1\x00"
 QUORUM_VOTE = b"novacron/quorum-vote/v1\x00"
 ATTESTATION = b"novacron/attestation/v1\x00"
 RESULT = b"novacron/task-result/v1\x00"
+CRDT_DOT = b"novacron/crdt-dot/v1\x00"
+"""A CRDT mutation: the writer signs each dot it makes, so the write stays attributable to it
+after any number of relays and joins (``crdt.auth``)."""
 
-ALL = (ENVELOPE, QUORUM_VOTE, ATTESTATION, RESULT)
+ALL = (ENVELOPE, QUORUM_VOTE, ATTESTATION, RESULT, CRDT_DOT)
 assert len(set(ALL)) == len(ALL) and all(not a.startswith(b) for a in ALL for b in ALL if a != b)

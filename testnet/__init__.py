@@ -1,7 +1,11 @@
-"""The seeded in-process simulator and the local testnet launcher.
+"""The seeded in-process simulator, the simulations built on it, and the local testnet launcher.
 
-- ``traces``   -- host availability traces: synthetic from Failure Trace Archive fits, or read
-  from the archive's tabular format.
-- ``forecast`` -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
-- ``churn``    -- task placement under churn: random, on-fraction, ours, hindsight oracle.
+- ``sim``       -- the simulator: virtual time, faulty network, crash / restart, invariants.
+- ``crdt_sim``  -- CRDT replicas as simulated nodes; ``run_convergence`` runs one seed.
+- ``pbft_sim``  -- PBFT replicas, Byzantine behaviours, scenarios and the safety checker.
+- ``traces``    -- host availability traces: synthetic from Failure Trace Archive fits, or read
+                   from the archive's tabular format.
+- ``forecast``  -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
+- ``churn``     -- task placement under churn: random, on-fraction, ours, hindsight oracle.
+- ``local``     -- a real local testnet of daemon processes on 127.0.0.1, with fault injection.
 """

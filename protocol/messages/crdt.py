@@ -1,45 +1,84 @@
-"""Soft-state synchronisation: delta-state CRDT anti-entropy (``crdt`` package).
+"""Soft-state synchronisation: delta-state CRDT anti-entropy (``crdt.replica``).
 
-``CrdtDelta`` carries a delta interval [seq_from, seq_to] of one replicated object from the
-sender's delta buffer; ``CrdtAck`` acknowledges it so the sender can drop it. On (re)connect,
-``CrdtDigest`` tells the peer our causal context; it answers with deltas, or with ``CrdtState``
-when we are too far behind for its buffer.
+One anti-entropy stream per replica carries every replicated object, so a tick sends a peer
+one message however many objects changed. Sequence numbers count the sender's delta buffer
+within ``session`` (chosen at start-up; a restart starts a new session).
+
+- ``CrdtDelta``: the sender's buffered deltas ``seq_from .. seq_to`` joined, per object.
+- ``CrdtAck``: "I have applied your stream up to ``seq``".
+- ``CrdtDigest``: sent on (re)connect and periodically: the sender's causal context per
+  object and how far it applied the receiver's stream; the receiver works out what it lacks.
+- ``CrdtState``: the fallback for a peer too far behind the buffer: the whole state, or, in
+  reply to a digest, the entries the peer lacks plus the dots of those it has; split into
+  ``parts`` messages when it is larger than one message may be (``crdt.transfer``).
+
+``replicas`` is the message's table of node ids; object payloads name writers by index.
+``CrdtObject.data`` is the object's ``crdt.codec`` payload as msgpack bytes: opaque here (no
+walk of a large free-form value on every encode), decoded by ``crdt.codec`` with its own caps
+(entries, ranges, key and value sizes, value nesting) inside the envelope's 1 MiB cap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from protocol.schema import message
-from protocol.types import U64, Name
+from protocol.schema import MaxItems, message
+from protocol.types import U32, U64, Blob, Name, NodeIdText
+
+MAX_OBJECTS = 64
+MAX_REPLICAS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CrdtObject:
+    name: Name
+    data: Blob
+    """``crdt.codec`` object payload in msgpack (a context alone, in a digest)."""
+
+
+Objects = Annotated[tuple[CrdtObject, ...], MaxItems(MAX_OBJECTS)]
+Replicas = Annotated[tuple[NodeIdText, ...], MaxItems(MAX_REPLICAS)]
 
 
 @message("crdt.delta", 1)
 @dataclass(frozen=True, slots=True)
 class CrdtDelta:
-    object: Name
+    session: U64
     seq_from: U64
     seq_to: U64
-    delta: Any
+    replicas: Replicas
+    objects: Objects
 
 
 @message("crdt.ack", 1)
 @dataclass(frozen=True, slots=True)
 class CrdtAck:
-    object: Name
+    session: U64
+    """The session of the stream being acknowledged (the receiver's own)."""
     seq: U64
 
 
 @message("crdt.digest", 1)
 @dataclass(frozen=True, slots=True)
 class CrdtDigest:
-    object: Name
-    context: Any
+    session: U64
+    """The sender's own stream session."""
+    applied_session: U64
+    """The receiver's stream session the sender has applied from (0: none)."""
+    applied_seq: U64
+    replicas: Replicas
+    contexts: Objects
 
 
 @message("crdt.state", 1)
 @dataclass(frozen=True, slots=True)
 class CrdtState:
-    object: Name
-    state: Any
+    session: U64
+    seq: U64
+    """The state includes everything in the sender's stream up to ``seq``."""
+    part: U32
+    parts: U32
+    """This is part ``part`` (from 0) of ``parts``; the receiver joins them all at once."""
+    replicas: Replicas
+    objects: Objects

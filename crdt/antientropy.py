@@ -1,0 +1,242 @@
+"""Delta-interval anti-entropy: delta buffers, acknowledgements, digests, full-state fallback.
+
+Theory of operation
+-------------------
+This is Algorithm 2 of Almeida, Shoker and Baquero (causal delta-interval anti-entropy) with
+the additions a real network needs. One ``DeltaBuffer`` per replica holds, numbered within a
+*session* (picked at start-up, so numbers never need to survive a restart), every delta this
+replica joined: its own mutations and the *effective* part of what peers sent (only what was
+news here, so nothing is echoed back and forth). Each peer gets the *interval* of buffered
+deltas after the last one it acknowledged, joined into one delta per object; it acknowledges
+the interval's end. Because a peer always receives every delta after its acknowledgement in
+one piece, and a receiver applies an interval only if it starts at or before its position in
+that sender's stream, a receiver never holds a mutation without what came before it there.
+So the causal context of every replica is *complete*: if a dot is in it, the whole mutation
+(its entry and everything it covered) was applied. That is what makes digests exact.
+
+Buffers are bounded: deltas every connected peer acknowledged are dropped, and past
+``max_buffer`` the oldest go. A peer whose acknowledgement falls below the oldest buffered
+delta is *too far behind* and gets a state instead (as Akka Distributed Data does): the full
+state, or, when we hold the peer's digest, only the entries its context lacks plus the list
+of live dots it already has (an *elided* state: the same join, without resending values the
+peer holds).
+
+On (re)connect both sides send a ``Digest``: their causal contexts and how far they got in
+the other's stream. If our contexts are all inside the peer's, it lacks nothing of ours;
+otherwise it gets intervals if our buffer still reaches back to its position, else a state.
+Digests also repair a lost position: a receiver that cannot apply an interval (it lost state,
+or the sender thinks it has more than it has) answers with a digest, which resets the sender's
+idea of its position.
+
+This module keeps the books and decides what to send; ``replica`` builds and reads messages.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from crdt.causal import Causal
+from crdt.dots import CausalContext
+
+
+@dataclass(frozen=True, slots=True)
+class AntiEntropyConfig:
+    max_buffer: int = 1024
+    """Deltas kept for peers that have not acknowledged them; older ones fall back to state."""
+    max_interval: int = 256
+    """Buffered deltas joined into one message."""
+    retransmit_ms: int = 400
+    """Resend an unacknowledged interval or state after this long."""
+    digest_every_ms: int = 30_000
+    """Send each connected peer a digest this often (repairs anything lost)."""
+    digest_reply_ms: int = 200
+    """At most one repair digest per peer this often."""
+    max_message_bytes: int = 900_000
+    """Budget for one message's object payloads (the envelope cap is 1 MiB); larger intervals
+    are cut, larger states go in parts."""
+    max_staged_bytes: int = 64 << 20
+    """Parts of one peer's multi-part state held until the last one arrives."""
+
+
+class SendKind(Enum):
+    NOTHING = "nothing"
+    INTERVAL = "interval"
+    STATE = "state"
+
+
+@dataclass(slots=True)
+class PeerStream:
+    """Everything this replica knows about one peer."""
+
+    connected: bool = False
+    acked: int = 0
+    """The highest of our sequence numbers (this session) the peer has."""
+    sent_to: int = -1
+    sent_at: int = -(1 << 62)
+    needs_state: bool = False
+    digest: dict[str, CausalContext] | None = None
+    """The peer's contexts from its last digest (for elided states)."""
+    their_session: int = 0
+    applied: int = 0
+    """How far we applied the peer's stream in ``their_session``."""
+    digest_sent_at: int = -(1 << 62)
+    cache: tuple[int, int, dict[str, Causal]] | None = None
+    """The last interval built for this peer ``(start, end, joined)``: extended, not rebuilt,
+    while the peer's acknowledgement stays put."""
+
+
+@dataclass(slots=True)
+class SendDecision:
+    kind: SendKind
+    seq_from: int = 0
+    seq_to: int = 0
+
+
+class DeltaBuffer:
+    """Numbered deltas of one session: ``push`` appends, ``interval`` joins a range."""
+
+    __slots__ = ("session", "head", "low", "_items", "max_size", "base_state")
+
+    def __init__(self, session: int, max_size: int, base_state: bool = False) -> None:
+        self.session = session
+        self.base_state = base_state
+        """The session started from a non-empty state (a restored snapshot) that is in no
+        delta: a peer with nothing of this session needs a state, not intervals."""
+        self.head = 0
+        """Sequence number of the newest delta (0: none yet)."""
+        self.low = 1
+        """Sequence number of the oldest delta still buffered (``head + 1`` when empty)."""
+        self._items: deque[tuple[str | None, dict[str, Causal]]] = deque()
+        self.max_size = max_size
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, deltas: dict[str, Causal], origin: str | None = None) -> int:
+        """Append; ``origin`` is the peer the deltas came from (None: our own mutation)."""
+        self.head += 1
+        self._items.append((origin, deltas))
+        while len(self._items) > self.max_size:
+            self._items.popleft()
+            self.low += 1
+        return self.head
+
+    def covers(self, after: int) -> bool:
+        """True if a peer that has our stream up to ``after`` can catch up from the buffer."""
+        if after == 0 and self.base_state:
+            return False
+        return after + 1 >= self.low
+
+    def interval(self, after: int, limit: int, peer: str | None = None
+                 ) -> tuple[int, int, dict[str, Causal]]:
+        """Deltas ``after + 1 .. min(head, after + limit)`` joined per object, leaving out
+        those that came from ``peer`` (it has them: no back-propagation)."""
+        start = after + 1
+        end = min(self.head, after + limit)
+        joined: dict[str, Causal] = {}
+        for i in range(start - self.low, end - self.low + 1):
+            origin, deltas = self._items[i]
+            if origin is not None and origin == peer:
+                continue
+            for name, delta in deltas.items():
+                acc = joined.get(name)
+                if acc is None:
+                    joined[name] = delta.copy()
+                else:
+                    acc.join(delta)
+        return start, end, joined
+
+    def gc(self, acked_by_all: int) -> None:
+        """Drop deltas every peer that matters has."""
+        while self._items and self.low <= acked_by_all:
+            self._items.popleft()
+            self.low += 1
+
+
+@dataclass(slots=True)
+class Books:
+    """The anti-entropy state of one replica: its buffer and its peers."""
+
+    buffer: DeltaBuffer
+    config: AntiEntropyConfig
+    peers: dict[str, PeerStream] = field(default_factory=dict)
+
+    def peer(self, name: str) -> PeerStream:
+        p = self.peers.get(name)
+        if p is None:
+            p = self.peers[name] = PeerStream()
+        return p
+
+    def decide(self, p: PeerStream, now_ms: int) -> SendDecision:
+        """What to send ``p`` on this tick."""
+        buf, cfg = self.buffer, self.config
+        due = now_ms - p.sent_at >= cfg.retransmit_ms
+        if p.needs_state or (p.acked < buf.head and not buf.covers(p.acked)):
+            p.needs_state = True
+            return SendDecision(SendKind.STATE, 0, buf.head) if due else \
+                SendDecision(SendKind.NOTHING)
+        if p.acked >= buf.head:
+            return SendDecision(SendKind.NOTHING)
+        end = min(buf.head, p.acked + cfg.max_interval)
+        if p.sent_to >= end and not due:
+            return SendDecision(SendKind.NOTHING)
+        return SendDecision(SendKind.INTERVAL, p.acked + 1, end)
+
+    def interval_for(self, name: str, p: PeerStream) -> tuple[int, int, dict[str, Causal]]:
+        """The interval to send peer ``name`` now, reusing the last one built for it."""
+        buf = self.buffer
+        start = p.acked + 1
+        end = min(buf.head, p.acked + self.config.max_interval)
+        c = p.cache
+        if c is not None and c[0] == start and c[1] <= end and buf.covers(start - 1):
+            joined = c[2]
+            if c[1] < end:
+                _, _, more = buf.interval(c[1], end - c[1], name)
+                for obj_name, delta in more.items():
+                    acc = joined.get(obj_name)
+                    if acc is None:
+                        joined[obj_name] = delta
+                    else:
+                        acc.join(delta)
+        else:
+            _, _, joined = buf.interval(p.acked, end - p.acked, name)
+        p.cache = (start, end, joined)
+        return start, end, joined
+
+    def sent(self, p: PeerStream, upto: int, now_ms: int) -> None:
+        p.sent_to = upto
+        p.sent_at = now_ms
+
+    def on_ack(self, p: PeerStream, session: int, seq: int) -> None:
+        if session != self.buffer.session or seq > self.buffer.head:
+            return
+        if seq > p.acked:
+            p.acked = seq
+        if p.needs_state and self.buffer.covers(p.acked):
+            p.needs_state = False
+            p.sent_at = -(1 << 62)  # what came after the state can go at once
+
+    def on_digest(self, p: PeerStream, applied_session: int, applied: int,
+                  lacks_nothing: bool) -> None:
+        """A digest resets what we believe the peer has of our stream."""
+        head = self.buffer.head
+        p.acked = min(applied, head) if applied_session == self.buffer.session else 0
+        p.cache = None
+        p.sent_to = -1
+        p.sent_at = -(1 << 62)
+        if lacks_nothing:
+            p.acked = head
+            p.needs_state = False
+        else:
+            p.needs_state = not self.buffer.covers(p.acked)
+
+    def gc(self) -> None:
+        acks = [p.acked for p in self.peers.values() if p.connected]
+        if acks:
+            self.buffer.gc(min(acks))
+
+
+__all__ = ["AntiEntropyConfig", "Books", "DeltaBuffer", "PeerStream", "SendDecision",
+           "SendKind"]

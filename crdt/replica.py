@@ -1,0 +1,449 @@
+"""The replica: the facade the daemon uses for all of one node's soft state.
+
+A ``Replica`` holds a fixed set of named top-level CRDT objects (the *schema*, the same on
+every node), this node's hybrid logical clock, its anti-entropy books, and, on a signed
+network, its dot signer. It is sans-I/O: the daemon feeds it local updates, peer events,
+messages and ticks, and sends the ``(peer, message)`` pairs it returns inside signed envelopes.
+
+Message flow
+------------
+- local update: ``update(name, fn, now_ms)`` runs ``fn(view, writer)`` on a read-only view of
+  the object; ``fn`` returns one of its delta mutators' patches (``lambda m, w: m.p_set(w,
+  key, value)``); the replica checks the object's policy, signs the fresh dot, joins the delta
+  and buffers it. Nothing is sent until the next ``tick``. Reads: ``get(name)``.
+- ``on_connect(peer, now_ms)``: send our ``CrdtDigest``. The peer's digest tells us what it
+  lacks (``antientropy``). ``on_disconnect(peer)`` stops sending to it.
+- ``on_message(sender, msg, now_ms)``: ``CrdtDelta`` / ``CrdtState`` are decoded (caps),
+  stripped of departed writers, planned, checked (``auth.check_plan``, clock skew), and only
+  then joined, all objects or none; what was news goes into our buffer for our other peers;
+  the reply is a ``CrdtAck`` (or a repair ``CrdtDigest`` when the interval cannot be applied).
+  A bad message raises a ``RemoteProtocolError`` subclass and changes nothing.
+- ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
+  a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
+  periodic digests; buffered deltas every connected peer has are dropped.
+- ``snapshot()`` / ``Replica.restore(...)``: persistence. The daemon writes the snapshot after
+  local updates; a restored replica starts a new session and digests tell each side what the
+  other lacks (including updates persisted but never sent). A node that *lost* its snapshot
+  must not write until it has caught up from peers: its counters continue from the dots of
+  its own that peers report, and an earlier write could reuse a dot.
+
+Pruning
+-------
+When the hard state (the committee's membership) says nodes left, the daemon calls
+``prune(departed, stable_point(members))``; a departed node's entries go once every member
+has all of its mutations, and its dots are dropped on arrival from then on, so a late delta
+cannot resurrect it. ``readmit`` undoes the ban for a node that rejoins. See ``crdt.prune``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage
+from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtObject, CrdtState
+
+from crdt import prune as pruning
+from crdt.antientropy import AntiEntropyConfig, Books, DeltaBuffer, PeerStream, SendKind
+from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_plan, own_dot
+from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
+from crdt.codec import (
+    Interner,
+    decode_ctx,
+    decode_object,
+    decode_table,
+    encode_ctx,
+    encode_object,
+    pack_payload,
+    unpack_payload,
+)
+from crdt.dots import CausalContext
+from crdt.errors import CrdtUsageError
+from crdt.hlc import DEFAULT_MAX_AHEAD_MS, HybridClock, Writer
+from crdt.transfer import Staging, assemble, fill_known, state_parts
+from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
+
+Outgoing = tuple[str, Any]
+"""``(peer node id, message)``: the daemon seals the message and sends it to the peer."""
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """One replicated object: an empty prototype of its type, and who may write what."""
+
+    proto: Causal
+    policy: Policy = Policy.SHARED
+
+
+@dataclass(slots=True)
+class ReplicaStats:
+    deltas_applied: int = 0
+    states_applied: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    unknown_objects: int = 0
+    departed_dots_dropped: int = 0
+    messages_out: dict[str, int] = field(default_factory=dict)
+
+
+class Replica:
+    """All soft state of one node, and its anti-entropy with peers."""
+
+    def __init__(self, node_id: str, schema: Mapping[str, ObjectSpec], *, session: int,
+                 signer: DotSigner | None = None,
+                 config: AntiEntropyConfig = AntiEntropyConfig(),
+                 limits: Limits = DEFAULT_LIMITS,
+                 max_clock_ahead_ms: int = DEFAULT_MAX_AHEAD_MS) -> None:
+        if signer is not None and signer.replica != node_id:
+            raise CrdtUsageError("the signer's node id is not this replica's")
+        if not 0 < session < 1 << 64:
+            raise CrdtUsageError("session must be a random non-zero 64-bit integer")
+        self.node_id = node_id
+        self.schema = dict(schema)
+        self.objects: dict[str, Causal] = {n: s.proto.empty_like() for n, s in schema.items()}
+        self.signer = signer
+        self.verifier = DotVerifier(signer.network) if signer is not None else None
+        self.limits = limits
+        self.hlc = HybridClock(max_clock_ahead_ms)
+        self.books = Books(DeltaBuffer(session, config.max_buffer), config)
+        self._staging: dict[str, Staging] = {}
+        self.departed: pruning.Departed = {}
+        self.stats = ReplicaStats()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Causal:
+        """The live object (read it; change it only through ``update``)."""
+        try:
+            return self.objects[name]
+        except KeyError:
+            raise CrdtUsageError(f"no replicated object named {name!r}") from None
+
+    @property
+    def session(self) -> int:
+        return self.books.buffer.session
+
+    # -- local updates --------------------------------------------------------------------------
+
+    def update(self, name: str, fn: Callable[[Any, Writer], Patch], now_ms: int) -> Causal:
+        """Run a delta mutator on object ``name`` and commit it; returns the delta."""
+        obj = self.get(name)
+        w = Writer(self.node_id, self.hlc.now(now_ms))
+        patch = fn(obj.view(obj, ()), w)  # a read-only view: only p_* mutators work on it
+        if not isinstance(patch, Patch):
+            raise CrdtUsageError("update: fn must return a Patch from a p_* delta mutator")
+        check_local_patch(obj, patch, self.node_id, self.schema[name].policy)
+        dot = own_dot(patch, self.node_id)
+        delta = obj.to_delta(patch)
+        if self.signer is not None:
+            sig, head = self.signer.sign_patch(name, patch, dot)
+            if sig is not None:
+                delta.sigs[dot] = sig
+            delta.heads[self.node_id] = head
+        obj.join(delta)
+        self.books.buffer.push({name: delta})
+        return delta
+
+    # -- peers ----------------------------------------------------------------------------------
+
+    def on_connect(self, peer: str, now_ms: int) -> list[Outgoing]:
+        p = self.books.peer(peer)
+        p.connected = True
+        return [self._digest(peer, p, now_ms)]
+
+    def on_disconnect(self, peer: str) -> None:
+        p = self.books.peers.get(peer)
+        if p is not None:
+            p.connected = False
+        self._staging.pop(peer, None)
+
+    def on_message(self, sender: str, msg: Any, now_ms: int) -> list[Outgoing]:
+        """Handle one message from ``sender`` (the envelope's signer: the relayer)."""
+        p = self.books.peer(sender)
+        if isinstance(msg, CrdtDelta):
+            return self._on_delta(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtState):
+            return self._on_state(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtAck):
+            self.books.on_ack(p, msg.session, msg.seq)
+            return []
+        if isinstance(msg, CrdtDigest):
+            return self._on_digest(p, msg)
+        raise CrdtUsageError(f"not a CRDT message: {type(msg).__name__}")
+
+    def tick(self, now_ms: int) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        books = self.books
+        for peer, p in books.peers.items():
+            if not p.connected:
+                continue
+            d = books.decide(p, now_ms)
+            if d.kind is SendKind.INTERVAL:
+                msg, end = self._interval_msg(peer, p)
+                if msg is not None:
+                    out.append((peer, msg))
+                    books.sent(p, end, now_ms)
+                elif p.needs_state:  # one buffered delta alone is over the budget
+                    d = books.decide(p, now_ms)
+                else:  # all of it came from this peer
+                    books.on_ack(p, self.session, end)
+            if d.kind is SendKind.STATE:
+                out += [(peer, m) for m in state_parts(
+                    self.objects, p.digest, session=self.session, seq=books.buffer.head,
+                    signed=self.signer is not None,
+                    max_bytes=books.config.max_message_bytes)]
+                books.sent(p, books.buffer.head, now_ms)
+            if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
+                out.append(self._digest(peer, p, now_ms))
+        books.gc()
+        for _, msg in out:
+            kind = type(msg).__name__
+            self.stats.messages_out[kind] = self.stats.messages_out.get(kind, 0) + 1
+        return out
+
+    # -- building messages ----------------------------------------------------------------------
+
+    def _digest(self, peer: str, p: PeerStream, now_ms: int) -> Outgoing:
+        p.digest_sent_at = now_ms
+        rep = Interner()
+        ctxs = tuple(CrdtObject(n, pack_payload(encode_ctx(o.ctx, rep)))
+                     for n, o in self.objects.items())
+        return (peer, CrdtDigest(self.session, p.their_session, p.applied, tuple(rep.table),
+                                 ctxs))
+
+    def _needed_heads(self, name: str, delta: Causal) -> dict[str, Head]:
+        """Proofs for the delta's covers beyond its own entries (``auth`` rule 2): for each
+        such writer, our newest head, which proves every dot of it we hold (we accepted none
+        without proof). A peer that already knows those dots does not need them; we do not
+        track what each peer knows, so they go along (about 6% more bytes in the signed
+        simulator than sending only the proofs a path can be shown to need)."""
+        if self.signer is None:
+            return {}
+        top: dict[str, int] = {}
+        for r, c in delta.index:
+            if c > top.get(r, 0):
+                top[r] = c
+        heads = self.objects[name].heads
+        return {r: heads[r] for r in delta.ctx.replicas()
+                if delta.ctx.max(r) > top.get(r, 0) and r in heads}
+
+    def _strip_departed(self, obj: Causal) -> Causal:
+        gone = obj.ctx.replicas() & self.departed.keys()
+        if not gone:
+            return obj
+        self.stats.departed_dots_dropped += 1
+        return obj.without_replicas(gone)
+
+    def _delta_msg(self, start: int, end: int, joined: dict[str, Causal]) -> CrdtDelta:
+        rep = Interner()
+        objs = []
+        for name, delta in joined.items():
+            delta = self._strip_departed(delta)
+            objs.append(CrdtObject(name, pack_payload(encode_object(
+                delta, rep, signed=self.signer is not None,
+                heads=self._needed_heads(name, delta)))))
+        return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
+
+    def _interval_msg(self, peer: str, p: PeerStream) -> tuple[CrdtDelta | None, int]:
+        """The next interval for ``peer`` and where it ends, cut to fit the message budget.
+        No message if there is nothing to send (it all came from this peer), or if one
+        buffered delta alone is too big (then the peer gets a state, in parts)."""
+        books = self.books
+        start, end, joined = books.interval_for(peer, p)
+        budget = books.config.max_message_bytes
+        while True:
+            if not joined:
+                return None, end
+            msg = self._delta_msg(start, end, joined)
+            if _payload_bytes(msg) <= budget:
+                return msg, end
+            if end == start:
+                p.needs_state = True
+                return None, end
+            end = start + (end - start) // 2
+            p.cache = None
+            _, _, joined = books.buffer.interval(p.acked, end - p.acked, peer)
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def _repair(self, peer: str, p: PeerStream, now_ms: int) -> list[Outgoing]:
+        self.stats.gaps += 1
+        if now_ms - p.digest_sent_at < self.books.config.digest_reply_ms:
+            return []
+        return [self._digest(peer, p, now_ms)]
+
+    def _on_delta(self, sender: str, p: PeerStream, msg: CrdtDelta,
+                  now_ms: int) -> list[Outgoing]:
+        if msg.seq_from < 1 or msg.seq_to < msg.seq_from:
+            raise MalformedMessage("CRDT delta interval must have 1 <= seq_from <= seq_to")
+        applied = p.applied if msg.session == p.their_session else 0
+        if msg.seq_to <= applied:
+            self.stats.duplicates += 1
+            return [(sender, CrdtAck(msg.session, applied))]
+        if msg.seq_from > applied + 1:
+            return self._repair(sender, p, now_ms)
+        self._apply(self._decode(msg.replicas, msg.objects, elided=False), now_ms,
+                    origin=sender)
+        p.their_session, p.applied = msg.session, msg.seq_to  # only once it was accepted
+        self.stats.deltas_applied += 1
+        return [(sender, CrdtAck(msg.session, p.applied))]
+
+    def _on_state(self, sender: str, p: PeerStream, msg: CrdtState,
+                  now_ms: int) -> list[Outgoing]:
+        parts = [msg]
+        if msg.parts != 1 or msg.part != 0:
+            staging = self._staging.get(sender)
+            if staging is None:
+                staging = self._staging[sender] = Staging(self.books.config.max_staged_bytes)
+            got = staging.add(msg)
+            if got is None:
+                return []
+            parts = got
+        decoded = assemble([x for part in parts
+                            for x in self._decode(part.replicas, part.objects, elided=True)])
+        if not self._apply(decoded, now_ms, origin=sender):
+            return self._repair(sender, p, now_ms)  # sent against a digest we no longer match
+        if msg.session != p.their_session:
+            p.their_session, p.applied = msg.session, 0
+        p.applied = max(p.applied, msg.seq)
+        self.stats.states_applied += 1
+        return [(sender, CrdtAck(msg.session, msg.seq))]
+
+    def _on_digest(self, p: PeerStream, msg: CrdtDigest) -> list[Outgoing]:
+        table = decode_table(list(msg.replicas), self.limits)
+        theirs: dict[str, CausalContext] = {}
+        for o in msg.contexts:
+            if o.name in self.objects:
+                if o.name in theirs:
+                    raise MalformedMessage(f"CRDT digest names object {o.name!r} twice")
+                theirs[o.name] = decode_ctx(unpack_payload(o.data, self.limits), table,
+                                            self.limits)
+        if msg.session != p.their_session:
+            p.their_session, p.applied = msg.session, 0
+        p.digest = theirs
+        lacks_nothing = all(obj.ctx.issubset(theirs.get(n, CausalContext()))
+                            for n, obj in self.objects.items())
+        self.books.on_digest(p, msg.applied_session, msg.applied_seq, lacks_nothing)
+        return []
+
+    def _decode(self, replicas: tuple[str, ...], objects: tuple[CrdtObject, ...],
+                elided: bool) -> list[tuple[str, Causal, set[tuple[str, int]]]]:
+        """Decode a message's objects (caps checked), skipping names not in our schema."""
+        if len(objects) > self.limits.max_objects:
+            raise MalformedMessage(f"CRDT message carries {len(objects)} objects, the limit "
+                                   f"is {self.limits.max_objects}")
+        table = decode_table(list(replicas), self.limits)
+        out = []
+        seen: set[str] = set()
+        for o in objects:
+            if o.name in seen:
+                raise MalformedMessage(f"CRDT message names object {o.name!r} twice")
+            seen.add(o.name)
+            spec = self.schema.get(o.name)
+            if spec is None:
+                self.stats.unknown_objects += 1  # a newer node's object: not ours to keep
+                continue
+            incoming, known = decode_object(spec.proto, unpack_payload(o.data, self.limits),
+                                            table, self.limits)
+            if known and not elided:
+                raise MalformedMessage("a CRDT delta cannot elide entries")
+            out.append((o.name, incoming, known))
+        return out
+
+    def _apply(self, decoded: list[tuple[str, Causal, set[tuple[str, int]]]], now_ms: int,
+               origin: str) -> bool:
+        """Check and join every object, or none. False if an elided state names a dot we do
+        not know (it was made against an older digest of ours)."""
+        plans: list[tuple[str, Causal, Plan]] = []
+        for name, incoming, known in decoded:
+            spec = self.schema[name]
+            obj = self.objects[name]
+            if known and not fill_known(obj, incoming, known):
+                return False
+            incoming = self._strip_departed(incoming)
+            plan = obj.diff(incoming)
+            check_plan(name, obj, plan, self.verifier, spec.policy)
+            if obj.kind.leaf is LWW_LEAF:
+                for _, e in plan.added:
+                    self.hlc.check((e[2], e[3]), now_ms)
+            plans.append((name, obj, plan))
+        news: dict[str, Causal] = {}
+        for name, obj, plan in plans:
+            if plan.is_noop():
+                continue
+            news[name] = obj.effective(plan)
+            obj.apply(plan)
+            if obj.kind.leaf is LWW_LEAF:
+                for _, e in plan.added:
+                    self.hlc.observe((e[2], e[3]), now_ms)
+        if news:
+            self.books.buffer.push(news, origin)
+        return True
+
+    # -- pruning (``crdt.prune``) ------------------------------------------------------------
+
+    def stable_point(self, members: Iterable[str]) -> dict[str, dict[str, int]] | None:
+        """Per object, the version vector this replica and every member (by its last digest)
+        has seen; None while a member has not sent a digest."""
+        digests = []
+        for m in members:
+            if m != self.node_id:
+                p = self.books.peers.get(m)
+                if p is None or p.digest is None:
+                    return None
+                digests.append(p.digest)
+        return pruning.stable_point(self.objects, digests)
+
+    def prune(self, departed: Iterable[str], stable: Mapping[str, Mapping[str, int]]
+              ) -> set[str]:
+        """Remove departed nodes' entries where ``stable`` says every member has all of their
+        mutations; returns the nodes pruned now (retry the others at a later stable point)."""
+        return pruning.prune(self.objects, self.departed, set(departed) - {self.node_id}, stable)
+
+    def readmit(self, node_ids: Iterable[str]) -> None:
+        """A pruned node rejoined: accept its new writes, keep its old ones buried."""
+        pruning.readmit(self.objects, self.departed, node_ids)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything to persist (objects, clock, pruned nodes); buffers and peers are not:
+        after a restart, digests rebuild them."""
+        rep = Interner()
+        objs = [[n, o.kind.name, encode_object(o, rep, signed=bool(o.sigs))]
+                for n, o in sorted(self.objects.items())]
+        departed = [[r, sorted(f.items())] for r, f in sorted(self.departed.items())]
+        return packb([SNAPSHOT_FORMAT, self.node_id, list(self.hlc.last), departed, rep.table,
+                      objs], maps=False)
+
+    @classmethod
+    def restore(cls, data: bytes, schema: Mapping[str, ObjectSpec], *, session: int,
+                signer: DotSigner | None = None, **kwargs: Any) -> "Replica":
+        """A replica from ``snapshot`` bytes, with a new anti-entropy session."""
+        v = unpackb(data, max_size=1 << 31, max_items=1 << 24)
+        if type(v) is not list or len(v) != 6 or v[0] != SNAPSHOT_FORMAT:
+            raise MalformedMessage(f"not a replica snapshot of format {SNAPSHOT_FORMAT}")
+        _, node_id, last, departed, table, objs = v
+        replica = cls(node_id, schema, session=session, signer=signer, **kwargs)
+        replica.hlc.wall, replica.hlc.logical = last
+        replica.departed = {r: dict(tuple(x) for x in f) for r, f in departed}
+        table = decode_table(table, SNAPSHOT_LIMITS)
+        for name, kind_name, body in objs:
+            spec = schema.get(name)
+            if spec is None or spec.proto.kind.name != kind_name:
+                raise MalformedMessage(f"snapshot object {name!r} ({kind_name}) does not "
+                                       "match the schema")
+            replica.objects[name], _ = decode_object(spec.proto, body, table, SNAPSHOT_LIMITS)
+        replica.books.buffer.base_state = any(not o.ctx.is_empty()
+                                              for o in replica.objects.values())
+        return replica
+
+
+def _payload_bytes(msg: CrdtDelta) -> int:
+    return sum(len(o.data) + len(o.name) for o in msg.objects) + 60 * len(msg.replicas)
+
+
+__all__ = ["ObjectSpec", "Outgoing", "Replica", "ReplicaStats"]

@@ -1,0 +1,171 @@
+"""Delta buffers, acknowledgements, digests and the full-state fallback, through replicas."""
+
+from protocol.canonical import packb
+from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtState
+from protocol.schema import encode_body
+
+from crdt import AntiEntropyConfig, LWWMap, ObjectSpec, ORSet, PNCounter, Replica, Writer
+from crdt.antientropy import DeltaBuffer
+from tests.crdt.harness import connect, pump
+
+T0 = 1_000_000
+
+
+def schema():
+    return {"m": ObjectSpec(LWWMap()), "s": ObjectSpec(ORSet()), "c": ObjectSpec(PNCounter())}
+
+
+def make(*names, **cfg):
+    config = AntiEntropyConfig(**cfg)
+    return {n: Replica(n, schema(), session=i + 1, config=config) for i, n in enumerate(names)}
+
+
+def same(rs):
+    first, *rest = rs.values()
+    return all(o.same_state(r.objects[n]) for r in rest for n, o in first.objects.items())
+
+
+def size(msg):
+    return len(packb(encode_body(msg), maps=False))
+
+
+def test_buffer_joins_intervals_and_drops_what_everyone_has():
+    buf = DeltaBuffer(session=1, max_size=3)
+    m = LWWMap()
+    for i in range(5):
+        d = m.set(Writer("a", (i, 0)), "k", i)
+        buf.push({"m": d}, origin="peer" if i == 4 else None)
+    assert (buf.low, buf.head, len(buf)) == (3, 5, 3)  # two fell off the end
+    assert not buf.covers(1) and buf.covers(2)
+    start, end, joined = buf.interval(2, 10)
+    assert (start, end) == (3, 5) and joined["m"].get("k") == 4
+    _, _, joined = buf.interval(2, 10, peer="peer")  # nothing goes back where it came from
+    assert joined["m"].get("k") == 3
+    buf.gc(4)
+    assert (buf.low, len(buf)) == (5, 1)
+
+
+def test_replicas_that_diverged_apart_converge_on_reconnect():
+    rs = make("a", "b")
+    for i in range(20):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", i), T0)
+        rs["b"].update("s", lambda s, w: s.p_add(w, i), T0)
+    pump(rs, T0, connect(rs, "a", "b", T0))
+    assert same(rs) and len(rs["b"].get("m")) == 20 and len(rs["a"].get("s")) == 20
+
+
+def test_a_peer_too_far_behind_gets_only_what_it_lacks():
+    rs = make("a", "b", max_buffer=4)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for i in range(200):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", "x" * 40), now)
+    now = pump(rs, now)
+    assert same(rs)
+    rs["b"].on_disconnect("a")
+    rs["a"].on_disconnect("b")
+    for i in range(10):  # a's buffer (4 deltas) cannot cover these for b
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", "new"), now)
+    sent = []
+    inflight = connect(rs, "a", "b", now)
+    for src, dst, m in inflight:
+        sent += [(src, m) for _, m in rs[dst].on_message(src, m, now)]
+    out = rs["a"].tick(now + 100)
+    states = [m for _, m in out if isinstance(m, CrdtState)]
+    assert len(states) == 1
+    full = CrdtState(1, 1, 0, 1, *_full_objects(rs["a"]))
+    assert size(states[0]) < size(full) / 5  # 10 new entries sent, 190 known ones elided
+    for _, m in out:
+        rs["b"].on_message("a", m, now + 100)
+    assert same(rs)
+
+
+def _full_objects(r):
+    from crdt.codec import Interner, encode_object, pack_payload
+    from protocol.messages.crdt import CrdtObject
+    rep = Interner()
+    objs = tuple(CrdtObject(n, pack_payload(encode_object(o, rep))) for n, o in r.objects.items())
+    return tuple(rep.table), objs
+
+
+def test_a_peer_that_lacks_nothing_gets_nothing():
+    rs = make("a", "b")
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 3), T0)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for r in rs.values():
+        r.books.buffer.gc(10**9)  # as if every other peer acknowledged everything
+    rs["a"].on_disconnect("b")
+    rs["b"].on_disconnect("a")
+    inflight = connect(rs, "a", "b", now)
+    for src, dst, m in inflight:
+        assert isinstance(m, CrdtDigest)
+        assert rs[dst].on_message(src, m, now) == []
+    assert [m for _, m in rs["a"].tick(now + 1) if not isinstance(m, CrdtDigest)] == []
+
+
+def test_duplicates_are_acknowledged_again_and_gaps_ask_for_a_digest():
+    rs = make("a", "b", digest_every_ms=10**9)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now)
+    (_, first), = [(d, m) for d, m in rs["a"].tick(now + 10) if isinstance(m, CrdtDelta)]
+    assert rs["b"].on_message("a", first, now + 10) == [("a", CrdtAck(1, first.seq_to))]
+    assert rs["b"].on_message("a", first, now + 20) == [("a", CrdtAck(1, first.seq_to))]
+    assert rs["b"].stats.duplicates == 1
+    gap = CrdtDelta(first.session, first.seq_to + 5, first.seq_to + 6, first.replicas,
+                    first.objects)
+    reply = rs["b"].on_message("a", gap, now + 500)
+    assert [type(m) for _, m in reply] == [CrdtDigest] and rs["b"].get("c").value() == 1
+
+
+def test_acknowledged_deltas_leave_the_buffer_and_are_not_echoed_back():
+    rs = make("a", "b")
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("s", lambda s, w: s.p_add(w, "x"), now)
+    now = pump(rs, now)
+    assert len(rs["a"].books.buffer) == 0 and len(rs["b"].books.buffer) == 0
+    assert rs["b"].stats.messages_out.get("CrdtDelta", 0) == 0  # b never echoed a's delta
+
+
+def test_a_restarted_replica_that_lost_its_state_catches_up():
+    rs = make("a", "b")
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for i in range(30):
+        rs["a"].update("m", lambda m, w: m.p_set(w, i, i), now)
+    now = pump(rs, now)
+    rs["a"].on_disconnect("b")
+    rs["b"] = Replica("b", schema(), session=99)  # crashed, disk lost, new session
+    pump(rs, now, connect(rs, "a", "b", now))
+    assert same(rs) and len(rs["b"].get("m")) == 30
+
+
+def test_a_state_over_the_message_budget_goes_in_parts_and_joins_only_when_complete():
+    rs = make("a", "b", max_message_bytes=3000, max_buffer=2)
+    for i in range(300):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"key-{i:04d}", {"v": "x" * 20}), T0)
+        rs["a"].update("s", lambda s, w: s.p_add(w, i), T0)
+    inflight = connect(rs, "a", "b", T0)
+    for src, dst, m in inflight:
+        rs[dst].on_message(src, m, T0)
+    parts = [m for _, m in rs["a"].tick(T0 + 100) if isinstance(m, CrdtState)]
+    assert len(parts) > 5 and {m.parts for m in parts} == {len(parts)}
+    assert all(sum(len(o.data) for o in m.objects) <= 3000 for m in parts)
+    # out of order, one part lost: nothing is applied, nothing acknowledged
+    for m in reversed(parts[1:]):
+        assert rs["b"].on_message("a", m, T0 + 100) == []
+    assert len(rs["b"].get("m")) == 0 and rs["b"].get("m").ctx.is_empty()
+    # the retransmission brings the missing part: the whole state joins at once
+    again = [m for _, m in rs["a"].tick(T0 + 1000) if isinstance(m, CrdtState)]
+    assert again == parts
+    replies = rs["b"].on_message("a", again[0], T0 + 1000)
+    assert [type(m) for _, m in replies] == [CrdtAck]
+    assert same(rs)
+
+
+def test_updates_persisted_but_never_sent_before_a_crash_still_reach_peers():
+    rs = make("a", "b")
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k", "made just before the crash"), now)
+    blob = rs["a"].snapshot()  # persisted; the delta never left
+    rs["b"].on_disconnect("a")
+    rs["a"] = Replica.restore(blob, schema(), session=77)
+    pump(rs, now, connect(rs, "a", "b", now))
+    assert rs["b"].get("m").get("k") == "made just before the crash" and same(rs)
