@@ -18,6 +18,7 @@ Example (``novacron daemon --config node.toml``)::
     max_memory_mb = 2048
     idle_only = false        # true: run tasks only while the machine is idle
     hours = "22:00-07:00"    # run tasks only in these local hours (empty: any time)
+    domain = "home-dsl"      # failure domain: replicas of a task go to different domains
 
     [storage]
     sync = "normal"          # "full" also survives power loss, at some commit latency
@@ -49,6 +50,7 @@ class VolunteerConfig:
     max_memory_mb: int = 2048
     idle_only: bool = False
     hours: str = ""
+    domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ _SCHEMA: dict[str, tuple[Any, str]] = {
     "volunteer.max_memory_mb": (int, "megabytes (an integer)"),
     "volunteer.idle_only": (bool, "true or false"),
     "volunteer.hours": (str, "local hours like \"22:00-07:00\" (empty: any time)"),
+    "volunteer.domain": (str, "a failure-domain tag (e.g. your site or ISP); replicas spread over domains"),
     "storage.sync": (str, "\"normal\" or \"full\""),
     "log.level": (str, "one of debug, info, warning, error"),
     "log.file": (str, "a file path"),
@@ -198,7 +201,8 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
         listen=listen,
         bootstrap=bootstrap,
         genesis=_path(flat["genesis"], base) if "genesis" in flat else None,
-        volunteer=VolunteerConfig(share, mem, flat.get("volunteer.idle_only", False), hours),
+        volunteer=VolunteerConfig(share, mem, flat.get("volunteer.idle_only", False), hours,
+                                  flat.get("volunteer.domain", "")[:128]),
         storage_sync=sync,
         log_level=level,
         log_file=_path(flat["log.file"], base) if "log.file" in flat else None,

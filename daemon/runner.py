@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 import random
 import signal
 import sys
@@ -17,7 +18,12 @@ from collections.abc import Callable
 import trio
 
 from daemon.config import NodeConfig
+from daemon.blobs import BlobService, BlobStore
 from daemon.committees import CommitteeService
+from daemon.jobs.service import JobsService
+from daemon.runtime import WorkerPool, default_pool_config
+from daemon.softstate.service import SoftStateService
+from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
 from daemon.node import Node
 from daemon.p2p.config import P2PConfig
@@ -74,7 +80,33 @@ def build_node(config: NodeConfig) -> Node:
     p2p = P2PService(identity, p2p_config, rng)
     node.add(p2p)
     genesis = _genesis(config, identity)
-    node.add(CommitteeService(identity, genesis, p2p.host, db))
+    host = p2p.host
+    vol = config.volunteer
+    pool = WorkerPool(default_pool_config(vol.cpu_share, vol.max_memory_mb, vol.idle_only,
+                                          vol.hours, config.data_dir))
+    node.add(pool)
+
+    def attestation() -> Any:
+        from daemon.attest import Challenge, LocalAttester
+
+        # The genesis digest binds the gossiped evidence to this network; verifiers that want
+        # freshness challenge the node with a nonce of their own.
+        report = LocalAttester(config.data_dir).report(Challenge(genesis.digest), identity.public_key)
+        return report.to_wire()
+
+    soft = SoftStateService(identity, genesis.network, host, db, slots=pool.size,
+                            memory_mib=vol.max_memory_mb, domain=vol.domain,
+                            attestation=attestation,
+                            load=lambda: pool.running * 1000 // max(1, pool.size))
+    node.add(soft)
+    p2p.peer_info.append(soft.peer_info)
+    committees = CommitteeService(identity, genesis, host, db)
+    node.add(committees)
+    session = int.from_bytes(os.urandom(8), "big") >> 1
+    blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
+                        EnvelopeSealer(identity, genesis.network, context=session),
+                        EnvelopeOpener(genesis.network))
+    node.add(JobsService(identity, committees, host, blobs, pool, soft.candidates))
     return node
 
 

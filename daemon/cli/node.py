@@ -1,4 +1,5 @@
-"""``novacron daemon`` (run a node), ``novacron status`` and ``novacron peers``."""
+"""``novacron daemon`` (run a node) and ``novacron peers``; ``status_cmd`` serves
+``novacron status`` without a job (see ``daemon.cli.jobs``)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--genesis", type=Path, default=None, help="genesis file of the network")
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run_daemon_cmd)
-
-    p = sub.add_parser("status", help="this node, its peers, epoch, committees and health")
-    add_client_args(p)
-    p.set_defaults(func=status_cmd)
 
     p = sub.add_parser("peers", help="peers this node knows and is connected to")
     add_client_args(p)

@@ -37,7 +37,8 @@ from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
-from consensus.statemachine import Service, state_digest
+from consensus.statemachine import state_digest
+from daemon.committees.chain import next_config
 from daemon.committees.runner import ReplicaRunner
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
@@ -196,20 +197,12 @@ class EpochManager:
             if len(self.future) < 64:
                 self.future[m.epoch] = (m, raw)
             return
-        handoff = Handoff(DIRECTORY_SHARD, m.epoch, m.seq, m.state_digest, m.proof)
-        verify_handoff(handoff, current.committees[DIRECTORY_SHARD], self.svc.verifier)
-        if state_digest(m.state) != m.state_digest:
-            raise InvalidProof("epoch notice state does not match its certified digest")
-        service = Service(DirectoryMachine(self.svc.genesis.directory_params()))
-        service.restore(m.state)
-        directory: DirectoryMachine = service.machine  # type: ignore[assignment]
-        if directory.epoch != m.epoch + 1:
-            raise InvalidProof("epoch notice does not advance the epoch")
+        new = next_config(m, current, self.svc.genesis.directory_params(), self.svc.verifier)
         self.chain[m.epoch] = raw
         if not replaying:
             with self.svc.db.transaction():
                 self.svc.db.put(_NS, _key(m.epoch), raw)
-        self._enter(directory.config(), replaying)
+        self._enter(new, replaying)
         if not replaying:
             for peer in self.svc.host.connected_peers():
                 self.svc.send_to_node(peer, raw)

@@ -57,7 +57,10 @@ class ActionSink:
                     if pk != me:
                         self.send(pk, a.data)
             elif isinstance(a, (Committed, EpochEnded, Misbehaviour, ViewEntered, StateInstalled)):
-                self.on_event(owner, a)
+                try:
+                    self.on_event(owner, a)
+                except Exception:  # noqa: BLE001 - a listener's bug must not drop the sends after it
+                    log.exception("a consensus event listener failed on %s", type(a).__name__)
         if pending:
             self._flush(namespace, pending)
 

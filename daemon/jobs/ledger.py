@@ -310,6 +310,33 @@ class JobLedger:
                         self._events.append(("replica_failed", job.id, i, t.replicas.index(r)))
         return {"released": released}
 
+    def _query(self, client: str, op: ops.Query, request: ClientRequest) -> dict[str, Any]:
+        job = self._job(op.job)
+        out: dict[str, Any] = {
+            "job": job.id, "name": job.spec.name, "state": job.state, "submitter": job.submitter,
+            "submitted_ms": job.submitted_ms, "deadline_ms": job.deadline_ms,
+            "now_ms": self.now_ms, "counts": job.counts(), "replicas": job.spec.replicas,
+            "quorum": job.spec.quorum,
+        }
+        last = min(len(job.tasks), op.first + min(op.count, ops.MAX_QUERY_TASKS))
+        tasks = []
+        for i in range(op.first, last):
+            t = job.tasks[i]
+            row: dict[str, Any] = {
+                "i": i, "state": t.state,
+                "running": sum(1 for r in t.replicas if r.outcome == PENDING and r.result is None),
+                "result": list(t.accepted) if t.accepted else None,
+            }
+            if op.detail:
+                row["replicas"] = [{"worker": r.worker, "outcome": r.outcome, "started": r.started,
+                                    "result": list(r.result) if r.result else None,
+                                    "detail": r.detail} for r in t.replicas]
+                row["explanation"] = t.explanation
+                row["quorum"] = t.quorum
+            tasks.append(row)
+        out["tasks"] = tasks
+        return out
+
     # -- decisions --------------------------------------------------------------------------------
 
     def open_slots(self, job: Job, task: Task) -> int:

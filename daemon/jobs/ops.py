@@ -6,7 +6,8 @@ Who may send what (checked by the ledger, since the request's signer is authenti
 
 - ``Submit``, ``Cancel``        -- any node, as the job's submitter;
 - ``Tick``, ``Place``           -- committee members only (ledger time, placements);
-- ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to.
+- ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to;
+- ``Query``                     -- anyone (an ordered read; it changes nothing).
 """
 
 from __future__ import annotations
@@ -125,7 +126,21 @@ class Leave:
     reason: Text
 
 
-OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave}
+@dataclass(frozen=True, slots=True)
+class Query:
+    """An ordered read of a job: its counts, and tasks ``first .. first+count-1`` (at most
+    ``MAX_QUERY_TASKS``); with ``detail`` (and count 1) a task's replicas and explanation."""
+
+    job: Digest
+    first: U32
+    count: U16
+    detail: bool
+
+
+MAX_QUERY_TASKS = 500
+
+OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
+                        8: Query}
 _TAGS = {cls: tag for tag, cls in OPS.items()}
 
 

@@ -1,15 +1,16 @@
-"""Work for volunteers: an offer of a task, and the worker's signed result digest.
+"""Work for volunteers: task offers from a committee, and the votes that certify results.
 
-The result bytes travel as a blob; only their digest goes to the committee.
+A worker's result goes to the committee as a job-ledger operation; its bytes travel as a blob.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Annotated
 
-from protocol.schema import message
-from protocol.types import U32, U64, Digest, NodeIdText, Text
+from protocol.schema import MaxItems, MaxLen, message
+from protocol.types import U8, U32, U64, Digest, NodeIdText, Signature
 
 
 class TaskStatus(IntEnum):
@@ -27,27 +28,45 @@ class TaskStatus(IntEnum):
 @message("task.offer", 1)
 @dataclass(frozen=True, slots=True)
 class TaskOffer:
-    job_id: Digest
-    task_index: U32
-    replica: U32
+    """From each member of the job's shard committee to the worker the ledger assigned: run
+    replica ``replica`` of task ``task`` of ``job``. A worker runs it once f+1 members sent the
+    same offer, so no single member can make it work for nothing."""
+
+    shard: U32
+    epoch: U64
+    job: Digest
+    task: U32
+    replica: U8
+    submitter: NodeIdText
     module_hash: Digest
+    module_size: U64
     input_hash: Digest
+    input_size: U32
+    input_inline: Annotated[bytes, MaxLen(1024)] | None
+    argv: Annotated[tuple[Annotated[str, MaxLen(256)], ...], MaxItems(64)]
     fuel: U64
     memory_pages: U32
     wall_ms: U64
-    deadline_ms: U64
-    submitter: NodeIdText
+    max_output: U32
+    clock_ns: U64
+    lease_ms: U64
 
 
-@message("task.result", 1)
+@message("task.vote", 1)
 @dataclass(frozen=True, slots=True)
-class TaskResult:
-    job_id: Digest
-    task_index: U32
-    replica: U32
+class ResultVote:
+    """From a committee member to the job's submitter, after its ledger accepted a task's
+    result: a signature over ``result_statement(...)``. 2f+1 of them from the committee are
+    the result's certificate."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    job: Digest
+    task: U32
     status: TaskStatus
     output_hash: Digest
     output_size: U64
-    fuel_used: U64
-    wall_ms: U64
-    detail: Text
+    workers: Annotated[tuple[NodeIdText, ...], MaxItems(16)]
+    """The workers whose results agreed: where the submitter fetches the output."""
+    signature: Signature

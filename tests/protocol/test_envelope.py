@@ -191,11 +191,13 @@ def test_junk(junk):
 def test_unsorted_map_inside_a_free_form_field_is_not_canonical():
     import msgpack
 
-    from protocol.messages.crdt import CrdtState
+    from protocol.messages.capability import CapabilityAnnounce
 
-    data = sealed(CrdtState(object="caps", state={"a": 1, "b": 2}))
+    msg = CapabilityAnnounce(ALICE.node_id, "0.1.0", 2, 1024, ("wasm32-wasi",), (), {"a": 1, "b": 2},
+                             None, 1, 0, "d", 1, 1)
+    data = sealed(msg)
     fields = unpackb(data[HEADER_SIZE:])
-    fields[7][1] = {"b": 2, "a": 1}  # same map, keys out of order
+    fields[7][6] = {"b": 2, "a": 1}  # same map, keys out of order
     payload = msgpack.packb(fields, use_bin_type=True)
     with pytest.raises(MalformedMessage, match="canonical"):
         open_envelope(data[:HEADER_SIZE] + payload, network=NET)

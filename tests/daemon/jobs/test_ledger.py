@@ -196,3 +196,21 @@ def test_garbage_operations_get_an_error_reply():
     for junk in [b"", b"\x92\x63\x90", b"\x92\x01\x91\x01", b"\xc1"]:
         reply = unpackb(ledger.apply(ClientRequest(SUBMITTER.public_key, 1, junk, b"")))
         assert "malformed operation" in reply["error"]
+
+
+def test_query_reads_counts_tasks_and_detail():
+    h = Harness()
+    job = h.submit(3)
+    h.place_all(job)
+    h.report(job, 1, 0, b"z")
+    h.report(job, 1, 1, b"z")
+    q = h.call(WORKERS[5], ops.Query(job, 0, 10, False))
+    assert q["counts"]["accepted"] == 1 and q["counts"]["open"] == 2
+    assert [t["state"] for t in q["tasks"]] == ["open", ACCEPTED, "open"]
+    assert q["tasks"][1]["result"][1] == b"z".ljust(32, b"\0")
+    d = h.call(SUBMITTER, ops.Query(job, 1, 1, True))["tasks"][0]
+    assert len(d["replicas"]) == 2 and all(r["outcome"] == AGREED for r in d["replicas"])
+    assert d["explanation"] is not None
+    assert h.ledger.jobs[job].counts() == {  # reads changed nothing
+        "tasks": 3, "accepted": 1, "failed": 0, "cancelled": 0, "open": 2, "running": 0}
+    assert "no job" in h.call(SUBMITTER, ops.Query(b"\x09" * 32, 0, 1, False))["error"]

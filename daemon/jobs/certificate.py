@@ -1,0 +1,145 @@
+"""Result certificates: 2f+1 committee signatures over a task's accepted result, checkable by
+anyone offline with nothing but the network's genesis.
+
+When a member's ledger accepts a task's result, the member signs the *result statement*
+(domain ``RESULT``: network, shard, epoch, ledger op number, job, task, status, output hash and
+size) and sends it to the job's submitter (``ResultVote``). 2f+1 distinct members' signatures
+make the certificate. A certificate also carries the epoch chain up to its epoch
+(``daemon.committees.chain``), so a verifier that trusts only the genesis can check that the
+signers were the shard's committee then. With the output file, it checks the output too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from consensus.checkpoint import InvalidProof
+from consensus.quorum import quorum_size
+from consensus.crypto import Ed25519Verifier
+from daemon.committees.chain import follow
+from daemon.genesis import Genesis
+from protocol import domains
+from protocol.canonical import packb
+from protocol.errors import RemoteProtocolError
+from protocol.identity import NodeIdentity, node_id_from_public_key, verify_signature
+from protocol.messages.tasks import TaskStatus
+
+FORMAT = "novacron-result-certificate-v1"
+
+
+def statement(network: str, shard: int, epoch: int, seq: int, job: bytes, task: int,
+              status: int, output_hash: bytes, output_size: int) -> bytes:
+    return domains.RESULT + packb([network, shard, epoch, seq, job, task, status, output_hash,
+                                   output_size])
+
+
+def sign_vote(identity: NodeIdentity, *fields: Any) -> bytes:
+    return identity.sign(statement(*fields))
+
+
+@dataclass(frozen=True)
+class ResultCertificate:
+    network: str
+    shard: int
+    epoch: int
+    seq: int
+    job: bytes
+    task: int
+    status: int
+    output_hash: bytes
+    output_size: int
+    committee: tuple[bytes, ...]
+    signatures: tuple[tuple[int, bytes], ...]
+    chain: tuple[bytes, ...] = ()
+
+    def statement(self) -> bytes:
+        return statement(self.network, self.shard, self.epoch, self.seq, self.job, self.task,
+                         self.status, self.output_hash, self.output_size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "network": self.network, "shard": self.shard, "epoch": self.epoch,
+            "seq": self.seq, "job": self.job.hex(), "task": self.task,
+            "status": TaskStatus(self.status).name, "output_sha256": self.output_hash.hex(),
+            "output_size": self.output_size,
+            "committee": [node_id_from_public_key(pk) for pk in self.committee],
+            "signatures": [{"member": i, "signature": sig.hex()} for i, sig in self.signatures],
+            "epoch_chain": [raw.hex() for raw in self.chain],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> "ResultCertificate":
+        from protocol.identity import public_key_from_node_id
+
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise CertificateError(f"not a NovaCron result certificate (format must be {FORMAT!r})")
+        try:
+            return cls(
+                network=str(doc["network"]), shard=int(doc["shard"]), epoch=int(doc["epoch"]),
+                seq=int(doc["seq"]), job=bytes.fromhex(doc["job"]), task=int(doc["task"]),
+                status=int(TaskStatus[doc["status"]]), output_hash=bytes.fromhex(doc["output_sha256"]),
+                output_size=int(doc["output_size"]),
+                committee=tuple(public_key_from_node_id(m) for m in doc["committee"]),
+                signatures=tuple((int(s["member"]), bytes.fromhex(s["signature"]))
+                                 for s in doc["signatures"]),
+                chain=tuple(bytes.fromhex(x) for x in doc.get("epoch_chain", [])))
+        except (KeyError, ValueError, TypeError, RemoteProtocolError) as err:
+            raise CertificateError(f"certificate is damaged: {type(err).__name__}: {err}") from None
+
+
+class CertificateError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    what: str
+
+
+def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
+                       output: bytes | None) -> list[Check]:
+    """Every check, passed or failed, in order (all must pass)."""
+    checks: list[Check] = []
+    n = len(cert.committee)
+    need = quorum_size(n)  # 2f+1 when n = 3f+1: any two such sets share a correct member
+    valid = set()
+    stmt = cert.statement()
+    for index, sig in cert.signatures:
+        if 0 <= index < n and verify_signature(cert.committee[index], stmt, sig):
+            valid.add(index)
+    checks.append(Check(len(valid) >= need,
+                        f"signatures: {len(valid)} valid of {n} committee members, {need} needed"))
+    if output is not None:
+        digest = hashlib.sha256(output).digest()
+        checks.append(Check(digest == cert.output_hash and len(output) == cert.output_size,
+                            f"output: {len(output)} bytes, SHA-256 "
+                            f"{'matches' if digest == cert.output_hash else 'does NOT match'} the certificate"))
+    if genesis is None:
+        checks.append(Check(True, "committee: not checked against a genesis (pass --genesis)"))
+        return checks
+    if genesis.network != cert.network:
+        checks.append(Check(False, f"network: certificate is for {cert.network!r}, genesis for {genesis.network!r}"))
+        return checks
+    try:
+        cfg = follow(genesis.epoch0(), genesis.directory_params(), cert.chain,
+                     Ed25519Verifier(genesis.network))
+    except (InvalidProof, RemoteProtocolError) as err:
+        checks.append(Check(False, f"epoch chain: {err}"))
+        return checks
+    if cfg.epoch != cert.epoch:
+        checks.append(Check(False, f"epoch chain reaches epoch {cfg.epoch}, certificate is for {cert.epoch}"))
+        return checks
+    members = cfg.committees.get(cert.shard)
+    checks.append(Check(members == cert.committee,
+                        f"committee: shard {cert.shard} of epoch {cert.epoch} "
+                        f"{'is' if members == cert.committee else 'is NOT'} the one the genesis "
+                        f"and {len(cert.chain)} epoch notice(s) lead to"))
+    return checks
+
+
+def dumps(certs: list[ResultCertificate]) -> str:
+    return json.dumps([c.to_json() for c in certs], indent=1)

@@ -1,0 +1,159 @@
+"""What a shard committee member does for jobs, beyond ordering: it acts on its ledger.
+
+After every committed batch the member drains its ledger's events (``JobLedger.drain_events``):
+
+- ``offer``    -> send a signed ``TaskOffer`` to the assigned worker (every member does, and the
+                  worker waits for f+1 identical offers);
+- ``accepted`` -> sign the result statement and send a ``ResultVote`` to the submitter (2f+1
+                  votes are the result's certificate);
+- anything that opens replica slots -> propose placements: the primary at once, the others as
+  a fallback when slots stay open (a silent primary must not stall jobs).
+
+Placement candidates come from the soft state (``candidates()``: capability records turned
+into ``CandidateWire``), reputation from the ledger itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from consensus.actions import Committed
+from consensus.committee import DIRECTORY_SHARD
+from daemon.committees.runner import ReplicaRunner
+from daemon.jobs import ops
+from daemon.jobs.certificate import sign_vote
+from daemon.jobs.ledger import Job, JobLedger
+from daemon.jobs.placing import propose
+from protocol.canonical import packb
+from protocol.identity import NodeIdentity
+from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+
+log = logging.getLogger("novacron.jobs")
+
+PLACE_FALLBACK_S = 8.0
+MAX_PLACE_OP_BYTES = 40_000
+
+
+class MemberDuties:
+    def __init__(self, identity: NodeIdentity, network: str, send: Callable[[str, bytes], None],
+                 seal: Callable[[Any], bytes], candidates: Callable[[], tuple[ops.CandidateWire, ...]],
+                 submit: Callable[[int, Any], Any]) -> None:
+        self.identity = identity
+        self.network = network
+        self.send = send
+        self.seal = seal
+        self.candidates = candidates
+        self.submit = submit
+        self.offers_sent = 0
+        self.votes_sent = 0
+        self.proposals = 0
+        self.open_since: dict[tuple[int, bytes], float] = {}
+        self._proposing: set[tuple[int, bytes]] = set()
+
+    # -- after each committed batch -----------------------------------------------------------
+
+    def on_committed(self, shard: int, runner: ReplicaRunner, event: Committed) -> None:
+        if shard == DIRECTORY_SHARD:
+            return
+        ledger: JobLedger = runner.machine.ledger
+        for ev in ledger.drain_events():
+            kind = ev[0]
+            if kind == "offer":
+                _, jid, task, replica, worker = ev
+                self._offer(runner, ledger.jobs[jid], task, replica, worker)
+            elif kind == "accepted":
+                _, jid, task, winner = ev
+                self._vote(runner, ledger, ledger.jobs[jid], task, winner)
+
+    def _offer(self, runner: ReplicaRunner, job: Job, task: int, replica: int, worker: str) -> None:
+        t = job.tasks[task]
+        s = job.spec
+        offer = TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
+                          job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
+                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
+                          job.clock_ns, t.replicas[replica].lease_ms)
+        self.send(worker, self.seal(offer))
+        self.offers_sent += 1
+
+    def _vote(self, runner: ReplicaRunner, ledger: JobLedger, job: Job, task: int,
+              winner: tuple[int, bytes, int]) -> None:
+        status, output_hash, size = winner
+        t = job.tasks[task]
+        cfg = runner.config
+        sig = sign_vote(self.identity, self.network, cfg.shard, cfg.epoch, t.accepted_seq, job.id,
+                        task, status, output_hash, size)
+        workers = tuple(r.worker for r in t.replicas if r.result == winner)
+        vote = ResultVote(cfg.shard, cfg.epoch, t.accepted_seq, job.id, task, TaskStatus(status),
+                          output_hash, size, workers, sig)
+        self.send(job.submitter, self.seal(vote))
+        self.votes_sent += 1
+
+    # -- placement ------------------------------------------------------------------------------
+
+    def tick(self, nursery: trio.Nursery, runners: list[ReplicaRunner], now: float) -> None:
+        for runner in runners:
+            ledger: JobLedger = runner.machine.ledger
+            shard = runner.config.shard
+            for job in ledger.jobs.values():
+                key = (shard, job.id)
+                if job.state != "open" or key in self._proposing:
+                    continue
+                slots = [i for i, t in enumerate(job.tasks) if ledger.open_slots(job, t)]
+                if not slots:
+                    self.open_since.pop(key, None)
+                    continue
+                since = self.open_since.setdefault(key, now)
+                if runner.replica.is_primary or now - since >= PLACE_FALLBACK_S:
+                    self._proposing.add(key)
+                    nursery.start_soon(self._propose, shard, ledger, job, slots, key)
+
+    async def _propose(self, shard: int, ledger: JobLedger, job: Job, slots: list[int],
+                       key: tuple[int, bytes]) -> None:
+        try:
+            cands = self.candidates()
+            if not cands:
+                log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
+                return
+            now_ms = max(ledger.now_ms, int(time.time() * 1000))
+            batch: list[ops.TaskAssignment] = []
+            size = len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
+            for i in slots:
+                t = job.tasks[i]
+                n = ledger.open_slots(job, t)
+                if n == 0:
+                    continue
+                used = {r.worker for r in t.replicas}
+                placement, assignment = propose(job.id, i, job.spec, n, cands, used,
+                                                ledger.workers, now_ms)
+                if not assignment.workers:
+                    continue
+                cost = len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
+                if batch and size + cost > MAX_PLACE_OP_BYTES:
+                    await self._send_place(shard, job, now_ms, cands, batch)
+                    batch, size = [], len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
+                batch.append(assignment)
+                size += cost
+            if batch:
+                await self._send_place(shard, job, now_ms, cands, batch)
+        except Exception as err:  # noqa: BLE001 - a background proposal: log and retry next tick
+            log.warning("placement proposal for job %s failed: %s", job.id.hex()[:12], err)
+        finally:
+            self._proposing.discard(key)
+            self.open_since[key] = time.monotonic()
+
+    async def _send_place(self, shard: int, job: Job, now_ms: int,
+                          cands: tuple[ops.CandidateWire, ...], batch: list[ops.TaskAssignment]) -> None:
+        reply = await self.submit(shard, ops.Place(job.id, now_ms, cands, tuple(batch)))
+        self.proposals += 1
+        if reply.get("refused"):
+            log.info("placement for job %s: %d placed, refused %s", job.id.hex()[:12],
+                     reply.get("placed", 0), reply["refused"][:3])
+
+    def status(self) -> dict[str, Any]:
+        return {"offers_sent": self.offers_sent, "votes_sent": self.votes_sent,
+                "placements_proposed": self.proposals}

@@ -1,0 +1,270 @@
+"""The jobs service: this node as submitter, committee member and worker, and its control methods.
+
+Protocol ``/novacron/jobs/1`` carries ``TaskOffer`` (committee member -> worker) and
+``ResultVote`` (committee member -> submitter) envelopes. See ``submitter``, ``member`` and
+``worker`` for each role; this module wires them to the committees, the blob store, the
+sandbox pool, the soft state (placement candidates) and the control socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from consensus.committee import DIRECTORY_SHARD
+from daemon.blobs import BlobService
+from daemon.committees.service import CommitteeService
+from daemon.control.jsonrpc import NOT_FOUND, REJECTED, UNAVAILABLE, RpcError
+from daemon.control.params import get, only
+from daemon.control.server import ControlServer
+from daemon.jobs import ops
+from daemon.jobs.member import MemberDuties
+from daemon.jobs.spec import SpecError, load_spec
+from daemon.jobs.submitter import SubmitterDuties
+from daemon.jobs.worker import WorkerDuties
+from daemon.p2p.host import P2PHost
+from daemon.runtime import WorkerPool
+from protocol.errors import MalformedMessage
+from protocol.identity import NodeIdentity
+from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+
+log = logging.getLogger("novacron.jobs")
+
+PROTOCOL = "/novacron/jobs/1"
+TICK_S = 0.5
+
+
+class JobsService:
+    name = "jobs"
+
+    def __init__(self, identity: NodeIdentity, committees: CommitteeService, host: P2PHost,
+                 blobs: BlobService, pool: WorkerPool,
+                 candidates: Callable[[], tuple[ops.CandidateWire, ...]]) -> None:
+        self.identity = identity
+        self.committees = committees
+        self.host = host
+        self.blobs = blobs
+        self.pool = pool
+        c = committees
+        self.submitter = SubmitterDuties(identity, c.network, c.db, blobs, self.committee_of,
+                                         self.chain_before, c.shard_of, self.submit_op)
+        self.member = MemberDuties(identity, c.network, self.send, self.seal, candidates,
+                                   self.submit_op)
+        self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op)
+        c.listeners.append(self.member.on_committed)
+        host.handle(PROTOCOL, self._on_frame)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def committee_of(self, shard: int, epoch: int) -> tuple[bytes, ...] | None:
+        cfg = self.committees.epochs.configs.get(epoch)
+        return cfg.committees.get(shard) if cfg else None
+
+    def chain_before(self, epoch: int) -> tuple[bytes, ...]:
+        chain = self.committees.epochs.chain
+        return tuple(chain[e] for e in range(epoch) if e in chain)
+
+    def seal(self, msg: Any) -> bytes:
+        return self.committees.signer.seal(msg, time.monotonic())
+
+    def send(self, node_id: str, data: bytes) -> None:
+        if node_id == self.identity.node_id:
+            self._handle(self.committees.verifier.open(data))
+        else:
+            self.host.send(node_id, PROTOCOL, data)
+
+    async def submit_op(self, shard: int, op: Any) -> dict[str, Any]:
+        return await self.committees.submit_ledger(shard, op)
+
+    async def _on_frame(self, peer: str, frame: bytes) -> None:
+        self._handle(self.committees.verifier.open(frame))  # garbage counts against the peer
+
+    def _handle(self, env: Any) -> None:
+        m = env.body
+        if isinstance(m, TaskOffer):
+            self.worker.on_offer(env.sender, m)
+        elif isinstance(m, ResultVote):
+            self.submitter.on_vote(env.sender, m)
+        else:
+            raise MalformedMessage(f"{env.type} does not belong on {PROTOCOL}")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.worker.run)
+            await nursery.start(self.submitter.run)
+            task_status.started()
+            try:
+                while True:
+                    runners = [r for (s, e), r in self.committees.replicas.items()
+                               if s != DIRECTORY_SHARD and e == self.committees.epoch.epoch]
+                    self.member.tick(nursery, runners, time.monotonic())
+                    await trio.sleep(TICK_S)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.worker.leave("the node is shutting down")
+
+    def status(self) -> dict[str, Any]:
+        sub, mem, wrk = self.submitter.status(), self.member.status(), self.worker.status()
+        return {
+            "health": "ok",
+            "summary": f"{wrk['tasks_run']} tasks run, {sub['jobs']} jobs submitted, "
+                       f"{sub['tasks_certified']} results certified",
+            "submitter": sub, "member": mem, "worker": wrk, "blobs": self.blobs.status(),
+        }
+
+    # -- control methods ------------------------------------------------------------------------
+
+    def register_rpc(self, server: ControlServer) -> None:
+        for name in ("submit", "list", "status", "result", "cancel", "explain"):
+            server.register(f"jobs.{name}", getattr(self, f"rpc_{name}"))
+
+    def _find(self, params: dict[str, Any]) -> bytes:
+        text = get(params, "job", str).lower()
+        if len(text) < 6 or any(c not in "0123456789abcdef" for c in text):
+            raise RpcError(NOT_FOUND, f"{text!r} is not a job id (give at least 6 hex digits; "
+                                      "see `novacron jobs`)")
+        matches = [j for j in self.submitter.jobs if j.hex().startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(text) == 64:
+            return bytes.fromhex(text)
+        if not matches:
+            raise RpcError(NOT_FOUND, f"no job {text} submitted from this node; see `novacron jobs`")
+        raise RpcError(NOT_FOUND, f"{text} matches {len(matches)} jobs; give more digits")
+
+    def _shard(self, jid: bytes) -> int:
+        local = self.submitter.jobs.get(jid)
+        return local.shard if local else self.committees.shard_of(jid)
+
+    async def _ledger(self, shard: int, op: Any) -> dict[str, Any]:
+        try:
+            reply = await self.submit_op(shard, op)
+        except Exception as err:  # noqa: BLE001 - CommitteeUnavailable, QueueFull
+            raise RpcError(UNAVAILABLE, str(err)) from None
+        if "error" in reply:
+            raise RpcError(NOT_FOUND if "no job" in reply["error"] else REJECTED, reply["error"])
+        return reply
+
+    async def rpc_submit(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "spec")
+        path = Path(get(params, "spec", str))
+        if not path.is_absolute():
+            raise RpcError(REJECTED, "give the spec as an absolute path (the CLI does this)")
+        try:
+            spec = await trio.to_thread.run_sync(load_spec, path)
+        except SpecError as err:
+            raise RpcError(REJECTED, str(err)) from None
+        try:
+            job, reply = await self.submitter.submit_job(spec)
+        except Exception as err:  # noqa: BLE001
+            raise RpcError(UNAVAILABLE, f"could not submit: {err}") from None
+        if "error" in reply:
+            raise RpcError(REJECTED, f"the committee refused the job: {reply['error']}")
+        return {"job": job.id.hex(), "tasks": job.tasks, "shard": job.shard, "name": job.name}
+
+    async def rpc_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params)
+        jobs = sorted(self.submitter.jobs.values(), key=lambda j: j.submitted_ms, reverse=True)
+        return {"jobs": [{"job": j.id.hex(), "name": j.name, "tasks": j.tasks,
+                          "certified": len(j.certified), "submitted_ms": j.submitted_ms,
+                          "shard": j.shard} for j in jobs]}
+
+    async def rpc_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "job", "tasks")
+        jid = self._find(params)
+        want_tasks = get(params, "tasks", bool, False)
+        reply = await self._ledger(self._shard(jid), ops.Query(jid, 0, 0, False))
+        local = self.submitter.jobs.get(jid)
+        out = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in reply.items() if k != "tasks"}
+        out["certified"] = len(local.certified) if local else None
+        if want_tasks:
+            rows: list[Any] = []
+            while len(rows) < reply["counts"]["tasks"]:
+                page = await self._ledger(self._shard(jid), ops.Query(jid, len(rows), ops.MAX_QUERY_TASKS, False))
+                if not page["tasks"]:
+                    break
+                rows += page["tasks"]
+            out["tasks"] = [_task_row(r) for r in rows]
+        return out
+
+    async def rpc_cancel(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "job")
+        jid = self._find(params)
+        reply = await self._ledger(self._shard(jid), ops.Cancel(jid))
+        return {"job": jid.hex(), "state": reply["state"]}
+
+    async def rpc_explain(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "job", "task")
+        jid = self._find(params)
+        task = get(params, "task", int)
+        reply = await self._ledger(self._shard(jid), ops.Query(jid, task, 1, True))
+        if not reply["tasks"]:
+            raise RpcError(NOT_FOUND, f"job {jid.hex()[:12]} has no task {task} "
+                                      f"(it has {reply['counts']['tasks']})")
+        row = reply["tasks"][0]
+        return {"job": jid.hex(), "task": task, "state": row["state"], "quorum": row["quorum"],
+                "replicas": [{**r, "result": _result(r["result"])} for r in row["replicas"]],
+                "explanation": row["explanation"]}
+
+    async def rpc_result(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "job", "out")
+        jid = self._find(params)
+        out = Path(get(params, "out", str))
+        local = self.submitter.jobs.get(jid)
+        if local is None:
+            raise RpcError(NOT_FOUND, "results are kept by the node that submitted the job")
+        if not out.is_absolute():
+            raise RpcError(REJECTED, "give the output directory as an absolute path")
+        certs, missing, failed = [], [], []
+        outputs: dict[int, bytes] = {}
+        for task in range(local.tasks):
+            cert = self.submitter.certificate(jid, task)
+            if cert is None:
+                missing.append(task)
+                continue
+            data = await self.submitter.output(cert, self.submitter.workers_of(jid, task))
+            if data is None or hashlib.sha256(data).digest() != cert.output_hash:
+                failed.append(task)
+                continue
+            certs.append(cert)
+            outputs[task] = data
+        return await trio.to_thread.run_sync(_write_results, out, local, certs, outputs, missing, failed)
+
+
+def _result(r: Any) -> Any:
+    if not r:
+        return None
+    status, digest, size = r
+    return {"status": TaskStatus(status).name, "output_sha256": digest.hex(), "size": size}
+
+
+def _task_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"task": r["i"], "state": r["state"], "running": r["running"], "result": _result(r["result"])}
+
+
+def _write_results(out: Path, job: Any, certs: list[Any], outputs: dict[int, bytes],
+                   missing: list[int], failed: list[int]) -> dict[str, Any]:
+    import json
+
+    from daemon.jobs.certificate import dumps
+
+    out.mkdir(parents=True, exist_ok=True)
+    width = len(str(max(job.tasks - 1, 0)))
+    tasks_dir = out / "tasks"
+    tasks_dir.mkdir(exist_ok=True)
+    for task, data in outputs.items():
+        (tasks_dir / f"{task:0{width}d}.out").write_bytes(data)
+    if job.combine == "concat":
+        (out / "output").write_bytes(b"".join(outputs[t] for t in sorted(outputs)))
+    (out / "certificates.json").write_text(dumps(certs))
+    (out / "job.json").write_text(json.dumps({
+        "job": job.id.hex(), "name": job.name, "tasks": job.tasks, "certified": len(certs),
+        "missing": missing, "unfetched": failed}, indent=1))
+    return {"job": job.id.hex(), "dir": str(out), "written": len(outputs), "tasks": job.tasks,
+            "missing": missing, "unfetched": failed}

@@ -1,0 +1,186 @@
+"""What a researcher's node does for the jobs it submitted.
+
+``submit``: check the spec, keep the module and large inputs as pinned blobs (workers fetch them
+from here), and submit the job to its shard committee. ``on_vote``: collect the committee's
+signed result votes per task; at 2f+1 distinct members the result is certified: keep the
+certificate, fetch the output from a worker whose result agreed, verify it against the
+certified hash, and keep it. Progress is read from the ledger (an ordered ``Query``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from daemon.blobs import BlobService, BlobUnavailable
+from daemon.jobs import ops
+from daemon.jobs.certificate import ResultCertificate, statement
+from daemon.jobs.ledger import job_id
+from daemon.jobs.spec import JobSpec
+from daemon.storage.db import Database
+from protocol.canonical import packb, unpackb
+from protocol.identity import NodeIdentity, verify_signature
+from protocol.messages.tasks import ResultVote
+
+log = logging.getLogger("novacron.jobs")
+
+NS_JOBS = "jobs"
+NS_CERTS = "certs"
+
+
+@dataclass
+class LocalJob:
+    id: bytes
+    name: str
+    shard: int
+    tasks: int
+    submitted_ms: int
+    combine: str
+    source: str
+    certified: set[int] = field(default_factory=set)
+
+    def to_bytes(self) -> bytes:
+        return packb([self.id, self.name, self.shard, self.tasks, self.submitted_ms, self.combine,
+                      self.source])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LocalJob":
+        return cls(*unpackb(data))
+
+
+def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[bytes]]:
+    """The ledger operation for a spec, and the blobs (module, large inputs) to keep."""
+    blobs = [spec.module]
+    inputs = []
+    for data in spec.inputs:
+        inline = data if len(data) <= ops.MAX_INLINE_INPUT else None
+        if inline is None:
+            blobs.append(data)
+        inputs.append(ops.TaskInput(hashlib.sha256(data).digest(), len(data), inline))
+    op = ops.Submit(
+        name=spec.name, module_hash=spec.module_hash, module_size=len(spec.module),
+        argv=spec.argv, inputs=tuple(inputs), fuel=spec.fuel, memory_pages=spec.memory_pages,
+        wall_ms=int(spec.wall_s * 1000), max_output=spec.max_output, replicas=spec.replicas,
+        quorum=spec.quorum, max_replicas=spec.max_replicas, min_attestation=int(spec.min_attestation),
+        deadline_s=spec.deadline_s, clock_ns=spec.clock_ns or 0, nonce=nonce)
+    return op, blobs
+
+
+class SubmitterDuties:
+    def __init__(self, identity: NodeIdentity, network: str, db: Database, blobs: BlobService,
+                 committee_of: Callable[[int, int], tuple[bytes, ...] | None],
+                 chain_before: Callable[[int], tuple[bytes, ...]],
+                 shard_of: Callable[[bytes], int], submit: Callable[[int, Any], Any]) -> None:
+        self.identity = identity
+        self.network = network
+        self.db = db
+        self.blobs = blobs
+        self.committee_of = committee_of
+        self.chain_before = chain_before
+        self.shard_of = shard_of
+        self.submit = submit
+        self.jobs: dict[bytes, LocalJob] = {}
+        for _, raw in db.scan(NS_JOBS):
+            j = LocalJob.from_bytes(raw)
+            self.jobs[j.id] = j
+        for key, _ in db.scan(NS_CERTS):
+            jid, task = key[:32], int.from_bytes(key[32:36], "big")
+            if jid in self.jobs:
+                self.jobs[jid].certified.add(task)
+        self._votes: dict[tuple[bytes, int], dict[bytes, dict[int, bytes]]] = {}
+        self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
+        self.fetched = 0
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    async def submit_job(self, spec: JobSpec) -> tuple[LocalJob, dict[str, Any]]:
+        op, blobs = to_submit(spec, int.from_bytes(os.urandom(8), "big"))
+        for data in blobs:
+            self.blobs.store.put(data, pin=True)
+        jid = job_id(self.identity.public_key, ops.encode_op(op))
+        shard = self.shard_of(jid)
+        reply = await self.submit(shard, op)
+        if "error" in reply:
+            return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
+        job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(time.time() * 1000),
+                       spec.combine, spec.source)
+        with self.db.transaction():
+            self.db.put(NS_JOBS, job.id, job.to_bytes())
+        self.jobs[job.id] = job
+        return job, reply
+
+    # -- certificates ---------------------------------------------------------------------------
+
+    def on_vote(self, sender: bytes, v: ResultVote) -> None:
+        job = self.jobs.get(v.job)
+        committee = self.committee_of(v.shard, v.epoch)
+        if job is None or committee is None or sender not in committee or v.task in job.certified:
+            return
+        fields = (self.network, v.shard, v.epoch, v.seq, v.job, v.task, int(v.status),
+                  v.output_hash, v.output_size)
+        stmt = statement(*fields)
+        if not verify_signature(sender, stmt, v.signature):
+            return
+        per_task = self._votes.setdefault((v.job, v.task), {})
+        sigs = per_task.setdefault(stmt, {})
+        sigs[committee.index(sender)] = v.signature
+        from consensus.quorum import quorum_size
+
+        if len(sigs) < quorum_size(len(committee)):
+            return
+        cert = ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
+                                 int(v.status), v.output_hash, v.output_size, committee,
+                                 tuple(sorted(sigs.items())), self.chain_before(v.epoch))
+        import json
+
+        key = v.job + v.task.to_bytes(4, "big")
+        with self.db.transaction():
+            self.db.put(NS_CERTS, key, json.dumps(cert.to_json()).encode())
+            self.db.put(NS_CERTS + "-workers", key, packb(list(v.workers)))
+        job.certified.add(v.task)
+        del self._votes[(v.job, v.task)]
+        try:
+            self._fetch_send.send_nowait((v.job, v.task, v))
+        except trio.WouldBlock:
+            pass  # fetched on demand by `result`
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async for jid, task, vote in self._fetch_recv:
+            await self._fetch_output(vote.output_hash, vote.output_size, vote.workers)
+
+    async def _fetch_output(self, digest: bytes, size: int, workers: tuple[str, ...]) -> bytes | None:
+        try:
+            data = await self.blobs.fetch(digest, list(workers), max_size=max(size, 1))
+            self.fetched += 1
+            return data
+        except BlobUnavailable as err:
+            log.warning("output %s not fetched yet: %s", digest.hex()[:12], err)
+            return None
+
+    def certificate(self, jid: bytes, task: int) -> ResultCertificate | None:
+        import json
+
+        raw = self.db.get(NS_CERTS, jid + task.to_bytes(4, "big"))
+        return ResultCertificate.from_json(json.loads(raw)) if raw else None
+
+    def workers_of(self, jid: bytes, task: int) -> tuple[str, ...]:
+        raw = self.db.get(NS_CERTS + "-workers", jid + task.to_bytes(4, "big"))
+        return tuple(unpackb(raw)) if raw else ()
+
+    async def output(self, cert: ResultCertificate, workers: tuple[str, ...]) -> bytes | None:
+        data = self.blobs.store.get(cert.output_hash)
+        if data is None and workers:
+            data = await self._fetch_output(cert.output_hash, cert.output_size, workers)
+        return data
+
+    def status(self) -> dict[str, Any]:
+        return {"jobs": len(self.jobs), "outputs_fetched": self.fetched,
+                "tasks_certified": sum(len(j.certified) for j in self.jobs.values())}

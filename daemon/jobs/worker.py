@@ -1,0 +1,150 @@
+"""What a volunteer does for jobs: run the replicas its committee assigned it, and report.
+
+An offer counts once f+1 members of the job's shard committee (of the epoch the offer names)
+sent the same one: then at least one correct member's ledger assigned it, so the work is
+real. The worker fetches the module (and a large input) from the submitter by hash, runs the
+task in the sandbox pool (its volunteered share of cores, its hours, its idle rule), keeps the
+output as a blob for the submitter to fetch, and reports ``Result`` (status, output hash,
+size, fuel) to the ledger. Each task's random stream is seeded from (job, task), the same on
+every replica, so honest replicas agree byte for byte.
+
+Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
+blob it could not fetch) are reported as ``CRASHED``: the ledger frees the replica at once
+instead of waiting out its lease, and never counts it as a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from daemon.blobs import BlobService, BlobUnavailable
+from daemon.jobs import ops
+from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
+from daemon.runtime.cache import ModuleUnavailable
+from protocol.canonical import packb
+from protocol.messages.tasks import TaskOffer, TaskStatus
+from protocol.schema import encode_body
+
+log = logging.getLogger("novacron.worker")
+
+MAX_ACCEPTED = 4096
+
+
+def task_seed(job: bytes, task: int) -> bytes:
+    return hashlib.sha256(b"novacron/task-seed/v1" + job + task.to_bytes(4, "big")).digest()
+
+
+class WorkerDuties:
+    def __init__(self, pool: WorkerPool, blobs: BlobService,
+                 committee_of: Callable[[int, int], tuple[bytes, ...] | None],
+                 submit: Callable[[int, Any], Any]) -> None:
+        self.pool = pool
+        self.blobs = blobs
+        self.committee_of = committee_of
+        self.submit = submit
+        self._votes: dict[tuple[bytes, int, int], dict[bytes, set[bytes]]] = {}
+        self.accepted: dict[tuple[bytes, int, int], TaskOffer] = {}
+        self.unfinished: set[tuple[bytes, int, int]] = set()
+        self._send, self._recv = trio.open_memory_channel[TaskOffer](MAX_ACCEPTED)
+        self.ran = 0
+        self.results: dict[str, int] = {}
+        self.ignored_offers = 0
+
+    # -- offers ---------------------------------------------------------------------------------
+
+    def on_offer(self, sender: bytes, offer: TaskOffer) -> None:
+        committee = self.committee_of(offer.shard, offer.epoch)
+        if committee is None or sender not in committee:
+            self.ignored_offers += 1
+            return
+        key = (offer.job, offer.task, offer.replica)
+        if key in self.accepted:
+            return
+        body = packb(encode_body(offer, validate=False))
+        votes = self._votes.setdefault(key, {})
+        voters = votes.setdefault(body, set())
+        voters.add(sender)
+        if len(voters) >= (len(committee) - 1) // 3 + 1:
+            del self._votes[key]
+            if len(self.accepted) >= MAX_ACCEPTED:
+                self.accepted.pop(next(iter(self.accepted)))
+            self.accepted[key] = offer
+            try:
+                self._send.send_nowait(offer)
+                self.unfinished.add(key)
+            except trio.WouldBlock:
+                log.warning("task queue full: dropping an offer (its lease will expire)")
+        if len(self._votes) > MAX_ACCEPTED:
+            self._votes.pop(next(iter(self._votes)))
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, self.pool.size)):
+                nursery.start_soon(self._loop)
+            task_status.started()
+
+    async def _loop(self) -> None:
+        async for offer in self._recv:
+            try:
+                await self._run_one(offer)
+            except Exception:  # noqa: BLE001 - one task's failure must not stop the worker
+                log.exception("task %s/%d failed in the worker", offer.job.hex()[:12], offer.task)
+            finally:
+                self.unfinished.discard((offer.job, offer.task, offer.replica))
+
+    async def _run_one(self, o: TaskOffer) -> None:
+        shard = o.shard
+        await self._report(shard, ops.Start(o.job, o.task, o.replica), wait=False)
+        try:
+            module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
+            data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
+                o.input_hash, [o.submitter], max_size=o.input_size)
+            limits = Limits(fuel=o.fuel, memory_pages=o.memory_pages, wall_s=o.wall_ms / 1000,
+                            max_output=o.max_output)
+            outcome = await self.pool.run_task(o.module_hash, module, data, limits,
+                                               seed=task_seed(o.job, o.task),
+                                               argv=tuple(a.encode() for a in o.argv),
+                                               logical_time_ns=o.clock_ns)
+        except BlobUnavailable as err:
+            outcome = TaskOutcome(TaskStatus.CRASHED, f"could not fetch the task's data: {err}")
+        except PoolPaused as err:
+            outcome = TaskOutcome(TaskStatus.CRASHED, f"this volunteer is not running tasks now: {err}")
+        except ModuleUnavailable as err:
+            outcome = TaskOutcome(TaskStatus.CRASHED, f"module unavailable: {err}")
+        self.ran += 1
+        name = TaskStatus(outcome.status).name
+        self.results[name] = self.results.get(name, 0) + 1
+        output_hash = hashlib.sha256(outcome.output).digest()
+        if outcome.status not in (TaskStatus.CRASHED, TaskStatus.TIMED_OUT):
+            self.blobs.store.put(outcome.output, pin=True)
+        await self._report(shard, ops.Result(o.job, o.task, o.replica, int(outcome.status),
+                                             output_hash, len(outcome.output), outcome.fuel_used,
+                                             outcome.detail[:1000]), wait=True)
+
+    async def _report(self, shard: int, op: Any, wait: bool) -> None:
+        try:
+            reply = await self.submit(shard, op)
+        except Exception as err:  # noqa: BLE001 - the lease covers a lost report
+            log.warning("could not report %s: %s", type(op).__name__, err)
+            return
+        if "error" in reply:
+            log.info("ledger refused %s: %s", type(op).__name__, reply["error"])
+
+    async def leave(self, reason: str) -> None:
+        """Tell the ledgers we are going, so our unfinished replicas are placed again now."""
+        shards = {self.accepted[k].shard for k in self.unfinished if k in self.accepted}
+        for shard in shards:
+            with trio.move_on_after(1.0):
+                await self._report(shard, ops.Leave(reason), wait=True)
+
+    def status(self) -> dict[str, Any]:
+        return {"tasks_run": self.ran, "results": self.results,
+                "queued": self._recv.statistics().current_buffer_used,
+                "running": len(self.unfinished), "ignored_offers": self.ignored_offers}

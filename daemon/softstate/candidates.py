@@ -1,0 +1,40 @@
+"""From gossiped capability records to placement candidates (``daemon.jobs.ops.CandidateWire``).
+
+Everything here is soft state and self-reported, except two things this node observed itself:
+whether the peer is connected now (only live peers are candidates), and since when it has seen
+it up (``vouched_since``, which caps the uptime a peer may claim in its summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from daemon.attest.levels import AttestationLevel
+from daemon.jobs.ops import MAX_CANDIDATES, CandidateWire
+from protocol.messages.capability import CapabilityAnnounce
+
+CONNECTED_LINK_MS = 20
+"""A connected peer on a direct stream; inputs are small (most travel inline)."""
+
+
+def attestation_level(report: Any) -> AttestationLevel:
+    """Only levels verifiers vouched for count; a node's own claim is never enough."""
+    return AttestationLevel.NONE
+
+
+def to_candidates(records: Iterable[CapabilityAnnounce], live: set[str],
+                  vouched: dict[str, float]) -> tuple[CandidateWire, ...]:
+    out = []
+    for r in records:
+        if r.node_id not in live or not r.slots or "wasm32-wasi" not in r.runtimes:
+            continue
+        since = vouched.get(r.node_id)
+        out.append(CandidateWire(
+            node_id=r.node_id, availability=r.availability, cores=r.slots,
+            memory_mib=r.memory_mb, runtimes=tuple(r.runtimes)[:8],
+            attestation=int(attestation_level(r.attestation)), load_permille=r.load,
+            link_ms=CONNECTED_LINK_MS, domain=r.domain,
+            vouched_since_s=int(since) if since else 0))
+    out.sort(key=lambda c: (c.load_permille, c.node_id))
+    return tuple(out[:MAX_CANDIDATES])

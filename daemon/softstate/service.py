@@ -1,0 +1,243 @@
+"""Soft state on the wire: the nodes' capability records, as a CRDT kept in sync by anti-entropy.
+
+The registry is an owner-keyed ``LWWMap`` (``crdt``): node k writes only its own record, under
+key k, and every write carries k's signature on its dot, so a record can be relayed by anyone
+and forged by no one. Anti-entropy (delta intervals, acknowledgements, digests on connect,
+full state when a peer is too far behind) runs over direct streams, protocol
+``/novacron/crdt/1``, one signed envelope per message: per-peer acknowledgements are what the
+delta-interval protocol needs, and a direct stream costs a fraction of a GossipSub message.
+
+The node rewrites its own record at start, when its facts change (task slots in use, listen
+addresses), and every ``REFRESH_S`` so its availability summary stays current; it persists the
+replica after each local write (a node that lost its snapshot must not write before it has
+caught up, or it could reuse a dot).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from crdt import LWWMap, ObjectSpec, Policy, Replica
+from crdt.auth import DotSigner
+from daemon.capabilities import (
+    HEARTBEAT_S, RUNTIME, AvailabilityRecorder, build_record, machine_memory_mib,
+    record_from_wire, record_to_wire,
+)
+from daemon.control.params import get, only
+from daemon.control.server import ControlServer
+from daemon.p2p.host import P2PHost
+from daemon.softstate.candidates import to_candidates
+from daemon.storage.db import Database
+from protocol.envelope import EnvelopeOpener, EnvelopeSealer
+from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.identity import NodeIdentity
+from protocol.messages.capability import CapabilityAnnounce
+
+log = logging.getLogger("novacron.softstate")
+
+PROTOCOL = "/novacron/crdt/1"
+TICK_S = 0.1
+REFRESH_S = 300.0
+PERSIST_S = 10.0
+CAPS = "caps"
+SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
+_NS = "softstate"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SoftStateService:
+    name = "softstate"
+
+    def __init__(self, identity: NodeIdentity, network: str, host: P2PHost, db: Database, *,
+                 slots: int, memory_mib: int, domain: str,
+                 attestation: Callable[[], Any], load: Callable[[], int]) -> None:
+        self.identity = identity
+        self.network = network
+        self.host = host
+        self.db = db
+        self.slots = slots
+        self.memory_mib = memory_mib or machine_memory_mib()
+        self.domain = domain or identity.node_id
+        self.attestation_fn = attestation
+        self.load_fn = load
+        self.attestation: Any = None
+        self.availability = AvailabilityRecorder(db)
+        session = int.from_bytes(os.urandom(8), "big") | 1
+        signer = DotSigner(identity, network)
+        saved = db.get(_NS, "replica")
+        self.replica: Replica
+        if saved:
+            try:
+                self.replica = Replica.restore(saved, SCHEMA, session=session, signer=signer)
+            except RemoteProtocolError as err:
+                log.warning("soft state snapshot unusable (%s): starting empty", err)
+                saved = None
+        if not saved:
+            self.replica = Replica(identity.node_id, SCHEMA, session=session, signer=signer)
+        self.sealer = EnvelopeSealer(identity, network, context=session)
+        self.opener = EnvelopeOpener(network)
+        self.generation = 0
+        self.published: dict[str, Any] = {}
+        self.seen_up: dict[str, float] = {}
+        self.rejected = 0
+        self._dirty_at = 0.0
+        host.handle(PROTOCOL, self._on_frame)
+        host.on_peer(self._connected, self._disconnected)
+
+    # -- the registry -------------------------------------------------------------------------------
+
+    def records(self) -> list[CapabilityAnnounce]:
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        out = []
+        for key, value in caps.items():
+            try:
+                out.append(record_from_wire(value, expected_node=key))
+            except RemoteProtocolError:
+                continue  # the writer signed something malformed: skip, never crash
+        return out
+
+    def record_of(self, node_id: str) -> CapabilityAnnounce | None:
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        value = caps.get(node_id)
+        if value is None:
+            return None
+        try:
+            return record_from_wire(value, expected_node=node_id)
+        except RemoteProtocolError:
+            return None
+
+    def candidates(self) -> tuple[Any, ...]:
+        live = set(self.host.connected_peers()) | {self.identity.node_id}
+        return to_candidates(self.records(), live, self.seen_up)
+
+    def publish(self, reason: str) -> int:
+        """Write this node's record (a new generation) into the registry."""
+        now_ms = _now_ms()
+        self.generation = max(self.generation + 1, now_ms)
+        record = build_record(
+            self.identity.node_id, slots=self.slots, memory_mib=self.memory_mib,
+            runtimes=(RUNTIME,), listen=tuple(self.host.listen_addrs()),
+            attestation=self.attestation, availability=self.availability.summary_wire(now_ms / 1000),
+            load_permille=self.load_fn(), domain=self.domain, now_ms=now_ms,
+            generation=self.generation)
+        wire = record_to_wire(record)
+        self.replica.update(CAPS, lambda m, w: m.p_set(w, self.identity.node_id, wire), now_ms)
+        self.published = {"generation": self.generation, "reason": reason, "at_ms": now_ms}
+        self._persist()
+        return self.generation
+
+    def _persist(self) -> None:
+        with self.db.transaction():
+            self.db.put(_NS, "replica", self.replica.snapshot())
+        self._dirty_at = 0.0
+
+    # -- the wire -----------------------------------------------------------------------------------
+
+    def _send(self, out: list[tuple[str, Any]]) -> None:
+        now_ms = _now_ms()
+        for peer, msg in out:
+            self.host.send(peer, PROTOCOL, self.sealer.seal(msg, now_ms))
+
+    async def _on_frame(self, peer: str, frame: bytes) -> None:
+        env = self.opener.open(frame, now_ms=_now_ms())
+        if env.sender_id != peer:
+            raise MalformedMessage("soft-state messages must be signed by the peer that sends them")
+        try:
+            out = self.replica.on_message(peer, env.body, _now_ms())
+        except RemoteProtocolError:
+            self.rejected += 1
+            raise
+        self._dirty_at = self._dirty_at or time.monotonic()
+        self._send(out)
+
+    def _connected(self, peer: str) -> None:
+        self.seen_up.setdefault(peer, time.time())
+        self._send(self.replica.on_connect(peer, _now_ms()))
+
+    def _disconnected(self, peer: str) -> None:
+        self.seen_up.pop(peer, None)
+        self.replica.on_disconnect(peer)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.availability.started(time.time())
+        self.attestation = await trio.to_thread.run_sync(self.attestation_fn)
+        self.publish("start")
+        task_status.started()
+        last_heartbeat = last_refresh = time.monotonic()
+        last_load = self.load_fn()
+        last_addrs = self.host.listen_addrs()
+        try:
+            while True:
+                await trio.sleep(TICK_S)
+                now = time.monotonic()
+                self._send(self.replica.tick(_now_ms()))
+                if now - last_heartbeat >= HEARTBEAT_S:
+                    last_heartbeat = now
+                    self.availability.alive(time.time())
+                load, addrs = self.load_fn(), self.host.listen_addrs()
+                if abs(load - last_load) >= 250 or addrs != last_addrs or now - last_refresh >= REFRESH_S:
+                    last_load, last_addrs, last_refresh = load, addrs, now
+                    self.publish("refresh")
+                if self._dirty_at and now - self._dirty_at >= PERSIST_S:
+                    self._persist()
+        finally:
+            with trio.CancelScope(shield=True):
+                self.availability.stopped(time.time())
+                self._persist()
+
+    # -- status and control -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        records = self.records()
+        return {
+            "health": "ok",
+            "summary": f"{len(records)} capability records, generation {self.generation}",
+            "records": len(records), "published": self.published, "rejected": self.rejected,
+            "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
+                     "states_applied": self.replica.stats.states_applied},
+        }
+
+    def peer_info(self, node_id: str) -> dict[str, Any]:
+        r = self.record_of(node_id)
+        if r is None:
+            return {"capabilities": None}
+        return {"capabilities": {"cores": r.cores, "slots": r.slots, "memory_mb": r.memory_mb,
+                                 "load": r.load, "version": r.software_version,
+                                 "generation": r.generation, "domain": r.domain}}
+
+    def register_rpc(self, server: ControlServer) -> None:
+        server.register("capabilities", self.rpc_capabilities)
+        server.register("capabilities.refresh", self.rpc_refresh)
+
+    async def rpc_capabilities(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params, "node")
+        node = get(params, "node", str, None)
+        records = [r for r in self.records() if node is None or r.node_id == node]
+        return {"records": [_record_json(r) for r in sorted(records, key=lambda r: r.node_id)]}
+
+    async def rpc_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
+        only(params)
+        gen = self.publish("refresh requested")
+        return {"generation": gen, "at_ms": self.published["at_ms"]}
+
+
+def _record_json(r: CapabilityAnnounce) -> dict[str, Any]:
+    att = r.attestation if isinstance(r.attestation, dict) else {}
+    return {
+        "node_id": r.node_id, "version": r.software_version, "cores": r.cores, "slots": r.slots,
+        "memory_mb": r.memory_mb, "runtimes": list(r.runtimes), "listen": list(r.listen_addrs),
+        "load_permille": r.load, "domain": r.domain, "generation": r.generation,
+        "updated_ms": r.updated_ms, "attestation_kind": att.get("kind", "none"),
+        "self_reported": True,
+    }
