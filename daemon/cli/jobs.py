@@ -121,12 +121,26 @@ def _bar(done: int, running: int, failed: int, total: int, width: int = 40) -> s
     return "[" + "#" * d + "!" * f + ">" * r + "." * (width - d - f - r) + "]"
 
 
+PATIENCE_S = 300.0
+
+
 def watch_cmd(args: argparse.Namespace) -> int:
     start = time.monotonic()
     first_done = None
     tty = sys.stdout.isatty()
+    last_answer = time.monotonic()
     while True:
-        st = call(args, "jobs.status", {"job": args.job}, timeout=60)
+        try:
+            st = call(args, "jobs.status", {"job": args.job}, timeout=60)
+            last_answer = time.monotonic()
+        except CliError as err:
+            if "not running" in str(err) or "no job" in str(err) or \
+                    time.monotonic() - last_answer > PATIENCE_S:
+                raise
+            print(("\r" if tty else "") + f"(no answer yet: {err}; still watching)",
+                  end="" if tty else "\n", flush=True)
+            time.sleep(args.interval)
+            continue
         c = st["counts"]
         finished = c["accepted"] + c["failed"] + c["cancelled"]
         elapsed = time.monotonic() - start

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--base-port", type=int, default=None, help="first TCP port (default: free ports)")
     q.add_argument("--seed", type=int, default=None, help="derive keys from this seed (reproducible ids)")
     q.add_argument("--wait", type=float, default=60.0, help="seconds to wait for readiness")
+    q.add_argument("--cheaters", type=int, default=0,
+                   help="make the last K nodes dishonest workers that forge task outputs")
     add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
     q = add("status", "show every node: process, peers, epoch, committees, health", status_cmd)
     q.add_argument("--json", action="store_true")
@@ -52,6 +54,7 @@ def up_cmd(args: argparse.Namespace) -> int:
     from testnet.local.readiness import network_ready
 
     state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
+                   cheaters=args.cheaters,
                    wait=args.wait, ready=network_ready,
                    log=lambda s: print(s, file=sys.stderr))
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")
@@ -66,8 +69,9 @@ def _print_table(state) -> None:
     print(f"{'node':<7} {'node id':<16} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
     for node in state.nodes:
         st = sts[node.name]
+        role = " (cheater)" if node.role == "cheater" else ""
         print(f"{node.name:<7} {node.node_id[-12:]:<16} {node.port:>5} {st.get('process', '?'):<8} "
-              f"{summarize(st)}")
+              f"{summarize(st)}{role}")
 
 
 def add_cmd(args: argparse.Namespace) -> int:

@@ -244,7 +244,11 @@ class JobLedger:
         if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS and self.now_ms:
             raise _Refused("placement time is too far from the ledger clock")
         placed, refused = 0, []
+        extra: Counter[str] = Counter()  # tasks given to each worker earlier in this operation
         for a in op.assignments:
+            seen = Counter(extra)
+            for w in a.workers:
+                extra[w] += 1  # counted even if refused below: the proposer counted it too
             if a.task >= len(job.tasks):
                 refused.append([a.task, "no such task"])
                 continue
@@ -258,7 +262,7 @@ class JobLedger:
                 refused.append([a.task, "workers repeat, or more than the open slots"])
                 continue
             problem, explanation = check_proposal(job, a.task, task, a.workers, op, self.workers,
-                                                  used, slots)
+                                                  used, slots, seen)
             if problem:
                 refused.append([a.task, problem])
                 continue
@@ -338,6 +342,17 @@ class JobLedger:
         return out
 
     # -- decisions --------------------------------------------------------------------------------
+
+    def pending_by_worker(self) -> Counter[str]:
+        """Replicas each worker holds and has not reported yet, over all open jobs."""
+        out: Counter[str] = Counter()
+        for job in self.jobs.values():
+            if job.state == OPEN:
+                for t in job.tasks:
+                    for r in t.replicas:
+                        if r.outcome == PENDING and r.result is None:
+                            out[r.worker] += 1
+        return out
 
     def open_slots(self, job: Job, task: Task) -> int:
         """How many more replicas this task needs placed now (0 when done or out of budget)."""

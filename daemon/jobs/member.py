@@ -15,8 +15,10 @@ into ``CandidateWire``), reputation from the ledger itself.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +30,7 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
 from daemon.jobs.ledger import Job, JobLedger
-from daemon.jobs.placing import propose
+from daemon.jobs.placing import effective_load, propose
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
@@ -115,12 +117,17 @@ class MemberDuties:
     async def _propose(self, shard: int, ledger: JobLedger, job: Job, slots: list[int],
                        key: tuple[int, bytes]) -> None:
         try:
-            cands = self.candidates()
+            pending = ledger.pending_by_worker()
+            cands = tuple(
+                dataclasses.replace(c, load_permille=int(1000 * effective_load(
+                    c.load_permille / 1000, c.cores, pending.get(c.node_id, 0))))
+                for c in self.candidates())
             if not cands:
                 log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
                 return
             now_ms = max(ledger.now_ms, int(time.time() * 1000))
             batch: list[ops.TaskAssignment] = []
+            extra: Counter[str] = Counter()
             size = len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
             for i in slots:
                 t = job.tasks[i]
@@ -128,16 +135,17 @@ class MemberDuties:
                 if n == 0:
                     continue
                 used = {r.worker for r in t.replicas}
+                if batch and size > MAX_PLACE_OP_BYTES:
+                    await self._send_place(shard, job, now_ms, cands, batch)
+                    batch, extra = [], Counter()
+                    size = len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
                 placement, assignment = propose(job.id, i, job.spec, n, cands, used,
-                                                ledger.workers, now_ms)
+                                                ledger.workers, now_ms, extra)
                 if not assignment.workers:
                     continue
-                cost = len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
-                if batch and size + cost > MAX_PLACE_OP_BYTES:
-                    await self._send_place(shard, job, now_ms, cands, batch)
-                    batch, size = [], len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
+                size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
                 batch.append(assignment)
-                size += cost
+                extra.update(assignment.workers)
             if batch:
                 await self._send_place(shard, job, now_ms, cands, batch)
         except Exception as err:  # noqa: BLE001 - a background proposal: log and retry next tick

@@ -38,7 +38,16 @@ def task_needs(spec: ops.Submit, slots: int) -> TaskNeeds:
     )
 
 
-def to_candidate(c: ops.CandidateWire, reputation: float) -> Candidate:
+def effective_load(base: float, slots: int, extra: int) -> float:
+    """A worker's load after ``extra`` more tasks: (base x slots + extra) / (slots + extra).
+
+    Stays below 1, grows with every task queued on the worker, so a batch of placements
+    spreads over idle workers instead of piling onto the top-scored two."""
+    s = max(1, slots)
+    return (base * s + extra) / (s + extra) if extra else base
+
+
+def to_candidate(c: ops.CandidateWire, reputation: float, extra: int = 0) -> Candidate:
     summary = AvailabilitySummary.from_wire(c.availability) if c.availability is not None else None
     return Candidate(
         node_id=c.node_id,  # type: ignore[arg-type]
@@ -48,7 +57,7 @@ def to_candidate(c: ops.CandidateWire, reputation: float) -> Candidate:
         runtimes=frozenset(c.runtimes),
         attestation=AttestationLevel(min(c.attestation, max(AttestationLevel))),
         reputation=reputation,
-        load=min(1.0, c.load_permille / 1000),
+        load=min(0.999, effective_load(min(1.0, c.load_permille / 1000), c.cores, extra)),
         link_s=c.link_ms / 1000,
         domain=c.domain,
         vouched_since=float(c.vouched_since_s) if c.vouched_since_s else None,
@@ -57,9 +66,14 @@ def to_candidate(c: ops.CandidateWire, reputation: float) -> Candidate:
 
 def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                      candidates: Iterable[ops.CandidateWire], exclude: set[str],
-                     reputation: Mapping[str, WorkerRecord], now_ms: int) -> PlacementInputs:
+                     reputation: Mapping[str, WorkerRecord], now_ms: int,
+                     extra: Mapping[str, int] | None = None) -> PlacementInputs:
+    """``extra``: tasks given to each worker earlier in the same ``Place`` operation (the
+    proposer and every checker count them alike, from the operation alone)."""
+    extra = extra or {}
     cands = tuple(
-        to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation)
+        to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation,
+                     extra.get(c.node_id, 0))
         for c in candidates if c.node_id not in exclude
     )
     return PlacementInputs(needs=task_needs(spec, slots), candidates=cands, now=now_ms / 1000,
@@ -68,17 +82,18 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 
 def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
-            reputation: Mapping[str, WorkerRecord], now_ms: int) -> tuple[Placement, ops.TaskAssignment]:
+            reputation: Mapping[str, WorkerRecord], now_ms: int,
+            extra: Mapping[str, int] | None = None) -> tuple[Placement, ops.TaskAssignment]:
     """The primary's side: choose workers for ``slots`` replicas of one task."""
     placement = place(placement_inputs(job_id, task, spec, slots, candidates, exclude,
-                                       reputation, now_ms))
+                                       reputation, now_ms, extra))
     explanation = placement.explanation.to_dict()
     return placement, ops.TaskAssignment(task, tuple(placement.chosen), explanation)
 
 
 def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op: ops.Place,
                    reputation: Mapping[str, WorkerRecord], used: set[str],
-                   slots: int) -> tuple[str | None, Any]:
+                   slots: int, extra: Mapping[str, int] | None = None) -> tuple[str | None, Any]:
     """Every replica's side: None (and the explanation to keep) if the proposal is right."""
     assignment = next(a for a in op.assignments if a.task == index)
     from protocol.canonical import packb
@@ -87,7 +102,7 @@ def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op
         return "explanation too large", None
     try:
         inputs = placement_inputs(job.id, index, job.spec, slots, op.candidates, used,
-                                  reputation, op.now_ms)
+                                  reputation, op.now_ms, extra)
     except (RemoteProtocolError, ValueError) as err:
         return f"bad candidate data: {err}", None
     ids = {c.node_id for c in inputs.candidates}

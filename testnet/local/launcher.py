@@ -67,6 +67,7 @@ def default_genesis_writer(network: str, identities: list[NodeIdentity], path: P
 
 
 def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | None = None,
+       cheaters: int = 0,
        wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
        ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
        log: Callable[[str], None] = lambda s: None) -> TestnetState:
@@ -76,6 +77,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     """
     if not 1 <= n <= MAX_NODES:
         raise TestnetError(f"-n must be between 1 and {MAX_NODES}, got {n}")
+    if not 0 <= cheaters < n:
+        raise TestnetError(f"--cheaters must be between 0 and {n - 1}, got {cheaters}")
     existing = TestnetState.load(directory)
     if existing and any(processes.alive(x.pid) for x in existing.nodes):
         raise TestnetError(f"a testnet is already running in {directory}; stop it with "
@@ -100,7 +103,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
             _wipe(data)
         data.mkdir(parents=True, mode=0o700)
         save_identity(ident, data / "node.key")
-        state.nodes.append(NodeRecord(f"node{i}", ident.node_id, port, str(data)))
+        role = "cheater" if i >= n - cheaters else "honest"
+        state.nodes.append(NodeRecord(f"node{i}", ident.node_id, port, str(data), role=role))
     genesis = directory / "genesis.toml"
     genesis_writer(network, identities, genesis)
     for node in state.nodes:

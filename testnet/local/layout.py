@@ -25,6 +25,8 @@ class NodeRecord:
     port: int
     data_dir: str
     pid: int | None = None
+    role: str = "honest"
+    """"cheater": runs ``testnet.local.cheater`` (forges task outputs) instead of the daemon."""
 
     @property
     def multiaddr(self) -> str:

@@ -50,8 +50,9 @@ def start(node: NodeRecord, extra_env: dict[str, str] | None = None) -> int:
     # The repo root on the path, so `python -m daemon` works from a checkout without install.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    module = "testnet.local.cheater" if node.role == "cheater" else "daemon"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "daemon", "--config", str(data / "node.toml")],
+        [sys.executable, "-m", module, "daemon", "--config", str(data / "node.toml")],
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         start_new_session=True, env=env, cwd=str(data),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from consensus.statemachine import ClientRequest
 from daemon.jobs import ops
@@ -64,13 +65,15 @@ class Harness:
         jobrec = self.ledger.jobs[job]
         cands = self.candidates(workers)
         assignments = []
+        extra: Counter = Counter()
         for i, task in enumerate(jobrec.tasks):
             slots = self.ledger.open_slots(jobrec, task)
             if slots:
                 used = {r.worker for r in task.replicas}
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
-                               self.ledger.now_ms)
+                               self.ledger.now_ms, extra)
                 assignments.append(a)
+                extra.update(a.workers)
         return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, cands, tuple(assignments)))
 
     def worker(self, node_id: str) -> NodeIdentity:

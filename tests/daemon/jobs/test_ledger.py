@@ -214,3 +214,15 @@ def test_query_reads_counts_tasks_and_detail():
     assert h.ledger.jobs[job].counts() == {  # reads changed nothing
         "tasks": 3, "accepted": 1, "failed": 0, "cancelled": 0, "open": 2, "running": 0}
     assert "no job" in h.call(SUBMITTER, ops.Query(b"\x09" * 32, 0, 1, False))["error"]
+
+
+def test_a_batch_of_placements_spreads_over_idle_workers():
+    from collections import Counter as C
+
+    h = Harness()
+    job = h.submit(24)
+    reply = h.place_all(job)
+    assert reply["placed"] == 24
+    per_worker = C(r.worker for t in h.ledger.jobs[job].tasks for r in t.replicas)
+    assert len(per_worker) == len(WORKERS)  # every idle worker got work
+    assert max(per_worker.values()) - min(per_worker.values()) <= 2
