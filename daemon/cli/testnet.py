@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--base-port", type=int, default=None, help="first TCP port (default: free ports)")
     q.add_argument("--seed", type=int, default=None, help="derive keys from this seed (reproducible ids)")
     q.add_argument("--wait", type=float, default=60.0, help="seconds to wait for readiness")
+    q.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a genesis parameter, e.g. shards=2 or byzantine_percent=10 (repeatable)")
     q.add_argument("--cheaters", type=int, default=0,
                    help="make the last K nodes dishonest workers that forge task outputs")
     add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
@@ -53,8 +55,14 @@ def _guard(fn, *args, **kw):
 def up_cmd(args: argparse.Namespace) -> int:
     from testnet.local.readiness import network_ready
 
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        if not value.lstrip("-").isdigit():
+            raise CliError(f"--param {item!r}: expected KEY=INTEGER, e.g. shards=2")
+        params[key] = int(value)
     state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
-                   cheaters=args.cheaters,
+                   cheaters=args.cheaters, params=params,
                    wait=args.wait, ready=network_ready,
                    log=lambda s: print(s, file=sys.stderr))
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")

@@ -57,17 +57,18 @@ def _node_config(network: str, node: NodeRecord, bootstrap: list[str], genesis: 
     return "\n".join(lines)
 
 
-GenesisWriter = Callable[[str, list[NodeIdentity], Path], None]
+GenesisWriter = Callable[[str, list[NodeIdentity], Path, dict[str, int]], None]
 
 
-def default_genesis_writer(network: str, identities: list[NodeIdentity], path: Path) -> None:
+def default_genesis_writer(network: str, identities: list[NodeIdentity], path: Path,
+                           params: dict[str, int]) -> None:
     from daemon.genesis import write_testnet_genesis
 
-    write_testnet_genesis(network, identities, path)
+    write_testnet_genesis(network, identities, path, params)
 
 
 def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | None = None,
-       cheaters: int = 0,
+       cheaters: int = 0, params: dict[str, int] | None = None,
        wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
        ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
        log: Callable[[str], None] = lambda s: None) -> TestnetState:
@@ -106,7 +107,13 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
         role = "cheater" if i >= n - cheaters else "honest"
         state.nodes.append(NodeRecord(f"node{i}", ident.node_id, port, str(data), role=role))
     genesis = directory / "genesis.toml"
-    genesis_writer(network, identities, genesis)
+    from daemon.genesis import DEFAULT_PARAMS
+
+    unknown = sorted(set(params or {}) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise TestnetError(f"unknown genesis parameter {unknown[0]!r} (known: "
+                           f"{', '.join(DEFAULT_PARAMS)})")
+    genesis_writer(network, identities, genesis, dict(params or {}))
     for node in state.nodes:
         bootstrap = [o.multiaddr for o in state.nodes if o is not node]
         (Path(node.data_dir) / "node.toml").write_text(_node_config(network, node, bootstrap, genesis))
