@@ -8,7 +8,10 @@ wasmtime's own isolation):
   it only when no other program wants the CPU;
 - RLIMIT_DATA caps its writable memory (task memory + the interpreter) so a bug in the runtime
   cannot eat the machine's RAM; RLIMIT_CORE 0, so a crash leaves no core file behind;
-- it dies with its parent (PR_SET_PDEATHSIG), so no worker outlives a killed daemon;
+- it dies with its parent: a watcher thread exits the process as soon as its parent pid
+  changes, so no worker outlives a killed daemon. (Not PR_SET_PDEATHSIG: that fires when the
+  *thread* that forked the child exits, and trio forks from worker threads it later retires,
+  which killed healthy workers mid-task.)
 - the protocol uses private copies of fds 0 and 1; fd 1 then points at stderr, so a stray print
   from any library cannot corrupt the protocol stream.
 
@@ -19,18 +22,15 @@ the pool kills it if an answer is overdue.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import resource
-import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from daemon.runtime import wire
-
-PR_SET_PDEATHSIG = 1
-
 
 def harden(nice: int, sched_idle: bool, max_data_mb: int) -> None:
     if nice:
@@ -44,11 +44,24 @@ def harden(nice: int, sched_idle: bool, max_data_mb: int) -> None:
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
+    watch_parent(os.getppid())
+
+
+PARENT_POLL_S = 0.5
+
+
+def watch_parent(parent: int) -> None:
+    """Exit the process (at once, mid-task or not) when ``parent`` is no longer our parent."""
+    if os.getppid() != parent or parent == 1:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)  # a daemon thread polling the OS, not a test waiting
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes | None:

@@ -165,3 +165,80 @@ async def test_workers_are_niced_limited_and_idle_scheduled_for_idle_only_volunt
     assert niceness == 7 or os.getpriority(os.PRIO_PROCESS, 0) + 7 > 19
     assert data[0] == 500 << 20
     assert core == (0, 0)
+
+
+def test_a_worker_survives_the_thread_that_spawned_it_and_dies_with_its_parent(tmp_path):
+    """trio spawns workers from helper threads it later retires: a worker tied to that thread
+    (PR_SET_PDEATHSIG) was killed mid-task. It must live as long as its parent process."""
+    import subprocess
+    import sys
+    import threading
+
+    from daemon.runtime import wire
+    from daemon.runtime.pool import PoolConfig
+    from daemon.runtime.volunteer import VolunteerPrefs
+
+    cmd = PoolConfig(prefs=VolunteerPrefs(), cache_dir=tmp_path / "cache").command()
+    holder = {}
+
+    def spawn() -> None:
+        proc = holder["p"] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        header = proc.stdout.read(wire.HEADER.size)  # "ready": the worker has set itself up
+        holder["hello"] = wire.decode(proc.stdout.read(wire.frame_length(header)))
+
+    spawner = threading.Thread(target=spawn)
+    spawner.start()
+    spawner.join()  # the spawning thread ends after the worker is up, as trio's threads do
+    proc = holder["p"]
+    try:
+        assert "ready" in holder["hello"]
+        from tests.daemon.runtime import modules
+        from daemon.runtime import Limits, module_hash
+
+        module = modules.empty()
+        request = wire.RunRequest(module_hash(module), module, b"", Limits(), b"", (b"t",), 0)
+        proc.stdin.write(wire.encode(request.to_wire()))
+        proc.stdin.flush()
+        header = proc.stdout.read(wire.HEADER.size)
+        assert header, "the worker died when the thread that spawned it ended"
+        reply = wire.decode(proc.stdout.read(wire.frame_length(header)))
+        assert "outcome" in reply
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_worker_dies_when_its_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from daemon.runtime.pool import PoolConfig
+    from daemon.runtime.volunteer import VolunteerPrefs
+
+    cmd = PoolConfig(prefs=VolunteerPrefs(), cache_dir=tmp_path / "cache").command()
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import subprocess, sys
+        from daemon.runtime import wire
+        w = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        w.stdout.read(wire.HEADER.size)
+        print(w.pid, flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{worker_pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return  # exited; only its (init-adopted) zombie is left to reap
+        time.sleep(0.05)  # polling another process's state
+    raise AssertionError("the worker outlived its SIGKILLed parent")

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Benchmark jobs end to end; prints one JSON object.
+
+    .venv/bin/python scripts/bench_jobs.py [--nodes 7] [--tasks 140] [--samples 2000000]
+
+Figures (issue 8):
+- sandbox start from the module cache: median microseconds to run an empty WASI command in a
+  fresh Store from the cached, pre-linked module (target <= 200 us; Firecracker's published
+  microVM start, 125 ms, is quoted for scale, not measured), next to compiling the module
+  each time, measured in the same run (``scripts/bench_sandbox.py`` has more variants);
+- job throughput: a pi job of ``--tasks`` tasks, replication 2, on a local testnet of
+  ``--nodes`` daemons (127.0.0.1), from ``submit`` to the last certified result: tasks/s;
+- the network's overhead per task, next to the same tasks run directly in one process in the
+  same run: ``overhead = makespan / tasks - replication x direct_task_s / cores``, i.e. the
+  wall time each task costs beyond running both of its replicas directly on this machine's
+  cores (all daemons share them; the figure counts what the network adds: consensus rounds,
+  placement, blob fetches, result votes, scheduling slack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from daemon.control.client import ControlClient  # noqa: E402
+from daemon.runtime import Limits, Sandbox, module_hash  # noqa: E402
+from scripts.bench_sandbox import EMPTY, bench_cached, bench_compile_each_time  # noqa: E402
+from testnet.local import launcher  # noqa: E402
+from testnet.local.readiness import network_ready  # noqa: E402
+
+PI = (ROOT / "examples" / "pi" / "pi.wasm").read_bytes()
+
+
+def direct(tasks: int, samples: int) -> float:
+    """Seconds per task, running every task once, in this process, from the module cache."""
+    box = Sandbox()
+    h = module_hash(PI)
+    box.run(h, PI, b"0 1\n", Limits())
+    t0 = time.perf_counter()
+    for i in range(tasks):
+        out = box.run(h, None, f"{i} {samples}\n".encode(), Limits(fuel=10**11))
+        assert out.output, out
+    return (time.perf_counter() - t0) / tasks
+
+
+def on_testnet(nodes: int, tasks: int, samples: int, tmp: Path) -> dict[str, float]:
+    state = launcher.up(tmp / "testnet", nodes, seed=3, wait=120, ready=network_ready)
+    try:
+        client = ControlClient(state.nodes[0].socket, timeout=120)
+        deadline = time.monotonic() + 60
+        while len(client.call("capabilities")["records"]) < nodes:  # soft state settled
+            if time.monotonic() > deadline:
+                raise RuntimeError("capability registry did not fill")
+            time.sleep(0.1)
+        shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp / "pi.wasm")
+        spec = tmp / "job.toml"
+        spec.write_text(f'[job]\nname = "bench"\nmodule = "pi.wasm"\n[inputs]\nrange = [0, {tasks}]\n'
+                        f'template = "{{i}} {samples}\\n"\n[limits]\nfuel = 100_000_000_000\n'
+                        f'wall_s = 120\n[replication]\nreplicas = 2\n')
+        t0 = time.monotonic()
+        job = client.call("jobs.submit", {"spec": str(spec)})["job"]
+        while True:
+            st = client.call("jobs.status", {"job": job})
+            if st["state"] != "open" and st["certified"] >= st["counts"]["accepted"]:
+                break
+            time.sleep(0.1)
+        makespan = time.monotonic() - t0
+        if st["counts"]["accepted"] != tasks:
+            raise RuntimeError(f"job ended {st['state']} with {st['counts']}")
+        client.close()
+        return {"makespan_s": makespan, "tasks_per_s": tasks / makespan}
+    finally:
+        launcher.down(tmp / "testnet")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=7)
+    ap.add_argument("--tasks", type=int, default=140)
+    ap.add_argument("--samples", type=int, default=2_000_000)
+    ap.add_argument("--starts", type=int, default=2000)
+    args = ap.parse_args()
+    cached = bench_cached(Sandbox(None), EMPTY, b"", args.starts)
+    compiled = bench_compile_each_time(20)
+    per_task = direct(args.tasks, args.samples)
+    cores = os.cpu_count() or 1
+    tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-jobs-"))
+    net = on_testnet(args.nodes, args.tasks, args.samples, tmp)
+    replication = 2
+    overhead = net["makespan_s"] / args.tasks - replication * per_task / cores
+    result = {
+        "sandbox_start_cached_us": cached,
+        "sandbox_start_compiling_each_time_us": compiled,
+        "firecracker_published_start_us": 125_000,
+        "job": {"nodes": args.nodes, "tasks": args.tasks, "replication": replication,
+                "samples_per_task": args.samples, "machine_cores": cores},
+        "direct_in_process": {"task_s": round(per_task, 4),
+                              "tasks_per_s_all_cores_ideal": round(cores / (replication * per_task), 2)},
+        "testnet": {"makespan_s": round(net["makespan_s"], 2),
+                    "tasks_per_s": round(net["tasks_per_s"], 2)},
+        "network_overhead_per_task_ms": round(overhead * 1000, 1),
+        "targets": [{"target": "sandbox start from cache median <= 200 us",
+                     "value": cached["median"], "passed": cached["median"] <= 200}],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
