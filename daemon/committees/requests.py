@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Signer
 
 MAX_QUEUE = 4096
+MAX_BATCH_BYTES = 48 * 1024
+"""A combined request stays well under a request's 64 KiB operation limit."""
 
 
 class CommitteeUnavailable(Exception):
@@ -39,13 +42,23 @@ class _Pending:
     finished: float = 0.0
 
 
+Batcher = Callable[[list[bytes]], tuple[bytes, Callable[[bytes], list[bytes]]] | None]
+"""Given several queued operations, one operation that does them all and a function that
+splits its result into theirs; or None when they cannot be combined."""
+
+
 class ShardRequests:
     """The queue and client of one shard."""
 
-    def __init__(self, config: ReplicaConfig, signer: Signer) -> None:
+    def __init__(self, config: ReplicaConfig, signer: Signer, batcher: Batcher | None = None,
+                 max_batch: int = 32) -> None:
         self.client = Client(config, signer, retry=0.5, first_request_id=time.time_ns() // 1000)
         self.queue: deque[_Pending] = deque()
-        self.current: _Pending | None = None
+        self.current: list[_Pending] = []
+        self._split: Callable[[bytes], list[bytes]] | None = None
+        self.batcher = batcher
+        self.max_batch = max_batch
+        self.batches = 0
         self.completed = 0
         self.latencies: deque[float] = deque(maxlen=1000)
 
@@ -65,21 +78,42 @@ class ShardRequests:
         actions: list[Any] = []
         while self.client.done:
             d = self.client.done.pop(0)
-            if self.current is not None:
-                self.current.result = d.result
-                self.current.finished = now
-                self.latencies.append(now - self.current.submitted)
-                self.current.done.set()
-                self.current = None
-                self.completed += 1
-        if self.current is None and self.queue and not self.client.busy:
-            self.current = self.queue.popleft()
-            self.current.submitted = now
-            actions += self.client.submit(self.current.operation, now)
+            if self.current:
+                results = self._split(d.result) if self._split else [d.result]
+                if len(results) != len(self.current):  # a garbled batch reply: fail them all
+                    results = [b""] * len(self.current)
+                for p, result in zip(self.current, results):
+                    p.result = result
+                    p.finished = now
+                    self.latencies.append(now - p.submitted)
+                    p.done.set()
+                    self.completed += 1
+                self.current, self._split = [], None
+        if not self.current and self.queue and not self.client.busy:
+            take = [self.queue.popleft()]
+            operation = take[0].operation
+            if self.batcher is not None and self.queue:
+                more = [take[0]]
+                size = len(take[0].operation)
+                while self.queue and len(more) < self.max_batch and \
+                        size + len(self.queue[0].operation) <= MAX_BATCH_BYTES:
+                    size += len(self.queue[0].operation)
+                    more.append(self.queue.popleft())
+                combined = self.batcher([p.operation for p in more])
+                if combined is not None:
+                    take, (operation, self._split) = more, combined
+                    self.batches += 1
+                else:
+                    for p in reversed(more[1:]):
+                        self.queue.appendleft(p)
+            self.current = take
+            for p in take:
+                p.submitted = now
+            actions += self.client.submit(operation, now)
         return actions
 
     def status(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] * 1000 if lat else None
-        return {"queued": len(self.queue) + (1 if self.current else 0), "completed": self.completed,
-                "latency_p50_ms": round(p50, 2) if p50 is not None else None}
+        return {"queued": len(self.queue) + len(self.current), "completed": self.completed,
+                "batches": self.batches, "latency_p50_ms": round(p50, 2) if p50 is not None else None}

@@ -121,7 +121,7 @@ class CommitteeService:
                 if cfg.epoch and genesis is None:
                     log.warning("no handed-over state for shard %s, epoch %d: waiting for a "
                                 "handoff from the previous committee", shard, cfg.epoch)
-                    self.clients[shard] = ShardRequests(cfg, self.signer)
+                    self.clients[shard] = self._requests(cfg)
                     continue
                 replica = Replica(cfg, self.signer, self.verifier, machine, genesis=genesis,
                                   stored=stored, now=now)
@@ -129,7 +129,11 @@ class CommitteeService:
                 self.replicas[(shard, cfg.epoch)] = runner
                 log.info("replica of %s, epoch %d, %d members%s", _shard_name(shard), cfg.epoch,
                          len(committee), " (restarted from its store)" if stored else "")
-            self.clients[shard] = ShardRequests(cfg, self.signer)
+            self.clients[shard] = self._requests(cfg)
+
+    def _requests(self, cfg: ReplicaConfig) -> ShardRequests:
+        batcher = None if cfg.shard == DIRECTORY_SHARD else ledger_batcher
+        return ShardRequests(cfg, self.signer, batcher)
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class CommitteeService:
             cfg = self.config_for(shard)
             client = self.clients.get(shard)
             if client is None:
-                self.clients[shard] = ShardRequests(cfg, self.signer)
+                self.clients[shard] = self._requests(cfg)
             else:
                 self.sink.execute(None, None, (), self.identity.public_key,
                                   client.client.reconfigure(cfg, now))
@@ -351,6 +355,22 @@ class CommitteeService:
             raise RpcError(UNAVAILABLE, str(err)) from None
         except QueueFull as err:
             raise RpcError(UNAVAILABLE, f"too many requests waiting: {err}") from None
+
+
+def ledger_batcher(operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
+    """Combine queued ledger operations into one ``Batch`` (key-value ones are not batched)."""
+    if len(operations) < 2 or not all(o[:1] == LEDGER for o in operations):
+        return None
+    batch = ops.Batch(tuple(o[1:] for o in operations))
+
+    def split(result: bytes) -> list[bytes]:
+        try:
+            replies = unpackb(result)["replies"]
+        except (RemoteProtocolError, KeyError, TypeError):
+            return []
+        return [packb(r) for r in replies]
+
+    return LEDGER + ops.encode_op(batch), split
 
 
 def _shard_name(shard: int) -> str:

@@ -148,17 +148,28 @@ class JobLedger:
     # -- the StateMachine interface ---------------------------------------------------------------
 
     def apply(self, request: ClientRequest) -> bytes:
-        self.seq += 1
         client = node_id_from_public_key(request.client)
+        return packb(self._apply_one(client, request.operation, request, nested=False))
+
+    def _apply_one(self, client: str, operation: bytes, request: ClientRequest,
+                   nested: bool) -> dict[str, Any]:
+        self.seq += 1
         try:
-            op = ops.decode_op(request.operation)
+            op = ops.decode_op(operation)
+            if isinstance(op, ops.Batch):
+                if nested:
+                    raise _Refused("a batch cannot hold a batch")
+                return {"replies": [self._apply_one(client, item, request, nested=True)
+                                    for item in op.items]}
             handler = getattr(self, "_" + type(op).__name__.lower())
-            reply = handler(client, op, request)
+            # The job id of a submission is over the operation's own bytes, batched or not.
+            sub = request if not nested else ClientRequest(request.client, request.request_id,
+                                                           operation, request.raw)
+            return handler(client, op, sub)
         except RemoteProtocolError as err:
-            reply = {"error": f"malformed operation: {err}"}
+            return {"error": f"malformed operation: {err}"}
         except _Refused as err:
-            reply = {"error": str(err)}
-        return packb(reply)
+            return {"error": str(err)}
 
     def snapshot(self) -> bytes:
         jobs = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,

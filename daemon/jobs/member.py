@@ -33,7 +33,7 @@ from daemon.jobs.ledger import Job, JobLedger
 from daemon.jobs.placing import effective_load, propose
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
-from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
 
 log = logging.getLogger("novacron.jobs")
 
@@ -56,6 +56,9 @@ class MemberDuties:
         self.proposals = 0
         self.open_since: dict[tuple[int, bytes], float] = {}
         self._proposing: set[tuple[int, bytes]] = set()
+        self.wake = trio.Event()
+        """Set when a committed batch may have freed replica slots: propose now, not at the
+        next tick (an idle worker waiting half a second per round was most of a job's time)."""
 
     # -- after each committed batch -----------------------------------------------------------
 
@@ -63,37 +66,48 @@ class MemberDuties:
         if shard == DIRECTORY_SHARD:
             return
         ledger: JobLedger = runner.machine.ledger
+        offers: dict[str, list[TaskOffer]] = {}
+        votes: dict[str, list[ResultVote]] = {}
         for ev in ledger.drain_events():
             kind = ev[0]
             if kind == "offer":
                 _, jid, task, replica, worker = ev
-                self._offer(runner, ledger.jobs[jid], task, replica, worker)
+                offers.setdefault(worker, []).append(
+                    self._offer(runner, ledger.jobs[jid], task, replica))
             elif kind == "accepted":
                 _, jid, task, winner = ev
-                self._vote(runner, ledger, ledger.jobs[jid], task, winner)
+                job = ledger.jobs[jid]
+                votes.setdefault(job.submitter, []).append(self._vote(runner, job, task, winner))
+        if event.requests:
+            self.wake.set()
+        # One message per worker and per submitter for the whole batch: fewer, fuller frames.
+        for worker, batch in offers.items():
+            for i in range(0, len(batch), 256):
+                self.send(worker, self.seal(TaskOffers(tuple(batch[i:i + 256]))))
+            self.offers_sent += len(batch)
+        for submitter, vbatch in votes.items():
+            for i in range(0, len(vbatch), 256):
+                self.send(submitter, self.seal(ResultVotes(tuple(vbatch[i:i + 256]))))
+            self.votes_sent += len(vbatch)
 
-    def _offer(self, runner: ReplicaRunner, job: Job, task: int, replica: int, worker: str) -> None:
+    def _offer(self, runner: ReplicaRunner, job: Job, task: int, replica: int) -> TaskOffer:
         t = job.tasks[task]
         s = job.spec
-        offer = TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
-                          job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
-                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
-                          job.clock_ns, t.replicas[replica].lease_ms)
-        self.send(worker, self.seal(offer))
-        self.offers_sent += 1
+        return TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
+                         job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
+                         t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
+                         job.clock_ns, t.replicas[replica].lease_ms)
 
-    def _vote(self, runner: ReplicaRunner, ledger: JobLedger, job: Job, task: int,
-              winner: tuple[int, bytes, int]) -> None:
+    def _vote(self, runner: ReplicaRunner, job: Job, task: int,
+              winner: tuple[int, bytes, int]) -> ResultVote:
         status, output_hash, size = winner
         t = job.tasks[task]
         cfg = runner.config
         sig = sign_vote(self.identity, self.network, cfg.shard, cfg.epoch, t.accepted_seq, job.id,
                         task, status, output_hash, size)
         workers = tuple(r.worker for r in t.replicas if r.result == winner)
-        vote = ResultVote(cfg.shard, cfg.epoch, t.accepted_seq, job.id, task, TaskStatus(status),
+        return ResultVote(cfg.shard, cfg.epoch, t.accepted_seq, job.id, task, TaskStatus(status),
                           output_hash, size, workers, sig)
-        self.send(job.submitter, self.seal(vote))
-        self.votes_sent += 1
 
     # -- placement ------------------------------------------------------------------------------
 
@@ -118,9 +132,11 @@ class MemberDuties:
                        key: tuple[int, bytes]) -> None:
         try:
             pending = ledger.pending_by_worker()
+            # A worker's load: what its record says, or what the ledger has queued on it,
+            # whichever is higher (the two count the same tasks, seen from two sides).
             cands = tuple(
-                dataclasses.replace(c, load_permille=int(1000 * effective_load(
-                    c.load_permille / 1000, c.cores, pending.get(c.node_id, 0))))
+                dataclasses.replace(c, load_permille=max(c.load_permille, int(1000 * effective_load(
+                    0.0, c.cores, pending.get(c.node_id, 0)))))
                 for c in self.candidates())
             if not cands:
                 log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
@@ -153,6 +169,7 @@ class MemberDuties:
         finally:
             self._proposing.discard(key)
             self.open_since[key] = time.monotonic()
+            self.wake.set()  # slots may have opened while we proposed
 
     async def _send_place(self, shard: int, job: Job, now_ms: int,
                           cands: tuple[ops.CandidateWire, ...], batch: list[ops.TaskAssignment]) -> None:

@@ -26,6 +26,14 @@ RUNTIME = "wasm32-wasi"
 DURATION_SHARE = 4
 """With no better estimate, a task is expected to take a quarter of its wall-clock limit."""
 MAX_EXPLANATION_BYTES = 8192
+QUEUE_CAP = 4.0
+"""A worker with this many tasks per slot queued or running is not a candidate until it
+drains: reputation must not pile a whole job onto the first workers that agreed."""
+
+
+def queue_per_slot(load: float) -> float:
+    """Tasks per slot that an ``effective_load`` stands for (the inverse of that formula)."""
+    return load / (1 - load) if load < 1 else float("inf")
 
 
 def task_needs(spec: ops.Submit, slots: int) -> TaskNeeds:
@@ -72,9 +80,11 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
     proposer and every checker count them alike, from the operation alone)."""
     extra = extra or {}
     cands = tuple(
-        to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation,
-                     extra.get(c.node_id, 0))
-        for c in candidates if c.node_id not in exclude
+        cand for cand in (
+            to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation,
+                         extra.get(c.node_id, 0))
+            for c in candidates if c.node_id not in exclude)
+        if queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 queued on 4 slots is 2
     )
     return PlacementInputs(needs=task_needs(spec, slots), candidates=cands, now=now_ms / 1000,
                            tie_seed=job_id + task.to_bytes(4, "big"))

@@ -1,7 +1,7 @@
 """The jobs service: this node as submitter, committee member and worker, and its control methods.
 
-Protocol ``/novacron/jobs/1`` carries ``TaskOffer`` (committee member -> worker) and
-``ResultVote`` (committee member -> submitter) envelopes. See ``submitter``, ``member`` and
+Protocol ``/novacron/jobs/1`` carries ``TaskOffers`` (committee member -> worker) and
+``ResultVotes`` (committee member -> submitter) envelopes, one per committed batch and peer. See ``submitter``, ``member`` and
 ``worker`` for each role; this module wires them to the committees, the blob store, the
 sandbox pool, the soft state (placement candidates) and the control socket.
 """
@@ -32,7 +32,7 @@ from daemon.p2p.host import P2PHost
 from daemon.runtime import WorkerPool
 from protocol.errors import MalformedMessage
 from protocol.identity import NodeIdentity
-from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+from protocol.messages.tasks import ResultVotes, TaskOffers, TaskStatus
 
 log = logging.getLogger("novacron.jobs")
 
@@ -87,10 +87,12 @@ class JobsService:
 
     def _handle(self, env: Any) -> None:
         m = env.body
-        if isinstance(m, TaskOffer):
-            self.worker.on_offer(env.sender, m)
-        elif isinstance(m, ResultVote):
-            self.submitter.on_vote(env.sender, m)
+        if isinstance(m, TaskOffers):
+            for offer in m.offers:
+                self.worker.on_offer(env.sender, offer)
+        elif isinstance(m, ResultVotes):
+            for vote in m.votes:
+                self.submitter.on_vote(env.sender, vote)
         else:
             raise MalformedMessage(f"{env.type} does not belong on {PROTOCOL}")
 
@@ -104,7 +106,9 @@ class JobsService:
                     runners = [r for (s, e), r in self.committees.replicas.items()
                                if s != DIRECTORY_SHARD and e == self.committees.epoch.epoch]
                     self.member.tick(nursery, runners, time.monotonic())
-                    await trio.sleep(TICK_S)
+                    with trio.move_on_after(TICK_S):
+                        await self.member.wake.wait()
+                    self.member.wake = trio.Event()
             finally:
                 with trio.CancelScope(shield=True):
                     await self.worker.leave("the node is shutting down")

@@ -51,6 +51,7 @@ class WorkerDuties:
         self.accepted: dict[tuple[bytes, int, int], TaskOffer] = {}
         self.unfinished: set[tuple[bytes, int, int]] = set()
         self._send, self._recv = trio.open_memory_channel[TaskOffer](MAX_ACCEPTED)
+        self._reports: trio.Nursery
         self.ran = 0
         self.results: dict[str, int] = {}
         self.ignored_offers = 0
@@ -86,6 +87,7 @@ class WorkerDuties:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._reports = nursery
             for _ in range(max(1, self.pool.size)):
                 nursery.start_soon(self._loop)
             task_status.started()
@@ -100,8 +102,10 @@ class WorkerDuties:
                 self.unfinished.discard((offer.job, offer.task, offer.replica))
 
     async def _run_one(self, o: TaskOffer) -> None:
+        """Run one replica. Reports go to the ledger in the background (the node's requests
+        are batched), so the slot takes its next task while the committee orders this one's."""
         shard = o.shard
-        await self._report(shard, ops.Start(o.job, o.task, o.replica), wait=False)
+        self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
         try:
             module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
@@ -124,11 +128,11 @@ class WorkerDuties:
         output_hash = hashlib.sha256(outcome.output).digest()
         if outcome.status not in (TaskStatus.CRASHED, TaskStatus.TIMED_OUT):
             self.blobs.store.put(outcome.output, pin=True)
-        await self._report(shard, ops.Result(o.job, o.task, o.replica, int(outcome.status),
-                                             output_hash, len(outcome.output), outcome.fuel_used,
-                                             outcome.detail[:1000]), wait=True)
+        self._reports.start_soon(self._report, shard, ops.Result(
+            o.job, o.task, o.replica, int(outcome.status), output_hash, len(outcome.output),
+            outcome.fuel_used, outcome.detail[:1000]))
 
-    async def _report(self, shard: int, op: Any, wait: bool) -> None:
+    async def _report(self, shard: int, op: Any) -> None:
         try:
             reply = await self.submit(shard, op)
         except Exception as err:  # noqa: BLE001 - the lease covers a lost report
@@ -142,7 +146,7 @@ class WorkerDuties:
         shards = {self.accepted[k].shard for k in self.unfinished if k in self.accepted}
         for shard in shards:
             with trio.move_on_after(1.0):
-                await self._report(shard, ops.Leave(reason), wait=True)
+                await self._report(shard, ops.Leave(reason))
 
     def status(self) -> dict[str, Any]:
         return {"tasks_run": self.ran, "results": self.results,

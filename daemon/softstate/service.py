@@ -44,6 +44,8 @@ log = logging.getLogger("novacron.softstate")
 PROTOCOL = "/novacron/crdt/1"
 TICK_S = 0.1
 REFRESH_S = 300.0
+LOAD_REPUBLISH_S = 5.0
+"""A busy worker's load flips with every task; its record follows at most this often."""
 PERSIST_S = 10.0
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
@@ -186,7 +188,8 @@ class SoftStateService:
                     last_heartbeat = now
                     self.availability.alive(time.time())
                 load, addrs = self.load_fn(), self.host.listen_addrs()
-                if abs(load - last_load) >= 250 or addrs != last_addrs or now - last_refresh >= REFRESH_S:
+                load_moved = abs(load - last_load) >= 250 and now - last_refresh >= LOAD_REPUBLISH_S
+                if load_moved or addrs != last_addrs or now - last_refresh >= REFRESH_S:
                     last_load, last_addrs, last_refresh = load, addrs, now
                     self.publish("refresh")
                 if self._dirty_at and now - self._dirty_at >= PERSIST_S:

@@ -70,3 +70,19 @@ class ResultVote:
     workers: Annotated[tuple[NodeIdText, ...], MaxItems(16)]
     """The workers whose results agreed: where the submitter fetches the output."""
     signature: Signature
+
+
+@message("task.offers", 1)
+@dataclass(frozen=True, slots=True)
+class TaskOffers:
+    """Several offers for one worker from one committed batch, in one message."""
+
+    offers: Annotated[tuple[TaskOffer, ...], MaxItems(1024)]
+
+
+@message("task.votes", 1)
+@dataclass(frozen=True, slots=True)
+class ResultVotes:
+    """Several result votes for one submitter from one committed batch, in one message."""
+
+    votes: Annotated[tuple[ResultVote, ...], MaxItems(1024)]

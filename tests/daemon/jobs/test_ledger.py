@@ -226,3 +226,36 @@ def test_a_batch_of_placements_spreads_over_idle_workers():
     per_worker = C(r.worker for t in h.ledger.jobs[job].tasks for r in t.replicas)
     assert len(per_worker) == len(WORKERS)  # every idle worker got work
     assert max(per_worker.values()) - min(per_worker.values()) <= 2
+
+
+def test_saturated_workers_wait_instead_of_piling_up():
+    from daemon.jobs.placing import QUEUE_CAP
+
+    h = Harness()
+    job = h.submit(80)
+    h.place_all(job)
+    per_worker = {}
+    for t in h.ledger.jobs[job].tasks:
+        for r in t.replicas:
+            per_worker[r.worker] = per_worker.get(r.worker, 0) + 1
+    # 8 workers of 4 slots each, at most QUEUE_CAP tasks per slot now, the rest later
+    assert max(per_worker.values()) <= 4 * QUEUE_CAP
+    placed = sum(per_worker.values())
+    assert placed <= 8 * 4 * QUEUE_CAP < 160
+    assert sum(h.ledger.open_slots(h.ledger.jobs[job], t) for t in h.ledger.jobs[job].tasks) == 160 - placed
+
+
+def test_a_batch_applies_each_operation_in_order_and_answers_each():
+    h = Harness()
+    job = h.submit(2)
+    h.place_all(job)
+    t0 = h.ledger.jobs[job].tasks[0]
+    worker = h.worker(t0.replicas[0].worker)
+    items = (ops.encode_op(ops.Start(job, 0, 0)),
+             ops.encode_op(ops.Result(job, 0, 0, 0, b"r".ljust(32, b"\0"), 1, 1, "")),
+             b"\xc1garbage",
+             ops.encode_op(ops.Batch(())))
+    reply = h.call(worker, ops.Batch(items))["replies"]
+    assert reply[0] == {"state": "pending"} and reply[1]["state"] == "pending"
+    assert "malformed" in reply[2]["error"] and "cannot hold a batch" in reply[3]["error"]
+    assert t0.replicas[0].started and t0.replicas[0].result is not None
