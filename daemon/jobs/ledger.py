@@ -50,8 +50,10 @@ NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
 
 # Replica outcomes
 PENDING, AGREED, DISAGREED, TIMEOUT, RELEASED = "pending", "agreed", "disagreed", "timeout", "released"
-# Task and job states
+# Task and job states (a job is LOADING until all its inputs have arrived)
 OPEN, ACCEPTED, FAILED, CANCELLED, DONE = "open", "accepted", "failed", "cancelled", "done"
+LOADING = "loading"
+MAX_TASKS = 100_000
 
 
 @dataclass
@@ -201,8 +203,8 @@ class JobLedger:
     # -- operations -------------------------------------------------------------------------------
 
     def _submit(self, client: str, op: ops.Submit, request: ClientRequest) -> dict[str, Any]:
-        if not op.inputs:
-            raise _Refused("a job needs at least one task")
+        if not op.inputs or not len(op.inputs) <= op.total_tasks <= MAX_TASKS:
+            raise _Refused(f"a job needs 1 to {MAX_TASKS} tasks, and no more inputs than tasks")
         if not 1 <= op.quorum <= op.replicas <= op.max_replicas:
             raise _Refused("need 1 <= quorum <= replicas <= max_replicas")
         if op.min_attestation > max(AttestationLevel):
@@ -212,15 +214,30 @@ class JobLedger:
             return {"job": jid, "existing": True}
         clock_ns = op.clock_ns or self.now_ms * 1_000_000
         tasks = [Task(inp, quorum=op.quorum) for inp in op.inputs]
-        self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks)
+        state = OPEN if len(tasks) == op.total_tasks else LOADING
+        self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks, state)
         self._events.append(("submitted", jid))
-        return {"job": jid, "tasks": len(tasks)}
+        return {"job": jid, "tasks": len(tasks), "state": state}
+
+    def _addinputs(self, client: str, op: ops.AddInputs, request: ClientRequest) -> dict[str, Any]:
+        job = self._job(op.job)
+        if job.submitter != client:
+            raise _Refused("only the job's submitter may add its inputs")
+        if job.state != LOADING:
+            raise _Refused(f"job is {job.state}, not loading inputs")
+        if op.first != len(job.tasks) or len(job.tasks) + len(op.inputs) > job.spec.total_tasks:
+            raise _Refused(f"inputs must continue at task {len(job.tasks)} and stop at "
+                           f"{job.spec.total_tasks}")
+        job.tasks += [Task(inp, quorum=job.spec.quorum) for inp in op.inputs]
+        if len(job.tasks) == job.spec.total_tasks:
+            job.state = OPEN
+        return {"job": job.id, "tasks": len(job.tasks), "state": job.state}
 
     def _cancel(self, client: str, op: ops.Cancel, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)
         if job.submitter != client:
             raise _Refused("only the job's submitter may cancel it")
-        if job.state != OPEN:
+        if job.state not in (OPEN, LOADING):
             return {"job": job.id, "state": job.state}
         for t in job.tasks:
             if t.state == OPEN:

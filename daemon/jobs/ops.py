@@ -4,7 +4,7 @@ An operation travels as the ``operation`` bytes of a PBFT ``Request``: canonical
 ``[tag, body]`` where ``body`` is the operation's fields as an array (``protocol.schema``).
 Who may send what (checked by the ledger, since the request's signer is authenticated):
 
-- ``Submit``, ``Cancel``        -- any node, as the job's submitter;
+- ``Submit``, ``AddInputs``, ``Cancel`` -- any node, as the job's submitter;
 - ``Tick``, ``Place``           -- committee members only (ledger time, placements);
 - ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to;
 - ``Query``                     -- anyone (an ordered read; it changes nothing).
@@ -53,6 +53,17 @@ class Submit:
     """0: the ledger time at submission."""
     nonce: U64
     """Makes two identical submissions two jobs."""
+    total_tasks: U32
+    """All the job's tasks; when more than ``inputs`` holds, ``AddInputs`` brings the rest and
+    the job is placed only once it is complete (an operation is at most 64 KiB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddInputs:
+    job: Digest
+    first: U32
+    """Index of the first input here: must equal the number of tasks the job has so far."""
+    inputs: Annotated[tuple[TaskInput, ...], MaxItems(MAX_TASKS_PER_OP)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +161,7 @@ class Batch:
 
 
 OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
-                        8: Query, 9: Batch}
+                        8: Query, 9: Batch, 10: AddInputs}
 _TAGS = {cls: tag for tag, cls in OPS.items()}
 
 

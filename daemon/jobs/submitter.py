@@ -55,8 +55,12 @@ class LocalJob:
         return cls(*unpackb(data))
 
 
-def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[bytes]]:
-    """The ledger operation for a spec, and the blobs (module, large inputs) to keep."""
+CHUNK_BYTES = 32 * 1024
+
+
+def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[tuple[ops.TaskInput, ...]], list[bytes]]:
+    """The ledger operation for a spec, the further input chunks (``AddInputs``), and the
+    blobs (module, large inputs) to keep."""
     blobs = [spec.module]
     inputs = []
     for data in spec.inputs:
@@ -64,13 +68,25 @@ def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[bytes]]:
         if inline is None:
             blobs.append(data)
         inputs.append(ops.TaskInput(hashlib.sha256(data).digest(), len(data), inline))
+    chunks: list[tuple[ops.TaskInput, ...]] = []
+    current: list[ops.TaskInput] = []
+    size = 0
+    for inp in inputs:
+        cost = 48 + len(inp.inline or b"")
+        if current and (size + cost > CHUNK_BYTES or len(current) >= ops.MAX_TASKS_PER_OP):
+            chunks.append(tuple(current))
+            current, size = [], 0
+        current.append(inp)
+        size += cost
+    chunks.append(tuple(current))
     op = ops.Submit(
         name=spec.name, module_hash=spec.module_hash, module_size=len(spec.module),
-        argv=spec.argv, inputs=tuple(inputs), fuel=spec.fuel, memory_pages=spec.memory_pages,
+        argv=spec.argv, inputs=chunks[0], fuel=spec.fuel, memory_pages=spec.memory_pages,
         wall_ms=int(spec.wall_s * 1000), max_output=spec.max_output, replicas=spec.replicas,
         quorum=spec.quorum, max_replicas=spec.max_replicas, min_attestation=int(spec.min_attestation),
-        deadline_s=spec.deadline_s, clock_ns=spec.clock_ns or 0, nonce=nonce)
-    return op, blobs
+        deadline_s=spec.deadline_s, clock_ns=spec.clock_ns or 0, nonce=nonce,
+        total_tasks=len(inputs))
+    return op, chunks[1:], blobs
 
 
 class SubmitterDuties:
@@ -101,12 +117,18 @@ class SubmitterDuties:
     # -- submitting -----------------------------------------------------------------------------
 
     async def submit_job(self, spec: JobSpec) -> tuple[LocalJob, dict[str, Any]]:
-        op, blobs = to_submit(spec, int.from_bytes(os.urandom(8), "big"))
+        op, more, blobs = to_submit(spec, int.from_bytes(os.urandom(8), "big"))
         for data in blobs:
             self.blobs.store.put(data, pin=True)
         jid = job_id(self.identity.public_key, ops.encode_op(op))
         shard = self.shard_of(jid)
         reply = await self.submit(shard, op)
+        first = len(op.inputs)
+        for chunk in more:
+            if "error" in reply:
+                break
+            reply = dict(await self.submit(shard, ops.AddInputs(jid, first, chunk)), job=jid)
+            first += len(chunk)
         if "error" in reply:
             return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
         job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(time.time() * 1000),

@@ -45,9 +45,10 @@ class Harness:
                       inputs=tuple(ops.TaskInput(bytes([i]) * 32, 1, bytes([i])) for i in range(n_tasks)),
                       fuel=10**9, memory_pages=16, wall_ms=60_000, max_output=1024, replicas=2,
                       quorum=2, max_replicas=4, min_attestation=0, deadline_s=3600, clock_ns=0,
-                      nonce=self.rid)
+                      nonce=self.rid, total_tasks=n_tasks)
         fields.update(self.spec_overrides)
         fields.update(kw)
+        fields["total_tasks"] = kw.get("total_tasks", len(fields["inputs"]))
         reply = self.call(SUBMITTER, ops.Submit(**fields))
         assert "job" in reply, reply
         return reply["job"]

@@ -259,3 +259,26 @@ def test_a_batch_applies_each_operation_in_order_and_answers_each():
     assert reply[0] == {"state": "pending"} and reply[1]["state"] == "pending"
     assert "malformed" in reply[2]["error"] and "cannot hold a batch" in reply[3]["error"]
     assert t0.replicas[0].started and t0.replicas[0].result is not None
+
+
+def test_a_large_job_arrives_in_chunks_and_is_placed_only_when_complete():
+    from daemon.jobs.spec import JobSpec
+    from daemon.jobs.submitter import to_submit
+
+    spec = JobSpec(name="big", module=b"\0asm\1\0\0\0", argv=("x",),
+                   inputs=tuple(f"{i} 100000\n".encode() for i in range(5000)))
+    op, more, _ = to_submit(spec, nonce=1)
+    assert len(ops.encode_op(op)) < 40_000 and more  # every operation fits a request
+    assert op.total_tasks == 5000 and len(op.inputs) + sum(map(len, more)) == 5000
+    h = Harness()
+    reply = h.call(SUBMITTER, op)
+    job = reply["job"]
+    assert reply["state"] == "loading" and "error" in h.place_all(job)  # not placeable yet
+    first = len(op.inputs)
+    assert "must continue at task" in h.call(SUBMITTER, ops.AddInputs(job, first + 1, more[0]))["error"]
+    assert "only the job's submitter" in h.call(WORKERS[0], ops.AddInputs(job, first, more[0]))["error"]
+    for chunk in more:
+        reply = h.call(SUBMITTER, ops.AddInputs(job, first, chunk))
+        first += len(chunk)
+    assert reply == {"job": job, "tasks": 5000, "state": "open"}
+    assert h.ledger.jobs[job].tasks[4999].input.inline == b"4999 100000\n"
