@@ -1,4 +1,5 @@
-"""``novacron committees`` and ``novacron kv put|get``: see and use the hard state directly."""
+"""``novacron committees``, ``novacron capabilities`` and ``novacron kv put|get``: see the
+committees and the soft state, and use the hard state directly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("committees", help="this epoch's committees and their members")
     add_client_args(p)
     p.set_defaults(func=committees_cmd)
+
+    p = sub.add_parser("capabilities", help="the capability records this node has (soft state)")
+    add_client_args(p)
+    p.set_defaults(func=capabilities_cmd)
 
     p = sub.add_parser("kv", help="put or get a key in a shard committee's key-value store")
     ksub = p.add_subparsers(dest="kv_command", metavar="ACTION")
@@ -35,6 +40,18 @@ def committees_cmd(args: argparse.Namespace) -> int:
           f"{res['committee_size']}")
     for c in res["committees"]:
         print(f"  {c['shard']:<10} f={c['f']}  " + " ".join(m[-8:] for m in c["members"]))
+    return 0
+
+
+def capabilities_cmd(args: argparse.Namespace) -> int:
+    res = call(args, "capabilities")
+    if args.json:
+        print_json(res)
+        return 0
+    print(f"{'node':<14} {'slots':>5} {'memory':>8} {'load':>5}  attestation  domain (all self-reported)")
+    for r in res["records"]:
+        print(f"{r['node_id'][-12:]:<14} {r['slots']:>5} {r['memory_mb']:>6}MB {r['load_permille'] / 10:>4.0f}%"
+              f"  {r['attestation_kind']:<11}  {r['domain'][-16:]}")
     return 0
 
 

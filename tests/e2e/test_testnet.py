@@ -22,6 +22,23 @@ def consensus(testnet, i):
     return as_json("status", "--data-dir", node_dir(testnet, i))["services"]["consensus"]
 
 
+def test_nodes_see_each_others_capabilities(testnet):
+    ids = {as_json("status", "--data-dir", node_dir(testnet, i))["node_id"] for i in range(5)}
+
+    def all_seen():
+        for i in range(5):
+            recs = as_json("capabilities", "--data-dir", node_dir(testnet, i))["records"]
+            if {r["node_id"] for r in recs} != ids:
+                return False
+        return True
+    eventually(all_seen, what="every node to hold every capability record")
+    rec = as_json("capabilities", "--data-dir", node_dir(testnet, 2))["records"][0]
+    assert rec["runtimes"] == ["wasm32-wasi"] and rec["slots"] >= 1 and rec["self_reported"]
+    assert rec["attestation_kind"] == "none"  # this machine has no TPM or TEE, and says so
+    peers = as_json("peers", "--data-dir", node_dir(testnet, 0))["peers"]
+    assert all(p["capabilities"] and p["capabilities"]["slots"] >= 1 for p in peers)
+
+
 def test_nodes_form_committees_and_commit(testnet):
     com = as_json("committees", "--data-dir", node_dir(testnet, 0))
     assert len(com["members"]) == 5
