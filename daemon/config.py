@@ -64,6 +64,10 @@ class NodeConfig:
     storage_sync: str = "normal"
     log_level: str = "info"
     log_file: Path | None = None
+    attest_tcti: str | None = None
+    """A TPM to use instead of the detected device (e.g. ``swtpm:host=127.0.0.1,port=2321``)."""
+    trusted_ek_cas: tuple[Path, ...] = ()
+    """PEM files of CAs whose endorsement-key certificates this node trusts when it verifies."""
 
     @property
     def socket_path(self) -> Path:
@@ -92,6 +96,8 @@ _SCHEMA: dict[str, tuple[Any, str]] = {
     "volunteer.domain": (str, "a failure-domain tag (e.g. your site or ISP); replicas spread over domains"),
     "storage.sync": (str, "\"normal\" or \"full\""),
     "log.level": (str, "one of debug, info, warning, error"),
+    "attestation.tcti": (str, "a TPM's TCTI string, e.g. \"swtpm:host=127.0.0.1,port=2321\""),
+    "attestation.trusted_ek_cas": (list, "a list of PEM files of endorsement-key CAs to trust"),
     "log.file": (str, "a file path"),
 }
 _SECTIONS = {k.split(".")[0] for k in _SCHEMA if "." in k}
@@ -206,4 +212,6 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
         storage_sync=sync,
         log_level=level,
         log_file=_path(flat["log.file"], base) if "log.file" in flat else None,
+        attest_tcti=flat.get("attestation.tcti") or None,
+        trusted_ek_cas=tuple(_path(p, base) for p in flat.get("attestation.trusted_ek_cas", [])),
     )

@@ -18,7 +18,11 @@ from collections.abc import Callable
 import trio
 
 from daemon.config import NodeConfig
+from daemon.attest.collect import LocalAttester
+from daemon.attest.service import AttestationService
+from daemon.attest.verify import VerifierConfig, load_trusted_certificates
 from daemon.blobs import BlobService, BlobStore
+from daemon.config import ConfigError
 from daemon.committees import CommitteeService
 from daemon.jobs.service import JobsService
 from daemon.runtime import WorkerPool, default_pool_config
@@ -86,22 +90,29 @@ def build_node(config: NodeConfig) -> Node:
                                           vol.hours, config.data_dir))
     node.add(pool)
 
-    def attestation() -> Any:
-        from daemon.attest import Challenge, LocalAttester
-
-        # The genesis digest binds the gossiped evidence to this network; verifiers that want
-        # freshness challenge the node with a nonce of their own.
-        report = LocalAttester(config.data_dir).report(Challenge(genesis.digest), identity.public_key)
-        return report.to_wire()
-
+    # Attestation: the genesis digest binds the gossiped evidence to this network; verifiers
+    # that want freshness challenge the node with a nonce of their own (AttestationService).
+    attester = LocalAttester(config.data_dir, tcti=config.attest_tcti)
+    try:
+        cas = load_trusted_certificates([p.read_bytes() for p in config.trusted_ek_cas])
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"attestation.trusted_ek_cas: {err}") from None
+    soft_ref: list[SoftStateService] = []
+    attest = AttestationService(
+        identity, host, attester, genesis.digest, VerifierConfig(trusted_ek_cas=cas),
+        records=lambda: soft_ref[0].records(), is_verifier=lambda: committees.is_member(),
+        on_report=lambda report: soft_ref[0].set_attestation(report.to_wire()), rng=rng)
     soft = SoftStateService(identity, genesis.network, host, db, slots=pool.size,
                             memory_mib=vol.max_memory_mb, domain=vol.domain,
-                            attestation=attestation,
+                            attestation=lambda: attest.build_report().to_wire(),
                             load=lambda: pool.running * 1000 // max(1, pool.size))
+    soft_ref.append(soft)
     node.add(soft)
     p2p.peer_info.append(soft.peer_info)
     committees = CommitteeService(identity, genesis, host, db)
+    soft.trusted_verifiers = lambda: committees.epoch.members
     node.add(committees)
+    node.add(attest)
     session = int.from_bytes(os.urandom(8), "big") >> 1
     blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
                         EnvelopeSealer(identity, genesis.network, context=session),

@@ -98,6 +98,11 @@ class CommitteeService:
                              window=2 * self.genesis.params["checkpoint_interval"],
                              batch_size=8)
 
+    def is_member(self) -> bool:
+        """Whether this node sits on any committee of the current epoch."""
+        me = self.identity.public_key
+        return any(me in c for c in self.epoch.committees.values())
+
     @property
     def shards(self) -> list[int]:
         return sorted(s for s in self.epoch.committees if s != DIRECTORY_SHARD)

@@ -7,10 +7,14 @@ it up (``vouched_since``, which caps the uptime a peer may claim in its summary)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from daemon.attest.levels import AttestationLevel
+from daemon.attest.report import AttestationReport
+from daemon.attest.service import MAX_AGE_S
+from protocol.errors import RemoteProtocolError
+from protocol.identity import public_key_from_node_id
 from daemon.jobs.ops import MAX_CANDIDATES, CandidateWire
 from protocol.messages.capability import CapabilityAnnounce
 
@@ -18,13 +22,22 @@ CONNECTED_LINK_MS = 20
 """A connected peer on a direct stream; inputs are small (most travel inline)."""
 
 
-def attestation_level(report: Any) -> AttestationLevel:
-    """Only levels verifiers vouched for count; a node's own claim is never enough."""
-    return AttestationLevel.NONE
+def attestation_level(report: Any, subject: str, trusted: Collection[bytes], now: float) -> AttestationLevel:
+    """Only levels that trusted verifiers (the current committee members) signed for this node
+    recently count; a node's own claim is never enough."""
+    if not isinstance(report, dict) or not report.get("verified_by"):
+        return AttestationLevel.NONE
+    try:
+        parsed = AttestationReport.from_wire(report)
+    except RemoteProtocolError:
+        return AttestationLevel.NONE
+    return parsed.attested_level(subject=public_key_from_node_id(subject),
+                                 trusted_verifiers=trusted, now=now, max_age=MAX_AGE_S)
 
 
 def to_candidates(records: Iterable[CapabilityAnnounce], live: set[str],
-                  vouched: dict[str, float]) -> tuple[CandidateWire, ...]:
+                  vouched: dict[str, float], trusted: Collection[bytes] = (),
+                  now: float = 0.0) -> tuple[CandidateWire, ...]:
     out = []
     for r in records:
         if r.node_id not in live or not r.slots or "wasm32-wasi" not in r.runtimes:
@@ -33,7 +46,8 @@ def to_candidates(records: Iterable[CapabilityAnnounce], live: set[str],
         out.append(CandidateWire(
             node_id=r.node_id, availability=r.availability, cores=r.slots,
             memory_mib=r.memory_mb, runtimes=tuple(r.runtimes)[:8],
-            attestation=int(attestation_level(r.attestation)), load_permille=r.load,
+            attestation=int(attestation_level(r.attestation, r.node_id, trusted, now)),
+            load_permille=r.load,
             link_ms=CONNECTED_LINK_MS, domain=r.domain,
             vouched_since_s=int(since) if since else 0))
     out.sort(key=lambda c: (c.load_permille, c.node_id))

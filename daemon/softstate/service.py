@@ -117,9 +117,17 @@ class SoftStateService:
         except RemoteProtocolError:
             return None
 
+    trusted_verifiers: Callable[[], Any] = staticmethod(lambda: ())
+
     def candidates(self) -> tuple[Any, ...]:
         live = set(self.host.connected_peers()) | {self.identity.node_id}
-        return to_candidates(self.records(), live, self.seen_up)
+        return to_candidates(self.records(), live, self.seen_up, self.trusted_verifiers(),
+                             time.time())
+
+    def set_attestation(self, report_wire: Any) -> None:
+        """A verifier vouched for us (or our evidence changed): republish our record."""
+        self.attestation = report_wire
+        self.publish("attestation")
 
     def publish(self, reason: str) -> int:
         """Write this node's record (a new generation) into the registry."""
