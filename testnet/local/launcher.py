@@ -99,13 +99,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
                   for _ in range(n)]
     state = TestnetState(network, str(directory))
     for i, (ident, port) in enumerate(zip(identities, ports)):
-        data = directory / f"node{i}"
-        if data.exists():
-            _wipe(data)
-        data.mkdir(parents=True, mode=0o700)
-        save_identity(ident, data / "node.key")
         role = "cheater" if i >= n - cheaters else "honest"
-        state.nodes.append(NodeRecord(f"node{i}", ident.node_id, port, str(data), role=role))
+        state.nodes.append(_new_node_dir(directory, i, ident, port, role))
     genesis = directory / "genesis.toml"
     from daemon.genesis import DEFAULT_PARAMS
 
@@ -130,20 +125,30 @@ def add(directory: Path, wait: float = 30.0) -> NodeRecord:
     state = load(directory)
     if len(state.nodes) >= MAX_NODES:
         raise TestnetError(f"a local testnet holds at most {MAX_NODES} nodes")
-    ident = NodeIdentity(os.urandom(32))
-    port = processes.free_ports(1)[0]
-    data = Path(state.dir) / f"node{len(state.nodes)}"
-    if data.exists():
-        _wipe(data)
-    data.mkdir(parents=True, mode=0o700)
-    save_identity(ident, data / "node.key")
-    node = NodeRecord(f"node{len(state.nodes)}", ident.node_id, port, str(data))
+    node = _new_node_dir(Path(state.dir), len(state.nodes), NodeIdentity(os.urandom(32)),
+                         processes.free_ports(1)[0], "honest")
     bootstrap = [o.multiaddr for o in state.nodes]
-    (data / "node.toml").write_text(
+    (Path(node.data_dir) / "node.toml").write_text(
         _node_config(state.network, node, bootstrap, Path(state.dir) / "genesis.toml"))
     node.pid = processes.start(node)
     state.nodes.append(node)
     state.save()
+    return _wait_node_ready(node, wait)
+
+
+def _new_node_dir(directory: Path, index: int, ident: NodeIdentity, port: int,
+                  role: str) -> NodeRecord:
+    """A fresh data directory ``node<index>`` holding the node's key (any old one is wiped)."""
+    data = directory / f"node{index}"
+    if data.exists():
+        _wipe(data)
+    data.mkdir(parents=True, mode=0o700)
+    save_identity(ident, data / "node.key")
+    return NodeRecord(f"node{index}", ident.node_id, port, str(data), role=role)
+
+
+def _wait_node_ready(node: NodeRecord, wait: float) -> NodeRecord:
+    """Poll one started node until it answers ``ready``; a clear error if it dies or stalls."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if not processes.alive(node.pid):
@@ -153,8 +158,9 @@ def add(directory: Path, wait: float = 30.0) -> NodeRecord:
                 return node
         except ControlError:
             pass
-        time.sleep(0.05)
-    raise TestnetError(f"{node.name} did not become ready within {wait:.0f} s")
+        time.sleep(0.05)  # polling another process
+    raise TestnetError(f"{node.name} did not become ready within {wait:.0f} s; see "
+                       f"{node.data_dir}/node.log")
 
 
 def _wipe(path: Path) -> None:
@@ -272,14 +278,4 @@ def restart(directory: Path, ref: str, wait: float = 30.0) -> NodeRecord:
         raise TestnetError(f"port {node.port} of {node.name} is taken by another program")
     node.pid = processes.start(node)
     state.save()
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if not processes.alive(node.pid):
-            raise TestnetError(f"{node.name} exited during start-up: {_last_error(node)}")
-        try:
-            if _query(node, "status", timeout=2.0).get("ready"):
-                return node
-        except ControlError:
-            pass
-        time.sleep(0.05)
-    raise TestnetError(f"{node.name} did not become ready within {wait:.0f} s; see {node.data_dir}/node.log")
+    return _wait_node_ready(node, wait)
