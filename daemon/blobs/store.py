@@ -31,6 +31,7 @@ class BlobStore:
         self.max_blob = max_blob
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pinned: set[bytes] = set()
+        self.total = sum(p.stat().st_size for p in root.glob("*/*") if ".tmp" not in p.name)
 
     def path(self, digest: bytes) -> Path:
         h = digest.hex()
@@ -62,7 +63,9 @@ class BlobStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        self._evict()
+        self.total += len(data)
+        if self.total > self.cap:
+            self._evict()
         return digest
 
     def get(self, digest: bytes) -> bytes | None:
@@ -73,6 +76,7 @@ class BlobStore:
             return None
         if blob_hash(data) != digest:
             path.unlink(missing_ok=True)  # damaged on disk: never serve it
+            self.total -= len(data)
             return None
         return data
 
@@ -88,6 +92,7 @@ class BlobStore:
             return None
 
     def _evict(self) -> None:
+        """Oldest unpinned blobs first, until under the cap (a scan only when over it)."""
         files = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*/*") if ".tmp" not in p.name]
         total = sum(s for _, s, _ in files)
         for _, size, p in sorted(files):
@@ -97,3 +102,4 @@ class BlobStore:
                 continue
             p.unlink(missing_ok=True)
             total -= size
+        self.total = total

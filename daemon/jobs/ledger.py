@@ -45,6 +45,9 @@ from protocol.identity import node_id_from_public_key
 from protocol.messages.tasks import TaskStatus
 
 LEASE_SLACK_MS = 60_000
+RETAIN_ENDED_MS = 24 * 3600 * 1000
+"""Ended jobs leave the ledger a day after they end (their results' certificates live with
+their submitters), so the replicated state, and every checkpoint of it, stays bounded."""
 MAX_PLACE_SKEW_MS = 120_000
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
 
@@ -107,6 +110,7 @@ class Job:
     clock_ns: int
     tasks: list[Task]
     state: str = OPEN
+    ended_ms: int = 0
 
     @property
     def deadline_ms(self) -> int:
@@ -175,7 +179,8 @@ class JobLedger:
 
     def snapshot(self) -> bytes:
         jobs = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,
-                 [t.to_wire() for t in j.tasks], j.state] for _, j in sorted(self.jobs.items())]
+                 [t.to_wire() for t in j.tasks], j.state, j.ended_ms]
+                for _, j in sorted(self.jobs.items())]
         workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
         clock = sorted(self.member_clock.items())
         return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock]])
@@ -187,9 +192,9 @@ class JobLedger:
             if version != 1:
                 raise MalformedMessage(f"ledger snapshot version {version} is not supported")
             self.jobs = {}
-            for jid, submitter, spec, submitted, clock_ns, tasks, state in jobs:
+            for jid, submitter, spec, submitted, clock_ns, tasks, state, ended in jobs:
                 self.jobs[jid] = Job(jid, submitter, ops.decode_op(spec), submitted, clock_ns,
-                                     [Task.from_wire(t) for t in tasks], state)
+                                     [Task.from_wire(t) for t in tasks], state, ended)
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
             self.member_clock = {m: t for m, t in clock}
             self.now_ms, self.seq = now_ms, seq
@@ -243,7 +248,7 @@ class JobLedger:
             if t.state == OPEN:
                 t.state = CANCELLED
                 self._release(job, t, RELEASED, "job cancelled")
-        job.state = CANCELLED
+        job.state, job.ended_ms = CANCELLED, self.now_ms
         self._events.append(("job_ended", job.id, CANCELLED))
         return {"job": job.id, "state": CANCELLED}
 
@@ -424,6 +429,9 @@ class JobLedger:
                 self._maybe_done(job)
 
     def _expire(self) -> None:
+        for jid in [j.id for j in self.jobs.values()
+                    if j.state in (DONE, CANCELLED) and j.ended_ms + RETAIN_ENDED_MS <= self.now_ms]:
+            del self.jobs[jid]
         for job in self.jobs.values():
             if job.state != OPEN:
                 continue
@@ -448,7 +456,7 @@ class JobLedger:
 
     def _maybe_done(self, job: Job) -> None:
         if job.state == OPEN and all(t.state != OPEN for t in job.tasks):
-            job.state = DONE
+            job.state, job.ended_ms = DONE, self.now_ms
             self._events.append(("job_ended", job.id, DONE))
 
     def _release(self, job: Job, task: Task, outcome: str, why: str) -> None:

@@ -282,3 +282,20 @@ def test_a_large_job_arrives_in_chunks_and_is_placed_only_when_complete():
         first += len(chunk)
     assert reply == {"job": job, "tasks": 5000, "state": "open"}
     assert h.ledger.jobs[job].tasks[4999].input.inline == b"4999 100000\n"
+
+
+def test_ended_jobs_leave_the_ledger_after_a_day():
+    from daemon.jobs.ledger import RETAIN_ENDED_MS
+
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"a")
+    h.report(job, 0, 1, b"a")
+    assert h.ledger.jobs[job].state == DONE
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS - 1000))
+    assert job in h.ledger.jobs
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS + 1000))
+    assert job not in h.ledger.jobs
