@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from daemon.sched.survival import HostModel, fit_host_model
-from daemon.sched.timebase import WEEK
+from daemon.sched.timebase import HOUR, WEEK
 
 MAX_SESSIONS = 512
 MAX_AGE_S = 8 * WEEK
@@ -91,6 +91,14 @@ class AvailabilityHistory:
         total = now - spans[0][0]
         up = sum(e - s for s, e in spans)
         return min(1.0, up / total) if total > 0 else 1.0
+
+    def up_hours(self, now: float) -> float:
+        """Total up time remembered, the open session counted up to ``now``: with no departure
+        yet it is the only evidence there is, and long up time without one is strong."""
+        up = sum(e - s for s, e in self.sessions)
+        if self.current_start is not None:
+            up += max(now - self.current_start, 0.0)
+        return up / HOUR
 
     def fit(self, now: float, *, with_profile: bool = True) -> HostModel | None:
         """The host's own survival model; the open session counts as censored at ``now``."""

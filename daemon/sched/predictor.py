@@ -8,9 +8,16 @@ The forecast for a node blends two survival models, both conditioned on its curr
 
 They are mixed as a Bayesian would. The node's model gets prior weight
 ``w0 = n / (n + prior_events)`` for ``n`` departures (capped at ``N_TRUST``); the prior keeps
-``1 - w0``, shared among its components ``j`` in proportion to ``exp(-n KL(node || j))``, the
-approximate likelihood ratio of the node's own sessions, so the prior's share goes to
-components like the node. Surviving to age ``u`` then reweights every model by how likely it
+``1 - w0``, shared among its components ``j`` in proportion to the approximate likelihood of
+the node's evidence under ``j``:
+
+- its rate: ``n`` departures in ``x`` hours up, Poisson with mean ``x / mean_j``, so
+  ``n log(x / mean_j) - x / mean_j``. This is what a host with one departure, or none, in a
+  month says: its own shape fit is noise, but "no departure in 700 hours" rules out
+  every desktop-like component;
+- its shape: ``-n KL(node || j)``, which takes over as departures accumulate.
+
+So the prior's share goes to components like the node. Surviving to age ``u`` then reweights every model by how likely it
 made that survival:
 
     P = sum_m w_m S_m(u) P_m(H | u) / sum_m w_m S_m(u)
@@ -37,16 +44,16 @@ from daemon.sched.prior import PopulationPrior
 from daemon.sched.summary import AvailabilitySummary
 from daemon.sched.survival import MAX_HORIZON_S, conditional_cum_hazard
 from daemon.sched.timebase import HOUR, WEEK_BINS, FloatArray, IntArray
-from daemon.sched.weibull import kl_divergence
+from daemon.sched.weibull import kl_divergence, lgamma
 
 N_TRUST = 50
 """A node's own fit never weighs more than this many departures against the prior."""
 PRIOR_EVENTS = 3.0
 """The prior is worth this many departures: after three, a node's own habits dominate."""
 MAX_CLAIMED_AGE_S = 90 * 24 * HOUR
+"""Uptime beyond 90 days adds nothing to a forecast and is where lies would pile up."""
 RHYTHM_AMPLITUDE = 2.5
 """Office desktops' profiles span 5-30x between calm and busy hours; chance patterns < 1.6x."""
-"""Uptime beyond 90 days adds nothing to a forecast and is where lies would pile up."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +68,8 @@ class ModelTable:
     """Current session start per row; NaN where the node is down (or said nothing)."""
     rhythmic: np.ndarray
     """Rows whose week profile is strong (p95/p5 > ``RHYTHM_AMPLITUDE``): calibrated apart."""
+    exposure_h: FloatArray
+    """Hours up behind each row's evidence (0 where it said nothing)."""
 
     @classmethod
     def from_summaries(cls, summaries: Sequence[AvailabilitySummary | None]) -> "ModelTable":
@@ -70,9 +79,11 @@ class ModelTable:
         events = np.zeros(n)
         profiles = np.ones((n, WEEK_BINS))
         up = np.full(n, np.nan)
+        exposure = np.zeros(n)
         for i, s in enumerate(summaries):
             if s is None:
                 continue
+            exposure[i] = s.exposure_h
             if s.up_since is not None:
                 up[i] = s.up_since
             if s.has_model:
@@ -82,7 +93,7 @@ class ModelTable:
                 if not s.profile.is_flat:
                     profiles[i] = s.profile.as_array()
         lo, hi = np.percentile(profiles, [5, 95], axis=1) if n else (np.ones(0), np.ones(0))
-        return cls(shape, scale, events, profiles, up, hi / lo > RHYTHM_AMPLITUDE)
+        return cls(shape, scale, events, profiles, up, hi / lo > RHYTHM_AMPLITUDE, exposure)
 
     def __len__(self) -> int:
         return int(self.shape.size)
@@ -116,22 +127,36 @@ class Predictor:
             prior_events=float(pe),
         )
 
-    def _log_weights(self, table: ModelTable) -> FloatArray:
-        """Prior log weights per table row: column 0 the node's own model, then components.
+    def _log_weights(self, table: ModelTable, rows: IntArray, session_h: FloatArray) -> FloatArray:
+        """Prior log weights for ``rows``: column 0 the node's own model, then components.
 
         Own model: ``n / (n + prior_events)``. Components share the rest in proportion to
-        ``exp(-n KL(own || j))``, the approximate likelihood ratio of ``n`` departures that
-        fitted the node's own model. Components unlike the node get no share as evidence
-        grows, so a long uptime cannot hand a flaky node's forecast to server-like ones.
+        the approximate likelihood of the node's evidence under each (module docstring): the
+        Poisson rate term, then ``-n KL(own || j)``. Components unlike the node get no share
+        as evidence grows, so a long uptime cannot hand a flaky node's forecast to
+        server-like ones, and a month without a departure cannot leave a server's forecast
+        to desktop-like ones.
+
+        The rate term counts only up time outside the current session (exposure minus the
+        session's claimed age ``session_h``): survival of the current session is weighed
+        later, in the forecast itself, with the age the observer vouches for, and must not
+        count twice (nor let a boasted session in through the exposure). With a summary
+        older than the session this undercounts, which only errs toward the prior.
         """
-        n = table.events
+        n = table.events[rows]
         ck, clam = self.prior.arrays()
-        kl = kl_divergence(table.shape[:, None], table.scale_h[:, None], ck[None, :], clam[None, :])
+        kl = kl_divergence(
+            table.shape[rows, None], table.scale_h[rows, None], ck[None, :], clam[None, :],
+        )
         kl = np.where(n[:, None] > 0, np.maximum(kl, 0.0), 0.0)
         with np.errstate(divide="ignore"):
             own = np.log(n / (n + self.prior_events))
             rest = np.log(self.prior_events / (n + self.prior_events)) - np.log(ck.size)
-        comp = -n[:, None] * kl
+        comp_mean_h = clam * np.exp(lgamma(1.0 + 1.0 / ck))
+        done_h = np.clip(table.exposure_h[rows] - session_h, 0.0, MAX_CLAIMED_AGE_S / HOUR)
+        expected = done_h[:, None] / comp_mean_h[None, :]
+        log_expected = np.log(np.maximum(expected, 1e-300))
+        comp = np.where(n[:, None] > 0, n[:, None] * log_expected, 0.0) - expected - n[:, None] * kl
         comp = comp - _logsumexp(comp, axis=1)[:, None]  # shares of the prior's weight
         return np.concatenate([own[:, None], rest[:, None] + np.log(ck.size) + comp], axis=1)
 
@@ -178,6 +203,7 @@ class Predictor:
         hor = np.minimum(hor, MAX_HORIZON_S)
         start = table.up_since[rows] if up_since is None else np.asarray(up_since, dtype=float)
         start = np.minimum(start, now_a)  # no session starts in the future
+        claimed_age_h = np.nan_to_num((now_a - start) / HOUR)  # its part of the claimed exposure
         if vouched_since is not None:
             vs = np.asarray(vouched_since, dtype=float)
             start = np.fmax(start, vs)  # the later start wins; NaN on either side is ignored
@@ -188,7 +214,7 @@ class Predictor:
         k, lam = table.shape[rows], table.scale_h[rows]
         lam_cond = conditional_cum_hazard(k, lam, table.profiles[rows], start, now_a, hor)
         # Log weights, per row: the node's own model, then each prior component.
-        log_w = self._log_weights(table)[rows]
+        log_w = self._log_weights(table, rows, claimed_age_h)
         ck, clam = self.prior.arrays()
         age = age_h[:, None]
         own_u = -((age_h / lam) ** k)

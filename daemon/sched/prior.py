@@ -28,8 +28,9 @@ from daemon.sched.timebase import FloatArray
 from daemon.sched.weibull import Weibull
 
 MAX_COMPONENTS = 32
-MIN_EVENTS_FOR_PRIOR = 3
-"""A summary joins the prior only with a few departures behind its fit."""
+MIN_EVENTS_FOR_PRIOR = 1
+"""A summary joins the prior once it has a fit. Requiring more kept every always-on host (one
+departure a month) out, and the prior then had no component for them to lean on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,7 +146,7 @@ def summarize(history: AvailabilityHistory, now: float) -> AvailabilitySummary:
         shape=model.weibull.shape if model else None,
         scale_h=model.weibull.scale_h if model else None,
         events=model.events if model else 0,
-        exposure_h=model.exposure_h if model else 0.0,
+        exposure_h=model.exposure_h if model else history.up_hours(now),
         on_fraction=history.on_fraction(now),
         up_since=history.current_start,
         profile=model.profile if model else WeekProfile.flat(),

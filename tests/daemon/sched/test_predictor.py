@@ -38,7 +38,7 @@ def test_a_node_that_says_it_is_down_gets_zero_and_a_zero_horizon_gets_one():
 
 
 def test_claimed_uptime_is_capped_by_now_and_by_what_the_observer_vouches_for():
-    liar = dataclasses.replace(_new_node(HOUR), up_since=NOW + DAY)  # "up since tomorrow"
+    liar = dataclasses.replace(_new_node(0.0), up_since=NOW + DAY)  # "up since tomorrow"
     assert PRED.p_up(liar, NOW, 4 * HOUR) == pytest.approx(PRED.p_up(_new_node(0.0), NOW, 4 * HOUR))
     boaster = _new_node(60 * DAY)
     honest = PRED.p_up(_new_node(HOUR), NOW, 4 * HOUR)
