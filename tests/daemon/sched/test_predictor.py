@@ -8,6 +8,7 @@ from daemon.sched.predictor import Predictor
 from daemon.sched.prior import PopulationPrior
 from daemon.sched.summary import AvailabilitySummary, summarize
 from daemon.sched.timebase import DAY, HOUR, WEEK
+from daemon.sched.weibull import Weibull
 from testnet.forecast import history_at, summaries_at
 from testnet.traces import EPOCH_MONDAY, generate_traces
 
@@ -44,6 +45,34 @@ def test_claimed_uptime_is_capped_by_now_and_by_what_the_observer_vouches_for():
     honest = PRED.p_up(_new_node(HOUR), NOW, 4 * HOUR)
     assert PRED.p_up(boaster, NOW, 4 * HOUR) > honest
     assert PRED.p_up(boaster, NOW, 4 * HOUR, vouched_since=NOW - HOUR) == pytest.approx(honest)
+
+
+def test_a_month_up_with_one_departure_is_forecast_like_a_server_not_a_fresh_desktop():
+    """An always-on host back from a reboot: its own shape fit (one departure) is noise, but
+    one departure in 600 hours up is strong evidence against every desktop-like component."""
+    prior = PopulationPrior((Weibull(0.55, 35.3), Weibull(0.45, 4.16), Weibull(1.0, 720.0)))
+    pred = Predictor(prior=prior)
+
+    def rebooted(after_h: float) -> AvailabilitySummary:
+        start = NOW - HOUR - after_h * HOUR - 600.0
+        history = AvailabilityHistory(sessions=((start, start + after_h * HOUR),)).started(NOW - HOUR)
+        return summarize(history, NOW)
+
+    server, desktop = rebooted(600.0), rebooted(9.0)
+    assert server.events == desktop.events == 1
+    p_server, p_desktop = (pred.p_up(s, NOW, 8 * HOUR) for s in (server, desktop))
+    assert p_server > 0.97 > 0.9 > p_desktop
+    exponential_720h = float(np.exp(-8.0 / 720.0))
+    assert p_server == pytest.approx(exponential_720h, abs=0.02)
+
+
+def test_up_time_without_a_departure_is_gossiped_but_counted_once():
+    fresh = _new_node(300 * HOUR)
+    assert fresh.events == 0 and fresh.exposure_h == pytest.approx(300.0)
+    # All of it is the current session, which the forecast already weighs by its age: the
+    # prior alone, conditioned on 300 h up, exactly as for a node that never said its exposure.
+    silent = dataclasses.replace(fresh, exposure_h=0.0)
+    assert PRED.p_up(fresh, NOW, 4 * HOUR) == pytest.approx(PRED.p_up(silent, NOW, 4 * HOUR), rel=1e-12)
 
 
 def test_a_node_without_summary_but_vouched_up_is_forecast_from_the_prior():
