@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: availability forecasts and placement under churn. Prints one JSON object.
 
-    .venv/bin/python scripts/bench_availability.py [--hosts 300] [--seed 1] [--replicates 3]
+    .venv/bin/python scripts/bench_availability.py [--hosts 300] [--seeds 1] [--replicates 3]
 
 Forecasts. ``--hosts`` synthetic hosts (Failure Trace Archive fits + office desktops +
 servers, ``testnet.traces``) over 8 weeks. Every node fits its own sessions of weeks 1-4 and
@@ -19,12 +19,14 @@ calibration map is itself fitted on one week of the same population.
 Churn. The same hosts over weeks 5-8; jobs of 100 tasks (10 min to 8 h, log-uniform) arrive
 every 12 hours on average: a job is about 60% of the hosts that are up at a time, enough to
 contend for the good hosts without saturating the pool. Each policy (random, on-fraction,
-ours = the real ``place()``, hindsight oracle) runs the same task streams;
-``--replicates`` independent streams are pooled. See ``testnet.churn`` for the rules.
+ours = the real ``place()``, known law = our rule with each host's true law, hindsight
+oracle) runs the same task streams; ``--replicates`` independent streams are pooled. See
+``testnet.churn`` for the rules.
 
-Targets (from the issue) are listed with the measured value and whether they pass. Where a
-target's literal reading is not measurable as written, the JSON gives the reading used and
-the literal figure next to it.
+Targets (from the issue) are listed with the measured value and whether they pass, read as
+written. The oracle target is not reachable by any forecast; the ``known_law`` policy is in
+the run to show it (see its entry). ``--seeds 1-5`` repeats forecast and churn on other
+populations and reports every target per seed (the calibration part runs once).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from daemon.sched.summary import AvailabilitySummary  # noqa: E402
 from daemon.sched.timebase import DAY, HOUR, WEEK  # noqa: E402
 from testnet.churn import (  # noqa: E402
     ChurnResult,
+    known_law_policy,
     make_workload,
     on_fraction_policy,
     oracle_policy,
@@ -69,7 +72,7 @@ HORIZONS_H = (1, 4, 12)
 FIT_END = EPOCH_MONDAY + 4 * WEEK
 SCORE_END = EPOCH_MONDAY + 8 * WEEK
 TRACE_TAIL_S = 7 * DAY  # the last tasks may need days to finish under a bad policy
-POLICIES = ("random", "on_fraction", "ours", "oracle")
+POLICIES = ("random", "on_fraction", "ours", "known_law", "oracle")
 
 
 def forecast_part(
@@ -134,6 +137,7 @@ def churn_part(
             "random": random_policy(seed * 1000 + r),
             "on_fraction": on_fraction_policy(summaries),
             "ours": ours_policy(traces, summaries, predictor),
+            "known_law": known_law_policy(traces, summaries, predictor),
             "oracle": oracle_policy(traces),
         }
         for name in POLICIES:
@@ -159,12 +163,11 @@ def churn_part(
 def targets(fc: dict[str, Any], ch: dict[str, Any], cal: dict[str, Any]) -> dict[str, Any]:
     b4 = fc["4h"]
     ours_b, onf_b = b4["ours"]["brier"], b4["on_fraction"]["brier"]
-    rnd, ours, orc = ch["random"], ch["ours"], ch["oracle"]
+    rnd, ours, law, orc = ch["random"], ch["ours"], ch["known_law"], ch["oracle"]
     pre_cut = 1 - ours["preemptions"] / rnd["preemptions"]
     mk_cut = 1 - ours["mean_job_makespan_h"] / rnd["mean_job_makespan_h"]
     oracle_mk_cut = 1 - orc["mean_job_makespan_h"] / rnd["mean_job_makespan_h"]
-    r_rnd, r_ours, r_orc = (x["preemptions_per_task"] for x in (rnd, ours, orc))
-    gap_closed = (r_rnd - r_ours) / (r_rnd - r_orc)
+    r_rnd, r_ours, r_law, r_orc = (x["preemptions_per_task"] for x in (rnd, ours, law, orc))
     worst_gap = max(cal[f"{h}h_max_gap"] for h in HORIZONS_H)
     return {
         "reliability_within_0.05_per_decile": {
@@ -185,49 +188,91 @@ def targets(fc: dict[str, Any], ch: dict[str, Any], cal: dict[str, Any]) -> dict
                     "oracle's reduction is the ceiling any policy can reach on this workload",
         },
         "preemption_rate_within_15pct_of_oracle": {
-            "reading": "ours closes at least 85% of the random-to-oracle gap in preemptions per task",
-            "measured_gap_closed": round(gap_closed, 4),
-            "passed": gap_closed >= 0.85,
             "ours_per_task": r_ours, "oracle_per_task": r_orc,
-            "literal_ratio_ours_to_oracle": round(r_ours / r_orc, 2) if r_orc else None,
-            "literal_passed": bool(r_orc) and r_ours <= 1.15 * r_orc,
-            "literal_note": "the oracle sees each host's future; its preemptions are only tasks no "
-                            "idle host could cover, so 15% of its rate is out of reach of any forecast",
+            "ratio_ours_to_oracle": _ratio(r_ours, r_orc),
+            "passed": bool(r_orc) and r_ours <= 1.15 * r_orc,
+            "known_law_per_task": r_law,
+            "ratio_known_law_to_oracle": _ratio(r_law, r_orc),
+            "ratio_ours_to_known_law": _ratio(r_ours, r_law),
+            "random_to_oracle_gap_closed": round((r_rnd - r_ours) / (r_rnd - r_orc), 4),
+            "note": "out of reach of any forecast: known_law places by each host's true law "
+                    "and is still ratio_known_law_to_oracle times the oracle, which sees the "
+                    "future; ratio_ours_to_known_law is what is left to our forecast",
         },
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def _seeds(text: str) -> list[int]:
+    """``1``, ``1,3,5`` or ``1-5``."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def run_seed(args: argparse.Namespace, seed: int, cal: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    traces = generate_traces(args.hosts, seed=seed, duration_s=8 * WEEK + TRACE_TAIL_S)
+    fc, predictor, summaries = forecast_part(traces, seed)
+    t1 = time.perf_counter()
+    ch = churn_part(traces, predictor, summaries, seed, args.replicates)
+    t2 = time.perf_counter()
+    return {
+        "forecast": fc, "churn": ch, "targets": targets(fc, ch, cal),
+        "seconds": {"forecast": round(t1 - t0, 1), "churn": round(t2 - t1, 1)},
     }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", default="1", help="populations to run: 1, 1,3 or 1-5 (default 1)")
     ap.add_argument("--replicates", type=int, default=3)
     ap.add_argument("--calibration-hosts", type=int, default=1500)
     args = ap.parse_args()
+    try:
+        seeds = _seeds(args.seeds)
+    except ValueError:
+        print(f"bench_availability: --seeds {args.seeds!r}: give 1, 1,3 or 1-5", file=sys.stderr)
+        return 2
     if args.hosts < 300:
         print("bench_availability: the issue asks for at least 300 hosts", file=sys.stderr)
     t0 = time.perf_counter()
-    traces = generate_traces(args.hosts, seed=args.seed, duration_s=8 * WEEK + TRACE_TAIL_S)
-    fc, predictor, summaries = forecast_part(traces, args.seed)
-    cal = calibration_part(args.calibration_hosts, args.seed)
+    cal = calibration_part(args.calibration_hosts, seeds[0])
     t1 = time.perf_counter()
-    ch = churn_part(traces, predictor, summaries, args.seed, args.replicates)
-    t2 = time.perf_counter()
-    tg = targets(fc, ch, cal)
-    result = {
+    runs = {seed: run_seed(args, seed, cal) for seed in seeds}
+    first = runs[seeds[0]]
+    result: dict[str, Any] = {
         "bench": "availability",
-        "command": f"scripts/bench_availability.py --hosts {args.hosts} --seed {args.seed} "
+        "command": f"scripts/bench_availability.py --hosts {args.hosts} --seeds {args.seeds} "
                    f"--replicates {args.replicates} --calibration-hosts {args.calibration_hosts}",
         "hosts": args.hosts,
-        "seed": args.seed,
+        "seed": seeds[0],
         "weeks": {"fit": "1-4", "score": "5-8"},
-        "forecast": fc,
+        "forecast": first["forecast"],
         "calibration": cal,
-        "churn": ch,
-        "targets": tg,
-        "all_passed": all(t["passed"] for t in tg.values()),
-        "seconds": {"forecast": round(t1 - t0, 1), "churn": round(t2 - t1, 1)},
+        "churn": first["churn"],
+        "targets": first["targets"],
+        "all_passed": all(t["passed"] for t in first["targets"].values()),
+        "seconds": {"calibration": round(t1 - t0, 1), **first["seconds"]},
     }
+    if len(seeds) > 1:
+        result["per_seed"] = {
+            str(seed): {
+                name: {k: v for k, v in t.items() if k not in ("note", "horizons_h", "hosts")}
+                for name, t in run["targets"].items()
+            }
+            for seed, run in runs.items()
+        }
+        result["passed_on_every_seed"] = {
+            name: all(run["targets"][name]["passed"] for run in runs.values())
+            for name in first["targets"]
+        }
     print(json.dumps(result))
     return 0
 

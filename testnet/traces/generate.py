@@ -16,7 +16,9 @@ a volunteer population:
 - ``server``  - always-on machines: up Weibull (1.0, 720 h), down (0.7, 0.5 h).
 
 Every host gets its own scales: the class scale times ``exp(N(0, scale_spread))``, drawn
-independently for up and down, so hosts of one class differ as they do in the archive.
+independently for up and down, so hosts of one class differ as they do in the archive. The
+up-time law each host was drawn from is kept on its trace (``HostTrace.law``): the churn
+simulation's "known law" policy forecasts with it, to show what a perfect model could do.
 Each host's process starts ``burn_in_s`` before ``start`` so the window begins in a
 stationary state, not with every host freshly up.
 """
@@ -62,7 +64,8 @@ EPOCH_MONDAY = 1_704_067_200.0
 
 def _alternating(
     cls: AlternatingClass, rng: np.random.Generator, t0: float, t1: float, spread: float,
-) -> FloatArray:
+) -> tuple[FloatArray, Weibull]:
+    """The host's up intervals, and the up-time law they were drawn from (hours)."""
     up_scale = cls.up.scale_h * math.exp(rng.normal(0.0, spread)) * HOUR
     down_scale = cls.down.scale_h * math.exp(rng.normal(0.0, spread)) * HOUR
     on = up_scale * cls.up.mean_h / cls.up.scale_h
@@ -84,7 +87,7 @@ def _alternating(
                 continue
             if t >= t1:
                 break
-    return np.asarray(out, dtype=float).reshape(-1, 2)
+    return np.asarray(out, dtype=float).reshape(-1, 2), Weibull(cls.up.shape, up_scale / HOUR)
 
 
 def _office(rng: np.random.Generator, t0: float, t1: float, tz_s: int) -> FloatArray:
@@ -162,12 +165,13 @@ def generate_traces(
     for i, kind in enumerate(kinds):
         host_rng = np.random.default_rng([seed, i])
         tz = 0
+        law = None
         if kind == "office":
             tz = int(OFFICE_TZ_HOURS[int(host_rng.integers(len(OFFICE_TZ_HOURS)))] * HOUR)
             up = _office(host_rng, t0, t1, tz)
         else:
             cls = SERVER if kind == "server" else FTA_CLASSES[kind]
-            up = _alternating(cls, host_rng, t0, t1, scale_spread)
-        trace = HostTrace(f"h{i:04d}", kind, up, tz)
+            up, law = _alternating(cls, host_rng, t0, t1, scale_spread)
+        trace = HostTrace(f"h{i:04d}", kind, up, tz, law)
         traces.append(trace.clip(t0, t1))
     return traces

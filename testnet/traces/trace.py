@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daemon.sched.timebase import FloatArray
+from daemon.sched.weibull import Weibull
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,6 +23,9 @@ class HostTrace:
     up: FloatArray
     tz_offset_s: int = 0
     """Local UTC offset of the host (FTA ``node.timezone``). Only the generator uses it."""
+    law: Weibull | None = None
+    """The up-time law (hours) the generator drew these sessions from: ground truth no node
+    can know. None for office desktops (no closed form) and for traces read from the archive."""
     _starts: FloatArray = field(init=False, repr=False)
     _ends: FloatArray = field(init=False, repr=False)
 
@@ -67,7 +71,7 @@ class HostTrace:
         if up.size:
             up[:, 0] = np.maximum(up[:, 0], t0)
             up[:, 1] = np.minimum(up[:, 1], t1)
-        return HostTrace(self.host_id, self.kind, up, self.tz_offset_s)
+        return HostTrace(self.host_id, self.kind, up, self.tz_offset_s, self.law)
 
     def on_fraction(self, t0: float, t1: float) -> float:
         """Fraction of ``[t0, t1)`` the host was up: BOINC's "on fraction"."""

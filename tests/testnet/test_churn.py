@@ -4,6 +4,7 @@ import pytest
 from daemon.sched.timebase import DAY, HOUR, WEEK
 from testnet.churn import (
     SimTask,
+    known_law_policy,
     make_workload,
     on_fraction_policy,
     oracle_policy,
@@ -71,10 +72,12 @@ def test_policies_on_the_same_stream_rank_as_they_should(small_world):
         name: simulate(name, traces, tasks, choose, t0, t_end)
         for name, choose in [
             ("random", random_policy(1)), ("on_fraction", on_fraction_policy(sums)),
-            ("ours", ours_policy(traces, sums, pred)), ("oracle", oracle_policy(traces)),
+            ("ours", ours_policy(traces, sums, pred)),
+            ("known_law", known_law_policy(traces, sums, pred)), ("oracle", oracle_policy(traces)),
         ]
     }
     assert all(r.completed == len(tasks) for r in res.values())
+    assert res["oracle"].preemptions <= res["known_law"].preemptions < res["random"].preemptions / 2
     assert res["oracle"].preemptions <= res["ours"].preemptions < res["random"].preemptions / 2
     assert res["ours"].mean_job_makespan_h < res["random"].mean_job_makespan_h
     again = simulate("ours", traces, tasks, ours_policy(traces, sums, pred), t0, t_end)

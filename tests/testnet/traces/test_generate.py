@@ -45,6 +45,24 @@ def test_up_times_follow_the_published_shape(kind):
     assert fit.dist.scale_h == pytest.approx(FTA_CLASSES[kind].up.scale_h, rel=0.15)
 
 
+def test_each_host_keeps_the_law_its_sessions_were_drawn_from():
+    """The known-law policy forecasts with ``HostTrace.law``: it must be the host's own law
+    (its per-host scale, not the class's), and survive clipping."""
+    traces = generate_traces(12, seed=6, duration_s=30 * WEEK, mix={"condor": 1.0, "office": 1.0})
+    for t in traces:
+        if t.kind == "office":
+            assert t.law is None
+            continue
+        assert t.law is not None and t.law.shape == FTA_CLASSES["condor"].up.shape
+        done = t.up[:-1]
+        fit = fit_weibull((done[:, 1] - done[:, 0]) / HOUR, np.ones(len(done), dtype=bool))
+        assert fit is not None
+        assert fit.dist.scale_h == pytest.approx(t.law.scale_h, rel=0.3)
+        assert t.clip(EPOCH_MONDAY, EPOCH_MONDAY + WEEK).law == t.law
+    scales = [t.law.scale_h for t in traces if t.law is not None]
+    assert max(scales) > 1.5 * min(scales)  # hosts of one class differ
+
+
 def test_office_desktops_work_office_hours_in_their_own_time_zone():
     for t in generate_traces(16, seed=6, duration_s=2 * WEEK, mix={"office": 1.0}):
         local_start = ((t.up[:, 0] + t.tz_offset_s) % DAY) / HOUR
