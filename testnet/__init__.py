@@ -6,6 +6,7 @@
 - ``traces``    -- host availability traces: synthetic from Failure Trace Archive fits, or read
                    from the archive's tabular format.
 - ``forecast``  -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
-- ``churn``     -- task placement under churn: random, on-fraction, ours, hindsight oracle.
+- ``churn``     -- task placement under churn: random, on-fraction, ours, known law, and a
+                   hindsight oracle.
 - ``local``     -- a real local testnet of daemon processes on 127.0.0.1, with fault injection.
 """
