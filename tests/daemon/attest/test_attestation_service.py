@@ -18,41 +18,46 @@ from daemon.softstate.candidates import attestation_level
 from protocol.identity import NodeIdentity
 
 
-def make(seed: int, tmp, attester, config, reports):
+def make(seed: int, tmp, attester, config, on_report):
     ident = NodeIdentity(random.Random(seed).randbytes(32))
     host = P2PHost(ident, P2PConfig(listen=("/ip4/127.0.0.1/tcp/0",)), random.Random(seed))
     svc = AttestationService(ident, host, attester, b"\x01" * 32, config, records=lambda: [],
-                             is_verifier=lambda: False, on_report=reports.append,
+                             is_verifier=lambda: False, on_report=on_report,
                              rng=random.Random(seed))
     return ident, host, svc
 
 
 async def test_verifier_statement_reaches_the_prover_and_counts_only_if_trusted(tmp_path, swtpm):
     reports = []
+    report_sent, report_seen = trio.open_memory_channel(8)
+
+    def on_report(report):
+        reports.append(report)
+        report_sent.send_nowait(report)
+
     cas = load_trusted_certificates([swtpm.local_ca.read_bytes(), swtpm.root_ca.read_bytes()])
     prover_id, prover_host, prover = make(1, tmp_path, LocalAttester(tmp_path / "p", tcti=swtpm.tcti),
-                                          VerifierConfig(), reports)
+                                          VerifierConfig(), on_report)
     verifier_id, verifier_host, verifier = make(2, tmp_path, LocalAttester(tmp_path / "v"),
-                                                VerifierConfig(trusted_ek_cas=cas), [])
+                                                VerifierConfig(trusted_ek_cas=cas), lambda report: None)
     report = await trio.to_thread.run_sync(prover.build_report)
     assert report.kind.value == "tpm2" and not report.verified_by
+    connected = trio.Event()
+    verifier_host.on_peer(lambda peer: peer == prover_id.node_id and connected.set(), lambda peer: None)
     async with trio.open_nursery() as nursery:
         await nursery.start(prover_host.run)
         await nursery.start(verifier_host.run)
         verifier_host.add_peer(prover_host.listen_addrs()[0])
         with trio.fail_after(20):
-            while prover_id.node_id not in verifier_host.connected_peers():
-                await trio.sleep(0.02)
+            await connected.wait()
         with trio.fail_after(60):
             first = await verifier.verify_peer(prover_id.node_id)
-            while not reports:
-                await trio.sleep(0.02)
+            await report_seen.receive()  # the statement reached the prover's report
         # First round: the quote verifies; AK-EK binding needs the credential round.
         assert first.level is AttestationLevel.TPM_UNENDORSED
         with trio.fail_after(60):
             second = await verifier.verify_peer(prover_id.node_id)
-            while len(reports) < 2:
-                await trio.sleep(0.02)
+            await report_seen.receive()
         assert second.level is AttestationLevel.TPM  # the CA is trusted, the credential activated
         nursery.cancel_scope.cancel()
     wire = reports[-1].to_wire()
