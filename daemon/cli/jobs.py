@@ -107,9 +107,15 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(_line(st))
     for t in st.get("tasks", []):
         r = t["result"]
-        res = f"{r['status']} {r['size']} B sha256 {r['output_sha256'][:16]}" if r else ""
+        code = f" (exit {r['exit_code']})" if r and r.get("exit_code") else ""
+        res = f"{r['status']}{code} {r['size']} B sha256 {r['output_sha256'][:16]}" if r else ""
         print(f"  task {t['task']:>5}  {t['state']:<9} {('running' if t['running'] else ''):<8} {res}")
     return 0
+
+
+def _result_words(result: dict[str, Any]) -> str:
+    code = f" (exit {result['exit_code']})" if result.get("exit_code") else ""
+    return f"{result['status']}{code} sha256 {result['output_sha256'][:16]}"
 
 
 def _bar(done: int, running: int, failed: int, total: int, width: int = 40) -> str:
@@ -190,7 +196,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     for i, r in enumerate(res["replicas"]):
         result = r["result"]
         print(f"  replica {i}: {r['worker'][-12:]}  {r['outcome']:<9} "
-              + (f"{result['status']} sha256 {result['output_sha256'][:16]}" if result else "")
+              + (_result_words(result) if result else "")
               + (f"  ({r['detail']})" if r["detail"] else ""))
     ex = res.get("explanation")
     if isinstance(ex, dict) and "chosen" in ex:

@@ -27,13 +27,14 @@ from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key, verify_signature
 from protocol.messages.tasks import TaskStatus
 
-FORMAT = "novacron-result-certificate-v1"
+FORMAT = "novacron-result-certificate-v2"
+"""v2 signs the exit code too (v1 left it out, so replicas could disagree on it unnoticed)."""
 
 
 def statement(network: str, shard: int, epoch: int, seq: int, job: bytes, task: int,
-              status: int, output_hash: bytes, output_size: int) -> bytes:
-    return domains.RESULT + packb([network, shard, epoch, seq, job, task, status, output_hash,
-                                   output_size])
+              status: int, exit_code: int, output_hash: bytes, output_size: int) -> bytes:
+    return domains.RESULT + packb([network, shard, epoch, seq, job, task, status, exit_code,
+                                   output_hash, output_size])
 
 
 def sign_vote(identity: NodeIdentity, *fields: Any) -> bytes:
@@ -49,6 +50,7 @@ class ResultCertificate:
     job: bytes
     task: int
     status: int
+    exit_code: int
     output_hash: bytes
     output_size: int
     committee: tuple[bytes, ...]
@@ -57,13 +59,14 @@ class ResultCertificate:
 
     def statement(self) -> bytes:
         return statement(self.network, self.shard, self.epoch, self.seq, self.job, self.task,
-                         self.status, self.output_hash, self.output_size)
+                         self.status, self.exit_code, self.output_hash, self.output_size)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "network": self.network, "shard": self.shard, "epoch": self.epoch,
             "seq": self.seq, "job": self.job.hex(), "task": self.task,
-            "status": TaskStatus(self.status).name, "output_sha256": self.output_hash.hex(),
+            "status": TaskStatus(self.status).name, "exit_code": self.exit_code,
+            "output_sha256": self.output_hash.hex(),
             "output_size": self.output_size,
             "committee": [node_id_from_public_key(pk) for pk in self.committee],
             "signatures": [{"member": i, "signature": sig.hex()} for i, sig in self.signatures],
@@ -80,7 +83,8 @@ class ResultCertificate:
             return cls(
                 network=str(doc["network"]), shard=int(doc["shard"]), epoch=int(doc["epoch"]),
                 seq=int(doc["seq"]), job=bytes.fromhex(doc["job"]), task=int(doc["task"]),
-                status=int(TaskStatus[doc["status"]]), output_hash=bytes.fromhex(doc["output_sha256"]),
+                status=int(TaskStatus[doc["status"]]), exit_code=int(doc["exit_code"]),
+                output_hash=bytes.fromhex(doc["output_sha256"]),
                 output_size=int(doc["output_size"]),
                 committee=tuple(public_key_from_node_id(m) for m in doc["committee"]),
                 signatures=tuple((int(s["member"]), bytes.fromhex(s["signature"]))

@@ -65,8 +65,8 @@ class Replica:
     placed_ms: int
     lease_ms: int
     started: bool = False
-    result: tuple[int, bytes, int] | None = None
-    """(status, output hash, output size)"""
+    result: tuple[int, bytes, int, int] | None = None
+    """(status, output hash, output size, exit code): what replicas must agree on"""
     outcome: str = PENDING
     detail: str = ""
 
@@ -84,7 +84,7 @@ class Task:
     input: ops.TaskInput
     replicas: list[Replica] = field(default_factory=list)
     state: str = OPEN
-    accepted: tuple[int, bytes, int] | None = None
+    accepted: tuple[int, bytes, int, int] | None = None
     accepted_seq: int = 0
     quorum: int = 0
     explanation: Any = None
@@ -130,12 +130,6 @@ class Job:
 
 def job_id(submitter_pk: bytes, operation: bytes) -> bytes:
     return hashlib.sha256(b"novacron/job-id/v1" + submitter_pk + operation).digest()
-
-
-def result_digest(job: bytes, task: int, status: int, output_hash: bytes, size: int) -> bytes:
-    """What a result certificate signs: this task of this job ended so, with this output."""
-    return hashlib.sha256(b"novacron/task-result/v1" + job + task.to_bytes(4, "big")
-                          + bytes([status]) + output_hash + size.to_bytes(8, "big")).digest()
 
 
 class JobLedger:
@@ -332,7 +326,7 @@ class JobLedger:
             self._worker(client).timeouts += 1
             self._events.append(("replica_failed", job.id, op.task, op.replica))
             return {"state": rep.outcome}
-        rep.result = (int(status), op.output_hash, op.output_size)
+        rep.result = (int(status), op.output_hash, op.output_size, op.exit_code)
         self._decide(job, op.task, task)
         return {"state": rep.outcome, "task": task.state}
 

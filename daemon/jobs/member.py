@@ -99,15 +99,15 @@ class MemberDuties:
                          job.clock_ns, t.replicas[replica].lease_ms)
 
     def _vote(self, runner: ReplicaRunner, job: Job, task: int,
-              winner: tuple[int, bytes, int]) -> ResultVote:
-        status, output_hash, size = winner
+              winner: tuple[int, bytes, int, int]) -> ResultVote:
+        status, output_hash, size, exit_code = winner
         t = job.tasks[task]
         cfg = runner.config
         sig = sign_vote(self.identity, self.network, cfg.shard, cfg.epoch, t.accepted_seq, job.id,
-                        task, status, output_hash, size)
+                        task, status, exit_code, output_hash, size)
         workers = tuple(r.worker for r in t.replicas if r.result == winner)
         return ResultVote(cfg.shard, cfg.epoch, t.accepted_seq, job.id, task, TaskStatus(status),
-                          output_hash, size, workers, sig)
+                          exit_code, output_hash, size, workers, sig)
 
     # -- placement ------------------------------------------------------------------------------
 

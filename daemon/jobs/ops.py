@@ -124,6 +124,9 @@ class Result:
     task: U32
     replica: U8
     status: U8
+    exit_code: U32
+    """The code the module passed to ``proc_exit``, if it exited (else 0): part of the
+    result replicas must agree on, so a cheater cannot change it unnoticed."""
     output_hash: Digest
     output_size: U64
     fuel_used: U64

@@ -244,8 +244,9 @@ class JobsService:
 def _result(r: Any) -> Any:
     if not r:
         return None
-    status, digest, size = r
-    return {"status": TaskStatus(status).name, "output_sha256": digest.hex(), "size": size}
+    status, digest, size, exit_code = r
+    return {"status": TaskStatus(status).name, "exit_code": exit_code,
+            "output_sha256": digest.hex(), "size": size}
 
 
 def _task_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -146,7 +146,7 @@ class SubmitterDuties:
         if job is None or committee is None or sender not in committee or v.task in job.certified:
             return
         fields = (self.network, v.shard, v.epoch, v.seq, v.job, v.task, int(v.status),
-                  v.output_hash, v.output_size)
+                  v.exit_code, v.output_hash, v.output_size)
         stmt = statement(*fields)
         if not verify_signature(sender, stmt, v.signature):
             return
@@ -158,7 +158,7 @@ class SubmitterDuties:
         if len(sigs) < quorum_size(len(committee)):
             return
         cert = ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
-                                 int(v.status), v.output_hash, v.output_size, committee,
+                                 int(v.status), v.exit_code, v.output_hash, v.output_size, committee,
                                  tuple(sorted(sigs.items())), self.chain_before(v.epoch))
         import json
 

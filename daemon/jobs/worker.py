@@ -129,7 +129,8 @@ class WorkerDuties:
         if outcome.status not in (TaskStatus.CRASHED, TaskStatus.TIMED_OUT):
             self.blobs.store.put(outcome.output, pin=True)
         self._reports.start_soon(self._report, shard, ops.Result(
-            o.job, o.task, o.replica, int(outcome.status), output_hash, len(outcome.output),
+            o.job, o.task, o.replica, int(outcome.status), outcome.exit_code or 0, output_hash,
+            len(outcome.output),
             outcome.fuel_used, outcome.detail[:1000]))
 
     async def _report(self, shard: int, op: Any) -> None:

@@ -65,6 +65,7 @@ class ResultVote:
     job: Digest
     task: U32
     status: TaskStatus
+    exit_code: U32
     output_hash: Digest
     output_size: U64
     workers: Annotated[tuple[NodeIdText, ...], MaxItems(16)]

@@ -80,8 +80,9 @@ class Harness:
     def worker(self, node_id: str) -> NodeIdentity:
         return next(w for w in WORKERS if w.node_id == node_id)
 
-    def report(self, job: bytes, task: int, replica: int, output: bytes, status: int = 0) -> dict:
+    def report(self, job: bytes, task: int, replica: int, output: bytes, status: int = 0,
+               exit_code: int = 0) -> dict:
         rep = self.ledger.jobs[job].tasks[task].replicas[replica]
-        return self.call(self.worker(rep.worker), ops.Result(job, task, replica, status,
+        return self.call(self.worker(rep.worker), ops.Result(job, task, replica, status, exit_code,
                                                              output.ljust(32, b"\0")[:32],
                                                              len(output), 5, ""))

@@ -82,6 +82,22 @@ def test_deterministic_task_errors_are_results_too():
     assert h.ledger.jobs[job].tasks[0].accepted[0] == TaskStatus.TRAPPED
 
 
+def test_replicas_that_exit_with_different_codes_disagree():
+    """The same output with another exit code is another result: a cheater cannot turn a
+    program's "exit 2" into "exit 1" by copying its output."""
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    h.report(job, 0, 0, b"same", status=int(TaskStatus.EXITED), exit_code=2)
+    h.report(job, 0, 1, b"same", status=int(TaskStatus.EXITED), exit_code=1)
+    task = h.ledger.jobs[job].tasks[0]
+    assert task.state == "open" and task.accepted is None
+    h.place_all(job)
+    h.report(job, 0, 2, b"same", status=int(TaskStatus.EXITED), exit_code=2)
+    assert task.state == ACCEPTED and task.accepted[3] == 2
+    assert task.replicas[1].outcome == DISAGREED
+
+
 def test_lease_expiry_via_member_ticks():
     h = Harness()
     job = h.submit(1)
@@ -152,7 +168,7 @@ def test_who_may_do_what():
     h.place_all(job)
     rep = h.ledger.jobs[job].tasks[0].replicas[0]
     stranger = next(w for w in WORKERS if w.node_id != rep.worker)
-    reply = h.call(stranger, ops.Result(job, 0, 0, 0, b"\0" * 32, 0, 0, ""))
+    reply = h.call(stranger, ops.Result(job, 0, 0, 0, 0, b"\0" * 32, 0, 0, ""))
     assert "not assigned to you" in reply["error"]
     assert h.call(SUBMITTER, ops.Cancel(job))["state"] == "cancelled"
 
@@ -252,7 +268,7 @@ def test_a_batch_applies_each_operation_in_order_and_answers_each():
     t0 = h.ledger.jobs[job].tasks[0]
     worker = h.worker(t0.replicas[0].worker)
     items = (ops.encode_op(ops.Start(job, 0, 0)),
-             ops.encode_op(ops.Result(job, 0, 0, 0, b"r".ljust(32, b"\0"), 1, 1, "")),
+             ops.encode_op(ops.Result(job, 0, 0, 0, 0, b"r".ljust(32, b"\0"), 1, 1, "")),
              b"\xc1garbage",
              ops.encode_op(ops.Batch(())))
     reply = h.call(worker, ops.Batch(items))["replies"]

@@ -1,0 +1,57 @@
+"""Result certificates: 2f+1 committee signatures over the whole result, exit code included."""
+
+import dataclasses
+import hashlib
+import json
+import random
+
+import pytest
+
+from daemon.jobs.certificate import (
+    FORMAT,
+    CertificateError,
+    ResultCertificate,
+    sign_vote,
+    verify_certificate,
+)
+from protocol.identity import NodeIdentity
+from protocol.messages.tasks import TaskStatus
+
+COMMITTEE = [NodeIdentity(random.Random(i).randbytes(32)) for i in range(4)]
+OUTPUT = b"exit 3 after this line\n"
+
+
+def certificate(signers=range(3), **changes) -> ResultCertificate:
+    fields = dict(network="testnet", shard=0, epoch=2, seq=17, job=b"j" * 32, task=5,
+                  status=int(TaskStatus.EXITED), exit_code=3,
+                  output_hash=hashlib.sha256(OUTPUT).digest(), output_size=len(OUTPUT))
+    order = ("network", "shard", "epoch", "seq", "job", "task", "status", "exit_code",
+             "output_hash", "output_size")
+    sigs = tuple((i, sign_vote(COMMITTEE[i], *(fields[k] for k in order))) for i in signers)
+    cert = ResultCertificate(**fields, committee=tuple(m.public_key for m in COMMITTEE),
+                             signatures=sigs)
+    return dataclasses.replace(cert, **changes)
+
+
+def test_a_quorum_of_signatures_and_the_output_verify():
+    checks = verify_certificate(certificate(), None, OUTPUT)
+    assert all(c.ok for c in checks[:2]), checks
+
+
+def test_the_exit_code_is_signed_so_it_cannot_be_changed():
+    checks = verify_certificate(certificate(exit_code=1), None, OUTPUT)
+    assert not checks[0].ok and "0 valid of 4" in checks[0].what
+
+
+def test_too_few_signatures_fail():
+    assert not verify_certificate(certificate(signers=range(2)), None, None)[0].ok
+
+
+def test_json_round_trips_and_names_its_format():
+    cert = certificate()
+    doc = json.loads(json.dumps(cert.to_json()))
+    assert doc["format"] == FORMAT and doc["exit_code"] == 3 and doc["status"] == "EXITED"
+    assert ResultCertificate.from_json(doc) == cert
+    old = {k: v for k, v in doc.items() if k != "exit_code"}
+    with pytest.raises(CertificateError, match="damaged"):
+        ResultCertificate.from_json(old)
