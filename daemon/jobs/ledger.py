@@ -76,7 +76,7 @@ class Replica:
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "Replica":
-        return cls(v[0], v[1], v[2], v[3], tuple(v[4]) if v[4] else None, v[5], v[6])  # type: ignore[arg-type]
+        return cls(v[0], v[1], v[2], v[3], _result(v[4]), v[5], v[6])
 
 
 @dataclass
@@ -98,7 +98,15 @@ class Task:
     @classmethod
     def from_wire(cls, v: list[Any]) -> "Task":
         return cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
-                   tuple(v[3]) if v[3] else None, v[4], v[5], v[6])  # type: ignore[arg-type]
+                   _result(v[3]), v[4], v[5], v[6])
+
+
+def _result(v: list[Any] | None) -> tuple[int, bytes, int, int] | None:
+    """A stored result; snapshots written before exit codes were agreed on read as exit 0."""
+    if not v:
+        return None
+    status, output_hash, size, *rest = v
+    return (status, output_hash, size, rest[0] if rest else 0)
 
 
 @dataclass

@@ -315,3 +315,12 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
     for m in MEMBERS:
         h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS + 1000))
     assert job not in h.ledger.jobs
+
+
+def test_snapshots_from_before_exit_codes_read_as_exit_zero():
+    from daemon.jobs.ledger import Replica
+
+    old = ["worker", 1, 2, True, [0, b"h" * 32, 5], AGREED, ""]
+    assert Replica.from_wire(old).result == (0, b"h" * 32, 5, 0)
+    new = Replica.from_wire(old)
+    assert Replica.from_wire(new.to_wire()) == new
