@@ -28,15 +28,21 @@ from daemon.jobs.member import MemberDuties
 from daemon.jobs.spec import SpecError, load_spec
 from daemon.jobs.submitter import SubmitterDuties
 from daemon.jobs.worker import WorkerDuties
+from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.runtime import WorkerPool
-from protocol.errors import MalformedMessage
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity
-from protocol.messages.tasks import ResultVotes, TaskOffers, TaskStatus
+from protocol.messages.tasks import OutputReady, ResultVotes, TaskOffers, TaskStatus
 
 log = logging.getLogger("novacron.jobs")
 
 PROTOCOL = "/novacron/jobs/1"
+HAND_OVER = "/novacron/jobs/output/1"
+"""Request/response: a worker's ``OutputReady`` to the submitter, answered once it has the output."""
+HAND_OVER_TIMEOUT_S = 20.0
+"""A submitter that cannot take the output in this long fetches it later, after the vote."""
 TICK_S = 0.5
 
 
@@ -56,9 +62,10 @@ class JobsService:
                                          self.chain_before, c.shard_of, self.submit_op)
         self.member = MemberDuties(identity, c.network, self.send, self.seal, candidates,
                                    self.submit_op)
-        self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op)
+        self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op, self.hand_over)
         c.listeners.append(self.member.on_committed)
         host.handle(PROTOCOL, self._on_frame)
+        host.handle_request(HAND_OVER, self._on_hand_over)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -81,6 +88,24 @@ class JobsService:
 
     async def submit_op(self, shard: int, op: Any) -> dict[str, Any]:
         return await self.committees.submit_ledger(shard, op)
+
+    async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
+        """Tell the submitter our output is ready; True once it has it."""
+        try:
+            with trio.fail_after(HAND_OVER_TIMEOUT_S):
+                reply = await self.host.request(submitter, HAND_OVER, self.seal(ready),
+                                                timeout=HAND_OVER_TIMEOUT_S)
+            return unpackb(reply, max_size=64) is True
+        except (trio.TooSlowError, P2PError, RemoteProtocolError) as err:
+            log.info("submitter %s did not take task %d's output now (%s); it fetches it later",
+                     submitter[-8:], ready.task, err)
+            return False
+
+    async def _on_hand_over(self, peer: str, frame: bytes) -> bytes:
+        env = self.committees.verifier.open(frame)  # garbage counts against the peer
+        if not isinstance(env.body, OutputReady) or env.sender_id != peer:
+            raise MalformedMessage(f"{env.type} from {peer[-8:]} is not its own output hand-over")
+        return packb(await self.submitter.take_output(peer, env.body))
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         self._handle(self.committees.verifier.open(frame))  # garbage counts against the peer

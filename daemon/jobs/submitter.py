@@ -23,11 +23,11 @@ from daemon.blobs import BlobService, BlobUnavailable
 from daemon.jobs import ops
 from daemon.jobs.certificate import ResultCertificate, statement
 from daemon.jobs.ledger import job_id
-from daemon.jobs.spec import JobSpec
+from daemon.jobs.spec import MAX_OUTPUT, JobSpec
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.identity import NodeIdentity, verify_signature
-from protocol.messages.tasks import ResultVote
+from protocol.messages.tasks import OutputReady, ResultVote
 
 log = logging.getLogger("novacron.jobs")
 
@@ -56,6 +56,8 @@ class LocalJob:
 
 
 CHUNK_BYTES = 32 * 1024
+HAND_OVER_FETCHES = 8
+"""Outputs fetched at once on workers' hand-overs; more wait (their workers' reports too)."""
 
 
 def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[tuple[ops.TaskInput, ...]], list[bytes]]:
@@ -112,6 +114,7 @@ class SubmitterDuties:
                 self.jobs[jid].certified.add(task)
         self._votes: dict[tuple[bytes, int], dict[bytes, dict[int, bytes]]] = {}
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
+        self._taking = trio.Semaphore(HAND_OVER_FETCHES)
         self.fetched = 0
 
     # -- submitting -----------------------------------------------------------------------------
@@ -172,6 +175,17 @@ class SubmitterDuties:
             self._fetch_send.send_nowait((v.job, v.task, v))
         except trio.WouldBlock:
             pass  # fetched on demand by `result`
+
+    async def take_output(self, worker: str, m: OutputReady) -> bool:
+        """A worker's output of one of our tasks is ready: fetch it now, while that worker is
+        surely up (the certificate, later, says whether it is the accepted one)."""
+        job = self.jobs.get(m.job)
+        if job is None or m.task >= job.tasks or m.task in job.certified or m.output_size > MAX_OUTPUT:
+            return False
+        if self.blobs.store.get(m.output_hash) is not None:
+            return True  # another replica handed the same output over
+        async with self._taking:
+            return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

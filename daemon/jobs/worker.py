@@ -4,8 +4,10 @@ An offer counts once f+1 members of the job's shard committee (of the epoch the 
 sent the same one: then at least one correct member's ledger assigned it, so the work is
 real. The worker fetches the module (and a large input) from the submitter by hash, runs the
 task in the sandbox pool (its volunteered share of cores, its hours, its idle rule), keeps the
-output as a blob for the submitter to fetch, and reports ``Result`` (status, output hash,
-size, fuel) to the ledger. Each task's random stream is seeded from (job, task), the same on
+output as a blob, hands it over to the submitter (``OutputReady``: the submitter fetches it
+at once), and then reports ``Result`` (status, exit code, output hash, size, fuel) to the
+ledger. Handing over first means a result the ledger accepts is already with the submitter
+when the worker goes offline: with adaptive replication a task may have only this copy. Each task's random stream is seeded from (job, task), the same on
 every replica, so honest replicas agree byte for byte.
 
 Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -27,7 +29,7 @@ from daemon.jobs import ops
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.cache import ModuleUnavailable
 from protocol.canonical import packb
-from protocol.messages.tasks import TaskOffer, TaskStatus
+from protocol.messages.tasks import OutputReady, TaskOffer, TaskStatus
 from protocol.schema import encode_body
 
 log = logging.getLogger("novacron.worker")
@@ -42,8 +44,10 @@ def task_seed(job: bytes, task: int) -> bytes:
 class WorkerDuties:
     def __init__(self, pool: WorkerPool, blobs: BlobService,
                  committee_of: Callable[[int, int], tuple[bytes, ...] | None],
-                 submit: Callable[[int, Any], Any]) -> None:
+                 submit: Callable[[int, Any], Any],
+                 hand_over: Callable[[str, OutputReady], Awaitable[bool]]) -> None:
         self.pool = pool
+        self.hand_over = hand_over
         self.blobs = blobs
         self.committee_of = committee_of
         self.submit = submit
@@ -55,6 +59,7 @@ class WorkerDuties:
         self.ran = 0
         self.results: dict[str, int] = {}
         self.ignored_offers = 0
+        self.handed_over = 0
 
     # -- offers ---------------------------------------------------------------------------------
 
@@ -126,12 +131,21 @@ class WorkerDuties:
         name = TaskStatus(outcome.status).name
         self.results[name] = self.results.get(name, 0) + 1
         output_hash = hashlib.sha256(outcome.output).digest()
+        result = ops.Result(o.job, o.task, o.replica, int(outcome.status), outcome.exit_code or 0,
+                            output_hash, len(outcome.output), outcome.fuel_used, outcome.detail[:1000])
+        ready = None
         if outcome.status not in (TaskStatus.CRASHED, TaskStatus.TIMED_OUT):
             self.blobs.store.put(outcome.output, pin=True)
-        self._reports.start_soon(self._report, shard, ops.Result(
-            o.job, o.task, o.replica, int(outcome.status), outcome.exit_code or 0, output_hash,
-            len(outcome.output),
-            outcome.fuel_used, outcome.detail[:1000]))
+            if outcome.output and o.submitter != self.blobs.host.node_id:
+                ready = OutputReady(o.job, o.task, o.replica, output_hash, len(outcome.output))
+        self._reports.start_soon(self._hand_over_and_report, o.submitter, ready, shard, result)
+
+    async def _hand_over_and_report(self, submitter: str, ready: OutputReady | None, shard: int,
+                                    result: ops.Result) -> None:
+        """In the background, so the slot takes its next task while this one is reported."""
+        if ready is not None and await self.hand_over(submitter, ready):
+            self.handed_over += 1
+        await self._report(shard, result)
 
     async def _report(self, shard: int, op: Any) -> None:
         try:
@@ -152,4 +166,5 @@ class WorkerDuties:
     def status(self) -> dict[str, Any]:
         return {"tasks_run": self.ran, "results": self.results,
                 "queued": self._recv.statistics().current_buffer_used,
-                "running": len(self.unfinished), "ignored_offers": self.ignored_offers}
+                "running": len(self.unfinished), "ignored_offers": self.ignored_offers,
+                "outputs_handed_over": self.handed_over}

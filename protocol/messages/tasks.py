@@ -52,6 +52,20 @@ class TaskOffer:
     lease_ms: U64
 
 
+@message("task.output", 1)
+@dataclass(frozen=True, slots=True)
+class OutputReady:
+    """From a worker to the job's submitter, before it reports the result to the ledger: "my
+    output of this task is ready, take it". The submitter fetches it at once, so an accepted
+    result survives its worker going offline (a quorum-1 task has no other copy)."""
+
+    job: Digest
+    task: U32
+    replica: U8
+    output_hash: Digest
+    output_size: U64
+
+
 @message("task.vote", 1)
 @dataclass(frozen=True, slots=True)
 class ResultVote:

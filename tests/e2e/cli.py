@@ -18,7 +18,9 @@ def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
 
 def ok(*args: str, timeout: float = 90) -> str:
     res = run(*args, timeout=timeout)
-    assert res.returncode == 0, f"novacron {' '.join(args)} failed: {res.stderr.strip()}"
+    assert res.returncode == 0, (
+        f"novacron {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}\n"
+        f"stdout: {res.stdout.strip()[-600:]}")
     return res.stdout
 
 
