@@ -107,15 +107,15 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(_line(st))
     for t in st.get("tasks", []):
         r = t["result"]
-        code = f" (exit {r['exit_code']})" if r and r.get("exit_code") else ""
-        res = f"{r['status']}{code} {r['size']} B sha256 {r['output_sha256'][:16]}" if r else ""
+        res = _result_words(r, size=True) if r else ""
         print(f"  task {t['task']:>5}  {t['state']:<9} {('running' if t['running'] else ''):<8} {res}")
     return 0
 
 
-def _result_words(result: dict[str, Any]) -> str:
+def _result_words(result: dict[str, Any], *, size: bool = False) -> str:
     code = f" (exit {result['exit_code']})" if result.get("exit_code") else ""
-    return f"{result['status']}{code} sha256 {result['output_sha256'][:16]}"
+    nbytes = f" {result['size']} B" if size else ""
+    return f"{result['status']}{code}{nbytes} sha256 {result['output_sha256'][:16]}"
 
 
 def _bar(done: int, running: int, failed: int, total: int, width: int = 40) -> str:

@@ -92,11 +92,10 @@ class JobsService:
     async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
         """Tell the submitter our output is ready; True once it has it."""
         try:
-            with trio.fail_after(HAND_OVER_TIMEOUT_S):
-                reply = await self.host.request(submitter, HAND_OVER, self.seal(ready),
-                                                timeout=HAND_OVER_TIMEOUT_S)
+            reply = await self.host.request(submitter, HAND_OVER, self.seal(ready),
+                                            timeout=HAND_OVER_TIMEOUT_S)
             return unpackb(reply, max_size=64) is True
-        except (trio.TooSlowError, P2PError, RemoteProtocolError) as err:
+        except (P2PError, RemoteProtocolError) as err:
             log.info("submitter %s did not take task %d's output now (%s); it fetches it later",
                      submitter[-8:], ready.task, err)
             return False

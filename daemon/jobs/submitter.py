@@ -182,7 +182,7 @@ class SubmitterDuties:
         job = self.jobs.get(m.job)
         if job is None or m.task >= job.tasks or m.task in job.certified or m.output_size > MAX_OUTPUT:
             return False
-        if self.blobs.store.get(m.output_hash) is not None:
+        if self.blobs.store.has(m.output_hash):
             return True  # another replica handed the same output over
         async with self._taking:
             return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None

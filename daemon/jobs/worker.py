@@ -7,8 +7,9 @@ task in the sandbox pool (its volunteered share of cores, its hours, its idle ru
 output as a blob, hands it over to the submitter (``OutputReady``: the submitter fetches it
 at once), and then reports ``Result`` (status, exit code, output hash, size, fuel) to the
 ledger. Handing over first means a result the ledger accepts is already with the submitter
-when the worker goes offline: with adaptive replication a task may have only this copy. Each task's random stream is seeded from (job, task), the same on
-every replica, so honest replicas agree byte for byte.
+when the worker goes offline: with adaptive replication a task may have only this copy.
+Each task's random stream is seeded from (job, task), the same on every replica, so honest
+replicas agree byte for byte.
 
 Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
 blob it could not fetch) are reported as ``CRASHED``: the ledger frees the replica at once

@@ -83,14 +83,11 @@ class AvailabilityHistory:
 
     def on_fraction(self, now: float) -> float:
         """Fraction of time up since the oldest remembered session began (BOINC's on-fraction)."""
-        spans = list(self.sessions)
-        if self.current_start is not None:
-            spans.append((self.current_start, max(now, self.current_start)))
-        if not spans:
+        first = self.sessions[0][0] if self.sessions else self.current_start
+        if first is None:
             return 0.0
-        total = now - spans[0][0]
-        up = sum(e - s for s, e in spans)
-        return min(1.0, up / total) if total > 0 else 1.0
+        total = now - first
+        return min(1.0, self.up_hours(now) * HOUR / total) if total > 0 else 1.0
 
     def up_hours(self, now: float) -> float:
         """Total up time remembered, the open session counted up to ``now``: with no departure

@@ -11,7 +11,6 @@ from daemon.jobs.certificate import (
     FORMAT,
     CertificateError,
     ResultCertificate,
-    sign_vote,
     verify_certificate,
 )
 from protocol.identity import NodeIdentity
@@ -22,15 +21,12 @@ OUTPUT = b"exit 3 after this line\n"
 
 
 def certificate(signers=range(3), **changes) -> ResultCertificate:
-    fields = dict(network="testnet", shard=0, epoch=2, seq=17, job=b"j" * 32, task=5,
-                  status=int(TaskStatus.EXITED), exit_code=3,
-                  output_hash=hashlib.sha256(OUTPUT).digest(), output_size=len(OUTPUT))
-    order = ("network", "shard", "epoch", "seq", "job", "task", "status", "exit_code",
-             "output_hash", "output_size")
-    sigs = tuple((i, sign_vote(COMMITTEE[i], *(fields[k] for k in order))) for i in signers)
-    cert = ResultCertificate(**fields, committee=tuple(m.public_key for m in COMMITTEE),
-                             signatures=sigs)
-    return dataclasses.replace(cert, **changes)
+    cert = ResultCertificate(network="testnet", shard=0, epoch=2, seq=17, job=b"j" * 32, task=5,
+                             status=int(TaskStatus.EXITED), exit_code=3,
+                             output_hash=hashlib.sha256(OUTPUT).digest(), output_size=len(OUTPUT),
+                             committee=tuple(m.public_key for m in COMMITTEE), signatures=())
+    sigs = tuple((i, COMMITTEE[i].sign(cert.statement())) for i in signers)
+    return dataclasses.replace(cert, signatures=sigs, **changes)
 
 
 def test_a_quorum_of_signatures_and_the_output_verify():
