@@ -36,6 +36,9 @@ class Node:
         self.services: list[Service] = []
         self.started_wall = time.time()
         self.started = trio.Event()
+        # Services whose ``run`` has reported started: the control socket answers before the
+        # rest are up, and ``status`` must say which ones a caller is still waiting for.
+        self.running: set[str] = set()
         self.control.register("status", self.rpc_status)
         self.control.register("ping", self.rpc_ping)
 
@@ -49,6 +52,7 @@ class Node:
             for service in self.services:
                 log.info("starting %s", service.name)
                 await nursery.start(service.run)
+                self.running.add(service.name)
             self.started.set()
             log.info("node %s is up on network %s", self.identity.node_id, self.config.network)
             task_status.started()
@@ -62,8 +66,10 @@ class Node:
     async def rpc_status(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
         services = {s.name: s.status() for s in self.services}
-        problems = [f"{name}: {st['health']}" for name, st in services.items()
-                    if st.get("health", "ok") != "ok"]
+        waiting = [s.name for s in self.services if s.name not in self.running]
+        problems = [f"starting ({', '.join(waiting)} not up yet)"] if waiting else []
+        problems += [f"{name}: {st['health']}" for name, st in services.items()
+                     if st.get("health", "ok") != "ok" and name not in waiting]
         return {
             "node_id": self.identity.node_id,
             "network": self.config.network,
