@@ -197,6 +197,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
         result = r["result"]
         print(f"  replica {i}: {r['worker'][-12:]}  {r['outcome']:<9} "
               + (_result_words(result) if result else "")
+              + (f"  ran {r['runtime_ms'] / 1000:.1f} s" if r.get("runtime_ms") is not None else "")
               + (f"  ({r['detail']})" if r["detail"] else ""))
     ex = res.get("explanation")
     if isinstance(ex, dict) and "chosen" in ex:
@@ -208,8 +209,10 @@ def explain_cmd(args: argparse.Namespace) -> int:
 
 def render_explanation(ex: dict[str, Any]) -> str:
     """The placement's reasons, one peer per line (``daemon.sched.Explanation.to_dict`` form)."""
+    basis = f" ({ex['duration_basis']})" if ex.get("duration_basis") else ""
     lines = [f"placement of the last replica slots: {ex['replicas']} wanted, task of "
-             f"~{ex['duration_s']:.0f} s" + (f"; short: {ex['shortfall']}" if ex.get("shortfall") else "")]
+             f"~{ex['duration_s']:.0f} s{basis}"
+             + (f"; short: {ex['shortfall']}" if ex.get("shortfall") else "")]
     for title, group in (("chosen", ex.get("chosen", [])), ("best rejected", ex.get("rejected", []))):
         if group:
             lines.append(f"{title}:")

@@ -49,6 +49,9 @@ RETAIN_ENDED_MS = 24 * 3600 * 1000
 """Ended jobs leave the ledger a day after they end (their results' certificates live with
 their submitters), so the replicated state, and every checkpoint of it, stays bounded."""
 MAX_PLACE_SKEW_MS = 120_000
+RUNTIME_SAMPLES = 32
+"""How many of a job's latest agreed replica run times the ledger keeps: what placement's
+duration estimate is the median of (``daemon.jobs.placing.expected_duration``)."""
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
 
 # Replica outcomes
@@ -69,14 +72,27 @@ class Replica:
     """(status, output hash, output size, exit code): what replicas must agree on"""
     outcome: str = PENDING
     detail: str = ""
+    started_ms: int = 0
+    """Ledger time of the worker's ``Start`` (0: not started)."""
+    reported_ms: int = 0
+    """Ledger time of its ``Result`` (0: none yet)."""
 
     def to_wire(self) -> list[Any]:
         return [self.worker, self.placed_ms, self.lease_ms, self.started,
-                list(self.result) if self.result else None, self.outcome, self.detail]
+                list(self.result) if self.result else None, self.outcome, self.detail,
+                self.started_ms, self.reported_ms]
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "Replica":
-        return cls(v[0], v[1], v[2], v[3], _result(v[4]), v[5], v[6])
+        # Snapshots from before run times were kept have 7 fields: those replicas read as 0.
+        return cls(v[0], v[1], v[2], v[3], _result(v[4]), v[5], v[6], *v[7:9])
+
+    @property
+    def runtime_ms(self) -> int | None:
+        """Start to result, in ledger time (includes handing the output over)."""
+        if self.started_ms and self.reported_ms >= self.started_ms:
+            return self.reported_ms - self.started_ms
+        return None
 
 
 @dataclass
@@ -119,6 +135,8 @@ class Job:
     tasks: list[Task]
     state: str = OPEN
     ended_ms: int = 0
+    runtimes_ms: list[int] = field(default_factory=list)
+    """Run times of the latest ``RUNTIME_SAMPLES`` replicas whose result was accepted."""
 
     @property
     def deadline_ms(self) -> int:
@@ -181,7 +199,7 @@ class JobLedger:
 
     def snapshot(self) -> bytes:
         jobs = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,
-                 [t.to_wire() for t in j.tasks], j.state, j.ended_ms]
+                 [t.to_wire() for t in j.tasks], j.state, j.ended_ms, j.runtimes_ms]
                 for _, j in sorted(self.jobs.items())]
         workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
         clock = sorted(self.member_clock.items())
@@ -194,9 +212,10 @@ class JobLedger:
             if version != 1:
                 raise MalformedMessage(f"ledger snapshot version {version} is not supported")
             self.jobs = {}
-            for jid, submitter, spec, submitted, clock_ns, tasks, state, ended in jobs:
+            for jid, submitter, spec, submitted, clock_ns, tasks, state, ended, *rest in jobs:
                 self.jobs[jid] = Job(jid, submitter, ops.decode_op(spec), submitted, clock_ns,
-                                     [Task.from_wire(t) for t in tasks], state, ended)
+                                     [Task.from_wire(t) for t in tasks], state, ended,
+                                     [int(x) for x in rest[0]] if rest else [])
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
             self.member_clock = {m: t for m, t in clock}
             self.now_ms, self.seq = now_ms, seq
@@ -316,8 +335,8 @@ class JobLedger:
 
     def _start(self, client: str, op: ops.Start, request: ClientRequest) -> dict[str, Any]:
         job, task, rep = self._replica(op.job, op.task, op.replica, client)
-        if rep.outcome == PENDING:
-            rep.started = True
+        if rep.outcome == PENDING and not rep.started:
+            rep.started, rep.started_ms = True, self.now_ms
         return {"state": rep.outcome}
 
     def _result(self, client: str, op: ops.Result, request: ClientRequest) -> dict[str, Any]:
@@ -329,6 +348,7 @@ class JobLedger:
         except ValueError:
             raise _Refused(f"unknown task status {op.status}") from None
         rep.detail = op.detail[:256]
+        rep.reported_ms = self.now_ms
         if status in NODE_FAULTS:
             rep.outcome = TIMEOUT
             self._worker(client).timeouts += 1
@@ -369,7 +389,8 @@ class JobLedger:
             if op.detail:
                 row["replicas"] = [{"worker": r.worker, "outcome": r.outcome, "started": r.started,
                                     "result": list(r.result) if r.result else None,
-                                    "detail": r.detail} for r in t.replicas]
+                                    "runtime_ms": r.runtime_ms, "detail": r.detail}
+                                   for r in t.replicas]
                 row["explanation"] = t.explanation
                 row["quorum"] = t.quorum
             tasks.append(row)
@@ -410,6 +431,8 @@ class JobLedger:
             for r in task.replicas:
                 if r.result == winner:
                     r.outcome = AGREED
+                    if r.runtime_ms is not None:
+                        job.runtimes_ms = (job.runtimes_ms + [r.runtime_ms])[-RUNTIME_SAMPLES:]
                     rec = self._worker(r.worker)
                     rec.agreed += 1
                     rec.run += 1

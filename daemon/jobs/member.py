@@ -30,7 +30,7 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
 from daemon.jobs.ledger import Job, JobLedger
-from daemon.jobs.placing import effective_load, propose
+from daemon.jobs.placing import effective_load, expected_duration, propose
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
@@ -144,7 +144,9 @@ class MemberDuties:
             now_ms = max(ledger.now_ms, int(time.time() * 1000))
             batch: list[ops.TaskAssignment] = []
             extra: Counter[str] = Counter()
-            size = len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
+            duration = expected_duration(job.spec, job.runtimes_ms)
+            empty = ops.Place(job.id, now_ms, duration[0], cands, ())
+            size = len(packb([ops.encode_op(empty)]))
             for i in slots:
                 t = job.tasks[i]
                 n = ledger.open_slots(job, t)
@@ -152,18 +154,18 @@ class MemberDuties:
                     continue
                 used = {r.worker for r in t.replicas}
                 if batch and size > MAX_PLACE_OP_BYTES:
-                    await self._send_place(shard, job, now_ms, cands, batch)
+                    await self._send_place(shard, empty, batch)
                     batch, extra = [], Counter()
-                    size = len(packb([ops.encode_op(ops.Place(job.id, now_ms, cands, ()))]))
+                    size = len(packb([ops.encode_op(empty)]))
                 placement, assignment = propose(job.id, i, job.spec, n, cands, used,
-                                                ledger.workers, now_ms, extra)
+                                                ledger.workers, now_ms, duration, extra)
                 if not assignment.workers:
                     continue
                 size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
                 batch.append(assignment)
                 extra.update(assignment.workers)
             if batch:
-                await self._send_place(shard, job, now_ms, cands, batch)
+                await self._send_place(shard, empty, batch)
         except Exception as err:  # noqa: BLE001 - a background proposal: log and retry next tick
             log.warning("placement proposal for job %s failed: %s", job.id.hex()[:12], err)
         finally:
@@ -171,12 +173,12 @@ class MemberDuties:
             self.open_since[key] = time.monotonic()
             self.wake.set()  # slots may have opened while we proposed
 
-    async def _send_place(self, shard: int, job: Job, now_ms: int,
-                          cands: tuple[ops.CandidateWire, ...], batch: list[ops.TaskAssignment]) -> None:
-        reply = await self.submit(shard, ops.Place(job.id, now_ms, cands, tuple(batch)))
+    async def _send_place(self, shard: int, empty: ops.Place, batch: list[ops.TaskAssignment]) -> None:
+        """Send ``empty`` (the job, time, duration and candidates) with ``batch`` assigned."""
+        reply = await self.submit(shard, dataclasses.replace(empty, assignments=tuple(batch)))
         self.proposals += 1
         if reply.get("refused"):
-            log.info("placement for job %s: %d placed, refused %s", job.id.hex()[:12],
+            log.info("placement for job %s: %d placed, refused %s", empty.job.hex()[:12],
                      reply.get("placed", 0), reply["refused"][:3])
 
     def status(self) -> dict[str, Any]:

@@ -107,6 +107,10 @@ class TaskAssignment:
 class Place:
     job: Digest
     now_ms: U64
+    duration_ms: U64
+    """The task duration placement assumed (``placing.expected_duration``): the ledger's
+    estimate moves as results arrive, so the proposer says which one it used and every
+    replica checks it is close to its own."""
     candidates: Annotated[tuple[CandidateWire, ...], MaxItems(MAX_CANDIDATES)]
     assignments: Annotated[tuple[TaskAssignment, ...], MaxItems(MAX_TASKS_PER_OP)]
 

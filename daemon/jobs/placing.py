@@ -8,11 +8,17 @@ through ``placement_inputs``, so they can only disagree on last-bit float differ
 
 Reputation is the ledger's hard state, never the proposer's claim. Workers already used by a
 task (its earlier replicas, including ones that disagreed or timed out) are never candidates.
+
+The task duration the forecast is asked about is learned, as BOINC learns a job's run time:
+until a few of the job's results are accepted it is a quarter of the wall-clock limit, then the
+median run time (ledger time from ``Start`` to ``Result``) of its latest accepted replicas. Results
+arrive while a proposal is in flight, so the proposer names the duration it used and replicas
+accept it within a factor of ``DURATION_TOLERANCE`` of their own estimate (or the default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from daemon.attest.levels import AttestationLevel
@@ -25,6 +31,10 @@ from protocol.errors import RemoteProtocolError
 RUNTIME = "wasm32-wasi"
 DURATION_SHARE = 4
 """With no better estimate, a task is expected to take a quarter of its wall-clock limit."""
+MIN_RUNTIME_SAMPLES = 3
+"""Accepted run times needed before their median replaces the default estimate."""
+DURATION_TOLERANCE = 2.0
+MIN_DURATION_MS = 1000
 MAX_EXPLANATION_BYTES = 8192
 QUEUE_CAP = 4.0
 """A worker with this many tasks per slot queued or running is not a candidate until it
@@ -36,9 +46,34 @@ def queue_per_slot(load: float) -> float:
     return load / (1 - load) if load < 1 else float("inf")
 
 
-def task_needs(spec: ops.Submit, slots: int) -> TaskNeeds:
+def default_duration_ms(spec: ops.Submit) -> int:
+    return max(MIN_DURATION_MS, spec.wall_ms // DURATION_SHARE)
+
+
+def expected_duration(spec: ops.Submit, runtimes_ms: Sequence[int]) -> tuple[int, str]:
+    """(duration in ms, what it is based on) for placing the job's next replicas."""
+    if len(runtimes_ms) < MIN_RUNTIME_SAMPLES:
+        return default_duration_ms(spec), "a quarter of the wall-clock limit (too few results yet)"
+    ordered = sorted(runtimes_ms)
+    median = ordered[len(ordered) // 2]
+    ms = min(max(MIN_DURATION_MS, median), max(MIN_DURATION_MS, spec.wall_ms))
+    return ms, f"median run time of its last {len(ordered)} accepted replicas"
+
+
+def duration_problem(spec: ops.Submit, runtimes_ms: Sequence[int], proposed_ms: int) -> str | None:
+    """None if a proposal's duration is one this replica would accept, else why not."""
+    if proposed_ms == default_duration_ms(spec):
+        return None  # what every placement assumed before run times were learned
+    own, _ = expected_duration(spec, runtimes_ms)
+    if own / DURATION_TOLERANCE <= proposed_ms <= own * DURATION_TOLERANCE:
+        return None
+    return (f"duration {proposed_ms / 1000:.1f} s is not within {DURATION_TOLERANCE:g}x "
+            f"of the ledger's estimate {own / 1000:.1f} s")
+
+
+def task_needs(spec: ops.Submit, slots: int, duration_ms: int) -> TaskNeeds:
     return TaskNeeds(
-        duration_s=max(1.0, spec.wall_ms / 1000 / DURATION_SHARE),
+        duration_s=max(MIN_DURATION_MS, duration_ms) / 1000,
         replicas=slots,
         memory_mib=max(1, spec.memory_pages * 64 // 1024),
         runtime=RUNTIME,
@@ -74,7 +109,7 @@ def to_candidate(c: ops.CandidateWire, reputation: float, extra: int = 0) -> Can
 
 def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                      candidates: Iterable[ops.CandidateWire], exclude: set[str],
-                     reputation: Mapping[str, WorkerRecord], now_ms: int,
+                     reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int,
                      extra: Mapping[str, int] | None = None) -> PlacementInputs:
     """``extra``: tasks given to each worker earlier in the same ``Place`` operation (the
     proposer and every checker count them alike, from the operation alone)."""
@@ -86,18 +121,24 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             for c in candidates if c.node_id not in exclude)
         if queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 queued on 4 slots is 2
     )
-    return PlacementInputs(needs=task_needs(spec, slots), candidates=cands, now=now_ms / 1000,
+    return PlacementInputs(needs=task_needs(spec, slots, duration_ms), candidates=cands,
+                           now=now_ms / 1000,
                            tie_seed=job_id + task.to_bytes(4, "big"))
 
 
 def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
             reputation: Mapping[str, WorkerRecord], now_ms: int,
-            extra: Mapping[str, int] | None = None) -> tuple[Placement, ops.TaskAssignment]:
-    """The primary's side: choose workers for ``slots`` replicas of one task."""
+            duration: tuple[int, str], extra: Mapping[str, int] | None = None,
+            ) -> tuple[Placement, ops.TaskAssignment]:
+    """The primary's side: choose workers for ``slots`` replicas of one task.
+
+    ``duration``: ``expected_duration``'s answer, the same for every task of one ``Place``."""
+    duration_ms, basis = duration
     placement = place(placement_inputs(job_id, task, spec, slots, candidates, exclude,
-                                       reputation, now_ms, extra))
+                                       reputation, now_ms, duration_ms, extra))
     explanation = placement.explanation.to_dict()
+    explanation["duration_basis"] = basis
     return placement, ops.TaskAssignment(task, tuple(placement.chosen), explanation)
 
 
@@ -110,9 +151,12 @@ def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op
 
     if len(packb(assignment.explanation)) > MAX_EXPLANATION_BYTES:
         return "explanation too large", None
+    problem = duration_problem(job.spec, job.runtimes_ms, op.duration_ms)
+    if problem:
+        return problem, None
     try:
         inputs = placement_inputs(job.id, index, job.spec, slots, op.candidates, used,
-                                  reputation, op.now_ms, extra)
+                                  reputation, op.now_ms, op.duration_ms, extra)
     except (RemoteProtocolError, ValueError) as err:
         return f"bad candidate data: {err}", None
     ids = {c.node_id for c in inputs.candidates}

@@ -80,14 +80,18 @@ def test_100_task_job_completes_with_correct_certified_results(testnet, tmp_path
     cheater = nodes[index]["node_id"]
     ran = as_json("status", "--data-dir", node_dir(testnet, index))["services"]["jobs"]["worker"]
     assert ran["tasks_run"] > 0  # the cheater was given work, and lied about all of it
-    disagreed = 0
+    disagreed, timed = 0, 0
     for task in range(100):
         ex = as_json("explain", job[:12], str(task), "--data-dir", node_dir(testnet, 0))
         for r in ex["replicas"]:
             if r["worker"] == cheater and r["result"]:
                 assert r["outcome"] != "agreed"
                 disagreed += r["outcome"] == "disagreed"
+            timed += r["outcome"] == "agreed" and r["runtime_ms"] is not None
     assert disagreed > 0
+    assert timed > 0  # the ledger learns run times, which later placements assume
+    text = ok("explain", job[:12], "99", "--data-dir", node_dir(testnet, 0))
+    assert "placement of the last replica slots" in text and "task of ~" in text
 
 
 def test_kill9_of_a_worker_and_a_committee_member_mid_job(testnet, tmp_path):

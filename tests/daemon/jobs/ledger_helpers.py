@@ -8,7 +8,7 @@ from collections import Counter
 from consensus.statemachine import ClientRequest
 from daemon.jobs import ops
 from daemon.jobs.ledger import JobLedger
-from daemon.jobs.placing import propose
+from daemon.jobs.placing import expected_duration, propose
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
 
@@ -67,15 +67,17 @@ class Harness:
         cands = self.candidates(workers)
         assignments = []
         extra: Counter = Counter()
+        duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
         for i, task in enumerate(jobrec.tasks):
             slots = self.ledger.open_slots(jobrec, task)
             if slots:
                 used = {r.worker for r in task.replicas}
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
-                               self.ledger.now_ms, extra)
+                               self.ledger.now_ms, duration, extra)
                 assignments.append(a)
                 extra.update(a.workers)
-        return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, cands, tuple(assignments)))
+        return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, duration[0], cands,
+                                               tuple(assignments)))
 
     def worker(self, node_id: str) -> NodeIdentity:
         return next(w for w in WORKERS if w.node_id == node_id)

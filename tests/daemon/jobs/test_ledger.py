@@ -145,7 +145,7 @@ def test_adaptive_replication_only_for_a_long_clean_record():
     orig = placing.check_proposal
     placing.check_proposal = lambda *a, **k: (None, {})
     try:
-        h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, cands, assignments))
+        h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, 15_000, cands, assignments))
     finally:
         placing.check_proposal = orig
     tasks = h.ledger.jobs[job].tasks
@@ -163,7 +163,8 @@ def test_adaptive_replication_only_for_a_long_clean_record():
 def test_who_may_do_what():
     h = Harness()
     job = h.submit(1)
-    assert "only committee members" in h.call(WORKERS[0], ops.Place(job, NOW_MS, (), ()))["error"]
+    refused = h.call(WORKERS[0], ops.Place(job, NOW_MS, 15_000, (), ()))
+    assert "only committee members" in refused["error"]
     assert "only the job's submitter" in h.call(WORKERS[0], ops.Cancel(job))["error"]
     h.place_all(job)
     rep = h.ledger.jobs[job].tasks[0].replicas[0]
@@ -179,12 +180,12 @@ def test_bad_placements_are_refused_by_every_replica():
     cands = h.candidates()
     dup = ops.TaskAssignment(0, (WORKERS[0].node_id, WORKERS[0].node_id), {})
     outsider = ops.TaskAssignment(0, ("12D3KooWNotACandidate",), {})
-    r1 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, cands, (dup,)))
-    r2 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, cands, (outsider,)))
+    r1 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, 15_000, cands, (dup,)))
+    r2 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, 15_000, cands, (outsider,)))
     assert r1["placed"] == r2["placed"] == 0
     # a valid but worse choice than the rule's is refused too
     worst = ops.TaskAssignment(0, (WORKERS[6].node_id, WORKERS[7].node_id), {})
-    r3 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, tuple(
+    r3 = h.call(MEMBERS[0], ops.Place(job, NOW_MS, 15_000, tuple(
         c if c.node_id not in {WORKERS[6].node_id, WORKERS[7].node_id}
         else ops.CandidateWire(c.node_id, c.availability, c.cores, c.memory_mib, c.runtimes,
                                c.attestation, 900, c.link_ms, c.domain, 0)
