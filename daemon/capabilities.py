@@ -26,6 +26,14 @@ from protocol.schema import struct_spec
 
 HEARTBEAT_S = 60
 RUNTIME = "wasm32-wasi"
+
+
+def offered_runtimes(runtime_id: str) -> tuple[str, ...]:
+    """What a node's record offers: the WASI target, and the exact runtime (wasmtime release
+    and engine settings, ``daemon.runtime.pool.runtime_id``) as ``wasm32-wasi@ID``. Replicas
+    agree on fuel-limited statuses only on one runtime, so placement pins each task to one
+    (``daemon.jobs.placing.task_runtime``)."""
+    return (RUNTIME, f"{RUNTIME}@{runtime_id}")
 _NS = "node"
 _SPEC = struct_spec(CapabilityAnnounce)
 
@@ -102,4 +110,5 @@ def bump(record: CapabilityAnnounce, **changes: Any) -> CapabilityAnnounce:
 
 
 __all__ = ["AvailabilityRecorder", "HEARTBEAT_S", "RUNTIME", "RemoteProtocolError", "build_record",
+           "offered_runtimes",
            "bump", "machine_memory_mib", "record_from_wire", "record_to_wire"]

@@ -210,8 +210,9 @@ def explain_cmd(args: argparse.Namespace) -> int:
 def render_explanation(ex: dict[str, Any]) -> str:
     """The placement's reasons, one peer per line (``daemon.sched.Explanation.to_dict`` form)."""
     basis = f" ({ex['duration_basis']})" if ex.get("duration_basis") else ""
+    runtime = f" on {ex['runtime']}" if ex.get("runtime") else ""
     lines = [f"placement of the last replica slots: {ex['replicas']} wanted, task of "
-             f"~{ex['duration_s']:.0f} s{basis}"
+             f"~{ex['duration_s']:.0f} s{basis}{runtime}"
              + (f"; short: {ex['shortfall']}" if ex.get("shortfall") else "")]
     for title, group in (("chosen", ex.get("chosen", [])), ("best rejected", ex.get("rejected", []))):
         if group:

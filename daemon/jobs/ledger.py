@@ -104,17 +104,20 @@ class Task:
     accepted_seq: int = 0
     quorum: int = 0
     explanation: Any = None
+    runtime: str = ""
+    """The exact runtime its replicas run on (``placing.task_runtime``); "" until placed."""
 
     def to_wire(self) -> list[Any]:
         return [[self.input.hash, self.input.size, self.input.inline],
                 [r.to_wire() for r in self.replicas], self.state,
                 list(self.accepted) if self.accepted else None, self.accepted_seq, self.quorum,
-                self.explanation]
+                self.explanation, self.runtime]
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "Task":
+        # Snapshots from before tasks were pinned to a runtime have 7 fields: read as unpinned.
         return cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
-                   _result(v[3]), v[4], v[5], v[6])
+                   _result(v[3]), v[4], v[5], v[6], *v[7:8])
 
 
 def _result(v: list[Any] | None) -> tuple[int, bytes, int, int] | None:
@@ -288,7 +291,8 @@ class JobLedger:
         return {"now_ms": self.now_ms}
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
-        from daemon.jobs.placing import check_proposal  # late: keeps numpy out of decoding
+        # late: keeps numpy out of decoding
+        from daemon.jobs.placing import check_proposal, task_runtime
 
         if client not in self.members:
             raise _Refused("only committee members may propose placements")
@@ -315,8 +319,9 @@ class JobLedger:
             if len(a.workers) > slots or len(set(a.workers)) != len(a.workers) or used & set(a.workers):
                 refused.append([a.task, "workers repeat, or more than the open slots"])
                 continue
-            problem, explanation = check_proposal(job, a.task, task, a.workers, op, self.workers,
-                                                  used, slots, seen)
+            runtime = task_runtime(task, op.candidates)
+            problem, explanation = check_proposal(job, a.task, a.workers, op, self.workers,
+                                                  used, slots, runtime, seen)
             if problem:
                 refused.append([a.task, problem])
                 continue
@@ -329,7 +334,7 @@ class JobLedger:
             for w in workers:
                 task.replicas.append(Replica(w, self.now_ms, self.now_ms + job.lease_ms))
                 self._events.append(("offer", job.id, a.task, len(task.replicas) - 1, w))
-            task.explanation = explanation
+            task.explanation, task.runtime = explanation, runtime
             placed += 1
         return {"placed": placed, "refused": refused}
 

@@ -30,7 +30,7 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
 from daemon.jobs.ledger import Job, JobLedger
-from daemon.jobs.placing import effective_load, expected_duration, propose
+from daemon.jobs.placing import effective_load, expected_duration, propose, task_runtime
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
@@ -158,7 +158,8 @@ class MemberDuties:
                     batch, extra = [], Counter()
                     size = len(packb([ops.encode_op(empty)]))
                 placement, assignment = propose(job.id, i, job.spec, n, cands, used,
-                                                ledger.workers, now_ms, duration, extra)
+                                                ledger.workers, now_ms, duration,
+                                                task_runtime(t, cands), extra)
                 if not assignment.workers:
                     continue
                 size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16

@@ -14,10 +14,15 @@ until a few of the job's results are accepted it is a quarter of the wall-clock 
 median run time (ledger time from ``Start`` to ``Result``) of its latest accepted replicas. Results
 arrive while a proposal is in flight, so the proposer names the duration it used and replicas
 accept it within a factor of ``DURATION_TOLERANCE`` of their own estimate (or the default).
+
+All replicas of a task run on one exact runtime (``task_runtime``): replicas agree on fuel, and so
+on ``OUT_OF_FUEL``, only on the same wasmtime release and engine settings, and an honest worker
+must never lose reputation for running a different release than its peers.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +51,19 @@ def queue_per_slot(load: float) -> float:
     return load / (1 - load) if load < 1 else float("inf")
 
 
+def task_runtime(task: Any, candidates: Iterable[ops.CandidateWire]) -> str:
+    """The exact runtime (``wasm32-wasi@ID``) every replica of ``task`` must run on.
+
+    A task with a replica still running or reported keeps the runtime it was first placed on;
+    one with none (new, or every replica lost) takes the runtime most candidates offer (ties:
+    the greater name). Records that name no exact runtime leave only the bare target."""
+    if task.runtime and any(r.result is not None or r.outcome == "pending" for r in task.replicas):
+        return str(task.runtime)
+    counts = Counter(name for c in candidates for name in set(c.runtimes)
+                     if name.startswith(RUNTIME + "@"))
+    return max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0] if counts else RUNTIME
+
+
 def default_duration_ms(spec: ops.Submit) -> int:
     return max(MIN_DURATION_MS, spec.wall_ms // DURATION_SHARE)
 
@@ -71,12 +89,12 @@ def duration_problem(spec: ops.Submit, runtimes_ms: Sequence[int], proposed_ms: 
             f"of the ledger's estimate {own / 1000:.1f} s")
 
 
-def task_needs(spec: ops.Submit, slots: int, duration_ms: int) -> TaskNeeds:
+def task_needs(spec: ops.Submit, slots: int, duration_ms: int, runtime: str) -> TaskNeeds:
     return TaskNeeds(
         duration_s=max(MIN_DURATION_MS, duration_ms) / 1000,
         replicas=slots,
         memory_mib=max(1, spec.memory_pages * 64 // 1024),
-        runtime=RUNTIME,
+        runtime=runtime,
         min_attestation=AttestationLevel(min(spec.min_attestation, max(AttestationLevel))),
     )
 
@@ -110,7 +128,7 @@ def to_candidate(c: ops.CandidateWire, reputation: float, extra: int = 0) -> Can
 def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                      candidates: Iterable[ops.CandidateWire], exclude: set[str],
                      reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int,
-                     extra: Mapping[str, int] | None = None) -> PlacementInputs:
+                     runtime: str, extra: Mapping[str, int] | None = None) -> PlacementInputs:
     """``extra``: tasks given to each worker earlier in the same ``Place`` operation (the
     proposer and every checker count them alike, from the operation alone)."""
     extra = extra or {}
@@ -121,7 +139,7 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             for c in candidates if c.node_id not in exclude)
         if queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 queued on 4 slots is 2
     )
-    return PlacementInputs(needs=task_needs(spec, slots, duration_ms), candidates=cands,
+    return PlacementInputs(needs=task_needs(spec, slots, duration_ms, runtime), candidates=cands,
                            now=now_ms / 1000,
                            tie_seed=job_id + task.to_bytes(4, "big"))
 
@@ -129,22 +147,24 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
             reputation: Mapping[str, WorkerRecord], now_ms: int,
-            duration: tuple[int, str], extra: Mapping[str, int] | None = None,
+            duration: tuple[int, str], runtime: str, extra: Mapping[str, int] | None = None,
             ) -> tuple[Placement, ops.TaskAssignment]:
     """The primary's side: choose workers for ``slots`` replicas of one task.
 
-    ``duration``: ``expected_duration``'s answer, the same for every task of one ``Place``."""
+    ``duration``: ``expected_duration``'s answer, the same for every task of one ``Place``;
+    ``runtime``: ``task_runtime``'s."""
     duration_ms, basis = duration
     placement = place(placement_inputs(job_id, task, spec, slots, candidates, exclude,
-                                       reputation, now_ms, duration_ms, extra))
+                                       reputation, now_ms, duration_ms, runtime, extra))
     explanation = placement.explanation.to_dict()
     explanation["duration_basis"] = basis
+    explanation["runtime"] = runtime
     return placement, ops.TaskAssignment(task, tuple(placement.chosen), explanation)
 
 
-def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op: ops.Place,
-                   reputation: Mapping[str, WorkerRecord], used: set[str],
-                   slots: int, extra: Mapping[str, int] | None = None) -> tuple[str | None, Any]:
+def check_proposal(job: Any, index: int, workers: tuple[str, ...], op: ops.Place,
+                   reputation: Mapping[str, WorkerRecord], used: set[str], slots: int,
+                   runtime: str, extra: Mapping[str, int] | None = None) -> tuple[str | None, Any]:
     """Every replica's side: None (and the explanation to keep) if the proposal is right."""
     assignment = next(a for a in op.assignments if a.task == index)
     from protocol.canonical import packb
@@ -156,7 +176,7 @@ def check_proposal(job: Any, index: int, task: Any, workers: tuple[str, ...], op
         return problem, None
     try:
         inputs = placement_inputs(job.id, index, job.spec, slots, op.candidates, used,
-                                  reputation, op.now_ms, op.duration_ms, extra)
+                                  reputation, op.now_ms, op.duration_ms, runtime, extra)
     except (RemoteProtocolError, ValueError) as err:
         return f"bad candidate data: {err}", None
     ids = {c.node_id for c in inputs.candidates}

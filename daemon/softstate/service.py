@@ -26,12 +26,13 @@ import trio
 from crdt import LWWMap, ObjectSpec, Policy, Replica
 from crdt.auth import DotSigner
 from daemon.capabilities import (
-    HEARTBEAT_S, RUNTIME, AvailabilityRecorder, build_record, machine_memory_mib,
+    HEARTBEAT_S, AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
     record_from_wire, record_to_wire,
 )
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
+from daemon.runtime.pool import runtime_id
 from daemon.softstate.candidates import to_candidates
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
@@ -71,6 +72,7 @@ class SoftStateService:
         self.domain = domain or identity.node_id
         self.attestation_fn = attestation
         self.load_fn = load
+        self.runtimes = offered_runtimes(runtime_id())
         self.attestation: Any = None
         self.availability = AvailabilityRecorder(db)
         session = int.from_bytes(os.urandom(8), "big") | 1
@@ -135,7 +137,7 @@ class SoftStateService:
         self.generation = max(self.generation + 1, now_ms)
         record = build_record(
             self.identity.node_id, slots=self.slots, memory_mib=self.memory_mib,
-            runtimes=(RUNTIME,), listen=tuple(self.host.listen_addrs()),
+            runtimes=self.runtimes, listen=tuple(self.host.listen_addrs()),
             attestation=self.attestation, availability=self.availability.summary_wire(now_ms / 1000),
             load_permille=self.load_fn(), domain=self.domain, now_ms=now_ms,
             generation=self.generation)

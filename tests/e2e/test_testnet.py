@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from daemon.runtime.pool import runtime_id
 from tests.e2e.cli import as_json, eventually, node_dir, ok, run
 
 
@@ -33,7 +34,9 @@ def test_nodes_see_each_others_capabilities(testnet):
         return True
     eventually(all_seen, what="every node to hold every capability record")
     rec = as_json("capabilities", "--data-dir", node_dir(testnet, 2))["records"][0]
-    assert rec["runtimes"] == ["wasm32-wasi"] and rec["slots"] >= 1 and rec["self_reported"]
+    # The target, and the exact runtime that a task's replicas must share:
+    assert rec["runtimes"] == ["wasm32-wasi", f"wasm32-wasi@{runtime_id()}"]
+    assert rec["slots"] >= 1 and rec["self_reported"]
     assert rec["attestation_kind"] == "none"  # this machine has no TPM or TEE, and says so
     peers = as_json("peers", "--data-dir", node_dir(testnet, 0))["peers"]
     assert all(p["capabilities"] and p["capabilities"]["slots"] >= 1 for p in peers)

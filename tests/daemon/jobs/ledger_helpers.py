@@ -6,9 +6,10 @@ import random
 from collections import Counter
 
 from consensus.statemachine import ClientRequest
+from daemon.capabilities import offered_runtimes
 from daemon.jobs import ops
 from daemon.jobs.ledger import JobLedger
-from daemon.jobs.placing import expected_duration, propose
+from daemon.jobs.placing import expected_duration, propose, task_runtime
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
 
@@ -53,18 +54,21 @@ class Harness:
         assert "job" in reply, reply
         return reply["job"]
 
-    def candidates(self, workers=WORKERS, domains=None) -> tuple[ops.CandidateWire, ...]:
+    def candidates(self, workers=WORKERS, domains=None,
+                   runtimes=None) -> tuple[ops.CandidateWire, ...]:
+        """``runtimes``: node id -> its exact runtime id (default: all run "r1")."""
         now_s = NOW_MS / 1000
         hist = AvailabilityHistory().started(now_s - 30 * 86400).alive(now_s)
         summary = summarize(hist, now_s).to_wire()
         return tuple(
-            ops.CandidateWire(w.node_id, summary, 4, 4096, ("wasm32-wasi",), 0, 0, 10,
+            ops.CandidateWire(w.node_id, summary, 4, 4096,
+                              offered_runtimes((runtimes or {}).get(w.node_id, "r1")), 0, 0, 10,
                               (domains or {}).get(w.node_id, f"d{i}"), 0)
             for i, w in enumerate(workers))
 
-    def place_all(self, job: bytes, workers=WORKERS) -> dict:
+    def place_all(self, job: bytes, workers=WORKERS, cands=None) -> dict:
         jobrec = self.ledger.jobs[job]
-        cands = self.candidates(workers)
+        cands = cands or self.candidates(workers)
         assignments = []
         extra: Counter = Counter()
         duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
@@ -73,7 +77,7 @@ class Harness:
             if slots:
                 used = {r.worker for r in task.replicas}
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
-                               self.ledger.now_ms, duration, extra)
+                               self.ledger.now_ms, duration, task_runtime(task, cands), extra)
                 assignments.append(a)
                 extra.update(a.workers)
         return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, duration[0], cands,
