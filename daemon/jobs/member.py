@@ -30,7 +30,8 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
 from daemon.jobs.ledger import Job, JobLedger
-from daemon.jobs.placing import effective_load, expected_duration, propose, task_runtime
+from daemon.jobs.placing import (RUNTIME, effective_load, expected_duration, propose,
+                                 task_runtime)
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
@@ -96,7 +97,7 @@ class MemberDuties:
         return TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
                          job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
-                         job.clock_ns, t.replicas[replica].lease_ms)
+                         job.clock_ns, t.replicas[replica].lease_ms, t.runtime or RUNTIME)
 
     def _vote(self, runner: ReplicaRunner, job: Job, task: int,
               winner: tuple[int, bytes, int, int]) -> ResultVote:

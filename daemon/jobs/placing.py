@@ -27,13 +27,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from daemon.attest.levels import AttestationLevel
+from daemon.capabilities import RUNTIME
 from daemon.jobs import ops
 from daemon.jobs.reputation import WorkerRecord
 from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.summary import AvailabilitySummary
 from protocol.errors import RemoteProtocolError
 
-RUNTIME = "wasm32-wasi"
 DURATION_SHARE = 4
 """With no better estimate, a task is expected to take a quarter of its wall-clock limit."""
 MIN_RUNTIME_SAMPLES = 3

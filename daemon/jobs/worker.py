@@ -26,9 +26,11 @@ from typing import Any
 import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
+from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.jobs import ops
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.cache import ModuleUnavailable
+from daemon.runtime.pool import runtime_id
 from protocol.canonical import packb
 from protocol.messages.tasks import OutputReady, TaskOffer, TaskStatus
 from protocol.schema import encode_body
@@ -36,6 +38,10 @@ from protocol.schema import encode_body
 log = logging.getLogger("novacron.worker")
 
 MAX_ACCEPTED = 4096
+
+
+class WrongRuntime(Exception):
+    """An offer pinned to a runtime this node does not run (a node fault: it never votes)."""
 
 
 def task_seed(job: bytes, task: int) -> bytes:
@@ -48,6 +54,7 @@ class WorkerDuties:
                  submit: Callable[[int, Any], Any],
                  hand_over: Callable[[str, OutputReady], Awaitable[bool]]) -> None:
         self.pool = pool
+        self.runtime = offered_runtimes(runtime_id())[-1]
         self.hand_over = hand_over
         self.blobs = blobs
         self.committee_of = committee_of
@@ -111,8 +118,11 @@ class WorkerDuties:
         """Run one replica. Reports go to the ledger in the background (the node's requests
         are batched), so the slot takes its next task while the committee orders this one's."""
         shard = o.shard
-        self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
         try:
+            if o.runtime not in (RUNTIME, self.runtime):
+                raise WrongRuntime(f"the task is pinned to {o.runtime}, this node runs "
+                                   f"{self.runtime}: run it elsewhere")
+            self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
             module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
                 o.input_hash, [o.submitter], max_size=o.input_size)
@@ -128,6 +138,8 @@ class WorkerDuties:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"this volunteer is not running tasks now: {err}")
         except ModuleUnavailable as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"module unavailable: {err}")
+        except WrongRuntime as err:
+            outcome = TaskOutcome(TaskStatus.CRASHED, str(err))
         self.ran += 1
         name = TaskStatus(outcome.status).name
         self.results[name] = self.results.get(name, 0) + 1

@@ -10,7 +10,7 @@ from enum import IntEnum
 from typing import Annotated
 
 from protocol.schema import MaxItems, MaxLen, message
-from protocol.types import U8, U32, U64, Digest, NodeIdText, Signature
+from protocol.types import U8, U32, U64, Digest, Name, NodeIdText, Signature
 
 
 class TaskStatus(IntEnum):
@@ -50,6 +50,9 @@ class TaskOffer:
     max_output: U32
     clock_ns: U64
     lease_ms: U64
+    runtime: Name
+    """The exact runtime (``wasm32-wasi@ID``) the task is pinned to, or the bare target: a
+    worker that no longer runs it (upgraded since its record was gossiped) declines."""
 
 
 @message("task.output", 1)
