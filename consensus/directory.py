@@ -6,10 +6,18 @@ client request signed by the node it concerns (``Request.operation`` is a msgpac
 - ``["join", nonce]``   -- the signer asks to become a member from the next epoch; ``nonce`` is
                            its proof of work (``consensus.pow``) at the network's difficulty.
 - ``["leave"]``         -- the signer (a member) leaves at the next epoch.
+- ``["evict", pk, e]``  -- a member of epoch ``e``'s directory committee reports that member
+                           ``pk`` has been silent too long (``daemon.committees.epochs``
+                           decides when). Once f+1 of that committee agree (so at least one
+                           honest member has seen the silence), ``pk`` is out at the next
+                           epoch, unless that would leave fewer than ``min_committee``
+                           members. A volunteer who vanished without ``leave`` would otherwise
+                           stay in the sortition forever, and enough of them would halt a
+                           committee; an evicted node that comes back simply joins again.
 - ``["advance", e]``    -- a current member proposes moving to epoch ``e`` = current + 1; the
                            first one ordered wins, the others are stale no-ops.
 
-Advancing applies the pending joins and leaves, derives the next epoch's randomness as
+Advancing applies the pending joins, leaves and evictions, derives the next epoch's randomness as
 BLAKE2b(previous randomness, epoch, membership digest) and with it the committees
 (``committee.assign_committees``), so every honest node that follows the directory's log
 computes the same committees. Committee size follows the membership: the smallest 3f+1 whose
@@ -26,7 +34,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from consensus.committee import assign_committees, committee_size
+from consensus.committee import DIRECTORY_SHARD, assign_committees, committee_size
 from consensus.pow import check_pow
 from consensus.statemachine import ClientRequest
 from protocol.canonical import packb, unpackb
@@ -68,7 +76,8 @@ def size_for(params: DirectoryParams, population: int) -> int:
 class DirectoryMachine:
     """Implements ``consensus.statemachine.StateMachine``."""
 
-    __slots__ = ("params", "epoch", "randomness", "members", "joining", "leaving")
+    __slots__ = ("params", "epoch", "randomness", "members", "joining", "leaving", "evicting",
+                 "_directory")
 
     def __init__(self, params: DirectoryParams, genesis_members: tuple[bytes, ...] = (),
                  genesis_randomness: bytes = b"\x00" * 32) -> None:
@@ -78,6 +87,19 @@ class DirectoryMachine:
         self.members: tuple[bytes, ...] = tuple(sorted(set(genesis_members)))
         self.joining: set[bytes] = set()
         self.leaving: set[bytes] = set()
+        self.evicting: dict[bytes, set[bytes]] = {}
+        """Member -> the directory committee members who reported it silent this epoch."""
+        self._directory: tuple[bytes, ...] | None = None
+
+    def directory_committee(self) -> tuple[bytes, ...]:
+        if self._directory is None:
+            self._directory = self.config().committees[DIRECTORY_SHARD]
+        return self._directory
+
+    def evicted(self) -> set[bytes]:
+        """Members enough of the directory committee reported silent: out at the next epoch."""
+        need = (len(self.directory_committee()) - 1) // 3 + 1
+        return {m for m, voters in self.evicting.items() if len(voters) >= need}
 
     def config(self) -> EpochConfig:
         size = size_for(self.params, len(self.members))
@@ -107,29 +129,48 @@ class DirectoryMachine:
                 return b"ok"
             self.leaving.add(who)
             return b"ok"
+        if op[0] == "evict" and len(op) == 3 and isinstance(op[1], bytes) and type(op[2]) is int:
+            if op[2] != self.epoch:
+                return b"stale"
+            if who not in self.directory_committee():
+                return b"error: only the directory committee reports silent members"
+            if op[1] not in self.members or op[1] == who:
+                return b"error: not another member"
+            self.evicting.setdefault(op[1], set()).add(who)
+            return b"evicted at the next epoch" if op[1] in self.evicted() else b"ok"
         if op[0] == "advance" and len(op) == 2 and type(op[1]) is int:
             if who not in self.members:
                 return b"error: only members advance the epoch"
             if op[1] != self.epoch + 1:
                 return b"stale"
-            self.members = tuple(sorted((set(self.members) | self.joining) - self.leaving))
+            staying = (set(self.members) | self.joining) - self.leaving
+            if len(staying - self.evicted()) >= self.params.min_committee:
+                staying -= self.evicted()
+            self.members = tuple(sorted(staying))
             self.epoch += 1
             self.randomness = next_randomness(self.randomness, self.epoch, self.members)
             self.joining.clear()
             self.leaving.clear()
+            self.evicting.clear()
+            self._directory = None
             return f"epoch {self.epoch}".encode()
         return b"error: unknown operation"
 
     def snapshot(self) -> bytes:
+        evicting = [[m, sorted(v)] for m, v in sorted(self.evicting.items())]
         return packb([self.epoch, self.randomness, list(self.members), sorted(self.joining),
-                      sorted(self.leaving)], maps=False)
+                      sorted(self.leaving), evicting], maps=False)
 
     def restore(self, snapshot: bytes) -> None:
         v = unpackb(snapshot, max_size=1 << 40, max_items=1 << 24)
         try:
-            epoch, rand, members, joining, leaving = v
+            # Snapshots from before evictions have five fields.
+            epoch, rand, members, joining, leaving, *rest = v
             self.epoch, self.randomness = int(epoch), bytes(rand)
             self.members = tuple(bytes(m) for m in members)
             self.joining, self.leaving = {bytes(m) for m in joining}, {bytes(m) for m in leaving}
+            self.evicting = {bytes(m): {bytes(x) for x in voters} for m, voters in rest[0]} \
+                if rest else {}
+            self._directory = None
         except (TypeError, ValueError):
             raise MalformedMessage("directory snapshot has the wrong shape") from None

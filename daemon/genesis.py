@@ -17,6 +17,7 @@ File format (TOML)::
     target_failure_exp = 6      # a committee may fail with probability at most 10^-6
     min_committee = 4
     checkpoint_interval = 16
+    evict_after_s = 86400       # a member silent this long is evicted (0: never)
 
     [[members]]
     node_id = "12D3KooW..."
@@ -43,10 +44,12 @@ DEFAULT_PARAMS: dict[str, int] = {
     "target_failure_exp": 6,
     "min_committee": 4,
     "checkpoint_interval": 16,
+    "evict_after_s": 86400,
 }
 _LIMITS = {
     "shards": (1, 1024), "difficulty": (0, 40), "byzantine_percent": (0, 33),
     "target_failure_exp": (1, 18), "min_committee": (1, 1000), "checkpoint_interval": (2, 4096),
+    "evict_after_s": (0, 365 * 86400),
 }
 
 

@@ -111,6 +111,7 @@ def build_node(config: NodeConfig) -> Node:
     p2p.peer_info.append(soft.peer_info)
     committees = CommitteeService(identity, genesis, host, db)
     soft.trusted_verifiers = lambda: committees.epoch.members
+    committees.last_heard = soft.last_heard
     node.add(committees)
     node.add(attest)
     session = int.from_bytes(os.urandom(8), "big") >> 1

@@ -4,8 +4,13 @@ Theory of operation
 -------------------
 1. *Join.* A node whose key is not among the epoch's members submits ``["join", pow]`` to the
    directory committee (``consensus.directory``), with a proof of work at the genesis
-   difficulty. Directory members submit ``["advance", e+1]`` once joins or leaves are pending
-   and the epoch has lasted ``EPOCH_MIN_S``; the first one ordered wins.
+   difficulty. Directory members submit ``["advance", e+1]`` once joins, leaves or evictions
+   are pending and the epoch has lasted ``EPOCH_MIN_S``; the first one ordered wins.
+
+   *Evict.* A directory committee member reports ``["evict", pk, e]`` for each member it has
+   had no word of (``SoftStateService.last_heard``: connected, or a fresh capability record)
+   for the genesis' ``evict_after_s``, counted from no earlier than its own start, so a node
+   that just came up does not take everyone for silent. f+1 reports evict at the next epoch.
 2. *End the directory's epoch.* A directory member whose replica executed the advance submits
    ``EndEpoch`` to its committee. When that checkpoint is stable the replica reports
    ``EpochEnded``; the member wraps the directory's final state and its proof in an
@@ -42,6 +47,7 @@ from daemon.committees.chain import next_config
 from daemon.committees.runner import ReplicaRunner
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
+from protocol.identity import node_id_from_public_key
 from protocol.messages.pbft import EndEpoch, EpochNotice, HandoffNotice, StateChunk
 
 if TYPE_CHECKING:
@@ -52,6 +58,7 @@ log = logging.getLogger("novacron.epochs")
 EPOCH_MIN_S = 10.0
 RETIRE_S = 60.0
 JOIN_RETRY_S = 15.0
+EVICT_SCAN_S = 5.0
 _NS = "epochs"
 
 
@@ -75,6 +82,9 @@ class EpochManager:
         self.retire: dict[tuple[int, int], float] = {}
         self._join_at = 0.0
         self._advance_asked: int = -1
+        self.started_wall = time.time()
+        self._evict_asked: set[tuple[int, bytes]] = set()
+        self._evict_scan = 0.0
 
     # -- start-up: replay the chain we kept -------------------------------------------------------
 
@@ -151,7 +161,10 @@ class EpochManager:
         directory = self.svc.replicas.get((DIRECTORY_SHARD, epoch.epoch))
         if directory is not None:
             dm: DirectoryMachine = directory.machine
-            if (dm.joining or dm.leaving) and dm.epoch == epoch.epoch \
+            if now - self._evict_scan >= EVICT_SCAN_S:
+                self._evict_scan = now
+                self._report_silent(nursery, epoch)
+            if (dm.joining or dm.leaving or dm.evicted()) and dm.epoch == epoch.epoch \
                     and now - self.entered_at >= EPOCH_MIN_S and self._advance_asked < epoch.epoch + 1:
                 self._advance_asked = epoch.epoch + 1
                 nursery.start_soon(self._directory_request, ["advance", epoch.epoch + 1])
@@ -162,6 +175,23 @@ class EpochManager:
                     log.info("retired the replica of shard %s, epoch %d", key[0], key[1])
 
     # -- steps ------------------------------------------------------------------------------------
+
+    def _report_silent(self, nursery: trio.Nursery, epoch: EpochConfig) -> None:
+        """As a directory committee member: report members silent for ``evict_after_s``."""
+        after = self.svc.genesis.params["evict_after_s"]
+        if not after:
+            return
+        now = time.time()
+        me = self.svc.identity.public_key
+        for pk in epoch.members:
+            if pk == me or (epoch.epoch, pk) in self._evict_asked:
+                continue
+            heard = max(self.svc.last_heard(node_id_from_public_key(pk)) or 0.0, self.started_wall)
+            if now - heard >= after:
+                self._evict_asked.add((epoch.epoch, pk))
+                log.info("member %s silent for %.0f s: reporting it to the directory",
+                         node_id_from_public_key(pk), now - heard)
+                nursery.start_soon(self._directory_request, ["evict", pk, epoch.epoch])
 
     async def _join(self) -> None:
         svc = self.svc
@@ -178,6 +208,8 @@ class EpochManager:
             log.info("directory %s not done yet: %s", op[0], err)
             if op[0] == "advance":
                 self._advance_asked = -1
+            elif op[0] == "evict":
+                self._evict_asked.discard((op[2], op[1]))
 
     def _end(self, shard: int, cfg: Any) -> None:
         key = (shard, cfg.epoch)

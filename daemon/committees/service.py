@@ -85,6 +85,9 @@ class CommitteeService:
         self.dropped = 0
         self.misbehaviour: dict[str, int] = {}
         self._last_ledger_tick = 0.0
+        # When we last had word of a node (wall clock; the soft state knows): what evictions
+        # of silent members go by. None: never.
+        self.last_heard: Callable[[str], float | None] = lambda _node: None
         self.epochs = EpochManager(self)
         self.epochs.replay()
         host.handle(PROTOCOL, self._on_frame)

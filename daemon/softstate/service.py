@@ -48,6 +48,7 @@ REFRESH_S = 300.0
 LOAD_REPUBLISH_S = 5.0
 """A busy worker's load flips with every task; its record follows at most this often."""
 PERSIST_S = 10.0
+HEARD_SCAN_S = 5.0
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 _NS = "softstate"
@@ -92,6 +93,8 @@ class SoftStateService:
         self.generation = 0
         self.published: dict[str, Any] = {}
         self.seen_up: dict[str, float] = {}
+        self._heard: dict[str, tuple[int, float]] = {}
+        """Node -> (newest record generation seen, wall time it arrived or it last dropped)."""
         self.rejected = 0
         self._dirty_at = 0.0
         host.handle(PROTOCOL, self._on_frame)
@@ -120,6 +123,21 @@ class SoftStateService:
             return None
 
     trusted_verifiers: Callable[[], Any] = staticmethod(lambda: ())
+
+    def last_heard(self, node_id: str) -> float | None:
+        """When (our wall clock) we last had word of ``node_id``: now while connected, else
+        when a new generation of its record reached us or it disconnected (None: never).
+        Records refresh every ``REFRESH_S`` at least, so a live node is never silent longer."""
+        if node_id in self.seen_up or node_id == self.identity.node_id:
+            return time.time()
+        heard = self._heard.get(node_id)
+        return heard[1] if heard else None
+
+    def _note_heard(self) -> None:
+        now = time.time()
+        for r in self.records():
+            if r.generation > self._heard.get(r.node_id, (-1, 0.0))[0]:
+                self._heard[r.node_id] = (r.generation, now)
 
     def candidates(self) -> tuple[Any, ...]:
         live = set(self.host.connected_peers()) | {self.identity.node_id}
@@ -177,6 +195,7 @@ class SoftStateService:
 
     def _disconnected(self, peer: str) -> None:
         self.seen_up.pop(peer, None)
+        self._heard[peer] = (self._heard.get(peer, (0, 0.0))[0], time.time())
         self.replica.on_disconnect(peer)
 
     # -- running ------------------------------------------------------------------------------------
@@ -186,7 +205,7 @@ class SoftStateService:
         self.attestation = await trio.to_thread.run_sync(self.attestation_fn)
         self.publish("start")
         task_status.started()
-        last_heartbeat = last_refresh = time.monotonic()
+        last_heartbeat = last_refresh = last_scan = time.monotonic()
         last_load = self.load_fn()
         last_addrs = self.host.listen_addrs()
         try:
@@ -204,6 +223,9 @@ class SoftStateService:
                     self.publish("refresh")
                 if self._dirty_at and now - self._dirty_at >= PERSIST_S:
                     self._persist()
+                if now - last_scan >= HEARD_SCAN_S:
+                    last_scan = now
+                    self._note_heard()
         finally:
             with trio.CancelScope(shield=True):
                 self.availability.stopped(time.time())

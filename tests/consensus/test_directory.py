@@ -95,3 +95,57 @@ def test_directory_committee_orders_joins_and_epochs_identically():
     assert all(cfg == configs[0] for cfg in configs)
     assert configs[0].epoch == 1 and set(j.pk for j in joiners) <= set(configs[0].members)
     assert len(configs[0].members) == 7
+
+
+def grown(n: int) -> DirectoryMachine:
+    """A directory at epoch 1 with the founders and ``n`` joiners."""
+    d = DirectoryMachine(PARAMS, FOUNDERS)
+    for j in [random.Random(100 + i).randbytes(32) for i in range(n)]:
+        assert d.apply(req(j, "join", solve_pow("testnet", j, 6))) == b"ok"
+    assert d.apply(req(FOUNDERS[0], "advance", 1)) == b"epoch 1"
+    return d
+
+
+def test_f_plus_one_of_the_directory_committee_evict_a_silent_member():
+    d = grown(6)
+    committee = d.directory_committee()
+    f = (len(committee) - 1) // 3
+    silent = next(m for m in d.members if m not in committee)
+    outsider = next(m for m in d.members if m not in committee and m != silent)
+    assert d.apply(req(outsider, "evict", silent, 1)).startswith(b"error: only the directory")
+    assert d.apply(req(committee[0], "evict", silent, 0)) == b"stale"
+    assert d.apply(req(committee[0], "evict", committee[0], 1)) == b"error: not another member"
+    for voter in committee[:f]:
+        assert d.apply(req(voter, "evict", silent, 1)) == b"ok"
+    assert d.apply(req(committee[0], "evict", silent, 1)) == b"ok"  # one vote per member
+    assert d.evicted() == set()  # f reports could all be Byzantine ones
+    assert d.apply(req(committee[f], "evict", silent, 1)) == b"evicted at the next epoch"
+    assert silent in d.members  # not before the epoch changes
+    again = DirectoryMachine(PARAMS)
+    again.restore(d.snapshot())
+    assert again.evicted() == {silent} and again.snapshot() == d.snapshot()
+    assert d.apply(req(committee[0], "advance", 2)) == b"epoch 2"
+    assert silent not in d.members and d.evicted() == set()
+    # It comes back: a join like anyone's, from the next epoch.
+    assert d.apply(req(silent, "join", solve_pow("testnet", silent, 6))) == b"ok"
+    assert d.apply(req(committee[0], "advance", 3)) == b"epoch 3" and silent in d.members
+
+
+def test_evictions_never_shrink_the_network_below_one_committee():
+    d = DirectoryMachine(PARAMS, FOUNDERS)  # exactly min_committee members
+    committee = d.directory_committee()
+    for voter in committee[1:]:
+        d.apply(req(voter, "evict", committee[0], 0))
+    assert d.evicted() == {committee[0]}
+    assert d.apply(req(committee[1], "advance", 1)) == b"epoch 1"
+    assert committee[0] in d.members
+
+
+def test_snapshots_from_before_evictions_load():
+    from protocol.canonical import packb, unpackb
+
+    d = grown(2)
+    old = packb(unpackb(d.snapshot())[:5], maps=False)
+    again = DirectoryMachine(PARAMS)
+    again.restore(old)
+    assert again.config() == d.config() and again.evicting == {}
