@@ -19,6 +19,10 @@ Every decision is a deterministic function of the ordered operations (``daemon.j
   repeats within a task. A bad proposal is rejected by every replica alike;
 - **leases**: a replica not reported by ``2 x wall limit + LEASE_SLACK_MS`` after its
   placement times out (or at once, on the worker's ``Leave``) and its slot is placed again;
+- **unreachable workers**: f+1 members reporting a worker ``Unreachable`` within
+  ``UNREACHABLE_WINDOW_MS`` release its unreported replicas at once, as a lease would (one
+  member alone cannot: it may be the one cut off, or lying); the worker's own next report
+  withdraws the claims;
 - **deadline**: at the job's deadline, unfinished tasks fail.
 
 Results that are faults of the node rather than of the task (``TIMED_OUT`` by wall clock,
@@ -49,6 +53,7 @@ RETAIN_ENDED_MS = 24 * 3600 * 1000
 """Ended jobs leave the ledger a day after they end (their results' certificates live with
 their submitters), so the replicated state, and every checkpoint of it, stays bounded."""
 MAX_PLACE_SKEW_MS = 120_000
+UNREACHABLE_WINDOW_MS = 120_000
 RUNTIME_SAMPLES = 32
 """How many of a job's latest agreed replica run times the ledger keeps: what placement's
 duration estimate is the median of (``daemon.jobs.placing.expected_duration``)."""
@@ -170,6 +175,8 @@ class JobLedger:
         self.jobs: dict[bytes, Job] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.member_clock: dict[str, int] = {}
+        self.unreachable: dict[str, dict[str, int]] = {}
+        """Worker -> member -> ledger time the member reported it unreachable."""
         self.now_ms = 0
         self.seq = 0
         self._events: list[tuple[Any, ...]] = []
@@ -206,12 +213,15 @@ class JobLedger:
                 for _, j in sorted(self.jobs.items())]
         workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
         clock = sorted(self.member_clock.items())
-        return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock]])
+        unreachable = [[w, sorted(by.items())] for w, by in sorted(self.unreachable.items())]
+        return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock],
+                      [[w, [list(x) for x in by]] for w, by in unreachable]])
 
     def restore(self, snapshot: bytes) -> None:
         try:
             v = unpackb(snapshot, max_size=1 << 30)
-            version, now_ms, seq, jobs, workers, clock = v
+            # Snapshots from before unreachable reports have six fields.
+            version, now_ms, seq, jobs, workers, clock, *newer = v
             if version != 1:
                 raise MalformedMessage(f"ledger snapshot version {version} is not supported")
             self.jobs = {}
@@ -221,6 +231,7 @@ class JobLedger:
                                      [int(x) for x in rest[0]] if rest else [])
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
             self.member_clock = {m: t for m, t in clock}
+            self.unreachable = {w: {m: t for m, t in by} for w, by in newer[0]} if newer else {}
             self.now_ms, self.seq = now_ms, seq
         except (ValueError, TypeError, KeyError, IndexError) as err:
             raise MalformedMessage(f"ledger snapshot is damaged: {type(err).__name__}") from None
@@ -340,12 +351,14 @@ class JobLedger:
 
     def _start(self, client: str, op: ops.Start, request: ClientRequest) -> dict[str, Any]:
         job, task, rep = self._replica(op.job, op.task, op.replica, client)
+        self.unreachable.pop(client, None)  # it speaks: it is not gone
         if rep.outcome == PENDING and not rep.started:
             rep.started, rep.started_ms = True, self.now_ms
         return {"state": rep.outcome}
 
     def _result(self, client: str, op: ops.Result, request: ClientRequest) -> dict[str, Any]:
         job, task, rep = self._replica(op.job, op.task, op.replica, client)
+        self.unreachable.pop(client, None)
         if rep.outcome != PENDING or rep.result is not None:
             return {"state": rep.outcome}
         try:
@@ -364,15 +377,36 @@ class JobLedger:
         return {"state": rep.outcome, "task": task.state}
 
     def _leave(self, client: str, op: ops.Leave, request: ClientRequest) -> dict[str, Any]:
+        self.unreachable.pop(client, None)
+        return {"released": self._release_worker(client, f"worker left: {op.reason[:200]}")}
+
+    def _unreachable(self, client: str, op: ops.Unreachable,
+                     request: ClientRequest) -> dict[str, Any]:
+        if client not in self.members:
+            raise _Refused("only committee members report unreachable workers")
+        claims = self.unreachable.setdefault(op.worker, {})
+        claims[client] = self.now_ms
+        recent = [m for m, t in claims.items() if self.now_ms - t <= UNREACHABLE_WINDOW_MS]
+        if len(recent) < self.f + 1:
+            return {"reports": len(recent)}
+        del self.unreachable[op.worker]
+        released = self._release_worker(op.worker, f"worker unreachable to {len(recent)} "
+                                                   "committee members")
+        if released:
+            self._worker(op.worker).timeouts += 1  # as one lease expiry, not one per replica
+        return {"released": released}
+
+    def _release_worker(self, worker: str, why: str) -> int:
+        """Time out ``worker``'s unreported replicas (their slots are placed again)."""
         released = 0
         for job in self.jobs.values():
             for i, t in enumerate(job.tasks):
-                for r in t.replicas:
-                    if r.worker == client and r.outcome == PENDING and r.result is None:
-                        r.outcome, r.detail = TIMEOUT, f"worker left: {op.reason[:200]}"
+                for k, r in enumerate(t.replicas):
+                    if r.worker == worker and r.outcome == PENDING and r.result is None:
+                        r.outcome, r.detail = TIMEOUT, why
                         released += 1
-                        self._events.append(("replica_failed", job.id, i, t.replicas.index(r)))
-        return {"released": released}
+                        self._events.append(("replica_failed", job.id, i, k))
+        return released
 
     def _query(self, client: str, op: ops.Query, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)

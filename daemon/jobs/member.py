@@ -9,6 +9,10 @@ After every committed batch the member drains its ledger's events (``JobLedger.d
 - anything that opens replica slots -> propose placements: the primary at once, the others as
   a fallback when slots stay open (a silent primary must not stall jobs).
 
+And on its own clock: a worker holding unreported replicas that this member has not been
+connected to for ``UNREACHABLE_S`` is reported ``Unreachable`` (again every half
+``UNREACHABLE_WINDOW_MS`` while it stays away); f+1 such reports release its replicas.
+
 Placement candidates come from the soft state (``candidates()``: capability records turned
 into ``CandidateWire``), reputation from the ledger itself.
 """
@@ -19,7 +23,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -29,7 +33,7 @@ from consensus.committee import DIRECTORY_SHARD
 from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
-from daemon.jobs.ledger import Job, JobLedger
+from daemon.jobs.ledger import UNREACHABLE_WINDOW_MS, Job, JobLedger
 from daemon.jobs.placing import (RUNTIME, effective_load, expected_duration, propose,
                                  task_runtime)
 from protocol.canonical import packb
@@ -39,19 +43,28 @@ from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffe
 log = logging.getLogger("novacron.jobs")
 
 PLACE_FALLBACK_S = 8.0
+UNREACHABLE_S = 15.0
+"""Disconnected this long (the host redials known peers all along) and a worker is reported."""
+UNREACHABLE_SCAN_S = 2.0
 MAX_PLACE_OP_BYTES = 40_000
 
 
 class MemberDuties:
     def __init__(self, identity: NodeIdentity, network: str, send: Callable[[str, bytes], None],
                  seal: Callable[[Any], bytes], candidates: Callable[[], tuple[ops.CandidateWire, ...]],
-                 submit: Callable[[int, Any], Any]) -> None:
+                 submit: Callable[[int, Any], Any], connected: Callable[[], Iterable[str]]) -> None:
         self.identity = identity
         self.network = network
         self.send = send
         self.seal = seal
         self.candidates = candidates
         self.submit = submit
+        self.connected = connected
+        self.absent_since: dict[str, float] = {}
+        """Workers with unreported replicas we are not connected to -> since when."""
+        self._reported: dict[str, float] = {}
+        self._scanned = 0.0
+        self.unreachable_reports = 0
         self.offers_sent = 0
         self.votes_sent = 0
         self.proposals = 0
@@ -113,6 +126,9 @@ class MemberDuties:
     # -- placement ------------------------------------------------------------------------------
 
     def tick(self, nursery: trio.Nursery, runners: list[ReplicaRunner], now: float) -> None:
+        if now - self._scanned >= UNREACHABLE_SCAN_S:
+            self._scanned = now
+            self._report_unreachable(nursery, runners, now)
         for runner in runners:
             ledger: JobLedger = runner.machine.ledger
             shard = runner.config.shard
@@ -128,6 +144,40 @@ class MemberDuties:
                 if runner.replica.is_primary or now - since >= PLACE_FALLBACK_S:
                     self._proposing.add(key)
                     nursery.start_soon(self._propose, shard, ledger, job, slots, key)
+
+    def _report_unreachable(self, nursery: trio.Nursery, runners: list[ReplicaRunner],
+                            now: float) -> None:
+        held: dict[str, list[int]] = {}  # worker -> shards where it holds unreported replicas
+        for runner in runners:
+            for worker in runner.machine.ledger.pending_by_worker():
+                held.setdefault(worker, []).append(runner.config.shard)
+        connected = set(self.connected()) | {self.identity.node_id}
+        for worker in list(self.absent_since):
+            if worker not in held or worker in connected:
+                del self.absent_since[worker]
+                self._reported.pop(worker, None)
+        for worker, shards in held.items():
+            if worker in connected:
+                continue
+            since = self.absent_since.setdefault(worker, now)
+            last = self._reported.get(worker)
+            if now - since >= UNREACHABLE_S and (
+                    last is None or now - last >= UNREACHABLE_WINDOW_MS / 2000):
+                self._reported[worker] = now
+                log.info("worker %s unreachable for %.0f s: reporting it", worker, now - since)
+                for shard in shards:
+                    nursery.start_soon(self._send_unreachable, shard, worker)
+
+    async def _send_unreachable(self, shard: int, worker: str) -> None:
+        try:
+            reply = await self.submit(shard, ops.Unreachable(worker))
+        except Exception as err:  # noqa: BLE001 - a background report: the next scan retries
+            log.info("could not report worker %s unreachable: %s", worker, err)
+            self._reported.pop(worker, None)
+            return
+        self.unreachable_reports += 1
+        if reply.get("released"):
+            log.info("released %d replicas of unreachable worker %s", reply["released"], worker)
 
     async def _propose(self, shard: int, ledger: JobLedger, job: Job, slots: list[int],
                        key: tuple[int, bytes]) -> None:
@@ -185,4 +235,5 @@ class MemberDuties:
 
     def status(self) -> dict[str, Any]:
         return {"offers_sent": self.offers_sent, "votes_sent": self.votes_sent,
-                "placements_proposed": self.proposals}
+                "placements_proposed": self.proposals,
+                "unreachable_reports": self.unreachable_reports}

@@ -5,7 +5,7 @@ An operation travels as the ``operation`` bytes of a PBFT ``Request``: canonical
 Who may send what (checked by the ledger, since the request's signer is authenticated):
 
 - ``Submit``, ``AddInputs``, ``Cancel`` -- any node, as the job's submitter;
-- ``Tick``, ``Place``           -- committee members only (ledger time, placements);
+- ``Tick``, ``Place``, ``Unreachable`` -- committee members only (time, placements, dead workers);
 - ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to;
 - ``Query``                     -- anyone (an ordered read; it changes nothing).
 """
@@ -145,6 +145,16 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreachable:
+    """A committee member has not been connected to ``worker`` for a while, and the worker holds
+    unreported replicas. f+1 members saying so (within ``UNREACHABLE_WINDOW_MS``) release them
+    now instead of at their lease (twice the wall limit and a minute); any report from the worker
+    itself withdraws the claims."""
+
+    worker: NodeIdText
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """An ordered read of a job: its counts, and tasks ``first .. first+count-1`` (at most
     ``MAX_QUERY_TASKS``); with ``detail`` (and count 1) a task's replicas and explanation."""
@@ -168,7 +178,7 @@ class Batch:
 
 
 OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
-                        8: Query, 9: Batch, 10: AddInputs}
+                        8: Query, 9: Batch, 10: AddInputs, 11: Unreachable}
 _TAGS = {cls: tag for tag, cls in OPS.items()}
 
 

@@ -61,7 +61,7 @@ class JobsService:
         self.submitter = SubmitterDuties(identity, c.network, c.db, blobs, self.committee_of,
                                          self.chain_before, c.shard_of, self.submit_op)
         self.member = MemberDuties(identity, c.network, self.send, self.seal, candidates,
-                                   self.submit_op)
+                                   self.submit_op, host.connected_peers)
         self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op, self.hand_over)
         c.listeners.append(self.member.on_committed)
         host.handle(PROTOCOL, self._on_frame)
