@@ -48,12 +48,18 @@ def test_the_estimate_is_the_wall_share_until_results_arrive_then_their_median()
     assert expected_duration(spec, [0] * MIN_RUNTIME_SAMPLES)[0] == 1000
 
 
-def test_the_explanation_says_what_the_duration_is_based_on():
+def learned(n_tasks: int, runtime_ms: int) -> tuple[Harness, bytes]:
+    """A placed job whose first three tasks were accepted, each having run ``runtime_ms``."""
     h = Harness()
-    job = h.submit(4)
+    job = h.submit(n_tasks)
     h.place_all(job)
-    for i in range(3):
-        run_task(h, job, i, 10_000 * i + 1, 2_000)
+    for i in range(MIN_RUNTIME_SAMPLES):
+        run_task(h, job, i, 10_000 * i + 1, runtime_ms)
+    return h, job
+
+
+def test_the_explanation_says_what_the_duration_is_based_on():
+    h, job = learned(4, 2_000)
     rec = h.ledger.jobs[job]
     task = rec.tasks[3]
     # A crash frees a slot of task 3: it is placed again with the learned duration.
@@ -67,11 +73,7 @@ def test_the_explanation_says_what_the_duration_is_based_on():
 
 
 def test_replicas_refuse_a_duration_far_from_their_own_estimate():
-    h = Harness()
-    job = h.submit(5)
-    h.place_all(job)
-    for i in range(3):
-        run_task(h, job, i, 10_000 * i + 1, 4_000)
+    h, job = learned(5, 4_000)
     rec = h.ledger.jobs[job]
     cands = h.candidates()
 
