@@ -25,6 +25,7 @@ from daemon.blobs import BlobService, BlobStore
 from daemon.config import ConfigError
 from daemon.committees import CommitteeService
 from daemon.jobs.service import JobsService
+from daemon.membership import Membership
 from daemon.runtime import WorkerPool, default_pool_config
 from daemon.softstate.service import SoftStateService
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
@@ -118,7 +119,9 @@ def build_node(config: NodeConfig) -> Node:
     blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
                         EnvelopeSealer(identity, genesis.network, context=session),
                         EnvelopeOpener(genesis.network))
-    node.add(JobsService(identity, committees, host, blobs, pool, soft.candidates))
+    jobs = JobsService(identity, committees, host, blobs, pool, soft.candidates)
+    node.add(jobs)
+    Membership(db, committees, soft, jobs.worker).register_rpc(node.control)
     return node
 
 

@@ -29,6 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_client_args(p)
     p.set_defaults(func=peers_cmd)
 
+    p = sub.add_parser("leave", help="leave the network for good: stop taking tasks, hand back "
+                                     "the ones held, give up the membership (undo: join)")
+    add_client_args(p)
+    p.set_defaults(func=leave_cmd)
+
+    p = sub.add_parser("join", help="come back after `novacron leave`")
+    add_client_args(p)
+    p.set_defaults(func=join_cmd)
+
 
 def run_daemon_cmd(args: argparse.Namespace) -> int:
     from daemon.config import ConfigError, load_config
@@ -98,4 +107,27 @@ def peers_cmd(args: argparse.Namespace) -> int:
         caps = p.get("capabilities") or {}
         extra = f"  cores={caps.get('cores')} mem={caps.get('memory_mb')}MB" if caps else ""
         print(f"{p['node_id']}  {state:<9}{extra}")
+    return 0
+
+
+def leave_cmd(args: argparse.Namespace) -> int:
+    res = call(args, "leave")
+    if args.json:
+        print_json(res)
+    elif res["state"] == "already left":
+        print("this node has already left the network (`novacron join` to come back)")
+    else:
+        print(f"left: taking no more tasks, replicas handed back on {res['released_on_shards']} "
+              f"shard(s); directory: {res['directory']}. Stop the daemon when you like.")
+    return 0
+
+
+def join_cmd(args: argparse.Namespace) -> int:
+    res = call(args, "join")
+    if args.json:
+        print_json(res)
+    elif res["state"] == "already in":
+        print("this node has not left the network; nothing to do")
+    else:
+        print("joining again: taking tasks now, a member from the next epoch")
     return 0

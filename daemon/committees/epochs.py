@@ -83,6 +83,8 @@ class EpochManager:
         self._join_at = 0.0
         self._advance_asked: int = -1
         self.started_wall = time.time()
+        self.stay_out = False
+        """Set while the volunteer has left on purpose (``daemon.membership``): never join."""
         self._evict_asked: set[tuple[int, bytes]] = set()
         self._evict_scan = 0.0
 
@@ -155,7 +157,7 @@ class EpochManager:
             self._run(fetch.tick(now))
         me = self.svc.identity.public_key
         epoch = self.svc.epoch
-        if me not in epoch.members and now - self._join_at >= JOIN_RETRY_S:
+        if me not in epoch.members and not self.stay_out and now - self._join_at >= JOIN_RETRY_S:
             self._join_at = now
             nursery.start_soon(self._join)
         directory = self.svc.replicas.get((DIRECTORY_SHARD, epoch.epoch))
@@ -315,7 +317,8 @@ class EpochManager:
 
     def status(self) -> dict[str, Any]:
         return {"chain": sorted(self.chain), "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
-                "joining": self.svc.identity.public_key not in self.svc.epoch.members}
+                "joining": self.svc.identity.public_key not in self.svc.epoch.members
+                and not self.stay_out, "left": self.stay_out}
 
 
 class ReplicaConfigView:

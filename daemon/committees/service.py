@@ -302,6 +302,8 @@ class CommitteeService:
         summary = f"epoch {self.epoch.epoch}, member of [{roles or 'none'}], {commits} commits"
         if retiring:
             summary += f", {retiring} retiring"
+        if self.epochs.stay_out:
+            summary += ", left the network (`novacron join` to come back)"
         return {
             "health": "ok" if self.ready else "starting",
             "summary": summary,

@@ -40,8 +40,9 @@ log = logging.getLogger("novacron.worker")
 MAX_ACCEPTED = 4096
 
 
-class WrongRuntime(Exception):
-    """An offer pinned to a runtime this node does not run (a node fault: it never votes)."""
+class Declined(Exception):
+    """An offer this node will not run: pinned to a runtime it does not run, or the volunteer
+    has left. Reported as a node fault, so the replica is placed elsewhere and never votes."""
 
 
 def task_seed(job: bytes, task: int) -> bytes:
@@ -55,6 +56,8 @@ class WorkerDuties:
                  hand_over: Callable[[str, OutputReady], Awaitable[bool]]) -> None:
         self.pool = pool
         self.runtime = offered_runtimes(runtime_id())[-1]
+        self.declining: str | None = None
+        """Why every offer is declined now (``daemon.membership``), or None."""
         self.hand_over = hand_over
         self.blobs = blobs
         self.committee_of = committee_of
@@ -119,9 +122,11 @@ class WorkerDuties:
         are batched), so the slot takes its next task while the committee orders this one's."""
         shard = o.shard
         try:
+            if self.declining:
+                raise Declined(self.declining)
             if o.runtime not in (RUNTIME, self.runtime):
-                raise WrongRuntime(f"the task is pinned to {o.runtime}, this node runs "
-                                   f"{self.runtime}: run it elsewhere")
+                raise Declined(f"the task is pinned to {o.runtime}, this node runs "
+                               f"{self.runtime}: run it elsewhere")
             self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
             module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
@@ -138,7 +143,7 @@ class WorkerDuties:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"this volunteer is not running tasks now: {err}")
         except ModuleUnavailable as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"module unavailable: {err}")
-        except WrongRuntime as err:
+        except Declined as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, str(err))
         self.ran += 1
         name = TaskStatus(outcome.status).name
@@ -169,12 +174,14 @@ class WorkerDuties:
         if "error" in reply:
             log.info("ledger refused %s: %s", type(op).__name__, reply["error"])
 
-    async def leave(self, reason: str) -> None:
-        """Tell the ledgers we are going, so our unfinished replicas are placed again now."""
+    async def leave(self, reason: str) -> int:
+        """Tell the ledgers we are going, so our unfinished replicas are placed again now.
+        Returns how many shards were told."""
         shards = {self.accepted[k].shard for k in self.unfinished if k in self.accepted}
         for shard in shards:
             with trio.move_on_after(1.0):
                 await self._report(shard, ops.Leave(reason))
+        return len(shards)
 
     def status(self) -> dict[str, Any]:
         return {"tasks_run": self.ran, "results": self.results,
