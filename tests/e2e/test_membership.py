@@ -55,7 +55,9 @@ def test_a_silent_member_is_evicted_and_joins_again_when_back(testnet):
         return vid not in com["members"] and com
     com = eventually(evicted, timeout=90, what="the silent member to be evicted")
     assert len(com["members"]) == 4  # the others stay
-    assert ok("kv", "put", "after-evict", "x", "--data-dir", node_dir(testnet, 1)).startswith("committed")
+    put = ok("kv", "put", "after-evict", "x", "--data-dir", node_dir(testnet, 1))
+    assert put.startswith("committed")
 
     ok("testnet", "restart", str(victim), "--dir", str(testnet))
-    eventually(lambda: vid in members(testnet), timeout=120, what="the returning node to join again")
+    eventually(lambda: vid in members(testnet), timeout=120,
+               what="the returning node to join again")
