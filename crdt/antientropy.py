@@ -230,7 +230,10 @@ class Books:
             p.acked = head
             p.needs_state = False
         else:
-            p.needs_state = not self.buffer.covers(p.acked)
+            # It lacks something. If it is still in flight, deltas from ``acked`` bring it; if
+            # the peer applied our whole stream and still lacks it, it dropped those dots (a
+            # writer it had pruned, re-admitted since): only a state against its digest helps.
+            p.needs_state = p.acked >= head or not self.buffer.covers(p.acked)
 
     def gc(self) -> None:
         acks = [p.acked for p in self.peers.values() if p.connected]
