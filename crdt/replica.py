@@ -404,8 +404,12 @@ class Replica:
         return pruning.prune(self.objects, self.departed, set(departed) - {self.node_id}, stable)
 
     def readmit(self, node_ids: Iterable[str]) -> None:
-        """A pruned node rejoined: accept its new writes, keep its old ones buried."""
+        """A pruned node rejoined: accept its new writes, keep its old ones buried. Our digest
+        goes to every peer at the next tick, so the node learns at once what of its writes we
+        dropped while it was out (instead of at the next periodic digest)."""
         pruning.readmit(self.objects, self.departed, node_ids)
+        for p in self.books.peers.values():
+            p.digest_sent_at = -(1 << 62)
 
     # -- persistence ----------------------------------------------------------------------------
 
