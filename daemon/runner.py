@@ -113,6 +113,7 @@ def build_node(config: NodeConfig) -> Node:
     committees = CommitteeService(identity, genesis, host, db)
     soft.trusted_verifiers = lambda: committees.epoch.members
     committees.last_heard = soft.last_heard
+    soft.membership = committees.membership
     node.add(committees)
     node.add(attest)
     session = int.from_bytes(os.urandom(8), "big") >> 1

@@ -315,6 +315,13 @@ class CommitteeService:
             "epochs": self.epochs.status(),
         }
 
+    def membership(self) -> tuple[set[str], set[str]]:
+        """(this epoch's members, nodes that were members of an epoch we know and are not now)."""
+        current = {node_id_from_public_key(m) for m in self.epoch.members}
+        ever = {node_id_from_public_key(m) for cfg in self.epochs.configs.values()
+                for m in cfg.members}
+        return current, ever - current
+
     def register_rpc(self, server: ControlServer) -> None:
         server.register("committees", self.rpc_committees)
         server.register("kv.put", self.rpc_kv_put)

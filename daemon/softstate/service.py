@@ -49,6 +49,7 @@ LOAD_REPUBLISH_S = 5.0
 """A busy worker's load flips with every task; its record follows at most this often."""
 PERSIST_S = 10.0
 HEARD_SCAN_S = 5.0
+PRUNE_S = 5.0
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 _NS = "softstate"
@@ -123,6 +124,30 @@ class SoftStateService:
             return None
 
     trusted_verifiers: Callable[[], Any] = staticmethod(lambda: ())
+    membership: Callable[[], tuple[set[str], set[str]]] = staticmethod(lambda: (set(), set()))
+    """(this epoch's members, nodes that were members in an earlier epoch and are not now):
+    the hard state that says whose records go (``prune_departed``)."""
+
+    def prune_departed(self) -> set[str]:
+        """Drop the records of nodes the membership says have left or been evicted, once every
+        connected peer has all of their writes (``crdt.prune``: they cannot come back from a
+        lagging peer); take back any that are members again. Returns the nodes pruned now."""
+        members, departed = self.membership()
+        back = members & self.replica.departed.keys()
+        if back:
+            self.replica.readmit(back)
+            log.info("soft state: readmitted %d node(s) that are members again", len(back))
+        todo = departed - members - self.replica.departed.keys() - {self.identity.node_id}
+        if not todo:
+            return set()
+        stable = self.replica.stable_point(self.host.connected_peers())
+        if stable is None:
+            return set()  # a peer has not sent its digest yet: next time
+        pruned = self.replica.prune(todo, stable)
+        if pruned:
+            self._dirty_at = self._dirty_at or time.monotonic()
+            log.info("soft state: pruned the records of %d departed node(s)", len(pruned))
+        return pruned
 
     def last_heard(self, node_id: str) -> float | None:
         """When (our wall clock) we last had word of ``node_id``: now while connected, else
@@ -205,7 +230,7 @@ class SoftStateService:
         self.attestation = await trio.to_thread.run_sync(self.attestation_fn)
         self.publish("start")
         task_status.started()
-        last_heartbeat = last_refresh = last_scan = time.monotonic()
+        last_heartbeat = last_refresh = last_scan = last_prune = time.monotonic()
         last_load = self.load_fn()
         last_addrs = self.host.listen_addrs()
         try:
@@ -226,6 +251,9 @@ class SoftStateService:
                 if now - last_scan >= HEARD_SCAN_S:
                     last_scan = now
                     self._note_heard()
+                if now - last_prune >= PRUNE_S:
+                    last_prune = now
+                    self.prune_departed()
         finally:
             with trio.CancelScope(shield=True):
                 self.availability.stopped(time.time())

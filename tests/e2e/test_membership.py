@@ -21,6 +21,12 @@ def members(tn) -> list[str]:
     return as_json("committees", "--data-dir", node_dir(tn, 0))["members"]
 
 
+def record(tn, node: str) -> dict | None:
+    """``node``'s capability record as node 0 holds it, or None."""
+    recs = as_json("capabilities", "--data-dir", node_dir(tn, 0))["records"]
+    return next((r for r in recs if r["node_id"] == node), None)
+
+
 def node_id(tn, i: int) -> str:
     return as_json("status", "--data-dir", node_dir(tn, i))["node_id"]
 
@@ -30,17 +36,20 @@ def test_a_volunteer_leaves_on_purpose_and_joins_again(testnet):
     out = ok("leave", "--data-dir", node_dir(testnet, 3))
     assert out.startswith("left: taking no more tasks") and "directory: ok" in out
     assert ok("leave", "--data-dir", node_dir(testnet, 3)).startswith("this node has already left")
+    # At once: its record offers no task slots (then, once it is out, the record goes).
+    slots = eventually(lambda: record(testnet, me) and [record(testnet, me)["slots"]],
+                       what="its record to offer no task slots")
+    assert slots == [0] or record(testnet, me) is None
     eventually(lambda: me not in members(testnet), timeout=60, what="the member to be gone")
-
-    def offers_no_slots():
-        recs = as_json("capabilities", "--data-dir", node_dir(testnet, 0))["records"]
-        return next(r for r in recs if r["node_id"] == me)["slots"] == 0
-    eventually(offers_no_slots, what="its record to offer no task slots")
     st = as_json("status", "--data-dir", node_dir(testnet, 3))["services"]["consensus"]
     assert st["epochs"]["left"] and not st["epochs"]["joining"]  # it stays out by itself
+    eventually(lambda: record(testnet, me) is None, timeout=60,
+               what="its capability record to be pruned from the soft state")
 
     assert ok("join", "--data-dir", node_dir(testnet, 3)).startswith("joining again")
     eventually(lambda: me in members(testnet), timeout=90, what="the volunteer to be back")
+    eventually(lambda: (record(testnet, me) or {}).get("slots", 0) > 0, timeout=60,
+               what="its record, with task slots, to be back")
 
 
 def test_a_silent_member_is_evicted_and_joins_again_when_back(testnet):
