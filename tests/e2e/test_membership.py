@@ -64,9 +64,13 @@ def test_a_silent_member_is_evicted_and_joins_again_when_back(testnet):
         return vid not in com["members"] and com
     com = eventually(evicted, timeout=90, what="the silent member to be evicted")
     assert len(com["members"]) == 4  # the others stay
+    eventually(lambda: record(testnet, vid) is None, timeout=60,
+               what="the evicted node's capability record to be pruned")
     put = ok("kv", "put", "after-evict", "x", "--data-dir", node_dir(testnet, 1))
     assert put.startswith("committed")
 
     ok("testnet", "restart", str(victim), "--dir", str(testnet))
     eventually(lambda: vid in members(testnet), timeout=120,
                what="the returning node to join again")
+    eventually(lambda: record(testnet, vid) is not None, timeout=60,
+               what="its capability record to be back")
