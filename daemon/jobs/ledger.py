@@ -303,7 +303,7 @@ class JobLedger:
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding
-        from daemon.jobs.placing import check_proposal, task_runtime
+        from daemon.jobs.placing import check_proposal, majority_runtime, task_runtime
 
         if client not in self.members:
             raise _Refused("only committee members may propose placements")
@@ -314,6 +314,7 @@ class JobLedger:
             raise _Refused("placement time is too far from the ledger clock")
         placed, refused = 0, []
         extra: Counter[str] = Counter()  # tasks given to each worker earlier in this operation
+        majority = majority_runtime(op.candidates)
         for a in op.assignments:
             seen = Counter(extra)
             for w in a.workers:
@@ -330,7 +331,7 @@ class JobLedger:
             if len(a.workers) > slots or len(set(a.workers)) != len(a.workers) or used & set(a.workers):
                 refused.append([a.task, "workers repeat, or more than the open slots"])
                 continue
-            runtime = task_runtime(task, op.candidates)
+            runtime = task_runtime(task, majority)
             problem, explanation = check_proposal(job, a.task, a.workers, op, self.workers,
                                                   used, slots, runtime, seen)
             if problem:

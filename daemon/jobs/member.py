@@ -34,8 +34,8 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import ops
 from daemon.jobs.certificate import sign_vote
 from daemon.jobs.ledger import UNREACHABLE_WINDOW_MS, Job, JobLedger
-from daemon.jobs.placing import (RUNTIME, effective_load, expected_duration, propose,
-                                 task_runtime)
+from daemon.jobs.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
+                                 propose, task_runtime)
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
@@ -197,6 +197,7 @@ class MemberDuties:
             extra: Counter[str] = Counter()
             duration = expected_duration(job.spec, job.runtimes_ms)
             empty = ops.Place(job.id, now_ms, duration[0], cands, ())
+            majority = majority_runtime(cands)
             size = len(packb([ops.encode_op(empty)]))
             for i in slots:
                 t = job.tasks[i]
@@ -210,7 +211,7 @@ class MemberDuties:
                     size = len(packb([ops.encode_op(empty)]))
                 placement, assignment = propose(job.id, i, job.spec, n, cands, used,
                                                 ledger.workers, now_ms, duration,
-                                                task_runtime(t, cands), extra)
+                                                task_runtime(t, majority), extra)
                 if not assignment.workers:
                     continue
                 size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16

@@ -51,17 +51,21 @@ def queue_per_slot(load: float) -> float:
     return load / (1 - load) if load < 1 else float("inf")
 
 
-def task_runtime(task: Any, candidates: Iterable[ops.CandidateWire]) -> str:
-    """The exact runtime (``wasm32-wasi@ID``) every replica of ``task`` must run on.
-
-    A task with a replica still running or reported keeps the runtime it was first placed on;
-    one with none (new, or every replica lost) takes the runtime most candidates offer (ties:
-    the greater name). Records that name no exact runtime leave only the bare target."""
-    if task.runtime and any(r.result is not None or r.outcome == "pending" for r in task.replicas):
-        return str(task.runtime)
+def majority_runtime(candidates: Iterable[ops.CandidateWire]) -> str:
+    """The exact runtime (``wasm32-wasi@ID``) most candidates offer (ties: the greater name),
+    or the bare target when no record names one. Once per ``Place``, for all its tasks."""
     counts = Counter(name for c in candidates for name in set(c.runtimes)
                      if name.startswith(RUNTIME + "@"))
     return max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0] if counts else RUNTIME
+
+
+def task_runtime(task: Any, majority: str) -> str:
+    """The exact runtime every replica of ``task`` must run on: the one it was first placed
+    on while any of its replicas still runs or has reported; else (new, or every replica
+    lost) ``majority`` (``majority_runtime`` of the candidates)."""
+    if task.runtime and any(r.result is not None or r.outcome == "pending" for r in task.replicas):
+        return str(task.runtime)
+    return majority
 
 
 def default_duration_ms(spec: ops.Submit) -> int:

@@ -9,7 +9,7 @@ from consensus.statemachine import ClientRequest
 from daemon.capabilities import offered_runtimes
 from daemon.jobs import ops
 from daemon.jobs.ledger import JobLedger
-from daemon.jobs.placing import expected_duration, propose, task_runtime
+from daemon.jobs.placing import expected_duration, majority_runtime, propose, task_runtime
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
 
@@ -72,12 +72,13 @@ class Harness:
         assignments = []
         extra: Counter = Counter()
         duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
+        majority = majority_runtime(cands)
         for i, task in enumerate(jobrec.tasks):
             slots = self.ledger.open_slots(jobrec, task)
             if slots:
                 used = {r.worker for r in task.replicas}
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
-                               self.ledger.now_ms, duration, task_runtime(task, cands), extra)
+                               self.ledger.now_ms, duration, task_runtime(task, majority), extra)
                 assignments.append(a)
                 extra.update(a.workers)
         return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, duration[0], cands,

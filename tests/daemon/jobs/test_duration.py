@@ -5,7 +5,7 @@ from __future__ import annotations
 from daemon.jobs import ops
 from daemon.jobs.ledger import AGREED, JobLedger
 from daemon.jobs.placing import (MIN_RUNTIME_SAMPLES, default_duration_ms, expected_duration,
-                                 propose, task_runtime)
+                                 majority_runtime, propose, task_runtime)
 
 from protocol.canonical import packb, unpackb
 from protocol.messages.tasks import TaskStatus
@@ -67,7 +67,8 @@ def test_the_explanation_says_what_the_duration_is_based_on():
     cands = h.candidates()
     _, a = propose(job, 3, rec.spec, h.ledger.open_slots(rec, task), cands,
                    {r.worker for r in task.replicas}, h.ledger.workers, h.ledger.now_ms,
-                   expected_duration(rec.spec, rec.runtimes_ms), task_runtime(task, cands))
+                   expected_duration(rec.spec, rec.runtimes_ms),
+                   task_runtime(task, majority_runtime(cands)))
     assert a.explanation["duration_s"] == 2.0
     assert a.explanation["duration_basis"].startswith("median run time")
 
@@ -81,7 +82,7 @@ def test_replicas_refuse_a_duration_far_from_their_own_estimate():
         t = rec.tasks[task]
         _, a = propose(job, task, rec.spec, h.ledger.open_slots(rec, t), cands,
                        {r.worker for r in t.replicas}, h.ledger.workers, h.ledger.now_ms,
-                       (duration_ms, "test"), task_runtime(t, cands))
+                       (duration_ms, "test"), task_runtime(t, majority_runtime(cands)))
         return h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, duration_ms, cands, (a,)))
 
     for task in (3, 4):  # a crash frees one replica slot of each
