@@ -213,9 +213,10 @@ class JobLedger:
                 for _, j in sorted(self.jobs.items())]
         workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
         clock = sorted(self.member_clock.items())
-        unreachable = [[w, sorted(by.items())] for w, by in sorted(self.unreachable.items())]
+        unreachable = [[w, [[m, t] for m, t in sorted(by.items())]]
+                       for w, by in sorted(self.unreachable.items())]
         return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock],
-                      [[w, [list(x) for x in by]] for w, by in unreachable]])
+                      unreachable])
 
     def restore(self, snapshot: bytes) -> None:
         try:
@@ -385,13 +386,19 @@ class JobLedger:
                      request: ClientRequest) -> dict[str, Any]:
         if client not in self.members:
             raise _Refused("only committee members report unreachable workers")
-        claims = self.unreachable.setdefault(op.worker, {})
+        if op.worker not in self.pending_by_worker():
+            # Kept only for workers holding replicas: a member cannot grow the state with ids.
+            self.unreachable.pop(op.worker, None)
+            return {"reports": 0, "holds": 0}
+        claims = {m: t for m, t in self.unreachable.get(op.worker, {}).items()
+                  if self.now_ms - t <= UNREACHABLE_WINDOW_MS}
         claims[client] = self.now_ms
-        recent = [m for m, t in claims.items() if self.now_ms - t <= UNREACHABLE_WINDOW_MS]
-        if len(recent) < self.f + 1:
-            return {"reports": len(recent)}
+        self.unreachable[op.worker] = claims
+        recent = len(claims)
+        if recent < self.f + 1:
+            return {"reports": recent}
         del self.unreachable[op.worker]
-        released = self._release_worker(op.worker, f"worker unreachable to {len(recent)} "
+        released = self._release_worker(op.worker, f"worker unreachable to {recent} "
                                                    "committee members")
         if released:
             self._worker(op.worker).timeouts += 1  # as one lease expiry, not one per replica

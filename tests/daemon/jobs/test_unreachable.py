@@ -53,6 +53,9 @@ def test_old_reports_do_not_add_up_and_a_word_from_the_worker_withdraws_them():
 def test_only_members_report_and_claims_survive_a_snapshot():
     h, job, worker, _ = placed_on_one_worker()
     assert "only committee members" in h.call(WORKERS[3], ops.Unreachable(worker))["error"]
+    # Claims about a node holding nothing are not kept: no member can grow the state with ids.
+    assert h.call(MEMBERS[0], ops.Unreachable("12D3KooWNobody")) == {"reports": 0, "holds": 0}
+    assert "12D3KooWNobody" not in h.ledger.unreachable
     h.call(MEMBERS[0], ops.Unreachable(worker))
     snap = h.ledger.snapshot()
     again = JobLedger([m.public_key for m in MEMBERS], f=1)
