@@ -14,6 +14,12 @@ Modules and subpackages:
 - ``sched``    -- availability forecasts and task placement with explanations (pure).
 - ``runtime``  -- the wasmtime sandbox, its deterministic WASI subset, the worker pool.
 - ``jobs``     -- job specs, the job ledger, workers and results.
+- ``genesis``  -- a network's genesis: name, parameters, founding members.
+- ``capabilities`` -- this node's capability record, and checking the records peers gossip.
+- ``softstate`` -- the capability registry as signed CRDTs, synced with peers; prunes leavers.
+- ``committees`` -- this node's PBFT replicas and clients, and epochs (joins, evictions).
+- ``blobs``    -- content-addressed modules, inputs and outputs.
+- ``membership`` -- ``novacron leave`` / ``join``: leaving the network on purpose, and back.
 """
 
 __version__ = "0.1.0"
