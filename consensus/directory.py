@@ -144,8 +144,9 @@ class DirectoryMachine:
             if op[1] != self.epoch + 1:
                 return b"stale"
             staying = (set(self.members) | self.joining) - self.leaving
-            if len(staying - self.evicted()) >= self.params.min_committee:
-                staying -= self.evicted()
+            evicted = self.evicted()
+            if len(staying - evicted) >= self.params.min_committee:
+                staying -= evicted
             self.members = tuple(sorted(staying))
             self.epoch += 1
             self.randomness = next_randomness(self.randomness, self.epoch, self.members)

@@ -48,8 +48,9 @@ REFRESH_S = 300.0
 LOAD_REPUBLISH_S = 5.0
 """A busy worker's load flips with every task; its record follows at most this often."""
 PERSIST_S = 10.0
-HEARD_SCAN_S = 5.0
-PRUNE_S = 5.0
+MEMBERSHIP_SCAN_S = 5.0
+"""How often the records are scanned for news of each node (``last_heard``), and departed
+nodes pruned."""
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 _NS = "softstate"
@@ -230,7 +231,7 @@ class SoftStateService:
         self.attestation = await trio.to_thread.run_sync(self.attestation_fn)
         self.publish("start")
         task_status.started()
-        last_heartbeat = last_refresh = last_scan = last_prune = time.monotonic()
+        last_heartbeat = last_refresh = last_scan = time.monotonic()
         last_load = self.load_fn()
         last_addrs = self.host.listen_addrs()
         try:
@@ -248,11 +249,9 @@ class SoftStateService:
                     self.publish("refresh")
                 if self._dirty_at and now - self._dirty_at >= PERSIST_S:
                     self._persist()
-                if now - last_scan >= HEARD_SCAN_S:
+                if now - last_scan >= MEMBERSHIP_SCAN_S:
                     last_scan = now
                     self._note_heard()
-                if now - last_prune >= PRUNE_S:
-                    last_prune = now
                     self.prune_departed()
         finally:
             with trio.CancelScope(shield=True):
