@@ -25,6 +25,7 @@ Proofs and committees:
 - ``pow``          -- proof of work on a node key (the price of an identity).
 - ``directory``    -- the directory committee's state machine: joins, leaves, epochs.
 - ``reconfig``     -- handing a shard's state to the next epoch's committee.
+- ``chain``        -- the epoch chain: from the genesis to any epoch's committees, offline.
 """
 
 from consensus.actions import (

@@ -13,11 +13,14 @@ Modules and subpackages:
 - ``p2p``      -- the libp2p host wrapper: Noise, yamux, tuned GossipSub, framed streams.
 - ``sched``    -- availability forecasts and task placement with explanations (pure).
 - ``runtime``  -- the wasmtime sandbox, its deterministic WASI subset, the worker pool.
-- ``jobs``     -- job specs, the job ledger, workers and results.
+- ``jobs``     -- job specs, and this node as submitter, committee member and worker (I/O).
+- ``ledger``   -- hard state: the job ledger state machine, placement checks, reputation,
+                  result certificates (pure).
 - ``genesis``  -- a network's genesis: name, parameters, founding members.
 - ``capabilities`` -- this node's capability record, and checking the records peers gossip.
 - ``softstate`` -- the capability registry as signed CRDTs, synced with peers; prunes leavers.
-- ``committees`` -- this node's PBFT replicas and clients, and epochs (joins, evictions).
+- ``committees`` -- this node's PBFT replicas and clients, and epochs (joins, evictions);
+                  generic over what shards replicate (``committees.hooks.ShardApplication``).
 - ``blobs``    -- content-addressed modules, inputs and outputs.
 - ``membership`` -- ``novacron leave`` / ``join``: leaving the network on purpose, and back.
 """

@@ -22,17 +22,17 @@ from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.messages.capability import CapabilityAnnounce
+from protocol.messages.tasks import RUNTIME
 from protocol.schema import struct_spec
 
 HEARTBEAT_S = 60
-RUNTIME = "wasm32-wasi"
 
 
 def offered_runtimes(runtime_id: str) -> tuple[str, ...]:
     """What a node's record offers: the WASI target, and the exact runtime (wasmtime release
     and engine settings, ``daemon.runtime.pool.runtime_id``) as ``wasm32-wasi@ID``. Replicas
     agree on fuel-limited statuses only on one runtime, so placement pins each task to one
-    (``daemon.jobs.placing.task_runtime``)."""
+    (``daemon.ledger.placing.task_runtime``)."""
     return (RUNTIME, f"{RUNTIME}@{runtime_id}")
 _NS = "node"
 _SPEC = struct_spec(CapabilityAnnounce)

@@ -17,25 +17,26 @@ from collections.abc import Callable
 
 import trio
 
-from daemon.config import NodeConfig
 from daemon.attest.collect import LocalAttester
 from daemon.attest.service import AttestationService
 from daemon.attest.verify import VerifierConfig, load_trusted_certificates
 from daemon.blobs import BlobService, BlobStore
-from daemon.config import ConfigError
 from daemon.committees import CommitteeService
-from daemon.jobs.service import JobsService
-from daemon.membership import Membership
-from daemon.runtime import WorkerPool, default_pool_config
-from daemon.softstate.service import SoftStateService
-from protocol.envelope import EnvelopeOpener, EnvelopeSealer
+from daemon.config import NodeConfig
+from daemon.config import ConfigError
 from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
+from daemon.jobs.service import JobsService
+from daemon.ledger.shard import LedgerShards
+from daemon.membership import Membership
 from daemon.node import Node
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
+from daemon.runtime import WorkerPool, default_pool_config
+from daemon.softstate.service import SoftStateService
 from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
+from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.identity import NodeIdentity
 
 log = logging.getLogger("novacron")
@@ -110,7 +111,7 @@ def build_node(config: NodeConfig) -> Node:
     soft_ref.append(soft)
     node.add(soft)
     p2p.peer_info.append(soft.peer_info)
-    committees = CommitteeService(identity, genesis, host, db)
+    committees = CommitteeService(identity, genesis, host, db, LedgerShards())
     soft.trusted_verifiers = lambda: committees.epoch.members
     committees.last_heard = soft.last_heard
     soft.membership = committees.membership

@@ -10,7 +10,9 @@ Modules:
 - ``canonical``   -- canonical msgpack encoding and strict, bounded decoding.
 - ``schema``      -- typed, versioned message classes (``@message``) and their array wire form.
 - ``types``       -- named field types (``U64``, ``Digest``, ``Signature``, ...).
-- ``messages``    -- the message classes of every protocol (capability, crdt, pbft, tasks, blobs).
+- ``messages``    -- the message classes of every protocol (capability, crdt, pbft, tasks, blobs,
+                     ledger operations).
+- ``attestation`` -- the ordered attestation levels (on the wire in records, specs, placements).
 - ``domains``     -- signing-domain tags, one per use of the node key.
 - ``envelope``    -- signed envelopes: ``seal`` / ``open_envelope``, ``EnvelopeSealer`` /
                      ``EnvelopeOpener``.

@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from daemon.attest.levels import AttestationLevel
 from daemon.sched.placement import SCORE_QUANTUM, Candidate, PlacementInputs, TaskNeeds, place
 from daemon.sched.predictor import ModelTable, Predictor
 from daemon.sched.summary import AvailabilitySummary
 from daemon.sched.timebase import HOUR
+from protocol.attestation import AttestationLevel
 from protocol.identity import NodeId
 from testnet.traces.trace import HostTrace
 

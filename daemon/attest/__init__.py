@@ -21,23 +21,8 @@ The verifier's side (pure: no I/O, no clock, randomness passed in):
 - ``result``   -- checks and the rule that turns them into a level.
 - ``report``   -- ``AttestationReport`` {kind, evidence, verified_by, reasons, self_reported}.
 - ``statement`` -- verifiers' signed statements and the level a scheduler may rely on.
-- ``levels``   -- the ordered attestation levels a job can require.
+
+The ordered attestation levels a job can require are ``protocol.attestation.AttestationLevel``:
+the scheduler, the ledger and job specs need them without this stack. This ``__init__``
+re-exports nothing, so importing one module never loads the others (nor ``cryptography``).
 """
-
-from daemon.attest.collect import Answer, LocalAttester
-from daemon.attest.detect import Detection, detect
-from daemon.attest.evidence import (Challenge, EvidenceBundle, EvidenceKind, SnpEvidence,
-                                    TdxEvidence, TpmEvidence)
-from daemon.attest.levels import AttestationLevel
-from daemon.attest.probe import FsProbe
-from daemon.attest.report import AttestationReport
-from daemon.attest.result import Check, Status, VerificationResult
-from daemon.attest.statement import VerifierStatement, attested_level, sign_statement
-from daemon.attest.verify import Verifier, VerifierConfig, verify_evidence
-
-__all__ = [
-    "Answer", "AttestationLevel", "AttestationReport", "Challenge", "Check", "Detection",
-    "EvidenceBundle", "EvidenceKind", "FsProbe", "LocalAttester", "SnpEvidence", "Status",
-    "TdxEvidence", "TpmEvidence", "VerificationResult", "Verifier", "VerifierConfig",
-    "VerifierStatement", "attested_level", "detect", "sign_statement", "verify_evidence",
-]

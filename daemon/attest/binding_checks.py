@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
+from protocol.attestation import AttestationLevel
 from protocol.identity import node_id_from_public_key
 
 

@@ -24,10 +24,10 @@ from typing import Any
 from daemon.attest.evidence import (Evidence, EvidenceKind, SnpEvidence, TdxEvidence, TpmEvidence,
                                     evidence_from_wire)
 from daemon.attest.facts import SelfReportedFacts
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.statement import VerifierStatement, attested_level
 from daemon.attest.tpm.structures import HASH_NAMES
 from daemon.attest.wire import as_map, get_list, get_str, packb, str_list, unpackb
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 from protocol.identity import node_id_from_public_key
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from daemon.attest.levels import AttestationLevel
+from protocol.attestation import AttestationLevel
 
 
 class Status(Enum):

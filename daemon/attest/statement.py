@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.attest.evidence import Evidence, EvidenceKind
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import VerificationResult
 from daemon.attest.wire import as_map, get_bytes, get_int, get_str, packb
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 from protocol.identity import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, NodeIdentity, verify_signature
 

@@ -41,9 +41,9 @@ from daemon.attest.binding import tee_report_data
 from daemon.attest.binding_checks import binding_checks
 from daemon.attest.bytereader import ByteReader
 from daemon.attest.evidence import MAX_TDX_QUOTE, TdxEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
 from daemon.attest.x509chain import chain_to_anchor, load_pem_bundle, public_key_of
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 
 HEADER_SIZE = 48

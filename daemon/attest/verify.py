@@ -32,7 +32,6 @@ from daemon.attest.binding import NONCE_SIZE
 from daemon.attest.binding_checks import short
 from daemon.attest.evidence import (Challenge, Evidence, EvidenceKind, SnpEvidence, TdxEvidence,
                                     TpmEvidence)
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import VerificationResult, failed
 from daemon.attest.sevsnp import snp_checks
 from daemon.attest.tdx import tdx_checks
@@ -41,6 +40,7 @@ from daemon.attest.tpm.endorsement import IssuedCredential, endorsement_checks
 from daemon.attest.tpm.quote import quote_checks
 from daemon.attest.tpm.structures import parse_public
 from daemon.attest.x509chain import load_pem_bundle
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 
 TOP_LEVEL = {EvidenceKind.TPM2: AttestationLevel.TPM, EvidenceKind.SEV_SNP: AttestationLevel.TEE,

@@ -20,14 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon.attest.binding import NONCE_SIZE
-from daemon.attest.collect import LocalAttester
-from daemon.attest.evidence import Challenge, EvidenceBundle
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, Status, VerificationResult
-from daemon.attest.verify import VerifierConfig, load_trusted_certificates, verify_evidence
 from daemon.cli.errors import CliError
 from daemon.storage.datadir import default_data_dir, ensure_data_dir
 from daemon.storage.keyfile import KeyFileError, load_or_create_identity
+from protocol.attestation import AttestationLevel
 from protocol.errors import ProtocolError
 from protocol.identity import node_id_from_public_key, public_key_from_node_id
 
@@ -96,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from daemon.attest.collect import LocalAttester  # late: the attestation stack, on use only
+    from daemon.attest.evidence import Challenge, EvidenceBundle
+
     for flag in ("node_id", "require"):
         if getattr(args, flag):
             raise CliError(f"--{flag.replace('_', '-')} only makes sense with --verify FILE")
@@ -131,6 +131,8 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _trusted(paths: list[Path], what: str) -> tuple[Any, ...]:
+    from daemon.attest.verify import load_trusted_certificates
+
     certs: list[Any] = []
     for path in paths:
         try:
@@ -142,6 +144,9 @@ def _trusted(paths: list[Path], what: str) -> tuple[Any, ...]:
 
 
 def verify(args: argparse.Namespace) -> int:
+    from daemon.attest.evidence import EvidenceBundle  # late: the attestation stack, on use only
+    from daemon.attest.verify import VerifierConfig, verify_evidence
+
     if args.out is not None or args.tcti is not None:
         raise CliError("--out and --tcti are for reporting; drop them when using --verify")
     data = _read(args.verify, "evidence file")

@@ -231,7 +231,7 @@ def render_explanation(ex: dict[str, Any]) -> str:
 
 def verify_cmd(args: argparse.Namespace) -> int:
     from daemon.genesis import GenesisError, load_genesis
-    from daemon.jobs.certificate import CertificateError, ResultCertificate, verify_certificate
+    from daemon.ledger.certificate import CertificateError, ResultCertificate, verify_certificate
 
     cert_file = args.dir / "certificates.json"
     try:

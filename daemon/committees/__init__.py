@@ -1,6 +1,10 @@
 """Hard state on the wire: this node's PBFT replicas and client, over direct libp2p streams.
 
-- ``machine``  -- ``ShardMachine``: a shard committee's state machine (job ledger + key-value).
+- ``hooks``    -- ``ShardApplication``: what the service needs of the state its shards
+                  replicate (a machine factory, a batcher, a tick hook); the job ledger's
+                  side is ``daemon.ledger.shard.LedgerShards``. Nothing here imports jobs.
+- ``epochs``   -- ``EpochManager``: joins, evictions, epoch notices, hand-over between
+                  committees (it sees the service only through ``EpochHost``).
 - ``runner``   -- carrying out replica actions: persist (durably) before send; replica stores.
 - ``requests`` -- submitting requests to a shard, one outstanding per shard, with a queue.
 - ``service``  -- ``CommitteeService``: committees from the genesis/directory, routing, ticks,

@@ -32,26 +32,27 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
+from consensus.chain import next_config
 from consensus.checkpoint import InvalidProof
 from consensus.committee import DIRECTORY_SHARD
+from consensus.config import ReplicaConfig
+from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
 from consensus.statemachine import state_digest
-from daemon.committees.chain import next_config
 from daemon.committees.runner import ReplicaRunner
+from daemon.genesis import Genesis
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
 from protocol.identity import node_id_from_public_key
 from protocol.messages.pbft import EndEpoch, EpochNotice, HandoffNotice, StateChunk
-
-if TYPE_CHECKING:
-    from daemon.committees.service import CommitteeService
 
 log = logging.getLogger("novacron.epochs")
 
@@ -62,12 +63,40 @@ EVICT_SCAN_S = 5.0
 _NS = "epochs"
 
 
+class EpochHost(Protocol):
+    """What the epoch manager uses of the committees service (which implements it): the node's
+    keys and store, the current epoch (which the manager moves on), the replicas, and sending."""
+
+    identity: Any
+    genesis: Genesis
+    network: str
+    db: Any
+    signer: Ed25519Signer
+    verifier: Ed25519Verifier
+    epoch: EpochConfig
+    replicas: dict[tuple[int, int], ReplicaRunner]
+    host: Any
+    last_heard: Callable[[str], float | None]
+
+    def config_for(self, shard: int) -> ReplicaConfig: ...
+
+    def machine_for(self, shard: int, committee: tuple[bytes, ...]) -> Any: ...
+
+    def reconfigure_clients(self) -> None: ...
+
+    def send_public(self, public_key: bytes, data: bytes) -> None: ...
+
+    def send_to_node(self, node_id: str, data: bytes) -> None: ...
+
+    async def submit(self, shard: int, operation: bytes, timeout: float = ...) -> bytes: ...
+
+
 def _key(epoch: int) -> bytes:
     return epoch.to_bytes(8, "big")
 
 
 class EpochManager:
-    def __init__(self, svc: "CommitteeService") -> None:
+    def __init__(self, svc: EpochHost) -> None:
         self.svc = svc
         self.configs: dict[int, EpochConfig] = {svc.epoch.epoch: svc.epoch}
         self.chain: dict[int, bytes] = {}

@@ -2,8 +2,9 @@
 
 From the genesis (and, later, the directory's epochs) every node computes the same committees:
 the directory committee and one committee per shard. For each committee this node sits on it
-runs a ``consensus.Replica`` whose state machine is a ``ShardMachine`` (job ledger + key-value
-store), or the ``DirectoryMachine``; for every shard it can submit requests as a client.
+runs a ``consensus.Replica`` whose state machine the shard application makes
+(``daemon.committees.hooks.ShardApplication``: the job ledger + key-value store), or the
+``DirectoryMachine``; for every shard it can submit requests as a client.
 
 Transport: protocol ``/novacron/pbft/1``, one signed envelope per frame. Inbound envelopes are
 opened (signature checked; no replay window, since replicas forward older evidence on purpose
@@ -11,8 +12,9 @@ and de-duplicate themselves) and routed by (shard, epoch) to a replica, or by sh
 client when it is a ``Reply``. Envelopes that do not open are counted against the peer that
 sent them by the p2p layer; misbehaviour a replica proves is reported there too.
 
-Time: replicas run on ``time.monotonic()``; envelopes carry the wall clock. Committee members
-tick the ledger clock (``Tick``) so leases and deadlines advance (``daemon.jobs.ledger``).
+Time: replicas run on ``time.monotonic()``; envelopes carry the wall clock. On every tick the
+application may submit operations of its own to the shards this node sits on (the ledger's
+clock reports, so leases and deadlines advance: ``daemon.ledger.shard``).
 """
 
 from __future__ import annotations
@@ -26,21 +28,21 @@ from typing import Any
 import trio
 
 from consensus.actions import Committed, EpochEnded, Misbehaviour, ViewEntered
+from consensus.checkpoint import InvalidProof
 from consensus.committee import DIRECTORY_SHARD
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
-from consensus.checkpoint import InvalidProof
 from daemon.committees.epochs import EpochManager
-from daemon.committees.machine import KV, LEDGER, ShardMachine
+from daemon.committees.hooks import ShardApplication
 from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
 from daemon.committees.runner import ActionSink, ReplicaRunner, load_store
 from daemon.control.jsonrpc import NOT_FOUND, NOT_READY, REJECTED, UNAVAILABLE, RpcError
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.genesis import Genesis
-from daemon.jobs import ops
+from daemon.ledger.shard import KV
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.storage.db import Database
@@ -53,8 +55,6 @@ log = logging.getLogger("novacron.consensus")
 
 PROTOCOL = "/novacron/pbft/1"
 TICK_S = 0.05
-LEDGER_TICK_ACTIVE_S = 2.0
-LEDGER_TICK_IDLE_S = 30.0
 REQUEST_TIMEOUT_S = 30.0
 
 Listener = Callable[[int, "ReplicaRunner", Committed], None]
@@ -67,8 +67,10 @@ def _wall_ms(_now: float) -> int:
 class CommitteeService:
     name = "consensus"
 
-    def __init__(self, identity: NodeIdentity, genesis: Genesis, host: P2PHost, db: Database) -> None:
+    def __init__(self, identity: NodeIdentity, genesis: Genesis, host: P2PHost, db: Database,
+                 app: ShardApplication) -> None:
         self.identity = identity
+        self.app = app
         self.genesis = genesis
         self.network = genesis.network
         self.host = host
@@ -84,7 +86,6 @@ class CommitteeService:
         self.ready = False
         self.dropped = 0
         self.misbehaviour: dict[str, int] = {}
-        self._last_ledger_tick = 0.0
         # When we last had word of a node (wall clock; the soft state knows): what evictions
         # of silent members go by. None: never.
         self.last_heard: Callable[[str], float | None] = lambda _node: None
@@ -116,7 +117,7 @@ class CommitteeService:
     def machine_for(self, shard: int, committee: tuple[bytes, ...]) -> Any:
         if shard == DIRECTORY_SHARD:
             return self.genesis.directory()
-        return ShardMachine(list(committee), (len(committee) - 1) // 3)
+        return self.app.machine(committee)
 
     def _start_epoch(self, now: float) -> None:
         me = self.identity.public_key
@@ -140,7 +141,7 @@ class CommitteeService:
             self.clients[shard] = self._requests(cfg)
 
     def _requests(self, cfg: ReplicaConfig) -> ShardRequests:
-        batcher = None if cfg.shard == DIRECTORY_SHARD else ledger_batcher
+        batcher = None if cfg.shard == DIRECTORY_SHARD else self.app.batcher
         return ShardRequests(cfg, self.signer, batcher)
 
     # -- running ----------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class CommitteeService:
                 for shard, client in list(self.clients.items()):
                     self._pump(shard, client, now)
                     self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
-                self._maybe_tick_ledgers(now)
+                self._tick_shards(now)
                 self.epochs.tick(nursery, now)
                 await trio.sleep(TICK_S)
 
@@ -252,20 +253,15 @@ class CommitteeService:
             runner.ended = event
             self.epochs.on_epoch_ended(runner, event.seq, event.digest, event.proof)
 
-    def _maybe_tick_ledgers(self, now: float) -> None:
-        """Members keep the ledger clock moving: often while jobs are open, rarely otherwise."""
-        for (shard, _), runner in self.replicas.items():
-            if shard == DIRECTORY_SHARD:
-                continue
-            ledger = runner.machine.ledger
-            active = any(j.state == "open" for j in ledger.jobs.values())
-            interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S
-            if now - self._last_ledger_tick >= interval:
-                self._last_ledger_tick = now
-                op = LEDGER + ops.encode_op(ops.Tick(int(time.time() * 1000)))
-                client = self.clients[shard]
-                if len(client.queue) < 8:
-                    client.enqueue(op)
+    def _tick_shards(self, now: float) -> None:
+        """Give the application its tick on each shard we sit on (the ledger clock reports)."""
+        wall_ms = int(time.time() * 1000)
+        for (shard, epoch), runner in self.replicas.items():
+            if shard == DIRECTORY_SHARD or epoch != self.epoch.epoch:
+                continue  # a retiring replica's shard has this epoch's replica, or no tick
+            client = self.clients[shard]
+            for op in self.app.tick(shard, runner.machine, now, wall_ms, len(client.queue)):
+                client.enqueue(op)
 
     # -- submitting -------------------------------------------------------------------------------
 
@@ -282,14 +278,6 @@ class CommitteeService:
                 f"shard {shard} committee gave no result within {timeout:.0f} s (is a quorum of "
                 f"its {len(client.config.committee)} members reachable?)")
         return pending.result
-
-    async def submit_ledger(self, shard: int, op: Any, timeout: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
-        reply = await self.submit(shard, LEDGER + ops.encode_op(op), timeout)
-        try:
-            out = unpackb(reply)
-        except RemoteProtocolError:
-            raise CommitteeUnavailable(f"the committee replied with garbage: {reply[:60]!r}") from None
-        return out if isinstance(out, dict) else {"error": repr(out)}
 
     # -- status and control -----------------------------------------------------------------------
 
@@ -372,22 +360,6 @@ class CommitteeService:
             raise RpcError(UNAVAILABLE, str(err)) from None
         except QueueFull as err:
             raise RpcError(UNAVAILABLE, f"too many requests waiting: {err}") from None
-
-
-def ledger_batcher(operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
-    """Combine queued ledger operations into one ``Batch`` (key-value ones are not batched)."""
-    if len(operations) < 2 or not all(o[:1] == LEDGER for o in operations):
-        return None
-    batch = ops.Batch(tuple(o[1:] for o in operations))
-
-    def split(result: bytes) -> list[bytes]:
-        try:
-            replies = unpackb(result)["replies"]
-        except (RemoteProtocolError, KeyError, TypeError):
-            return []
-        return [packb(r) for r in replies]
-
-    return LEDGER + ops.encode_op(batch), split
 
 
 def _shard_name(shard: int) -> str:

@@ -6,10 +6,7 @@
 - ``client``  -- the blocking client the CLI uses; one-line errors for every failure.
 
 Every method, its params and its errors are documented in ``docs/control-socket.md``.
+
+This ``__init__`` re-exports nothing: the CLI imports ``client`` (blocking, no trio) and the
+daemon ``server``; importing the package must not load trio for a command that never needs it.
 """
-
-from daemon.control.client import ControlClient, ControlError
-from daemon.control.jsonrpc import RpcError
-from daemon.control.server import ControlServer, SocketInUse
-
-__all__ = ["ControlClient", "ControlError", "ControlServer", "RpcError", "SocketInUse"]

@@ -1,6 +1,13 @@
-"""Jobs: what a researcher submits, how a committee tracks it, how workers run it.
+"""Jobs: what a researcher submits, and this node's part in running it (the trio side).
 
-- ``spec``  -- the job spec (TOML), checked field by field with one-line errors.
+- ``spec``      -- the job spec (TOML), checked field by field with one-line errors.
+- ``submitter`` -- submitting jobs, gathering outputs, votes and certificates.
+- ``member``    -- as a committee member: placing tasks, sending offers and result votes.
+- ``worker``    -- running offered tasks in the sandbox and reporting their results.
+- ``service``   -- ``JobsService``: the three roles wired to committees, blobs and the socket.
+
+The ledger they all act on (hard state, pure) is ``daemon.ledger``; its operations are
+``protocol.messages.ledger``.
 """
 
 from daemon.jobs.spec import JobSpec, SpecError, load_spec

@@ -31,13 +31,13 @@ import trio
 from consensus.actions import Committed
 from consensus.committee import DIRECTORY_SHARD
 from daemon.committees.runner import ReplicaRunner
-from daemon.jobs import ops
-from daemon.jobs.certificate import sign_vote
-from daemon.jobs.ledger import UNREACHABLE_WINDOW_MS, Job, JobLedger
-from daemon.jobs.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
-                                 propose, task_runtime)
+from daemon.ledger.certificate import sign_vote
+from daemon.ledger.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
+                                   propose, task_runtime)
+from daemon.ledger.state import UNREACHABLE_WINDOW_MS, Job, JobLedger
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffers, TaskStatus
 
 log = logging.getLogger("novacron.jobs")

@@ -19,21 +19,23 @@ import trio
 
 from consensus.committee import DIRECTORY_SHARD
 from daemon.blobs import BlobService
+from daemon.committees.requests import CommitteeUnavailable
 from daemon.committees.service import CommitteeService
 from daemon.control.jsonrpc import NOT_FOUND, REJECTED, UNAVAILABLE, RpcError
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
-from daemon.jobs import ops
 from daemon.jobs.member import MemberDuties
 from daemon.jobs.spec import SpecError, load_spec
 from daemon.jobs.submitter import SubmitterDuties
 from daemon.jobs.worker import WorkerDuties
+from daemon.ledger.shard import ledger_operation
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.runtime import WorkerPool
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import OutputReady, ResultVotes, TaskOffers, TaskStatus
 
 log = logging.getLogger("novacron.jobs")
@@ -87,7 +89,13 @@ class JobsService:
             self.host.send(node_id, PROTOCOL, data)
 
     async def submit_op(self, shard: int, op: Any) -> dict[str, Any]:
-        return await self.committees.submit_ledger(shard, op)
+        """Order a ledger operation on ``shard``; its reply (``{"error": ...}`` if refused)."""
+        reply = await self.committees.submit(shard, ledger_operation(op))
+        try:
+            out = unpackb(reply)
+        except RemoteProtocolError:
+            raise CommitteeUnavailable(f"the committee replied with garbage: {reply[:60]!r}") from None
+        return out if isinstance(out, dict) else {"error": repr(out)}
 
     async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
         """Tell the submitter our output is ready; True once it has it."""
@@ -281,7 +289,7 @@ def _write_results(out: Path, job: Any, certs: list[Any], outputs: dict[int, byt
                    missing: list[int], failed: list[int]) -> dict[str, Any]:
     import json
 
-    from daemon.jobs.certificate import dumps
+    from daemon.ledger.certificate import dumps
 
     out.mkdir(parents=True, exist_ok=True)
     width = len(str(max(job.tasks - 1, 0)))

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from daemon.attest.levels import AttestationLevel
+from protocol.attestation import AttestationLevel
 
 MAX_MODULE_BYTES = 16 << 20
 MAX_TASKS = 100_000

@@ -20,13 +20,13 @@ from typing import Any
 import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
-from daemon.jobs import ops
-from daemon.jobs.certificate import ResultCertificate, statement
-from daemon.jobs.ledger import job_id
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
+from daemon.ledger.certificate import ResultCertificate, statement
+from daemon.ledger.state import job_id
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.identity import NodeIdentity, verify_signature
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import OutputReady, ResultVote
 
 log = logging.getLogger("novacron.jobs")

@@ -27,11 +27,11 @@ import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.capabilities import RUNTIME, offered_runtimes
-from daemon.jobs import ops
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.cache import ModuleUnavailable
 from daemon.runtime.pool import runtime_id
 from protocol.canonical import packb
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import OutputReady, TaskOffer, TaskStatus
 from protocol.schema import encode_body
 

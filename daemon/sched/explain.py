@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.attest.levels import AttestationLevel
+from protocol.attestation import AttestationLevel
 from protocol.identity import NodeId
 
 CHOSEN = "chosen"

@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daemon.attest.levels import AttestationLevel
 from daemon.sched import explain as ex
 from daemon.sched.explain import Explanation, Factors, PeerVerdict
 from daemon.sched.predictor import ModelTable, Predictor
 from daemon.sched.summary import AvailabilitySummary
 from daemon.sched.timebase import HOUR
+from protocol.attestation import AttestationLevel
 from protocol.identity import NodeId
 
 SCORE_QUANTUM = 1e-9

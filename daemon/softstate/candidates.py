@@ -1,4 +1,4 @@
-"""From gossiped capability records to placement candidates (``daemon.jobs.ops.CandidateWire``).
+"""From gossiped capability records to placement candidates (``protocol.messages.ledger.CandidateWire``).
 
 Everything here is soft state and self-reported, except two things this node observed itself:
 whether the peer is connected now (only live peers are candidates), and since when it has seen
@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.report import AttestationReport
 from daemon.attest.service import MAX_AGE_S
+from protocol.attestation import AttestationLevel
 from protocol.errors import RemoteProtocolError
 from protocol.identity import public_key_from_node_id
-from daemon.jobs.ops import MAX_CANDIDATES, CandidateWire
 from protocol.messages.capability import CapabilityAnnounce
+from protocol.messages.ledger import MAX_CANDIDATES, CandidateWire
 
 CONNECTED_LINK_MS = 20
 """A connected peer on a direct stream; inputs are small (most travel inline)."""

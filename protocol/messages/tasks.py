@@ -12,6 +12,9 @@ from typing import Annotated
 from protocol.schema import MaxItems, MaxLen, message
 from protocol.types import U8, U32, U64, Digest, Name, NodeIdText, Signature
 
+RUNTIME = "wasm32-wasi"
+"""The sandbox target every worker runs; a task is pinned to ``RUNTIME@<build id>``."""
+
 
 class TaskStatus(IntEnum):
     OK = 0

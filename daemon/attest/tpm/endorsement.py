@@ -31,12 +31,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from daemon.attest.evidence import TpmEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
 from daemon.attest.tpm.structures import (ADMIN_WITH_POLICY, DECRYPT, FIXED_PARENT, FIXED_TPM,
                                           RESTRICTED, SENSITIVE_DATA_ORIGIN, SIGN, QuoteInfo,
                                           TpmPublic, hash_name, parse_attest, parse_public)
 from daemon.attest.x509chain import chain_to_anchor, describe, load_certificate, public_key_of
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 
 UNENDORSED = AttestationLevel.TPM_UNENDORSED

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from daemon.attest.binding import tpm_qualifying_data
 from daemon.attest.binding_checks import binding_checks, short
 from daemon.attest.evidence import TpmEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Check, failed, passed, unchecked
 from daemon.attest.tpm.eventlog import parse_event_log, replay
 from daemon.attest.tpm.structures import (ALG_ECDSA, ALG_NULL, ALG_RSAPSS, ALG_RSASSA, DECRYPT,
@@ -33,6 +32,7 @@ from daemon.attest.tpm.structures import (ALG_ECDSA, ALG_NULL, ALG_RSAPSS, ALG_R
                                           SENSITIVE_DATA_ORIGIN, SIGN, TPM_GENERATED_VALUE,
                                           QuoteInfo, TpmPublic, TpmSignature, crypto_hash, digest,
                                           parse_attest, parse_signature)
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 
 TOP = AttestationLevel.TEE  # caps of a check that only informs

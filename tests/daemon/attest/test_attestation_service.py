@@ -10,11 +10,11 @@ import time
 import trio
 
 from daemon.attest.collect import LocalAttester
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.service import AttestationService
 from daemon.attest.verify import VerifierConfig, load_trusted_certificates
 from daemon.p2p import P2PConfig, P2PHost
 from daemon.softstate.candidates import attestation_level
+from protocol.attestation import AttestationLevel
 from protocol.identity import NodeIdentity
 
 

@@ -13,11 +13,11 @@ from daemon.attest.binding import tee_report_data
 from daemon.attest.evidence import (Challenge, EvidenceBundle, EvidenceKind, SnpEvidence,
                                     TdxEvidence, TpmEvidence, evidence_from_wire)
 from daemon.attest.facts import SelfReportedFacts
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.report import AttestationReport
 from daemon.attest.statement import attested_level, sign_statement
 from daemon.attest.tpm.credential import Credential
 from daemon.attest.verify import VerifierConfig, verify_evidence
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage, MessageTooLarge
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import NOW, build_tdx_quote, make_intel_pki

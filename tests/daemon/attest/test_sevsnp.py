@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from daemon.attest.binding import tee_report_data
 from daemon.attest.evidence import SnpEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Status, VerificationResult
 from daemon.attest.sevsnp import REPORT_SIZE, TcbVersion, parse_cert_table, parse_report, snp_checks
 from daemon.attest.verify import VerifierConfig, verify_evidence
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import (CHIP_ID, NOW, TCB, AmdPki, build_cert_table,

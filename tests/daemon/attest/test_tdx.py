@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from daemon.attest.binding import tee_report_data
 from daemon.attest.evidence import TdxEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Status, VerificationResult
 from daemon.attest.tdx import HEADER_SIZE, SIGNED_SIZE, parse_quote
 from daemon.attest.verify import VerifierConfig, verify_evidence
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import (NOW, IntelPki, build_tdx_quote, ec_key,

@@ -18,11 +18,11 @@ import pytest
 
 from daemon.attest.collect import LocalAttester
 from daemon.attest.evidence import Challenge, EvidenceBundle, TpmEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Status, VerificationResult
 from daemon.attest.tpm.driver import TpmDriver, TpmError
 from daemon.attest.verify import (Verifier, VerifierConfig, load_trusted_certificates,
                                   verify_evidence)
+from protocol.attestation import AttestationLevel
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import build_event_log
 from tests.daemon.attest.conftest import SoftwareTpm

@@ -10,11 +10,11 @@ import pytest
 
 from daemon.attest.binding import NONCE_SIZE, tee_report_data, tpm_qualifying_data
 from daemon.attest.evidence import TdxEvidence
-from daemon.attest.levels import AttestationLevel
 from daemon.attest.result import Status
 from daemon.attest.tpm.credential import Credential, make_credential
 from daemon.attest.tpm.structures import ALG_AES, ALG_CFB, SymDef, parse_public
 from daemon.attest.verify import Verifier, VerifierConfig
+from protocol.attestation import AttestationLevel
 from protocol.errors import MalformedMessage
 from protocol.identity import NodeIdentity
 from tests.daemon.attest.attest_fixtures import (NOW, build_tdx_quote, ecc_public,

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import trio
 import trio.testing
 
-from daemon.jobs import ops
 from daemon.jobs.member import UNREACHABLE_S, MemberDuties
+from protocol.messages import ledger as ops
 
-from .ledger_helpers import MEMBERS, Harness
+from tests.daemon.ledger.ledger_helpers import MEMBERS, Harness
 
 
 async def test_a_member_reports_a_worker_it_has_lost_and_stops_when_it_is_back():

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.attest.levels import AttestationLevel
 from daemon.jobs.spec import SpecError, load_spec
+from protocol.attestation import AttestationLevel
 
 ROOT = Path(__file__).resolve().parents[3]
 

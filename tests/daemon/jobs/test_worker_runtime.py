@@ -6,9 +6,9 @@ import trio
 import trio.testing
 
 from daemon.capabilities import RUNTIME
-from daemon.jobs import ops
 from daemon.jobs.worker import WorkerDuties
 from daemon.runtime.pool import PoolConfig, WorkerPool
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskOffer, TaskStatus
 
 MEMBER = b"m" * 32

@@ -5,12 +5,12 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daemon.attest.levels import AttestationLevel as A
 from daemon.sched import explain as ex
 from daemon.sched.placement import Candidate, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.profile import WeekProfile
 from daemon.sched.summary import AvailabilitySummary
 from daemon.sched.timebase import HOUR
+from protocol.attestation import AttestationLevel as A
 from protocol.identity import NodeId
 
 NOW = 1_706_486_400.0  # a Monday, 00:00 UTC

@@ -26,13 +26,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from daemon.attest.levels import AttestationLevel
-from daemon.capabilities import RUNTIME
-from daemon.jobs import ops
-from daemon.jobs.reputation import WorkerRecord
+from daemon.ledger.reputation import WorkerRecord
 from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.summary import AvailabilitySummary
+from protocol.attestation import AttestationLevel
 from protocol.errors import RemoteProtocolError
+from protocol.messages import ledger as ops
+from protocol.messages.tasks import RUNTIME
 
 DURATION_SHARE = 4
 """With no better estimate, a task is expected to take a quarter of its wall-clock limit."""

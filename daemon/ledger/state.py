@@ -8,7 +8,7 @@ A replica that reports something else is *disagreed* (its worker's reputation fa
 quorum can be reached with the replicas still running, the ledger asks for another replica, up
 to ``max_replicas``, after which the task **fails**.
 
-Every decision is a deterministic function of the ordered operations (``daemon.jobs.ops``):
+Every decision is a deterministic function of the ordered operations (``protocol.messages.ledger``):
 
 - **time** advances only through ``Tick`` from committee members: the ledger's clock is the
   (f+1)-th largest of the members' latest reports, so f Byzantine members cannot move it ahead
@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.statemachine import ClientRequest
-from daemon.attest.levels import AttestationLevel
-from daemon.jobs import ops
-from daemon.jobs.reputation import WorkerRecord, spot_checked
+from daemon.ledger.reputation import WorkerRecord, spot_checked
+from protocol.attestation import AttestationLevel
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import node_id_from_public_key
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 
 LEASE_SLACK_MS = 60_000
@@ -56,7 +56,7 @@ MAX_PLACE_SKEW_MS = 120_000
 UNREACHABLE_WINDOW_MS = 120_000
 RUNTIME_SAMPLES = 32
 """How many of a job's latest agreed replica run times the ledger keeps: what placement's
-duration estimate is the median of (``daemon.jobs.placing.expected_duration``)."""
+duration estimate is the median of (``daemon.ledger.placing.expected_duration``)."""
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
 
 # Replica outcomes
@@ -304,7 +304,7 @@ class JobLedger:
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding
-        from daemon.jobs.placing import check_proposal, majority_runtime, task_runtime
+        from daemon.ledger.placing import check_proposal, majority_runtime, task_runtime
 
         if client not in self.members:
             raise _Refused("only committee members may propose placements")

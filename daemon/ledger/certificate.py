@@ -5,7 +5,7 @@ When a member's ledger accepts a task's result, the member signs the *result sta
 (domain ``RESULT``: network, shard, epoch, ledger op number, job, task, status, output hash and
 size) and sends it to the job's submitter (``ResultVote``). 2f+1 distinct members' signatures
 make the certificate. A certificate also carries the epoch chain up to its epoch
-(``daemon.committees.chain``), so a verifier that trusts only the genesis can check that the
+(``consensus.chain``), so a verifier that trusts only the genesis can check that the
 signers were the shard's committee then. With the output file, it checks the output too.
 """
 
@@ -16,10 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.chain import follow
 from consensus.checkpoint import InvalidProof
-from consensus.quorum import quorum_size
 from consensus.crypto import Ed25519Verifier
-from daemon.committees.chain import follow
+from consensus.quorum import quorum_size
 from daemon.genesis import Genesis
 from protocol import domains
 from protocol.canonical import packb

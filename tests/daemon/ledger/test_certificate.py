@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from daemon.jobs.certificate import (
+from daemon.ledger.certificate import (
     FORMAT,
     CertificateError,
     ResultCertificate,

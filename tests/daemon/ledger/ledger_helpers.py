@@ -7,11 +7,11 @@ from collections import Counter
 
 from consensus.statemachine import ClientRequest
 from daemon.capabilities import offered_runtimes
-from daemon.jobs import ops
-from daemon.jobs.ledger import JobLedger
-from daemon.jobs.placing import expected_duration, majority_runtime, propose, task_runtime
+from daemon.ledger.placing import expected_duration, majority_runtime, propose, task_runtime
+from daemon.ledger.state import JobLedger
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
+from protocol.messages import ledger as ops
 
 NOW_MS = 1_750_000_000_000
 

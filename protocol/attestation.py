@@ -1,6 +1,9 @@
 """Attestation levels, ordered: a job that requires level L accepts any worker at L or above.
 
 The level is what a *verifier* concluded from the evidence, never what the node claims.
+It lives here, the lowest package that needs it: job specs and ledger operations carry a
+required level, placement compares levels, and ``daemon.attest`` computes them; none of the
+first three should need the attestation stack (or ``cryptography``) to name a level.
 """
 
 from __future__ import annotations

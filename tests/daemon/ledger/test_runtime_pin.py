@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from daemon.jobs import ops
-from daemon.jobs.ledger import Task
-from daemon.jobs.placing import RUNTIME, majority_runtime
+from daemon.ledger.placing import RUNTIME, majority_runtime
+from daemon.ledger.state import Task
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 
 from .ledger_helpers import MEMBERS, WORKERS, Harness

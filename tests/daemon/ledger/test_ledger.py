@@ -4,11 +4,11 @@ deadlines, adaptive replication, who may do what, and snapshots."""
 import pytest
 
 from consensus.statemachine import ClientRequest
-from daemon.jobs import ops
-from daemon.jobs.ledger import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, JobLedger, TIMEOUT
-from daemon.jobs.reputation import TRUST_AFTER, spot_checked
+from daemon.ledger.reputation import TRUST_AFTER, spot_checked
+from daemon.ledger.state import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, JobLedger, TIMEOUT
+from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
-from tests.daemon.jobs.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
+from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
 
 
 def test_submit_place_and_accept_by_quorum():
@@ -141,7 +141,7 @@ def test_adaptive_replication_only_for_a_long_clean_record():
     cands = h.candidates([WORKERS[0], WORKERS[1]])
     assignments = tuple(ops.TaskAssignment(t, (trusted, WORKERS[1].node_id), {}) for t in range(40))
     # Bypass the optimality check: we only test the replication rule here.
-    import daemon.jobs.placing as placing
+    import daemon.ledger.placing as placing
     orig = placing.check_proposal
     placing.check_proposal = lambda *a, **k: (None, {})
     try:
@@ -246,7 +246,7 @@ def test_a_batch_of_placements_spreads_over_idle_workers():
 
 
 def test_saturated_workers_wait_instead_of_piling_up():
-    from daemon.jobs.placing import QUEUE_CAP
+    from daemon.ledger.placing import QUEUE_CAP
 
     h = Harness()
     job = h.submit(80)
@@ -302,7 +302,7 @@ def test_a_large_job_arrives_in_chunks_and_is_placed_only_when_complete():
 
 
 def test_ended_jobs_leave_the_ledger_after_a_day():
-    from daemon.jobs.ledger import RETAIN_ENDED_MS
+    from daemon.ledger.state import RETAIN_ENDED_MS
 
     h = Harness()
     job = h.submit(1)
@@ -319,7 +319,7 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
 
 
 def test_snapshots_from_before_exit_codes_read_as_exit_zero():
-    from daemon.jobs.ledger import Replica
+    from daemon.ledger.state import Replica
 
     old = ["worker", 1, 2, True, [0, b"h" * 32, 5], AGREED, ""]
     assert Replica.from_wire(old).result == (0, b"h" * 32, 5, 0)

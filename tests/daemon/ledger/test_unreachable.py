@@ -3,9 +3,9 @@ at once, instead of at their lease (twice the wall limit and a minute)."""
 
 from __future__ import annotations
 
-from daemon.jobs import ops
-from daemon.jobs.ledger import PENDING, TIMEOUT, UNREACHABLE_WINDOW_MS, JobLedger
+from daemon.ledger.state import PENDING, TIMEOUT, UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb, unpackb
+from protocol.messages import ledger as ops
 
 from .ledger_helpers import MEMBERS, NOW_MS, WORKERS, Harness
 

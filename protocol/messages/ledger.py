@@ -1,7 +1,10 @@
 """Job ledger operations: what clients ask a shard committee to order.
 
-An operation travels as the ``operation`` bytes of a PBFT ``Request``: canonical msgpack
-``[tag, body]`` where ``body`` is the operation's fields as an array (``protocol.schema``).
+Each operation is a typed message in ``protocol.schema.REGISTRY`` (``ledger.submit`` v1, ...).
+It travels as the ``operation`` bytes of a PBFT ``Request``: canonical msgpack ``[tag, body]``
+where ``body`` is the operation's fields as an array (``protocol.schema``) and ``tag`` a small
+integer naming the message (``TAGS``): the form ledgers have always stored, so snapshots and
+requests written before the operations joined the registry still decode.
 Who may send what (checked by the ledger, since the request's signer is authenticated):
 
 - ``Submit``, ``AddInputs``, ``Cancel`` -- any node, as the job's submitter;
@@ -17,7 +20,7 @@ from typing import Annotated, Any
 
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage
-from protocol.schema import MaxItems, MaxLen, struct_spec
+from protocol.schema import REGISTRY, MaxItems, MaxLen, message, struct_spec
 from protocol.types import U8, U16, U32, U64, Digest, Name, NodeIdText, Text
 
 MAX_INLINE_INPUT = 1024
@@ -33,6 +36,7 @@ class TaskInput:
     inline: Annotated[bytes, MaxLen(MAX_INLINE_INPUT)] | None
 
 
+@message("ledger.submit", 1)
 @dataclass(frozen=True, slots=True)
 class Submit:
     name: Name
@@ -58,6 +62,7 @@ class Submit:
     the job is placed only once it is complete (an operation is at most 64 KiB)."""
 
 
+@message("ledger.add_inputs", 1)
 @dataclass(frozen=True, slots=True)
 class AddInputs:
     job: Digest
@@ -66,11 +71,13 @@ class AddInputs:
     inputs: Annotated[tuple[TaskInput, ...], MaxItems(MAX_TASKS_PER_OP)]
 
 
+@message("ledger.cancel", 1)
 @dataclass(frozen=True, slots=True)
 class Cancel:
     job: Digest
 
 
+@message("ledger.tick", 1)
 @dataclass(frozen=True, slots=True)
 class Tick:
     now_ms: U64
@@ -103,6 +110,7 @@ class TaskAssignment:
     bits may differ between machines, and replicated state must not)."""
 
 
+@message("ledger.place", 1)
 @dataclass(frozen=True, slots=True)
 class Place:
     job: Digest
@@ -115,6 +123,7 @@ class Place:
     assignments: Annotated[tuple[TaskAssignment, ...], MaxItems(MAX_TASKS_PER_OP)]
 
 
+@message("ledger.start", 1)
 @dataclass(frozen=True, slots=True)
 class Start:
     job: Digest
@@ -122,6 +131,7 @@ class Start:
     replica: U8
 
 
+@message("ledger.result", 1)
 @dataclass(frozen=True, slots=True)
 class Result:
     job: Digest
@@ -137,6 +147,7 @@ class Result:
     detail: Text
 
 
+@message("ledger.leave", 1)
 @dataclass(frozen=True, slots=True)
 class Leave:
     """The worker is going offline: release its unfinished replicas now, not at their lease."""
@@ -144,6 +155,7 @@ class Leave:
     reason: Text
 
 
+@message("ledger.unreachable", 1)
 @dataclass(frozen=True, slots=True)
 class Unreachable:
     """A committee member has not been connected to ``worker`` for a while, and the worker holds
@@ -154,6 +166,7 @@ class Unreachable:
     worker: NodeIdText
 
 
+@message("ledger.query", 1)
 @dataclass(frozen=True, slots=True)
 class Query:
     """An ordered read of a job: its counts, and tasks ``first .. first+count-1`` (at most
@@ -169,6 +182,7 @@ MAX_QUERY_TASKS = 500
 MAX_BATCH = 32
 
 
+@message("ledger.batch", 1)
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Several operations of one client in one request (applied in order, each answered):
@@ -177,21 +191,27 @@ class Batch:
     items: Annotated[tuple[Annotated[bytes, MaxLen(64 * 1024)], ...], MaxItems(MAX_BATCH)]
 
 
-OPS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
-                        8: Query, 9: Batch, 10: AddInputs, 11: Unreachable}
-_TAGS = {cls: tag for tag, cls in OPS.items()}
+TAGS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
+                         8: Query, 9: Batch, 10: AddInputs, 11: Unreachable}
+"""Wire tag -> operation class. Tags never change meaning; a new operation takes a new tag."""
+_TAG_OF = {cls: tag for tag, cls in TAGS.items()}
+
+Operation = (Submit | AddInputs | Cancel | Tick | Place | Start | Result | Leave | Unreachable
+             | Query | Batch)
 
 
-def encode_op(op: Any) -> bytes:
-    return packb([_TAGS[type(op)], struct_spec(type(op)).encode(op)])
+def encode_op(op: Operation) -> bytes:
+    return packb([_TAG_OF[type(op)], struct_spec(type(op)).encode(op)])
 
 
-def decode_op(data: bytes) -> Any:
+def decode_op(data: bytes) -> Operation:
     """Decode untrusted operation bytes; raises only ``RemoteProtocolError`` kinds."""
     value = unpackb(data, max_size=1 << 20, canonical_maps=True)
     if type(value) is not list or len(value) != 2 or type(value[0]) is not int:
         raise MalformedMessage("a ledger operation is [tag, body]")
-    cls = OPS.get(value[0])
+    cls = TAGS.get(value[0])
     if cls is None:
         raise MalformedMessage(f"unknown ledger operation tag {value[0]}")
-    return struct_spec(cls).decode(value[1], cls.__name__)
+    op: Operation = struct_spec(REGISTRY.lookup(cls.TYPE, cls.VERSION)).decode(  # type: ignore[attr-defined]
+        value[1], cls.__name__)
+    return op

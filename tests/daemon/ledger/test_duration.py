@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from daemon.jobs import ops
-from daemon.jobs.ledger import AGREED, JobLedger
-from daemon.jobs.placing import (MIN_RUNTIME_SAMPLES, default_duration_ms, expected_duration,
-                                 majority_runtime, propose, task_runtime)
+from daemon.ledger.placing import (MIN_RUNTIME_SAMPLES, default_duration_ms, expected_duration,
+                                   majority_runtime, propose, task_runtime)
+from daemon.ledger.state import AGREED, JobLedger
+from protocol.messages import ledger as ops
 
 from protocol.canonical import packb, unpackb
 from protocol.messages.tasks import TaskStatus

@@ -1,0 +1,121 @@
+"""A shard committee's replicated state machine, and what the committees service needs of it.
+
+``ShardMachine``: the job ledger beside a small key-value store. Operations are tagged by their
+first byte: ``J`` + a ledger operation (``protocol.messages.ledger``), ``K`` + a key-value
+operation (``consensus.KeyValueMachine``: operators' notes, and the simplest request to watch a
+committee commit). The snapshot is both states together.
+
+``LedgerShards``: the committees service is generic over what its shard committees replicate;
+this is the ledger's side of that contract (``daemon.committees.hooks.ShardApplication``): a
+state-machine factory, the batcher for queued operations, and the tick hook that keeps each
+shard's ledger clock moving (``LedgerClocks``, one clock per shard). Pure: time comes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consensus.quorum import max_faulty
+from consensus.statemachine import ClientRequest, KeyValueMachine
+from daemon.ledger.state import OPEN, JobLedger
+from protocol.canonical import packb, unpackb
+from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.messages import ledger as ops
+
+LEDGER = b"J"
+KV = b"K"
+MAX_KV_KEYS = 10_000
+LEDGER_TICK_ACTIVE_S = 2.0
+"""How often members report their clock to a shard's ledger while it has open jobs..."""
+LEDGER_TICK_IDLE_S = 30.0
+"""... and while it has none (leases and deadlines only move when the ledger clock does)."""
+MAX_QUEUED_TICKS = 8
+"""A tick is skipped while the shard's request queue already holds this many operations."""
+
+
+class ShardMachine:
+    def __init__(self, members: list[bytes], f: int) -> None:
+        self.ledger = JobLedger(members, f)
+        self.kv = KeyValueMachine()
+
+    def apply(self, request: ClientRequest) -> bytes:
+        tag, body = request.operation[:1], request.operation[1:]
+        sub = ClientRequest(request.client, request.request_id, body, request.raw)
+        if tag == LEDGER:
+            return self.ledger.apply(sub)
+        if tag == KV:
+            if len(self.kv.data) >= MAX_KV_KEYS:
+                return b"error: the key-value store is full"
+            return self.kv.apply(sub)
+        return b"error: unknown operation family"
+
+    def snapshot(self) -> bytes:
+        return packb([self.ledger.snapshot(), self.kv.snapshot()])
+
+    def restore(self, snapshot: bytes) -> None:
+        v = unpackb(snapshot, max_size=1 << 30)
+        if not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, bytes) for x in v):
+            raise MalformedMessage("shard snapshot has the wrong shape")
+        self.ledger.restore(v[0])
+        self.kv.restore(v[1])
+
+
+def ledger_operation(op: ops.Operation) -> bytes:
+    """The request bytes of a ledger operation (what ``ShardMachine.apply`` routes)."""
+    return LEDGER + ops.encode_op(op)
+
+
+def ledger_batcher(operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
+    """Combine queued ledger operations into one ``Batch`` (key-value ones are not batched)."""
+    if len(operations) < 2 or not all(o[:1] == LEDGER for o in operations):
+        return None
+    batch = ops.Batch(tuple(o[1:] for o in operations))
+
+    def split(result: bytes) -> list[bytes]:
+        try:
+            replies = unpackb(result)["replies"]
+        except (RemoteProtocolError, KeyError, TypeError):
+            return []
+        return [packb(r) for r in replies]
+
+    return ledger_operation(batch), split
+
+
+@dataclass
+class LedgerClocks:
+    """When this member next reports its clock to each shard's ledger: a pure planner.
+
+    Each shard keeps its own last-tick time, so an active shard never starves an idle one of
+    ticks (one time for all shards did: shard 1 never ticked while shard 0 had open jobs).
+    """
+
+    last: dict[int, float] = field(default_factory=dict)
+
+    def due(self, shard: int, active: bool, now: float) -> bool:
+        interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S
+        if now - self.last.get(shard, float("-inf")) < interval:
+            return False
+        self.last[shard] = now
+        return True
+
+
+class LedgerShards:
+    """The job ledger as the committees service's shard application."""
+
+    def __init__(self) -> None:
+        self.clocks = LedgerClocks()
+
+    def machine(self, committee: tuple[bytes, ...]) -> ShardMachine:
+        return ShardMachine(list(committee), max_faulty(len(committee)))
+
+    def batcher(self, operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
+        return ledger_batcher(operations)
+
+    def tick(self, shard: int, machine: ShardMachine, now: float, wall_ms: int,
+             queued: int) -> list[bytes]:
+        """Operations to submit to ``shard`` now: a ``Tick`` when its clock report is due."""
+        active = any(j.state == OPEN for j in machine.ledger.jobs.values())
+        if not self.clocks.due(shard, active, now) or queued >= MAX_QUEUED_TICKS:
+            return []
+        return [ledger_operation(ops.Tick(wall_ms))]

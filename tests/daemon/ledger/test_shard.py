@@ -1,0 +1,69 @@
+"""The ledger as the committees' shard application: per-shard clock ticks, batching, wire form."""
+
+from __future__ import annotations
+
+from consensus.statemachine import ClientRequest
+from daemon.ledger.shard import (LEDGER, LEDGER_TICK_ACTIVE_S, LEDGER_TICK_IDLE_S,
+                                 MAX_QUEUED_TICKS, LedgerClocks, LedgerShards, ledger_batcher,
+                                 ledger_operation)
+from protocol.canonical import packb, unpackb
+from protocol.messages import ledger as ops
+from protocol.schema import REGISTRY
+from tests.daemon.ledger.ledger_helpers import MEMBERS, SUBMITTER, Harness
+
+
+def _ticks(ops_bytes: list[bytes]) -> list[int]:
+    return [ops.decode_op(o[1:]).now_ms for o in ops_bytes]  # type: ignore[union-attr]
+
+
+def test_each_shard_keeps_its_own_clock() -> None:
+    """The bug this replaced: one last-tick time for all shards, so shard 1 never ticked
+    while shard 0 had open jobs (shard 0 took every tick)."""
+    clocks = LedgerClocks()
+    due = []
+    for step in range(61):  # one minute at one tick a second
+        now = float(step)
+        due += [(shard, now) for shard, active in ((0, True), (1, False)) if clocks.due(shard, active, now)]
+    shard0 = [t for s, t in due if s == 0]
+    shard1 = [t for s, t in due if s == 1]
+    assert shard0 == [float(t) for t in range(0, 61, int(LEDGER_TICK_ACTIVE_S))]
+    assert shard1 == [0.0, LEDGER_TICK_IDLE_S, 2 * LEDGER_TICK_IDLE_S]
+
+
+def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> None:
+    h = Harness()
+    app = LedgerShards()
+    machine = app.machine(tuple(m.public_key for m in MEMBERS))
+    machine.ledger = h.ledger
+    assert _ticks(app.tick(0, machine, 100.0, 5_000, queued=0)) == [5_000]
+    assert app.tick(0, machine, 101.0, 6_000, queued=0) == []  # idle: every 30 s
+    h.submit()
+    assert _ticks(app.tick(0, machine, 102.0, 7_000, queued=0)) == [7_000]  # open job: every 2 s
+    assert app.tick(0, machine, 104.0, 9_000, queued=MAX_QUEUED_TICKS) == []
+    assert _ticks(app.tick(1, machine, 104.0, 9_000, queued=0)) == [9_000]  # its own clock
+
+
+def test_the_factory_makes_a_ledger_for_the_committee_with_its_f() -> None:
+    machine = LedgerShards().machine(tuple(m.public_key for m in MEMBERS))
+    assert machine.ledger.f == 1 and len(machine.ledger.members) == 4
+
+
+def test_queued_ledger_operations_batch_and_replies_split() -> None:
+    a, b = ledger_operation(ops.Cancel(b"a" * 32)), ledger_operation(ops.Cancel(b"b" * 32))
+    assert ledger_batcher([a]) is None and ledger_batcher([a, b"K" + packb(["get", "x"])]) is None
+    batched = ledger_batcher([a, b])
+    assert batched is not None
+    request, split = batched
+    assert request[:1] == LEDGER and isinstance(ops.decode_op(request[1:]), ops.Batch)
+    machine = LedgerShards().machine(tuple(m.public_key for m in MEMBERS))
+    reply = machine.apply(ClientRequest(SUBMITTER.public_key, 1, request, b""))
+    assert [unpackb(r) for r in split(reply)] == [{"error": "no job 6161616161616161"},
+                                                  {"error": "no job 6262626262626262"}]
+
+
+def test_operations_are_registered_messages_with_their_old_wire_tags() -> None:
+    assert {c.TYPE for c in ops.TAGS.values()} <= set(REGISTRY.names())
+    assert REGISTRY.lookup("ledger.tick", 1) is ops.Tick
+    # The bytes a ledger stored before the operations joined the registry: [tag, body].
+    assert ops.encode_op(ops.Tick(1234)) == packb([3, [1234]])
+    assert ops.decode_op(packb([2, [b"j" * 32]])) == ops.Cancel(b"j" * 32)
