@@ -1,5 +1,9 @@
-"""``novacron submit | jobs | status JOB | watch JOB | result JOB | cancel JOB | explain JOB TASK
-| verify DIR``: a researcher's commands."""
+"""``novacron submit | jobs | status JOB | watch JOB | result JOB | logs JOB [TASK] | cancel JOB
+| explain JOB TASK | verify DIR``: a researcher's commands.
+
+``watch``, ``status JOB`` and ``result`` count tasks that succeeded (``OK``) apart from tasks
+whose agreed outcome is a failure (``EXITED``, ``TRAPPED``, ...) or that got no agreed result
+at all, and exit non-zero when any failed."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 from daemon.cli.common import add_client_args, call, print_json
 from daemon.cli.errors import CliError
+from protocol.messages.tasks import TaskStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", type=Path, help="a directory written by `novacron result`")
     p.add_argument("--genesis", type=Path, default=None,
                    help="the network's genesis: also check the signers were its committee")
+    p.add_argument("--min-agree", type=int, default=None, metavar="N",
+                   help="fail results fewer than N distinct volunteers agreed on")
     p.set_defaults(func=verify_cmd)
+
+    p = sub.add_parser("logs", help="a task's stderr (each failed task's, without TASK)")
+    p.add_argument("job")
+    p.add_argument("task", type=int, nargs="?")
+    add_client_args(p, json_flag=False)
+    p.set_defaults(func=logs_cmd)
 
 
 def submit_cmd(args: argparse.Namespace) -> int:
@@ -88,10 +101,28 @@ def jobs_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def failure_words(c: dict[str, Any]) -> str:
+    """The failed tasks by kind, e.g. ``EXITED 3, NO_AGREEMENT 1`` (largest first)."""
+    kinds = sorted(c.get("failures", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {n}" for k, n in kinds)
+
+
+def agreement_words(st: dict[str, Any]) -> str:
+    """How many distinct volunteers agreed on the accepted results, e.g. ``2 volunteers on
+    18 tasks, 1 on 2 (adaptive replication)``."""
+    agreed = {int(k): n for k, n in st["counts"].get("agreed", {}).items()}
+    if not agreed:
+        return ""
+    parts = [f"{k} on {n} task{'s' if n != 1 else ''}" for k, n in sorted(agreed.items(), reverse=True)]
+    return "results agreed by " + ", ".join(parts) + f" (quorum asked: {st['quorum']})"
+
+
 def _line(st: dict[str, Any]) -> str:
     c = st["counts"]
-    return (f"{st['name']}: {st['state']}: {c['accepted']}/{c['tasks']} done, {c['running']} running, "
-            f"{c['failed']} failed" + (f", {st['certified']} certified" if st.get("certified") is not None else ""))
+    failed = f"{c['failed']} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
+    return (f"{st['name']}: {st['state']}: {c.get('ok', c['accepted'])}/{c['tasks']} ok, {failed}, "
+            f"{c['running']} running"
+            + (f", {st['certified']} certified" if st.get("certified") is not None else ""))
 
 
 def status_cmd(args: argparse.Namespace) -> int:
@@ -102,14 +133,19 @@ def status_cmd(args: argparse.Namespace) -> int:
     st = call(args, "jobs.status", {"job": args.job, "tasks": args.tasks}, timeout=60)
     if args.json:
         print_json(st)
-        return 0
+        return 1 if st["counts"]["failed"] else 0
     print(f"job {st['job']}")
     print(_line(st))
+    if agreement_words(st):
+        print(agreement_words(st))
+    if st.get("waiting"):
+        print(f"waiting: {st['waiting']}")
     for t in st.get("tasks", []):
         r = t["result"]
         res = _result_words(r, size=True) if r else ""
-        print(f"  task {t['task']:>5}  {t['state']:<9} {('running' if t['running'] else ''):<8} {res}")
-    return 0
+        agreed = f"  agreed by {t['agreed']}" if t.get("agreed") else ""
+        print(f"  task {t['task']:>5}  {t['state']:<9} {('running' if t['running'] else ''):<8} {res}{agreed}")
+    return 1 if st["counts"]["failed"] else 0
 
 
 def _result_words(result: dict[str, Any], *, size: bool = False) -> str:
@@ -148,7 +184,8 @@ def watch_cmd(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
             continue
         c = st["counts"]
-        finished = c["accepted"] + c["failed"] + c["cancelled"]
+        ok = c.get("ok", c["accepted"])
+        finished = ok + c["failed"] + c["cancelled"]
         elapsed = time.monotonic() - start
         if finished and first_done is None:
             first_done = (elapsed, finished)
@@ -157,12 +194,20 @@ def watch_cmd(args: argparse.Namespace) -> int:
             rate = (finished - first_done[1]) / (elapsed - first_done[0])
             if rate > 0:
                 eta = f" ETA {(c['tasks'] - finished) / rate:5.0f} s"
-        line = (f"{_bar(c['accepted'], c['running'], c['failed'], c['tasks'])} "
-                f"{c['accepted']}/{c['tasks']} done, {c['running']} running, {c['failed']} failed{eta}")
+        failed = f"{c['failed']} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
+        line = (f"{_bar(ok, c['running'], c['failed'], c['tasks'])} "
+                f"{ok}/{c['tasks']} ok, {failed}, {c['running']} running{eta}")
+        if st.get("waiting") and not c["running"]:
+            line += f"; waiting: {st['waiting']}"
         print(("\r" + line + " " * 4) if tty else line, end="" if tty else "\n", flush=True)
         if st["state"] != "open":
-            print(("\n" if tty else "") + f"job {st['state']}: {c['accepted']} accepted, "
-                  f"{c['failed']} failed, {c['cancelled']} cancelled in {elapsed:.1f} s")
+            print(("\n" if tty else "") + f"job {st['state']}: {ok} ok, {failed}, "
+                  f"{c['cancelled']} cancelled in {elapsed:.1f} s")
+            if agreement_words(st):
+                print(agreement_words(st))
+            if c["failed"]:
+                print(f"see why with `novacron logs {args.job}` (each failed task's stderr) "
+                      f"and `novacron status {args.job} --tasks`")
             return 0 if c["failed"] == 0 and c["cancelled"] == 0 else 1
         time.sleep(args.interval)
 
@@ -172,13 +217,23 @@ def result_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print_json(res)
         return 0
-    print(f"wrote {res['written']} of {res['tasks']} task outputs and their certificates to {res['dir']}")
+    failed = res.get("failed", {})
+    ok = res.get("ok", res["written"] - len(failed))
+    print(f"wrote {ok} of {res['tasks']} task outputs and their certificates to {res['dir']}")
+    if failed:
+        kinds: dict[str, int] = {}
+        for f in failed.values():
+            kinds[f["status"]] = kinds.get(f["status"], 0) + 1
+        first = min(failed, key=int)
+        words = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        print(f"{len(failed)} tasks failed ({words}): e.g. task {first}: {failed[first]['detail']}; "
+              f"`novacron logs {args.job} {first}` shows its stderr")
     if res["missing"]:
         print(f"{len(res['missing'])} tasks have no certified result yet (e.g. task "
               f"{res['missing'][0]}); run `novacron watch {args.job}` and try again")
     if res["unfetched"]:
         print(f"{len(res['unfetched'])} certified outputs could not be fetched from their workers yet")
-    return 0 if not res["missing"] and not res["unfetched"] else 1
+    return 0 if not res["missing"] and not res["unfetched"] and not failed else 1
 
 
 def cancel_cmd(args: argparse.Namespace) -> int:
@@ -192,7 +247,8 @@ def explain_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print_json(res)
         return 0
-    print(f"task {res['task']} of job {res['job'][:12]}: {res['state']} (quorum {res['quorum']})")
+    agreed = f", {res['agreed']} agreed" if res.get("agreed") else ""
+    print(f"task {res['task']} of job {res['job'][:12]}: {res['state']} (quorum {res['quorum']}{agreed})")
     for i, r in enumerate(res["replicas"]):
         result = r["result"]
         print(f"  replica {i}: {r['worker'][-12:]}  {r['outcome']:<9} "
@@ -251,20 +307,51 @@ def verify_cmd(args: argparse.Namespace) -> int:
             genesis = load_genesis(args.genesis, network)
         except GenesisError as err:
             raise CliError(str(err)) from None
+    if args.min_agree is not None and not 1 <= args.min_agree <= 16:
+        raise CliError(f"--min-agree must be from 1 to 16, got {args.min_agree}")
     width = len(str(max((c.task for c in certs), default=0)))
     bad = 0
     for cert in certs:
         out = args.dir / "tasks" / f"{cert.task:0{width}d}.out"
         data = out.read_bytes() if out.exists() else None
-        checks = verify_certificate(cert, genesis, data)
+        checks = verify_certificate(cert, genesis, data, args.min_agree)
         if data is None:
             checks.append(type(checks[0])(False, f"output file {out} is missing"))
         ok = all(c.ok for c in checks)
         bad += not ok
-        print(f"task {cert.task}: {'OK' if ok else 'FAILED'}")
+        code = f" exit {cert.exit_code}" if cert.exit_code else ""
+        agreed = f"{cert.agreed} agreed" if cert.agreed is not None else "agreement not stated"
+        print(f"task {cert.task}: {'OK' if ok else 'FAILED'}  "
+              f"({TaskStatus(cert.status).name}{code}, {agreed})")
         for c in checks:
             if not ok or args.genesis is None:
                 print(f"  {'ok ' if c.ok else 'BAD'} {c.what}")
     print(f"{len(certs) - bad} of {len(certs)} results verified"
           + ("" if genesis else " (signatures and outputs; add --genesis to check the committee)"))
     return 0 if bad == 0 and certs else 1
+
+
+def logs_cmd(args: argparse.Namespace) -> int:
+    """A task's stderr, as agreed by its replicas and checked against its certificate."""
+    import base64
+
+    params: dict[str, Any] = {"job": args.job}
+    if args.task is not None:
+        params["task"] = args.task
+    res = call(args, "jobs.logs", params, timeout=120)
+    out = sys.stdout.buffer
+    for entry in res["tasks"]:
+        if args.task is None:
+            code = f" exit {entry['exit_code']}" if entry.get("exit_code") else ""
+            print(f"== task {entry['task']}: {entry['status']}{code}: {entry['detail']}", flush=True)
+        if entry.get("stderr") is not None:
+            data = base64.b64decode(entry["stderr"])
+            out.write(data if data.endswith(b"\n") or not data else data + b"\n")
+            out.flush()
+        elif entry.get("note"):
+            print(f"({entry['note']})", flush=True)
+    if res.get("more"):
+        print(f"... and {res['more']} more failed tasks: `novacron logs {args.job} TASK` for each")
+    if args.task is None and not res["tasks"]:
+        print(f"no failed tasks in job {args.job} (`novacron logs {args.job} TASK` shows any task's stderr)")
+    return 0

@@ -34,7 +34,7 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.ledger.certificate import sign_vote
 from daemon.ledger.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
                                    propose, task_runtime)
-from daemon.ledger.state import UNREACHABLE_WINDOW_MS, Job, JobLedger
+from daemon.ledger.state import UNREACHABLE_WINDOW_MS, Job, JobLedger, Outcome
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
@@ -112,16 +112,16 @@ class MemberDuties:
                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
                          job.clock_ns, t.replicas[replica].lease_ms, t.runtime or RUNTIME)
 
-    def _vote(self, runner: ReplicaRunner, job: Job, task: int,
-              winner: tuple[int, bytes, int, int]) -> ResultVote:
-        status, output_hash, size, exit_code = winner
+    def _vote(self, runner: ReplicaRunner, job: Job, task: int, winner: Outcome) -> ResultVote:
+        status, output_hash, size, exit_code, stderr_hash, stderr_size = winner
         t = job.tasks[task]
         cfg = runner.config
-        sig = sign_vote(self.identity, self.network, cfg.shard, cfg.epoch, t.accepted_seq, job.id,
-                        task, status, exit_code, output_hash, size)
         workers = tuple(r.worker for r in t.replicas if r.result == winner)
+        sig = sign_vote(self.identity, self.network, cfg.shard, cfg.epoch, t.accepted_seq, job.id,
+                        task, status, exit_code, output_hash, size, len(set(workers)),
+                        stderr_hash, stderr_size)
         return ResultVote(cfg.shard, cfg.epoch, t.accepted_seq, job.id, task, TaskStatus(status),
-                          exit_code, output_hash, size, workers, sig)
+                          exit_code, output_hash, size, workers, stderr_hash, stderr_size, sig)
 
     # -- placement ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.jobs.member import MemberDuties
 from daemon.jobs.spec import SpecError, load_spec
-from daemon.jobs.submitter import SubmitterDuties
+from daemon.jobs.submitter import SubmitterDuties, Unplaceable
 from daemon.jobs.worker import WorkerDuties
 from daemon.ledger.shard import ledger_operation
 from daemon.p2p.errors import P2PError
@@ -61,7 +61,8 @@ class JobsService:
         self.pool = pool
         c = committees
         self.submitter = SubmitterDuties(identity, c.network, c.db, blobs, self.committee_of,
-                                         self.chain_before, c.shard_of, self.submit_op)
+                                         self.chain_before, c.shard_of, self.submit_op,
+                                         lambda: (candidates(), len(c.epoch.members)))
         self.member = MemberDuties(identity, c.network, self.send, self.seal, candidates,
                                    self.submit_op, host.connected_peers)
         self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op, self.hand_over)
@@ -157,7 +158,7 @@ class JobsService:
     # -- control methods ------------------------------------------------------------------------
 
     def register_rpc(self, server: ControlServer) -> None:
-        for name in ("submit", "list", "status", "result", "cancel", "explain"):
+        for name in ("submit", "list", "status", "result", "cancel", "explain", "logs"):
             server.register(f"jobs.{name}", getattr(self, f"rpc_{name}"))
 
     def _find(self, params: dict[str, Any]) -> bytes:
@@ -198,6 +199,9 @@ class JobsService:
             raise RpcError(REJECTED, str(err)) from None
         try:
             job, reply = await self.submitter.submit_job(spec)
+        except Unplaceable as err:
+            raise RpcError(REJECTED, f"{spec.source}: no current network can place this job: "
+                                     f"{err}") from None
         except Exception as err:  # noqa: BLE001
             raise RpcError(UNAVAILABLE, f"could not submit: {err}") from None
         if "error" in reply:
@@ -219,6 +223,11 @@ class JobsService:
         local = self.submitter.jobs.get(jid)
         out = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in reply.items() if k != "tasks"}
         out["certified"] = len(local.certified) if local else None
+        needs = local.feasibility_needs() if local else None
+        out["waiting"] = None
+        if needs is not None and reply["state"] in ("open", "loading") and reply["counts"]["open"]:
+            verdict = self.submitter.assess(needs)
+            out["waiting"] = verdict.waiting or verdict.refuse
         if want_tasks:
             rows: list[Any] = []
             while len(rows) < reply["counts"]["tasks"]:
@@ -245,6 +254,7 @@ class JobsService:
                                       f"(it has {reply['counts']['tasks']})")
         row = reply["tasks"][0]
         return {"job": jid.hex(), "task": task, "state": row["state"], "quorum": row["quorum"],
+                "agreed": row.get("agreed", 0), "outcome": row.get("outcome"),
                 "replicas": [{**r, "result": _result(r["result"])} for r in row["replicas"]],
                 "explanation": row["explanation"]}
 
@@ -257,36 +267,110 @@ class JobsService:
             raise RpcError(NOT_FOUND, "results are kept by the node that submitted the job")
         if not out.is_absolute():
             raise RpcError(REJECTED, "give the output directory as an absolute path")
-        certs, missing, failed = [], [], []
+        certs, missing, unfetched = [], [], []
         outputs: dict[int, bytes] = {}
+        stderrs: dict[int, bytes] = {}
+        failed: dict[int, dict[str, Any]] = {}
         for task in range(local.tasks):
             cert = self.submitter.certificate(jid, task)
             if cert is None:
                 missing.append(task)
                 continue
-            data = await self.submitter.output(cert, self.submitter.workers_of(jid, task))
+            workers = self.submitter.workers_of(jid, task)
+            data = await self.submitter.output(cert, workers)
             if data is None or hashlib.sha256(data).digest() != cert.output_hash:
-                failed.append(task)
+                unfetched.append(task)
                 continue
             certs.append(cert)
             outputs[task] = data
-        return await trio.to_thread.run_sync(_write_results, out, local, certs, outputs, missing, failed)
+            err = await self.submitter.stderr(cert, workers)
+            if err:
+                stderrs[task] = err
+            if cert.status != TaskStatus.OK:
+                failed[task] = failure_row(cert, err)
+        return await trio.to_thread.run_sync(_write_results, out, local, certs, outputs, stderrs,
+                                             missing, unfetched, failed)
+
+    async def rpc_logs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A task's stderr (base64), checked against its certificate; without ``task``, those
+        of the failed tasks (at most ``MAX_LOGS``)."""
+        only(params, "job", "task")
+        jid = self._find(params)
+        local = self.submitter.jobs.get(jid)
+        if local is None:
+            raise RpcError(NOT_FOUND, "task logs are kept by the node that submitted the job")
+        task = params.get("task")
+        if task is not None:
+            task = get(params, "task", int)
+            if not 0 <= task < local.tasks:
+                raise RpcError(NOT_FOUND, f"job {jid.hex()[:12]} has no task {task} "
+                                          f"(it has {local.tasks})")
+            return {"tasks": [await self._log_entry(jid, task)], "more": 0}
+        wanted = [t for t in sorted(local.certified)
+                  if (c := self.submitter.certificate(jid, t)) is not None and c.status != TaskStatus.OK]
+        return {"tasks": [await self._log_entry(jid, t) for t in wanted[:MAX_LOGS]],
+                "more": max(0, len(wanted) - MAX_LOGS)}
+
+    async def _log_entry(self, jid: bytes, task: int) -> dict[str, Any]:
+        import base64
+
+        cert = self.submitter.certificate(jid, task)
+        if cert is None:
+            reply = await self._ledger(self._shard(jid), ops.Query(jid, task, 1, True))
+            row = reply["tasks"][0] if reply["tasks"] else {"state": "unknown", "replicas": []}
+            said = "; ".join(f"{r['worker'][-8:]}: {r['detail']}" for r in row.get("replicas", [])
+                             if r.get("detail"))
+            return {"task": task, "status": row.get("outcome", row["state"]).upper(), "exit_code": 0,
+                    "detail": f"no certified result ({row['state']})", "stderr": None,
+                    "note": f"task {task} has no certified result yet ({row['state']})"
+                            + (f"; replicas said: {said}" if said else "")}
+        err = await self.submitter.stderr(cert, self.submitter.workers_of(jid, task))
+        entry = failure_row(cert, err)
+        entry["task"] = task
+        if err is None:
+            entry.update(stderr=None, note="its stderr could not be fetched from its workers yet")
+        elif cert.agreed is None:
+            entry.update(stderr=None, note="certified before stderr was kept with results")
+        else:
+            entry["stderr"] = base64.b64encode(err).decode()
+            if not err:
+                entry["note"] = "its stderr is empty"
+        return entry
+
+
+MAX_LOGS = 20
+
+
+def failure_row(cert: Any, stderr: bytes | None) -> dict[str, Any]:
+    """A certified result in words: status, exit code, and the last line of its stderr."""
+    status = TaskStatus(cert.status).name
+    detail = status if cert.status == TaskStatus.OK else status.lower().replace("_", " ")
+    if cert.status == TaskStatus.EXITED:
+        detail = f"exited with code {cert.exit_code}"
+    last = [ln for ln in (stderr or b"").decode("utf-8", "replace").splitlines() if ln.strip()]
+    if last:
+        detail += f"; stderr: {last[-1].strip()[:200]}"
+    return {"status": status, "exit_code": cert.exit_code, "detail": detail}
 
 
 def _result(r: Any) -> Any:
     if not r:
         return None
-    status, digest, size, exit_code = r
+    status, digest, size, exit_code, *_ = r
     return {"status": TaskStatus(status).name, "exit_code": exit_code,
             "output_sha256": digest.hex(), "size": size}
 
 
 def _task_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {"task": r["i"], "state": r["state"], "running": r["running"], "result": _result(r["result"])}
+    return {"task": r["i"], "state": r["state"], "running": r["running"],
+            "result": _result(r["result"]), "agreed": r.get("agreed", 0), "outcome": r.get("outcome")}
 
 
 def _write_results(out: Path, job: Any, certs: list[Any], outputs: dict[int, bytes],
-                   missing: list[int], failed: list[int]) -> dict[str, Any]:
+                   stderrs: dict[int, bytes], missing: list[int], unfetched: list[int],
+                   failed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Every certified stdout as ``tasks/N.out`` (failed tasks' too: `verify` checks them),
+    non-empty stderr as ``tasks/N.err``; the combined ``output`` holds the OK tasks only."""
     import json
 
     from daemon.ledger.certificate import dumps
@@ -297,11 +381,15 @@ def _write_results(out: Path, job: Any, certs: list[Any], outputs: dict[int, byt
     tasks_dir.mkdir(exist_ok=True)
     for task, data in outputs.items():
         (tasks_dir / f"{task:0{width}d}.out").write_bytes(data)
+    for task, data in stderrs.items():
+        (tasks_dir / f"{task:0{width}d}.err").write_bytes(data)
     if job.combine == "concat":
-        (out / "output").write_bytes(b"".join(outputs[t] for t in sorted(outputs)))
+        (out / "output").write_bytes(b"".join(outputs[t] for t in sorted(outputs) if t not in failed))
     (out / "certificates.json").write_text(dumps(certs))
     (out / "job.json").write_text(json.dumps({
         "job": job.id.hex(), "name": job.name, "tasks": job.tasks, "certified": len(certs),
-        "missing": missing, "unfetched": failed}, indent=1))
+        "ok": len(outputs) - len(failed), "failed": {str(t): f for t, f in sorted(failed.items())},
+        "missing": missing, "unfetched": unfetched}, indent=1))
     return {"job": job.id.hex(), "dir": str(out), "written": len(outputs), "tasks": job.tasks,
-            "missing": missing, "unfetched": failed}
+            "ok": len(outputs) - len(failed), "failed": {str(t): f for t, f in sorted(failed.items())},
+            "missing": missing, "unfetched": unfetched}

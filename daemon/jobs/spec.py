@@ -45,7 +45,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
     "job": ("name", "module", "argv"),
     "inputs": ("list", "lines", "range", "template"),
     "limits": ("fuel", "memory_mb", "wall_s", "max_output_bytes"),
-    "replication": ("replicas", "quorum", "max_replicas", "min_attestation"),
+    "replication": ("replicas", "quorum", "max_replicas", "min_attestation", "adaptive"),
     "schedule": ("deadline",),
     "sandbox": ("clock",),
     "result": ("combine",),
@@ -70,6 +70,9 @@ class JobSpec:
     quorum: int = 2
     max_replicas: int = 6
     min_attestation: AttestationLevel = AttestationLevel.NONE
+    adaptive: bool = False
+    """Adaptive replication (BOINC's): a task may run on one volunteer with a long record of
+    agreeing results, accepted on its word alone. Off unless the job file asks for it."""
     deadline_s: int = 24 * 3600
     clock_ns: int | None = None
     combine: str = "concat"
@@ -120,6 +123,12 @@ class _Fields:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
             raise self.fail(key, f"must be a number of seconds in ({lo:g}, {hi:g}] (e.g. {key} = {example}), got {v!r}")
         return float(v)
+
+    def bool(self, key: str, default: bool, example: str) -> bool:
+        v = self.table.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(key, f"must be true or false (e.g. {key} = {example}), got {v!r}")
+        return v
 
     def str(self, key: str, default: str | None, example: str) -> str:
         v = self.table.get(key, default)
@@ -188,6 +197,10 @@ def load_spec(path: Path) -> JobSpec:
     level_name = rep.str("min_attestation", "none", '"none"')
     if level_name not in LEVELS:
         raise rep.fail("min_attestation", f"must be one of {', '.join(LEVELS)}, got {level_name!r}")
+    adaptive = rep.bool("adaptive", False, "true")
+    if adaptive and quorum < 2:
+        raise rep.fail("adaptive", "needs quorum >= 2: with quorum 1 every task already runs "
+                       "on one volunteer")
 
     sched = t["schedule"]
     deadline = sched.str("deadline", "24h", '"24h"')
@@ -218,7 +231,7 @@ def load_spec(path: Path) -> JobSpec:
     return JobSpec(name=name, module=module, argv=tuple(argv), inputs=inputs, fuel=fuel,
                    memory_pages=memory_mb * 16, wall_s=wall_s, max_output=max_output,
                    replicas=replicas, quorum=quorum, max_replicas=max_replicas,
-                   min_attestation=LEVELS[level_name], deadline_s=deadline_s, clock_ns=clock_ns,
+                   min_attestation=LEVELS[level_name], adaptive=adaptive, deadline_s=deadline_s, clock_ns=clock_ns,
                    combine=combine, source=where)
 
 

@@ -3,8 +3,8 @@
 ``submit``: check the spec, keep the module and large inputs as pinned blobs (workers fetch them
 from here), and submit the job to its shard committee. ``on_vote``: collect the committee's
 signed result votes per task; at 2f+1 distinct members the result is certified: keep the
-certificate, fetch the output from a worker whose result agreed, verify it against the
-certified hash, and keep it. Progress is read from the ledger (an ordered ``Query``).
+certificate, fetch the output (and the stderr) from a worker whose result agreed, verify it
+against the certified hash, and keep it. Progress is read from the ledger (an ordered ``Query``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
+from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
 from daemon.ledger.certificate import ResultCertificate, statement
 from daemon.ledger.state import job_id
@@ -44,15 +46,24 @@ class LocalJob:
     submitted_ms: int
     combine: str
     source: str
+    needs: list[int] = field(default_factory=list)
+    """[replicas, memory MiB, min attestation] (empty: a job stored before they were kept)."""
     certified: set[int] = field(default_factory=set)
 
     def to_bytes(self) -> bytes:
         return packb([self.id, self.name, self.shard, self.tasks, self.submitted_ms, self.combine,
-                      self.source])
+                      self.source, self.needs])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "LocalJob":
-        return cls(*unpackb(data))
+        return cls(*unpackb(data)[:8])
+
+    def feasibility_needs(self) -> Needs | None:
+        return Needs(*self.needs) if len(self.needs) == 3 else None
+
+
+def needs_of(spec: JobSpec) -> Needs:
+    return Needs(spec.replicas, max(1, spec.memory_pages * 64 // 1024), int(spec.min_attestation))
 
 
 CHUNK_BYTES = 32 * 1024
@@ -87,15 +98,20 @@ def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[tuple[ops.Tas
         wall_ms=int(spec.wall_s * 1000), max_output=spec.max_output, replicas=spec.replicas,
         quorum=spec.quorum, max_replicas=spec.max_replicas, min_attestation=int(spec.min_attestation),
         deadline_s=spec.deadline_s, clock_ns=spec.clock_ns or 0, nonce=nonce,
-        total_tasks=len(inputs))
+        total_tasks=len(inputs), adaptive=spec.adaptive)
     return op, chunks[1:], blobs
+
+
+class Unplaceable(Exception):
+    """No current network can place the job (one line: why, and what to change)."""
 
 
 class SubmitterDuties:
     def __init__(self, identity: NodeIdentity, network: str, db: Database, blobs: BlobService,
                  committee_of: Callable[[int, int], tuple[bytes, ...] | None],
                  chain_before: Callable[[int], tuple[bytes, ...]],
-                 shard_of: Callable[[bytes], int], submit: Callable[[int, Any], Any]) -> None:
+                 shard_of: Callable[[bytes], int], submit: Callable[[int, Any], Any],
+                 view: Callable[[], tuple[Sequence[ops.CandidateWire], int]] = lambda: ((), 0)) -> None:
         self.identity = identity
         self.network = network
         self.db = db
@@ -104,6 +120,8 @@ class SubmitterDuties:
         self.chain_before = chain_before
         self.shard_of = shard_of
         self.submit = submit
+        self.view = view
+        """This node's soft-state candidates and the current epoch's member count."""
         self.jobs: dict[bytes, LocalJob] = {}
         for _, raw in db.scan(NS_JOBS):
             j = LocalJob.from_bytes(raw)
@@ -119,7 +137,16 @@ class SubmitterDuties:
 
     # -- submitting -----------------------------------------------------------------------------
 
+    def assess(self, needs: Needs) -> Verdict:
+        candidates, members = self.view()
+        return assess(needs, candidates, members)
+
     async def submit_job(self, spec: JobSpec) -> tuple[LocalJob, dict[str, Any]]:
+        """Submit ``spec``; the reply holds ``error`` when the committee refused it. A job no
+        current network can place is refused here (``Unplaceable``), before anything is kept."""
+        verdict = self.assess(needs_of(spec))
+        if verdict.refuse:
+            raise Unplaceable(verdict.refuse)
         op, more, blobs = to_submit(spec, int.from_bytes(os.urandom(8), "big"))
         for data in blobs:
             self.blobs.store.put(data, pin=True)
@@ -135,7 +162,7 @@ class SubmitterDuties:
         if "error" in reply:
             return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
         job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(time.time() * 1000),
-                       spec.combine, spec.source)
+                       spec.combine, spec.source, list(dataclasses.astuple(needs_of(spec)))[:3])
         with self.db.transaction():
             self.db.put(NS_JOBS, job.id, job.to_bytes())
         self.jobs[job.id] = job
@@ -149,7 +176,7 @@ class SubmitterDuties:
         if job is None or committee is None or sender not in committee or v.task in job.certified:
             return
         fields = (self.network, v.shard, v.epoch, v.seq, v.job, v.task, int(v.status),
-                  v.exit_code, v.output_hash, v.output_size)
+                  v.exit_code, v.output_hash, v.output_size, v.agreed, v.stderr_hash, v.stderr_size)
         stmt = statement(*fields)
         if not verify_signature(sender, stmt, v.signature):
             return
@@ -162,7 +189,8 @@ class SubmitterDuties:
             return
         cert = ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
                                  int(v.status), v.exit_code, v.output_hash, v.output_size, committee,
-                                 tuple(sorted(sigs.items())), self.chain_before(v.epoch))
+                                 tuple(sorted(sigs.items())), self.chain_before(v.epoch),
+                                 v.agreed, v.stderr_hash, v.stderr_size)
         import json
 
         key = v.job + v.task.to_bytes(4, "big")
@@ -191,6 +219,8 @@ class SubmitterDuties:
         task_status.started()
         async for jid, task, vote in self._fetch_recv:
             await self._fetch_output(vote.output_hash, vote.output_size, vote.workers)
+            if vote.stderr_size:
+                await self._fetch_output(vote.stderr_hash, vote.stderr_size, vote.workers)
 
     async def _fetch_output(self, digest: bytes, size: int, workers: tuple[str, ...]) -> bytes | None:
         try:
@@ -216,6 +246,15 @@ class SubmitterDuties:
         if data is None and workers:
             data = await self._fetch_output(cert.output_hash, cert.output_size, workers)
         return data
+
+    async def stderr(self, cert: ResultCertificate, workers: tuple[str, ...]) -> bytes | None:
+        """The task's agreed stderr, checked against its certificate (None: not fetched)."""
+        if cert.agreed is None or not cert.stderr_size:
+            return b""
+        data = self.blobs.store.get(cert.stderr_hash)
+        if data is None and workers:
+            data = await self._fetch_output(cert.stderr_hash, cert.stderr_size, workers)
+        return data if data is not None and hashlib.sha256(data).digest() == cert.stderr_hash else None
 
     def status(self) -> dict[str, Any]:
         return {"jobs": len(self.jobs), "outputs_fetched": self.fetched,

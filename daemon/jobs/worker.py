@@ -5,8 +5,8 @@ sent the same one: then at least one correct member's ledger assigned it, so the
 real. The worker fetches the module (and a large input) from the submitter by hash, runs the
 task in the sandbox pool (its volunteered share of cores, its hours, its idle rule), keeps the
 output as a blob, hands it over to the submitter (``OutputReady``: the submitter fetches it
-at once), and then reports ``Result`` (status, exit code, output hash, size, fuel) to the
-ledger. Handing over first means a result the ledger accepts is already with the submitter
+at once; its stderr too), and then reports ``Result`` (status, exit code, output and
+stderr hashes and sizes, fuel) to the ledger. Handing over first means a result the ledger accepts is already with the submitter
 when the worker goes offline: with adaptive replication a task may have only this copy.
 Each task's random stream is seeded from (job, task), the same on every replica, so honest
 replicas agree byte for byte.
@@ -28,6 +28,7 @@ import trio
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
+from daemon.runtime.abi import STDERR_TAIL
 from daemon.runtime.cache import ModuleUnavailable
 from daemon.runtime.pool import runtime_id
 from protocol.canonical import packb
@@ -149,20 +150,26 @@ class WorkerDuties:
         name = TaskStatus(outcome.status).name
         self.results[name] = self.results.get(name, 0) + 1
         output_hash = hashlib.sha256(outcome.output).digest()
+        stderr = outcome.stderr[-STDERR_TAIL:]
+        stderr_hash = hashlib.sha256(stderr).digest()
         result = ops.Result(o.job, o.task, o.replica, int(outcome.status), outcome.exit_code or 0,
-                            output_hash, len(outcome.output), outcome.fuel_used, outcome.detail[:1000])
-        ready = None
+                            output_hash, len(outcome.output), outcome.fuel_used, outcome.detail[:1000],
+                            stderr_hash, len(stderr))
+        ready = []
         if outcome.status not in (TaskStatus.CRASHED, TaskStatus.TIMED_OUT):
-            self.blobs.store.put(outcome.output, pin=True)
-            if outcome.output and o.submitter != self.blobs.host.node_id:
-                ready = OutputReady(o.job, o.task, o.replica, output_hash, len(outcome.output))
+            # The stderr travels like the output: kept here, handed to the submitter.
+            for data, digest in ((outcome.output, output_hash), (stderr, stderr_hash)):
+                self.blobs.store.put(data, pin=True)
+                if data and o.submitter != self.blobs.host.node_id:
+                    ready.append(OutputReady(o.job, o.task, o.replica, digest, len(data)))
         self._reports.start_soon(self._hand_over_and_report, o.submitter, ready, shard, result)
 
-    async def _hand_over_and_report(self, submitter: str, ready: OutputReady | None, shard: int,
+    async def _hand_over_and_report(self, submitter: str, ready: list[OutputReady], shard: int,
                                     result: ops.Result) -> None:
         """In the background, so the slot takes its next task while this one is reported."""
-        if ready is not None and await self.hand_over(submitter, ready):
-            self.handed_over += 1
+        for r in ready:
+            if await self.hand_over(submitter, r):
+                self.handed_over += 1
         await self._report(shard, result)
 
     async def _report(self, shard: int, op: Any) -> None:

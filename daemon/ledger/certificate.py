@@ -2,8 +2,9 @@
 anyone offline with nothing but the network's genesis.
 
 When a member's ledger accepts a task's result, the member signs the *result statement*
-(domain ``RESULT``: network, shard, epoch, ledger op number, job, task, status, output hash and
-size) and sends it to the job's submitter (``ResultVote``). 2f+1 distinct members' signatures
+(domain ``RESULT``: network, shard, epoch, ledger op number, job, task, status, exit code,
+output hash and size, how many distinct volunteers reported that result, and the hash and
+size of the task's stderr) and sends it to the job's submitter (``ResultVote``). 2f+1 distinct members' signatures
 make the certificate. A certificate also carries the epoch chain up to its epoch
 (``consensus.chain``), so a verifier that trusts only the genesis can check that the
 signers were the shard's committee then. With the output file, it checks the output too.
@@ -27,14 +28,23 @@ from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key, verify_signature
 from protocol.messages.tasks import TaskStatus
 
-FORMAT = "novacron-result-certificate-v2"
-"""v2 signs the exit code too (v1 left it out, so replicas could disagree on it unnoticed)."""
+FORMAT = "novacron-result-certificate-v3"
+"""v3 signs how many distinct volunteers agreed, and the task's stderr (hash and size); v2
+signed the exit code (v1 left it out). v2 certificates still verify, but state no agreement
+count, so ``verify --min-agree`` fails them."""
+FORMAT_V2 = "novacron-result-certificate-v2"
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
 
 
 def statement(network: str, shard: int, epoch: int, seq: int, job: bytes, task: int,
-              status: int, exit_code: int, output_hash: bytes, output_size: int) -> bytes:
-    return domains.RESULT + packb([network, shard, epoch, seq, job, task, status, exit_code,
-                                   output_hash, output_size])
+              status: int, exit_code: int, output_hash: bytes, output_size: int,
+              agreed: int | None, stderr_hash: bytes = EMPTY_SHA256, stderr_size: int = 0) -> bytes:
+    """The signed bytes. ``agreed`` None: the v2 statement (no count, no stderr)."""
+    fields: list[Any] = [network, shard, epoch, seq, job, task, status, exit_code, output_hash,
+                         output_size]
+    if agreed is not None:
+        fields += [agreed, stderr_hash, stderr_size]
+    return domains.RESULT + packb(fields)
 
 
 def sign_vote(identity: NodeIdentity, *fields: Any) -> bytes:
@@ -56,29 +66,43 @@ class ResultCertificate:
     committee: tuple[bytes, ...]
     signatures: tuple[tuple[int, bytes], ...]
     chain: tuple[bytes, ...] = ()
+    agreed: int | None = None
+    """Distinct volunteers whose results matched the accepted one (None: a v2 certificate,
+    which did not say)."""
+    stderr_hash: bytes = EMPTY_SHA256
+    stderr_size: int = 0
 
     def statement(self) -> bytes:
         return statement(self.network, self.shard, self.epoch, self.seq, self.job, self.task,
-                         self.status, self.exit_code, self.output_hash, self.output_size)
+                         self.status, self.exit_code, self.output_hash, self.output_size,
+                         self.agreed, self.stderr_hash, self.stderr_size)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT, "network": self.network, "shard": self.shard, "epoch": self.epoch,
+        doc: dict[str, Any] = {
+            "format": FORMAT if self.agreed is not None else FORMAT_V2, "network": self.network,
+            "shard": self.shard, "epoch": self.epoch,
             "seq": self.seq, "job": self.job.hex(), "task": self.task,
             "status": TaskStatus(self.status).name, "exit_code": self.exit_code,
             "output_sha256": self.output_hash.hex(),
             "output_size": self.output_size,
+        }
+        if self.agreed is not None:
+            doc.update(agreed=self.agreed, stderr_sha256=self.stderr_hash.hex(),
+                       stderr_size=self.stderr_size)
+        doc.update({
             "committee": [node_id_from_public_key(pk) for pk in self.committee],
             "signatures": [{"member": i, "signature": sig.hex()} for i, sig in self.signatures],
             "epoch_chain": [raw.hex() for raw in self.chain],
-        }
+        })
+        return doc
 
     @classmethod
     def from_json(cls, doc: Any) -> "ResultCertificate":
         from protocol.identity import public_key_from_node_id
 
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_V2):
             raise CertificateError(f"not a NovaCron result certificate (format must be {FORMAT!r})")
+        v3 = doc["format"] == FORMAT
         try:
             return cls(
                 network=str(doc["network"]), shard=int(doc["shard"]), epoch=int(doc["epoch"]),
@@ -89,7 +113,10 @@ class ResultCertificate:
                 committee=tuple(public_key_from_node_id(m) for m in doc["committee"]),
                 signatures=tuple((int(s["member"]), bytes.fromhex(s["signature"]))
                                  for s in doc["signatures"]),
-                chain=tuple(bytes.fromhex(x) for x in doc.get("epoch_chain", [])))
+                chain=tuple(bytes.fromhex(x) for x in doc.get("epoch_chain", [])),
+                agreed=int(doc["agreed"]) if v3 else None,
+                stderr_hash=bytes.fromhex(doc["stderr_sha256"]) if v3 else EMPTY_SHA256,
+                stderr_size=int(doc["stderr_size"]) if v3 else 0)
         except (KeyError, ValueError, TypeError, RemoteProtocolError) as err:
             raise CertificateError(f"certificate is damaged: {type(err).__name__}: {err}") from None
 
@@ -105,8 +132,9 @@ class Check:
 
 
 def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
-                       output: bytes | None) -> list[Check]:
-    """Every check, passed or failed, in order (all must pass)."""
+                       output: bytes | None, min_agree: int | None = None) -> list[Check]:
+    """Every check, passed or failed, in order (all must pass). With ``min_agree``, the
+    certificate must state that at least that many distinct volunteers agreed."""
     checks: list[Check] = []
     n = len(cert.committee)
     need = quorum_size(n)  # 2f+1 when n = 3f+1: any two such sets share a correct member
@@ -117,6 +145,14 @@ def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
             valid.add(index)
     checks.append(Check(len(valid) >= need,
                         f"signatures: {len(valid)} valid of {n} committee members, {need} needed"))
+    if cert.agreed is None:
+        checks.append(Check(min_agree is None, "agreement: not stated (a v2 certificate, from "
+                            "before certificates counted the volunteers that agreed)"))
+    else:
+        enough = min_agree is None or cert.agreed >= min_agree
+        want = f", {min_agree} required" if min_agree is not None else ""
+        checks.append(Check(enough, f"agreement: {cert.agreed} distinct volunteer(s) reported "
+                            f"this result{want}"))
     if output is not None:
         digest = hashlib.sha256(output).digest()
         checks.append(Check(digest == cert.output_hash and len(output) == cert.output_size,

@@ -3,7 +3,9 @@
 Theory of operation
 -------------------
 A job is a module and one input per task. Each task runs as *replicas* on distinct workers;
-a task's result is **accepted** when ``quorum`` replicas report the same (status, output hash).
+a task's result is **accepted** when ``quorum`` replicas report the same (status, exit code,
+output hash and size, stderr hash and size). Accepted is not succeeded: an agreed ``EXITED``
+is a certified failure, counted apart from ``OK`` (``Job.counts``).
 A replica that reports something else is *disagreed* (its worker's reputation falls); when no
 quorum can be reached with the replicas still running, the ledger asks for another replica, up
 to ``max_replicas``, after which the task **fails**.
@@ -24,6 +26,10 @@ Every decision is a deterministic function of the ordered operations (``protocol
   member alone cannot: it may be the one cut off, or lying); the worker's own next report
   withdraws the claims;
 - **deadline**: at the job's deadline, unfinished tasks fail.
+- **adaptive replication** (only for jobs whose file asks for it, ``Submit.adaptive``): a
+  task's first placement may go to one worker with a long clean record
+  (``reputation.WorkerRecord.trusted``), accepted on its word alone (quorum 1), except for
+  the spot-checked tasks. The certificate then says 1 volunteer agreed.
 
 Results that are faults of the node rather than of the task (``TIMED_OUT`` by wall clock,
 ``CRASHED``) never count towards a quorum: they only release the replica.
@@ -73,8 +79,8 @@ class Replica:
     placed_ms: int
     lease_ms: int
     started: bool = False
-    result: tuple[int, bytes, int, int] | None = None
-    """(status, output hash, output size, exit code): what replicas must agree on"""
+    result: Outcome | None = None
+    """What replicas must agree on (``Outcome``)."""
     outcome: str = PENDING
     detail: str = ""
     started_ms: int = 0
@@ -105,32 +111,63 @@ class Task:
     input: ops.TaskInput
     replicas: list[Replica] = field(default_factory=list)
     state: str = OPEN
-    accepted: tuple[int, bytes, int, int] | None = None
+    accepted: Outcome | None = None
     accepted_seq: int = 0
     quorum: int = 0
     explanation: Any = None
     runtime: str = ""
     """The exact runtime its replicas run on (``placing.task_runtime``); "" until placed."""
+    failure: str = ""
+    """Why a FAILED task has no agreed result (one of ``NO_RESULT_KINDS``)."""
 
     def to_wire(self) -> list[Any]:
         return [[self.input.hash, self.input.size, self.input.inline],
                 [r.to_wire() for r in self.replicas], self.state,
                 list(self.accepted) if self.accepted else None, self.accepted_seq, self.quorum,
-                self.explanation, self.runtime]
+                self.explanation, self.runtime, self.failure]
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "Task":
-        # Snapshots from before tasks were pinned to a runtime have 7 fields: read as unpinned.
-        return cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
-                   _result(v[3]), v[4], v[5], v[6], *v[7:8])
+        # Snapshots from before tasks were pinned to a runtime have 7 fields: read as unpinned;
+        # from before failures were named, 8: a failed task reads as NO_RESULT.
+        task = cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
+                   _result(v[3]), v[4], v[5], v[6], *v[7:9])
+        if task.state == FAILED and not task.failure:
+            task.failure = NO_RESULT
+        return task
+
+    @property
+    def agreed(self) -> int:
+        """Distinct workers whose result is the accepted one (replicas of a task never share
+        a worker): what the certificate states."""
+        return len({r.worker for r in self.replicas if r.outcome == AGREED})
+
+    @property
+    def outcome_kind(self) -> str:
+        """``OK``, the agreed failure's status name, a ``NO_RESULT_KINDS`` name, or the state."""
+        if self.state == ACCEPTED and self.accepted is not None:
+            return TaskStatus(self.accepted[0]).name
+        if self.state == FAILED:
+            return self.failure or NO_RESULT
+        return self.state.upper()
 
 
-def _result(v: list[Any] | None) -> tuple[int, bytes, int, int] | None:
-    """A stored result; snapshots written before exit codes were agreed on read as exit 0."""
+Outcome = tuple[int, bytes, int, int, bytes, int]
+"""(status, output hash, output size, exit code, stderr hash, stderr size)."""
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
+# Why a task failed without an agreed result.
+NO_AGREEMENT, NO_RESULT, DEADLINE = "NO_AGREEMENT", "NO_RESULT", "DEADLINE"
+
+
+def _result(v: list[Any] | None) -> Outcome | None:
+    """A stored result; snapshots written before exit codes were agreed on read as exit 0,
+    and from before stderr was agreed on, as an empty stderr."""
     if not v:
         return None
     status, output_hash, size, *rest = v
-    return (status, output_hash, size, rest[0] if rest else 0)
+    exit_code = rest[0] if rest else 0
+    stderr_hash, stderr_size = (rest[1], rest[2]) if len(rest) >= 3 else (EMPTY_SHA256, 0)
+    return (status, output_hash, size, exit_code, stderr_hash, stderr_size)
 
 
 @dataclass
@@ -154,12 +191,20 @@ class Job:
     def lease_ms(self) -> int:
         return 2 * self.spec.wall_ms + LEASE_SLACK_MS
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
+        """``accepted``: tasks with an agreed result, of which ``ok`` succeeded; ``failed``:
+        agreed failures and tasks with no agreed result, by kind in ``failures``;
+        ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text)."""
         c = Counter(t.state for t in self.tasks)
         running = sum(1 for t in self.tasks if t.state == OPEN and any(
             r.outcome == PENDING and r.started for r in t.replicas))
-        return {"tasks": len(self.tasks), "accepted": c[ACCEPTED], "failed": c[FAILED],
-                "cancelled": c[CANCELLED], "open": c[OPEN], "running": running}
+        kinds = Counter(t.outcome_kind for t in self.tasks if t.state in (ACCEPTED, FAILED))
+        ok = kinds.pop("OK", 0)
+        agreed = Counter(str(t.agreed) for t in self.tasks if t.state == ACCEPTED)
+        return {"tasks": len(self.tasks), "accepted": c[ACCEPTED], "ok": ok,
+                "failed": sum(kinds.values()), "failures": dict(sorted(kinds.items())),
+                "cancelled": c[CANCELLED], "open": c[OPEN], "running": running,
+                "agreed": dict(sorted(agreed.items()))}
 
 
 def job_id(submitter_pk: bytes, operation: bytes) -> bytes:
@@ -227,7 +272,7 @@ class JobLedger:
                 raise MalformedMessage(f"ledger snapshot version {version} is not supported")
             self.jobs = {}
             for jid, submitter, spec, submitted, clock_ns, tasks, state, ended, *rest in jobs:
-                self.jobs[jid] = Job(jid, submitter, ops.decode_op(spec), submitted, clock_ns,
+                self.jobs[jid] = Job(jid, submitter, ops.decode_stored_submit(spec), submitted, clock_ns,
                                      [Task.from_wire(t) for t in tasks], state, ended,
                                      [int(x) for x in rest[0]] if rest else [])
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
@@ -340,7 +385,7 @@ class JobLedger:
                 continue
             workers = list(a.workers)
             first = not task.replicas
-            if first and len(workers) > 1 and self._worker(workers[0]).trusted \
+            if job.spec.adaptive and first and len(workers) > 1 and self._worker(workers[0]).trusted \
                     and not spot_checked(job.id, a.task) and task.quorum > 1:
                 workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
                 task.quorum = 1
@@ -374,7 +419,8 @@ class JobLedger:
             self._worker(client).timeouts += 1
             self._events.append(("replica_failed", job.id, op.task, op.replica))
             return {"state": rep.outcome}
-        rep.result = (int(status), op.output_hash, op.output_size, op.exit_code)
+        rep.result = (int(status), op.output_hash, op.output_size, op.exit_code,
+                      op.stderr_hash, op.stderr_size)
         self._decide(job, op.task, task)
         return {"state": rep.outcome, "task": task.state}
 
@@ -422,7 +468,7 @@ class JobLedger:
             "job": job.id, "name": job.spec.name, "state": job.state, "submitter": job.submitter,
             "submitted_ms": job.submitted_ms, "deadline_ms": job.deadline_ms,
             "now_ms": self.now_ms, "counts": job.counts(), "replicas": job.spec.replicas,
-            "quorum": job.spec.quorum,
+            "quorum": job.spec.quorum, "adaptive": job.spec.adaptive,
         }
         last = min(len(job.tasks), op.first + min(op.count, ops.MAX_QUERY_TASKS))
         tasks = []
@@ -432,6 +478,7 @@ class JobLedger:
                 "i": i, "state": t.state,
                 "running": sum(1 for r in t.replicas if r.outcome == PENDING and r.result is None),
                 "result": list(t.accepted) if t.accepted else None,
+                "agreed": t.agreed, "outcome": t.outcome_kind,
             }
             if op.detail:
                 row["replicas"] = [{"worker": r.worker, "outcome": r.outcome, "started": r.started,
@@ -496,7 +543,7 @@ class JobLedger:
         if self.open_slots(job, task) == 0 and not any(
                 r.outcome == PENDING and r.result is None for r in task.replicas):
             if len(task.replicas) >= job.spec.max_replicas:
-                task.state = FAILED
+                task.state, task.failure = FAILED, NO_AGREEMENT
                 self._events.append(("task_failed", job.id, index, "replicas disagree"))
                 self._maybe_done(job)
 
@@ -516,13 +563,13 @@ class JobLedger:
                         self._worker(r.worker).timeouts += 1
                         self._events.append(("replica_failed", job.id, i, k))
                 if self.now_ms >= job.deadline_ms:
-                    t.state = FAILED
+                    t.state, t.failure = FAILED, DEADLINE
                     self._release(job, t, RELEASED, "job deadline passed")
                     self._events.append(("task_failed", job.id, i, "deadline"))
                 elif self.open_slots(job, t) == 0 and not any(
                         r.outcome == PENDING and r.result is None for r in t.replicas) \
                         and len(t.replicas) >= job.spec.max_replicas:
-                    t.state = FAILED
+                    t.state, t.failure = FAILED, NO_RESULT
                     self._events.append(("task_failed", job.id, i, "no replica finished"))
             self._maybe_done(job)
 

@@ -26,7 +26,9 @@ RIGHTS_FD_READ = 1 << 1
 RIGHTS_FD_WRITE = 1 << 6
 CLOCK_REALTIME = 0
 CLOCK_RESOLUTION_NS = 1_000
-STDERR_TAIL = 4096
+STDERR_TAIL = 64 * 1024
+"""The last bytes of a task's stderr that are kept: deterministic (the same on every replica),
+so replicas agree on them and the submitter's `novacron logs` shows them."""
 MAX_IOVECS = 1024
 
 I32 = "i32"

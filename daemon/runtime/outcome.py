@@ -64,8 +64,9 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
-    """How one run ended. ``status``, ``output``, ``exit_code`` and ``fuel_used`` are
-    deterministic (replicas agree on them); ``wall_s`` and ``stderr`` are for people."""
+    """How one run ended. ``status``, ``output``, ``exit_code``, ``fuel_used`` and ``stderr``
+    (its last ``abi.STDERR_TAIL`` bytes) are deterministic: replicas agree on them. ``wall_s``
+    is for people."""
 
     status: TaskStatus
     detail: str

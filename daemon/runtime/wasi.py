@@ -7,7 +7,8 @@ it instead:
 
 - ``fd_read(0)``: the task's input bytes, then end of file. ``fd_write(1)``: the output buffer,
   capped at ``max_output`` bytes (beyond it the task ends with OUTPUT_TOO_LARGE).
-  ``fd_write(2)``: a small stderr tail, kept only for the error detail.
+  ``fd_write(2)``: the last ``STDERR_TAIL`` bytes of stderr, deterministic like the output
+  (replicas agree on them; the researcher reads them with ``novacron logs``).
 - ``args_*``: the job's argv. ``environ_*``: empty.
 - ``clock_*``: a logical clock. REALTIME starts at the job's ``logical_time_ns``; MONOTONIC and
   the CPU-time clocks start at 0. Each reading advances the clock by 1 microsecond (its

@@ -15,6 +15,7 @@ Who may send what (checked by the ledger, since the request's signer is authenti
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -60,6 +61,9 @@ class Submit:
     total_tasks: U32
     """All the job's tasks; when more than ``inputs`` holds, ``AddInputs`` brings the rest and
     the job is placed only once it is complete (an operation is at most 64 KiB)."""
+    adaptive: bool = False
+    """Adaptive replication, asked for by the job file: a task may be placed on one trusted
+    worker alone and accepted on its word (quorum 1). Off unless asked."""
 
 
 @message("ledger.add_inputs", 1)
@@ -145,6 +149,10 @@ class Result:
     output_size: U64
     fuel_used: U64
     detail: Text
+    stderr_hash: Digest = hashlib.sha256(b"").digest()
+    stderr_size: U32 = 0
+    """The task's stderr (its deterministic tail): part of what replicas must agree on; the
+    bytes go to the submitter like the output."""
 
 
 @message("ledger.leave", 1)
@@ -202,6 +210,20 @@ Operation = (Submit | AddInputs | Cancel | Tick | Place | Start | Result | Leave
 
 def encode_op(op: Operation) -> bytes:
     return packb([_TAG_OF[type(op)], struct_spec(type(op)).encode(op)])
+
+
+def decode_stored_submit(data: bytes) -> Submit:
+    """A job's ``Submit`` as a ledger snapshot stored it. Snapshots from before adaptive
+    replication was a choice have no ``adaptive`` field: those jobs read as not adaptive (so
+    their remaining tasks are placed with the quorum they asked for)."""
+    value = unpackb(data, max_size=1 << 20, canonical_maps=True)
+    if (type(value) is list and len(value) == 2 and value[0] == _TAG_OF[Submit]
+            and type(value[1]) is list and len(value[1]) == len(struct_spec(Submit).names) - 1):
+        value = [value[0], value[1] + [False]]
+    op = decode_op(packb(value))
+    if not isinstance(op, Submit):
+        raise MalformedMessage("a stored job is not a Submit")
+    return op
 
 
 def decode_op(data: bytes) -> Operation:

@@ -72,12 +72,13 @@ class OutputReady:
     output_size: U64
 
 
-@message("task.vote", 1)
+@message("task.vote", 2)
 @dataclass(frozen=True, slots=True)
 class ResultVote:
     """From a committee member to the job's submitter, after its ledger accepted a task's
-    result: a signature over ``result_statement(...)``. 2f+1 of them from the committee are
-    the result's certificate."""
+    result: a signature over ``certificate.statement(...)``, which includes how many distinct
+    workers agreed (``len(workers)``) and the stderr's hash. 2f+1 of them from the committee
+    are the result's certificate. (v2: v1 signed neither the count nor the stderr.)"""
 
     shard: U32
     epoch: U64
@@ -90,7 +91,15 @@ class ResultVote:
     output_size: U64
     workers: Annotated[tuple[NodeIdText, ...], MaxItems(16)]
     """The workers whose results agreed: where the submitter fetches the output."""
+    stderr_hash: Digest
+    stderr_size: U32
+    """The task's stderr (its deterministic tail), agreed on with the output."""
     signature: Signature
+
+    @property
+    def agreed(self) -> int:
+        """Distinct volunteers whose results matched: signed, so it cannot be inflated."""
+        return len(set(self.workers))
 
 
 @message("task.offers", 1)

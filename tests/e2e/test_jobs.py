@@ -113,7 +113,7 @@ def test_kill9_of_a_worker_and_a_committee_member_mid_job(testnet, tmp_path):
     ok("testnet", "kill", str(member), "--dir", str(testnet))
     res = run("watch", job[:12], "--interval", "0.5", "--data-dir", node_dir(testnet, submitter),
               timeout=300)
-    assert res.returncode == 0 and "job done: 40 accepted, 0 failed" in res.stdout, res.stdout[-400:]
+    assert res.returncode == 0 and "job done: 40 ok, 0 failed" in res.stdout, res.stdout[-400:]
     out = tmp_path / "faults"
     ok("result", job[:12], "-o", str(out), "--data-dir", node_dir(testnet, submitter))
     assert ok("verify", str(out)).strip().startswith("task 0: OK")
@@ -160,7 +160,10 @@ def test_hostile_modules_end_with_the_right_status_and_harm_no_node(testnet, tmp
         job = jobs[name]
         eventually(lambda: as_json("status", job[:12], "--data-dir", node_dir(testnet, 1))["state"] != "open",
                    timeout=120, what=f"{name} to end")
-        st = as_json("status", job[:12], "--tasks", "--data-dir", node_dir(testnet, 1))
+        res = run("status", job[:12], "--tasks", "--json", "--data-dir", node_dir(testnet, 1))
+        assert res.returncode == 1, res  # an agreed failure is a failure
+        st = json.loads(res.stdout)
+        assert st["counts"]["failures"] == {status: 1}, st["counts"]
         assert st["tasks"][0]["state"] == "accepted", st
         assert st["tasks"][0]["result"]["status"] == status, (name, st["tasks"][0])
     for i in range(6):

@@ -1,11 +1,13 @@
 """The job ledger as a pure state machine: acceptance by quorum, disagreement, leases,
 deadlines, adaptive replication, who may do what, and snapshots."""
 
+import hashlib
+
 import pytest
 
 from consensus.statemachine import ClientRequest
 from daemon.ledger.reputation import TRUST_AFTER, spot_checked
-from daemon.ledger.state import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, JobLedger, TIMEOUT
+from daemon.ledger.state import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, OPEN, JobLedger, TIMEOUT
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
@@ -132,8 +134,8 @@ def test_deadline_fails_unfinished_tasks():
     assert h.ledger.jobs[job].state == DONE
 
 
-def test_adaptive_replication_only_for_a_long_clean_record():
-    h = Harness(replicas=2, quorum=2)
+def _place_with_a_trusted_worker(adaptive: bool):
+    h = Harness(replicas=2, quorum=2, adaptive=adaptive)
     trusted = WORKERS[0].node_id
     rec = h.ledger._worker(trusted)
     rec.agreed = rec.run = TRUST_AFTER
@@ -148,16 +150,61 @@ def test_adaptive_replication_only_for_a_long_clean_record():
         h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, 15_000, cands, assignments))
     finally:
         placing.check_proposal = orig
+    return h, job
+
+
+def test_quorum_as_asked_even_on_a_trusted_worker_unless_the_job_asks_for_adaptive():
+    h, job = _place_with_a_trusted_worker(adaptive=False)
+    tasks = h.ledger.jobs[job].tasks
+    assert all(len(t.replicas) == 2 and t.quorum == 2 for t in tasks)
+
+
+def test_adaptive_replication_when_asked_and_only_for_a_long_clean_record():
+    h, job = _place_with_a_trusted_worker(adaptive=True)
     tasks = h.ledger.jobs[job].tasks
     singles = [i for i, t in enumerate(tasks) if len(t.replicas) == 1]
     assert singles and len(singles) < 40
     assert all(not spot_checked(job, i) for i in singles)  # spot-checked tasks keep 2 replicas
     assert all(tasks[i].quorum == 1 for i in singles)
+    # The counts say how many volunteers agreed, task by task: 1 for the singles.
+    for i, t in enumerate(tasks):
+        for k, r in enumerate(t.replicas):
+            h.call(next(w for w in WORKERS if w.node_id == r.worker),
+                   ops.Result(job, i, k, 0, 0, b"\x07" * 32, 3, 1, ""))
+    counts = h.ledger.jobs[job].counts()
+    assert counts["agreed"] == {"1": len(singles), "2": 40 - len(singles)}
+    assert (counts["ok"], counts["failed"]) == (40, 0)
     # A new worker never runs alone:
-    h2 = Harness()
+    h2 = Harness(adaptive=True)
     job2 = h2.submit(20)
     h2.place_all(job2)
     assert all(len(t.replicas) == 2 for t in h2.ledger.jobs[job2].tasks)
+
+
+def test_agreed_failures_count_as_failed_by_kind():
+    h = Harness()
+    job = h.submit(3)
+    h.place_all(job)
+    tasks = h.ledger.jobs[job].tasks
+    err = hashlib.sha256(b"bad input\n").digest()
+    for i, t in enumerate(tasks):
+        status, code = (0, 0) if i == 0 else (int(TaskStatus.EXITED), 2)
+        for k, r in enumerate(t.replicas):
+            h.call(next(w for w in WORKERS if w.node_id == r.worker),
+                   ops.Result(job, i, k, status, code, b"\x07" * 32, 3, 1, "", err, 10))
+    counts = h.ledger.jobs[job].counts()
+    assert (counts["accepted"], counts["ok"], counts["failed"]) == (3, 1, 2)
+    assert counts["failures"] == {"EXITED": 2}
+    assert tasks[1].accepted == (int(TaskStatus.EXITED), b"\x07" * 32, 3, 2, err, 10)
+    # Replicas that agree on the output but not on the stderr disagree.
+    job2 = h.submit(1)
+    h.place_all(job2)
+    t = h.ledger.jobs[job2].tasks[0]
+    for k, r in enumerate(t.replicas):
+        h.call(next(w for w in WORKERS if w.node_id == r.worker),
+               ops.Result(job2, 0, k, 0, 0, b"\x07" * 32, 3, 1, "", bytes([k]) * 32, 1))
+    assert t.state == OPEN and h.ledger.open_slots(h.ledger.jobs[job2], t) == 1
+    assert all(r.outcome != AGREED for r in t.replicas)
 
 
 def test_who_may_do_what():
@@ -229,7 +276,8 @@ def test_query_reads_counts_tasks_and_detail():
     assert len(d["replicas"]) == 2 and all(r["outcome"] == AGREED for r in d["replicas"])
     assert d["explanation"] is not None
     assert h.ledger.jobs[job].counts() == {  # reads changed nothing
-        "tasks": 3, "accepted": 1, "failed": 0, "cancelled": 0, "open": 2, "running": 0}
+        "tasks": 3, "accepted": 1, "ok": 1, "failed": 0, "failures": {}, "cancelled": 0,
+        "open": 2, "running": 0, "agreed": {"2": 1}}
     assert "no job" in h.call(SUBMITTER, ops.Query(b"\x09" * 32, 0, 1, False))["error"]
 
 
@@ -318,10 +366,28 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
     assert job not in h.ledger.jobs
 
 
-def test_snapshots_from_before_exit_codes_read_as_exit_zero():
-    from daemon.ledger.state import Replica
+def test_snapshots_from_before_exit_codes_read_as_exit_zero_and_empty_stderr():
+    from daemon.ledger.state import EMPTY_SHA256, Replica
 
     old = ["worker", 1, 2, True, [0, b"h" * 32, 5], AGREED, ""]
-    assert Replica.from_wire(old).result == (0, b"h" * 32, 5, 0)
+    assert Replica.from_wire(old).result == (0, b"h" * 32, 5, 0, EMPTY_SHA256, 0)
     new = Replica.from_wire(old)
     assert Replica.from_wire(new.to_wire()) == new
+
+
+def test_snapshots_from_before_adaptive_was_a_choice_read_as_not_adaptive():
+    """An old snapshot's jobs have no ``adaptive`` field: their remaining tasks keep their quorum."""
+    from protocol.canonical import packb, unpackb
+
+    h = Harness()
+    job = h.submit(2)
+    h.place_all(job)
+    snap = unpackb(h.ledger.snapshot())
+    tag, body = unpackb(snap[3][0][2])
+    snap[3][0][2] = packb([tag, body[:-1]])  # the Submit as it was stored before
+    for task in snap[3][0][5]:
+        del task[8:]  # and tasks before failures were named
+    restored = JobLedger([m.public_key for m in MEMBERS], f=1)
+    restored.restore(packb(snap))
+    assert restored.jobs[job].spec.adaptive is False
+    assert restored.jobs[job].spec == h.ledger.jobs[job].spec

@@ -92,6 +92,17 @@ def exit_with(code: int) -> bytes:
     return wat(f'(func (export "_start") (call $proc_exit (i32.const {code})))', "proc_exit")
 
 
+def complain_and_exit(text: str, code: int) -> bytes:
+    """Writes ``text`` (ASCII) to stderr, then exits with ``code``: a module that fails loudly."""
+    data = text.encode()
+    escaped = "".join(f"\\{b:02x}" for b in data)
+    return wat(f'''(data (i32.const 0) "\\10\\00\\00\\00\\{len(data):02x}\\00\\00\\00")
+      (data (i32.const 16) "{escaped}")
+      (func (export "_start")
+        (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (call $proc_exit (i32.const {code})))''', "fd_write", "proc_exit")
+
+
 def huge_initial_memory(pages: int) -> bytes:
     return wat('(func (export "_start"))', memory=pages)
 

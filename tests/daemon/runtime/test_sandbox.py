@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from daemon.runtime.abi import STDERR_TAIL
 from daemon.runtime.cache import module_hash
 from daemon.runtime.outcome import Limits
 from daemon.runtime.sandbox import Sandbox
@@ -119,7 +120,7 @@ def test_host_work_is_paid_in_fuel_so_floods_end_out_of_fuel(sandbox, wasm):
     out = run(sandbox, wasm)
     assert out.status is TaskStatus.OUT_OF_FUEL
     assert out.fuel_used == SMALL.fuel
-    assert len(out.stderr) <= 4096
+    assert len(out.stderr) <= STDERR_TAIL  # only the tail is kept
     again = run(sandbox, wasm)
     assert (again.status, again.fuel_used, again.stderr) == (out.status, out.fuel_used, out.stderr)
 
@@ -187,3 +188,10 @@ def test_example_with_bad_input_exits_with_its_message(sandbox):
     assert out.status is TaskStatus.EXITED
     assert out.detail == ('exited with code 2; stderr: pi: input must be "<seed> <samples>", '
                           'e.g. "7 1000000"')
+
+
+def test_stderr_is_kept_with_the_exit_code(sandbox):
+    out = run(sandbox, modules.complain_and_exit("bad input: expected a number\n", 2))
+    assert (out.status, out.exit_code) == (TaskStatus.EXITED, 2)
+    assert out.stderr == b"bad input: expected a number\n"
+    assert "stderr: bad input: expected a number" in out.detail
