@@ -108,13 +108,15 @@ def failure_words(c: dict[str, Any]) -> str:
 
 
 def agreement_words(st: dict[str, Any]) -> str:
-    """How many distinct volunteers agreed on the accepted results, e.g. ``2 volunteers on
-    18 tasks, 1 on 2 (adaptive replication)``."""
+    """How many distinct volunteers agreed on the accepted results, e.g. ``agreed by: 2
+    volunteers on 18 tasks, 1 volunteer on 2 tasks (quorum asked: 2, adaptive replication)``."""
     agreed = {int(k): n for k, n in st["counts"].get("agreed", {}).items()}
     if not agreed:
         return ""
-    parts = [f"{k} on {n} task{'s' if n != 1 else ''}" for k, n in sorted(agreed.items(), reverse=True)]
-    return "results agreed by " + ", ".join(parts) + f" (quorum asked: {st['quorum']})"
+    parts = [f"{k} volunteer{'s' if k != 1 else ''} on {n} task{'s' if n != 1 else ''}"
+             for k, n in sorted(agreed.items(), reverse=True)]
+    adaptive = ", adaptive replication" if st.get("adaptive") else ""
+    return "agreed by: " + ", ".join(parts) + f" (quorum asked: {st['quorum']}{adaptive})"
 
 
 def _line(st: dict[str, Any]) -> str:
@@ -320,9 +322,9 @@ def verify_cmd(args: argparse.Namespace) -> int:
         ok = all(c.ok for c in checks)
         bad += not ok
         code = f" exit {cert.exit_code}" if cert.exit_code else ""
-        agreed = f"{cert.agreed} agreed" if cert.agreed is not None else "agreement not stated"
+        agreed = f"agreed by {cert.agreed}" if cert.agreed is not None else "agreement not stated"
         print(f"task {cert.task}: {'OK' if ok else 'FAILED'}  "
-              f"({TaskStatus(cert.status).name}{code}, {agreed})")
+              f"(result: {TaskStatus(cert.status).name}{code}, {agreed})")
         for c in checks:
             if not ok or args.genesis is None:
                 print(f"  {'ok ' if c.ok else 'BAD'} {c.what}")
@@ -343,7 +345,7 @@ def logs_cmd(args: argparse.Namespace) -> int:
     for entry in res["tasks"]:
         if args.task is None:
             code = f" exit {entry['exit_code']}" if entry.get("exit_code") else ""
-            print(f"== task {entry['task']}: {entry['status']}{code}: {entry['detail']}", flush=True)
+            print(f"== task {entry['task']}: {entry['status']}{code}", flush=True)
         if entry.get("stderr") is not None:
             data = base64.b64decode(entry["stderr"])
             out.write(data if data.endswith(b"\n") or not data else data + b"\n")
