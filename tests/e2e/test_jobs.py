@@ -158,7 +158,8 @@ def test_hostile_modules_end_with_the_right_status_and_harm_no_node(testnet, tmp
             for name, (module, _) in cases.items()}
     for name, (_, status) in cases.items():
         job = jobs[name]
-        eventually(lambda: as_json("status", job[:12], "--data-dir", node_dir(testnet, 1))["state"] != "open",
+        eventually(lambda: json.loads(run("status", job[:12], "--json", "--data-dir",
+                                          node_dir(testnet, 1)).stdout)["state"] != "open",
                    timeout=120, what=f"{name} to end")
         res = run("status", job[:12], "--tasks", "--json", "--data-dir", node_dir(testnet, 1))
         assert res.returncode == 1, res  # an agreed failure is a failure
