@@ -56,6 +56,7 @@ from consensus.checkpoint import CheckpointTracker, InvalidProof, Stable
 from consensus.config import ReplicaConfig
 from consensus.crypto import Signer, Verifier
 from consensus.evidence import Equivocation
+from consensus.health import Observation
 from consensus.log import MessageLog, Slot, Vote, batch_digest
 from consensus.quorum import make_qc, vote_bytes
 from consensus.statemachine import ClientRequest, Service, StateMachine, state_digest
@@ -117,6 +118,11 @@ class Replica(ViewChanges, Recovery):
         self.end_seq: int | None = None
         self.end_reported = False
         self._hold = False
+        self._proposing = False
+        self.view_changes_in_a_row = 0
+        """View changes started since a batch last executed (for ``consensus.health``)."""
+        self._calm_at = now
+        """When the replica last executed a batch or last had no work."""
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._out: list[Action] = []
         if stored:
@@ -152,6 +158,14 @@ class Replica(ViewChanges, Recovery):
         self.now = max(self.now, now)
         self._timers()
         return self._flush()
+
+    def observe(self, reachable: int) -> Observation:
+        """What ``consensus.health.committee_health`` needs, as of the last tick; ``reachable``
+        (members the shell can reach, this one included) is the shell's knowledge."""
+        work = self._has_work() or self.view_changing
+        return Observation(self.cfg.n, self.cfg.quorum, reachable,
+                           max(0.0, self.now - self._calm_at) if work else None,
+                           self.view_changes_in_a_row, self.view_changing)
 
     def certificate(self, seq: int) -> QuorumCert | None:
         """The quorum certificate of a committed batch still in the log, or None."""
@@ -266,8 +280,15 @@ class Replica(ViewChanges, Recovery):
 
     def _propose(self) -> None:
         if not self.is_primary or self.view_changing or self.fetch is not None \
-                or self.service.ended or self._hold:
+                or self.service.ended or self._hold or self._proposing:
             return
+        self._proposing = True
+        try:
+            self._propose_batches()
+        finally:
+            self._proposing = False
+
+    def _propose_batches(self) -> None:
         while self.next_seq <= self.log.high and \
                 self.next_seq - 1 - self.last_executed < self.cfg.max_inflight:
             batch = [r for r in self.pending.values()
@@ -283,6 +304,9 @@ class Replica(ViewChanges, Recovery):
             s = self._accept_preprepare(pp, raw, tuple(batch))
             self._persist_slot(s)
             self._out.append(Broadcast(raw))
+            # With n = 1 (f = 0) the pre-prepare alone is a prepared certificate: no backup
+            # will ever send the prepare that would otherwise trigger this check.
+            self._check_prepared(s)
 
     # -- the three phases -----------------------------------------------------------------------
 
@@ -406,6 +430,8 @@ class Replica(ViewChanges, Recovery):
                 self._out.append(Send(req.client, self._seal(Reply(
                     self.cfg.shard, self.cfg.epoch, self.view, req.request_id, res))))
         self.last_executed = s.seq
+        self.view_changes_in_a_row = 0
+        self._calm_at = self.now
         self.progress_at = self.now if self.pending else None
         if not self.view_changing:
             self.timeout = self.cfg.view_change_timeout
@@ -453,6 +479,8 @@ class Replica(ViewChanges, Recovery):
     def _timers(self) -> None:
         now = self.now
         work = self._has_work()
+        if not work and not self.view_changing:
+            self._calm_at = now
         if not self.view_changing:
             if not work:
                 self.progress_at = None

@@ -137,6 +137,7 @@ class ViewChanges:
         if view <= self.view:
             return
         self.view, self.view_changing = view, True
+        self.view_changes_in_a_row += 1
         self.nv_wait_since = None
         self.inflight.clear()
         self._persist_view()

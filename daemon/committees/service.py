@@ -32,6 +32,7 @@ from consensus.checkpoint import InvalidProof
 from consensus.committee import DIRECTORY_SHARD
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
+from consensus.health import Health, committee_health, worst
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
 from daemon.committees.epochs import EpochManager
@@ -281,6 +282,20 @@ class CommitteeService:
 
     # -- status and control -----------------------------------------------------------------------
 
+    def health(self) -> tuple[Health, str]:
+        """This node's committees of the current epoch, judged by ``consensus.health``."""
+        connected = set(self.host.connected_peers())
+        me = self.identity.public_key
+        verdicts = []
+        for (shard, epoch), runner in sorted(self.replicas.items()):
+            if epoch != self.epoch.epoch or runner.ended is not None:
+                continue
+            reachable = 1 + sum(1 for pk in runner.config.committee
+                                if pk != me and node_id_from_public_key(pk) in connected)
+            verdicts.append((_shard_name(shard),
+                             committee_health(runner.replica.observe(reachable))))
+        return worst(verdicts)
+
     def status(self) -> dict[str, Any]:
         mine = [r.status() for r in self.replicas.values()]
         commits = sum(r.commits for r in self.replicas.values())
@@ -292,8 +307,12 @@ class CommitteeService:
             summary += f", {retiring} retiring"
         if self.epochs.stay_out:
             summary += ", left the network (`novacron join` to come back)"
+        if any(r["members"] == 1 for r in current):
+            summary += "; a committee of one: results are checked by nobody else"
+        health, why = self.health()
         return {
-            "health": "ok" if self.ready else "starting",
+            "health": "starting" if not self.ready else
+                      health.value if health is Health.OK else f"{health.value}: {why}",
             "summary": summary,
             "epoch": self.epoch.epoch,
             "replicas": mine,

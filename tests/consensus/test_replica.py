@@ -184,3 +184,36 @@ def test_pending_requests_are_bounded():
         raw = c.signer.seal(Request(3, 1, 1, b"op"), 0.0)
         backup.receive(bus.verifier.open(raw))
     assert len(backup.pending) == 3
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_small_committees_commit_and_checkpoint(n):
+    # One node is a valid network (f = 0, quorum 1): its pre-prepare alone is a prepared
+    # certificate. Two and three nodes also have f = 0 but need every (2) or two (3) members.
+    bus = Bus(n, checkpoint_interval=2, window=4)
+    client = bus.add_client()
+    for i in range(7):
+        bus.submit(client, kv_op("put", f"k{i}", b"v"))
+        bus.run()
+        assert client.current is None, f"request {i} did not commit with n={n}"
+    assert [d.result for d in client.done] == [b"ok"] * 7
+    for i in range(n):
+        assert bus.replica(i).last_executed == 7 and bus.replica(i).stable.seq == 6
+        assert bus.replica(i).view == 0
+    (c, *_) = committed(bus, 0)
+    assert verify_qc(c.qc, bus.cfg.committee, ed25519_vote_check) is None
+
+
+def test_one_node_view_change_keeps_committing():
+    bus = Bus(1, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    r = bus.replica(0)
+    bus.emit(bus.cfg.committee[0], r.receive(bus.verifier.open(
+        bus.signer(bus.cfg.committee[0]).seal(Prepare(3, 1, 0, 1, b"\x00" * 32), 0.0))))
+    r._start_view_change(1)  # as after a restart mid view change
+    bus.emit(bus.cfg.committee[0], r.tick(0.0))
+    bus.run()
+    assert r.view == 1 and not r.view_changing
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    assert client.done[-1].result == b"ok"

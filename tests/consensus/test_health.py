@@ -1,0 +1,70 @@
+"""Committee health: the pure verdict, and the replica's observations under a real stall."""
+
+from consensus.health import Health, Observation, Verdict, committee_health, worst
+from consensus.statemachine import kv_op
+from testnet.pbft_sim.bus import Bus
+
+
+def obs(**kw):
+    base = dict(members=4, quorum=3, reachable=4, waiting_s=None, view_changes_in_a_row=0,
+                view_changing=False)
+    base.update(kw)
+    return Observation(**base)
+
+
+def test_idle_or_committing_committee_is_ok():
+    assert committee_health(obs()) == Verdict(Health.OK, "")
+    assert committee_health(obs(waiting_s=1.0)).health is Health.OK
+    assert committee_health(obs(members=1, quorum=1, reachable=1)).health is Health.OK
+
+
+def test_waiting_long_is_degraded_then_stalled():
+    v = committee_health(obs(waiting_s=6.0))
+    assert v.health is Health.DEGRADED and "6 s" in v.reason
+    v = committee_health(obs(waiting_s=25.0, view_changes_in_a_row=4, view_changing=True))
+    assert v.health is Health.STALLED
+    assert "nothing committed for 25 s" in v.reason and "4 view changes in a row" in v.reason
+
+
+def test_view_changes_in_a_row_degrade():
+    v = committee_health(obs(waiting_s=2.0, view_changes_in_a_row=2, view_changing=True))
+    assert v.health is Health.DEGRADED and "2 view changes in a row" in v.reason
+
+
+def test_no_quorum_reachable():
+    v = committee_health(obs(reachable=1, waiting_s=0.5))
+    assert v.health is Health.STALLED
+    assert v.reason == "only 1 of 4 members reachable, a quorum is 3"
+    idle = committee_health(obs(reachable=2))
+    assert idle.health is Health.DEGRADED and "only 2 of 4" in idle.reason
+    one_down = committee_health(obs(reachable=3))
+    assert one_down.health is Health.DEGRADED and "1 of 4 members unreachable" in one_down.reason
+
+
+def test_worst_names_every_unhealthy_committee():
+    assert worst([("shard0", Verdict(Health.OK, ""))]) == (Health.OK, "")
+    h, why = worst([("shard0", Verdict(Health.DEGRADED, "a")), ("shard1", Verdict(Health.OK, "")),
+                    ("directory", Verdict(Health.STALLED, "b"))])
+    assert h is Health.STALLED and why == "shard0: a; directory: b"
+
+
+def test_replica_reports_a_stall_when_the_majority_is_gone():
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    survivor = bus.cfg.committee[1]
+    assert committee_health(bus.replica(1).observe(4)).health is Health.OK
+    bus.drop = lambda src, dst, env: survivor not in (src, dst) or \
+        (src != survivor and src in bus.cfg.committee)  # replicas 0, 2, 3 are gone
+    bus.submit(client, kv_op("put", "k", b"w"))
+    verdicts = []
+    for _ in range(120):
+        bus.tick(0.25)
+        bus.run()
+        verdicts.append(committee_health(bus.replica(1).observe(4)))
+    assert client.current is not None  # nothing committed
+    assert verdicts[-1].health is Health.STALLED
+    assert "view changes in a row" in verdicts[-1].reason
+    assert any(v.health is Health.DEGRADED for v in verdicts)
+    assert committee_health(bus.replica(1).observe(1)).reason.startswith("only 1 of 4")
