@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from consensus import sizes
 from consensus.quorum import max_faulty, quorum_size
 from protocol.errors import LocalProtocolError
 from protocol.messages.pbft import MAX_BATCH, MAX_COMMITTEE, MAX_PROOF, MAX_WINDOW
@@ -22,6 +23,11 @@ class ReplicaConfig:
     """L: sequence numbers accepted above the low watermark (the last stable checkpoint)."""
     batch_size: int = 16
     """Requests per pre-prepare at most."""
+    max_batch_bytes: int = 256 * 1024
+    """Bytes of requests per pre-prepare at most (a single request always fits)."""
+    max_message: int = 512 * 1024
+    """The transport's frame cap: no message this replica builds may be larger
+    (``consensus.sizes``; checked here for the worst case of every kind)."""
     max_inflight: int = 4
     """Batches the primary keeps proposed-but-unexecuted before it waits (batching kicks in)."""
     view_change_timeout: float = 1.0
@@ -50,7 +56,21 @@ class ReplicaConfig:
             raise LocalProtocolError("need 1 <= K and 2K <= L <= MAX_WINDOW")
         if not 1 <= self.batch_size <= MAX_BATCH or self.max_inflight < 1:
             raise LocalProtocolError("batch_size and max_inflight out of range")
+        if self.max_batch_bytes < sizes.MAX_REQUEST_BYTES:
+            raise LocalProtocolError(f"max_batch_bytes must hold one request "
+                                     f"({sizes.MAX_REQUEST_BYTES} bytes)")
+        over = {k: v for k, v in self.worst_case().items() if v > self.max_message}
+        if over:
+            raise LocalProtocolError(
+                "some messages could exceed max_message="
+                f"{self.max_message}: {', '.join(f'{k} {v}' for k, v in over.items())}; "
+                "lower max_batch_bytes, chunk_size or the window")
         self._index.update({pk: i for i, pk in enumerate(self.committee)})
+
+    def worst_case(self) -> dict[str, int]:
+        """The largest message of each kind this replica can build (``consensus.sizes``)."""
+        return sizes.largest(len(self.committee), self.window, self.max_batch_bytes,
+                             self.batch_size, self.chunk_size)
 
     @property
     def n(self) -> int:

@@ -8,7 +8,8 @@ digest is kept only as evidence of equivocation, never counted.
 Certificates (Castro-Liskov, generalised to any n with quorum q = ceil((n+f+1)/2)):
 
 - *prepared* in view v: the accepted pre-prepare of v plus q-1 matching prepares from distinct
-  backups (the primary of v does not prepare);
+  backups (the primary of v does not prepare); the pre-prepare's and the prepares' votes form
+  the compact ``PreparedCert`` that view changes carry;
 - *committed-local* in view v: prepared in v plus q matching commits from distinct replicas.
 """
 
@@ -20,6 +21,12 @@ from dataclasses import dataclass, field
 
 from consensus.statemachine import ClientRequest
 from protocol.canonical import packb
+from protocol.messages.pbft import PreparedCert
+
+
+def batch_bytes(raws: Sequence[bytes]) -> int:
+    """A batch's size as ``ReplicaConfig.max_batch_bytes`` counts it: its requests' bytes."""
+    return sum(len(r) for r in raws)
 
 
 def batch_digest(raws: Sequence[bytes]) -> bytes:
@@ -35,7 +42,7 @@ class Vote:
     digest: bytes
     raw: bytes
     sig: bytes = b""
-    """The commit's quorum vote (commits only)."""
+    """The message's vote signature (a prepare's prepare vote, a commit's quorum vote)."""
 
 
 @dataclass(slots=True)
@@ -45,14 +52,19 @@ class Slot:
     """View of the accepted pre-prepare (-1: none yet)."""
     digest: bytes = b""
     pp_raw: bytes = b""
-    requests: tuple[ClientRequest, ...] = ()
+    """The accepted pre-prepare envelope; empty when the batch came from a new view (which
+    names it by digest) or from a commit proof."""
+    pp_vote: bytes = b""
+    """The primary's prepare vote on (pp_view, seq, digest)."""
+    requests: tuple[ClientRequest, ...] | None = ()
+    """The batch; None while only its digest is known (fetched with ``BatchFetch``)."""
     prepares: dict[int, dict[int, Vote]] = field(default_factory=dict)
     """view -> sender index -> the first prepare it sent."""
     commits: dict[int, dict[int, Vote]] = field(default_factory=dict)
     prepared_view: int = -1
     """Highest view in which this slot prepared here (-1: never)."""
-    prepared_proof: tuple[bytes, bytes, tuple[bytes, ...]] | None = None
-    """(digest, pre-prepare, prepares) of the highest-view prepared certificate."""
+    prepared_cert: PreparedCert | None = None
+    """The highest-view prepared certificate."""
     committed: bool = False
     committed_view: int = -1
     qc_votes: dict[int, bytes] | None = None

@@ -10,18 +10,21 @@ The store is a flat map of short ASCII keys to bytes (the daemon keeps it in one
                  batch in the same view), its highest prepared certificate (which every later
                  view change must report), and whether it committed (so a restart re-executes
                  it locally) with the quorum's votes.
-- ``newview`` -- [view, raw]: a primary's own NEW-VIEW, re-sent identically after a restart.
+- ``newview`` -- [view, raw, view changes]: the NEW-VIEW this replica sent or accepted, with
+                 the view changes it names (re-sent identically after a restart).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from consensus.checkpoint import Stable
 from consensus.log import Slot
 from protocol.canonical import packb, unpackb
 from protocol.errors import LocalProtocolError, RemoteProtocolError
+from protocol.messages.pbft import PreparedCert
 
 VIEW = "view"
 STABLE = "stable"
@@ -36,23 +39,29 @@ def encode_view(view: int, changing: bool) -> bytes:
     return packb([view, changing], maps=False)
 
 
-def encode_newview(view: int, raw: bytes) -> bytes:
-    return packb([view, raw], maps=False)
+def encode_newview(view: int, raw: bytes, view_changes: tuple[bytes, ...]) -> bytes:
+    return packb([view, raw, list(view_changes)], maps=False)
 
 
 def encode_stable(stable: Stable, snapshot: bytes) -> bytes:
     return packb([stable.seq, stable.digest, list(stable.proof), snapshot], maps=False)
 
 
+def encode_cert(c: PreparedCert | None) -> list[Any] | None:
+    return None if c is None else [c.view, c.seq, c.digest, c.signers, list(c.signatures)]
+
+
+def decode_cert(v: Any) -> PreparedCert | None:
+    return None if v is None else PreparedCert(int(v[0]), int(v[1]), bytes(v[2]), bytes(v[3]),
+                                                tuple(bytes(x) for x in v[4]))
+
+
 def encode_slot(s: Slot) -> bytes:
-    proof = list(s.prepared_proof) if s.prepared_proof else None
-    if proof:
-        proof[2] = list(proof[2])
     votes = sorted(s.qc_votes.items()) if s.qc_votes else None
-    batch = [r.raw for r in s.requests] if s.committed and not s.pp_raw else None
-    return packb([s.pp_view, s.digest, s.pp_raw, s.prepared_view, proof,
-                  s.committed_view if s.committed else -1, votes, s.qc_checked, batch],
-                 maps=False)
+    batch = [r.raw for r in s.requests] if s.requests is not None and not s.pp_raw else None
+    return packb([s.pp_view, s.digest, s.pp_raw, s.prepared_view, encode_cert(s.prepared_cert),
+                  s.committed_view if s.committed else -1, votes, s.qc_checked, batch,
+                  s.pp_vote], maps=False)
 
 
 @dataclass
@@ -62,9 +71,9 @@ class Recovered:
     stable: Stable | None = None
     snapshot: bytes | None = None
     slots: dict[int, Slot] = field(default_factory=dict)
-    newview: tuple[int, bytes] | None = None
+    newview: tuple[int, bytes, tuple[bytes, ...]] | None = None
     batches: dict[int, tuple[bytes, ...] | None] = field(default_factory=dict)
-    """Request envelopes of batches committed by proof (no pre-prepare kept)."""
+    """Request envelopes of batches known without a pre-prepare (new view, commit proof)."""
 
 
 def load(stored: Mapping[str, bytes]) -> Recovered:
@@ -79,13 +88,13 @@ def load(stored: Mapping[str, bytes]) -> Recovered:
                 out.stable = Stable(v[0], v[1], tuple(v[2]))
                 out.snapshot = v[3]
             elif key == NEWVIEW:
-                out.newview = (v[0], v[1])
+                out.newview = (v[0], v[1], tuple(v[2]))
             elif key.startswith("slot:"):
                 seq = int(key[5:])
                 s = Slot(seq)
                 s.pp_view, s.digest, s.pp_raw, s.prepared_view = v[0], v[1], v[2], v[3]
-                if v[4] is not None:
-                    s.prepared_proof = (v[4][0], v[4][1], tuple(v[4][2]))
+                s.prepared_cert = decode_cert(v[4])
+                s.pp_vote = v[9]
                 if v[5] >= 0:
                     s.committed, s.committed_view = True, v[5]
                     s.qc_votes = dict((int(i), sig) for i, sig in v[6]) if v[6] else None

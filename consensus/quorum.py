@@ -37,6 +37,12 @@ def vote_bytes(shard: int, epoch: int, view: int, seq: int, digest: bytes) -> by
     return packb([shard, epoch, view, seq, digest], maps=False)
 
 
+def prepare_bytes(shard: int, epoch: int, view: int, seq: int, digest: bytes) -> bytes:
+    """What a prepare vote signs (after the QUORUM_VOTE domain tag). The leading tag keeps it
+    apart from a commit vote's 5-array: a prepare vote can never count as a commit vote."""
+    return packb(["prepare", shard, epoch, view, seq, digest], maps=False)
+
+
 def max_faulty(n: int) -> int:
     return (n - 1) // 3
 
@@ -52,6 +58,29 @@ def _bitmap(indices: Sequence[int], n: int) -> bytes:
     for i in indices:
         bits[i // 8] |= 1 << (i % 8)
     return bytes(bits)
+
+
+def bitmap(indices: Sequence[int], n: int) -> bytes:
+    """The signer bitmap of committee ``indices`` (bit i of byte i // 8)."""
+    return _bitmap(indices, n)
+
+
+def check_votes(signers: bytes, signatures: Sequence[bytes], data: bytes,
+                committee: Sequence[bytes], check: VoteCheck) -> str | None:
+    """None if ``signatures`` are valid votes on ``data`` by a quorum of distinct members named
+    by the ``signers`` bitmap; else why not."""
+    n = len(committee)
+    idx = signer_indices(signers, n)
+    if idx is None:
+        return "signer bitmap does not fit the committee"
+    if len(idx) < quorum_size(n):
+        return f"{len(idx)} signers, a quorum is {quorum_size(n)}"
+    if len(idx) != len(signatures):
+        return "signer bitmap and signatures disagree in number"
+    for i, sig in zip(idx, signatures):
+        if not check(committee[i], data, sig):
+            return f"vote of committee member {i} does not verify"
+    return None
 
 
 def signer_indices(signers: bytes, n: int) -> list[int] | None:
@@ -81,19 +110,8 @@ def verify_qc(qc: QuorumCert, committee: Sequence[bytes],
     """None if ``qc`` is valid for ``committee`` (public keys in committee order); else why not.
     Shard and epoch are inside the signed votes, so the caller must also make sure they are the
     ones it expects (``qc.shard``, ``qc.epoch``)."""
-    n = len(committee)
-    idx = signer_indices(qc.signers, n)
-    if idx is None:
-        return "signer bitmap does not fit the committee"
-    if len(idx) < quorum_size(n):
-        return f"{len(idx)} signers, a quorum is {quorum_size(n)}"
-    if len(idx) != len(qc.signatures):
-        return "signer bitmap and signatures disagree in number"
     data = vote_bytes(qc.shard, qc.epoch, qc.view, qc.seq, qc.digest)
-    for i, sig in zip(idx, qc.signatures):
-        if not check(committee[i], data, sig):
-            return f"vote of committee member {i} does not verify"
-    return None
+    return check_votes(qc.signers, qc.signatures, data, committee, check)
 
 
 def verifier_check(verifier: Verifier) -> VoteCheck:

@@ -150,7 +150,7 @@ class Recovery:
             s = self.log.get(seq)
             if s is None:
                 continue
-            if s.committed and seq <= self.last_executed:
+            if s.committed and seq <= self.last_executed and s.requests is not None:
                 qc = self._qc(s)
                 if qc is not None:
                     raws = tuple(r.raw for r in s.requests)
@@ -159,7 +159,8 @@ class Recovery:
                     sent += 1
             elif m.view == self.view and not m.view_changing and not self.view_changing \
                     and s.pp_view == self.view:
-                self._send(sender, s.pp_raw)
+                if s.pp_raw:  # (a new view's batches: the peer has that new view)
+                    self._send(sender, s.pp_raw)
                 for votes in (s.prepares, s.commits):
                     mine = votes.get(self.view, {}).get(self.me)
                     if mine is not None:
@@ -172,7 +173,7 @@ class Recovery:
                 qc.seq <= self.last_executed or not self.log.in_window(qc.seq):
             return
         s = self.log.slot(qc.seq)
-        if s.committed:
+        if s.committed and (s.requests is not None or s.digest != qc.digest):
             return
         if batch_digest(m.requests) != qc.digest:
             raise InvalidProof("commit proof batch does not match its certificate")

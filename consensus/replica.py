@@ -57,8 +57,9 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Signer, Verifier
 from consensus.evidence import Equivocation
 from consensus.health import Observation
-from consensus.log import MessageLog, Slot, Vote, batch_digest
-from consensus.quorum import make_qc, vote_bytes
+from consensus.log import NULL_DIGEST, MessageLog, Slot, Vote, batch_bytes, batch_digest
+from consensus.quorum import bitmap, make_qc, prepare_bytes, vote_bytes
+from consensus.sizes import MAX_REQUEST_BYTES
 from consensus.statemachine import ClientRequest, Service, StateMachine, state_digest
 from consensus.statetransfer import StateFetch
 from consensus.recovery import Recovery
@@ -66,8 +67,9 @@ from consensus.viewchange import CheckedViewChange, ViewChanges
 from protocol.envelope import Envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import (
-    Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare, Prepare, QuorumCert,
-    Reply, Request, StableCheckpoint, StateChunk, StateRequest, Status, ViewChange,
+    BatchBody, BatchFetch, Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare,
+    Prepare, PreparedCert, QuorumCert, Reply, Request, StableCheckpoint, StateChunk,
+    StateRequest, Status, ViewChange, ViewChangeFetch,
 )
 
 _END = b"\x00end-epoch"
@@ -113,6 +115,15 @@ class Replica(ViewChanges, Recovery):
         self.vc_sent_at = 0.0
         self.nv_wait_since: float | None = None
         self.nv_raw: bytes | None = None
+        self.nv_vcs: tuple[bytes, ...] = ()
+        """The view changes ``nv_raw`` names (sent to whoever asks for them)."""
+        self.nv_pending: Envelope | None = None
+        """A new view waiting for view changes it names that have not arrived yet."""
+        self.vc_kept: dict[bytes, CheckedViewChange] = {}
+        """Checked view changes by envelope digest, a few per sender."""
+        self._displaced: dict[bytes, tuple[bytes, ...]] = {}
+        """Batches a new view replaced in the log, by digest (a later view may bring one back)."""
+        self._batch_asked: dict[int, float] = {}
         self.last_status = -1e18
         self.fetch: StateFetch | None = None
         self.end_seq: int | None = None
@@ -251,6 +262,8 @@ class Replica(ViewChanges, Recovery):
     # -- requests and batching ------------------------------------------------------------------
 
     def _on_request(self, req: ClientRequest) -> None:
+        if len(req.raw) > MAX_REQUEST_BYTES:
+            return  # cannot happen with a valid Request (64 KiB operation); cheap to refuse
         if req.end_epoch:
             if self.cfg.index_of(req.client) is None or self.service.ended:
                 return
@@ -291,13 +304,15 @@ class Replica(ViewChanges, Recovery):
     def _propose_batches(self) -> None:
         while self.next_seq <= self.log.high and \
                 self.next_seq - 1 - self.last_executed < self.cfg.max_inflight:
-            batch = [r for r in self.pending.values()
-                     if (r.client, r.request_id) not in self.inflight][: self.cfg.batch_size]
+            batch = self._cut_batch()
             if not batch:
                 return
             raws = tuple(r.raw for r in batch)
+            digest = batch_digest(raws)
+            vote = self.signer.sign_vote(prepare_bytes(self.cfg.shard, self.cfg.epoch,
+                                                       self.view, self.next_seq, digest))
             pp = PrePrepare(self.cfg.shard, self.cfg.epoch, self.view, self.next_seq,
-                            batch_digest(raws), raws)
+                            digest, raws, vote)
             self.next_seq += 1
             self.inflight.update((r.client, r.request_id) for r in batch)
             raw = self._seal(pp)
@@ -308,12 +323,27 @@ class Replica(ViewChanges, Recovery):
             # will ever send the prepare that would otherwise trigger this check.
             self._check_prepared(s)
 
+    def _cut_batch(self) -> list[ClientRequest]:
+        """The next batch: pending requests not in flight, at most ``batch_size`` of them and
+        ``max_batch_bytes`` in all (any single request fits: ``ReplicaConfig`` checks it)."""
+        batch: list[ClientRequest] = []
+        size = 0
+        for r in self.pending.values():
+            if (r.client, r.request_id) in self.inflight:
+                continue
+            if len(batch) >= self.cfg.batch_size or size + len(r.raw) > self.cfg.max_batch_bytes:
+                break
+            batch.append(r)
+            size += len(r.raw)
+        return batch
+
     # -- the three phases -----------------------------------------------------------------------
 
     def _accept_preprepare(self, pp: PrePrepare, raw: bytes,
                            requests: tuple[ClientRequest, ...]) -> Slot:
         s = self.log.slot(pp.seq)
         s.pp_view, s.digest, s.pp_raw, s.requests = pp.view, pp.digest, raw, requests
+        s.pp_vote = pp.vote
         return s
 
     def _on_preprepare(self, sender: int, m: PrePrepare, env: Envelope) -> None:
@@ -322,13 +352,19 @@ class Replica(ViewChanges, Recovery):
             return
         s = self.log.slot(m.seq)
         if s.pp_view == m.view:
-            if s.digest != m.digest:
+            if s.digest != m.digest and s.pp_raw:  # (no evidence against a new view's batch)
                 self._equivocation(env.sender, s.pp_raw, env.to_bytes())
             return
         if s.committed and s.digest != m.digest:
             return
-        if len(m.requests) > self.cfg.batch_size or batch_digest(m.requests) != m.digest:
+        if len(m.requests) > self.cfg.batch_size or \
+                batch_bytes(m.requests) > self.cfg.max_batch_bytes:
+            raise InvalidProof("pre-prepare batch is over the committee's batch limits")
+        if batch_digest(m.requests) != m.digest:
             raise InvalidProof("pre-prepare digest does not match its batch")
+        if not self.verifier.verify_vote(env.sender, prepare_bytes(
+                m.shard, m.epoch, m.view, m.seq, m.digest), m.vote):
+            raise InvalidProof("pre-prepare vote does not verify")
         requests = self._decode_batch(m.requests)
         self._accept_preprepare(m, env.to_bytes(), requests)
         self._persist_slot(s)
@@ -337,8 +373,11 @@ class Replica(ViewChanges, Recovery):
         self._check_prepared(s)
 
     def _vote_prepare(self, s: Slot) -> None:
-        raw = self._seal(Prepare(self.cfg.shard, self.cfg.epoch, self.view, s.seq, s.digest))
-        s.prepares.setdefault(self.view, {})[self.me] = Vote(s.digest, raw)
+        vote = self.signer.sign_vote(prepare_bytes(self.cfg.shard, self.cfg.epoch, self.view,
+                                                   s.seq, s.digest))
+        raw = self._seal(Prepare(self.cfg.shard, self.cfg.epoch, self.view, s.seq, s.digest,
+                                 vote))
+        s.prepares.setdefault(self.view, {})[self.me] = Vote(s.digest, raw, vote)
         self._out.append(Broadcast(raw))
 
     def _on_prepare(self, sender: int, m: Prepare, env: Envelope) -> None:
@@ -352,7 +391,10 @@ class Replica(ViewChanges, Recovery):
             if old.digest != m.digest:
                 self._equivocation(env.sender, old.raw, env.to_bytes())
             return
-        votes[sender] = Vote(m.digest, env.to_bytes())
+        if not self.verifier.verify_vote(env.sender, prepare_bytes(
+                m.shard, m.epoch, m.view, m.seq, m.digest), m.vote):
+            raise InvalidProof("prepare vote does not verify")
+        votes[sender] = Vote(m.digest, env.to_bytes(), m.vote)
         self._check_prepared(s)
 
     def _on_commit(self, sender: int, m: Commit, env: Envelope) -> None:
@@ -372,12 +414,16 @@ class Replica(ViewChanges, Recovery):
         v = self.view
         if s.pp_view != v or s.prepared_view >= v or self.view_changing:
             return
-        matching = s.matching(s.prepares, v, s.digest, exclude=self.cfg.primary(v))
+        primary = self.cfg.primary(v)
+        matching = s.matching(s.prepares, v, s.digest, exclude=primary)
         if len(matching) < self.cfg.quorum - 1:
             return
-        proof = tuple(p.raw for p in list(matching.values())[: self.cfg.quorum - 1])
+        votes = {i: p.sig for i, p in sorted(matching.items())[: self.cfg.quorum - 1]}
+        votes[primary] = s.pp_vote
+        order = sorted(votes)
         s.prepared_view = v
-        s.prepared_proof = (s.digest, s.pp_raw, proof)
+        s.prepared_cert = PreparedCert(v, s.seq, s.digest, bitmap(order, self.cfg.n),
+                                       tuple(votes[i] for i in order))
         vote = self.signer.sign_vote(vote_bytes(self.cfg.shard, self.cfg.epoch, v, s.seq,
                                                 s.digest))
         raw = self._seal(Commit(self.cfg.shard, self.cfg.epoch, v, s.seq, s.digest, vote))
@@ -407,7 +453,7 @@ class Replica(ViewChanges, Recovery):
     def _execute_ready(self) -> None:
         while self.fetch is None:
             s = self.log.get(self.last_executed + 1)
-            if s is None or not s.committed:
+            if s is None or not s.committed or s.requests is None:
                 break
             self._execute(s)
         if self.is_primary:
@@ -497,6 +543,11 @@ class Replica(ViewChanges, Recovery):
                 self.vc_sent_at = now
                 self._out.append(Broadcast(self.my_vc))
         self._poll_fetch()
+        self._fetch_batches()
+        if self.nv_pending is not None and self.view_changing and \
+                now - self.last_status >= self.cfg.status_interval:
+            pending, self.nv_pending = self.nv_pending, None  # asks again for what it lacks
+            self._on_new_view(self.cfg.primary(pending.body.view), pending.body, pending)
         if (work or self.view_changing) and now - self.last_status >= self.cfg.status_interval:
             self.last_status = now
             self._broadcast(Status(self.cfg.shard, self.cfg.epoch, self.view, self.view_changing,
@@ -504,6 +555,60 @@ class Replica(ViewChanges, Recovery):
             if not self.is_primary and not self.view_changing:
                 for r in list(self.pending.values())[: self.cfg.batch_size]:
                     self._send(self.primary, r.raw)
+
+    # -- batches known by digest only ---------------------------------------------------------
+
+    def _known_batch(self, s: Slot, digest: bytes) -> tuple[ClientRequest, ...] | None:
+        if digest == NULL_DIGEST:
+            return ()
+        if s.digest == digest and s.requests is not None:
+            return s.requests
+        raws = self._displaced.get(digest)
+        return self._decode_batch(raws) if raws is not None else None
+
+    def _fetch_batches(self) -> None:
+        """Ask the committee for the bodies of batches this replica must execute but knows
+        only by digest (a new view re-proposed them); a few at a time, each at most once per
+        two status intervals."""
+        asked = 0
+        for seq in range(self.last_executed + 1, self.log.high + 1):
+            s = self.log.get(seq)
+            if s is None or s.requests is not None or asked >= self.cfg.max_inflight:
+                continue
+            if self.now - self._batch_asked.get(seq, -1e18) < 2 * self.cfg.status_interval:
+                continue
+            self._batch_asked[seq] = self.now
+            asked += 1
+            self._broadcast(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, s.digest))
+        if len(self._batch_asked) > 4 * self.cfg.window:
+            self._batch_asked = {q: t for q, t in self._batch_asked.items()
+                                 if q > self.last_executed}
+
+    def _on_batch_fetch(self, sender: int, m: BatchFetch, env: Envelope) -> None:
+        s = self.log.get(m.seq)
+        raws: tuple[bytes, ...] | None = None
+        if s is not None and s.digest == m.digest and s.requests is not None:
+            raws = tuple(r.raw for r in s.requests)
+        elif m.digest in self._displaced:
+            raws = self._displaced[m.digest]
+        if raws is not None:
+            self._send(sender, self._seal(BatchBody(self.cfg.shard, self.cfg.epoch, m.seq,
+                                                    m.digest, raws)))
+
+    def _on_batch_body(self, sender: int, m: BatchBody, env: Envelope) -> None:
+        s = self.log.get(m.seq)
+        if s is None or s.requests is not None or s.digest != m.digest:
+            return
+        if batch_digest(m.requests) != m.digest:
+            raise InvalidProof("batch body does not match its digest")
+        s.requests = self._decode_batch(m.requests)
+        self._persist_slot(s)
+        self._execute_ready()
+
+    def _remember_displaced(self, digest: bytes, raws: tuple[bytes, ...]) -> None:
+        self._displaced[digest] = raws
+        while len(self._displaced) > self.cfg.window:
+            del self._displaced[next(iter(self._displaced))]
 
     # -- restart --------------------------------------------------------------------------------
 
@@ -516,7 +621,7 @@ class Replica(ViewChanges, Recovery):
             self.last_executed = rec.stable.seq
         self.view, self.view_changing = rec.view, rec.view_changing
         if rec.newview is not None and rec.newview[0] == self.view:
-            self.nv_raw = rec.newview[1]
+            self.nv_raw, self.nv_vcs = rec.newview[1], rec.newview[2]
         for seq, s in sorted(rec.slots.items()):
             if not self.log.in_window(seq):
                 continue
@@ -524,6 +629,8 @@ class Replica(ViewChanges, Recovery):
                 s.requests = self._decode_batch(self.verifier.open(s.pp_raw).body.requests)
             elif rec.batches.get(seq) is not None:
                 s.requests = self._decode_batch(rec.batches[seq])  # type: ignore[arg-type]
+            else:
+                s.requests = () if s.digest == NULL_DIGEST else None
             self.log.slots[seq] = s
         self.next_seq = max([self.last_executed] + [s for s, x in self.log.slots.items()
                                                     if x.pp_view == self.view]) + 1
@@ -544,4 +651,7 @@ Replica._handlers = {  # type: ignore[attr-defined]
     Status: Replica._on_status,
     CommitProof: Replica._on_commit_proof,
     StateChunk: Replica._on_state_chunk,
+    ViewChangeFetch: Replica._on_view_change_fetch,
+    BatchFetch: Replica._on_batch_fetch,
+    BatchBody: Replica._on_batch_body,
 }

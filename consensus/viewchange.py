@@ -1,34 +1,52 @@
-"""View changes: checking VIEW-CHANGE messages and computing the NEW-VIEW's pre-prepares.
+"""View changes: checking VIEW-CHANGE messages and computing the NEW-VIEW's batches.
 
 A view change for view v carries the sender's stable checkpoint (with its proof) and, for every
-sequence number above it, its highest-view prepared certificate. The new primary collects a
-quorum of them and derives the pre-prepares of view v deterministically (``new_view_set``):
+sequence number above it, its highest-view prepared certificate: a quorum of prepare votes on
+(view, seq, digest), 64 bytes a vote. The new primary collects a quorum of them and derives the
+batches of view v deterministically (``new_view_set``):
 
 - ``min_s`` = the highest stable checkpoint among them, ``max_s`` = the highest prepared
   sequence number;
-- every seq in (min_s, max_s] gets the batch of the highest-view prepared certificate that
+- every seq in (min_s, max_s] gets the digest of the highest-view prepared certificate that
   names it, or the null batch if none does.
 
-Backups recompute the same set from the view changes inside the NEW-VIEW and accept it only if
+Backups recompute the same set from the view changes the NEW-VIEW names and accept it only if
 it matches, so a faulty new primary cannot slip in anything else. Since any two quorums share a
 correct replica, a batch that committed in an earlier view is prepared in at least one view
 change of every quorum, with the highest view, and survives.
+
+Sizes: nothing here carries a request. A view change is at most the checkpoint proof plus
+``window`` certificates of q votes; a new view names its q view changes by SHA-256 and lists
+(seq, digest, vote) per re-proposed batch. A backup that lacks a named view change fetches it
+(``ViewChangeFetch``); one that lacks a re-proposed batch fetches its body (``BatchFetch``)
+before executing it. So neither grows with what clients sent (``consensus.sizes``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from typing import Any
 
 from consensus import persist
-from consensus.actions import Broadcast, Persist, ViewEntered
+from consensus.actions import Broadcast, Persist, Send, ViewEntered
 from consensus.checkpoint import InvalidProof, Stable, check_checkpoint_proof
 from consensus.config import ReplicaConfig
-from consensus.log import NULL_DIGEST, batch_digest
+from consensus.log import NULL_DIGEST
+from consensus.quorum import check_votes, prepare_bytes
 from protocol.envelope import Envelope
-from protocol.messages.pbft import NewView, PrePrepare, Prepare, PreparedProof, ViewChange
+from protocol.messages.pbft import (
+    NewView, NewViewBatch, PreparedCert, ViewChange, ViewChangeFetch,
+)
+
+MAX_KEPT_PER_SENDER = 3
+"""Checked view changes kept per sender (by digest, for new views that name them)."""
+
+
+def envelope_digest(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +55,6 @@ class Cert:
 
     view: int
     digest: bytes
-    requests: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,34 +68,20 @@ class CheckedViewChange:
     raw: bytes
 
 
-def check_prepared(cfg: ReplicaConfig, pp_raw: bytes, prepares: Sequence[bytes], verifier,  # type: ignore[no-untyped-def]
+def check_prepared(cfg: ReplicaConfig, cert: PreparedCert, verifier,  # type: ignore[no-untyped-def]
                    below_view: int, low: int) -> tuple[int, Cert]:
     """Check one prepared certificate for a view below ``below_view`` and a seq in
     (low, low + window]; return (seq, cert)."""
-    env = verifier.open(pp_raw)
-    pp = env.body
-    if not isinstance(pp, PrePrepare) or (pp.shard, pp.epoch) != (cfg.shard, cfg.epoch):
-        raise InvalidProof("prepared certificate without a pre-prepare of this committee")
-    if pp.view >= below_view or cfg.index_of(env.sender) != cfg.primary(pp.view):
-        raise InvalidProof("pre-prepare from the wrong view or not from its primary")
-    if not low < pp.seq <= low + cfg.window:
+    if cert.view >= below_view:
+        raise InvalidProof("prepared certificate from a view not below the new one")
+    if not low < cert.seq <= low + cfg.window:
         raise InvalidProof("prepared certificate outside the watermarks")
-    if batch_digest(pp.requests) != pp.digest:
-        raise InvalidProof("pre-prepare digest does not match its batch")
-    backups = set()
-    for raw in prepares:
-        p_env = verifier.open(raw)
-        p = p_env.body
-        idx = cfg.index_of(p_env.sender)
-        if not isinstance(p, Prepare) or idx is None or idx == cfg.primary(pp.view) or \
-                (p.shard, p.epoch, p.view, p.seq, p.digest) != (pp.shard, pp.epoch, pp.view,
-                                                                 pp.seq, pp.digest):
-            raise InvalidProof("a prepare in a prepared certificate does not match")
-        backups.add(idx)
-    if len(backups) < cfg.quorum - 1:
-        raise InvalidProof(f"prepared certificate has {len(backups)} prepares, "
-                           f"need {cfg.quorum - 1}")
-    return pp.seq, Cert(pp.view, pp.digest, pp.requests)
+    data = prepare_bytes(cfg.shard, cfg.epoch, cert.view, cert.seq, cert.digest)
+    problem = check_votes(cert.signers, cert.signatures, data, cfg.committee,
+                          verifier.verify_vote)
+    if problem:
+        raise InvalidProof(f"prepared certificate: {problem}")
+    return cert.seq, Cert(cert.view, cert.digest)
 
 
 def check_view_change(cfg: ReplicaConfig, env: Envelope, verifier, genesis_digest: bytes  # type: ignore[no-untyped-def]
@@ -95,9 +98,8 @@ def check_view_change(cfg: ReplicaConfig, env: Envelope, verifier, genesis_diges
     check_checkpoint_proof(cfg, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof, verifier,
                            genesis_digest)
     certs: dict[int, Cert] = {}
-    for pp in vc.prepared:
-        seq, cert = check_prepared(cfg, pp.preprepare, pp.prepares, verifier, vc.new_view,
-                                   vc.stable_seq)
+    for pc in vc.prepared:
+        seq, cert = check_prepared(cfg, pc, verifier, vc.new_view, vc.stable_seq)
         if seq in certs:
             raise InvalidProof("two prepared certificates for one sequence number")
         certs[seq] = cert
@@ -110,8 +112,8 @@ class NewViewPlan:
     min_s: int
     stable_digest: bytes
     stable_proof: tuple[bytes, ...]
-    batches: tuple[tuple[int, bytes, tuple[bytes, ...]], ...]
-    """(seq, digest, requests) for every seq in (min_s, max_s]."""
+    batches: tuple[tuple[int, bytes], ...]
+    """(seq, digest) for every seq in (min_s, max_s]."""
 
 
 def new_view_set(vcs: Sequence[CheckedViewChange]) -> NewViewPlan:
@@ -123,9 +125,9 @@ def new_view_set(vcs: Sequence[CheckedViewChange]) -> NewViewPlan:
         cands = [c.certs[seq] for c in vcs if seq in c.certs]
         if cands:
             top = max(cands, key=lambda c: (c.view, c.digest))
-            batches.append((seq, top.digest, top.requests))
+            batches.append((seq, top.digest))
         else:
-            batches.append((seq, NULL_DIGEST, ()))
+            batches.append((seq, NULL_DIGEST))
     return NewViewPlan(min_s, best.stable_digest, best.proof, tuple(batches))
 
 
@@ -139,32 +141,47 @@ class ViewChanges:
         self.view, self.view_changing = view, True
         self.view_changes_in_a_row += 1
         self.nv_wait_since = None
+        self.nv_pending = None
         self.inflight.clear()
         self._persist_view()
-        prepared = tuple(PreparedProof(s.prepared_proof[1], s.prepared_proof[2])
-                         for seq, s in sorted(self.log.slots.items()) if s.prepared_proof)
+        prepared = tuple(s.prepared_cert for seq, s in sorted(self.log.slots.items())
+                         if s.prepared_cert is not None)
         st = self.stable
         vc = ViewChange(self.cfg.shard, self.cfg.epoch, view, st.seq, st.digest, st.proof,
                         prepared)
         self.my_vc = self._broadcast(vc)
         self.vc_sent_at = self.now
-        certs = {}
-        for seq, s in self.log.slots.items():  # our own certificates need no re-checking
-            if s.prepared_proof:
-                reqs = self.verifier.open(s.prepared_proof[1]).body.requests
-                certs[seq] = Cert(s.prepared_view, s.prepared_proof[0], reqs)
-        self.vcs[self.me] = CheckedViewChange(self.me, view, st.seq, st.digest, st.proof, certs,
-                                              self.my_vc)
+        certs = {c.seq: Cert(c.view, c.digest) for c in prepared}  # ours need no re-checking
+        mine = CheckedViewChange(self.me, view, st.seq, st.digest, st.proof, certs, self.my_vc)
+        self.vcs[self.me] = mine
+        self._keep_view_change(mine)
         self._after_view_change_input()
 
+    def _keep_view_change(self, c: CheckedViewChange) -> None:
+        """Remember a checked view change by digest (a new view may name it)."""
+        kept = self.vc_kept
+        kept[envelope_digest(c.raw)] = c
+        mine = [d for d, k in kept.items() if k.sender == c.sender]
+        if len(mine) > MAX_KEPT_PER_SENDER:
+            for d in sorted(mine, key=lambda d: kept[d].view)[: len(mine) - MAX_KEPT_PER_SENDER]:
+                del kept[d]
+
     def _on_view_change(self, sender: int, m: ViewChange, env: Envelope) -> None:
+        if m.new_view < self.view or (m.new_view == self.view and not self.view_changing):
+            return
+        raw = env.to_bytes()
+        d = envelope_digest(raw)
+        c = self.vc_kept.get(d)
+        if c is None:
+            c = check_view_change(self.cfg, env, self.verifier, self.genesis_digest)
+            self._keep_view_change(c)
         old = self.vcs.get(sender)
-        if m.new_view < self.view or (old is not None and old.view >= m.new_view):
-            return
-        if m.new_view == self.view and not self.view_changing:
-            return
-        self.vcs[sender] = check_view_change(self.cfg, env, self.verifier, self.genesis_digest)
-        self._after_view_change_input()
+        if old is None or old.view < c.view:
+            self.vcs[sender] = c
+            self._after_view_change_input()
+        if self.nv_pending is not None and self.view_changing:
+            pending, self.nv_pending = self.nv_pending, None
+            self._on_new_view(self.cfg.primary(pending.body.view), pending.body, pending)
 
     def _after_view_change_input(self) -> None:
         later = sorted(c.view for i, c in self.vcs.items() if c.view > self.view)
@@ -186,60 +203,87 @@ class ViewChanges:
 
     def _send_new_view(self, vcs: list[CheckedViewChange]) -> None:
         plan = new_view_set(vcs)
-        pps = tuple(self._seal(PrePrepare(self.cfg.shard, self.cfg.epoch, self.view, seq, d,
-                                          reqs)) for seq, d, reqs in plan.batches)
-        raw = self._seal(NewView(self.cfg.shard, self.cfg.epoch, self.view,
-                                 tuple(c.raw for c in vcs), pps))
-        self._out.append(Persist(persist.NEWVIEW, persist.encode_newview(self.view, raw)))
+        sh, ep, v = self.cfg.shard, self.cfg.epoch, self.view
+        votes = tuple(self.signer.sign_vote(prepare_bytes(sh, ep, v, seq, d))
+                      for seq, d in plan.batches)
+        nv = NewView(sh, ep, v, tuple(envelope_digest(c.raw) for c in vcs),
+                     tuple(NewViewBatch(seq, d, vote)
+                           for (seq, d), vote in zip(plan.batches, votes)))
+        raw = self._seal(nv)
+        vc_raws = tuple(c.raw for c in vcs)
+        self._out.append(Persist(persist.NEWVIEW, persist.encode_newview(v, raw, vc_raws)))
         self._out.append(Broadcast(raw))
-        self._enter_view(plan, pps, raw)
+        self._enter_view(plan, votes, raw, vc_raws)
 
     def _on_new_view(self, sender: int, m: NewView, env: Envelope) -> None:
         if m.view < self.view or (m.view == self.view and not self.view_changing) or \
                 sender != self.cfg.primary(m.view) or m.view == 0:
             return
+        if len(set(m.view_changes)) < self.cfg.quorum:
+            raise InvalidProof("new view names fewer than a quorum of view changes")
+        missing = tuple(d for d in m.view_changes if d not in self.vc_kept)
+        if missing:
+            # Keep it until the named view changes arrive (ours may simply be late).
+            self.nv_pending = env
+            self._send(sender, self._seal(ViewChangeFetch(self.cfg.shard, self.cfg.epoch,
+                                                          m.view, missing)))
+            return
         vcs: dict[int, CheckedViewChange] = {}
-        for raw in m.view_changes:
-            c = check_view_change(self.cfg, self.verifier.open(raw), self.verifier,
-                                  self.genesis_digest)
+        for d in m.view_changes:
+            c = self.vc_kept[d]
             if c.view != m.view:
-                raise InvalidProof("new view holds a view change for another view")
+                raise InvalidProof("new view names a view change for another view")
             vcs[c.sender] = c
         if len(vcs) < self.cfg.quorum:
-            raise InvalidProof("new view holds fewer than a quorum of view changes")
+            raise InvalidProof("new view names fewer than a quorum of view changes")
         plan = new_view_set(list(vcs.values()))
-        if len(plan.batches) != len(m.preprepares):
-            raise InvalidProof("new view pre-prepares do not match its view changes")
-        for (seq, d, reqs), raw in zip(plan.batches, m.preprepares):
-            p_env = self.verifier.open(raw)
-            pp = p_env.body
-            if p_env.sender != env.sender or not isinstance(pp, PrePrepare) or \
-                    (pp.shard, pp.epoch, pp.view, pp.seq, pp.digest, pp.requests) != \
-                    (self.cfg.shard, self.cfg.epoch, m.view, seq, d, reqs):
-                raise InvalidProof("new view pre-prepares do not match its view changes")
+        if tuple(plan.batches) != tuple((b.seq, b.digest) for b in m.batches):
+            raise InvalidProof("new view batches do not match its view changes")
+        pk = self.cfg.committee[sender]
+        for b in m.batches:
+            data = prepare_bytes(self.cfg.shard, self.cfg.epoch, m.view, b.seq, b.digest)
+            if not self.verifier.verify_vote(pk, data, b.vote):
+                raise InvalidProof("a new view's prepare vote does not verify")
         if m.view > self.view:
             self.view = m.view
-        self._enter_view(plan, m.preprepares, env.to_bytes())
+        raw = env.to_bytes()
+        vc_raws = tuple(self.vc_kept[d].raw for d in m.view_changes)
+        self._out.append(Persist(persist.NEWVIEW, persist.encode_newview(m.view, raw, vc_raws)))
+        self._enter_view(plan, tuple(b.vote for b in m.batches), raw, vc_raws)
 
-    def _enter_view(self, plan: Any, pps: tuple[bytes, ...], nv_raw: bytes) -> None:
+    def _on_view_change_fetch(self, sender: int, m: ViewChangeFetch, env: Envelope) -> None:
+        """Send the asked-for view changes we hold (each its own, bounded, message)."""
+        held = {envelope_digest(r): r for r in self.nv_vcs}
+        for d in m.digests[: self.cfg.quorum]:
+            c = self.vc_kept.get(d)
+            raw = c.raw if c is not None else held.get(d)
+            if raw is not None:
+                self._out.append(Send(self.cfg.committee[sender], raw))
+
+    def _enter_view(self, plan: Any, votes: tuple[bytes, ...], nv_raw: bytes,
+                    vc_raws: tuple[bytes, ...]) -> None:
         self.next_seq = max(plan.batches[-1][0] if plan.batches else plan.min_s,
                             self.last_executed, self.log.low) + 1
         self._hold = True
         self.view_changing = False
-        self.nv_raw = nv_raw
+        self.nv_raw, self.nv_vcs, self.nv_pending = nv_raw, vc_raws, None
         self.nv_wait_since = None
         self.progress_at = self.now if self.pending else None
         self.vcs = {i: c for i, c in self.vcs.items() if c.view > self.view}
+        self.vc_kept = {d: c for d, c in self.vc_kept.items() if c.view > self.view}
         self._persist_view()
         self._out.append(ViewEntered(self.view, self.primary))
         if plan.min_s > self.stable.seq:
             self._adopt_stable(Stable(plan.min_s, plan.stable_digest, plan.stable_proof))
-        for (seq, digest, reqs), raw in zip(plan.batches, pps):
+        for (seq, digest), vote in zip(plan.batches, votes):
             if not self.log.in_window(seq):
                 continue
             s = self.log.slot(seq)
-            requests = self._decode_batch(reqs)
-            s.pp_view, s.digest, s.pp_raw, s.requests = self.view, digest, raw, requests
+            requests = self._known_batch(s, digest)
+            if s.requests and s.digest != digest:
+                self._remember_displaced(s.digest, tuple(r.raw for r in s.requests))
+            s.pp_view, s.digest, s.pp_raw, s.pp_vote = self.view, digest, b"", vote
+            s.requests = requests
             self._persist_slot(s)
             if not self.is_primary:
                 self._vote_prepare(s)
@@ -248,7 +292,7 @@ class ViewChanges:
         self.next_seq = max(self.next_seq, self.log.low + 1)
         if self.is_primary:
             self.inflight = {(r.client, r.request_id) for s in self.log.slots.values()
-                             if s.pp_view == self.view for r in s.requests}
+                             if s.pp_view == self.view and s.requests for r in s.requests}
             self._propose()
         else:
             for r in self.pending.values():

@@ -7,7 +7,10 @@ envelopes themselves, as bytes, so anyone holding the committee list can re-chec
 
 Bounds: a batch holds at most ``MAX_BATCH`` requests; proofs hold at most ``MAX_PROOF``
 envelopes; a view change covers at most ``MAX_WINDOW`` sequence numbers. The envelope's 1 MiB
-cap bounds the rest. The replica (``consensus.replica``) applies tighter, configured limits.
+cap bounds the rest. The replica (``consensus.replica``) applies tighter, configured limits,
+and keeps every message it builds under its transport's frame cap (``consensus.sizes``): only
+pre-prepares, commit proofs and batch bodies carry batches; view changes and new views name
+batches by digest and carry compact vote certificates, never request envelopes.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class EndEpoch:
     epoch: U64
 
 
-@message("pbft.preprepare", 1)
+@message("pbft.preprepare", 2)
 @dataclass(frozen=True, slots=True)
 class PrePrepare:
     shard: U32
@@ -60,9 +63,12 @@ class PrePrepare:
     """``consensus.log.batch_digest(requests)``; the empty batch is the null request."""
     requests: Annotated[tuple[Blob, ...], MaxItems(MAX_BATCH)]
     """The batch: signed client request envelopes, in order."""
+    vote: Signature
+    """The primary's prepare vote: its signature over ``consensus.quorum.prepare_bytes(shard,
+    epoch, view, seq, digest)``, so a prepared certificate can name the batch by digest."""
 
 
-@message("pbft.prepare", 1)
+@message("pbft.prepare", 2)
 @dataclass(frozen=True, slots=True)
 class Prepare:
     shard: U32
@@ -70,6 +76,8 @@ class Prepare:
     view: U64
     seq: U64
     digest: Digest
+    vote: Signature
+    """The sender's signature over ``consensus.quorum.prepare_bytes(...)`` (see PrePrepare)."""
 
 
 @message("pbft.commit", 1)
@@ -95,15 +103,20 @@ class Checkpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedProof:
-    """A prepared certificate: the primary's pre-prepare and 2f matching prepares from
-    distinct backups, all as signed envelopes."""
+class PreparedCert:
+    """A prepared certificate, compact: a quorum of prepare votes (the primary's, from its
+    pre-prepare or new view, and the backups') on (shard, epoch, view, seq, digest). The batch
+    itself is named by its digest only. ``signers`` is a bitmap of committee indices,
+    ``signatures`` the votes in index order (as in ``QuorumCert``)."""
 
-    preprepare: Blob
-    prepares: Proof
+    view: U64
+    seq: U64
+    digest: Digest
+    signers: Annotated[bytes, MaxLen(MAX_COMMITTEE // 8)]
+    signatures: Annotated[tuple[Signature, ...], MaxItems(MAX_COMMITTEE)]
 
 
-@message("pbft.viewchange", 1)
+@message("pbft.viewchange", 2)
 @dataclass(frozen=True, slots=True)
 class ViewChange:
     shard: U32
@@ -113,20 +126,66 @@ class ViewChange:
     stable_digest: Digest
     checkpoint_proof: Proof
     """2f+1 signed checkpoints for (stable_seq, stable_digest); empty for the genesis."""
-    prepared: Annotated[tuple[PreparedProof, ...], MaxItems(MAX_WINDOW)]
+    prepared: Annotated[tuple[PreparedCert, ...], MaxItems(MAX_WINDOW)]
     """For each sequence number above ``stable_seq``, the highest-view prepared certificate."""
 
 
-@message("pbft.newview", 1)
+@dataclass(frozen=True, slots=True)
+class NewViewBatch:
+    """One re-proposed sequence number of a new view: the batch digest and the new primary's
+    prepare vote on it (the null batch where no view change had a certificate)."""
+
+    seq: U64
+    digest: Digest
+    vote: Signature
+
+
+@message("pbft.newview", 2)
 @dataclass(frozen=True, slots=True)
 class NewView:
     shard: U32
     epoch: U64
     view: U64
-    view_changes: Proof
-    """2f+1 signed view changes for ``view``."""
-    preprepares: Annotated[tuple[Blob, ...], MaxItems(MAX_WINDOW)]
-    """The new primary's signed pre-prepares, recomputable from ``view_changes``."""
+    view_changes: Annotated[tuple[Digest, ...], MaxItems(MAX_PROOF)]
+    """SHA-256 of the quorum of signed view changes for ``view`` the primary chose; a backup
+    that lacks one asks for it (``ViewChangeFetch``). Referring, not embedding, keeps a new
+    view small whatever the committee size and the batches."""
+    batches: Annotated[tuple[NewViewBatch, ...], MaxItems(MAX_WINDOW)]
+    """The re-proposed batches, recomputable from the view changes."""
+
+
+@message("pbft.viewchange_fetch", 1)
+@dataclass(frozen=True, slots=True)
+class ViewChangeFetch:
+    """Ask for signed view changes by digest (those a new view names and the asker lacks)."""
+
+    shard: U32
+    epoch: U64
+    view: U64
+    digests: Annotated[tuple[Digest, ...], MaxItems(MAX_PROOF)]
+
+
+@message("pbft.batch_fetch", 1)
+@dataclass(frozen=True, slots=True)
+class BatchFetch:
+    """Ask for the requests of a batch known only by digest (a new view re-proposed it)."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    digest: Digest
+
+
+@message("pbft.batch_body", 1)
+@dataclass(frozen=True, slots=True)
+class BatchBody:
+    """A batch's requests; checked against the digest the log already holds for ``seq``."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    digest: Digest
+    requests: Annotated[tuple[Blob, ...], MaxItems(MAX_BATCH)]
 
 
 @message("pbft.reply", 1)
@@ -244,8 +303,8 @@ class EpochNotice:
 
 
 __all__ = [
-    "EpochNotice", "HandoffNotice",
+    "EpochNotice", "HandoffNotice", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
     "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "Prepare",
-    "PreparedProof", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",
+    "PreparedCert", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",
     "StateRequest", "Status", "ViewChange",
 ]

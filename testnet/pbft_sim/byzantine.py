@@ -21,7 +21,7 @@ import random
 from typing import Any
 
 from consensus.actions import Broadcast
-from consensus.quorum import vote_bytes
+from consensus.quorum import prepare_bytes, vote_bytes
 from protocol.messages.pbft import (
     Commit, PrePrepare, Prepare, Request, ViewChange,
 )
@@ -72,7 +72,9 @@ class Equivocator(Byzantine):
             req = self.signer.seal(Request(m.shard, m.epoch, self.rng.getrandbits(48) + 1,
                                            b"equivocation"), sim.now)
             reqs = (req,)
-            alt = PrePrepare(m.shard, m.epoch, m.view, m.seq, batch_digest(reqs), reqs)
+            d = batch_digest(reqs)
+            alt = PrePrepare(m.shard, m.epoch, m.view, m.seq, d, reqs, self.signer.sign_vote(
+                prepare_bytes(m.shard, m.epoch, m.view, m.seq, d)))
             out.append((pk, self.signer.seal(alt, sim.now)))
         return out
 
@@ -89,7 +91,9 @@ class DoubleVoter(Byzantine):
         self.injected += 1
         fake_digest = self.rng.randbytes(32)
         if isinstance(m, Prepare):
-            fake: Any = Prepare(m.shard, m.epoch, m.view, m.seq, fake_digest)
+            fake: Any = Prepare(m.shard, m.epoch, m.view, m.seq, fake_digest,
+                                self.signer.sign_vote(prepare_bytes(m.shard, m.epoch, m.view,
+                                                                    m.seq, fake_digest)))
         else:
             vote = self.signer.sign_vote(vote_bytes(m.shard, m.epoch, m.view, m.seq, fake_digest))
             fake = Commit(m.shard, m.epoch, m.view, m.seq, fake_digest, vote)
@@ -138,9 +142,12 @@ class OutOfWindow(Byzantine):
         d = rng.randbytes(32)
         vote = self.signer.sign_vote(vote_bytes(cfg.shard, cfg.epoch, view, seq, d))
         msgs: list[Any] = [
-            Prepare(cfg.shard, cfg.epoch, view, seq, d),
+            Prepare(cfg.shard, cfg.epoch, view, seq, d, self.signer.sign_vote(
+                prepare_bytes(cfg.shard, cfg.epoch, view, seq, d))),
             Commit(cfg.shard, cfg.epoch, view, seq, d, vote),
-            PrePrepare(cfg.shard, cfg.epoch, view, seq, batch_digest(()), ()),
+            PrePrepare(cfg.shard, cfg.epoch, view, seq, batch_digest(()), (),
+                       self.signer.sign_vote(prepare_bytes(cfg.shard, cfg.epoch, view, seq,
+                                                           batch_digest(())))),
             ViewChange(cfg.shard, cfg.epoch, view + rng.randrange(1 << 40), r.stable.seq,
                        r.stable.digest, r.stable.proof, ()),
         ]
@@ -164,7 +171,7 @@ class Flooder(Byzantine):
             self.injected += 1
             kind = self.rng.randrange(3)
             raw = self.signer.seal(Prepare(cfg.shard, cfg.epoch, r.view, r.log.low + 1,
-                                           self.rng.randbytes(32)), now)
+                                           self.rng.randbytes(32), self.rng.randbytes(64)), now)
             if kind == 0:
                 bad = self.rng.randbytes(self.rng.randrange(1, 300))
             elif kind == 1:

@@ -5,7 +5,7 @@ import pytest
 from consensus.actions import Broadcast, Committed, Misbehaviour, StateInstalled, ViewEntered
 from consensus.evidence import Equivocation, check_equivocation
 from consensus.log import batch_digest
-from consensus.quorum import ed25519_vote_check, verify_qc
+from consensus.quorum import ed25519_vote_check, prepare_bytes, verify_qc
 from consensus.replica import Replica
 from consensus.statemachine import KeyValueMachine, kv_op
 from protocol.messages.pbft import Commit, PrePrepare, Prepare, Request
@@ -72,7 +72,9 @@ def test_restarted_replica_never_prepares_a_conflicting_batch():
     # Replica 1 crashes and restarts from its store; the primary equivocates.
     primary = bus.signer(bus.cfg.committee[0])
     alt_req = bus.signer(bus.cfg.committee[0]).seal(Request(3, 1, 99, b"other"), 0.0)
-    alt = primary.seal(PrePrepare(3, 1, 0, 1, batch_digest([alt_req]), (alt_req,)), 0.0)
+    alt_digest = batch_digest([alt_req])
+    alt = primary.seal(PrePrepare(3, 1, 0, 1, alt_digest, (alt_req,), primary.sign_vote(
+        prepare_bytes(3, 1, 0, 1, alt_digest))), 0.0)
 
     def reaction(replica):
         acts = replica.tick(0.0) + replica.receive(bus.verifier.open(alt))
@@ -131,18 +133,18 @@ def test_messages_outside_the_window_epoch_or_committee_are_dropped():
     r = bus.replica(1)
     s0 = bus.signer(bus.cfg.committee[0])
     s2 = bus.signer(bus.cfg.committee[2])
-    for msg, signer in [(Prepare(3, 1, 0, 5, b"\x00" * 32), s2),  # above the high watermark
-                        (Prepare(3, 2, 0, 1, b"\x00" * 32), s2),  # another epoch
-                        (Prepare(4, 1, 0, 1, b"\x00" * 32), s2),  # another shard
-                        (Prepare(3, 1, 7, 1, b"\x00" * 32), s2),  # a future view
-                        (Prepare(3, 1, 0, 1, b"\x00" * 32), s0)]:  # from the primary
+    for msg, signer in [(Prepare(3, 1, 0, 5, b"\x00" * 32, b"\x00" * 64), s2),  # above the high watermark
+                        (Prepare(3, 2, 0, 1, b"\x00" * 32, b"\x00" * 64), s2),  # another epoch
+                        (Prepare(4, 1, 0, 1, b"\x00" * 32, b"\x00" * 64), s2),  # another shard
+                        (Prepare(3, 1, 7, 1, b"\x00" * 32, b"\x00" * 64), s2),  # a future view
+                        (Prepare(3, 1, 0, 1, b"\x00" * 32, b"\x00" * 64), s0)]:  # from the primary
         assert r.receive(bus.verifier.open(signer.seal(msg, 0.0))) == []
     assert r.log.slots == {}
     stranger = bus.add_client()
     raw = stranger.signer.seal(Commit(3, 1, 0, 1, b"\x00" * 32, b"\x00" * 64), 0.0)
     (m,) = r.receive(bus.verifier.open(raw))
     assert isinstance(m, Misbehaviour) and m.offender == stranger.signer.public_key
-    bad_batch = s0.seal(PrePrepare(3, 1, 0, 1, b"\x00" * 32, ()), 0.0)
+    bad_batch = s0.seal(PrePrepare(3, 1, 0, 1, b"\x00" * 32, (), b"\x00" * 64), 0.0)
     (m,) = r.receive(bus.verifier.open(bad_batch))
     assert isinstance(m, Misbehaviour) and "digest" in m.reason
 
@@ -209,7 +211,8 @@ def test_one_node_view_change_keeps_committing():
     client = bus.add_client()
     r = bus.replica(0)
     bus.emit(bus.cfg.committee[0], r.receive(bus.verifier.open(
-        bus.signer(bus.cfg.committee[0]).seal(Prepare(3, 1, 0, 1, b"\x00" * 32), 0.0))))
+        bus.signer(bus.cfg.committee[0]).seal(Prepare(3, 1, 0, 1, b"\x00" * 32, b"\x00" * 64),
+                                              0.0))))
     r._start_view_change(1)  # as after a restart mid view change
     bus.emit(bus.cfg.committee[0], r.tick(0.0))
     bus.run()

@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover
 
 def _seed_envelopes() -> list[bytes]:
     msgs = [
-        PrePrepare(1, 2, 3, 4, b"\x01" * 32, (b"req-a", b"req-b")),
+        PrePrepare(1, 2, 3, 4, b"\x01" * 32, (b"req-a", b"req-b"), b"\x03" * 64),
         BlobChunk(b"\x02" * 32, 0, 3, b"abc"),
         CapabilityAnnounce(_ID.node_id, "0.1.0", 8, 16384, ("wasm32-wasi",), ("/ip4/127.0.0.1/tcp/1",),
                            {"kind": "none", "reasons": ["no tpm"]}, {"up": [1, 2]}, 2, 10, "d1", 5, 1),
@@ -75,7 +75,7 @@ def seeds_for(target: str) -> list[bytes]:
         from protocol.schema import encode_body
 
         return [packb([m.TYPE, m.VERSION, encode_body(m)]) for m in (
-            PrePrepare(1, 2, 3, 4, b"\x01" * 32, (b"x",)), BlobChunk(b"\x02" * 32, 0, 3, b"abc"))]
+            PrePrepare(1, 2, 3, 4, b"\x01" * 32, (b"x",), b"\x03" * 64), BlobChunk(b"\x02" * 32, 0, 3, b"abc"))]
     if target.startswith(("base58", "identity")):
         return [_ID.node_id.encode()]
     return CODEC_SEEDS.get(target, [b""])

@@ -33,7 +33,7 @@ from tests.protocol.strategies import any_message
 NET = "novacron-test"
 ALICE = NodeIdentity(random.Random(1).randbytes(32))
 MALLORY = NodeIdentity(random.Random(2).randbytes(32))
-PREP = Prepare(shard=1, epoch=2, view=3, seq=4, digest=b"\x07" * 32)
+PREP = Prepare(shard=1, epoch=2, view=3, seq=4, digest=b"\x07" * 32, vote=b"\x08" * 64)
 
 
 def sealed(msg=PREP, seq=1, ident=ALICE, network=NET, ts=1_000_000, context=9):
@@ -65,7 +65,7 @@ def test_signature_for_one_type_never_verifies_as_another():
     # A type with exactly Prepare's fields, so the body decodes and only the signature differs.
     registry = MessageRegistry()
     registry.register(Prepare, Prepare.TYPE, Prepare.VERSION)
-    registry.register(Prepare, "test.prepare_twin", 1)
+    registry.register(Prepare, "test.prepare_twin", Prepare.VERSION)
     data = sealed()
     assert open_envelope(data, network=NET, registry=registry).body == PREP
     fields = unpackb(data[HEADER_SIZE:])
@@ -150,12 +150,12 @@ def _with_fields(mutate):
 def test_unknown_type_and_version_are_named():
     with pytest.raises(UnknownMessageType, match="'pbft.nonsense'"):
         open_envelope(_with_fields(lambda f: f.__setitem__(2, "pbft.nonsense")), network=NET)
-    with pytest.raises(UnsupportedVersion, match="version 7 is not supported .*speaks v1"):
+    with pytest.raises(UnsupportedVersion, match="version 7 is not supported .*speaks v2"):
         open_envelope(_with_fields(lambda f: f.__setitem__(0, 7)), network=NET)
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (lambda f: f.__setitem__(7, [1, 2]), "expected 5 fields"),
+    (lambda f: f.__setitem__(7, [1, 2]), "expected 6 fields"),
     (lambda f: f[7].__setitem__(4, b"short"), "digest: expected exactly 32 bytes"),
     (lambda f: f[7].__setitem__(0, -1), "shard: -1 is outside"),
     (lambda f: f[7].__setitem__(2, True), "view: expected integer, got bool"),
