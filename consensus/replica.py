@@ -170,6 +170,19 @@ class Replica(ViewChanges, Recovery):
         self._timers()
         return self._flush()
 
+    def busy(self, seconds: float) -> None:
+        """The shell spent ``seconds`` carrying out this replica's own work (executing a big
+        batch, snapshotting a checkpoint, persisting it) and read no messages meanwhile. That
+        time is ours, not the primary's: the view-change timers do not count it. (Without this
+        a replica that took longer than the timeout to execute a big job's batch suspected its
+        primary as soon as it looked up, and big jobs caused a view change after another.)"""
+        if seconds <= 0:
+            return
+        if self.progress_at is not None:
+            self.progress_at += seconds
+        if self.nv_wait_since is not None:
+            self.nv_wait_since += seconds
+
     def observe(self, reachable: int) -> Observation:
         """What ``consensus.health.committee_health`` needs, as of the last tick; ``reachable``
         (members the shell can reach, this one included) is the shell's knowledge."""

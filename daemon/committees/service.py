@@ -35,6 +35,7 @@ from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
+from consensus.sizes import MAX_REQUEST_BYTES
 from daemon.committees.epochs import EpochManager
 from daemon.committees.hooks import ShardApplication
 from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
@@ -57,6 +58,9 @@ log = logging.getLogger("novacron.consensus")
 PROTOCOL = "/novacron/pbft/1"
 TICK_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
+BUSY_S = 0.05
+"""Time spent on one replica call (and its actions) above which the replica is told
+(``Replica.busy``)."""
 
 Listener = Callable[[int, "ReplicaRunner", Committed], None]
 
@@ -98,10 +102,15 @@ class CommitteeService:
     # -- committees -------------------------------------------------------------------------------
 
     def config_for(self, shard: int) -> ReplicaConfig:
+        frame = self.host.config.max_frame
+        # max_message: the replica keeps everything it builds under our frame cap (a frame
+        # over it is refused by the transport, and a refused batch would wedge the committee).
         return ReplicaConfig(shard, self.epoch.epoch, self.epoch.committees[shard],
                              checkpoint_interval=self.genesis.params["checkpoint_interval"],
                              window=2 * self.genesis.params["checkpoint_interval"],
-                             batch_size=8)
+                             batch_size=8, max_message=frame,
+                             max_batch_bytes=max(MAX_REQUEST_BYTES, min(256 * 1024, frame // 2)),
+                             chunk_size=min(256 * 1024, frame // 2))
 
     def is_member(self) -> bool:
         """Whether this node sits on any committee of the current epoch."""
@@ -167,7 +176,7 @@ class CommitteeService:
             while True:
                 now = time.monotonic()
                 for runner in list(self.replicas.values()):
-                    self._execute(runner, runner.replica.tick(now))
+                    self._execute(runner, runner.replica.tick(now), now)
                 for shard, client in list(self.clients.items()):
                     self._pump(shard, client, now)
                     self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
@@ -178,9 +187,15 @@ class CommitteeService:
     def _pump(self, shard: int, client: ShardRequests, now: float) -> None:
         self.sink.execute(None, None, (), self.identity.public_key, client.pump(now))
 
-    def _execute(self, runner: ReplicaRunner, actions: list[Any]) -> None:
+    def _execute(self, runner: ReplicaRunner, actions: list[Any], since: float | None = None) -> None:
         self.sink.execute(runner, runner.namespace, runner.config.committee,
                           self.identity.public_key, actions)
+        if since is not None:
+            # Executing batches, snapshotting and persisting checkpoints is this replica's own
+            # time, not its primary's silence (``Replica.busy``).
+            spent = time.monotonic() - since
+            if spent > BUSY_S:
+                runner.replica.busy(spent)
 
     def send_public(self, public_key: bytes, data: bytes) -> None:
         if public_key == self.identity.public_key:
@@ -233,7 +248,7 @@ class CommitteeService:
         runner = self.replicas.get((shard, epoch))
         if runner is None:
             return  # not a committee we sit on (yet, or any more)
-        self._execute(runner, runner.replica.receive(env, now))
+        self._execute(runner, runner.replica.receive(env, now), now)
 
     def _on_event(self, runner: Any, event: Any) -> None:
         if isinstance(event, Committed):
@@ -266,11 +281,13 @@ class CommitteeService:
 
     # -- submitting -------------------------------------------------------------------------------
 
-    async def submit(self, shard: int, operation: bytes, timeout: float = REQUEST_TIMEOUT_S) -> bytes:
+    async def submit(self, shard: int, operation: bytes, timeout: float = REQUEST_TIMEOUT_S,
+                     urgent: bool = False) -> bytes:
+        """Order ``operation`` on ``shard``; ``urgent`` (a user waiting) goes ahead of bulk."""
         client = self.clients.get(shard)
         if client is None:
             raise CommitteeUnavailable(f"no shard {shard}")
-        pending = client.enqueue(operation)
+        pending = client.enqueue(operation, urgent)
         self._pump(shard, client, time.monotonic())
         with trio.move_on_after(timeout):
             await pending.done.wait()
@@ -374,7 +391,7 @@ class CommitteeService:
         if not self.ready:
             raise RpcError(NOT_READY, "the consensus service is still starting")
         try:
-            return await self.submit(shard, operation)
+            return await self.submit(shard, operation, urgent=True)
         except CommitteeUnavailable as err:
             raise RpcError(UNAVAILABLE, str(err)) from None
         except QueueFull as err:

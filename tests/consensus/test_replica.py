@@ -220,3 +220,21 @@ def test_one_node_view_change_keeps_committing():
     bus.submit(client, kv_op("put", "k", b"v"))
     bus.run()
     assert client.done[-1].result == b"ok"
+
+
+def test_time_the_replica_spends_on_its_own_work_is_not_blamed_on_the_primary():
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    bus.drop = lambda src, dst, env: env.type != "pbft.request"  # the primary looks silent
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    backup = bus.replica(1)
+    bus.tick(1.0)  # the client retries to every replica
+    bus.run()
+    assert backup.pending and backup.progress_at == 1.0
+    bus.tick(0.5)
+    backup.busy(3.0)  # e.g. it executed a huge batch: the shell read nothing for 3 s
+    bus.tick(3.0)
+    assert backup.view == 0 and not backup.view_changing
+    bus.tick(1.0)  # but a second of real silence after that is suspicious
+    assert backup.view_changing and backup.view == 1

@@ -1,0 +1,34 @@
+"""A shard's request queue: a user's interactive request goes ahead of bulk ledger traffic."""
+
+import pytest
+
+from consensus.config import ReplicaConfig
+from consensus.crypto import Ed25519Signer
+from consensus.sizes import MAX_OPERATION
+from daemon.committees.requests import ShardRequests
+from daemon.committees.service import ledger_batcher
+from daemon.committees.machine import LEDGER
+from daemon.jobs import ops
+from protocol.identity import NodeIdentity
+
+
+def queue():
+    me = NodeIdentity(b"\x01" * 32)
+    cfg = ReplicaConfig(0, 0, (me.public_key,))
+    return ShardRequests(cfg, Ed25519Signer(me, "t", 1), ledger_batcher)
+
+
+def test_urgent_requests_jump_the_bulk_queue_and_bulk_is_combined_by_bytes():
+    q = queue()
+    bulk = [q.enqueue(LEDGER + ops.encode_op(ops.Tick(i))) for i in range(40)]
+    kv = q.enqueue(b"K" + b"put", urgent=True)
+    q.pump(0.0)
+    assert q.current == [kv]
+    q.current, q.client.current = [], None  # (as if it had committed)
+    q.pump(0.0)
+    assert q.current == bulk[:32]  # one Batch of up to 32 operations
+
+
+def test_an_operation_over_the_request_limit_is_refused_at_once():
+    with pytest.raises(ValueError, match="request limit"):
+        queue().enqueue(b"J" + b"x" * MAX_OPERATION)
