@@ -5,12 +5,11 @@ messages, and without a check the daemon would go on saying ``ok`` (it did, for 
 changed views every second and a shard wedged by an oversized batch). This module turns what a
 replica and its shell observe into a verdict with a reason a user can act on:
 
-- ``stalled``  -- work has waited without any batch executing for ``stall_after`` seconds, or
-                  fewer members than a quorum are reachable while work waits: nothing this
-                  committee orders will commit until that changes;
+- ``stalled``  -- fewer members than a quorum are reachable, or work has waited without any
+                  batch executing for ``stall_after`` seconds: nothing this committee orders
+                  will commit until that changes;
 - ``degraded`` -- work has waited for ``degrade_after`` seconds, the committee changed views
-                  ``degrade_view_changes`` times in a row without executing anything, or fewer
-                  than a quorum of members are reachable (idle, so nothing is stuck yet) or some
+                  ``degrade_view_changes`` times in a row without executing anything, or some
                   members are unreachable: it commits, slowly or with less margin;
 - ``ok``       -- otherwise.
 
@@ -69,17 +68,15 @@ def committee_health(obs: Observation, *, degrade_after: float = DEGRADE_AFTER_S
              f"{obs.quorum}")
     vcs = obs.view_changes_in_a_row
     vc_note = f", {vcs} view changes in a row" if vcs else ""
-    if waiting is not None and waiting >= stall_after:
-        why = reach if short else f"nothing committed for {waiting:.0f} s with work waiting"
-        return Verdict(Health.STALLED, why + vc_note)
-    if waiting is not None and short:
+    if short:
         return Verdict(Health.STALLED, reach + vc_note)
+    if waiting is not None and waiting >= stall_after:
+        return Verdict(Health.STALLED, f"nothing committed for {waiting:.0f} s with work "
+                                       f"waiting{vc_note}")
     if vcs >= degrade_view_changes:
         return Verdict(Health.DEGRADED, f"{vcs} view changes in a row without a commit")
     if waiting is not None and waiting >= degrade_after:
         return Verdict(Health.DEGRADED, f"work waiting {waiting:.0f} s for a commit")
-    if short:
-        return Verdict(Health.DEGRADED, reach)
     if obs.reachable < obs.members:
         return Verdict(Health.DEGRADED, f"{obs.members - obs.reachable} of {obs.members} "
                                         f"members unreachable")

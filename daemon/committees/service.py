@@ -58,6 +58,8 @@ log = logging.getLogger("novacron.consensus")
 PROTOCOL = "/novacron/pbft/1"
 TICK_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
+HEARD_S = 60.0
+"""A member heard from this recently counts as reachable for ``status`` health."""
 BUSY_S = 0.05
 """Time spent on one replica call (and its actions) above which the replica is told
 (``Replica.busy``)."""
@@ -91,6 +93,9 @@ class CommitteeService:
         self.ready = False
         self.dropped = 0
         self.misbehaviour: dict[str, int] = {}
+        self.heard: dict[bytes, float] = {}
+        """When a signed consensus message of each key last arrived (a member we are not
+        connected to right now may still be reachable: connections are made on demand)."""
         # When we last had word of a node (wall clock; the soft state knows): what evictions
         # of silent members go by. None: never.
         self.last_heard: Callable[[str], float | None] = lambda _node: None
@@ -223,6 +228,9 @@ class CommitteeService:
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
+        if len(self.heard) >= 4096:  # clients' keys are free to make: keep the map bounded
+            self.heard.clear()
+        self.heard[env.sender] = time.monotonic()
         try:
             self._route(env, frame)
         except InvalidProof as err:
@@ -303,12 +311,13 @@ class CommitteeService:
         """This node's committees of the current epoch, judged by ``consensus.health``."""
         connected = set(self.host.connected_peers())
         me = self.identity.public_key
+        recent = time.monotonic() - HEARD_S
         verdicts = []
         for (shard, epoch), runner in sorted(self.replicas.items()):
             if epoch != self.epoch.epoch or runner.ended is not None:
                 continue
-            reachable = 1 + sum(1 for pk in runner.config.committee
-                                if pk != me and node_id_from_public_key(pk) in connected)
+            reachable = 1 + sum(1 for pk in runner.config.committee if pk != me and (
+                node_id_from_public_key(pk) in connected or self.heard.get(pk, -1e18) > recent))
             verdicts.append((_shard_name(shard),
                              committee_health(runner.replica.observe(reachable))))
         return worst(verdicts)
