@@ -83,6 +83,8 @@ def submit_cmd(args: argparse.Namespace) -> int:
         print(res["job"])
         print(f"submitted {res['name']!r}: {res['tasks']} tasks on shard {res['shard']}; "
               f"follow it with `novacron watch {res['job'][:12]}`", file=sys.stderr)
+        if res.get("notice"):
+            print(f"note: {res['notice']}", file=sys.stderr)
     return 0
 
 

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 import trio
@@ -47,6 +48,12 @@ UNREACHABLE_S = 15.0
 """Disconnected this long (the host redials known peers all along) and a worker is reported."""
 UNREACHABLE_SCAN_S = 2.0
 MAX_PLACE_OP_BYTES = 40_000
+MAX_SLOTS_PER_PROPOSAL = 2048
+"""Open tasks one placement round looks at. A round places only what the workers can queue
+(``QUEUE_CAP`` tasks a slot), so looking at all 100,000 open tasks of a big job only blocked
+the daemon for seconds (and its committee with it) to find no worker for the rest."""
+FULL_AFTER_EMPTY = 16
+"""Consecutive tasks that found no worker after which a round stops: every worker is full."""
 
 
 class MemberDuties:
@@ -136,7 +143,8 @@ class MemberDuties:
                 key = (shard, job.id)
                 if job.state != "open" or key in self._proposing:
                     continue
-                slots = [i for i, t in enumerate(job.tasks) if ledger.open_slots(job, t)]
+                slots = list(islice((i for i, t in enumerate(job.tasks)
+                                     if ledger.open_slots(job, t)), MAX_SLOTS_PER_PROPOSAL))
                 if not slots:
                     self.open_since.pop(key, None)
                     continue
@@ -199,7 +207,10 @@ class MemberDuties:
             empty = ops.Place(job.id, now_ms, duration[0], cands, ())
             majority = majority_runtime(cands)
             size = len(packb([ops.encode_op(empty)]))
-            for i in slots:
+            empty_in_a_row = 0
+            for k, i in enumerate(slots):
+                if k % 64 == 63:
+                    await trio.sleep(0)  # let consensus and the control socket run meanwhile
                 t = job.tasks[i]
                 n = ledger.open_slots(job, t)
                 if n == 0:
@@ -213,7 +224,11 @@ class MemberDuties:
                                                 ledger.workers, now_ms, duration,
                                                 task_runtime(t, majority), extra)
                 if not assignment.workers:
+                    empty_in_a_row += 1
+                    if empty_in_a_row >= FULL_AFTER_EMPTY:
+                        break
                     continue
+                empty_in_a_row = 0
                 size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
                 batch.append(assignment)
                 extra.update(assignment.workers)

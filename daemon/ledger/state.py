@@ -260,12 +260,15 @@ class JobLedger:
         clock = sorted(self.member_clock.items())
         unreachable = [[w, [[m, t] for m, t in sorted(by.items())]]
                        for w, by in sorted(self.unreachable.items())]
+        # maps=False: the only maps in the state are explanations, decoded canonically (sorted)
+        # from the operations that brought them. Walking 100,000 tasks to re-sort them cost
+        # seconds a checkpoint, which a big job's committee spent not answering anyone.
         return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock],
-                      unreachable])
+                      unreachable], maps=False)
 
     def restore(self, snapshot: bytes) -> None:
         try:
-            v = unpackb(snapshot, max_size=1 << 30)
+            v = unpackb(snapshot, max_size=1 << 30, max_items=1 << 24)  # a job has 100,000 tasks
             # Snapshots from before unreachable reports have six fields.
             version, now_ms, seq, jobs, workers, clock, *newer = v
             if version != 1:

@@ -45,7 +45,10 @@ def test_one_node_network_commits_and_runs_the_pi_example(tmp_path_factory, tmp_
             .replace("10000000", "100000").replace("replicas = 2 ", "replicas = 1 ")
         assert "replicas = 1 " in spec
         (tmp_path / "job.toml").write_text(spec)
-        job = ok("submit", str(tmp_path / "job.toml"), "--data-dir", node_dir(d, 0)).strip()
+        sub = run("submit", str(tmp_path / "job.toml"), "--data-dir", node_dir(d, 0))
+        assert sub.returncode == 0, sub.stderr
+        assert "results are checked by nobody else" in sub.stderr
+        job = sub.stdout.strip()
         res = run("watch", job[:12], "--interval", "0.5", "--data-dir", node_dir(d, 0),
                   timeout=180)
         assert res.returncode == 0 and "job done: 8 accepted, 0 failed" in res.stdout, \

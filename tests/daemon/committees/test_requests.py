@@ -6,9 +6,8 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer
 from consensus.sizes import MAX_OPERATION
 from daemon.committees.requests import ShardRequests
-from daemon.committees.service import ledger_batcher
-from daemon.committees.machine import LEDGER
-from daemon.jobs import ops
+from daemon.ledger.shard import LEDGER, ledger_batcher
+from protocol.messages import ledger as ops
 from protocol.identity import NodeIdentity
 
 
