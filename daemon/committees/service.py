@@ -60,9 +60,12 @@ TICK_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
 HEARD_S = 60.0
 """A member heard from this recently counts as reachable for ``status`` health."""
-BUSY_S = 0.05
-"""Time spent on one replica call (and its actions) above which the replica is told
-(``Replica.busy``)."""
+STALL_S = 0.25
+"""A gap between two consensus ticks this much longer than ``TICK_S`` is this process's own
+stall, which the replicas' view-change timers do not count."""
+VIEW_CHANGE_TIMEOUT_S = 2.0
+"""The base view-change timeout (doubled for each view change in a row without progress): a
+Python daemon executing a big job's batches on a busy machine needs more than a second."""
 
 Listener = Callable[[int, "ReplicaRunner", Committed], None]
 
@@ -114,6 +117,7 @@ class CommitteeService:
                              checkpoint_interval=self.genesis.params["checkpoint_interval"],
                              window=2 * self.genesis.params["checkpoint_interval"],
                              batch_size=8, max_message=frame,
+                             view_change_timeout=VIEW_CHANGE_TIMEOUT_S,
                              max_batch_bytes=max(MAX_REQUEST_BYTES, min(256 * 1024, frame // 2)),
                              chunk_size=min(256 * 1024, frame // 2))
 
@@ -178,10 +182,17 @@ class CommitteeService:
         self.ready = True
         task_status.started()
         async with trio.open_nursery() as nursery:
+            last = time.monotonic()
             while True:
                 now = time.monotonic()
+                stalled, last = now - last - TICK_S, now
                 for runner in list(self.replicas.values()):
-                    self._execute(runner, runner.replica.tick(now), now)
+                    if stalled > STALL_S:
+                        # This process did not run for that long (executing a big batch,
+                        # snapshotting a checkpoint, another service's work, the OS): our own
+                        # time, not the primary's silence (``Replica.busy``).
+                        runner.replica.busy(stalled)
+                    self._execute(runner, runner.replica.tick(now))
                 for shard, client in list(self.clients.items()):
                     self._pump(shard, client, now)
                     self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
@@ -192,15 +203,9 @@ class CommitteeService:
     def _pump(self, shard: int, client: ShardRequests, now: float) -> None:
         self.sink.execute(None, None, (), self.identity.public_key, client.pump(now))
 
-    def _execute(self, runner: ReplicaRunner, actions: list[Any], since: float | None = None) -> None:
+    def _execute(self, runner: ReplicaRunner, actions: list[Any]) -> None:
         self.sink.execute(runner, runner.namespace, runner.config.committee,
                           self.identity.public_key, actions)
-        if since is not None:
-            # Executing batches, snapshotting and persisting checkpoints is this replica's own
-            # time, not its primary's silence (``Replica.busy``).
-            spent = time.monotonic() - since
-            if spent > BUSY_S:
-                runner.replica.busy(spent)
 
     def send_public(self, public_key: bytes, data: bytes) -> None:
         if public_key == self.identity.public_key:
@@ -256,7 +261,7 @@ class CommitteeService:
         runner = self.replicas.get((shard, epoch))
         if runner is None:
             return  # not a committee we sit on (yet, or any more)
-        self._execute(runner, runner.replica.receive(env, now), now)
+        self._execute(runner, runner.replica.receive(env, now))
 
     def _on_event(self, runner: Any, event: Any) -> None:
         if isinstance(event, Committed):
