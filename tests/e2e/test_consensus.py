@@ -51,7 +51,7 @@ def test_one_node_network_commits_and_runs_the_pi_example(tmp_path_factory, tmp_
         job = sub.stdout.strip()
         res = run("watch", job[:12], "--interval", "0.5", "--data-dir", node_dir(d, 0),
                   timeout=180)
-        assert res.returncode == 0 and "job done: 8 accepted, 0 failed" in res.stdout, \
+        assert res.returncode == 0 and "job done: 8 ok, 0 failed" in res.stdout, \
             res.stdout[-400:] + res.stderr
         out = tmp_path / "out"
         ok("result", job[:12], "-o", str(out), "--data-dir", node_dir(d, 0))
