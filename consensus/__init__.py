@@ -12,6 +12,10 @@ Replica (read ``replica`` first):
 - ``persist``      -- the durable records a replica restarts from.
 - ``actions``      -- what a replica asks its shell to do, and the ordering contract.
 - ``config``       -- ``ReplicaConfig``: committee and protocol knobs.
+- ``sizes``        -- the largest message of each kind a configuration can build (all under
+                      the transport's frame cap: batches by bytes, view changes by digest).
+- ``health``       -- a committee's health (ok / degraded / stalled, with the reason) from
+                      what a replica observes.
 - ``crypto``       -- the Signer/Verifier seam: real Ed25519 envelopes, or the simulator's MACs.
 - ``statemachine`` -- the replicated state machine interface, the service wrapper
                       (de-duplication table), a key-value machine for tests.
