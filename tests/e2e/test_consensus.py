@@ -131,7 +131,7 @@ replicas = 1
             submitted = time.monotonic()
 
             done = 0
-            while time.monotonic() < submitted + 150 and done < 300:  # placed and running
+            while time.monotonic() < submitted + 120 and done < 150:  # placed and running
                 stop.wait(3)
                 done = as_json("status", job[:12], "--data-dir", node_dir(d, 0))["counts"] \
                     .get("accepted", 0)
@@ -153,7 +153,7 @@ replicas = 1
         # Every put committed; 19 in 20 within 5 s. (The worst one waits behind a checkpoint of
         # the 100,000-task ledger, which takes a loaded 2-core machine seconds to snapshot.)
         assert len(ms) >= 10 and ms[len(ms) * 19 // 20 - 1] <= 5000, f"kv put latencies: {ms}"
-        assert done >= 50, f"only {done} tasks done: the job is not running"
+        assert done >= 30, f"only {done} tasks done: the job is not running"
         for i in range(3):
             assert "stalled" not in as_json("status", "--data-dir", node_dir(d, i))["health"]
     finally:
