@@ -2,6 +2,7 @@
 """Benchmark jobs end to end; prints one JSON object.
 
     .venv/bin/python scripts/bench_jobs.py [--nodes 7] [--tasks 140] [--samples 2000000]
+        [--shards 1,2,4] [--jobs 8]
 
 Figures (issue 8):
 - sandbox start from the module cache: median microseconds to run an empty WASI command in a
@@ -14,7 +15,13 @@ Figures (issue 8):
   same run: ``overhead = makespan / tasks - replication x direct_task_s / cores``, i.e. the
   wall time each task costs beyond running both of its replicas directly on this machine's
   cores (all daemons share them; the figure counts what the network adds: consensus rounds,
-  placement, blob fetches, result votes, scheduling slack).
+  placement, blob fetches, result votes, scheduling slack);
+- sharding (issue 13): the same ``--tasks``, split into ``--jobs`` jobs (a job lives in one
+  shard's ledger, shard = job id mod shards), on a fresh testnet of the same ``--nodes``
+  daemons for each ``--shards`` count: tasks/s from the first submit to the last certified
+  result, and how the jobs fell over the shards. On one machine every daemon shares the same
+  cores, and more shards seat each daemon in more committees, so this measures what sharding
+  costs and gains here, not the many-machine scaling it exists for.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,8 +61,12 @@ def direct(tasks: int, samples: int) -> float:
     return (time.perf_counter() - t0) / tasks
 
 
-def on_testnet(nodes: int, tasks: int, samples: int, tmp: Path) -> dict[str, float]:
-    state = launcher.up(tmp / "testnet", nodes, seed=3, wait=120, ready=network_ready)
+def on_testnet(nodes: int, tasks: int, samples: int, tmp: Path, shards: int = 1,
+               jobs: int = 1) -> dict[str, Any]:
+    """Run ``tasks`` pi tasks as ``jobs`` jobs on a fresh testnet with ``shards`` shards."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    state = launcher.up(tmp / "testnet", nodes, seed=3, wait=120, ready=network_ready,
+                        params={"shards": shards})
     try:
         client = ControlClient(state.nodes[0].socket, timeout=120)
         deadline = time.monotonic() + 60
@@ -63,22 +75,34 @@ def on_testnet(nodes: int, tasks: int, samples: int, tmp: Path) -> dict[str, flo
                 raise RuntimeError("capability registry did not fill")
             time.sleep(0.1)
         shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp / "pi.wasm")
-        spec = tmp / "job.toml"
-        spec.write_text(f'[job]\nname = "bench"\nmodule = "pi.wasm"\n[inputs]\nrange = [0, {tasks}]\n'
-                        f'template = "{{i}} {samples}\\n"\n[limits]\nfuel = 100_000_000_000\n'
-                        f'wall_s = 120\n[replication]\nreplicas = 2\n')
+        specs = []
+        for j in range(jobs):
+            first, end = j * tasks // jobs, (j + 1) * tasks // jobs
+            spec = tmp / f"job{j}.toml"
+            spec.write_text(f'[job]\nname = "bench{j}"\nmodule = "pi.wasm"\n[inputs]\n'
+                            f'range = [{first}, {end}]\ntemplate = "{{i}} {samples}\\n"\n'
+                            f'[limits]\nfuel = 100_000_000_000\nwall_s = 120\n'
+                            f'[replication]\nreplicas = 2\n')
+            specs.append(spec)
         t0 = time.monotonic()
-        job = client.call("jobs.submit", {"spec": str(spec)})["job"]
-        while True:
-            st = client.call("jobs.status", {"job": job})
-            if st["state"] != "open" and st["certified"] >= st["counts"]["accepted"]:
-                break
-            time.sleep(0.1)
+        submitted = [client.call("jobs.submit", {"spec": str(spec)}) for spec in specs]
+        per_shard: dict[int, int] = {}
+        for sub in submitted:
+            per_shard[sub["shard"]] = per_shard.get(sub["shard"], 0) + sub["tasks"]
+        ok = 0
+        for sub in submitted:
+            while True:
+                st = client.call("jobs.status", {"job": sub["job"]})
+                if st["state"] != "open" and st["certified"] >= st["counts"]["accepted"]:
+                    break
+                time.sleep(0.1)
+            if st["counts"]["ok"] != sub["tasks"]:
+                raise RuntimeError(f"job ended {st['state']} with {st['counts']}")
+            ok += st["counts"]["ok"]
         makespan = time.monotonic() - t0
-        if st["counts"]["accepted"] != tasks:
-            raise RuntimeError(f"job ended {st['state']} with {st['counts']}")
         client.close()
-        return {"makespan_s": makespan, "tasks_per_s": tasks / makespan}
+        return {"makespan_s": makespan, "tasks_per_s": ok / makespan,
+                "tasks_per_shard": {str(k): v for k, v in sorted(per_shard.items())}}
     finally:
         launcher.down(tmp / "testnet")
 
@@ -89,6 +113,9 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=140)
     ap.add_argument("--samples", type=int, default=2_000_000)
     ap.add_argument("--starts", type=int, default=2000)
+    ap.add_argument("--shards", default="1,2,4",
+                    help="shard counts to compare (comma-separated; empty: skip)")
+    ap.add_argument("--jobs", type=int, default=8, help="jobs the tasks are split into, per shard count")
     args = ap.parse_args()
     cached = bench_cached(Sandbox(None), EMPTY, b"", args.starts)
     compiled = bench_compile_each_time(20)
@@ -96,6 +123,12 @@ def main() -> int:
     cores = os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-jobs-"))
     net = on_testnet(args.nodes, args.tasks, args.samples, tmp)
+    sharded = {}
+    for count in [int(x) for x in args.shards.split(",") if x.strip()]:
+        run = on_testnet(args.nodes, args.tasks, args.samples, tmp / f"shards{count}", count, args.jobs)
+        sharded[str(count)] = {"tasks_per_s": round(run["tasks_per_s"], 2),
+                               "makespan_s": round(run["makespan_s"], 2),
+                               "tasks_per_shard": run["tasks_per_shard"]}
     replication = 2
     overhead = net["makespan_s"] / args.tasks - replication * per_task / cores
     result = {
@@ -109,6 +142,7 @@ def main() -> int:
         "testnet": {"makespan_s": round(net["makespan_s"], 2),
                     "tasks_per_s": round(net["tasks_per_s"], 2)},
         "network_overhead_per_task_ms": round(overhead * 1000, 1),
+        "shards": {"nodes": args.nodes, "tasks": args.tasks, "jobs": args.jobs, "by_shards": sharded},
         "targets": [{"target": "sandbox start from cache median <= 200 us",
                      "value": cached["median"], "passed": cached["median"] <= 200}],
     }

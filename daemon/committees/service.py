@@ -19,6 +19,8 @@ clock reports, so leases and deadlines advance: ``daemon.ledger.shard``).
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import os
 import time
@@ -378,7 +380,10 @@ class CommitteeService:
         }
 
     def _kv_shard(self, params: dict[str, Any], key: str) -> int:
-        shard = get(params, "shard", int, self.shard_of(key.encode().ljust(8, b"\0")))
+        # By a hash of the key: its first 8 bytes alone put every short key (zero-padded, so
+        # even) on shard 0 of an even number of shards, and keys sharing a prefix together.
+        default = self.shard_of(hashlib.sha256(b"novacron/kv-key/v1" + key.encode()).digest())
+        shard = get(params, "shard", int, default)
         if shard not in self.clients or shard == DIRECTORY_SHARD:
             raise RpcError(NOT_FOUND, f"no shard {shard}; see `novacron status` for the shards")
         return shard

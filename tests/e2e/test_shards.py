@@ -1,0 +1,141 @@
+"""More than one shard, end to end through the CLI (issue 13): on real testnets with 2 and 4
+shard committees, kv keys and jobs spread over every shard, nodes sit in several committees,
+every shard's ledger clock moves, a kill -9 of a member in each shard leaves every shard
+committing and running jobs, and an epoch change keeps the state and the jobs going.
+
+A job lives in one shard's ledger (shard = job id mod shards): a large computation spreads over
+shards as several jobs, which is what these tests (and ``scripts/bench_jobs.py --shards``) do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import as_json, eventually, node_dir, ok, run
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def shard_committees(testnet: Path) -> dict[int, list[str]]:
+    com = as_json("committees", "--data-dir", node_dir(testnet, 0))
+    return {int(c["shard"][5:]): c["members"] for c in com["committees"]
+            if c["shard"].startswith("shard")}
+
+
+def all_committees(testnet: Path) -> list[list[str]]:
+    return [c["members"] for c in as_json("committees", "--data-dir", node_dir(testnet, 0))["committees"]]
+
+
+def victims_one_per_shard(testnet: Path, n: int) -> list[int]:
+    """The fewest nodes (never node0, which drives the test) whose loss takes at least one
+    member from every shard committee and at most f from any committee (the directory's too)."""
+    ids = {as_json("status", "--data-dir", node_dir(testnet, i))["node_id"]: i for i in range(n)}
+    shards = shard_committees(testnet)
+    every = all_committees(testnet)
+    for size in range(1, n):
+        for chosen in itertools.combinations(range(1, n), size):
+            gone = {nid for nid, i in ids.items() if i in chosen}
+            if all(gone & set(m) for m in shards.values()) and all(
+                    len(gone & set(m)) <= (len(m) - 1) // 3 for m in every):
+                return list(chosen)
+    raise AssertionError(f"no set of nodes hits every shard and at most f of each: {every}")
+
+
+def pi_spec(tmp: Path, name: str) -> Path:
+    shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp / "pi.wasm")
+    spec = tmp / f"{name}.toml"
+    spec.write_text(f'[job]\nname = "{name}"\nmodule = "pi.wasm"\nargv = ["pi"]\n[inputs]\n'
+                    f'range = [0, 3]\ntemplate = "{{i}} 2000\\n"\n[limits]\nwall_s = 20\n')
+    return spec
+
+
+def jobs_on_every_shard(testnet: Path, tmp: Path, shards: int, tag: str) -> dict[int, str]:
+    """Submit small jobs until each shard has one (a job's shard follows from its random id),
+    then watch them all to the end. Returns shard -> job."""
+    spec = pi_spec(tmp, tag)
+    placed: dict[int, str] = {}
+    for _ in range(12 * shards):
+        res = as_json("submit", str(spec), "--data-dir", node_dir(testnet, 0))
+        placed.setdefault(res["shard"], res["job"])
+        if len(placed) == shards:
+            break
+    assert sorted(placed) == list(range(shards)), placed
+    for shard, job in placed.items():
+        res = run("watch", job[:12], "--interval", "0.5", "--data-dir", node_dir(testnet, 0),
+                  timeout=240)
+        assert res.returncode == 0 and "job done: 3 ok, 0 failed" in res.stdout, \
+            (shard, res.stdout[-400:], res.stderr)
+        st = as_json("status", job[:12], "--data-dir", node_dir(testnet, 0))
+        # Every shard's ledger clock moves (one last-tick time for all shards froze shard 1's).
+        assert abs(st["now_ms"] - time.time() * 1000) < 30_000, (shard, st["now_ms"])
+    return placed
+
+
+def kv_on_every_shard(testnet: Path, shards: int, prefix: str, writer: int = 0) -> dict[int, str]:
+    """Put keys until each shard holds one; returns shard -> key."""
+    keys: dict[int, str] = {}
+    for k in range(16 * shards):
+        key = f"{prefix}-{k}"
+        res = as_json("kv", "put", key, f"v-{key}", "--data-dir", node_dir(testnet, writer))
+        keys.setdefault(res["shard"], key)
+        if len(keys) == shards:
+            return keys
+    raise AssertionError(f"keys reached only shards {sorted(keys)}")
+
+
+def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_change: bool) -> None:
+    ok("testnet", "up", "-n", str(nodes), "--param", f"shards={shards}", "--dir", str(d),
+       "--seed", "21")
+    try:
+        committees = shard_committees(d)
+        assert sorted(committees) == list(range(shards))
+        seats: dict[str, int] = {}
+        for members in all_committees(d):
+            for m in members:
+                seats[m] = seats.get(m, 0) + 1
+        assert max(seats.values()) >= 3  # a node seated in several committees at once
+
+        before = kv_on_every_shard(d, shards, "e0", writer=1)
+        jobs_on_every_shard(d, tmp, shards, "before")
+
+        victims = victims_one_per_shard(d, nodes)
+        for v in victims:
+            ok("testnet", "kill", str(v), "--dir", str(d))
+        kv_on_every_shard(d, shards, "down")
+        jobs_on_every_shard(d, tmp, shards, "during")
+        for v in victims:
+            ok("testnet", "restart", str(v), "--dir", str(d))
+        if not epoch_change:
+            return
+
+        out = ok("testnet", "add", "--dir", str(d))
+        assert out.startswith(f"started node{nodes}")
+
+        def everyone_in_epoch_1():
+            return all(as_json("committees", "--data-dir", node_dir(d, i))["epoch"] >= 1
+                       for i in range(nodes + 1))
+        eventually(everyone_in_epoch_1, timeout=120, what="every node to enter epoch 1")
+        for shard, key in before.items():  # committed state crossed the epoch, shard by shard
+            assert ok("kv", "get", key, "--data-dir", node_dir(d, nodes)).strip() == f"v-{key}"
+        kv_on_every_shard(d, shards, "e1", writer=nodes)
+        jobs_on_every_shard(d, tmp, shards, "after")
+        for i in range(nodes + 1):
+            health = json.loads(run("status", "--json", "--data-dir", node_dir(d, i)).stdout)
+            assert health["health"] == "ok", (i, health["health"])
+    finally:
+        run("testnet", "down", "--dir", str(d))
+
+
+def test_two_shards_through_a_kill9_in_each(tmp_path):
+    check_sharded_network(2, 5, tmp_path / "tn", tmp_path, epoch_change=False)
+
+
+def test_four_shards_through_a_kill9_in_each_and_an_epoch_change(tmp_path):
+    check_sharded_network(4, 6, tmp_path / "tn", tmp_path, epoch_change=True)
