@@ -348,12 +348,12 @@ def logs_cmd(args: argparse.Namespace) -> int:
         if args.task is None:
             code = f" exit {entry['exit_code']}" if entry.get("exit_code") else ""
             print(f"== task {entry['task']}: {entry['status']}{code}", flush=True)
-        if entry.get("stderr") is not None:
-            data = base64.b64decode(entry["stderr"])
-            out.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        data = base64.b64decode(entry["stderr"]) if entry.get("stderr") is not None else b""
+        if data:
+            out.write(data if data.endswith(b"\n") else data + b"\n")
             out.flush()
-        elif entry.get("note"):
-            print(f"({entry['note']})", flush=True)
+        elif entry.get("note"):  # to stderr: stdout holds only the task's own bytes
+            print(f"({entry['note']})", file=sys.stderr, flush=True)
     if res.get("more"):
         print(f"... and {res['more']} more failed tasks: `novacron logs {args.job} TASK` for each")
     if args.task is None and not res["tasks"]:
