@@ -169,6 +169,8 @@ def ours_policy(
         return hit[1]
 
     index = {tr.host_id: i for i, tr in enumerate(traces)}
+    if len(index) != len(traces):
+        raise ValueError("host ids must be unique (archives reuse names: key hosts by node id)")
 
     def choose(task: SimTask, idle: list[int], now: float) -> int:
         inputs = PlacementInputs(
