@@ -11,6 +11,21 @@ pairs and stored as at most ``MAX_KNOTS`` knots with linear interpolation betwee
 means (so it stays strictly increasing), flat beyond the end knots. Separate maps for a few
 horizons; for another horizon the two neighbouring maps are blended linearly in log-horizon.
 
+Real traces taught three guards (``fit_isotonic`` and ``Calibration.fit``):
+
+- Ties. Many pairs can share one forecast (hosts with the same summary and age); tied
+  forecasts are pooled before PAV, so a tie is never split across blocks (splitting left knot
+  positions a rounding error apart in the wrong order, and the map refused to build).
+- Thin blocks. A block needs ``MIN_POINTS_PER_KNOT`` pairs, and its value is shrunk toward
+  the raw forecast by ``SHRINK_POINTS`` pseudo-pairs: five pairs that all failed cannot send
+  a raw 0.92 to 0.0.
+- Worse than a constant. Isotonic regression always beats the base rate on the pairs it was
+  fitted on, not on the next week. ``Calibration.fit`` therefore cross-validates (folds of
+  consecutive pairs, which the benchmark orders by host) a few candidates: the isotonic map
+  and the raw forecast, each alone or blended toward the base rate, ``b + w (m(p) - b)``.
+  The one with the lowest held-out Brier score is kept. Blends stay strictly increasing, so
+  the ranking of hosts survives even when the forecast is mostly base rate.
+
 Where the pairs come from is the caller's business: the benchmark cross-fits on the last
 week of the fit window; a daemon can use the outcomes of its own forecasts, and the
 committee (hard state) can fit one from the ledger's task outcomes and pin it per epoch,
@@ -47,38 +62,101 @@ class IsotonicMap:
         return np.interp(p, self.xs, self.ys)
 
 
-def fit_isotonic(p: FloatArray, y: FloatArray, *, max_knots: int = MAX_KNOTS) -> IsotonicMap:
-    """Pool-adjacent-violators on forecasts ``p`` and 0/1 outcomes ``y``."""
+MIN_POINTS_PER_KNOT = 50
+"""A knot stands for at least this many outcomes (fewer pairs: fewer knots)."""
+SHRINK_POINTS = 10.0
+"""Each block's observed rate is shrunk toward its mean raw forecast by this many pairs."""
+BLEND_WEIGHTS = (1.0, 0.8, 0.6, 0.4, 0.25, 0.12, 0.05)
+"""Candidate weights of a map against the base rate; the smallest keeps the ranking."""
+CV_FOLDS = 5
+MIN_CV_PAIRS = 200
+"""Below this many pairs, no cross-validation: the shrunk isotonic map is used as is."""
+
+
+def _pav(x: FloatArray, y: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Weighted pool-adjacent-violators on points sorted by strictly increasing ``x``.
+
+    Returns block (mean x, mean y, weight) with strictly increasing mean y.
+    """
+    sx: list[float] = []
+    sy: list[float] = []
+    sw: list[float] = []
+    for xi, yi, wi in zip((x * w).tolist(), (y * w).tolist(), w.tolist()):
+        sx.append(xi)
+        sy.append(yi)
+        sw.append(wi)
+        while len(sw) > 1 and sy[-2] * sw[-1] >= sy[-1] * sw[-2]:
+            last_x, last_y, last_w = sx.pop(), sy.pop(), sw.pop()
+            sx[-1] += last_x
+            sy[-1] += last_y
+            sw[-1] += last_w
+    bw = np.array(sw)
+    return np.array(sx) / bw, np.array(sy) / bw, bw
+
+
+def _groups(w: FloatArray, n_groups: int) -> list[np.ndarray]:
+    """Consecutive index groups of about equal total weight."""
+    edges = np.searchsorted(np.cumsum(w), np.linspace(0, w.sum(), n_groups + 1)[1:-1])
+    return [g for g in np.split(np.arange(w.size), np.unique(edges)) if g.size]
+
+
+def fit_isotonic(
+    p: FloatArray, y: FloatArray, *, max_knots: int = MAX_KNOTS,
+    min_points: int = MIN_POINTS_PER_KNOT, shrink: float = SHRINK_POINTS,
+) -> IsotonicMap:
+    """Pool-adjacent-violators on forecasts ``p`` and 0/1 outcomes ``y``, with tied forecasts
+    pooled, at least ``min_points`` pairs per knot and blocks shrunk toward the raw forecast."""
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=float)
     if p.shape != y.shape or p.ndim != 1 or p.size == 0:
         raise ValueError("need equal-length, non-empty forecasts and outcomes")
-    order = np.argsort(p, kind="stable")
-    ps, ys = p[order], y[order]
-    # Blocks: (sum of p, sum of y, count); merge while the last two are out of order.
-    sp: list[float] = []
-    sy: list[float] = []
-    cnt: list[float] = []
-    for pi, yi in zip(ps.tolist(), ys.tolist()):
-        sp.append(pi)
-        sy.append(yi)
-        cnt.append(1.0)
-        while len(cnt) > 1 and sy[-2] / cnt[-2] >= sy[-1] / cnt[-1]:
-            last_p, last_y, last_n = sp.pop(), sy.pop(), cnt.pop()
-            sp[-1] += last_p
-            sy[-1] += last_y
-            cnt[-1] += last_n
-    w = np.array(cnt)
-    bx = np.array(sp) / w
-    by = np.array(sy) / w
-    if bx.size > max_knots:
-        # Merge neighbouring blocks into max_knots groups of about equal weight.
-        edges = np.searchsorted(np.cumsum(w), np.linspace(0, w.sum(), max_knots + 1)[1:-1])
-        groups = np.split(np.arange(bx.size), np.unique(edges))
-        gw = np.array([w[g].sum() for g in groups if g.size])
-        bx = np.array([np.dot(w[g], bx[g]) for g in groups if g.size]) / gw
-        by = np.array([np.dot(w[g], by[g]) for g in groups if g.size]) / gw
-    return IsotonicMap(tuple(float(v) for v in bx), tuple(float(v) for v in np.maximum.accumulate(by)))
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(y))):
+        raise ValueError("forecasts and outcomes must be finite")
+    ux, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    uy = np.bincount(inverse, weights=y, minlength=ux.size) / counts
+    bx, by, bw = _pav(ux, uy, counts.astype(float))
+    n_knots = max(1, min(max_knots, int(p.size // max(min_points, 1)), bx.size))
+    if bx.size > n_knots:
+        groups = _groups(bw, n_knots)
+        gw = np.array([bw[g].sum() for g in groups])
+        bx = np.array([np.dot(bw[g], bx[g]) for g in groups]) / gw
+        by = np.array([np.dot(bw[g], by[g]) for g in groups]) / gw
+        bw = gw
+    by = (by * bw + shrink * bx) / (bw + shrink)
+    # Shrinking can reorder neighbours; one more PAV pass over the knots restores the order.
+    bx, by, _ = _pav(bx, by, bw)
+    xs = np.maximum.accumulate(np.clip(bx, 0.0, 1.0))
+    ys = np.maximum.accumulate(np.clip(by, 0.0, 1.0))
+    return IsotonicMap(tuple(float(v) for v in xs), tuple(float(v) for v in ys))
+
+
+IDENTITY = IsotonicMap((0.0, 1.0), (0.0, 1.0))
+
+
+def blend(m: IsotonicMap, base: float, w: float) -> IsotonicMap:
+    """``base + w (m(p) - base)``: the map pulled toward a constant, still increasing."""
+    return IsotonicMap(m.xs, tuple(float(base + w * (v - base)) for v in m.ys))
+
+
+def fit_guarded(p: FloatArray, y: FloatArray, *, folds: int = CV_FOLDS) -> IsotonicMap:
+    """The candidate map (isotonic or raw, blended toward the base rate) with the lowest
+    cross-validated Brier score; see the module docstring."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if p.size < MIN_CV_PAIRS:
+        return fit_isotonic(p, y)
+    fold = np.arange(p.size) * folds // p.size
+    losses = np.zeros((2, len(BLEND_WEIGHTS)))
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        base = float(y[train].mean())
+        iso = fit_isotonic(p[train], y[train])
+        for i, raw in enumerate((iso(p[test]), p[test])):
+            for j, w in enumerate(BLEND_WEIGHTS):
+                losses[i, j] += float(np.sum((base + w * (raw - base) - y[test]) ** 2))
+    i, j = np.unravel_index(int(np.argmin(losses)), losses.shape)
+    m = fit_isotonic(p, y) if i == 0 else IDENTITY
+    return blend(m, float(y.mean()), BLEND_WEIGHTS[j])
 
 
 MIN_GROUP_PAIRS = 500
@@ -123,7 +201,7 @@ class Calibration:
         with ``rhythmic`` flags per pair, a second set for the rhythmic hosts."""
         hs = tuple(float(h) for h in horizons_h)
         if rhythmic is None:
-            return cls(hs, tuple(fit_isotonic(p, y) for p, y in pairs))
+            return cls(hs, tuple(fit_guarded(p, y) for p, y in pairs))
         plain: list[IsotonicMap] = []
         rhythm: list[IsotonicMap] = []
         split = all(
@@ -133,10 +211,10 @@ class Calibration:
         for (p, y), g in zip(pairs, rhythmic):
             g = np.asarray(g, dtype=bool)
             if split:
-                plain.append(fit_isotonic(p[~g], y[~g]))
-                rhythm.append(fit_isotonic(p[g], y[g]))
+                plain.append(fit_guarded(p[~g], y[~g]))
+                rhythm.append(fit_guarded(p[g], y[g]))
             else:
-                plain.append(fit_isotonic(p, y))
+                plain.append(fit_guarded(p, y))
         return cls(hs, tuple(plain), tuple(rhythm))
 
     def apply(self, p: FloatArray, horizon_h: FloatArray, rhythmic: np.ndarray | None = None) -> FloatArray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from daemon.sched.calibration import Calibration, fit_isotonic
+from daemon.sched.calibration import Calibration, IsotonicMap, fit_guarded, fit_isotonic
 
 
 def _overconfident(seed, n=20_000):
@@ -38,8 +38,8 @@ def test_identity_calibration_changes_nothing():
 
 
 def test_horizons_between_fitted_ones_blend_in_log_horizon():
-    lo = fit_isotonic(np.array([0.0, 1.0]), np.array([0.0, 0.0]))
-    hi = fit_isotonic(np.array([0.0, 1.0]), np.array([1.0, 1.0]))
+    lo = IsotonicMap((0.0, 1.0), (0.0, 0.0))
+    hi = IsotonicMap((0.0, 1.0), (1.0, 1.0))
     cal = Calibration((1.0, 4.0), (lo, hi))
     assert cal.apply(np.array([0.5]), 2.0)[0] == pytest.approx(0.5)
     assert cal.apply(np.array([0.5]), 0.25)[0] == pytest.approx(0.0)
@@ -64,3 +64,61 @@ def test_rhythmic_hosts_get_their_own_maps():
     assert cal.apply(np.array([0.9]), 4.0, np.array([True]))[0] == pytest.approx(0.18, abs=0.04)
     few = Calibration.fit((4.0,), [(said, y)], [np.arange(said.size) < 10])
     assert not few.rhythm_maps  # too few outcomes to calibrate a group apart
+
+
+def _heavy_ties(seed, n=5_000):
+    """Most forecasts share a handful of exact values (as hosts past a common age do)."""
+    rng = np.random.default_rng(seed)
+    p = np.where(rng.uniform(size=n) < 0.63, 0.9731, rng.choice([0.41, 0.66, 0.88, 0.999], n))
+    p = np.where(rng.uniform(size=n) < 0.1, rng.uniform(size=n), p)
+    y = (rng.uniform(size=n) < p**1.5).astype(float)
+    return p, y
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_heavy_ties_never_break_the_fit(seed):
+    p, y = _heavy_ties(seed)
+    m = fit_isotonic(p, y)
+    assert all(b > a for a, b in zip(m.xs, m.xs[1:]))
+    g = fit_guarded(p, y)
+    assert np.all(np.diff(g(np.linspace(0, 1, 101))) >= 0)
+
+
+def test_tied_forecasts_are_one_block():
+    p = np.array([0.5] * 300 + [0.7] * 300)
+    y = np.array([0.0, 1.0] * 150 + [1.0, 1.0, 0.0] * 100)
+    m = fit_isotonic(p, y, shrink=0.0)
+    assert m.xs == (0.5, 0.7) and m.ys == pytest.approx((0.5, 2 / 3))
+
+
+def test_a_thin_block_cannot_send_a_confident_forecast_to_zero():
+    rng = np.random.default_rng(7)
+    p = np.concatenate([rng.uniform(0.3, 0.8, 2000), np.full(5, 0.92)])
+    y = np.concatenate([(rng.uniform(size=2000) < 0.6).astype(float), np.zeros(5)])
+    m = fit_isotonic(p, y)
+    assert m(np.array([0.92]))[0] > 0.5
+
+
+def test_noise_forecasts_are_pulled_to_the_base_rate_not_past_it():
+    """A forecast that knows nothing must not end worse than the constant it is fitted on,
+    on pairs it was not fitted on; the ranking survives (the map stays increasing)."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    p = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < 0.97).astype(float)  # base rate 0.97, unrelated to p
+    m = fit_guarded(p[: n // 2], y[: n // 2])
+    test_p, test_y = p[n // 2:], y[n // 2:]
+    const = float(y[: n // 2].mean())
+    brier_const = float(np.mean((const - test_y) ** 2))
+    brier_map = float(np.mean((m(test_p) - test_y) ** 2))
+    assert brier_map <= brier_const * 1.002
+    assert brier_map < float(np.mean((test_p - test_y) ** 2)) / 10  # raw was far worse
+    assert m.ys[-1] > m.ys[0]
+
+
+def test_a_good_map_is_kept_whole():
+    said, y = _overconfident(8)
+    m = fit_guarded(said, y)
+    said2, y2 = _overconfident(9)
+    iso = fit_isotonic(said, y)
+    assert np.mean((m(said2) - y2) ** 2) <= np.mean((iso(said2) - y2) ** 2) + 1e-4
