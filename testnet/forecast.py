@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from daemon.sched.history import AvailabilityHistory
 from daemon.sched.predictor import ModelTable, Predictor
 from daemon.sched.prior import PopulationPrior
 from daemon.sched.summary import AvailabilitySummary, summarize
-from daemon.sched.timebase import HOUR, WEEK, FloatArray, IntArray
+from daemon.sched.timebase import DAY, HOUR, WEEK, FloatArray, IntArray
 from testnet.traces.trace import HostTrace
 
 CALIBRATION_HORIZONS_H = (0.25, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0)
@@ -187,3 +188,115 @@ def fitted_predictor(
     summaries = summaries_at(traces, fit_start, fit_end)
     cal = fit_calibration(traces, fit_start, fit_end, rng=rng) if calibrate else Calibration.identity()
     return Predictor(prior=PopulationPrior.from_summaries(summaries), calibration=cal), summaries
+
+
+# -- evaluation on a recorded trace ---------------------------------------------------------------
+
+MIN_FOLD_HOSTS = 20
+"""A fold with fewer active hosts is skipped: no population prior, no calibration worth it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Fit on ``[fit_start, fit_end)`` (calibration's holdout is its last week), score on
+    ``[fit_end, score_end)``."""
+
+    fit_start: float
+    fit_end: float
+    score_end: float
+
+
+def rolling_folds(
+    traces: Sequence[HostTrace], span: tuple[float, float], *, fit_s: float, score_s: float,
+    max_folds: int, min_hosts: int = MIN_FOLD_HOSTS,
+) -> list[Fold]:
+    """Rolling-origin folds over ``span``: back-to-back scoring windows, each after its own
+    fit window, keeping those with ``min_hosts`` hosts up at some time in the fold (a
+    ten-year archive is mostly a few nodes early on), at most ``max_folds`` of them, evenly
+    spread. A trace shorter than one fit and one scoring window gets one fold, 60% fit and
+    40% score."""
+    t0, t1 = span
+    length = t1 - t0
+    if length < fit_s + score_s:
+        score_s = 0.4 * length
+        fit_s = length - score_s
+    if fit_s < WEEK + DAY:
+        raise ValueError(
+            f"the trace spans {length / DAY:.1f} days; scoring needs more than a week to fit "
+            "on (calibration holds out a week) and time after it"
+        )
+    n = max(1, int((length - fit_s) // score_s))
+    starts = t0 + np.arange(n) * score_s
+    ends = starts + fit_s + score_s
+    active = np.zeros(n, dtype=np.int64)
+    for tr in traces:
+        if tr.up.size:  # a fold [a, b) sees the host if some interval overlaps it
+            first = np.searchsorted(tr.up[:, 1], starts, side="right")
+            last = np.searchsorted(tr.up[:, 0], ends, side="left")
+            active += last > first
+    ok = np.flatnonzero(active >= min_hosts)
+    if not ok.size:
+        raise ValueError(f"no fold has {min_hosts} hosts up in it; the trace is too sparse to score")
+    picks = ok[np.unique(np.round(np.linspace(0, ok.size - 1, min(ok.size, max_folds))).astype(int))]
+    return [Fold(float(starts[i]), float(starts[i] + fit_s), float(ends[i])) for i in picks]
+
+
+def evaluate_trace(
+    traces: Sequence[HostTrace],
+    folds: Sequence[Fold],
+    *,
+    horizons_h: Sequence[float],
+    step_s: float,
+    seed: int,
+    data_end: float,
+) -> dict[str, Any]:
+    """Brier, AUC and Brier skill (against the constant base rate) of every forecaster,
+    pooled over ``folds``. Outcomes are only scored where the trace shows them: a point
+    counts for horizon H only if ``t + H <= data_end``."""
+    names = ("ours", "on_fraction", "exponential", "base_rate")
+    pooled: dict[float, dict[str, list[FloatArray]]] = {h: {k: [] for k in (*names, "y", "fold")} for h in horizons_h}
+    used = 0
+    hosts_seen = 0
+    for k, fold in enumerate(folds):
+        active = [tr for tr in traces if tr.clip(fold.fit_start, fold.score_end).up.size]
+        if len(active) < MIN_FOLD_HOSTS:
+            continue
+        used += 1
+        hosts_seen += len(active)
+        rng = np.random.default_rng([seed, k])
+        predictor, summaries = fitted_predictor(active, fold.fit_start, fold.fit_end, rng=rng)
+        table = ModelTable.from_summaries(summaries)
+        pts = scoring_points(active, fold.fit_end, fold.score_end, step_s=step_s, rng=rng)
+        for h in horizons_h:
+            ok = pts.t + h * HOUR <= data_end
+            sub = ScoringPoints(pts.host[ok], pts.t[ok], pts.session_start[ok], pts.remaining_s[ok])
+            got = pooled[h]
+            got["y"].append(sub.outcome(h * HOUR))
+            got["fold"].append(np.full(sub.t.size, k))
+            got["ours"].append(forecast_ours(predictor, table, sub, h * HOUR))
+            got["on_fraction"].append(forecast_on_fraction(summaries, sub))
+            got["exponential"].append(forecast_exponential(summaries, sub, h * HOUR))
+    out: dict[str, Any] = {"folds_used": used, "mean_hosts_per_fold": round(hosts_seen / max(used, 1), 1)}
+    if not used:
+        return out
+    for h in horizons_h:
+        got = {k: np.concatenate(v) for k, v in pooled[h].items() if v}
+        y = got["y"]
+        base = float(y.mean())
+        got["base_rate"] = np.full(y.size, base)
+        row: dict[str, Any] = {"points": int(y.size), "observed_rate": round(base, 5)}
+        for name in names:
+            row[name] = {"brier": round(brier(got[name], y), 6), "auc": round(auc(got[name], y), 4)}
+        ref = row["base_rate"]["brier"]
+        row["brier_skill_vs_base_rate"] = {
+            name: round(1 - row[name]["brier"] / ref, 4) if ref > 0 else None
+            for name in ("ours", "on_fraction", "exponential")
+        }
+        per_fold = [
+            round(1 - brier(got["ours"][sel], y[sel]) / brier(np.full(int(sel.sum()), y[sel].mean()), y[sel]), 4)
+            for sel in (got["fold"] == f for f in np.unique(got["fold"]))
+            if 0 < y[sel].mean() < 1
+        ]
+        row["ours_skill_per_fold"] = per_fold
+        out[f"{h:g}h"] = row
+    return out

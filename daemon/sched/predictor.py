@@ -50,8 +50,12 @@ N_TRUST = 50
 """A node's own fit never weighs more than this many departures against the prior."""
 PRIOR_EVENTS = 3.0
 """The prior is worth this many departures: after three, a node's own habits dominate."""
-MAX_CLAIMED_AGE_S = 90 * 24 * HOUR
-"""Uptime beyond 90 days adds nothing to a forecast and is where lies would pile up."""
+MAX_CLAIMED_AGE_S = 87_600 * HOUR
+"""Ten years (the summary's exposure bound): a bound on the arithmetic, not on the model.
+Long sessions are modelled, the Weibull age terms keep telling a 200-day session from a
+100-day one (a flat 90-day cap gave every long-lived host one and the same forecast on real
+server traces). What a peer may claim is capped where it matters by what observers vouch
+for (``vouched_since``)."""
 RHYTHM_AMPLITUDE = 2.5
 """Office desktops' profiles span 5-30x between calm and busy hours; chance patterns < 1.6x."""
 

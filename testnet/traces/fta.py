@@ -35,6 +35,8 @@ the simulator takes a list of ``HostTrace``; ``load_event_trace`` is the one-lin
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -218,12 +220,16 @@ def parse_event_trace(
 
 
 def load_event_trace(path: str | Path, **kwargs: object) -> EventTrace:
-    """``parse_event_trace`` on a file (the archive's ``event_trace.tab``)."""
+    """``parse_event_trace`` on a file (the archive's ``event_trace.tab``; ``.gz``, ``.xz`` too)."""
+    name = str(path)
+    opener = gzip.open if name.endswith(".gz") else lzma.open if name.endswith(".xz") else open
     try:
-        with open(path, encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8") as fh:
             return parse_event_trace(fh, **kwargs)  # type: ignore[arg-type]
     except UnicodeDecodeError as err:
         raise TraceFormatError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except (gzip.BadGzipFile, lzma.LZMAError, EOFError) as err:
+        raise TraceFormatError(f"{path}: not a complete compressed file ({err})") from None
 
 
 def format_event_trace(traces: Iterable[HostTrace], *, platform_id: int = 0) -> str:

@@ -128,3 +128,29 @@ def test_predictor_configuration_round_trips_so_a_committee_can_pin_it():
         Predictor.from_wire({"prior": [[0.5, -1.0]]})
     with pytest.raises(ValueError):
         Predictor.from_wire({"prior": "many"})
+
+
+def test_hosts_that_never_left_join_the_prior():
+    """A cluster where most hosts had no departure: the prior must not describe only the
+    flaky few, or every unknown host is forecast as one of them."""
+    from daemon.sched.profile import WeekProfile
+    from daemon.sched.summary import AvailabilitySummary
+
+    flaky = [AvailabilitySummary(0.6, 5.0, 4, 40.0, 0.5, NOW, WeekProfile.flat()) for _ in range(5)]
+    steady = [AvailabilitySummary(None, None, 0, 600.0, 1.0, NOW, WeekProfile.flat()) for _ in range(20)]
+    prior = PopulationPrior.from_summaries(flaky + steady)
+    means = sorted(c.mean_h for c in prior.components)
+    assert means[0] < 20 and means[-1] >= 600  # both kinds are there
+    assert PopulationPrior.from_summaries(flaky) != prior
+    p_new = Predictor(prior=prior).p_up(None, NOW, 12 * HOUR, vouched_since=NOW - 24 * HOUR)
+    p_flaky_only = Predictor(prior=PopulationPrior.from_summaries(flaky)).p_up(
+        None, NOW, 12 * HOUR, vouched_since=NOW - 24 * HOUR)
+    assert p_new > p_flaky_only
+
+
+def test_long_sessions_are_not_capped_flat():
+    """Past 90 days, a longer session still forecasts (slightly) better: no common cap."""
+    pred = Predictor()
+    ages_d = np.array([100.0, 200.0, 400.0])
+    p = pred.p_up_many([None] * 3, NOW, 12 * HOUR, vouched_since=NOW - ages_d * 24 * HOUR)
+    assert p[0] < p[1] < p[2]
