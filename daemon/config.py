@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.storage.datadir import default_data_dir
+from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class ConfigError(Exception):
@@ -145,12 +148,9 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> N
     base = Path.cwd()
     if path is not None:
         try:
-            with open(path, "rb") as f:
-                doc = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except PermissionError:
-            raise ConfigError(f"cannot read config file {path}: permission denied") from None
+            doc = tomllib.loads(read_capped_text(path, MAX_CONFIG_BYTES))
+        except UserFileError as err:
+            raise ConfigError(f"config file {path} {err}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path} is not valid TOML: {err}") from None
         flat = _flatten(doc, str(path))
@@ -215,3 +215,22 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
         attest_tcti=flat.get("attestation.tcti") or None,
         trusted_ek_cas=tuple(_path(p, base) for p in flat.get("attestation.trusted_ek_cas", [])),
     )
+
+
+MAX_PEM_BYTES = 1 << 20
+
+
+def load_trusted_cas(paths: tuple[Path, ...]) -> tuple[Any, ...]:
+    """The certificates in ``attestation.trusted_ek_cas``, each file read with a cap."""
+    from daemon.attest.verify import load_trusted_certificates
+
+    certs: list[Any] = []
+    for path in paths:
+        try:
+            certs += load_trusted_certificates([read_capped(path, MAX_PEM_BYTES)])
+        except UserFileError as err:
+            raise ConfigError(f"attestation.trusted_ek_cas names {path}, which {err}") from None
+        except ValueError as err:
+            raise ConfigError(f"attestation.trusted_ek_cas: {path} holds no PEM certificate: "
+                              f"{err}") from None
+    return tuple(certs)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from consensus.directory import DirectoryMachine, DirectoryParams, EpochConfig
 from consensus.pow import check_pow, solve_pow
+from daemon.storage.userfile import UserFileError, read_capped_text
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeIdentity, public_key_from_node_id
@@ -46,6 +47,7 @@ DEFAULT_PARAMS: dict[str, int] = {
     "checkpoint_interval": 16,
     "evict_after_s": 86400,
 }
+MAX_GENESIS_BYTES = 16 << 20
 _LIMITS = {
     "shards": (1, 1024), "difficulty": (0, 40), "byzantine_percent": (0, 33),
     "target_failure_exp": (1, 18), "min_committee": (1, 1000), "checkpoint_interval": (2, 4096),
@@ -114,11 +116,12 @@ def write_testnet_genesis(network: str, identities: list[NodeIdentity], path: Pa
 def load_genesis(path: Path, network: str) -> Genesis:
     where = str(path)
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise GenesisError(f"no genesis file at {path}; pass --genesis FILE (a testnet writes "
-                           "one with `novacron testnet up`)") from None
+        doc = tomllib.loads(read_capped_text(path, MAX_GENESIS_BYTES))
+    except UserFileError as err:
+        if err.missing:
+            raise GenesisError(f"no genesis file at {path}; pass --genesis FILE (a testnet writes "
+                               "one with `novacron testnet up`)") from None
+        raise GenesisError(f"genesis file {path} {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise GenesisError(f"{where} is not valid TOML: {err}") from None
     if doc.get("network") != network:

@@ -19,11 +19,10 @@ import trio
 
 from daemon.attest.collect import LocalAttester
 from daemon.attest.service import AttestationService
-from daemon.attest.verify import VerifierConfig, load_trusted_certificates
+from daemon.attest.verify import VerifierConfig
 from daemon.blobs import BlobService, BlobStore
 from daemon.committees import CommitteeService
-from daemon.config import NodeConfig
-from daemon.config import ConfigError
+from daemon.config import NodeConfig, load_trusted_cas
 from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
 from daemon.jobs.service import JobsService
 from daemon.ledger.shard import LedgerShards
@@ -95,10 +94,7 @@ def build_node(config: NodeConfig) -> Node:
     # Attestation: the genesis digest binds the gossiped evidence to this network; verifiers
     # that want freshness challenge the node with a nonce of their own (AttestationService).
     attester = LocalAttester(config.data_dir, tcti=config.attest_tcti)
-    try:
-        cas = load_trusted_certificates([p.read_bytes() for p in config.trusted_ek_cas])
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"attestation.trusted_ek_cas: {err}") from None
+    cas = load_trusted_cas(config.trusted_ek_cas)
     soft_ref: list[SoftStateService] = []
     attest = AttestationService(
         identity, host, attester, genesis.digest, VerifierConfig(trusted_ek_cas=cas),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from typing import Any
 from daemon.attest.binding import NONCE_SIZE
 from daemon.attest.result import Check, Status, VerificationResult
 from daemon.cli.errors import CliError
-from daemon.storage.datadir import default_data_dir, ensure_data_dir
-from daemon.storage.keyfile import KeyFileError, load_or_create_identity
+from daemon.storage.datadir import default_data_dir
+from daemon.storage.keyfile import KEY_FILE_NAME, KeyFileError, load_identity
+from daemon.storage.userfile import UserFileError, read_capped
 from protocol.attestation import AttestationLevel
 from protocol.errors import ProtocolError
-from protocol.identity import node_id_from_public_key, public_key_from_node_id
+from protocol.identity import NodeIdentity, node_id_from_public_key, public_key_from_node_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -71,11 +74,14 @@ def _nonce(text: str | None) -> bytes | None:
     return nonce
 
 
-def _read(path: Path, what: str) -> bytes:
+MAX_PEM_BYTES = 1 << 20
+
+
+def _read(path: Path, what: str, cap: int) -> bytes:
     try:
-        return path.read_bytes()
-    except OSError as err:
-        raise CliError(f"cannot read {what} {path}: {err.strerror}") from None
+        return read_capped(path, cap)
+    except UserFileError as err:
+        raise CliError(f"{what} {path} {err}") from None
 
 
 def jsonable(obj: Any) -> Any:
@@ -101,17 +107,16 @@ def report(args: argparse.Namespace) -> int:
             raise CliError(f"--{flag.replace('_', '-')} only makes sense with --verify FILE")
     nonce = _nonce(args.nonce) or os.urandom(NONCE_SIZE)
     data_dir = args.data_dir or default_data_dir()
-    try:
-        ensure_data_dir(data_dir)
-        identity, _ = load_or_create_identity(data_dir)
-    except OSError as err:
-        raise CliError(f"cannot use data directory {data_dir}: {err.strerror}") from None
-    except KeyFileError as err:
-        raise CliError(str(err)) from None
-    attester = LocalAttester(data_dir, tcti=args.tcti)
-    if args.event_log is not None:
-        attester.event_log_path = args.event_log
-    rep = attester.report(Challenge(nonce), identity.public_key)
+    with tempfile.TemporaryDirectory(prefix="novacron-attest-") as scratch:
+        identity, key_note = _identity(data_dir)
+        # Without a node key there is no node here: a throwaway key binds the evidence, and the
+        # TPM's attestation key goes to a scratch directory, so nothing is left behind.
+        attester = LocalAttester(data_dir if key_note is None else Path(scratch), tcti=args.tcti)
+        if args.event_log is not None:
+            attester.event_log_path = args.event_log
+        rep = attester.report(Challenge(nonce), identity.public_key)
+    if key_note is not None:
+        print(f"novacron: {key_note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"node_id": identity.node_id, "nonce": nonce.hex(),
                           **jsonable(rep.to_wire())}, indent=2))
@@ -130,13 +135,29 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _identity(data_dir: Path) -> tuple[NodeIdentity, str | None]:
+    """The node's key if ``data_dir`` holds one; else a throwaway key and a note saying so."""
+    path = data_dir / KEY_FILE_NAME
+    try:
+        return load_identity(path), None
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise CliError(f"cannot use data directory {data_dir}: {err.strerror}") from None
+    except KeyFileError as err:
+        raise CliError(str(err)) from None
+    return NodeIdentity.generate(os.urandom(32)), (
+        f"no node key in {data_dir}: this report is bound to a throwaway key (start the daemon "
+        "once, or give --data-dir, to bind it to your node)")
+
+
 def _trusted(paths: list[Path], what: str) -> tuple[Any, ...]:
     from daemon.attest.verify import load_trusted_certificates
 
     certs: list[Any] = []
     for path in paths:
         try:
-            found = load_trusted_certificates([_read(path, what)])
+            found = load_trusted_certificates([_read(path, what, MAX_PEM_BYTES)])
         except ValueError as err:
             raise CliError(f"{what} {path} holds no PEM certificate: {err}") from None
         certs += found
@@ -144,12 +165,12 @@ def _trusted(paths: list[Path], what: str) -> tuple[Any, ...]:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from daemon.attest.evidence import EvidenceBundle  # late: the attestation stack, on use only
+    from daemon.attest.evidence import MAX_BUNDLE, EvidenceBundle  # late: on use only
     from daemon.attest.verify import VerifierConfig, verify_evidence
 
     if args.out is not None or args.tcti is not None:
         raise CliError("--out and --tcti are for reporting; drop them when using --verify")
-    data = _read(args.verify, "evidence file")
+    data = _read(args.verify, "evidence file", MAX_BUNDLE)
     try:
         bundle = EvidenceBundle.decode(data)
     except ProtocolError as err:

@@ -292,12 +292,19 @@ def render_explanation(ex: dict[str, Any]) -> str:
 def verify_cmd(args: argparse.Namespace) -> int:
     from daemon.genesis import GenesisError, load_genesis
     from daemon.ledger.certificate import CertificateError, ResultCertificate, verify_certificate
+    from daemon.jobs.spec import MAX_OUTPUT, MAX_TASKS
+    from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
+
+    MAX_CERTIFICATES_BYTES = MAX_TASKS * 16 * 1024  # one certificate is ~1-4 KiB of JSON
 
     cert_file = args.dir / "certificates.json"
     try:
-        docs = json.loads(cert_file.read_text())
-    except FileNotFoundError:
-        raise CliError(f"{cert_file} does not exist; write results with `novacron result JOB -o DIR`") from None
+        docs = json.loads(read_capped_text(cert_file, MAX_CERTIFICATES_BYTES))
+    except UserFileError as err:
+        if err.missing:
+            raise CliError(f"{cert_file} does not exist; write results with `novacron result JOB "
+                           "-o DIR`") from None
+        raise CliError(f"{cert_file} {err}") from None
     except ValueError as err:
         raise CliError(f"{cert_file} is not valid JSON: {err}") from None
     try:
@@ -317,10 +324,13 @@ def verify_cmd(args: argparse.Namespace) -> int:
     bad = 0
     for cert in certs:
         out = args.dir / "tasks" / f"{cert.task:0{width}d}.out"
-        data = out.read_bytes() if out.exists() else None
+        try:
+            data, problem = read_capped(out, MAX_OUTPUT), ""
+        except UserFileError as err:
+            data, problem = None, str(err)
         checks = verify_certificate(cert, genesis, data, args.min_agree)
         if data is None:
-            checks.append(type(checks[0])(False, f"output file {out} is missing"))
+            checks.append(type(checks[0])(False, f"output file {out} {problem}"))
         ok = all(c.ok for c in checks)
         bad += not ok
         code = f" exit {cert.exit_code}" if cert.exit_code else ""

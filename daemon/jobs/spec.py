@@ -19,8 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
 from protocol.attestation import AttestationLevel
 
+MAX_SPEC_BYTES = 16 << 20
 MAX_MODULE_BYTES = 16 << 20
 MAX_TASKS = 100_000
 MAX_INPUT_BYTES = 1 << 20
@@ -142,12 +144,13 @@ class _Fields:
 def load_spec(path: Path) -> JobSpec:
     where = str(path)
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise SpecError(f"job spec {path} does not exist") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path} is a directory; give the job's .toml file") from None
+        doc = tomllib.loads(read_capped_text(path, MAX_SPEC_BYTES))
+    except UserFileError as err:
+        if err.missing:
+            raise SpecError(f"job spec {path} does not exist") from None
+        if str(err).startswith("is a directory"):
+            raise SpecError(f"{path} is a directory; give the job's .toml file") from None
+        raise SpecError(f"job spec {path} {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{where} is not valid TOML: {err}") from None
     for section, value in doc.items():
@@ -164,16 +167,12 @@ def load_spec(path: Path) -> JobSpec:
         raise job.fail("name", "must be 1 to 128 characters")
     module_path = base / job.str("module", None, '"pi.wasm"')
     try:
-        module = module_path.read_bytes()
-    except FileNotFoundError:
-        raise job.fail("module", f"names {module_path}, which does not exist") from None
-    except OSError as err:
-        raise job.fail("module", f"names {module_path}, which cannot be read: {err.strerror}") from None
+        module = read_capped(module_path, MAX_MODULE_BYTES)
+    except UserFileError as err:
+        raise _file_error(job, "module", module_path, err, "the module's .wasm file") from None
     if not module.startswith(WASM_MAGIC):
         raise job.fail("module", f"names {module_path}, which is not a WebAssembly module (build it "
                        "with clang --target=wasm32-wasi, see examples/build.sh)")
-    if len(module) > MAX_MODULE_BYTES:
-        raise job.fail("module", f"is {len(module):,} bytes; the limit is {MAX_MODULE_BYTES:,}")
     argv = job.table.get("argv", [name])
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or len(argv) > MAX_ARGV:
         raise job.fail("argv", f'must be a list of at most {MAX_ARGV} strings (e.g. argv = ["pi"])')
@@ -235,6 +234,12 @@ def load_spec(path: Path) -> JobSpec:
                    combine=combine, source=where)
 
 
+def _file_error(t: _Fields, key: str, path: Path, err: UserFileError, want: str) -> SpecError:
+    """A named file that cannot be used: what it is, and what to give instead."""
+    hint = f" (give {want})" if "not a regular file" in str(err) else ""
+    return t.fail(key, f"names {path}, which {err}{hint}")
+
+
 def _inputs(t: _Fields, base: Path) -> tuple[bytes, ...]:
     given = [k for k in ("list", "lines", "range") if k in t.table]
     if len(given) != 1:
@@ -251,11 +256,9 @@ def _inputs(t: _Fields, base: Path) -> tuple[bytes, ...]:
     elif kind == "lines":
         file = base / t.str("lines", None, '"inputs.txt"')
         try:
-            text = file.read_text()
-        except FileNotFoundError:
-            raise t.fail("lines", f"names {file}, which does not exist") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise t.fail("lines", f"names {file}, which cannot be read as text: {err}") from None
+            text = read_capped_text(file, MAX_TOTAL_INPUT_BYTES)
+        except UserFileError as err:
+            raise _file_error(t, "lines", file, err, "a text file, one task's input per line") from None
         inputs = [line.encode() + b"\n" for line in text.splitlines() if line.strip()]
     else:
         rng = t.table["range"]

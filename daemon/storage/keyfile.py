@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from daemon.storage.userfile import UserFileError, read_capped
 from protocol.errors import LocalProtocolError
 from protocol.identity import NodeIdentity
 
 KEY_FILE_NAME = "node.key"
+MAX_KEY_FILE_BYTES = 4096
 
 
 class KeyFileError(Exception):
@@ -33,9 +35,13 @@ def save_identity(identity: NodeIdentity, path: Path) -> None:
 def load_identity(path: Path) -> NodeIdentity:
     try:
         mode = path.stat().st_mode & 0o777
-        data = path.read_bytes()
+        data = read_capped(path, MAX_KEY_FILE_BYTES)
     except PermissionError:
         raise KeyFileError(f"cannot read key file {path}: permission denied") from None
+    except UserFileError as err:
+        if err.missing:
+            raise FileNotFoundError(str(path)) from None
+        raise KeyFileError(f"key file {path} {err}") from None
     if mode & 0o077:
         raise KeyFileError(
             f"key file {path} is readable by others (mode {mode:o}); run: chmod 600 {path}"

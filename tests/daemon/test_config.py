@@ -58,3 +58,20 @@ def test_mistakes_name_the_setting(tmp_path, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_named_files_are_read_with_a_cap(tmp_path):
+    from daemon.config import load_trusted_cas
+    from daemon.genesis import GenesisError, load_genesis
+
+    with pytest.raises(ConfigError, match="^config file /dev/zero is a character device, not a "
+                                          "regular file$"):
+        load_config(Path("/dev/zero"))
+    with pytest.raises(GenesisError, match="^genesis file /dev/zero is a character device"):
+        load_genesis(Path("/dev/zero"), "novacron-local")
+    with pytest.raises(ConfigError, match=r"^attestation.trusted_ek_cas names /dev/zero, which is "
+                                          "a character device, not a regular file$"):
+        load_trusted_cas((Path("/dev/zero"),))
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match="holds no PEM certificate"):
+        load_trusted_cas((tmp_path / "ca.pem",))

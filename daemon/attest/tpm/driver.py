@@ -36,6 +36,7 @@ from daemon.attest.tpm.credential import Credential
 from daemon.attest.tpm.structures import (HASH_IDS, HASH_SIZES, parse_public,
                                           unwrap_tpm2b_public)
 from daemon.attest.x509chain import trim_der
+from daemon.storage.userfile import UserFileError, read_capped
 from protocol.errors import MalformedMessage
 
 TOOLS = ("tpm2_createek", "tpm2_createak", "tpm2_readpublic", "tpm2_load", "tpm2_quote",
@@ -181,17 +182,14 @@ class TpmDriver:
         if path is None:
             return None, []
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_EVENT_LOG + 1)
-        except FileNotFoundError:
-            return None, [f"event log {path}: no such file (securityfs not mounted, or no "
-                          "firmware log)"]
-        except PermissionError:
-            return None, [f"event log {path}: permission denied (readable by root only)"]
-        except OSError as err:
-            return None, [f"event log {path}: {err.strerror}"]
-        if len(data) > MAX_EVENT_LOG:
-            return None, [f"event log {path}: larger than {MAX_EVENT_LOG} bytes, left out"]
+            data = read_capped(path, MAX_EVENT_LOG)
+        except UserFileError as err:
+            if err.missing:
+                return None, [f"event log {path}: no such file (securityfs not mounted, or no "
+                              "firmware log)"]
+            if "permission denied" in str(err):
+                return None, [f"event log {path}: permission denied (readable by root only)"]
+            return None, [f"event log {path} {err}, left out"]
         return data, []
 
     # -- the operations -------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,31 @@ def test_missing_spec_file(tmp_path):
         load_spec(tmp_path / "job.toml")
     with pytest.raises(SpecError, match="is a directory"):
         load_spec(tmp_path)
+
+
+@pytest.mark.parametrize("field", ["module", "lines"])
+def test_devices_and_fifos_are_refused_before_reading(jobdir, field):
+    """``/dev/zero`` once grew the daemon past 1.5 GB: the limit was checked after reading."""
+    os.mkfifo(jobdir / "fifo")
+    for named, kind in (("/dev/zero", "a character device"), ("fifo", "a FIFO (named pipe)"),
+                        (".", "a directory")):
+        text = (f'[job]\nmodule = "{named}"\n[inputs]\nrange = [0, 3]\n' if field == "module"
+                else f'[job]\nmodule = "pi.wasm"\n[inputs]\nlines = "{named}"\n')
+        with pytest.raises(SpecError) as err:
+            load_spec(spec(jobdir, text))
+        msg = str(err.value)
+        assert "\n" not in msg and f"] {field} names " in msg
+        assert f"which is {kind}, not a regular file (give " in msg
+
+
+def test_oversized_files_are_refused_by_their_size(jobdir, monkeypatch):
+    import daemon.jobs.spec as spec_module
+
+    monkeypatch.setattr(spec_module, "MAX_MODULE_BYTES", 1000)
+    big = jobdir / "big.wasm"
+    big.write_bytes(b"\x00asm\x01\x00\x00\x00" + bytes(2000))
+    with pytest.raises(SpecError, match=r"\[job\] module names .*big.wasm, which is 2,008 bytes; "
+                                        r"the limit is 1,000$"):
+        load_spec(spec(jobdir, '[job]\nmodule = "big.wasm"\n[inputs]\nrange = [0, 3]\n'))
+    with pytest.raises(SpecError, match="^job spec /dev/zero is a character device"):
+        load_spec(Path("/dev/zero"))
