@@ -32,6 +32,8 @@ from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
 from daemon.runtime import WorkerPool, default_pool_config
 from daemon.softstate.service import SoftStateService
+from daemon.duplicate import last_seen_addresses, refuse_if_live
+from daemon.storage.claim import claim_data_dir
 from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
@@ -149,12 +151,15 @@ def single_error(group: BaseExceptionGroup) -> BaseException:
 
 
 def run_daemon(config: NodeConfig) -> None:
-    ensure_data_dir(config.data_dir)
-    setup_logging(config)
-    node = build_node(config)
-    try:
-        trio.run(serve, node)
-    except BaseExceptionGroup as group:
-        raise single_error(group) from None
-    finally:
-        node.db.close()
+    # The claim: this process alone on the directory, owner-only files, no leftovers if the
+    # start fails. Then no other live daemon may hold this key (daemon.duplicate).
+    with claim_data_dir(config.data_dir, config.genesis_path, config.socket_path) as claim:
+        setup_logging(config)
+        node = build_node(config)
+        try:
+            refuse_if_live(node.identity, last_seen_addresses(node))
+            trio.run(serve, node, claim.started)
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+        finally:
+            node.db.close()

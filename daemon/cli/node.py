@@ -47,6 +47,8 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
     from daemon.runner import run_daemon
     from daemon.storage.db import StorageError
     from daemon.storage.keyfile import KeyFileError
+    from daemon.duplicate import DuplicateIdentity
+    from daemon.storage.claim import DataDirInUse
 
     overrides: dict[str, Any] = {
         "data_dir": str(args.data_dir.resolve()) if args.data_dir else None,
@@ -59,7 +61,8 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         run_daemon(config)
-    except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError, GenesisError) as err:
+    except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError, GenesisError,
+            DataDirInUse, DuplicateIdentity) as err:
         raise CliError(str(err)) from None
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
