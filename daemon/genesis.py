@@ -36,7 +36,7 @@ from consensus.pow import check_pow, solve_pow
 from daemon.storage.userfile import UserFileError, read_capped_text
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
-from protocol.identity import NodeIdentity, public_key_from_node_id
+from protocol.identity import NodeIdentity, public_key_from_node_id, short_node_id
 
 DEFAULT_PARAMS: dict[str, int] = {
     "shards": 1,
@@ -150,7 +150,7 @@ def load_genesis(path: Path, network: str) -> Genesis:
         except (RemoteProtocolError, TypeError):
             raise GenesisError(f"{where}: member {i}: {m['node_id']!r} is not a node id") from None
         if type(m["pow"]) is not int or not check_pow(network, pk, m["pow"], params["difficulty"]):
-            raise GenesisError(f"{where}: member {i} ({m['node_id'][-8:]}) has no valid proof of "
+            raise GenesisError(f"{where}: member {i} ({short_node_id(m['node_id'])}) has no valid proof of "
                                f"work at difficulty {params['difficulty']}")
         out.append((m["node_id"], m["pow"]))
     if len({m for m, _ in out}) != len(out):

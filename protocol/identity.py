@@ -37,6 +37,16 @@ _PEER_ID_PREFIX = b"\x00\x24" + b"\x08\x01\x12\x20"
 KEY_FILE_HEADER = "novacron-ed25519-seed-v1"
 
 
+SHORT_ID_CHARS = 12
+
+
+def short_node_id(node_id: str) -> str:
+    """A node id as people read it: its last 12 characters, the same length everywhere.
+
+    Every Ed25519 node id starts ``12D3KooW``; the tail is what tells two apart."""
+    return node_id[-SHORT_ID_CHARS:]
+
+
 def node_id_from_public_key(public_key: bytes) -> NodeId:
     """The libp2p peer id for an Ed25519 public key."""
     if len(public_key) != PUBLIC_KEY_SIZE:

@@ -35,7 +35,7 @@ from daemon.attest.verify import Verifier, VerifierConfig
 from daemon.attest.wire import packb, unpackb
 from daemon.p2p.host import P2PHost
 from protocol.errors import MalformedMessage, RemoteProtocolError
-from protocol.identity import NodeIdentity, public_key_from_node_id
+from protocol.identity import NodeIdentity, public_key_from_node_id, short_node_id
 
 log = logging.getLogger("novacron.attest")
 
@@ -153,7 +153,7 @@ class AttestationService:
         kind = self.report.kind.value if self.report else "unknown"
         return {"health": "ok", "summary": f"kind {kind}, {len(self.verified)} peers verified",
                 "kind": kind, "answered": self.answered,
-                "verified": {p[-12:]: {"level": v[1], "failed": v[2]} for p, v in self.verified.items()}}
+                "verified": {short_node_id(p): {"level": v[1], "failed": v[2]} for p, v in self.verified.items()}}
 
     def register_rpc(self, server: Any) -> None:
         """No control methods: ``status`` reports it; ``novacron attest`` runs on its own."""

@@ -19,6 +19,7 @@ from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
+from protocol.identity import short_node_id
 from protocol.messages.blobs import BlobChunk, BlobMissing, BlobRequest
 
 log = logging.getLogger("novacron.blobs")
@@ -73,10 +74,10 @@ class BlobService:
             except (P2PError, RemoteProtocolError, _Bad) as err:
                 if isinstance(err, (RemoteProtocolError, _Bad)):
                     self.host.report_fault(peer, getattr(err, "reason", "bad_blob"))
-                problems.append(f"{peer[-8:]}: {err}")
+                problems.append(f"{short_node_id(peer)}: {err}")
                 continue
             if data is None:
-                problems.append(f"{peer[-8:]}: does not have it")
+                problems.append(f"{short_node_id(peer)}: does not have it")
                 continue
             self.store.put(data)
             self.fetched += 1

@@ -39,6 +39,28 @@ def call(args: argparse.Namespace, method: str, params: dict[str, Any] | None = 
         raise CliError(str(err)) from None
 
 
+WIDTH = 100
+"""Status lines fit in this many columns (a terminal split in two, a mail, an issue)."""
+
+
+def fit(line: str, width: int = WIDTH) -> str:
+    """``line`` cut to ``width`` columns, with an ellipsis where it was cut."""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def wrap(line: str, indent: int, width: int = WIDTH) -> str:
+    """``line`` wrapped to ``width`` columns, continuation lines indented by ``indent``."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent=" " * indent,
+                                    break_on_hyphens=False)) or line.rstrip()
+
+
+def wrap_lines(text: str, indent: int, width: int = WIDTH) -> str:
+    """Every line of ``text`` wrapped as ``wrap`` does."""
+    return "\n".join(wrap(line, indent, width) for line in text.splitlines())
+
+
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.cli.common import add_client_args, call, print_json
+from daemon.cli.common import add_client_args, call, print_json, wrap
+from protocol.identity import short_node_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,8 @@ def committees_cmd(args: argparse.Namespace) -> int:
     print(f"epoch {res['epoch']}: {len(res['members'])} members, committees of "
           f"{res['committee_size']}")
     for c in res["committees"]:
-        print(f"  {c['shard']:<10} f={c['f']}  " + " ".join(m[-8:] for m in c["members"]))
+        print(wrap(f"  {c['shard']:<10} f={c['f']}  " + " ".join(short_node_id(m) for m in c["members"]),
+                   indent=18))
     return 0
 
 
@@ -50,8 +52,8 @@ def capabilities_cmd(args: argparse.Namespace) -> int:
         return 0
     print(f"{'node':<14} {'slots':>5} {'memory':>8} {'load':>5}  attestation  domain (all self-reported)")
     for r in res["records"]:
-        print(f"{r['node_id'][-12:]:<14} {r['slots']:>5} {r['memory_mb']:>6}MB {r['load_permille'] / 10:>4.0f}%"
-              f"  {r['attestation_kind']:<11}  {r['domain'][-16:]}")
+        print(f"{short_node_id(r['node_id']):<14} {r['slots']:>5} {r['memory_mb']:>6}MB {r['load_permille'] / 10:>4.0f}%"
+              f"  {r['attestation_kind']:<11}  {_domain(r)}")
     return 0
 
 
@@ -71,3 +73,9 @@ def kv_get_cmd(args: argparse.Namespace) -> int:
     else:
         print(res["value"])
     return 0
+
+
+def _domain(record: dict) -> str:
+    """A node's failure domain: by default the node itself, shown as its short id."""
+    domain = record["domain"]
+    return short_node_id(domain) if domain == record["node_id"] else domain[:24]

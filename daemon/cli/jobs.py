@@ -8,22 +8,31 @@ at all, and exit non-zero when any failed."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.common import add_client_args, call, print_json
+from daemon.cli.common import add_client_args, call, print_json, wrap, wrap_lines
 from daemon.cli.errors import CliError
+from protocol.identity import short_node_id
 from protocol.messages.tasks import TaskStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a job (a TOML spec, see examples/); prints its id")
     p.add_argument("spec", type=Path)
+    p.add_argument("--wait", action="store_true",
+                   help="then watch it until it ends; exit 1 if any task failed")
+    p.add_argument("--interval", type=float, default=1.0, help="with --wait: seconds between updates")
     add_client_args(p)
     p.set_defaults(func=submit_cmd)
+
+    p = sub.add_parser("check", help="check a job spec offline, as submit would; one line per problem")
+    p.add_argument("spec", type=Path)
+    p.set_defaults(func=check_cmd)
 
     p = sub.add_parser("jobs", help="the jobs submitted from this node")
     add_client_args(p)
@@ -34,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", action="store_true", help="list every task")
     add_client_args(p)
     p.set_defaults(func=status_cmd)
+
+    p = sub.add_parser("describe", help="a job in words: what it runs, how it is checked, where it is")
+    p.add_argument("job", help="job id (or a unique prefix of 6+ hex digits)")
+    add_client_args(p)
+    p.set_defaults(func=describe_cmd)
 
     p = sub.add_parser("watch", help="a live progress bar until the job ends")
     p.add_argument("job")
@@ -80,12 +94,43 @@ def submit_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print_json(res)
     else:
-        print(res["job"])
-        print(f"submitted {res['name']!r}: {res['tasks']} tasks on shard {res['shard']}; "
-              f"follow it with `novacron watch {res['job'][:12]}`", file=sys.stderr)
+        print(res["job"], flush=True)
+        follow = "" if args.wait else f"; follow it with `novacron watch {res['job'][:12]}`"
+        print(f"submitted {res['name']!r}: {res['tasks']} tasks on shard {res['shard']}{follow}",
+              file=sys.stderr)
         if res.get("notice"):
             print(f"note: {res['notice']}", file=sys.stderr)
+    if args.wait:
+        args.job = res["job"]
+        # With --json, stdout carries only the JSON answer; the progress goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            return watch_cmd(args)
     return 0
+
+
+def check_cmd(args: argparse.Namespace) -> int:
+    """The submit checks without a daemon: every problem on its own line, exit 1 if any."""
+    from daemon.jobs.spec import check_spec
+
+    spec, problems = check_spec(args.spec)
+    for problem in problems:
+        print(f"novacron: {problem}", file=sys.stderr)
+    if spec is None:
+        return 1
+    print(f"{args.spec}: ok: {spec.name!r}, {len(spec.inputs):,} tasks, {spec.replicas} replicas "
+          f"(quorum {spec.quorum}), module {len(spec.module):,} bytes, deadline "
+          f"{_duration(spec.deadline_s)}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    """``90`` -> ``1 min 30 s``; ``86400`` -> ``1 d``: the largest two units that are not zero."""
+    parts, left = [], int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size} {unit}")
+            left %= size
+    return " ".join(parts[:2]) or "0 s"
 
 
 def jobs_cmd(args: argparse.Namespace) -> int:
@@ -150,6 +195,60 @@ def status_cmd(args: argparse.Namespace) -> int:
         agreed = f"  agreed by {t['agreed']}" if t.get("agreed") else ""
         print(f"  task {t['task']:>5}  {t['state']:<9} {('running' if t['running'] else ''):<8} {res}{agreed}")
     return 1 if st["counts"]["failed"] else 0
+
+
+_STATE_WORDS = {
+    "loading": "the committee has some of its inputs and waits for the rest",
+    "open": "tasks are placed, run and checked as volunteers come",
+    "done": "every task has an agreed result or has failed",
+    "cancelled": "by its submitter",
+    "expired": "past its deadline",
+}
+
+
+def describe_cmd(args: argparse.Namespace) -> int:
+    """The job's spec and state in words (``kubectl describe``, ``bacalhau describe``)."""
+    st = call(args, "jobs.status", {"job": args.job}, timeout=60)
+    local = next((j for j in call(args, "jobs.list")["jobs"] if j["job"] == st["job"]), None)
+    if args.json:
+        print_json({**st, "local": local})
+        return 0
+    c = st["counts"]
+    spec = st.get("spec") or {}
+    ms = st.get("now_ms") or time.time() * 1000
+
+    def when(t_ms: float) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t_ms / 1000))
+        delta = (t_ms - ms) / 1000
+        return f"{stamp} ({_duration(abs(delta))} {'ago' if delta <= 0 else 'from now'})"
+
+    rows = [("job", st["job"]), ("name", st["name"]),
+            ("state", f"{st['state']} ({_STATE_WORDS[st['state']]})" if st["state"] in _STATE_WORDS
+             else st["state"])]
+    if local is not None:
+        shard = local.get("shard")
+        rows.append(("submitted", f"{when(st['submitted_ms'])} from this node"
+                     + (f", ordered by the shard {shard} committee" if shard is not None else "")))
+    else:
+        rows.append(("submitted", f"{when(st['submitted_ms'])} by node {short_node_id(st['submitter'])}"))
+    rows.append(("deadline", when(st["deadline_ms"])))
+    if spec.get("module_hash"):
+        rows.append(("module", f"sha256 {spec['module_hash'][:16]}, {spec['module_size']:,} bytes; "
+                     f"argv {' '.join(spec['argv'])}"))
+    rows.append(("checking", f"each task runs on {st['replicas']} volunteers; a result is accepted "
+                 f"when {st['quorum']} agree" + (f" (at most {spec['max_replicas']} tries)"
+                                                 if spec.get("max_replicas") else "")))
+    if spec.get("fuel"):
+        rows.append(("limits", f"fuel {spec['fuel']:,}, memory {spec['memory_pages'] // 16} MiB, "
+                     f"wall {spec['wall_ms'] / 1000:g} s, output {spec['max_output']:,} bytes"))
+    rows.append(("tasks", f"{c['tasks']:,}: {c['accepted']:,} accepted, {c['failed']:,} failed, "
+                 f"{c['cancelled']:,} cancelled, {c['open']:,} to do ({c['running']:,} running)"))
+    if st.get("certified") is not None:
+        rows.append(("results", f"{st['certified']:,} certified results held here; "
+                     f"`novacron result {st['job'][:12]} -o DIR` writes them"))
+    for key, value in rows:
+        print(wrap(f"{key:<10} {value}", indent=11))
+    return 0
 
 
 def _result_words(result: dict[str, Any], *, size: bool = False) -> str:
@@ -255,13 +354,13 @@ def explain_cmd(args: argparse.Namespace) -> int:
     print(f"task {res['task']} of job {res['job'][:12]}: {res['state']} (quorum {res['quorum']}{agreed})")
     for i, r in enumerate(res["replicas"]):
         result = r["result"]
-        print(f"  replica {i}: {r['worker'][-12:]}  {r['outcome']:<9} "
-              + (_result_words(result) if result else "")
-              + (f"  ran {r['runtime_ms'] / 1000:.1f} s" if r.get("runtime_ms") is not None else "")
-              + (f"  ({r['detail']})" if r["detail"] else ""))
+        print(wrap(f"  replica {i}: {short_node_id(r['worker'])}  {r['outcome']:<9} "
+                   + (_result_words(result) if result else "")
+                   + (f"  ran {r['runtime_ms'] / 1000:.1f} s" if r.get("runtime_ms") is not None else "")
+                   + (f"  ({r['detail']})" if r["detail"] else ""), indent=14))
     ex = res.get("explanation")
     if isinstance(ex, dict) and "chosen" in ex:
-        print(render_explanation(ex))
+        print(wrap_lines(render_explanation(ex), indent=8))
     elif ex:
         print(json.dumps(ex, indent=1))
     return 0
@@ -280,9 +379,9 @@ def render_explanation(ex: dict[str, Any]) -> str:
         for v in group:
             f = v["factors"]
             up = f"up {f['uptime_h']:.1f} h" if f.get("uptime_h") is not None else "down"
-            lines.append(f"  #{v['rank']:<3} {v['node_id'][-12:]}  P(finish) {f['p_finish']:.3f}  "
+            lines.append(f"  #{v['rank']:<3} {short_node_id(v['node_id'])}  P(finish) {f['p_finish']:.3f}  "
                          f"reputation {f['reputation']:.2f}  load {f['load']:.2f}  "
-                         f"{f['attestation']}  link {f['link_s']:.2f}s  {up}  [{f['domain'][-12:]}]"
+                         f"{f['attestation']}  link {f['link_s']:.2f}s  {up}  [{short_node_id(f['domain'])}]"
                          f"  -> {v['reason']}")
     if ex.get("rejected_counts"):
         lines.append("rejected in all: " + ", ".join(f"{k} {n}" for k, n in ex["rejected_counts"].items()))

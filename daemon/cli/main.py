@@ -22,10 +22,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from daemon import __version__
+
     parser = argparse.ArgumentParser(
         prog="novacron",
         description="NovaCron: a peer-to-peer volunteer supercomputer.",
     )
+    parser.add_argument("--version", action="version", version=f"novacron {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import importlib
@@ -40,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
     except CliError as err:
         print(f"novacron: {err}", file=sys.stderr)
         return err.code
@@ -52,6 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               "NOVACRON_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 70
     return int(result or 0)
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (``novacron explain ... | head``): stop quietly, as
+    ``cat`` does, instead of a traceback at exit when Python flushes stdout again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ import errno
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.common import add_client_args, call, print_json
+from daemon.cli.common import add_client_args, call, print_json, wrap
 from daemon.cli.errors import CliError
 
 
@@ -78,7 +78,8 @@ def _fmt_services(services: dict[str, Any]) -> list[str]:
     for name, st in services.items():
         health = st.get("health", "ok")
         summary = st.get("summary", "")
-        lines.append(f"  {name:<12} {health if health != 'ok' else 'ok':<8} {summary}")
+        # A long health reason or summary wraps under the summary column, within 100 columns.
+        lines.append(wrap(f"  {name:<12} {health:<8} {summary}", indent=24))
     return lines
 
 
@@ -90,7 +91,7 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(f"node      {st['node_id']}")
     print(f"network   {st['network']}  (version {st['version']}, pid {st['pid']}, "
           f"up {st['uptime_s']:.0f} s)")
-    print(f"health    {st['health']}")
+    print(wrap(f"health    {st['health']}", indent=10))
     for line in _fmt_services(st.get("services", {})):
         print(line)
     return 0

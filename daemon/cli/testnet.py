@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.cli.common import print_json
+from daemon.cli.common import fit, print_json
 from daemon.cli.errors import CliError
 from testnet.local import launcher
 from testnet.local.layout import DEFAULT_DIR
+from protocol.identity import short_node_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,12 +75,12 @@ def _print_table(state) -> None:
     from testnet.local.readiness import summarize
 
     sts = launcher.statuses(state)
-    print(f"{'node':<7} {'node id':<16} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
+    print(f"{'node':<7} {'node id':<13} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
     for node in state.nodes:
         st = sts[node.name]
         role = " (cheater)" if node.role == "cheater" else ""
-        print(f"{node.name:<7} {node.node_id[-12:]:<16} {node.port:>5} {st.get('process', '?'):<8} "
-              f"{summarize(st)}{role}")
+        print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {node.port:>5} "
+                  f"{st.get('process', '?'):<8} {summarize(st)}{role}"))
 
 
 def add_cmd(args: argparse.Namespace) -> int:

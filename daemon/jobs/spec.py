@@ -3,6 +3,7 @@
 See ``examples/pi/job.toml`` for every field explained. ``load_spec(path)`` reads the file, the
 module and any input file (that is its only I/O) and returns a ``JobSpec`` holding everything
 the network needs: the module bytes, the task inputs, limits, replication and schedule.
+``check_spec(path)`` does the same checks and returns every problem (``novacron check``).
 
 Every mistake is a ``SpecError`` whose message names the file, the field and the fix, e.g.
 ``job.toml: [limits] fuel must be a positive integer (e.g. fuel = 1_000_000_000), got -5``.
@@ -17,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
@@ -142,27 +144,68 @@ class _Fields:
 
 
 def load_spec(path: Path) -> JobSpec:
+    """The job at ``path``; the first problem found is a ``SpecError``."""
+    spec, problems = check_spec(path)
+    if spec is None:
+        raise SpecError(problems[0])
+    return spec
+
+
+def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
+    """The job at ``path`` and every problem found in it, one line each (``novacron check``).
+
+    Sections are checked independently, so a mistake in ``[limits]`` does not hide one in
+    ``[replication]``; within a section, the first mistake is reported."""
     where = str(path)
     try:
         doc = tomllib.loads(read_capped_text(path, MAX_SPEC_BYTES))
     except UserFileError as err:
         if err.missing:
-            raise SpecError(f"job spec {path} does not exist") from None
+            return None, [f"job spec {path} does not exist"]
         if str(err).startswith("is a directory"):
-            raise SpecError(f"{path} is a directory; give the job's .toml file") from None
-        raise SpecError(f"job spec {path} {err}") from None
+            return None, [f"{path} is a directory; give the job's .toml file"]
+        return None, [f"job spec {path} {err}"]
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{where} is not valid TOML: {err}") from None
+        return None, [f"{where} is not valid TOML: {err}"]
+    problems: list[str] = []
     for section, value in doc.items():
         if section not in _KNOWN or not isinstance(value, dict):
             near = difflib.get_close_matches(section, list(_KNOWN), n=1)
             hint = f" (did you mean [{near[0]}]?)" if near else f" (sections: {', '.join(_KNOWN)})"
-            raise SpecError(f"{where}: unknown section [{section}]{hint}")
+            problems.append(f"{where}: unknown section [{section}]{hint}")
     base = path.parent
-    t = {s: _Fields(where, s, doc.get(s, {})) for s in _KNOWN}
 
-    job = t["job"]
-    name = job.str("name", path.stem, '"my-job"')
+    def part(check: Callable[[], Any]) -> Any:
+        try:
+            return check()
+        except SpecError as err:
+            problems.append(str(err))
+            return None
+
+    t = {s: part(lambda s=s: _Fields(where, s, doc.get(s, {}) if isinstance(doc.get(s), dict) else {}))
+         for s in _KNOWN}
+    job = part(lambda: _job(t["job"], base, path.stem)) if t["job"] else None
+    inputs = part(lambda: _inputs(t["inputs"], base)) if t["inputs"] else None
+    limits = part(lambda: _limits(t["limits"])) if t["limits"] else None
+    replication = part(lambda: _replication(t["replication"])) if t["replication"] else None
+    deadline_s = part(lambda: _deadline(t["schedule"])) if t["schedule"] else None
+    clock_ns = part(lambda: _clock(t["sandbox"])) if t["sandbox"] else None
+    combine = part(lambda: _combine(t["result"])) if t["result"] else None
+    if problems or None in (job, inputs, limits, replication, deadline_s, combine):
+        return None, problems
+    name, module, argv = job
+    fuel, memory_mb, wall_s, max_output = limits
+    replicas, quorum, max_replicas, level, adaptive = replication
+    return JobSpec(name=name, module=module, argv=argv, inputs=inputs, fuel=fuel,
+                   memory_pages=memory_mb * 16, wall_s=wall_s, max_output=max_output,
+                   replicas=replicas, quorum=quorum, max_replicas=max_replicas,
+                   min_attestation=level, adaptive=adaptive, deadline_s=deadline_s,
+                   clock_ns=clock_ns,
+                   combine=combine, source=where), []
+
+
+def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ...]]:
+    name = job.str("name", stem, '"my-job"')
     if not 1 <= len(name) <= 128:
         raise job.fail("name", "must be 1 to 128 characters")
     module_path = base / job.str("module", None, '"pi.wasm"')
@@ -176,16 +219,18 @@ def load_spec(path: Path) -> JobSpec:
     argv = job.table.get("argv", [name])
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or len(argv) > MAX_ARGV:
         raise job.fail("argv", f'must be a list of at most {MAX_ARGV} strings (e.g. argv = ["pi"])')
+    return name, module, tuple(argv)
 
-    inputs = _inputs(t["inputs"], base)
 
-    lim = t["limits"]
+def _limits(lim: _Fields) -> tuple[int, int, float, int]:
     fuel = lim.int("fuel", 1_000_000_000, 1, MAX_FUEL, "1_000_000_000")
     memory_mb = lim.int("memory_mb", 16, 1, MAX_MEMORY_MB, "16")
     wall_s = lim.number("wall_s", 60.0, 0, MAX_WALL_S, "60")
     max_output = lim.int("max_output_bytes", 64 * 1024, 1, MAX_OUTPUT, "65536")
+    return fuel, memory_mb, wall_s, max_output
 
-    rep = t["replication"]
+
+def _replication(rep: _Fields) -> tuple[int, int, int, AttestationLevel, bool]:
     replicas = rep.int("replicas", 2, 1, MAX_REPLICAS, "2")
     quorum = rep.int("quorum", replicas, 1, MAX_REPLICAS, str(replicas))
     if quorum > replicas:
@@ -200,8 +245,10 @@ def load_spec(path: Path) -> JobSpec:
     if adaptive and quorum < 2:
         raise rep.fail("adaptive", "needs quorum >= 2: with quorum 1 every task already runs "
                        "on one volunteer")
+    return replicas, quorum, max_replicas, LEVELS[level_name], adaptive
 
-    sched = t["schedule"]
+
+def _deadline(sched: _Fields) -> int:
     deadline = sched.str("deadline", "24h", '"24h"')
     try:
         deadline_s = parse_duration(deadline)
@@ -209,29 +256,30 @@ def load_spec(path: Path) -> JobSpec:
         raise sched.fail("deadline", f'must be a duration like "90m", "6h" or "2d", got {deadline!r}') from None
     if not 60 <= deadline_s <= 30 * 86400:
         raise sched.fail("deadline", f"must be between 1 minute and 30 days, got {deadline!r}")
+    return deadline_s
 
-    clock_ns = None
-    if "clock" in t["sandbox"].table:
-        clock = t["sandbox"].str("clock", None, '"2025-01-01T00:00:00Z"')
-        try:
-            dt = datetime.fromisoformat(clock.replace("Z", "+00:00"))
-        except ValueError:
-            raise t["sandbox"].fail("clock", f'must be an ISO 8601 time like "2025-01-01T00:00:00Z", got {clock!r}') from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        clock_ns = int(dt.timestamp()) * 10**9
-        if clock_ns < 0:
-            raise t["sandbox"].fail("clock", "must not be before 1970")
 
-    combine = t["result"].str("combine", "concat", '"concat"')
+def _clock(sandbox: _Fields) -> int | None:
+    if "clock" not in sandbox.table:
+        return None
+    clock = sandbox.str("clock", None, '"2025-01-01T00:00:00Z"')
+    try:
+        dt = datetime.fromisoformat(clock.replace("Z", "+00:00"))
+    except ValueError:
+        raise sandbox.fail("clock", f'must be an ISO 8601 time like "2025-01-01T00:00:00Z", got {clock!r}') from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    clock_ns = int(dt.timestamp()) * 10**9
+    if clock_ns < 0:
+        raise sandbox.fail("clock", "must not be before 1970")
+    return clock_ns
+
+
+def _combine(result: _Fields) -> str:
+    combine = result.str("combine", "concat", '"concat"')
     if combine not in COMBINE:
-        raise t["result"].fail("combine", f"must be one of {', '.join(COMBINE)}, got {combine!r}")
-
-    return JobSpec(name=name, module=module, argv=tuple(argv), inputs=inputs, fuel=fuel,
-                   memory_pages=memory_mb * 16, wall_s=wall_s, max_output=max_output,
-                   replicas=replicas, quorum=quorum, max_replicas=max_replicas,
-                   min_attestation=LEVELS[level_name], adaptive=adaptive, deadline_s=deadline_s, clock_ns=clock_ns,
-                   combine=combine, source=where)
+        raise result.fail("combine", f"must be one of {', '.join(COMBINE)}, got {combine!r}")
+    return combine
 
 
 def _file_error(t: _Fields, key: str, path: Path, err: UserFileError, want: str) -> SpecError:

@@ -27,8 +27,10 @@ def summarize(st: dict[str, Any]) -> str:
         return f"{'-':>5}  not answering: {st['error']}"
     services = st.get("services", {})
     peers = services.get("p2p", {}).get("connected", "-")
+    # The health, then what the operator watches a testnet for: committees and tasks
+    # (``novacron status`` on the node has every service's summary).
     parts = [st.get("health", "?")]
-    for name, sv in services.items():
-        if sv.get("summary"):
-            parts.append(f"{name}: {sv['summary']}")
+    for name in ("consensus", "jobs"):
+        if services.get(name, {}).get("summary"):
+            parts.append(services[name]["summary"])
     return f"{peers!s:>5}  " + "; ".join(parts)

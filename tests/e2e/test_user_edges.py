@@ -88,3 +88,57 @@ def test_data_directories_are_owner_only(testnet):
     for p in d.rglob("*"):
         if not p.is_symlink():
             assert p.stat().st_mode & 0o077 == 0, p
+
+
+def small_job(tmp_path: Path, tasks: int = 4) -> Path:
+    shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp_path / "pi.wasm")
+    job = tmp_path / "small.toml"
+    job.write_text(f'[job]\nname = "small-pi"\nmodule = "pi.wasm"\nargv = ["pi"]\n[inputs]\n'
+                   f'range = [0, {tasks}]\ntemplate = "{{i}} 20000\\n"\n')
+    return job
+
+
+def test_submit_wait_describe_and_status_lines_as_a_user_sees_them(testnet, tmp_path):
+    job = small_job(tmp_path)
+    res = run("submit", str(job), "--wait", "--interval", "0.5", "--data-dir", node_dir(testnet, 3),
+              timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    jid = lines[0]
+    assert len(jid) == 64 and lines[-1].startswith("job done: 4 accepted, 0 failed")
+    out = ok("describe", jid[:10], "--data-dir", node_dir(testnet, 3))
+    assert f"job        {jid}\n" in out and "state      done (every task has" in out
+    assert "a result is accepted when 2 agree" in out and "tasks      4: 4 accepted" in out
+    # Status lines fit in 100 columns; node ids have one short length wherever shortened.
+    for args in (("status",), ("status", jid, "--tasks"), ("committees",), ("capabilities",),
+                 ("describe", jid), ("explain", jid, "0"), ("jobs",)):
+        for line in ok(*args, "--data-dir", node_dir(testnet, 3)).splitlines():
+            assert len(line) <= 100, (args, line)
+    for line in ok("testnet", "status", "--dir", str(testnet)).splitlines():
+        assert len(line) <= 100, line
+    members = as_json("committees", "--data-dir", node_dir(testnet, 0))["members"]
+    shown = ok("committees", "--data-dir", node_dir(testnet, 0))
+    assert all(m[-12:] in shown and m[-13:] not in shown for m in members)
+
+    # Output to a reader that went away: no traceback, the shell's "killed by SIGPIPE" status.
+    proc = subprocess.Popen([*CLI, "explain", jid, "0", "--data-dir", node_dir(testnet, 3)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and stderr == "", stderr
+
+
+def test_a_failed_start_leaves_nothing_behind(tmp_path):
+    data = tmp_path / "node"
+    with __import__("socket").socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("daemon", "--data-dir", str(data), "--listen", f"/ip4/127.0.0.1/tcp/{port}")
+    assert res.returncode == 2 and "is already in use" in res.stderr.splitlines()[-1]
+    assert not (data / "genesis.toml").exists() and not (data / "control.sock").exists()
+    res = run("daemon", "--data-dir", str(data), "--genesis", str(tmp_path / "missing.toml"))
+    assert res.returncode == 2
+    assert res.stderr.splitlines()[-1].startswith(f"novacron: no genesis file at {tmp_path}")
+    assert not (data / "control.sock").exists()
+    assert data.stat().st_mode & 0o777 == 0o700
