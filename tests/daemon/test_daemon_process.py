@@ -57,7 +57,10 @@ def test_second_daemon_on_same_data_dir_is_refused(daemon):
     _, data = daemon
     res = cli("daemon", "--data-dir", str(data), "--listen", "/ip4/127.0.0.1/tcp/0")
     assert res.returncode == 2
-    assert res.stderr.strip() == f"novacron: a daemon is already running on {data / 'control.sock'}"
+    pid = int((data / "daemon.lock").read_text())
+    assert res.stderr.strip() == (f"novacron: another daemon (pid {pid}) is running on data "
+                                  f"directory {data}; stop that daemon first, or give this one its "
+                                  "own --data-dir")
 
 
 def test_kill9_leaves_stale_socket_that_status_explains_and_restart_replaces(daemon):
