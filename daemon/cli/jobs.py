@@ -241,8 +241,11 @@ def describe_cmd(args: argparse.Namespace) -> int:
     if spec.get("fuel"):
         rows.append(("limits", f"fuel {spec['fuel']:,}, memory {spec['memory_pages'] // 16} MiB, "
                      f"wall {spec['wall_ms'] / 1000:g} s, output {spec['max_output']:,} bytes"))
-    rows.append(("tasks", f"{c['tasks']:,}: {c['accepted']:,} accepted, {c['failed']:,} failed, "
-                 f"{c['cancelled']:,} cancelled, {c['open']:,} to do ({c['running']:,} running)"))
+    ok = f" ({c['ok']:,} ok)" if "ok" in c else ""
+    kinds = ", ".join(f"{n} {k}" for k, n in (c.get("failures") or {}).items())
+    rows.append(("tasks", f"{c['tasks']:,}: {c['accepted']:,} accepted{ok}, {c['failed']:,} failed"
+                 + (f" ({kinds})" if kinds else "") + f", {c['cancelled']:,} cancelled, "
+                 f"{c['open']:,} to do ({c['running']:,} running)"))
     if st.get("certified") is not None:
         rows.append(("results", f"{st['certified']:,} certified results held here; "
                      f"`novacron result {st['job'][:12]} -o DIR` writes them"))

@@ -105,10 +105,10 @@ def test_submit_wait_describe_and_status_lines_as_a_user_sees_them(testnet, tmp_
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     jid = lines[0]
-    assert len(jid) == 64 and lines[-1].startswith("job done: 4 accepted, 0 failed")
+    assert len(jid) == 64 and any(line.startswith("job done: 4 ok, 0 failed") for line in lines)
     out = ok("describe", jid[:10], "--data-dir", node_dir(testnet, 3))
     assert f"job        {jid}\n" in out and "state      done (every task has" in out
-    assert "a result is accepted when 2 agree" in out and "tasks      4: 4 accepted" in out
+    assert "a result is accepted when 2 agree" in out and "tasks      4: 4 accepted (4 ok)" in out
     # Status lines fit in 100 columns; node ids have one short length wherever shortened.
     for args in (("status",), ("status", jid, "--tasks"), ("committees",), ("capabilities",),
                  ("describe", jid), ("explain", jid, "0"), ("jobs",)):
