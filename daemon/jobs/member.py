@@ -2,9 +2,9 @@
 
 After every committed batch the member drains its ledger's events (``JobLedger.drain_events``):
 
-- ``offer``    -> send a signed ``TaskOffer`` to the assigned worker (every member does, and the
+- ``Offered``  -> send a signed ``TaskOffer`` to the assigned worker (every member does, and the
                   worker waits for f+1 identical offers);
-- ``accepted`` -> sign the result statement and send a ``ResultVote`` to the submitter (2f+1
+- ``Accepted`` -> sign the result statement and send a ``ResultVote`` to the submitter (2f+1
                   votes are the result's certificate);
 - anything that opens replica slots -> propose placements: the primary at once, the others as
   a fallback when slots stay open (a silent primary must not stall jobs).
@@ -35,7 +35,9 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.ledger.certificate import sign_vote
 from daemon.ledger.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
                                    propose, task_runtime)
-from daemon.ledger.state import UNREACHABLE_WINDOW_MS, Job, JobLedger, Outcome
+from daemon.ledger.events import Accepted, Offered
+from daemon.ledger.records import Answer, Job, JobState
+from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
@@ -90,15 +92,12 @@ class MemberDuties:
         offers: dict[str, list[TaskOffer]] = {}
         votes: dict[str, list[ResultVote]] = {}
         for ev in ledger.drain_events():
-            kind = ev[0]
-            if kind == "offer":
-                _, jid, task, replica, worker = ev
-                offers.setdefault(worker, []).append(
-                    self._offer(runner, ledger.jobs[jid], task, replica))
-            elif kind == "accepted":
-                _, jid, task, winner = ev
-                job = ledger.jobs[jid]
-                votes.setdefault(job.submitter, []).append(self._vote(runner, job, task, winner))
+            if isinstance(ev, Offered):
+                offers.setdefault(ev.worker, []).append(
+                    self._offer(runner, ledger.jobs[ev.job], ev.task, ev.replica))
+            elif isinstance(ev, Accepted):
+                job = ledger.jobs[ev.job]
+                votes.setdefault(job.submitter, []).append(self._vote(runner, job, ev.task, ev.answer))
         if event.requests:
             self.wake.set()
         # One message per worker and per submitter for the whole batch: fewer, fuller frames.
@@ -119,7 +118,7 @@ class MemberDuties:
                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
                          job.clock_ns, t.replicas[replica].lease_ms, t.runtime or RUNTIME)
 
-    def _vote(self, runner: ReplicaRunner, job: Job, task: int, winner: Outcome) -> ResultVote:
+    def _vote(self, runner: ReplicaRunner, job: Job, task: int, winner: Answer) -> ResultVote:
         status, output_hash, size, exit_code, stderr_hash, stderr_size = winner
         t = job.tasks[task]
         cfg = runner.config
@@ -141,7 +140,7 @@ class MemberDuties:
             shard = runner.config.shard
             for job in ledger.jobs.values():
                 key = (shard, job.id)
-                if job.state != "open" or key in self._proposing:
+                if job.state != JobState.OPEN or key in self._proposing:
                     continue
                 slots = list(islice((i for i, t in enumerate(job.tasks)
                                      if ledger.open_slots(job, t)), MAX_SLOTS_PER_PROPOSAL))

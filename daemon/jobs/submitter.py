@@ -24,7 +24,7 @@ from daemon.blobs import BlobService, BlobUnavailable
 from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
 from daemon.ledger.certificate import ResultCertificate, statement
-from daemon.ledger.state import job_id
+from daemon.ledger.records import job_id
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.identity import NodeIdentity, verify_signature

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from consensus.quorum import max_faulty
 from consensus.statemachine import ClientRequest, KeyValueMachine
-from daemon.ledger.state import OPEN, JobLedger
+from daemon.ledger.records import JobState
+from daemon.ledger.state import JobLedger
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.messages import ledger as ops
@@ -115,7 +116,7 @@ class LedgerShards:
     def tick(self, shard: int, machine: ShardMachine, now: float, wall_ms: int,
              queued: int) -> list[bytes]:
         """Operations to submit to ``shard`` now: a ``Tick`` when its clock report is due."""
-        active = any(j.state == OPEN for j in machine.ledger.jobs.values())
+        active = any(j.state == JobState.OPEN for j in machine.ledger.jobs.values())
         if not self.clocks.due(shard, active, now) or queued >= MAX_QUEUED_TICKS:
             return []
         return [ledger_operation(ops.Tick(wall_ms))]

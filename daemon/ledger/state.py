@@ -10,7 +10,8 @@ A replica that reports something else is *disagreed* (its worker's reputation fa
 quorum can be reached with the replicas still running, the ledger asks for another replica, up
 to ``max_replicas``, after which the task **fails**.
 
-Every decision is a deterministic function of the ordered operations (``protocol.messages.ledger``):
+Every decision is a deterministic function of the ordered operations
+(``protocol.messages.ledger``), each applied by its handler in ``_HANDLERS``:
 
 - **time** advances only through ``Tick`` from committee members: the ledger's clock is the
   (f+1)-th largest of the members' latest reports, so f Byzantine members cannot move it ahead
@@ -34,18 +35,22 @@ Every decision is a deterministic function of the ordered operations (``protocol
 Results that are faults of the node rather than of the task (``TIMED_OUT`` by wall clock,
 ``CRASHED``) never count towards a quorum: they only release the replica.
 
-``drain_events()`` hands the shell what changed (offers to send, tasks accepted) without it
-having to diff the state; events are not part of the replicated state.
+``drain_events()`` hands the shell what changed (``daemon.ledger.events``: offers to send, tasks
+accepted) without it having to diff the state; events are not part of the replicated state.
+The records (jobs, tasks, replicas and their states) are ``daemon.ledger.records``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from consensus.statemachine import ClientRequest
+from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
+                                  ReplicaFailed, TaskFailed)
+from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
+                                   ReplicaOutcome, Task, TaskReplica, TaskState, job_id)
 from daemon.ledger.reputation import WorkerRecord, spot_checked
 from protocol.attestation import AttestationLevel
 from protocol.canonical import packb, unpackb
@@ -54,7 +59,6 @@ from protocol.identity import node_id_from_public_key
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 
-LEASE_SLACK_MS = 60_000
 RETAIN_ENDED_MS = 24 * 3600 * 1000
 """Ended jobs leave the ledger a day after they end (their results' certificates live with
 their submitters), so the replicated state, and every checkpoint of it, stays bounded."""
@@ -64,151 +68,7 @@ RUNTIME_SAMPLES = 32
 """How many of a job's latest agreed replica run times the ledger keeps: what placement's
 duration estimate is the median of (``daemon.ledger.placing.expected_duration``)."""
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
-
-# Replica outcomes
-PENDING, AGREED, DISAGREED, TIMEOUT, RELEASED = "pending", "agreed", "disagreed", "timeout", "released"
-# Task and job states (a job is LOADING until all its inputs have arrived)
-OPEN, ACCEPTED, FAILED, CANCELLED, DONE = "open", "accepted", "failed", "cancelled", "done"
-LOADING = "loading"
 MAX_TASKS = 100_000
-
-
-@dataclass
-class Replica:
-    worker: str
-    placed_ms: int
-    lease_ms: int
-    started: bool = False
-    result: Outcome | None = None
-    """What replicas must agree on (``Outcome``)."""
-    outcome: str = PENDING
-    detail: str = ""
-    started_ms: int = 0
-    """Ledger time of the worker's ``Start`` (0: not started)."""
-    reported_ms: int = 0
-    """Ledger time of its ``Result`` (0: none yet)."""
-
-    def to_wire(self) -> list[Any]:
-        return [self.worker, self.placed_ms, self.lease_ms, self.started,
-                list(self.result) if self.result else None, self.outcome, self.detail,
-                self.started_ms, self.reported_ms]
-
-    @classmethod
-    def from_wire(cls, v: list[Any]) -> "Replica":
-        # Snapshots from before run times were kept have 7 fields: those replicas read as 0.
-        return cls(v[0], v[1], v[2], v[3], _result(v[4]), v[5], v[6], *v[7:9])
-
-    @property
-    def runtime_ms(self) -> int | None:
-        """Start to result, in ledger time (includes handing the output over)."""
-        if self.started_ms and self.reported_ms >= self.started_ms:
-            return self.reported_ms - self.started_ms
-        return None
-
-
-@dataclass
-class Task:
-    input: ops.TaskInput
-    replicas: list[Replica] = field(default_factory=list)
-    state: str = OPEN
-    accepted: Outcome | None = None
-    accepted_seq: int = 0
-    quorum: int = 0
-    explanation: Any = None
-    runtime: str = ""
-    """The exact runtime its replicas run on (``placing.task_runtime``); "" until placed."""
-    failure: str = ""
-    """Why a FAILED task has no agreed result (one of ``NO_RESULT_KINDS``)."""
-
-    def to_wire(self) -> list[Any]:
-        return [[self.input.hash, self.input.size, self.input.inline],
-                [r.to_wire() for r in self.replicas], self.state,
-                list(self.accepted) if self.accepted else None, self.accepted_seq, self.quorum,
-                self.explanation, self.runtime, self.failure]
-
-    @classmethod
-    def from_wire(cls, v: list[Any]) -> "Task":
-        # Snapshots from before tasks were pinned to a runtime have 7 fields: read as unpinned;
-        # from before failures were named, 8: a failed task reads as NO_RESULT.
-        task = cls(ops.TaskInput(*v[0]), [Replica.from_wire(r) for r in v[1]], v[2],
-                   _result(v[3]), v[4], v[5], v[6], *v[7:9])
-        if task.state == FAILED and not task.failure:
-            task.failure = NO_RESULT
-        return task
-
-    @property
-    def agreed(self) -> int:
-        """Distinct workers whose result is the accepted one (replicas of a task never share
-        a worker): what the certificate states."""
-        return len({r.worker for r in self.replicas if r.outcome == AGREED})
-
-    @property
-    def outcome_kind(self) -> str:
-        """``OK``, the agreed failure's status name, a ``NO_RESULT_KINDS`` name, or the state."""
-        if self.state == ACCEPTED and self.accepted is not None:
-            return TaskStatus(self.accepted[0]).name
-        if self.state == FAILED:
-            return self.failure or NO_RESULT
-        return self.state.upper()
-
-
-Outcome = tuple[int, bytes, int, int, bytes, int]
-"""(status, output hash, output size, exit code, stderr hash, stderr size)."""
-EMPTY_SHA256 = hashlib.sha256(b"").digest()
-# Why a task failed without an agreed result.
-NO_AGREEMENT, NO_RESULT, DEADLINE = "NO_AGREEMENT", "NO_RESULT", "DEADLINE"
-
-
-def _result(v: list[Any] | None) -> Outcome | None:
-    """A stored result; snapshots written before exit codes were agreed on read as exit 0,
-    and from before stderr was agreed on, as an empty stderr."""
-    if not v:
-        return None
-    status, output_hash, size, *rest = v
-    exit_code = rest[0] if rest else 0
-    stderr_hash, stderr_size = (rest[1], rest[2]) if len(rest) >= 3 else (EMPTY_SHA256, 0)
-    return (status, output_hash, size, exit_code, stderr_hash, stderr_size)
-
-
-@dataclass
-class Job:
-    id: bytes
-    submitter: str
-    spec: ops.Submit
-    submitted_ms: int
-    clock_ns: int
-    tasks: list[Task]
-    state: str = OPEN
-    ended_ms: int = 0
-    runtimes_ms: list[int] = field(default_factory=list)
-    """Run times of the latest ``RUNTIME_SAMPLES`` replicas whose result was accepted."""
-
-    @property
-    def deadline_ms(self) -> int:
-        return self.submitted_ms + self.spec.deadline_s * 1000
-
-    @property
-    def lease_ms(self) -> int:
-        return 2 * self.spec.wall_ms + LEASE_SLACK_MS
-
-    def counts(self) -> dict[str, Any]:
-        """``accepted``: tasks with an agreed result, of which ``ok`` succeeded; ``failed``:
-        agreed failures and tasks with no agreed result, by kind in ``failures``;
-        ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text)."""
-        c = Counter(t.state for t in self.tasks)
-        running = sum(1 for t in self.tasks if t.state == OPEN and any(
-            r.outcome == PENDING and r.started for r in t.replicas))
-        kinds = Counter(t.outcome_kind for t in self.tasks if t.state in (ACCEPTED, FAILED))
-        ok = kinds.pop("OK", 0)
-        agreed = Counter(str(t.agreed) for t in self.tasks if t.state == ACCEPTED)
-        return {"tasks": len(self.tasks), "accepted": c[ACCEPTED], "ok": ok,
-                "failed": sum(kinds.values()), "failures": dict(sorted(kinds.items())),
-                "cancelled": c[CANCELLED], "open": c[OPEN], "running": running,
-                "agreed": dict(sorted(agreed.items()))}
-
-
-def job_id(submitter_pk: bytes, operation: bytes) -> bytes:
-    return hashlib.sha256(b"novacron/job-id/v1" + submitter_pk + operation).digest()
 
 
 class JobLedger:
@@ -224,7 +84,7 @@ class JobLedger:
         """Worker -> member -> ledger time the member reported it unreachable."""
         self.now_ms = 0
         self.seq = 0
-        self._events: list[tuple[Any, ...]] = []
+        self._events: list[LedgerEvent] = []
 
     # -- the StateMachine interface ---------------------------------------------------------------
 
@@ -242,11 +102,11 @@ class JobLedger:
                     raise _Refused("a batch cannot hold a batch")
                 return {"replies": [self._apply_one(client, item, request, nested=True)
                                     for item in op.items]}
-            handler = getattr(self, "_" + type(op).__name__.lower())
+            handler = _HANDLERS[type(op)]
             # The job id of a submission is over the operation's own bytes, batched or not.
             sub = request if not nested else ClientRequest(request.client, request.request_id,
                                                            operation, request.raw)
-            return handler(client, op, sub)
+            return handler(self, client, op, sub)
         except RemoteProtocolError as err:
             return {"error": f"malformed operation: {err}"}
         except _Refused as err:
@@ -276,7 +136,7 @@ class JobLedger:
             self.jobs = {}
             for jid, submitter, spec, submitted, clock_ns, tasks, state, ended, *rest in jobs:
                 self.jobs[jid] = Job(jid, submitter, ops.decode_stored_submit(spec), submitted, clock_ns,
-                                     [Task.from_wire(t) for t in tasks], state, ended,
+                                     [Task.from_wire(t) for t in tasks], JobState(state), ended,
                                      [int(x) for x in rest[0]] if rest else [])
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
             self.member_clock = {m: t for m, t in clock}
@@ -285,7 +145,7 @@ class JobLedger:
         except (ValueError, TypeError, KeyError, IndexError) as err:
             raise MalformedMessage(f"ledger snapshot is damaged: {type(err).__name__}") from None
 
-    def drain_events(self) -> list[tuple[Any, ...]]:
+    def drain_events(self) -> list[LedgerEvent]:
         events, self._events = self._events, []
         return events
 
@@ -303,38 +163,38 @@ class JobLedger:
             return {"job": jid, "existing": True}
         clock_ns = op.clock_ns or self.now_ms * 1_000_000
         tasks = [Task(inp, quorum=op.quorum) for inp in op.inputs]
-        state = OPEN if len(tasks) == op.total_tasks else LOADING
+        state = JobState.OPEN if len(tasks) == op.total_tasks else JobState.LOADING
         self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks, state)
-        self._events.append(("submitted", jid))
+        self._events.append(JobSubmitted(jid))
         return {"job": jid, "tasks": len(tasks), "state": state}
 
     def _addinputs(self, client: str, op: ops.AddInputs, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)
         if job.submitter != client:
             raise _Refused("only the job's submitter may add its inputs")
-        if job.state != LOADING:
+        if job.state != JobState.LOADING:
             raise _Refused(f"job is {job.state}, not loading inputs")
         if op.first != len(job.tasks) or len(job.tasks) + len(op.inputs) > job.spec.total_tasks:
             raise _Refused(f"inputs must continue at task {len(job.tasks)} and stop at "
                            f"{job.spec.total_tasks}")
         job.tasks += [Task(inp, quorum=job.spec.quorum) for inp in op.inputs]
         if len(job.tasks) == job.spec.total_tasks:
-            job.state = OPEN
+            job.state = JobState.OPEN
         return {"job": job.id, "tasks": len(job.tasks), "state": job.state}
 
     def _cancel(self, client: str, op: ops.Cancel, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)
         if job.submitter != client:
             raise _Refused("only the job's submitter may cancel it")
-        if job.state not in (OPEN, LOADING):
+        if job.state not in (JobState.OPEN, JobState.LOADING):
             return {"job": job.id, "state": job.state}
         for t in job.tasks:
-            if t.state == OPEN:
-                t.state = CANCELLED
-                self._release(job, t, RELEASED, "job cancelled")
-        job.state, job.ended_ms = CANCELLED, self.now_ms
-        self._events.append(("job_ended", job.id, CANCELLED))
-        return {"job": job.id, "state": CANCELLED}
+            if t.state == TaskState.OPEN:
+                t.state = TaskState.CANCELLED
+                self._release(job, t, ReplicaOutcome.RELEASED, "job cancelled")
+        job.state, job.ended_ms = JobState.CANCELLED, self.now_ms
+        self._events.append(JobEnded(job.id, JobState.CANCELLED))
+        return {"job": job.id, "state": JobState.CANCELLED}
 
     def _tick(self, client: str, op: ops.Tick, request: ClientRequest) -> dict[str, Any]:
         if client not in self.members:
@@ -357,7 +217,7 @@ class JobLedger:
         if client not in self.members:
             raise _Refused("only committee members may propose placements")
         job = self._job(op.job)
-        if job.state != OPEN:
+        if job.state != JobState.OPEN:
             raise _Refused(f"job is {job.state}")
         if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS and self.now_ms:
             raise _Refused("placement time is too far from the ledger clock")
@@ -393,8 +253,8 @@ class JobLedger:
                 workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
                 task.quorum = 1
             for w in workers:
-                task.replicas.append(Replica(w, self.now_ms, self.now_ms + job.lease_ms))
-                self._events.append(("offer", job.id, a.task, len(task.replicas) - 1, w))
+                task.replicas.append(TaskReplica(w, self.now_ms, self.now_ms + job.lease_ms))
+                self._events.append(Offered(job.id, a.task, len(task.replicas) - 1, w))
             task.explanation, task.runtime = explanation, runtime
             placed += 1
         return {"placed": placed, "refused": refused}
@@ -402,14 +262,14 @@ class JobLedger:
     def _start(self, client: str, op: ops.Start, request: ClientRequest) -> dict[str, Any]:
         job, task, rep = self._replica(op.job, op.task, op.replica, client)
         self.unreachable.pop(client, None)  # it speaks: it is not gone
-        if rep.outcome == PENDING and not rep.started:
+        if rep.outcome == ReplicaOutcome.PENDING and not rep.started:
             rep.started, rep.started_ms = True, self.now_ms
         return {"state": rep.outcome}
 
     def _result(self, client: str, op: ops.Result, request: ClientRequest) -> dict[str, Any]:
         job, task, rep = self._replica(op.job, op.task, op.replica, client)
         self.unreachable.pop(client, None)
-        if rep.outcome != PENDING or rep.result is not None:
+        if rep.outcome != ReplicaOutcome.PENDING or rep.result is not None:
             return {"state": rep.outcome}
         try:
             status = TaskStatus(op.status)
@@ -418,12 +278,12 @@ class JobLedger:
         rep.detail = op.detail[:256]
         rep.reported_ms = self.now_ms
         if status in NODE_FAULTS:
-            rep.outcome = TIMEOUT
+            rep.outcome = ReplicaOutcome.TIMEOUT
             self._worker(client).timeouts += 1
-            self._events.append(("replica_failed", job.id, op.task, op.replica))
+            self._events.append(ReplicaFailed(job.id, op.task, op.replica))
             return {"state": rep.outcome}
-        rep.result = (int(status), op.output_hash, op.output_size, op.exit_code,
-                      op.stderr_hash, op.stderr_size)
+        rep.result = Answer(int(status), op.output_hash, op.output_size, op.exit_code,
+                            op.stderr_hash, op.stderr_size)
         self._decide(job, op.task, task)
         return {"state": rep.outcome, "task": task.state}
 
@@ -459,10 +319,10 @@ class JobLedger:
         for job in self.jobs.values():
             for i, t in enumerate(job.tasks):
                 for k, r in enumerate(t.replicas):
-                    if r.worker == worker and r.outcome == PENDING and r.result is None:
-                        r.outcome, r.detail = TIMEOUT, why
+                    if r.worker == worker and r.outcome == ReplicaOutcome.PENDING and r.result is None:
+                        r.outcome, r.detail = ReplicaOutcome.TIMEOUT, why
                         released += 1
-                        self._events.append(("replica_failed", job.id, i, k))
+                        self._events.append(ReplicaFailed(job.id, i, k))
         return released
 
     def _query(self, client: str, op: ops.Query, request: ClientRequest) -> dict[str, Any]:
@@ -479,7 +339,7 @@ class JobLedger:
             t = job.tasks[i]
             row: dict[str, Any] = {
                 "i": i, "state": t.state,
-                "running": sum(1 for r in t.replicas if r.outcome == PENDING and r.result is None),
+                "running": sum(1 for r in t.replicas if r.outcome == ReplicaOutcome.PENDING and r.result is None),
                 "result": list(t.accepted) if t.accepted else None,
                 "agreed": t.agreed, "outcome": t.outcome_kind,
             }
@@ -500,22 +360,22 @@ class JobLedger:
         """Replicas each worker holds and has not reported yet, over all open jobs."""
         out: Counter[str] = Counter()
         for job in self.jobs.values():
-            if job.state == OPEN:
+            if job.state == JobState.OPEN:
                 for t in job.tasks:
                     for r in t.replicas:
-                        if r.outcome == PENDING and r.result is None:
+                        if r.outcome == ReplicaOutcome.PENDING and r.result is None:
                             out[r.worker] += 1
         return out
 
     def open_slots(self, job: Job, task: Task) -> int:
         """How many more replicas this task needs placed now (0 when done or out of budget)."""
-        if task.state != OPEN or job.state != OPEN:
+        if task.state != TaskState.OPEN or job.state != JobState.OPEN:
             return 0
         if not task.replicas:
             return job.spec.replicas
-        groups = Counter(r.result for r in task.replicas if r.result is not None and r.outcome != DISAGREED)
+        groups = Counter(r.result for r in task.replicas if r.result is not None and r.outcome != ReplicaOutcome.DISAGREED)
         best = max(groups.values(), default=0)
-        active = sum(1 for r in task.replicas if r.outcome == PENDING and r.result is None)
+        active = sum(1 for r in task.replicas if r.outcome == ReplicaOutcome.PENDING and r.result is None)
         need = task.quorum - best - active
         budget = job.spec.max_replicas - len(task.replicas)
         return max(0, min(need, budget))
@@ -524,66 +384,66 @@ class JobLedger:
         groups = Counter(r.result for r in task.replicas if r.result is not None)
         winner, votes = max(groups.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0))
         if winner is not None and votes >= task.quorum:
-            task.state, task.accepted, task.accepted_seq = ACCEPTED, winner, self.seq
+            task.state, task.accepted, task.accepted_seq = TaskState.ACCEPTED, winner, self.seq
             for r in task.replicas:
                 if r.result == winner:
-                    r.outcome = AGREED
+                    r.outcome = ReplicaOutcome.AGREED
                     if r.runtime_ms is not None:
                         job.runtimes_ms = (job.runtimes_ms + [r.runtime_ms])[-RUNTIME_SAMPLES:]
                     rec = self._worker(r.worker)
                     rec.agreed += 1
                     rec.run += 1
                 elif r.result is not None:
-                    r.outcome = DISAGREED
+                    r.outcome = ReplicaOutcome.DISAGREED
                     rec = self._worker(r.worker)
                     rec.disagreed += 1
                     rec.run = 0
-                elif r.outcome == PENDING:
-                    r.outcome, r.detail = RELEASED, "task accepted without it"
-            self._events.append(("accepted", job.id, index, winner))
+                elif r.outcome == ReplicaOutcome.PENDING:
+                    r.outcome, r.detail = ReplicaOutcome.RELEASED, "task accepted without it"
+            self._events.append(Accepted(job.id, index, winner))
             self._maybe_done(job)
             return
         if self.open_slots(job, task) == 0 and not any(
-                r.outcome == PENDING and r.result is None for r in task.replicas):
+                r.outcome == ReplicaOutcome.PENDING and r.result is None for r in task.replicas):
             if len(task.replicas) >= job.spec.max_replicas:
-                task.state, task.failure = FAILED, NO_AGREEMENT
-                self._events.append(("task_failed", job.id, index, "replicas disagree"))
+                task.state, task.failure = TaskState.FAILED, NO_AGREEMENT
+                self._events.append(TaskFailed(job.id, index, "replicas disagree"))
                 self._maybe_done(job)
 
     def _expire(self) -> None:
         for jid in [j.id for j in self.jobs.values()
-                    if j.state in (DONE, CANCELLED) and j.ended_ms + RETAIN_ENDED_MS <= self.now_ms]:
+                    if j.state in (JobState.DONE, JobState.CANCELLED) and j.ended_ms + RETAIN_ENDED_MS <= self.now_ms]:
             del self.jobs[jid]
         for job in self.jobs.values():
-            if job.state != OPEN:
+            if job.state != JobState.OPEN:
                 continue
             for i, t in enumerate(job.tasks):
-                if t.state != OPEN:
+                if t.state != TaskState.OPEN:
                     continue
                 for k, r in enumerate(t.replicas):
-                    if r.outcome == PENDING and r.result is None and r.lease_ms <= self.now_ms:
-                        r.outcome, r.detail = TIMEOUT, "no result within the lease"
+                    if r.outcome == ReplicaOutcome.PENDING and r.result is None and r.lease_ms <= self.now_ms:
+                        r.outcome, r.detail = ReplicaOutcome.TIMEOUT, "no result within the lease"
                         self._worker(r.worker).timeouts += 1
-                        self._events.append(("replica_failed", job.id, i, k))
+                        self._events.append(ReplicaFailed(job.id, i, k))
                 if self.now_ms >= job.deadline_ms:
-                    t.state, t.failure = FAILED, DEADLINE
-                    self._release(job, t, RELEASED, "job deadline passed")
-                    self._events.append(("task_failed", job.id, i, "deadline"))
+                    t.state, t.failure = TaskState.FAILED, DEADLINE
+                    self._release(job, t, ReplicaOutcome.RELEASED, "job deadline passed")
+                    self._events.append(TaskFailed(job.id, i, "deadline"))
                 elif self.open_slots(job, t) == 0 and not any(
-                        r.outcome == PENDING and r.result is None for r in t.replicas) \
+                        r.outcome == ReplicaOutcome.PENDING and r.result is None for r in t.replicas) \
                         and len(t.replicas) >= job.spec.max_replicas:
-                    t.state, t.failure = FAILED, NO_RESULT
-                    self._events.append(("task_failed", job.id, i, "no replica finished"))
+                    t.state, t.failure = TaskState.FAILED, NO_RESULT
+                    self._events.append(TaskFailed(job.id, i, "no replica finished"))
             self._maybe_done(job)
 
     def _maybe_done(self, job: Job) -> None:
-        if job.state == OPEN and all(t.state != OPEN for t in job.tasks):
-            job.state, job.ended_ms = DONE, self.now_ms
-            self._events.append(("job_ended", job.id, DONE))
+        if job.state == JobState.OPEN and all(t.state != TaskState.OPEN for t in job.tasks):
+            job.state, job.ended_ms = JobState.DONE, self.now_ms
+            self._events.append(JobEnded(job.id, JobState.DONE))
 
-    def _release(self, job: Job, task: Task, outcome: str, why: str) -> None:
+    def _release(self, job: Job, task: Task, outcome: ReplicaOutcome, why: str) -> None:
         for r in task.replicas:
-            if r.outcome == PENDING and r.result is None:
+            if r.outcome == ReplicaOutcome.PENDING and r.result is None:
                 r.outcome, r.detail = outcome, why
 
     # -- lookups ----------------------------------------------------------------------------------
@@ -594,7 +454,7 @@ class JobLedger:
             raise _Refused(f"no job {jid.hex()[:16]}")
         return job
 
-    def _replica(self, jid: bytes, index: int, k: int, client: str) -> tuple[Job, Task, Replica]:
+    def _replica(self, jid: bytes, index: int, k: int, client: str) -> tuple[Job, Task, TaskReplica]:
         job = self._job(jid)
         if index >= len(job.tasks) or k >= len(job.tasks[index].replicas):
             raise _Refused(f"no replica {k} of task {index}")
@@ -617,3 +477,20 @@ class JobLedger:
 
 class _Refused(Exception):
     """The operation is well formed but not allowed now; the reply says why."""
+
+
+Handler = Callable[[JobLedger, str, Any, ClientRequest], dict[str, Any]]
+_HANDLERS: dict[type, Handler] = {
+    ops.Submit: JobLedger._submit,
+    ops.AddInputs: JobLedger._addinputs,
+    ops.Cancel: JobLedger._cancel,
+    ops.Tick: JobLedger._tick,
+    ops.Place: JobLedger._place,
+    ops.Start: JobLedger._start,
+    ops.Result: JobLedger._result,
+    ops.Leave: JobLedger._leave,
+    ops.Unreachable: JobLedger._unreachable,
+    ops.Query: JobLedger._query,
+}
+"""Each operation's handler (``Batch`` is unpacked before this): an operation without one is
+refused at import by ``test_every_operation_has_a_handler``."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from daemon.ledger.placing import (MIN_RUNTIME_SAMPLES, default_duration_ms, expected_duration,
                                    majority_runtime, propose, task_runtime)
-from daemon.ledger.state import AGREED, JobLedger
+from daemon.ledger.records import ReplicaOutcome
+from daemon.ledger.state import JobLedger
 from protocol.messages import ledger as ops
 
 from protocol.canonical import packb, unpackb
@@ -39,7 +40,7 @@ def test_the_estimate_is_the_wall_share_until_results_arrive_then_their_median()
     for i, runtime in enumerate([4_000, 5_000, 9_000]):
         run_task(h, job, i, 10_000 * i + 1, runtime)
     rec = h.ledger.jobs[job]
-    assert all(r.outcome == AGREED for r in rec.tasks[0].replicas)
+    assert all(r.outcome == ReplicaOutcome.AGREED for r in rec.tasks[0].replicas)
     assert sorted(rec.runtimes_ms) == [4_000] * 2 + [5_000] * 2 + [9_000] * 2
     ms, basis = expected_duration(spec, rec.runtimes_ms)
     assert ms == 5_000 and "median run time of its last 6 accepted" in basis

@@ -7,7 +7,9 @@ import pytest
 
 from consensus.statemachine import ClientRequest
 from daemon.ledger.reputation import TRUST_AFTER, spot_checked
-from daemon.ledger.state import ACCEPTED, AGREED, DISAGREED, DONE, FAILED, OPEN, JobLedger, TIMEOUT
+from daemon.ledger.events import JobEnded, Offered
+from daemon.ledger.records import JobState, ReplicaOutcome, TaskState
+from daemon.ledger.state import JobLedger
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
@@ -20,7 +22,7 @@ def test_submit_place_and_accept_by_quorum():
     reply = h.place_all(job)
     assert reply["placed"] == 3 and reply["refused"] == []
     events = h.ledger.drain_events()
-    offers = [e for e in events if e[0] == "offer"]
+    offers = [e for e in events if isinstance(e, Offered)]
     assert len(offers) == 6  # 3 tasks x 2 replicas
     for t in range(3):
         workers = [r.worker for r in h.ledger.jobs[job].tasks[t].replicas]
@@ -28,9 +30,9 @@ def test_submit_place_and_accept_by_quorum():
         h.report(job, t, 0, b"answer%d" % t)
         assert h.ledger.jobs[job].tasks[t].state == "open"  # one result is not a quorum
         h.report(job, t, 1, b"answer%d" % t)
-        assert h.ledger.jobs[job].tasks[t].state == ACCEPTED
-    assert h.ledger.jobs[job].state == DONE
-    assert ("job_ended", job, DONE) in h.ledger.drain_events()
+        assert h.ledger.jobs[job].tasks[t].state == TaskState.ACCEPTED
+    assert h.ledger.jobs[job].state == JobState.DONE
+    assert JobEnded(job, JobState.DONE) in h.ledger.drain_events()
     agreed = [w for w, r in h.ledger.workers.items() if r.agreed]
     assert len(agreed) >= 2
 
@@ -47,8 +49,8 @@ def test_disagreement_adds_a_replica_and_the_liar_loses_reputation():
     h.place_all(job)
     assert len(task.replicas) == 3 and task.replicas[2].worker not in {r.worker for r in task.replicas[:2]}
     h.report(job, 0, 2, b"right")
-    assert task.state == ACCEPTED and task.accepted[1] == b"right".ljust(32, b"\0")
-    assert task.replicas[1].outcome == DISAGREED and task.replicas[0].outcome == AGREED
+    assert task.state == TaskState.ACCEPTED and task.accepted[1] == b"right".ljust(32, b"\0")
+    assert task.replicas[1].outcome == ReplicaOutcome.DISAGREED and task.replicas[0].outcome == ReplicaOutcome.AGREED
     assert h.ledger.workers[liar].disagreed == 1
     assert h.ledger.reputation(liar) < h.ledger.reputation(task.replicas[0].worker)
 
@@ -62,7 +64,7 @@ def test_a_lone_liar_never_gets_a_result_accepted():
     h.place_all(job)
     h.report(job, 0, 2, b"c")  # three different answers, budget spent
     task = h.ledger.jobs[job].tasks[0]
-    assert task.state == FAILED and task.accepted is None
+    assert task.state == TaskState.FAILED and task.accepted is None
 
 
 def test_node_faults_do_not_vote_and_the_slot_is_placed_again():
@@ -71,7 +73,7 @@ def test_node_faults_do_not_vote_and_the_slot_is_placed_again():
     h.place_all(job)
     h.report(job, 0, 0, b"x", status=int(TaskStatus.CRASHED))
     task = h.ledger.jobs[job].tasks[0]
-    assert task.replicas[0].outcome == TIMEOUT
+    assert task.replicas[0].outcome == ReplicaOutcome.TIMEOUT
     assert h.ledger.open_slots(h.ledger.jobs[job], task) == 1
 
 
@@ -96,8 +98,8 @@ def test_replicas_that_exit_with_different_codes_disagree():
     assert task.state == "open" and task.accepted is None
     h.place_all(job)
     h.report(job, 0, 2, b"same", status=int(TaskStatus.EXITED), exit_code=2)
-    assert task.state == ACCEPTED and task.accepted[3] == 2
-    assert task.replicas[1].outcome == DISAGREED
+    assert task.state == TaskState.ACCEPTED and task.accepted[3] == 2
+    assert task.replicas[1].outcome == ReplicaOutcome.DISAGREED
 
 
 def test_lease_expiry_via_member_ticks():
@@ -108,7 +110,7 @@ def test_lease_expiry_via_member_ticks():
     for m in MEMBERS:
         h.call(m, ops.Tick(NOW_MS + lease + 1))
     task = h.ledger.jobs[job].tasks[0]
-    assert [r.outcome for r in task.replicas] == [TIMEOUT, TIMEOUT]
+    assert [r.outcome for r in task.replicas] == [ReplicaOutcome.TIMEOUT, ReplicaOutcome.TIMEOUT]
     assert h.ledger.open_slots(h.ledger.jobs[job], task) == 2
 
 
@@ -130,8 +132,8 @@ def test_deadline_fails_unfinished_tasks():
     for m in MEMBERS:
         h.call(m, ops.Tick(NOW_MS + 601_000))
     tasks = h.ledger.jobs[job].tasks
-    assert (tasks[0].state, tasks[1].state) == (ACCEPTED, FAILED)
-    assert h.ledger.jobs[job].state == DONE
+    assert (tasks[0].state, tasks[1].state) == (TaskState.ACCEPTED, TaskState.FAILED)
+    assert h.ledger.jobs[job].state == JobState.DONE
 
 
 def _place_with_a_trusted_worker(adaptive: bool):
@@ -203,8 +205,8 @@ def test_agreed_failures_count_as_failed_by_kind():
     for k, r in enumerate(t.replicas):
         h.call(next(w for w in WORKERS if w.node_id == r.worker),
                ops.Result(job2, 0, k, 0, 0, b"\x07" * 32, 3, 1, "", bytes([k]) * 32, 1))
-    assert t.state == OPEN and h.ledger.open_slots(h.ledger.jobs[job2], t) == 1
-    assert all(r.outcome != AGREED for r in t.replicas)
+    assert t.state == TaskState.OPEN and h.ledger.open_slots(h.ledger.jobs[job2], t) == 1
+    assert all(r.outcome != ReplicaOutcome.AGREED for r in t.replicas)
 
 
 def test_who_may_do_what():
@@ -270,10 +272,10 @@ def test_query_reads_counts_tasks_and_detail():
     h.report(job, 1, 1, b"z")
     q = h.call(WORKERS[5], ops.Query(job, 0, 10, False))
     assert q["counts"]["accepted"] == 1 and q["counts"]["open"] == 2
-    assert [t["state"] for t in q["tasks"]] == ["open", ACCEPTED, "open"]
+    assert [t["state"] for t in q["tasks"]] == ["open", TaskState.ACCEPTED, "open"]
     assert q["tasks"][1]["result"][1] == b"z".ljust(32, b"\0")
     d = h.call(SUBMITTER, ops.Query(job, 1, 1, True))["tasks"][0]
-    assert len(d["replicas"]) == 2 and all(r["outcome"] == AGREED for r in d["replicas"])
+    assert len(d["replicas"]) == 2 and all(r["outcome"] == ReplicaOutcome.AGREED for r in d["replicas"])
     assert d["explanation"] is not None
     assert h.ledger.jobs[job].counts() == {  # reads changed nothing
         "tasks": 3, "accepted": 1, "ok": 1, "failed": 0, "failures": {}, "cancelled": 0,
@@ -357,7 +359,7 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
     h.place_all(job)
     h.report(job, 0, 0, b"a")
     h.report(job, 0, 1, b"a")
-    assert h.ledger.jobs[job].state == DONE
+    assert h.ledger.jobs[job].state == JobState.DONE
     for m in MEMBERS:
         h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS - 1000))
     assert job in h.ledger.jobs
@@ -367,12 +369,12 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
 
 
 def test_snapshots_from_before_exit_codes_read_as_exit_zero_and_empty_stderr():
-    from daemon.ledger.state import EMPTY_SHA256, Replica
+    from daemon.ledger.records import EMPTY_SHA256, TaskReplica
 
-    old = ["worker", 1, 2, True, [0, b"h" * 32, 5], AGREED, ""]
-    assert Replica.from_wire(old).result == (0, b"h" * 32, 5, 0, EMPTY_SHA256, 0)
-    new = Replica.from_wire(old)
-    assert Replica.from_wire(new.to_wire()) == new
+    old = ["worker", 1, 2, True, [0, b"h" * 32, 5], "agreed", ""]
+    assert TaskReplica.from_wire(old).result == (0, b"h" * 32, 5, 0, EMPTY_SHA256, 0)
+    new = TaskReplica.from_wire(old)
+    assert TaskReplica.from_wire(new.to_wire()) == new
 
 
 def test_snapshots_from_before_adaptive_was_a_choice_read_as_not_adaptive():
@@ -391,3 +393,20 @@ def test_snapshots_from_before_adaptive_was_a_choice_read_as_not_adaptive():
     restored.restore(packb(snap))
     assert restored.jobs[job].spec.adaptive is False
     assert restored.jobs[job].spec == h.ledger.jobs[job].spec
+
+
+def test_every_operation_has_a_handler():
+    from daemon.ledger.state import _HANDLERS
+
+    assert set(_HANDLERS) | {ops.Batch} == set(ops.TAGS.values())
+
+
+def test_stored_states_come_back_as_enums():
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    again = JobLedger([m.public_key for m in MEMBERS], f=1)
+    again.restore(h.ledger.snapshot())
+    restored = again.jobs[job]
+    assert restored.state is JobState.OPEN and restored.tasks[0].state is TaskState.OPEN
+    assert restored.tasks[0].replicas[0].outcome is ReplicaOutcome.PENDING

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daemon.ledger.placing import RUNTIME, majority_runtime
-from daemon.ledger.state import Task
+from daemon.ledger.records import Task
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 

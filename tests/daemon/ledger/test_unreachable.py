@@ -3,7 +3,8 @@ at once, instead of at their lease (twice the wall limit and a minute)."""
 
 from __future__ import annotations
 
-from daemon.ledger.state import PENDING, TIMEOUT, UNREACHABLE_WINDOW_MS, JobLedger
+from daemon.ledger.records import ReplicaOutcome
+from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb, unpackb
 from protocol.messages import ledger as ops
 
@@ -27,11 +28,11 @@ def placed_on_one_worker():
 def test_f_plus_one_members_release_an_unreachable_workers_replicas():
     h, job, worker, mine = placed_on_one_worker()
     assert h.call(MEMBERS[0], ops.Unreachable(worker)) == {"reports": 1}
-    assert all(r.outcome == PENDING for r in mine)  # one member may be the one cut off
+    assert all(r.outcome == ReplicaOutcome.PENDING for r in mine)  # one member may be the one cut off
     h.call(MEMBERS[0], ops.Unreachable(worker))
-    assert all(r.outcome == PENDING for r in mine)  # nor does it count twice
+    assert all(r.outcome == ReplicaOutcome.PENDING for r in mine)  # nor does it count twice
     assert h.call(MEMBERS[1], ops.Unreachable(worker)) == {"released": len(mine)}
-    assert all(r.outcome == TIMEOUT and "unreachable to 2" in r.detail for r in mine)
+    assert all(r.outcome == ReplicaOutcome.TIMEOUT and "unreachable to 2" in r.detail for r in mine)
     assert h.ledger.workers[worker].timeouts == 1
     rec = h.ledger.jobs[job]
     assert all(h.ledger.open_slots(rec, t) for t in rec.tasks if any(r in mine for r in t.replicas))
@@ -47,7 +48,7 @@ def test_old_reports_do_not_add_up_and_a_word_from_the_worker_withdraws_them():
     h.call(h.worker(worker), ops.Start(job, task, k))  # it is alive after all
     assert worker not in h.ledger.unreachable
     assert h.call(MEMBERS[2], ops.Unreachable(worker)) == {"reports": 1}
-    assert all(r.outcome == PENDING for r in mine)
+    assert all(r.outcome == ReplicaOutcome.PENDING for r in mine)
 
 
 def test_only_members_report_and_claims_survive_a_snapshot():

@@ -1,0 +1,195 @@
+"""The records a job ledger keeps: jobs, their tasks, and each task's replicas.
+
+A *replica* (``TaskReplica``) is one run of a task on one worker; its ``ReplicaOutcome`` says
+what became of it, and its ``result`` is the ``Answer`` it reported. A task (``TaskState``) is
+open until a quorum of replicas agree on an ``Answer`` (accepted), it runs out of replicas or
+time (failed, with a ``failure`` kind), or its job is cancelled. A job (``JobState``) loads its
+inputs, is open while any task is, then is done or cancelled.
+
+The states are ``StrEnum``s: their values are the strings snapshots and queries always carried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from protocol.messages import ledger as ops
+from protocol.messages.tasks import TaskStatus
+
+LEASE_SLACK_MS = 60_000
+"""A replica's lease: twice the task's wall-clock limit and this much more."""
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
+# Why a task failed without an agreed result.
+NO_AGREEMENT, NO_RESULT, DEADLINE = "NO_AGREEMENT", "NO_RESULT", "DEADLINE"
+
+
+class ReplicaOutcome(StrEnum):
+    """What became of one replica."""
+
+    PENDING = "pending"
+    AGREED = "agreed"
+    DISAGREED = "disagreed"
+    TIMEOUT = "timeout"
+    RELEASED = "released"
+
+
+class TaskState(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    LOADING = "loading"
+    """Waiting for the rest of its inputs (``AddInputs``); not placed yet."""
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Answer(NamedTuple):
+    """What replicas must agree on: a replica's reported result, as the ledger compares it."""
+
+    status: int
+    output_hash: bytes
+    output_size: int
+    exit_code: int
+    stderr_hash: bytes
+    stderr_size: int
+
+
+@dataclass
+class TaskReplica:
+    worker: str
+    placed_ms: int
+    lease_ms: int
+    started: bool = False
+    result: Answer | None = None
+    """What the worker reported, as replicas must agree on it (``Answer``)."""
+    outcome: ReplicaOutcome = ReplicaOutcome.PENDING
+    detail: str = ""
+    started_ms: int = 0
+    """Ledger time of the worker's ``Start`` (0: not started)."""
+    reported_ms: int = 0
+    """Ledger time of its ``Result`` (0: none yet)."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.worker, self.placed_ms, self.lease_ms, self.started,
+                list(self.result) if self.result else None, self.outcome, self.detail,
+                self.started_ms, self.reported_ms]
+
+    @classmethod
+    def from_wire(cls, v: list[Any]) -> "TaskReplica":
+        # Snapshots from before run times were kept have 7 fields: those replicas read as 0.
+        return cls(v[0], v[1], v[2], v[3], _result(v[4]), ReplicaOutcome(v[5]), v[6], *v[7:9])
+
+    @property
+    def runtime_ms(self) -> int | None:
+        """Start to result, in ledger time (includes handing the output over)."""
+        if self.started_ms and self.reported_ms >= self.started_ms:
+            return self.reported_ms - self.started_ms
+        return None
+
+
+@dataclass
+class Task:
+    input: ops.TaskInput
+    replicas: list[TaskReplica] = field(default_factory=list)
+    state: TaskState = TaskState.OPEN
+    accepted: Answer | None = None
+    accepted_seq: int = 0
+    quorum: int = 0
+    explanation: Any = None
+    runtime: str = ""
+    """The exact runtime its replicas run on (``placing.task_runtime``); "" until placed."""
+    failure: str = ""
+    """Why a FAILED task has no agreed result (one of ``NO_RESULT_KINDS``)."""
+
+    def to_wire(self) -> list[Any]:
+        return [[self.input.hash, self.input.size, self.input.inline],
+                [r.to_wire() for r in self.replicas], self.state,
+                list(self.accepted) if self.accepted else None, self.accepted_seq, self.quorum,
+                self.explanation, self.runtime, self.failure]
+
+    @classmethod
+    def from_wire(cls, v: list[Any]) -> "Task":
+        # Snapshots from before tasks were pinned to a runtime have 7 fields: read as unpinned;
+        # from before failures were named, 8: a failed task reads as NO_RESULT.
+        task = cls(ops.TaskInput(*v[0]), [TaskReplica.from_wire(r) for r in v[1]], TaskState(v[2]),
+                   _result(v[3]), v[4], v[5], v[6], *v[7:9])
+        if task.state == TaskState.FAILED and not task.failure:
+            task.failure = NO_RESULT
+        return task
+
+    @property
+    def agreed(self) -> int:
+        """Distinct workers whose result is the accepted one (replicas of a task never share
+        a worker): what the certificate states."""
+        return len({r.worker for r in self.replicas if r.outcome == ReplicaOutcome.AGREED})
+
+    @property
+    def outcome_kind(self) -> str:
+        """``OK``, the agreed failure's status name, a ``NO_RESULT_KINDS`` name, or the state."""
+        if self.state == TaskState.ACCEPTED and self.accepted is not None:
+            return TaskStatus(self.accepted.status).name
+        if self.state == TaskState.FAILED:
+            return self.failure or NO_RESULT
+        return self.state.upper()
+
+
+def _result(v: list[Any] | None) -> Answer | None:
+    """A stored result; snapshots written before exit codes were agreed on read as exit 0,
+    and from before stderr was agreed on, as an empty stderr."""
+    if not v:
+        return None
+    status, output_hash, size, *rest = v
+    exit_code = rest[0] if rest else 0
+    stderr_hash, stderr_size = (rest[1], rest[2]) if len(rest) >= 3 else (EMPTY_SHA256, 0)
+    return Answer(status, output_hash, size, exit_code, stderr_hash, stderr_size)
+
+
+@dataclass
+class Job:
+    id: bytes
+    submitter: str
+    spec: ops.Submit
+    submitted_ms: int
+    clock_ns: int
+    tasks: list[Task]
+    state: JobState = JobState.OPEN
+    ended_ms: int = 0
+    runtimes_ms: list[int] = field(default_factory=list)
+    """Run times of the latest ``RUNTIME_SAMPLES`` replicas whose result was accepted."""
+
+    @property
+    def deadline_ms(self) -> int:
+        return self.submitted_ms + self.spec.deadline_s * 1000
+
+    @property
+    def lease_ms(self) -> int:
+        return 2 * self.spec.wall_ms + LEASE_SLACK_MS
+
+    def counts(self) -> dict[str, Any]:
+        """``accepted``: tasks with an agreed result, of which ``ok`` succeeded; ``failed``:
+        agreed failures and tasks with no agreed result, by kind in ``failures``;
+        ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text)."""
+        c = Counter(t.state for t in self.tasks)
+        running = sum(1 for t in self.tasks if t.state == TaskState.OPEN and any(
+            r.outcome == ReplicaOutcome.PENDING and r.started for r in t.replicas))
+        kinds = Counter(t.outcome_kind for t in self.tasks
+                        if t.state in (TaskState.ACCEPTED, TaskState.FAILED))
+        ok = kinds.pop("OK", 0)
+        agreed = Counter(str(t.agreed) for t in self.tasks if t.state == TaskState.ACCEPTED)
+        return {"tasks": len(self.tasks), "accepted": c[TaskState.ACCEPTED], "ok": ok,
+                "failed": sum(kinds.values()), "failures": dict(sorted(kinds.items())),
+                "cancelled": c[TaskState.CANCELLED], "open": c[TaskState.OPEN], "running": running,
+                "agreed": dict(sorted(agreed.items()))}
+
+
+def job_id(submitter_pk: bytes, operation: bytes) -> bytes:
+    return hashlib.sha256(b"novacron/job-id/v1" + submitter_pk + operation).digest()
