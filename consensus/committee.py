@@ -29,6 +29,11 @@ from math import comb
 from protocol.errors import LocalProtocolError
 
 DIRECTORY_SHARD = 0xFFFFFFFF
+
+
+def shard_words(shard: int) -> str:
+    """A shard as messages name it: ``shard 3``, or ``the directory`` (never 4294967295)."""
+    return "the directory" if shard == DIRECTORY_SHARD else f"shard {shard}"
 """The shard id of the directory committee (membership, epochs)."""
 
 

@@ -39,7 +39,7 @@ import trio
 
 from consensus.chain import next_config
 from consensus.checkpoint import InvalidProof
-from consensus.committee import DIRECTORY_SHARD
+from consensus.committee import DIRECTORY_SHARD, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.directory import DirectoryMachine, EpochConfig
@@ -203,7 +203,7 @@ class EpochManager:
             if now - since >= RETIRE_S:
                 del self.retire[key]
                 if self.svc.replicas.pop(key, None) is not None:
-                    log.info("retired the replica of shard %s, epoch %d", key[0], key[1])
+                    log.info("retired the replica of %s, epoch %d", shard_words(key[0]), key[1])
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -250,7 +250,7 @@ class EpochManager:
         raw = self.svc.signer.seal(EndEpoch(shard, cfg.epoch), time.monotonic())
         for pk in cfg.committee:
             self.svc.send_public(pk, raw)
-        log.info("asked shard %s to end epoch %d", _name(shard), cfg.epoch)
+        log.info("asked %s to end epoch %d", shard_words(shard), cfg.epoch)
 
     def _apply_notice(self, m: EpochNotice, raw: bytes, replaying: bool = False) -> None:
         current = self.svc.epoch
@@ -315,14 +315,14 @@ class EpochManager:
         try:
             verify_handoff(handoff, old.committees[shard], self.svc.verifier)
         except InvalidProof as err:
-            log.warning("rejected a handoff of shard %s: %s", _name(shard), err)
+            log.warning("rejected a handoff of %s: %s", shard_words(shard), err)
             del self.handoffs[(shard, ended)]
             return
         if own is not None and state_digest(own) == handoff.digest:
             self._start_replica(shard, ended, handoff, own)
             return
         self.fetches[(shard, ended)] = HandoffFetch(handoff, self.svc.signer, self.svc.verifier)
-        log.info("fetching the final state of shard %s, epoch %d", _name(shard), ended)
+        log.info("fetching the final state of %s, epoch %d", shard_words(shard), ended)
 
     def _start_replica(self, shard: int, ended: int, handoff: Handoff, snapshot: bytes) -> None:
         svc = self.svc
@@ -334,8 +334,8 @@ class EpochManager:
         replica = Replica(cfg, svc.signer, svc.verifier, machine, genesis=genesis,
                           now=time.monotonic())
         svc.replicas[(shard, cfg.epoch)] = ReplicaRunner(cfg, replica, machine)
-        log.info("started the replica of shard %s, epoch %d, from the handed-over state",
-                 _name(shard), cfg.epoch)
+        log.info("started the replica of %s, epoch %d, from the handed-over state",
+                 shard_words(shard), cfg.epoch)
 
     def stored_genesis(self, shard: int, epoch: int) -> bytes | None:
         return self.svc.db.get(_NS + "-genesis", f"{shard}/{epoch}")

@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from consensus.client import Client
+from consensus.committee import shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Signer
 from consensus.sizes import MAX_OPERATION
@@ -79,7 +80,8 @@ class ShardRequests:
                              "request limit")
         queue = self.urgent if urgent else self.queue
         if len(queue) >= MAX_QUEUE:
-            raise QueueFull(f"{len(queue)} requests already wait for shard {self.config.shard}")
+            raise QueueFull(f"{len(queue)} requests already wait for "
+                            f"{shard_words(self.config.shard)}")
         p = _Pending(operation)
         queue.append(p)
         return p

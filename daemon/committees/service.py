@@ -31,7 +31,7 @@ import trio
 
 from consensus.actions import Committed, EpochEnded, Misbehaviour, ViewEntered
 from consensus.checkpoint import InvalidProof
-from consensus.committee import DIRECTORY_SHARD
+from consensus.committee import DIRECTORY_SHARD, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
@@ -149,8 +149,8 @@ class CommitteeService:
                 stored = load_store(self.db, shard, cfg.epoch) or None
                 genesis = self.epochs.stored_genesis(shard, cfg.epoch) if cfg.epoch else None
                 if cfg.epoch and genesis is None:
-                    log.warning("no handed-over state for shard %s, epoch %d: waiting for a "
-                                "handoff from the previous committee", shard, cfg.epoch)
+                    log.warning("no handed-over state for %s, epoch %d: waiting for a "
+                                "handoff from the previous committee", shard_words(shard), cfg.epoch)
                     self.clients[shard] = self._requests(cfg)
                     continue
                 replica = Replica(cfg, self.signer, self.verifier, machine, genesis=genesis,
@@ -301,15 +301,15 @@ class CommitteeService:
         """Order ``operation`` on ``shard``; ``urgent`` (a user waiting) goes ahead of bulk."""
         client = self.clients.get(shard)
         if client is None:
-            raise CommitteeUnavailable(f"no shard {shard}")
+            raise CommitteeUnavailable(f"no committee of {shard_words(shard)} here")
         pending = client.enqueue(operation, urgent)
         self._pump(shard, client, time.monotonic())
         with trio.move_on_after(timeout):
             await pending.done.wait()
         if pending.result is None:
             raise CommitteeUnavailable(
-                f"shard {shard} committee gave no result within {timeout:.0f} s (is a quorum of "
-                f"its {len(client.config.committee)} members reachable?)")
+                f"the committee of {shard_words(shard)} gave no result within {timeout:.0f} s "
+                f"(is a quorum of its {len(client.config.committee)} members reachable?)")
         return pending.result
 
     # -- status and control -----------------------------------------------------------------------
@@ -385,7 +385,9 @@ class CommitteeService:
         default = self.shard_of(hashlib.sha256(b"novacron/kv-key/v1" + key.encode()).digest())
         shard = get(params, "shard", int, default)
         if shard not in self.clients or shard == DIRECTORY_SHARD:
-            raise RpcError(NOT_FOUND, f"no shard {shard}; see `novacron status` for the shards")
+            raise RpcError(NOT_FOUND, ("the directory takes no kv keys" if shard == DIRECTORY_SHARD
+                                      else f"no shard {shard}")
+                           + "; see `novacron status` for the shards")
         return shard
 
     async def rpc_kv_put(self, params: dict[str, Any]) -> dict[str, Any]:
