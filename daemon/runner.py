@@ -38,7 +38,7 @@ from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
-from protocol.identity import NodeIdentity
+from protocol.identity import NodeIdentity, node_id_from_public_key
 
 log = logging.getLogger("novacron")
 
@@ -110,6 +110,11 @@ def build_node(config: NodeConfig) -> Node:
     node.add(soft)
     p2p.peer_info.append(soft.peer_info)
     committees = CommitteeService(identity, genesis, host, db, LedgerShards())
+    # Discovery: peers' addresses come from their signed capability records; the peers of our
+    # committees are kept connected, other work connections are trimmed when idle.
+    host.set_address_source(lambda: ((r.node_id, r.listen_addrs) for r in soft.records()),
+                            lambda node: _listen_addrs(soft, node))
+    host.set_keep_source(lambda: _committee_peers(committees, identity))
     soft.trusted_verifiers = lambda: committees.epoch.members
     committees.last_heard = soft.last_heard
     soft.membership = committees.membership
@@ -123,6 +128,18 @@ def build_node(config: NodeConfig) -> Node:
     node.add(jobs)
     Membership(db, committees, soft, jobs.worker).register_rpc(node.control)
     return node
+
+
+def _listen_addrs(soft: SoftStateService, node: str) -> tuple[str, ...]:
+    record = soft.record_of(node)
+    return tuple(record.listen_addrs) if record else ()
+
+
+def _committee_peers(committees: CommitteeService, identity: NodeIdentity) -> set[str]:
+    """Every member of every committee we sit on this epoch (ours to keep connected)."""
+    me = identity.public_key
+    return {node_id_from_public_key(pk) for members in committees.epoch.committees.values()
+            if me in members for pk in members}
 
 
 def _genesis(config: NodeConfig, identity: NodeIdentity) -> Genesis:

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--wait", type=float, default=60.0, help="seconds to wait for readiness")
     q.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a genesis parameter, e.g. shards=2 or byzantine_percent=10 (repeatable)")
+    q.add_argument("--seeds", type=int, default=1,
+                   help="bootstrap every node to one of the first K nodes only (default 1); "
+                        "the rest of the network is found by discovery")
     q.add_argument("--cheaters", type=int, default=0,
                    help="make the last K nodes dishonest workers that forge task outputs")
     add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
@@ -63,7 +66,7 @@ def up_cmd(args: argparse.Namespace) -> int:
             raise CliError(f"--param {item!r}: expected KEY=INTEGER, e.g. shards=2")
         params[key] = int(value)
     state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
-                   cheaters=args.cheaters, params=params,
+                   cheaters=args.cheaters, params=params, seeds=args.seeds,
                    wait=args.wait, ready=network_ready,
                    log=lambda s: print(s, file=sys.stderr))
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")

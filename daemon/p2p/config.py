@@ -55,6 +55,9 @@ class P2PConfig:
     max_frame: int = 512 * 1024  # payload cap for frames, requests, responses and gossip
     send_queue: int = 256  # frames per (peer, protocol) outbound queue before drops (counted)
     stream_idle: float = 120.0  # an outbound stream with nothing to send for this long is closed
+    # Frames for a peer whose address is not known yet wait this long for it (its signed record
+    # is usually on its way from the seed) before they are dropped as "unknown_peer".
+    address_wait: float = 10.0
 
     # Dialling and reconnection: exponential backoff with jitter from the caller's seeded rng.
     dial_timeout: float = 5.0
@@ -63,6 +66,16 @@ class P2PConfig:
     handshake_timeout: float = 10.0
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
+
+    # The partial view (``daemon.p2p.overlay``): peers we dial and keep for the soft state,
+    # the cap on all connections, when an outbound work connection counts as idle, how often
+    # one view member is swapped for a random known peer. 8 / 48 keep a volunteer's machine at
+    # a few dozen connections whatever the network's size; ~2 x 8 links per node make the
+    # overlay an expander, so soft state reaches N nodes in O(log N) rounds.
+    view_degree: int = 8
+    max_connections: int = 48
+    idle_close: float = 60.0
+    view_shuffle: float = 30.0
 
     # Faults: each counted fault adds 1 to a peer's score, which leaks away at fault_decay per
     # second; at fault_threshold the peer is disconnected and banned for ban_seconds.
@@ -109,6 +122,9 @@ class P2PConfig:
             "stream_idle": self.stream_idle,
             "fault_threshold": self.fault_threshold,
             "close_timeout": self.close_timeout,
+            "idle_close": self.idle_close,
+            "address_wait": self.address_wait,
+            "view_shuffle": self.view_shuffle,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -124,6 +140,8 @@ class P2PConfig:
             raise P2PConfigError(
                 "need 1 <= gossip_degree_low <= gossip_degree <= gossip_degree_high"
             )
+        if not 1 <= self.view_degree <= self.max_connections:
+            raise P2PConfigError("need 1 <= view_degree <= max_connections")
         if self.libp2p_log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise P2PConfigError(
                 f"libp2p_log_level {self.libp2p_log_level!r} is not one of "

@@ -1,7 +1,10 @@
 """``P2PHost``: the one object the daemon uses for all networking.
 
 It owns a py-libp2p host built by ``daemon.p2p.factory`` (Noise only, yamux, tuned GossipSub),
-keeps remembered peers connected (``daemon.p2p.peers`` decides, this shell dials), carries framed
+keeps a bounded random partial view of the network connected and trims idle work connections
+(``daemon.p2p.overlay`` decides which peers; ``daemon.p2p.peers`` when to redial; this shell
+dials and hangs up), learns peers' addresses from an address source (the signed capability
+records: ``set_address_source``) and dials them on demand when a service sends, carries framed
 streams (``daemon.p2p.streams``) and gossip (``daemon.p2p.gossip``), counts faults and bans peers
 past a threshold, and closes everything when ``run`` is cancelled.
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import trio
@@ -41,11 +44,20 @@ from daemon.p2p.errors import P2PError
 from daemon.p2p.factory import GossipParts, build_gossip, build_swarm_and_host
 from daemon.p2p.gossip import Gossip, GossipHandler
 from daemon.p2p.metrics import P2PMetrics
+from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
 
 log = logging.getLogger("novacron.p2p.host")
+
+OVERLAY_TICK = 1.0
+"""How often the overlay decides (view, shuffles, idle trimming)."""
+LEARN_EVERY = 5.0
+"""How often the address source (every known record) is read into the overlay."""
+
+AddressList = Callable[[], Iterable[tuple[str, Sequence[str]]]]
+AddressLookup = Callable[[str], Sequence[str]]
 
 
 class BadAddress(P2PError, ValueError):
@@ -59,6 +71,12 @@ def parse_peer_addr(text: str) -> tuple[NodeId, str]:
     except Exception as err:  # multiaddr and libp2p raise many unrelated types
         raise BadAddress(f"{text!r} is not a multiaddr ending in /p2p/<node id>: {err}") from None
     return NodeId(info.peer_id.to_base58()), str(info.addrs[0])
+
+
+def transport_addr(addr: str, node: str) -> str:
+    """``/ip4/../tcp/5/p2p/<node>`` -> ``/ip4/../tcp/5``: the peer book keeps dialable parts."""
+    suffix = f"/p2p/{node}"
+    return addr[: -len(suffix)] if addr.endswith(suffix) else addr
 
 
 def _now() -> float:
@@ -83,7 +101,9 @@ class _Events(INotifee):
         self._owner = owner
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._owner._on_connection(NodeId(str(conn.muxed_conn.peer_id)))
+        muxed = conn.muxed_conn
+        outbound = bool(getattr(muxed, "is_initiator_value", getattr(muxed, "is_initiator", True)))
+        self._owner._on_connection(NodeId(str(muxed.peer_id)), outbound=outbound)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         self._owner._on_disconnection(NodeId(str(conn.muxed_conn.peer_id)))
@@ -118,9 +138,25 @@ class P2PHost:
             rng=rng,
         )
         self._bootstrap = [parse_peer_addr(a) for a in config.bootstrap]
-        self._pending_remember: list[tuple[NodeId, str, bool]] = [
-            (peer, addr, True) for peer, addr in self._bootstrap
-        ]
+        seeds: dict[NodeId, tuple[str, ...]] = {}
+        for peer, addr in self._bootstrap:
+            if peer != self.node_id:
+                seeds[peer] = (*seeds.get(peer, ()), addr)
+        self._overlay = Overlay(
+            self.node_id,
+            OverlayPolicy(
+                degree=config.view_degree,
+                max_connections=config.max_connections,
+                idle_close=config.idle_close,
+                shuffle_every=config.view_shuffle,
+            ),
+            rng,
+            seeds=seeds,
+        )
+        self._address_list: AddressList = lambda: ()
+        self._address_lookup: AddressLookup = lambda node: ()
+        self._keep_source: Callable[[], Iterable[str]] = lambda: ()
+        self._pending_remember: list[tuple[NodeId, str, bool]] = []
         self._streams = FramedStreams(
             self_id=self.node_id,
             config=config,
@@ -128,6 +164,7 @@ class P2PHost:
             fault=self.report_fault,
             is_banned=self._is_banned,
             can_reach=self._can_reach,
+            used=self._used,
         )
         self._gossip = Gossip(
             self_id=self.node_id,
@@ -139,6 +176,7 @@ class P2PHost:
         self._on_up: list[Callable[[str], None]] = []
         self._on_down: list[Callable[[str], None]] = []
         self._connected: set[NodeId] = set()
+        self._user_remembered: set[NodeId] = set()
         self._blacklisted: set[NodeId] = set()
         self._host: BasicHost | None = None
         self._swarm: Swarm | None = None
@@ -226,6 +264,7 @@ class P2PHost:
                             self._remember(peer, addr, bootstrap=bootstrap)
                         self._pending_remember.clear()
                         nursery.start_soon(self._keep_connected, nursery)
+                        nursery.start_soon(self._run_overlay)
                         task_status.started()
                         await trio.sleep_forever()
 
@@ -249,10 +288,25 @@ class P2PHost:
         Raises ``BadAddress`` for text that is not such a multiaddr.
         """
         peer, addr = parse_peer_addr(multiaddr)
+        self._user_remembered.add(peer)
+        self._overlay.learn(peer, [addr], _now())
         if self._nursery is None:
             self._pending_remember.append((peer, addr, False))
         else:
             self._remember(peer, addr, bootstrap=False)
+
+    def set_address_source(self, all_addrs: AddressList, lookup: AddressLookup) -> None:
+        """Where peers' addresses come from: ``all_addrs()`` yields (node id, multiaddrs) for
+        every node we know of (read every ``LEARN_EVERY`` s into the overlay); ``lookup(node)``
+        answers for one node when a service sends to a peer we have no address for yet."""
+        self._address_list, self._address_lookup = all_addrs, lookup
+
+    def set_keep_source(self, keep: Callable[[], Iterable[str]]) -> None:
+        """The peers the services work with now (e.g. our committees): never trimmed as idle."""
+        self._keep_source = keep
+
+    def overlay_summary(self) -> dict[str, Any]:
+        return self._overlay.summary()
 
     def forget_peer(self, peer: str) -> None:
         """Stop redialling a peer added with ``add_peer`` (or a bootstrap peer)."""
@@ -267,15 +321,41 @@ class P2PHost:
         self._wake.set()
 
     def _can_reach(self, peer: NodeId) -> bool:
+        """Can a stream to ``peer`` be opened? Yes if connected or an address is known (then
+        py-libp2p dials it on demand); the address source is asked for peers we never met."""
         if peer in self._connected or self._book.addrs(peer):
             return True
         host = self._host
         if host is None:
             return False
-        try:
-            return bool(host.get_peerstore().addrs(ID.from_base58(peer)))
-        except Exception:  # unknown peer or a malformed id
+        pid = _peer_id(peer)
+        if pid is None:
             return False
+        try:
+            if host.get_peerstore().addrs(pid):
+                return True
+        except Exception:  # py-libp2p raises for a peer it has no record of
+            pass
+        addrs = self._overlay.addrs(peer)
+        if not addrs:
+            try:
+                found = [transport_addr(a, peer) for a in self._address_lookup(peer)]
+            except Exception:  # the source is another service: never let it break a send
+                log.exception("address lookup for %s failed", peer)
+                return False
+            if self._overlay.learn(peer, found, _now()):
+                addrs = self._overlay.addrs(peer)
+        if not addrs:
+            return False
+        try:
+            host.get_peerstore().add_addrs(pid, [Multiaddr(a) for a in addrs], 0)
+        except Exception:  # a malformed address in a record: unreachable, not a crash
+            return False
+        self._metrics.dials["on_demand"] += 1
+        return True
+
+    def _used(self, peer: NodeId) -> None:
+        self._overlay.used(peer, _now())
 
     def on_peer(
         self, connected: Callable[[str], None], disconnected: Callable[[str], None]
@@ -288,13 +368,14 @@ class P2PHost:
         self._on_up.append(connected)
         self._on_down.append(disconnected)
 
-    def _on_connection(self, peer: NodeId) -> None:
+    def _on_connection(self, peer: NodeId, *, outbound: bool) -> None:
         if self._nursery is None:  # shutting down
             return
         now = _now()
         if self._book.is_banned(peer, now):
             self._disconnect_soon(peer)
             return
+        self._overlay.connected(peer, now, outbound=outbound)
         if peer in self._connected:
             return
         self._connected.add(peer)
@@ -313,6 +394,7 @@ class P2PHost:
         if peer not in self._connected:
             return
         self._connected.discard(peer)
+        self._overlay.disconnected(peer)
         self._book.disconnected(peer, _now())
         log.debug("disconnected from %s", peer)
         self._fire(self._on_down, peer)
@@ -378,9 +460,54 @@ class P2PHost:
             host.get_peerstore().add_addrs(pid, addrs, 0)  # connect() re-set a 120 s ttl
             self._book.dial_succeeded(peer, trio.current_time())
             self._metrics.dials["succeeded"] += 1
-            self._on_connection(peer)
+            self._on_connection(peer, outbound=True)
         finally:
             self._wake.set()
+
+    # -- the partial view ----------------------------------------------------------------------
+
+    async def _run_overlay(self) -> None:
+        """Carry out the overlay's decisions: view peers join the book (kept connected, redialled
+        with backoff) or leave it; idle and surplus connections are closed."""
+        next_learn = 0.0
+        while self._nursery is not None:
+            now = trio.current_time()
+            if now >= next_learn:
+                next_learn = now + LEARN_EVERY
+                self._learn_all(now)
+            try:
+                self._overlay.keep(self._keep_source())
+            except Exception:  # another service's callback: log, keep the old set
+                log.exception("keep source failed")
+            failures = {p.node_id: p.failures for p in self._book.snapshot(now)}
+            actions = self._overlay.tick(
+                now, lambda n: failures.get(n, 0), lambda n: self._book.is_banned(n, now)
+            )
+            for action in actions:
+                if isinstance(action, Want):
+                    boot = action.node in self._overlay.seeds
+                    for addr in action.addrs:
+                        self._remember(action.node, addr, bootstrap=boot)
+                elif isinstance(action, Unwant):
+                    if action.node not in self._user_remembered:
+                        self._book.forget(action.node)
+                elif isinstance(action, Close):
+                    log.debug("closing connection to %s (%s)", action.node, action.reason)
+                    self._metrics.dials[f"closed_{action.reason.split()[0]}"] += 1
+                    self._disconnect_soon(action.node)
+            await trio.sleep(OVERLAY_TICK)
+
+    def _learn_all(self, now: float) -> None:
+        try:
+            entries = list(self._address_list())
+        except Exception:  # another service's callback: log, learn nothing this round
+            log.exception("address source failed")
+            return
+        learned = False
+        for node, addrs in entries:
+            learned |= self._overlay.learn(NodeId(node), [transport_addr(a, node) for a in addrs], now)
+        if learned:
+            self._streams.address_learned()
 
     # -- faults --------------------------------------------------------------------------------
 

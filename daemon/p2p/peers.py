@@ -119,7 +119,7 @@ class PeerBook:
         """Stop redialling a peer (it stays known while connected; its ban and score stay)."""
         rec = self._peers.get(node_id)
         if rec is not None:
-            rec.remembered = rec.bootstrap = False
+            rec.remembered = False  # still shown as a bootstrap peer; the overlay may want it again
 
     def addrs(self, node_id: NodeId) -> list[str]:
         rec = self._peers.get(node_id)

@@ -31,13 +31,22 @@ class P2PService:
         connected = len(self.host.connected_peers())
         drops = sum(m.get("drops", {}).values())
         faults = sum(sum(r.values()) for r in m.get("faults", {}).values())
+        view = self.host.overlay_summary()
         health = "ok"
         if self.bootstrap and connected == 0:
             health = "no peers connected (check the bootstrap addresses and the network)"
+        elif view["view_connected"] < min(view["known"], (view["degree"] + 1) // 2):
+            # Fewer than half the view's peers up while more are known: the node hangs on by a
+            # thread (one seed), which is not the healthy state it would otherwise report.
+            health = (f"only {view['view_connected']} of {min(view['known'], view['degree'])} "
+                      f"view peers connected ({view['known']} known); dialling others")
         return {
             "health": health,
-            "summary": f"{connected} peers, {drops} drops, {faults} peer faults",
+            "summary": (f"{connected} peers ({view['view_connected']}/{view['degree']} view), "
+                        f"{view['known']} known, {drops} drops, {faults} peer faults"),
             "connected": connected,
+            "reached": view["known"],
+            "view": view,
             "known": m.get("known_peers", 0),
             "listen": self.host.listen_addrs(),
             "drops": m.get("drops", {}),

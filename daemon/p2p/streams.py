@@ -127,6 +127,7 @@ class FramedStreams:
         fault: Callable[[NodeId, str], None],
         is_banned: Callable[[NodeId], bool],
         can_reach: Callable[[NodeId], bool],
+        used: Callable[[NodeId], None] = lambda peer: None,
     ) -> None:
         self.self_id = self_id
         self.config = config
@@ -134,10 +135,12 @@ class FramedStreams:
         self._fault = fault
         self._is_banned = is_banned
         self._can_reach = can_reach
+        self._used = used  # a frame went to or came from the peer: its connection is in use
         self._host: BasicHost | None = None
         self._nursery: trio.Nursery | None = None
         self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
         self._inbound: dict[tuple[NodeId, str], _Inbound] = {}
+        self._learned = trio.Event()
         self._handlers: dict[str, FrameHandler] = {}
         self._request_handlers: dict[str, RequestHandler] = {}
 
@@ -197,23 +200,55 @@ class FramedStreams:
         key = (peer, protocol)
         box = self._outboxes.get(key)
         if box is None:
-            if not self._can_reach(peer):
+            if not self._can_reach(peer) and not _is_peer_id(peer):
                 self.metrics.drops["unknown_peer"] += 1
                 return False
+            # A peer whose address we do not know *yet* (its signed record is on its way: we
+            # started from one seed) gets a queue too; ``_outbound`` waits for the address.
             send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
             box = self._outboxes[key] = _Outbox(send_ch, recv_ch)
             self._nursery.start_soon(self._outbound, self._require_host(), peer, protocol, box)
         try:
             box.send.send_nowait(frame)
+            self._used(peer)
         except trio.WouldBlock:
             self.metrics.drops["queue_full"] += 1
             return False
+        return True
+
+    def address_learned(self) -> None:
+        """New peer addresses are known: queues waiting for one look again."""
+        self._learned.set()
+        self._learned = trio.Event()
+
+    async def _wait_reachable(self, peer: NodeId) -> bool:
+        """Wait up to ``address_wait`` for an address of ``peer`` (or a connection to it)."""
+        deadline = trio.current_time() + self.config.address_wait
+        while not self._can_reach(peer):
+            now = trio.current_time()
+            if now >= deadline:
+                return False
+            with trio.move_on_after(min(1.0, deadline - now)):  # records also arrive unannounced
+                await self._learned.wait()
         return True
 
     async def _outbound(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox) -> None:
         key = (peer, protocol)
         stream: INetStream | None = None
         try:
+            if not await self._wait_reachable(peer):
+                box.send.close()
+                unknown = 0
+                while True:
+                    try:
+                        box.receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    unknown += 1
+                self.metrics.drops["unknown_peer"] += unknown
+                log.debug("no address for %s after %.0f s: %d frames on %s dropped", peer,
+                          self.config.address_wait, unknown, protocol)
+                return
             while True:
                 frame = None
                 with trio.move_on_after(self.config.stream_idle):
@@ -301,6 +336,7 @@ class FramedStreams:
                     await close_quietly(stream)
                     return
                 for frame in decoder.feed(data):
+                    self._used(peer)
                     self.metrics.frames_in[protocol] += 1
                     self.metrics.bytes_in[protocol] += len(frame)
                     async with inbound.lock:
@@ -343,6 +379,8 @@ class FramedStreams:
         if self._is_banned(peer):
             raise RequestFailed(f"peer {peer} is banned", "banned")
         self.metrics.requests["sent"] += 1
+        self._can_reach(peer)  # looks up an address for a peer we never met (dialled on open)
+        self._used(peer)
         stream: INetStream | None = None
         reason, detail = "", ""
         try:
@@ -396,6 +434,7 @@ class FramedStreams:
             return
         self.metrics.frames_in[protocol] += 1
         self.metrics.bytes_in[protocol] += len(frame)
+        self._used(peer)
         try:
             response = await handler(peer, frame)
             data = encode_frame(response, self.config.max_frame)
@@ -416,3 +455,11 @@ class FramedStreams:
             return
         self.metrics.requests["served"] += 1
         await close_quietly(stream)
+
+
+def _is_peer_id(text: str) -> bool:
+    try:
+        ID.from_base58(text)
+    except Exception:  # base58 and multihash errors come in several types
+        return False
+    return True

@@ -47,6 +47,8 @@ TICK_S = 0.1
 REFRESH_S = 300.0
 LOAD_REPUBLISH_S = 5.0
 """A busy worker's load flips with every task; its record follows at most this often."""
+LIVE_WINDOW_S = 2 * REFRESH_S + 60.0
+"""A record written this recently makes its node a placement candidate, connected or not."""
 PERSIST_S = 10.0
 MEMBERSHIP_SCAN_S = 5.0
 """How often the records are scanned for news of each node (``last_heard``), and departed
@@ -165,8 +167,14 @@ class SoftStateService:
             if r.generation > self._heard.get(r.node_id, (-1, 0.0))[0]:
                 self._heard[r.node_id] = (r.generation, now)
 
+    def _recently_heard(self) -> set[str]:
+        """Nodes whose own record is fresh (written within two refresh periods): live peers we
+        are not connected to, since a node keeps only a partial view of the network."""
+        cutoff = _now_ms() - int(LIVE_WINDOW_S * 1000)
+        return {r.node_id for r in self.records() if r.updated_ms >= cutoff}
+
     def candidates(self) -> tuple[Any, ...]:
-        live = set(self.host.connected_peers()) | {self.identity.node_id}
+        live = set(self.host.connected_peers()) | {self.identity.node_id} | self._recently_heard()
         return to_candidates(self.records(), live, self.seen_up, self.trusted_verifiers(),
                              time.time())
 

@@ -1,4 +1,7 @@
-"""A local testnet in one command: N daemon processes on 127.0.0.1, bootstrapped to each other.
+"""A local testnet in one command: N daemon processes on 127.0.0.1, bootstrapped to seed nodes.
+
+As a volunteer would be, each node is given the address of one seed (``seeds``, default 1;
+the seeds are given each other's) and finds the rest of the network by itself.
 
 ``up`` creates keys, the genesis, and a config per node (own data directory and port), starts
 the daemons and waits until every one answers on its control socket and sees its peers.
@@ -68,7 +71,7 @@ def default_genesis_writer(network: str, identities: list[NodeIdentity], path: P
 
 
 def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | None = None,
-       cheaters: int = 0, params: dict[str, int] | None = None,
+       cheaters: int = 0, params: dict[str, int] | None = None, seeds: int = 1,
        wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
        ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
        log: Callable[[str], None] = lambda s: None) -> TestnetState:
@@ -78,6 +81,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     """
     if not 1 <= n <= MAX_NODES:
         raise TestnetError(f"-n must be between 1 and {MAX_NODES}, got {n}")
+    if not 1 <= seeds <= n:
+        raise TestnetError(f"--seeds must be between 1 and {n}, got {seeds}")
     if not 0 <= cheaters < n:
         raise TestnetError(f"--cheaters must be between 0 and {n - 1}, got {cheaters}")
     existing = TestnetState.load(directory)
@@ -109,8 +114,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
         raise TestnetError(f"unknown genesis parameter {unknown[0]!r} (known: "
                            f"{', '.join(DEFAULT_PARAMS)})")
     genesis_writer(network, identities, genesis, dict(params or {}))
-    for node in state.nodes:
-        bootstrap = [o.multiaddr for o in state.nodes if o is not node]
+    for i, node in enumerate(state.nodes):
+        bootstrap = bootstrap_for(state.nodes, i, seeds)
         (Path(node.data_dir) / "node.toml").write_text(_node_config(network, node, bootstrap, genesis))
     for node in state.nodes:
         node.pid = processes.start(node)
@@ -127,13 +132,21 @@ def add(directory: Path, wait: float = 30.0) -> NodeRecord:
         raise TestnetError(f"a local testnet holds at most {MAX_NODES} nodes")
     node = _new_node_dir(Path(state.dir), len(state.nodes), NodeIdentity(os.urandom(32)),
                          processes.free_ports(1)[0], "honest")
-    bootstrap = [o.multiaddr for o in state.nodes]
+    bootstrap = [o.multiaddr for o in state.nodes[:2]]
     (Path(node.data_dir) / "node.toml").write_text(
         _node_config(state.network, node, bootstrap, Path(state.dir) / "genesis.toml"))
     node.pid = processes.start(node)
     state.nodes.append(node)
     state.save()
     return _wait_node_ready(node, wait)
+
+
+def bootstrap_for(nodes: list[NodeRecord], index: int, seeds: int) -> list[str]:
+    """The first ``seeds`` nodes are the seeds; each node bootstraps to one of them (spread
+    round-robin), and each seed to the other seeds (a lone seed to nobody: others dial it)."""
+    if index < seeds:
+        return [o.multiaddr for j, o in enumerate(nodes[:seeds]) if j != index]
+    return [nodes[index % seeds].multiaddr]
 
 
 def _new_node_dir(directory: Path, index: int, ident: NodeIdentity, port: int,

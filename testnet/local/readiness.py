@@ -14,9 +14,14 @@ def network_ready(state: TestnetState, statuses: dict[str, Any]) -> str | None:
             return f"{name} to answer"
         if st.get("health") != "ok":
             return f"{name}: {st.get('health')}"
-        connected = st.get("services", {}).get("p2p", {}).get("connected", 0)
-        if connected < len(state.nodes) - 1:
-            return f"{name} to connect to its peers ({connected} of {len(state.nodes) - 1})"
+        services = st.get("services", {})
+        connected = services.get("p2p", {}).get("connected", 0)
+        if len(state.nodes) > 1 and connected < 1:
+            return f"{name} to connect to a peer"
+        # Nodes know only their seed at first: ready once each holds every node's record.
+        records = services.get("softstate", {}).get("records", 0)
+        if records < len(state.nodes):
+            return f"{name} to learn of every node ({records} of {len(state.nodes)} records)"
     return None
 
 

@@ -184,14 +184,36 @@ async def test_a_full_send_queue_drops_and_counts_and_everything_accepted_arrive
 
 
 async def test_sends_to_unknown_peers_or_ourselves_or_before_running_are_refused_and_counted():
-    a = make_host("a")
+    a = make_host("a", address_wait=0.5)
     stranger = make_host("stranger").node_id
     assert not a.send(stranger, PROTO, b"x")
     async with running(a):
-        assert not a.send(stranger, PROTO, b"x")
+        # A valid peer id with no address yet: queued while its address may still arrive,
+        # then dropped and counted when none did.
+        assert a.send(stranger, PROTO, b"x") and a.send(stranger, PROTO, b"y")
         assert not a.send(a.node_id, PROTO, b"x")
         assert not a.send("not a peer id", PROTO, b"x")
-    assert a.metrics()["drops"] == {"not_running": 1, "unknown_peer": 2, "self": 1}
+        await wait_until(lambda: a.metrics()["drops"].get("unknown_peer") == 3)
+    assert a.metrics()["drops"] == {"not_running": 1, "unknown_peer": 3, "self": 1}
+
+
+async def test_frames_for_a_peer_wait_for_its_address_from_the_address_source():
+    """Started from one seed, a node learns others' addresses from their records a moment
+    after its services first send to them: those frames wait instead of being dropped."""
+    got: list[bytes] = []
+
+    async def on_frame(peer: str, frame: bytes) -> None:
+        got.append(frame)
+
+    a, b = make_host("a"), make_host("b")
+    b.handle(PROTO, on_frame)
+    known: dict[str, list[str]] = {}
+    a.set_address_source(lambda: known.items(), lambda node: known.get(node, []))
+    async with running(a, b):
+        assert a.send(b.node_id, PROTO, b"early")
+        known[b.node_id] = b.listen_addrs()
+        await wait_until(lambda: got == [b"early"])
+    assert "unknown_peer" not in a.metrics()["drops"]
 
 
 async def test_request_response_and_how_requests_fail():

@@ -1,0 +1,299 @@
+"""Which connections a node keeps: a bounded random partial view plus the peers it works with.
+
+Theory of operation
+-------------------
+A volunteer starts knowing one or a few bootstrap addresses. It learns the rest of the network
+from the signed capability records of the soft state (each carries its writer's listen
+addresses; ``learn``), and it does **not** connect to everyone. It keeps:
+
+* the *view*: ``degree`` peers chosen uniformly at random among those it knows. The connection
+  book (``daemon.p2p.peers``) keeps each view peer connected, redialling with backoff; a view
+  peer that failed ``give_up_after`` dials in a row is replaced by another. At first the view
+  holds the bootstrap peers (the only ones known); every ``shuffle_every`` seconds one view
+  member is swapped for a random known peer, so the seeds drop out of most views and the
+  overlay becomes a random graph of degree ~2 x ``degree`` (our dials plus those of peers that
+  chose us), over which the soft state spreads epidemically in O(log N) rounds. This is the
+  active view of HyParView or the mesh of GossipSub; we need no shuffle messages of our own
+  because the capability records already give every node a sample of the whole network.
+* *work* connections: everything else. They are dialled on demand by the streams layer when a
+  service sends to a peer whose address is known (its committee, its tasks' workers or
+  submitter, a blob holder), or opened by a peer that has business with us. Peers a service
+  says it works with now (``keep``) are never trimmed. A work connection *we* dialled that
+  carried nothing for ``idle_close`` seconds is closed; inbound ones are left to their dialler
+  (it may hold us in its view), unless we are over the cap.
+* a cap: past ``max_connections`` the least recently used connections that are neither in the
+  view nor kept are closed, inbound ones included. So a node's connections stay at most
+  ~``max_connections`` however large the network is.
+
+Known peers are capped at ``max_known`` (a uniform random sample is kept when more arrive), so
+memory does not grow with the network either. Bootstrap peers are never evicted from it: a node
+that lost every connection can always start again from its seeds.
+
+Everything here is pure: time and randomness come in as arguments, decisions go out as
+``Want`` / ``Unwant`` / ``Close`` intents that ``daemon.p2p.host`` carries out.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from protocol.identity import NodeId
+
+
+@dataclass(frozen=True)
+class OverlayPolicy:
+    degree: int = 8
+    """View peers we dial and keep (GossipSub's D; HyParView's active view is log(N) + c)."""
+    max_connections: int = 48
+    """All connections, view, inbound and work; past it the least recently used go."""
+    idle_close: float = 60.0
+    """An outbound work connection silent this long is closed."""
+    shuffle_every: float = 30.0
+    """Swap one view member for a random known peer this often."""
+    give_up_after: int = 3
+    """Failed dials in a row before a view peer is replaced (when another is known)."""
+    max_known: int = 4096
+    """Known peers (node id + addresses) kept; a uniform sample beyond."""
+    max_addrs: int = 4
+    """Addresses kept per known peer."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.degree <= self.max_connections:
+            raise ValueError("need 1 <= degree <= max_connections")
+        if self.idle_close <= 0 or self.shuffle_every <= 0:
+            raise ValueError("idle_close and shuffle_every must be > 0")
+        if self.give_up_after < 1 or self.max_known < self.degree or self.max_addrs < 1:
+            raise ValueError("need give_up_after >= 1, max_known >= degree, max_addrs >= 1")
+
+
+@dataclass(frozen=True)
+class Want:
+    """Put ``node`` in the view: keep it connected (dial now, redial with backoff)."""
+
+    node: NodeId
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unwant:
+    """``node`` left the view: stop redialling it (its connection may stay, as a work one)."""
+
+    node: NodeId
+
+
+@dataclass(frozen=True)
+class Close:
+    """Hang up on ``node``."""
+
+    node: NodeId
+    reason: str
+
+
+Action = Want | Unwant | Close
+
+
+@dataclass
+class _Conn:
+    outbound: bool
+    since: float
+    last_used: float
+
+
+@dataclass
+class OverlayStats:
+    wanted: int = 0
+    replaced: int = 0
+    shuffled: int = 0
+    closed_idle: int = 0
+    closed_over_cap: int = 0
+    last: str = ""
+    """What the overlay last did, for ``status``."""
+
+
+@dataclass
+class Overlay:
+    """The partial view, the known peers and the open connections of one node."""
+
+    self_id: NodeId
+    policy: OverlayPolicy
+    rng: random.Random
+    seeds: dict[NodeId, tuple[str, ...]] = field(default_factory=dict)
+    stats: OverlayStats = field(default_factory=OverlayStats)
+
+    def __post_init__(self) -> None:
+        self._known: dict[NodeId, tuple[str, ...]] = {}
+        self._known_list: list[NodeId] = []  # the same ids, for O(1) uniform choice
+        self._view: set[NodeId] = set()
+        self._conns: dict[NodeId, _Conn] = {}
+        self._kept: set[NodeId] = set()
+        self._next_shuffle: float | None = None
+        for node, addrs in list(self.seeds.items()):
+            self.learn(node, addrs, now=0.0)
+
+    # -- what we learn -------------------------------------------------------------------------
+
+    def learn(self, node: NodeId, addrs: Iterable[str], now: float) -> bool:
+        """A peer's addresses (from a signed record, a seed, a connection). True if stored."""
+        if node == self.self_id:
+            return False
+        good = tuple(dict.fromkeys(a for a in addrs if _dialable(a)))[: self.policy.max_addrs]
+        if not good:
+            return False
+        if node in self._known:
+            self._known[node] = good
+            return True
+        if len(self._known_list) >= self.policy.max_known:
+            # Keep a uniform sample: replace a random non-seed, non-view entry, or drop the news.
+            i = self.rng.randrange(len(self._known_list))
+            victim = self._known_list[i]
+            if victim in self.seeds or victim in self._view or victim in self._conns:
+                return False
+            del self._known[victim]
+            self._known_list[i] = node
+        else:
+            self._known_list.append(node)
+        self._known[node] = good
+        return True
+
+    def addrs(self, node: NodeId) -> tuple[str, ...]:
+        return self._known.get(node, ())
+
+    def keep(self, nodes: Iterable[str]) -> None:
+        """The peers the services work with now (replaces the previous set)."""
+        self._kept = {NodeId(n) for n in nodes} - {self.self_id}
+
+    def connected(self, node: NodeId, now: float, *, outbound: bool) -> None:
+        conn = self._conns.get(node)
+        if conn is None:
+            self._conns[node] = _Conn(outbound, now, now)
+        else:
+            conn.outbound = conn.outbound or outbound
+
+    def disconnected(self, node: NodeId) -> None:
+        self._conns.pop(node, None)
+
+    def used(self, node: NodeId, now: float) -> None:
+        """A frame went to or came from ``node``: its connection is not idle."""
+        conn = self._conns.get(node)
+        if conn is not None:
+            conn.last_used = now
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    def tick(self, now: float, failures: Callable[[NodeId], int],
+             banned: Callable[[NodeId], bool]) -> list[Action]:
+        """What to change now. ``failures(node)``: failed dials in a row (the book's count)."""
+        out: list[Action] = []
+        # 1. Replace view peers that are banned, or keep failing while others are known.
+        for node in sorted(self._view):
+            dead = banned(node) or (
+                node not in self._conns and failures(node) >= self.policy.give_up_after
+            )
+            if dead and self._candidates_exist():
+                self._view.discard(node)
+                out.append(Unwant(node))
+                self.stats.replaced += 1
+                self.stats.last = f"replaced unreachable view peer {node[:12]}"
+        # 2. Fill the view, preferring peers we are already connected to (no dial needed).
+        self._fill(out, failures, banned)
+        # 3. Shuffle: swap one view member for a random known peer, so the graph keeps mixing.
+        if self._next_shuffle is None:
+            self._next_shuffle = now + self.policy.shuffle_every * (0.5 + self.rng.random())
+        elif now >= self._next_shuffle:
+            self._next_shuffle = now + self.policy.shuffle_every * (0.5 + self.rng.random())
+            self._shuffle(out, failures, banned)
+        # 4. Trim idle work connections we dialled, then anything over the cap.
+        for node, conn in sorted(self._conns.items()):
+            if (node not in self._view and node not in self._kept and conn.outbound
+                    and now - conn.last_used >= self.policy.idle_close):
+                out.append(Close(node, "idle"))
+                self.stats.closed_idle += 1
+        closing = {a.node for a in out if isinstance(a, Close)}
+        over = len(self._conns) - len(closing) - self.policy.max_connections
+        if over > 0:
+            spare = sorted(
+                (c.last_used, n) for n, c in self._conns.items()
+                if n not in self._view and n not in self._kept and n not in closing
+            )
+            for _, node in spare[:over]:
+                out.append(Close(node, "over the connection cap"))
+                self.stats.closed_over_cap += 1
+        return out
+
+    def _candidates_exist(self) -> bool:
+        return len(self._known) > len(self._view)
+
+    def _pick(self, failures: Callable[[NodeId], int], banned: Callable[[NodeId], bool],
+              prefer_connected: bool) -> NodeId | None:
+        if prefer_connected:
+            ready = sorted(n for n in self._conns if n not in self._view and n in self._known
+                           and not banned(n))
+            if ready:
+                return self.rng.choice(ready)
+        if not self._known_list:
+            return None
+        # Uniform among known peers outside the view; a few tries, then a scan (small sets).
+        for _ in range(8):
+            node = self._known_list[self.rng.randrange(len(self._known_list))]
+            if (node not in self._view and not banned(node)
+                    and failures(node) < self.policy.give_up_after):
+                return node
+        rest = [n for n in self._known_list if n not in self._view and not banned(n)]
+        if not rest:
+            return None
+        fresh = [n for n in rest if failures(n) < self.policy.give_up_after]
+        return self.rng.choice(fresh or rest)
+
+    def _fill(self, out: list[Action], failures: Callable[[NodeId], int],
+              banned: Callable[[NodeId], bool]) -> None:
+        while len(self._view) < self.policy.degree:
+            node = self._pick(failures, banned, prefer_connected=True)
+            if node is None:
+                return
+            self._view.add(node)
+            out.append(Want(node, self._known[node]))
+            self.stats.wanted += 1
+            self.stats.last = f"added {node[:12]} to the view"
+
+    def _shuffle(self, out: list[Action], failures: Callable[[NodeId], int],
+                 banned: Callable[[NodeId], bool]) -> None:
+        if len(self._view) < self.policy.degree:
+            return
+        new = self._pick(failures, banned, prefer_connected=False)
+        if new is None:
+            return
+        old = self.rng.choice(sorted(self._view))
+        self._view.discard(old)
+        out.append(Unwant(old))
+        self._view.add(new)
+        out.append(Want(new, self._known[new]))
+        self.stats.shuffled += 1
+        self.stats.last = f"shuffled {old[:12]} out of the view for {new[:12]}"
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def view(self) -> set[NodeId]:
+        return set(self._view)
+
+    def known_count(self) -> int:
+        return len(self._known)
+
+    def summary(self) -> dict[str, object]:
+        view_up = sum(1 for n in self._view if n in self._conns)
+        inbound = sum(1 for c in self._conns.values() if not c.outbound)
+        return {
+            "view": len(self._view), "view_connected": view_up, "degree": self.policy.degree,
+            "known": len(self._known), "connections": len(self._conns), "inbound": inbound,
+            "work": sum(1 for n in self._conns if n not in self._view),
+            "kept": len(self._kept), "max_connections": self.policy.max_connections,
+            "shuffles": self.stats.shuffled, "replaced": self.stats.replaced,
+            "closed_idle": self.stats.closed_idle, "closed_over_cap": self.stats.closed_over_cap,
+            "last": self.stats.last,
+        }
+
+
+def _dialable(addr: str) -> bool:
+    """Skip addresses nobody can dial: unspecified (0.0.0.0, ::) and malformed ones."""
+    return addr.startswith("/") and "/ip4/0.0.0.0/" not in addr and "/ip6/::/" not in addr

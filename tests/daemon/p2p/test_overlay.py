@@ -1,0 +1,145 @@
+"""The partial view: what a node dials, keeps, swaps and hangs up on (pure, seeded)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
+from protocol.identity import NodeId
+
+SELF = NodeId("self")
+SEED = NodeId("seed")
+
+
+def nid(i: int) -> NodeId:
+    return NodeId(f"n{i:03d}")
+
+
+def addr(i: int) -> str:
+    return f"/ip4/127.0.0.1/tcp/{10000 + i}"
+
+
+def overlay(seed: int = 1, **kw: object) -> Overlay:
+    policy = OverlayPolicy(**{"degree": 4, "max_connections": 10, "idle_close": 60.0,
+                              "shuffle_every": 30.0, **kw})  # type: ignore[arg-type]
+    return Overlay(SELF, policy, random.Random(seed), seeds={SEED: ("/ip4/127.0.0.1/tcp/1",)})
+
+
+def no_failures(_: NodeId) -> int:
+    return 0
+
+
+def not_banned(_: NodeId) -> bool:
+    return False
+
+
+def wants(actions: list) -> set[NodeId]:
+    return {a.node for a in actions if isinstance(a, Want)}
+
+
+def test_a_node_that_knows_only_its_seed_wants_the_seed():
+    ov = overlay()
+    assert wants(ov.tick(0.0, no_failures, not_banned)) == {SEED}
+    assert ov.view() == {SEED}
+
+
+def test_learned_peers_fill_the_view_up_to_the_degree_and_no_further():
+    ov = overlay()
+    ov.tick(0.0, no_failures, not_banned)
+    for i in range(50):
+        ov.learn(nid(i), [addr(i)], 1.0)
+    actions = ov.tick(1.0, no_failures, not_banned)
+    assert len(wants(actions)) == 3  # seed + 3 = degree 4
+    assert len(ov.view()) == 4
+    assert wants(ov.tick(2.0, no_failures, not_banned)) == set()
+
+
+def test_shuffles_move_the_seed_out_of_the_view_over_time():
+    """Else every node would keep its seed forever and the seed would carry the network."""
+    ov = overlay(seed=7)
+    for i in range(50):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    still_there = []
+    for t in range(1, 40):
+        ov.tick(t * 30.0, no_failures, not_banned)
+        still_there.append(SEED in ov.view())
+    assert not all(still_there[-10:])
+    assert ov.stats.shuffled >= 20
+
+
+def test_a_view_peer_that_keeps_failing_is_replaced_by_another():
+    ov = overlay(give_up_after=3)
+    for i in range(10):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    dead = sorted(ov.view())[0]
+    actions = ov.tick(1.0, lambda n: 3 if n == dead else 0, not_banned)
+    assert Unwant(dead) in actions
+    assert dead not in ov.view() and len(ov.view()) == 4
+
+
+def test_a_failing_seed_is_kept_when_nobody_else_is_known():
+    ov = overlay()
+    ov.tick(0.0, no_failures, not_banned)
+    assert ov.tick(1.0, lambda n: 10, not_banned) == []
+    assert ov.view() == {SEED}
+
+
+def test_idle_outbound_work_connections_close_but_view_kept_and_inbound_ones_stay():
+    ov = overlay(shuffle_every=1e6)  # no shuffles here: a view peer swapped out becomes work
+    for i in range(4):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    view = ov.view()
+    work_out, work_kept, work_in = nid(10), nid(11), nid(12)
+    for node in (*view, work_out, work_kept):
+        ov.connected(node, 0.0, outbound=True)
+    ov.connected(work_in, 0.0, outbound=False)
+    ov.keep([work_kept])
+    assert [a for a in ov.tick(59.0, no_failures, not_banned) if isinstance(a, Close)] == []
+    ov.used(work_out, 30.0)
+    assert [a for a in ov.tick(89.0, no_failures, not_banned) if isinstance(a, Close)] == []
+    closes = [a for a in ov.tick(90.0, no_failures, not_banned) if isinstance(a, Close)]
+    assert closes == [Close(work_out, "idle")]
+
+
+def test_over_the_cap_the_least_recently_used_spare_connections_go():
+    ov = overlay(max_connections=6)
+    ov.tick(0.0, no_failures, not_banned)
+    ov.connected(SEED, 0.0, outbound=True)
+    for i in range(8):  # inbound: never idle-closed, but over the cap they go, oldest use first
+        ov.connected(nid(i), 0.0, outbound=False)
+        ov.used(nid(i), float(i))
+    closes = [a.node for a in ov.tick(10.0, no_failures, not_banned) if isinstance(a, Close)]
+    # The fill took up to 3 connected peers into the view; of the rest, the oldest-used go
+    # until 6 connections remain.
+    assert len(closes) == 9 - 6
+    spare = sorted((i for i in range(8) if nid(i) not in ov.view()))
+    assert closes == [nid(i) for i in spare[:3]]
+    assert SEED not in closes
+
+
+def test_known_peers_are_capped_and_seeds_never_evicted():
+    ov = overlay(max_known=20, degree=2)
+    for i in range(1000):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    assert ov.known_count() == 20
+    assert ov.addrs(SEED)
+
+
+def test_undialable_and_own_addresses_are_not_learned():
+    ov = overlay()
+    assert not ov.learn(nid(1), ["/ip4/0.0.0.0/tcp/5"], 0.0)
+    assert not ov.learn(SELF, [addr(1)], 0.0)
+    assert ov.learn(nid(2), ["/ip4/0.0.0.0/tcp/5", addr(2)], 0.0)
+    assert ov.addrs(nid(2)) == (addr(2),)
+
+
+def test_the_policy_refuses_nonsense():
+    with pytest.raises(ValueError):
+        OverlayPolicy(degree=0)
+    with pytest.raises(ValueError):
+        OverlayPolicy(degree=10, max_connections=5)
