@@ -47,6 +47,7 @@ here, and messages that fail are dropped (``Misbehaviour`` when they prove a fau
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -125,6 +126,9 @@ class Replica(ViewChanges, Recovery):
         """Batches a new view replaced in the log, by digest (a later view may bring one back)."""
         self._batch_asked: dict[int, float] = {}
         self.last_status = -1e18
+        self.restarted = bool(stored)
+        """Restarted from its store: send one ``Status`` even without pending work, so peers
+        that moved on (a view change, batches committed meanwhile) bring it up to date."""
         self.fetch: StateFetch | None = None
         self.end_seq: int | None = None
         self.end_reported = False
@@ -561,8 +565,10 @@ class Replica(ViewChanges, Recovery):
                 now - self.last_status >= self.cfg.status_interval:
             pending, self.nv_pending = self.nv_pending, None  # asks again for what it lacks
             self._on_new_view(self.cfg.primary(pending.body.view), pending.body, pending)
-        if (work or self.view_changing) and now - self.last_status >= self.cfg.status_interval:
+        if (work or self.view_changing or self.restarted) and \
+                now - self.last_status >= self.cfg.status_interval:
             self.last_status = now
+            self.restarted = False
             self._broadcast(Status(self.cfg.shard, self.cfg.epoch, self.view, self.view_changing,
                                    self.stable.seq, self.last_executed))
             if not self.is_primary and not self.view_changing:
@@ -622,6 +628,19 @@ class Replica(ViewChanges, Recovery):
         self._displaced[digest] = raws
         while len(self._displaced) > self.cfg.window:
             del self._displaced[next(iter(self._displaced))]
+
+    # -- timers that follow the network -----------------------------------------------------------
+
+    def retune(self, view_change_timeout: float, status_interval: float) -> None:
+        """Set the base timers (the shell scales them by the committee's measured round trip:
+        ``daemon.p2p.rtt``). A running timeout is never shortened below the new base."""
+        if view_change_timeout <= 0 or status_interval <= 0:
+            raise ValueError("timers must be > 0")
+        self.cfg = dataclasses.replace(self.cfg, view_change_timeout=view_change_timeout,
+                                       status_interval=status_interval,
+                                       max_view_change_timeout=max(
+                                           self.cfg.max_view_change_timeout, view_change_timeout))
+        self.timeout = max(self.timeout, view_change_timeout)
 
     # -- restart --------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from daemon.genesis import Genesis
 from daemon.ledger.shard import KV
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
+from daemon.p2p.rtt import RETUNE_EVERY, pbft_timers
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -181,6 +182,7 @@ class CommitteeService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._start_epoch(time.monotonic())
+        self._retune_at = time.monotonic() + RETUNE_EVERY
         self.ready = True
         task_status.started()
         async with trio.open_nursery() as nursery:
@@ -200,7 +202,19 @@ class CommitteeService:
                     self.sink.execute(None, None, (), self.identity.public_key, client.client.tick(now))
                 self._tick_shards(now)
                 self.epochs.tick(nursery, now)
+                if now >= self._retune_at:
+                    self._retune_at = now + RETUNE_EVERY
+                    self._retune_timers()
                 await trio.sleep(TICK_S)
+
+    def _retune_timers(self) -> None:
+        """Scale each replica's PBFT timers by its committee's measured round trip."""
+        for runner in self.replicas.values():
+            base = runner.config
+            members = [node_id_from_public_key(pk) for pk in base.committee]
+            vc, status = pbft_timers(base.view_change_timeout, base.status_interval,
+                                     self.host.round_trip(members), base.max_view_change_timeout)
+            runner.replica.retune(vc, status)
 
     def _pump(self, shard: int, client: ShardRequests, now: float) -> None:
         self.sink.execute(None, None, (), self.identity.public_key, client.pump(now))

@@ -33,6 +33,8 @@ import trio
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.host.basic_host import BasicHost
 from libp2p.network.swarm import Swarm
+from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
@@ -46,6 +48,7 @@ from daemon.p2p.gossip import Gossip, GossipHandler
 from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
+from daemon.p2p.rtt import PROBE_EVERY, RttTable
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
 
@@ -177,6 +180,7 @@ class P2PHost:
         self._on_down: list[Callable[[str], None]] = []
         self._connected: set[NodeId] = set()
         self._user_remembered: set[NodeId] = set()
+        self.rtts = RttTable()
         self._blacklisted: set[NodeId] = set()
         self._host: BasicHost | None = None
         self._swarm: Swarm | None = None
@@ -265,6 +269,7 @@ class P2PHost:
                         self._pending_remember.clear()
                         nursery.start_soon(self._keep_connected, nursery)
                         nursery.start_soon(self._run_overlay)
+                        nursery.start_soon(self._probe_rtts)
                         task_status.started()
                         await trio.sleep_forever()
 
@@ -496,6 +501,42 @@ class P2PHost:
                     self._metrics.dials[f"closed_{action.reason.split()[0]}"] += 1
                     self._disconnect_soon(action.node)
             await trio.sleep(OVERLAY_TICK)
+
+    async def _probe_rtts(self) -> None:
+        """Ping the peers we keep (view and committees) every ``PROBE_EVERY`` s: the round
+        trips that timers scale by (``daemon.p2p.rtt``)."""
+        while self._nursery is not None:
+            peers = (self._overlay.view() | self._overlay.kept()) & self._connected
+            for peer in sorted(peers):
+                await self._ping(peer)
+            self.rtts.forget_stale(trio.current_time())
+            await trio.sleep(PROBE_EVERY)
+
+    async def _ping(self, peer: NodeId) -> None:
+        host = self._host
+        if host is None:
+            return
+        stream = None
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                stream = await host.new_stream(ID.from_base58(peer), [PING_PROTOCOL])
+                await perform_ping_roundtrip(stream)  # the first one pays for set-up
+                start = trio.current_time()
+                await perform_ping_roundtrip(stream)
+                self.rtts.sample(peer, trio.current_time() - start, trio.current_time())
+        except Exception as err:  # task boundary: a failed ping is just no sample
+            log.debug("ping %s failed: %r", peer, err)
+        finally:
+            if stream is not None:
+                with trio.move_on_after(1.0):
+                    try:
+                        await stream.close()
+                    except Exception:  # already reset by the peer
+                        pass
+
+    def round_trip(self, peers: Iterable[str]) -> float | None:
+        """The median conservative round trip (s) to those of ``peers`` we have measured."""
+        return self.rtts.group(peers)
 
     def _learn_all(self, now: float) -> None:
         try:

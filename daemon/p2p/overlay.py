@@ -277,6 +277,9 @@ class Overlay:
     def view(self) -> set[NodeId]:
         return set(self._view)
 
+    def kept(self) -> set[NodeId]:
+        return set(self._kept)
+
     def known_count(self) -> int:
         return len(self._known)
 

@@ -47,6 +47,7 @@ class P2PService:
             "connected": connected,
             "reached": view["known"],
             "view": view,
+            "rtt": self.host.rtts.summary(),
             "known": m.get("known_peers", 0),
             "listen": self.host.listen_addrs(),
             "drops": m.get("drops", {}),

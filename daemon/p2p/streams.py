@@ -228,7 +228,7 @@ class FramedStreams:
             now = trio.current_time()
             if now >= deadline:
                 return False
-            with trio.move_on_after(min(1.0, deadline - now)):  # records also arrive unannounced
+            with trio.move_on_after(min(0.1, deadline - now)):  # records also arrive unannounced
                 await self._learned.wait()
         return True
 

@@ -238,3 +238,28 @@ def test_time_the_replica_spends_on_its_own_work_is_not_blamed_on_the_primary():
     assert backup.view == 0 and not backup.view_changing
     bus.tick(1.0)  # but a second of real silence after that is suspicious
     assert backup.view_changing and backup.view == 1
+def test_timers_retuned_for_a_far_committee_wait_longer_before_suspecting_the_primary():
+    """A 300 ms committee gets a 2.4 s view-change timeout (daemon.p2p.rtt): the primary is
+    not voted out after the loopback default of 1 s, but still is once really silent."""
+    def first_view_change(retune: float | None) -> float:
+        bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+        if retune is not None:
+            for i in range(4):
+                bus.replica(i).retune(retune, 0.25)
+        client = bus.add_client()
+        bus.submit(client, kv_op("put", "k", b"v"))
+        bus.run()
+        primary = bus.cfg.committee[0]
+        bus.drop = lambda src, dst, env: src == primary
+        bus.submit(client, kv_op("put", "k", b"w"))
+        for step in range(1, 81):
+            bus.tick(0.125)
+            bus.run()
+            if any(bus.replica(i).view_changing or bus.replica(i).view > 0 for i in (1, 2, 3)):
+                return step * 0.125
+        raise AssertionError("the silent primary was never suspected")
+
+    loopback, far = first_view_change(None), first_view_change(2.4)
+    # The suspicion starts when a backup first sees the request; from there it waits the
+    # timeout: 1.4 s longer with the retuned one, and no longer than that.
+    assert 1.4 - 0.125 <= far - loopback <= 1.4 + 0.25

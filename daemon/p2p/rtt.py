@@ -1,0 +1,111 @@
+"""Round-trip times to peers, and timers scaled by them: the pure core.
+
+Theory of operation
+-------------------
+The host pings the peers it keeps (its view and its committees) every ``PROBE_EVERY`` seconds
+over libp2p's ping protocol and feeds each sample to ``RttTable.sample``. Each peer has a
+smoothed round trip and a variation, as TCP keeps them (RFC 6298: ``srtt += (r - srtt) / 8``,
+``rttvar += (|r - srtt| - rttvar) / 4``); ``conservative(peer)`` is ``srtt + 4 * rttvar``,
+TCP's retransmission timeout before its floor.
+
+Timers that wait for a peer's answer (PBFT's request and view-change timeouts, its status
+interval, leases) use ``scale(base, rtt, multiple)``: never below the base that suits a
+loopback or LAN (so a fast network is not slowed down), ``multiple`` round trips when the
+committee is far away (so a 300 ms link is not taken for a dead primary), and never above a
+ceiling (a dead peer is still found out). A committee's round trip is the median of its
+members' conservative estimates: one slow member should not slow the others, and one fast
+member should not make a far committee impatient.
+
+Pure: time and samples come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from statistics import median
+
+from protocol.identity import NodeId
+
+PROBE_EVERY = 15.0
+"""Seconds between pings of each kept peer (32 bytes each way: idle traffic stays tiny)."""
+FORGET_AFTER = 600.0
+"""A peer not sampled for this long is forgotten (its link may have changed)."""
+MAX_PEERS = 256
+"""Peers tracked at most (view + committees are far fewer); the stalest go first."""
+
+
+@dataclass
+class _Estimate:
+    srtt: float
+    rttvar: float
+    samples: int
+    updated: float
+
+
+class RttTable:
+    """Smoothed round trips per peer (seconds)."""
+
+    def __init__(self) -> None:
+        self._peers: dict[NodeId, _Estimate] = {}
+
+    def sample(self, peer: NodeId, rtt: float, now: float) -> None:
+        if not 0.0 <= rtt < 60.0:
+            return  # a clock oddity or a wedged peer: not a round trip
+        est = self._peers.get(peer)
+        if est is None:
+            if len(self._peers) >= MAX_PEERS:
+                stalest = min(self._peers, key=lambda p: self._peers[p].updated)
+                del self._peers[stalest]
+            self._peers[peer] = _Estimate(rtt, rtt / 2, 1, now)
+            return
+        est.rttvar += (abs(rtt - est.srtt) - est.rttvar) / 4
+        est.srtt += (rtt - est.srtt) / 8
+        est.samples += 1
+        est.updated = now
+
+    def forget_stale(self, now: float) -> None:
+        for peer in [p for p, e in self._peers.items() if now - e.updated > FORGET_AFTER]:
+            del self._peers[peer]
+
+    def srtt(self, peer: NodeId) -> float | None:
+        est = self._peers.get(peer)
+        return est.srtt if est else None
+
+    def conservative(self, peer: NodeId) -> float | None:
+        est = self._peers.get(peer)
+        return est.srtt + 4 * est.rttvar if est else None
+
+    def group(self, peers: Iterable[str]) -> float | None:
+        """The median conservative round trip of those ``peers`` we have measured."""
+        known = [c for p in peers if (c := self.conservative(NodeId(p))) is not None]
+        return median(known) if known else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        srtts = sorted(e.srtt for e in self._peers.values())
+        if not srtts:
+            return {"peers": 0, "median_ms": None, "max_ms": None}
+        return {"peers": len(srtts), "median_ms": round(median(srtts) * 1000, 1),
+                "max_ms": round(srtts[-1] * 1000, 1)}
+
+
+def scale(base: float, rtt: float | None, multiple: float, ceiling: float) -> float:
+    """``base`` on a fast network, ``multiple`` round trips on a slow one, at most ``ceiling``."""
+    if rtt is None:
+        return base
+    return min(max(base, multiple * rtt), max(base, ceiling))
+
+
+VIEW_CHANGE_RTTS = 8.0
+"""A PBFT round is ~3 one-way delays plus batching; 8 round trips leave room for jitter and a
+queue, so only a primary that is really gone (or mute) is replaced."""
+STATUS_RTTS = 1.5
+"""Status messages drive retransmission: no point sending them faster than answers return."""
+RETUNE_EVERY = 15.0
+
+
+def pbft_timers(base_view_change: float, base_status: float, rtt: float | None,
+                ceiling: float) -> tuple[float, float]:
+    """(view-change timeout, status interval) for a committee whose round trip is ``rtt``."""
+    return (scale(base_view_change, rtt, VIEW_CHANGE_RTTS, ceiling),
+            scale(base_status, rtt, STATUS_RTTS, ceiling / 4))

@@ -1,0 +1,58 @@
+"""Round-trip estimates and the timers scaled by them (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.p2p.rtt import MAX_PEERS, RttTable, pbft_timers, scale
+from protocol.identity import NodeId
+
+A, B, C = NodeId("a"), NodeId("b"), NodeId("c")
+
+
+def test_the_smoothed_round_trip_follows_samples_as_tcp_does():
+    t = RttTable()
+    t.sample(A, 0.300, 0.0)
+    assert t.srtt(A) == pytest.approx(0.300)
+    assert t.conservative(A) == pytest.approx(0.300 + 4 * 0.150)
+    for i in range(100):
+        t.sample(A, 0.100, float(i))
+    assert t.srtt(A) == pytest.approx(0.100, abs=1e-3)
+    assert t.conservative(A) == pytest.approx(0.100, abs=5e-3)
+
+
+def test_nonsense_samples_are_ignored_and_stale_peers_forgotten():
+    t = RttTable()
+    t.sample(A, -1.0, 0.0)
+    t.sample(A, 120.0, 0.0)
+    assert t.srtt(A) is None
+    t.sample(A, 0.01, 0.0)
+    t.sample(B, 0.01, 500.0)
+    t.forget_stale(700.0)
+    assert t.srtt(A) is None and t.srtt(B) is not None
+
+
+def test_the_table_is_bounded():
+    t = RttTable()
+    for i in range(MAX_PEERS + 50):
+        t.sample(NodeId(f"p{i}"), 0.01, float(i))
+    assert t.summary()["peers"] == MAX_PEERS
+    assert t.srtt(NodeId("p0")) is None  # the stalest went first
+
+
+def test_a_group_round_trip_is_the_median_of_measured_members():
+    t = RttTable()
+    for peer, rtt in ((A, 0.05), (B, 0.30), (C, 0.07)):
+        for i in range(50):
+            t.sample(peer, rtt, float(i))
+    assert t.group([A, B, C, "unmeasured"]) == pytest.approx(0.07, abs=1e-3)
+    assert t.group(["unmeasured"]) is None
+
+
+def test_loopback_keeps_the_base_timers_and_a_far_committee_gets_patient_ones():
+    assert pbft_timers(1.0, 0.25, None, 30.0) == (1.0, 0.25)
+    assert pbft_timers(1.0, 0.25, 0.0005, 30.0) == (1.0, 0.25)  # loopback: not slowed down
+    vc, status = pbft_timers(1.0, 0.25, 0.300, 30.0)
+    assert vc == pytest.approx(2.4) and status == pytest.approx(0.45)
+    assert pbft_timers(1.0, 0.25, 20.0, 30.0) == (30.0, 7.5)  # a ceiling: dead is still dead
+    assert scale(2.0, 1.0, 8.0, 1.0) == 2.0  # a ceiling below the base keeps the base
