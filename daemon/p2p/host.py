@@ -276,10 +276,21 @@ class P2PHost:
     # -- addresses and peers -------------------------------------------------------------------
 
     def listen_addrs(self) -> list[str]:
-        """Our full multiaddrs, ``/ip4/.../tcp/<port>/p2p/<node id>``. Empty until running."""
+        """Our full multiaddrs, ``/ip4/.../tcp/<port>/p2p/<node id>``. Empty until running.
+
+        A wildcard listen address (``/ip4/0.0.0.0``, a volunteer's default) is advertised as
+        the machine's interface addresses, loopback last: nobody can dial 0.0.0.0, and these
+        go into our signed record, from which other nodes learn how to reach us."""
         if self._host is None:
             return []
-        return [str(a) for a in self._host.get_addrs()]
+        out: list[str] = []
+        for addr in self._host.get_addrs():
+            text = str(addr)
+            if "/ip4/0.0.0.0/" in text or "/ip6/::/" in text:
+                out += libp2p_fixes.expand_wildcard(addr)
+            else:
+                out.append(text)
+        return list(dict.fromkeys(out))
 
     def connected_peers(self) -> list[str]:
         return sorted(self._connected)

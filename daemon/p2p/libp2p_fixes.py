@@ -242,3 +242,19 @@ def check_ports_free(listen: Iterable[Multiaddr]) -> None:
                         f"{addr}: TCP port {port} is already in use (another node running?)",
                     ) from None
                 raise
+
+
+def expand_wildcard(addr: Multiaddr) -> list[str]:
+    """A wildcard listen address as the concrete interface addresses it stands for (py-libp2p
+    0.8.1's ``expand_wildcard_address``), loopback last, the ``/p2p/<id>`` suffix kept."""
+    from libp2p.utils.address_validation import expand_wildcard_address
+
+    text = str(addr)
+    base, sep, peer = text.partition("/p2p/")
+    try:
+        expanded = [str(a) for a in expand_wildcard_address(Multiaddr(base))]
+    except Exception:  # interface enumeration failed: advertise nothing rather than 0.0.0.0
+        return []
+    concrete = [a for a in expanded if "/ip4/0.0.0.0/" not in a and "/ip6/::/" not in a]
+    concrete.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
+    return [a + sep + peer for a in concrete]

@@ -21,9 +21,12 @@ addresses; ``learn``), and it does **not** connect to everyone. It keeps:
   says it works with now (``keep``) are never trimmed. A work connection *we* dialled that
   carried nothing for ``idle_close`` seconds is closed; inbound ones are left to their dialler
   (it may hold us in its view), unless we are over the cap.
-* a cap: past ``max_connections`` the least recently used connections that are neither in the
-  view nor kept are closed, inbound ones included. So a node's connections stay at most
-  ~``max_connections`` however large the network is.
+* a cap: past ``max_connections`` connections outside the kept set, the least recently used
+  that are not in the view are closed, inbound ones included. So a node's connections stay at
+  most ``max_connections`` plus its committees' members, however large the network is. (The
+  kept peers are not counted: a committee member must reach its committee, and counting them
+  would make a member of a large committee hang up on every peer that chose it, which would
+  redial at once.)
 
 Known peers are capped at ``max_known`` (a uniform random sample is kept when more arrive), so
 memory does not grow with the network either. Bootstrap peers are never evicted from it: a node
@@ -47,7 +50,8 @@ class OverlayPolicy:
     degree: int = 8
     """View peers we dial and keep (GossipSub's D; HyParView's active view is log(N) + c)."""
     max_connections: int = 48
-    """All connections, view, inbound and work; past it the least recently used go."""
+    """Connections outside the kept set (view, inbound, work); past it the least recently
+    used that are not in the view go."""
     idle_close: float = 60.0
     """An outbound work connection silent this long is closed."""
     shuffle_every: float = 30.0
@@ -211,7 +215,8 @@ class Overlay:
                 out.append(Close(node, "idle"))
                 self.stats.closed_idle += 1
         closing = {a.node for a in out if isinstance(a, Close)}
-        over = len(self._conns) - len(closing) - self.policy.max_connections
+        counted = [n for n in self._conns if n not in self._kept and n not in closing]
+        over = len(counted) - self.policy.max_connections
         if over > 0:
             spare = sorted(
                 (c.last_used, n) for n, c in self._conns.items()

@@ -42,6 +42,23 @@ def test_nodes_see_each_others_capabilities(testnet):
     assert all(p["capabilities"] and p["capabilities"]["slots"] >= 1 for p in peers)
 
 
+def test_each_node_given_one_seed_finds_and_connects_to_all_the_others(testnet):
+    """`testnet up` gives each node only the seed's address (node0); discovery does the rest,
+    and status says how far it got."""
+    for i in range(1, 5):
+        boot = (testnet / f"node{i}" / "node.toml").read_text()
+        assert boot.count("/p2p/") == 1  # one bootstrap address
+    def all_found():
+        for i in range(5):
+            p2p = as_json("status", "--data-dir", node_dir(testnet, i))["services"]["p2p"]
+            view = p2p["view"]
+            if not (p2p["health"] == "ok" and view["known"] == 4 and p2p["connected"] == 4
+                    and view["view_connected"] == 4):
+                return False
+        return True
+    eventually(all_found, what="every node to know and reach the four others")
+
+
 def test_nodes_form_committees_and_commit(testnet):
     com = as_json("committees", "--data-dir", node_dir(testnet, 0))
     assert len(com["members"]) == 5

@@ -65,3 +65,18 @@ def test_full_gossip_peer_queues_count_what_they_drop():
     assert not queue.push(publish)
     assert not queue.push(control, priority=True)
     assert drops == [("peer_queue_full", 2), ("control_queue_full", 1)]
+
+
+def test_a_wildcard_listen_address_is_advertised_as_concrete_ones_loopback_last():
+    """A volunteer's default listen address, 0.0.0.0, cannot be dialled: its record carries
+    the interface addresses instead (nothing is bound here; only names are computed)."""
+    from multiaddr import Multiaddr
+
+    from daemon.p2p.libp2p_fixes import expand_wildcard
+
+    peer = "12D3KooWFSFQkxKFMkAL7rNY8wtCwXhdztGiETG6ZLPAJohgcnkx"
+    out = expand_wildcard(Multiaddr(f"/ip4/0.0.0.0/tcp/4001/p2p/{peer}"))
+    assert out and all(a.endswith(f"/tcp/4001/p2p/{peer}") for a in out)
+    assert not any("/0.0.0.0/" in a for a in out)
+    loopback = [a.startswith(("/ip4/127.", "/ip6/::1/")) for a in out]
+    assert loopback == sorted(loopback)  # loopback last
