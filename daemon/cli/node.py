@@ -107,7 +107,7 @@ def peers_cmd(args: argparse.Namespace) -> int:
         print("no peers yet")
         return 0
     for p in peers:
-        state = "connected" if p.get("connected") else "known"
+        state = p.get("role", "connected") if p.get("connected") else "known"
         caps = p.get("capabilities") or {}
         extra = f"  cores={caps.get('cores')} mem={caps.get('memory_mb')}MB" if caps else ""
         print(f"{p['node_id']}  {state:<9}{extra}")

@@ -324,6 +324,14 @@ class P2PHost:
     def overlay_summary(self) -> dict[str, Any]:
         return self._overlay.summary()
 
+    def overlay_view(self) -> set[str]:
+        """The peers of our partial view (kept connected for the soft state)."""
+        return set(self._overlay.view())
+
+    def overlay_kept(self) -> set[str]:
+        """The peers the services work with now (our committees)."""
+        return set(self._overlay.kept())
+
     def forget_peer(self, peer: str) -> None:
         """Stop redialling a peer added with ``add_peer`` (or a bootstrap peer)."""
         self._book.forget(NodeId(peer))

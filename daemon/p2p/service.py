@@ -62,9 +62,12 @@ class P2PService:
     async def rpc_peers(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
         peers = []
+        view, kept = self.host.overlay_view(), self.host.overlay_kept()
         for p in sorted(self.host.known_peers(), key=lambda p: p.node_id):
+            role = "view" if p.node_id in view else "committee" if p.node_id in kept else "work"
             entry: dict[str, Any] = {
                 "node_id": p.node_id, "addrs": list(p.addrs), "connected": p.connected,
+                "role": role if p.connected or p.node_id in view else "known",
                 "bootstrap": p.bootstrap, "banned": p.banned, "fault_score": round(p.fault_score, 2),
             }
             for extra in self.peer_info:

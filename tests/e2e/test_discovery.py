@@ -41,6 +41,8 @@ def test_every_node_finds_the_network_from_one_seed_and_keeps_a_partial_view(tes
         assert st["connected"] <= st["view"]["max_connections"] + st["view"]["kept"]
     # The seed is not everyone's only link: non-seeds connect to many peers, not just node0.
     assert all(st["connected"] >= 8 for st in statuses[1:])
+    peers = as_json("peers", "--data-dir", node_dir(testnet, 7))["peers"]
+    assert sum(p["role"] == "view" and p["connected"] for p in peers) == 8
 
 
 def test_committees_commit_and_a_value_put_on_one_node_reads_back_on_another(testnet):
