@@ -51,4 +51,11 @@ if [ ! -f "$stamp" ] || [ "$NOVACRON_ROOT/pyproject.toml" -nt "$stamp" ]; then
         || { echo "setup: dependency install failed (see pip output above)" >&2; exit 1; }
     touch "$stamp"
 fi
+# The Python runtime's interpreter (CPython for WASI with numpy, pinned by SHA-256): fetched once
+# per machine into the shared cache; compiled on first use (the tests' python_cache fixture, or a
+# daemon in the background). Idempotent: files already there are only checked.
+if [ "${NOVACRON_SKIP_PYTHON:-0}" != 1 ]; then
+    (cd "$NOVACRON_ROOT" && "$VENV/bin/python" -m daemon.runtime.interpreter fetch >/dev/null) \
+        || echo "setup: could not fetch the Python runtime's interpreter; Python tasks will say so" >&2
+fi
 export PATH="$VENV/bin:$PATH"

@@ -13,6 +13,12 @@ Modules:
 - ``wire``      -- the msgpack-over-pipe protocol between the pool and its workers.
 - ``worker``    -- the worker process (lower priority, rlimits, dies with its parent).
 - ``pool``      -- ``WorkerPool``: the trio service that runs tasks in worker processes.
+- ``interpreter`` -- the pinned CPython-for-WASI build: fetch, verify, compile once per machine.
+- ``bundle``    -- a Python job's script, modules and data files as one content-addressed blob.
+- ``pyfs``      -- the read-only file tree a Python task sees (stdlib zip, ``/job``), pure.
+- ``pywasi``    -- the WASI subset plus that tree, for the interpreter.
+- ``pysandbox`` -- ``PythonSandbox.run``: one Python task, same limits and determinism as wasm.
+- ``python_tasks`` -- a worker's Python side: bundles by hash, the sandbox made on first use.
 - ``volunteer`` -- the volunteer's preferences (cores, hours, idle-only) and ``may_run_now``.
 - ``__main__``  -- ``python -m daemon.runtime MODULE --input ...``: run one task locally.
 """

@@ -67,6 +67,7 @@ class PoolConfig:
     spawn_timeout_s: float = 60.0
     sample_interval_s: float = 5.0
     runtime_overhead_mb: int = 512  # interpreter, compiler and module bytes, on top of task memory
+    python_cache_dir: Path | None = None  # the machine's compiled Python interpreter (None: default)
 
     def worker_count(self) -> int:
         return self.workers if self.workers is not None else self.prefs.workers(cpu_count())
@@ -77,6 +78,8 @@ class PoolConfig:
                "--max-data-mb", str(self.max_memory_mb + self.runtime_overhead_mb)]
         if self.cache_dir is not None:
             cmd += ["--cache-dir", str(self.cache_dir)]
+        if self.python_cache_dir is not None:
+            cmd += ["--python-cache", str(self.python_cache_dir)]
         if self.prefs.idle_only:
             cmd.append("--sched-idle")
         return cmd

@@ -13,7 +13,9 @@ it instead:
 - ``clock_*``: a logical clock. REALTIME starts at the job's ``logical_time_ns``; MONOTONIC and
   the CPU-time clocks start at 0. Each reading advances the clock by 1 microsecond (its
   resolution), so timing loops end and "elapsed" is never zero, identically everywhere.
-  ``poll_oneoff`` on a clock (``sleep``) advances the logical clock instead of sleeping.
+  ``poll_oneoff`` on a clock (``sleep``) advances the logical clock instead of sleeping, by the
+  relative timeout, or up to an absolute one (``clock_nanosleep(TIMER_ABSTIME)``, which is
+  how CPython sleeps).
 - ``random_get``: the stream SHAKE-256(seed || counter as 8 little-endian bytes), first 4096
   bytes, for counter = 0, 1, 2, ... concatenated. Replicas of one task get one seed, so the
   same bytes. (SHAKE in 4 KiB blocks: ~5x faster in Python than 64-byte BLAKE2b blocks.)
@@ -116,6 +118,11 @@ class TaskIO:
             self.random_spare = block[take:]
         return bytes(out)
 
+    def peek_clock(self, clock_id: int) -> int:
+        """What ``clock_id`` reads now, without advancing it."""
+        elapsed = self.clock_ticks * CLOCK_RESOLUTION_NS + self.extra_ns
+        return self.logical_time_ns + elapsed if clock_id == CLOCK_REALTIME else elapsed
+
     def read_clock(self, clock_id: int) -> int:
         """Advance the logical clock one tick and read ``clock_id`` (nanoseconds)."""
         self.clock_ticks += 1
@@ -144,9 +151,9 @@ class WasiSubset:
         self.io: TaskIO | None = None
         self._keep: list[Any] = []  # ctypes callbacks must outlive the linker
 
-    def define(self, linker: wasmtime.Linker) -> None:
-        valtype = {I32: wasmtime.ValType.i32(), I64: wasmtime.ValType.i64()}
-        own: dict[str, Callable[..., Any]] = {
+    def handlers(self) -> dict[str, Callable[..., Any]]:
+        """preview1 name -> handler; the rest get an errno by family (see ``define``)."""
+        return {
             "args_get": self.args_get, "args_sizes_get": self.args_sizes_get,
             "environ_get": self.environ_get, "environ_sizes_get": self.environ_sizes_get,
             "clock_res_get": self.clock_res_get, "clock_time_get": self.clock_time_get,
@@ -157,8 +164,10 @@ class WasiSubset:
             "poll_oneoff": self.poll_oneoff, "proc_exit": self.proc_exit,
             "random_get": self.random_get, "sched_yield": _errno(ESUCCESS),
         }
-        module = MODULE.encode()
-        for name, (params, results) in SIGNATURES.items():
+
+    def define(self, linker: wasmtime.Linker) -> None:
+        own = self.handlers()
+        for name in SIGNATURES:
             if name in own:
                 handler = own[name]
             elif name.startswith("fd_"):
@@ -169,14 +178,23 @@ class WasiSubset:
                 handler = _errno(ENOTCAPABLE)
             else:
                 handler = _errno(ENOSYS)
-            ty = wasmtime.FuncType([valtype[p] for p in params], [valtype[r] for r in results])
-            callback = ffi.wasmtime_func_unchecked_callback_t(self._callback(handler, params, results))
-            self._keep += [callback, ty]
-            error = ffi.wasmtime_linker_define_func_unchecked(
-                linker.ptr(), module, len(module), name.encode(), len(name), ty.ptr(), callback,
-                None, _NO_FINALIZER)
-            if error:
-                raise wasmtime.WasmtimeError._from_ptr(error)
+            self.define_one(linker, MODULE, name, SIGNATURES[name], handler)
+
+    def define_one(self, linker: wasmtime.Linker, module_name: str, name: str,
+                   signature: tuple[tuple[str, ...], tuple[str, ...]],
+                   handler: Callable[..., Any]) -> None:
+        """Register ``handler`` as ``module_name.name`` through the unchecked entry point."""
+        valtype = {I32: wasmtime.ValType.i32(), I64: wasmtime.ValType.i64()}
+        module = module_name.encode()
+        params, results = signature
+        ty = wasmtime.FuncType([valtype[p] for p in params], [valtype[r] for r in results])
+        callback = ffi.wasmtime_func_unchecked_callback_t(self._callback(handler, params, results))
+        self._keep += [callback, ty]
+        error = ffi.wasmtime_linker_define_func_unchecked(
+            linker.ptr(), module, len(module), name.encode(), len(name), ty.ptr(), callback,
+            None, _NO_FINALIZER)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
 
     def _callback(self, handler: Callable[..., Any], params: tuple[str, ...],
                   results: tuple[str, ...]) -> Callable[..., int]:
@@ -417,10 +435,11 @@ class WasiSubset:
                 userdata, tag = struct.unpack_from("<QB", mem, subs + 48 * i)
                 error = ESUCCESS
                 if tag == 0:  # clock: id u32 @16, timeout u64 @24, flags u16 @40
-                    _, timeout = struct.unpack_from("<IxxxxQ", mem, subs + 48 * i + 16)
+                    clock_id, timeout = struct.unpack_from("<IxxxxQ", mem, subs + 48 * i + 16)
                     (flags,) = struct.unpack_from("<H", mem, subs + 48 * i + 40)
-                    if not flags & 1:  # relative timeout; absolute ones are already due
-                        advance = max(advance, timeout)
+                    if flags & 1:  # absolute (clock_nanosleep TIMER_ABSTIME): up to that time
+                        timeout = max(0, timeout - io.peek_clock(clock_id))
+                    advance = max(advance, timeout)
                 elif tag in (1, 2):  # fd_read / fd_write: fd u32 @16
                     (fd,) = struct.unpack_from("<I", mem, subs + 48 * i + 16)
                     ok = (fd == 0) if tag == 1 else fd in (1, 2)

@@ -85,11 +85,14 @@ def read_message(stream: BinaryIO) -> dict[str, object] | None:
     return wire.decode(body)
 
 
-def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: int) -> None:
+def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: int,
+          python_cache: Path | None = None) -> None:
+    from daemon.runtime.python_tasks import PythonTasks
     from daemon.runtime.cache import ModuleUnavailable
     from daemon.runtime.sandbox import Sandbox
 
     sandbox = Sandbox(cache_dir, cache_capacity=cache_capacity)
+    python = PythonTasks(python_cache)
     out.write(wire.encode({"ready": os.getpid()}))
     out.flush()
     while True:
@@ -98,9 +101,12 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
             return
         request = wire.RunRequest.from_wire(message)
         try:
-            outcome = sandbox.run(request.module_hash, request.module, request.stdin,
-                                  request.limits, seed=request.seed, argv=request.argv,
-                                  logical_time_ns=request.logical_time_ns)
+            if python.owns(request.module_hash, request.module):
+                outcome = python.run(request)
+            else:
+                outcome = sandbox.run(request.module_hash, request.module, request.stdin,
+                                      request.limits, seed=request.seed, argv=request.argv,
+                                      logical_time_ns=request.logical_time_ns)
             reply: dict[str, object] = {"outcome": outcome.to_wire()}
         except ModuleUnavailable:
             reply = {"missing": True}
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nice", type=int, default=10)
     parser.add_argument("--sched-idle", action="store_true")
     parser.add_argument("--max-data-mb", type=int, default=0)
+    parser.add_argument("--python-cache", type=Path, default=None)
     args = parser.parse_args(argv)
     harden(args.nice, args.sched_idle, args.max_data_mb)
     inp = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(2, 1)
     os.close(null)
     try:
-        serve(inp, out, args.cache_dir, args.cache_capacity)
+        serve(inp, out, args.cache_dir, args.cache_capacity, args.python_cache)
     except (BrokenPipeError, KeyboardInterrupt):
         pass
 
