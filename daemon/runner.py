@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 import random
 import signal
@@ -30,7 +31,8 @@ from daemon.membership import Membership
 from daemon.node import Node
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
-from daemon.runtime import WorkerPool, default_pool_config
+from daemon.runtime import WorkerPool, default_pool_config, interpreter
+from daemon.runtime.python_service import PythonRuntimeService
 from daemon.softstate.service import SoftStateService
 from daemon.duplicate import last_seen_addresses, refuse_if_live
 from daemon.storage.claim import claim_data_dir
@@ -89,8 +91,10 @@ def build_node(config: NodeConfig) -> Node:
     genesis = _genesis(config, identity)
     host = p2p.host
     vol = config.volunteer
-    pool = WorkerPool(default_pool_config(vol.cpu_share, vol.max_memory_mb, vol.idle_only,
-                                          vol.hours, config.data_dir))
+    python_cache = vol.python_cache or interpreter.default_cache_dir()
+    pool = WorkerPool(replace(default_pool_config(vol.cpu_share, vol.max_memory_mb, vol.idle_only,
+                                                  vol.hours, config.data_dir),
+                              python_cache_dir=python_cache))
     node.add(pool)
 
     # Attestation: the genesis digest binds the gossiped evidence to this network; verifiers
@@ -127,6 +131,14 @@ def build_node(config: NodeConfig) -> Node:
     jobs = JobsService(identity, committees, host, blobs, pool, soft.candidates)
     node.add(jobs)
     Membership(db, committees, soft, jobs.worker).register_rpc(node.control)
+
+    def offer_python(runtime: str) -> None:
+        soft.runtimes = (*soft.runtimes, "python", runtime)
+        jobs.worker.more_runtimes = (runtime,)
+        soft.publish("python runtime ready")
+
+    node.add(PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
+                                  on_ready=offer_python))
     return node
 
 

@@ -33,8 +33,8 @@ from consensus.actions import Committed
 from consensus.committee import DIRECTORY_SHARD
 from daemon.committees.runner import ReplicaRunner
 from daemon.ledger.certificate import sign_vote
-from daemon.ledger.placing import (RUNTIME, effective_load, expected_duration, majority_runtime,
-                                   propose, task_runtime)
+from daemon.ledger.placing import (effective_load, expected_duration, majority_runtime, propose,
+                                   task_runtime)
 from daemon.ledger.events import Accepted, Offered
 from daemon.ledger.records import Answer, Job, JobState
 from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
@@ -116,7 +116,7 @@ class MemberDuties:
         return TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
                          job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
-                         job.clock_ns, t.replicas[replica].lease_ms, t.runtime or RUNTIME)
+                         job.clock_ns, t.replicas[replica].lease_ms, t.runtime or s.runtime)
 
     def _vote(self, runner: ReplicaRunner, job: Job, task: int, winner: Answer) -> ResultVote:
         status, output_hash, size, exit_code, stderr_hash, stderr_size = winner
@@ -204,7 +204,7 @@ class MemberDuties:
             extra: Counter[str] = Counter()
             duration = expected_duration(job.spec, job.runtimes_ms)
             empty = ops.Place(job.id, now_ms, duration[0], cands, ())
-            majority = majority_runtime(cands)
+            majority = majority_runtime(cands, job.spec.runtime)
             size = len(packb([ops.encode_op(empty)]))
             empty_in_a_row = 0
             for k, i in enumerate(slots):

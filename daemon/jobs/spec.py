@@ -36,6 +36,8 @@ MAX_MEMORY_MB = 4096
 MAX_WALL_S = 24 * 3600
 MAX_OUTPUT = 1 << 20
 WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
+PYTHON_FUEL = 50_000_000_000
+"""Default fuel of a Python task: starting the interpreter costs ~0.35e9, ``import numpy`` ~1e9."""
 
 LEVELS = {
     "none": AttestationLevel.NONE,
@@ -46,7 +48,7 @@ LEVELS = {
 COMBINE = ("concat", "files")
 
 _KNOWN: dict[str, tuple[str, ...]] = {
-    "job": ("name", "module", "argv"),
+    "job": ("name", "module", "script", "files", "argv"),
     "inputs": ("list", "lines", "range", "template"),
     "limits": ("fuel", "memory_mb", "wall_s", "max_output_bytes"),
     "replication": ("replicas", "quorum", "max_replicas", "min_attestation", "adaptive"),
@@ -81,6 +83,8 @@ class JobSpec:
     clock_ns: int | None = None
     combine: str = "concat"
     source: str = field(default="", compare=False)
+    runtime: str = "wasm32-wasi"
+    """``python`` when the job names a ``script`` (then ``module`` is a ``bundle``)."""
 
     @property
     def module_hash(self) -> bytes:
@@ -186,14 +190,15 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
          for s in _KNOWN}
     job = part(lambda: _job(t["job"], base, path.stem)) if t["job"] else None
     inputs = part(lambda: _inputs(t["inputs"], base)) if t["inputs"] else None
-    limits = part(lambda: _limits(t["limits"])) if t["limits"] else None
+    python = bool(t["job"]) and "script" in t["job"].table
+    limits = part(lambda: _limits(t["limits"], python)) if t["limits"] else None
     replication = part(lambda: _replication(t["replication"])) if t["replication"] else None
     deadline_s = part(lambda: _deadline(t["schedule"])) if t["schedule"] else None
     clock_ns = part(lambda: _clock(t["sandbox"])) if t["sandbox"] else None
     combine = part(lambda: _combine(t["result"])) if t["result"] else None
     if problems or None in (job, inputs, limits, replication, deadline_s, combine):
         return None, problems
-    name, module, argv = job
+    name, module, argv, runtime = job
     fuel, memory_mb, wall_s, max_output = limits
     replicas, quorum, max_replicas, level, adaptive = replication
     return JobSpec(name=name, module=module, argv=argv, inputs=inputs, fuel=fuel,
@@ -201,13 +206,31 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
                    replicas=replicas, quorum=quorum, max_replicas=max_replicas,
                    min_attestation=level, adaptive=adaptive, deadline_s=deadline_s,
                    clock_ns=clock_ns,
-                   combine=combine, source=where), []
+                   combine=combine, source=where, runtime=runtime), []
 
 
-def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ...]]:
+def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ...], str]:
     name = job.str("name", stem, '"my-job"')
     if not 1 <= len(name) <= 128:
         raise job.fail("name", "must be 1 to 128 characters")
+    runtime = "wasm32-wasi"
+    if "script" in job.table:
+        if "module" in job.table:
+            raise job.fail("script", "and module are both given: a job runs either a Python "
+                           "script or a WebAssembly module")
+        module = _python_bundle(job, base)
+        runtime = "python"
+    else:
+        if "files" in job.table:
+            raise job.fail("files", "ships files for a Python script; this job has no script")
+        module = _wasm_module(job, base)
+    argv = job.table.get("argv", [name])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or len(argv) > MAX_ARGV:
+        raise job.fail("argv", f'must be a list of at most {MAX_ARGV} strings (e.g. argv = ["pi"])')
+    return name, module, tuple(argv), runtime
+
+
+def _wasm_module(job: _Fields, base: Path) -> bytes:
     module_path = base / job.str("module", None, '"pi.wasm"')
     try:
         module = read_capped(module_path, MAX_MODULE_BYTES)
@@ -216,16 +239,53 @@ def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ..
     if not module.startswith(WASM_MAGIC):
         raise job.fail("module", f"names {module_path}, which is not a WebAssembly module (build it "
                        "with clang --target=wasm32-wasi, see examples/build.sh)")
-    argv = job.table.get("argv", [name])
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or len(argv) > MAX_ARGV:
-        raise job.fail("argv", f'must be a list of at most {MAX_ARGV} strings (e.g. argv = ["pi"])')
-    return name, module, tuple(argv)
+    return module
 
 
-def _limits(lim: _Fields) -> tuple[int, int, float, int]:
-    fuel = lim.int("fuel", 1_000_000_000, 1, MAX_FUEL, "1_000_000_000")
-    memory_mb = lim.int("memory_mb", 16, 1, MAX_MEMORY_MB, "16")
-    wall_s = lim.number("wall_s", 60.0, 0, MAX_WALL_S, "60")
+def _python_bundle(job: _Fields, base: Path) -> bytes:
+    """The script and the ``files`` (modules, data; directories taken whole) as one bundle;
+    each keeps its path relative to the spec's directory, under ``/job`` in the sandbox."""
+    from daemon.runtime.bundle import MAX_BUNDLE, MAX_FILES, Bundle, BundleError
+
+    script = job.str("script", None, '"task.py"')
+    named = job.table.get("files", [])
+    if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+        raise job.fail("files", 'must be a list of paths (e.g. files = ["model.py", "data/"])')
+    root = base.resolve()
+    found: dict[str, Path] = {}
+    for key, entry in [("script", script)] + [("files", n) for n in named]:
+        path = (base / entry).resolve()
+        if not path.is_relative_to(root):
+            raise job.fail(key, f"names {entry}, which is outside the spec's directory {root}")
+        if not path.exists():
+            raise job.fail(key, f"names {base / entry}, which does not exist")
+        members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for member in members:
+            if "__pycache__" not in member.parts:
+                found[member.relative_to(root).as_posix()] = member
+            if len(found) > MAX_FILES:
+                raise job.fail("files", f"names more than {MAX_FILES} files")
+    total = 0
+    contents = {}
+    for name, path in found.items():
+        total += path.stat().st_size
+        if total > MAX_BUNDLE:
+            raise job.fail("files", f"the script and its files pass {MAX_BUNDLE:,} bytes together")
+        try:
+            contents[name] = path.read_bytes()
+        except OSError as err:
+            raise job.fail("files", f"cannot read {path}: {err.strerror}") from None
+    try:
+        return Bundle((base / script).resolve().relative_to(root).as_posix(), contents).encode()
+    except BundleError as err:
+        raise job.fail("files", str(err)) from None
+
+
+def _limits(lim: _Fields, python: bool = False) -> tuple[int, int, float, int]:
+    # the interpreter and numpy need more of everything
+    fuel = lim.int("fuel", PYTHON_FUEL if python else 1_000_000_000, 1, MAX_FUEL, "1_000_000_000")
+    memory_mb = lim.int("memory_mb", 256 if python else 16, 1, MAX_MEMORY_MB, "16")
+    wall_s = lim.number("wall_s", 120.0 if python else 60.0, 0, MAX_WALL_S, "60")
     max_output = lim.int("max_output_bytes", 64 * 1024, 1, MAX_OUTPUT, "65536")
     return fuel, memory_mb, wall_s, max_output
 

@@ -57,6 +57,8 @@ class WorkerDuties:
                  hand_over: Callable[[str, OutputReady], Awaitable[bool]]) -> None:
         self.pool = pool
         self.runtime = offered_runtimes(runtime_id())[-1]
+        self.more_runtimes: tuple[str, ...] = ()
+        """Exact runtimes offered beyond wasm (``python@ID`` once the interpreter is ready)."""
         self.declining: str | None = None
         """Why every offer is declined now (``daemon.membership``), or None."""
         self.hand_over = hand_over
@@ -125,7 +127,7 @@ class WorkerDuties:
         try:
             if self.declining:
                 raise Declined(self.declining)
-            if o.runtime not in (RUNTIME, self.runtime):
+            if o.runtime not in (RUNTIME, self.runtime, *self.more_runtimes):
                 raise Declined(f"the task is pinned to {o.runtime}, this node runs "
                                f"{self.runtime}: run it elsewhere")
             self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))

@@ -51,12 +51,13 @@ def queue_per_slot(load: float) -> float:
     return load / (1 - load) if load < 1 else float("inf")
 
 
-def majority_runtime(candidates: Iterable[ops.CandidateWire]) -> str:
-    """The exact runtime (``wasm32-wasi@ID``) most candidates offer (ties: the greater name),
-    or the bare target when no record names one. Once per ``Place``, for all its tasks."""
+def majority_runtime(candidates: Iterable[ops.CandidateWire], family: str = RUNTIME) -> str:
+    """The exact runtime of the job's ``family`` (``wasm32-wasi@ID``, ``python@ID``) most
+    candidates offer (ties: the greater name), or the bare family when no record names one.
+    Once per ``Place``, for all its tasks."""
     counts = Counter(name for c in candidates for name in set(c.runtimes)
-                     if name.startswith(RUNTIME + "@"))
-    return max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0] if counts else RUNTIME
+                     if name.startswith(family + "@"))
+    return max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0] if counts else family
 
 
 def task_runtime(task: Any, majority: str) -> str:

@@ -77,16 +77,20 @@ class TaskReplica:
     """Ledger time of the worker's ``Start`` (0: not started)."""
     reported_ms: int = 0
     """Ledger time of its ``Result`` (0: none yet)."""
+    fuel_used: int = 0
+    """The fuel the worker reported. Not part of the agreement (a result is its output), but
+    shown by ``explain``: replicas of a deterministic runtime report the same fuel, and a
+    difference points at a non-deterministic runtime."""
 
     def to_wire(self) -> list[Any]:
         return [self.worker, self.placed_ms, self.lease_ms, self.started,
                 list(self.result) if self.result else None, self.outcome, self.detail,
-                self.started_ms, self.reported_ms]
+                self.started_ms, self.reported_ms, self.fuel_used]
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "TaskReplica":
-        # Snapshots from before run times were kept have 7 fields: those replicas read as 0.
-        return cls(v[0], v[1], v[2], v[3], _result(v[4]), ReplicaOutcome(v[5]), v[6], *v[7:9])
+        # Snapshots from before run times (fuel) were kept have 7 (9) fields: those read as 0.
+        return cls(v[0], v[1], v[2], v[3], _result(v[4]), ReplicaOutcome(v[5]), v[6], *v[7:10])
 
     @property
     def runtime_ms(self) -> int | None:

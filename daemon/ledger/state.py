@@ -65,6 +65,7 @@ their submitters), so the replicated state, and every checkpoint of it, stays bo
 MAX_PLACE_SKEW_MS = 120_000
 UNREACHABLE_WINDOW_MS = 120_000
 RUNTIME_SAMPLES = 32
+RUNTIME_FAMILIES = ("wasm32-wasi", "python")
 """How many of a job's latest agreed replica run times the ledger keeps: what placement's
 duration estimate is the median of (``daemon.ledger.placing.expected_duration``)."""
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
@@ -158,6 +159,8 @@ class JobLedger:
             raise _Refused("need 1 <= quorum <= replicas <= max_replicas")
         if op.min_attestation > max(AttestationLevel):
             raise _Refused(f"unknown attestation level {op.min_attestation}")
+        if op.runtime not in RUNTIME_FAMILIES:
+            raise _Refused(f"unknown runtime {op.runtime!r}: one of {', '.join(RUNTIME_FAMILIES)}")
         jid = job_id(request.client, request.operation)
         if jid in self.jobs:
             return {"job": jid, "existing": True}
@@ -223,7 +226,7 @@ class JobLedger:
             raise _Refused("placement time is too far from the ledger clock")
         placed, refused = 0, []
         extra: Counter[str] = Counter()  # tasks given to each worker earlier in this operation
-        majority = majority_runtime(op.candidates)
+        majority = majority_runtime(op.candidates, job.spec.runtime)
         for a in op.assignments:
             seen = Counter(extra)
             for w in a.workers:
@@ -277,6 +280,7 @@ class JobLedger:
             raise _Refused(f"unknown task status {op.status}") from None
         rep.detail = op.detail[:256]
         rep.reported_ms = self.now_ms
+        rep.fuel_used = op.fuel_used
         if status in NODE_FAULTS:
             rep.outcome = ReplicaOutcome.TIMEOUT
             self._worker(client).timeouts += 1
@@ -346,7 +350,8 @@ class JobLedger:
             if op.detail:
                 row["replicas"] = [{"worker": r.worker, "outcome": r.outcome, "started": r.started,
                                     "result": list(r.result) if r.result else None,
-                                    "runtime_ms": r.runtime_ms, "detail": r.detail}
+                                    "runtime_ms": r.runtime_ms, "fuel_used": r.fuel_used,
+                                    "detail": r.detail}
                                    for r in t.replicas]
                 row["explanation"] = t.explanation
                 row["quorum"] = t.quorum

@@ -197,6 +197,25 @@ def verify(files: InterpreterFiles) -> None:
                                      f"'{build.pip_spec}'")
 
 
+def verify_once(files: InterpreterFiles) -> None:
+    """``verify``, skipped when the files are unchanged (size, mtime, inode) since it last
+    passed: every daemon start would otherwise hash 153 MB. The stamp lives beside the files,
+    in the user's private cache; whoever can change it can change the files too."""
+    stamp = files.wasm.parent / ".verified"
+    seen = repr([(st.st_size, st.st_mtime_ns, st.st_ino)
+                 for st in (files.wasm.stat(), files.stdlib.stat())])
+    try:
+        if stamp.read_text() == seen:
+            return
+    except OSError:
+        pass
+    verify(files)
+    try:
+        _write_atomic(stamp, seen.encode())
+    except OSError:
+        pass
+
+
 # -- the compiled module cache ---------------------------------------------------------------
 
 

@@ -64,6 +64,9 @@ class Submit:
     adaptive: bool = False
     """Adaptive replication, asked for by the job file: a task may be placed on one trusted
     worker alone and accepted on its word (quorum 1). Off unless asked."""
+    runtime: Name = "wasm32-wasi"
+    """The runtime family that runs the module: ``wasm32-wasi``, or ``python`` (the module is a
+    ``daemon.runtime.bundle``); placement pins each task to one exact ``FAMILY@ID``."""
 
 
 @message("ledger.add_inputs", 1)

@@ -52,6 +52,9 @@ def _node_config(network: str, node: NodeRecord, bootstrap: list[str], genesis: 
         "",
         "[volunteer]",
         "cpu_share = 0.25",
+        # A testnet reaches nothing beyond 127.0.0.1: it uses the machine's interpreter cache
+        # (filled by scripts/setup.sh) and never downloads it.
+        "python_fetch = false",
         "",
         "[log]",
         'level = "info"',
