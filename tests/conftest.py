@@ -9,6 +9,7 @@ missing file fails the test with the fix rather than skipping it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Daemons started by tests use the machine's interpreter cache and never download it.
+os.environ["NOVACRON_PYTHON_FETCH"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,9 @@ class PythonRuntimeService:
                  on_ready: Callable[[str], None]) -> None:
         self.cache_dir = cache_dir
         self.enabled = enabled
-        self.fetch = fetch
+        # NOVACRON_PYTHON_FETCH=0 forbids downloading whatever the config says: the test suite
+        # sets it, so no daemon a test starts ever reaches beyond 127.0.0.1.
+        self.fetch = fetch and os.environ.get("NOVACRON_PYTHON_FETCH", "1") != "0"
         self.on_ready = on_ready
         self.state = State.CHECKING if enabled else State.DECLINED
         self.detail = "" if enabled else "the volunteer declined Python tasks (volunteer.python)"

@@ -62,3 +62,18 @@ def test_numpy_job_through_the_python_client(testnet: Path, tmp_path: Path) -> N
         assert len({r["result"]["output_sha256"] for r in agreed}) == 1
         assert len({r["fuel_used"] for r in agreed}) == 1 and agreed[0]["fuel_used"] > 10**9
         assert ex["replicas"][0]["worker"] != ex["replicas"][1]["worker"]
+
+
+def test_novacron_run_submits_a_script_and_prints_verified_results(testnet: Path,
+                                                                    tmp_path: Path) -> None:
+    eventually(lambda: python_ready(testnet, 5), timeout=120, what="python on every node")
+    work = tmp_path / "pi"
+    shutil.copytree(ROOT / "examples" / "python" / "pi", work)
+    res = run("run", str(work / "task.py"), "--input", "1 100000", "--input", "2 100000",
+              "--genesis", str(testnet / "genesis.toml"), "--timeout", "300",
+              "--data-dir", node_dir(testnet, 1), timeout=400)
+    assert res.returncode == 0, res.stderr
+    lines = sorted(res.stdout.splitlines())
+    assert [line.split(":")[0] for line in lines] == ["task 0", "task 1"]
+    assert all(line.endswith(" 100000") for line in lines)
+    assert "2 results, each verified against its certificate" in res.stderr
