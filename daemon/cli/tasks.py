@@ -20,9 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from daemon.cli.common import add_client_args, socket_path
 from daemon.cli.errors import CliError
-from daemon.runtime.outcome import Limits, LimitsError, TaskOutcome
+
+if TYPE_CHECKING:  # the runtime loads wasmtime and trio: only when a command needs it
+    from daemon.runtime.outcome import Limits, TaskOutcome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _limits(args: argparse.Namespace, fuel: int, memory_pages: int, wall_s: float,
             max_output: int) -> Limits:
+    from daemon.runtime.outcome import Limits, LimitsError
+
     try:
         return Limits(fuel=args.fuel or fuel,
                       memory_pages=args.memory_mb * 16 if args.memory_mb else memory_pages,
@@ -66,6 +72,7 @@ def _limits(args: argparse.Namespace, fuel: int, memory_pages: int, wall_s: floa
 def try_cmd(args: argparse.Namespace) -> int:
     from daemon.jobs.spec import PYTHON_FUEL, SpecError, load_spec
     from daemon.runtime.bundle import Bundle, BundleError
+    from daemon.runtime.outcome import Limits
 
     target: Path = args.target
     if not target.is_file():
