@@ -218,11 +218,13 @@ def encode_op(op: Operation) -> bytes:
 def decode_stored_submit(data: bytes) -> Submit:
     """A job's ``Submit`` as a ledger snapshot stored it. Snapshots from before adaptive
     replication was a choice have no ``adaptive`` field: those jobs read as not adaptive (so
-    their remaining tasks are placed with the quorum they asked for)."""
+    their remaining tasks are placed with the quorum they asked for). Snapshots from before
+    runtimes were named have no ``runtime``: those jobs are wasm32-wasi jobs."""
     value = unpackb(data, max_size=1 << 20, canonical_maps=True)
+    fields = len(struct_spec(Submit).names)
     if (type(value) is list and len(value) == 2 and value[0] == _TAG_OF[Submit]
-            and type(value[1]) is list and len(value[1]) == len(struct_spec(Submit).names) - 1):
-        value = [value[0], value[1] + [False]]
+            and type(value[1]) is list and fields - 2 <= len(value[1]) < fields):
+        value = [value[0], (value[1] + [False, "wasm32-wasi"])[:fields]]
     op = decode_op(packb(value))
     if not isinstance(op, Submit):
         raise MalformedMessage("a stored job is not a Submit")

@@ -386,7 +386,7 @@ def test_snapshots_from_before_adaptive_was_a_choice_read_as_not_adaptive():
     h.place_all(job)
     snap = unpackb(h.ledger.snapshot())
     tag, body = unpackb(snap[3][0][2])
-    snap[3][0][2] = packb([tag, body[:-1]])  # the Submit as it was stored before
+    snap[3][0][2] = packb([tag, body[:-2]])  # the Submit as it was stored before (nor runtime)
     for task in snap[3][0][5]:
         del task[8:]  # and tasks before failures were named
     restored = JobLedger([m.public_key for m in MEMBERS], f=1)
