@@ -15,7 +15,15 @@ which is a fault of this node, not a result of the module.
 
 Admission: ``gate`` is re-evaluated every ``sample_interval_s`` from local time and CPU load
 (``volunteer.may_run_now``); while it is closed ``run_task`` raises ``PoolPaused`` with the
-reason. Tasks already running finish (their wall limits bound them).
+reason. Tasks already running finish (their wall limits bound them). ``suspended`` (the
+owner's ``novacron suspend``) closes the gate whatever the hours or load say.
+
+Live settings: ``reconfigure`` swaps the preferences and memory cap while tasks run. More slots
+start new workers at once; fewer retire the surplus as each worker next falls idle. Idle workers
+are replaced so new rlimits and SCHED_IDLE take effect. ``slowdown`` (set by the CPU-share
+throttle, which pauses workers on a duty cycle) stretches a task's wall-clock allowance by the
+time its worker spends paused. Every finished run is passed to the ``on_run`` observers as a
+``RunRecord`` (the task log, metrics), with the CPU time its worker spent on it.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +95,27 @@ class PoolConfig:
         return cmd
 
 
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One task run, for observers: ``origin`` is what the caller said the task was (job,
+    task, replica), ``cpu_s`` the CPU time its worker process used meanwhile."""
+
+    origin: tuple[bytes, int, int] | None
+    outcome: TaskOutcome
+    started: float
+    cpu_s: float
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a live process in seconds (0.0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class _Worker:
     """One worker process and the framing on its pipes."""
 
@@ -97,6 +128,7 @@ class _Worker:
         self.retired = trio.Event()
         self.pid = process.pid
         self.busy = False
+        self.surplus = False  # retired for good: its slot ends instead of spawning again
 
     async def _read_exact(self, n: int) -> bytes:
         while len(self._buffer) < n:
@@ -141,9 +173,16 @@ class WorkerPool:
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
         self.size = config.worker_count()
-        self._idle_send, self._idle_recv = trio.open_memory_channel[_Worker](self.size)
+        self._idle_send, self._idle_recv = trio.open_memory_channel[_Worker](
+            max(self.size, cpu_count()))
         self._live: dict[int, _Worker] = {}
+        self._nursery: trio.Nursery | None = None
+        self._surplus = 0
+        self._load: float | None = None
         self.gate: tuple[bool, str] = (False, "starting")
+        self.suspended: str | None = None
+        self.slowdown = 1.0
+        self.on_run: list[Callable[[RunRecord], None]] = []
         self.started = self.completed = self.crashed = self.killed = self.restarts = 0
         self.running = 0
 
@@ -151,6 +190,7 @@ class WorkerPool:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             for index in range(self.size):
                 await nursery.start(self._slot, index)
             self._update_gate(None)
@@ -167,13 +207,57 @@ class WorkerPool:
                 if first:
                     task_status.started()
                     first = False
-                self._idle_send.send_nowait(worker)
+                self._release(worker)
                 await worker.retired.wait()
             finally:
                 self._live.pop(worker.pid, None)
                 with trio.CancelScope(shield=True):
                     await worker.reap()
+            if worker.surplus:
+                return
             self.restarts += 1
+
+    def _release(self, worker: _Worker) -> None:
+        """Lend ``worker`` out again, or retire it if the pool is shrinking."""
+        if self._surplus > 0:
+            self._surplus -= 1
+            worker.surplus = True
+            worker.kill_and_retire()
+        else:
+            self._idle_send.send_nowait(worker)
+
+    def reconfigure(self, prefs: VolunteerPrefs, max_memory_mb: int) -> None:
+        """Apply the volunteer's new settings now (see the module docstring)."""
+        old = self.config
+        self.config = replace(old, prefs=prefs, max_memory_mb=max_memory_mb)
+        size = self.config.worker_count()
+        if size > self.size and self._nursery is not None:
+            grow = size - self.size
+            cancelled = min(grow, self._surplus)
+            self._surplus -= cancelled
+            for index in range(grow - cancelled):
+                self._nursery.start_soon(self._slot, self.size + index)
+        elif size < self.size:
+            self._surplus += self.size - size
+        self.size = size
+        respawn = old.command() != self.config.command()
+        keep = []
+        while True:  # idle workers: retire the surplus, replace the rest if their flags changed
+            try:
+                worker = self._idle_recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if self._surplus > 0:
+                self._surplus -= 1
+                worker.surplus = True
+                worker.kill_and_retire()
+            elif respawn:
+                worker.kill_and_retire()  # its slot spawns a fresh one with the new flags
+            else:
+                keep.append(worker)
+        for worker in keep:
+            self._idle_send.send_nowait(worker)
+        self._update_gate(self._load)
 
     async def _spawn(self) -> _Worker:
         env = dict(os.environ)
@@ -194,7 +278,16 @@ class WorkerPool:
         return worker
 
     def _update_gate(self, load: float | None) -> None:
-        self.gate = may_run_now(self.config.prefs, datetime.now(), load)
+        self._load = load
+        if self.suspended is not None:
+            self.gate = (False, self.suspended)
+        else:
+            self.gate = may_run_now(self.config.prefs, datetime.now(), load)
+
+    def suspend(self, reason: str | None) -> None:
+        """Close the gate with ``reason`` (None: reopen it to the usual rules)."""
+        self.suspended = reason
+        self._update_gate(self._load)
 
     async def _gate_loop(self) -> None:
         before: CpuSample | None = None
@@ -214,7 +307,11 @@ class WorkerPool:
 
     def status(self) -> dict[str, Any]:
         accepting, reason = self.gate
-        return {"health": "ok", "runtime_id": runtime_id(), "workers": self.size, "running": self.running,
+        busy = f"{self.running} of {self.size} worker(s) busy"
+        summary = f"{busy}, {self.completed} task(s) done; " + (
+            "taking tasks" if accepting else f"taking no tasks: {reason}")
+        return {"health": "ok", "summary": summary, "runtime_id": runtime_id(),
+                "workers": self.size, "running": self.running,
                 "accepting": accepting, "reason": reason, "tasks_started": self.started,
                 "tasks_completed": self.completed, "workers_crashed": self.crashed,
                 "workers_killed": self.killed, "worker_restarts": self.restarts}
@@ -226,7 +323,8 @@ class WorkerPool:
 
     async def run_task(self, module_hash: bytes, module: bytes | None, stdin: bytes,
                        limits: Limits, *, seed: bytes = b"", argv: tuple[bytes, ...] = (b"task",),
-                       logical_time_ns: int = 0) -> TaskOutcome:
+                       logical_time_ns: int = 0,
+                       origin: tuple[bytes, int, int] | None = None) -> TaskOutcome:
         """Run one task on some worker. Raises PoolPaused (not now) or ModuleUnavailable (no
         worker has the module cached and ``module`` is None: fetch the blob and call again)."""
         accepting, reason = self.gate
@@ -236,11 +334,14 @@ class WorkerPool:
             return TaskOutcome(TaskStatus.REFUSED,
                                f"task asks for {limits.memory_pages * PAGE >> 20} MiB of memory; "
                                f"this volunteer allows {self.config.max_memory_mb} MiB")
+        if self.slowdown > 1:  # the throttle pauses workers: the same work takes longer
+            limits = replace(limits, wall_s=min(86400.0, limits.wall_s * self.slowdown))
         request = wire.RunRequest(module_hash, module, stdin, limits, seed, argv, logical_time_ns)
         worker = await self._borrow()
         allowance = (self.config.compile_allowance_s if module is not None
                      else self.config.load_allowance_s)
         deadline = limits.wall_s + self.config.margin_s + allowance
+        began, cpu0 = time.time(), process_cpu_s(worker.pid)
         self.started += 1
         self.running += 1
         worker.busy = True
@@ -249,24 +350,35 @@ class WorkerPool:
                 await worker.send(request.to_wire())
                 reply = await worker.receive(limit=limits.max_output + (1 << 20))
         except (WorkerGone, wire.WireError):
-            return await self._crashed(worker)
+            return await self._crashed(worker, origin, began)
         except BaseException:
             worker.kill_and_retire()  # cancelled mid-task: its answer would desync the pipe
             raise
         finally:
             self.running -= 1
             worker.busy = False
+        cpu_s = max(0.0, process_cpu_s(worker.pid) - cpu0)
         if scope.cancelled_caught:
             worker.kill_and_retire()
             self.killed += 1
-            return TaskOutcome(TaskStatus.TIMED_OUT,
-                               f"worker killed: no answer within {deadline:g} s (wall-clock "
-                               f"limit {limits.wall_s:g} s plus margin)", wall_s=deadline)
-        self._idle_send.send_nowait(worker)
+            return self._ran(origin, began, cpu_s, TaskOutcome(
+                TaskStatus.TIMED_OUT, f"worker killed: no answer within {deadline:g} s "
+                f"(wall-clock limit {limits.wall_s:g} s plus margin)", wall_s=deadline))
+        self._release(worker)
         if reply.get("missing"):
             raise ModuleUnavailable(module_hash.hex())
         self.completed += 1
-        return TaskOutcome.from_wire(reply["outcome"])
+        return self._ran(origin, began, cpu_s, TaskOutcome.from_wire(reply["outcome"]))
+
+    def _ran(self, origin: tuple[bytes, int, int] | None, began: float, cpu_s: float,
+             outcome: TaskOutcome) -> TaskOutcome:
+        record = RunRecord(origin, outcome, began, cpu_s)
+        for observer in self.on_run:
+            try:
+                observer(record)
+            except Exception:  # noqa: BLE001 - a log or metric must never lose a result
+                log.exception("task-run observer failed")
+        return outcome
 
     async def _borrow(self) -> _Worker:
         while True:
@@ -275,7 +387,8 @@ class WorkerPool:
                 return worker
             worker.kill_and_retire()  # died while idle (e.g. killed by the OOM killer)
 
-    async def _crashed(self, worker: _Worker) -> TaskOutcome:
+    async def _crashed(self, worker: _Worker, origin: tuple[bytes, int, int] | None = None,
+                       began: float = 0.0) -> TaskOutcome:
         worker.kill_and_retire()
         self.crashed += 1
         with trio.move_on_after(5):
@@ -285,8 +398,9 @@ class WorkerPool:
             how = f"killed by signal {-code} ({signal.Signals(-code).name})"
         else:
             how = f"exited with code {code}"
-        return TaskOutcome(TaskStatus.CRASHED, f"worker process died ({how}); this is a fault "
-                           "of the node, not of the module: run the task again elsewhere")
+        return self._ran(origin, began, 0.0, TaskOutcome(
+            TaskStatus.CRASHED, f"worker process died ({how}); this is a fault of the node, "
+            "not of the module: run the task again elsewhere"))
 
 
 def runtime_id() -> str:
