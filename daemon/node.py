@@ -36,11 +36,13 @@ class Node:
         self.services: list[Service] = []
         self.started_wall = time.time()
         self.started = trio.Event()
+        self.stop_requested = trio.Event()  # ``novacron stop``; ``runner.serve`` acts on it
         # Services whose ``run`` has reported started: the control socket answers before the
         # rest are up, and ``status`` must say which ones a caller is still waiting for.
         self.running: set[str] = set()
         self.control.register("status", self.rpc_status)
         self.control.register("ping", self.rpc_ping)
+        self.control.register("stop", self.rpc_stop)
 
     def add(self, service: Service) -> None:
         self.services.append(service)
@@ -62,6 +64,12 @@ class Node:
     async def rpc_ping(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
         return {"node_id": self.identity.node_id, "pid": os.getpid()}
+
+    async def rpc_stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Shut the daemon down cleanly (as SIGTERM does); the answer comes first."""
+        only(params)
+        self.stop_requested.set()
+        return {"node_id": self.identity.node_id, "pid": os.getpid(), "state": "stopping"}
 
     async def rpc_status(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)

@@ -29,6 +29,7 @@ from daemon.jobs.service import JobsService
 from daemon.ledger.shard import LedgerShards
 from daemon.membership import Membership
 from daemon.node import Node
+from daemon.owner import OwnerService, Settings
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
 from daemon.runtime import WorkerPool, default_pool_config, interpreter
@@ -45,6 +46,8 @@ from protocol.identity import NodeIdentity, node_id_from_public_key
 log = logging.getLogger("novacron")
 
 SHUTDOWN_GRACE = 1.5
+STOP_ANSWER_S = 0.1
+"""Time for the control socket to send the answer to ``stop`` before everything is cancelled."""
 
 
 def setup_logging(config: NodeConfig) -> None:
@@ -68,11 +71,20 @@ async def serve(node: Node, on_ready: Callable[[], None] | None = None) -> None:
             await nursery.start(node.run)
             if on_ready is not None:
                 on_ready()
+            nursery.start_soon(_stop_on_request, node, nursery.cancel_scope)
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
     log.info("stopped")
+
+
+async def _stop_on_request(node: Node, scope: trio.CancelScope) -> None:
+    """``novacron stop``: the same clean shutdown as SIGTERM, once the request is answered."""
+    await node.stop_requested.wait()
+    log.info("stop requested over the control socket: shutting down")
+    await trio.sleep(STOP_ANSWER_S)
+    scope.cancel()
 
 
 def build_node(config: NodeConfig) -> Node:
@@ -96,6 +108,7 @@ def build_node(config: NodeConfig) -> Node:
                                                   vol.hours, config.data_dir),
                               python_cache_dir=python_cache))
     node.add(pool)
+    owner = OwnerService(db, Settings.from_config(vol), pool)
 
     # Attestation: the genesis digest binds the gossiped evidence to this network; verifiers
     # that want freshness challenge the node with a nonce of their own (AttestationService).
@@ -139,6 +152,8 @@ def build_node(config: NodeConfig) -> Node:
 
     node.add(PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
                                   on_ready=offer_python))
+    owner.attach(soft, jobs.worker)
+    node.add(owner)
     return node
 
 

@@ -17,7 +17,7 @@ from daemon.cli.errors import CliError
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.identity", "daemon.cli.node", "daemon.cli.consensus", "daemon.cli.testnet",
-    "daemon.cli.attest", "daemon.cli.jobs", "daemon.cli.tasks",
+    "daemon.cli.attest", "daemon.cli.jobs", "daemon.cli.tasks", "daemon.cli.owner",
 )
 
 

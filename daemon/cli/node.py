@@ -92,6 +92,9 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(f"network   {st['network']}  (version {st['version']}, pid {st['pid']}, "
           f"up {st['uptime_s']:.0f} s)")
     print(wrap(f"health    {st['health']}", indent=10))
+    work = st.get("services", {}).get("owner", {}).get("work")
+    if work:
+        print(wrap(f"work      {work}", indent=10))
     for line in _fmt_services(st.get("services", {})):
         print(line)
     return 0

@@ -139,7 +139,8 @@ class WorkerDuties:
             outcome = await self.pool.run_task(o.module_hash, module, data, limits,
                                                seed=task_seed(o.job, o.task),
                                                argv=tuple(a.encode() for a in o.argv),
-                                               logical_time_ns=o.clock_ns)
+                                               logical_time_ns=o.clock_ns,
+                                               origin=(o.job, o.task, o.replica))
         except BlobUnavailable as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"could not fetch the task's data: {err}")
         except PoolPaused as err:

@@ -1,0 +1,65 @@
+"""CPU share by duty cycle: the pure rule, and the shell pausing a real process and never
+leaving it stopped (virtual time: the periods pass at once, the signals are real)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import trio
+
+from daemon.owner.throttle import MIN_DUTY, Throttle, duty_cycle
+
+
+@pytest.mark.parametrize("share, cores, workers, duty", [
+    (0.25, 2, 1, 0.5),  # a quarter of two cores is half of the one worker's time
+    (0.5, 2, 1, 1.0),
+    (1.0, 4, 4, 1.0),
+    (0.25, 1, 1, 0.25),
+    (0.75, 2, 1, 1.0),  # floor(1.5) = 1 worker: it may run all the time and stays under 75%
+    (0.001, 1, 1, MIN_DUTY),
+    (0.5, 2, 0, 1.0),
+])
+def test_duty_cycle(share, cores, workers, duty):
+    assert duty_cycle(share, cores, workers) == pytest.approx(duty)
+
+
+def state(pid: int, want: str) -> str:
+    """The process's state once it is ``want`` (a signal lands asynchronously), or after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            now = f.read().rsplit(")", 1)[1].split()[0]
+        if now == want or time.monotonic() > deadline:
+            return now
+        time.sleep(0.005)  # polling a real process's state
+
+
+async def test_the_throttle_pauses_workers_and_leaves_none_stopped(autojump_clock):
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    seen: list[str] = []
+    slowdowns: list[float] = []
+    share = [0.25]
+    throttle = Throttle(lambda: duty_cycle(share[0], 2, 1), lambda: [proc.pid, 999_999_999],
+                        slowdowns.append)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(throttle.run)
+            for _ in range(5):
+                await trio.sleep(0.7)  # virtual: inside a pause (periods are 0.5 s on, 0.5 off)
+                seen.append(state(proc.pid, "T"))
+                await trio.sleep(0.3)
+            share[0] = 1.0  # a changed share applies within a period
+            await trio.sleep(2.0)
+            seen.append(state(proc.pid, "S"))
+            nursery.cancel_scope.cancel()
+        assert seen[:5] == ["T"] * 5 and seen[5] != "T"
+        assert slowdowns == [2.0, 1.0, 1.0]  # 1 / duty, then unthrottled, then reset on exit
+        assert throttle.paused_s == pytest.approx(2.5)
+        assert state(proc.pid, "S") == "S"
+    finally:
+        proc.kill()
+        proc.wait()
