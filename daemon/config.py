@@ -20,6 +20,12 @@ Example (``novacron daemon --config node.toml``)::
     hours = "22:00-07:00"    # run tasks only in these local hours (empty: any time)
     domain = "home-dsl"      # failure domain: replicas of a task go to different domains
 
+    [ui]
+    port = 7681              # the owner's web page on 127.0.0.1 (0: off); `novacron ui`
+
+    [metrics]
+    port = 0                 # Prometheus metrics on 127.0.0.1 (0: off), e.g. 9464
+
     [storage]
     sync = "normal"          # "full" also survives power loss, at some commit latency
 
@@ -79,6 +85,10 @@ class NodeConfig:
     """A TPM to use instead of the detected device (e.g. ``swtpm:host=127.0.0.1,port=2321``)."""
     trusted_ek_cas: tuple[Path, ...] = ()
     """PEM files of CAs whose endorsement-key certificates this node trusts when it verifies."""
+    ui_port: int = 7681
+    """The owner's web page, on 127.0.0.1 only (0: off)."""
+    metrics_port: int = 0
+    """Prometheus metrics on 127.0.0.1 only (0: off, the default)."""
 
     @property
     def socket_path(self) -> Path:
@@ -113,6 +123,8 @@ _SCHEMA: dict[str, tuple[Any, str]] = {
     "attestation.tcti": (str, "a TPM's TCTI string, e.g. \"swtpm:host=127.0.0.1,port=2321\""),
     "attestation.trusted_ek_cas": (list, "a list of PEM files of endorsement-key CAs to trust"),
     "log.file": (str, "a file path"),
+    "ui.port": (int, "a TCP port for the web page on 127.0.0.1 (0: off)"),
+    "metrics.port": (int, "a TCP port for Prometheus metrics on 127.0.0.1 (0: off)"),
 }
 _SECTIONS = {k.split(".")[0] for k in _SCHEMA if "." in k}
 
@@ -212,8 +224,16 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
     level = flat.get("log.level", cfg.log_level).lower()
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{source}: log.level must be debug, info, warning or error, got {level!r}")
+    ports = {"ui.port": cfg.ui_port, "metrics.port": cfg.metrics_port}
+    for key in ports:
+        port = flat.get(key, ports[key])
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{source}: {key} must be a TCP port 0-65535 (0: off), got {port}")
+        ports[key] = port
     return replace(
         cfg,
+        ui_port=ports["ui.port"],
+        metrics_port=ports["metrics.port"],
         network=network,
         listen=listen,
         bootstrap=bootstrap,

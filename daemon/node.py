@@ -73,6 +73,10 @@ class Node:
 
     async def rpc_status(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """What ``novacron status`` shows (also read by the metrics and the web page)."""
         services = {s.name: s.status() for s in self.services}
         waiting = [s.name for s in self.services if s.name not in self.running]
         problems = [f"starting ({', '.join(waiting)} not up yet)"] if waiting else []

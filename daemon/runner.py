@@ -30,6 +30,8 @@ from daemon.ledger.shard import LedgerShards
 from daemon.membership import Membership
 from daemon.node import Node
 from daemon.owner import OwnerService, Settings
+from daemon.web.metrics import MetricsService, NodeCollector
+from daemon.web.ui import UiService
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.service import P2PService
 from daemon.runtime import WorkerPool, default_pool_config, interpreter
@@ -154,6 +156,13 @@ def build_node(config: NodeConfig) -> Node:
                                   on_ready=offer_python))
     owner.attach(soft, jobs.worker)
     node.add(owner)
+    ui = UiService(config.ui_port, config.data_dir, owner, node.status,
+                   lambda: _sessions(soft), lambda: attest.build_report().to_wire())
+    ui.bind()
+    node.add(ui)
+    metrics = MetricsService(config.metrics_port, NodeCollector(node.status, host.metrics))
+    metrics.bind()  # a port the owner asked for and cannot have: fail now, in one line
+    node.add(metrics)
     return node
 
 
@@ -167,6 +176,13 @@ def _committee_peers(committees: CommitteeService, identity: NodeIdentity) -> se
     me = identity.public_key
     return {node_id_from_public_key(pk) for members in committees.epoch.committees.values()
             if me in members for pk in members}
+
+
+def _sessions(soft: SoftStateService) -> list[tuple[float, float]]:
+    """The node's up sessions, the open one last (what its availability forecast is made of)."""
+    h = soft.availability.history
+    now = [(h.current_start, h.last_alive or h.current_start)] if h.current_start else []
+    return [*h.sessions, *now]
 
 
 def _genesis(config: NodeConfig, identity: NodeIdentity) -> Genesis:

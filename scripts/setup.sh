@@ -13,7 +13,8 @@ PY="${PYTHON:-python3}"
 # name-of-debian-package:file-that-proves-it-is-there
 # libgmp-dev: py-libp2p depends on fastecdsa, which compiles against GMP when no wheel fits.
 # swtpm, swtpm-tools, tpm2-tools: the attestation tests run a real software TPM.
-NOVACRON_APT_PACKAGES="${NOVACRON_APT_PACKAGES:-libgmp-dev:/usr/include/gmp.h libgmp-dev:/usr/include/x86_64-linux-gnu/gmp.h swtpm:/usr/bin/swtpm swtpm-tools:/usr/bin/swtpm_setup tpm2-tools:/usr/bin/tpm2_quote}"
+# chromium, chromium-driver: the web page test opens the owner's page in a real headless browser.
+NOVACRON_APT_PACKAGES="${NOVACRON_APT_PACKAGES:-libgmp-dev:/usr/include/gmp.h libgmp-dev:/usr/include/x86_64-linux-gnu/gmp.h swtpm:/usr/bin/swtpm swtpm-tools:/usr/bin/swtpm_setup tpm2-tools:/usr/bin/tpm2_quote chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver}"
 
 _apt_missing=()
 _seen=""
@@ -47,7 +48,7 @@ if [ ! -f "$stamp" ] || [ "$NOVACRON_ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "setup: installing NovaCron and its test extra into $VENV" >&2
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$NOVACRON_ROOT[test]" 2>&1 \
         | grep -v "^WARNING: Location" >&2 || true
-    "$VENV/bin/python" -c "import trio, libp2p, msgpack, nacl, zstandard, numpy, wasmtime, cryptography, pytest, hypothesis" \
+    "$VENV/bin/python" -c "import trio, libp2p, msgpack, nacl, zstandard, numpy, wasmtime, cryptography, h11, prometheus_client, pytest, hypothesis" \
         || { echo "setup: dependency install failed (see pip output above)" >&2; exit 1; }
     touch "$stamp"
 fi

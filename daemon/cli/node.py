@@ -49,6 +49,7 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
     from daemon.storage.keyfile import KeyFileError
     from daemon.duplicate import DuplicateIdentity
     from daemon.storage.claim import DataDirInUse
+    from daemon.web.http import PortTaken
 
     overrides: dict[str, Any] = {
         "data_dir": str(args.data_dir.resolve()) if args.data_dir else None,
@@ -62,7 +63,7 @@ def run_daemon_cmd(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         run_daemon(config)
     except (ConfigError, KeyFileError, StorageError, SocketInUse, P2PError, GenesisError,
-            DataDirInUse, DuplicateIdentity) as err:
+            DataDirInUse, DuplicateIdentity, PortTaken) as err:
         raise CliError(str(err)) from None
     except OSError as err:
         if err.errno == errno.EADDRINUSE:

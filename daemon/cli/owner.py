@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
@@ -43,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reset", action="store_true",
                    help="forget the changes made here and use the config file's settings")
     p.set_defaults(func=settings_cmd)
+
+    p = sub.add_parser("ui", help="print a one-time login link to this node's web page "
+                                  "(127.0.0.1 only)")
+    add_client_args(p)
+    p.add_argument("--open", action="store_true", help="also open it in the browser")
+    p.set_defaults(func=ui_cmd)
 
     p = sub.add_parser("tasks", help="the tasks this machine ran lately (newest first)")
     add_client_args(p)
@@ -132,6 +139,21 @@ def settings_cmd(args: argparse.Namespace) -> int:
     for name, text in shown.items():
         print(f"{name:<14} {text:<50} [{src[name]}]")
     print(f"{'suspended':<14} {'yes' if res['suspended'] else 'no'}")
+    return 0
+
+
+def ui_cmd(args: argparse.Namespace) -> int:
+    res = call(args, "ui.login")
+    if args.json:
+        print_json(res)
+        return 0
+    print(res["url"])
+    print(f"(good once, for {res['expires_in_s'] // 60} minutes; only from this machine)",
+          file=sys.stderr)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(res["url"])
     return 0
 
 

@@ -57,7 +57,8 @@ class TaskLog:
         self.seq = int.from_bytes(last[-1][0], "big") if last else 0
         raw = db.get(*_TOTALS)
         self.totals: dict[str, Any] = msgpack.unpackb(raw) if raw else {
-            "tasks": 0, "ok": 0, "cpu_s": 0.0, "by_outcome": {}}
+            "tasks": 0, "ok": 0, "cpu_s": 0.0, "wall_s": 0.0, "by_outcome": {}}
+        self.totals.setdefault("wall_s", 0.0)
 
     def record(self, run: RunRecord) -> TaskRun:
         self.seq += 1
@@ -70,6 +71,7 @@ class TaskLog:
         t["tasks"] += 1
         t["ok"] += entry.outcome == "OK"
         t["cpu_s"] += entry.cpu_s
+        t["wall_s"] += entry.wall_s
         t["by_outcome"][entry.outcome] = t["by_outcome"].get(entry.outcome, 0) + 1
         hour = int(run.started // 3600)
         key = hour.to_bytes(8, "big")

@@ -32,7 +32,7 @@ def test_each_run_is_one_log_line_and_one_row(tmp_path, caplog):
     ]
     recent = log.recent(10)
     assert [(r.task, r.outcome) for r in recent] == [(2, "OUT_OF_FUEL"), (1, "OK")]
-    assert log.totals == {"tasks": 2, "ok": 1, "cpu_s": 0.5,
+    assert log.totals == {"tasks": 2, "ok": 1, "cpu_s": 0.5, "wall_s": 1.0,
                           "by_outcome": {"OK": 1, "OUT_OF_FUEL": 1}}
     hours = log.hourly(3, T0 + HOUR)
     assert [(h["tasks"], h["ok"], h["cpu_s"]) for h in hours] == [(0, 0, 0), (1, 1, 0.25), (1, 0, 0.25)]
