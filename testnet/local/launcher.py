@@ -56,6 +56,9 @@ def _node_config(network: str, node: NodeRecord, bootstrap: list[str], genesis: 
         # (filled by scripts/setup.sh) and never downloads it.
         "python_fetch = false",
         "",
+        "[ui]",
+        "port = 0  # many daemons on one machine: no web pages (each would want port 7681)",
+        "",
         "[log]",
         'level = "info"',
         "",
