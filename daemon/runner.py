@@ -157,7 +157,7 @@ def build_node(config: NodeConfig) -> Node:
     owner.attach(soft, jobs.worker)
     node.add(owner)
     ui = UiService(config.ui_port, config.data_dir, owner, node.status,
-                   lambda: _sessions(soft), lambda: attest.build_report().to_wire())
+                   lambda: _sessions(soft), lambda: _attestation(attest))
     ui.bind()
     node.add(ui)
     metrics = MetricsService(config.metrics_port, NodeCollector(node.status, host.metrics))
@@ -176,6 +176,13 @@ def _committee_peers(committees: CommitteeService, identity: NodeIdentity) -> se
     me = identity.public_key
     return {node_id_from_public_key(pk) for members in committees.epoch.committees.values()
             if me in members for pk in members}
+
+
+def _attestation(attest: AttestationService) -> dict[str, Any]:
+    """The report the node last built (building one may drive a TPM: not per page view)."""
+    if attest.report is None:
+        return {"kind": "unknown", "reasons": ["not built yet"]}
+    return attest.report.to_wire()
 
 
 def _sessions(soft: SoftStateService) -> list[tuple[float, float]]:
