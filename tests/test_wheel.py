@@ -71,7 +71,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_daemon(tmp_path):
     proc = subprocess.Popen([novacron, "daemon", "--config", str(config)], cwd=away, env=env,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             res = subprocess.run([novacron, "status", "--json", "--data-dir", str(data)],
                                  cwd=away, env=env, capture_output=True, text=True)

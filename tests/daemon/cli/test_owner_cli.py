@@ -24,7 +24,7 @@ def ok(*args: str) -> str:
     return res.stdout
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

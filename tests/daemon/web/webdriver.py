@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,22 @@ class Browser:
     def find(self, css: str) -> str:
         return self._s("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
 
+    def _retry(self, action):  # noqa: ANN001
+        """The page swaps its main part every few seconds, so an element found a moment ago
+        may be gone (stale) or not there yet: look it up again, a bounded number of times."""
+        for attempt in range(50):
+            try:
+                return action()
+            except urllib.error.HTTPError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)  # a real browser replacing its page
+
     def text(self, css: str) -> str:
-        return self._s("GET", f"/element/{self.find(css)}/text")
+        return self._retry(lambda: self._s("GET", f"/element/{self.find(css)}/text"))
 
     def click(self, css: str) -> None:
-        self._s("POST", f"/element/{self.find(css)}/click", {})
+        self._retry(lambda: self._s("POST", f"/element/{self.find(css)}/click", {}))
 
     def page_source(self) -> str:
         return self._s("GET", "/source")
