@@ -52,13 +52,14 @@ async def test_the_throttle_pauses_workers_and_leaves_none_stopped(autojump_cloc
                 await trio.sleep(0.7)  # virtual: inside a pause (periods are 0.5 s on, 0.5 off)
                 seen.append(state(proc.pid, "T"))
                 await trio.sleep(0.3)
+            await trio.sleep(0.2)  # inside a run phase: this period still pauses, the next not
             share[0] = 1.0  # a changed share applies within a period
             await trio.sleep(2.0)
             seen.append(state(proc.pid, "S"))
             nursery.cancel_scope.cancel()
         assert seen[:5] == ["T"] * 5 and seen[5] != "T"
         assert slowdowns == [2.0, 1.0, 1.0]  # 1 / duty, then unthrottled, then reset on exit
-        assert throttle.paused_s == pytest.approx(2.5)
+        assert throttle.paused_s == pytest.approx(3.0)
         assert state(proc.pid, "S") == "S"
     finally:
         proc.kill()
