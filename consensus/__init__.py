@@ -38,7 +38,7 @@ from consensus.actions import (
 )
 from consensus.client import Client
 from consensus.committee import (
-    DIRECTORY_SHARD, assign_committees, committee_size, failure_probability, sortition,
+    DIRECTORY_SHARD, assign_committees, committee_size, failure_probability, max_faulty, sortition,
 )
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier, MacSigner, MacVerifier
@@ -57,6 +57,6 @@ __all__ = [
     "MacVerifier", "Misbehaviour", "Persist", "Replica", "ReplicaConfig", "Send",
     "StateInstalled", "StateMachine", "ViewEntered", "VoteConflict", "assign_committees",
     "check_pow", "committee_size", "conflicting_qcs", "failure_probability", "make_qc",
-    "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
+    "max_faulty", "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
     "vote_bytes",
 ]

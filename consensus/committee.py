@@ -37,8 +37,10 @@ def shard_words(shard: int) -> str:
 """The shard id of the directory committee (membership, epochs)."""
 
 
-def tolerated(size: int) -> int:
-    return (size - 1) // 3
+def max_faulty(n: int) -> int:
+    """f: how many Byzantine members a committee of ``n`` tolerates (n >= 3f + 1). The one
+    place this formula lives; everything that needs f calls it."""
+    return (n - 1) // 3
 
 
 def failure_probability(population: int, byzantine: int, size: int) -> float:
@@ -50,7 +52,7 @@ def failure_probability(population: int, byzantine: int, size: int) -> float:
 def failure_fraction(population: int, byzantine: int, size: int) -> Fraction:
     if not 0 <= byzantine <= population or not 1 <= size <= population:
         raise LocalProtocolError("need 0 <= byzantine <= population and 1 <= size <= population")
-    k = tolerated(size) + 1
+    k = max_faulty(size) + 1
     honest = population - byzantine
     num = sum(comb(byzantine, i) * comb(honest, size - i) for i in range(k, min(byzantine,
                                                                                  size) + 1))
@@ -65,7 +67,7 @@ def committee_size(population: int, byzantine_fraction: float, target: float,
     if not 0 <= byzantine_fraction < 1 / 3 or not 0 < target < 1:
         raise LocalProtocolError("need 0 <= byzantine_fraction < 1/3 and 0 < target < 1")
     b = int(byzantine_fraction * population)
-    f = max(0, tolerated(min_size))
+    f = max(0, max_faulty(min_size))
     while 3 * f + 1 <= population:
         size = 3 * f + 1
         if size >= min_size and failure_fraction(population, b, size) <= Fraction(target):

@@ -34,7 +34,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from consensus.committee import DIRECTORY_SHARD, assign_committees, committee_size
+from consensus.committee import DIRECTORY_SHARD, assign_committees, committee_size, max_faulty
 from consensus.pow import check_pow
 from consensus.statemachine import ClientRequest
 from protocol.canonical import packb, unpackb
@@ -98,7 +98,7 @@ class DirectoryMachine:
 
     def evicted(self) -> set[bytes]:
         """Members enough of the directory committee reported silent: out at the next epoch."""
-        need = (len(self.directory_committee()) - 1) // 3 + 1
+        need = max_faulty(len(self.directory_committee())) + 1
         return {m for m, voters in self.evicting.items() if len(voters) >= need}
 
     def config(self) -> EpochConfig:

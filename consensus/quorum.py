@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from consensus.committee import max_faulty
 from consensus.crypto import Verifier
+from protocol import domains
 from protocol.canonical import packb
 from protocol.errors import LocalProtocolError
 from protocol.identity import verify_signature
 from protocol.messages.pbft import QuorumCert
-from protocol import domains
 
 VoteCheck = Callable[[bytes, bytes, bytes], bool]
 """``check(public_key, data, signature)``: True iff ``signature`` is a valid vote on ``data``."""
@@ -41,10 +42,6 @@ def prepare_bytes(shard: int, epoch: int, view: int, seq: int, digest: bytes) ->
     """What a prepare vote signs (after the QUORUM_VOTE domain tag). The leading tag keeps it
     apart from a commit vote's 5-array: a prepare vote can never count as a commit vote."""
     return packb(["prepare", shard, epoch, view, seq, digest], maps=False)
-
-
-def max_faulty(n: int) -> int:
-    return (n - 1) // 3
 
 
 def quorum_size(n: int) -> int:

@@ -19,7 +19,7 @@ Modules, from the bottom up:
 - ``antientropy`` -- delta buffers, acknowledgements, digests, full-state fallback.
 - ``transfer``    -- states over the message budget, sent in parts and joined at once.
 - ``prune``       -- removing departed nodes at a stable point, for good.
-- ``replica``     -- ``Replica``: the facade the daemon drives.
+- ``replica``     -- ``CrdtReplica``: the facade the daemon drives.
 - ``errors``      -- the CRDT rejections (``RemoteProtocolError`` subclasses).
 """
 
@@ -42,13 +42,13 @@ from crdt.lww import LWWMap, LWWRegister
 from crdt.mvreg import MVRegister
 from crdt.ormap import ORMap
 from crdt.orset import ORSet
-from crdt.replica import ObjectSpec, Outgoing, Replica
+from crdt.replica import ObjectSpec, Outgoing, CrdtReplica
 from crdt.values import Limits
 
 __all__ = [
     "AntiEntropyConfig", "Causal", "CausalContext", "ClockSkew", "CrdtRejected",
     "CrdtUsageError", "Dot", "DotSigner", "DotVerifier", "ForbiddenWrite", "ForgedDot",
     "GCounter", "HybridClock", "LWWMap", "LWWRegister", "Limits", "MVRegister", "ORMap",
-    "ORSet", "ObjectSpec", "Outgoing", "PNCounter", "Patch", "Plan", "Policy", "Replica",
+    "ORSet", "ObjectSpec", "Outgoing", "PNCounter", "Patch", "Plan", "Policy", "CrdtReplica",
     "Timestamp", "UnprovenDot", "Writer", "load", "meet_vectors", "snapshot",
 ]

@@ -233,7 +233,7 @@ class Causal:
         """Apply a local patch (trusted) and return it as a delta object of the root's type."""
         if self.is_view:
             raise CrdtUsageError("views are read-only views: return a patch from a p_* delta "
-                                 "mutator (ORMap.update, Replica.update) instead")
+                                 "mutator (ORMap.update, CrdtReplica.update) instead")
         delta = self.to_delta(patch)
         self.join(delta)
         return delta
@@ -335,7 +335,7 @@ class Causal:
 
     def without_replicas(self: C, replicas: set[str]) -> C:
         """A copy with every dot of ``replicas`` gone from store, context and heads (used to
-        drop what departed nodes wrote, see ``Replica.prune``)."""
+        drop what departed nodes wrote, see ``CrdtReplica.prune``)."""
         out = self.copy()
         for dot, path in list(out.index.items()):
             if dot[0] in replicas:

@@ -6,7 +6,7 @@ most one entry per writer and the context stays a version vector. The value is t
 entries. Because entries are dots, a counter can be reset (``reset``, or removing it from an
 ``ORMap``) by covering the entries it has seen, which a plain vector-of-maxima counter cannot.
 
-Pruning a departed writer (``Replica.prune``) removes its entry and with it its contribution:
+Pruning a departed writer (``CrdtReplica.prune``) removes its entry and with it its contribution:
 what soft state wants for a node that left (its load is no longer anyone's load).
 """
 

@@ -13,7 +13,7 @@ is exactly the stable prefix ``1..stable[r]`` in every object. Then every member
 same entries (the effects of ``r``'s last mutations, e.g. what they overwrote, are everywhere
 already), and the replicas agree afterwards without exchanging anything.
 
-From then on every dot of ``r`` is dropped on arrival (``Replica`` strips them before a join),
+From then on every dot of ``r`` is dropped on arrival (``CrdtReplica`` strips them before a join),
 so an old delta still in flight, or the state of a lagging peer that has not pruned yet,
 cannot bring ``r``'s entries back. The pruned prefix is remembered per object (one integer,
 in ``departed``): if the committee re-admits ``r``, ``readmit`` puts the prefix back into the

@@ -1,6 +1,6 @@
 """The replica: the facade the daemon uses for all of one node's soft state.
 
-A ``Replica`` holds a fixed set of named top-level CRDT objects (the *schema*, the same on
+A ``CrdtReplica`` holds a fixed set of named top-level CRDT objects (the *schema*, the same on
 every node), this node's hybrid logical clock, its anti-entropy books, and, on a signed
 network, its dot signer. It is sans-I/O: the daemon feeds it local updates, peer events,
 messages and ticks, and sends the ``(peer, message)`` pairs it returns inside signed envelopes.
@@ -21,7 +21,7 @@ Message flow
 - ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
   a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
   periodic digests; buffered deltas every connected peer has are dropped.
-- ``snapshot()`` / ``Replica.restore(...)``: persistence. The daemon writes the snapshot after
+- ``snapshot()`` / ``CrdtReplica.restore(...)``: persistence. The daemon writes the snapshot after
   local updates; a restored replica starts a new session and digests tell each side what the
   other lacks (including updates persisted but never sent). A node that *lost* its snapshot
   must not write until it has caught up from peers: its counters continue from the dots of
@@ -89,7 +89,7 @@ class ReplicaStats:
     messages_out: dict[str, int] = field(default_factory=dict)
 
 
-class Replica:
+class CrdtReplica:
     """All soft state of one node, and its anti-entropy with peers."""
 
     def __init__(self, node_id: str, schema: Mapping[str, ObjectSpec], *, session: int,
@@ -425,7 +425,7 @@ class Replica:
 
     @classmethod
     def restore(cls, data: bytes, schema: Mapping[str, ObjectSpec], *, session: int,
-                signer: DotSigner | None = None, **kwargs: Any) -> "Replica":
+                signer: DotSigner | None = None, **kwargs: Any) -> "CrdtReplica":
         """A replica from ``snapshot`` bytes, with a new anti-entropy session."""
         v = unpackb(data, max_size=1 << 31, max_items=1 << 24)
         if type(v) is not list or len(v) != 6 or v[0] != SNAPSHOT_FORMAT:
@@ -450,4 +450,4 @@ def _payload_bytes(msg: CrdtDelta) -> int:
     return sum(len(o.data) + len(o.name) for o in msg.objects) + 60 * len(msg.replicas)
 
 
-__all__ = ["ObjectSpec", "Outgoing", "Replica", "ReplicaStats"]
+__all__ = ["ObjectSpec", "Outgoing", "CrdtReplica", "ReplicaStats"]

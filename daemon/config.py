@@ -43,13 +43,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from daemon.errors import DaemonError
 from daemon.storage.datadir import default_data_dir
 from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
 
 MAX_CONFIG_BYTES = 1 << 20
 
 
-class ConfigError(Exception):
+class ConfigError(DaemonError):
     """One line: which setting is wrong and how to fix it."""
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from consensus.directory import DirectoryMachine, DirectoryParams, EpochConfig
 from consensus.pow import check_pow, solve_pow
 from daemon.storage.userfile import UserFileError, read_capped_text
+from daemon.errors import DaemonError
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeIdentity, public_key_from_node_id, short_node_id
@@ -55,7 +56,7 @@ _LIMITS = {
 }
 
 
-class GenesisError(Exception):
+class GenesisError(DaemonError):
     """The genesis file is missing or wrong; one line saying what and where."""
 
 

@@ -90,7 +90,11 @@ async def _stop_on_request(node: Node, scope: trio.CancelScope) -> None:
 
 
 def build_node(config: NodeConfig) -> Node:
-    """Open the data directory, key and database; add the services. Raises on a bad set-up."""
+    """Open the data directory, key and database; add the services. Raises on a bad set-up.
+
+    Two plain phases: build every service, then connect the ones that need each other (the
+    soft state and the committees know each other; attestation knows both) through their
+    typed ``connect`` methods: no forward references, no attributes patched from outside."""
     ensure_data_dir(config.data_dir)
     identity, created = load_or_create_identity(config.data_dir)
     if created:
@@ -116,35 +120,33 @@ def build_node(config: NodeConfig) -> Node:
     # that want freshness challenge the node with a nonce of their own (AttestationService).
     attester = LocalAttester(config.data_dir, tcti=config.attest_tcti)
     cas = load_trusted_cas(config.trusted_ek_cas)
-    soft_ref: list[SoftStateService] = []
-    attest = AttestationService(
-        identity, host, attester, genesis.digest, VerifierConfig(trusted_ek_cas=cas),
-        records=lambda: soft_ref[0].records(), is_verifier=lambda: committees.is_member(),
-        on_report=lambda report: soft_ref[0].set_attestation(report.to_wire()), rng=rng)
+
+    # Phase 1, build: each service from its settings and what was built before it; nothing
+    # refers to a service not built yet.
+    attest = AttestationService(identity, host, attester, genesis.digest,
+                                VerifierConfig(trusted_ek_cas=cas), rng=rng)
     soft = SoftStateService(identity, genesis.network, host, db, slots=pool.size,
                             memory_mib=vol.max_memory_mb, domain=vol.domain,
-                            attestation=lambda: attest.build_report().to_wire(),
-                            load=lambda: pool.running * 1000 // max(1, pool.size))
-    soft_ref.append(soft)
-    node.add(soft)
-    p2p.peer_info.append(soft.peer_info)
+                            load=pool.load_permille)
     committees = CommitteeService(identity, genesis, host, db, LedgerShards())
+    session = int.from_bytes(os.urandom(8), "big") >> 1
+    blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
+                        EnvelopeSealer(identity, genesis.network, context=session),
+                        EnvelopeOpener(genesis.network))
+    jobs = JobsService(identity, committees, host, blobs, pool, soft)
+
+    # Phase 2, connect: services that need each other get told, in one place.
+    attest.connect(registry=soft, committees=committees)
+    soft.connect(attester=attest, hard=committees)
+    committees.connect(soft)
+    p2p.peer_info.append(soft.peer_info)
     # Discovery: peers' addresses come from their signed capability records; the peers of our
     # committees are kept connected, other work connections are trimmed when idle.
     host.set_address_source(lambda: ((r.node_id, r.listen_addrs) for r in soft.records()),
                             lambda node: _listen_addrs(soft, node))
     host.set_keep_source(lambda: _committee_peers(committees, identity))
-    soft.trusted_verifiers = lambda: committees.epoch.members
-    committees.last_heard = soft.last_heard
-    soft.membership = committees.membership
-    node.add(committees)
-    node.add(attest)
-    session = int.from_bytes(os.urandom(8), "big") >> 1
-    blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
-                        EnvelopeSealer(identity, genesis.network, context=session),
-                        EnvelopeOpener(genesis.network))
-    jobs = JobsService(identity, committees, host, blobs, pool, soft.candidates)
-    node.add(jobs)
+    for service in (soft, committees, attest, jobs):
+        node.add(service)
     Membership(db, committees, soft, jobs.worker).register_rpc(node.control)
 
     def offer_python(runtime: str) -> None:

@@ -38,7 +38,7 @@ from crdt import (  # noqa: E402
     DotSigner,
     LWWMap,
     ObjectSpec,
-    Replica,
+    CrdtReplica,
     Writer,
     load,
     snapshot,
@@ -109,7 +109,7 @@ def body_size(msg: Any) -> int:
     return len(packb(encode_body(msg), maps=False))
 
 
-def sync(replicas: dict[str, Replica], now: int, inflight: list[tuple[str, str, Any]]
+def sync(replicas: dict[str, CrdtReplica], now: int, inflight: list[tuple[str, str, Any]]
          ) -> tuple[int, int]:
     """Run ticks and deliver until quiet; returns (bytes, messages)."""
     total = count = 0
@@ -133,7 +133,7 @@ def bench_delta_sync(keys: int, signed: bool) -> dict[str, Any]:
     ids = [NodeIdentity(bytes([40 + i]) * 32) for i in range(2)]
     config = AntiEntropyConfig(digest_every_ms=10**9)
     schema = {"caps": ObjectSpec(LWWMap())}
-    rs = {i.node_id: Replica(i.node_id, schema, session=n + 1, config=config,
+    rs = {i.node_id: CrdtReplica(i.node_id, schema, session=n + 1, config=config,
                              signer=DotSigner(i, "bench") if signed else None)
           for n, i in enumerate(ids)}
     a, b = (i.node_id for i in ids)
@@ -196,7 +196,7 @@ def bench_overwrites(total: int, keys: int, signed: bool) -> dict[str, Any]:
     maps = [LWWMap() for _ in ids]
     signers = [DotSigner(i, "bench") for i in ids] if signed else None
     schema = {"m": ObjectSpec(LWWMap())}
-    reps = [Replica(i.node_id, schema, session=n + 1, signer=signers[n] if signers else None)
+    reps = [CrdtReplica(i.node_id, schema, session=n + 1, signer=signers[n] if signers else None)
             for n, i in enumerate(ids)] if signed else None
     naive = TombstoneMap()
     pending: list[list[LWWMap]] = [[] for _ in ids]

@@ -1,7 +1,7 @@
-"""CRDT anti-entropy in the seeded simulator: many ``Replica``s over a faulty network.
+"""CRDT anti-entropy in the seeded simulator: many ``CrdtReplica`` objects over a faulty network.
 
 Each simulated node is a ``CrdtNode`` (a ``testnet.sim.Process``) wrapping one
-``crdt.Replica`` with the soft-state schema the daemon will use (capability registry, tags,
+``crdt.CrdtReplica`` with the soft-state schema the daemon will use (capability registry, tags,
 load, link estimates, job progress). While the workload runs, every node mutates random
 objects on its ticks; messages cross the simulated network as real bytes:
 
@@ -39,7 +39,7 @@ from crdt import (
     ORSet,
     PNCounter,
     Policy,
-    Replica,
+    CrdtReplica,
 )
 from testnet.sim import LinkFaults, Network, Simulation
 
@@ -64,7 +64,7 @@ class Transport(Enum):
     ENVELOPES = "envelopes"
 
 
-def random_update(replica: Replica, rng: random.Random, now_ms: int, peers: list[str]) -> str:
+def random_update(replica: CrdtReplica, rng: random.Random, now_ms: int, peers: list[str]) -> str:
     """One random local mutation, like the daemon's soft-state writers make; returns the name
     of the object it changed."""
     me = replica.node_id
@@ -136,13 +136,13 @@ class CrdtNode:
             self.sealer = EnvelopeSealer(identity, NETWORK, self.replica.session)
             self.opener = EnvelopeOpener(NETWORK)
 
-    def _new_replica(self, snapshot: bytes | None = None) -> Replica:
+    def _new_replica(self, snapshot: bytes | None = None) -> CrdtReplica:
         signer = DotSigner(self.identity, NETWORK) if self.identity is not None else None
         session = self.session_rng.randrange(1, 1 << 64)
         if snapshot is not None:
-            return Replica.restore(snapshot, soft_state_schema(), session=session,
+            return CrdtReplica.restore(snapshot, soft_state_schema(), session=session,
                                    signer=signer, config=self.config)
-        return Replica(self.name, soft_state_schema(), session=session, signer=signer,
+        return CrdtReplica(self.name, soft_state_schema(), session=session, signer=signer,
                        config=self.config)
 
     # -- wire -----------------------------------------------------------------------------------

@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -48,21 +47,31 @@ LOOP_S = 30.0
 MAX_ANSWER = 256 * 1024
 
 
+class Registry(Protocol):
+    """The soft state, as attestation sees it: records to verify; where our report goes."""
+
+    def records(self) -> list[Any]: ...
+
+    def on_attestation(self, report: AttestationReport) -> None: ...
+
+
+class CommitteeRole(Protocol):
+    def is_member(self) -> bool:
+        """Committee members are the verifiers schedulers trust."""
+
+
 class AttestationService:
     name = "attestation"
 
     def __init__(self, identity: NodeIdentity, host: P2PHost, attester: LocalAttester,
-                 challenge_nonce: bytes, config: VerifierConfig,
-                 records: Callable[[], list[Any]], is_verifier: Callable[[], bool],
-                 on_report: Callable[[AttestationReport], None], rng: random.Random) -> None:
+                 challenge_nonce: bytes, config: VerifierConfig, rng: random.Random) -> None:
         self.identity = identity
         self.host = host
         self.attester = attester
         self.initial_nonce = challenge_nonce
         self.verifier = Verifier(config)
-        self.records = records
-        self.is_verifier = is_verifier
-        self.on_report = on_report
+        self.registry: Registry | None = None
+        self.committees: CommitteeRole | None = None
         self.rng = rng
         self.report: AttestationReport | None = None
         self.verified: dict[str, tuple[float, str, str]] = {}
@@ -71,6 +80,10 @@ class AttestationService:
         self.answered = 0
         host.handle_request(CHALLENGE, self._answer)
         host.handle(STATEMENT, self._on_statement)
+
+    def connect(self, registry: Registry, committees: CommitteeRole) -> None:
+        """Start-up's second phase: whose records to verify, and when we are a verifier."""
+        self.registry, self.committees = registry, committees
 
     def build_report(self) -> AttestationReport:
         """This machine's report (blocking: it may drive a TPM; call it in a thread)."""
@@ -94,7 +107,8 @@ class AttestationService:
             raise MalformedMessage("a verifier statement must be about us, by its sender, and signed")
         if self.report is not None:
             self.report = self.report.with_statement(st)
-            self.on_report(self.report)
+            if self.registry is not None:
+                self.registry.on_attestation(self.report)
             log.info("%s verified this node: %s", peer, st.level.name)
 
     # -- verifier ---------------------------------------------------------------------------------
@@ -102,13 +116,13 @@ class AttestationService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
-            if self.is_verifier():
+            if self.committees is not None and self.committees.is_member():
                 await self.verify_round()
             await trio.sleep(LOOP_S)
 
     async def verify_round(self) -> None:
         now = time.time()
-        for record in self.records():
+        for record in self.registry.records() if self.registry is not None else ():
             peer = record.node_id
             att = record.attestation if isinstance(record.attestation, dict) else {}
             if peer == self.identity.node_id or att.get("kind", "none") == "none":

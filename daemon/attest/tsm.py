@@ -22,10 +22,11 @@ from daemon.attest.detect import TSM_REPORT_DIR
 from daemon.attest.evidence import MAX_TDX_QUOTE, Evidence, SnpEvidence, TdxEvidence
 from daemon.attest.probe import FsProbe
 from daemon.attest.sevsnp import parse_cert_table
+from daemon.errors import DaemonError
 from protocol.errors import MalformedMessage
 
 
-class TsmError(Exception):
+class TsmError(DaemonError):
     """configfs-tsm did not give a report; the message says at which step and why."""
 
 

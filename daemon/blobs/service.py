@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemon.blobs.store import BlobStore
+from daemon.errors import DaemonError
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
@@ -28,7 +29,7 @@ PROTOCOL = "/novacron/blob/1"
 CHUNK = 256 * 1024
 
 
-class BlobUnavailable(Exception):
+class BlobUnavailable(DaemonError):
     """No peer could provide the blob; the message says who was asked and what went wrong."""
 
 
@@ -116,5 +117,5 @@ class BlobService:
         return {"served": self.served, "fetched": self.fetched}
 
 
-class _Bad(Exception):
+class _Bad(DaemonError):
     reason = "bad_blob"

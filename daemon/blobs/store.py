@@ -12,11 +12,13 @@ import hashlib
 import os
 from pathlib import Path
 
+from daemon.errors import DaemonError
+
 DEFAULT_CAP = 2 << 30
 MAX_BLOB = 64 << 20
 
 
-class BlobTooLarge(Exception):
+class BlobTooLarge(DaemonError):
     pass
 
 

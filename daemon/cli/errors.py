@@ -1,7 +1,9 @@
 """User-facing errors: one line that says what is wrong and how to fix it, never a traceback."""
 
+from daemon.errors import DaemonError
 
-class CliError(Exception):
+
+class CliError(DaemonError):
     """A mistake the user can fix. ``str(err)`` is the whole message; exit status ``code``."""
 
     def __init__(self, message: str, code: int = 2) -> None:

@@ -26,17 +26,18 @@ from consensus.committee import shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Signer
 from consensus.sizes import MAX_OPERATION
+from daemon.errors import DaemonError
 
 MAX_QUEUE = 4096
 MAX_BATCH_BYTES = 48 * 1024
 """A combined request stays well under a request's 64 KiB operation limit."""
 
 
-class CommitteeUnavailable(Exception):
+class CommitteeUnavailable(DaemonError):
     """No result within the timeout (no quorum reachable?); the request may still commit."""
 
 
-class QueueFull(Exception):
+class QueueFull(DaemonError):
     pass
 
 

@@ -25,13 +25,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from consensus.actions import Committed, EpochEnded, Misbehaviour, ViewEntered
 from consensus.checkpoint import InvalidProof
-from consensus.committee import DIRECTORY_SHARD, shard_words
+from consensus.committee import DIRECTORY_SHARD, max_faulty, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
@@ -77,6 +77,14 @@ def _wall_ms(_now: float) -> int:
     return int(time.time() * 1000)
 
 
+class NewsOfNodes(Protocol):
+    def last_heard(self, node_id: str) -> float | None: ...
+
+
+def _never_heard(_node_id: str) -> float | None:
+    return None
+
+
 class CommitteeService:
     name = "consensus"
 
@@ -102,9 +110,9 @@ class CommitteeService:
         self.heard: dict[bytes, float] = {}
         """When a signed consensus message of each key last arrived (a member we are not
         connected to right now may still be reachable: connections are made on demand)."""
-        # When we last had word of a node (wall clock; the soft state knows): what evictions
-        # of silent members go by. None: never.
-        self.last_heard: Callable[[str], float | None] = lambda _node: None
+        self.last_heard: Callable[[str], float | None] = _never_heard
+        """When we last had word of a node (wall clock; the soft state knows, ``connect``):
+        what evictions of silent members go by. None: never."""
         self.epochs = EpochManager(self)
         self.epochs.replay()
         host.handle(PROTOCOL, self._on_frame)
@@ -123,6 +131,14 @@ class CommitteeService:
                              view_change_timeout=VIEW_CHANGE_TIMEOUT_S,
                              max_batch_bytes=max(MAX_REQUEST_BYTES, min(256 * 1024, frame // 2)),
                              chunk_size=min(256 * 1024, frame // 2))
+
+    def connect(self, soft: NewsOfNodes) -> None:
+        """Start-up's second phase: when we last had word of each node (evictions go by it)."""
+        self.last_heard = soft.last_heard
+
+    def current_members(self) -> tuple[bytes, ...]:
+        """This epoch's members' public keys."""
+        return self.epoch.members
 
     def is_member(self) -> bool:
         """Whether this node sits on any committee of the current epoch."""
@@ -389,7 +405,7 @@ class CommitteeService:
             "members": [node_id_from_public_key(m) for m in e.members],
             "committees": [
                 {"shard": _shard_name(s), "members": [node_id_from_public_key(m) for m in c],
-                 "f": (len(c) - 1) // 3}
+                 "f": max_faulty(len(c))}
                 for s, c in sorted(e.committees.items())],
         }
 

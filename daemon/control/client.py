@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.control.jsonrpc import MAX_LINE, request_line
+from daemon.errors import DaemonError
 
 
-class ControlError(Exception):
+class ControlError(DaemonError):
     """The daemon could not be reached or answered with an error; ``str()`` is one line."""
 
     def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.errors import DaemonError
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -32,7 +34,7 @@ UNAVAILABLE = -32003
 MAX_LINE = 1 << 20
 
 
-class RpcError(Exception):
+class RpcError(DaemonError):
     """An error to send back to the client. ``message`` is one line a person can act on."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:

@@ -30,13 +30,14 @@ from daemon.control.jsonrpc import (
     parse_request,
     result_line,
 )
+from daemon.errors import DaemonError
 
 log = logging.getLogger("novacron.control")
 
 Method = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-class SocketInUse(Exception):
+class SocketInUse(DaemonError):
     """Another daemon is serving on this socket."""
 
 

@@ -32,6 +32,7 @@ import trio
 from consensus.actions import Committed
 from consensus.committee import DIRECTORY_SHARD
 from daemon.committees.runner import ReplicaRunner
+from daemon.jobs.ports import CandidateSource, Ledger, Peers
 from daemon.ledger.certificate import sign_vote
 from daemon.ledger.placing import (effective_load, expected_duration, majority_runtime, propose,
                                    task_runtime)
@@ -59,16 +60,13 @@ FULL_AFTER_EMPTY = 16
 
 
 class MemberDuties:
-    def __init__(self, identity: NodeIdentity, network: str, send: Callable[[str, bytes], None],
-                 seal: Callable[[Any], bytes], candidates: Callable[[], tuple[ops.CandidateWire, ...]],
-                 submit: Callable[[int, Any], Any], connected: Callable[[], Iterable[str]]) -> None:
+    def __init__(self, identity: NodeIdentity, ledger: Ledger, peers: Peers,
+                 soft: CandidateSource) -> None:
         self.identity = identity
-        self.network = network
-        self.send = send
-        self.seal = seal
-        self.candidates = candidates
-        self.submit = submit
-        self.connected = connected
+        self.ledger = ledger
+        self.network = ledger.network
+        self.peers = peers
+        self.soft = soft
         self.absent_since: dict[str, float] = {}
         """Workers with unreported replicas we are not connected to -> since when."""
         self._reported: dict[str, float] = {}
@@ -103,11 +101,11 @@ class MemberDuties:
         # One message per worker and per submitter for the whole batch: fewer, fuller frames.
         for worker, batch in offers.items():
             for i in range(0, len(batch), 256):
-                self.send(worker, self.seal(TaskOffers(tuple(batch[i:i + 256]))))
+                self.peers.send(worker, TaskOffers(tuple(batch[i:i + 256])))
             self.offers_sent += len(batch)
         for submitter, vbatch in votes.items():
             for i in range(0, len(vbatch), 256):
-                self.send(submitter, self.seal(ResultVotes(tuple(vbatch[i:i + 256]))))
+                self.peers.send(submitter, ResultVotes(tuple(vbatch[i:i + 256])))
             self.votes_sent += len(vbatch)
 
     def _offer(self, runner: ReplicaRunner, job: Job, task: int, replica: int) -> TaskOffer:
@@ -158,7 +156,7 @@ class MemberDuties:
         for runner in runners:
             for worker in runner.machine.ledger.pending_by_worker():
                 held.setdefault(worker, []).append(runner.config.shard)
-        connected = set(self.connected()) | {self.identity.node_id}
+        connected = set(self.peers.connected()) | {self.identity.node_id}
         for worker in list(self.absent_since):
             if worker not in held or worker in connected:
                 del self.absent_since[worker]
@@ -177,7 +175,7 @@ class MemberDuties:
 
     async def _send_unreachable(self, shard: int, worker: str) -> None:
         try:
-            reply = await self.submit(shard, ops.Unreachable(worker))
+            reply = await self.ledger.order(shard, ops.Unreachable(worker))
         except Exception as err:  # noqa: BLE001 - a background report: the next scan retries
             log.info("could not report worker %s unreachable: %s", worker, err)
             self._reported.pop(worker, None)
@@ -195,7 +193,7 @@ class MemberDuties:
             cands = tuple(
                 dataclasses.replace(c, load_permille=max(c.load_permille, int(1000 * effective_load(
                     0.0, c.cores, pending.get(c.node_id, 0)))))
-                for c in self.candidates())
+                for c in self.soft.candidates())
             if not cands:
                 log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
                 return
@@ -242,7 +240,7 @@ class MemberDuties:
 
     async def _send_place(self, shard: int, empty: ops.Place, batch: list[ops.TaskAssignment]) -> None:
         """Send ``empty`` (the job, time, duration and candidates) with ``batch`` assigned."""
-        reply = await self.submit(shard, dataclasses.replace(empty, assignments=tuple(batch)))
+        reply = await self.ledger.order(shard, dataclasses.replace(empty, assignments=tuple(batch)))
         self.proposals += 1
         if reply.get("refused"):
             log.info("placement for job %s: %d placed, refused %s", empty.job.hex()[:12],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,15 @@ import trio
 
 from consensus.committee import DIRECTORY_SHARD
 from daemon.blobs import BlobService
-from daemon.committees.requests import CommitteeUnavailable
 from daemon.committees.service import CommitteeService
 from daemon.control.jsonrpc import NOT_FOUND, REJECTED, UNAVAILABLE, RpcError
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.jobs.member import MemberDuties
+from daemon.jobs.ports import CandidateSource, CommitteeLedger
 from daemon.jobs.spec import SpecError, load_spec
 from daemon.jobs.submitter import SubmitterDuties, Unplaceable
 from daemon.jobs.worker import WorkerDuties
-from daemon.ledger.shard import ledger_operation
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.runtime import WorkerPool
@@ -52,51 +50,34 @@ class JobsService:
     name = "jobs"
 
     def __init__(self, identity: NodeIdentity, committees: CommitteeService, host: P2PHost,
-                 blobs: BlobService, pool: WorkerPool,
-                 candidates: Callable[[], tuple[ops.CandidateWire, ...]]) -> None:
+                 blobs: BlobService, pool: WorkerPool, soft: CandidateSource) -> None:
         self.identity = identity
         self.committees = committees
+        self.ledger = CommitteeLedger(committees)
         self.host = host
         self.blobs = blobs
         self.pool = pool
-        c = committees
-        self.submitter = SubmitterDuties(identity, c.network, c.db, blobs, self.committee_of,
-                                         self.chain_before, c.shard_of, self.submit_op,
-                                         lambda: (candidates(), len(c.epoch.members)))
-        self.member = MemberDuties(identity, c.network, self.send, self.seal, candidates,
-                                   self.submit_op, host.connected_peers)
-        self.worker = WorkerDuties(pool, blobs, self.committee_of, self.submit_op, self.hand_over)
-        c.listeners.append(self.member.on_committed)
+        self.submitter = SubmitterDuties(identity, self.ledger, committees.db, blobs, soft)
+        self.member = MemberDuties(identity, self.ledger, self, soft)
+        self.worker = WorkerDuties(pool, blobs, self.ledger, self)
+        committees.listeners.append(self.member.on_committed)
         host.handle(PROTOCOL, self._on_frame)
         host.handle_request(HAND_OVER, self._on_hand_over)
 
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def committee_of(self, shard: int, epoch: int) -> tuple[bytes, ...] | None:
-        cfg = self.committees.epochs.configs.get(epoch)
-        return cfg.committees.get(shard) if cfg else None
-
-    def chain_before(self, epoch: int) -> tuple[bytes, ...]:
-        chain = self.committees.epochs.chain
-        return tuple(chain[e] for e in range(epoch) if e in chain)
+    # -- the jobs protocol (``ports.Peers``) -----------------------------------------------------
 
     def seal(self, msg: Any) -> bytes:
         return self.committees.signer.seal(msg, time.monotonic())
 
-    def send(self, node_id: str, data: bytes) -> None:
+    def send(self, node_id: str, msg: Any) -> None:
+        data = self.seal(msg)
         if node_id == self.identity.node_id:
             self._handle(self.committees.verifier.open(data))
         else:
             self.host.send(node_id, PROTOCOL, data)
 
-    async def submit_op(self, shard: int, op: Any) -> dict[str, Any]:
-        """Order a ledger operation on ``shard``; its reply (``{"error": ...}`` if refused)."""
-        reply = await self.committees.submit(shard, ledger_operation(op))
-        try:
-            out = unpackb(reply)
-        except RemoteProtocolError:
-            raise CommitteeUnavailable(f"the committee replied with garbage: {reply[:60]!r}") from None
-        return out if isinstance(out, dict) else {"error": repr(out)}
+    def connected(self) -> list[str]:
+        return self.host.connected_peers()
 
     async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
         """Tell the submitter our output is ready; True once it has it."""
@@ -181,7 +162,7 @@ class JobsService:
 
     async def _ledger(self, shard: int, op: Any) -> dict[str, Any]:
         try:
-            reply = await self.submit_op(shard, op)
+            reply = await self.ledger.order(shard, op)
         except Exception as err:  # noqa: BLE001 - CommitteeUnavailable, QueueFull
             raise RpcError(UNAVAILABLE, str(err)) from None
         if "error" in reply:

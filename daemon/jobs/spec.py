@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
+from daemon.errors import DaemonError
 from protocol.attestation import AttestationLevel
 
 MAX_SPEC_BYTES = 16 << 20
@@ -58,7 +59,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
 }
 
 
-class SpecError(Exception):
+class SpecError(DaemonError):
     """One line: the file, the field, what is wrong and how to fix it."""
 
 

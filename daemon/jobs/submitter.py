@@ -14,7 +14,6 @@ import logging
 import os
 import time
 import dataclasses
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.jobs.feasibility import Needs, Verdict, assess
+from daemon.jobs.ports import CandidateSource, Ledger
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
 from daemon.ledger.certificate import ResultCertificate, statement
 from daemon.ledger.records import job_id
@@ -107,21 +107,15 @@ class Unplaceable(Exception):
 
 
 class SubmitterDuties:
-    def __init__(self, identity: NodeIdentity, network: str, db: Database, blobs: BlobService,
-                 committee_of: Callable[[int, int], tuple[bytes, ...] | None],
-                 chain_before: Callable[[int], tuple[bytes, ...]],
-                 shard_of: Callable[[bytes], int], submit: Callable[[int, Any], Any],
-                 view: Callable[[], tuple[Sequence[ops.CandidateWire], int]] = lambda: ((), 0)) -> None:
+    def __init__(self, identity: NodeIdentity, ledger: Ledger, db: Database, blobs: BlobService,
+                 soft: CandidateSource) -> None:
         self.identity = identity
-        self.network = network
+        self.ledger = ledger
+        self.network = ledger.network
         self.db = db
         self.blobs = blobs
-        self.committee_of = committee_of
-        self.chain_before = chain_before
-        self.shard_of = shard_of
-        self.submit = submit
-        self.view = view
-        """This node's soft-state candidates and the current epoch's member count."""
+        self.soft = soft
+        """This node's soft-state candidates (what a job's feasibility is judged on)."""
         self.jobs: dict[bytes, LocalJob] = {}
         for _, raw in db.scan(NS_JOBS):
             j = LocalJob.from_bytes(raw)
@@ -138,7 +132,7 @@ class SubmitterDuties:
     # -- submitting -----------------------------------------------------------------------------
 
     def assess(self, needs: Needs) -> Verdict:
-        candidates, members = self.view()
+        candidates, members = self.soft.candidates(), self.ledger.member_count()
         return assess(needs, candidates, members)
 
     async def submit_job(self, spec: JobSpec) -> tuple[LocalJob, dict[str, Any]]:
@@ -151,13 +145,13 @@ class SubmitterDuties:
         for data in blobs:
             self.blobs.store.put(data, pin=True)
         jid = job_id(self.identity.public_key, ops.encode_op(op))
-        shard = self.shard_of(jid)
-        reply = await self.submit(shard, op)
+        shard = self.ledger.shard_of(jid)
+        reply = await self.ledger.order(shard, op)
         first = len(op.inputs)
         for chunk in more:
             if "error" in reply:
                 break
-            reply = dict(await self.submit(shard, ops.AddInputs(jid, first, chunk)), job=jid)
+            reply = dict(await self.ledger.order(shard, ops.AddInputs(jid, first, chunk)), job=jid)
             first += len(chunk)
         if "error" in reply:
             return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
@@ -172,7 +166,7 @@ class SubmitterDuties:
 
     def on_vote(self, sender: bytes, v: ResultVote) -> None:
         job = self.jobs.get(v.job)
-        committee = self.committee_of(v.shard, v.epoch)
+        committee = self.ledger.committee_of(v.shard, v.epoch)
         if job is None or committee is None or sender not in committee or v.task in job.certified:
             return
         fields = (self.network, v.shard, v.epoch, v.seq, v.job, v.task, int(v.status),
@@ -189,7 +183,7 @@ class SubmitterDuties:
             return
         cert = ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
                                  int(v.status), v.exit_code, v.output_hash, v.output_size, committee,
-                                 tuple(sorted(sigs.items())), self.chain_before(v.epoch),
+                                 tuple(sorted(sigs.items())), self.ledger.chain_before(v.epoch),
                                  v.agreed, v.stderr_hash, v.stderr_size)
         import json
 

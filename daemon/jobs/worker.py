@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from consensus.committee import max_faulty
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.capabilities import RUNTIME, offered_runtimes
+from daemon.errors import DaemonError
+from daemon.jobs.ports import Ledger, Peers
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.abi import STDERR_TAIL
 from daemon.runtime.cache import ModuleUnavailable
@@ -41,7 +43,7 @@ log = logging.getLogger("novacron.worker")
 MAX_ACCEPTED = 4096
 
 
-class Declined(Exception):
+class Declined(DaemonError):
     """An offer this node will not run: pinned to a runtime it does not run, or the volunteer
     has left. Reported as a node fault, so the replica is placed elsewhere and never votes."""
 
@@ -51,20 +53,16 @@ def task_seed(job: bytes, task: int) -> bytes:
 
 
 class WorkerDuties:
-    def __init__(self, pool: WorkerPool, blobs: BlobService,
-                 committee_of: Callable[[int, int], tuple[bytes, ...] | None],
-                 submit: Callable[[int, Any], Any],
-                 hand_over: Callable[[str, OutputReady], Awaitable[bool]]) -> None:
+    def __init__(self, pool: WorkerPool, blobs: BlobService, ledger: Ledger, peers: Peers) -> None:
         self.pool = pool
         self.runtime = offered_runtimes(runtime_id())[-1]
         self.more_runtimes: tuple[str, ...] = ()
         """Exact runtimes offered beyond wasm (``python@ID`` once the interpreter is ready)."""
         self.declining: str | None = None
         """Why every offer is declined now (``daemon.membership``), or None."""
-        self.hand_over = hand_over
+        self.ledger = ledger
+        self.peers = peers
         self.blobs = blobs
-        self.committee_of = committee_of
-        self.submit = submit
         self._votes: dict[tuple[bytes, int, int], dict[bytes, set[bytes]]] = {}
         self.accepted: dict[tuple[bytes, int, int], TaskOffer] = {}
         self.unfinished: set[tuple[bytes, int, int]] = set()
@@ -78,7 +76,7 @@ class WorkerDuties:
     # -- offers ---------------------------------------------------------------------------------
 
     def on_offer(self, sender: bytes, offer: TaskOffer) -> None:
-        committee = self.committee_of(offer.shard, offer.epoch)
+        committee = self.ledger.committee_of(offer.shard, offer.epoch)
         if committee is None or sender not in committee:
             self.ignored_offers += 1
             return
@@ -89,7 +87,7 @@ class WorkerDuties:
         votes = self._votes.setdefault(key, {})
         voters = votes.setdefault(body, set())
         voters.add(sender)
-        if len(voters) >= (len(committee) - 1) // 3 + 1:
+        if len(voters) >= max_faulty(len(committee)) + 1:
             del self._votes[key]
             if len(self.accepted) >= MAX_ACCEPTED:
                 self.accepted.pop(next(iter(self.accepted)))
@@ -171,13 +169,13 @@ class WorkerDuties:
                                     result: ops.Result) -> None:
         """In the background, so the slot takes its next task while this one is reported."""
         for r in ready:
-            if await self.hand_over(submitter, r):
+            if await self.peers.hand_over(submitter, r):
                 self.handed_over += 1
         await self._report(shard, result)
 
     async def _report(self, shard: int, op: Any) -> None:
         try:
-            reply = await self.submit(shard, op)
+            reply = await self.ledger.order(shard, op)
         except Exception as err:  # noqa: BLE001 - the lease covers a lost report
             log.warning("could not report %s: %s", type(op).__name__, err)
             return

@@ -21,6 +21,7 @@ from consensus.chain import follow
 from consensus.checkpoint import InvalidProof
 from consensus.crypto import Ed25519Verifier
 from consensus.quorum import quorum_size
+from daemon.errors import DaemonError
 from daemon.genesis import Genesis
 from protocol import domains
 from protocol.canonical import packb
@@ -121,7 +122,7 @@ class ResultCertificate:
             raise CertificateError(f"certificate is damaged: {type(err).__name__}: {err}") from None
 
 
-class CertificateError(Exception):
+class CertificateError(DaemonError):
     pass
 
 

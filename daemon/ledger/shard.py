@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consensus.quorum import max_faulty
+from consensus.committee import max_faulty
 from consensus.statemachine import ClientRequest, KeyValueMachine
 from daemon.ledger.records import JobState
 from daemon.ledger.state import JobLedger

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 from consensus.statemachine import ClientRequest
+from daemon.errors import DaemonError
 from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
                                   ReplicaFailed, TaskFailed)
 from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
@@ -480,7 +481,7 @@ class JobLedger:
         return rec.reputation if rec else WorkerRecord().reputation
 
 
-class _Refused(Exception):
+class _Refused(DaemonError):
     """The operation is well formed but not allowed now; the reply says why."""
 
 

@@ -8,8 +8,10 @@ that could not complete.
 
 from __future__ import annotations
 
+from daemon.errors import DaemonError
 
-class P2PError(Exception):
+
+class P2PError(DaemonError):
     """Root of every error the ``daemon.p2p`` package raises."""
 
 

@@ -65,6 +65,8 @@ from libp2p.pubsub.pubsub import Pubsub  # noqa: E402
 from libp2p.pubsub.rpc_queue import PriorityQueue, RpcQueue  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
+from daemon.errors import DaemonError
+
 LIBP2P_LOGGER = "libp2p"
 ROUTED_LOGGER = "novacron.p2p.libp2p"
 
@@ -211,7 +213,7 @@ async def close_connections(swarm: Swarm) -> None:
             nursery.start_soon(close_one, conn)
 
 
-class PortInUse(OSError):
+class PortInUse(DaemonError, OSError):
     """A listen address whose TCP port another socket is already listening on."""
 
 

@@ -24,16 +24,17 @@ from pathlib import Path
 
 import wasmtime
 
+from daemon.errors import DaemonError
 from daemon.runtime.abi import check_imports
 
 DIGEST = 32
 
 
-class ModuleRefused(Exception):
+class ModuleRefused(DaemonError):
     """The module cannot run here; the message is the one-line reason shown to the submitter."""
 
 
-class ModuleUnavailable(Exception):
+class ModuleUnavailable(DaemonError):
     """Neither the caches nor the caller have the module's bytes: fetch them and ask again."""
 
 

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from daemon.errors import DaemonError
 from protocol.messages.tasks import TaskStatus
 
 PAGE = 65536
 OOM_MARGIN_PAGES = 16  # 1 MiB: a typical malloc growth step plus allocator overhead
 
 
-class LimitsError(ValueError):
+class LimitsError(DaemonError, ValueError):
     """A limit outside what the sandbox accepts (one line: which and why)."""
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import trio
 
+from daemon.errors import DaemonError
 import daemon
 from daemon.runtime import wire
 from daemon.runtime.cache import ModuleUnavailable
@@ -55,11 +56,11 @@ log = logging.getLogger("novacron.runtime")
 REPO_ROOT = Path(daemon.__file__).resolve().parent.parent
 
 
-class PoolPaused(Exception):
+class PoolPaused(DaemonError):
     """The volunteer's preferences say no new tasks now; the message says why."""
 
 
-class WorkerGone(Exception):
+class WorkerGone(DaemonError):
     """The worker's pipe closed or broke mid-conversation."""
 
 
@@ -300,6 +301,10 @@ class WorkerPool:
             before = sample
             self._update_gate(load)
             await trio.sleep(self.config.sample_interval_s)
+
+    def load_permille(self) -> int:
+        """Busy workers per thousand: the load our capability record advertises."""
+        return self.running * 1000 // max(1, self.size)
 
     def worker_pids(self) -> dict[int, bool]:
         """pid -> busy, for every live worker (status pages and tests)."""

@@ -20,10 +20,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 
+from daemon.errors import DaemonError
+
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class PrefsError(ValueError):
+class PrefsError(DaemonError, ValueError):
     """A preference the volunteer wrote wrongly (one line: which and how to fix it)."""
 
 

@@ -50,6 +50,7 @@ from typing import Any, Callable
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from daemon.errors import DaemonError
 from daemon.runtime.abi import (CLOCK_REALTIME, CLOCK_RESOLUTION_NS, EBADF, EFAULT, EINVAL,
                                 ENOSYS, ENOTCAPABLE, ENOTSUP, ESPIPE, ESUCCESS, FILETYPE_UNKNOWN,
                                 MAX_IOVECS, MODULE, RIGHTS_FD_READ, RIGHTS_FD_WRITE, SIGNATURES,
@@ -61,7 +62,7 @@ RANDOM_FUEL_PER_BYTE = 8  # SHAKE-256 in Python: ~4 ns a byte
 POLL_FUEL_PER_SUBSCRIPTION = 5_000
 RANDOM_BLOCK = 4096
 
-class Stop(Exception):
+class Stop(DaemonError):
     """Ends the module from a host function: the sandbox turns it into the task's ending."""
 
 
@@ -81,7 +82,7 @@ class HostOutOfFuel(Stop):
     """A host call cost more fuel than the task had left."""
 
 
-class _Fault(Exception):
+class _Fault(DaemonError):
     """A pointer from the module points outside its memory: the call returns EFAULT."""
 
 

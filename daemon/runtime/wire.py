@@ -15,13 +15,14 @@ from typing import Any
 
 import msgpack
 
+from daemon.errors import DaemonError
 from daemon.runtime.outcome import Limits
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 1 << 31
 
 
-class WireError(Exception):
+class WireError(DaemonError):
     """A malformed frame on a worker pipe: the worker is replaced."""
 
 

@@ -19,12 +19,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
-from crdt import LWWMap, ObjectSpec, Policy, Replica
+from crdt import CrdtReplica, LWWMap, ObjectSpec, Policy
 from crdt.auth import DotSigner
+from daemon.attest.report import AttestationReport
 from daemon.capabilities import (
     HEARTBEAT_S, AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
     record_from_wire, record_to_wire,
@@ -62,12 +63,24 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class HardState(Protocol):
+    """The committees, as the soft state sees them."""
+
+    def current_members(self) -> tuple[bytes, ...]: ...
+
+    def membership(self) -> tuple[set[str], set[str]]: ...
+
+
+class Attester(Protocol):
+    def build_report(self) -> AttestationReport:
+        """This machine's attestation report (blocking: run in a thread)."""
+
+
 class SoftStateService:
     name = "softstate"
 
     def __init__(self, identity: NodeIdentity, network: str, host: P2PHost, db: Database, *,
-                 slots: int, memory_mib: int, domain: str,
-                 attestation: Callable[[], Any], load: Callable[[], int]) -> None:
+                 slots: int, memory_mib: int, domain: str, load: Callable[[], int]) -> None:
         self.identity = identity
         self.network = network
         self.host = host
@@ -75,23 +88,24 @@ class SoftStateService:
         self.slots = slots
         self.memory_mib = memory_mib or machine_memory_mib()
         self.domain = domain or identity.node_id
-        self.attestation_fn = attestation
         self.load_fn = load
+        self.hard: HardState | None = None
+        self.attester: Attester | None = None
         self.runtimes = offered_runtimes(runtime_id())
         self.attestation: Any = None
         self.availability = AvailabilityRecorder(db)
         session = int.from_bytes(os.urandom(8), "big") | 1
         signer = DotSigner(identity, network)
         saved = db.get(_NS, "replica")
-        self.replica: Replica
+        self.replica: CrdtReplica
         if saved:
             try:
-                self.replica = Replica.restore(saved, SCHEMA, session=session, signer=signer)
+                self.replica = CrdtReplica.restore(saved, SCHEMA, session=session, signer=signer)
             except RemoteProtocolError as err:
                 log.warning("soft state snapshot unusable (%s): starting empty", err)
                 saved = None
         if not saved:
-            self.replica = Replica(identity.node_id, SCHEMA, session=session, signer=signer)
+            self.replica = CrdtReplica(identity.node_id, SCHEMA, session=session, signer=signer)
         self.sealer = EnvelopeSealer(identity, network, context=session)
         self.opener = EnvelopeOpener(network)
         self.generation = 0
@@ -126,10 +140,23 @@ class SoftStateService:
         except RemoteProtocolError:
             return None
 
-    trusted_verifiers: Callable[[], Any] = staticmethod(lambda: ())
-    membership: Callable[[], tuple[set[str], set[str]]] = staticmethod(lambda: (set(), set()))
-    """(this epoch's members, nodes that were members in an earlier epoch and are not now):
-    the hard state that says whose records go (``prune_departed``)."""
+    def connect(self, attester: Attester, hard: HardState) -> None:
+        """Start-up's second phase: our attestation report, and the hard state that says
+        whose statements count and whose records go."""
+        self.attester, self.hard = attester, hard
+
+    def trusted_verifiers(self) -> tuple[bytes, ...]:
+        """Committee members: the verifiers whose statements a scheduler relies on."""
+        return self.hard.current_members() if self.hard is not None else ()
+
+    def membership(self) -> tuple[set[str], set[str]]:
+        """(this epoch's members, nodes that were members in an earlier epoch and are not now):
+        the hard state that says whose records go (``prune_departed``)."""
+        return self.hard.membership() if self.hard is not None else (set(), set())
+
+    def on_attestation(self, report: AttestationReport) -> None:
+        """``daemon.attest.service.Registry``: a verifier vouched for us."""
+        self.set_attestation(report.to_wire())
 
     def prune_departed(self) -> set[str]:
         """Drop the records of nodes the membership says have left or been evicted, once every
@@ -236,7 +263,9 @@ class SoftStateService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.availability.started(time.time())
-        self.attestation = await trio.to_thread.run_sync(self.attestation_fn)
+        if self.attester is not None:
+            report = await trio.to_thread.run_sync(self.attester.build_report)
+            self.attestation = report.to_wire()
         self.publish("start")
         task_status.started()
         last_heartbeat = last_refresh = last_scan = time.monotonic()

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from daemon.errors import DaemonError
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
-class StorageError(Exception):
+class StorageError(DaemonError):
     """The database cannot be used; the message says why and what to do."""
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from daemon.storage.userfile import UserFileError, read_capped
+from daemon.errors import DaemonError
 from protocol.errors import LocalProtocolError
 from protocol.identity import NodeIdentity
 
@@ -16,7 +17,7 @@ KEY_FILE_NAME = "node.key"
 MAX_KEY_FILE_BYTES = 4096
 
 
-class KeyFileError(Exception):
+class KeyFileError(DaemonError):
     """The key file exists but cannot be used; the message says why and what to do."""
 
 

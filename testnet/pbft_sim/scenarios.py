@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from consensus.committee import max_faulty
 from testnet.pbft_sim.adapter import Cluster
 from testnet.pbft_sim.byzantine import BEHAVIOURS
 from testnet.sim import LinkFaults, Network, Simulation
@@ -56,7 +57,7 @@ class Outcome:
 
 
 def plan_faults(rng: random.Random, n: int, kinds: tuple[str, ...]) -> dict[int, str]:
-    f = (n - 1) // 3
+    f = max_faulty(n)
     count = rng.choice([f, f, max(0, f - 1), rng.randint(0, f)])
     pool = list(range(n))
     rng.shuffle(pool)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from crdt import Replica
+from crdt import CrdtReplica
 from crdt.codec import Interner, encode_object, pack_payload
 from crdt.causal import Causal
 from protocol.messages.crdt import CrdtDelta, CrdtObject
 
 
-def connect(replicas: dict[str, Replica], a: str, b: str, now_ms: int) -> list[tuple[str, str, Any]]:
+def connect(replicas: dict[str, CrdtReplica], a: str, b: str, now_ms: int) -> list[tuple[str, str, Any]]:
     """Both sides see the connection: returns the messages in flight ``(src, dst, msg)``."""
     return ([(a, dst, m) for dst, m in replicas[a].on_connect(b, now_ms)]
             + [(b, dst, m) for dst, m in replicas[b].on_connect(a, now_ms)])
 
 
-def pump(replicas: dict[str, Replica], now_ms: int, inflight: list[tuple[str, str, Any]] = (),
+def pump(replicas: dict[str, CrdtReplica], now_ms: int, inflight: list[tuple[str, str, Any]] = (),
          rounds: int = 20, step_ms: int = 100, drop: set[str] = frozenset()) -> int:
     """Tick everyone and deliver every message (except to ``drop``) until nothing moves;
     returns the time reached."""

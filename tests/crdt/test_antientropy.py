@@ -4,7 +4,7 @@ from protocol.canonical import packb
 from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtState
 from protocol.schema import encode_body
 
-from crdt import AntiEntropyConfig, LWWMap, ObjectSpec, ORSet, PNCounter, Replica, Writer
+from crdt import AntiEntropyConfig, LWWMap, ObjectSpec, ORSet, PNCounter, CrdtReplica, Writer
 from crdt.antientropy import DeltaBuffer
 from tests.crdt.harness import connect, pump
 
@@ -17,7 +17,7 @@ def schema():
 
 def make(*names, **cfg):
     config = AntiEntropyConfig(**cfg)
-    return {n: Replica(n, schema(), session=i + 1, config=config) for i, n in enumerate(names)}
+    return {n: CrdtReplica(n, schema(), session=i + 1, config=config) for i, n in enumerate(names)}
 
 
 def same(rs):
@@ -132,7 +132,7 @@ def test_a_restarted_replica_that_lost_its_state_catches_up():
         rs["a"].update("m", lambda m, w: m.p_set(w, i, i), now)
     now = pump(rs, now)
     rs["a"].on_disconnect("b")
-    rs["b"] = Replica("b", schema(), session=99)  # crashed, disk lost, new session
+    rs["b"] = CrdtReplica("b", schema(), session=99)  # crashed, disk lost, new session
     pump(rs, now, connect(rs, "a", "b", now))
     assert same(rs) and len(rs["b"].get("m")) == 30
 
@@ -166,6 +166,6 @@ def test_updates_persisted_but_never_sent_before_a_crash_still_reach_peers():
     rs["a"].update("m", lambda m, w: m.p_set(w, "k", "made just before the crash"), now)
     blob = rs["a"].snapshot()  # persisted; the delta never left
     rs["b"].on_disconnect("a")
-    rs["a"] = Replica.restore(blob, schema(), session=77)
+    rs["a"] = CrdtReplica.restore(blob, schema(), session=77)
     pump(rs, now, connect(rs, "a", "b", now))
     assert rs["b"].get("m").get("k") == "made just before the crash" and same(rs)

@@ -15,7 +15,7 @@ from crdt import (
     ORMap,
     ORSet,
     Policy,
-    Replica,
+    CrdtReplica,
     UnprovenDot,
     Writer,
 )
@@ -34,7 +34,7 @@ def schema():
 
 
 def replicas():
-    return {i.node_id: Replica(i.node_id, schema(), session=n + 1,
+    return {i.node_id: CrdtReplica(i.node_id, schema(), session=n + 1,
                                signer=DotSigner(i, NET)) for n, i in enumerate(IDS)}
 
 

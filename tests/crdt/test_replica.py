@@ -4,7 +4,7 @@ import pytest
 
 from protocol.messages.crdt import CrdtDelta, CrdtObject
 
-from crdt import CrdtUsageError, LWWMap, ObjectSpec, ORMap, ORSet, PNCounter, Replica, Writer
+from crdt import CrdtUsageError, LWWMap, ObjectSpec, ORMap, ORSet, PNCounter, CrdtReplica, Writer
 from tests.crdt.harness import connect, delta_message, pump
 
 T0 = 5_000_000
@@ -16,7 +16,7 @@ def schema():
 
 
 def trio():
-    rs = {n: Replica(n, schema(), session=i + 1) for i, n in enumerate("abc")}
+    rs = {n: CrdtReplica(n, schema(), session=i + 1) for i, n in enumerate("abc")}
     inflight = connect(rs, "a", "b", T0) + connect(rs, "b", "c", T0) + connect(rs, "a", "c", T0)
     return rs, pump(rs, T0, inflight)
 
@@ -49,7 +49,7 @@ def test_departed_node_is_pruned_at_the_stable_point_and_never_resurrected():
     rs["a"].readmit({"c"})
     rs["a"].on_message("x", delta_message("tags", late, session=5, signed=False), now)
     assert rs["a"].get("tags").keys() == set()
-    fresh = Replica("c", schema(), session=42)
+    fresh = CrdtReplica("c", schema(), session=42)
     fresh.objects["tags"].ctx.add_range("c", 1, 4)  # c learned its old counters from a digest
     new = fresh.update("tags", lambda m, w: m.p_update(w, "gpu", lambda s: s.p_add(w, "c")), now)
     rs["a"].on_message("x", delta_message("tags", new, session=6, signed=False), now)
@@ -74,13 +74,13 @@ def test_snapshot_restores_every_object_exactly_under_a_new_session():
     now = pump(rs, now)
     rs["a"].prune({"zz"}, {})  # nothing known of zz: pruned trivially, remembered
     blob = rs["a"].snapshot()
-    back = Replica.restore(blob, schema(), session=1234)
+    back = CrdtReplica.restore(blob, schema(), session=1234)
     assert back.session == 1234 and back.departed == rs["a"].departed
     for name, obj in rs["a"].objects.items():
         assert back.objects[name] == obj
     assert back.hlc.last == rs["a"].hlc.last
     with pytest.raises(Exception, match="does not match the schema"):
-        Replica.restore(blob, {"links": ObjectSpec(ORSet())}, session=1)
+        CrdtReplica.restore(blob, {"links": ObjectSpec(ORSet())}, session=1)
 
 
 def test_objects_this_node_does_not_know_are_skipped():
@@ -94,7 +94,7 @@ def test_objects_this_node_does_not_know_are_skipped():
 
 
 def test_local_misuse_is_our_bug_with_a_clear_message():
-    r = Replica("a", schema(), session=1)
+    r = CrdtReplica("a", schema(), session=1)
     with pytest.raises(CrdtUsageError, match="no replicated object named 'nope'"):
         r.update("nope", lambda m, w: m.p_set(w, "k", 1), T0)
     with pytest.raises(CrdtUsageError, match="read-only views"):
@@ -103,7 +103,7 @@ def test_local_misuse_is_our_bug_with_a_clear_message():
         r.update("links", lambda m, w: None, T0)
     assert r.get("links").ctx.is_empty()
     with pytest.raises(CrdtUsageError, match="session"):
-        Replica("a", schema(), session=0)
+        CrdtReplica("a", schema(), session=0)
 
 
 def test_writes_a_pruned_node_made_meanwhile_arrive_once_it_is_readmitted():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from protocol.identity import NodeIdentity
 
-from crdt import DotSigner, LWWMap, ObjectSpec, ORMap, ORSet, PNCounter, Policy, Replica
+from crdt import DotSigner, LWWMap, ObjectSpec, ORMap, ORSet, PNCounter, Policy, CrdtReplica
 from tests.crdt.harness import connect, pump
 
 NET = "novacron-fuzz"
@@ -24,7 +24,7 @@ def schema():
             "load": ObjectSpec(PNCounter())}
 
 
-def op(data: st.DataObject, r: Replica, now: int) -> None:
+def op(data: st.DataObject, r: CrdtReplica, now: int) -> None:
     me = r.node_id
     kind = data.draw(st.integers(0, 4), label="op")
     key, elem = data.draw(st.sampled_from("ab")), data.draw(st.sampled_from(NAMES[:2] + ["z"]))
@@ -44,7 +44,7 @@ def op(data: st.DataObject, r: Replica, now: int) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_honest_signed_traffic_in_any_order_is_accepted_and_converges(data):
-    rs = {i.node_id: Replica(i.node_id, schema(), session=n + 1, signer=DotSigner(i, NET))
+    rs = {i.node_id: CrdtReplica(i.node_id, schema(), session=n + 1, signer=DotSigner(i, NET))
           for n, i in enumerate(IDS)}
     links = [(NAMES[0], NAMES[1]), (NAMES[1], NAMES[2]), (NAMES[2], NAMES[3]),
              (NAMES[0], NAMES[2])]

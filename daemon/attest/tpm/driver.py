@@ -37,6 +37,7 @@ from daemon.attest.tpm.structures import (HASH_IDS, HASH_SIZES, parse_public,
                                           unwrap_tpm2b_public)
 from daemon.attest.x509chain import trim_der
 from daemon.storage.userfile import UserFileError, read_capped
+from daemon.errors import DaemonError
 from protocol.errors import MalformedMessage
 
 TOOLS = ("tpm2_createek", "tpm2_createak", "tpm2_readpublic", "tpm2_load", "tpm2_quote",
@@ -47,7 +48,7 @@ EK_CERT_NV_INDEX = "0x01c00002"
 DEFAULT_EVENT_LOG = Path("/sys/kernel/security/tpm0/binary_bios_measurements")
 
 
-class TpmError(Exception):
+class TpmError(DaemonError):
     """The TPM or tpm2-tools failed; the message names the step and the tool's complaint."""
 
 

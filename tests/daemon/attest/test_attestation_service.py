@@ -21,10 +21,24 @@ from protocol.identity import NodeIdentity
 def make(seed: int, tmp, attester, config, on_report):
     ident = NodeIdentity(random.Random(seed).randbytes(32))
     host = P2PHost(ident, P2PConfig(listen=("/ip4/127.0.0.1/tcp/0",)), random.Random(seed))
-    svc = AttestationService(ident, host, attester, b"\x01" * 32, config, records=lambda: [],
-                             is_verifier=lambda: False, on_report=on_report,
-                             rng=random.Random(seed))
+    svc = AttestationService(ident, host, attester, b"\x01" * 32, config, rng=random.Random(seed))
+    svc.connect(Registry(on_report), NotAMember())
     return ident, host, svc
+
+
+class Registry:
+    """The soft state's side of ``attest.service.Registry``: no records; reports to a test."""
+
+    def __init__(self, on_report) -> None:
+        self.on_attestation = on_report
+
+    def records(self) -> list:
+        return []
+
+
+class NotAMember:
+    def is_member(self) -> bool:
+        return False
 
 
 async def test_verifier_statement_reaches_the_prover_and_counts_only_if_trusted(tmp_path, swtpm):

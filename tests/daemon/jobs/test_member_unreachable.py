@@ -22,14 +22,20 @@ async def test_a_member_reports_a_worker_it_has_lost_and_stops_when_it_is_back()
     runner = SimpleNamespace(machine=SimpleNamespace(ledger=h.ledger),
                              config=SimpleNamespace(shard=0))
     sent: list[tuple[int, str]] = []
-
-    async def submit(shard: int, op: ops.Unreachable) -> dict:
-        sent.append((shard, op.worker))
-        return {"reports": 1}
-
     connected = set(holders)
-    duties = MemberDuties(MEMBERS[0], "net", lambda *_: None, lambda m: b"", lambda: (),
-                          submit, lambda: connected)
+
+    class Ledger:
+        network = "net"
+
+        async def order(self, shard: int, op: ops.Unreachable) -> dict:
+            sent.append((shard, op.worker))
+            return {"reports": 1}
+
+    class Peers:
+        def connected(self) -> set[str]:
+            return connected
+
+    duties = MemberDuties(MEMBERS[0], Ledger(), Peers(), None)  # type: ignore[arg-type]
     gone = sorted(holders)[0]
 
     async def scan(now: float) -> None:

@@ -22,16 +22,21 @@ def offer(runtime: str) -> TaskOffer:
 async def test_an_offer_for_another_runtime_is_declined_and_never_votes():
     reports: list = []
 
-    async def submit(shard: int, op: object) -> dict:
-        reports.append(op)
-        return {}
+    class Ledger:
+        def committee_of(self, shard: int, epoch: int) -> tuple[bytes, ...]:
+            return (MEMBER,)
 
-    async def hand_over(*_: object) -> bool:
-        raise AssertionError("a declined task has no output to hand over")
+        async def order(self, shard: int, op: object) -> dict:
+            reports.append(op)
+            return {}
+
+    class Peers:
+        async def hand_over(self, *_: object) -> bool:
+            raise AssertionError("a declined task has no output to hand over")
 
     # The blob service is never reached: the runtime is checked before anything is fetched.
     duties = WorkerDuties(WorkerPool(PoolConfig(workers=1)), None,  # type: ignore[arg-type]
-                          lambda shard, epoch: (MEMBER,), submit, hand_over)
+                          Ledger(), Peers())  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(duties.run)
         duties.on_offer(MEMBER, offer(f"{RUNTIME}@another-release"))
