@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from daemon.blobs import BlobService, BlobUnavailable
+from daemon.errors import DaemonError
 from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.ports import CandidateSource, Ledger
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
@@ -102,7 +103,7 @@ def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[tuple[ops.Tas
     return op, chunks[1:], blobs
 
 
-class Unplaceable(Exception):
+class Unplaceable(DaemonError):
     """No current network can place the job (one line: why, and what to change)."""
 
 
