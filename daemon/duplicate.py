@@ -32,6 +32,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
+from daemon.errors import DaemonError
 from daemon.p2p import libp2p_fixes
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.factory import build_swarm_and_host
@@ -46,7 +47,7 @@ PROBE_TIMEOUT = 3.0
 MAX_PROBES = 8
 
 
-class DuplicateIdentity(Exception):
+class DuplicateIdentity(DaemonError):
     """Another daemon with this node's key is live; the message says where and what to do."""
 
 

@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from daemon.errors import DaemonError
+
 LOCK_FILE_NAME = "daemon.lock"
 KEY_FILE_NAME = "node.key"
 
 
-class DataDirInUse(Exception):
+class DataDirInUse(DaemonError):
     """Another daemon holds this data directory; the message says which and what to do."""
 
 

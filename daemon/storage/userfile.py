@@ -17,6 +17,8 @@ import os
 import stat
 from pathlib import Path
 
+from daemon.errors import DaemonError
+
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISCHR, "a character device"),
@@ -26,7 +28,7 @@ _KINDS = (
 )
 
 
-class UserFileError(Exception):
+class UserFileError(DaemonError):
     """Why the file cannot be used, as a phrase: ``f"{field} names {path}, which {err}"``."""
 
     def __init__(self, phrase: str, *, missing: bool = False) -> None:
