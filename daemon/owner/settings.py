@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 
 from daemon.config import VolunteerConfig
+from daemon.errors import DaemonError
 from daemon.runtime.volunteer import PrefsError, VolunteerPrefs, parse_hours
 from daemon.storage.db import Database
 
@@ -29,7 +30,7 @@ LIVE = ("cpu_share", "max_memory_mb", "hours", "idle_only")
 _NS = "owner"
 
 
-class SettingsError(ValueError):
+class SettingsError(DaemonError, ValueError):
     """A setting the owner gave wrongly: one line naming it and the fix."""
 
 

@@ -18,6 +18,8 @@ from typing import Mapping
 
 import msgpack
 
+from daemon.errors import DaemonError
+
 MAGIC = b"\x00novacron-python\x01"
 MAX_BUNDLE = 16 << 20
 MAX_FILES = 1000
@@ -25,7 +27,7 @@ MAX_NAME = 255
 JOB_DIR = "/job"
 
 
-class BundleError(ValueError):
+class BundleError(DaemonError, ValueError):
     """Not a valid bundle; the message says which part and why (one line)."""
 
 

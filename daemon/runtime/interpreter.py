@@ -42,6 +42,8 @@ from typing import Iterator
 
 import wasmtime
 
+from daemon.errors import DaemonError
+
 STACK = 1 << 20  # CPython recurses deeply in C; above ~2 MiB the host thread's stack overflows
 
 
@@ -76,7 +78,7 @@ PINNED = InterpreterBuild(
 MAX_WHEEL = 200 << 20
 
 
-class InterpreterMissing(Exception):
+class InterpreterMissing(DaemonError):
     """The interpreter's files are not here or not the pinned ones; the message says what to do."""
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from daemon.errors import DaemonError
+
 MAX_DEPTH = 64
 MAX_PATH = 4096
 
 
-class FsError(Exception):
+class FsError(DaemonError):
     """A lookup that failed; ``errno`` is the WASI errno to return."""
 
     def __init__(self, errno: int) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import wasmtime
 
+from daemon.errors import DaemonError
 from daemon.runtime import interpreter
 from daemon.runtime.bundle import JOB_DIR, BundleError, decode
 from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
@@ -43,7 +44,7 @@ BOOT = ("import os, sys, runpy\n"
 ARGV0 = b"/usr/local/bin/python.wasm"  # the interpreter finds its prefix (/usr/local) from it
 
 
-class PythonUnavailable(Exception):
+class PythonUnavailable(DaemonError):
     """The interpreter is not fetched or not compiled on this machine (one line: why)."""
 
 

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
+from daemon.errors import DaemonError
+
 log = logging.getLogger("novacron.web")
 
 LOOPBACK = "127.0.0.1"
@@ -31,7 +33,7 @@ MAX_BODY = 64 * 1024
 READ_TIMEOUT_S = 10.0
 
 
-class PortTaken(Exception):
+class PortTaken(DaemonError):
     """The port is in use; the message names it and the setting to change."""
 
 
