@@ -6,6 +6,8 @@ Modules and subpackages:
 - ``node``     -- the service tree: every service in one nursery.
 - ``runner``   -- process entry: logging, signals, clean shutdown.
 - ``service``  -- what services have in common.
+- ``clock``    -- the one clock services read (``SystemClock``; ``TrioClock`` for virtual time).
+- ``errors``   -- ``DaemonError``, the root of every error the daemon raises on purpose.
 - ``storage``  -- the data directory, key file, SQLite database.
 - ``control``  -- the JSON-RPC control socket (server and client).
 - ``cli``      -- the ``novacron`` command line.

@@ -8,5 +8,7 @@
 - ``forecast``  -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
 - ``churn``     -- task placement under churn: random, on-fraction, ours, known law, and a
                    hindsight oracle.
+- ``memnet``    -- an in-process network of hosts, for running the daemon's trio services under
+                   ``trio.testing.MockClock`` (virtual time, partitions).
 - ``local``     -- a real local testnet of daemon processes on 127.0.0.1, with fault injection.
 """

@@ -31,7 +31,6 @@ Theory of operation
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,6 +46,7 @@ from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
 from consensus.statemachine import state_digest
+from daemon.clock import Clock
 from daemon.committees.runner import ReplicaRunner
 from daemon.genesis import Genesis
 from protocol.canonical import packb
@@ -77,6 +77,7 @@ class EpochHost(Protocol):
     replicas: dict[tuple[int, int], ReplicaRunner]
     host: Any
     last_heard: Callable[[str], float | None]
+    clock: Clock
 
     def config_for(self, shard: int) -> ReplicaConfig: ...
 
@@ -107,11 +108,11 @@ class EpochManager:
         self.ended_sent: set[tuple[int, int]] = set()
         self.outbox: dict[tuple[int, int], bytes] = {}
         """(shard, ended epoch) -> our sealed HandoffNotice, sent once the new epoch is known."""
-        self.entered_at = time.monotonic()
+        self.entered_at = self.svc.clock.now()
         self.retire: dict[tuple[int, int], float] = {}
         self._join_at = 0.0
         self._advance_asked: int = -1
-        self.started_wall = time.time()
+        self.started_wall = self.svc.clock.wall()
         self.stay_out = False
         """Set while the volunteer has left on purpose (``daemon.membership``): never join."""
         self._evict_asked: set[tuple[int, bytes]] = set()
@@ -141,7 +142,7 @@ class EpochManager:
     def on_epoch_ended(self, runner: ReplicaRunner, seq: int, digest: bytes,
                        proof: tuple[bytes, ...]) -> None:
         shard, epoch = runner.config.shard, runner.config.epoch
-        now = time.monotonic()
+        now = self.svc.clock.now()
         if shard == DIRECTORY_SHARD:
             notice = EpochNotice(shard, epoch, seq, digest, proof, runner.replica.service.snapshot())
             raw = self.svc.signer.seal(notice, now)
@@ -170,7 +171,7 @@ class EpochManager:
         fetch = self.fetches.get((m.shard, m.epoch)) if isinstance(m, StateChunk) else None
         if fetch is None:
             return False
-        self._run(fetch.receive(env, time.monotonic()))
+        self._run(fetch.receive(env, self.svc.clock.now()))
         if fetch.snapshot is not None:
             del self.fetches[(m.shard, m.epoch)]
             self._start_replica(m.shard, m.epoch, fetch.handoff, fetch.snapshot)
@@ -212,7 +213,7 @@ class EpochManager:
         after = self.svc.genesis.params["evict_after_s"]
         if not after:
             return
-        now = time.time()
+        now = self.svc.clock.wall()
         me = self.svc.identity.public_key
         for pk in epoch.members:
             if pk == me or (epoch.epoch, pk) in self._evict_asked:
@@ -247,7 +248,7 @@ class EpochManager:
         if key in self.ended_sent:
             return
         self.ended_sent.add(key)
-        raw = self.svc.signer.seal(EndEpoch(shard, cfg.epoch), time.monotonic())
+        raw = self.svc.signer.seal(EndEpoch(shard, cfg.epoch), self.svc.clock.now())
         for pk in cfg.committee:
             self.svc.send_public(pk, raw)
         log.info("asked %s to end epoch %d", shard_words(shard), cfg.epoch)
@@ -277,7 +278,7 @@ class EpochManager:
         old = self.svc.epoch
         self.configs[new.epoch] = new
         self.svc.epoch = new
-        self.entered_at = time.monotonic()
+        self.entered_at = self.svc.clock.now()
         me = self.svc.identity.public_key
         log.info("entered epoch %d: %d members, committees of %d", new.epoch, len(new.members),
                  new.committee_size)
@@ -286,7 +287,7 @@ class EpochManager:
         for shard, committee in old.committees.items():
             if me in committee:
                 self._end(shard, ReplicaConfigView(shard, old.epoch, committee))
-                self.retire[(shard, old.epoch)] = time.monotonic()
+                self.retire[(shard, old.epoch)] = self.svc.clock.now()
         self.svc.reconfigure_clients()
         self._flush_outbox()
         for shard in new.committees:
@@ -332,7 +333,7 @@ class EpochManager:
         with svc.db.transaction():
             svc.db.put(_NS + "-genesis", f"{shard}/{cfg.epoch}", genesis)
         replica = Replica(cfg, svc.signer, svc.verifier, machine, genesis=genesis,
-                          now=time.monotonic())
+                          now=self.svc.clock.now())
         svc.replicas[(shard, cfg.epoch)] = ReplicaRunner(cfg, replica, machine)
         log.info("started the replica of %s, epoch %d, from the handed-over state",
                  shard_words(shard), cfg.epoch)

@@ -12,8 +12,8 @@ and de-duplicate themselves) and routed by (shard, epoch) to a replica, or by sh
 client when it is a ``Reply``. Envelopes that do not open are counted against the peer that
 sent them by the p2p layer; misbehaviour a replica proves is reported there too.
 
-Time: replicas run on ``time.monotonic()``; envelopes carry the wall clock. On every tick the
-application may submit operations of its own to the shards this node sits on (the ledger's
+Time: one injected clock (``daemon.clock``; virtual in tests): replicas run on its ``now()``,
+envelopes carry its wall clock. On every tick the application may submit operations of its own to the shards this node sits on (the ledger's
 clock reports, so leases and deadlines advance: ``daemon.ledger.shard``).
 """
 
@@ -23,7 +23,6 @@ import hashlib
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from consensus.health import Health, committee_health, worst
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
 from consensus.sizes import MAX_REQUEST_BYTES
+from daemon.clock import Clock, SystemClock
 from daemon.committees.epochs import EpochManager
 from daemon.committees.hooks import ShardApplication
 from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
@@ -73,10 +73,6 @@ Python daemon executing a big job's batches on a busy machine needs more than a 
 Listener = Callable[[int, "ReplicaRunner", Committed], None]
 
 
-def _wall_ms(_now: float) -> int:
-    return int(time.time() * 1000)
-
-
 class NewsOfNodes(Protocol):
     def last_heard(self, node_id: str) -> float | None: ...
 
@@ -89,15 +85,17 @@ class CommitteeService:
     name = "consensus"
 
     def __init__(self, identity: NodeIdentity, genesis: Genesis, host: P2PHost, db: Database,
-                 app: ShardApplication) -> None:
+                 app: ShardApplication, clock: Clock | None = None) -> None:
         self.identity = identity
+        self.clock: Clock = clock or SystemClock()
         self.app = app
         self.genesis = genesis
         self.network = genesis.network
         self.host = host
         self.db = db
         context = int.from_bytes(os.urandom(8), "big") >> 1
-        self.signer = Ed25519Signer(identity, self.network, context, clock_ms=_wall_ms)
+        self.signer = Ed25519Signer(identity, self.network, context,
+                                    clock_ms=lambda _now: int(self.clock.wall() * 1000))
         self.verifier = Ed25519Verifier(self.network)
         self.sink = ActionSink(db, self._send, self._on_event)
         self.epoch: EpochConfig = genesis.epoch0()
@@ -121,7 +119,7 @@ class CommitteeService:
     # -- committees -------------------------------------------------------------------------------
 
     def config_for(self, shard: int) -> ReplicaConfig:
-        frame = self.host.config.max_frame
+        frame = self.host.max_frame
         # max_message: the replica keeps everything it builds under our frame cap (a frame
         # over it is refused by the transport, and a refused batch would wedge the committee).
         return ReplicaConfig(shard, self.epoch.epoch, self.epoch.committees[shard],
@@ -186,7 +184,7 @@ class CommitteeService:
 
     def reconfigure_clients(self) -> None:
         """Point every shard's client at this epoch's committee (cut-off requests re-sent)."""
-        now = time.monotonic()
+        now = self.clock.now()
         for shard in self.epoch.committees:
             cfg = self.config_for(shard)
             client = self.clients.get(shard)
@@ -197,14 +195,14 @@ class CommitteeService:
                                   client.client.reconfigure(cfg, now))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._start_epoch(time.monotonic())
-        self._retune_at = time.monotonic() + RETUNE_EVERY
+        self._start_epoch(self.clock.now())
+        self._retune_at = self.clock.now() + RETUNE_EVERY
         self.ready = True
         task_status.started()
         async with trio.open_nursery() as nursery:
-            last = time.monotonic()
+            last = self.clock.now()
             while True:
-                now = time.monotonic()
+                now = self.clock.now()
                 stalled, last = now - last - TICK_S, now
                 for runner in list(self.replicas.values()):
                     if stalled > STALL_S:
@@ -267,7 +265,7 @@ class CommitteeService:
         env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
         if len(self.heard) >= 4096:  # clients' keys are free to make: keep the map bounded
             self.heard.clear()
-        self.heard[env.sender] = time.monotonic()
+        self.heard[env.sender] = self.clock.now()
         try:
             self._route(env, frame)
         except InvalidProof as err:
@@ -283,7 +281,7 @@ class CommitteeService:
             return
         if isinstance(m, StateChunk) and self.epochs.on_state_chunk(env):
             return
-        now = time.monotonic()
+        now = self.clock.now()
         if isinstance(m, Reply):
             client = self.clients.get(shard)
             if client is not None and client.config.epoch == epoch:
@@ -316,7 +314,7 @@ class CommitteeService:
 
     def _tick_shards(self, now: float) -> None:
         """Give the application its tick on each shard we sit on (the ledger clock reports)."""
-        wall_ms = int(time.time() * 1000)
+        wall_ms = int(self.clock.wall() * 1000)
         for (shard, epoch), runner in self.replicas.items():
             if shard == DIRECTORY_SHARD or epoch != self.epoch.epoch:
                 continue  # a retiring replica's shard has this epoch's replica, or no tick
@@ -333,7 +331,7 @@ class CommitteeService:
         if client is None:
             raise CommitteeUnavailable(f"no committee of {shard_words(shard)} here")
         pending = client.enqueue(operation, urgent)
-        self._pump(shard, client, time.monotonic())
+        self._pump(shard, client, self.clock.now())
         with trio.move_on_after(timeout):
             await pending.done.wait()
         if pending.result is None:
@@ -348,7 +346,7 @@ class CommitteeService:
         """This node's committees of the current epoch, judged by ``consensus.health``."""
         connected = set(self.host.connected_peers())
         me = self.identity.public_key
-        recent = time.monotonic() - HEARD_S
+        recent = self.clock.now() - HEARD_S
         verdicts = []
         for (shard, epoch), runner in sorted(self.replicas.items()):
             if epoch != self.epoch.epoch or runner.ended is not None:
@@ -426,10 +424,10 @@ class CommitteeService:
         if not 0 < len(key) <= 256 or len(value) > 4096:
             raise RpcError(REJECTED, "key must be 1-256 characters and value at most 4096")
         shard = self._kv_shard(params, key)
-        t0 = time.monotonic()
+        t0 = self.clock.now()
         result = await self._guarded(shard, KV + packb(["put", key, value]))
         return {"result": result.decode(errors="replace"), "shard": shard,
-                "latency_ms": round((time.monotonic() - t0) * 1000, 2)}
+                "latency_ms": round((self.clock.now() - t0) * 1000, 2)}
 
     async def rpc_kv_get(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "key", "shard")

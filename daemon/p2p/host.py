@@ -553,6 +553,11 @@ class P2PHost:
                     except Exception:  # already reset by the peer
                         pass
 
+    @property
+    def max_frame(self) -> int:
+        """The largest payload a frame, request or response may carry."""
+        return self.config.max_frame
+
     def round_trip(self, peers: Iterable[str]) -> float | None:
         """The median conservative round trip (s) to those of ``peers`` we have measured."""
         return self.rtts.group(peers)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from daemon.capabilities import (
     HEARTBEAT_S, AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
     record_from_wire, record_to_wire,
 )
+from daemon.clock import Clock, SystemClock
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
@@ -59,10 +59,6 @@ SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 _NS = "softstate"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class HardState(Protocol):
     """The committees, as the soft state sees them."""
 
@@ -80,8 +76,10 @@ class SoftStateService:
     name = "softstate"
 
     def __init__(self, identity: NodeIdentity, network: str, host: P2PHost, db: Database, *,
-                 slots: int, memory_mib: int, domain: str, load: Callable[[], int]) -> None:
+                 slots: int, memory_mib: int, domain: str, load: Callable[[], int],
+                 clock: Clock | None = None) -> None:
         self.identity = identity
+        self.clock: Clock = clock or SystemClock()
         self.network = network
         self.host = host
         self.db = db
@@ -140,6 +138,9 @@ class SoftStateService:
         except RemoteProtocolError:
             return None
 
+    def _now_ms(self) -> int:
+        return int(self.clock.wall() * 1000)
+
     def connect(self, attester: Attester, hard: HardState) -> None:
         """Start-up's second phase: our attestation report, and the hard state that says
         whose statements count and whose records go."""
@@ -175,7 +176,7 @@ class SoftStateService:
             return set()  # a peer has not sent its digest yet: next time
         pruned = self.replica.prune(todo, stable)
         if pruned:
-            self._dirty_at = self._dirty_at or time.monotonic()
+            self._dirty_at = self._dirty_at or self.clock.now()
             log.info("soft state: pruned the records of %d departed node(s)", len(pruned))
         return pruned
 
@@ -184,12 +185,12 @@ class SoftStateService:
         when a new generation of its record reached us or it disconnected (None: never).
         Records refresh every ``REFRESH_S`` at least, so a live node is never silent longer."""
         if node_id in self.seen_up or node_id == self.identity.node_id:
-            return time.time()
+            return self.clock.wall()
         heard = self._heard.get(node_id)
         return heard[1] if heard else None
 
     def _note_heard(self) -> None:
-        now = time.time()
+        now = self.clock.wall()
         for r in self.records():
             if r.generation > self._heard.get(r.node_id, (-1, 0.0))[0]:
                 self._heard[r.node_id] = (r.generation, now)
@@ -203,7 +204,7 @@ class SoftStateService:
     def candidates(self) -> tuple[Any, ...]:
         live = set(self.host.connected_peers()) | {self.identity.node_id} | self._recently_heard()
         return to_candidates(self.records(), live, self.seen_up, self.trusted_verifiers(),
-                             time.time())
+                             self.clock.wall())
 
     def set_attestation(self, report_wire: Any) -> None:
         """A verifier vouched for us (or our evidence changed): republish our record."""
@@ -212,7 +213,7 @@ class SoftStateService:
 
     def publish(self, reason: str) -> int:
         """Write this node's record (a new generation) into the registry."""
-        now_ms = _now_ms()
+        now_ms = self._now_ms()
         self.generation = max(self.generation + 1, now_ms)
         record = build_record(
             self.identity.node_id, slots=self.slots, memory_mib=self.memory_mib,
@@ -234,51 +235,51 @@ class SoftStateService:
     # -- the wire -----------------------------------------------------------------------------------
 
     def _send(self, out: list[tuple[str, Any]]) -> None:
-        now_ms = _now_ms()
+        now_ms = self._now_ms()
         for peer, msg in out:
             self.host.send(peer, PROTOCOL, self.sealer.seal(msg, now_ms))
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
-        env = self.opener.open(frame, now_ms=_now_ms())
+        env = self.opener.open(frame, now_ms=self._now_ms())
         if env.sender_id != peer:
             raise MalformedMessage("soft-state messages must be signed by the peer that sends them")
         try:
-            out = self.replica.on_message(peer, env.body, _now_ms())
+            out = self.replica.on_message(peer, env.body, self._now_ms())
         except RemoteProtocolError:
             self.rejected += 1
             raise
-        self._dirty_at = self._dirty_at or time.monotonic()
+        self._dirty_at = self._dirty_at or self.clock.now()
         self._send(out)
 
     def _connected(self, peer: str) -> None:
-        self.seen_up.setdefault(peer, time.time())
-        self._send(self.replica.on_connect(peer, _now_ms()))
+        self.seen_up.setdefault(peer, self.clock.wall())
+        self._send(self.replica.on_connect(peer, self._now_ms()))
 
     def _disconnected(self, peer: str) -> None:
         self.seen_up.pop(peer, None)
-        self._heard[peer] = (self._heard.get(peer, (0, 0.0))[0], time.time())
+        self._heard[peer] = (self._heard.get(peer, (0, 0.0))[0], self.clock.wall())
         self.replica.on_disconnect(peer)
 
     # -- running ------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.availability.started(time.time())
+        self.availability.started(self.clock.wall())
         if self.attester is not None:
             report = await trio.to_thread.run_sync(self.attester.build_report)
             self.attestation = report.to_wire()
         self.publish("start")
         task_status.started()
-        last_heartbeat = last_refresh = last_scan = time.monotonic()
+        last_heartbeat = last_refresh = last_scan = self.clock.now()
         last_load = self.load_fn()
         last_addrs = self.host.listen_addrs()
         try:
             while True:
                 await trio.sleep(TICK_S)
-                now = time.monotonic()
-                self._send(self.replica.tick(_now_ms()))
+                now = self.clock.now()
+                self._send(self.replica.tick(self._now_ms()))
                 if now - last_heartbeat >= HEARTBEAT_S:
                     last_heartbeat = now
-                    self.availability.alive(time.time())
+                    self.availability.alive(self.clock.wall())
                 load, addrs = self.load_fn(), self.host.listen_addrs()
                 load_moved = abs(load - last_load) >= 250 and now - last_refresh >= LOAD_REPUBLISH_S
                 if load_moved or addrs != last_addrs or now - last_refresh >= REFRESH_S:
@@ -292,7 +293,7 @@ class SoftStateService:
                     self.prune_departed()
         finally:
             with trio.CancelScope(shield=True):
-                self.availability.stopped(time.time())
+                self.availability.stopped(self.clock.wall())
                 self._persist()
 
     # -- status and control -------------------------------------------------------------------------

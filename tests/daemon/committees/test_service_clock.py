@@ -1,0 +1,106 @@
+"""The committees service under ``trio.testing.MockClock``: four real services (real PBFT
+replicas, real Ed25519, real SQLite) over an in-process network, in virtual time."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import trio
+
+from daemon.clock import TrioClock
+from daemon.committees.service import CommitteeService
+from daemon.genesis import make_genesis
+from daemon.ledger.shard import KV, LEDGER_TICK_ACTIVE_S, LEDGER_TICK_IDLE_S, LedgerShards, ledger_operation
+from daemon.storage.db import Database
+from protocol.canonical import packb, unpackb
+from protocol.identity import NodeIdentity
+from protocol.messages import ledger as ops
+from testnet.memnet import MemoryNet
+
+WALL_START = 1_750_000_000.0
+
+
+def committee(tmp_path: Path, n: int = 4, shards: int = 2) -> tuple[MemoryNet, list[CommitteeService]]:
+    ids = [NodeIdentity(random.Random(7000 + i).randbytes(32)) for i in range(n)]
+    genesis = make_genesis("memnet", ids, {"shards": shards, "difficulty": 0, "min_committee": n})
+    net = MemoryNet()
+    services = [CommitteeService(i, genesis, net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 LedgerShards(), clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    return net, services
+
+
+def a_job(nonce: int) -> ops.Submit:
+    inputs = (ops.TaskInput(b"\x01" * 32, 1, b"\x01"),)
+    return ops.Submit("busy", b"\x02" * 32, 100, ("t",), inputs, 10**9, 16, 60_000, 1024, 2, 2, 4,
+                      0, 3600, 0, nonce, 1)
+
+
+def ledger_now_ms(svc: CommitteeService, shard: int) -> int:
+    return svc.replicas[(shard, svc.epoch.epoch)].machine.ledger.now_ms
+
+
+async def test_each_shard_ledger_clock_ticks_while_another_shard_is_busy(tmp_path: Path,
+                                                                       autojump_clock: object) -> None:
+    """Shard 0 has an open job (ticks every 2 s); shard 1 is idle (every 30 s) and must still
+    tick: with one last-tick time for all shards it never did."""
+    net, services = committee(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        await trio.sleep(1)  # the first clock reports (a job submitted before has no time)
+        reply = unpackb(await services[0].submit(0, ledger_operation(a_job(1))))
+        assert reply["tasks"] == 1 and reply["state"] == "open"
+        await trio.sleep(3 * LEDGER_TICK_IDLE_S + 5)
+        elapsed_ms = int(trio.current_time() * 1000)  # the wall clock started with trio's
+        for svc in services:
+            assert [j.state for j in svc.replicas[(0, 0)].machine.ledger.jobs.values()] == ["open"]
+            busy, idle = ledger_now_ms(svc, 0), ledger_now_ms(svc, 1)
+            start_ms = int(WALL_START * 1000)
+            # f+1 members' reports move a ledger's clock: within one interval of the wall clock.
+            assert busy >= start_ms + elapsed_ms - 2 * int(LEDGER_TICK_ACTIVE_S * 1000), busy - start_ms
+            assert idle >= start_ms + elapsed_ms - 2 * int(LEDGER_TICK_IDLE_S * 1000), idle - start_ms
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_request_commits_on_every_member_in_virtual_time(tmp_path: Path,
+                                                                autojump_clock: object) -> None:
+    net, services = committee(tmp_path, shards=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[2].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
+        assert await services[1].submit(0, KV + packb(["get", "k"])) == b"v"
+        await trio.sleep(1)
+        for svc in services:
+            assert svc.replicas[(0, 0)].machine.kv.data == {"k": "v"}
+        assert all(not h.faults for h in net.hosts.values())
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_outside_the_genesis_joins_at_the_next_epoch(tmp_path: Path,
+                                                                 autojump_clock: object) -> None:
+    """The epoch manager under virtual time: the newcomer asks to join, the directory
+    committee advances the epoch, every node follows the epoch notice, and the newcomer's
+    membership is what all of them see; the committees keep committing across the change."""
+    ids = [NodeIdentity(random.Random(7100 + i).randbytes(32)) for i in range(5)]
+    genesis = make_genesis("memnet", ids[:4], {"shards": 1, "difficulty": 0, "min_committee": 4})
+    net = MemoryNet()
+    services = [CommitteeService(i, genesis, net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 LedgerShards(), clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[0].submit(0, KV + packb(["put", "before", "1"])) == b"ok"
+        newcomer = ids[4].public_key
+        while not all(newcomer in svc.epoch.members for svc in services):
+            await trio.sleep(1)
+        assert {svc.epoch.epoch for svc in services} == {1}
+        assert trio.current_time() < 120  # virtual seconds: a join retry and an epoch's minimum
+        assert await services[4].submit(0, KV + packb(["get", "before"])) == b"1"
+        nursery.cancel_scope.cancel()

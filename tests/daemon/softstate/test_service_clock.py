@@ -1,0 +1,53 @@
+"""The soft-state service under ``trio.testing.MockClock``: real CRDT replicas, real signed
+records, real SQLite, over an in-process network, in virtual time."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import trio
+
+from daemon.clock import TrioClock
+from daemon.softstate.service import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, REFRESH_S,
+                                       SoftStateService)
+from daemon.storage.db import Database
+from protocol.identity import NodeIdentity
+from testnet.memnet import MemoryNet
+
+WALL_START = 1_750_000_000.0
+
+
+async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behind(
+        tmp_path: Path, autojump_clock: object) -> None:
+    ids = [NodeIdentity(random.Random(7200 + i).randbytes(32)) for i in range(3)]
+    net = MemoryNet()
+    load = [0, 0, 0]
+    services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 slots=2, memory_mib=1024, domain="", load=lambda k=k: load[k],
+                                 clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        await trio.sleep(1)
+        for svc in services:
+            assert {r.node_id for r in svc.records()} == {i.node_id for i in ids}
+
+        load[2] = 1000  # node 2 got busy: its record says so within LOAD_REPUBLISH_S
+        await trio.sleep(LOAD_REPUBLISH_S + 1)
+        assert all(svc.record_of(ids[2].node_id).load == 1000 for svc in services)  # type: ignore[union-attr]
+
+        cut_at = WALL_START + trio.current_time()
+        net.partition(ids[0].node_id, ids[2].node_id)
+        net.partition(ids[1].node_id, ids[2].node_id)
+        await trio.sleep(MEMBERSHIP_SCAN_S + 1)
+        heard = services[0].last_heard(ids[2].node_id)
+        assert heard is not None and cut_at <= heard <= cut_at + MEMBERSHIP_SCAN_S + 1
+        await trio.sleep(REFRESH_S + 10)  # node 2 refreshed its record meanwhile: nobody heard
+        assert services[0].last_heard(ids[2].node_id) == heard
+        net.heal(ids[0].node_id, ids[2].node_id)
+        await trio.sleep(1)
+        assert services[0].last_heard(ids[2].node_id) == WALL_START + trio.current_time()
+        nursery.cancel_scope.cancel()
