@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consensus.config import ReplicaConfig
+from consensus.crypto import Verifier
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import Checkpoint
 
@@ -39,7 +40,7 @@ class Stable:
 
 
 def check_checkpoint_proof(cfg: ReplicaConfig, seq: int, digest: bytes,
-                           proof: Iterable[bytes], verifier, genesis_digest: bytes  # type: ignore[no-untyped-def]
+                           proof: Iterable[bytes], verifier: Verifier, genesis_digest: bytes
                            ) -> None:
     """Raise ``InvalidProof`` unless ``proof`` holds a quorum of distinct members' signed
     checkpoints for (seq, digest) of this shard and epoch."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consensus import sizes
-from consensus.quorum import max_faulty, quorum_size
+from consensus.committee import max_faulty
+from consensus.quorum import quorum_size
 from protocol.errors import LocalProtocolError
 from protocol.messages.pbft import MAX_BATCH, MAX_COMMITTEE, MAX_PROOF, MAX_WINDOW
 

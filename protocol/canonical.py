@@ -52,7 +52,8 @@ def packb(obj: Any, *, maps: bool = True) -> bytes:
     """Canonical bytes of ``obj``. ``maps=False`` skips the dict-sorting walk when the caller
     knows ``obj`` holds no dicts (message bodies are arrays of typed fields)."""
     try:
-        return msgpack.packb(_sorted_maps(obj) if maps else obj, **_packer_opts)
+        data: bytes = msgpack.packb(_sorted_maps(obj) if maps else obj, **_packer_opts)
+        return data
     except (TypeError, ValueError, OverflowError) as err:
         raise LocalProtocolError(f"cannot encode value: {err}") from None
 

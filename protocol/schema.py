@@ -179,7 +179,7 @@ def _compile(tp: Any, constraints: tuple[Any, ...] = ()) -> Check:
                 raise _bad(path, f"{len(v)} entries exceed the limit of {max_items}")
             return {key(k, f"{path}.key"): val(x, f"{path}[{k!r}]") for k, x in v.items()}
         return check_dict
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         spec = struct_spec(tp)
         return lambda v, path: spec.decode(v, path)
     raise LocalProtocolError(f"unsupported field type {tp!r}")
@@ -244,7 +244,7 @@ def _encoder(tp: Any) -> Callable[[Any], Any]:
     if origin is dict:
         inner = _encoder(typing.get_args(tp)[1])
         return lambda v: {k: inner(x) for k, x in sorted(v.items())}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         spec = struct_spec(tp)
         return spec.encode
     if tp is Any:

@@ -48,7 +48,7 @@ if [ ! -f "$stamp" ] || [ "$NOVACRON_ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "setup: installing NovaCron and its test extra into $VENV" >&2
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$NOVACRON_ROOT[test]" 2>&1 \
         | grep -v "^WARNING: Location" >&2 || true
-    "$VENV/bin/python" -c "import trio, libp2p, msgpack, nacl, zstandard, numpy, wasmtime, cryptography, h11, prometheus_client, pytest, hypothesis" \
+    "$VENV/bin/python" -c "import trio, libp2p, msgpack, nacl, zstandard, numpy, wasmtime, cryptography, h11, prometheus_client, pytest, hypothesis, mypy" \
         || { echo "setup: dependency install failed (see pip output above)" >&2; exit 1; }
     touch "$stamp"
 fi
