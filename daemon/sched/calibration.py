@@ -154,7 +154,8 @@ def fit_guarded(p: FloatArray, y: FloatArray, *, folds: int = CV_FOLDS) -> Isoto
         for i, raw in enumerate((iso(p[test]), p[test])):
             for j, w in enumerate(BLEND_WEIGHTS):
                 losses[i, j] += float(np.sum((base + w * (raw - base) - y[test]) ** 2))
-    i, j = np.unravel_index(int(np.argmin(losses)), losses.shape)
+    best = np.unravel_index(int(np.argmin(losses)), losses.shape)
+    i, j = int(best[0]), int(best[1])
     m = fit_isotonic(p, y) if i == 0 else IDENTITY
     return blend(m, float(y.mean()), BLEND_WEIGHTS[j])
 
