@@ -166,6 +166,14 @@ class _Worker:
             await trio.aclose_forcefully(stream)
 
 
+WORKER_POPEN: dict[str, Any] = {"process_group": 0}
+"""Each worker in a process group of its own, in the daemon's session. The CPU throttle pauses
+workers with SIGSTOP; were the daemon killed (-9) meanwhile, a paused worker could never run
+its own watch of its parent. The kernel sends SIGHUP then SIGCONT to a process group that the
+death of its members' parent leaves orphaned while one of them is stopped, so the worker
+wakes and exits instead of staying stopped forever."""
+
+
 class WorkerPool:
     """Runs tasks in worker processes. Start with ``await nursery.start(pool.run)``."""
 
@@ -265,7 +273,8 @@ class WorkerPool:
         extra = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + extra if extra else "")
         process = await trio.lowlevel.open_process(
-            self.config.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            self.config.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            **WORKER_POPEN)
         worker = _Worker(process)
         try:
             with trio.fail_after(self.config.spawn_timeout_s):

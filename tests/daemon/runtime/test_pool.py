@@ -208,7 +208,8 @@ def test_a_worker_survives_the_thread_that_spawned_it_and_dies_with_its_parent(t
         proc.wait()
 
 
-def test_a_worker_dies_when_its_parent_is_killed(tmp_path):
+@pytest.mark.parametrize("paused", [False, True], ids=["running", "paused by the throttle"])
+def test_a_worker_dies_when_its_parent_is_killed(tmp_path, paused):
     import os
     import signal
     import subprocess
@@ -216,19 +217,24 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path):
     import textwrap
     import time
 
-    from daemon.runtime.pool import PoolConfig
+    from daemon.runtime.pool import WORKER_POPEN, PoolConfig
     from daemon.runtime.volunteer import VolunteerPrefs
 
     cmd = PoolConfig(prefs=VolunteerPrefs(), cache_dir=tmp_path / "cache").command()
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import subprocess, sys
         from daemon.runtime import wire
-        w = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        w = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             **{WORKER_POPEN!r})
         w.stdout.read(wire.HEADER.size)
         print(w.pid, flush=True)
         sys.stdin.read()
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     worker_pid = int(parent.stdout.readline())
+    if paused:  # as the CPU throttle leaves it between duty cycles
+        os.kill(worker_pid, signal.SIGSTOP)
+        while _state(worker_pid) != "T":
+            time.sleep(0.01)  # polling another process's state
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
@@ -237,8 +243,13 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path):
             os.kill(worker_pid, 0)
         except ProcessLookupError:
             return
-        with open(f"/proc/{worker_pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return  # exited; only its (init-adopted) zombie is left to reap
+        if _state(worker_pid) == "Z":
+            return  # exited; only its (init-adopted) zombie is left to reap
         time.sleep(0.05)  # polling another process's state
     raise AssertionError("the worker outlived its SIGKILLed parent")
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (R, S, T stopped, Z zombie, ...)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
