@@ -198,7 +198,7 @@ class SoftStateService:
     def _recently_heard(self) -> set[str]:
         """Nodes whose own record is fresh (written within two refresh periods): live peers we
         are not connected to, since a node keeps only a partial view of the network."""
-        cutoff = _now_ms() - int(LIVE_WINDOW_S * 1000)
+        cutoff = self._now_ms() - int(LIVE_WINDOW_S * 1000)
         return {r.node_id for r in self.records() if r.updated_ms >= cutoff}
 
     def candidates(self) -> tuple[Any, ...]:
