@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench_availability.py --trace FILE [--fit-weeks 4] [--score-weeks 2]
 
 Real traces (``--trace``). Any Failure Trace Archive ``event_trace`` file (``.gz`` too; the
-repository ships samples in ``testnet/traces/samples``) is scored with rolling-origin folds:
+traces are not shipped: ``docs/traces.md`` says where to get them) is scored with rolling-origin folds:
 every node fits its own sessions of a fit window (calibration cross-fitted inside it, as
 below), then forecasts every hour of the next scoring window at which it is up; folds step
 by one scoring window through the trace (at most ``--max-folds``, evenly spread over the

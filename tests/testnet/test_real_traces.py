@@ -1,5 +1,11 @@
-"""Forecasts on public traces no one here generated (``testnet/traces/samples``)."""
+"""Forecasts on public traces no one here generated (``docs/traces.md``).
 
+The traces are public research data the project does not redistribute: they are read from
+``NOVACRON_TRACES`` (default ``shared/traces`` beside the clone), and these tests skip, saying
+so, where they are absent. The reader's malformed-row cases are unit-tested on rows of our own
+(``tests/testnet/traces/test_fta.py``)."""
+
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,19 +16,12 @@ from testnet.forecast import evaluate_trace, rolling_folds
 from testnet.traces import load_event_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "testnet" / "traces" / "samples"
-HEAD = ROOT / "tests" / "testnet" / "traces" / "data" / "lanl05_head.tab"
+SAMPLES = Path(os.environ.get("NOVACRON_TRACES") or ROOT.parent / "shared" / "traces")
+NEEDED = ("lanl05.tab.xz", "microsoft99.tab.xz")
 
-
-def test_the_archive_file_as_published_reads():
-    et = load_event_trace(HEAD)
-    assert "\t   \t\t" in HEAD.read_text()  # the mixed padding is really there
-    by_id = {t.host_id: t for t in et.hosts}
-    assert by_id["655"].up.tolist() == [[1099906200.0, 1112096400.0], [1112096580.0, 1125388800.0]]
-    assert "701" in et.down_only  # one down row, never up
-    # Node 704 crashed and came back within the minute: two sessions, not one.
-    assert by_id["704"].up.tolist() == [[1105132740.0, 1123151340.0], [1123151340.0, 1123497300.0]]
-    assert et.zero_length_failures >= 1
+pytestmark = pytest.mark.skipif(
+    not all((SAMPLES / name).is_file() for name in NEEDED),
+    reason=f"the public traces {', '.join(NEEDED)} are not in {SAMPLES} (see docs/traces.md)")
 
 
 def test_the_samples_keep_what_makes_real_files_hard():
