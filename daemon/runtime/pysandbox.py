@@ -29,10 +29,10 @@ import wasmtime
 from daemon.errors import DaemonError
 from daemon.runtime import interpreter
 from daemon.runtime.bundle import JOB_DIR, BundleError, decode
-from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
+from daemon.runtime.outcome import EndKind, Ending, Limits, TaskOutcome
 from daemon.runtime.pyfs import Tree
 from daemon.runtime.pywasi import PythonWasi
-from daemon.runtime.sandbox import MAX_TABLE_ELEMENTS, Watchdog, _first_line, _stopped, _trap_ending
+from daemon.runtime.sandbox import Watchdog, ending_of, memory_export, new_store, outcome_of
 from daemon.runtime.wasi import TaskIO
 from protocol.messages.tasks import TaskStatus
 
@@ -94,21 +94,15 @@ class PythonSandbox:
         self.wasi.reset_files(Tree.build(files))
         args = (ARGV0, b"-I", b"-B", b"-c", BOOT.encode(), bundle.script.encode(), *argv[1:])
 
-        store = wasmtime.Store(self.engine)
-        if self.fuel:
-            store.set_fuel(limits.fuel)
-        store.set_limits(memory_size=limits.memory_pages * PAGE,
-                         table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=1)
-        store.set_epoch_deadline(1)
+        store = new_store(self.engine, limits, fuel=self.fuel)
         io = TaskIO(stdin, args, seed, logical_time_ns, limits.max_output)
         self.wasi.io = io
         self.watchdog.arm(limits.wall_s)
         memory: wasmtime.Memory | None = None
         try:
             instance = self.pre.instantiate(store)
+            memory = memory_export(instance, store)
             exports = instance.exports(store)
-            found = exports.get("memory")
-            memory = found if isinstance(found, wasmtime.Memory) else None
             init = exports.get("_initialize")
             if isinstance(init, wasmtime.Func):
                 init(store)
@@ -117,18 +111,9 @@ class PythonSandbox:
             code = main(store)
             end = Ending(EndKind.EXITED, exit_code=code) if code else Ending(EndKind.RETURNED)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as err:
-            if io.stop is not None:
-                end = _stopped(io.stop)
-            elif isinstance(err, wasmtime.Trap):
-                end = _trap_ending(err)
-            else:
-                end = Ending(EndKind.INSTANTIATE_FAILED, message=_first_line(str(err)))
+            end = ending_of(err, io)
         finally:
             self.watchdog.disarm()
             self.wasi.io = None
             self.wasi.reset_files(Tree.build({}))
-        fuel_used = limits.fuel - store.get_fuel() if self.fuel else 0
-        pages = memory.size(store) if memory is not None else 0
-        status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
-        return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
-                           time.perf_counter() - began, bytes(io.stderr))
+        return outcome_of(end, store, memory, io, limits, began, fuel=self.fuel)

@@ -126,40 +126,63 @@ class Sandbox:
             return TaskOutcome(TaskStatus.REFUSED, str(err), wall_s=time.perf_counter() - began)
         began = time.perf_counter()  # wall_s is the task's own time, not a first compile's
 
-        store = wasmtime.Store(self.engine)
-        store.set_fuel(limits.fuel)
-        store.set_limits(memory_size=limits.memory_pages * PAGE,
-                         table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=1)
-        store.set_epoch_deadline(1)
+        store = new_store(self.engine, limits, fuel=True)
         io = TaskIO(stdin, argv, seed, logical_time_ns, limits.max_output)
         self.wasi.io = io
         self.watchdog.arm(limits.wall_s)
         memory: wasmtime.Memory | None = None
         try:
             instance = entry.pre.instantiate(store)
-            exports = instance.exports(store)
-            found = exports.get("memory")
-            memory = found if isinstance(found, wasmtime.Memory) else None
-            start = exports["_start"]
+            memory = memory_export(instance, store)
+            start = instance.exports(store)["_start"]
             assert isinstance(start, wasmtime.Func)
             start(store)
             end = Ending(EndKind.RETURNED)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as err:
-            # A trap returned by a host function surfaces as either type; its reason is io.stop.
-            if io.stop is not None:
-                end = _stopped(io.stop)
-            elif isinstance(err, wasmtime.Trap):
-                end = _trap_ending(err)
-            else:
-                end = Ending(EndKind.INSTANTIATE_FAILED, message=_first_line(str(err)))
+            end = ending_of(err, io)
         finally:
             self.watchdog.disarm()
             self.wasi.io = None
-        fuel_used = limits.fuel - store.get_fuel()
-        pages = memory.size(store) if memory is not None else 0
-        status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
-        return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
-                           time.perf_counter() - began, bytes(io.stderr))
+        return outcome_of(end, store, memory, io, limits, began, fuel=True)
+
+
+def new_store(engine: wasmtime.Engine, limits: Limits, *, fuel: bool) -> wasmtime.Store:
+    """A fresh Store with the task's fuel and memory limits and an epoch deadline of one tick
+    (the watchdog's single increment ends it). Shared by the C and the Python runtime so both
+    enforce the same limits the same way."""
+    store = wasmtime.Store(engine)
+    if fuel:
+        store.set_fuel(limits.fuel)
+    store.set_limits(memory_size=limits.memory_pages * PAGE,
+                     table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=1)
+    store.set_epoch_deadline(1)
+    return store
+
+
+def memory_export(instance: wasmtime.Instance, store: wasmtime.Store) -> wasmtime.Memory | None:
+    """The module's exported linear memory, if any (for the pages-used figure)."""
+    found = instance.exports(store).get("memory")
+    return found if isinstance(found, wasmtime.Memory) else None
+
+
+def ending_of(err: wasmtime.Trap | wasmtime.WasmtimeError, io: TaskIO) -> Ending:
+    """How a task ended that raised out of wasm. A trap returned by a host function surfaces as
+    either type; its reason is ``io.stop``."""
+    if io.stop is not None:
+        return _stopped(io.stop)
+    if isinstance(err, wasmtime.Trap):
+        return _trap_ending(err)
+    return Ending(EndKind.INSTANTIATE_FAILED, message=_first_line(str(err)))
+
+
+def outcome_of(end: Ending, store: wasmtime.Store, memory: wasmtime.Memory | None, io: TaskIO,
+               limits: Limits, began: float, *, fuel: bool) -> TaskOutcome:
+    """The task's outcome: its ending classified against its limits, with what it used."""
+    fuel_used = limits.fuel - store.get_fuel() if fuel else 0
+    pages = memory.size(store) if memory is not None else 0
+    status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
+    return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
+                       time.perf_counter() - began, bytes(io.stderr))
 
 
 def _stopped(stop: BaseException) -> Ending:
