@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from daemon.cli.errors import CliError
@@ -64,3 +65,15 @@ def wrap_lines(text: str, indent: int, width: int = WIDTH) -> str:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+
+
+def answer(args: argparse.Namespace, value: Any, human: Callable[[Any], str]) -> int:
+    """Print the daemon's answer: the raw JSON under ``--json``, else ``human(value)``'s line(s).
+
+    Every command that acts on the daemon prints through here, so ``--json`` means the same
+    everywhere and the human line is the only thing each command decides."""
+    if getattr(args, "json", False):
+        print_json(value)
+    else:
+        print(human(value))
+    return 0

@@ -8,7 +8,7 @@ import errno
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.common import add_client_args, call, print_json, wrap
+from daemon.cli.common import add_client_args, answer, call, print_json, wrap
 from daemon.cli.errors import CliError
 
 
@@ -119,23 +119,17 @@ def peers_cmd(args: argparse.Namespace) -> int:
 
 
 def leave_cmd(args: argparse.Namespace) -> int:
-    res = call(args, "leave")
-    if args.json:
-        print_json(res)
-    elif res["state"] == "already left":
-        print("this node has already left the network (`novacron join` to come back)")
-    else:
-        print(f"left: taking no more tasks, replicas handed back on {res['released_on_shards']} "
-              f"shard(s); directory: {res['directory']}. Stop the daemon when you like.")
-    return 0
+    return answer(args, call(args, "leave"), _left_line)
+
+
+def _left_line(res: dict[str, Any]) -> str:
+    if res["state"] == "already left":
+        return "this node has already left the network (`novacron join` to come back)"
+    return (f"left: taking no more tasks, replicas handed back on {res['released_on_shards']} "
+            f"shard(s); directory: {res['directory']}. Stop the daemon when you like.")
 
 
 def join_cmd(args: argparse.Namespace) -> int:
-    res = call(args, "join")
-    if args.json:
-        print_json(res)
-    elif res["state"] == "already in":
-        print("this node has not left the network; nothing to do")
-    else:
-        print("joining again: taking tasks now, a member from the next epoch")
-    return 0
+    return answer(args, call(args, "join"), lambda r: (
+        "this node has not left the network; nothing to do" if r["state"] == "already in"
+        else "joining again: taking tasks now, a member from the next epoch"))

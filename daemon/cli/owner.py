@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from daemon.cli.common import add_client_args, call, print_json
+from daemon.cli.common import add_client_args, answer, call, print_json
 from daemon.cli.errors import CliError
 
 STOP_WAIT_S = 30.0
@@ -83,33 +83,26 @@ def stop_cmd(args: argparse.Namespace) -> int:
                 raise CliError(f"the daemon (pid {pid}) is still stopping after "
                                f"{STOP_WAIT_S:.0f} s; see its node.log")
             time.sleep(0.05)
-    if args.json:
-        print_json({**res, "state": "stopping" if args.no_wait else "stopped"})
-    else:
-        print(f"{'stopping' if args.no_wait else 'stopped'} daemon {res['node_id']} (pid {pid})")
-    return 0
+    state = "stopping" if args.no_wait else "stopped"
+    return answer(args, {**res, "state": state},
+                  lambda r: f"{state} daemon {r['node_id']} (pid {pid})")
 
 
 def suspend_cmd(args: argparse.Namespace) -> int:
-    res = call(args, "suspend")
-    if args.json:
-        print_json(res)
-    elif res["state"] == "already suspended":
-        print("already suspended (`novacron resume` to take tasks again)")
-    else:
-        running = res["running"]
-        tail = f"; {running} running task(s) will finish" if running else ""
-        print(f"suspended: taking no new tasks{tail}. `novacron resume` to take them again")
-    return 0
+    return answer(args, call(args, "suspend"), _suspended_line)
+
+
+def _suspended_line(res: dict[str, Any]) -> str:
+    if res["state"] == "already suspended":
+        return "already suspended (`novacron resume` to take tasks again)"
+    running = res["running"]
+    tail = f"; {running} running task(s) will finish" if running else ""
+    return f"suspended: taking no new tasks{tail}. `novacron resume` to take them again"
 
 
 def resume_cmd(args: argparse.Namespace) -> int:
-    res = call(args, "resume")
-    if args.json:
-        print_json(res)
-    else:
-        print(f"{'resumed' if res['state'] == 'resumed' else 'was not suspended'}: {res['work']}")
-    return 0
+    return answer(args, call(args, "resume"), lambda r: (
+        f"{'resumed' if r['state'] == 'resumed' else 'was not suspended'}: {r['work']}"))
 
 
 def settings_cmd(args: argparse.Namespace) -> int:
