@@ -57,6 +57,8 @@ class PythonRuntimeService:
         self.detail = "" if enabled else "the volunteer declined Python tasks (volunteer.python)"
         self.since = time.monotonic()
         self.runtime = ""
+        self.settled = trio.Event()
+        """Set once the runtime has reached a lasting state (ready, declined, missing, failed)."""
 
     def _enter(self, state: State, detail: str = "") -> None:
         self.state, self.detail, self.since = state, detail, time.monotonic()
@@ -66,6 +68,7 @@ class PythonRuntimeService:
         task_status.started()  # never delays the node: Python is offered when it is ready
         if self.enabled:
             await self._prepare()
+        self.settled.set()
         await trio.sleep_forever()
 
     async def _prepare(self) -> None:

@@ -19,8 +19,7 @@ from daemon.runtime.python_service import PythonRuntimeService, State
 async def _settle(service: PythonRuntimeService) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
-        while service.state in (State.CHECKING, State.FETCHING, State.COMPILING):
-            await trio.sleep(0.01)
+        await service.settled.wait()
         nursery.cancel_scope.cancel()
 
 
