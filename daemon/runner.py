@@ -115,6 +115,7 @@ def build_node(config: NodeConfig) -> Node:
                               python_cache_dir=python_cache))
     node.add(pool)
     owner = OwnerService(db, Settings.from_config(vol), pool)
+    owner.try_cgroup(str(os.getpid()))  # before the pool spawns a worker
 
     # Attestation: the genesis digest binds the gossiped evidence to this network; verifiers
     # that want freshness challenge the node with a nonce of their own (AttestationService).

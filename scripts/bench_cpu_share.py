@@ -95,7 +95,8 @@ def phase(submitter: ControlClient, worker: ControlClient, pid: int, spec: Path,
             "node_cpu_s": round(c1 - c0, 2), "machine_cpu_fraction": round(fraction, 3),
             "others_cpu_fraction": round((m1 - m0 - (c1 - c0)) / ((t1 - t0) * cpu_count()), 3),
             "still_busy_at_end": bool(busy),
-            "duty": call(worker, "settings")["duty"]}
+            "duty": call(worker, "settings")["duty"],
+            "cpu_limit": call(worker, "settings")["cpu_limit"]}
 
 
 def main() -> int:

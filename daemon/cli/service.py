@@ -1,12 +1,13 @@
 """``novacron service install|uninstall``: run the daemon as a systemd service.
 
-The unit's resource controls follow the volunteer's settings, so the kernel enforces them too:
-``CPUQuota`` = cpu_share x cores (100% = one core), ``MemoryMax`` = what the workers may use
-(memory per task plus the runtime's overhead, per worker) plus the daemon's own, ``Nice=10``
-and idle I/O priority. ``--user`` writes a user unit (``~/.config/systemd/user``, no root);
-without it a system unit (``/etc/systemd/system``) running as ``--run-as`` (default: you).
-The settings come from the config file and any the owner changed while the daemon ran (kept in
-its database); after changing them, run ``install`` again to update the unit.
+The kernel enforces the volunteer's settings, and they follow live changes: the unit delegates
+its cgroup to the daemon (``Delegate=yes``), which puts its workers in a child cgroup whose CPU
+quota (cpu_share x cores) and memory ceiling (each worker's task limit plus the runtime's own)
+it rewrites whenever the owner changes a setting (``daemon.owner.cgroup``). A fixed
+``CPUQuota``/``MemoryMax`` in the unit would hold only the values at install time, and would
+silently cap a share the owner later raised. The unit adds ``Nice=10`` and idle I/O priority.
+``--user`` writes a user unit (``~/.config/systemd/user``, no root); without it a system unit
+(``/etc/systemd/system``) running as ``--run-as`` (default: you).
 
 ``--unit-dir`` writes elsewhere and leaves systemctl alone (packaging, tests). Otherwise, where
 systemd runs, ``install`` reloads it and enables and starts the unit, ``uninstall`` stops and
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import math
 import os
 import shutil
 import subprocess
@@ -27,7 +27,6 @@ from pathlib import Path
 from daemon.cli.errors import CliError
 
 UNIT = "novacron.service"
-DAEMON_OVERHEAD_MB = 512  # the daemon process itself: libp2p, consensus, SQLite caches
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,14 +57,11 @@ def _unit_dir(args: argparse.Namespace) -> Path:
     return Path("/etc/systemd/system")
 
 
-def render_unit(*, exec_start: list[str], cpu_share: float, cores: int, max_memory_mb: int,
-                workers: int, user: str | None, data_dir: Path) -> str:
+def render_unit(*, exec_start: list[str], user: str | None, data_dir: Path) -> str:
     """The unit file's text (pure)."""
-    quota = max(1, math.floor(cpu_share * cores * 100 + 1e-9))
-    memory = workers * (max_memory_mb + 512) + DAEMON_OVERHEAD_MB
     cmd = " ".join(_quote(a) for a in exec_start)
     lines = [
-        "# Written by `novacron service install`; run it again after changing the settings.",
+        "# Written by `novacron service install`.",
         "[Unit]",
         "Description=NovaCron volunteer computing node",
         "Wants=network-online.target",
@@ -79,10 +75,9 @@ def render_unit(*, exec_start: list[str], cpu_share: float, cores: int, max_memo
         "KillSignal=SIGTERM",
         "TimeoutStopSec=30",
         f"Environment=NOVACRON_HOME={_quote(str(data_dir))}",
-        f"# cpu_share {cpu_share:g} of {cores} core(s); 100% is one core",
-        f"CPUQuota={quota}%",
-        f"# {workers} worker(s) x ({max_memory_mb} MB per task + 512 MB runtime) + the daemon",
-        f"MemoryMax={memory}M",
+        "# The daemon holds the CPU share and memory limits on its workers' own cgroup and",
+        "# follows the owner's live changes (`novacron settings`); no fixed quota here.",
+        "Delegate=yes",
         "Nice=10",
         "IOSchedulingClass=idle",
         "NoNewPrivileges=yes",
@@ -140,11 +135,7 @@ def install_cmd(args: argparse.Namespace) -> int:
     exec_start = [sys.executable, "-m", "daemon", "daemon"]
     exec_start += ["--config", str(config_path)] if config_path else [
         "--data-dir", str(config.data_dir)]
-    cores = cpu_count()
-    workers = settings.prefs().workers(cores)
-    text = render_unit(exec_start=exec_start, cpu_share=settings.cpu_share, cores=cores,
-                       max_memory_mb=settings.max_memory_mb, workers=workers, user=user,
-                       data_dir=config.data_dir)
+    text = render_unit(exec_start=exec_start, user=user, data_dir=config.data_dir)
     directory = _unit_dir(args)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -155,8 +146,8 @@ def install_cmd(args: argparse.Namespace) -> int:
         tmp.replace(path)
     except OSError as err:
         raise CliError(f"cannot write {directory / UNIT}: {err.strerror}") from None
-    print(f"wrote {path} (CPUQuota {max(1, math.floor(settings.cpu_share * cores * 100 + 1e-9))}%"
-          f" of {cores} core(s), MemoryMax {workers * (settings.max_memory_mb + 512) + DAEMON_OVERHEAD_MB} MB)")
+    print(f"wrote {path} (cpu share now {settings.cpu_share:.0%} of {cpu_count()} core(s), "
+          f"{settings.max_memory_mb} MB per task; the daemon follows `novacron settings` live)")
     if _systemctl(args, "daemon-reload", f"enable --now {UNIT}"):
         print(f"started: systemctl {'--user ' if args.user else ''}status {UNIT}")
     elif args.unit_dir is None:

@@ -25,6 +25,7 @@ import trio
 from daemon.control.jsonrpc import REJECTED, RpcError
 from daemon.control.params import get, only
 from daemon.control.server import ControlServer
+from daemon.owner.cgroup import CgroupUnavailable, CpuCgroup
 from daemon.owner.settings import Settings, SettingsError, SettingsStore
 from daemon.owner.tasklog import TaskLog
 from daemon.owner.throttle import Throttle, duty_cycle
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("novacron.owner")
 
 MAX_TASKS_LISTED = 1000
+WORKER_OVERHEAD_MB = 512  # a worker's interpreter, wasmtime and compiled code, beside the task
 
 
 class OwnerService:
@@ -51,6 +53,7 @@ class OwnerService:
         pool.on_run.append(self.tasks.on_run)
         self.soft: SoftStateService | None = None
         self.worker: WorkerDuties | None = None
+        self.cgroup: CpuCgroup | None = None  # set before _apply below uses it
         self.throttle = Throttle(self._duty, lambda: list(pool.worker_pids()), self._slowdown)
         self.changed = trio.Event()  # set (and replaced) on every change, for the web page
         self._apply(initial=True)
@@ -76,6 +79,7 @@ class OwnerService:
         if initial and sus:
             log.info("suspended by the owner: taking no tasks (`novacron resume` to take them)")
         self._offer_slots()
+        self._apply_cgroup()
         changed, self.changed = self.changed, trio.Event()
         changed.set()
 
@@ -140,16 +144,47 @@ class OwnerService:
 
     # -- service --------------------------------------------------------------------------------
 
+    def use_cgroup(self, cgroup: CpuCgroup) -> None:
+        """Hold the CPU share with the kernel's quota on ``cgroup`` instead of pausing workers.
+        Called before the pool spawns its workers, so none runs outside it."""
+        self.cgroup = cgroup
+        self.pool.on_spawn.append(cgroup.add)
+        self.throttle.quota = (cgroup, lambda: (self.store.current.cpu_share, cpu_count()))
+        self._apply_cgroup()
+
+    def _apply_cgroup(self) -> None:
+        """The workers' cgroup follows the settings now (the throttle re-checks the share every
+        period too). Memory, where the cgroup can hold it (v2): every worker's task limit plus
+        the runtime's own, as the systemd unit used to fix once at install."""
+        if self.cgroup is None:
+            return
+        s = self.store.current
+        self.cgroup.set_share(s.cpu_share, cpu_count())
+        self.cgroup.set_memory(self.pool.size * (s.max_memory_mb + WORKER_OVERHEAD_MB) << 20)
+
+    def try_cgroup(self, tag: str) -> None:
+        """Use a CPU cgroup where this machine lets the daemon make one; say which and why."""
+        try:
+            self.use_cgroup(CpuCgroup.create(tag))
+            log.info("CPU share held by a %s (%s)", self.throttle.mechanism, self.cgroup.dir)
+        except CgroupUnavailable as err:
+            log.info("CPU share held by pausing and resuming workers: no CPU cgroup (%s)", err)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._offer_slots()
         task_status.started()
-        await self.throttle.run()
+        try:
+            await self.throttle.run()
+        finally:
+            if self.cgroup is not None:
+                self.cgroup.close()
 
     def settings_view(self) -> dict[str, Any]:
         return {"settings": self.store.current.to_dict(), "sources": self.store.sources(),
                 "suspended": self.store.suspension is not None,
                 "suspended_since": self.store.suspension.since if self.store.suspension else None,
-                "workers": self.pool.size, "duty": round(self._duty(), 3)}
+                "workers": self.pool.size, "duty": round(self._duty(), 3),
+                "cpu_limit": self.throttle.mechanism}
 
     def status(self) -> dict[str, Any]:
         t = self.tasks.totals

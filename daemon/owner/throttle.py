@@ -4,9 +4,9 @@ Why: the pool runs ``floor(cores * cpu_share)`` workers, at least one. When the 
 below one core's worth (25% of a 2-core machine is half a core) a single busy worker would
 take a whole core, twice what the volunteer gave. So every ``PERIOD_S`` the throttle lets the
 workers run for ``duty * PERIOD_S`` and stops them (SIGSTOP) for the rest, SIGCONT at the next
-period. This needs no root and no systemd; the kernel does the rest. (cgroup v2 ``cpu.max``
-does the same more smoothly but needs a delegated cgroup; the systemd unit's ``CPUQuota`` adds
-it where the service is installed.)
+period. This needs no root and no systemd. Where the daemon can make a cgroup with a CPU
+controller (``cgroup``: root, or the systemd unit's delegated cgroup), the kernel's CPU quota
+does the same job more smoothly, and the duty cycle stays off; ``mechanism`` says which holds.
 
 ``duty_cycle`` is the pure rule. ``Throttle.run`` is the shell; it SIGCONTs every worker when it
 stops or the share no longer needs throttling, so no worker is left stopped. While the duty is
@@ -22,6 +22,8 @@ import signal
 from collections.abc import Callable
 
 import trio
+
+from daemon.owner.cgroup import CpuCgroup
 
 log = logging.getLogger("novacron.throttle")
 
@@ -50,22 +52,39 @@ class Throttle:
     changed share applies within one period."""
 
     def __init__(self, duty: Callable[[], float], pids: Callable[[], list[int]],
-                 on_slowdown: Callable[[float], None]) -> None:
+                 on_slowdown: Callable[[float], None], *,
+                 quota: tuple[CpuCgroup, Callable[[], tuple[float, int]]] | None = None) -> None:
+        """``quota``: the workers' cgroup and a function giving (cpu share, cores) to set its
+        quota from; None: pause and resume the workers instead."""
         self.duty = duty
         self.pids = pids
         self.on_slowdown = on_slowdown
+        self.quota = quota
         self.paused_s = 0.0
         self.current = 1.0
         self._stopped: list[int] = []
+        self._share: tuple[float, int] | None = None
+
+    @property
+    def mechanism(self) -> str:
+        if self.quota is not None:
+            return self.quota[0].kind
+        return "pause/resume duty cycle"
 
     async def run(self) -> None:
         try:
             while True:
                 duty = self.duty()
                 if duty != self.current:
-                    log.info("CPU throttle: workers run %.0f%% of each %.1f s", duty * 100, PERIOD_S)
                     self.current = duty
                     self.on_slowdown(1.0 / duty)
+                    if self.quota is None:
+                        log.info("CPU throttle: workers run %.0f%% of each %.1f s",
+                                 duty * 100, PERIOD_S)
+                if self.quota is not None:
+                    self._set_quota(*self.quota)
+                    await trio.sleep(PERIOD_S)
+                    continue
                 if duty >= 1.0:
                     await trio.sleep(PERIOD_S)
                     continue
@@ -80,3 +99,11 @@ class Throttle:
                 self.paused_s += (1 - duty) * PERIOD_S
         finally:
             self.on_slowdown(1.0)
+
+    def _set_quota(self, cgroup: CpuCgroup, share: Callable[[], tuple[float, int]]) -> None:
+        now = share()
+        if now != self._share:
+            cgroup.set_share(*now)
+            self._share = now
+            log.info("CPU share: workers together get at most %.0f%% of %d core(s) (%s)",
+                     now[0] * 100, now[1], cgroup.kind)

@@ -192,6 +192,7 @@ class WorkerPool:
         self.suspended: str | None = None
         self.slowdown = 1.0
         self.on_run: list[Callable[[RunRecord], None]] = []
+        self.on_spawn: list[Callable[[int], object]] = []  # e.g. put it in the CPU cgroup
         self.started = self.completed = self.crashed = self.killed = self.restarts = 0
         self.running = 0
 
@@ -275,6 +276,8 @@ class WorkerPool:
         process = await trio.lowlevel.open_process(
             self.config.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             **WORKER_POPEN)
+        for observer in self.on_spawn:
+            observer(process.pid)
         worker = _Worker(process)
         try:
             with trio.fail_after(self.config.spawn_timeout_s):

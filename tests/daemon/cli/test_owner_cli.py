@@ -85,6 +85,13 @@ def test_settings_suspend_and_stop_as_the_owner_sees_them(data):
     assert st["settings"] == {"cpu_share": 0.25, "max_memory_mb": 512, "hours": "00:00-00:01",
                               "idle_only": False}
     assert st["duty"] == pytest.approx(min(1.0, 0.25 * _cores() / st["workers"]), abs=1e-3)
+    cgroup = Path(f"/sys/fs/cgroup/cpu/novacron-workers-{procs[1].pid}")
+    if _real_v1():  # root here: the kernel holds the share on the workers' own cgroup
+        assert st["cpu_limit"] == "cgroup v1 CPU quota"
+        assert int((cgroup / "cpu.cfs_quota_us").read_text()) == round(0.25 * _cores() * 100_000)
+        assert len((cgroup / "cgroup.procs").read_text().split()) == st["workers"]
+    else:
+        assert st["cpu_limit"] == "pause/resume duty cycle"
     assert ok("resume", *dd).startswith("resumed: taking no tasks: outside") or \
         "00:00" <= time.strftime("%H:%M") < "00:02"
     reset = ok("settings", *dd, "--reset")
@@ -94,6 +101,14 @@ def test_settings_suspend_and_stop_as_the_owner_sees_them(data):
     assert tasks.splitlines()[-1] == "no tasks run yet"
     ok("stop", *dd)
     assert procs[1].wait(timeout=5) == 0
+    assert not cgroup.exists()  # removed on the way out
+
+
+def _real_v1() -> bool:
+    import os
+
+    cpu = Path("/sys/fs/cgroup/cpu")
+    return os.geteuid() == 0 and (cpu / "cpu.cfs_quota_us").exists() and os.access(cpu, os.W_OK)
 
 
 def _cores() -> int:

@@ -10,6 +10,7 @@ import time
 import pytest
 import trio
 
+from daemon.owner.cgroup import CpuCgroup
 from daemon.owner.throttle import MIN_DUTY, Throttle, duty_cycle
 
 
@@ -64,3 +65,30 @@ async def test_the_throttle_pauses_workers_and_leaves_none_stopped(autojump_cloc
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_with_a_cgroup_the_quota_follows_the_share_and_nothing_is_paused(
+        autojump_clock, tmp_path):
+    # A v2 cgroup laid out as the kernel does (this kernel's v2 has no controllers; the real
+    # quota is tested on v1 in test_cgroup.py).
+    (tmp_path / "cgroup.controllers").write_text("cpu")
+    own = tmp_path / "novacron.service"
+    own.mkdir()
+    (own / "cgroup.controllers").write_text("cpu")
+    (own / "cgroup.procs").write_text("")
+    cgroup = CpuCgroup.create("1", root=tmp_path, proc_cgroup="0::/novacron.service\n")
+    share = [0.25]
+    slowdowns: list[float] = []
+    listed: list[int] = []
+    throttle = Throttle(lambda: duty_cycle(share[0], 2, 1), lambda: listed, slowdowns.append,
+                        quota=(cgroup, lambda: (share[0], 2)))
+    assert throttle.mechanism == "cgroup v2 CPU quota"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(throttle.run)
+        await trio.sleep(0.5)
+        assert cgroup.quota() == (50_000, 100_000) and slowdowns == [2.0]
+        share[0] = 1.0  # the owner raises the share: the quota follows within a period
+        await trio.sleep(1.5)
+        assert cgroup.quota() == (200_000, 100_000) and slowdowns == [2.0, 1.0]
+        nursery.cancel_scope.cancel()
+    assert throttle.paused_s == 0
