@@ -162,6 +162,10 @@ def tasks_cmd(args: argparse.Namespace) -> int:
     t = res["totals"]
     print(f"{res['work']}; {t['tasks']} task(s) run in all, {t['ok']} OK, "
           f"{t['cpu_s'] / 3600:.3f} CPU-hours")
+    for r in res.get("running", []):
+        what = f"{r['job'][:12]}/{r['task']}.{r['replica']}" if r["job"] else "-"
+        print(f"running {what:<22} for {r['elapsed_s']:.0f} of {r['allowance_s']:.0f} s allowed "
+              f"({r['used_of_allowance']:.0%}), {r['cpu_s']:.1f} CPU s")
     if not res["tasks"]:
         print("no tasks run yet")
         return 0

@@ -229,4 +229,5 @@ class OwnerService:
         if not 1 <= limit <= MAX_TASKS_LISTED:
             raise RpcError(REJECTED, f"limit must be between 1 and {MAX_TASKS_LISTED}, got {limit}")
         return {"tasks": [asdict(r) for r in self.tasks.recent(limit)],
+                "running": self.pool.running_tasks(),
                 "totals": self.tasks.totals, "work": self.work()}

@@ -107,6 +107,29 @@ class RunRecord:
     cpu_s: float
 
 
+@dataclass
+class Running:
+    """A task on a worker now: what the owner's page and ``novacron tasks`` show as progress.
+
+    A task is opaque while it runs (its fuel count lives inside the worker), so progress is
+    what can be said honestly from outside: the time used of its wall-clock allowance and the
+    CPU its worker has used so far."""
+
+    origin: tuple[bytes, int, int] | None
+    pid: int
+    started: float
+    cpu0: float
+    allowance_s: float
+
+    def view(self, now: float) -> dict[str, Any]:
+        job, task, replica = self.origin if self.origin else (b"", -1, -1)
+        elapsed = max(0.0, now - self.started)
+        return {"job": job.hex(), "task": task, "replica": replica, "started": self.started,
+                "elapsed_s": round(elapsed, 2), "allowance_s": round(self.allowance_s, 2),
+                "used_of_allowance": round(min(1.0, elapsed / max(self.allowance_s, 1e-9)), 3),
+                "cpu_s": round(max(0.0, process_cpu_s(self.pid) - self.cpu0), 2)}
+
+
 def process_cpu_s(pid: int) -> float:
     """utime + stime of a live process in seconds (0.0 when it is gone)."""
     try:
@@ -193,6 +216,7 @@ class WorkerPool:
         self.slowdown = 1.0
         self.on_run: list[Callable[[RunRecord], None]] = []
         self.on_spawn: list[Callable[[int], object]] = []  # e.g. put it in the CPU cgroup
+        self._running: dict[int, Running] = {}  # worker pid -> the task it runs
         self.started = self.completed = self.crashed = self.killed = self.restarts = 0
         self.running = 0
 
@@ -322,6 +346,11 @@ class WorkerPool:
         """pid -> busy, for every live worker (status pages and tests)."""
         return {pid: worker.busy for pid, worker in self._live.items()}
 
+    def running_tasks(self) -> list[dict[str, Any]]:
+        """The tasks running now, oldest first, each with its progress (see ``Running``)."""
+        now = time.time()
+        return [r.view(now) for r in sorted(self._running.values(), key=lambda r: r.started)]
+
     def status(self) -> dict[str, Any]:
         accepting, reason = self.gate
         busy = f"{self.running} of {self.size} worker(s) busy"
@@ -362,6 +391,7 @@ class WorkerPool:
         self.started += 1
         self.running += 1
         worker.busy = True
+        self._running[worker.pid] = Running(origin, worker.pid, began, cpu0, limits.wall_s)
         try:
             with trio.move_on_after(deadline) as scope:
                 await worker.send(request.to_wire())
@@ -374,6 +404,7 @@ class WorkerPool:
         finally:
             self.running -= 1
             worker.busy = False
+            self._running.pop(worker.pid, None)
         cpu_s = max(0.0, process_cpu_s(worker.pid) - cpu0)
         if scope.cancelled_caught:
             worker.kill_and_retire()

@@ -38,6 +38,24 @@ def _table(head: list[str], rows: list[list[Any]], empty: str) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def running_table(rows: list[dict[str, Any]]) -> str:
+    """The tasks running now, each with a bar of the time it has used of its wall-clock
+    allowance (the only progress visible from outside a running task) and its CPU so far."""
+    if not rows:
+        return '<p class="empty" data-test="running-none">no task running now</p>'
+    body = []
+    for r in rows:
+        what = f"{r['job'][:12]}/{r['task']}.{r['replica']}" if r["job"] else "-"
+        used = f"{r['elapsed_s']:.0f} of {r['allowance_s']:.0f} s"
+        body.append(
+            f'<tr data-test="running-task"><td>{_e(what)}</td><td>{_when(r["started"])}</td>'
+            f'<td><progress max="1" value="{r["used_of_allowance"]:.3f}"></progress> '
+            f'{_e(used)}</td><td>{r["cpu_s"]:.1f}</td></tr>')
+    return ("<table><thead><tr><th>job/task</th><th>started</th>"
+            "<th>time used of its limit</th><th>CPU s</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
 def contribution_svg(hours: list[dict[str, Any]]) -> str:
     """Bars of CPU seconds per hour, oldest left; the tallest bar fills the height."""
     w, h = 720, 120
@@ -138,6 +156,8 @@ def render_main(v: dict[str, Any]) -> str:
   <h2>Tasks</h2>
   <p data-test="running">{_e(rt.get("running", 0))} running of {_e(rt.get("workers", 0))}
   worker(s); {_e(services.get("jobs", {}).get("worker", {}).get("queued", 0))} waiting.</p>
+  {running_table(v.get("running", []))}
+  <h3>Done</h3>
   {_table(["started", "job/task", "outcome", "wall s", "CPU s"], done, "no tasks run yet")}
 </section>''')
     out.append(f'''

@@ -153,6 +153,7 @@ class UiService:
         now = time.time()
         return {"status": self.node_status(), "owner": self.owner.status(),
                 "tasks": [asdict(r) for r in self.owner.tasks.recent(TASKS_SHOWN)],
+                "running": self.owner.pool.running_tasks(),
                 "hours": self.owner.tasks.hourly(HOURS_SHOWN, now),
                 "availability": self.availability(), "attestation": self.attestation(),
                 "now": now, "csrf": self.gate.csrf, "error": self._error}

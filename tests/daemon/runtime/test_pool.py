@@ -92,6 +92,28 @@ async def test_a_worker_killed_mid_task_reports_crashed_and_is_replaced():
     assert pool.crashed == 1 and pool.restarts >= 1 and victims[0] not in pool.worker_pids()
 
 
+async def test_a_running_task_shows_its_progress_and_is_gone_once_it_ends():
+    pool = WorkerPool(config(workers=1))
+    seen: list[dict] = []
+
+    async def watch_then_kill() -> None:
+        pid = await busy_pid(pool)
+        seen.extend(pool.running_tasks())
+        os.kill(pid, signal.SIGKILL)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(watch_then_kill)
+        await pool.run_task(module_hash(LOOP), LOOP, b"", Limits(fuel=2**62, wall_s=30),
+                            origin=(b"\x07" * 32, 3, 1))
+        assert pool.running_tasks() == []
+        nursery.cancel_scope.cancel()
+    [row] = seen
+    assert (row["job"], row["task"], row["replica"]) == ("07" * 32, 3, 1)
+    assert row["allowance_s"] == 30 and 0 <= row["used_of_allowance"] < 1
+    assert row["elapsed_s"] >= 0 and row["cpu_s"] >= 0
+
+
 async def test_a_wedged_worker_is_killed_after_the_wall_limit_plus_margin():
     pool = WorkerPool(config(workers=1, compile_allowance_s=0.3))
     wedged: list[int] = []

@@ -46,6 +46,7 @@ def test_the_page_shows_what_status_says_and_suspends_the_node(daemon, tmp_path)
         assert browser.text('[data-test="contrib.tasks run"]') == str(
             status["services"]["owner"]["totals"]["tasks"])
         assert "evidence" in browser.text("#attestation")
+        assert browser.text('[data-test="running-none"]') == "no task running now"
 
         assert browser.text('[data-test="suspend-toggle"]') == "Suspend"
         browser.click('[data-test="suspend-toggle"]')
