@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("protocol", "crdt", "consensus", "daemon", "testnet")
-PURE = ("protocol", "crdt", "consensus", "daemon.ledger", "daemon.sched")
+PURE = ("protocol", "crdt", "consensus", "daemon.ledger", "daemon.sched", "daemon.fl",
+        "daemon.links")
 BLOCKED = ("trio", "libp2p", "cryptography")
 PURE_LEAVES = ("daemon.genesis", "daemon.errors")
 """Modules of daemon/ outside the pure packages that they may import: pure themselves."""
