@@ -30,6 +30,7 @@ from daemon.ledger.shard import LedgerShards
 from daemon.membership import Membership
 from daemon.node import Node
 from daemon.owner import OwnerService, Settings
+from daemon.owner.standing import Standing
 from daemon.web.metrics import MetricsService, NodeCollector
 from daemon.web.ui import UiService
 from daemon.p2p.config import P2PConfig
@@ -157,7 +158,8 @@ def build_node(config: NodeConfig) -> Node:
 
     node.add(PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
                                   on_ready=offer_python))
-    owner.attach(soft, jobs.worker)
+    owner.attach(soft, jobs.worker, Standing(
+        identity.node_id, jobs.ledger, lambda: (r.job for r in owner.tasks.recent(200))))
     node.add(owner)
     ui = UiService(config.ui_port, config.data_dir, owner, node.status,
                    lambda: _sessions(soft), lambda: _attestation(attest))

@@ -330,6 +330,17 @@ class JobLedger:
                         self._events.append(ReplicaFailed(job.id, i, k))
         return released
 
+    def _worker_query(self, client: str, op: ops.WorkerQuery,
+                      request: ClientRequest) -> dict[str, Any]:
+        """One worker's record here; a worker this shard never heard of has an empty one."""
+        rec = self.workers.get(op.worker)
+        if rec is None:
+            return {"worker": op.worker, "known": False, "agreed": 0, "disagreed": 0,
+                    "timeouts": 0, "reputation": WorkerRecord().reputation, "trusted": False}
+        return {"worker": op.worker, "known": True, "agreed": rec.agreed,
+                "disagreed": rec.disagreed, "timeouts": rec.timeouts,
+                "reputation": round(rec.reputation, 4), "trusted": rec.trusted}
+
     def _query(self, client: str, op: ops.Query, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)
         out: dict[str, Any] = {
@@ -497,6 +508,7 @@ _HANDLERS: dict[type, Handler] = {
     ops.Leave: JobLedger._leave,
     ops.Unreachable: JobLedger._unreachable,
     ops.Query: JobLedger._query,
+    ops.WorkerQuery: JobLedger._worker_query,
 }
 """Each operation's handler (``Batch`` is unpacked before this): an operation without one is
 refused at import by ``test_every_operation_has_a_handler``."""

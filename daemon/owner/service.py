@@ -27,6 +27,7 @@ from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.owner.cgroup import CgroupUnavailable, CpuCgroup
 from daemon.owner.settings import Settings, SettingsError, SettingsStore
+from daemon.owner.standing import Standing
 from daemon.owner.tasklog import TaskLog
 from daemon.owner.throttle import Throttle, duty_cycle
 from daemon.runtime.pool import WorkerPool
@@ -53,6 +54,7 @@ class OwnerService:
         pool.on_run.append(self.tasks.on_run)
         self.soft: SoftStateService | None = None
         self.worker: WorkerDuties | None = None
+        self.standing: Standing | None = None  # the committees' record of us (attach)
         self.cgroup: CpuCgroup | None = None  # set before _apply below uses it
         self.throttle = Throttle(self._duty, lambda: list(pool.worker_pids()), self._slowdown)
         self.changed = trio.Event()  # set (and replaced) on every change, for the web page
@@ -97,8 +99,9 @@ class OwnerService:
             except Exception:  # noqa: BLE001 - not started yet: the first record carries it
                 pass
 
-    def attach(self, soft: SoftStateService, worker: WorkerDuties) -> None:
-        self.soft, self.worker = soft, worker
+    def attach(self, soft: SoftStateService, worker: WorkerDuties,
+               standing: Standing | None = None) -> None:
+        self.soft, self.worker, self.standing = soft, worker, standing
 
     # -- actions (control socket and web page) ---------------------------------------------------
 
@@ -174,7 +177,10 @@ class OwnerService:
         self._offer_slots()
         task_status.started()
         try:
-            await self.throttle.run()
+            async with trio.open_nursery() as nursery:
+                if self.standing is not None:
+                    nursery.start_soon(self.standing.run)
+                await self.throttle.run()
         finally:
             if self.cgroup is not None:
                 self.cgroup.close()
@@ -193,8 +199,11 @@ class OwnerService:
         idle = ", idle only" if s.idle_only else ""
         summary = (f"cpu share {s.cpu_share:.0%}{hours}{idle}; {t['tasks']} task(s) run, "
                    f"{t['cpu_s'] / 3600:.2f} CPU-hours")
-        return {"health": "ok", "summary": summary, "work": self.work(),
-                "totals": t, **self.settings_view()}
+        out = {"health": "ok", "summary": summary, "work": self.work(),
+               "totals": t, **self.settings_view()}
+        if self.standing is not None:
+            out["standing"] = self.standing.view()
+        return out
 
     def register_rpc(self, server: ControlServer) -> None:
         server.register("suspend", self.rpc_suspend)

@@ -38,6 +38,20 @@ def _table(head: list[str], rows: list[list[Any]], empty: str) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def standing_rows(standing: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """What the committees record of this volunteer: agreed results and reputation."""
+    if standing is None:
+        return []
+    if not standing["shards"]:
+        why = ("not asked yet" if not standing["asked"] else
+               standing["problem"] or "no committee has a result of this node's yet")
+        return [("agreed results (committees' record)", f"- ({why})")]
+    return [("agreed results (committees' record)",
+             f"{standing['agreed']} agreed, {standing['disagreed']} disagreed, "
+             f"{standing['timeouts']} timed out, on {standing['shards']} shard(s)"),
+            ("reputation", f"{standing['reputation']:.2f} (lowest shard {standing['lowest']:.2f})")]
+
+
 def running_table(rows: list[dict[str, Any]]) -> str:
     """The tasks running now, each with a bar of the time it has used of its wall-clock
     allowance (the only progress visible from outside a running task) and its CPU so far."""
@@ -167,7 +181,8 @@ def render_main(v: dict[str, Any]) -> str:
         ("CPU-hours", f"{t['cpu_s'] / 3600:.3f}"),
         ("by outcome", ", ".join(f"{k} {n}" for k, n in sorted(t["by_outcome"].items())) or "-"),
         ("results certified (jobs submitted here)",
-         services.get("jobs", {}).get("submitter", {}).get("tasks_certified", 0))], "contrib.")}
+         services.get("jobs", {}).get("submitter", {}).get("tasks_certified", 0)),
+        *standing_rows(owner.get("standing"))], "contrib.")}
   <p class="note">CPU seconds per hour, last {len(v["hours"])} hours:</p>
   {contribution_svg(v["hours"])}
 </section>''')

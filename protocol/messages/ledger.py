@@ -190,6 +190,15 @@ class Query:
 
 
 MAX_QUERY_TASKS = 500
+
+
+@message("ledger.worker", 1)
+@dataclass(frozen=True, slots=True)
+class WorkerQuery:
+    """An ordered read of one worker's record on this shard: results agreed and disagreed,
+    timeouts, reputation. A volunteer's node asks for its own, for its owner's page."""
+
+    worker: NodeIdText
 MAX_BATCH = 32
 
 
@@ -203,12 +212,12 @@ class Batch:
 
 
 TAGS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
-                         8: Query, 9: Batch, 10: AddInputs, 11: Unreachable}
+                         8: Query, 9: Batch, 10: AddInputs, 11: Unreachable, 12: WorkerQuery}
 """Wire tag -> operation class. Tags never change meaning; a new operation takes a new tag."""
 _TAG_OF = {cls: tag for tag, cls in TAGS.items()}
 
 Operation = (Submit | AddInputs | Cancel | Tick | Place | Start | Result | Leave | Unreachable
-             | Query | Batch)
+             | Query | WorkerQuery | Batch)
 
 
 def encode_op(op: Operation) -> bytes:

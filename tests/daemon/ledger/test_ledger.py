@@ -12,7 +12,7 @@ from daemon.ledger.records import JobState, ReplicaOutcome, TaskState
 from daemon.ledger.state import JobLedger
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
-from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
+from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness, ident
 
 
 def test_submit_place_and_accept_by_quorum():
@@ -53,6 +53,14 @@ def test_disagreement_adds_a_replica_and_the_liar_loses_reputation():
     assert task.replicas[1].outcome == ReplicaOutcome.DISAGREED and task.replicas[0].outcome == ReplicaOutcome.AGREED
     assert h.ledger.workers[liar].disagreed == 1
     assert h.ledger.reputation(liar) < h.ledger.reputation(task.replicas[0].worker)
+    # Each volunteer's node reads its own record (for its owner's page) as an ordered query.
+    mine = h.call(WORKERS[0], ops.WorkerQuery(liar))
+    assert (mine["known"], mine["agreed"], mine["disagreed"]) == (True, 0, 1)
+    assert mine["reputation"] == round(h.ledger.reputation(liar), 4) and not mine["trusted"]
+    honest = h.call(WORKERS[0], ops.WorkerQuery(task.replicas[0].worker))
+    assert honest["agreed"] == 1 and honest["reputation"] > mine["reputation"]
+    stranger = h.call(WORKERS[0], ops.WorkerQuery(ident(999).node_id))
+    assert stranger["known"] is False and stranger["agreed"] == 0
 
 
 def test_a_lone_liar_never_gets_a_result_accepted():
