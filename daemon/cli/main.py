@@ -18,7 +18,7 @@ from daemon.cli.errors import CliError
 COMMAND_MODULES: tuple[str, ...] = (
     "daemon.cli.identity", "daemon.cli.node", "daemon.cli.consensus", "daemon.cli.testnet",
     "daemon.cli.attest", "daemon.cli.jobs", "daemon.cli.tasks", "daemon.cli.owner",
-    "daemon.cli.service",
+    "daemon.cli.service", "daemon.cli.fl",
 )
 
 

@@ -1,0 +1,71 @@
+"""One client's local training in an FL round (runs in the volunteers' sandbox).
+
+stdin: ``<shard path> <round> <codec> <local epochs> <seed>``. The round's global model is
+``global.npz`` in the job's files; the user's module ``train`` (the FL job's ``script``)
+defines ``train(params, shard_path, epochs, rng) -> (params, samples, loss)``.
+
+stdout: one JSON line ``{"shard", "round", "samples", "loss", "codec"}``, then the update
+``local - global`` as a msgpack map ``{name: tensor}`` in ``protocol.tensor``'s wire form.
+Everything is a function of the inputs (the generator is seeded from job seed, round and
+shard), so every replica prints the same bytes and the certificate covers exactly them.
+"""
+
+import json
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+from protocol.tensor.codec import CodecSpec, encode_tensor
+from protocol.tensor.wire import Codec
+
+CODECS = {"float32": Codec.LOSSLESS, "float16": Codec.FLOAT16, "int8": Codec.INT8,
+          "int4": Codec.INT4}
+
+
+def pack_map(entries):
+    """msgpack of a {str: bytes} map with sorted keys, shortest forms (as msgpack.packb)."""
+    out = bytearray()
+    n = len(entries)
+    out += bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+    for key in sorted(entries):
+        k = key.encode()
+        if len(k) < 32:
+            out += bytes([0xA0 | len(k)])
+        elif len(k) < 256:
+            out += b"\xd9" + bytes([len(k)])
+        else:
+            out += b"\xda" + struct.pack(">H", len(k))
+        out += k
+        v = entries[key]
+        if len(v) < 256:
+            out += b"\xc4" + bytes([len(v)])
+        elif len(v) < 65536:
+            out += b"\xc5" + struct.pack(">H", len(v))
+        else:
+            out += b"\xc6" + struct.pack(">I", len(v))
+        out += v
+    return bytes(out)
+
+
+def main():
+    import train as user  # the FL job's script, shipped as train.py
+
+    shard, rnd, codec, epochs, seed = sys.stdin.read().split()
+    with np.load("global.npz") as z:
+        params = {name: z[name].astype(np.float32) for name in sorted(z.files)}
+    rng = np.random.default_rng([int(seed), int(rnd), zlib.crc32(shard.encode())])
+    local, samples, loss = user.train(dict(params), shard, int(epochs), rng)
+    spec = CodecSpec(CODECS[codec])
+    entries = {name: encode_tensor(np.asarray(local[name], np.float32) - params[name], spec)
+               for name in params}
+    head = {"shard": shard, "round": int(rnd), "samples": int(samples),
+            "loss": round(float(loss), 6), "codec": codec}
+    sys.stdout.buffer.write(json.dumps(head, sort_keys=True).encode() + b"\n"
+                            + pack_map(entries))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Run an FL job: every round a job of replicated, certified training tasks, aggregated here.
+
+``run_fl(client, "job.toml", out_dir)`` reads the FL job file (``daemon.fl.spec``), then per
+round: picks ``clients_per_round`` shards (seeded), writes the global model into the round's
+files, submits one Python task per shard through the node (each task runs the user's
+``train`` on its shard in the volunteers' sandbox and sends ``local - global`` encoded with
+the job's codec), takes the results as their certificates arrive (each one verified, as
+``Client.map`` does), decodes and aggregates them, evaluates the new model with the user's
+``evaluate`` on the test set (here, on the submitter's machine: the test data never leaves
+it), and reports the round. A shard whose task fails for good is a lost update: the round goes
+on without it. At the end ``out_dir`` holds ``model.npz`` and ``history.json`` (one row per
+round, with each task's output digest and certificate).
+
+The aggregation runs in the submitter's client process, attached to its node: if that
+process stops, the job stops after the current round (the rounds' jobs stay in the ledger).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import random
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import daemon.fl.sandbox
+import protocol
+from daemon.fl import (FLError, aggregate, check_params, clip, decode_update, epsilon,
+                       noisy_mean, select_random)
+from daemon.fl.params import Params, add
+from daemon.fl.spec import FLSpec, parse_fl_spec
+from novacron.client import Client, NovaCronError
+from protocol.errors import RemoteProtocolError
+
+PROTOCOL_FILES = ("errors.py", "compression.py", "tensor/codec.py", "tensor/wire.py",
+                  "tensor/lossless.py", "tensor/quant.py", "tensor/sparse.py")
+"""The codec's modules the task carries (their package ``__init__``s are left empty)."""
+DP_DELTA = 1e-5
+
+
+def load_spec(path: Path) -> FLSpec:
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise FLError(f"{path}: cannot read it ({err.strerror})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise FLError(f"{path}: not valid TOML: {err}") from None
+    return parse_fl_spec(doc, path.name)
+
+
+def load_npz(path: Path, what: str) -> Params:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return check_params({name: z[name] for name in z.files}, what=what)
+    except (OSError, ValueError) as err:
+        raise FLError(f"{path}: cannot read the {what} as a numpy .npz file ({err})") from None
+
+
+def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
+           on_round: Callable[[dict[str, Any]], None] = lambda row: None,
+           timeout: float | None = None) -> list[dict[str, Any]]:
+    """Train; returns the per-round history (also written to ``out_dir``)."""
+    spec_path = Path(spec_path).resolve()
+    base = spec_path.parent
+    spec = load_spec(spec_path)
+    shards = _shards(base, spec)
+    if spec.clients_per_round > len(shards):
+        raise FLError(f"{spec_path.name}: [fl] clients_per_round is {spec.clients_per_round}"
+                      f" but the shards patterns match {len(shards)} files")
+    model = load_npz(base / spec.model, "model")
+    user = _user_module(base / spec.script)
+    test_path = base / spec.test
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pick = random.Random(spec.seed)
+    dp_rng = np.random.default_rng(spec.seed)
+    history: list[dict[str, Any]] = []
+    model_bytes = sum(a.nbytes for a in model.values())
+    with tempfile.TemporaryDirectory(prefix=".novacron-fl-", dir=base) as tmp:
+        stage = Path(tmp)
+        files = _stage(stage, base, spec, shards)
+        for rnd in range(1, spec.rounds + 1):
+            chosen = select_random(pick, len(shards), spec.clients_per_round)
+            np.savez(stage / "global.npz", **model)
+            inputs = [f"{shards[i]} {rnd} {spec.codec} {spec.local_epochs} {spec.seed}"
+                      for i in chosen]
+            updates, weights, losses, tasks = [], [], [], []
+            update_bytes = 0
+            for r in client.map(stage / "fl_task.py", inputs, replicas=spec.replicas,
+                                files=files + ["global.npz"], timeout=timeout,
+                                raise_on_failure=False, fuel=spec.fuel,
+                                memory_mb=spec.memory_mb, wall_s=spec.wall_s,
+                                max_output_bytes=2 * model_bytes + 64 * len(model) + 4096):
+                if r.status != "OK":
+                    tasks.append({"task": r.task, "shard": shards[chosen[r.task]],
+                                  "status": r.status})
+                    continue
+                head, update = _parse_output(r.output, model)
+                updates.append(update)
+                weights.append(float(head["samples"]))
+                losses.append(float(head["loss"]))
+                update_bytes += len(r.output)
+                tasks.append({"task": r.task, "shard": head["shard"], "status": "OK",
+                              "samples": head["samples"], "loss": head["loss"],
+                              "output_sha256": r.output_sha256, "checks": list(r.checks),
+                              "certificate": r.certificate})
+                job = r.job
+            if not updates:
+                raise NovaCronError(f"round {rnd}: every client's task failed; stopping"
+                                    " (see novacron logs for the tasks' errors)")
+            if spec.dp_clip > 0:
+                step = noisy_mean([clip(u, spec.dp_clip) for u in updates],
+                                  max_norm=spec.dp_clip, noise_multiplier=spec.dp_noise,
+                                  rng=dp_rng)
+            else:
+                step = aggregate(spec.aggregation, updates, weights, trim=spec.trim)
+            model = add(model, step)
+            metrics = user.evaluate(dict(model), str(test_path))
+            row = {"round": rnd, "job": job, "clients": len(chosen), "updates": len(updates),
+                   "lost": len(chosen) - len(updates), "codec": spec.codec,
+                   "update_bytes": update_bytes,
+                   "train_loss": round(float(np.average(losses, weights=weights)), 6),
+                   "test_loss": round(float(metrics["loss"]), 6),
+                   "accuracy": round(float(metrics["accuracy"]), 6),
+                   "tasks": sorted(tasks, key=lambda t: t["task"])}
+            if spec.dp_clip > 0:
+                row["epsilon"] = epsilon(rounds=rnd, noise_multiplier=spec.dp_noise,
+                                         delta=DP_DELTA)
+            history.append(row)
+            np.savez(out / "model.npz", **model)
+            (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+            on_round(row)
+    return history
+
+
+def _shards(base: Path, spec: FLSpec) -> list[str]:
+    found: list[str] = []
+    for pattern in spec.shards:
+        matches = sorted(glob.glob(pattern, root_dir=base))
+        if not matches:
+            raise FLError(f"[fl] shards pattern {pattern!r} matches no file under {base}")
+        for m in matches:
+            if Path(m).is_absolute() or ".." in Path(m).parts or " " in m:
+                raise FLError(f"[fl] shard {m!r} must be a relative path inside the job's"
+                              " directory, without spaces")
+            if m not in found:
+                found.append(m)
+    return found
+
+
+def _user_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("novacron_fl_user_task", path)
+    if spec is None or spec.loader is None:
+        raise FLError(f"{path}: cannot load the FL script")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("train", "evaluate"):
+        if not callable(getattr(module, name, None)):
+            raise FLError(f"{path}: an FL script must define {name}() (see docs/fl.md)")
+    return module
+
+
+def _stage(stage: Path, base: Path, spec: FLSpec, shards: list[str]) -> list[str]:
+    """The round's files: the task, the codec, the user's script as ``train.py``, shards."""
+    sandbox = Path(daemon.fl.sandbox.__file__).parent
+    shutil.copy(sandbox / "fl_task.py", stage / "fl_task.py")
+    shutil.copy(sandbox / "zstandard_raw.py", stage / "zstandard.py")
+    proto = Path(protocol.__file__).parent
+    for rel in PROTOCOL_FILES:
+        (stage / "protocol" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(proto / rel, stage / "protocol" / rel)
+    (stage / "protocol" / "__init__.py").write_text("")
+    (stage / "protocol" / "tensor" / "__init__.py").write_text("")
+    shutil.copy(base / spec.script, stage / "train.py")
+    for rel in list(spec.files) + shards:
+        src, dst = base / rel, stage / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy(src, dst)
+    return sorted(str(p.relative_to(stage)) for p in stage.rglob("*")
+                  if p.is_file() and p.name != "fl_task.py")
+
+
+def _parse_output(output: bytes, like: Params) -> tuple[dict[str, Any], Params]:
+    line, sep, rest = output.partition(b"\n")
+    try:
+        head = json.loads(line) if sep else None
+    except ValueError:
+        head = None
+    if not isinstance(head, dict) or not {"shard", "samples", "loss"} <= head.keys():
+        raise NovaCronError("an FL task's output does not start with its JSON line;"
+                            " was the job's script changed?")
+    try:
+        return head, decode_update(rest, like)
+    except RemoteProtocolError as err:
+        raise NovaCronError(f"shard {head['shard']}: its certified update does not decode"
+                            f" against the model ({err}); does train() keep every tensor's"
+                            " name and shape?") from None
+

@@ -1,0 +1,70 @@
+"""The FL driver's offline parts: the round's files, the shard list, user mistakes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.fl import FLError, decode_update
+from novacron.fl import _parse_output, _shards, _stage, load_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _job(tmp_path, **lines):
+    (tmp_path / "shards").mkdir()
+    for i in range(3):
+        np.savez(tmp_path / "shards" / f"{i}.npz", x=np.zeros((2, 64)), y=np.zeros(2))
+    (tmp_path / "train.py").write_text("def train(*a): pass\ndef evaluate(*a): pass\n")
+    text = ('[fl]\nscript = "train.py"\nmodel = "init.npz"\nshards = ["shards/*.npz"]\n'
+            'test = "test.npz"\n' + "".join(f"{k} = {v}\n" for k, v in lines.items()))
+    (tmp_path / "job.toml").write_text(text)
+    return load_spec(tmp_path / "job.toml")
+
+
+def test_stage_carries_the_codec_and_the_shards(tmp_path):
+    spec = _job(tmp_path)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    files = _stage(stage, tmp_path, spec, _shards(tmp_path, spec))
+    assert "zstandard.py" in files and "train.py" in files
+    assert "protocol/tensor/quant.py" in files and "shards/2.npz" in files
+    assert (stage / "fl_task.py").is_file() and "fl_task.py" not in files
+    # the staged codec, with the raw stand-in for zstd, writes bytes the real decoder reads
+    code = ("import numpy as np, sys; sys.path.insert(0, '.');"
+            "from protocol.tensor.codec import encode_tensor, CodecSpec;"
+            "from protocol.tensor.wire import Codec;"
+            "sys.stdout.buffer.write(encode_tensor(np.arange(300, dtype=np.float32) / 7,"
+            " CodecSpec(Codec.INT8)))")
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd=stage, capture_output=True,
+                         check=True).stdout
+    import msgpack
+    update = decode_update(msgpack.packb({"w": out}), {"w": np.zeros(300, np.float32)})
+    np.testing.assert_allclose(update["w"], np.arange(300) / 7, atol=0.2)
+
+
+def test_shard_patterns_must_match(tmp_path):
+    spec = _job(tmp_path)
+    assert _shards(tmp_path, spec) == ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
+    (tmp_path / "job.toml").write_text((tmp_path / "job.toml").read_text()
+                                       .replace("shards/*.npz", "data/*.npz"))
+    with pytest.raises(FLError, match="matches no file"):
+        _shards(tmp_path, load_spec(tmp_path / "job.toml"))
+
+
+def test_output_without_its_json_line_is_refused():
+    from novacron.client import NovaCronError
+    with pytest.raises(NovaCronError, match="JSON line"):
+        _parse_output(b"\x80", {"w": np.zeros(1, np.float32)})
+
+
+def test_cli_check_prints_one_line(tmp_path):
+    _job(tmp_path)
+    (tmp_path / "job.toml").write_text((tmp_path / "job.toml").read_text() + "rounds = 0\n")
+    res = subprocess.run([sys.executable, "-c", "import sys; from daemon.cli import main;"
+                          " sys.exit(main())", "fl", "check",
+                          str(tmp_path / "job.toml")], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert res.stderr.strip().count("\n") == 0 and "[fl] rounds must be" in res.stderr
