@@ -14,7 +14,8 @@ PY="${PYTHON:-python3}"
 # libgmp-dev: py-libp2p depends on fastecdsa, which compiles against GMP when no wheel fits.
 # swtpm, swtpm-tools, tpm2-tools: the attestation tests run a real software TPM.
 # chromium, chromium-driver: the web page test opens the owner's page in a real headless browser.
-NOVACRON_APT_PACKAGES="${NOVACRON_APT_PACKAGES:-libgmp-dev:/usr/include/gmp.h libgmp-dev:/usr/include/x86_64-linux-gnu/gmp.h swtpm:/usr/bin/swtpm swtpm-tools:/usr/bin/swtpm_setup tpm2-tools:/usr/bin/tpm2_quote chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver}"
+# nftables, iproute2: `testnet up --wan` (NAT routers, partitions, the redirect to its delay relay).
+NOVACRON_APT_PACKAGES="${NOVACRON_APT_PACKAGES:-libgmp-dev:/usr/include/gmp.h libgmp-dev:/usr/include/x86_64-linux-gnu/gmp.h swtpm:/usr/bin/swtpm swtpm-tools:/usr/bin/swtpm_setup tpm2-tools:/usr/bin/tpm2_quote chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver nftables:/usr/sbin/nft iproute2:/usr/sbin/ip}"
 
 _apt_missing=()
 _seen=""

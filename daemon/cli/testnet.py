@@ -1,4 +1,6 @@
-"""``novacron testnet up|status|down|kill|pause|resume|restart``: a local network in one command."""
+"""``novacron testnet up|status|down|kill|pause|resume|restart|partition|heal``: a local network
+in one command (on 127.0.0.1, or with ``--wan`` in network namespaces that look like the
+internet)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the rest of the network is found by discovery")
     q.add_argument("--cheaters", type=int, default=0,
                    help="make the last K nodes dishonest workers that forge task outputs")
+    q.add_argument("--wan", metavar="PROFILE", default=None,
+                   help="run each node in a network namespace of its own, with the delay, loss "
+                        "and bandwidth of PROFILE: lan, continent (20-80 ms round trips) or "
+                        "planet (50-300 ms, 0.5%% loss); needs root")
+    q.add_argument("--nat-fraction", type=float, default=0.0, metavar="F",
+                   help="with --wan: put this fraction of the nodes (never a seed) behind NAT "
+                        "routers, e.g. 0.33")
     add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
     q = add("status", "show every node: process, peers, epoch, committees, health", status_cmd)
     q.add_argument("--json", action="store_true")
@@ -47,12 +56,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("pause", "SIGSTOP a node (it stops answering; its sockets stay open)", pause_cmd, node=True)
     add("resume", "SIGCONT a paused node", resume_cmd, node=True)
     add("restart", "start a node again with its data directory", restart_cmd, node=True)
+    q = add("partition", "--wan testnets: cut the network into groups, e.g. `0,1 / 2,3,4` "
+            "(one group alone is cut off from the rest)", partition_cmd)
+    q.add_argument("groups", nargs="+", metavar="GROUPS",
+                   help="nodes by name or index, comma-separated, groups split by /")
+    add("heal", "--wan testnets: end a partition", heal_cmd)
 
 
 def _guard(fn, *args, **kw):
+    from testnet.wan.launcher import WanError
+
     try:
         return fn(*args, **kw)
-    except launcher.TestnetError as err:
+    except (launcher.TestnetError, WanError) as err:
         raise CliError(str(err)) from None
 
 
@@ -68,7 +84,8 @@ def up_cmd(args: argparse.Namespace) -> int:
     state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
                    cheaters=args.cheaters, params=params, seeds=args.seeds,
                    wait=args.wait, ready=network_ready,
-                   log=lambda s: print(s, file=sys.stderr))
+                   log=lambda s: print(s, file=sys.stderr), wan=args.wan,
+                   nat_fraction=args.nat_fraction)
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")
     _print_table(state)
     return 0
@@ -78,12 +95,41 @@ def _print_table(state) -> None:
     from testnet.local.readiness import summarize
 
     sts = launcher.statuses(state)
+    natted = _natted(state)
     print(f"{'node':<7} {'node id':<13} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
     for node in state.nodes:
         st = sts[node.name]
         role = " (cheater)" if node.role == "cheater" else ""
+        role += " (NAT)" if node.name in natted else ""
         print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {node.port:>5} "
                   f"{st.get('process', '?'):<8} {summarize(st)}{role}"))
+
+
+def _natted(state) -> set[str]:
+    if state.wan is None:
+        return set()
+    from testnet.wan.launcher import Wan
+
+    wan = Wan.load(Path(state.dir))
+    return {f"node{n.index}" for n in wan.plan.nodes if n.natted} if wan else set()
+
+
+def partition_cmd(args: argparse.Namespace) -> int:
+    from testnet.wan import launcher as wan_launcher
+
+    state = _guard(launcher.load, args.dir)
+    groups = _guard(wan_launcher.cut, Path(state.dir), args.groups, [n.name for n in state.nodes])
+    print("partitioned: " + " / ".join(",".join(g) for g in groups))
+    return 0
+
+
+def heal_cmd(args: argparse.Namespace) -> int:
+    from testnet.wan import launcher as wan_launcher
+
+    state = _guard(launcher.load, args.dir)
+    _guard(wan_launcher.heal, Path(state.dir))
+    print("healed: every node can reach every other again")
+    return 0
 
 
 def add_cmd(args: argparse.Namespace) -> int:

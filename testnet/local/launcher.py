@@ -47,7 +47,7 @@ def _node_config(network: str, node: NodeRecord, bootstrap: list[str], genesis: 
         f'genesis = "{genesis}"',
         "",
         "[p2p]",
-        f'listen = ["/ip4/127.0.0.1/tcp/{node.port}"]',
+        f'listen = ["/ip4/{node.host}/tcp/{node.port}"]',
         "bootstrap = [" + ", ".join(f'"{b}"' for b in bootstrap) + "]",
         "",
         "[volunteer]",
@@ -80,11 +80,17 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
        cheaters: int = 0, params: dict[str, int] | None = None, seeds: int = 1,
        wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
        ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
-       log: Callable[[str], None] = lambda s: None) -> TestnetState:
+       log: Callable[[str], None] = lambda s: None, wan: str | None = None,
+       nat_fraction: float = 0.0) -> TestnetState:
     """Create and start a testnet of ``n`` nodes in ``directory``; return when it is ready.
 
     ``ready(state, statuses)`` returns None when the network is ready, else what it waits for.
+    ``wan`` names a profile (``testnet.wan.profiles``): each node then runs in a network
+    namespace of its own, ``nat_fraction`` of them behind NAT routers (root needed). If
+    start-up fails, a ``wan`` testnet is stopped and its namespaces removed.
     """
+    if nat_fraction and wan is None:
+        raise TestnetError("--nat-fraction needs --wan PROFILE (NAT routers live in namespaces)")
     if not 1 <= n <= MAX_NODES:
         raise TestnetError(f"-n must be between 1 and {MAX_NODES}, got {n}")
     if not 1 <= seeds <= n:
@@ -95,30 +101,61 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     if existing and any(processes.alive(x.pid) for x in existing.nodes):
         raise TestnetError(f"a testnet is already running in {directory}; stop it with "
                            f"`novacron testnet down` first")
-    if base_port is not None:
+    if wan is not None:
+        if base_port is not None:
+            raise TestnetError("--base-port does not apply to --wan: every node listens on "
+                               "its own address")
+        from testnet.wan.plan import P2P_PORT
+
+        ports = [P2P_PORT] * n
+    elif base_port is not None:
         ports = list(range(base_port, base_port + n))
         taken = [p for p in ports if not processes.port_is_free(p)]
         if taken:
             raise TestnetError(f"port {taken[0]} on 127.0.0.1 is taken; pick another --base-port")
     else:
         ports = processes.free_ports(n)
-    rng = random.Random(seed) if seed is not None else random.SystemRandom()
-    directory.mkdir(parents=True, exist_ok=True)
-    directory = directory.resolve()
-    network = f"novacron-testnet-{rng.getrandbits(32):08x}"
-    identities = [NodeIdentity(rng.randbytes(32) if seed is not None else os.urandom(32))
-                  for _ in range(n)]
-    state = TestnetState(network, str(directory))
-    for i, (ident, port) in enumerate(zip(identities, ports)):
-        role = "cheater" if i >= n - cheaters else "honest"
-        state.nodes.append(_new_node_dir(directory, i, ident, port, role))
-    genesis = directory / "genesis.toml"
     from daemon.genesis import DEFAULT_PARAMS
 
     unknown = sorted(set(params or {}) - set(DEFAULT_PARAMS))
     if unknown:
         raise TestnetError(f"unknown genesis parameter {unknown[0]!r} (known: "
                            f"{', '.join(DEFAULT_PARAMS)})")
+    rng = random.Random(seed) if seed is not None else random.SystemRandom()
+    directory.mkdir(parents=True, exist_ok=True)
+    directory = directory.resolve()
+    network = f"novacron-testnet-{rng.getrandbits(32):08x}"
+    identities = [NodeIdentity(rng.randbytes(32) if seed is not None else os.urandom(32))
+                  for _ in range(n)]
+    state = TestnetState(network, str(directory), wan=wan)
+    for i, (ident, port) in enumerate(zip(identities, ports)):
+        role = "cheater" if i >= n - cheaters else "honest"
+        state.nodes.append(_new_node_dir(directory, i, ident, port, role))
+    if wan is None:
+        return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
+    from testnet.wan import launcher as wan_launcher
+
+    try:
+        net = wan_launcher.create(directory, n, wan, nat_fraction, seeds, rng)
+    except wan_launcher.WanError as err:
+        raise TestnetError(str(err)) from None
+    for node, nn in zip(state.nodes, net.plan.nodes):
+        node.host, node.netns = nn.ip, nn.ns
+    log(f"created {len(net.plan.namespaces)} network namespaces: {net.summary()}")
+    try:
+        return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
+    except BaseException:
+        _stop_all(state)
+        wan_launcher.destroy(directory)
+        raise
+
+
+def _start(state: TestnetState, identities: list[NodeIdentity], genesis_writer: GenesisWriter,
+           params: dict[str, int] | None, seeds: int, wait: float,
+           ready: Callable[[TestnetState, dict[str, Any]], str | None] | None,
+           log: Callable[[str], None]) -> TestnetState:
+    directory, network, n = Path(state.dir), state.network, len(state.nodes)
+    genesis = directory / "genesis.toml"
     genesis_writer(network, identities, genesis, dict(params or {}))
     for i, node in enumerate(state.nodes):
         bootstrap = bootstrap_for(state.nodes, i, seeds)
@@ -126,7 +163,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     for node in state.nodes:
         node.pid = processes.start(node)
     state.save()
-    log(f"started {n} daemons on 127.0.0.1 (network {network}); waiting for them to be ready")
+    where = "in their namespaces" if state.wan else "on 127.0.0.1"
+    log(f"started {n} daemons {where} (network {network}); waiting for them to be ready")
     wait_ready(state, wait, ready)
     return state
 
@@ -241,7 +279,17 @@ def load(directory: Path) -> TestnetState:
 
 
 def down(directory: Path) -> int:
+    """Stop every node (and remove a ``--wan`` testnet's namespaces); return how many ran."""
     state = load(directory)
+    stopped = _stop_all(state)
+    if state.wan is not None or (Path(state.dir) / "wan.json").exists():
+        from testnet.wan import launcher as wan_launcher
+
+        wan_launcher.destroy(Path(state.dir))
+    return stopped
+
+
+def _stop_all(state: TestnetState) -> int:
     stopped = 0
     for node in state.nodes:
         if processes.alive(node.pid):
@@ -293,7 +341,7 @@ def restart(directory: Path, ref: str, wait: float = 30.0) -> NodeRecord:
     state = load(directory)
     node = _node(state, ref)
     processes.stop(node.pid)
-    if not processes.port_is_free(node.port):
+    if node.netns is None and not processes.port_is_free(node.port):
         raise TestnetError(f"port {node.port} of {node.name} is taken by another program")
     node.pid = processes.start(node)
     state.save()

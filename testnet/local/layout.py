@@ -5,6 +5,7 @@
     <dir>/<node>/node.toml    the node's config (127.0.0.1 only)
     <dir>/<node>/node.key     its key;  node.db, node.log, control.sock: the daemon's own files
     <dir>/<node>/stdout.log   what the process printed
+    <dir>/wan.json            (``--wan`` only) namespaces, addresses, delays, the relay's pid
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ class NodeRecord:
     pid: int | None = None
     role: str = "honest"
     """"cheater": runs ``testnet.local.cheater`` (forges task outputs) instead of the daemon."""
+    host: str = "127.0.0.1"
+    """The address it listens on (its namespace's own in a ``--wan`` testnet)."""
+    netns: str | None = None
+    """The network namespace it runs in (``--wan`` testnets), or None for the machine's."""
 
     @property
     def multiaddr(self) -> str:
-        return f"/ip4/127.0.0.1/tcp/{self.port}/p2p/{self.node_id}"
+        return f"/ip4/{self.host}/tcp/{self.port}/p2p/{self.node_id}"
 
     @property
     def socket(self) -> Path:
@@ -42,6 +47,8 @@ class TestnetState:
     network: str
     dir: str
     nodes: list[NodeRecord] = field(default_factory=list)
+    wan: str | None = None
+    """The ``--wan`` profile (the network is described in ``wan.json``), or None: loopback."""
 
     def node(self, ref: str) -> NodeRecord:
         """A node by name (``node2``) or index (``2``)."""
@@ -63,4 +70,5 @@ class TestnetState:
         if not path.exists():
             return None
         doc = json.loads(path.read_text())
-        return cls(doc["network"], doc["dir"], [NodeRecord(**n) for n in doc["nodes"]])
+        return cls(doc["network"], doc["dir"], [NodeRecord(**n) for n in doc["nodes"]],
+                   doc.get("wan"))

@@ -51,8 +51,11 @@ def start(node: NodeRecord, extra_env: dict[str, str] | None = None) -> int:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     module = "testnet.local.cheater" if node.role == "cheater" else "daemon"
+    # In a namespace testnet, `ip netns exec` enters the node's namespace and execs the daemon
+    # (same pid, so signals and `alive` work as on loopback).
+    enter = ["ip", "netns", "exec", node.netns] if node.netns else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, "daemon", "--config", str(data / "node.toml")],
+        [*enter, sys.executable, "-m", module, "daemon", "--config", str(data / "node.toml")],
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         start_new_session=True, env=env, cwd=str(data),
     )
