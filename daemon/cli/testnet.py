@@ -96,12 +96,18 @@ def _print_table(state) -> None:
 
     sts = launcher.statuses(state)
     natted = _natted(state)
-    print(f"{'node':<7} {'node id':<13} {'port':>5} {'process':<8} {'peers':>5}  health / summary")
+    # A --wan testnet's nodes all listen on port 4001, each on its own address: show that,
+    # and which ones sit behind NAT (their home network's address, reached via a router).
+    where = "address" if state.wan else "port"
+    width = 18 if state.wan else 5
+    print(f"{'node':<7} {'node id':<13} {where:>{width}} {'process':<8} {'peers':>5}  "
+          f"health / summary")
     for node in state.nodes:
         st = sts[node.name]
         role = " (cheater)" if node.role == "cheater" else ""
-        role += " (NAT)" if node.name in natted else ""
-        print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {node.port:>5} "
+        addr = (f"{'NAT ' if node.name in natted else ''}{node.host}" if state.wan
+                else str(node.port))
+        print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {addr:>{width}} "
                   f"{st.get('process', '?'):<8} {summarize(st)}{role}"))
 
 

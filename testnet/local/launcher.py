@@ -142,12 +142,29 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     for node, nn in zip(state.nodes, net.plan.nodes):
         node.host, node.netns = nn.ip, nn.ns
     log(f"created {len(net.plan.namespaces)} network namespaces: {net.summary()}")
+    # Killed while waiting (SIGTERM, as a test runner or service manager stops us): still
+    # stop the daemons and remove the namespaces, as for any other failure.
+    on_term = _raise_on_sigterm()
     try:
         return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
     except BaseException:
         _stop_all(state)
         wan_launcher.destroy(directory)
         raise
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+def _raise_on_sigterm() -> Any:
+    """Make SIGTERM raise SystemExit (so ``finally`` blocks run); return the old handler, or
+    None where handlers cannot be set (not the main thread)."""
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:
+        return None
 
 
 def _start(state: TestnetState, identities: list[NodeIdentity], genesis_writer: GenesisWriter,
@@ -174,9 +191,22 @@ def add(directory: Path, wait: float = 30.0) -> NodeRecord:
     state = load(directory)
     if len(state.nodes) >= MAX_NODES:
         raise TestnetError(f"a local testnet holds at most {MAX_NODES} nodes")
-    node = _new_node_dir(Path(state.dir), len(state.nodes), NodeIdentity(os.urandom(32)),
-                         processes.free_ports(1)[0], "honest")
-    bootstrap = [o.multiaddr for o in state.nodes[:2]]
+    if state.wan is not None:
+        from testnet.wan import launcher as wan_launcher
+        from testnet.wan.plan import P2P_PORT
+
+        node = _new_node_dir(Path(state.dir), len(state.nodes), NodeIdentity(os.urandom(32)),
+                             P2P_PORT, "honest")
+        try:
+            net = wan_launcher.add(Path(state.dir))
+        except wan_launcher.WanError as err:
+            raise TestnetError(str(err)) from None
+        node.host, node.netns = net.ip, net.ns
+    else:
+        node = _new_node_dir(Path(state.dir), len(state.nodes), NodeIdentity(os.urandom(32)),
+                             processes.free_ports(1)[0], "honest")
+    # On a --wan testnet only the seed is surely dialable (node1 may sit behind NAT).
+    bootstrap = [o.multiaddr for o in state.nodes[:1 if state.wan else 2]]
     (Path(node.data_dir) / "node.toml").write_text(
         _node_config(state.network, node, bootstrap, Path(state.dir) / "genesis.toml"))
     node.pid = processes.start(node)

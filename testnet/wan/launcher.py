@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testnet.wan import namespaces, partition
-from testnet.wan.plan import PREFIX, Plan, build, choose_natted, tag_for
+from testnet.wan.plan import PREFIX, NodeNet, Plan, build, choose_natted, extend, tag_for
 from testnet.wan.profiles import draw_access, get
 from testnet.wan.relay import READY_FILE, RelayConfig
 
@@ -100,6 +100,46 @@ def create(directory: Path, n: int, profile_name: str, nat_fraction: float, seed
     return wan
 
 
+def add(directory: Path, wait: float = 15.0) -> NodeNet:
+    """One more node's namespace (``testnet add``), served by the running relay."""
+    wan = Wan.load(directory)
+    if wan is None:
+        raise WanError(f"no namespace testnet in {directory}")
+    plan = extend(wan.plan)
+    node = plan.nodes[-1]
+    rng = random.Random(wan.relay.seed + node.index)
+    access = wan.relay.access_ms + tuple(draw_access(wan.relay.profile, 1, rng))
+    try:
+        namespaces.create_node(plan.core_ns, node, wan.relay.profile)
+    except namespaces.NamespaceError as err:
+        namespaces.remove(node.ns)
+        raise WanError(str(err)) from None
+    wan.relay = RelayConfig(plan, wan.relay.profile, access, wan.relay.seed)
+    wan.save()
+    if wan.relay_pid:
+        os.kill(wan.relay_pid, signal.SIGHUP)
+        _wait_served(directory, len(plan.nodes), None, wait)
+    return node
+
+
+def _wait_served(directory: Path, count: int, proc: subprocess.Popen[bytes] | None,
+                 wait: float) -> None:
+    """Wait until the relay says it serves ``count`` namespaces."""
+    ready = directory / READY_FILE
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if int(ready.read_text().strip() or 0) >= count:
+                return
+        except (OSError, ValueError):
+            pass
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            if proc is not None:
+                _stop(proc.pid)
+            raise WanError(f"the delay relay did not start; see {directory}/relay.log")
+        time.sleep(0.02)  # polling another process
+
+
 def _start_relay(directory: Path, wait: float = 15.0) -> int:
     ready = directory / READY_FILE
     ready.unlink(missing_ok=True)
@@ -109,12 +149,8 @@ def _start_relay(directory: Path, wait: float = 15.0) -> int:
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=root)
     log.close()
-    deadline = time.monotonic() + wait
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc.pid)
-            raise WanError(f"the delay relay did not start; see {directory}/relay.log")
-        time.sleep(0.02)  # polling another process
+    wan = Wan.load(directory)
+    _wait_served(directory, len(wan.plan.nodes) if wan else 1, proc, wait)
     return proc.pid
 
 

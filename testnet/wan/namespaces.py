@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from testnet.wan import nat
-from testnet.wan.plan import PREFIX, Plan
+from testnet.wan.plan import PREFIX, NodeNet, Plan
 from testnet.wan.profiles import Profile
 
 NETNS_DIR = Path("/run/netns")
@@ -104,37 +104,42 @@ def _create(plan: Plan, profile: Profile) -> None:
     ip(core, "link", "set", "lo", "up")
     sysctl(core, "net.ipv4.ip_forward", "1")
     for node in plan.nodes:
-        _run("ip", "netns", "add", node.ns)
-        ip(node.ns, "link", "set", "lo", "up")
-        octet = node.index + 1
-        # The node's (or its router's) link to the core: its access link, shaped both ways.
-        edge = node.router_ns or node.ns
-        edge_if = "wan0" if node.natted else "eth0"
-        if node.natted:
-            _run("ip", "netns", "add", edge)
-            ip(edge, "link", "set", "lo", "up")
-            sysctl(edge, "net.ipv4.ip_forward", "1")
-        ip(core, "link", "add", node.core_if, "type", "veth", "peer", "name", edge_if,
-           "netns", edge)
-        ip(core, "addr", "add", f"198.18.{octet}.1/24", "dev", node.core_if)
-        ip(core, "link", "set", node.core_if, "up")
-        ip(edge, "addr", "add", f"198.18.{octet}.2/24", "dev", edge_if)
-        ip(edge, "link", "set", edge_if, "up")
-        ip(edge, "route", "add", "default", "via", f"198.18.{octet}.1")
-        shape(core, node.core_if, profile.rate_mbit)
-        shape(edge, edge_if, profile.rate_mbit)
-        if node.natted:
-            assert node.router_ns is not None
-            ip(edge, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
-               "netns", node.ns)
-            ip(edge, "addr", "add", f"{node.gateway}/24", "dev", "lan0")
-            ip(edge, "link", "set", "lan0", "up")
-            ip(node.ns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
-            ip(node.ns, "link", "set", "eth0", "up")
-            ip(node.ns, "route", "add", "default", "via", node.gateway)
-            nft(edge, nat.router_rules(node))
-        if profile.relayed:
-            nft(node.ns, nat.node_rules(node))
+        create_node(core, node, profile)
+
+
+def create_node(core: str, node: NodeNet, profile: Profile) -> None:
+    """One node's namespace (and NAT router), linked to the ``core`` namespace."""
+    _run("ip", "netns", "add", node.ns)
+    ip(node.ns, "link", "set", "lo", "up")
+    octet = node.index + 1
+    # The node's (or its router's) link to the core: its access link, shaped both ways.
+    edge = node.router_ns or node.ns
+    edge_if = "wan0" if node.natted else "eth0"
+    if node.natted:
+        _run("ip", "netns", "add", edge)
+        ip(edge, "link", "set", "lo", "up")
+        sysctl(edge, "net.ipv4.ip_forward", "1")
+    ip(core, "link", "add", node.core_if, "type", "veth", "peer", "name", edge_if,
+       "netns", edge)
+    ip(core, "addr", "add", f"198.18.{octet}.1/24", "dev", node.core_if)
+    ip(core, "link", "set", node.core_if, "up")
+    ip(edge, "addr", "add", f"198.18.{octet}.2/24", "dev", edge_if)
+    ip(edge, "link", "set", edge_if, "up")
+    ip(edge, "route", "add", "default", "via", f"198.18.{octet}.1")
+    shape(core, node.core_if, profile.rate_mbit)
+    shape(edge, edge_if, profile.rate_mbit)
+    if node.natted:
+        assert node.router_ns is not None
+        ip(edge, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
+           "netns", node.ns)
+        ip(edge, "addr", "add", f"{node.gateway}/24", "dev", "lan0")
+        ip(edge, "link", "set", "lan0", "up")
+        ip(node.ns, "addr", "add", f"{node.ip}/24", "dev", "eth0")
+        ip(node.ns, "link", "set", "eth0", "up")
+        ip(node.ns, "route", "add", "default", "via", node.gateway)
+        nft(edge, nat.router_rules(node))
+    if profile.relayed:
+        nft(node.ns, nat.node_rules(node))
 
 
 def apply_table(ns: str, table: str, script: str) -> None:

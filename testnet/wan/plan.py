@@ -106,6 +106,12 @@ def build(tag: str, n: int, natted: set[int]) -> Plan:
     return Plan(tag, tuple(nodes))
 
 
+def extend(plan: Plan) -> Plan:
+    """The plan with one more node (public: a joining volunteer others can dial)."""
+    more = build(plan.tag, len(plan.nodes) + 1, set())
+    return Plan(plan.tag, plan.nodes + (more.nodes[-1],))
+
+
 def choose_natted(n: int, fraction: float, public_first: int, order: list[int]) -> set[int]:
     """Which nodes sit behind NAT: ``round(fraction * n)`` of them, never one of the first
     ``public_first`` (the seeds, which others must be able to dial), taken in ``order`` (a

@@ -14,13 +14,15 @@ queues here.
 One trio process serves every namespace of a testnet: a socket belongs to the namespace it
 was created in, and the thread enters each one only to create sockets.
 
-    python -m testnet.wan.relay <testnet-dir>/wan.json     (the launcher starts and stops it)
+    python -m testnet.wan.relay <testnet-dir>/wan.json     (the launcher starts and stops it;
+                                                           SIGHUP: serve nodes added since)
 """
 
 from __future__ import annotations
 
 import json
 import random
+import signal
 import socket
 import struct
 import sys
@@ -92,9 +94,12 @@ class Relay:
         self.open = 0
         self.total = 0
 
-    def listeners(self) -> list[tuple[NodeNet, socket.socket]]:
+    def listeners(self, served: set[int]) -> list[tuple[NodeNet, socket.socket]]:
+        """A listener in each node's namespace not yet ``served``."""
         out = []
         for node in self.config.plan.nodes:
+            if node.index in served:
+                continue
             with enter(node.ns):
                 s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -103,13 +108,24 @@ class Relay:
             out.append((node, s))
         return out
 
-    async def serve(self, ready_file: Path | None = None) -> None:
-        socks = self.listeners()
-        if ready_file is not None:
-            ready_file.write_text("ready\n")
+    async def serve(self, config_file: Path | None = None) -> None:
+        """Serve every node's namespace; on SIGHUP, read ``config_file`` again and serve the
+        nodes added since (``testnet add``). ``relay.ready`` beside it says how many are served."""
+        served: set[int] = set()
         async with trio.open_nursery() as nursery:
-            for node, s in socks:
-                nursery.start_soon(self._accept_loop, node, trio.socket.from_stdlib_socket(s))
+            with trio.open_signal_receiver(signal.SIGHUP) as hups:
+                while True:
+                    for node, s in self.listeners(served):
+                        served.add(node.index)
+                        nursery.start_soon(self._accept_loop, node,
+                                           trio.socket.from_stdlib_socket(s))
+                    if config_file is None:
+                        break
+                    (config_file.parent / READY_FILE).write_text(f"{len(served)}\n")
+                    async for _ in hups:
+                        self.config = RelayConfig.from_json(
+                            json.loads(config_file.read_text())["relay"])
+                        break
 
     async def _accept_loop(self, node: NodeNet, listener: trio.socket.SocketType) -> None:
         async with trio.open_nursery() as nursery:
@@ -218,7 +234,7 @@ def main(argv: list[str]) -> int:
         return 2
     path = Path(argv[0])
     config = RelayConfig.from_json(json.loads(path.read_text())["relay"])
-    trio.run(Relay(config).serve, path.parent / READY_FILE)
+    trio.run(Relay(config).serve, path)
     return 0
 
 

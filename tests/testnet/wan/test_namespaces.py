@@ -107,6 +107,20 @@ def test_relay_adds_the_profiles_round_trip_and_nat_hides_the_node(net, tmp_path
 
 
 @needs_root
+def test_a_node_added_later_is_served_by_the_running_relay(net, tmp_path):
+    server = net.plan.nodes[0]
+    Echo(server.ns, server.ip)
+    node = wan_launcher.add(tmp_path)
+    assert node.index == 3 and not node.natted and node.ns in namespaces.listed(node.ns)
+    access = wan_launcher.Wan.load(tmp_path).relay.access_ms
+    expected = 2 * (access[3] + access[0]) / 1000
+    s = dial(node.ns, server.ip)
+    ping(s)
+    assert expected <= statistics.median(ping(s) for _ in range(9)) <= expected + 0.030
+    s.close()
+
+
+@needs_root
 def test_partition_silences_the_cut_off_node_and_heal_restores_it(net, tmp_path):
     plan = net.plan
     server, cut_off = plan.nodes[0], plan.nodes[1]

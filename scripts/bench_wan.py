@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Benchmark real daemons on a namespace testnet that looks like the internet; prints JSON.
+
+    sudo .venv/bin/python scripts/bench_wan.py [--nodes 30] [--profile planet] [--tasks 100]
+
+Every node is given only the seed's address (node0). Figures (issue 14):
+- ``new_node_known_by_all_s``: ``testnet add`` starts a node that is not in the genesis, given
+  the seed only; the time until every other node's registry holds its capability record.
+- ``capability_change_ms``: a node publishes a new generation of its record; the time until
+  every other node holds it, p50 / p99.
+- ``pbft_commit``: ``kv.put`` from a member of shard 0, timed in the daemon from submission to
+  f+1 matching replies, p50 / p99, also as a multiple of the committee's median round trip
+  (the profile's round trips between the members; target p50 <= 3).
+- ``job``: a pi job of ``--tasks`` tasks (2 replicas each): tasks/s from submission to the last
+  certificate, and the mean time from submission until a task's result is accepted.
+- per node: most connections seen, idle bytes/s on its network interface (both ways, headers
+  included) over ``--idle-seconds``, memory (RSS).
+Baseline in the same run: the same job on a ``lan`` testnet of as many nodes (target: the
+profile's throughput at least half of it). Needs root (network namespaces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from daemon.control.client import ControlClient, ControlError  # noqa: E402
+from testnet.local import launcher  # noqa: E402
+from testnet.local.readiness import network_ready  # noqa: E402
+from testnet.wan.launcher import Wan  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def summary(xs: list[float], digits: int = 1) -> dict[str, float]:
+    return {"p50": round(pct(xs, 50), digits), "p99": round(pct(xs, 99), digits),
+            "max": round(max(xs), digits), "n": len(xs)}
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def iface_bytes(ns: str) -> int:
+    """Bytes received + sent on a node's eth0 (its whole network traffic, headers included)."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/sys/class/net/eth0/statistics/rx_bytes",
+                          "/sys/class/net/eth0/statistics/tx_bytes"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]) + int(out[1])
+
+
+def call(c: ControlClient, method: str, params: dict[str, Any] | None = None) -> Any:
+    """A control call that asks again when a busy daemon does not answer in time."""
+    for attempt in range(5):
+        try:
+            return c.call(method, params)
+        except ControlError as err:
+            if attempt == 4:
+                raise
+            print(f"bench_wan: {method} not answered ({err}); asking again", file=sys.stderr)
+
+
+def settle(clients: list[ControlClient], n: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while any(len(call(c, "capabilities")["records"]) < n for c in clients):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"capability registries did not reach {n} records")
+        time.sleep(0.2)
+
+
+def known_by_all(clients: list[ControlClient], node_id: str, generation: int = 0,
+                 timeout: float = 300) -> float:
+    """Seconds until every client's registry holds ``node_id``'s record (of ``generation``)."""
+    t0 = time.monotonic()
+    waiting = set(range(len(clients)))
+    while waiting:
+        for i in list(waiting):
+            recs = call(clients[i], "capabilities", {"node": node_id})["records"]
+            if recs and recs[0]["generation"] >= generation:
+                waiting.discard(i)
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"a record did not reach every node in {timeout:.0f} s")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def capability_changes(clients: list[ControlClient], samples: int) -> list[float]:
+    out = []
+    for k in range(samples):
+        origin = (k * 7) % len(clients)
+        me = call(clients[origin], "ping")["node_id"]
+        gen = call(clients[origin], "capabilities.refresh")["generation"]
+        others = clients[:origin] + clients[origin + 1:]
+        out.append(known_by_all(others, me, gen, timeout=120) * 1000)
+    return out
+
+
+def connections_watch(clients: list[ControlClient], stop: threading.Event,
+                      most: list[int]) -> None:
+    while not stop.is_set():
+        for i, c in enumerate(clients):
+            try:
+                most[i] = max(most[i], c.call("status")["services"]["p2p"]["connected"])
+            except ControlError:
+                pass
+        stop.wait(2.0)
+
+
+def run_job(client: ControlClient, tmp: Path, tasks: int, samples: int) -> dict[str, float]:
+    shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp / "pi.wasm")
+    spec = tmp / "job.toml"
+    spec.write_text(f'[job]\nname = "bench-wan"\nmodule = "pi.wasm"\n[inputs]\n'
+                    f'range = [0, {tasks}]\ntemplate = "{{i}} {samples}\\n"\n'
+                    f'[limits]\nfuel = 100_000_000_000\nwall_s = 120\n'
+                    f'[replication]\nreplicas = 2\n')
+    t0 = time.monotonic()
+    job = call(client, "jobs.submit", {"spec": str(spec)})["job"]
+    accepted: dict[int, float] = {}
+    while True:
+        st = call(client, "jobs.status", {"job": job, "tasks": True})
+        now = time.monotonic() - t0
+        for row in st.get("tasks", []):
+            if row["state"] in ("accepted", "failed"):
+                accepted.setdefault(row["task"], now)
+        if st["state"] != "open" and st["certified"] >= st["counts"]["accepted"]:
+            break
+        if now > 1800:
+            raise RuntimeError(f"job not done in 30 min: {st['counts']}")
+        time.sleep(0.5)
+    makespan = time.monotonic() - t0
+    if st["counts"]["ok"] != tasks:
+        raise RuntimeError(f"job ended {st['state']} with {st['counts']}")
+    return {"makespan_s": round(makespan, 1), "tasks_per_s": round(tasks / makespan, 3),
+            "mean_task_latency_s": round(statistics.mean(accepted.values()), 1)
+            if accepted else None}
+
+
+def shard0_member(clients: list[ControlClient]) -> tuple[int, list[int]]:
+    com = call(clients[0], "committees")
+    members = next(c for c in com["committees"] if c["shard"] == "shard0")["members"]
+    ids = [call(c, "ping")["node_id"] for c in clients]
+    idx = [ids.index(m) for m in members if m in ids]
+    return idx[0], idx
+
+
+def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    d = tmp / profile
+    state = launcher.up(d, args.nodes, seed=args.seed, wait=args.wait, ready=network_ready,
+                        wan=profile, nat_fraction=args.nat_fraction if profile != "lan" else 0.0,
+                        log=lambda s: print(f"bench_wan: {s}", file=sys.stderr))
+    out: dict[str, Any] = {}
+    try:
+        clients = [ControlClient(n.socket, timeout=120) for n in state.nodes]
+        settle(clients, args.nodes)
+        most = [0] * len(clients)
+        stop = threading.Event()
+        watcher = threading.Thread(target=connections_watch, args=(clients, stop, most))
+        watcher.start()
+        try:
+            if profile != "lan":
+                wan = Wan.load(d)
+                assert wan is not None
+                # Idle: nothing asked of the network but what the daemons do by themselves.
+                before = {n.name: iface_bytes(n.netns) for n in state.nodes}  # type: ignore[arg-type]
+                time.sleep(args.idle_seconds)  # a real interval, by design
+                idle = [(iface_bytes(n.netns) - before[n.name]) / args.idle_seconds  # type: ignore[arg-type]
+                        for n in state.nodes]
+                t_add = time.monotonic()
+                node = launcher.add(d, wait=args.wait)
+                out["new_node_known_by_all_s"] = round(
+                    known_by_all(clients, node.node_id) + (time.monotonic() - t_add), 1)
+                clients.append(ControlClient(node.socket, timeout=120))
+                most.append(0)
+                out["capability_change_ms"] = summary(capability_changes(clients, args.samples), 0)
+                member, members = shard0_member(clients)
+                lat = [call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
+                       for i in range(args.puts)]
+                access = wan.relay.access_ms
+                rtts = [2 * (access[a] + access[b]) for a in members for b in members if a < b
+                        if a < len(access) and b < len(access)]
+                median_rtt = statistics.median(rtts)
+                out["pbft_commit"] = {
+                    "committee_size": len(members), "committee_median_rtt_ms": round(median_rtt, 1),
+                    "latency_ms": summary(lat),
+                    "p50_rtt_multiple": round(pct(lat, 50) / median_rtt, 2),
+                    "p99_rtt_multiple": round(pct(lat, 99) / median_rtt, 2)}
+                out["per_node_idle_bytes_per_s"] = {"median": round(statistics.median(idle)),
+                                                    "max": round(max(idle))}
+            out["job"] = run_job(clients[0], d, args.tasks, args.task_samples)
+        finally:
+            stop.set()
+            watcher.join()
+        out["per_node_most_connections"] = max(most)
+        rss = [rss_mib(n.pid) for n in state.nodes if n.pid]  # type: ignore[arg-type]
+        out["per_node_rss_mib"] = {"median": round(statistics.median(rss), 1),
+                                   "max": round(max(rss), 1)}
+        for c in clients:
+            c.close()
+    finally:
+        launcher.down(d)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=30)
+    ap.add_argument("--profile", default="planet")
+    ap.add_argument("--nat-fraction", type=float, default=0.0)
+    ap.add_argument("--tasks", type=int, default=100)
+    ap.add_argument("--task-samples", type=int, default=20_000, help="pi samples per task")
+    ap.add_argument("--samples", type=int, default=20, help="capability changes to time")
+    ap.add_argument("--puts", type=int, default=30)
+    ap.add_argument("--idle-seconds", type=float, default=30.0)
+    ap.add_argument("--wait", type=float, default=600.0)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_wan: needs root (network namespaces); run it as root", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-wan-"))
+    wan = bench_profile(args.profile, args, tmp)
+    lan = bench_profile("lan", args, tmp)
+    ratio = wan["job"]["tasks_per_s"] / lan["job"]["tasks_per_s"]
+    result = {"nodes": args.nodes, "profile": args.profile, "nat_fraction": args.nat_fraction,
+              "seeds": 1, args.profile: wan, "baseline_lan": lan,
+              "job_throughput_vs_lan": round(ratio, 2)}
+    result["targets"] = [
+        {"target": "PBFT commit p50 <= 3 x committee median round trip",
+         "value": wan["pbft_commit"]["p50_rtt_multiple"],
+         "passed": wan["pbft_commit"]["p50_rtt_multiple"] <= 3},
+        {"target": "job throughput >= half of lan", "value": round(ratio, 2),
+         "passed": ratio >= 0.5},
+    ]
+    print(json.dumps(result))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
