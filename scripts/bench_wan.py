@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from daemon.control.client import ControlClient, ControlError  # noqa: E402
 from testnet.local import launcher  # noqa: E402
-from testnet.local.readiness import network_ready  # noqa: E402
+from testnet.local.readiness import network_formed  # noqa: E402
 from testnet.wan.launcher import Wan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def shard0_member(clients: list[ControlClient]) -> tuple[int, list[int]]:
 
 def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     d = tmp / profile
-    state = launcher.up(d, args.nodes, seed=args.seed, wait=args.wait, ready=network_ready,
+    state = launcher.up(d, args.nodes, seed=args.seed, wait=args.wait, ready=network_formed,
                         wan=profile, nat_fraction=args.nat_fraction if profile != "lan" else 0.0,
                         log=lambda s: print(f"bench_wan: {s}", file=sys.stderr))
     out: dict[str, Any] = {}

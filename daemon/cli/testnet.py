@@ -73,7 +73,7 @@ def _guard(fn, *args, **kw):
 
 
 def up_cmd(args: argparse.Namespace) -> int:
-    from testnet.local.readiness import network_ready
+    from testnet.local.readiness import network_formed, network_ready
 
     params = {}
     for item in args.param:
@@ -83,7 +83,7 @@ def up_cmd(args: argparse.Namespace) -> int:
         params[key] = int(value)
     state = _guard(launcher.up, args.dir, args.n, base_port=args.base_port, seed=args.seed,
                    cheaters=args.cheaters, params=params, seeds=args.seeds,
-                   wait=args.wait, ready=network_ready,
+                   wait=args.wait, ready=network_formed if args.wan else network_ready,
                    log=lambda s: print(s, file=sys.stderr), wan=args.wan,
                    nat_fraction=args.nat_fraction)
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")
