@@ -17,11 +17,14 @@ The world (scikit-learn's digits split non-IID over 20 clients, links drawn from
   docs/fl.md for what φ costs on non-IID data.
 - ``links``: how well the link estimates predict the next upload (|log(actual/predicted)|,
   median and 90th percentile), over every upload of the adaptive run after the first.
+- ``policy``: a DDQN (``testnet/fl_policy.py``) trained on ``--policy-episodes`` other
+  worlds, then frozen, against the argmax on this world: mean reward per send (the objective
+  both serve), bytes, accuracy, round time; ``kept`` says which the reward favours.
 - ``privacy``: the adaptive run with DP (clip 1.0, noise multiplier ``--dp-noise``): accuracy
   and the ε the accountant reports at δ = 1e-5.
 
 Usage: ``nice -n 10 .venv/bin/python scripts/bench_fl.py [--seed 1] [--rounds 40]``
-(about 20 s; ``--quick`` runs 12 rounds for a smoke test).
+(about a minute of CPU; ``--quick`` runs 12 rounds for a smoke test).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from testnet.fl_policy import DDQN  # noqa: E402
 from testnet.fl_sim import Config, run  # noqa: E402
 
 
@@ -73,6 +77,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--quick", action="store_true", help="12 rounds, for a smoke test")
     ap.add_argument("--dp-noise", type=float, default=0.5)
+    ap.add_argument("--policy-episodes", type=int, default=6,
+                    help="runs (other worlds) the DDQN trains on before it is compared")
     ap.add_argument("--churn-seeds", type=int, default=3,
                     help="worlds the churn comparison runs over (from --seed on)")
     args = ap.parse_args()
@@ -103,6 +109,8 @@ def main() -> None:
              "median_ratio_error": round(float(np.exp(np.median(errors))) - 1, 4),
              "p90_ratio_error": round(float(np.exp(np.quantile(errors, 0.9))) - 1, 4)}
 
+    policy = compare_policies(base, args.policy_episodes)
+
     dp = run(_with(base, mode="adaptive", dp_noise=args.dp_noise, dp_clip=1.0))
     privacy = {"noise_multiplier": args.dp_noise, "clip": 1.0, "delta": 1e-5,
                "epsilon": dp["epsilon"], "final_accuracy": dp["rows"][-1]["accuracy"],
@@ -122,7 +130,7 @@ def main() -> None:
         "adaptive_vs_int8": {
             "mean_round_s_ratio": round(ada["mean_round_s"] / int8["mean_round_s"], 4),
             "mean_upload_s_ratio": round(ada["mean_upload_s"] / int8["mean_upload_s"], 4)},
-        "churn": churn, "links": links, "privacy": privacy,
+        "churn": churn, "links": links, "policy": policy, "privacy": privacy,
         "targets": {
             "adaptive_saves_70pct": saved >= 0.70,
             "adaptive_accuracy_within_1pt": abs(ada["final_accuracy"]
@@ -133,6 +141,26 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(out))
+
+
+def compare_policies(base: Config, episodes: int) -> dict[str, Any]:
+    """DDQN trained on ``episodes`` other worlds, then frozen, against the argmax here."""
+    agent = DDQN(seed=base.seed)
+    for ep in range(episodes):
+        run(_with(base, mode="adaptive", seed=1000 + base.seed * 100 + ep, policy=agent))
+    agent.learning = False
+    out: dict[str, Any] = {"ddqn_training_episodes": episodes,
+                           "ddqn_training_sends": episodes * base.rounds * base.per_round}
+    for name, cfg in (("argmax", _with(base, mode="adaptive")),
+                      ("ddqn", _with(base, mode="adaptive", policy=agent))):
+        res = run(cfg)
+        s = summary(res)
+        out[name] = {"mean_reward": round(float(np.mean(res["rewards"])), 4),
+                     "update_bytes": s["update_bytes"], "final_accuracy": s["final_accuracy"],
+                     "mean_round_s": s["mean_round_s"], "codecs": s["codecs"]}
+    out["kept"] = ("argmax" if out["argmax"]["mean_reward"] >= out["ddqn"]["mean_reward"]
+                   else "ddqn (beats the argmax here: check more seeds before switching)")
+    return out
 
 
 def _with(base: Config, **changes: Any) -> Config:

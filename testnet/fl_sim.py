@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from daemon.fl import (FLOAT32, INT8, Budgets, Rule, aggregate, choose_level, clip,
+from daemon.fl import (ADAPTIVE_LEVELS, FLOAT32, INT8, Budgets, Rule, aggregate, choose_level, clip,
                        decode_update, encode_update, epsilon, noisy_mean, select_phi,
                        select_random, similarity, staying_power, utilities)
 from daemon.fl.mlp import init_params, local_train, loss_and_accuracy
@@ -134,6 +134,8 @@ class Config:
     hidden: int = 128
     rule: Rule = Rule.FEDAVG
     budgets: Budgets = field(default_factory=lambda: Budgets(time_s=0.1, error=0.5))
+    policy: Any = None
+    """A learned level policy (``testnet.fl_policy.DDQN``) instead of the argmax."""
     dp_noise: float = 0.0
     dp_clip: float = 0.0
     seed: int = 1
@@ -158,6 +160,7 @@ def run(cfg: Config) -> dict[str, Any]:
     now = 0.0
     rows: list[dict[str, Any]] = []
     pred_errors: list[float] = []
+    rewards: list[float] = []
     for rnd in range(cfg.rounds):
         if cfg.selection == "phi":
             alpha = [similarity(last[c], last_global) for c in range(cfg.clients)]
@@ -185,10 +188,16 @@ def run(cfg: Config) -> dict[str, Any]:
                 spec = FLOAT32
             elif cfg.mode == "int8":
                 spec = INT8
+            elif cfg.policy is not None:
+                p = table.predict(c, model_bytes, now)
+                state = cfg.policy.features(p.bandwidth, p.rtt, p.log_sd, model_bytes)
+                action = cfg.policy.act(state)
+                spec = ADAPTIVE_LEVELS[action]
             else:
                 spec = choose_level(delta, bandwidth=table.bandwidth(c, now),
                                     rtt=table.rtt_of(c), budgets=cfg.budgets,
                                     feedback=feedback[c]).spec
+            before = None if spec == FLOAT32 else _corrected_norm(feedback[c], delta)
             data = encode_update(delta, spec, None if spec == FLOAT32 else feedback[c])
             predicted = table.predict(c, len(data), now)
             link = links[c]
@@ -199,6 +208,16 @@ def run(cfg: Config) -> dict[str, Any]:
             if predicted.measured:
                 pred_errors.append(abs(math.log(up / predicted.seconds)))
             table.transfer(c, len(data), up, now)
+            if before:
+                error = float(np.sqrt(sum(float(np.sum(feedback[c].residual(n) ** 2))
+                                          for n in delta))) / before
+            else:
+                error = 0.0
+            reward = (-cfg.budgets.w_time * up / cfg.budgets.time_s
+                      - cfg.budgets.w_error * error / cfg.budgets.error)
+            rewards.append(reward)
+            if cfg.policy is not None and cfg.mode == "adaptive":
+                cfg.policy.observe(state, action, reward)
             times.append(down + compute + up)
             uploads.append(up)
             up_bytes += len(data)
@@ -232,7 +251,16 @@ def run(cfg: Config) -> dict[str, Any]:
     eps = (epsilon(rounds=cfg.rounds, noise_multiplier=cfg.dp_noise, delta=DP_DELTA)
            if cfg.dp_clip > 0 else None)
     return {"rows": rows, "prediction_log_errors": pred_errors, "model_bytes": model_bytes,
-            "epsilon": eps}
+            "epsilon": eps, "rewards": rewards}
+
+
+def _corrected_norm(feedback: ErrorFeedback, delta: Params) -> float:
+    total = 0.0
+    for name, array in delta.items():
+        r = feedback.residual(name)
+        x = array if r is None or r.shape != array.shape else array + r
+        total += float(np.sum(np.asarray(x, dtype=np.float64) ** 2))
+    return math.sqrt(total)
 
 
 def _departures(rng: random.Random, life: list[Life], share: float) -> set[int]:

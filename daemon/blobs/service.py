@@ -16,6 +16,7 @@ from typing import Any
 
 from daemon.blobs.store import BlobStore
 from daemon.errors import DaemonError
+from daemon.links import LinkTable
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
@@ -46,6 +47,8 @@ class BlobService:
         self.opener = opener
         self.served = 0
         self.fetched = 0
+        self.links = LinkTable()
+        """Throughput and round trip to the peers we fetch from, learned from every chunk."""
         host.handle_request(PROTOCOL, self._serve)
 
     async def _serve(self, peer: str, frame: bytes) -> bytes:
@@ -91,7 +94,9 @@ class BlobService:
         offset, total = 0, None
         while total is None or offset < total:
             req = self.sealer.seal(BlobRequest(digest, offset, CHUNK), _now_ms())
+            started = time.monotonic()
             answer = await self.host.request(peer, PROTOCOL, req, timeout)
+            took = time.monotonic() - started
             env = self.opener.open(answer, now_ms=_now_ms())
             if isinstance(env.body, BlobMissing):
                 return None
@@ -108,13 +113,24 @@ class BlobService:
                 raise _Bad("sent an empty chunk")
             parts.append(chunk.data)
             offset += len(chunk.data)
+            self._learn_link(peer, len(answer), took)
         data = b"".join(parts)
         if len(data) != total or hashlib.sha256(data).digest() != digest:
             raise _Bad("sent bytes that do not match the blob's hash")
         return data
 
+    def _learn_link(self, peer: str, nbytes: int, seconds: float) -> None:
+        now = time.monotonic()
+        rtt = self.host.rtts.srtt(peer) if hasattr(self.host, "rtts") else None
+        if rtt is not None:
+            self.links.rtt(peer, rtt, now)
+        self.links.observe(peer, nbytes, seconds, now)
+        if len(self.links.peers()) > 64:
+            self.links.expire(now)
+
     def status(self) -> dict[str, Any]:
-        return {"served": self.served, "fetched": self.fetched}
+        return {"served": self.served, "fetched": self.fetched,
+                "links": self.links.status(time.monotonic())}
 
 
 class _Bad(DaemonError):

@@ -49,10 +49,14 @@ class Budgets:
 
     time_s: float = 0.25
     error: float = 0.25
+    w_time: float = 0.5
+    w_error: float = 0.5
 
     def __post_init__(self) -> None:
         if not (self.time_s > 0 and self.error > 0):
             raise FLError("FL time and error budgets must be > 0")
+        if not (self.w_time >= 0 and self.w_error >= 0):
+            raise FLError("FL reward weights must be >= 0")
 
 
 def choose_level(update: Mapping[str, np.ndarray], *, bandwidth: float, rtt: float,
@@ -66,7 +70,8 @@ def choose_level(update: Mapping[str, np.ndarray], *, bandwidth: float, rtt: flo
         update = {name: _corrected(feedback, name, array) for name, array in update.items()}
     vector = flatten(update).astype(np.float32)
     return choose_codec(vector, bandwidth=bandwidth, latency=rtt, time_budget=budgets.time_s,
-                        error_budget=budgets.error, candidates=tuple(levels))
+                        error_budget=budgets.error, w1=budgets.w_time, w2=budgets.w_error,
+                        candidates=tuple(levels))
 
 
 def encode_update(update: Mapping[str, np.ndarray], spec: CodecSpec,

@@ -4,9 +4,10 @@ Modules:
 
 - ``estimate`` -- ``LinkTable``: per-peer throughput (log-space mean and variance, fed by real
                   transfers) and round trip (fed by probes), ``predict`` for the next transfer
-                  with an uncertainty; read by the FL codec choice.
+                  with an uncertainty; ``PredictionLog``: how well it predicted each transfer
+                  it then learned from. Fed by the blob service's chunk transfers.
 """
 
-from daemon.links.estimate import LinkEstimate, LinkTable, Prediction
+from daemon.links.estimate import LinkEstimate, LinkTable, Prediction, PredictionLog
 
-__all__ = ["LinkEstimate", "LinkTable", "Prediction"]
+__all__ = ["LinkEstimate", "LinkTable", "Prediction", "PredictionLog"]

@@ -7,7 +7,9 @@ measurement: ``transfer(peer, nbytes, seconds, now)``. Light probes (pings) give
 trip: ``rtt(peer, seconds, now)``. A transfer of ``n`` bytes that took ``t`` seconds over a
 link with round trip ``r`` says the throughput was about ``n / (t - r)`` (the first round trip
 is the request; small transfers say little about throughput, so those under ``MIN_BYTES``
-only refine nothing but the round trip bound).
+are ignored). Without a round-trip sample the whole time counts as transfer time, and the
+prediction adds no round trip either: the learned "throughput" then includes the per-request
+cost, which is what the next request of a similar size pays.
 
 Throughput is kept in log space (links differ by orders of magnitude and the error of a
 prediction is a ratio): an exponentially weighted mean ``mu`` and variance ``var`` of
@@ -70,11 +72,52 @@ class Prediction:
     measured: bool
 
 
+class PredictionLog:
+    """How well the table predicted the transfers it was then fed: ``|log(actual/predicted)|``.
+
+    Bounded (the last ``keep`` measured predictions), so a daemon can report it forever.
+    """
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.keep = keep
+        self.errors: list[float] = []
+        self.unmeasured = 0
+
+    def record(self, predicted: Prediction, actual_s: float) -> None:
+        if not predicted.measured:
+            self.unmeasured += 1
+            return
+        if actual_s > 0 and predicted.seconds > 0:
+            self.errors.append(abs(math.log(actual_s / predicted.seconds)))
+            if len(self.errors) > self.keep:
+                del self.errors[0]
+
+    def summary(self) -> dict[str, float | int]:
+        """Median and 90th-percentile ratio error (0.1 = within 10%) of measured predictions."""
+        if not self.errors:
+            return {"predicted": 0, "unmeasured": self.unmeasured}
+        ordered = sorted(self.errors)
+        p50 = ordered[len(ordered) // 2]
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        return {"predicted": len(ordered), "unmeasured": self.unmeasured,
+                "median_ratio_error": round(math.exp(p50) - 1, 4),
+                "p90_ratio_error": round(math.exp(p90) - 1, 4)}
+
+
 class LinkTable:
     """Per-peer link estimates, fed by transfers and probes."""
 
     def __init__(self) -> None:
         self._links: dict[Hashable, LinkEstimate] = {}
+        self.log = PredictionLog()
+
+    def observe(self, peer: Hashable, nbytes: int, seconds: float, now: float) -> Prediction:
+        """Predict a transfer that just took ``seconds``, log how good that was, then learn."""
+        predicted = self.predict(peer, nbytes, now)
+        if nbytes >= MIN_BYTES:
+            self.log.record(predicted, seconds)
+        self.transfer(peer, nbytes, seconds, now)
+        return predicted
 
     def rtt(self, peer: Hashable, seconds: float, now: float) -> None:
         """A round-trip sample (ping or the first byte of a transfer)."""
@@ -108,7 +151,10 @@ class LinkTable:
             log_bw, sd, measured = self._prior(), PRIOR_SD, False
         else:
             log_bw, sd, measured = est.log_bw, est.sd(now), True
-        rtt = est.rtt if est is not None and est.rtt is not None else DEFAULT_RTT
+        if est is not None and est.rtt is not None:
+            rtt = est.rtt
+        else:  # throughput learned without a round trip already has it folded in
+            rtt = 0.0 if measured else DEFAULT_RTT
         bandwidth = math.exp(log_bw)
         return Prediction(rtt + nbytes / bandwidth, bandwidth, rtt, sd, measured)
 
@@ -130,6 +176,12 @@ class LinkTable:
 
     def peers(self) -> list[Hashable]:
         return list(self._links)
+
+    def status(self, now: float) -> dict[str, object]:
+        """Peers measured, and how well the next transfer was predicted (for ``status``)."""
+        measured = [e for e in self._links.values() if e.samples]
+        return {"peers": len(self._links), "measured": len(measured),
+                "prediction": self.log.summary()}
 
     def _entry(self, peer: Hashable, now: float) -> LinkEstimate:
         est = self._links.get(peer)
