@@ -66,8 +66,13 @@ def load_npz(path: Path, what: str) -> Params:
 
 def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
            on_round: Callable[[dict[str, Any]], None] = lambda row: None,
-           timeout: float | None = None) -> list[dict[str, Any]]:
-    """Train; returns the per-round history (also written to ``out_dir``)."""
+           timeout: float | None = None, resume: bool = False) -> list[dict[str, Any]]:
+    """Train; returns the per-round history (also written to ``out_dir``).
+
+    ``out_dir`` holding an earlier run's history is refused unless ``resume``: then training
+    goes on from its ``model.npz`` after its last round, with the same shard selection a run
+    without the interruption would have made.
+    """
     spec_path = Path(spec_path).resolve()
     base = spec_path.parent
     spec = load_spec(spec_path)
@@ -82,12 +87,17 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     pick = random.Random(spec.seed)
     dp_rng = np.random.default_rng(spec.seed)
-    history: list[dict[str, Any]] = []
+    history = _earlier(out, resume)
+    if history:
+        model = load_npz(out / "model.npz", "model")
+        check_params(model, like=load_npz(base / spec.model, "model"), what="saved model")
+        for _ in history:  # replay the selections already made
+            select_random(pick, len(shards), spec.clients_per_round)
     model_bytes = sum(a.nbytes for a in model.values())
     with tempfile.TemporaryDirectory(prefix=".novacron-fl-", dir=base) as tmp:
         stage = Path(tmp)
         files = _stage(stage, base, spec, shards)
-        for rnd in range(1, spec.rounds + 1):
+        for rnd in range(len(history) + 1, spec.rounds + 1):
             chosen = select_random(pick, len(shards), spec.clients_per_round)
             np.savez(stage / "global.npz", **model)
             inputs = [f"{shards[i]} {rnd} {spec.codec} {spec.local_epochs} {spec.seed}"
@@ -123,7 +133,7 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             else:
                 step = aggregate(spec.aggregation, updates, weights, trim=spec.trim)
             model = add(model, step)
-            metrics = user.evaluate(dict(model), str(test_path))
+            metrics = _evaluate(user, model, test_path)
             row = {"round": rnd, "job": job, "clients": len(chosen), "updates": len(updates),
                    "lost": len(chosen) - len(updates), "codec": spec.codec,
                    "update_bytes": update_bytes,
@@ -139,6 +149,31 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
             on_round(row)
     return history
+
+
+def _earlier(out: Path, resume: bool) -> list[dict[str, Any]]:
+    path = out / "history.json"
+    if not path.exists():
+        return []
+    try:
+        history = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FLError(f"{path}: cannot read the earlier run's history ({err})") from None
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise FLError(f"{path}: not a history written by novacron fl run")
+    if not resume:
+        raise FLError(f"{out} already holds {len(history)} rounds of a run: add --resume to"
+                      " go on from them, or give another -o directory")
+    return history
+
+
+def _evaluate(user: ModuleType, model: Params, test_path: Path) -> dict[str, float]:
+    try:
+        metrics = user.evaluate(dict(model), str(test_path))
+        return {"loss": float(metrics["loss"]), "accuracy": float(metrics["accuracy"])}
+    except Exception as err:  # the user's code, on the user's machine: say so in one line
+        raise FLError(f"evaluate() in the FL script failed: {type(err).__name__}: {err}"
+                      " (it must return {'loss': ..., 'accuracy': ...})") from None
 
 
 def _shards(base: Path, spec: FLSpec) -> list[str]:
@@ -161,7 +196,11 @@ def _user_module(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise FLError(f"{path}: cannot load the FL script")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's script: one line, not a traceback
+        raise FLError(f"{path}: importing the FL script failed: {type(err).__name__}: {err}"
+                      ) from None
     for name in ("train", "evaluate"):
         if not callable(getattr(module, name, None)):
             raise FLError(f"{path}: an FL script must define {name}() (see docs/fl.md)")

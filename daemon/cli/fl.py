@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="directory for model.npz and history.json")
     q.add_argument("--timeout", type=float, default=None, help="give up on a round after this"
                    " many seconds")
+    q.add_argument("--resume", action="store_true",
+                   help="go on from the rounds already in OUT (after an interruption)")
     q.add_argument("--genesis", type=Path, default=None,
                    help="the network's genesis: also check each update's committee")
     add_client_args(q, json_flag=False)
@@ -64,7 +66,8 @@ def run_cmd(args: argparse.Namespace) -> int:
 
     client = Client(socket=socket_path(args), genesis=args.genesis)
     try:
-        history = run_fl(client, args.job, args.out, on_round=show, timeout=args.timeout)
+        history = run_fl(client, args.job, args.out, on_round=show, timeout=args.timeout,
+                         resume=args.resume)
     except (FLError, NovaCronError, TimeoutError) as err:
         raise CliError(str(err)) from None
     finally:

@@ -67,6 +67,12 @@ def test_three_rounds_certified_and_accuracy_rises(testnet: Path, tmp_path: Path
     model = load_npz(out / "model.npz", "model")
     assert sorted(model) == sorted(init.files)
 
+    # a second run into the same directory is refused in one line, and loses nothing
+    again = run("fl", "run", str(work / "job.toml"), "-o", str(out), "--data-dir",
+                node_dir(testnet, 0), timeout=120)
+    assert again.returncode != 0 and "already holds 3 rounds of a run: add --resume" in again.stderr
+    assert json.loads((out / "history.json").read_text()) == history
+
     # both replicas of a round's task agreed on the update's bytes
     job = history[-1]["job"]
     ex = as_json("explain", job[:12], "0", "--data-dir", node_dir(testnet, 0))

@@ -68,3 +68,27 @@ def test_cli_check_prints_one_line(tmp_path):
                           str(tmp_path / "job.toml")], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode != 0
     assert res.stderr.strip().count("\n") == 0 and "[fl] rounds must be" in res.stderr
+
+
+def test_an_earlier_run_is_never_overwritten_without_resume(tmp_path):
+    from novacron.fl import _earlier
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _earlier(out, resume=False) == []
+    (out / "history.json").write_text('[{"round": 1}, {"round": 2}]')
+    with pytest.raises(FLError, match="already holds 2 rounds of a run: add --resume"):
+        _earlier(out, resume=False)
+    assert len(_earlier(out, resume=True)) == 2
+    (out / "history.json").write_text("{")
+    with pytest.raises(FLError, match="cannot read"):
+        _earlier(out, resume=True)
+
+
+def test_user_code_errors_are_one_line(tmp_path):
+    from novacron.fl import _evaluate, _user_module
+    (tmp_path / "bad.py").write_text("import nosuchmodule\n")
+    with pytest.raises(FLError, match="importing the FL script failed: ModuleNotFoundError"):
+        _user_module(tmp_path / "bad.py")
+    (tmp_path / "t.py").write_text("def train(*a): pass\ndef evaluate(p, path): return {}\n")
+    with pytest.raises(FLError, match="evaluate\\(\\) in the FL script failed: KeyError"):
+        _evaluate(_user_module(tmp_path / "t.py"), {}, tmp_path / "x.npz")
