@@ -105,7 +105,7 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             updates, weights, losses, tasks = [], [], [], []
             update_bytes = 0
             for r in client.map(stage / "fl_task.py", inputs, replicas=spec.replicas,
-                                files=files + ["global.npz"], timeout=timeout,
+                                files=_round_files(files, shards, chosen), timeout=timeout,
                                 raise_on_failure=False, fuel=spec.fuel,
                                 memory_mb=spec.memory_mb, wall_s=spec.wall_s,
                                 max_output_bytes=2 * model_bytes + 64 * len(model) + 4096):
@@ -149,6 +149,13 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
             on_round(row)
     return history
+
+
+def _round_files(files: list[str], shards: list[str], chosen: list[int]) -> list[str]:
+    """The round's bundle: the task's files and the global model, but only the chosen shards
+    (a shard not trained this round would be fetched by every worker for nothing)."""
+    unused = set(shards) - {shards[i] for i in chosen}
+    return [f for f in files if f not in unused] + ["global.npz"]
 
 
 def _earlier(out: Path, resume: bool) -> list[dict[str, Any]]:

@@ -92,3 +92,11 @@ def test_user_code_errors_are_one_line(tmp_path):
     (tmp_path / "t.py").write_text("def train(*a): pass\ndef evaluate(p, path): return {}\n")
     with pytest.raises(FLError, match="evaluate\\(\\) in the FL script failed: KeyError"):
         _evaluate(_user_module(tmp_path / "t.py"), {}, tmp_path / "x.npz")
+
+
+def test_a_round_ships_only_its_chosen_shards():
+    from novacron.fl import _round_files
+    files = ["protocol/errors.py", "shards/0.npz", "shards/1.npz", "shards/2.npz", "train.py"]
+    shards = ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
+    assert _round_files(files, shards, [0, 2]) == [
+        "protocol/errors.py", "shards/0.npz", "shards/2.npz", "train.py", "global.npz"]
