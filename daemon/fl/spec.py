@@ -151,6 +151,13 @@ def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
     )
     if spec.mu and rule is not Rule.FEDPROX:
         raise FLError(f"{where}: [fl] mu is FedProx's; set aggregation = \"fedprox\" or drop mu")
+    if spec.dp_clip and rule not in (Rule.FEDAVG, Rule.FEDPROX):
+        raise FLError(f"{where}: [fl] DP adds noise to the mean of clipped updates; use"
+                      f" aggregation = \"fedavg\" or \"fedprox\" with dp_clip, not {rule.value}")
+    for path in (spec.script, spec.model, spec.test) + spec.files + spec.shards:
+        if path.startswith("/") or ".." in path.replace("\\", "/").split("/"):
+            raise FLError(f"{where}: [fl] {path!r} must be a relative path inside the job's"
+                          " directory")
     if spec.dp_noise and not spec.dp_clip:
         raise FLError(f"{where}: [fl] dp_noise needs dp_clip (the norm each update is clipped to)")
     return spec

@@ -42,6 +42,10 @@ def test_a_good_file():
     (("[replication]", "[replicate]"), "unknown table \\[replicate\\]"),
     (("trim = 0.25", "trim = 0.25\nmu = 0.1"), "mu is FedProx's"),
     (("trim = 0.25", "trim = 0.25\ndp_noise = 1.0"), "dp_noise needs dp_clip"),
+    (("trim = 0.25", "trim = 0.25\ndp_clip = 1.0"), "DP adds noise to the mean"),
+    (("model = \"init.npz\"", "model = \"../init.npz\""), "must be a relative path inside"),
+    (("script = \"train.py\"", "script = \"train.py\"\nfiles = [\"/etc/x\"]"),
+     "must be a relative path inside"),
 ])
 def test_each_mistake_is_one_line_naming_the_field(change, message):
     with pytest.raises(FLError, match=message) as err:
