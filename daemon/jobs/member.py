@@ -140,7 +140,7 @@ class MemberDuties:
                 key = (shard, job.id)
                 if job.state != JobState.OPEN or key in self._proposing:
                     continue
-                slots = list(islice((i for i, t in enumerate(job.tasks)
+                slots = list(islice((i for i, t in job.open_tasks()
                                      if ledger.open_slots(job, t)), MAX_SLOTS_PER_PROPOSAL))
                 if not slots:
                     self.open_since.pop(key, None)

@@ -51,7 +51,8 @@ from daemon.errors import DaemonError
 from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
                                   ReplicaFailed, TaskFailed)
 from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
-                                   ReplicaOutcome, Task, TaskReplica, TaskState, job_id)
+                                   ReplicaOutcome, Task, TaskReplica, TaskState, array_header,
+                                   job_id)
 from daemon.ledger.reputation import WorkerRecord, spot_checked
 from protocol.attestation import AttestationLevel
 from protocol.canonical import packb, unpackb
@@ -71,6 +72,7 @@ RUNTIME_FAMILIES = ("wasm32-wasi", "python")
 duration estimate is the median of (``daemon.ledger.placing.expected_duration``)."""
 NODE_FAULTS = frozenset({TaskStatus.TIMED_OUT, TaskStatus.CRASHED})
 MAX_TASKS = 100_000
+_NO_LEASE = 1 << 63
 
 
 class JobLedger:
@@ -87,6 +89,8 @@ class JobLedger:
         self.now_ms = 0
         self.seq = 0
         self._events: list[LedgerEvent] = []
+        self._lease_floor = 0
+        """No pending replica's lease ends before this ledger time (derived: see ``_expire``)."""
 
     # -- the StateMachine interface ---------------------------------------------------------------
 
@@ -115,18 +119,36 @@ class JobLedger:
             return {"error": str(err)}
 
     def snapshot(self) -> bytes:
-        jobs = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,
-                 [t.to_wire() for t in j.tasks], j.state, j.ended_ms, j.runtimes_ms]
-                for _, j in sorted(self.jobs.items())]
+        """The canonical encoding of the whole state: ``packb`` of ``[1, now, seq, jobs, workers,
+        clock, unreachable]`` (``snapshot_wire``), built from each task's cached encoding.
+
+        A checkpoint comes every few batches and a big job's ledger holds 100,000 tasks: encoding
+        them all each time cost the committee about half a second of a free core per checkpoint,
+        spent not answering anyone. Tasks keep their bytes until they change (``Task.packed``),
+        so a checkpoint now costs what changed since the last one, plus joining the bytes."""
+        out = [b"\x97", packb([1, self.now_ms, self.seq], maps=False)[1:],
+               array_header(len(self.jobs))]
+        for _, j in sorted(self.jobs.items()):
+            out += (b"\x99", packb([j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms,
+                                     j.clock_ns], maps=False)[1:], array_header(len(j.tasks)))
+            out += [t.packed() for t in j.tasks]
+            out.append(packb([j.state, j.ended_ms, j.runtimes_ms], maps=False)[1:])
+        out.append(packb(self.snapshot_wire(jobs=False)[4:], maps=False)[1:])
+        return b"".join(out)
+
+    def snapshot_wire(self, jobs: bool = True) -> list[Any]:
+        """The state as plain values, encoded without any cache (``jobs=False``: an empty
+        job list, for the parts ``snapshot`` encodes itself). ``snapshot`` must equal
+        ``packb(snapshot_wire(), maps=False)`` (the maps, explanations, are decoded canonically
+        from the operations that brought them, so they need no sorting)."""
+        js = [[j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms, j.clock_ns,
+               [t.to_wire() for t in j.tasks], j.state, j.ended_ms, j.runtimes_ms]
+              for _, j in sorted(self.jobs.items())] if jobs else []
         workers = [[w, r.to_wire()] for w, r in sorted(self.workers.items())]
         clock = sorted(self.member_clock.items())
         unreachable = [[w, [[m, t] for m, t in sorted(by.items())]]
                        for w, by in sorted(self.unreachable.items())]
-        # maps=False: the only maps in the state are explanations, decoded canonically (sorted)
-        # from the operations that brought them. Walking 100,000 tasks to re-sort them cost
-        # seconds a checkpoint, which a big job's committee spent not answering anyone.
-        return packb([1, self.now_ms, self.seq, jobs, workers, [list(c) for c in clock],
-                      unreachable], maps=False)
+        return [1, self.now_ms, self.seq, js, workers, [list(c) for c in clock], unreachable]
 
     def restore(self, snapshot: bytes) -> None:
         try:
@@ -144,6 +166,7 @@ class JobLedger:
             self.member_clock = {m: t for m, t in clock}
             self.unreachable = {w: {m: t for m, t in by} for w, by in newer[0]} if newer else {}
             self.now_ms, self.seq = now_ms, seq
+            self._lease_floor = 0
         except (ValueError, TypeError, KeyError, IndexError) as err:
             raise MalformedMessage(f"ledger snapshot is damaged: {type(err).__name__}") from None
 
@@ -256,6 +279,7 @@ class JobLedger:
                     and not spot_checked(job.id, a.task) and task.quorum > 1:
                 workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
                 task.quorum = 1
+            self._lease_floor = min(self._lease_floor, self.now_ms + job.lease_ms)
             for w in workers:
                 task.replicas.append(TaskReplica(w, self.now_ms, self.now_ms + job.lease_ms))
                 self._events.append(Offered(job.id, a.task, len(task.replicas) - 1, w))
@@ -286,6 +310,8 @@ class JobLedger:
             rep.outcome = ReplicaOutcome.TIMEOUT
             self._worker(client).timeouts += 1
             self._events.append(ReplicaFailed(job.id, op.task, op.replica))
+            self._exhausted(job, op.task, task)
+            self._maybe_done(job)
             return {"state": rep.outcome}
         rep.result = Answer(int(status), op.output_hash, op.output_size, op.exit_code,
                             op.stderr_hash, op.stderr_size)
@@ -323,11 +349,17 @@ class JobLedger:
         released = 0
         for job in self.jobs.values():
             for i, t in enumerate(job.tasks):
+                hit = False
                 for k, r in enumerate(t.replicas):
                     if r.worker == worker and r.outcome == ReplicaOutcome.PENDING and r.result is None:
                         r.outcome, r.detail = ReplicaOutcome.TIMEOUT, why
                         released += 1
+                        hit = True
                         self._events.append(ReplicaFailed(job.id, i, k))
+                if hit and job.state == JobState.OPEN:
+                    self._exhausted(job, i, t)
+            if released:
+                self._maybe_done(job)
         return released
 
     def _worker_query(self, client: str, op: ops.WorkerQuery,
@@ -428,33 +460,54 @@ class JobLedger:
                 self._maybe_done(job)
 
     def _expire(self) -> None:
+        """Leases, deadlines and retention, at each advance of the ledger clock.
+
+        Walking every open task at every tick cost a 100,000-task job's committee a fifth of a
+        second per tick, so the walk is skipped while ``_lease_floor`` (no pending replica's
+        lease ends before it) and every deadline are ahead. The skip must never change what
+        happens, or replicas holding another floor (one restored from a snapshot starts at 0)
+        would diverge: the walk's only other effect, failing a task that ran out of replicas, is
+        done at once where a replica ends without a result (``_exhausted``), so a walk that
+        finds no lease or deadline due changes nothing."""
         for jid in [j.id for j in self.jobs.values()
                     if j.state in (JobState.DONE, JobState.CANCELLED) and j.ended_ms + RETAIN_ENDED_MS <= self.now_ms]:
             del self.jobs[jid]
+        if self.now_ms < self._lease_floor and all(
+                self.now_ms < j.deadline_ms for j in self.jobs.values() if j.state == JobState.OPEN):
+            return
+        floor = _NO_LEASE
         for job in self.jobs.values():
             if job.state != JobState.OPEN:
                 continue
-            for i, t in enumerate(job.tasks):
-                if t.state != TaskState.OPEN:
-                    continue
+            for i, t in list(job.open_tasks()):
                 for k, r in enumerate(t.replicas):
-                    if r.outcome == ReplicaOutcome.PENDING and r.result is None and r.lease_ms <= self.now_ms:
-                        r.outcome, r.detail = ReplicaOutcome.TIMEOUT, "no result within the lease"
-                        self._worker(r.worker).timeouts += 1
-                        self._events.append(ReplicaFailed(job.id, i, k))
+                    if r.outcome == ReplicaOutcome.PENDING and r.result is None:
+                        if r.lease_ms <= self.now_ms:
+                            r.outcome, r.detail = ReplicaOutcome.TIMEOUT, "no result within the lease"
+                            self._worker(r.worker).timeouts += 1
+                            self._events.append(ReplicaFailed(job.id, i, k))
+                        else:
+                            floor = min(floor, r.lease_ms)
                 if self.now_ms >= job.deadline_ms:
                     t.state, t.failure = TaskState.FAILED, DEADLINE
                     self._release(job, t, ReplicaOutcome.RELEASED, "job deadline passed")
                     self._events.append(TaskFailed(job.id, i, "deadline"))
-                elif self.open_slots(job, t) == 0 and not any(
-                        r.outcome == ReplicaOutcome.PENDING and r.result is None for r in t.replicas) \
-                        and len(t.replicas) >= job.spec.max_replicas:
-                    t.state, t.failure = TaskState.FAILED, NO_RESULT
-                    self._events.append(TaskFailed(job.id, i, "no replica finished"))
+                else:
+                    self._exhausted(job, i, t)
             self._maybe_done(job)
+        self._lease_floor = floor
+
+    def _exhausted(self, job: Job, index: int, t: Task) -> None:
+        """Fail an open task that needs no more replicas, has none running and has used its
+        budget: no replica finished (a task whose results disagree fails in ``_decide``)."""
+        if t.state == TaskState.OPEN and self.open_slots(job, t) == 0 and not any(
+                r.outcome == ReplicaOutcome.PENDING and r.result is None for r in t.replicas) \
+                and len(t.replicas) >= job.spec.max_replicas:
+            t.state, t.failure = TaskState.FAILED, NO_RESULT
+            self._events.append(TaskFailed(job.id, index, "no replica finished"))
 
     def _maybe_done(self, job: Job) -> None:
-        if job.state == JobState.OPEN and all(t.state != TaskState.OPEN for t in job.tasks):
+        if job.state == JobState.OPEN and next(job.open_tasks(), None) is None:
             job.state, job.ended_ms = JobState.DONE, self.now_ms
             self._events.append(JobEnded(job.id, JobState.DONE))
 

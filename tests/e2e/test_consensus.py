@@ -150,10 +150,10 @@ replicas = 1
                           "view_changes": views}))
         failed = [x for x in during if x[1] is None]
         assert not failed, f"kv put failed during the job: {failed[:3]}"
-        # Every put committed, 9 in 10 within 5 s. (The slowest wait behind a checkpoint of the
-        # 100,000-task ledger: its snapshot takes a loaded 2-core machine seconds. Incremental
-        # ledger snapshots would remove that; until then the 5 s holds for 9 in 10, not all.)
-        assert len(ms) >= 10 and ms[len(ms) * 9 // 10 - 1] <= 5000, f"kv put latencies: {ms}"
+        # Every put committed, and every one within 5 s: checkpoints of the 100,000-task ledger
+        # re-encode only the tasks that changed, and the ledger's clock ticks walk its open
+        # tasks only when a lease or deadline is due.
+        assert len(ms) >= 10 and ms[-1] <= 5000, f"kv put latencies: {ms}"
         assert done >= 30, f"only {done} tasks done: the job is not running"
         for i in range(3):
             assert "stalled" not in as_json("status", "--data-dir", node_dir(d, i))["health"]
