@@ -6,8 +6,11 @@ After every committed batch the member drains its ledger's events (``JobLedger.d
                   worker waits for f+1 identical offers);
 - ``Accepted`` -> sign the result statement and send a ``ResultVote`` to the submitter (2f+1
                   votes are the result's certificate);
-- anything that opens replica slots -> propose placements: the primary at once, the others as
-  a fallback when slots stay open (a silent primary must not stall jobs).
+- anything that opens replica slots -> propose placements: the primary at once; another member
+  only as a fallback, when a job's slots stay open and nothing of that job was placed for
+  ``PLACE_FALLBACK_S`` times its rank after the primary (``fallback_delay``): a silent primary
+  must not stall jobs, but members racing a working primary only cost PBFT rounds of
+  proposals refused as duplicates (they did, every 8 s, for every big job).
 
 And on its own clock: a worker holding unreported replicas that this member has not been
 connected to for ``UNREACHABLE_S`` is reported ``Unreachable`` (again every half
@@ -47,6 +50,8 @@ from protocol.messages.tasks import ResultVote, ResultVotes, TaskOffer, TaskOffe
 log = logging.getLogger("novacron.jobs")
 
 PLACE_FALLBACK_S = 8.0
+"""How long the member next after the primary waits, with slots open and nothing placed,
+before it proposes itself; the one after it twice as long, and so on."""
 UNREACHABLE_S = 15.0
 """Disconnected this long (the host redials known peers all along) and a worker is reported."""
 UNREACHABLE_SCAN_S = 2.0
@@ -57,6 +62,17 @@ MAX_SLOTS_PER_PROPOSAL = 2048
 the daemon for seconds (and its committee with it) to find no worker for the rest."""
 FULL_AFTER_EMPTY = 16
 """Consecutive tasks that found no worker after which a round stops: every worker is full."""
+
+
+def fallback_delay(runner: ReplicaRunner) -> float:
+    """How long this member lets a job's slots stay open, with nothing placed, before it
+    proposes placements itself: ``PLACE_FALLBACK_S`` times its rank after the current primary
+    (1 for the next member, which would be the primary of the next view). The primary never
+    waits. Deterministic, so a silent primary's job is taken up by one member, not all."""
+    r = runner.replica
+    n = len(runner.config.committee)
+    rank = (r.me - r.primary) % n
+    return PLACE_FALLBACK_S * rank
 
 
 class MemberDuties:
@@ -76,6 +92,11 @@ class MemberDuties:
         self.votes_sent = 0
         self.proposals = 0
         self.open_since: dict[tuple[int, bytes], float] = {}
+        self.placed_at: dict[tuple[int, bytes], float] = {}
+        """(shard, job) -> when (by ``tick``'s clock) a committed batch last placed a replica of
+        the job, anyone's proposal: a fallback proposer stays quiet while the primary places."""
+        self._placed: set[tuple[int, bytes]] = set()
+        """Jobs placed in batches committed since the last tick."""
         self._proposing: set[tuple[int, bytes]] = set()
         self.wake = trio.Event()
         """Set when a committed batch may have freed replica slots: propose now, not at the
@@ -91,6 +112,7 @@ class MemberDuties:
         votes: dict[str, list[ResultVote]] = {}
         for ev in ledger.drain_events():
             if isinstance(ev, Offered):
+                self._placed.add((shard, ev.job))
                 offers.setdefault(ev.worker, []).append(
                     self._offer(runner, ledger.jobs[ev.job], ev.task, ev.replica))
             elif isinstance(ev, Accepted):
@@ -133,6 +155,9 @@ class MemberDuties:
         if now - self._scanned >= UNREACHABLE_SCAN_S:
             self._scanned = now
             self._report_unreachable(nursery, runners, now)
+        for key in self._placed:
+            self.placed_at[key] = now
+        self._placed.clear()
         for runner in runners:
             ledger: JobLedger = runner.machine.ledger
             shard = runner.config.shard
@@ -144,9 +169,10 @@ class MemberDuties:
                                      if ledger.open_slots(job, t)), MAX_SLOTS_PER_PROPOSAL))
                 if not slots:
                     self.open_since.pop(key, None)
+                    self.placed_at.pop(key, None)
                     continue
-                since = self.open_since.setdefault(key, now)
-                if runner.replica.is_primary or now - since >= PLACE_FALLBACK_S:
+                since = max(self.open_since.setdefault(key, now), self.placed_at.get(key, 0.0))
+                if runner.replica.is_primary or now - since >= fallback_delay(runner):
                     self._proposing.add(key)
                     nursery.start_soon(self._propose, shard, ledger, job, slots, key)
 
