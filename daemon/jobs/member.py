@@ -212,6 +212,7 @@ class MemberDuties:
 
     async def _propose(self, shard: int, ledger: JobLedger, job: Job, slots: list[int],
                        key: tuple[int, bytes]) -> None:
+        placed_any = False
         try:
             pending = ledger.pending_by_worker()
             # A worker's load: what its record says, or what the ledger has queued on it,
@@ -241,6 +242,7 @@ class MemberDuties:
                 used = {r.worker for r in t.replicas}
                 if batch and size > MAX_PLACE_OP_BYTES:
                     await self._send_place(shard, empty, batch)
+                    placed_any = True
                     batch, extra = [], Counter()
                     size = len(packb([ops.encode_op(empty)]))
                 placement, assignment = propose(job.id, i, job.spec, n, cands, used,
@@ -257,12 +259,17 @@ class MemberDuties:
                 extra.update(assignment.workers)
             if batch:
                 await self._send_place(shard, empty, batch)
+                placed_any = True
         except Exception as err:  # noqa: BLE001 - a background proposal: log and retry next tick
             log.warning("placement proposal for job %s failed: %s", job.id.hex()[:12], err)
         finally:
             self._proposing.discard(key)
             self.open_since[key] = time.monotonic()
-            self.wake.set()  # slots may have opened while we proposed
+            if placed_any:
+                # Slots may have opened while we proposed. (After a round that found every
+                # worker full, the next committed result wakes us: waking at once here made
+                # the primary re-run fruitless rounds back to back for a big job.)
+                self.wake.set()
 
     async def _send_place(self, shard: int, empty: ops.Place, batch: list[ops.TaskAssignment]) -> None:
         """Send ``empty`` (the job, time, duration and candidates) with ``batch`` assigned."""

@@ -167,6 +167,9 @@ class JobLedger:
             self.unreachable = {w: {m: t for m, t in by} for w, by in newer[0]} if newer else {}
             self.now_ms, self.seq = now_ms, seq
             self._lease_floor = 0
+            for job in self.jobs.values():
+                job.placed = {i for i, t in enumerate(job.tasks)
+                              if t.replicas and t.state == TaskState.OPEN}
         except (ValueError, TypeError, KeyError, IndexError) as err:
             raise MalformedMessage(f"ledger snapshot is damaged: {type(err).__name__}") from None
 
@@ -190,6 +193,8 @@ class JobLedger:
             return {"job": jid, "existing": True}
         clock_ns = op.clock_ns or self.now_ms * 1_000_000
         tasks = [Task(inp, quorum=op.quorum) for inp in op.inputs]
+        for t in tasks:
+            t.packed()  # encoded now, a chunk at a time, not all at the next checkpoint
         state = JobState.OPEN if len(tasks) == op.total_tasks else JobState.LOADING
         self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks, state)
         self._events.append(JobSubmitted(jid))
@@ -204,7 +209,10 @@ class JobLedger:
         if op.first != len(job.tasks) or len(job.tasks) + len(op.inputs) > job.spec.total_tasks:
             raise _Refused(f"inputs must continue at task {len(job.tasks)} and stop at "
                            f"{job.spec.total_tasks}")
-        job.tasks += [Task(inp, quorum=job.spec.quorum) for inp in op.inputs]
+        new = [Task(inp, quorum=job.spec.quorum) for inp in op.inputs]
+        for t in new:
+            t.packed()  # encoded now, a chunk at a time, not all at the next checkpoint
+        job.tasks += new
         if len(job.tasks) == job.spec.total_tasks:
             job.state = JobState.OPEN
         return {"job": job.id, "tasks": len(job.tasks), "state": job.state}
@@ -280,6 +288,7 @@ class JobLedger:
                 workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
                 task.quorum = 1
             self._lease_floor = min(self._lease_floor, self.now_ms + job.lease_ms)
+            job.placed.add(a.task)
             for w in workers:
                 task.replicas.append(TaskReplica(w, self.now_ms, self.now_ms + job.lease_ms))
                 self._events.append(Offered(job.id, a.task, len(task.replicas) - 1, w))
@@ -348,7 +357,7 @@ class JobLedger:
         """Time out ``worker``'s unreported replicas (their slots are placed again)."""
         released = 0
         for job in self.jobs.values():
-            for i, t in enumerate(job.tasks):
+            for i, t in list(job.unsettled()):  # only open tasks hold pending replicas
                 hit = False
                 for k, r in enumerate(t.replicas):
                     if r.worker == worker and r.outcome == ReplicaOutcome.PENDING and r.result is None:
@@ -379,10 +388,15 @@ class JobLedger:
             "job": job.id, "name": job.spec.name, "state": job.state, "submitter": job.submitter,
             "submitted_ms": job.submitted_ms, "deadline_ms": job.deadline_ms,
             "now_ms": self.now_ms, "counts": job.counts(), "replicas": job.spec.replicas,
-            "quorum": job.spec.quorum, "adaptive": job.spec.adaptive,
+            "quorum": job.spec.quorum, "adaptive": job.spec.adaptive, "spec": _spec_view(job.spec),
         }
         last = min(len(job.tasks), op.first + min(op.count, ops.MAX_QUERY_TASKS))
-        tasks = []
+        # A reply is one message of at most 64 KiB, and 500 rows of accepted tasks are ~79 KB
+        # (one task's detail can be more): rows stop at QUERY_ROWS_BYTES and the reply says
+        # so; the caller asks again from the next task. Without this the replica refused its
+        # own reply (``Service.execute``).
+        tasks: list[dict[str, Any]] = []
+        size = 0
         for i in range(op.first, last):
             t = job.tasks[i]
             row: dict[str, Any] = {
@@ -392,13 +406,26 @@ class JobLedger:
                 "agreed": t.agreed, "outcome": t.outcome_kind,
             }
             if op.detail:
-                row["replicas"] = [{"worker": r.worker, "outcome": r.outcome, "started": r.started,
-                                    "result": list(r.result) if r.result else None,
-                                    "runtime_ms": r.runtime_ms, "fuel_used": r.fuel_used,
-                                    "detail": r.detail}
-                                   for r in t.replicas]
                 row["explanation"] = t.explanation
                 row["quorum"] = t.quorum
+                room = QUERY_ROWS_BYTES - size - len(packb(row))
+                reps = []
+                for r in t.replicas:
+                    rep = {"worker": r.worker, "outcome": r.outcome, "started": r.started,
+                           "result": list(r.result) if r.result else None,
+                           "runtime_ms": r.runtime_ms, "fuel_used": r.fuel_used,
+                           "detail": r.detail}
+                    room -= len(packb(rep))
+                    if room < 0:
+                        row["replicas_not_shown"] = len(t.replicas) - len(reps)
+                        break
+                    reps.append(rep)
+                row["replicas"] = reps
+            row_size = len(packb(row))
+            if tasks and size + row_size > QUERY_ROWS_BYTES:
+                out["more"] = True
+                break
+            size += row_size
             tasks.append(row)
         out["tasks"] = tasks
         return out
@@ -410,7 +437,7 @@ class JobLedger:
         out: Counter[str] = Counter()
         for job in self.jobs.values():
             if job.state == JobState.OPEN:
-                for t in job.tasks:
+                for _, t in job.unsettled():
                     for r in t.replicas:
                         if r.outcome == ReplicaOutcome.PENDING and r.result is None:
                             out[r.worker] += 1
@@ -479,7 +506,7 @@ class JobLedger:
         for job in self.jobs.values():
             if job.state != JobState.OPEN:
                 continue
-            for i, t in list(job.open_tasks()):
+            for i, t in list(job.unsettled()):
                 for k, r in enumerate(t.replicas):
                     if r.outcome == ReplicaOutcome.PENDING and r.result is None:
                         if r.lease_ms <= self.now_ms:
@@ -488,12 +515,13 @@ class JobLedger:
                             self._events.append(ReplicaFailed(job.id, i, k))
                         else:
                             floor = min(floor, r.lease_ms)
-                if self.now_ms >= job.deadline_ms:
+                if self.now_ms < job.deadline_ms:
+                    self._exhausted(job, i, t)  # (a task without replicas never is)
+            if self.now_ms >= job.deadline_ms:
+                for i, t in list(job.open_tasks()):
                     t.state, t.failure = TaskState.FAILED, DEADLINE
                     self._release(job, t, ReplicaOutcome.RELEASED, "job deadline passed")
                     self._events.append(TaskFailed(job.id, i, "deadline"))
-                else:
-                    self._exhausted(job, i, t)
             self._maybe_done(job)
         self._lease_floor = floor
 
@@ -543,6 +571,30 @@ class JobLedger:
     def reputation(self, node_id: str) -> float:
         rec = self.workers.get(node_id)
         return rec.reputation if rec else WorkerRecord().reputation
+
+
+QUERY_ROWS_BYTES = 48_000
+"""Bytes of task rows in one query reply (a reply is at most 64 KiB, with the counts and the
+spec beside the rows)."""
+MAX_ARGV_SHOWN = 1024
+"""Characters of a job's argv a query reply carries (a reply is at most 64 KiB; argv may
+be 16 KiB); ``argv_truncated`` says when more was cut."""
+
+
+def _spec_view(spec: ops.Submit) -> dict[str, Any]:
+    """What the job runs and under which limits, for ``describe``: bounded whatever the spec."""
+    argv: list[str] = []
+    room = MAX_ARGV_SHOWN
+    for arg in spec.argv:
+        if len(arg) > room:
+            break
+        argv.append(arg)
+        room -= len(arg)
+    return {"module_hash": spec.module_hash.hex(), "module_size": spec.module_size,
+            "runtime": spec.runtime, "argv": argv, "argv_truncated": len(argv) < len(spec.argv),
+            "fuel": spec.fuel, "memory_pages": spec.memory_pages, "wall_ms": spec.wall_ms,
+            "max_output": spec.max_output, "max_replicas": spec.max_replicas,
+            "min_attestation": spec.min_attestation, "deadline_s": spec.deadline_s}
 
 
 class _Refused(DaemonError):

@@ -10,6 +10,7 @@ from daemon.ledger.reputation import TRUST_AFTER, spot_checked
 from daemon.ledger.events import JobEnded, Offered
 from daemon.ledger.records import JobState, ReplicaOutcome, TaskState
 from daemon.ledger.state import JobLedger
+from protocol.canonical import packb, unpackb
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness, ident
@@ -264,7 +265,7 @@ def test_snapshot_round_trip_is_exact():
 
 
 def test_garbage_operations_get_an_error_reply():
-    from protocol.canonical import unpackb
+    from protocol.canonical import packb, unpackb
 
     ledger = JobLedger([m.public_key for m in MEMBERS], f=1)
     for junk in [b"", b"\x92\x63\x90", b"\x92\x01\x91\x01", b"\xc1"]:
@@ -418,3 +419,52 @@ def test_stored_states_come_back_as_enums():
     restored = again.jobs[job]
     assert restored.state is JobState.OPEN and restored.tasks[0].state is TaskState.OPEN
     assert restored.tasks[0].replicas[0].outcome is ReplicaOutcome.PENDING
+
+
+def test_query_carries_the_spec_bounded():
+    """``describe`` shows what a job runs and its limits from the query reply: the spec, with
+    argv cut to ``MAX_ARGV_SHOWN`` characters, so a full page of tasks still fits a reply."""
+    from daemon.ledger.state import MAX_ARGV_SHOWN
+
+    h = Harness()
+    job = h.submit(3, argv=("run", "--fast"), fuel=12345, wall_ms=7000)
+    spec = h.call(SUBMITTER, ops.Query(job, 0, 0, False))["spec"]
+    assert spec["argv"] == ["run", "--fast"] and not spec["argv_truncated"]
+    assert (spec["fuel"], spec["wall_ms"], spec["memory_pages"], spec["max_output"]) == \
+        (12345, 7000, 16, 1024)
+    assert spec["module_hash"] == (b"\x01" * 32).hex() and spec["runtime"] == "wasm32-wasi"
+    big = h.submit(argv=tuple("x" * 256 for _ in range(64)))
+    reply = h.ledger.apply(ClientRequest(SUBMITTER.public_key, 999_999,
+                                         ops.encode_op(ops.Query(big, 0, 0, False)), b""))
+    spec = unpackb(reply)["spec"]
+    assert spec["argv_truncated"] and sum(map(len, spec["argv"])) <= MAX_ARGV_SHOWN
+    assert len(packb(spec)) <= MAX_ARGV_SHOWN + 1024  # room kept for a page of task rows
+
+
+def test_query_replies_stay_under_the_reply_cap_and_say_when_rows_were_cut():
+    """500 accepted tasks' rows are ~79 KB, over the 64 KiB a reply may be (the replica
+    refused its own reply): rows stop short, ``more`` says so, and the next page goes on."""
+    from consensus.statemachine import MAX_RESULT
+
+    h = Harness(replicas=1, quorum=1, max_replicas=1)
+    job = h.submit(1, inputs=tuple(
+        ops.TaskInput(hashlib.sha256(bytes([i % 256, i // 256])).digest(), 1, b"x")
+        for i in range(ops.MAX_QUERY_TASKS)))
+    rec = h.ledger.jobs[job]
+    while any(h.ledger.open_slots(rec, t) for t in rec.tasks):
+        h.place_all(job)
+        for i, t in enumerate(rec.tasks):
+            if t.replicas and t.replicas[-1].result is None and t.state == TaskState.OPEN:
+                h.report(job, i, len(t.replicas) - 1, b"out")
+    assert rec.counts()["accepted"] == ops.MAX_QUERY_TASKS
+    rows: list = []
+    while True:
+        raw = h.ledger.apply(ClientRequest(SUBMITTER.public_key, h.rid + 1, ops.encode_op(
+            ops.Query(job, len(rows), ops.MAX_QUERY_TASKS, False)), b""))
+        h.rid += 1
+        assert len(raw) <= MAX_RESULT
+        page = unpackb(raw, max_size=1 << 20)
+        rows += page["tasks"]
+        if not page.get("more"):
+            break
+    assert [r["i"] for r in rows] == list(range(ops.MAX_QUERY_TASKS))
