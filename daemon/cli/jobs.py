@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.common import add_client_args, call, print_json, wrap, wrap_lines
+from daemon.cli.common import WIDTH, add_client_args, call, print_json, wrap, wrap_lines
 from daemon.cli.errors import CliError
 from protocol.identity import short_node_id
 from protocol.messages.tasks import TaskStatus
@@ -233,8 +233,9 @@ def describe_cmd(args: argparse.Namespace) -> int:
         rows.append(("submitted", f"{when(st['submitted_ms'])} by node {short_node_id(st['submitter'])}"))
     rows.append(("deadline", when(st["deadline_ms"])))
     if spec.get("module_hash"):
-        rows.append(("module", f"sha256 {spec['module_hash'][:16]}, {spec['module_size']:,} bytes; "
-                     f"argv {' '.join(spec['argv'])}"))
+        argv = " ".join(spec["argv"]) + (" ..." if spec.get("argv_truncated") else "")
+        rows.append(("module", f"{spec.get('runtime', 'wasm32-wasi')}, sha256 "
+                     f"{spec['module_hash'][:16]}, {spec['module_size']:,} bytes; argv {argv}"))
     rows.append(("checking", f"each task runs on {st['replicas']} volunteers; a result is accepted "
                  f"when {st['quorum']} agree" + (f" (at most {spec['max_replicas']} tries)"
                                                  if spec.get("max_replicas") else "")))
@@ -272,6 +273,23 @@ def _bar(done: int, running: int, failed: int, total: int, width: int = 40) -> s
 PATIENCE_S = 300.0
 
 
+def fit(line: str, width: int = WIDTH) -> str:
+    """``line`` cut to ``width`` columns (a progress line is rewritten in place: no wrapping)."""
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def watch_line(ok: int, c: dict[str, Any], eta: str, waiting: str | None,
+               width: int = WIDTH) -> str:
+    """One progress line of ``watch``, within ``width`` columns whatever the counts: the bar
+    gives way first (down to 10 columns), then the failure kinds and what it waits for are cut."""
+    failed = f"{c['failed']:,} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
+    text = f"{ok:,}/{c['tasks']:,} ok, {failed}, {c['running']:,} running{eta}"
+    if waiting:
+        text += f"; waiting: {waiting}"
+    bar = max(10, min(40, width - len(text) - 3))
+    return fit(f"{_bar(ok, c['running'], c['failed'], c['tasks'], bar)} {text}", width)
+
+
 def watch_cmd(args: argparse.Namespace) -> int:
     start = time.monotonic()
     first_done = None
@@ -285,7 +303,7 @@ def watch_cmd(args: argparse.Namespace) -> int:
             if "not running" in str(err) or "no job" in str(err) or \
                     time.monotonic() - last_answer > PATIENCE_S:
                 raise
-            print(("\r" if tty else "") + f"(no answer yet: {err}; still watching)",
+            print(("\r" if tty else "") + fit(f"(no answer yet: {err}; still watching)"),
                   end="" if tty else "\n", flush=True)
             time.sleep(args.interval)
             continue
@@ -301,19 +319,16 @@ def watch_cmd(args: argparse.Namespace) -> int:
             if rate > 0:
                 eta = f" ETA {(c['tasks'] - finished) / rate:5.0f} s"
         failed = f"{c['failed']} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
-        line = (f"{_bar(ok, c['running'], c['failed'], c['tasks'])} "
-                f"{ok}/{c['tasks']} ok, {failed}, {c['running']} running{eta}")
-        if st.get("waiting") and not c["running"]:
-            line += f"; waiting: {st['waiting']}"
+        line = watch_line(ok, c, eta, st.get("waiting") if not c["running"] else None)
         print(("\r" + line + " " * 4) if tty else line, end="" if tty else "\n", flush=True)
         if st["state"] != "open":
-            print(("\n" if tty else "") + f"job {st['state']}: {ok} ok, {failed}, "
-                  f"{c['cancelled']} cancelled in {elapsed:.1f} s")
+            print(("\n" if tty else "") + wrap(f"job {st['state']}: {ok} ok, {failed}, "
+                                                 f"{c['cancelled']} cancelled in {elapsed:.1f} s", 4))
             if agreement_words(st):
-                print(agreement_words(st))
+                print(wrap(agreement_words(st), 4))
             if c["failed"]:
-                print(f"see why with `novacron logs {args.job}` (each failed task's stderr) "
-                      f"and `novacron status {args.job} --tasks`")
+                print(wrap(f"see why with `novacron logs {args.job}` (each failed task's stderr) "
+                           f"and `novacron status {args.job} --tasks`", 4))
             return 0 if c["failed"] == 0 and c["cancelled"] == 0 else 1
         time.sleep(args.interval)
 

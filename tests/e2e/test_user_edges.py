@@ -5,6 +5,8 @@ its seat and keeps committing."""
 
 from __future__ import annotations
 
+import hashlib
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -109,6 +111,10 @@ def test_submit_wait_describe_and_status_lines_as_a_user_sees_them(testnet, tmp_
     out = ok("describe", jid[:10], "--data-dir", node_dir(testnet, 3))
     assert f"job        {jid}\n" in out and "state      done (every task has" in out
     assert "a result is accepted when 2 agree" in out and "tasks      4: 4 accepted (4 ok)" in out
+    # What it runs and under which limits, from the ledger's copy of the spec.
+    module = hashlib.sha256((tmp_path / "pi.wasm").read_bytes()).hexdigest()
+    assert f"module     wasm32-wasi, sha256 {module[:16]}" in out and "argv pi\n" in out
+    assert "limits     fuel " in out and "memory " in out and "wall " in out, out
     # Status lines fit in 100 columns; node ids have one short length wherever shortened.
     for args in (("status",), ("status", jid, "--tasks"), ("committees",), ("capabilities",),
                  ("describe", jid), ("explain", jid, "0"), ("jobs",)):
