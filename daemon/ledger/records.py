@@ -96,7 +96,7 @@ class TaskReplica:
 
     def packed(self) -> bytes:
         """``packb(self.to_wire())``, cached while no field is set."""
-        b = self.__dict__["_packed"]
+        b: bytes | None = self.__dict__["_packed"]
         if b is None:
             b = packb(self.to_wire(), maps=False)
             self.__dict__["_packed"] = b
@@ -152,7 +152,7 @@ class Task:
 
     def packed(self) -> bytes:
         """``packb(self.to_wire())``, cached while neither the task nor a replica changed."""
-        cached = self.__dict__["_packed"]
+        cached: tuple[bytes, list[bytes]] | None = self.__dict__["_packed"]
         reps = self.replicas
         if cached is not None:
             b, seen = cached

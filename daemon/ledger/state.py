@@ -409,7 +409,7 @@ class JobLedger:
                 row["explanation"] = t.explanation
                 row["quorum"] = t.quorum
                 room = QUERY_ROWS_BYTES - size - len(packb(row))
-                reps = []
+                reps: list[dict[str, Any]] = []
                 for r in t.replicas:
                     rep = {"worker": r.worker, "outcome": r.outcome, "started": r.started,
                            "result": list(r.result) if r.result else None,
