@@ -66,22 +66,26 @@ class ControlClient:
         rid = self._next_id
         try:
             sock.sendall(request_line(rid, method, params))
-            while b"\n" not in self._buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ControlError("the daemon closed the connection (did it stop?)")
-                self._buf += chunk
-                if len(self._buf) > 64 * MAX_LINE:
-                    raise ControlError("the daemon sent an oversized response")
+            while True:
+                while b"\n" not in self._buf:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise ControlError("the daemon closed the connection (did it stop?)")
+                    self._buf += chunk
+                    if len(self._buf) > 64 * MAX_LINE:
+                        raise ControlError("the daemon sent an oversized response")
+                line, _, self._buf = self._buf.partition(b"\n")
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    raise ControlError("the daemon sent a malformed response") from None
+                # A late answer to an earlier call that timed out is not this call's answer.
+                if not isinstance(reply, dict) or reply.get("id") in (rid, None):
+                    break
         except socket.timeout:
             raise ControlError(f"the daemon did not answer {method!r} within {self.timeout:.0f} s") from None
         except (BrokenPipeError, ConnectionResetError):
             raise ControlError("the daemon closed the connection (did it stop?)") from None
-        line, _, self._buf = self._buf.partition(b"\n")
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            raise ControlError("the daemon sent a malformed response") from None
         if "error" in reply:
             err = reply["error"]
             raise ControlError(str(err.get("message", "error")), err.get("code"), err.get("data"))

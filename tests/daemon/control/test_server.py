@@ -100,3 +100,35 @@ def test_stale_socket_is_replaced_and_live_one_refused(tmp_path):
 def test_missing_socket_message(tmp_path):
     with pytest.raises(ControlError, match="the daemon is not running .* start it with"):
         ControlClient(tmp_path / "none.sock").call("status")
+
+
+def test_a_late_answer_to_a_timed_out_call_is_not_taken_for_the_next_calls(tmp_path):
+    """A call that timed out may still be answered later on the same connection; the next
+    call must skip that answer (by its id), not return it as its own."""
+    import threading
+
+    path = tmp_path / "s.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            f = conn.makefile("rb")
+            first = json.loads(f.readline())  # not answered until the second call arrives
+            second = json.loads(f.readline())
+            for req, result in ((first, "late"), (second, "fresh")):
+                conn.sendall(json.dumps({"jsonrpc": "2.0", "id": req["id"],
+                                         "result": result}).encode() + b"\n")
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with ControlClient(path, timeout=0.2) as c:
+        with pytest.raises(ControlError, match="did not answer"):
+            c.call("slow")
+        c.timeout = 10.0
+        c._sock.settimeout(10.0)  # type: ignore[union-attr]
+        assert c.call("next") == "fresh"
+    t.join()
+    srv.close()
