@@ -116,15 +116,24 @@ def capability_changes(clients: list[ControlClient], samples: int) -> list[float
     return out
 
 
-def connections_watch(clients: list[ControlClient], stop: threading.Event,
-                      most: list[int]) -> None:
+def connections_watch(sockets: list[Path], stop: threading.Event, most: list[int]) -> None:
+    """Poll each node's connection count (on connections of its own: a client is one
+    request at a time) until ``stop``; keep each node's largest."""
+    clients: dict[Path, ControlClient] = {}
     while not stop.is_set():
-        for i, c in enumerate(clients):
+        for i, path in enumerate(list(sockets)):
+            c = clients.setdefault(path, ControlClient(path, timeout=30))
             try:
-                most[i] = max(most[i], c.call("status")["services"]["p2p"]["connected"])
+                n = c.call("status")["services"]["p2p"]["connected"]
             except ControlError:
-                pass
+                clients.pop(path).close()
+                continue
+            while len(most) <= i:
+                most.append(0)
+            most[i] = max(most[i], n)
         stop.wait(2.0)
+    for c in clients.values():
+        c.close()
 
 
 def run_job(client: ControlClient, tmp: Path, tasks: int, samples: int) -> dict[str, float]:
@@ -173,9 +182,10 @@ def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str
     try:
         clients = [ControlClient(n.socket, timeout=120) for n in state.nodes]
         settle(clients, args.nodes)
-        most = [0] * len(clients)
+        most: list[int] = []
+        sockets = [n.socket for n in state.nodes]
         stop = threading.Event()
-        watcher = threading.Thread(target=connections_watch, args=(clients, stop, most))
+        watcher = threading.Thread(target=connections_watch, args=(sockets, stop, most))
         watcher.start()
         try:
             if profile != "lan":
@@ -191,7 +201,7 @@ def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str
                 out["new_node_known_by_all_s"] = round(
                     known_by_all(clients, node.node_id) + (time.monotonic() - t_add), 1)
                 clients.append(ControlClient(node.socket, timeout=120))
-                most.append(0)
+                sockets.append(node.socket)
                 out["capability_change_ms"] = summary(capability_changes(clients, args.samples), 0)
                 member, members = shard0_member(clients)
                 lat = [call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
