@@ -320,6 +320,11 @@ def down(directory: Path) -> int:
 
 
 def _stop_all(state: TestnetState) -> int:
+    # Ask them all first, so they wind down together rather than one after another.
+    for node in state.nodes:
+        if processes.alive(node.pid):
+            processes.send(node.pid, signal.SIGTERM)
+            processes.send(node.pid, signal.SIGCONT)
     stopped = 0
     for node in state.nodes:
         if processes.alive(node.pid):
