@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -49,8 +48,11 @@ class Echo:
     @staticmethod
     def _echo(conn: socket.socket) -> None:
         with conn:
-            while data := conn.recv(4096):
-                conn.sendall(data)
+            try:
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+            except OSError:
+                pass  # the client's side was reset (the relay resets both ends of a failure)
 
 
 def dial(ns: str, ip: str, timeout: float = 5.0) -> socket.socket:
@@ -91,9 +93,10 @@ def test_relay_adds_the_profiles_round_trip_and_nat_hides_the_node(net, tmp_path
         rtts = sorted(ping(s) for _ in range(15))
         s.close()
         assert first >= 2 * expected
-        # Jitter adds up to 2 x 3 ms; a loss (0.5 %) or a loaded machine only adds time, so the
-        # median is checked against a margin above the profile's figure, never below it.
-        assert expected <= statistics.median(rtts) <= expected + 0.030, (client, expected, rtts)
+        # Never faster than the profile. Jitter adds up to 2 x 3 ms; a loss (0.5 %) or a loaded
+        # machine only adds time, so the fastest of the samples shows what the relay itself
+        # adds: the profile's figure, within a margin.
+        assert expected <= rtts[0] <= expected + 0.030, (client, expected, rtts)
     # The server saw the NAT router's public address, never the home network's.
     assert natted[0].public_ip in echo.peers and natted[0].ip not in echo.peers
     assert all(p.startswith("198.18.") for p in echo.peers)
@@ -116,7 +119,8 @@ def test_a_node_added_later_is_served_by_the_running_relay(net, tmp_path):
     expected = 2 * (access[3] + access[0]) / 1000
     s = dial(node.ns, server.ip)
     ping(s)
-    assert expected <= statistics.median(ping(s) for _ in range(9)) <= expected + 0.030
+    rtts = sorted(ping(s) for _ in range(9))
+    assert expected <= rtts[0] <= expected + 0.030, (expected, rtts)
     s.close()
 
 
