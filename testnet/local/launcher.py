@@ -148,6 +148,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     try:
         return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
     except BaseException:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal: finish cleaning up
         _stop_all(state)
         wan_launcher.destroy(directory)
         raise
