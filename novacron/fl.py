@@ -100,7 +100,8 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
         for rnd in range(len(history) + 1, spec.rounds + 1):
             chosen = select_random(pick, len(shards), spec.clients_per_round)
             np.savez(stage / "global.npz", **model)
-            inputs = [f"{shards[i]} {rnd} {spec.codec} {spec.local_epochs} {spec.seed}"
+            prox = f" {spec.mu!r}" if spec.mu > 0 else ""
+            inputs = [f"{shards[i]} {rnd} {spec.codec} {spec.local_epochs} {spec.seed}{prox}"
                       for i in chosen]
             updates, weights, losses, tasks = [], [], [], []
             update_bytes = 0

@@ -24,8 +24,10 @@ def _load(path):
         return d["x"].astype(np.float32), d["y"].astype(np.int64)
 
 
-def train(params, shard_path, epochs, rng):
-    """Local SGD on one shard; returns (params, samples, mean training loss)."""
+def train(params, shard_path, epochs, rng, mu=0.0):
+    """Local SGD on one shard; returns (params, samples, mean training loss).
+
+    ``mu`` > 0 (aggregation = "fedprox") adds FedProx's pull towards the round's model."""
     x, y = _load(shard_path)
     p = {k: v.copy() for k, v in params.items()}
     for _ in range(epochs):
@@ -38,6 +40,8 @@ def train(params, shard_path, epochs, rng):
             d /= len(idx)
             dh = (d @ p["w2"].T) * (h > 0)
             grads = {"w2": h.T @ d, "b2": d.sum(0), "w1": x[idx].T @ dh, "b1": dh.sum(0)}
+            if mu > 0:
+                grads = {k: g + mu * (p[k] - params[k]) for k, g in grads.items()}
             for k in p:
                 p[k] = (p[k] - np.float32(LR) * grads[k]).astype(np.float32)
     return p, len(y), evaluate(p, shard_path)["loss"]

@@ -1,8 +1,9 @@
 """One client's local training in an FL round (runs in the volunteers' sandbox).
 
-stdin: ``<shard path> <round> <codec> <local epochs> <seed>``. The round's global model is
+stdin: ``<shard path> <round> <codec> <local epochs> <seed> [<FedProx mu>]``. The round's global model is
 ``global.npz`` in the job's files; the user's module ``train`` (the FL job's ``script``)
-defines ``train(params, shard_path, epochs, rng) -> (params, samples, loss)``.
+defines ``train(params, shard_path, epochs, rng) -> (params, samples, loss)``; with FedProx
+it is called with ``mu=`` too and adds ``mu * (w - params)`` to its gradients.
 
 stdout: one JSON line ``{"shard", "round", "samples", "loss", "codec"}``, then the update
 ``local - global`` as a msgpack map ``{name: tensor}`` in ``protocol.tensor``'s wire form.
@@ -52,11 +53,16 @@ def pack_map(entries):
 def main():
     import train as user  # the FL job's script, shipped as train.py
 
-    shard, rnd, codec, epochs, seed = sys.stdin.read().split()
+    fields = sys.stdin.read().split()
+    shard, rnd, codec, epochs, seed = fields[:5]
+    mu = float(fields[5]) if len(fields) > 5 else 0.0
     with np.load("global.npz") as z:
         params = {name: z[name].astype(np.float32) for name in sorted(z.files)}
     rng = np.random.default_rng([int(seed), int(rnd), zlib.crc32(shard.encode())])
-    local, samples, loss = user.train(dict(params), shard, int(epochs), rng)
+    if mu > 0:
+        local, samples, loss = user.train(dict(params), shard, int(epochs), rng, mu=mu)
+    else:
+        local, samples, loss = user.train(dict(params), shard, int(epochs), rng)
     spec = CodecSpec(CODECS[codec])
     entries = {name: encode_tensor(np.asarray(local[name], np.float32) - params[name], spec)
                for name in params}

@@ -100,3 +100,38 @@ def test_a_round_ships_only_its_chosen_shards():
     shards = ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
     assert _round_files(files, shards, [0, 2]) == [
         "protocol/errors.py", "shards/0.npz", "shards/2.npz", "train.py", "global.npz"]
+
+
+def test_the_task_script_trains_and_encodes_fedavg_and_fedprox(tmp_path):
+    """fl_task.py run here by CPython (the sandbox runs the same file): the update decodes
+    against the model, the same input gives the same bytes, and FedProx's mu pulls it in."""
+    import shutil
+    pytest.importorskip("sklearn")
+    from novacron.fl import _parse_output
+
+    work = tmp_path / "fl"
+    shutil.copytree(ROOT / "examples" / "fl", work)
+    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "3", "--dir",
+                    str(work)], check=True)
+    spec = load_spec(work / "job.toml")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    _stage(stage, work, spec, _shards(work, spec))
+    shutil.copy(work / "init.npz", stage / "global.npz")
+    with np.load(work / "init.npz") as z:
+        like = {k: z[k] for k in z.files}
+
+    def task(line):
+        return subprocess.run([sys.executable, "-I", "-c",
+                               "import sys, runpy; sys.path.insert(0, '.');"
+                               " runpy.run_path('fl_task.py', run_name='__main__')"],
+                              input=line.encode(), cwd=stage, capture_output=True,
+                              check=True).stdout
+
+    plain = task("shards/001.npz 1 int8 2 7")
+    assert plain == task("shards/001.npz 1 int8 2 7")
+    head, update = _parse_output(plain, like)
+    assert head["shard"] == "shards/001.npz" and head["samples"] > 100
+    _, prox = _parse_output(task("shards/001.npz 1 int8 2 7 5.0"), like)
+    size = lambda u: float(np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.values())))  # noqa: E731
+    assert 0 < size(prox) < size(update)
