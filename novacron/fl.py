@@ -18,6 +18,9 @@ process stops, the job stops after the current round (the rounds' jobs stay in t
 from __future__ import annotations
 
 import glob
+import hashlib
+import io
+import os
 import importlib.util
 import json
 import random
@@ -70,8 +73,9 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
     """Train; returns the per-round history (also written to ``out_dir``).
 
     ``out_dir`` holding an earlier run's history is refused unless ``resume``: then training
-    goes on from its ``model.npz`` after its last round, with the same shard selection a run
-    without the interruption would have made.
+    goes on from its ``model.npz`` after its last round (checked against the digest the
+    history recorded), with the same shard selection a run without the interruption would
+    have made (DP noise is drawn afresh).
     """
     spec_path = Path(spec_path).resolve()
     base = spec_path.parent
@@ -91,6 +95,10 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
     if history:
         model = load_npz(out / "model.npz", "model")
         check_params(model, like=load_npz(base / spec.model, "model"), what="saved model")
+        if history[-1].get("model_sha256") != _model_digest(model):
+            raise FLError(f"{out / 'model.npz'} is not the model after round"
+                          f" {history[-1].get('round')} of {out / 'history.json'} (interrupted"
+                          " while saving?); start again in another -o directory")
         for _ in history:  # replay the selections already made
             select_random(pick, len(shards), spec.clients_per_round)
     model_bytes = sum(a.nbytes for a in model.values())
@@ -141,15 +149,39 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
                    "train_loss": round(float(np.average(losses, weights=weights)), 6),
                    "test_loss": round(float(metrics["loss"]), 6),
                    "accuracy": round(float(metrics["accuracy"]), 6),
+                   "model_sha256": _model_digest(model),
                    "tasks": sorted(tasks, key=lambda t: t["task"])}
             if spec.dp_clip > 0:
                 row["epsilon"] = epsilon(rounds=rnd, noise_multiplier=spec.dp_noise,
                                          delta=DP_DELTA)
             history.append(row)
-            np.savez(out / "model.npz", **model)
-            (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+            _write_atomically(out / "model.npz", _npz_bytes(model))
+            _write_atomically(out / "history.json", (json.dumps(history, indent=1) + "\n")
+                              .encode())
             on_round(row)
     return history
+
+
+def _model_digest(model: Params) -> str:
+    """SHA-256 over the model's tensors in name order (names, shapes and float32 bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(model):
+        array = np.ascontiguousarray(model[name], dtype=np.float32)
+        h.update(f"{name}:{array.shape};".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def _npz_bytes(model: Params) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **model)
+    return buf.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _round_files(files: list[str], shards: list[str], chosen: list[int]) -> list[str]:

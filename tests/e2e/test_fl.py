@@ -73,6 +73,11 @@ def test_three_rounds_certified_and_accuracy_rises(testnet: Path, tmp_path: Path
                 node_dir(testnet, 0), timeout=120)
     assert again.returncode != 0 and "already holds 3 rounds of a run: add --resume" in again.stderr
     assert json.loads((out / "history.json").read_text()) == history
+    # --resume checks the saved model against the history's digest, and finds nothing to do
+    done = run("fl", "run", str(work / "job.toml"), "-o", str(out), "--resume", "--data-dir",
+               node_dir(testnet, 0), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and "3 rounds; model and history in" in done.stderr
 
     # both replicas of a round's task agreed on the update's bytes
     job = history[-1]["job"]

@@ -135,3 +135,13 @@ def test_the_task_script_trains_and_encodes_fedavg_and_fedprox(tmp_path):
     _, prox = _parse_output(task("shards/001.npz 1 int8 2 7 5.0"), like)
     size = lambda u: float(np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.values())))  # noqa: E731
     assert 0 < size(prox) < size(update)
+
+
+def test_model_digest_is_stable_and_sees_every_change():
+    from novacron.fl import _model_digest
+    m = {"b": np.zeros(3, np.float32), "a": np.ones((2, 2), np.float32)}
+    d = _model_digest(m)
+    assert d == _model_digest(dict(reversed(list(m.items()))))
+    assert d != _model_digest({**m, "a": np.ones((4,), np.float32)})
+    changed = {**m, "b": np.array([0, 0, 1e-7], np.float32)}
+    assert d != _model_digest(changed)
