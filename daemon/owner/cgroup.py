@@ -156,22 +156,33 @@ class CpuCgroup:
         return [int(p) for p in (self.dir / "cgroup.procs").read_text().split()]
 
     def close(self) -> None:
-        """Remove the directories we made; a worker still exiting goes back to ``home`` first."""
-        try:
-            for pid in self.pids():
-                try:
-                    _move(self.home, pid)
-                except OSError:
-                    pass  # it exited meanwhile
-        except OSError:
-            pass
+        """Remove the directories we made; a worker still exiting goes back to ``home`` first.
+        A worker spawned meanwhile (a slot replacing one during shutdown) can keep the
+        directory busy: it is tried a few times, and whatever is left is swept by the next
+        daemon's ``create`` once its owner is dead."""
+        for _ in range(3):
+            try:
+                for pid in self.pids():
+                    try:
+                        _move(self.home, pid)
+                    except OSError:
+                        pass  # it exited meanwhile
+            except OSError:
+                pass
+            if self._remove_made():
+                return
+
+    def _remove_made(self) -> bool:
+        done = True
         for path in reversed(self.made):
-            if path.name == "daemon":
-                continue  # the daemon itself is still in it
+            if path.name == "daemon" or not path.exists():
+                continue  # the daemon itself is still in its leaf
             try:
                 path.rmdir()
             except OSError as err:
-                log.info("cgroup %s left behind: %s", path, err.strerror)
+                done = False
+                log.info("cgroup %s left behind for now: %s", path, err.strerror)
+        return done
 
 
 def _mkdir(path: Path, made: list[Path]) -> None:

@@ -101,7 +101,9 @@ def test_settings_suspend_and_stop_as_the_owner_sees_them(data):
     assert tasks.splitlines()[-1] == "no tasks run yet"
     ok("stop", *dd)
     assert procs[1].wait(timeout=5) == 0
-    assert not cgroup.exists()  # removed on the way out
+    # Removed on the way out, or at least emptied (a worker the pool was replacing during
+    # shutdown can keep it busy a moment; the next daemon sweeps it: test_cgroup.py).
+    assert not cgroup.exists() or not (cgroup / "cgroup.procs").read_text().split()
 
 
 def _real_v1() -> bool:
