@@ -35,5 +35,6 @@ build() {  # build SOURCE.c [extra flags]  ->  OUT/SOURCE.wasm
 
 build examples/pi/pi.c
 build examples/sweep/sweep.c -lm
+build examples/life/life.c -mexec-model=reactor -mmutable-globals -Wl,--export=__stack_pointer
 build tests/daemon/runtime/wasm/probe.c
 build tests/daemon/runtime/wasm/hog.c

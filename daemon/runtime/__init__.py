@@ -10,6 +10,9 @@ Modules:
                    a ``TaskStatus`` and a one-line detail.
 - ``cache``     -- compiled and linked modules by SHA-256, in an LRU and on disk.
 - ``sandbox``   -- ``Sandbox.run``: one task in a fresh Store with fuel, memory and wall limits.
+- ``resumable`` -- the step ABI (``novacron_step``), deterministic checkpoints, restore elsewhere.
+- ``checkpoint`` -- the checkpoint format: page deltas + globals + WASI state, zstd, digests.
+- ``wasmglobals`` -- reads which mutable globals a module hides (a resumable one must not).
 - ``wire``      -- the msgpack-over-pipe protocol between the pool and its workers.
 - ``worker``    -- the worker process (lower priority, rlimits, dies with its parent).
 - ``pool``      -- ``WorkerPool``: the trio service that runs tasks in worker processes.

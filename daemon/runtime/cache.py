@@ -26,6 +26,8 @@ import wasmtime
 
 from daemon.errors import DaemonError
 from daemon.runtime.abi import check_imports
+from daemon.runtime.resumable import is_resumable
+from daemon.runtime.wasmglobals import WasmParseError, unexported_mutable_globals
 
 DIGEST = 32
 
@@ -103,6 +105,16 @@ class ModuleCache:
             module = wasmtime.Module(self.engine, module_bytes)
         except wasmtime.WasmtimeError as err:
             raise ModuleRefused(f"not a valid WebAssembly module: {_first_line(err)}") from None
+        if is_resumable(module):
+            try:
+                hidden = unexported_mutable_globals(module_bytes)
+            except WasmParseError as err:
+                raise ModuleRefused(f"cannot read the module's globals: {err}") from None
+            if hidden:
+                raise ModuleRefused(
+                    f"resumable module has {len(hidden)} mutable global(s) it does not export "
+                    f"(index {hidden[0]}), so a checkpoint cannot save them: build with "
+                    "-mmutable-globals -Wl,--export=__stack_pointer")
         self.compiled += 1
         return module
 
@@ -112,9 +124,16 @@ class ModuleCache:
             raise ModuleRefused(reason)
         exports = {e.name: e.type for e in module.exports}
         start = exports.get("_start")
-        if not isinstance(start, wasmtime.FuncType) or start.params or start.results:
+        if is_resumable(module):
+            if start is not None:
+                raise ModuleRefused("module exports both `_start` and `novacron_step`: a "
+                                    "resumable task is a reactor (-mexec-model=reactor)")
+            if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+                raise ModuleRefused("a resumable module must export its memory as `memory`")
+        elif not isinstance(start, wasmtime.FuncType) or start.params or start.results:
             raise ModuleRefused("module has no `_start` function: build a WASI command "
-                                "(clang --target=wasm32-wasi, with a main function)")
+                                "(clang --target=wasm32-wasi, with a main function), or a "
+                                "resumable reactor exporting `novacron_step` (docs/jobs.md)")
         try:
             return self.linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as err:

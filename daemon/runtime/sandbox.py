@@ -23,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import wasmtime
 
 from daemon.runtime.cache import ModuleCache, ModuleRefused
+from daemon.runtime.resumable import (CheckpointPolicy, OnCheckpoint, ResumableResult,
+                                       is_resumable, run_resumable)
 from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
 from daemon.runtime.wasi import HostOutOfFuel, OutputTooLarge, ProcExit, TaskIO, WasiSubset
 from protocol.messages.tasks import TaskStatus
@@ -125,6 +128,10 @@ class Sandbox:
         except ModuleRefused as err:
             return TaskOutcome(TaskStatus.REFUSED, str(err), wall_s=time.perf_counter() - began)
         began = time.perf_counter()  # wall_s is the task's own time, not a first compile's
+        if is_resumable(entry.module):  # run to the end without checkpoints (nobody asked)
+            return run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
+                                 logical_time_ns=logical_time_ns).outcome or TaskOutcome(
+                                     TaskStatus.REFUSED, "stopped without a result")
 
         store = new_store(self.engine, limits, fuel=True)
         io = TaskIO(stdin, argv, seed, logical_time_ns, limits.max_output)
@@ -183,6 +190,30 @@ def outcome_of(end: Ending, store: wasmtime.Store, memory: wasmtime.Memory | Non
     status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
     return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
                        time.perf_counter() - began, bytes(io.stderr))
+
+    def run_resumable(self, module_hash: bytes, module_bytes: bytes | None, stdin: bytes,
+                      limits: Limits, *, policy: CheckpointPolicy, resume: Sequence[bytes] = (),
+                      resume_digest: bytes | None = None,
+                      on_checkpoint: OnCheckpoint | None = None, seed: bytes = b"",
+                      argv: tuple[bytes, ...] = (b"task",),
+                      logical_time_ns: int = 0) -> ResumableResult:
+        """Run a resumable module with checkpoints by ``policy``, from the start or from the
+        checkpoint chain ``resume`` (see ``resumable``). Raises ModuleUnavailable, and
+        CheckpointError for a chain that does not verify."""
+        if len(stdin) > limits.max_input:
+            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} "
+                                               f"bytes, limit {limits.max_input:,}"), 0)
+        try:
+            entry = self.cache.get(module_hash, module_bytes)
+        except ModuleRefused as err:
+            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, str(err)), 0)
+        if not is_resumable(entry.module):
+            return ResumableResult(TaskOutcome(
+                TaskStatus.REFUSED, "module does not export `novacron_step`, so it cannot "
+                "checkpoint: see docs/jobs.md, \"Long tasks\""), 0)
+        return run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
+                             logical_time_ns=logical_time_ns, policy=policy, resume=resume,
+                             resume_digest=resume_digest, on_checkpoint=on_checkpoint)
 
 
 def _stopped(stop: BaseException) -> Ending:

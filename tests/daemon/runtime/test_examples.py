@@ -18,7 +18,7 @@ from protocol.messages.tasks import TaskStatus
 from tests.daemon.runtime.modules import ROOT
 
 EXAMPLES = ROOT / "examples"
-BUILT = ["examples/pi/pi.wasm", "examples/sweep/sweep.wasm",
+BUILT = ["examples/pi/pi.wasm", "examples/sweep/sweep.wasm", "examples/life/life.wasm",
          "tests/daemon/runtime/wasm/probe.wasm", "tests/daemon/runtime/wasm/hog.wasm"]
 
 
@@ -31,7 +31,7 @@ def test_committed_wasm_is_what_build_sh_makes(tmp_path):
         assert (tmp_path / rel).read_bytes() == (ROOT / rel).read_bytes(), f"{rel} is stale"
 
 
-@pytest.mark.parametrize("name", ["pi", "sweep"])
+@pytest.mark.parametrize("name", ["pi", "sweep", "life"])
 def test_job_files_limits_fit_their_first_and_last_task(name):
     job = tomllib.loads((EXAMPLES / name / "job.toml").read_text())
     wasm = (EXAMPLES / name / job["job"]["module"]).read_bytes()
