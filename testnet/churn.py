@@ -27,6 +27,17 @@ the same queue discipline; only the choice of host differs.
 
 Reported per policy: preemptions (and per task), compute hours lost to them, mean and 95th
 percentile job makespan (last task done minus job arrival), mean task flow time.
+
+Resumable tasks (``Resumable``): the task checkpoints every ``interval_s`` of its own run time
+and a preempted task continues on the next host from its last checkpoint, paying
+``resume_cost_s`` there first (fetching and restoring the snapshot: no task progress, counted as
+lost if that host leaves too). Only the work since the last checkpoint, plus those resume
+costs, is lost. The chooser is asked to place the *next* ``horizon_s`` of the task's work (or
+what remains, if less), not the whole of it: a resumable task needs a host likely to reach its
+next checkpoints, not one that stays up for its whole run. ``short_host_placements`` counts
+placements on hosts whose true remaining uptime was shorter than the whole task, and
+``short_host_work_h`` the task work those placements kept (checkpointed or finished): always 0
+when tasks restart from zero.
 """
 
 from __future__ import annotations
@@ -192,6 +203,9 @@ class ChurnResult:
     mean_job_makespan_h: float
     p95_job_makespan_h: float
     mean_flow_h: float
+    short_host_placements: int = 0
+    short_host_work_h: float = 0.0
+    resumes: int = 0
 
     @property
     def preemptions_per_task(self) -> float:
@@ -205,7 +219,22 @@ class ChurnResult:
             "mean_job_makespan_h": round(self.mean_job_makespan_h, 3),
             "p95_job_makespan_h": round(self.p95_job_makespan_h, 3),
             "mean_task_flow_h": round(self.mean_flow_h, 3),
+            "short_host_placements": self.short_host_placements,
+            "short_host_work_kept_h": round(self.short_host_work_h, 1), "resumes": self.resumes,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """Tasks checkpoint every ``interval_s`` of run time (see the module docstring)."""
+
+    interval_s: float
+    resume_cost_s: float = 60.0
+    horizon_s: float = 2 * HOUR
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0 or self.resume_cost_s < 0 or self.horizon_s <= 0:
+            raise ValueError("checkpoint interval and horizon must be positive, cost >= 0")
 
 
 _DONE, _DOWN, _UP, _ARRIVE = 0, 1, 2, 3  # at equal times: finish before leaving, then arrivals
@@ -213,9 +242,10 @@ _DONE, _DOWN, _UP, _ARRIVE = 0, 1, 2, 3  # at equal times: finish before leaving
 
 def simulate(
     name: str, traces: Sequence[HostTrace], tasks: Sequence[SimTask], choose: Chooser,
-    t0: float, t_end: float,
+    t0: float, t_end: float, resumable: Resumable | None = None,
 ) -> ChurnResult:
-    """Run ``tasks`` on ``traces`` from ``t0`` until all finish or ``t_end``."""
+    """Run ``tasks`` on ``traces`` from ``t0`` until all finish or ``t_end``; with
+    ``resumable``, preempted tasks continue from their last checkpoint."""
     events: list[tuple[float, int, int, int]] = []  # (time, kind, seq, payload)
     seq = 0
     up = [bool(tr.is_up(t0)) for tr in traces]
@@ -235,22 +265,34 @@ def simulate(
         events.append((t, _ARRIVE, seq, ids[0]))
         seq += 1
     heapq.heapify(events)
-    running: dict[int, tuple[int, float, int]] = {}  # host -> (task, start, attempt seq)
+    running: dict[int, tuple[int, float, int, float, bool]] = {}  # host -> (task, start, seq,
+    # setup, placed on a host that could not have run the whole task)
     idle = {h for h in range(len(traces)) if up[h]}
     queue: deque[int] = deque()
     done_at: dict[int, float] = {}
-    preemptions = 0
-    lost = 0.0
+    remaining = [t.duration_s for t in tasks]  # work left, after the last checkpoint
+    preemptions = resumes = short = 0
+    lost = short_work = 0.0
 
     def dispatch(now: float) -> None:
-        nonlocal seq
+        nonlocal seq, resumes, short
         while queue and idle:
             tid = queue.popleft()
-            h = choose(tasks[tid], sorted(idle), now)
+            left = remaining[tid]
+            ask = tasks[tid]
+            if resumable is not None:
+                ask = replace(ask, duration_s=min(left, resumable.horizon_s))
+            h = choose(ask, sorted(idle), now)
             idle.discard(h)
             seq += 1
-            running[h] = (tid, now, seq)
-            heapq.heappush(events, (now + tasks[tid].duration_s, _DONE, seq, h))
+            setup = 0.0
+            if resumable is not None and left < tasks[tid].duration_s:
+                setup = resumable.resume_cost_s
+                resumes += 1
+            too_short = float(traces[h].remaining_up(now)) < tasks[tid].duration_s
+            short += too_short
+            running[h] = (tid, now, seq, setup, too_short)
+            heapq.heappush(events, (now + setup + left, _DONE, seq, h))
 
     while events and len(done_at) < len(tasks):
         now, kind, ev_seq, x = heapq.heappop(events)
@@ -262,6 +304,8 @@ def simulate(
                 continue  # that attempt was preempted
             del running[x]
             done_at[run[0]] = now
+            if run[4]:
+                short_work += remaining[run[0]]
             if up[x]:
                 idle.add(x)
         elif kind == _DOWN:
@@ -269,9 +313,16 @@ def simulate(
             idle.discard(x)
             run = running.pop(x, None)
             if run is not None:
+                tid, began, _, setup, too_short = run
+                saved = 0.0
+                if resumable is not None:
+                    worked = max(0.0, now - began - setup)
+                    saved = (worked // resumable.interval_s) * resumable.interval_s
+                    remaining[tid] -= saved
+                    short_work += saved if too_short else 0.0
                 preemptions += 1
-                lost += now - run[1]
-                queue.appendleft(run[0])
+                lost += now - began - saved
+                queue.appendleft(tid)
         elif kind == _UP:
             up[x] = True
             if x not in running:
@@ -294,4 +345,5 @@ def simulate(
         mean_job_makespan_h=float(np.mean(spans)) if spans else float("nan"),
         p95_job_makespan_h=float(np.percentile(spans, 95)) if spans else float("nan"),
         mean_flow_h=float(np.mean(flows)) if flows else float("nan"),
+        short_host_placements=short, short_host_work_h=short_work / HOUR, resumes=resumes,
     )

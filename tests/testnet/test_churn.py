@@ -3,6 +3,7 @@ import pytest
 
 from daemon.sched.timebase import DAY, HOUR, WEEK
 from testnet.churn import (
+    Resumable,
     SimTask,
     known_law_policy,
     make_workload,
@@ -82,3 +83,31 @@ def test_policies_on_the_same_stream_rank_as_they_should(small_world):
     assert res["ours"].mean_job_makespan_h < res["random"].mean_job_makespan_h
     again = simulate("ours", traces, tasks, ours_policy(traces, sums, pred), t0, t_end)
     assert again == res["ours"]  # same seed, same stream: same run
+
+
+def test_a_resumable_task_continues_from_its_last_checkpoint_on_another_host():
+    flaky = HostTrace("flaky", "x", np.array([[0.0, 70 * 60.0], [5 * H, 100 * H]]))
+    steady = HostTrace("steady", "x", np.array([[0.0, 100 * H]]))
+    tasks = [SimTask(0, 0, 0.0, 2 * H), SimTask(1, 0, 0.0, 0.5 * H)]
+    asked: list[float] = []
+
+    def first(task, idle, now):
+        asked.append(task.duration_s)
+        return idle[0]
+    res = Resumable(interval_s=15 * 60, resume_cost_s=60, horizon_s=1.5 * H)
+    r = simulate("first", [flaky, steady], tasks, first, 0.0, 100 * H, resumable=res)
+    # 'flaky' leaves at 1 h 10 min: the checkpoint at 1 h is kept, 10 min are lost; the task
+    # continues on 'steady' at 1 h 10 min, restores for 60 s and runs its last hour there.
+    assert r.preemptions == 1 and r.resumes == 1
+    assert r.lost_h == pytest.approx(10 / 60)
+    assert r.mean_job_makespan_h == pytest.approx(70 / 60 + 1 / 60 + 1.0)
+    assert r.short_host_placements == 1 and r.short_host_work_h == pytest.approx(1.0)
+    # placement was asked for the next 1.5 h of work (or what was left), not the whole task
+    assert asked == [1.5 * H, 0.5 * H, 1.0 * H]
+    restart = simulate("first", [flaky, steady], tasks, _first, 0.0, 100 * H)
+    assert restart.lost_h == pytest.approx(70 / 60) and restart.short_host_work_h == 0.0
+
+
+def test_resumable_settings_are_checked():
+    with pytest.raises(ValueError):
+        Resumable(interval_s=0)
