@@ -19,7 +19,7 @@ true remaining uptime was shorter than the whole task; ``short_host_work_kept_h`
 those hosts contributed that was kept (0 when restarting from zero: all of it is thrown away).
 Seeded: ``--seed``.
 
-Run: ``.venv/bin/python scripts/sim_churn_checkpoint.py`` from the repository root (~1 min).
+Run: ``.venv/bin/python scripts/sim_churn_checkpoint.py`` from the repository root (about 5 minutes on 2 cores; `--hosts 60 --weeks 1`: 10 s).
 """
 
 from __future__ import annotations

@@ -171,6 +171,7 @@ def _line(st: dict[str, Any]) -> str:
     failed = f"{c['failed']} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
     return (f"{st['name']}: {st['state']}: {c.get('ok', c['accepted'])}/{c['tasks']} ok, {failed}, "
             f"{c['running']} running"
+            + (f" ({c['checkpointed']} checkpointed)" if c.get("checkpointed") else "")
             + (f", {st['certified']} certified" if st.get("certified") is not None else ""))
 
 
@@ -283,7 +284,8 @@ def watch_line(ok: int, c: dict[str, Any], eta: str, waiting: str | None,
     """One progress line of ``watch``, within ``width`` columns whatever the counts: the bar
     gives way first (down to 10 columns), then the failure kinds and what it waits for are cut."""
     failed = f"{c['failed']:,} failed" + (f" ({failure_words(c)})" if c.get("failures") else "")
-    text = f"{ok:,}/{c['tasks']:,} ok, {failed}, {c['running']:,} running{eta}"
+    saved = f" ({c['checkpointed']:,} checkpointed)" if c.get("checkpointed") else ""
+    text = f"{ok:,}/{c['tasks']:,} ok, {failed}, {c['running']:,} running{saved}{eta}"
     if waiting:
         text += f"; waiting: {waiting}"
     bar = max(10, min(40, width - len(text) - 3))

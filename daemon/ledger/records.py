@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from protocol.canonical import packb
+from daemon.ledger.checkpoints import CheckpointMark, marks_from_wire, marks_to_wire
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import TaskStatus
 
@@ -86,6 +87,8 @@ class TaskReplica:
     """The fuel the worker reported. Not part of the agreement (a result is its output), but
     shown by ``explain``: replicas of a deterministic runtime report the same fuel, and a
     difference points at a non-deterministic runtime."""
+    checkpoints: list[CheckpointMark] = field(default_factory=list)
+    """Its latest checkpoint reports (``checkpoints.REPORT_WINDOW``), oldest first."""
 
     _packed: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -103,14 +106,21 @@ class TaskReplica:
         return b
 
     def to_wire(self) -> list[Any]:
-        return [self.worker, self.placed_ms, self.lease_ms, self.started,
+        wire = [self.worker, self.placed_ms, self.lease_ms, self.started,
                 list(self.result) if self.result else None, self.outcome, self.detail,
                 self.started_ms, self.reported_ms, self.fuel_used]
+        if self.checkpoints:  # absent for every task that never checkpoints, as before
+            wire.append(marks_to_wire(self.checkpoints))
+        return wire
 
     @classmethod
     def from_wire(cls, v: list[Any]) -> "TaskReplica":
-        # Snapshots from before run times (fuel) were kept have 7 (9) fields: those read as 0.
-        return cls(v[0], v[1], v[2], v[3], _result(v[4]), ReplicaOutcome(v[5]), v[6], *v[7:10])
+        # Snapshots from before run times (fuel) were kept have 7 (9) fields: those read as 0;
+        # replicas that never reported a checkpoint have no 11th.
+        rep = cls(v[0], v[1], v[2], v[3], _result(v[4]), ReplicaOutcome(v[5]), v[6], *v[7:10])
+        if len(v) > 10:
+            rep.checkpoints = marks_from_wire(v[10])
+        return rep
 
     @property
     def runtime_ms(self) -> int | None:
@@ -140,6 +150,9 @@ class Task:
     """The exact runtime its replicas run on (``placing.task_runtime``); "" until placed."""
     failure: str = ""
     """Why a FAILED task has no agreed result (one of ``NO_RESULT_KINDS``)."""
+    checkpoints: list[CheckpointMark] = field(default_factory=list)
+    """Its latest agreed checkpoints (``checkpoints.AGREED_WINDOW``); the last is where a new
+    replica resumes."""
     _packed: tuple[bytes, list[bytes]] | None = field(default=None, init=False, repr=False,
                                                        compare=False)
     """The task's encoding and the replica encodings it holds (each replica's own cached
@@ -176,8 +189,11 @@ class Task:
 
     def _tail(self) -> list[Any]:
         """The fields after the replicas (maps=False: an explanation is already canonical)."""
-        return [self.state, list(self.accepted) if self.accepted else None, self.accepted_seq,
+        tail = [self.state, list(self.accepted) if self.accepted else None, self.accepted_seq,
                 self.quorum, self.explanation, self.runtime, self.failure]
+        if self.checkpoints:  # absent for tasks that never checkpoint: their bytes are unchanged
+            tail.append(marks_to_wire(self.checkpoints))
+        return tail
 
     def to_wire(self) -> list[Any]:
         return [self._head(), [r.to_wire() for r in self.replicas], *self._tail()]
@@ -188,6 +204,8 @@ class Task:
         # from before failures were named, 8: a failed task reads as NO_RESULT.
         task = cls(ops.TaskInput(*v[0]), [TaskReplica.from_wire(r) for r in v[1]], TaskState(v[2]),
                    _result(v[3]), v[4], v[5], v[6], *v[7:9])
+        if len(v) > 9:
+            task.checkpoints = marks_from_wire(v[9])
         if task.state == TaskState.FAILED and not task.failure:
             task.failure = NO_RESULT
         return task
@@ -275,28 +293,33 @@ class Job:
     def counts(self) -> dict[str, Any]:
         """``accepted``: tasks with an agreed result, of which ``ok`` succeeded; ``failed``:
         agreed failures and tasks with no agreed result, by kind in ``failures``;
-        ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text)."""
+        ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text);
+        ``checkpointed`` (only when some are): open tasks with an agreed checkpoint."""
         # One pass (a status query of a 100,000-task job runs on every committee member).
         c: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
         agreed: Counter[str] = Counter()
-        running = 0
+        running = checkpointed = 0
         for t in self.tasks:
             state = t.state
             c[state] += 1
             if state == TaskState.OPEN:
                 running += any(r.outcome == ReplicaOutcome.PENDING and r.started
                                for r in t.replicas)
+                checkpointed += bool(t.checkpoints)
             elif state == TaskState.ACCEPTED:
                 kinds[t.outcome_kind] += 1
                 agreed[str(t.agreed)] += 1
             elif state == TaskState.FAILED:
                 kinds[t.outcome_kind] += 1
         ok = kinds.pop("OK", 0)
-        return {"tasks": len(self.tasks), "accepted": c[TaskState.ACCEPTED], "ok": ok,
+        out: dict[str, Any] = {"tasks": len(self.tasks), "accepted": c[TaskState.ACCEPTED], "ok": ok,
                 "failed": sum(kinds.values()), "failures": dict(sorted(kinds.items())),
                 "cancelled": c[TaskState.CANCELLED], "open": c[TaskState.OPEN], "running": running,
                 "agreed": dict(sorted(agreed.items()))}
+        if checkpointed:  # open tasks with an agreed checkpoint (resumable jobs only)
+            out["checkpointed"] = checkpointed
+        return out
 
 
 def array_header(n: int) -> bytes:

@@ -27,6 +27,10 @@ Every decision is a deterministic function of the ordered operations
   member alone cannot: it may be the one cut off, or lying); the worker's own next report
   withdraws the claims;
 - **deadline**: at the job's deadline, unfinished tasks fail.
+- **checkpoints** (resumable tasks): replicas report each checkpoint's digest
+  (``CheckpointReport``); one a quorum agrees on is recorded on the task, and a replica that
+  reported another digest for it is disagreed there, mid-run; replicas split with no quorum get
+  one more replica to decide (``daemon.ledger.checkpoints``).
 - **adaptive replication** (only for jobs whose file asks for it, ``Submit.adaptive``): a
   task's first placement may go to one worker with a long clean record
   (``reputation.WorkerRecord.trusted``), accepted on its word alone (quorum 1), except for
@@ -48,6 +52,8 @@ from typing import Any
 
 from consensus.statemachine import ClientRequest
 from daemon.errors import DaemonError
+from daemon.ledger.checkpoints import (AGREED_WINDOW, REPORT_WINDOW, CheckpointMark,
+                                       needs_tiebreak, settle)
 from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
                                   ReplicaFailed, TaskFailed)
 from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
@@ -327,6 +333,38 @@ class JobLedger:
         self._decide(job, op.task, task)
         return {"state": rep.outcome, "task": task.state}
 
+    def _checkpoint(self, client: str, op: ops.CheckpointReport,
+                    request: ClientRequest) -> dict[str, Any]:
+        job, task, rep = self._replica(op.job, op.task, op.replica, client)
+        self.unreachable.pop(client, None)
+        if rep.outcome != ReplicaOutcome.PENDING or rep.result is not None \
+                or task.state != TaskState.OPEN:
+            return {"state": rep.outcome}
+        if rep.checkpoints and op.seq <= rep.checkpoints[-1].seq:
+            return {"state": rep.outcome, "duplicate": True}
+        rep.checkpoints = (rep.checkpoints + [CheckpointMark(op.seq, op.digest, op.steps,
+                                                             op.fuel_used)])[-REPORT_WINDOW:]
+        self._settle_checkpoints(job, op.task, task)
+        latest = task.checkpoints[-1].seq if task.checkpoints else None
+        return {"state": rep.outcome, "agreed": latest}
+
+    def _settle_checkpoints(self, job: Job, index: int, task: Task) -> None:
+        """Record checkpoints a quorum agrees on; drop the replicas they catch (``checkpoints``)."""
+        live = {k: r.checkpoints for k, r in enumerate(task.replicas)
+                if r.outcome in (ReplicaOutcome.PENDING, ReplicaOutcome.AGREED) and r.checkpoints}
+        new, caught = settle(task.checkpoints, live, task.quorum)
+        task.checkpoints = (task.checkpoints + new)[-AGREED_WINDOW:]
+        for k, seq in caught:
+            r = task.replicas[k]
+            if r.outcome != ReplicaOutcome.PENDING or r.result is not None:
+                continue
+            r.outcome = ReplicaOutcome.DISAGREED
+            r.detail = f"checkpoint {seq} differs from the one {task.quorum} replicas agreed on"
+            rec = self._worker(r.worker)
+            rec.disagreed += 1
+            rec.run = 0
+            self._events.append(ReplicaFailed(job.id, index, k))
+
     def _leave(self, client: str, op: ops.Leave, request: ClientRequest) -> dict[str, Any]:
         self.unreachable.pop(client, None)
         return {"released": self._release_worker(client, f"worker left: {op.reason[:200]}")}
@@ -405,6 +443,10 @@ class JobLedger:
                 "result": list(t.accepted) if t.accepted else None,
                 "agreed": t.agreed, "outcome": t.outcome_kind,
             }
+            if t.checkpoints:
+                mark = t.checkpoints[-1]
+                row["checkpoint"] = {"seq": mark.seq, "steps": mark.steps,
+                                     "fuel_used": mark.fuel_used, "digest": mark.digest}
             if op.detail:
                 row["explanation"] = t.explanation
                 row["quorum"] = t.quorum
@@ -453,6 +495,11 @@ class JobLedger:
         best = max(groups.values(), default=0)
         active = sum(1 for r in task.replicas if r.outcome == ReplicaOutcome.PENDING and r.result is None)
         need = task.quorum - best - active
+        if need <= 0 and any(r.checkpoints for r in task.replicas):
+            live = {k: r.checkpoints for k, r in enumerate(task.replicas)
+                    if r.outcome == ReplicaOutcome.PENDING and r.result is None}
+            if needs_tiebreak(task.checkpoints, live, task.quorum):
+                need = 1  # the live replicas split on a checkpoint: one more decides
         budget = job.spec.max_replicas - len(task.replicas)
         return max(0, min(need, budget))
 
@@ -611,6 +658,7 @@ _HANDLERS: dict[type, Handler] = {
     ops.Start: JobLedger._start,
     ops.Result: JobLedger._result,
     ops.Leave: JobLedger._leave,
+    ops.CheckpointReport: JobLedger._checkpoint,
     ops.Unreachable: JobLedger._unreachable,
     ops.Query: JobLedger._query,
     ops.WorkerQuery: JobLedger._worker_query,

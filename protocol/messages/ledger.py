@@ -9,7 +9,7 @@ Who may send what (checked by the ledger, since the request's signer is authenti
 
 - ``Submit``, ``AddInputs``, ``Cancel`` -- any node, as the job's submitter;
 - ``Tick``, ``Place``, ``Unreachable`` -- committee members only (time, placements, dead workers);
-- ``Start``, ``Result``, ``Leave`` -- the worker a replica was assigned to;
+- ``Start``, ``Result``, ``Leave``, ``CheckpointReport`` -- the worker a replica was assigned to;
 - ``Query``                     -- anyone (an ordered read; it changes nothing).
 """
 
@@ -67,6 +67,10 @@ class Submit:
     runtime: Name = "wasm32-wasi"
     """The runtime family that runs the module: ``wasm32-wasi``, or ``python`` (the module is a
     ``daemon.runtime.bundle``); placement pins each task to one exact ``FAMILY@ID``."""
+    checkpoint_fuel: U64 = 0
+    """A resumable module's checkpoint interval in fuel (``[checkpoint] every_fuel``): the
+    same for every replica, so their checkpoints fall after the same steps. 0: the default
+    (``checkpoint_interval``)."""
 
 
 @message("ledger.add_inputs", 1)
@@ -158,6 +162,23 @@ class Result:
     bytes go to the submitter like the output."""
 
 
+@message("ledger.checkpoint", 1)
+@dataclass(frozen=True, slots=True)
+class CheckpointReport:
+    """A worker's resumable task reached checkpoint ``seq``: its state's digest
+    (``daemon.runtime.checkpoint``), the steps and fuel it took to get there. The ledger
+    records a checkpoint once ``quorum`` replicas report the same digest for it; a replica
+    reporting another digest for an agreed checkpoint is caught there."""
+
+    job: Digest
+    task: U32
+    replica: U8
+    seq: U32
+    steps: U64
+    fuel_used: U64
+    digest: Digest
+
+
 @message("ledger.leave", 1)
 @dataclass(frozen=True, slots=True)
 class Leave:
@@ -212,12 +233,26 @@ class Batch:
 
 
 TAGS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
-                         8: Query, 9: Batch, 10: AddInputs, 11: Unreachable, 12: WorkerQuery}
+                         8: Query, 9: Batch, 10: AddInputs, 11: Unreachable, 12: WorkerQuery,
+                         13: CheckpointReport}
 """Wire tag -> operation class. Tags never change meaning; a new operation takes a new tag."""
 _TAG_OF = {cls: tag for tag, cls in TAGS.items()}
 
 Operation = (Submit | AddInputs | Cancel | Tick | Place | Start | Result | Leave | Unreachable
-             | Query | WorkerQuery | Batch)
+             | Query | WorkerQuery | Batch | CheckpointReport)
+
+
+
+CHECKPOINTS_PER_FUEL_LIMIT = 100
+MIN_CHECKPOINT_FUEL = 1_000_000_000
+"""The default interval: a hundredth of the fuel limit, at least ~0.4 s of compiled wasm."""
+
+
+def checkpoint_interval(op: Submit) -> int:
+    """The fuel between two checkpoints of a task of this job (see ``Submit.checkpoint_fuel``)."""
+    if op.checkpoint_fuel:
+        return op.checkpoint_fuel
+    return max(MIN_CHECKPOINT_FUEL, op.fuel // CHECKPOINTS_PER_FUEL_LIMIT)
 
 
 def encode_op(op: Operation) -> bytes:
@@ -228,12 +263,15 @@ def decode_stored_submit(data: bytes) -> Submit:
     """A job's ``Submit`` as a ledger snapshot stored it. Snapshots from before adaptive
     replication was a choice have no ``adaptive`` field: those jobs read as not adaptive (so
     their remaining tasks are placed with the quorum they asked for). Snapshots from before
-    runtimes were named have no ``runtime``: those jobs are wasm32-wasi jobs."""
+    runtimes were named have no ``runtime``: those jobs are wasm32-wasi jobs; from before
+    checkpoints, no ``checkpoint_fuel``: the default interval."""
     value = unpackb(data, max_size=1 << 20, canonical_maps=True)
     fields = len(struct_spec(Submit).names)
+    newer = [False, "wasm32-wasi", 0]  # adaptive, runtime, checkpoint_fuel: defaults of old jobs
     if (type(value) is list and len(value) == 2 and value[0] == _TAG_OF[Submit]
-            and type(value[1]) is list and fields - 2 <= len(value[1]) < fields):
-        value = [value[0], (value[1] + [False, "wasm32-wasi"])[:fields]]
+            and type(value[1]) is list and fields - len(newer) <= len(value[1]) < fields):
+        have = len(value[1]) - (fields - len(newer))
+        value = [value[0], value[1] + newer[have:]]
     op = decode_op(packb(value))
     if not isinstance(op, Submit):
         raise MalformedMessage("a stored job is not a Submit")
