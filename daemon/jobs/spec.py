@@ -56,6 +56,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
     "schedule": ("deadline",),
     "sandbox": ("clock",),
     "result": ("combine",),
+    "checkpoint": ("every_fuel",),
 }
 
 
@@ -86,6 +87,8 @@ class JobSpec:
     source: str = field(default="", compare=False)
     runtime: str = "wasm32-wasi"
     """``python`` when the job names a ``script`` (then ``module`` is a ``bundle``)."""
+    checkpoint_fuel: int = 0
+    """``[checkpoint] every_fuel``: a resumable module's checkpoint interval; 0: the default."""
 
     @property
     def module_hash(self) -> bytes:
@@ -197,7 +200,9 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
     deadline_s = part(lambda: _deadline(t["schedule"])) if t["schedule"] else None
     clock_ns = part(lambda: _clock(t["sandbox"])) if t["sandbox"] else None
     combine = part(lambda: _combine(t["result"])) if t["result"] else None
-    if problems or None in (job, inputs, limits, replication, deadline_s, combine):
+    checkpoint_fuel = part(lambda: _checkpoint(t["checkpoint"])) if t["checkpoint"] else None
+    if problems or None in (job, inputs, limits, replication, deadline_s, combine,
+                            checkpoint_fuel):
         return None, problems
     name, module, argv, runtime = job
     fuel, memory_mb, wall_s, max_output = limits
@@ -207,7 +212,8 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
                    replicas=replicas, quorum=quorum, max_replicas=max_replicas,
                    min_attestation=level, adaptive=adaptive, deadline_s=deadline_s,
                    clock_ns=clock_ns,
-                   combine=combine, source=where, runtime=runtime), []
+                   combine=combine, source=where, runtime=runtime,
+                   checkpoint_fuel=checkpoint_fuel), []
 
 
 def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ...], str]:
@@ -307,6 +313,13 @@ def _replication(rep: _Fields) -> tuple[int, int, int, AttestationLevel, bool]:
         raise rep.fail("adaptive", "needs quorum >= 2: with quorum 1 every task already runs "
                        "on one volunteer")
     return replicas, quorum, max_replicas, LEVELS[level_name], adaptive
+
+
+def _checkpoint(ck: _Fields) -> int:
+    """The checkpoint interval in fuel (0: the default, a hundredth of the fuel limit)."""
+    if "every_fuel" not in ck.table:
+        return 0
+    return ck.int("every_fuel", 0, 10_000_000, MAX_FUEL, "5_000_000_000")
 
 
 def _deadline(sched: _Fields) -> int:

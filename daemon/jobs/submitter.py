@@ -99,7 +99,8 @@ def to_submit(spec: JobSpec, nonce: int) -> tuple[ops.Submit, list[tuple[ops.Tas
         wall_ms=int(spec.wall_s * 1000), max_output=spec.max_output, replicas=spec.replicas,
         quorum=spec.quorum, max_replicas=spec.max_replicas, min_attestation=int(spec.min_attestation),
         deadline_s=spec.deadline_s, clock_ns=spec.clock_ns or 0, nonce=nonce,
-        total_tasks=len(inputs), adaptive=spec.adaptive, runtime=spec.runtime)
+        total_tasks=len(inputs), adaptive=spec.adaptive, runtime=spec.runtime,
+        checkpoint_fuel=spec.checkpoint_fuel)
     return op, chunks[1:], blobs
 
 

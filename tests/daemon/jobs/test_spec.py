@@ -31,6 +31,9 @@ def test_examples_load():
     assert (pi.replicas, pi.quorum, pi.memory_pages) == (2, 2, 16 * 16)
     sweep = load_spec(ROOT / "examples" / "sweep" / "job.toml")
     assert len(sweep.inputs) == 1000 and sweep.argv[0] == "sweep"
+    assert pi.checkpoint_fuel == 0  # the default interval
+    life = load_spec(ROOT / "examples" / "life" / "job.toml")
+    assert life.checkpoint_fuel == 500_000_000 and len(life.inputs) == 8
 
 
 def test_defaults_and_input_kinds(jobdir):
@@ -55,6 +58,7 @@ def test_defaults_and_input_kinds(jobdir):
     ("[schedule]\ndeadline = \"10s\"\n", "between 1 minute and 30 days"),
     ("[sandbox]\nclock = \"yesterday\"\n", "ISO 8601"),
     ("[result]\ncombine = \"sum\"\n", "must be one of concat, files"),
+    ("[checkpoint]\nevery_fuel = 5\n", r"\[checkpoint\] every_fuel must be an integer from 10,000,000"),
 ])
 def test_mistakes_name_field_and_fix(jobdir, extra, match):
     with pytest.raises(SpecError, match=match):
