@@ -41,6 +41,7 @@ from daemon.ledger.placing import (effective_load, expected_duration, majority_r
                                    task_runtime)
 from daemon.ledger.events import Accepted, Offered
 from daemon.ledger.records import Answer, Job, JobState
+from daemon.ledger.checkpoints import resume_chain
 from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
@@ -136,7 +137,8 @@ class MemberDuties:
         return TaskOffer(runner.config.shard, runner.config.epoch, job.id, task, replica,
                          job.submitter, s.module_hash, s.module_size, t.input.hash, t.input.size,
                          t.input.inline, s.argv, s.fuel, s.memory_pages, s.wall_ms, s.max_output,
-                         job.clock_ns, t.replicas[replica].lease_ms, t.runtime or s.runtime)
+                         job.clock_ns, t.replicas[replica].lease_ms, t.runtime or s.runtime,
+                         ops.checkpoint_interval(s), *resume_chain(t.checkpoints))
 
     def _vote(self, runner: ReplicaRunner, job: Job, task: int, winner: Answer) -> ResultVote:
         status, output_hash, size, exit_code, stderr_hash, stderr_size = winner

@@ -21,7 +21,7 @@ from daemon.ledger.shard import ledger_operation
 from protocol.canonical import unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.messages import ledger as ops
-from protocol.messages.tasks import OutputReady
+from protocol.messages.tasks import CheckpointReady, OutputReady
 
 
 class Ledger(Protocol):
@@ -47,8 +47,8 @@ class Peers(Protocol):
     def send(self, node_id: str, msg: Any) -> None:
         """Seal ``msg`` and send it on the jobs protocol (to ourselves: handled at once)."""
 
-    async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
-        """Tell the submitter our output is ready; True once it has it."""
+    async def hand_over(self, submitter: str, ready: OutputReady | CheckpointReady) -> bool:
+        """Tell the submitter our output (or a checkpoint) is ready; True once it has it."""
 
     def connected(self) -> Iterable[str]:
         """Peers we have a connection to now."""

@@ -34,7 +34,8 @@ from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
-from protocol.messages.tasks import OutputReady, ResultVotes, TaskOffers, TaskStatus
+from protocol.messages.tasks import (CheckpointReady, OutputReady, ResultVotes, TaskOffers,
+                                     TaskStatus)
 
 log = logging.getLogger("novacron.jobs")
 
@@ -79,7 +80,7 @@ class JobsService:
     def connected(self) -> list[str]:
         return self.host.connected_peers()
 
-    async def hand_over(self, submitter: str, ready: OutputReady) -> bool:
+    async def hand_over(self, submitter: str, ready: OutputReady | CheckpointReady) -> bool:
         """Tell the submitter our output is ready; True once it has it."""
         try:
             reply = await self.host.request(submitter, HAND_OVER, self.seal(ready),
@@ -92,8 +93,10 @@ class JobsService:
 
     async def _on_hand_over(self, peer: str, frame: bytes) -> bytes:
         env = self.committees.verifier.open(frame)  # garbage counts against the peer
-        if not isinstance(env.body, OutputReady) or env.sender_id != peer:
+        if not isinstance(env.body, (OutputReady, CheckpointReady)) or env.sender_id != peer:
             raise MalformedMessage(f"{env.type} from {peer[-8:]} is not its own output hand-over")
+        if isinstance(env.body, CheckpointReady):
+            return packb(await self.submitter.take_checkpoint(peer, env.body))
         return packb(await self.submitter.take_output(peer, env.body))
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:

@@ -30,7 +30,7 @@ from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.identity import NodeIdentity, verify_signature
 from protocol.messages import ledger as ops
-from protocol.messages.tasks import OutputReady, ResultVote
+from protocol.messages.tasks import CheckpointReady, OutputReady, ResultVote
 
 log = logging.getLogger("novacron.jobs")
 
@@ -69,6 +69,8 @@ def needs_of(spec: JobSpec) -> Needs:
 
 CHUNK_BYTES = 32 * 1024
 HAND_OVER_FETCHES = 8
+KEEP_CHECKPOINTS = 32
+"""Checkpoint blobs kept pinned per task: two key-frame spans (``daemon.runtime.resumable``)."""
 """Outputs fetched at once on workers' hand-overs; more wait (their workers' reports too)."""
 
 
@@ -130,6 +132,8 @@ class SubmitterDuties:
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
         self.fetched = 0
+        self.checkpoints_taken = 0
+        self._checkpoints: dict[tuple[bytes, int], list[bytes]] = {}
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -210,6 +214,33 @@ class SubmitterDuties:
             return True  # another replica handed the same output over
         async with self._taking:
             return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
+
+    async def take_checkpoint(self, worker: str, m: CheckpointReady) -> bool:
+        """A worker took a checkpoint of one of our tasks: fetch and keep its bytes, so the
+        task can resume on another volunteer (who checks them against the ledger's agreed
+        digest). The last ``KEEP_CHECKPOINTS`` a task sent stay pinned; older ones are left
+        to the blob store's eviction."""
+        job = self.jobs.get(m.job)
+        mib = job.needs[1] if job is not None and len(job.needs) > 1 else 0
+        bound = (mib << 20) + MAX_OUTPUT + (2 << 20)
+        if job is None or m.task >= job.tasks or m.task in job.certified or m.size > bound:
+            return False
+        kept = self._checkpoints.setdefault((m.job, m.task), [])
+        if not self.blobs.store.has(m.blob):
+            async with self._taking:
+                try:
+                    await self.blobs.fetch(m.blob, [worker], max_size=max(m.size, 1))
+                except BlobUnavailable as err:
+                    log.info("checkpoint %d of task %d not fetched: %s", m.seq, m.task, err)
+                    return False
+        if m.blob not in kept:
+            self.blobs.store.pinned.add(m.blob)
+            kept.append(m.blob)
+            for old in kept[:-KEEP_CHECKPOINTS]:
+                self.blobs.store.pinned.discard(old)
+            del kept[:-KEEP_CHECKPOINTS]
+        self.checkpoints_taken += 1
+        return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -11,6 +11,12 @@ when the worker goes offline: with adaptive replication a task may have only thi
 Each task's random stream is seeded from (job, task), the same on every replica, so honest
 replicas agree byte for byte.
 
+A resumable task checkpoints every ``checkpoint_fuel`` of the offer; each checkpoint is kept
+here, handed to the submitter's node (``CheckpointReady``) and its digest reported to the
+ledger (``CheckpointReport``), in order. An offer naming a checkpoint chain (``resume``: the
+task's last agreed one) continues from it, fetched from the submitter and checked against the
+agreed digest; if it cannot be fetched the task starts over.
+
 Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
 blob it could not fetch) are reported as ``CRASHED``: the ledger frees the replica at once
 instead of waiting out its lease, and never counts it as a result.
@@ -26,21 +32,26 @@ import trio
 
 from consensus.committee import max_faulty
 from daemon.blobs import BlobService, BlobUnavailable
+from daemon.blobs.store import BlobTooLarge
 from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.errors import DaemonError
 from daemon.jobs.ports import Ledger, Peers
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.abi import STDERR_TAIL
 from daemon.runtime.cache import ModuleUnavailable
+from daemon.runtime.outcome import PAGE
+from daemon.runtime.resumable import Checkpoint
 from daemon.runtime.pool import runtime_id
 from protocol.canonical import packb
 from protocol.messages import ledger as ops
-from protocol.messages.tasks import OutputReady, TaskOffer, TaskStatus
+from protocol.messages.tasks import CheckpointReady, OutputReady, TaskOffer, TaskStatus
 from protocol.schema import encode_body
 
 log = logging.getLogger("novacron.worker")
 
 MAX_ACCEPTED = 4096
+MAX_PENDING_CHECKPOINTS = 64
+KEEP_CHECKPOINTS = 32
 
 
 class Declined(DaemonError):
@@ -72,6 +83,8 @@ class WorkerDuties:
         self.results: dict[str, int] = {}
         self.ignored_offers = 0
         self.handed_over = 0
+        self.checkpoints = 0
+        self.resumed = 0
 
     # -- offers ---------------------------------------------------------------------------------
 
@@ -134,11 +147,34 @@ class WorkerDuties:
                 o.input_hash, [o.submitter], max_size=o.input_size)
             limits = Limits(fuel=o.fuel, memory_pages=o.memory_pages, wall_s=o.wall_ms / 1000,
                             max_output=o.max_output)
-            outcome = await self.pool.run_task(o.module_hash, module, data, limits,
-                                               seed=task_seed(o.job, o.task),
-                                               argv=tuple(a.encode() for a in o.argv),
-                                               logical_time_ns=o.clock_ns,
-                                               origin=(o.job, o.task, o.replica))
+            bound = o.memory_pages * PAGE + o.max_output + (2 << 20)
+            resume: tuple[bytes, ...] = ()
+            try:
+                resume = tuple([await self.blobs.fetch(h, [o.submitter], max_size=bound)
+                                for h in o.resume])
+            except BlobUnavailable as err:  # start from the beginning: slower, never wrong
+                log.warning("task %d: cannot fetch its checkpoint (%s): starting it over",
+                            o.task, err)
+            self.resumed += bool(resume)
+            send, recv = trio.open_memory_channel[Checkpoint](MAX_PENDING_CHECKPOINTS)
+            self._reports.start_soon(self._report_checkpoints, o, recv)
+
+            async def checkpointed(c: Checkpoint) -> None:
+                try:
+                    send.send_nowait(c)
+                except trio.WouldBlock:
+                    log.warning("checkpoint %d of task %d not reported: reports are behind",
+                                c.seq, o.task)
+            with send:
+                outcome = await self.pool.run_task(o.module_hash, module, data, limits,
+                                                   seed=task_seed(o.job, o.task),
+                                                   argv=tuple(a.encode() for a in o.argv),
+                                                   logical_time_ns=o.clock_ns,
+                                                   origin=(o.job, o.task, o.replica),
+                                                   checkpoint_fuel=o.checkpoint_fuel,
+                                                   resume=resume,
+                                                   resume_digest=o.resume_digest if resume else b"",
+                                                   on_checkpoint=checkpointed)
         except BlobUnavailable as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"could not fetch the task's data: {err}")
         except PoolPaused as err:
@@ -164,6 +200,34 @@ class WorkerDuties:
                 if data and o.submitter != self.blobs.host.node_id:
                     ready.append(OutputReady(o.job, o.task, o.replica, digest, len(data)))
         self._reports.start_soon(self._hand_over_and_report, o.submitter, ready, shard, result)
+
+    async def _report_checkpoints(self, o: TaskOffer,
+                                  recv: trio.MemoryReceiveChannel[Checkpoint]) -> None:
+        """In order, one at a time: keep each checkpoint's bytes here, hand them to the
+        submitter (where another volunteer would resume from), then report its digest to the
+        ledger. A checkpoint too large for the blob store is still reported (replicas are
+        still checked against it); the task then cannot move from it."""
+        kept: list[bytes] = []
+        async with recv:
+            async for c in recv:
+                try:
+                    blob = self.blobs.store.put(c.blob, pin=True)
+                except BlobTooLarge:
+                    blob = hashlib.sha256(c.blob).digest()
+                else:
+                    kept.append(blob)
+                    for old in kept[:-KEEP_CHECKPOINTS]:
+                        self.blobs.store.pinned.discard(old)
+                    del kept[:-KEEP_CHECKPOINTS]
+                    if o.submitter != self.blobs.host.node_id:
+                        await self.peers.hand_over(o.submitter, CheckpointReady(
+                            o.job, o.task, o.replica, c.seq, blob, len(c.blob)))
+                self.checkpoints += 1
+                await self._report(o.shard, ops.CheckpointReport(
+                    o.job, o.task, o.replica, c.seq, c.steps, c.fuel_used, c.digest, blob,
+                    c.keyframe))
+        for old in kept:  # the task ended here: the submitter's node holds what it needs
+            self.blobs.store.pinned.discard(old)
 
     async def _hand_over_and_report(self, submitter: str, ready: list[OutputReady], shard: int,
                                     result: ops.Result) -> None:
@@ -195,4 +259,5 @@ class WorkerDuties:
         return {"tasks_run": self.ran, "results": self.results,
                 "queued": self._recv.statistics().current_buffer_used,
                 "running": len(self.unfinished), "ignored_offers": self.ignored_offers,
-                "outputs_handed_over": self.handed_over}
+                "outputs_handed_over": self.handed_over, "checkpoints": self.checkpoints,
+                "resumed": self.resumed}

@@ -28,7 +28,9 @@ from collections import Counter
 from typing import NamedTuple
 
 REPORT_WINDOW = 8
-AGREED_WINDOW = 8
+AGREED_WINDOW = 16
+"""At least the runtime's key-frame spacing, so the chain a new replica resumes from (the last
+key frame to the newest agreed checkpoint) is always in the ledger."""
 
 
 class CheckpointMark(NamedTuple):
@@ -38,12 +40,16 @@ class CheckpointMark(NamedTuple):
     digest: bytes
     steps: int
     fuel_used: int
+    blob: bytes = b""
+    """SHA-256 of its compressed bytes (the reporter's; the submitter's node keeps them)."""
+    keyframe: bool = False
 
 
 def marks_from_wire(v: object) -> list[CheckpointMark]:
     if not isinstance(v, list):
         return []
-    return [CheckpointMark(int(m[0]), bytes(m[1]), int(m[2]), int(m[3])) for m in v]
+    return [CheckpointMark(int(m[0]), bytes(m[1]), int(m[2]), int(m[3]), bytes(m[4]),
+                           bool(m[5])) for m in v]
 
 
 def marks_to_wire(marks: list[CheckpointMark]) -> list[list[object]]:
@@ -74,6 +80,18 @@ def settle(agreed: list[CheckpointMark], reports: dict[int, list[CheckpointMark]
         if wrong:
             caught.append((k, wrong[0]))
     return new, caught
+
+
+def resume_chain(agreed: list[CheckpointMark]) -> tuple[tuple[bytes, ...], bytes]:
+    """The blobs a new replica resumes from (the last key frame up to the newest agreed
+    checkpoint, with no gap) and the digest they must end at; ``((), b"")`` if there is none."""
+    for i in range(len(agreed) - 1, -1, -1):
+        if agreed[i].keyframe:
+            chain = agreed[i:]
+            if all(b.seq == a.seq + 1 for a, b in zip(chain, chain[1:])):
+                return tuple(m.blob for m in chain), chain[-1].digest
+            break
+    return (), b""
 
 
 def needs_tiebreak(agreed: list[CheckpointMark], reports: dict[int, list[CheckpointMark]],

@@ -342,8 +342,8 @@ class JobLedger:
             return {"state": rep.outcome}
         if rep.checkpoints and op.seq <= rep.checkpoints[-1].seq:
             return {"state": rep.outcome, "duplicate": True}
-        rep.checkpoints = (rep.checkpoints + [CheckpointMark(op.seq, op.digest, op.steps,
-                                                             op.fuel_used)])[-REPORT_WINDOW:]
+        mark = CheckpointMark(op.seq, op.digest, op.steps, op.fuel_used, op.blob, op.keyframe)
+        rep.checkpoints = (rep.checkpoints + [mark])[-REPORT_WINDOW:]
         self._settle_checkpoints(job, op.task, task)
         latest = task.checkpoints[-1].seq if task.checkpoints else None
         return {"state": rep.outcome, "agreed": latest}

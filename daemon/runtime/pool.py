@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ import daemon
 from daemon.runtime import wire
 from daemon.runtime.cache import ModuleUnavailable
 from daemon.runtime.outcome import PAGE, Limits, TaskOutcome
+from daemon.runtime.resumable import Checkpoint
 from daemon.runtime.volunteer import (CpuSample, VolunteerPrefs, cpu_count, load_between,
                                       may_run_now, read_cpu_sample)
 from protocol.messages.tasks import TaskStatus
@@ -370,9 +371,16 @@ class WorkerPool:
     async def run_task(self, module_hash: bytes, module: bytes | None, stdin: bytes,
                        limits: Limits, *, seed: bytes = b"", argv: tuple[bytes, ...] = (b"task",),
                        logical_time_ns: int = 0,
-                       origin: tuple[bytes, int, int] | None = None) -> TaskOutcome:
+                       origin: tuple[bytes, int, int] | None = None,
+                       checkpoint_fuel: int = 0, resume: tuple[bytes, ...] = (),
+                       resume_digest: bytes = b"",
+                       on_checkpoint: Callable[[Checkpoint], Awaitable[None]] | None = None,
+                       ) -> TaskOutcome:
         """Run one task on some worker. Raises PoolPaused (not now) or ModuleUnavailable (no
-        worker has the module cached and ``module`` is None: fetch the blob and call again)."""
+        worker has the module cached and ``module`` is None: fetch the blob and call again).
+
+        A resumable module checkpoints every ``checkpoint_fuel`` (if not 0), each checkpoint
+        handed to ``on_checkpoint`` as it arrives, and continues from ``resume`` if given."""
         accepting, reason = self.gate
         if not accepting:
             raise PoolPaused(reason)
@@ -382,7 +390,11 @@ class WorkerPool:
                                f"this volunteer allows {self.config.max_memory_mb} MiB")
         if self.slowdown > 1:  # the throttle pauses workers: the same work takes longer
             limits = replace(limits, wall_s=min(86400.0, limits.wall_s * self.slowdown))
-        request = wire.RunRequest(module_hash, module, stdin, limits, seed, argv, logical_time_ns)
+        request = wire.RunRequest(module_hash, module, stdin, limits, seed, argv, logical_time_ns,
+                                  checkpoint_fuel, resume, resume_digest)
+        # a checkpoint frame holds up to the whole memory, its output so far and some slack
+        frame_limit = limits.max_output + (1 << 20) + (
+            limits.memory_pages * PAGE + limits.max_output + (2 << 20) if checkpoint_fuel else 0)
         worker = await self._borrow()
         allowance = (self.config.compile_allowance_s if module is not None
                      else self.config.load_allowance_s)
@@ -395,7 +407,11 @@ class WorkerPool:
         try:
             with trio.move_on_after(deadline) as scope:
                 await worker.send(request.to_wire())
-                reply = await worker.receive(limit=limits.max_output + (1 << 20))
+                reply = await worker.receive(limit=frame_limit)
+                while "checkpoint" in reply:
+                    if on_checkpoint is not None:
+                        await on_checkpoint(wire.checkpoint_from_wire(reply["checkpoint"]))
+                    reply = await worker.receive(limit=frame_limit)
         except (WorkerGone, wire.WireError):
             return await self._crashed(worker, origin, began)
         except BaseException:

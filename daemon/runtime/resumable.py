@@ -43,7 +43,7 @@ import numpy as np
 import wasmtime
 
 from daemon.runtime import checkpoint as ck
-from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
+from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome
 from daemon.runtime.wasi import TaskIO
 
 STEP_EXPORT = "novacron_step"
@@ -191,7 +191,8 @@ def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes
     Raises ``checkpoint.CheckpointError`` if ``resume`` is not a valid chain ending at
     ``resume_digest``; every way the task itself can end is an outcome.
     """
-    from daemon.runtime.sandbox import Sandbox  # the sandbox imports us for its dispatch
+    from daemon.runtime.sandbox import (Sandbox, ending_of, new_store,  # it imports us
+                                        outcome_of)
     assert isinstance(sandbox, Sandbox)
     began = time.perf_counter()
     restored = None
@@ -199,11 +200,7 @@ def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes
         chain = [ck.decode(b, max_memory=limits.memory_pages * PAGE, max_output=limits.max_output)
                  for b in resume]
         restored = ck.replay(chain, resume_digest)
-    store = wasmtime.Store(sandbox.engine)
-    store.set_fuel(limits.fuel)
-    store.set_limits(memory_size=limits.memory_pages * PAGE, table_elements=1_000_000,
-                     instances=1, tables=4, memories=1)
-    store.set_epoch_deadline(1)
+    store = new_store(sandbox.engine, limits, fuel=True)
     io = TaskIO(stdin, argv, seed, logical_time_ns, limits.max_output)
     steps = 0
     if restored is not None:
@@ -254,24 +251,13 @@ def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes
     except _Done as done:
         end = done.end
     except (wasmtime.Trap, wasmtime.WasmtimeError) as err:
-        from daemon.runtime.sandbox import _first_line, _stopped, _trap_ending
-        if io.stop is not None:
-            end = _stopped(io.stop)
-        elif isinstance(err, wasmtime.Trap):
-            end = _trap_ending(err)
-        else:
-            end = Ending(EndKind.INSTANTIATE_FAILED, message=_first_line(str(err)))
+        end = ending_of(err, io)
     finally:
         sandbox.watchdog.disarm()
         sandbox.wasi.io = None
     if stopped_at is not None:
         return ResumableResult(None, taken, stopped_at)
-    fuel_used = limits.fuel - store.get_fuel()
-    pages = memory.size(store) if memory is not None else 0
-    status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
-    outcome = TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
-                          time.perf_counter() - began, bytes(io.stderr))
-    return ResumableResult(outcome, taken)
+    return ResumableResult(outcome_of(end, store, memory, io, limits, began, fuel=True), taken)
 
 
 class _Done(Exception):

@@ -30,6 +30,7 @@ from pathlib import Path
 import wasmtime
 
 from daemon.runtime.cache import ModuleCache, ModuleRefused
+from daemon.runtime.checkpoint import CheckpointError
 from daemon.runtime.resumable import (CheckpointPolicy, OnCheckpoint, ResumableResult,
                                        is_resumable, run_resumable)
 from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome, classify
@@ -116,9 +117,18 @@ class Sandbox:
 
     def run(self, module_hash: bytes, module_bytes: bytes | None, stdin: bytes, limits: Limits,
             *, seed: bytes = b"", argv: tuple[bytes, ...] = (b"task",),
-            logical_time_ns: int = 0) -> TaskOutcome:
+            logical_time_ns: int = 0, checkpoints: CheckpointPolicy | None = None,
+            on_checkpoint: OnCheckpoint | None = None, resume: Sequence[bytes] = (),
+            resume_digest: bytes | None = None) -> TaskOutcome:
         """Run the module's ``_start`` on ``stdin``. Raises ModuleUnavailable only; every other
-        way a task can end is a TaskOutcome."""
+        way a task can end is a TaskOutcome.
+
+        A resumable module (``resumable``) runs step by step instead, checkpointing by
+        ``checkpoints`` (if given) and continuing from ``resume`` (a chain ending at
+        ``resume_digest``) if given. Stopped by ``on_checkpoint`` (the volunteer hands the task
+        over), or given a chain that does not verify, it ends as CRASHED: a fault of this node
+        or of whoever sent the chain, never a result.
+        For a command module these are ignored: it cannot checkpoint."""
         began = time.perf_counter()
         if len(stdin) > limits.max_input:
             return TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} bytes, "
@@ -128,10 +138,16 @@ class Sandbox:
         except ModuleRefused as err:
             return TaskOutcome(TaskStatus.REFUSED, str(err), wall_s=time.perf_counter() - began)
         began = time.perf_counter()  # wall_s is the task's own time, not a first compile's
-        if is_resumable(entry.module):  # run to the end without checkpoints (nobody asked)
-            return run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
-                                 logical_time_ns=logical_time_ns).outcome or TaskOutcome(
-                                     TaskStatus.REFUSED, "stopped without a result")
+        if is_resumable(entry.module):
+            try:
+                done = run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
+                                     logical_time_ns=logical_time_ns, policy=checkpoints,
+                                     resume=resume, resume_digest=resume_digest,
+                                     on_checkpoint=on_checkpoint)
+                return done.outcome or TaskOutcome(
+                    TaskStatus.CRASHED, f"stopped at checkpoint {done.stopped_at} to hand over")
+            except CheckpointError as err:
+                return TaskOutcome(TaskStatus.CRASHED, f"cannot resume from its checkpoint: {err}")
 
         store = new_store(self.engine, limits, fuel=True)
         io = TaskIO(stdin, argv, seed, logical_time_ns, limits.max_output)
@@ -151,6 +167,30 @@ class Sandbox:
             self.watchdog.disarm()
             self.wasi.io = None
         return outcome_of(end, store, memory, io, limits, began, fuel=True)
+
+    def run_resumable(self, module_hash: bytes, module_bytes: bytes | None, stdin: bytes,
+                      limits: Limits, *, policy: CheckpointPolicy, resume: Sequence[bytes] = (),
+                      resume_digest: bytes | None = None,
+                      on_checkpoint: OnCheckpoint | None = None, seed: bytes = b"",
+                      argv: tuple[bytes, ...] = (b"task",),
+                      logical_time_ns: int = 0) -> ResumableResult:
+        """Run a resumable module with checkpoints by ``policy``, from the start or from the
+        checkpoint chain ``resume`` (see ``resumable``). Raises ModuleUnavailable, and
+        CheckpointError for a chain that does not verify."""
+        if len(stdin) > limits.max_input:
+            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} "
+                                               f"bytes, limit {limits.max_input:,}"), 0)
+        try:
+            entry = self.cache.get(module_hash, module_bytes)
+        except ModuleRefused as err:
+            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, str(err)), 0)
+        if not is_resumable(entry.module):
+            return ResumableResult(TaskOutcome(
+                TaskStatus.REFUSED, "module does not export `novacron_step`, so it cannot "
+                "checkpoint: see docs/jobs.md, \"Long tasks\""), 0)
+        return run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
+                             logical_time_ns=logical_time_ns, policy=policy, resume=resume,
+                             resume_digest=resume_digest, on_checkpoint=on_checkpoint)
 
 
 def new_store(engine: wasmtime.Engine, limits: Limits, *, fuel: bool) -> wasmtime.Store:
@@ -190,30 +230,6 @@ def outcome_of(end: Ending, store: wasmtime.Store, memory: wasmtime.Memory | Non
     status, detail = classify(end, limits, memory_pages=pages, stderr=bytes(io.stderr))
     return TaskOutcome(status, detail, bytes(io.stdout), end.exit_code, fuel_used, pages,
                        time.perf_counter() - began, bytes(io.stderr))
-
-    def run_resumable(self, module_hash: bytes, module_bytes: bytes | None, stdin: bytes,
-                      limits: Limits, *, policy: CheckpointPolicy, resume: Sequence[bytes] = (),
-                      resume_digest: bytes | None = None,
-                      on_checkpoint: OnCheckpoint | None = None, seed: bytes = b"",
-                      argv: tuple[bytes, ...] = (b"task",),
-                      logical_time_ns: int = 0) -> ResumableResult:
-        """Run a resumable module with checkpoints by ``policy``, from the start or from the
-        checkpoint chain ``resume`` (see ``resumable``). Raises ModuleUnavailable, and
-        CheckpointError for a chain that does not verify."""
-        if len(stdin) > limits.max_input:
-            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} "
-                                               f"bytes, limit {limits.max_input:,}"), 0)
-        try:
-            entry = self.cache.get(module_hash, module_bytes)
-        except ModuleRefused as err:
-            return ResumableResult(TaskOutcome(TaskStatus.REFUSED, str(err)), 0)
-        if not is_resumable(entry.module):
-            return ResumableResult(TaskOutcome(
-                TaskStatus.REFUSED, "module does not export `novacron_step`, so it cannot "
-                "checkpoint: see docs/jobs.md, \"Long tasks\""), 0)
-        return run_resumable(self, entry.pre, stdin, limits, seed=seed, argv=argv,
-                             logical_time_ns=logical_time_ns, policy=policy, resume=resume,
-                             resume_digest=resume_digest, on_checkpoint=on_checkpoint)
 
 
 def _stopped(stop: BaseException) -> Ending:

@@ -89,6 +89,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
           python_cache: Path | None = None) -> None:
     from daemon.runtime.python_tasks import PythonTasks
     from daemon.runtime.cache import ModuleUnavailable
+    from daemon.runtime.resumable import Checkpoint, CheckpointPolicy
     from daemon.runtime.sandbox import Sandbox
 
     sandbox = Sandbox(cache_dir, cache_capacity=cache_capacity)
@@ -104,9 +105,18 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
             if python.owns(request.module_hash, request.module):
                 outcome = python.run(request)
             else:
+                def send_checkpoint(c: Checkpoint) -> bool:
+                    out.write(wire.encode({"checkpoint": wire.checkpoint_to_wire(c)}))
+                    out.flush()
+                    return True
+                policy = (CheckpointPolicy(request.checkpoint_fuel)
+                          if request.checkpoint_fuel else None)
                 outcome = sandbox.run(request.module_hash, request.module, request.stdin,
                                       request.limits, seed=request.seed, argv=request.argv,
-                                      logical_time_ns=request.logical_time_ns)
+                                      logical_time_ns=request.logical_time_ns,
+                                      checkpoints=policy, on_checkpoint=send_checkpoint,
+                                      resume=request.resume,
+                                      resume_digest=request.resume_digest or None)
             reply: dict[str, object] = {"outcome": outcome.to_wire()}
         except ModuleUnavailable:
             reply = {"missing": True}

@@ -177,6 +177,11 @@ class CheckpointReport:
     steps: U64
     fuel_used: U64
     digest: Digest
+    blob: Digest
+    """SHA-256 of the compressed checkpoint bytes, handed to the submitter's node: where a new
+    replica fetches them (not part of the agreement: the digest is)."""
+    keyframe: bool
+    """The checkpoint holds the whole state (a chain to resume from starts at one)."""
 
 
 @message("ledger.leave", 1)

@@ -14,6 +14,8 @@ from protocol.types import U8, U32, U64, Digest, Name, NodeIdText, Signature
 
 RUNTIME = "wasm32-wasi"
 """The sandbox target every worker runs; a task is pinned to ``RUNTIME@<build id>``."""
+MAX_RESUME_CHAIN = 16
+"""Checkpoints from a key frame to the newest, at most (``daemon.runtime.resumable``)."""
 
 
 class TaskStatus(IntEnum):
@@ -56,6 +58,29 @@ class TaskOffer:
     runtime: Name
     """The exact runtime (``wasm32-wasi@ID``) the task is pinned to, or the bare target: a
     worker that no longer runs it (upgraded since its record was gossiped) declines."""
+    checkpoint_fuel: U64 = 0
+    """A resumable module's checkpoint interval (``ledger.checkpoint_interval`` of the job):
+    every replica checkpoints after the same steps and reports each digest to the ledger."""
+    resume: Annotated[tuple[Digest, ...], MaxItems(MAX_RESUME_CHAIN)] = ()
+    """The task's last agreed checkpoint, as the blob hashes of its chain (a key frame, then
+    deltas), kept by the submitter's node; empty: start from the beginning."""
+    resume_digest: Annotated[bytes, MaxLen(32)] = b""
+    """The agreed digest the chain must end at (checked before a byte of it is used)."""
+
+
+@message("task.checkpoint", 1)
+@dataclass(frozen=True, slots=True)
+class CheckpointReady:
+    """From a worker to the job's submitter, with each checkpoint it takes: "fetch this blob".
+    The submitter's node keeps a task's recent chain, so the task can resume on another
+    volunteer after this one leaves."""
+
+    job: Digest
+    task: U32
+    replica: U8
+    seq: U32
+    blob: Digest
+    size: U64
 
 
 @message("task.output", 1)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
-from daemon.ledger.checkpoints import REPORT_WINDOW, CheckpointMark, needs_tiebreak, settle
+from daemon.ledger.checkpoints import (REPORT_WINDOW, CheckpointMark, needs_tiebreak,
+                                       resume_chain, settle)
 from daemon.ledger.events import ReplicaFailed
 from daemon.ledger.records import ReplicaOutcome, TaskState
 from daemon.ledger.state import JobLedger
@@ -22,7 +23,8 @@ def digest(seq: int, honest: bool = True) -> bytes:
 def ckpt(h: Harness, job: bytes, task: int, replica: int, seq: int, honest: bool = True) -> dict:
     rep = h.ledger.jobs[job].tasks[task].replicas[replica]
     return h.call(h.worker(rep.worker), ops.CheckpointReport(
-        job, task, replica, seq, 100 * (seq + 1), 10**8 * (seq + 1), digest(seq, honest)))
+        job, task, replica, seq, 100 * (seq + 1), 10**8 * (seq + 1), digest(seq, honest),
+        hashlib.sha256(b"blob %d" % seq).digest(), seq % 4 == 0))
 
 
 def test_a_checkpoint_is_recorded_once_a_quorum_reports_the_same_digest():
@@ -35,7 +37,10 @@ def test_a_checkpoint_is_recorded_once_a_quorum_reports_the_same_digest():
     assert ckpt(h, job, 0, 1, 0)["agreed"] == 0
     assert ckpt(h, job, 0, 1, 1)["agreed"] == 1
     assert [m.seq for m in task.checkpoints] == [0, 1]
-    assert task.checkpoints[-1] == CheckpointMark(1, digest(1), 200, 2 * 10**8)
+    assert task.checkpoints[-1] == CheckpointMark(1, digest(1), 200, 2 * 10**8,
+                                                  hashlib.sha256(b"blob 1").digest(), False)
+    blobs, last = resume_chain(task.checkpoints)  # what a new replica would resume from
+    assert blobs == (task.checkpoints[0].blob, task.checkpoints[1].blob) and last == digest(1)
     assert ckpt(h, job, 0, 1, 1).get("duplicate") is True  # a repeat changes nothing
     assert h.ledger.jobs[job].counts()["checkpointed"] == 1
     row = h.call(MEMBERS[0], ops.Query(job, 0, 1, False))["tasks"][0]
@@ -95,7 +100,8 @@ def test_reports_must_come_from_the_replicas_worker_and_are_bounded():
     h.place_all(job)
     task = h.ledger.jobs[job].tasks[0]
     other = task.replicas[1].worker
-    reply = h.call(h.worker(other), ops.CheckpointReport(job, 0, 0, 0, 1, 1, digest(0)))
+    reply = h.call(h.worker(other), ops.CheckpointReport(job, 0, 0, 0, 1, 1, digest(0),
+                                                         digest(0), True))
     assert "not assigned to you" in reply["error"]
     for seq in range(3 * REPORT_WINDOW):
         ckpt(h, job, 0, 0, seq)
@@ -147,3 +153,7 @@ def test_settle_and_tiebreak_are_pure_rules():
     assert needs_tiebreak([], {0: [m(0, a)], 1: [m(0, b)]}, 2)
     assert not needs_tiebreak([], {0: [m(0, a)], 1: []}, 2)
     assert not needs_tiebreak([m(0, a)], {0: [m(0, a)], 1: [m(0, b)]}, 2)  # already decided
+    key = CheckpointMark(4, a, 1, 1, b"k", True)
+    assert resume_chain([m(3, a), key, m(5, b)]) == ((b"k", b""), b)
+    assert resume_chain([key, m(6, b)]) == ((), b"")  # a gap: start from the beginning
+    assert resume_chain([m(5, a)]) == ((), b"")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import trio
 import wasmtime
 import zstandard
 
@@ -222,3 +223,32 @@ def test_bad_input_exits_with_the_modules_code(sandbox):
     assert out.status is TaskStatus.EXITED and out.exit_code == 2
     assert b"life: input must be" in out.stderr
 
+
+
+async def test_the_worker_pool_streams_checkpoints_and_resumes_in_another_process(
+        tmp_path, sandbox, plain):
+    from daemon.runtime.pool import PoolConfig, WorkerPool
+
+    every = plain.fuel_used // 6
+    local, _ = run_all(sandbox, CheckpointPolicy(every_fuel=every))
+    pool = WorkerPool(PoolConfig(workers=1, nice=0, cache_dir=tmp_path, max_memory_mb=256,
+                                 runtime_overhead_mb=1024))
+    streamed: list[Checkpoint] = []
+
+    async def keep(c: Checkpoint) -> None:
+        streamed.append(c)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        first = await pool.run_task(LIFE_HASH, LIFE, INPUT, LIMITS, checkpoint_fuel=every,
+                                    on_checkpoint=keep)
+        # the same checkpoints as in this process, byte for byte
+        assert [c.blob for c in streamed] == [c.blob for c in local]
+        assert first.output == plain.output and first.fuel_used == plain.fuel_used
+        again = await pool.run_task(LIFE_HASH, None, INPUT, LIMITS, checkpoint_fuel=every,
+                                    resume=(streamed[0].blob, streamed[1].blob),
+                                    resume_digest=streamed[1].digest)
+        assert again.output == plain.output and again.fuel_used == plain.fuel_used
+        broken = await pool.run_task(LIFE_HASH, None, INPUT, LIMITS, checkpoint_fuel=every,
+                                     resume=(streamed[1].blob,), resume_digest=streamed[1].digest)
+        assert broken.status is TaskStatus.CRASHED and "key frame" in broken.detail
+        nursery.cancel_scope.cancel()
