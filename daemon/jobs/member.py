@@ -37,8 +37,8 @@ from consensus.committee import DIRECTORY_SHARD
 from daemon.committees.runner import ReplicaRunner
 from daemon.jobs.ports import CandidateSource, Ledger, Peers
 from daemon.ledger.certificate import sign_vote
-from daemon.ledger.placing import (effective_load, expected_duration, majority_runtime, propose,
-                                   task_runtime)
+from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
+                                   majority_runtime, propose, task_runtime)
 from daemon.ledger.events import Accepted, Offered
 from daemon.ledger.records import Answer, Job, JobState
 from daemon.ledger.checkpoints import resume_chain
@@ -229,7 +229,7 @@ class MemberDuties:
             now_ms = max(ledger.now_ms, int(time.time() * 1000))
             batch: list[ops.TaskAssignment] = []
             extra: Counter[str] = Counter()
-            duration = expected_duration(job.spec, job.runtimes_ms)
+            duration = expected_duration(job.spec, job.runtimes_ms, job_is_resumable(job))
             empty = ops.Place(job.id, now_ms, duration[0], cands, ())
             majority = majority_runtime(cands, job.spec.runtime)
             size = len(packb([ops.encode_op(empty)]))

@@ -40,6 +40,9 @@ MIN_RUNTIME_SAMPLES = 3
 """Accepted run times needed before their median replaces the default estimate."""
 DURATION_TOLERANCE = 2.0
 MIN_DURATION_MS = 1000
+RESUMABLE_HORIZON_MS = 2 * 3_600_000
+"""What a resumable task asks of a host's forecast at most: the next two hours of its run
+(``scripts/sim_churn_checkpoint.py`` uses the same horizon)."""
 MAX_EXPLANATION_BYTES = 8192
 QUEUE_CAP = 4.0
 """A worker with this many tasks per slot queued or running is not a candidate until it
@@ -73,23 +76,42 @@ def default_duration_ms(spec: ops.Submit) -> int:
     return max(MIN_DURATION_MS, spec.wall_ms // DURATION_SHARE)
 
 
-def expected_duration(spec: ops.Submit, runtimes_ms: Sequence[int]) -> tuple[int, str]:
-    """(duration in ms, what it is based on) for placing the job's next replicas."""
+def expected_duration(spec: ops.Submit, runtimes_ms: Sequence[int],
+                      resumable: bool = False) -> tuple[int, str]:
+    """(duration in ms, what it is based on) for placing the job's next replicas.
+
+    A resumable job's task (``job_is_resumable``) asks a host only for the next
+    ``RESUMABLE_HORIZON_MS`` of its run: if the host leaves, the task continues elsewhere from
+    its last agreed checkpoint, so a host that will not stay up to the end is still useful."""
     if len(runtimes_ms) < MIN_RUNTIME_SAMPLES:
-        return default_duration_ms(spec), "a quarter of the wall-clock limit (too few results yet)"
-    ordered = sorted(runtimes_ms)
-    median = ordered[len(ordered) // 2]
-    ms = min(max(MIN_DURATION_MS, median), max(MIN_DURATION_MS, spec.wall_ms))
-    return ms, f"median run time of its last {len(ordered)} accepted replicas"
+        ms, basis = default_duration_ms(spec), "a quarter of the wall-clock limit (too few results yet)"
+    else:
+        ordered = sorted(runtimes_ms)
+        median = ordered[len(ordered) // 2]
+        ms = min(max(MIN_DURATION_MS, median), max(MIN_DURATION_MS, spec.wall_ms))
+        basis = f"median run time of its last {len(ordered)} accepted replicas"
+    if resumable and ms > RESUMABLE_HORIZON_MS:
+        return RESUMABLE_HORIZON_MS, (f"{basis}; resumable: the host is asked for its next "
+                                      f"{RESUMABLE_HORIZON_MS // 3_600_000} h only")
+    return ms, basis
 
 
-def duration_problem(spec: ops.Submit, runtimes_ms: Sequence[int], proposed_ms: int) -> str | None:
-    """None if a proposal's duration is one this replica would accept, else why not."""
+def job_is_resumable(job: Any) -> bool:
+    """Has any task of the job an agreed checkpoint? (Replicated state: every replica agrees.)"""
+    return any(t.checkpoints for t in job.tasks)
+
+
+def duration_problem(spec: ops.Submit, runtimes_ms: Sequence[int], proposed_ms: int,
+                     resumable: bool = False) -> str | None:
+    """None if a proposal's duration is one this replica would accept, else why not. (A
+    resumable job's proposal may predate its first agreed checkpoint: either estimate goes.)"""
     if proposed_ms == default_duration_ms(spec):
         return None  # what every placement assumed before run times were learned
-    own, _ = expected_duration(spec, runtimes_ms)
-    if own / DURATION_TOLERANCE <= proposed_ms <= own * DURATION_TOLERANCE:
-        return None
+    for judged in ((False, True) if resumable else (False,)):
+        own, _ = expected_duration(spec, runtimes_ms, judged)
+        if own / DURATION_TOLERANCE <= proposed_ms <= own * DURATION_TOLERANCE:
+            return None
+    own, _ = expected_duration(spec, runtimes_ms, resumable)
     return (f"duration {proposed_ms / 1000:.1f} s is not within {DURATION_TOLERANCE:g}x "
             f"of the ledger's estimate {own / 1000:.1f} s")
 
@@ -176,7 +198,7 @@ def check_proposal(job: Any, index: int, workers: tuple[str, ...], op: ops.Place
 
     if len(packb(assignment.explanation)) > MAX_EXPLANATION_BYTES:
         return "explanation too large", None
-    problem = duration_problem(job.spec, job.runtimes_ms, op.duration_ms)
+    problem = duration_problem(job.spec, job.runtimes_ms, op.duration_ms, job_is_resumable(job))
     if problem:
         return problem, None
     try:

@@ -157,3 +157,25 @@ def test_settle_and_tiebreak_are_pure_rules():
     assert resume_chain([m(3, a), key, m(5, b)]) == ((b"k", b""), b)
     assert resume_chain([key, m(6, b)]) == ((), b"")  # a gap: start from the beginning
     assert resume_chain([m(5, a)]) == ((), b"")
+
+
+def test_placement_asks_a_resumable_task_only_for_its_next_hours():
+    from daemon.ledger.placing import (RESUMABLE_HORIZON_MS, duration_problem, expected_duration,
+                                       job_is_resumable)
+
+    h = Harness(wall_ms=24 * 3_600_000, max_replicas=4)
+    job = h.submit(2)
+    h.place_all(job)
+    rec = h.ledger.jobs[job]
+    six_hours = [6 * 3_600_000] * 3
+    assert not job_is_resumable(rec)
+    assert expected_duration(rec.spec, six_hours)[0] == 6 * 3_600_000
+    for k in range(2):
+        ckpt(h, job, 0, k, 0)
+    assert job_is_resumable(rec)  # learned from its first agreed checkpoint
+    ms, basis = expected_duration(rec.spec, six_hours, resumable=True)
+    assert ms == RESUMABLE_HORIZON_MS and "resumable" in basis
+    assert duration_problem(rec.spec, six_hours, RESUMABLE_HORIZON_MS, True) is None
+    assert duration_problem(rec.spec, six_hours, 6 * 3_600_000, True) is None  # proposed before
+    assert duration_problem(rec.spec, six_hours, 30 * 60_000, True) is not None
+    assert duration_problem(rec.spec, six_hours, RESUMABLE_HORIZON_MS, False) is not None
