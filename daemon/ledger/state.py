@@ -247,9 +247,20 @@ class JobLedger:
         if len(times) > self.f:
             candidate = times[self.f]  # the (f+1)-th largest: at most an honest member's clock
             if candidate > self.now_ms:
+                if not self.now_ms:
+                    self._start_clock(candidate)
                 self.now_ms = candidate
                 self._expire()
         return {"now_ms": self.now_ms}
+
+    def _start_clock(self, start_ms: int) -> None:
+        """The first tick: jobs submitted before it were stamped with time 0; their deadline
+        (and logical clock) counts from now, not from 1970 (which failed them at once)."""
+        for job in self.jobs.values():
+            if not job.submitted_ms:
+                job.submitted_ms = start_ms
+                if not job.spec.clock_ns:
+                    job.clock_ns = start_ms * 1_000_000
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding
@@ -260,7 +271,9 @@ class JobLedger:
         job = self._job(op.job)
         if job.state != JobState.OPEN:
             raise _Refused(f"job is {job.state}")
-        if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS and self.now_ms:
+        if not self.now_ms:
+            raise _Refused("the ledger clock has not started yet (no ticks): leases need it")
+        if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS:
             raise _Refused("placement time is too far from the ledger clock")
         placed, refused = 0, []
         extra: Counter[str] = Counter()  # tasks given to each worker earlier in this operation
