@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +57,10 @@ class JobsService:
         self.host = host
         self.blobs = blobs
         self.pool = pool
-        self.submitter = SubmitterDuties(identity, self.ledger, committees.db, blobs, soft)
-        self.member = MemberDuties(identity, self.ledger, self, soft)
+        self.clock = committees.clock
+        self.submitter = SubmitterDuties(identity, self.ledger, committees.db, blobs, soft,
+                                         self.clock)
+        self.member = MemberDuties(identity, self.ledger, self, soft, self.clock)
         self.worker = WorkerDuties(pool, blobs, self.ledger, self)
         committees.listeners.append(self.member.on_committed)
         host.handle(PROTOCOL, self._on_frame)
@@ -68,7 +69,7 @@ class JobsService:
     # -- the jobs protocol (``ports.Peers``) -----------------------------------------------------
 
     def seal(self, msg: Any) -> bytes:
-        return self.committees.signer.seal(msg, time.monotonic())
+        return self.committees.signer.seal(msg, self.clock.now())
 
     def send(self, node_id: str, msg: Any) -> None:
         data = self.seal(msg)
@@ -122,7 +123,7 @@ class JobsService:
                 while True:
                     runners = [r for (s, e), r in self.committees.replicas.items()
                                if s != DIRECTORY_SHARD and e == self.committees.epoch.epoch]
-                    self.member.tick(nursery, runners, time.monotonic())
+                    self.member.tick(nursery, runners, self.clock.now())
                     with trio.move_on_after(TICK_S):
                         await self.member.wake.wait()
                     self.member.wake = trio.Event()

@@ -12,23 +12,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
+from daemon.clock import Clock, SystemClock
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.errors import DaemonError
 from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.ports import CandidateSource, Ledger
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
-from daemon.ledger.certificate import ResultCertificate, statement
+from daemon.jobs.tally import VoteTally
+from daemon.ledger.certificate import ResultCertificate
 from daemon.ledger.records import job_id
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
-from protocol.identity import NodeIdentity, verify_signature
+from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import CheckpointReady, OutputReady, ResultVote
 
@@ -112,8 +113,9 @@ class Unplaceable(DaemonError):
 
 class SubmitterDuties:
     def __init__(self, identity: NodeIdentity, ledger: Ledger, db: Database, blobs: BlobService,
-                 soft: CandidateSource) -> None:
+                 soft: CandidateSource, clock: Clock | None = None) -> None:
         self.identity = identity
+        self.clock: Clock = clock or SystemClock()
         self.ledger = ledger
         self.network = ledger.network
         self.db = db
@@ -128,7 +130,7 @@ class SubmitterDuties:
             jid, task = key[:32], int.from_bytes(key[32:36], "big")
             if jid in self.jobs:
                 self.jobs[jid].certified.add(task)
-        self._votes: dict[tuple[bytes, int], dict[bytes, dict[int, bytes]]] = {}
+        self.tally = VoteTally(self.network, ledger.chain_before)
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
         self.fetched = 0
@@ -161,7 +163,7 @@ class SubmitterDuties:
             first += len(chunk)
         if "error" in reply:
             return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
-        job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(time.time() * 1000),
+        job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(self.clock.wall() * 1000),
                        spec.combine, spec.source, list(dataclasses.astuple(needs_of(spec)))[:3])
         with self.db.transaction():
             self.db.put(NS_JOBS, job.id, job.to_bytes())
@@ -172,25 +174,11 @@ class SubmitterDuties:
 
     def on_vote(self, sender: bytes, v: ResultVote) -> None:
         job = self.jobs.get(v.job)
-        committee = self.ledger.committee_of(v.shard, v.epoch)
-        if job is None or committee is None or sender not in committee or v.task in job.certified:
+        if job is None or v.task in job.certified:
             return
-        fields = (self.network, v.shard, v.epoch, v.seq, v.job, v.task, int(v.status),
-                  v.exit_code, v.output_hash, v.output_size, v.agreed, v.stderr_hash, v.stderr_size)
-        stmt = statement(*fields)
-        if not verify_signature(sender, stmt, v.signature):
+        cert = self.tally.add(sender, v, self.ledger.committee_of(v.shard, v.epoch))
+        if cert is None:
             return
-        per_task = self._votes.setdefault((v.job, v.task), {})
-        sigs = per_task.setdefault(stmt, {})
-        sigs[committee.index(sender)] = v.signature
-        from consensus.quorum import quorum_size
-
-        if len(sigs) < quorum_size(len(committee)):
-            return
-        cert = ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
-                                 int(v.status), v.exit_code, v.output_hash, v.output_size, committee,
-                                 tuple(sorted(sigs.items())), self.ledger.chain_before(v.epoch),
-                                 v.agreed, v.stderr_hash, v.stderr_size)
         import json
 
         key = v.job + v.task.to_bytes(4, "big")
@@ -198,7 +186,6 @@ class SubmitterDuties:
             self.db.put(NS_CERTS, key, json.dumps(cert.to_json()).encode())
             self.db.put(NS_CERTS + "-workers", key, packb(list(v.workers)))
         job.certified.add(v.task)
-        del self._votes[(v.job, v.task)]
         try:
             self._fetch_send.send_nowait((v.job, v.task, v))
         except trio.WouldBlock:

@@ -30,26 +30,23 @@ from typing import Any
 
 import trio
 
-from consensus.committee import max_faulty
 from daemon.blobs import BlobService, BlobUnavailable
 from daemon.blobs.store import BlobTooLarge
 from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.errors import DaemonError
 from daemon.jobs.ports import Ledger, Peers
+from daemon.jobs.tally import MAX_ACCEPTED, OfferTally
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
 from daemon.runtime.abi import STDERR_TAIL
 from daemon.runtime.cache import ModuleUnavailable
 from daemon.runtime.outcome import PAGE
 from daemon.runtime.resumable import Checkpoint
 from daemon.runtime.pool import runtime_id
-from protocol.canonical import packb
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import CheckpointReady, OutputReady, TaskOffer, TaskStatus
-from protocol.schema import encode_body
 
 log = logging.getLogger("novacron.worker")
 
-MAX_ACCEPTED = 4096
 MAX_PENDING_CHECKPOINTS = 64
 KEEP_CHECKPOINTS = 32
 
@@ -74,14 +71,12 @@ class WorkerDuties:
         self.ledger = ledger
         self.peers = peers
         self.blobs = blobs
-        self._votes: dict[tuple[bytes, int, int], dict[bytes, set[bytes]]] = {}
-        self.accepted: dict[tuple[bytes, int, int], TaskOffer] = {}
+        self.tally = OfferTally(MAX_ACCEPTED)
         self.unfinished: set[tuple[bytes, int, int]] = set()
         self._send, self._recv = trio.open_memory_channel[TaskOffer](MAX_ACCEPTED)
         self._reports: trio.Nursery
         self.ran = 0
         self.results: dict[str, int] = {}
-        self.ignored_offers = 0
         self.handed_over = 0
         self.checkpoints = 0
         self.resumed = 0
@@ -89,29 +84,22 @@ class WorkerDuties:
     # -- offers ---------------------------------------------------------------------------------
 
     def on_offer(self, sender: bytes, offer: TaskOffer) -> None:
-        committee = self.ledger.committee_of(offer.shard, offer.epoch)
-        if committee is None or sender not in committee:
-            self.ignored_offers += 1
+        taken = self.tally.add(sender, offer, self.ledger.committee_of(offer.shard, offer.epoch))
+        if taken is None:
             return
-        key = (offer.job, offer.task, offer.replica)
-        if key in self.accepted:
-            return
-        body = packb(encode_body(offer, validate=False))
-        votes = self._votes.setdefault(key, {})
-        voters = votes.setdefault(body, set())
-        voters.add(sender)
-        if len(voters) >= max_faulty(len(committee)) + 1:
-            del self._votes[key]
-            if len(self.accepted) >= MAX_ACCEPTED:
-                self.accepted.pop(next(iter(self.accepted)))
-            self.accepted[key] = offer
-            try:
-                self._send.send_nowait(offer)
-                self.unfinished.add(key)
-            except trio.WouldBlock:
-                log.warning("task queue full: dropping an offer (its lease will expire)")
-        if len(self._votes) > MAX_ACCEPTED:
-            self._votes.pop(next(iter(self._votes)))
+        try:
+            self._send.send_nowait(taken)
+            self.unfinished.add((taken.job, taken.task, taken.replica))
+        except trio.WouldBlock:
+            log.warning("task queue full: dropping an offer (its lease will expire)")
+
+    @property
+    def accepted(self) -> dict[tuple[bytes, int, int], TaskOffer]:
+        return self.tally.accepted
+
+    @property
+    def ignored_offers(self) -> int:
+        return self.tally.ignored
 
     # -- running --------------------------------------------------------------------------------
 

@@ -1,0 +1,269 @@
+"""What a shard committee member decides for jobs, as pure functions of its ledger and clock.
+
+The trio shell (``daemon.jobs.member.MemberDuties``) and the job simulator
+(``testnet.job_sim``) run this same code; the shell only sends what it returns.
+
+- ``announce``       -- after a committed batch: the offers to send to workers and the signed
+                        result votes to send to submitters, from the ledger's events.
+- ``ProposalTimer``  -- which jobs this member proposes placements for now: the primary at
+                        once; another member only when a job's slots stay open and nothing
+                        of it was placed for ``PLACE_FALLBACK_S`` times its rank after the
+                        primary (a silent primary must not stall jobs, but members racing a
+                        working primary only cost PBFT rounds of refused proposals).
+- ``placements``     -- the ``Place`` operations for one job's open slots (a generator that
+                        also yields ``None`` where the shell may let other tasks run).
+- ``AbsenceWatch``   -- which workers to report ``Unreachable``, and to which shards.
+
+Time comes in as arguments: ``now`` (monotonic seconds) and ``now_ms`` (wall-clock ms).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+
+from daemon.ledger.certificate import sign_vote
+from daemon.ledger.events import Accepted, LedgerEvent, Offered
+from daemon.ledger.checkpoints import resume_chain
+from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
+                                   majority_runtime, propose, task_runtime)
+from daemon.ledger.records import Answer, Job, JobState
+from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
+from protocol.canonical import packb
+from protocol.identity import NodeIdentity
+from protocol.messages import ledger as ops
+from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+
+PLACE_FALLBACK_S = 8.0
+"""How long the member next after the primary waits, with slots open and nothing placed,
+before it proposes itself; the one after it twice as long, and so on."""
+UNREACHABLE_S = 15.0
+"""Disconnected this long (the host redials known peers all along) and a worker is reported."""
+UNREACHABLE_SCAN_S = 2.0
+MAX_PLACE_OP_BYTES = 40_000
+MAX_SLOTS_PER_PROPOSAL = 2048
+"""Open tasks one placement round looks at. A round places only what the workers can queue
+(``QUEUE_CAP`` tasks a slot), so looking at all 100,000 open tasks of a big job only blocked
+the daemon for seconds (and its committee with it) to find no worker for the rest."""
+FULL_AFTER_EMPTY = 16
+"""Consecutive tasks that found no worker after which a round stops: every worker is full."""
+YIELD_EVERY = 64
+"""Tasks placed between two pauses of ``placements`` (the shell lets consensus run)."""
+
+
+# -- after each committed batch ---------------------------------------------------------------
+
+
+@dataclass
+class Announcements:
+    offers: dict[str, list[TaskOffer]] = field(default_factory=dict)
+    """Worker node id -> offers for it."""
+    votes: dict[str, list[ResultVote]] = field(default_factory=dict)
+    """Submitter node id -> signed votes for its accepted tasks."""
+    placed: set[bytes] = field(default_factory=set)
+    """Jobs of which a replica was placed (by anyone's proposal): ``ProposalTimer.placed``."""
+
+
+def announce(events: Iterable[LedgerEvent], ledger: JobLedger, shard: int, epoch: int,
+             identity: NodeIdentity, network: str) -> Announcements:
+    out = Announcements()
+    for ev in events:
+        if isinstance(ev, Offered):
+            out.placed.add(ev.job)
+            out.offers.setdefault(ev.worker, []).append(
+                offer(ledger.jobs[ev.job], ev.task, ev.replica, shard, epoch))
+        elif isinstance(ev, Accepted):
+            job = ledger.jobs[ev.job]
+            out.votes.setdefault(job.submitter, []).append(
+                vote(identity, network, job, ev.task, ev.answer, shard, epoch))
+    return out
+
+
+def offer(job: Job, task: int, replica: int, shard: int, epoch: int) -> TaskOffer:
+    t = job.tasks[task]
+    s = job.spec
+    return TaskOffer(shard, epoch, job.id, task, replica, job.submitter, s.module_hash,
+                     s.module_size, t.input.hash, t.input.size, t.input.inline, s.argv, s.fuel,
+                     s.memory_pages, s.wall_ms, s.max_output, job.clock_ns,
+                     t.replicas[replica].lease_ms, t.runtime or s.runtime,
+                     ops.checkpoint_interval(s), *resume_chain(t.checkpoints))
+
+
+def vote(identity: NodeIdentity, network: str, job: Job, task: int, winner: Answer, shard: int,
+         epoch: int) -> ResultVote:
+    status, output_hash, size, exit_code, stderr_hash, stderr_size = winner
+    t = job.tasks[task]
+    workers = tuple(r.worker for r in t.replicas if r.result == winner)
+    sig = sign_vote(identity, network, shard, epoch, t.accepted_seq, job.id, task, status,
+                    exit_code, output_hash, size, len(set(workers)), stderr_hash, stderr_size)
+    return ResultVote(shard, epoch, t.accepted_seq, job.id, task, TaskStatus(status), exit_code,
+                      output_hash, size, workers, stderr_hash, stderr_size, sig)
+
+
+# -- placement --------------------------------------------------------------------------------
+
+Key = tuple[int, bytes]
+"""(shard, job id)."""
+
+
+def rank(me: int, primary: int, n: int) -> int:
+    """This member's rank after the current primary (0: it is the primary; 1: the primary of
+    the next view)."""
+    return (me - primary) % n
+
+
+@dataclass
+class ProposalTimer:
+    """Which jobs need a proposal from this member now."""
+
+    open_since: dict[Key, float] = field(default_factory=dict)
+    proposing: set[Key] = field(default_factory=set)
+    placed_at: dict[Key, float] = field(default_factory=dict)
+    """When (by ``due``'s clock) a committed batch last placed a replica of the job, anyone's
+    proposal: a fallback proposer stays quiet while the primary places."""
+    _placed: set[Key] = field(default_factory=set)
+    """Jobs placed in batches committed since the last ``due``."""
+
+    def placed(self, key: Key) -> None:
+        """A committed batch placed a replica of ``key``'s job (``Announcements.placed``)."""
+        self._placed.add(key)
+
+    def due(self, shard: int, ledger: JobLedger, rank: int, now: float
+            ) -> list[tuple[Key, Job, list[int]]]:
+        """(key, job, open task indices) for each job to propose for now; each is marked
+        in flight until ``finished``. ``rank``: this member's, after the primary (``rank``):
+        deterministic, so a silent primary's job is taken up by one member, not all."""
+        for key in self._placed:
+            self.placed_at[key] = now
+        self._placed.clear()
+        out = []
+        for job in ledger.jobs.values():
+            key = (shard, job.id)
+            if job.state != JobState.OPEN or key in self.proposing:
+                continue
+            slots = list(islice((i for i, t in job.open_tasks() if ledger.open_slots(job, t)),
+                                MAX_SLOTS_PER_PROPOSAL))
+            if not slots:
+                self.open_since.pop(key, None)
+                self.placed_at.pop(key, None)
+                continue
+            since = max(self.open_since.setdefault(key, now), self.placed_at.get(key, 0.0))
+            if rank == 0 or now - since >= PLACE_FALLBACK_S * rank:
+                self.proposing.add(key)
+                out.append((key, job, slots))
+        return out
+
+    def finished(self, key: Key, now: float) -> None:
+        """The proposal for ``key`` is done (ordered, refused or failed): the fallback waits
+        ``PLACE_FALLBACK_S`` from now before this member proposes for it again."""
+        self.proposing.discard(key)
+        self.open_since[key] = now
+
+
+def loaded_candidates(candidates: Iterable[ops.CandidateWire], pending: Mapping[str, int]
+                      ) -> tuple[ops.CandidateWire, ...]:
+    """A worker's load: what its record says, or what the ledger has queued on it, whichever
+    is higher (the two count the same tasks, seen from two sides)."""
+    return tuple(
+        dataclasses.replace(c, load_permille=max(c.load_permille, int(1000 * effective_load(
+            0.0, c.cores, pending.get(c.node_id, 0)))))
+        for c in candidates)
+
+
+def placements(ledger: JobLedger, job: Job, slots: list[int],
+               candidates: tuple[ops.CandidateWire, ...], now_ms: int
+               ) -> Iterator[ops.Place | None]:
+    """The ``Place`` operations for ``slots`` of ``job`` (each under ``MAX_PLACE_OP_BYTES``),
+    and ``None`` every ``YIELD_EVERY`` tasks. The shell orders each ``Place`` before asking
+    for the next, so later tasks see the slots the earlier ones filled."""
+    cands = loaded_candidates(candidates, ledger.pending_by_worker())
+    if not cands:
+        return
+    now_ms = max(ledger.now_ms, now_ms)
+    batch: list[ops.TaskAssignment] = []
+    extra: Counter[str] = Counter()
+    duration = expected_duration(job.spec, job.runtimes_ms, job_is_resumable(job))
+    empty = ops.Place(job.id, now_ms, duration[0], cands, ())
+    majority = majority_runtime(cands, job.spec.runtime)
+    base = len(packb([ops.encode_op(empty)]))
+    size = base
+    empty_in_a_row = 0
+    for k, i in enumerate(slots):
+        if k % YIELD_EVERY == YIELD_EVERY - 1:
+            yield None
+        t = job.tasks[i]
+        n = ledger.open_slots(job, t)
+        if n == 0:
+            continue
+        used = {r.worker for r in t.replicas}
+        if batch and size > MAX_PLACE_OP_BYTES:
+            yield dataclasses.replace(empty, assignments=tuple(batch))
+            batch, extra, size = [], Counter(), base
+        _, assignment = propose(job.id, i, job.spec, n, cands, used, ledger.workers, now_ms,
+                                duration, task_runtime(t, majority), extra)
+        if not assignment.workers:
+            empty_in_a_row += 1
+            if empty_in_a_row >= FULL_AFTER_EMPTY:
+                break
+            continue
+        empty_in_a_row = 0
+        size += len(packb(assignment.explanation)) + 80 * len(assignment.workers) + 16
+        batch.append(assignment)
+        extra.update(assignment.workers)
+    if batch:
+        yield dataclasses.replace(empty, assignments=tuple(batch))
+
+
+# -- unreachable workers ----------------------------------------------------------------------
+
+
+def held_replicas(ledgers: Iterable[tuple[int, JobLedger]]) -> dict[str, list[int]]:
+    """Worker -> the shards where it holds replicas it has not reported yet."""
+    held: dict[str, list[int]] = {}
+    for shard, ledger in ledgers:
+        for worker in ledger.pending_by_worker():
+            held.setdefault(worker, []).append(shard)
+    return held
+
+
+@dataclass
+class AbsenceWatch:
+    """Workers holding our replicas that we are not connected to: reported ``Unreachable``
+    once ``UNREACHABLE_S`` apart, then again every half ``UNREACHABLE_WINDOW_MS`` while away."""
+
+    absent_since: dict[str, float] = field(default_factory=dict)
+    reported: dict[str, float] = field(default_factory=dict)
+    scanned: float = float("-inf")
+
+    def due(self, now: float) -> bool:
+        """Time for a scan (every ``UNREACHABLE_SCAN_S``)?"""
+        if now - self.scanned < UNREACHABLE_SCAN_S:
+            return False
+        self.scanned = now
+        return True
+
+    def scan(self, held: Mapping[str, list[int]], connected: set[str], now: float
+             ) -> list[tuple[int, str]]:
+        """(shard, worker) reports to send now."""
+        for worker in list(self.absent_since):
+            if worker not in held or worker in connected:
+                del self.absent_since[worker]
+                self.reported.pop(worker, None)
+        out = []
+        for worker, shards in held.items():
+            if worker in connected:
+                continue
+            since = self.absent_since.setdefault(worker, now)
+            last = self.reported.get(worker)
+            if now - since >= UNREACHABLE_S and (
+                    last is None or now - last >= UNREACHABLE_WINDOW_MS / 2000):
+                self.reported[worker] = now
+                out += [(shard, worker) for shard in shards]
+        return out
+
+    def failed(self, worker: str) -> None:
+        """A report could not be sent: the next scan tries again."""
+        self.reported.pop(worker, None)
