@@ -59,8 +59,11 @@ class ShardRequests:
     """The queue and client of one shard."""
 
     def __init__(self, config: ReplicaConfig, signer: Signer, batcher: Batcher | None = None,
-                 max_batch: int = 32) -> None:
-        self.client = Client(config, signer, retry=0.5, first_request_id=time.time_ns() // 1000)
+                 max_batch: int = 32, first_request_id: int | None = None) -> None:
+        """``first_request_id``: default the current time in microseconds (the simulator
+        passes its virtual time, so runs replay)."""
+        first = first_request_id if first_request_id is not None else time.time_ns() // 1000
+        self.client = Client(config, signer, retry=0.5, first_request_id=first)
         self.queue: deque[_Pending] = deque()
         self.urgent: deque[_Pending] = deque()
         self.current: list[_Pending] = []

@@ -1,0 +1,239 @@
+"""Seeded job-protocol scenarios: one seed decides everything and replays exactly.
+
+A seed picks 1 or 2 shards (committees of 4 or 7, mostly 1 and 4), 5 to 12 workers with behaviours
+(``worker.BEHAVIOURS``), 1 to 3 jobs of 1 to 8 tasks (quorum 2 or 3, a few spare replicas,
+one job often submitted before its shard's first ledger tick), and a fault plan. Until
+``heal_at`` the network drops, duplicates and delays messages and may be partitioned; up to f
+members of each committee crash and restart (keeping their disk); workers crash, come back or
+leave for good (churn). Then the network heals, crashed members come back, and the run goes on
+until every job has ended on every member (or the last deadline has long passed).
+
+Colluders are fewer than every job's quorum: that is what a job's quorum assumes. The checker
+(``checker.check``) then requires no wrong result accepted, no job stuck, every certificate
+valid offline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.committee import max_faulty
+from consensus.config import ReplicaConfig
+from daemon.capabilities import offered_runtimes
+from daemon.ledger.records import JobState
+from daemon.sched import AvailabilityHistory, summarize
+from protocol.messages import ledger as ops
+from testnet.job_sim.checker import Findings, check
+from testnet.job_sim.member import MemberNode
+from testnet.job_sim.submitter import PlannedJob, SubmitterNode
+from testnet.job_sim.worker import BYZANTINE, WorkerNode
+from testnet.job_sim.world import SIM_CONFIG, WALL_START_MS, Keys, World
+from testnet.sim import LinkFaults, Network, Simulation
+
+DEADLINE_S = 400
+WALL_MS = 5000
+HEAL_AT = 20.0
+TICK_S = 0.25
+
+
+@dataclass
+class Outcome:
+    seed: int
+    shards: int = 0
+    committee: int = 0
+    workers: dict[str, str] = field(default_factory=dict)
+    """Worker name -> behaviour."""
+    jobs: int = 0
+    tasks: int = 0
+    findings: Findings = field(default_factory=Findings)
+    injected: Counter[str] = field(default_factory=Counter)
+    lies: int = 0
+    ended_at: float = 0.0
+    """Virtual seconds until every job had ended everywhere."""
+    steps: int = 0
+    wall: float = 0.0
+    trace: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        f = self.findings
+        return not (f.violations or f.wrong_accepted or f.stuck or f.certificates_failed)
+
+    def summary(self) -> dict[str, Any]:
+        f = self.findings
+        return {"seed": self.seed, "ok": self.ok, "shards": self.shards,
+                "committee": self.committee, "workers": dict(Counter(self.workers.values())),
+                "jobs": self.jobs, "tasks": f.tasks, "wrong_accepted": f.wrong_accepted,
+                "stuck": f.stuck, "certificates": f.certificates,
+                "certificates_failed": f.certificates_failed, "uncertified": f.uncertified,
+                "lies": self.lies, "injected": dict(self.injected), "ended_at": self.ended_at,
+                "violations": f.violations}
+
+
+def _behaviours(rng: random.Random, count: int, min_quorum: int, max_quorum: int) -> list[str]:
+    """Honest workers enough for the largest quorum and two spares; colluders below the
+    smallest quorum; liars, flaky, withholders and crashers at random."""
+    out = []
+    byzantine = rng.randint(0, max(0, count - max_quorum - 2))
+    for _ in range(byzantine):
+        out.append(rng.choice(("liar", "liar", "flaky", "withholder", "crasher", "colluder")))
+    while out.count("colluder") > min_quorum - 1:
+        out.remove("colluder")
+        out.append("liar")
+    out += ["honest"] * (count - len(out))
+    rng.shuffle(out)
+    return out
+
+
+def _candidates(world: World, workers: list[WorkerNode]) -> tuple[ops.CandidateWire, ...]:
+    """Every worker's capability record as the soft state has it (a month of uptime; records
+    of crashed workers stay until they expire, as gossip's do)."""
+    now_s = WALL_START_MS / 1000
+    summary = summarize(AvailabilityHistory().started(now_s - 30 * 86400).alive(now_s),
+                        now_s).to_wire()
+    return tuple(ops.CandidateWire(w.ident.node_id, summary, 2, 4096, offered_runtimes("sim"),
+                                   0, 0, 10, f"d{i}", 0) for i, w in enumerate(workers))
+
+
+def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
+             colluders: int | None = None) -> Outcome:
+    """``colluders``: that many workers collude whatever the jobs' quorums (to show the
+    checker catching what a quorum cannot prevent); default: fewer than every quorum."""
+    t0 = time.perf_counter()
+    rng = random.Random(f"jobsim-{seed}")
+    sim = Simulation(seed, Network(), tick_interval=TICK_S)
+    sim.keep_log = trace
+    world = World(sim, Keys(random.Random(rng.getrandbits(64))))
+    out = Outcome(seed)
+
+    # -- the network: shards, committees, workers, one submitter -----------------------------
+    out.shards = rng.choice((1, 1, 1, 2))
+    out.committee = rng.choice((4, 4, 4, 4, 7))
+    members: list[MemberNode] = []
+    workers: list[WorkerNode] = []
+    cands: list[Any] = []
+    for shard in range(out.shards):
+        idents = [world.keys.new() for _ in range(out.committee)]
+        world.shards[shard] = ReplicaConfig(shard, 1, tuple(i.public_key for i in idents),
+                                            **SIM_CONFIG)
+        for k, ident in enumerate(idents):
+            name = f"s{shard}m{k}"
+            world.add(name, ident)
+            world.skew_ms[name] = rng.randint(-2000, 2000)
+            members.append(MemberNode(world, name, ident, shard, lambda: cands[0]))
+    quorums = [rng.choice((2, 2, 3)) for _ in range(rng.randint(1, 3))]
+    kinds = _behaviours(rng, rng.randint(5, 12), min(quorums), max(quorums))
+    if colluders is not None:
+        kinds = ["colluder"] * colluders + [k for k in kinds if k == "honest"][colluders:]
+    for k, kind in enumerate(kinds):
+        ident = world.keys.new()
+        name = f"w{k}"
+        world.add(name, ident)
+        workers.append(WorkerNode(world, name, ident, kind, rng.uniform(0.5, 4.0)))
+        out.workers[name] = kind
+    cands.append(_candidates(world, workers))
+    planned = []
+    for j, q in enumerate(quorums):
+        n = rng.randint(1, 8)
+        inputs = tuple(ops.TaskInput(bytes([j, i]) * 16, 2, bytes([j, i])) for i in range(n))
+        spec = ops.Submit(name=f"job{j}", module_hash=bytes([j]) * 32, module_size=100,
+                          argv=("m",), inputs=inputs, fuel=10**9, memory_pages=16,
+                          wall_ms=WALL_MS, max_output=1024, replicas=q, quorum=q,
+                          max_replicas=q + rng.randint(2, 4), min_attestation=0,
+                          deadline_s=DEADLINE_S, clock_ns=0, nonce=seed * 10 + j, total_tasks=n,
+                          runtime="wasm32-wasi")
+        at = 0.0 if j == 0 and rng.random() < 0.5 else rng.uniform(0, HEAL_AT / 2)
+        planned.append(PlannedJob(at, spec))
+        out.tasks += n
+    out.jobs = len(planned)
+    sub_ident = world.keys.new()
+    world.add("sub", sub_ident)
+    submitter = SubmitterNode(world, "sub", sub_ident, planned)
+    for node in [*members, *workers]:
+        sim.add_node(node.name, node)
+    sim.add_node("sub", submitter)
+
+    # -- faults until the heal ----------------------------------------------------------------
+    events: list[tuple[float, str, str]] = []
+    if faults:
+        sim.network.faults = LinkFaults(drop=rng.uniform(0, 0.1), duplicate=rng.uniform(0, 0.1),
+                                        min_delay=0.001, max_delay=rng.choice((0.01, 0.05, 0.2)))
+        out.injected["lossy_network"] += 1
+        names = [n.name for n in (*members, *workers)] + ["sub"]
+        for _ in range(rng.choice((0, 0, 1, 2))):
+            start = rng.uniform(0, HEAL_AT - 5)
+            end = rng.uniform(start, HEAL_AT)
+            nodes = list(names)
+            rng.shuffle(nodes)
+            cut = rng.randint(1, len(nodes) - 1)
+            events += [(start, "partition", repr((nodes[:cut], nodes[cut:]))),
+                       (end, "unpartition", "")]
+        for shard in range(out.shards):
+            cm = [m.name for m in members if m.shard == shard]
+            for name in rng.sample(cm, k=rng.randint(0, max_faulty(len(cm)))):
+                t = rng.uniform(0, HEAL_AT - 1)
+                events += [(t, "crash", name), (rng.uniform(t, HEAL_AT), "restart", name)]
+        for w in rng.sample(workers, k=rng.randint(0, max(0, len(workers) // 3))):
+            t = rng.uniform(1, HEAL_AT - 1)
+            events.append((t, "crash", w.name))
+            if rng.random() < 0.7:  # else it left for good (churn)
+                events.append((rng.uniform(t, HEAL_AT + 60), "restart", w.name))
+            else:
+                out.injected["worker_left"] += 1
+    events.sort(key=lambda e: e[0])
+    for t, what, arg in events:
+        sim.run_until(t)
+        out.injected[what] += 1
+        if what == "partition":
+            sim.network.partition(*eval(arg))  # noqa: S307 - our own repr of two name lists
+        elif what == "unpartition":
+            sim.network._partition = None
+        elif what == "crash":
+            sim.crash(arg)
+        elif what == "restart" and not sim.is_up(arg):
+            sim.restart(arg, keep_state=True)
+    if sim.now < HEAL_AT:
+        sim.run_until(HEAL_AT)
+    sim.network.heal()
+    for m in members:
+        if not sim.is_up(m.name):
+            sim.restart(m.name, keep_state=True)
+    if not sim.is_up("sub"):
+        sim.restart("sub", keep_state=True)
+
+    # -- until every job has ended on every member ----------------------------------------------
+    def ended() -> bool:
+        for m in members:
+            ledger = m.ledger
+            for p in submitter.jobs.values():
+                if p.shard != m.shard:
+                    continue
+                job = ledger.jobs.get(p.id) if ledger is not None else None
+                if job is None or job.state not in (JobState.DONE, JobState.CANCELLED):
+                    return False
+        return True
+
+    limit = DEADLINE_S + HEAL_AT + 60
+    while sim.now < limit and not ended():
+        sim.run_for(2.0)
+    out.ended_at = round(sim.now, 1)
+    sim.run_for(3.0)  # the last votes in flight reach the submitter
+
+    ledgers: dict[int, list[tuple[str, Any]]] = {}
+    for m in members:
+        if m.ledger is not None and m.diverged is None:
+            ledgers.setdefault(m.shard, []).append((m.name, m.ledger))
+        elif m.diverged is not None:
+            out.findings.add(f"{m.name} diverged: {m.diverged}")
+    found = check(submitter, ledgers)
+    found.violations = out.findings.violations + found.violations
+    out.findings = found
+    out.lies = sum(w.lied for w in workers if w.behaviour in BYZANTINE)
+    out.steps = sim.steps
+    out.trace = sim.log
+    out.wall = time.perf_counter() - t0
+    return out

@@ -1,0 +1,52 @@
+"""The whole job protocol in the seeded simulator: real PBFT replicas of the real ledger, the
+daemon's member planner and tallies, Byzantine and crashing workers, a lossy network that heals.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from testnet.job_sim.scenarios import run_seed
+
+SEEDS = 40
+
+
+def _failures(seeds: range) -> list[str]:
+    out = []
+    for seed in seeds:
+        o = run_seed(seed)
+        if not o.ok:
+            out.append(f"seed {seed}: {o.findings.violations[:3]}")
+    return out
+
+
+def test_no_wrong_result_no_stuck_job_every_certificate_valid():
+    """Every seed: 0 wrong results accepted, 0 jobs stuck, 0 certificates failing offline."""
+    failures = _failures(range(SEEDS))
+    assert not failures, ("replay with scripts/sim_jobs.py --seed N:\n" + "\n".join(failures))
+
+
+@pytest.mark.slow
+def test_more_seeds():
+    failures = _failures(range(SEEDS, 4 * SEEDS))
+    assert not failures, ("replay with scripts/sim_jobs.py --seed N:\n" + "\n".join(failures))
+
+
+def test_a_seed_replays_exactly():
+    a, b = run_seed(7), run_seed(7)
+    assert a.summary() == b.summary() and a.steps == b.steps
+
+
+def test_without_faults_every_task_succeeds_with_a_certificate():
+    for seed in range(3):
+        o = run_seed(seed, faults=False)
+        assert o.ok and set(o.findings.tasks) == {"OK"}, o.summary()
+        assert o.findings.certificates == o.tasks and o.findings.uncertified == 0
+
+
+def test_the_checker_sees_colluders_beyond_the_quorum():
+    """With as many colluders as workers a task needs, a wrong result can be accepted: the
+    checker must say so (it is not a test that cannot fail)."""
+    caught = [run_seed(seed, faults=False, colluders=5).findings.wrong_accepted
+              for seed in range(4)]
+    assert any(caught), caught
