@@ -4,7 +4,8 @@ The trio shell (``daemon.jobs.member.MemberDuties``) and the job simulator
 (``testnet.job_sim``) run this same code; the shell only sends what it returns.
 
 - ``announce``       -- after a committed batch: the offers to send to workers and the signed
-                        result votes to send to submitters, from the ledger's events.
+                        result votes to send to submitters (again when a submitter asks,
+                        ``AskVotes``), from the ledger's events.
 - ``ProposalTimer``  -- which jobs this member proposes placements for now: the primary at
                         once; another member only when a job's slots stay open and nothing
                         of it was placed for ``PLACE_FALLBACK_S`` times its rank after the
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from daemon.ledger.certificate import sign_vote
-from daemon.ledger.events import Accepted, LedgerEvent, Offered
+from daemon.ledger.events import Accepted, LedgerEvent, Offered, VotesAsked
 from daemon.ledger.checkpoints import resume_chain
 from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
                                    majority_runtime, propose, task_runtime)
@@ -79,6 +80,13 @@ def announce(events: Iterable[LedgerEvent], ledger: JobLedger, shard: int, epoch
             job = ledger.jobs[ev.job]
             out.votes.setdefault(job.submitter, []).append(
                 vote(identity, network, job, ev.task, ev.answer, shard, epoch))
+        elif isinstance(ev, VotesAsked) and ev.job in ledger.jobs:
+            job = ledger.jobs[ev.job]
+            for i in ev.tasks:
+                answer = job.tasks[i].accepted
+                if answer is not None:
+                    out.votes.setdefault(job.submitter, []).append(
+                        vote(identity, network, job, i, answer, shard, epoch))
     return out
 
 

@@ -3,8 +3,9 @@
 ``submit``: check the spec, keep the module and large inputs as pinned blobs (workers fetch them
 from here), and submit the job to its shard committee. ``on_vote``: collect the committee's
 signed result votes per task; at 2f+1 distinct members the result is certified: keep the
-certificate, fetch the output (and the stderr) from a worker whose result agreed, verify it
-against the certified hash, and keep it. Progress is read from the ledger (an ordered ``Query``).
+certificate (votes missed while offline are asked for again, ``ask_votes``), fetch the
+output (and the stderr) from a worker whose result agreed, verify it against the certified
+hash, and keep it. Progress is read from the ledger (an ordered ``Query``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from daemon.errors import DaemonError
 from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.ports import CandidateSource, Ledger
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
-from daemon.jobs.tally import VoteTally
+from daemon.jobs.tally import ASK_VOTES_S, VoteTally, missing
 from daemon.ledger.certificate import ResultCertificate
 from daemon.ledger.records import job_id
 from daemon.storage.db import Database
@@ -131,6 +132,8 @@ class SubmitterDuties:
             if jid in self.jobs:
                 self.jobs[jid].certified.add(task)
         self.tally = VoteTally(self.network, ledger.chain_before)
+        self._settled: set[bytes] = set()
+        """Jobs that ended with every accepted task certified: never asked about again."""
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
         self.fetched = 0
@@ -230,11 +233,41 @@ class SubmitterDuties:
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        async for jid, task, vote in self._fetch_recv:
-            await self._fetch_output(vote.output_hash, vote.output_size, vote.workers)
-            if vote.stderr_size:
-                await self._fetch_output(vote.stderr_hash, vote.stderr_size, vote.workers)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ask_votes_loop)
+            task_status.started()
+            async for jid, task, vote in self._fetch_recv:
+                await self._fetch_output(vote.output_hash, vote.output_size, vote.workers)
+                if vote.stderr_size:
+                    await self._fetch_output(vote.stderr_hash, vote.stderr_size, vote.workers)
+
+    async def _ask_votes_loop(self) -> None:
+        while True:
+            await trio.sleep(ASK_VOTES_S)
+            await self.ask_votes()
+
+    async def ask_votes(self) -> int:
+        """Votes for an accepted task reach us only while we are online: ask the committee to
+        vote again for the tasks we hold no certificate for (``AskVotes``). Returns the
+        number of jobs asked about; a job is left alone once it ended with nothing missing."""
+        asked = 0
+        for job in list(self.jobs.values()):
+            if job.id in self._settled:
+                continue
+            tasks = missing(job.tasks, job.certified)
+            if not tasks:
+                self._settled.add(job.id)
+                continue
+            try:
+                reply = await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
+            except DaemonError as err:
+                log.info("could not ask for the votes of job %s: %s", job.id.hex()[:12], err)
+                continue
+            asked += 1
+            if "no job" in str(reply.get("error", "")) or (
+                    reply.get("asked") == 0 and reply.get("state") not in ("open", "loading")):
+                self._settled.add(job.id)
+        return asked
 
     async def _fetch_output(self, digest: bytes, size: int, workers: tuple[str, ...]) -> bytes | None:
         try:

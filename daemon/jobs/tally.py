@@ -6,6 +6,7 @@
   same result statement: their signatures are the ``ResultCertificate``.
 
 Both are bounded: a flood of offers or votes for made-up tasks cannot grow them without limit.
+``missing`` says which tasks a submitter asks votes for again (``AskVotes``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from protocol.identity import verify_signature
 from protocol.messages.tasks import ResultVote, TaskOffer
 from protocol.schema import encode_body
 
+ASK_VOTES_S = 60.0
+"""How often a submitter asks again for the votes of tasks it holds no certificate for."""
 MAX_ACCEPTED = 4096
 MAX_OPEN_VOTES = 100_000
 
@@ -98,3 +101,16 @@ class VoteTally:
 
     def forget(self, job: bytes, task: int) -> None:
         self._votes.pop((job, task), None)
+
+
+def missing(tasks: int, certified: set[int] | frozenset[int],
+            limit: int = 2048) -> tuple[int, ...]:
+    """The first ``limit`` tasks of a job of ``tasks`` that have no certificate (those the
+    ledger has not accepted yet are ignored by it)."""
+    out: list[int] = []
+    for i in range(tasks):
+        if i not in certified:
+            out.append(i)
+            if len(out) >= limit:
+                break
+    return tuple(out)

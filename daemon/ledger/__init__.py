@@ -20,7 +20,7 @@ Nothing here imports trio, libp2p or a service; time comes in as ledger ``Tick``
 from daemon.ledger.certificate import (CertificateError, ResultCertificate, sign_vote, statement,
                                        verify_certificate)
 from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
-                                  ReplicaFailed, TaskFailed)
+                                  ReplicaFailed, TaskFailed, VotesAsked)
 from daemon.ledger.records import (Answer, Job, JobState, ReplicaOutcome, Task, TaskReplica,
                                    TaskState, job_id)
 from daemon.ledger.shard import LedgerShards, ShardMachine
@@ -29,4 +29,4 @@ from daemon.ledger.state import JobLedger
 __all__ = ["Accepted", "Answer", "CertificateError", "Job", "JobEnded", "JobLedger", "JobState",
            "JobSubmitted", "LedgerEvent", "LedgerShards", "Offered", "ReplicaFailed", "ReplicaOutcome",
            "ResultCertificate", "ShardMachine", "Task", "TaskFailed", "TaskReplica", "TaskState",
-           "job_id", "sign_vote", "statement", "verify_certificate"]
+           "VotesAsked", "job_id", "sign_vote", "statement", "verify_certificate"]

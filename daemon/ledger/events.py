@@ -36,6 +36,14 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class VotesAsked:
+    """The submitter holds no certificate for these accepted tasks: members vote again."""
+
+    job: bytes
+    tasks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaFailed:
     """The replica timed out, was released, or its node failed: its slot opens again."""
 
@@ -57,4 +65,5 @@ class JobEnded:
     state: JobState
 
 
-LedgerEvent = JobSubmitted | Offered | Accepted | ReplicaFailed | TaskFailed | JobEnded
+LedgerEvent = (JobSubmitted | Offered | Accepted | VotesAsked | ReplicaFailed | TaskFailed
+               | JobEnded)

@@ -26,7 +26,10 @@ Every decision is a deterministic function of the ordered operations
   ``UNREACHABLE_WINDOW_MS`` release its unreported replicas at once, as a lease would (one
   member alone cannot: it may be the one cut off, or lying); the worker's own next report
   withdraws the claims;
-- **deadline**: at the job's deadline, unfinished tasks fail.
+- **deadline**: at the job's deadline, unfinished tasks fail (a job submitted before the
+  shard's first tick counts its deadline from that tick);
+- **votes again**: a submitter missing certificates (``AskVotes``) makes every member sign
+  the votes of those accepted tasks again (an event; the state does not change).
 - **checkpoints** (resumable tasks): replicas report each checkpoint's digest
   (``CheckpointReport``); one a quorum agrees on is recorded on the task, and a replica that
   reported another digest for it is disagreed there, mid-run; replicas split with no quorum get
@@ -55,7 +58,7 @@ from daemon.errors import DaemonError
 from daemon.ledger.checkpoints import (AGREED_WINDOW, REPORT_WINDOW, CheckpointMark,
                                        needs_tiebreak, settle)
 from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent, Offered,
-                                  ReplicaFailed, TaskFailed)
+                                  ReplicaFailed, TaskFailed, VotesAsked)
 from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
                                    ReplicaOutcome, Task, TaskReplica, TaskState, array_header,
                                    job_id)
@@ -433,6 +436,16 @@ class JobLedger:
                 "disagreed": rec.disagreed, "timeouts": rec.timeouts,
                 "reputation": round(rec.reputation, 4), "trusted": rec.trusted}
 
+    def _ask_votes(self, client: str, op: ops.AskVotes, request: ClientRequest) -> dict[str, Any]:
+        job = self._job(op.job)
+        if job.submitter != client:
+            raise _Refused("only the job's submitter may ask for its votes")
+        tasks = tuple(sorted({i for i in op.tasks if i < len(job.tasks)
+                              and job.tasks[i].state == TaskState.ACCEPTED}))
+        if tasks:
+            self._events.append(VotesAsked(job.id, tasks))
+        return {"job": job.id, "asked": len(tasks), "state": job.state}
+
     def _query(self, client: str, op: ops.Query, request: ClientRequest) -> dict[str, Any]:
         job = self._job(op.job)
         out: dict[str, Any] = {
@@ -675,6 +688,7 @@ _HANDLERS: dict[type, Handler] = {
     ops.Unreachable: JobLedger._unreachable,
     ops.Query: JobLedger._query,
     ops.WorkerQuery: JobLedger._worker_query,
+    ops.AskVotes: JobLedger._ask_votes,
 }
 """Each operation's handler (``Batch`` is unpacked before this): an operation without one is
 refused at import by ``test_every_operation_has_a_handler``."""

@@ -10,7 +10,8 @@ Who may send what (checked by the ledger, since the request's signer is authenti
 - ``Submit``, ``AddInputs``, ``Cancel`` -- any node, as the job's submitter;
 - ``Tick``, ``Place``, ``Unreachable`` -- committee members only (time, placements, dead workers);
 - ``Start``, ``Result``, ``Leave``, ``CheckpointReport`` -- the worker a replica was assigned to;
-- ``Query``                     -- anyone (an ordered read; it changes nothing).
+- ``Query``                     -- anyone (an ordered read; it changes nothing);
+- ``AskVotes``                  -- the job's submitter (votes again for its uncertified tasks).
 """
 
 from __future__ import annotations
@@ -215,6 +216,17 @@ class Query:
     detail: bool
 
 
+@message("ledger.ask_votes", 1)
+@dataclass(frozen=True, slots=True)
+class AskVotes:
+    """The job's submitter asks the committee to sign again the result votes of these tasks:
+    it holds no certificate for them (it was offline when they were accepted, or votes were
+    lost). Members re-send votes for the ones their ledger accepted; the rest are ignored."""
+
+    job: Digest
+    tasks: Annotated[tuple[U32, ...], MaxItems(MAX_TASKS_PER_OP)]
+
+
 MAX_QUERY_TASKS = 500
 
 
@@ -225,6 +237,8 @@ class WorkerQuery:
     timeouts, reputation. A volunteer's node asks for its own, for its owner's page."""
 
     worker: NodeIdText
+
+
 MAX_BATCH = 32
 
 
@@ -239,12 +253,13 @@ class Batch:
 
 TAGS: dict[int, type] = {1: Submit, 2: Cancel, 3: Tick, 4: Place, 5: Start, 6: Result, 7: Leave,
                          8: Query, 9: Batch, 10: AddInputs, 11: Unreachable, 12: WorkerQuery,
-                         13: CheckpointReport}
+                         13: CheckpointReport, 20: AskVotes}
 """Wire tag -> operation class. Tags never change meaning; a new operation takes a new tag."""
 _TAG_OF = {cls: tag for tag, cls in TAGS.items()}
 
 Operation = (Submit | AddInputs | Cancel | Tick | Place | Start | Result | Leave | Unreachable
-             | Query | WorkerQuery | Batch | CheckpointReport)
+             | Query | WorkerQuery | Batch | CheckpointReport
+             | AskVotes)
 
 
 

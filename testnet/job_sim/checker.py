@@ -9,7 +9,8 @@
   committee, and states what the ledger accepted;
 - **replicas agree**: the members of a shard hold the same job and task states.
 
-Accepted tasks the submitter holds no certificate for are counted (``uncertified``).
+- **every accepted task is certified**: the submitter holds its certificate (lost votes
+  come again when it asks, ``AskVotes``), counted as ``uncertified``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def check(submitter: Any, ledgers: dict[int, list[tuple[str, JobLedger]]]) -> Fi
             out.tasks[kind] = out.tasks.get(kind, 0) + 1
             if state == TaskState.ACCEPTED and (p.id, i) not in submitter.certificates:
                 out.uncertified += 1
+                out.add(f"job {name} task {i}: accepted, but the submitter has no certificate")
     for (jid, task), cert in sorted(submitter.certificates.items()):
         out.certificates += 1
         p = submitter.jobs[jid]

@@ -6,7 +6,8 @@ one job often submitted before its shard's first ledger tick), and a fault plan.
 ``heal_at`` the network drops, duplicates and delays messages and may be partitioned; up to f
 members of each committee crash and restart (keeping their disk); workers crash, come back or
 leave for good (churn). Then the network heals, crashed members come back, and the run goes on
-until every job has ended on every member (or the last deadline has long passed).
+until every job has ended on every member (or the last deadline has long passed) and the
+submitter holds a certificate for every accepted task (it asks for lost votes again).
 
 Colluders are fewer than every job's quorum: that is what a job's quorum assumes. The checker
 (``checker.check``) then requires no wrong result accepted, no job stuck, every certificate
@@ -24,7 +25,8 @@ from typing import Any
 from consensus.committee import max_faulty
 from consensus.config import ReplicaConfig
 from daemon.capabilities import offered_runtimes
-from daemon.ledger.records import JobState
+from daemon.jobs.tally import ASK_VOTES_S
+from daemon.ledger.records import JobState, TaskState
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.messages import ledger as ops
 from testnet.job_sim.checker import Findings, check
@@ -54,6 +56,8 @@ class Outcome:
     lies: int = 0
     ended_at: float = 0.0
     """Virtual seconds until every job had ended everywhere."""
+    certified_at: float = 0.0
+    """... and until the submitter held a certificate for every accepted task."""
     steps: int = 0
     wall: float = 0.0
     trace: list[str] = field(default_factory=list)
@@ -61,7 +65,8 @@ class Outcome:
     @property
     def ok(self) -> bool:
         f = self.findings
-        return not (f.violations or f.wrong_accepted or f.stuck or f.certificates_failed)
+        return not (f.violations or f.wrong_accepted or f.stuck or f.certificates_failed
+                    or f.uncertified)
 
     def summary(self) -> dict[str, Any]:
         f = self.findings
@@ -71,6 +76,7 @@ class Outcome:
                 "stuck": f.stuck, "certificates": f.certificates,
                 "certificates_failed": f.certificates_failed, "uncertified": f.uncertified,
                 "lies": self.lies, "injected": dict(self.injected), "ended_at": self.ended_at,
+                "certified_at": self.certified_at,
                 "violations": f.violations}
 
 
@@ -217,11 +223,26 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
                     return False
         return True
 
+    def certified() -> bool:
+        for m in members:
+            ledger = m.ledger
+            for p in submitter.jobs.values():
+                job = ledger.jobs.get(p.id) if ledger is not None and p.shard == m.shard else None
+                if job is not None and any(t.state == TaskState.ACCEPTED and
+                                           (p.id, i) not in submitter.certificates
+                                           for i, t in enumerate(job.tasks)):
+                    return False
+        return True
+
     limit = DEADLINE_S + HEAL_AT + 60
     while sim.now < limit and not ended():
         sim.run_for(2.0)
     out.ended_at = round(sim.now, 1)
-    sim.run_for(3.0)  # the last votes in flight reach the submitter
+    # Votes lost on the way come again when the submitter asks (``AskVotes``).
+    limit = sim.now + 2 * ASK_VOTES_S + 5
+    while sim.now < limit and not certified():
+        sim.run_for(2.0)
+    out.certified_at = round(sim.now, 1)
 
     ledgers: dict[int, list[tuple[str, Any]]] = {}
     for m in members:

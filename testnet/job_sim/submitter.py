@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.jobs.tally import VoteTally
+from daemon.jobs.tally import ASK_VOTES_S, VoteTally, missing
 from daemon.ledger.certificate import ResultCertificate
 from daemon.ledger.records import job_id
 from protocol.errors import RemoteProtocolError
@@ -43,11 +43,15 @@ class SubmitterNode:
             self.jobs[p.id] = p
         self.unsent = sorted(jobs, key=lambda p: p.at)
         self.certificates: dict[tuple[bytes, int], ResultCertificate] = {}
+        self.asked = 0
         self._fresh()
 
     def _fresh(self) -> None:
         self.orders = Orders(self.world, self.name, self.ident)
         self.tally = VoteTally(NETWORK, lambda epoch: ())
+        self.next_ask = self.world.sim.now + ASK_VOTES_S
+        self.settled: set[bytes] = set()
+        """Jobs that ended with every accepted task certified: no more asking."""
 
     # -- Process --------------------------------------------------------------------------------
 
@@ -73,7 +77,28 @@ class SubmitterNode:
         while self.unsent and self.unsent[0].at <= now:
             p = self.unsent.pop(0)
             self.orders.order(p.shard, p.op, lambda reply, p=p: setattr(p, "reply", reply))
+        if now >= self.next_ask:
+            self.next_ask = now + ASK_VOTES_S
+            self._ask_again()
         self.orders.tick(now)
+
+    def _ask_again(self) -> None:
+        """As the daemon's submitter: votes again for the tasks without a certificate."""
+        for p in self.jobs.values():
+            if p.reply is None or "error" in p.reply or p.id in self.settled:
+                continue
+            certified = {t for (j, t) in self.certificates if j == p.id}
+            tasks = missing(len(p.op.inputs), certified)
+            if not tasks:
+                self.settled.add(p.id)
+                continue
+            self.asked += 1
+
+            def done(reply: dict[str, Any], p: PlannedJob = p) -> None:
+                if reply.get("asked") == 0 and reply.get("state") not in ("open", "loading"):
+                    self.settled.add(p.id)
+
+            self.orders.order(p.shard, ops.AskVotes(p.id, tasks), done)
 
     def on_crash(self, sim: Simulation) -> None:
         pass

@@ -1,0 +1,88 @@
+"""The submitter's and the member's timers under ``trio.testing.MockClock``: no real sleeps,
+no wall-clock assertions; virtual time jumps when every task waits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import trio
+
+from daemon.clock import TrioClock
+from daemon.jobs.member import MemberDuties
+from daemon.jobs.planner import PLACE_FALLBACK_S
+from daemon.jobs.submitter import LocalJob, SubmitterDuties
+from daemon.jobs.tally import ASK_VOTES_S
+from daemon.storage.db import Database
+from protocol.messages import ledger as ops
+
+from tests.daemon.ledger.ledger_helpers import MEMBERS, SUBMITTER, Harness
+
+
+class FakeLedger:
+    """The committees as the job roles see them (``ports.Ledger``), answering from a script."""
+
+    network = "net"
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.ordered: list[tuple[float, int, Any]] = []
+
+    async def order(self, shard: int, op: Any) -> dict[str, Any]:
+        self.ordered.append((trio.current_time(), shard, op))
+        return self.answer(op)
+
+    def chain_before(self, epoch: int) -> tuple[bytes, ...]:
+        return ()
+
+
+async def test_the_submitter_asks_again_for_missing_votes_until_the_job_is_settled(
+        tmp_path: Path, autojump_clock: object) -> None:
+    state = {"state": "open"}
+    ledger = FakeLedger(lambda op: {"job": op.job, "asked": 0, "state": state["state"]})
+    duties = SubmitterDuties(SUBMITTER, ledger, Database(tmp_path / "n.db"), None, None)  # type: ignore[arg-type]
+    job = LocalJob(b"\x07" * 32, "j", 0, 3, 0, "none", "")
+    job.certified = {1}
+    duties.jobs[job.id] = job
+    async with trio.open_nursery() as nursery:
+        await nursery.start(duties.run)
+        await trio.sleep(ASK_VOTES_S + 1)
+        assert [(s, op) for _, s, op in ledger.ordered] == [(0, ops.AskVotes(job.id, (0, 2)))]
+        await trio.sleep(ASK_VOTES_S)
+        assert len(ledger.ordered) == 2  # still open: it may yet accept them
+        state["state"] = "done"
+        await trio.sleep(ASK_VOTES_S)
+        await trio.sleep(5 * ASK_VOTES_S)
+        assert len(ledger.ordered) == 3  # ended with nothing to vote for: settled
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_backup_member_proposes_only_after_the_fallback_delay(autojump_clock: object) -> None:
+    """The primary proposes at once; a backup waits ``PLACE_FALLBACK_S`` of its clock with
+    slots open (a silent primary must not stall a job), and then again only after as long."""
+    h = Harness()
+    job = h.submit(2)
+    places: list[float] = []
+
+    def answer(op: Any) -> dict[str, Any]:
+        places.append(trio.current_time())
+        return {"placed": 0, "refused": []}
+
+    ledger = FakeLedger(answer)
+    soft = SimpleNamespace(candidates=lambda: h.candidates())
+    peers = SimpleNamespace(connected=lambda: [])
+    duties = MemberDuties(MEMBERS[1], ledger, peers, soft, TrioClock())  # type: ignore[arg-type]
+    runner = SimpleNamespace(machine=SimpleNamespace(ledger=h.ledger),
+                             config=SimpleNamespace(shard=0, epoch=1),
+                             replica=SimpleNamespace(is_primary=False))
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for _ in range(int(3 * PLACE_FALLBACK_S)):
+            duties.tick(nursery, [runner], trio.current_time())  # type: ignore[list-item]
+            await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    offsets = [round(t - start, 1) for t in places]
+    assert offsets and offsets[0] >= PLACE_FALLBACK_S
+    assert all(b - a >= PLACE_FALLBACK_S for a, b in zip(offsets, offsets[1:])), offsets
+    assert all(isinstance(op, ops.Place) and op.job == job for _, _, op in ledger.ordered)
