@@ -6,6 +6,7 @@ Replica (read ``replica`` first):
                       case, batching, execution, checkpoints, timers, restart.
 - ``viewchange``   -- checking view changes, computing the new view, the view-change protocol.
 - ``recovery``     -- stable checkpoints, state transfer and catch-up of lagging replicas.
+- ``replica_base`` -- the fields and methods the three share, typed (``ReplicaBase``).
 - ``log``          -- the message log between the watermarks; batch digests.
 - ``checkpoint``   -- checkpoint collection, stable checkpoints and their proofs.
 - ``statetransfer``-- fetching a stable checkpoint's snapshot in chunks.

@@ -16,6 +16,7 @@ from consensus.actions import EpochEnded, Persist, Send, StateInstalled
 from consensus.checkpoint import Diverged, InvalidProof, Stable, check_checkpoint_proof
 from consensus.log import batch_digest
 from consensus.quorum import verify_qc
+from consensus.replica_base import ReplicaBase
 from consensus.statetransfer import StateFetch, serve_chunk
 from protocol.envelope import Envelope
 from protocol.messages.pbft import (
@@ -23,7 +24,7 @@ from protocol.messages.pbft import (
 )
 
 
-class Recovery:
+class Recovery(ReplicaBase):
     """Checkpoint adoption, state transfer and catch-up, on the attributes ``Replica`` sets."""
 
     def _on_checkpoint(self, sender: int, m: Checkpoint, env: Envelope) -> None:

@@ -91,9 +91,10 @@ class Replica(ViewChanges, Recovery):
         self.cfg = config
         self.signer = signer
         self.verifier = verifier
-        self.me = config.index_of(signer.public_key)
-        if self.me is None:
+        me = config.index_of(signer.public_key)
+        if me is None:
             raise ValueError("this replica's key is not in the committee")
+        self.me = me
         self.service = Service(machine)
         if genesis is not None:
             self.service.restore(genesis)
@@ -477,8 +478,10 @@ class Replica(ViewChanges, Recovery):
             self._propose()
 
     def _execute(self, s: Slot) -> None:
+        requests = s.requests
+        assert requests is not None, "only a slot whose batch is known executes"
         results = []
-        for req in s.requests:
+        for req in requests:
             was_ended = self.service.ended
             res = self.service.execute(req)
             results.append(res)
@@ -499,7 +502,7 @@ class Replica(ViewChanges, Recovery):
         if not self.view_changing:
             self.timeout = self.cfg.view_change_timeout
         qc = self._qc(s) if self.cfg.certify else None
-        self._out.append(Committed(s.seq, s.committed_view, s.digest, s.requests,
+        self._out.append(Committed(s.seq, s.committed_view, s.digest, requests,
                                    tuple(results), qc))
         if s.seq % self.cfg.checkpoint_interval == 0 or s.seq == self.end_seq:
             self._take_checkpoint(s.seq)
@@ -672,7 +675,7 @@ class Replica(ViewChanges, Recovery):
         self._execute_ready()
 
 
-Replica._handlers = {  # type: ignore[attr-defined]
+Replica._handlers = {
     PrePrepare: Replica._on_preprepare,
     Prepare: Replica._on_prepare,
     Commit: Replica._on_commit,

@@ -36,6 +36,7 @@ from consensus.checkpoint import InvalidProof, Stable, check_checkpoint_proof
 from consensus.config import ReplicaConfig
 from consensus.log import NULL_DIGEST
 from consensus.quorum import check_votes, prepare_bytes
+from consensus.replica_base import ReplicaBase
 from protocol.envelope import Envelope
 from protocol.messages.pbft import (
     NewView, NewViewBatch, PreparedCert, ViewChange, ViewChangeFetch,
@@ -131,7 +132,7 @@ def new_view_set(vcs: Sequence[CheckedViewChange]) -> NewViewPlan:
     return NewViewPlan(min_s, best.stable_digest, best.proof, tuple(batches))
 
 
-class ViewChanges:
+class ViewChanges(ReplicaBase):
     """The view-change protocol as a mixin of ``consensus.replica.Replica``: suspecting the
     primary, the f+1 join rule, the new primary's NEW-VIEW, and entering the new view."""
 

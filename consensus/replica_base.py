@@ -1,0 +1,115 @@
+"""What the PBFT replica's parts share: the typed base of ``Replica`` and its two mixins.
+
+``consensus.replica.Replica`` is the normal case (requests, the three phases, execution);
+``consensus.viewchange.ViewChanges`` and ``consensus.recovery.Recovery`` are mixins holding the
+view-change protocol and checkpoints / state transfer. All three work on one set of fields,
+which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their types, and the
+methods each part calls on another, so that each module type-checks on its own
+(``mypy --strict``). The declarations have no effect at run time: the fields are annotations
+only, and the method signatures exist only for the type checker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from consensus.actions import Action
+from consensus.checkpoint import CheckpointTracker, Stable
+from consensus.config import ReplicaConfig
+from consensus.crypto import Signer, Verifier
+from consensus.log import MessageLog, Slot
+from consensus.statemachine import ClientRequest, Service
+from consensus.statetransfer import StateFetch
+from protocol.envelope import Envelope
+from protocol.messages.pbft import QuorumCert
+
+if TYPE_CHECKING:
+    from consensus.viewchange import CheckedViewChange
+
+
+class ReplicaBase:
+    cfg: ReplicaConfig
+    signer: Signer
+    verifier: Verifier
+    me: int
+    service: Service
+    genesis_digest: bytes
+    now: float
+    view: int
+    view_changing: bool
+    log: MessageLog
+    last_executed: int
+    ckpt: CheckpointTracker
+    pending: dict[bytes, ClientRequest]
+    inflight: set[tuple[bytes, int]]
+    next_seq: int
+    timeout: float
+    progress_at: float | None
+    vcs: dict[int, CheckedViewChange]
+    my_vc: bytes | None
+    vc_sent_at: float
+    nv_wait_since: float | None
+    nv_raw: bytes | None
+    nv_vcs: tuple[bytes, ...]
+    nv_pending: Envelope | None
+    vc_kept: dict[bytes, CheckedViewChange]
+    _displaced: dict[bytes, tuple[bytes, ...]]
+    _batch_asked: dict[int, float]
+    last_status: float
+    restarted: bool
+    fetch: StateFetch | None
+    end_seq: int | None
+    end_reported: bool
+    _hold: bool
+    _proposing: bool
+    view_changes_in_a_row: int
+    _calm_at: float
+    _req_cache: dict[bytes, ClientRequest]
+    _out: list[Action]
+    _handlers: dict[type, Callable[[Any, int, Any, Envelope], None]]
+
+    if TYPE_CHECKING:
+        # Defined by ``Replica``:
+        @property
+        def primary(self) -> int: ...
+
+        @property
+        def is_primary(self) -> bool: ...
+
+        @property
+        def stable(self) -> Stable: ...
+
+        def _seal(self, msg: Any) -> bytes: ...
+
+        def _broadcast(self, msg: Any) -> bytes: ...
+
+        def _send(self, to: int, raw: bytes) -> None: ...
+
+        def _persist_slot(self, s: Slot) -> None: ...
+
+        def _persist_view(self) -> None: ...
+
+        def _decode_batch(self, raws: tuple[bytes, ...]) -> tuple[ClientRequest, ...]: ...
+
+        def _propose(self) -> None: ...
+
+        def _vote_prepare(self, s: Slot) -> None: ...
+
+        def _check_prepared(self, s: Slot) -> None: ...
+
+        def _execute_ready(self) -> None: ...
+
+        def _qc(self, s: Slot) -> QuorumCert | None: ...
+
+        def _known_batch(self, s: Slot, digest: bytes) -> tuple[ClientRequest, ...] | None: ...
+
+        def _remember_displaced(self, digest: bytes, raws: tuple[bytes, ...]) -> None: ...
+
+        # Defined by ``Recovery``:
+        def _adopt_stable(self, st: Stable) -> None: ...
+
+        def _add_checkpoint_vote(self, sender: int, seq: int, digest: bytes, raw: bytes
+                                 ) -> None: ...
+
+        # Defined by ``ViewChanges``:
+        def _start_view_change(self, view: int) -> None: ...
