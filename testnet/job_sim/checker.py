@@ -102,8 +102,8 @@ def check(submitter: Any, ledgers: dict[int, list[tuple[str, JobLedger]]]) -> Fi
         checks = verify_certificate(cert, None, honest_output(jid, task, inp.hash),
                                     min_agree=p.op.quorum)
         problems = [c.what for c in checks if not c.ok]
-        if cert.committee != submitter.world.shards[p.shard].committee:
-            problems.append("signed by a committee other than the shard's")
+        if cert.committee != submitter.world.committee_of(p.shard, cert.epoch):
+            problems.append(f"signed by a committee other than the shard's in epoch {cert.epoch}")
         for member, ledger in ledgers.get(p.shard, [])[:1]:
             job = ledger.jobs.get(jid)
             t = job.tasks[task] if job else None

@@ -5,14 +5,20 @@ After each committed batch it sends the offers and signed votes ``planner.announ
 on each tick it reports its clock (``LedgerShards.tick``), proposes placements when
 ``ProposalTimer`` says so, and reports workers it cannot reach (``AbsenceWatch``). Its durable
 records (``Persist``) live in a dict standing for its disk, so a crash keeps them.
+
+At an epoch change the old committee ends its epoch (``EndEpoch``) and then only serves its
+final state; each member of the new committee fetches that state (``HandoffFetch``), checks
+it against the old committee's proof, and starts its replica from it (``next_genesis``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from consensus.actions import Broadcast, Committed, Persist, Send
+from consensus.actions import Broadcast, Committed, EpochEnded, Persist, Send
 from consensus.checkpoint import Diverged
+from consensus.config import ReplicaConfig
+from consensus.reconfig import Handoff, HandoffFetch, next_genesis
 from consensus.replica import Replica
 from daemon.jobs import planner
 from daemon.ledger.shard import LedgerShards, ShardMachine
@@ -27,25 +33,37 @@ from testnet.sim import Simulation
 
 
 class MemberNode:
-    def __init__(self, world: World, name: str, ident: NodeIdentity, shard: int,
-                 candidates: "Any") -> None:
+    """A member of ``cfg``'s committee. ``handoff``: a member of a later epoch's committee,
+    which first fetches the state the previous committee handed over."""
+
+    def __init__(self, world: World, name: str, ident: NodeIdentity, cfg: ReplicaConfig,
+                 candidates: "Any", handoff: Handoff | None = None) -> None:
         self.world = world
         self.name = name
         self.ident = ident
-        self.shard = shard
+        self.cfg = cfg
+        self.shard = cfg.shard
+        self.epoch = cfg.epoch
         self.candidates = candidates
         """() -> the placement candidates this member's soft state holds."""
         self.disk: dict[str, bytes] = {}
         self.signer = world.keys.signer(ident.public_key)
         self.diverged: Exception | None = None
+        self.ended: EpochEnded | None = None
+        self.handoff = handoff
+        self.genesis: bytes | None = None
         self.offers_sent = self.votes_sent = self.proposals = self.reports = 0
         self._fresh()
 
     def _fresh(self) -> None:
-        cfg = self.world.shards[self.shard]
-        self.replica: Replica | None = Replica(
+        cfg = self.cfg
+        self.fetch = None
+        if self.handoff is not None and self.genesis is None and not self.disk:
+            self.fetch = HandoffFetch(self.handoff, self.signer, self.world.keys.verifier,
+                                      retry_after=1.0)
+        self.replica: Replica | None = None if self.fetch is not None else Replica(
             cfg, self.signer, self.world.keys.verifier, ShardMachine(list(cfg.committee), cfg.f),
-            stored=self.disk or None, now=self.world.sim.now)
+            genesis=self.genesis, stored=self.disk or None, now=self.world.sim.now)
         self.orders = Orders(self.world, self.name, self.ident)
         self.app = LedgerShards()
         self.timer = planner.ProposalTimer()
@@ -60,25 +78,49 @@ class MemberNode:
 
     # -- Process --------------------------------------------------------------------------------
 
+    @property
+    def current(self) -> bool:
+        """A member of its shard's committee now (not one that handed over)."""
+        return self.world.shards[self.shard].epoch == self.epoch and self.ended is None
+
     def on_message(self, sim: Simulation, src: str, data: Any) -> None:
-        if self.replica is None or isinstance(data, JobMessage):
+        if isinstance(data, JobMessage):
             return
         try:
             env = self.world.keys.verifier.open(data)
         except RemoteProtocolError:
+            return
+        if self.fetch is not None:
+            self._join(sim, env)
+            return
+        if self.replica is None:
             return
         if isinstance(env.body, Reply):
             self.orders.receive(env)
             return
         self._run(lambda r: r.receive(env, sim.now))
 
+    def _join(self, sim: Simulation, env: Any) -> None:
+        """Fetching the handed-over state; then the replica starts from it."""
+        assert self.fetch is not None and self.handoff is not None
+        for a in self.fetch.receive(env, sim.now):
+            self.world.send_raw(self.name, a.to, a.data)
+        if self.fetch.snapshot is not None:
+            self.genesis = next_genesis(self.handoff, self.fetch.snapshot,
+                                        ShardMachine(list(self.cfg.committee), self.cfg.f))
+            self._fresh()
+
     def on_tick(self, sim: Simulation, now: float) -> None:
+        if self.fetch is not None:
+            for a in self.fetch.tick(now):
+                self.world.send_raw(self.name, a.to, a.data)
+            return
         if self.replica is None:
             return
         self._run(lambda r: r.tick(now))
         ledger = self.ledger
-        if ledger is None:
-            return
+        if ledger is None or not self.current:
+            return  # an old committee only serves its final state to the new one
         machine = self.replica.service.machine
         for raw in self.app.tick(self.shard, machine, now, self.world.wall_ms(self.name),
                                  self.orders.queued(self.shard)):
@@ -135,7 +177,7 @@ class MemberNode:
             if t is Send:
                 self.world.send_raw(self.name, a.to, a.data)
             elif t is Broadcast:
-                for pk in self.world.shards[self.shard].committee:
+                for pk in self.cfg.committee:
                     if pk != self.ident.public_key:
                         self.world.send_raw(self.name, pk, a.data)
             elif t is Persist:
@@ -145,6 +187,8 @@ class MemberNode:
                     self.disk[a.key] = a.value
             elif t is Committed:
                 self._announce()
+            elif t is EpochEnded:
+                self.ended = a
 
     def _announce(self) -> None:
         ledger = self.ledger

@@ -8,6 +8,8 @@ members of each committee crash and restart (keeping their disk); workers crash,
 leave for good (churn). Then the network heals, crashed members come back, and the run goes on
 until every job has ended on every member (or the last deadline has long passed) and the
 submitter holds a certificate for every accepted task (it asks for lost votes again).
+Half the seeds change epoch after the heal, while tasks run: every shard's ledger is handed
+over to a new committee (``_hand_over``) and the jobs must finish there.
 
 Colluders are fewer than every job's quorum: that is what a job's quorum assumes. The checker
 (``checker.check``) then requires no wrong result accepted, no job stuck, every certificate
@@ -24,11 +26,13 @@ from typing import Any
 
 from consensus.committee import max_faulty
 from consensus.config import ReplicaConfig
+from consensus.reconfig import Handoff
 from daemon.capabilities import offered_runtimes
 from daemon.jobs.tally import ASK_VOTES_S
 from daemon.ledger.records import JobState, TaskState
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.messages import ledger as ops
+from protocol.messages.pbft import EndEpoch
 from testnet.job_sim.checker import Findings, check
 from testnet.job_sim.member import MemberNode
 from testnet.job_sim.submitter import PlannedJob, SubmitterNode
@@ -105,10 +109,47 @@ def _candidates(world: World, workers: list[WorkerNode]) -> tuple[ops.CandidateW
                                    0, 0, 10, f"d{i}", 0) for i, w in enumerate(workers))
 
 
+HANDOVER_AFTER_HEAL = (0.0, 20.0)
+"""When the epoch changes, after the heal: while tasks run, are reissued and are accepted."""
+
+
+def _hand_over(sim: Simulation, world: World, members: list[MemberNode], rng: random.Random,
+               out: Outcome, candidates: Any) -> None:
+    """Epoch 1 -> 2 on every shard, as the daemon does it: every old member submits
+    ``EndEpoch`` to its committee; once the epoch has ended (``EpochEnded``: the final
+    checkpoint and its proof), a new committee of fresh members fetches the final state and
+    carries on, and every node's requests follow the shard to it."""
+    sim.run_until(sim.now + rng.uniform(*HANDOVER_AFTER_HEAL))
+    for shard, cfg in sorted(world.shards.items()):
+        old = [m for m in members if m.shard == shard and m.epoch == cfg.epoch]
+        for m in old:
+            if sim.is_up(m.name):
+                raw = m.signer.seal(EndEpoch(shard, cfg.epoch), sim.now)
+                for pk in cfg.committee:
+                    world.send_raw(m.name, pk, raw)
+        if not sim.run_until(sim.now + 60, stop=lambda: any(m.ended for m in old)):
+            out.findings.add(f"shard {shard}: epoch {cfg.epoch} did not end within 60 s")
+            continue
+        ended = next(m.ended for m in old if m.ended is not None)
+        handoff = Handoff(shard, cfg.epoch, ended.seq, ended.digest, ended.proof)
+        idents = [world.keys.new() for _ in cfg.committee]
+        new = ReplicaConfig(shard, cfg.epoch + 1, tuple(i.public_key for i in idents),
+                            **SIM_CONFIG)
+        world.set_committee(new)
+        for k, ident in enumerate(idents):
+            name = f"s{shard}e{new.epoch}m{k}"
+            world.add(name, ident)
+            node = MemberNode(world, name, ident, new, candidates, handoff=handoff)
+            members.append(node)
+            sim.add_node(name, node)
+        out.injected["epoch_handover"] += 1
+
+
 def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
-             colluders: int | None = None) -> Outcome:
+             colluders: int | None = None, handover: float = 0.5) -> Outcome:
     """``colluders``: that many workers collude whatever the jobs' quorums (to show the
-    checker catching what a quorum cannot prevent); default: fewer than every quorum."""
+    checker catching what a quorum cannot prevent); default: fewer than every quorum.
+    ``handover``: the probability of an epoch change (a new committee for every shard)."""
     t0 = time.perf_counter()
     rng = random.Random(f"jobsim-{seed}")
     sim = Simulation(seed, Network(), tick_interval=TICK_S)
@@ -124,13 +165,13 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
     cands: list[Any] = []
     for shard in range(out.shards):
         idents = [world.keys.new() for _ in range(out.committee)]
-        world.shards[shard] = ReplicaConfig(shard, 1, tuple(i.public_key for i in idents),
-                                            **SIM_CONFIG)
+        cfg = ReplicaConfig(shard, 1, tuple(i.public_key for i in idents), **SIM_CONFIG)
+        world.set_committee(cfg)
         for k, ident in enumerate(idents):
             name = f"s{shard}m{k}"
             world.add(name, ident)
             world.skew_ms[name] = rng.randint(-2000, 2000)
-            members.append(MemberNode(world, name, ident, shard, lambda: cands[0]))
+            members.append(MemberNode(world, name, ident, cfg, lambda: cands[0]))
     quorums = [rng.choice((2, 2, 3)) for _ in range(rng.randint(1, 3))]
     kinds = _behaviours(rng, rng.randint(5, 12), min(quorums), max(quorums))
     if colluders is not None:
@@ -211,9 +252,15 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
     if not sim.is_up("sub"):
         sim.restart("sub", keep_state=True)
 
+    # -- an epoch change: each shard's state goes to a new committee, jobs in flight ----------
+    if rng.random() < handover:
+        _hand_over(sim, world, members, rng, out, lambda: cands[0])
+
     # -- until every job has ended on every member ----------------------------------------------
     def ended() -> bool:
         for m in members:
+            if not m.current:
+                continue
             ledger = m.ledger
             for p in submitter.jobs.values():
                 if p.shard != m.shard:
@@ -225,6 +272,8 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
 
     def certified() -> bool:
         for m in members:
+            if not m.current:
+                continue
             ledger = m.ledger
             for p in submitter.jobs.values():
                 job = ledger.jobs.get(p.id) if ledger is not None and p.shard == m.shard else None
@@ -246,6 +295,8 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
 
     ledgers: dict[int, list[tuple[str, Any]]] = {}
     for m in members:
+        if not m.current:
+            continue
         if m.ledger is not None and m.diverged is None:
             ledgers.setdefault(m.shard, []).append((m.name, m.ledger))
         elif m.diverged is not None:

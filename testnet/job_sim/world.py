@@ -67,6 +67,11 @@ class World:
     sim: Simulation
     keys: Keys
     shards: dict[int, ReplicaConfig] = field(default_factory=dict)
+    """Each shard's committee now (its latest epoch)."""
+    configs: dict[tuple[int, int], ReplicaConfig] = field(default_factory=dict)
+    """(shard, epoch) -> that epoch's committee: what the directory and epoch chain give."""
+    clients: list["Orders"] = field(default_factory=list)
+    """Every node's ``Orders``, to follow a shard to its next committee."""
     routes: dict[bytes, str] = field(default_factory=dict)
     """Public key -> simulated node name."""
     names: dict[str, str] = field(default_factory=dict)
@@ -86,8 +91,17 @@ class World:
         return int.from_bytes(key[:8], "big") % len(self.shards)
 
     def committee_of(self, shard: int, epoch: int) -> tuple[bytes, ...] | None:
-        cfg = self.shards.get(shard)
-        return cfg.committee if cfg is not None and cfg.epoch == epoch else None
+        cfg = self.configs.get((shard, epoch))
+        return cfg.committee if cfg is not None else None
+
+    def set_committee(self, cfg: ReplicaConfig) -> None:
+        """``cfg`` is its shard's committee from now on; every node's requests follow it."""
+        self.configs[(cfg.shard, cfg.epoch)] = cfg
+        old = self.shards.get(cfg.shard)
+        self.shards[cfg.shard] = cfg
+        if old is not None:
+            for orders in self.clients:
+                orders.reconfigure(cfg)
 
     def f(self, shard: int) -> int:
         return max_faulty(len(self.shards[shard].committee))
@@ -118,6 +132,7 @@ class Orders:
         self.queues: dict[int, ShardRequests] = {}
         self.waiting: dict[int, list[tuple[Any, Callable[[dict[str, Any]], None] | None]]] = {}
         self.first_id = int(world.sim.now * 1e6) + 1  # as the daemon's: time in microseconds
+        world.clients = [o for o in world.clients if o.name != name] + [self]
 
     def order(self, shard: int, op: ops.Operation,
               done: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -128,6 +143,14 @@ class Orders:
                                                    ledger_batcher, first_request_id=self.first_id)
         pending = q.enqueue(ledger_operation(op))
         self.waiting.setdefault(shard, []).append((pending, done))
+
+    def reconfigure(self, cfg: ReplicaConfig) -> None:
+        """As ``CommitteeService.reconfigure_clients``: a request cut off by the epoch change
+        goes to the new committee with the same id."""
+        q = self.queues.get(cfg.shard)
+        if q is not None and q.client.cfg.epoch < cfg.epoch and self.world.sim.is_up(self.name):
+            for a in q.client.reconfigure(cfg, self.world.sim.now):
+                self.world.send_raw(self.name, a.to, a.data)
 
     def queued(self, shard: int) -> int:
         q = self.queues.get(shard)
