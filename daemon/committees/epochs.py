@@ -47,6 +47,8 @@ from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_hando
 from consensus.replica import Replica
 from consensus.statemachine import state_digest
 from daemon.clock import Clock
+from daemon.committees.epoch_plan import (EPOCH_MIN_S, JOIN_RETRY_S, RETIRE_S, Advance,  # noqa: F401
+                                          EpochPlanner, EpochStep, Evict, Join, Retire)
 from daemon.committees.runner import ReplicaRunner
 from daemon.genesis import Genesis
 from protocol.canonical import packb
@@ -56,10 +58,6 @@ from protocol.messages.pbft import EndEpoch, EpochNotice, HandoffNotice, StateCh
 
 log = logging.getLogger("novacron.epochs")
 
-EPOCH_MIN_S = 10.0
-RETIRE_S = 60.0
-JOIN_RETRY_S = 15.0
-EVICT_SCAN_S = 5.0
 _NS = "epochs"
 
 
@@ -108,15 +106,14 @@ class EpochManager:
         self.ended_sent: set[tuple[int, int]] = set()
         self.outbox: dict[tuple[int, int], bytes] = {}
         """(shard, ended epoch) -> our sealed HandoffNotice, sent once the new epoch is known."""
-        self.entered_at = self.svc.clock.now()
-        self.retire: dict[tuple[int, int], float] = {}
-        self._join_at = 0.0
-        self._advance_asked: int = -1
-        self.started_wall = self.svc.clock.wall()
+        self.planner = EpochPlanner(self.svc.clock.now(), self.svc.clock.wall())
+        """What to do on each tick (join, advance, evict, retire): ``epoch_plan``."""
         self.stay_out = False
         """Set while the volunteer has left on purpose (``daemon.membership``): never join."""
-        self._evict_asked: set[tuple[int, bytes]] = set()
-        self._evict_scan = 0.0
+
+    @property
+    def entered_at(self) -> float:
+        return self.planner.entered_at
 
     # -- start-up: replay the chain we kept -------------------------------------------------------
 
@@ -185,45 +182,28 @@ class EpochManager:
     def tick(self, nursery: trio.Nursery, now: float) -> None:
         for fetch in list(self.fetches.values()):
             self._run(fetch.tick(now))
-        me = self.svc.identity.public_key
-        epoch = self.svc.epoch
-        if me not in epoch.members and not self.stay_out and now - self._join_at >= JOIN_RETRY_S:
-            self._join_at = now
-            nursery.start_soon(self._join)
-        directory = self.svc.replicas.get((DIRECTORY_SHARD, epoch.epoch))
-        if directory is not None:
-            dm: DirectoryMachine = directory.machine
-            if now - self._evict_scan >= EVICT_SCAN_S:
-                self._evict_scan = now
-                self._report_silent(nursery, epoch)
-            if (dm.joining or dm.leaving or dm.evicted()) and dm.epoch == epoch.epoch \
-                    and now - self.entered_at >= EPOCH_MIN_S and self._advance_asked < epoch.epoch + 1:
-                self._advance_asked = epoch.epoch + 1
-                nursery.start_soon(self._directory_request, ["advance", epoch.epoch + 1])
-        for key, since in list(self.retire.items()):
-            if now - since >= RETIRE_S:
-                del self.retire[key]
-                if self.svc.replicas.pop(key, None) is not None:
-                    log.info("retired the replica of %s, epoch %d", shard_words(key[0]), key[1])
+        svc = self.svc
+        epoch = svc.epoch
+        directory = svc.replicas.get((DIRECTORY_SHARD, epoch.epoch))
+        dm: DirectoryMachine | None = directory.machine if directory is not None else None
+        for step in self.planner.plan(now, svc.clock.wall(), svc.identity.public_key, epoch,
+                                      self.stay_out, dm, svc.genesis.params["evict_after_s"],
+                                      svc.last_heard):
+            if isinstance(step, Join):
+                nursery.start_soon(self._join)
+            elif isinstance(step, Advance):
+                nursery.start_soon(self._directory_request, ["advance", step.epoch], step)
+            elif isinstance(step, Evict):
+                log.info("member %s silent for %.0f s: reporting it to the directory",
+                         node_id_from_public_key(step.public_key), step.silent_s)
+                nursery.start_soon(self._directory_request,
+                                   ["evict", step.public_key, step.epoch], step)
+            elif isinstance(step, Retire):
+                if svc.replicas.pop((step.shard, step.epoch), None) is not None:
+                    log.info("retired the replica of %s, epoch %d", shard_words(step.shard),
+                             step.epoch)
 
     # -- steps ------------------------------------------------------------------------------------
-
-    def _report_silent(self, nursery: trio.Nursery, epoch: EpochConfig) -> None:
-        """As a directory committee member: report members silent for ``evict_after_s``."""
-        after = self.svc.genesis.params["evict_after_s"]
-        if not after:
-            return
-        now = self.svc.clock.wall()
-        me = self.svc.identity.public_key
-        for pk in epoch.members:
-            if pk == me or (epoch.epoch, pk) in self._evict_asked:
-                continue
-            heard = max(self.svc.last_heard(node_id_from_public_key(pk)) or 0.0, self.started_wall)
-            if now - heard >= after:
-                self._evict_asked.add((epoch.epoch, pk))
-                log.info("member %s silent for %.0f s: reporting it to the directory",
-                         node_id_from_public_key(pk), now - heard)
-                nursery.start_soon(self._directory_request, ["evict", pk, epoch.epoch])
 
     async def _join(self) -> None:
         svc = self.svc
@@ -232,16 +212,14 @@ class EpochManager:
                                               params.difficulty)
         await self._directory_request(["join", nonce])
 
-    async def _directory_request(self, op: list[Any]) -> None:
+    async def _directory_request(self, op: list[Any], step: EpochStep | None = None) -> None:
         try:
             reply = await self.svc.submit(DIRECTORY_SHARD, packb(op), timeout=20.0)
             log.info("directory %s: %s", op[0], reply.decode(errors="replace"))
         except Exception as err:  # noqa: BLE001 - a background request: log, retry later
             log.info("directory %s not done yet: %s", op[0], err)
-            if op[0] == "advance":
-                self._advance_asked = -1
-            elif op[0] == "evict":
-                self._evict_asked.discard((op[2], op[1]))
+            if step is not None:
+                self.planner.failed(step)
 
     def _end(self, shard: int, cfg: Any) -> None:
         key = (shard, cfg.epoch)
@@ -278,8 +256,9 @@ class EpochManager:
         old = self.svc.epoch
         self.configs[new.epoch] = new
         self.svc.epoch = new
-        self.entered_at = self.svc.clock.now()
         me = self.svc.identity.public_key
+        self.planner.entered(self.svc.clock.now(), [] if replaying else [
+            (shard, old.epoch) for shard, committee in old.committees.items() if me in committee])
         log.info("entered epoch %d: %d members, committees of %d", new.epoch, len(new.members),
                  new.committee_size)
         if replaying:
@@ -287,7 +266,6 @@ class EpochManager:
         for shard, committee in old.committees.items():
             if me in committee:
                 self._end(shard, ReplicaConfigView(shard, old.epoch, committee))
-                self.retire[(shard, old.epoch)] = self.svc.clock.now()
         self.svc.reconfigure_clients()
         self._flush_outbox()
         for shard in new.committees:
