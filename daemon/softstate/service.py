@@ -26,7 +26,7 @@ from crdt import CrdtReplica, LWWMap, ObjectSpec, Policy
 from crdt.auth import DotSigner
 from daemon.attest.report import AttestationReport
 from daemon.capabilities import (
-    HEARTBEAT_S, AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
+    AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
     record_from_wire, record_to_wire,
 )
 from daemon.clock import Clock, SystemClock
@@ -35,6 +35,8 @@ from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
 from daemon.softstate.candidates import to_candidates
+from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
+                                   REFRESH_S, TickPlanner)
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -45,15 +47,8 @@ log = logging.getLogger("novacron.softstate")
 
 PROTOCOL = "/novacron/crdt/1"
 TICK_S = 0.1
-REFRESH_S = 300.0
-LOAD_REPUBLISH_S = 5.0
-"""A busy worker's load flips with every task; its record follows at most this often."""
 LIVE_WINDOW_S = 2 * REFRESH_S + 60.0
 """A record written this recently makes its node a placement candidate, connected or not."""
-PERSIST_S = 10.0
-MEMBERSHIP_SCAN_S = 5.0
-"""How often the records are scanned for news of each node (``last_heard``), and departed
-nodes pruned."""
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 _NS = "softstate"
@@ -269,26 +264,21 @@ class SoftStateService:
             self.attestation = report.to_wire()
         self.publish("start")
         task_status.started()
-        last_heartbeat = last_refresh = last_scan = self.clock.now()
-        last_load = self.load_fn()
-        last_addrs = self.host.listen_addrs()
+        planner = TickPlanner(self.clock.now(), self.load_fn(), self.host.listen_addrs())
         try:
             while True:
                 await trio.sleep(TICK_S)
                 now = self.clock.now()
                 self._send(self.replica.tick(self._now_ms()))
-                if now - last_heartbeat >= HEARTBEAT_S:
-                    last_heartbeat = now
+                steps = planner.plan(now, self.load_fn(), self.host.listen_addrs(),
+                                     self._dirty_at)
+                if steps.heartbeat:
                     self.availability.alive(self.clock.wall())
-                load, addrs = self.load_fn(), self.host.listen_addrs()
-                load_moved = abs(load - last_load) >= 250 and now - last_refresh >= LOAD_REPUBLISH_S
-                if load_moved or addrs != last_addrs or now - last_refresh >= REFRESH_S:
-                    last_load, last_addrs, last_refresh = load, addrs, now
+                if steps.publish:
                     self.publish("refresh")
-                if self._dirty_at and now - self._dirty_at >= PERSIST_S:
+                if steps.persist:
                     self._persist()
-                if now - last_scan >= MEMBERSHIP_SCAN_S:
-                    last_scan = now
+                if steps.scan:
                     self._note_heard()
                     self.prune_departed()
         finally:

@@ -1,0 +1,58 @@
+"""What the soft-state service does on each tick, as a pure planner (``TickPlanner.plan``).
+
+The trio shell (``daemon.softstate.service.SoftStateService.run``) calls ``plan`` every
+``TICK_S`` with its clock, its load and its listen addresses, and carries out the ``Steps``:
+note it is alive (availability history), publish its capability record again, persist the
+replica, scan who was heard from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.capabilities import HEARTBEAT_S
+
+REFRESH_S = 300.0
+"""A record is published again at least this often (its availability summary stays fresh)."""
+LOAD_REPUBLISH_S = 5.0
+LOAD_STEP_PERMILLE = 250
+"""A load change this large republishes early (no sooner than ``LOAD_REPUBLISH_S``)."""
+PERSIST_S = 10.0
+MEMBERSHIP_SCAN_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    heartbeat: bool = False
+    publish: bool = False
+    persist: bool = False
+    scan: bool = False
+
+
+@dataclass
+class TickPlanner:
+    started: float
+    """When the service started (monotonic): every timer counts from there."""
+    load: int
+    """The load and listen addresses the last published record carried."""
+    addrs: Any
+
+    def __post_init__(self) -> None:
+        self.last_heartbeat = self.last_refresh = self.last_scan = self.started
+
+    def plan(self, now: float, load: int, addrs: Any, dirty_at: float | None) -> Steps:
+        """``dirty_at``: since when the replica has unpersisted changes (None: none)."""
+        heartbeat = now - self.last_heartbeat >= HEARTBEAT_S
+        if heartbeat:
+            self.last_heartbeat = now
+        moved = abs(load - self.load) >= LOAD_STEP_PERMILLE and \
+            now - self.last_refresh >= LOAD_REPUBLISH_S
+        publish = moved or addrs != self.addrs or now - self.last_refresh >= REFRESH_S
+        if publish:
+            self.load, self.addrs, self.last_refresh = load, addrs, now
+        scan = now - self.last_scan >= MEMBERSHIP_SCAN_S
+        if scan:
+            self.last_scan = now
+        return Steps(heartbeat, publish, bool(dirty_at) and now - (dirty_at or 0.0) >= PERSIST_S,
+                     scan)
