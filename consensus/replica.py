@@ -64,7 +64,8 @@ from consensus.sizes import MAX_REQUEST_BYTES
 from consensus.statemachine import ClientRequest, Service, StateMachine, state_digest
 from consensus.statetransfer import StateFetch
 from consensus.recovery import Recovery
-from consensus.viewchange import CheckedViewChange, ViewChanges
+from consensus.replica_base import CheckedViewChange
+from consensus.viewchange import ViewChanges
 from protocol.envelope import Envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import (

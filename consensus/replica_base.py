@@ -6,11 +6,13 @@ view-change protocol and checkpoints / state transfer. All three work on one set
 which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their types, and the
 methods each part calls on another, so that each module type-checks on its own
 (``mypy --strict``). The declarations have no effect at run time: the fields are annotations
-only, and the method signatures exist only for the type checker.
+only, and the method signatures exist only for the type checker. The checked view change
+(``CheckedViewChange``) lives here too, since the replica's fields hold it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from consensus.actions import Action
@@ -23,8 +25,25 @@ from consensus.statetransfer import StateFetch
 from protocol.envelope import Envelope
 from protocol.messages.pbft import QuorumCert
 
-if TYPE_CHECKING:
-    from consensus.viewchange import CheckedViewChange
+@dataclass(frozen=True, slots=True)
+class Cert:
+    """One prepared certificate, checked."""
+
+    view: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedViewChange:
+    """A view change whose every proof was checked (``viewchange.check_view_change``)."""
+
+    sender: int
+    view: int
+    stable_seq: int
+    stable_digest: bytes
+    proof: tuple[bytes, ...]
+    certs: dict[int, Cert]
+    raw: bytes
 
 
 class ReplicaBase:

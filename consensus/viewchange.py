@@ -36,7 +36,7 @@ from consensus.checkpoint import InvalidProof, Stable, check_checkpoint_proof
 from consensus.config import ReplicaConfig
 from consensus.log import NULL_DIGEST
 from consensus.quorum import check_votes, prepare_bytes
-from consensus.replica_base import ReplicaBase
+from consensus.replica_base import Cert, CheckedViewChange, ReplicaBase
 from protocol.envelope import Envelope
 from protocol.messages.pbft import (
     NewView, NewViewBatch, PreparedCert, ViewChange, ViewChangeFetch,
@@ -48,25 +48,6 @@ MAX_KEPT_PER_SENDER = 3
 
 def envelope_digest(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class Cert:
-    """One prepared certificate, checked."""
-
-    view: int
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedViewChange:
-    sender: int
-    view: int
-    stable_seq: int
-    stable_digest: bytes
-    proof: tuple[bytes, ...]
-    certs: dict[int, Cert]
-    raw: bytes
 
 
 def check_prepared(cfg: ReplicaConfig, cert: PreparedCert, verifier,  # type: ignore[no-untyped-def]

@@ -250,3 +250,18 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_no_cycles_between_subpackages() -> None:
     found = cycles(package_graph(import_graph()))
     assert not found, "subpackages importing each other:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+PLANNERS = ("daemon.jobs.planner", "daemon.jobs.tally", "daemon.softstate.plan")
+"""The decisions of the job and soft-state shells, pure (the job simulator runs them too)."""
+
+
+def test_the_shells_planners_import_without_trio_libp2p_or_cryptography() -> None:
+    done = _run_blocked("""
+        import importlib, sys
+        for name in sys.argv[1:]:
+            importlib.import_module(name)
+        print("imported", len(sys.argv) - 1)
+    """, *PLANNERS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"imported {len(PLANNERS)}"

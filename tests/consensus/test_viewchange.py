@@ -9,7 +9,8 @@ from consensus.config import ReplicaConfig
 from consensus.log import NULL_DIGEST, batch_digest
 from consensus.crypto import MacSigner, MacVerifier
 from consensus.quorum import bitmap, prepare_bytes
-from consensus.viewchange import Cert, CheckedViewChange, check_view_change, new_view_set
+from consensus.replica_base import Cert, CheckedViewChange
+from consensus.viewchange import check_view_change, new_view_set
 from protocol.messages.pbft import PreparedCert, ViewChange
 
 rng = random.Random(3)
