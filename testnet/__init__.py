@@ -3,6 +3,8 @@
 - ``sim``       -- the simulator: virtual time, faulty network, crash / restart, invariants.
 - ``crdt_sim``  -- CRDT replicas as simulated nodes; ``run_convergence`` runs one seed.
 - ``pbft_sim``  -- PBFT replicas, Byzantine behaviours, scenarios and the safety checker.
+- ``job_sim``   -- the whole job protocol: real PBFT replicas of the real ledger, the daemon's
+                   member planner and tallies, Byzantine workers, churn, epoch hand-over.
 - ``traces``    -- host availability traces: synthetic from Failure Trace Archive fits, or read
                    from the archive's tabular format.
 - ``forecast``  -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
