@@ -90,7 +90,8 @@ def _behaviours(rng: random.Random, count: int, min_quorum: int, max_quorum: int
     out = []
     byzantine = rng.randint(0, max(0, count - max_quorum - 2))
     for _ in range(byzantine):
-        out.append(rng.choice(("liar", "liar", "flaky", "withholder", "crasher", "colluder")))
+        out.append(rng.choice(("liar", "liar", "flaky", "equivocator", "withholder", "crasher",
+                               "colluder")))
     while out.count("colluder") > min_quorum - 1:
         out.remove("colluder")
         out.append("liar")

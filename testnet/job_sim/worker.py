@@ -9,6 +9,7 @@ Behaviours (``BEHAVIOURS``), the Byzantine ones after honest:
 - ``liar``       -- a wrong output of its own for every task (never agrees with anyone);
 - ``colluder``   -- the wrong output every colluder reports for that task (they agree);
 - ``flaky``      -- wrong on about half its tasks, right on the others (builds a record);
+- ``equivocator``-- reports two different results for each replica, in a random order;
 - ``withholder`` -- starts, never reports (its lease or the members' reports free the slot);
 - ``crasher``    -- reports its node failing (``CRASHED``) on about a third of its tasks.
 
@@ -29,8 +30,8 @@ from protocol.messages.tasks import TaskOffer, TaskOffers, TaskStatus
 from testnet.job_sim.world import JobMessage, Orders, World, honest_output
 from testnet.sim import Simulation
 
-BEHAVIOURS = ("honest", "liar", "colluder", "flaky", "withholder", "crasher")
-BYZANTINE = frozenset({"liar", "colluder", "flaky"})
+BEHAVIOURS = ("honest", "liar", "colluder", "flaky", "equivocator", "withholder", "crasher")
+BYZANTINE = frozenset({"liar", "colluder", "flaky", "equivocator"})
 """Behaviours that report wrong outputs (the others only fail to report)."""
 EMPTY = hashlib.sha256(b"").digest()
 
@@ -108,8 +109,14 @@ class WorkerNode:
             output = hashlib.sha256(b"lie" + self.ident.public_key + key).digest()
         elif b == "colluder":
             output = hashlib.sha256(b"collude" + key).digest()
-        if output and output != honest_output(o.job, o.task, o.input_hash):
-            self.lied += 1
-        self.orders.order(o.shard, ops.Result(
-            o.job, o.task, o.replica, int(status), 0, hashlib.sha256(output).digest(),
-            len(output), 1000, "", EMPTY, 0))
+        outputs = [output]
+        if b == "equivocator":
+            outputs.append(hashlib.sha256(b"other" + self.ident.public_key + key).digest())
+            if _coin(b"order", self.ident.public_key, key) < 128:
+                outputs.reverse()
+        for out in outputs:
+            if out and out != honest_output(o.job, o.task, o.input_hash):
+                self.lied += 1
+            self.orders.order(o.shard, ops.Result(
+                o.job, o.task, o.replica, int(status), 0, hashlib.sha256(out).digest(),
+                len(out), 1000, "", EMPTY, 0))
