@@ -5,7 +5,8 @@ A seed picks 1 or 2 shards (committees of 4 or 7, mostly 1 and 4), 5 to 12 worke
 one job often submitted before its shard's first ledger tick), and a fault plan. Until
 ``heal_at`` the network drops, duplicates and delays messages and may be partitioned; up to f
 members of each committee crash and restart (keeping their disk); workers crash, come back or
-leave for good (churn). Then the network heals, crashed members come back, and the run goes on
+leave for good (churn), or (``TRACE_CHURN`` of the seeds) come and go as the hosts of a
+synthetic availability trace do, a day of it compressed into the faulty phase. Then the network heals, crashed members come back, and the run goes on
 until every job has ended on every member (or the last deadline has long passed) and the
 submitter holds a certificate for every accepted task (it asks for lost votes again).
 Half the seeds change epoch after the heal, while tasks run: every shard's ledger is handed
@@ -108,6 +109,35 @@ def _candidates(world: World, workers: list[WorkerNode]) -> tuple[ops.CandidateW
                         now_s).to_wire()
     return tuple(ops.CandidateWire(w.ident.node_id, summary, 2, 4096, offered_runtimes("sim"),
                                    0, 0, 10, f"d{i}", 0) for i, w in enumerate(workers))
+
+
+TRACE_CHURN = 0.3
+"""The share of seeds whose workers come and go as hosts of an availability trace do."""
+TRACE_HOURS_PER_SECOND = 0.5
+"""Trace time runs this many hours per simulated second (a day of churn before the heal)."""
+
+
+def _trace_churn(workers: list[WorkerNode], rng: random.Random, out: Outcome
+                 ) -> list[tuple[float, str, str]]:
+    """Crash and restart events following synthetic availability traces (Failure Trace
+    Archive fits and office desktops, ``testnet.traces``), time compressed: a host that goes
+    down in its trace crashes here, and restarts when its trace has it up again."""
+    from testnet.traces import generate_traces
+
+    traces = generate_traces(len(workers), seed=rng.getrandbits(32), duration_s=4 * 86400.0)
+    speed = TRACE_HOURS_PER_SECOND * 3600
+    events: list[tuple[float, str, str]] = []
+    for w, tr in zip(workers, traces):
+        start = float(tr.up[0][0]) + rng.uniform(0, 2 * 86400) if len(tr.up) else 0.0
+        was_up = True
+        for a, b in tr.up:
+            for t, up in ((float(a), True), (float(b), False)):
+                at = (t - start) / speed
+                if 0 < at < HEAL_AT - 0.5 and up != was_up:
+                    events.append((at, "restart" if up else "crash", w.name))
+                    was_up = up
+        out.injected["trace_churn_worker"] += 1
+    return events
 
 
 HANDOVER_AFTER_HEAL = (0.0, 20.0)
@@ -225,13 +255,16 @@ def run_seed(seed: int, *, faults: bool = True, trace: bool = False,
             for name in rng.sample(cm, k=rng.randint(0, max_faulty(len(cm)))):
                 t = rng.uniform(0, HEAL_AT - 1)
                 events += [(t, "crash", name), (rng.uniform(t, HEAL_AT), "restart", name)]
-        for w in rng.sample(workers, k=rng.randint(0, max(0, len(workers) // 3))):
-            t = rng.uniform(1, HEAL_AT - 1)
-            events.append((t, "crash", w.name))
-            if rng.random() < 0.7:  # else it left for good (churn)
-                events.append((rng.uniform(t, HEAL_AT + 60), "restart", w.name))
-            else:
-                out.injected["worker_left"] += 1
+        if rng.random() < TRACE_CHURN:
+            events += _trace_churn(workers, rng, out)
+        else:
+            for w in rng.sample(workers, k=rng.randint(0, max(0, len(workers) // 3))):
+                t = rng.uniform(1, HEAL_AT - 1)
+                events.append((t, "crash", w.name))
+                if rng.random() < 0.7:  # else it left for good (churn)
+                    events.append((rng.uniform(t, HEAL_AT + 60), "restart", w.name))
+                else:
+                    out.injected["worker_left"] += 1
     events.sort(key=lambda e: e[0])
     for t, what, arg in events:
         sim.run_until(t)
