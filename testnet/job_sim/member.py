@@ -141,7 +141,9 @@ class MemberNode:
 
     def _propose(self, ledger: JobLedger, now: float) -> None:
         assert self.replica is not None
-        for key, job, slots in self.timer.due(self.shard, ledger, self.replica.is_primary, now):
+        r = self.replica
+        rank = planner.rank(r.me, r.primary, len(self.cfg.committee))
+        for key, job, slots in self.timer.due(self.shard, ledger, rank, now):
             places = [p for p in planner.placements(ledger, job, slots, self.candidates(),
                                                     self.world.wall_ms(self.name)) if p is not None]
             if not places:
@@ -196,6 +198,8 @@ class MemberNode:
         cfg = self.replica.cfg
         out = planner.announce(ledger.drain_events(), ledger, cfg.shard, cfg.epoch, self.ident,
                                NETWORK)
+        for job in out.placed:
+            self.timer.placed((self.shard, job))
         pk = self.ident.public_key
         for worker, offers in out.offers.items():
             self.world.send_job(self.name, pk, worker, TaskOffers(tuple(offers)))

@@ -59,8 +59,9 @@ async def test_the_submitter_asks_again_for_missing_votes_until_the_job_is_settl
 
 
 async def test_a_backup_member_proposes_only_after_the_fallback_delay(autojump_clock: object) -> None:
-    """The primary proposes at once; a backup waits ``PLACE_FALLBACK_S`` of its clock with
-    slots open (a silent primary must not stall a job), and then again only after as long."""
+    """The primary proposes at once; the next member (rank 1) waits ``PLACE_FALLBACK_S`` of
+    its clock with slots open (a silent primary must not stall a job), then again only after
+    as long."""
     h = Harness()
     job = h.submit(2)
     places: list[float] = []
@@ -74,8 +75,9 @@ async def test_a_backup_member_proposes_only_after_the_fallback_delay(autojump_c
     peers = SimpleNamespace(connected=lambda: [])
     duties = MemberDuties(MEMBERS[1], ledger, peers, soft, TrioClock())  # type: ignore[arg-type]
     runner = SimpleNamespace(machine=SimpleNamespace(ledger=h.ledger),
-                             config=SimpleNamespace(shard=0, epoch=1),
-                             replica=SimpleNamespace(is_primary=False))
+                             config=SimpleNamespace(shard=0, epoch=1,
+                                                    committee=[m.public_key for m in MEMBERS]),
+                             replica=SimpleNamespace(me=1, primary=0, is_primary=False))
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for _ in range(int(3 * PLACE_FALLBACK_S)):
