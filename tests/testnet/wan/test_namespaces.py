@@ -27,11 +27,11 @@ ECHO_PORT = 5000
 class Echo:
     """An echo server inside a namespace; remembers who connected."""
 
-    def __init__(self, ns: str, ip: str) -> None:
+    def __init__(self, ns: str, ip: str, port: int = ECHO_PORT) -> None:
         with enter(ns):
             self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, ECHO_PORT))
+        self.sock.bind((ip, port))
         self.sock.listen(16)
         self.peers: list[str] = []
         threading.Thread(target=self._serve, daemon=True).start()
@@ -122,6 +122,28 @@ def test_a_node_added_later_is_served_by_the_running_relay(net, tmp_path):
     rtts = sorted(ping(s) for _ in range(9))
     assert expected <= rtts[0] <= expected + 0.030, (expected, rtts)
     s.close()
+
+
+@needs_root
+def test_dials_bound_to_one_port_reach_different_peers(net, tmp_path):
+    """Hole punching dials from the listen port: two such connections to different peers
+    must both go through the redirect to the relay, as they would on a real link."""
+    server, client = net.plan.nodes[0], net.plan.nodes[1]
+    Echo(server.ns, server.ip, ECHO_PORT)
+    Echo(server.ns, server.ip, ECHO_PORT + 1)
+    socks = []
+    for port in (ECHO_PORT, ECHO_PORT + 1):
+        with enter(client.ns):
+            s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((client.ip, 4001))
+        s.settimeout(5.0)
+        s.connect((server.ip, port))
+        ping(s)
+        socks.append(s)
+    for s in socks:
+        s.close()
 
 
 @needs_root
