@@ -93,6 +93,9 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(f"network   {st['network']}  (version {st['version']}, pid {st['pid']}, "
           f"up {st['uptime_s']:.0f} s)")
     print(wrap(f"health    {st['health']}", indent=10))
+    reach = st.get("services", {}).get("p2p", {}).get("reachability", {}).get("line")
+    if reach:
+        print(wrap(f"reach     {reach}", indent=10))
     work = st.get("services", {}).get("owner", {}).get("work")
     if work:
         print(wrap(f"work      {work}", indent=10))

@@ -9,6 +9,10 @@ Modules:
 - ``peers``   -- pure core: which peers to dial when (backoff with jitter), fault scores, bans.
 - ``framing`` -- pure core: u32-length-prefixed frames, size cap checked before the body.
 - ``metrics`` -- the counters behind ``P2PHost.metrics()``.
+- ``overlay`` -- pure core: the bounded random partial view and idle-connection trimming.
+- ``rtt``     -- pure core: smoothed round trips per peer, and timers scaled by them.
+- ``reachability`` -- pure core: AutoNAT verdicts, relay slots, hole-punch outcomes, status line.
+- ``traversal`` -- runs py-libp2p's AutoNAT, circuit relay v2 (client and capped relay) and DCUtR.
 - ``factory`` -- builds the py-libp2p host, swarm and GossipSub from public constructors.
 - ``libp2p_fixes`` -- the few places we reach into py-libp2p 0.8.1 internals, version-pinned.
 - ``errors``  -- ``P2PError`` and its subclasses.

@@ -77,6 +77,24 @@ class P2PConfig:
     idle_close: float = 60.0
     view_shuffle: float = 30.0
 
+    # NAT traversal (``daemon.p2p.traversal``): AutoNAT asks peers to dial us back, a node that
+    # cannot be dialled holds circuit-relay slots on ``relays_wanted`` dialable peers and tries
+    # DCUtR hole punching. ``nat_traversal`` off: none of it runs (a node with a known public
+    # address, or a test that wants a bare host).
+    nat_traversal: bool = True
+    autonat_confirmations: int = 3
+    relays_wanted: int = 2
+    # Serving as a relay for others (a volunteer lends a capped share of its link): slots held
+    # for NATed peers, circuits open per peer, and bytes / seconds per circuit before the relay
+    # resets it (the two ends redial, or have upgraded to direct by then). Our own traffic over
+    # a relay is consensus and soft state, a few KB/s; blobs go direct where they can.
+    relay_service: bool = True
+    relay_max_reservations: int = 16
+    relay_circuits_per_peer: int = 8
+    relay_circuit_bytes: int = 128 * 1024 * 1024
+    relay_circuit_seconds: int = 1800
+    relay_reservation_ttl: int = 900
+
     # Faults: each counted fault adds 1 to a peer's score, which leaks away at fault_decay per
     # second; at fault_threshold the peer is disconnected and banned for ban_seconds.
     fault_threshold: float = 20.0
@@ -129,9 +147,13 @@ class P2PConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise P2PConfigError(f"{name} must be > 0, got {value}")
-        for name in ("send_queue", "gossip_peer_queue", "gossip_delivery_queue", "gossip_seen_ttl"):
+        for name in ("send_queue", "gossip_peer_queue", "gossip_delivery_queue", "gossip_seen_ttl",
+                     "autonat_confirmations", "relay_max_reservations", "relay_circuits_per_peer",
+                     "relay_circuit_bytes", "relay_circuit_seconds", "relay_reservation_ttl"):
             if getattr(self, name) < 1:
                 raise P2PConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.relays_wanted < 0:
+            raise P2PConfigError(f"relays_wanted must be >= 0, got {self.relays_wanted}")
         if self.reconnect_max < self.reconnect_min:
             raise P2PConfigError("reconnect_max must be >= reconnect_min")
         if self.fault_decay < 0 or self.ban_seconds < 0:

@@ -48,7 +48,9 @@ from daemon.p2p.gossip import Gossip, GossipHandler
 from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
+from daemon.p2p.reachability import Reachability, Traversal, TraversalPolicy
 from daemon.p2p.rtt import PROBE_EVERY, RttTable
+from daemon.p2p.traversal import NatTraversal
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
 
@@ -188,6 +190,9 @@ class P2PHost:
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._started = False
+        self.traversal = Traversal(self.node_id, TraversalPolicy(
+            confirmations=config.autonat_confirmations, relays_wanted=config.relays_wanted))
+        self._rng = rng
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -270,6 +275,11 @@ class P2PHost:
                         nursery.start_soon(self._keep_connected, nursery)
                         nursery.start_soon(self._run_overlay)
                         nursery.start_soon(self._probe_rtts)
+                        if self.config.nat_traversal:
+                            nat = NatTraversal(host, swarm, self.config, self.traversal,
+                                               self._rng, own_addrs=self._direct_addrs,
+                                               relay_addrs=self._book.addrs)
+                            await nursery.start(nat.run)
                         task_status.started()
                         await trio.sleep_forever()
 
@@ -278,9 +288,22 @@ class P2PHost:
     def listen_addrs(self) -> list[str]:
         """Our full multiaddrs, ``/ip4/.../tcp/<port>/p2p/<node id>``. Empty until running.
 
+        Behind NAT (AutoNAT says nobody can dial us) with relay slots held, these are our
+        relayed addresses (``<relay addr>/p2p/<relay>/p2p-circuit/p2p/<node id>``) only: our own
+        would only make peers wait for dials that cannot succeed.
+
         A wildcard listen address (``/ip4/0.0.0.0``, a volunteer's default) is advertised as
         the machine's interface addresses, loopback last: nobody can dial 0.0.0.0, and these
         go into our signed record, from which other nodes learn how to reach us."""
+        if self._host is None:
+            return []
+        if self.traversal.state is Reachability.PRIVATE:
+            relayed = self.traversal.relayed_addrs()
+            if relayed:
+                return [f"{a}/p2p/{self.node_id}" for a in relayed]
+        return self._direct_addrs()
+
+    def _direct_addrs(self) -> list[str]:
         if self._host is None:
             return []
         out: list[str] = []
@@ -500,7 +523,7 @@ class P2PHost:
                 next_learn = now + LEARN_EVERY
                 self._learn_all(now)
             try:
-                self._overlay.keep(self._keep_source())
+                self._overlay.keep([*self._keep_source(), *self.traversal.relays()])
             except Exception:  # another service's callback: log, keep the old set
                 log.exception("keep source failed")
             failures = {p.node_id: p.failures for p in self._book.snapshot(now)}

@@ -260,3 +260,137 @@ def expand_wildcard(addr: Multiaddr) -> list[str]:
     concrete = [a for a in expanded if "/ip4/0.0.0.0/" not in a and "/ip6/::/" not in a]
     concrete.sort(key=lambda a: a.startswith(("/ip4/127.", "/ip6/::1/")))
     return [a + sep + peer for a in concrete]
+
+
+# -- NAT traversal (AutoNAT, circuit relay v2, DCUtR) -----------------------------------------
+#
+# - AutoNAT's dial-back (``AutoNATService._try_dial``) calls ``host.connect``, which returns at
+#   once when the asker is already connected -- and it always is, since it asked over that
+#   connection. So every py-libp2p server answers "dialable", behind NAT or not.
+#   ``NovaAutoNAT`` dials back on a fresh socket and completes the Noise handshake (which proves
+#   the peer id) without registering the connection, then hangs up; at most
+#   ``AUTONAT_DIALBACKS`` dial-backs run at once, so askers cannot make us dial without bound.
+#   And where py-libp2p *refuses* (E_DIAL_REFUSED, no verdict) because none of the advertised
+#   addresses has the IP the request came from, ``NovaAutoNAT`` answers E_DIAL_ERROR: a node
+#   that advertises its private 10.x address and arrives from its router's public IP is exactly
+#   a node behind NAT, and the spec's rule (dial only the observed IP) still holds: we dial
+#   nothing. (go-libp2p's client would also send its identify-observed address, which fails
+#   the dial-back; ours does not collect observed addresses.)
+# - ``Swarm.dial_peer`` drops every ``/p2p-circuit`` address ("this node has no relay
+#   transport") even with a circuit transport registered, so a peer advertising only relayed
+#   addresses could never be dialled. ``enable_circuit_dialing`` falls back to the circuit
+#   transport when the direct dial fails and the peerstore holds relayed addresses.
+# - ``CircuitV2Transport.dial_peer_info`` makes a reservation on the relay before every
+#   CONNECT when the CLIENT role is set; our dialling transport has only the STOP role and
+#   reservations are made by ``reserve_slot``, whose lifetime our own planner tracks (the
+#   transport's refresher reads the wall clock in its own task).
+
+from libp2p.host.autonat.autonat import AutoNATService  # noqa: E402
+from libp2p.network.exceptions import SwarmException  # noqa: E402
+
+AUTONAT_DIALBACKS = 2
+
+
+class NovaAutoNAT(AutoNATService):
+    """AutoNAT whose dial-back really dials (see above)."""
+
+    def __init__(self, host: Any, swarm: Swarm, timeout: float) -> None:
+        super().__init__(host, serve=True)
+        self._swarm = swarm
+        self._timeout = timeout
+        self._limit = trio.CapacityLimiter(AUTONAT_DIALBACKS)
+
+    async def _handle_dial(self, message: Any, observed_ip: str | None, is_relayed: bool) -> Any:
+        response = await super()._handle_dial(message, observed_ip, is_relayed)
+        if (not is_relayed and observed_ip is not None and message.dial.peer.addrs
+                and response.dialResponse.status == response.E_DIAL_REFUSED):
+            response.dialResponse.status = response.E_DIAL_ERROR
+            response.dialResponse.statusText = (
+                f"none of your addresses is at {observed_ip}, where you come from: behind NAT")
+        return response
+
+    async def _try_dial(self, peer_id: ID, addrs: list[bytes]) -> bytes | None:
+        async with self._limit:
+            for raw in addrs[:4]:
+                try:
+                    addr = Multiaddr(raw)
+                    if "p2p" in {p.name for p in addr.protocols()}:
+                        addr = addr.decapsulate(Multiaddr(f"/p2p/{addr.value_for_protocol('p2p')}"))
+                    transport = self._swarm.transport_manager.transport_for_dialing(addr)
+                    if transport is None:
+                        continue
+                    with trio.fail_after(self._timeout):
+                        conn = await transport.dial(addr)
+                        try:
+                            secured = await self._swarm.upgrader.upgrade_security(
+                                conn, True, peer_id)
+                            await secured.close()
+                        finally:
+                            await conn.close()
+                    return bytes(raw)
+                except Exception as err:  # any failure is "could not dial this address"
+                    logging.getLogger(__name__).debug("autonat dial-back %s: %r", raw, err)
+        return None
+
+
+def is_circuit(addr: Multiaddr | str) -> bool:
+    return "/p2p-circuit" in str(addr)
+
+
+def enable_circuit_dialing(swarm: Swarm, transport: Any) -> None:
+    """Let ``swarm.dial_peer`` reach a peer through its relayed addresses (see above)."""
+    direct_dial = swarm.dial_peer
+
+    async def dial_peer(peer_id: ID) -> list[Any]:
+        try:
+            return await direct_dial(peer_id)
+        except SwarmException:
+            try:
+                circuit = [a for a in swarm.peerstore.addrs(peer_id) if is_circuit(a)]
+            except Exception:  # no record of the peer at all
+                circuit = []
+            if not circuit:
+                raise
+        last: Exception | None = None
+        for addr in circuit[:4]:
+            full = addr if str(addr).endswith(f"/p2p/{peer_id}") else Multiaddr(
+                f"{addr}/p2p/{peer_id}")
+            try:
+                return [await transport.dial(full)]
+            except Exception as err:  # try the next relay
+                last = err
+        raise SwarmException(f"no relay reached {peer_id}: {last!r}")
+
+    swarm.dial_peer = dial_peer  # type: ignore[method-assign]
+
+
+async def reserve_slot(host: Any, relay: ID, timeout: float) -> tuple[bool, float, str]:
+    """RESERVE on ``relay`` (circuit relay v2 hop protocol): (ok, lifetime in s, detail)."""
+    import time
+
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeer
+    from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
+    from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
+
+    stream = None
+    try:
+        with trio.fail_after(timeout):
+            stream = await host.new_stream(relay, [HOP_PROTOCOL])
+            await write_delimited_msg(stream, HopMessage(
+                type=HopMessage.RESERVE, peer=CircuitPeer(id=host.get_id().to_bytes())))
+            resp = await read_delimited_msg(stream, HopMessage)
+    except Exception as err:  # stream, protocol or timeout: no slot
+        return False, 0.0, f"{type(err).__name__}: {err}"[:120]
+    finally:
+        if stream is not None:
+            with trio.move_on_after(1.0):
+                try:
+                    await stream.close()
+                except Exception:  # already reset
+                    pass
+    status = resp.status if resp.HasField("status") else 100  # 100: OK in circuit v2
+    if status != 100 or not resp.HasField("reservation"):
+        return False, 0.0, f"relay refused (status {status})"
+    # The voucher's expiry is wall-clock Unix time (the wire format); convert once to a lifetime.
+    return True, float(max(0, resp.reservation.expire - int(time.time()))), "ok"

@@ -48,6 +48,9 @@ class P2PService:
             "reached": view["known"],
             "view": view,
             "rtt": self.host.rtts.summary(),
+            # public / behind NAT through relay X / direct after hole punching, and what it
+            # last tried (``daemon.p2p.reachability``); ``line`` is what the CLI prints.
+            "reachability": self.host.traversal.summary(),
             "known": m.get("known_peers", 0),
             "listen": self.host.listen_addrs(),
             "drops": m.get("drops", {}),
