@@ -49,7 +49,7 @@ from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
 from daemon.p2p.reachability import Reachability, Traversal, TraversalPolicy
-from daemon.p2p.rtt import PROBE_EVERY, RttTable
+from daemon.p2p.rtt import DEAD_AFTER_MISSES, PROBE_EVERY, RttTable
 from daemon.p2p.traversal import NatTraversal
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
@@ -559,8 +559,11 @@ class P2PHost:
         if host is None:
             return
         stream = None
+        # The wait follows the measured round trip (daemon.p2p.rtt): a far peer is not taken for
+        # a dead one, and a dead link to a near one is found out in seconds.
+        timeout = self.rtts.ping_timeout(peer, self.config.dial_timeout)
         try:
-            with trio.fail_after(self.config.dial_timeout):
+            with trio.fail_after(timeout):
                 stream = await host.new_stream(ID.from_base58(peer), [PING_PROTOCOL])
                 await perform_ping_roundtrip(stream)  # the first one pays for set-up
                 start = trio.current_time()
@@ -568,6 +571,11 @@ class P2PHost:
                 self.rtts.sample(peer, trio.current_time() - start, trio.current_time())
         except Exception as err:  # task boundary: a failed ping is just no sample
             log.debug("ping %s failed: %r", peer, err)
+            if self.rtts.missed(peer, trio.current_time()):
+                log.info("%s answered no ping for %.1f s x %d: hanging up to redial", peer,
+                         timeout, DEAD_AFTER_MISSES)
+                self._metrics.dials["closed_dead"] += 1
+                self._disconnect_soon(peer)
         finally:
             if stream is not None:
                 with trio.move_on_after(1.0):

@@ -76,13 +76,24 @@ DropCallback = Callable[[str, int], None]  # (cause, number of messages) -> None
 # -- logging -------------------------------------------------------------------------------------
 
 
+EXPECTED_FAILURES = ("fail to upgrade mux", "Failed to open TCP stream")
+"""py-libp2p logs these at ERROR, yet they are everyday events: the first is how every AutoNAT
+dial-back ends on the asker's side (``NovaAutoNAT`` hangs up after the Noise handshake), the
+second every dial to a node behind NAT (which our own code already logs where it matters).
+They are re-emitted at DEBUG, so a volunteer's log shows real errors only."""
+
+
 class _RerouteHandler(logging.Handler):
     """Re-emits a ``libp2p.x.y`` record through the ``novacron.p2p.libp2p.x.y`` logger."""
 
     def emit(self, record: logging.LogRecord) -> None:
         target = logging.getLogger(ROUTED_LOGGER + record.name[len(LIBP2P_LOGGER):])
-        if target.isEnabledFor(record.levelno):
+        level = record.levelno
+        if level >= logging.ERROR and str(record.msg).startswith(EXPECTED_FAILURES):
+            level = logging.DEBUG
+        if target.isEnabledFor(level):
             routed = logging.makeLogRecord(record.__dict__)  # other handlers may hold `record`
+            routed.levelno, routed.levelname = level, logging.getLevelName(level)
             routed.name = target.name
             target.handle(routed)
 
@@ -331,6 +342,14 @@ class NovaAutoNAT(AutoNATService):
                 except Exception as err:  # any failure is "could not dial this address"
                     logging.getLogger(__name__).debug("autonat dial-back %s: %r", raw, err)
         return None
+
+
+def dcutr_gave_up(dcutr: Any, peer: ID) -> bool:
+    """DCUtR (``DCUtRProtocol``) spent its attempts on ``peer`` and is not trying now."""
+    from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS
+
+    return bool(dcutr._hole_punch_attempts.get(peer, 0) >= MAX_HOLE_PUNCH_ATTEMPTS
+                and peer not in dcutr._in_progress)
 
 
 def is_circuit(addr: Multiaddr | str) -> bool:

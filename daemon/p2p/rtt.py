@@ -41,6 +41,7 @@ class _Estimate:
     rttvar: float
     samples: int
     updated: float
+    misses: int = 0
 
 
 class RttTable:
@@ -59,10 +60,30 @@ class RttTable:
                 del self._peers[stalest]
             self._peers[peer] = _Estimate(rtt, rtt / 2, 1, now)
             return
+        est.misses = 0
         est.rttvar += (abs(rtt - est.srtt) - est.rttvar) / 4
         est.srtt += (rtt - est.srtt) / 8
         est.samples += 1
         est.updated = now
+
+    def ping_timeout(self, peer: NodeId, base: float) -> float:
+        """How long to wait for a ping's answer: ``base`` until measured (and never less), then
+        ``PING_TIMEOUT_RTTS`` conservative round trips, at most ``PING_TIMEOUT_CEILING``."""
+        return scale(base, self.conservative(peer), PING_TIMEOUT_RTTS, PING_TIMEOUT_CEILING)
+
+    def missed(self, peer: NodeId, now: float) -> bool:
+        """A ping went unanswered within ``ping_timeout``. True once ``DEAD_AFTER_MISSES`` in a
+        row have: the link is dead (a NAT mapping expired, a laptop lid closed) even though no
+        socket error says so, and the caller should hang up and redial. A peer never measured
+        is not tracked here (its connection attempt has its own timeout)."""
+        est = self._peers.get(peer)
+        if est is None:
+            return False
+        est.misses += 1
+        if est.misses >= DEAD_AFTER_MISSES:
+            est.misses = 0
+            return True
+        return False
 
     def forget_stale(self, now: float) -> None:
         for peer in [p for p, e in self._peers.items() if now - e.updated > FORGET_AFTER]:
@@ -95,6 +116,14 @@ def scale(base: float, rtt: float | None, multiple: float, ceiling: float) -> fl
         return base
     return min(max(base, multiple * rtt), max(base, ceiling))
 
+
+PING_TIMEOUT_RTTS = 4.0
+"""A ping is late after 4 conservative round trips (srtt + 4 x rttvar each): a loaded peer
+still answers in time, a 300 ms link is given 1.2 s or more, never the base's 5 s."""
+PING_TIMEOUT_CEILING = 30.0
+DEAD_AFTER_MISSES = 3
+"""Unanswered pings in a row (every ``PROBE_EVERY`` s) before a link is declared dead: one lost
+packet burst is not a dead peer, 45 s of silence is."""
 
 VIEW_CHANGE_RTTS = 8.0
 """A PBFT round is ~3 one-way delays plus batching; 8 round trips leave room for jitter and a

@@ -33,7 +33,7 @@ from libp2p.host.basic_host import BasicHost
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
-from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
 from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
@@ -116,8 +116,7 @@ class NatTraversal:
             direct, relayed, dialled = conn_kinds(self.swarm, pid)
             if relayed and not direct:
                 self._relayed_seen.add(node)
-                if self.dcutr._hole_punch_attempts.get(pid, 0) >= MAX_HOLE_PUNCH_ATTEMPTS and \
-                        pid not in self.dcutr._in_progress:
+                if libp2p_fixes.dcutr_gave_up(self.dcutr, pid):
                     self.core.hole_punch(node, False)
             if direct:
                 connected.append(node)

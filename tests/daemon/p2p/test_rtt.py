@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.p2p.rtt import MAX_PEERS, RttTable, pbft_timers, scale
+from daemon.p2p.rtt import (
+    DEAD_AFTER_MISSES,
+    MAX_PEERS,
+    PING_TIMEOUT_CEILING,
+    RttTable,
+    pbft_timers,
+    scale,
+)
 from protocol.identity import NodeId
 
 A, B, C = NodeId("a"), NodeId("b"), NodeId("c")
@@ -56,3 +63,25 @@ def test_loopback_keeps_the_base_timers_and_a_far_committee_gets_patient_ones():
     assert vc == pytest.approx(2.4) and status == pytest.approx(0.45)
     assert pbft_timers(1.0, 0.25, 20.0, 30.0) == (30.0, 7.5)  # a ceiling: dead is still dead
     assert scale(2.0, 1.0, 8.0, 1.0) == 2.0  # a ceiling below the base keeps the base
+
+
+def test_ping_timeouts_follow_the_round_trip_and_three_misses_in_a_row_mean_dead():
+    t = RttTable()
+    near, far, new = NodeId("near"), NodeId("far"), NodeId("new")
+    for i in range(20):
+        t.sample(near, 0.001, float(i))
+        t.sample(far, 0.300 + (0.02 if i % 2 else -0.02), float(i))
+    # Loopback keeps the base; a 300 ms link gets more than 4 round trips; nothing waits
+    # beyond the ceiling; an unmeasured peer gets the base.
+    assert t.ping_timeout(near, 5.0) == 5.0
+    assert 1.2 < t.ping_timeout(far, 1.0) < 2.0
+    assert t.ping_timeout(far, 0.1) > 4 * 0.3
+    assert t.ping_timeout(new, 5.0) == 5.0
+    for _ in range(50):
+        t.sample(far, 59.0, 30.0)
+    assert t.ping_timeout(far, 5.0) == PING_TIMEOUT_CEILING
+    # Misses: only a run of DEAD_AFTER_MISSES counts; an answer in between resets it.
+    assert [t.missed(near, 21.0) for _ in range(DEAD_AFTER_MISSES - 1)] == [False, False]
+    t.sample(near, 0.001, 22.0)
+    assert [t.missed(near, 23.0) for _ in range(DEAD_AFTER_MISSES)] == [False, False, True]
+    assert t.missed(new, 23.0) is False  # never measured: the dial has its own timeout
