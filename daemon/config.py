@@ -77,6 +77,10 @@ class NodeConfig:
     network: str = "novacron-local"
     listen: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/4001",)
     bootstrap: tuple[str, ...] = ()
+    announce: tuple[str, ...] = ()
+    """Addresses to advertise instead of the listen ones (a forwarded port); empty: listen's."""
+    relay_service: bool = True
+    """Lend capped relay slots to volunteers behind NAT (``daemon.p2p.traversal``)."""
     genesis: Path | None = None
     volunteer: VolunteerConfig = field(default_factory=VolunteerConfig)
     storage_sync: str = "normal"
@@ -111,6 +115,8 @@ _SCHEMA: dict[str, tuple[Any, str]] = {
     "genesis": (str, "a file path"),
     "p2p.listen": (list, "a list of multiaddrs like \"/ip4/127.0.0.1/tcp/4001\""),
     "p2p.bootstrap": (list, "a list of multiaddrs ending in /p2p/<node id>"),
+    "p2p.announce": (list, "a list of multiaddrs like \"/ip4/203.0.113.7/tcp/4001\""),
+    "p2p.relay_service": (bool, "true or false (relay for volunteers behind NAT)"),
     "volunteer.cpu_share": ((int, float), "a fraction of cores between 0 and 1"),
     "volunteer.max_memory_mb": (int, "megabytes (an integer)"),
     "volunteer.idle_only": (bool, "true or false"),
@@ -209,6 +215,11 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
     for addr in bootstrap:
         if "/p2p/" not in addr:
             raise ConfigError(f"{source}: bootstrap address {addr!r} must end in /p2p/<node id>")
+    announce = tuple(flat.get("p2p.announce", ()))
+    for addr in announce:
+        if not re.match(r"^/(ip[46]|dns[46]?)/[^/]+/tcp/\d{1,5}$", addr):
+            raise ConfigError(f"{source}: p2p.announce address {addr!r} must look like "
+                              "\"/ip4/203.0.113.7/tcp/4001\" (your public address and port)")
     vol = VolunteerConfig()
     share = float(flat.get("volunteer.cpu_share", vol.cpu_share))
     if not 0 < share <= 1:
@@ -238,6 +249,8 @@ def _build(flat: dict[str, Any], base: Path, source: str) -> NodeConfig:
         network=network,
         listen=listen,
         bootstrap=bootstrap,
+        announce=announce,
+        relay_service=flat.get("p2p.relay_service", cfg.relay_service),
         genesis=_path(flat["genesis"], base) if "genesis" in flat else None,
         volunteer=VolunteerConfig(share, mem, flat.get("volunteer.idle_only", False), hours,
                                   flat.get("volunteer.domain", "")[:128],

@@ -104,7 +104,8 @@ def build_node(config: NodeConfig) -> Node:
     node = Node(config, identity, db)
     node.control.bind()
     rng = random.Random(os.urandom(16))
-    p2p_config = P2PConfig(listen=config.listen, bootstrap=config.bootstrap)
+    p2p_config = P2PConfig(listen=config.listen, bootstrap=config.bootstrap,
+                           announce=config.announce, relay_service=config.relay_service)
     p2p = P2PService(identity, p2p_config, rng)
     node.add(p2p)
     genesis = _genesis(config, identity)

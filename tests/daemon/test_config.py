@@ -18,6 +18,8 @@ data_dir = "n0"
 [p2p]
 listen = ["/ip4/127.0.0.1/tcp/4100"]
 bootstrap = ["/ip4/127.0.0.1/tcp/4101/p2p/12D3KooWabc"]
+announce = ["/ip4/127.0.0.1/tcp/4200"]
+relay_service = false
 [volunteer]
 cpu_share = 0.25
 hours = "22:00-07:00"
@@ -27,6 +29,7 @@ sync = "full"
     cfg = load_config(p)
     assert cfg.data_dir == tmp_path / "n0"
     assert cfg.listen == ("/ip4/127.0.0.1/tcp/4100",)
+    assert cfg.announce == ("/ip4/127.0.0.1/tcp/4200",) and cfg.relay_service is False
     assert cfg.volunteer.cpu_share == 0.25 and cfg.volunteer.hours == "22:00-07:00"
     assert cfg.storage_sync == "full" and cfg.socket_path == tmp_path / "n0" / "control.sock"
 
@@ -44,6 +47,8 @@ def test_flags_override_file(tmp_path):
     ('network = "Bad Name"\n', "lowercase letters"),
     ('[p2p]\nlisten = ["localhost:4001"]\n', "must look like"),
     ('[p2p]\nbootstrap = ["/ip4/1.2.3.4/tcp/1"]\n', "must end in /p2p/"),
+    ('[p2p]\nannounce = ["1.2.3.4:4001"]\n', "p2p.announce address .*your public address"),
+    ('[p2p]\nrelay_service = "yes"\n', "relay_service must be true or false"),
     ('[volunteer]\ncpu_share = 2\n', r"cpu_share must be in \(0, 1\]"),
     ('[volunteer]\nidle_only = "yes"\n', "idle_only must be true or false"),
     ('[volunteer]\nhours = "9-5"\n', "must look like \"22:00-07:00\""),
