@@ -43,18 +43,24 @@ from typing import Any
 
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage
-from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtObject, CrdtState
+from protocol.messages.crdt import (
+    CrdtAck,
+    CrdtDelta,
+    CrdtDigest,
+    CrdtDigestPart,
+    CrdtObject,
+    CrdtState,
+)
 
 from crdt import prune as pruning
 from crdt.antientropy import AntiEntropyConfig, Books, DeltaBuffer, PeerStream, SendKind
+from crdt.digests import DigestStaging, decode_contexts, digest_messages
 from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_plan, own_dot
 from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
 from crdt.codec import (
     Interner,
-    decode_ctx,
     decode_object,
     decode_table,
-    encode_ctx,
     encode_object,
     pack_payload,
     unpack_payload,
@@ -110,6 +116,7 @@ class CrdtReplica:
         self.hlc = HybridClock(max_clock_ahead_ms)
         self.books = Books(DeltaBuffer(session, config.max_buffer), config)
         self._staging: dict[str, Staging] = {}
+        self._digest_staging: dict[str, DigestStaging] = {}
         self.departed: pruning.Departed = {}
         self.stats = ReplicaStats()
 
@@ -152,13 +159,14 @@ class CrdtReplica:
     def on_connect(self, peer: str, now_ms: int) -> list[Outgoing]:
         p = self.books.peer(peer)
         p.connected = True
-        return [self._digest(peer, p, now_ms)]
+        return self._digest(peer, p, now_ms)
 
     def on_disconnect(self, peer: str) -> None:
         p = self.books.peers.get(peer)
         if p is not None:
             p.connected = False
         self._staging.pop(peer, None)
+        self._digest_staging.pop(peer, None)
 
     def on_message(self, sender: str, msg: Any, now_ms: int) -> list[Outgoing]:
         """Handle one message from ``sender`` (the envelope's signer: the relayer)."""
@@ -172,6 +180,8 @@ class CrdtReplica:
             return []
         if isinstance(msg, CrdtDigest):
             return self._on_digest(p, msg)
+        if isinstance(msg, CrdtDigestPart):
+            return self._on_digest_part(sender, p, msg)
         raise CrdtUsageError(f"not a CRDT message: {type(msg).__name__}")
 
     def tick(self, now_ms: int) -> list[Outgoing]:
@@ -197,7 +207,7 @@ class CrdtReplica:
                     max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
             if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
-                out.append(self._digest(peer, p, now_ms))
+                out += self._digest(peer, p, now_ms)
         books.gc()
         for _, msg in out:
             kind = type(msg).__name__
@@ -206,13 +216,15 @@ class CrdtReplica:
 
     # -- building messages ----------------------------------------------------------------------
 
-    def _digest(self, peer: str, p: PeerStream, now_ms: int) -> Outgoing:
+    def _digest(self, peer: str, p: PeerStream, now_ms: int) -> list[Outgoing]:
+        """Our contexts for ``peer``: one message, or parts once they outgrow one."""
         p.digest_sent_at = now_ms
-        rep = Interner()
-        ctxs = tuple(CrdtObject(n, pack_payload(encode_ctx(o.ctx, rep)))
-                     for n, o in self.objects.items())
-        return (peer, CrdtDigest(self.session, p.their_session, p.applied, tuple(rep.table),
-                                 ctxs))
+        msgs = digest_messages({n: o.ctx for n, o in self.objects.items()},
+                               session=self.session, applied_session=p.their_session,
+                               applied_seq=p.applied,
+                               max_bytes=self.books.config.max_message_bytes,
+                               max_writers=self.limits.max_replicas)
+        return [(peer, m) for m in msgs]
 
     def _needed_heads(self, name: str, delta: Causal) -> dict[str, Head]:
         """Proofs for the delta's covers beyond its own entries (``auth`` rule 2): for each
@@ -273,7 +285,7 @@ class CrdtReplica:
         self.stats.gaps += 1
         if now_ms - p.digest_sent_at < self.books.config.digest_reply_ms:
             return []
-        return [self._digest(peer, p, now_ms)]
+        return self._digest(peer, p, now_ms)
 
     def _on_delta(self, sender: str, p: PeerStream, msg: CrdtDelta,
                   now_ms: int) -> list[Outgoing]:
@@ -313,20 +325,37 @@ class CrdtReplica:
         return [(sender, CrdtAck(msg.session, msg.seq))]
 
     def _on_digest(self, p: PeerStream, msg: CrdtDigest) -> list[Outgoing]:
-        table = decode_table(list(msg.replicas), self.limits)
+        theirs = decode_contexts(msg.replicas, msg.contexts, self.objects, self.limits)
+        return self._digest_in(p, msg.session, msg.applied_session, msg.applied_seq, theirs)
+
+    def _on_digest_part(self, sender: str, p: PeerStream, msg: CrdtDigestPart
+                        ) -> list[Outgoing]:
+        staging = self._digest_staging.get(sender)
+        if staging is None:
+            staging = self._digest_staging[sender] = DigestStaging(
+                self.books.config.max_staged_bytes)
+        parts = staging.add(msg)
+        if parts is None:
+            return []
         theirs: dict[str, CausalContext] = {}
-        for o in msg.contexts:
-            if o.name in self.objects:
-                if o.name in theirs:
-                    raise MalformedMessage(f"CRDT digest names object {o.name!r} twice")
-                theirs[o.name] = decode_ctx(unpack_payload(o.data, self.limits), table,
-                                            self.limits)
-        if msg.session != p.their_session:
-            p.their_session, p.applied = msg.session, 0
+        for part in parts:
+            for name, ctx in decode_contexts(part.replicas, part.contexts, self.objects,
+                                             self.limits).items():
+                acc = theirs.get(name)
+                if acc is None:
+                    theirs[name] = ctx
+                else:
+                    acc.join(ctx)
+        return self._digest_in(p, msg.session, msg.applied_session, msg.applied_seq, theirs)
+
+    def _digest_in(self, p: PeerStream, session: int, applied_session: int, applied_seq: int,
+                   theirs: dict[str, CausalContext]) -> list[Outgoing]:
+        if session != p.their_session:
+            p.their_session, p.applied = session, 0
         p.digest = theirs
         lacks_nothing = all(obj.ctx.issubset(theirs.get(n, CausalContext()))
                             for n, obj in self.objects.items())
-        self.books.on_digest(p, msg.applied_session, msg.applied_seq, lacks_nothing)
+        self.books.on_digest(p, applied_session, applied_seq, lacks_nothing)
         return []
 
     def _decode(self, replicas: tuple[str, ...], objects: tuple[CrdtObject, ...],

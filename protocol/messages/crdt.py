@@ -8,6 +8,8 @@ within ``session`` (chosen at start-up; a restart starts a new session).
 - ``CrdtAck``: "I have applied your stream up to ``seq``".
 - ``CrdtDigest``: sent on (re)connect and periodically: the sender's causal context per
   object and how far it applied the receiver's stream; the receiver works out what it lacks.
+- ``CrdtDigestPart``: a digest too large for one message (thousands of writers), cut by
+  writer into ``parts`` messages; the receiver acts once it has them all (``crdt.digests``).
 - ``CrdtState``: the fallback for a peer too far behind the buffer: the whole state, or, in
   reply to a digest, the entries the peer lacks plus the dots of those it has; split into
   ``parts`` messages when it is larger than one message may be (``crdt.transfer``).
@@ -67,6 +69,19 @@ class CrdtDigest:
     applied_session: U64
     """The receiver's stream session the sender has applied from (0: none)."""
     applied_seq: U64
+    replicas: Replicas
+    contexts: Objects
+
+
+@message("crdt.digest_part", 1)
+@dataclass(frozen=True, slots=True)
+class CrdtDigestPart:
+    session: U64
+    applied_session: U64
+    applied_seq: U64
+    part: U32
+    parts: U32
+    """Part ``part`` (from 0) of ``parts``; each object's context is the join of its slices."""
     replicas: Replicas
     contexts: Objects
 
