@@ -9,7 +9,9 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
 - rounds for a change to reach every up node over the connections (delta anti-entropy
   forwards news to all connected peers each round), next to log2(N) as the baseline;
 - idle bytes/s per node, computed from the real message sizes our code produces: anti-entropy
-  digests (``crdt`` codec, one context entry per record writer, every 30 s per connection),
+  digests (built by ``crdt.digests.digest_messages`` exactly as a replica builds them: one
+  context row per record writer, in parts once they outgrow one message; every 30 s per
+  connection),
   capability-record refreshes (the real record encoding, every ``REFRESH_S`` per node,
   crossing each overlay link once) and RTT pings.
 
@@ -28,12 +30,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from crdt.antientropy import AntiEntropyConfig  # noqa: E402
-from crdt.codec import Interner, encode_ctx  # noqa: E402
+from crdt.digests import digest_messages  # noqa: E402
 from crdt.dots import CausalContext  # noqa: E402
+from daemon.p2p.config import P2PConfig  # noqa: E402
+from protocol.schema import encode_body  # noqa: E402
 from daemon.capabilities import build_record, record_to_wire  # noqa: E402
 from daemon.p2p.rtt import PROBE_EVERY  # noqa: E402
 from daemon.sched import AvailabilityHistory, summarize  # noqa: E402
-from daemon.softstate.service import REFRESH_S  # noqa: E402
+from daemon.softstate.service import ENVELOPE_MARGIN, REFRESH_S  # noqa: E402
 from protocol.canonical import packb  # noqa: E402
 from protocol.identity import NodeIdentity  # noqa: E402
 from testnet.overlay_sim import OverlaySim, SimConfig  # noqa: E402
@@ -43,12 +47,18 @@ SIGNATURE = 64
 PING_BYTES = 4 * 32 + 4 * 40  # two round trips of 32 bytes, with yamux/noise framing
 
 
-def digest_bytes(writers: int) -> int:
-    """A real ``CrdtDigest`` context for ``writers`` record writers (one dot each, typical)."""
+ENVELOPE = 200  # signed envelope around each message: sender, nonce, time, signature
+
+
+def digest_sizes(writers: int) -> dict[str, int]:
+    """The real digest messages for ``writers`` record writers (one dot each, typical): their
+    total bytes, how many parts, and the largest, next to the frame cap they must fit."""
     ctx = CausalContext({f"{'x' * (NODE_ID_CHARS - 6)}{i:06d}": 3 for i in range(writers)})
-    rep = Interner()
-    rows = encode_ctx(ctx, rep)
-    return len(packb([list(rep.table), rows], maps=False)) + 200  # + envelope and signature
+    msgs = digest_messages({"caps": ctx}, session=1, applied_session=1, applied_seq=1,
+                           max_bytes=P2PConfig().max_frame - ENVELOPE_MARGIN)
+    sizes = [len(packb(encode_body(m), maps=False)) + ENVELOPE for m in msgs]
+    return {"total": sum(sizes), "parts": len(sizes), "largest": max(sizes),
+            "frame_cap": P2PConfig().max_frame}
 
 
 def record_bytes() -> int:
@@ -65,7 +75,7 @@ def record_bytes() -> int:
 def idle_traffic(nodes: int, overlay_links: float, kept: float) -> dict[str, float]:
     """Bytes/s a node sends plus receives when nothing happens but soft-state upkeep."""
     every = AntiEntropyConfig().digest_every_ms / 1000
-    digests = 2 * overlay_links * digest_bytes(nodes) / every
+    digests = 2 * overlay_links * digest_sizes(nodes)["total"] / every
     refresh = nodes * record_bytes() * overlay_links / REFRESH_S  # each record crosses each link
     pings = (overlay_links + kept) * PING_BYTES / PROBE_EVERY
     return {"digests": round(digests), "record_refresh": round(refresh), "pings": round(pings),
@@ -85,6 +95,7 @@ def main() -> None:
         r = sim.run()
         links = r.mean_connections - min(r.mean_connections, _mean_kept(sim))
         traffic = idle_traffic(n, links, _mean_kept(sim))
+        digest = digest_sizes(n)
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,
             "up_mean": round(r.up_mean, 1), "churn_events": r.churn_events,
@@ -99,8 +110,12 @@ def main() -> None:
                                      "baseline_log2_n": round(math.log2(n), 1)},
             "reached_fraction_min": r.reached_fraction_min,
             "idle_bytes_per_s": traffic,
-            "sizes": {"record": record_bytes(), "digest": digest_bytes(n)},
+            "sizes": {"record": record_bytes(), "digest": digest},
             "targets": {"connections": 64, "idle_bytes_per_s": 5000},
+            "met": {"connections": r.max_connections <= 64,
+                    "idle_bytes_per_s": traffic["total"] <= 5000,
+                    "dissemination_log_n": max(r.dissemination_rounds) <= math.log2(n),
+                    "digest_parts_under_frame_cap": digest["largest"] <= digest["frame_cap"]},
             "cpu_s": round(time.process_time() - started, 1),
         }), flush=True)
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import trio
 
-from crdt import CrdtReplica, LWWMap, ObjectSpec, Policy
+from crdt import AntiEntropyConfig, CrdtReplica, LWWMap, ObjectSpec, Policy
 from crdt.auth import DotSigner
 from daemon.attest.report import AttestationReport
 from daemon.capabilities import (
@@ -43,6 +43,8 @@ from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity
 from protocol.messages.capability import CapabilityAnnounce
 
+ENVELOPE_MARGIN = 4096
+"""Bytes a signed envelope adds around a soft-state message (sender, nonce, time, signature)."""
 log = logging.getLogger("novacron.softstate")
 
 PROTOCOL = "/novacron/crdt/1"
@@ -89,16 +91,21 @@ class SoftStateService:
         self.availability = AvailabilityRecorder(db)
         session = int.from_bytes(os.urandom(8), "big") | 1
         signer = DotSigner(identity, network)
+        # Every message the replica builds must fit one frame of the host (states, intervals
+        # and digests are cut to this budget); the envelope around it needs the rest.
+        ae = AntiEntropyConfig(max_message_bytes=host.max_frame - ENVELOPE_MARGIN)
         saved = db.get(_NS, "replica")
         self.replica: CrdtReplica
         if saved:
             try:
-                self.replica = CrdtReplica.restore(saved, SCHEMA, session=session, signer=signer)
+                self.replica = CrdtReplica.restore(saved, SCHEMA, session=session, signer=signer,
+                                                   config=ae)
             except RemoteProtocolError as err:
                 log.warning("soft state snapshot unusable (%s): starting empty", err)
                 saved = None
         if not saved:
-            self.replica = CrdtReplica(identity.node_id, SCHEMA, session=session, signer=signer)
+            self.replica = CrdtReplica(identity.node_id, SCHEMA, session=session, signer=signer,
+                                       config=ae)
         self.sealer = EnvelopeSealer(identity, network, context=session)
         self.opener = EnvelopeOpener(network)
         self.generation = 0
