@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import nacl.signing
@@ -74,15 +74,22 @@ def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swa
     if not isinstance(swarm, Swarm):  # new_swarm is typed as returning the interface
         raise TypeError(f"new_swarm returned {type(swarm).__name__}, expected Swarm")
     announce = [Multiaddr(a) for a in config.announce] or None
+
+    def listen_only(candidates: Sequence[Multiaddr]) -> list[Multiaddr]:
+        # Advertise what we listen on (or config.announce), never addresses that peers say they
+        # saw us dial from: on a shared host those are ephemeral ports nobody can dial. The
+        # observations are still recorded: DCUtR predicts our address behind a NAT from them
+        # (the router's public IP with our listen port) when it punches a hole.
+        return [a for listener in swarm.listeners.values() for a in listener.get_addrs()]
+
     host = BasicHost(
         network=swarm,
         enable_mDNS=False,
         enable_upnp=False,
         bootstrap=None,
         announce_addrs=announce,
-        # Advertise what we listen on (or config.announce), never addresses that peers say they
-        # saw us dial from: on a shared host those are ephemeral ports nobody can dial.
-        disable_identify_address_discovery=True,
+        addrs_factory=None if announce else listen_only,
+        disable_identify_address_discovery=False,
     )
     return swarm, host
 

@@ -23,16 +23,19 @@ def closed_port() -> int:
 async def test_a_node_nobody_can_dial_is_reached_through_a_relay_and_says_so():
     publics = [make_host(f"pub{i}") for i in range(3)]
     natted = make_host("natted", announce=(f"/ip4/127.0.0.1/tcp/{closed_port()}",))
+    other = make_host("other-natted", announce=(f"/ip4/127.0.0.1/tcp/{closed_port()}",))
     caller = make_host("caller")
-    inbox, replies = Inbox(), Inbox()
+    inbox, replies, other_inbox = Inbox(), Inbox(), Inbox()
     natted.handle(PROTO, inbox)
     caller.handle(PROTO, replies)
-    async with running(*publics, natted, caller):
+    other.handle(PROTO, other_inbox)
+    async with running(*publics, natted, other, caller):
         for p in publics:
             for q in publics:
                 if p is not q:
                     p.add_peer(q.listen_addrs()[0])
             natted.add_peer(p.listen_addrs()[0])
+            other.add_peer(p.listen_addrs()[0])
         # Three peers fail to dial it back: behind NAT; it takes two relay slots and
         # advertises only relayed addresses.
         await wait_until(lambda: len(natted.traversal.relays()) == 2, timeout=30)
@@ -63,6 +66,15 @@ async def test_a_node_nobody_can_dial_is_reached_through_a_relay_and_says_so():
         assert "direct after hole punching to 1 peer(s)" in natted.traversal.status_line()
         assert natted.send(caller.node_id, PROTO, b"direct now")
         await replies.wait_for(2, timeout=10)
+        # Two nodes behind NAT reach each other, each through the other's relay.
+        await wait_until(lambda: len(other.traversal.relays()) == 2, timeout=30)
+        other.add_peer(natted.listen_addrs()[0])
+        await wait_until(lambda: natted.node_id in other.connected_peers(), timeout=20)
+        assert other.send(natted.node_id, PROTO, b"natted to natted")
+        await inbox.wait_for(2, timeout=10)
+        assert inbox.items[1] == (other.node_id, b"natted to natted")
+        assert natted.send(other.node_id, PROTO, b"and back")
+        await other_inbox.wait_for(1, timeout=10)
 
 
 async def test_autonat_server_says_behind_nat_when_the_advertised_ip_is_not_the_observed_one():
