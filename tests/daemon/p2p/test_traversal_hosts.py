@@ -38,7 +38,7 @@ async def test_a_node_nobody_can_dial_is_reached_through_a_relay_and_says_so():
             other.add_peer(p.listen_addrs()[0])
         # Three peers fail to dial it back: behind NAT; it takes two relay slots and
         # advertises only relayed addresses.
-        await wait_until(lambda: len(natted.traversal.relays()) == 2, timeout=30)
+        await wait_until(lambda: len(natted.traversal.relays()) == 2, timeout=60)
         assert natted.traversal.state is Reachability.PRIVATE
         addrs = natted.listen_addrs()
         assert addrs and all("/p2p-circuit/p2p/" + natted.node_id in a for a in addrs)
@@ -47,12 +47,12 @@ async def test_a_node_nobody_can_dial_is_reached_through_a_relay_and_says_so():
         assert "last tried:" in line
         # The public nodes were dialled back by their peers.
         await wait_until(lambda: all(p.traversal.state is Reachability.PUBLIC for p in publics),
-                         timeout=30)
+                         timeout=60)
         assert publics[0].traversal.status_line().startswith("public (dialled back by ")
         # A node that knows only the relayed address reaches it, and our protocol flows both ways
         # over the circuit.
         caller.add_peer(addrs[0])
-        await wait_until(lambda: natted.node_id in caller.connected_peers(), timeout=20)
+        await wait_until(lambda: natted.node_id in caller.connected_peers(), timeout=40)
         assert caller.send(natted.node_id, PROTO, b"over the relay")
         await inbox.wait_for(1, timeout=10)
         assert inbox.items[0] == (caller.node_id, b"over the relay")
@@ -61,15 +61,15 @@ async def test_a_node_nobody_can_dial_is_reached_through_a_relay_and_says_so():
         assert replies.items[0] == (natted.node_id, b"and back")
         # DCUtR then upgrades the relayed connection (here the public caller is dialled
         # directly from behind the "NAT", its first step), and status says so.
-        await wait_until(lambda: caller.node_id in natted.traversal.punched, timeout=20)
+        await wait_until(lambda: caller.node_id in natted.traversal.punched, timeout=40)
         assert natted.traversal.punched[caller.node_id] is True
         assert "direct after hole punching to 1 peer(s)" in natted.traversal.status_line()
         assert natted.send(caller.node_id, PROTO, b"direct now")
         await replies.wait_for(2, timeout=10)
         # Two nodes behind NAT reach each other, each through the other's relay.
-        await wait_until(lambda: len(other.traversal.relays()) == 2, timeout=30)
+        await wait_until(lambda: len(other.traversal.relays()) == 2, timeout=60)
         other.add_peer(natted.listen_addrs()[0])
-        await wait_until(lambda: natted.node_id in other.connected_peers(), timeout=20)
+        await wait_until(lambda: natted.node_id in other.connected_peers(), timeout=40)
         assert other.send(natted.node_id, PROTO, b"natted to natted")
         await inbox.wait_for(2, timeout=10)
         assert inbox.items[1] == (other.node_id, b"natted to natted")
