@@ -126,6 +126,10 @@ class Traversal:
         self.last_tried = f"asked {_short(peer)} to dial us back: {what[dialable]}" + (
             f" ({detail})" if detail else "")
         if dialable is None:
+            # No answer is no evidence: the peer may be asked again next round (a timeout on
+            # a loaded or lossy link would otherwise bar it for verdict_ttl, and a small
+            # network would never gather its confirmations).
+            self._asked.pop(peer, None)
             return
         self._verdicts[peer] = (dialable, now)
         self._decide(now)

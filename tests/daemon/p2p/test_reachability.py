@@ -106,3 +106,16 @@ def test_hole_punch_outcomes_show_in_status_and_stay_bounded():
     for i in range(300):
         t.hole_punch(f"x{i}", True)
     assert len(t.punched) <= 256
+
+
+def test_a_peer_that_gave_no_verdict_is_asked_again_next_round():
+    t = Traversal("me", TraversalPolicy(asks_per_round=3))
+    rng = random.Random(4)
+    first = asks(t.tick(0.0, PEERS[:3], [], rng))
+    assert sorted(first) == PEERS[:3]
+    t.verdict(first[0], None, 1.0, "TooSlowError")
+    t.verdict(first[1], False, 1.0)
+    t.verdict(first[2], False, 1.0)
+    assert asks(t.tick(10.0, PEERS[:3], [], rng)) == [first[0]]
+    t.verdict(first[0], False, 11.0)
+    assert t.state is Reachability.PRIVATE
