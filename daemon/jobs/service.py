@@ -44,6 +44,8 @@ HAND_OVER = "/novacron/jobs/output/1"
 HAND_OVER_TIMEOUT_S = 20.0
 """A submitter that cannot take the output in this long fetches it later, after the vote."""
 TICK_S = 0.5
+SPLIT_HINT_TASKS = 10_000
+"""From this many tasks, ``submit`` on a multi-shard network says that one shard orders them."""
 
 
 class JobsService:
@@ -193,9 +195,19 @@ class JobsService:
             raise RpcError(REJECTED, f"the committee refused the job: {reply['error']}")
         out = {"job": job.id.hex(), "tasks": job.tasks, "shard": job.shard, "name": job.name}
         committee = self.committees.epoch.committees.get(job.shard, ())
+        shards = len(self.committees.shards)
         if len(committee) == 1:  # a one-node network is valid, but nobody else checks it
             out["notice"] = ("this network's committee has one member: results are checked "
                              "by nobody else")
+        elif shards > 1 and job.tasks >= SPLIT_HINT_TASKS:
+            # A job lives in one shard's ledger: its committee alone orders every placement and
+            # result. Splitting one job into per-shard sub-jobs would need one result view and
+            # certificates across shards; until then, say so rather than let the user think
+            # the network's every committee is working on it.
+            out["notice"] = (f"one job is ordered by one shard's committee: all {job.tasks:,} "
+                             f"tasks go through shard {job.shard}'s, while this network has "
+                             f"{shards} shards; to spread a job this large over every "
+                             f"committee, submit it as {shards} jobs (split its inputs)")
         return out
 
     async def rpc_list(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_cha
 
         before = kv_on_every_shard(d, shards, "e0", writer=1)
         jobs_on_every_shard(d, tmp, shards, "before")
+        big_job_is_told_one_shard_orders_it(d, tmp, shards)
 
         victims = victims_one_per_shard(d, nodes)
         for v in victims:
@@ -131,6 +132,23 @@ def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_cha
             assert health["health"] == "ok", (i, health["health"])
     finally:
         run("testnet", "down", "--dir", str(d))
+
+
+def big_job_is_told_one_shard_orders_it(d: Path, tmp: Path, shards: int) -> None:
+    """A job lives in one shard: ``submit`` says so for a large one, with the way to spread it."""
+    import wasmtime
+
+    empty = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
+    (tmp / "empty.wasm").write_bytes(bytes(empty))
+    (tmp / "big.toml").write_text('[job]\nname = "big"\nmodule = "empty.wasm"\n[inputs]\n'
+                                  'range = [0, 10000]\ntemplate = "{i}"\n')
+    res = run("submit", str(tmp / "big.toml"), "--data-dir", node_dir(d, 0), timeout=300)
+    assert res.returncode == 0, res.stderr
+    note = res.stderr.strip().splitlines()[-1]
+    assert note.startswith("note: one job is ordered by one shard's committee: all 10,000 tasks "
+                           "go through shard ") and f"this network has {shards} shards" in note \
+        and f"submit it as {shards} jobs" in note, note
+    ok("cancel", res.stdout.strip()[:12], "--data-dir", node_dir(d, 0))
 
 
 def test_two_shards_through_a_kill9_in_each(tmp_path):
