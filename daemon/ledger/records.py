@@ -261,6 +261,16 @@ class Job:
     a worker's replicas, load) visit these instead of all 100,000 tasks. Settled ones are
     dropped as walks meet them."""
 
+    def add_replica(self, index: int, replica: TaskReplica) -> int:
+        """Give task ``index`` another replica; its position. Replicas are added only here:
+        the walks for running replicas find a task through ``placed``, and a task given a
+        replica behind its back would never see its lease expire (until a restore, which
+        rebuilds ``placed``: the replicas would diverge)."""
+        task = self.tasks[index]
+        task.replicas.append(replica)
+        self.placed.add(index)
+        return len(task.replicas) - 1
+
     def unsettled(self) -> Iterator[tuple[int, Task]]:
         """(index, task) of every open task that has replicas, in index order."""
         tasks = self.tasks

@@ -310,10 +310,9 @@ class JobLedger:
                 workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
                 task.quorum = 1
             self._lease_floor = min(self._lease_floor, self.now_ms + job.lease_ms)
-            job.placed.add(a.task)
             for w in workers:
-                task.replicas.append(TaskReplica(w, self.now_ms, self.now_ms + job.lease_ms))
-                self._events.append(Offered(job.id, a.task, len(task.replicas) - 1, w))
+                k = job.add_replica(a.task, TaskReplica(w, self.now_ms, self.now_ms + job.lease_ms))
+                self._events.append(Offered(job.id, a.task, k, w))
             task.explanation, task.runtime = explanation, runtime
             placed += 1
         return {"placed": placed, "refused": refused}

@@ -63,6 +63,9 @@ def test_cached_snapshots_equal_fresh_ones_and_a_restored_twin_stays_equal(seed)
             h.call(MEMBERS[0], ops.Query(job, 0, 5, True))
         snap = h.ledger.snapshot()
         assert snap == fresh(h.ledger), f"seed {seed} step {step}: the cache is stale"
+        for j in h.ledger.jobs.values():  # every open task with replicas is found by the walks
+            assert {i for i, t in enumerate(j.tasks) if t.replicas and t.state == "open"} \
+                <= j.placed, f"seed {seed} step {step}: a replica was added behind placed's back"
         for other in others:
             assert other.snapshot() == snap, f"seed {seed} step {step}: a twin diverged"
         if step == 100:
