@@ -672,7 +672,7 @@ def _spec_view(spec: ops.Submit) -> dict[str, Any]:
 def _packed_tasks(tasks: list[Task]) -> list[bytes]:
     """Each task's ``Task.packed()``, with its common cases inlined (a task with no replica or
     one unchanged replica): at 100,000 tasks the method call was most of a checkpoint."""
-    out = []
+    out: list[bytes] = []
     append = out.append
     for t in tasks:
         c = t.__dict__["_packed"]
