@@ -379,6 +379,9 @@ class JobLedger:
             rec.disagreed += 1
             rec.run = 0
             self._events.append(ReplicaFailed(job.id, index, k))
+        if caught:  # a replica ended without a result: the task may have run out (``_expire``)
+            self._exhausted(job, index, task)
+            self._maybe_done(job)
 
     def _leave(self, client: str, op: ops.Leave, request: ClientRequest) -> dict[str, Any]:
         self.unreachable.pop(client, None)

@@ -23,7 +23,7 @@ def fresh(ledger: JobLedger) -> bytes:
     return packb(ledger.snapshot_wire(), maps=False)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(20))
 def test_cached_snapshots_equal_fresh_ones_and_a_restored_twin_stays_equal(seed):
     rng = random.Random(seed)
     h = Harness(max_replicas=3, wall_ms=1_000, deadline_s=400)
@@ -49,6 +49,15 @@ def test_cached_snapshots_equal_fresh_ones_and_a_restored_twin_stays_equal(seed)
                 i, k, r = rng.choice(pending)
                 status = rng.choice([0, 0, 1, 4, 8])  # OK, a trap (agreed failure), node faults
                 h.report(job, i, k, rng.choice([b"a", b"b"]), status=status)
+        elif roll < 0.7 and rec is not None:
+            pending = [(i, k, r) for i, t in enumerate(rec.tasks) for k, r in enumerate(t.replicas)
+                       if r.result is None and r.outcome == "pending"]
+            if pending:  # a checkpoint, agreed or caught (two digests in play)
+                i, k, r = rng.choice(pending)
+                seq = r.checkpoints[-1].seq + 1 if r.checkpoints else 1
+                h.call(h.worker(r.worker), ops.CheckpointReport(
+                    job, i, k, seq, seq * 10, seq * 1000, rng.choice([b"c" * 32, b"d" * 32]),
+                    b"b" * 32, seq == 1))
         elif roll < 0.8:
             now += rng.choice([500, 5_000, 70_000])
             for m in MEMBERS:
