@@ -13,13 +13,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from daemon.errors import DaemonError
+
 Params = dict[str, np.ndarray]
 
 MAX_TENSORS = 1024
 """Tensors one model may hold."""
 
 
-class FLError(ValueError):
+class FLError(DaemonError, ValueError):
     """A model, update or option that the FL code cannot take; the message says which and why."""
 
 

@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.errors import DaemonError
+
 log = logging.getLogger("novacron.cgroup")
 
 PERIOD_US = 100_000
@@ -53,7 +55,7 @@ def own_paths(proc_cgroup: str) -> dict[str, str]:
     return out
 
 
-class CgroupUnavailable(Exception):
+class CgroupUnavailable(DaemonError):
     """No writable cgroup with a CPU controller; the message says why, in words."""
 
 

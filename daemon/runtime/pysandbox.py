@@ -32,7 +32,8 @@ from daemon.runtime.bundle import JOB_DIR, BundleError, decode
 from daemon.runtime.outcome import EndKind, Ending, Limits, TaskOutcome
 from daemon.runtime.pyfs import Tree
 from daemon.runtime.pywasi import PythonWasi
-from daemon.runtime.sandbox import Watchdog, ending_of, memory_export, new_store, outcome_of
+from daemon.runtime.sandbox import Watchdog
+from daemon.runtime.store import ending_of, memory_export, new_store, outcome_of
 from daemon.runtime.wasi import TaskIO
 from protocol.messages.tasks import TaskStatus
 

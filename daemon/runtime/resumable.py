@@ -38,12 +38,15 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import wasmtime
 
+from daemon.errors import DaemonError
 from daemon.runtime import checkpoint as ck
 from daemon.runtime.outcome import PAGE, EndKind, Ending, Limits, TaskOutcome
+from daemon.runtime.store import ending_of, new_store, outcome_of
 from daemon.runtime.wasi import TaskIO
 
 STEP_EXPORT = "novacron_step"
@@ -181,7 +184,15 @@ class _Checkpointer:
         return made
 
 
-def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes,
+class TaskHost(Protocol):
+    """What a resumable run needs of the sandbox running it (``sandbox.Sandbox``)."""
+
+    engine: wasmtime.Engine
+    wasi: Any
+    watchdog: Any
+
+
+def run_resumable(sandbox: TaskHost, entry_pre: wasmtime.InstancePre, stdin: bytes,
                   limits: Limits, *, seed: bytes, argv: tuple[bytes, ...], logical_time_ns: int,
                   policy: CheckpointPolicy | None = None, resume: Sequence[bytes] = (),
                   resume_digest: bytes | None = None,
@@ -191,9 +202,6 @@ def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes
     Raises ``checkpoint.CheckpointError`` if ``resume`` is not a valid chain ending at
     ``resume_digest``; every way the task itself can end is an outcome.
     """
-    from daemon.runtime.sandbox import (Sandbox, ending_of, new_store,  # it imports us
-                                        outcome_of)
-    assert isinstance(sandbox, Sandbox)
     began = time.perf_counter()
     restored = None
     if resume:
@@ -260,7 +268,9 @@ def run_resumable(sandbox: object, entry_pre: wasmtime.InstancePre, stdin: bytes
     return ResumableResult(outcome_of(end, store, memory, io, limits, began, fuel=True), taken)
 
 
-class _Done(Exception):
+class _Done(DaemonError):
+    """Ends the step loop from inside a host call, carrying how the task ended."""
+
     def __init__(self, end: Ending) -> None:
         super().__init__(end.kind.value)
         self.end = end
