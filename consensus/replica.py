@@ -323,6 +323,13 @@ class Replica(ViewChanges, Recovery):
     def _propose_batches(self) -> None:
         while self.next_seq <= self.log.high and \
                 self.next_seq - 1 - self.last_executed < self.cfg.max_inflight:
+            known = self.log.slots.get(self.next_seq)
+            if known is not None and known.committed:
+                # Committed already (a commit proof reached a primary that was behind, e.g.
+                # restarted in an old view): that number is taken. Proposing over it would
+                # replace the committed batch in our own slot and execute another one there.
+                self.next_seq += 1
+                continue
             batch = self._cut_batch()
             if not batch:
                 return
