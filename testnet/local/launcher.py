@@ -322,17 +322,16 @@ def down(directory: Path) -> int:
 
 
 def _stop_all(state: TestnetState) -> int:
-    # Ask them all first, so they wind down together rather than one after another.
+    # Ask them all first, so they wind down together rather than one after another. Count
+    # them as asked: one that exits before the second loop reaches it was running too.
+    running = [node for node in state.nodes if processes.alive(node.pid)]
+    for node in running:
+        processes.send(node.pid, signal.SIGTERM)
+        processes.send(node.pid, signal.SIGCONT)
     for node in state.nodes:
-        if processes.alive(node.pid):
-            processes.send(node.pid, signal.SIGTERM)
-            processes.send(node.pid, signal.SIGCONT)
-    stopped = 0
-    for node in state.nodes:
-        if processes.alive(node.pid):
-            processes.stop(node.pid)
-            stopped += 1
+        processes.stop(node.pid)  # waits for it (SIGKILL after a while); nothing if gone
         node.pid = None
+    stopped = len(running)
     state.save()
     return stopped
 
