@@ -24,6 +24,7 @@ from protocol.messages.crdt import MAX_REPLICAS, CrdtDigest, CrdtDigestPart, Crd
 
 from crdt.codec import Interner, decode_ctx, decode_table, pack_payload, unpack_payload
 from crdt.dots import CausalContext
+from crdt.transfer import PartStaging
 from crdt.values import Limits
 
 MAX_DIGEST_PARTS = 256
@@ -94,16 +95,10 @@ def decode_contexts(replicas: tuple[str, ...], objects: tuple[CrdtObject, ...],
     return out
 
 
-class DigestStaging:
+class DigestStaging(PartStaging[CrdtDigestPart]):
     """Parts of the newest multi-part digest from one peer, until they are all here."""
 
-    __slots__ = ("key", "parts", "bytes", "max_bytes")
-
-    def __init__(self, max_bytes: int) -> None:
-        self.key: tuple[int, int, int, int] | None = None
-        self.parts: dict[int, CrdtDigestPart] = {}
-        self.bytes = 0
-        self.max_bytes = max_bytes
+    __slots__ = ()
 
     def add(self, msg: CrdtDigestPart) -> list[CrdtDigestPart] | None:
         """Stage one part; every part, in order, once the last one is in. A part of another
@@ -112,22 +107,9 @@ class DigestStaging:
         so a mix under-states the sender at worst: we send it a little it already has."""
         if not 0 <= msg.part < msg.parts <= MAX_DIGEST_PARTS:
             raise MalformedMessage(f"CRDT digest part {msg.part} of {msg.parts} is out of range")
-        key = (msg.session, msg.applied_session, msg.applied_seq, msg.parts)
-        if key != self.key:
-            self.key, self.parts, self.bytes = key, {}, 0
-        if msg.part not in self.parts:
-            size = sum(len(o.data) for o in msg.contexts) + sum(len(r) for r in msg.replicas)
-            if self.bytes + size > self.max_bytes:
-                self.key, self.parts, self.bytes = None, {}, 0
-                raise MessageTooLarge(f"a multi-part CRDT digest exceeds {self.max_bytes} "
-                                      "staged bytes")
-            self.parts[msg.part] = msg
-            self.bytes += size
-        if len(self.parts) < msg.parts:
-            return None
-        done = [self.parts[i] for i in range(msg.parts)]
-        self.key, self.parts, self.bytes = None, {}, 0
-        return done
+        size = sum(len(o.data) for o in msg.contexts) + sum(len(r) for r in msg.replicas)
+        return self._stage((msg.session, msg.applied_session, msg.applied_seq, msg.parts),
+                           msg.part, msg.parts, size, msg, "digest")
 
 
 __all__ = ["DigestStaging", "MAX_DIGEST_PARTS", "decode_contexts", "digest_messages"]

@@ -15,6 +15,7 @@ hold more than one state's worth of parts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from protocol.canonical import packb
 from protocol.errors import MalformedMessage, MessageTooLarge
@@ -109,39 +110,57 @@ def state_parts(objects: dict[str, Causal], digest: dict[str, CausalContext] | N
     return out
 
 
-class Staging:
-    """Parts of the newest multi-part state from one peer, until they are all here."""
+M = TypeVar("M")
+
+
+class PartStaging(Generic[M]):
+    """The parts of the newest multi-part message from one peer, until they are all here,
+    within ``max_bytes`` staged. Shared by state transfers (``Staging``) and anti-entropy
+    digests (``digests.DigestStaging``), which differ only in their key and part size."""
 
     __slots__ = ("key", "parts", "bytes", "max_bytes")
 
     def __init__(self, max_bytes: int) -> None:
-        self.key: tuple[int, int, int] | None = None
-        self.parts: dict[int, CrdtState] = {}
+        self.key: tuple[int, ...] | None = None
+        self.parts: dict[int, M] = {}
         self.bytes = 0
         self.max_bytes = max_bytes
+
+    def _stage(self, key: tuple[int, ...], part: int, parts: int, size: int, msg: M,
+               what: str) -> list[M] | None:
+        """Stage ``msg``; every part, in order, once the last one is in. A part of another
+        message (the sender started a newer one) drops what was staged."""
+        if key != self.key:
+            self.key, self.parts, self.bytes = key, {}, 0
+        if part not in self.parts:
+            if self.bytes + size > self.max_bytes:
+                self.key, self.parts, self.bytes = None, {}, 0
+                raise MessageTooLarge(f"a multi-part CRDT {what} exceeds {self.max_bytes} "
+                                      "staged bytes")
+            self.parts[part] = msg
+            self.bytes += size
+        if len(self.parts) < parts:
+            return None
+        done = [self.parts[i] for i in range(parts)]
+        self.key, self.parts, self.bytes = None, {}, 0
+        return done
+
+
+class Staging(PartStaging[CrdtState]):
+    """Parts of the newest multi-part state from one peer, until they are all here."""
+
+    __slots__ = ()
 
     def add(self, msg: CrdtState) -> list[CrdtState] | None:
         """Stage one part; returns every part, in order, once the last one is in."""
         if not 0 <= msg.part < msg.parts <= MAX_PARTS:
             raise MalformedMessage(f"CRDT state part {msg.part} of {msg.parts} is out of range")
         key = (msg.session, msg.seq, msg.parts)
-        if key != self.key:
-            if self.key is not None and key[:2] < self.key[:2] and key[0] == self.key[0]:
-                return None  # an older transfer of the same session: ignore
-            self.key, self.parts, self.bytes = key, {}, 0
-        if msg.part not in self.parts:
-            size = sum(len(o.data) for o in msg.objects)
-            if self.bytes + size > self.max_bytes:
-                self.key, self.parts, self.bytes = None, {}, 0
-                raise MessageTooLarge(f"a multi-part CRDT state exceeds {self.max_bytes} "
-                                      "staged bytes")
-            self.parts[msg.part] = msg
-            self.bytes += size
-        if len(self.parts) < msg.parts:
-            return None
-        done = [self.parts[i] for i in range(msg.parts)]
-        self.key, self.parts, self.bytes = None, {}, 0
-        return done
+        if self.key is not None and key != self.key and key[:2] < self.key[:2] \
+                and key[0] == self.key[0]:
+            return None  # an older transfer of the same session: ignore
+        return self._stage(key, msg.part, msg.parts, sum(len(o.data) for o in msg.objects),
+                           msg, "state")
 
 
 def fill_known(obj: Causal, incoming: Causal, known: set[Dot]) -> bool:
