@@ -162,7 +162,7 @@ class OwnerService:
         if self.cgroup is None:
             return
         s = self.store.current
-        self.cgroup.set_share(s.cpu_share, cpu_count())
+        self.throttle.apply_quota()
         self.cgroup.set_memory(self.pool.size * (s.max_memory_mb + WORKER_OVERHEAD_MB) << 20)
 
     def try_cgroup(self, tag: str) -> None:

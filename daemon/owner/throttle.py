@@ -100,6 +100,12 @@ class Throttle:
         finally:
             self.on_slowdown(1.0)
 
+    def apply_quota(self) -> None:
+        """Set the cgroup's quota to the share now (the owner calls it on every change; the
+        loop also checks each period). The one place that writes the quota."""
+        if self.quota is not None:
+            self._set_quota(*self.quota)
+
     def _set_quota(self, cgroup: CpuCgroup, share: Callable[[], tuple[float, int]]) -> None:
         now = share()
         if now != self._share:
