@@ -60,6 +60,10 @@ OVERLAY_TICK = 1.0
 """How often the overlay decides (view, shuffles, idle trimming)."""
 LEARN_EVERY = 5.0
 """How often the address source (every known record) is read into the overlay."""
+PROBE_TICK = 1.0
+"""How often the round-trip prober looks for peers due a ping (new ones wait at most this)."""
+PROBE_CONCURRENCY = 8
+"""Pings in flight at once: a few dead peers' timeouts do not delay the live ones' samples."""
 
 AddressList = Callable[[], Iterable[tuple[str, Sequence[str]]]]
 AddressLookup = Callable[[str], Sequence[str]]
@@ -545,14 +549,24 @@ class P2PHost:
             await trio.sleep(OVERLAY_TICK)
 
     async def _probe_rtts(self) -> None:
-        """Ping the peers we keep (view and committees) every ``PROBE_EVERY`` s: the round
-        trips that timers scale by (``daemon.p2p.rtt``)."""
-        while self._nursery is not None:
-            peers = (self._overlay.view() | self._overlay.kept()) & self._connected
-            for peer in sorted(peers):
+        """Ping the peers we keep (view and committees): a new one at once, then every
+        ``PROBE_EVERY`` s, at most ``PROBE_CONCURRENCY`` at a time. These are the round trips
+        that timers scale by (``daemon.p2p.rtt``)."""
+        limit = trio.CapacityLimiter(PROBE_CONCURRENCY)
+
+        async def ping(peer: NodeId) -> None:
+            async with limit:
                 await self._ping(peer)
-            self.rtts.forget_stale(trio.current_time())
-            await trio.sleep(PROBE_EVERY)
+
+        async with trio.open_nursery() as pings:
+            while self._nursery is not None:
+                now = trio.current_time()
+                kept = (self._overlay.view() | self._overlay.kept()) & self._connected
+                for peer in self.rtts.due(kept, now):
+                    pings.start_soon(ping, peer)
+                self.rtts.forget_stale(now)
+                await trio.sleep(PROBE_TICK)
+            pings.cancel_scope.cancel()
 
     async def _ping(self, peer: NodeId) -> None:
         host = self._host

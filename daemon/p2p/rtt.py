@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-The host pings the peers it keeps (its view and its committees) every ``PROBE_EVERY`` seconds
-over libp2p's ping protocol and feeds each sample to ``RttTable.sample``. Each peer has a
+The host pings the peers it keeps (its view and its committees) over libp2p's ping protocol:
+a newly connected peer at once (timers fall back to their loopback bases until it is measured),
+then every ``PROBE_EVERY`` seconds, several at a time (one dead peer's timeout does not hold up
+the others); ``RttTable.due`` says whom. Each sample goes to ``RttTable.sample``. Each peer has a
 smoothed round trip and a variation, as TCP keeps them (RFC 6298: ``srtt += (r - srtt) / 8``,
 ``rttvar += (|r - srtt| - rttvar) / 4``); ``conservative(peer)`` is ``srtt + 4 * rttvar``,
 TCP's retransmission timeout before its floor.
@@ -49,6 +51,19 @@ class RttTable:
 
     def __init__(self) -> None:
         self._peers: dict[NodeId, _Estimate] = {}
+        self._probed: dict[NodeId, float] = {}
+
+    def due(self, peers: Iterable[NodeId], now: float) -> list[NodeId]:
+        """Those of ``peers`` to ping now (never pinged while connected, or last pinged
+        ``PROBE_EVERY`` s ago), marked as pinged. Peers no longer given are dropped from the
+        record, so one that reconnects is pinged at once."""
+        current = set(peers)
+        self._probed = {p: t for p, t in self._probed.items() if p in current}
+        out = sorted(p for p in current
+                     if p not in self._probed or now - self._probed[p] >= PROBE_EVERY)
+        for p in out:
+            self._probed[p] = now
+        return out
 
     def sample(self, peer: NodeId, rtt: float, now: float) -> None:
         if not 0.0 <= rtt < 60.0:

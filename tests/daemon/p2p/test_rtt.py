@@ -7,6 +7,7 @@ import pytest
 from daemon.p2p.rtt import (
     DEAD_AFTER_MISSES,
     MAX_PEERS,
+    PROBE_EVERY,
     PING_TIMEOUT_CEILING,
     RttTable,
     pbft_timers,
@@ -85,3 +86,21 @@ def test_ping_timeouts_follow_the_round_trip_and_three_misses_in_a_row_mean_dead
     t.sample(near, 0.001, 22.0)
     assert [t.missed(near, 23.0) for _ in range(DEAD_AFTER_MISSES)] == [False, False, True]
     assert t.missed(new, 23.0) is False  # never measured: the dial has its own timeout
+
+
+def test_a_new_peer_is_due_at_once_then_every_probe_interval():
+    t = RttTable()
+    a, b = NodeId("a"), NodeId("b")
+    assert t.due([a], 0.0) == [a]
+    assert t.due([a], 1.0) == []
+    assert t.due([a, b], 2.0) == [b]  # b is new: no waiting for a's interval
+    assert t.due([a, b], PROBE_EVERY) == [a]
+    assert t.due([a, b], PROBE_EVERY + 2.0) == [b]
+
+
+def test_a_peer_that_reconnects_is_due_at_once():
+    t = RttTable()
+    a = NodeId("a")
+    assert t.due([a], 0.0) == [a]
+    assert t.due([], 1.0) == []  # a disconnected
+    assert t.due([a], 2.0) == [a]
