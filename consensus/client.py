@@ -3,7 +3,13 @@
 It sends a request to the primary it believes in, and after ``retry`` seconds without a
 result re-sends it (freshly sealed, same request id) to every replica, which makes backups
 forward it and start their view-change timers if the primary is faulty. f+1 matching replies
-include one from a correct replica, so the result is the committed one. Pure, like the
+include one from a correct replica, so the result is the committed one.
+
+A client on a committee member (a daemon submitting to a shard it serves) also takes its own
+replica's reply alone: a replica replies only once it has executed the request at a committed
+sequence number, and the node trusts its own replica as it trusts itself. That saves the half
+round trip of waiting for a second member's reply (PBFT commit latency from a member: about 2
+round trips instead of 2.5). Pure, like the
 replica: ``submit``, ``receive`` and ``tick`` return actions.
 """
 
@@ -76,7 +82,8 @@ class Client:
             return []
         self.replies[idx] = m.result
         self.view = max(self.view, m.view)
-        if sum(1 for r in self.replies.values() if r == m.result) >= self.cfg.f + 1:
+        own = self.cfg.committee[idx] == self.signer.public_key
+        if own or sum(1 for r in self.replies.values() if r == m.result) >= self.cfg.f + 1:
             self.done.append(Done(m.request_id, m.result, self.first_at, self.now))
             self.current = None
         return []

@@ -1,0 +1,48 @@
+"""The PBFT client's rule for when a request is done: f+1 matching replies, or its own
+replica's reply when the client runs on a committee member."""
+
+from consensus.client import Client
+from consensus.config import ReplicaConfig
+from consensus.crypto import Ed25519Signer, Ed25519Verifier
+from protocol.identity import NodeIdentity
+from protocol.messages.pbft import Reply
+
+NETWORK = "novacron-client-test"
+IDS = [NodeIdentity(bytes([i + 1]) * 32) for i in range(4)]
+CFG = ReplicaConfig(3, 1, tuple(i.public_key for i in IDS))
+VERIFY = Ed25519Verifier(NETWORK)
+
+
+def reply(i: int, request_id: int, result: bytes):
+    raw = Ed25519Signer(IDS[i], NETWORK, 7).seal(Reply(CFG.shard, CFG.epoch, 0, request_id, result), 1.0)
+    return VERIFY.open(raw)
+
+
+def started(signer_identity: NodeIdentity) -> Client:
+    c = Client(CFG, Ed25519Signer(signer_identity, NETWORK, 1), first_request_id=5)
+    c.submit(b"op", 0.0)
+    return c
+
+
+def test_an_outside_client_waits_for_f_plus_1_matching_replies():
+    c = started(NodeIdentity(b"\x09" * 32))
+    c.receive(reply(0, 5, b"ok"), 1.0)
+    assert c.busy and not c.done
+    c.receive(reply(1, 5, b"forged"), 1.0)  # one faulty replica's word is not enough
+    assert c.busy
+    c.receive(reply(2, 5, b"ok"), 1.0)
+    assert not c.busy and [d.result for d in c.done] == [b"ok"]
+
+
+def test_a_member_takes_its_own_replicas_reply_alone():
+    c = started(IDS[2])
+    c.receive(reply(1, 5, b"ok"), 1.0)  # another member's reply alone: not yet
+    assert c.busy
+    c.receive(reply(2, 5, b"ok"), 1.5)  # its own replica executed it at a committed seq
+    assert not c.busy and [(d.result, d.done_at) for d in c.done] == [(b"ok", 1.5)]
+
+
+def test_a_members_own_reply_to_another_request_is_ignored():
+    c = started(IDS[2])
+    c.receive(reply(2, 4, b"old"), 1.0)
+    assert c.busy and not c.done
