@@ -24,6 +24,7 @@ from daemon.blobs import BlobService, BlobUnavailable
 from daemon.errors import DaemonError
 from daemon.jobs.feasibility import Needs, Verdict, assess
 from daemon.jobs.ports import CandidateSource, Ledger
+from daemon.jobs.pins import JobPins
 from daemon.jobs.spec import MAX_OUTPUT, JobSpec
 from daemon.jobs.tally import ASK_VOTES_S, VoteTally, missing
 from daemon.ledger.certificate import ResultCertificate
@@ -139,6 +140,9 @@ class SubmitterDuties:
         self.fetched = 0
         self.checkpoints_taken = 0
         self._checkpoints: dict[tuple[bytes, int], list[bytes]] = {}
+        self.pins = JobPins(db, blobs.store)
+        """Module, input and checkpoint blobs held while their job runs (across restarts)."""
+        self.pins.restore(self.jobs)
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -153,9 +157,9 @@ class SubmitterDuties:
         if verdict.refuse:
             raise Unplaceable(verdict.refuse)
         op, more, blobs = to_submit(spec, int.from_bytes(os.urandom(8), "big"))
-        for data in blobs:
-            self.blobs.store.put(data, pin=True)
+        digests = [self.blobs.store.put(data, pin=True) for data in blobs]
         jid = job_id(self.identity.public_key, ops.encode_op(op))
+        self.pins.hold(jid, digests)
         shard = self.ledger.shard_of(jid)
         reply = await self.ledger.order(shard, op)
         first = len(op.inputs)
@@ -165,6 +169,7 @@ class SubmitterDuties:
             reply = dict(await self.ledger.order(shard, ops.AddInputs(jid, first, chunk)), job=jid)
             first += len(chunk)
         if "error" in reply:
+            self.pins.release(jid)
             return LocalJob(jid, spec.name, shard, len(spec.inputs), 0, spec.combine, spec.source), reply
         job = LocalJob(reply["job"], spec.name, shard, len(spec.inputs), int(self.clock.wall() * 1000),
                        spec.combine, spec.source, list(dataclasses.astuple(needs_of(spec)))[:3])
@@ -189,6 +194,9 @@ class SubmitterDuties:
             self.db.put(NS_CERTS, key, json.dumps(cert.to_json()).encode())
             self.db.put(NS_CERTS + "-workers", key, packb(list(v.workers)))
         job.certified.add(v.task)
+        kept = self._checkpoints.pop((v.job, v.task), None)
+        if kept:  # the task is done: nobody will resume it
+            self.pins.release(v.job, kept)
         try:
             self._fetch_send.send_nowait((v.job, v.task, v))
         except trio.WouldBlock:
@@ -224,10 +232,9 @@ class SubmitterDuties:
                     log.info("checkpoint %d of task %d not fetched: %s", m.seq, m.task, err)
                     return False
         if m.blob not in kept:
-            self.blobs.store.pinned.add(m.blob)
+            self.pins.hold(m.job, [m.blob])
             kept.append(m.blob)
-            for old in kept[:-KEEP_CHECKPOINTS]:
-                self.blobs.store.pinned.discard(old)
+            self.pins.release(m.job, kept[:-KEEP_CHECKPOINTS])
             del kept[:-KEEP_CHECKPOINTS]
         self.checkpoints_taken += 1
         return True
@@ -256,7 +263,7 @@ class SubmitterDuties:
                 continue
             tasks = missing(job.tasks, job.certified)
             if not tasks:
-                self._settled.add(job.id)
+                self._settle(job.id)
                 continue
             try:
                 reply = await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
@@ -266,8 +273,15 @@ class SubmitterDuties:
             asked += 1
             if "no job" in str(reply.get("error", "")) or (
                     reply.get("asked") == 0 and reply.get("state") not in ("open", "loading")):
-                self._settled.add(job.id)
+                self._settle(job.id)
         return asked
+
+    def _settle(self, jid: bytes) -> None:
+        """The job ended with nothing missing: its blobs need not be kept for it any more."""
+        self._settled.add(jid)
+        freed = self.pins.release(jid)
+        if freed:
+            log.info("job %s ended: %d blob(s) no longer kept for it", jid.hex()[:12], freed)
 
     async def _fetch_output(self, digest: bytes, size: int, workers: tuple[str, ...]) -> bytes | None:
         try:

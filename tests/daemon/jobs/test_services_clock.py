@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from daemon.blobs.store import BlobStore
 from daemon.clock import TrioClock
 from daemon.jobs.member import MemberDuties
 from daemon.jobs.planner import PLACE_FALLBACK_S
@@ -41,10 +42,13 @@ async def test_the_submitter_asks_again_for_missing_votes_until_the_job_is_settl
         tmp_path: Path, autojump_clock: object) -> None:
     state = {"state": "open"}
     ledger = FakeLedger(lambda op: {"job": op.job, "asked": 0, "state": state["state"]})
-    duties = SubmitterDuties(SUBMITTER, ledger, Database(tmp_path / "n.db"), None, None)  # type: ignore[arg-type]
+    blobs = SimpleNamespace(store=BlobStore(tmp_path / "blobs"))
+    duties = SubmitterDuties(SUBMITTER, ledger, Database(tmp_path / "n.db"), blobs, None)  # type: ignore[arg-type]
     job = LocalJob(b"\x07" * 32, "j", 0, 3, 0, "none", "")
     job.certified = {1}
     duties.jobs[job.id] = job
+    module = duties.blobs.store.put(b"\0asm module")
+    duties.pins.hold(job.id, [module])
     async with trio.open_nursery() as nursery:
         await nursery.start(duties.run)
         await trio.sleep(ASK_VOTES_S + 1)
@@ -55,6 +59,7 @@ async def test_the_submitter_asks_again_for_missing_votes_until_the_job_is_settl
         await trio.sleep(ASK_VOTES_S)
         await trio.sleep(5 * ASK_VOTES_S)
         assert len(ledger.ordered) == 3  # ended with nothing to vote for: settled
+        assert module not in duties.blobs.store.pinned  # and its module need not be kept
         nursery.cancel_scope.cancel()
 
 
