@@ -35,7 +35,8 @@ class TickPlanner:
     started: float
     """When the service started (monotonic): every timer counts from there."""
     load: int
-    """The load and listen addresses the last published record carried."""
+    """The load and listen addresses the last published record carried (whoever published
+    it: ``published`` is told of every publish, also those made outside ``plan``)."""
     addrs: Any
 
     def __post_init__(self) -> None:
@@ -50,9 +51,16 @@ class TickPlanner:
             now - self.last_refresh >= LOAD_REPUBLISH_S
         publish = moved or addrs != self.addrs or now - self.last_refresh >= REFRESH_S
         if publish:
-            self.load, self.addrs, self.last_refresh = load, addrs, now
+            self.published(now, load, addrs)
         scan = now - self.last_scan >= MEMBERSHIP_SCAN_S
         if scan:
             self.last_scan = now
         return Steps(heartbeat, publish, bool(dirty_at) and now - (dirty_at or 0.0) >= PERSIST_S,
                      scan)
+
+    def published(self, now: float, load: int, addrs: Any) -> None:
+        """A record carrying ``load`` and ``addrs`` went out at ``now`` (for any reason: a
+        runtime became ready, an attestation changed). Later load changes are measured from
+        it: a record published while a task ran said "busy", and must be corrected when the
+        worker is idle again, or placement skips an idle worker until the next refresh."""
+        self.load, self.addrs, self.last_refresh = load, addrs, now

@@ -84,6 +84,7 @@ class SoftStateService:
         self.memory_mib = memory_mib or machine_memory_mib()
         self.domain = domain or identity.node_id
         self.load_fn = load
+        self._planner: TickPlanner | None = None
         self.hard: HardState | None = None
         self.attester: Attester | None = None
         self.runtimes = offered_runtimes(runtime_id())
@@ -216,16 +217,19 @@ class SoftStateService:
     def publish(self, reason: str) -> int:
         """Write this node's record (a new generation) into the registry."""
         now_ms = self._now_ms()
+        load, addrs = self.load_fn(), self.host.listen_addrs()
         self.generation = max(self.generation + 1, now_ms)
         record = build_record(
             self.identity.node_id, slots=self.slots, memory_mib=self.memory_mib,
-            runtimes=self.runtimes, listen=tuple(self.host.listen_addrs()),
+            runtimes=self.runtimes, listen=tuple(addrs),
             attestation=self.attestation, availability=self.availability.summary_wire(now_ms / 1000),
-            load_permille=self.load_fn(), domain=self.domain, now_ms=now_ms,
+            load_permille=load, domain=self.domain, now_ms=now_ms,
             generation=self.generation)
         wire = record_to_wire(record)
         self.replica.update(CAPS, lambda m, w: m.p_set(w, self.identity.node_id, wire), now_ms)
         self.published = {"generation": self.generation, "reason": reason, "at_ms": now_ms}
+        if self._planner is not None:  # what the record says now is what later changes count from
+            self._planner.published(self.clock.now(), load, addrs)
         self._persist()
         return self.generation
 
@@ -271,7 +275,8 @@ class SoftStateService:
             self.attestation = report.to_wire()
         self.publish("start")
         task_status.started()
-        planner = TickPlanner(self.clock.now(), self.load_fn(), self.host.listen_addrs())
+        planner = self._planner = TickPlanner(self.clock.now(), self.load_fn(),
+                                              self.host.listen_addrs())
         try:
             while True:
                 await trio.sleep(TICK_S)

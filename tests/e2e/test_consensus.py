@@ -1,5 +1,6 @@
 """Issue 13's consensus checks on real local testnets, driven only through the CLI: a one-node
-network commits and runs the pi example and says nobody else checks its results; a committee
+network commits and runs the pi example, says nobody else checks its results, and finishes a
+job through a crash and restart of its only node; a committee
 that lost its quorum is reported as stalled (and ok again once the members are back); a
 100,000-task job leaves its shard committing a user's ``kv put`` within 5 s."""
 
@@ -58,6 +59,18 @@ def test_one_node_network_commits_and_runs_the_pi_example(tmp_path_factory, tmp_
         assert ok("verify", str(out)).strip().startswith("task 0: OK")
         views = [r["view"] for r in consensus(d, 0)["replicas"]]
         assert views == [0, 0], f"a lone node changed views: {views}"
+
+        # The lone volunteer crashes with a job under way and comes back: the job goes on
+        # (the record it publishes while a task runs says "busy"; the next one must say idle
+        # again, or the only worker looks full and nothing more is placed).
+        (tmp_path / "job.toml").write_text(spec.replace("range = [0, 8]", "range = [0, 24]"))
+        job = ok("submit", str(tmp_path / "job.toml"), "--data-dir", node_dir(d, 0)).strip()
+        ok("testnet", "kill", "0", "--dir", str(d))
+        ok("testnet", "restart", "0", "--dir", str(d), timeout=120)
+        res = run("watch", job[:12], "--interval", "0.5", "--data-dir", node_dir(d, 0),
+                  timeout=240)
+        assert res.returncode == 0 and "job done: 24 ok, 0 failed" in res.stdout, \
+            res.stdout[-400:] + res.stderr
     finally:
         run("testnet", "down", "--dir", str(d))
 

@@ -39,3 +39,13 @@ def test_new_addresses_republish_at_once_and_dirty_state_persists_after_the_peri
     assert p.plan(0.1, 0, ["a", "b"], None) == Steps(publish=True)
     assert not p.plan(3.0, 0, ["a", "b"], 1.0).persist
     assert p.plan(1.0 + PERSIST_S, 0, ["a", "b"], 1.0).persist
+
+
+def test_a_record_published_busy_outside_the_planner_is_corrected_when_idle() -> None:
+    """A runtime became ready while a task ran: that record said "busy". The planner must
+    measure the next change from it, or an idle worker looks full until the next refresh
+    (a one-node network stalled after its first round of tasks)."""
+    p = TickPlanner(0.0, 0, [])
+    p.published(10.0, 1000, [])  # published by the service, not by plan
+    assert not p.plan(12.0, 0, [], None).publish  # not sooner than the load period
+    assert p.plan(10.0 + LOAD_REPUBLISH_S, 0, [], None).publish
