@@ -14,6 +14,7 @@ from typing import Any
 import random
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import trio
@@ -26,6 +27,7 @@ from daemon.committees import CommitteeService
 from daemon.config import NodeConfig, load_trusted_cas
 from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
 from daemon.jobs.service import JobsService
+from daemon.links import summarize
 from daemon.ledger.shard import LedgerShards
 from daemon.membership import Membership
 from daemon.node import Node
@@ -141,6 +143,10 @@ def build_node(config: NodeConfig) -> Node:
     # Phase 2, connect: services that need each other get told, in one place.
     attest.connect(registry=soft, committees=committees)
     soft.connect(attester=attest, hard=committees)
+    # Link estimates are learned by the blob service (its clock: monotonic) and published in
+    # the soft state, where any node reads the link between two others (FL level choice).
+    soft.links.source = lambda now_ms: summarize(blobs.links, identity.node_id,
+                                                 time.monotonic(), now_ms)
     committees.connect(soft)
     p2p.peer_info.append(soft.peer_info)
     # Discovery: peers' addresses come from their signed capability records; the peers of our

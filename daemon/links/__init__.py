@@ -6,8 +6,13 @@ Modules:
                   transfers) and round trip (fed by probes), ``predict`` for the next transfer
                   with an uncertainty; ``PredictionLog``: how well it predicted each transfer
                   it then learned from. Fed by the blob service's chunk transfers.
+- ``summary``  -- ``LinkSummary``: the bounded, published form (at most 8 peers, 1 KiB) a node
+                  writes under its key of the soft state; ``predict`` reads the link between
+                  any two nodes from either end's summary.
 """
 
 from daemon.links.estimate import LinkEstimate, LinkTable, Prediction, PredictionLog
+from daemon.links.summary import LinkEntry, LinkSummary, PredictedLink, predict, summarize
 
-__all__ = ["LinkEstimate", "LinkTable", "Prediction", "PredictionLog"]
+__all__ = ["LinkEntry", "LinkEstimate", "LinkSummary", "LinkTable", "PredictedLink",
+           "Prediction", "PredictionLog", "predict", "summarize"]

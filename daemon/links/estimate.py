@@ -177,6 +177,10 @@ class LinkTable:
     def peers(self) -> list[Hashable]:
         return list(self._links)
 
+    def items(self) -> list[tuple[Hashable, LinkEstimate]]:
+        """Every entry (what ``links.summary`` publishes the best-measured of)."""
+        return list(self._links.items())
+
     def status(self, now: float) -> dict[str, object]:
         """Peers measured, and how well the next transfer was predicted (for ``status``)."""
         measured = [e for e in self._links.values() if e.samples]

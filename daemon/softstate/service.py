@@ -35,6 +35,7 @@ from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
 from daemon.softstate.candidates import to_candidates
+from daemon.softstate.links import LINKS, LinkBook
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner)
 from daemon.storage.db import Database
@@ -52,7 +53,9 @@ TICK_S = 0.1
 LIVE_WINDOW_S = 2 * REFRESH_S + 60.0
 """A record written this recently makes its node a placement candidate, connected or not."""
 CAPS = "caps"
-SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
+SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED),
+          LINKS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
+"""Capability records, and every node's link summary (``daemon.softstate.links``)."""
 _NS = "softstate"
 
 
@@ -107,6 +110,8 @@ class SoftStateService:
         if not saved:
             self.replica = CrdtReplica(identity.node_id, SCHEMA, session=session, signer=signer,
                                        config=ae)
+        self.links = LinkBook(self.replica, identity.node_id)
+        """Link summaries: ours written when they change (``links.source`` set by the runner)."""
         self.sealer = EnvelopeSealer(identity, network, context=session)
         self.opener = EnvelopeOpener(network)
         self.generation = 0
@@ -233,6 +238,12 @@ class SoftStateService:
         self._persist()
         return self.generation
 
+    def _publish_links(self, now: float) -> None:
+        summary = self.links.due(now, self._now_ms())
+        if summary is not None:
+            self.links.publish(summary, now)
+            self._persist()
+
     def _persist(self) -> None:
         with self.db.transaction():
             self.db.put(_NS, "replica", self.replica.snapshot())
@@ -293,6 +304,7 @@ class SoftStateService:
                 if steps.scan:
                     self._note_heard()
                     self.prune_departed()
+                    self._publish_links(now)
         finally:
             with trio.CancelScope(shield=True):
                 self.availability.stopped(self.clock.wall())
@@ -308,6 +320,7 @@ class SoftStateService:
             "records": len(records), "published": self.published, "rejected": self.rejected,
             "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
                      "states_applied": self.replica.stats.states_applied},
+            "links": self.links.status(),
         }
 
     def peer_info(self, node_id: str) -> dict[str, Any]:
@@ -321,12 +334,24 @@ class SoftStateService:
     def register_rpc(self, server: ControlServer) -> None:
         server.register("capabilities", self.rpc_capabilities)
         server.register("capabilities.refresh", self.rpc_refresh)
+        server.register("links", self.rpc_links)
 
     async def rpc_capabilities(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "node")
         node = get(params, "node", str, None)
         records = [r for r in self.records() if node is None or r.node_id == node]
         return {"records": [_record_json(r) for r in sorted(records, key=lambda r: r.node_id)]}
+
+    async def rpc_links(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The predicted link from every live volunteer to ``to`` (default: this node), read
+        from the published summaries; ``volunteers`` lists the live placement candidates."""
+        only(params, "to")
+        target = get(params, "to", str, self.identity.node_id)
+        volunteers = sorted(c.node_id for c in self.candidates())
+        known = sorted(set(volunteers) | set(self.links.summaries()))
+        links = self.links.predicted_to(target, known, self._now_ms())
+        return {"to": target, "volunteers": volunteers,
+                "links": {node: p.as_dict() for node, p in sorted(links.items())}}
 
     async def rpc_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)

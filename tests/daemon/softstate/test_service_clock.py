@@ -51,3 +51,52 @@ async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behi
         await trio.sleep(1)
         assert services[0].last_heard(ids[2].node_id) == WALL_START + trio.current_time()
         nursery.cancel_scope.cancel()
+
+
+async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_others(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """Node 1 measured its link to node 0 (as a worker fetching a submitter's files does);
+    node 2, which measured nothing, reads that link from the soft state. The summary is
+    written again only when it changed, and no sooner than the minimum interval."""
+    from daemon.links import LinkTable, summarize
+    from daemon.links.summary import MIN_INTERVAL_S
+
+    ids = [NodeIdentity(random.Random(7300 + i).randbytes(32)) for i in range(3)]
+    net = MemoryNet()
+    tables = [LinkTable() for _ in ids]
+    services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 slots=2, memory_mib=1024, domain="", load=lambda: 0,
+                                 clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    for k, svc in enumerate(services):
+        svc.links.source = lambda now_ms, k=k: summarize(tables[k], ids[k].node_id,
+                                                         trio.current_time(), now_ms)
+    a, b = ids[0].node_id, ids[1].node_id
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        tables[1].rtt(a, 0.02, trio.current_time())
+        for _ in range(4):  # 256 KiB chunks at 2 MB/s
+            tables[1].observe(a, 256 * 1024, 0.02 + 256 * 1024 / 2e6, trio.current_time())
+        await trio.sleep(MEMBERSHIP_SCAN_S + 1)
+        got = await services[2].rpc_links({"to": a})
+        assert got["to"] == a and b in got["links"], got
+        link = got["links"][b]
+        assert link["source"] == b and link["samples"] == 4
+        assert 1.5e6 < link["bandwidth"] < 2.5e6 and link["low"] < link["bandwidth"]
+        assert link["rtt_ms"] == 20.0
+        assert services[2].status()["links"]["known"] == 1
+        assert services[1].status()["links"]["published"][0]["peer"] == a
+        first = services[1].links.published
+        assert first is not None
+        for _ in range(10):  # the link got 8x slower: republished, not before the interval
+            tables[1].observe(a, 256 * 1024, 0.02 + 256 * 1024 / 2.5e5, trio.current_time())
+        await trio.sleep(MEMBERSHIP_SCAN_S + 1)
+        assert services[1].links.published is first
+        await trio.sleep(MIN_INTERVAL_S)
+        assert services[1].links.published is not first
+        await trio.sleep(1)
+        slower = (await services[2].rpc_links({"to": a}))["links"][b]
+        assert slower["bandwidth"] < link["bandwidth"] / 3
+        nursery.cancel_scope.cancel()

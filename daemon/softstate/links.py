@@ -1,0 +1,83 @@
+"""The soft state's ``links`` object: every node's published link summary (``daemon.links.summary``).
+
+An owner-keyed LWW map next to the capability registry in the same CRDT replica: node k writes
+only key k, each write signed on its dot, so anti-entropy, pruning of departed nodes and the
+signature checks are the registry's own. ``LinkBook`` is the service's part of it: when to
+write ours (``due``: changed as a reader would notice, at most every ``MIN_INTERVAL_S``), and
+reading everyone's, skipping a summary its writer got wrong (a malformed value costs the
+writer its say, never the reader a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from crdt import CrdtReplica, LWWMap
+from daemon.links.summary import (MIN_INTERVAL_S, LinkSummary, PredictedLink, changed, from_wire,
+                                  predict, to_wire)
+from protocol.errors import RemoteProtocolError
+
+LINKS = "links"
+
+LinkSource = Callable[[int], LinkSummary]
+"""This node's current summary, stamped with the given wall time in ms."""
+
+
+class LinkBook:
+    def __init__(self, replica: CrdtReplica, node_id: str) -> None:
+        self.replica = replica
+        self.node_id = node_id
+        self.source: LinkSource | None = None
+        self.published: LinkSummary | None = None
+        self.last_publish = -MIN_INTERVAL_S
+        self.malformed = 0
+
+    def due(self, now: float, now_ms: int) -> LinkSummary | None:
+        """Our summary if it should be written now (``now``: the service's monotonic clock)."""
+        if self.source is None or now - self.last_publish < MIN_INTERVAL_S:
+            return None
+        summary = self.source(now_ms)
+        return summary if changed(self.published, summary) else None
+
+    def publish(self, summary: LinkSummary, now: float) -> None:
+        wire = to_wire(summary)
+        self.replica.update(LINKS, lambda m, w: m.p_set(w, self.node_id, wire), summary.at_ms)
+        self.published, self.last_publish = summary, now
+
+    def summaries(self) -> dict[str, LinkSummary]:
+        links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
+        out = {}
+        bad = 0
+        for key, value in links.items():
+            try:
+                out[key] = from_wire(value, key)
+            except RemoteProtocolError:
+                bad += 1
+        self.malformed = bad
+        return out
+
+    def predicted_to(self, target: str, nodes: list[str], now_ms: int
+                     ) -> dict[str, PredictedLink]:
+        """The predicted link from each of ``nodes`` to ``target`` (nodes nobody measured left out)."""
+        summaries = self.summaries()
+        out = {}
+        for node in nodes:
+            if node != target:
+                found = predict(summaries, node, target, now_ms)
+                if found is not None:
+                    out[node] = found
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """For ``status --json``: what we publish and how many nodes' summaries we hold."""
+        own = self.published
+        known = self.summaries()
+        return {
+            "known": len(known), "malformed": self.malformed,
+            "published_at_ms": own.at_ms if own else None,
+            "published": [{"peer": e.peer, "bandwidth": round(e.bandwidth),
+                           "log_sd": round(e.log_sd, 3),
+                           "rtt_ms": None if e.rtt_s is None else round(e.rtt_s * 1000, 1),
+                           "samples": e.samples} for e in own.entries] if own else [],
+        }

@@ -1,0 +1,102 @@
+"""The published link summary: bounded, checked on the way in, read from either end."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from daemon.links import LinkTable, predict, summarize
+from daemon.links.summary import (MAX_PEERS, MAX_SUMMARY_BYTES, LinkSummary, changed, from_wire,
+                                  to_wire)
+from protocol.canonical import packb
+from protocol.errors import MalformedMessage
+
+ID = "12D3KooW"  # node ids are 52-character base58 peer ids
+
+
+def node(i: int) -> str:
+    return f"{ID}{i:044d}"
+
+
+def fed(peers: dict[str, float], *, transfers: int = 5, now: float = 100.0) -> LinkTable:
+    """A table fed as the blob service feeds it: 256 KiB chunks at each peer's rate."""
+    table = LinkTable()
+    for peer, rate in peers.items():
+        table.rtt(peer, 0.05, now)
+        for k in range(transfers):
+            table.observe(peer, 256 * 1024, 0.05 + 256 * 1024 / rate, now + k)
+    return table
+
+
+def test_at_most_max_peers_the_best_measured_and_within_the_byte_cap() -> None:
+    rng = random.Random(7)
+    table = LinkTable()
+    for i in range(40):  # more peers than a summary takes, some measured more often
+        for k in range(1 + i % 5):
+            table.observe(node(i), 64 * 1024, rng.uniform(0.01, 2.0), 10.0 + k)
+    s = summarize(table, node(999), now=20.0, now_ms=1_000)
+    assert len(s.entries) == MAX_PEERS
+    assert min(e.samples for e in s.entries) == 5  # the most-measured were kept
+    wire = to_wire(s)
+    assert len(packb(wire)) <= MAX_SUMMARY_BYTES
+    back = from_wire(wire, node(999))
+    assert [e.peer for e in back.entries] == sorted(e.peer for e in s.entries)
+    for a, b in zip(back.entries, s.entries):
+        assert a.bandwidth == pytest.approx(b.bandwidth, rel=1e-6, abs=1)
+        assert a.log_sd == pytest.approx(b.log_sd, abs=1e-3)
+
+
+def test_longest_peer_ids_still_fit() -> None:
+    table = LinkTable()
+    for i in range(MAX_PEERS + 3):
+        table.observe("x" * 60 + f"{i:04d}", 10**6, 1e-6, 1.0)  # 64 chars, 10^12 B/s
+        table.rtt("x" * 60 + f"{i:04d}", 1000.0, 1.0)
+    wire = to_wire(summarize(table, "me", now=10**9, now_ms=2**62))
+    assert len(packb(wire)) <= MAX_SUMMARY_BYTES
+
+
+@pytest.mark.parametrize("bad", [
+    None, [], [2, 0, []], [1, -1, []], [1, 0, "rows"], [1, 0, [[node(1), 1, 1, 1, 1, 1]] * 2],
+    [1, 0, [[node(1), 0, 1, 1, 1, 1]]], [1, 0, [[node(1), 1, 1, 1, 0, 1]]],
+    [1, 0, [[node(1), 1.5, 1, 1, 1, 1]]], [1, 0, [["x" * 65, 1, 1, 1, 1, 1]]],
+    [1, 0, [[node(0), 1, 1, 1, 1, 1]]],  # a writer's link to itself
+    [1, 0, [[node(i), 1, 1, 1, 1, 1] for i in range(1, MAX_PEERS + 2)]],
+    [1, 0, [[node(1), 1, 1, 1, 1]]], [1, 0, [[node(1), True, 1, 1, 1, 1]]],
+])
+def test_a_malformed_summary_is_refused(bad: object) -> None:
+    with pytest.raises(MalformedMessage):
+        from_wire(bad, node(0))
+
+
+def test_republished_only_when_a_reader_would_notice() -> None:
+    base = fed({node(1): 1e6, node(2): 5e5})
+    s1 = summarize(base, "me", 110.0, 0)
+    assert changed(None, s1)
+    assert not changed(s1, summarize(base, "me", 110.0, 5_000))
+    assert not changed(None, summarize(LinkTable(), "me", 0.0, 0))  # nothing to say
+    more = fed({node(1): 1e6, node(2): 5e5, node(3): 1e6})
+    assert changed(s1, summarize(more, "me", 110.0, 0))  # a new peer
+    slower = fed({node(1): 2e5, node(2): 5e5}, transfers=10)
+    assert changed(s1, summarize(slower, "me", 110.0, 0))  # throughput moved
+
+
+def test_predicted_from_either_end_the_surer_one_wins() -> None:
+    a, b, c = node(1), node(2), node(3)
+    sa = summarize(fed({b: 2e6}, transfers=8), a, 110.0, 1_000_000)
+    sb = summarize(fed({a: 4e5}, transfers=2), b, 110.0, 1_000_000)
+    summaries = {a: sa, b: sb}
+    p = predict(summaries, b, a, 1_000_000)
+    assert p is not None and p.source == a  # a measured it more often: smaller spread
+    assert p.bandwidth == pytest.approx(2e6, rel=0.05)
+    assert p.low < p.bandwidth and p.rtt_s == pytest.approx(0.05)
+    assert predict(summaries, a, c, 1_000_000) is None
+    # a summary a day old is less sure: the other end's fresh one wins
+    old = LinkSummary(a, 1_000_000 - 86_400_000, sa.entries)
+    p = predict({a: old, b: sb}, a, b, 1_000_000)
+    assert p is not None and p.source == b and p.age_s >= 0
+    later = predict({a: old}, a, b, 1_000_000)
+    assert later is not None and later.log_sd > sa.entries[0].log_sd
+    assert later.low < predict({a: sa}, a, b, 1_000_000).low  # type: ignore[union-attr]
+    assert math.isfinite(later.low)
