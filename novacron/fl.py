@@ -27,6 +27,7 @@ import random
 import shutil
 import tempfile
 import tomllib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -38,13 +39,15 @@ import daemon.fl.sandbox
 import protocol
 from daemon.fl import (FLError, aggregate, check_params, clip, decode_update, epsilon,
                        noisy_mean, select_random)
+from daemon.fl.linkplan import ClientLink, client_link
 from daemon.fl.params import Params, add
 from daemon.fl.spec import FLSpec, parse_fl_spec
 from novacron.client import Client, NovaCronError
 from protocol.errors import RemoteProtocolError
 
 PROTOCOL_FILES = ("errors.py", "compression.py", "tensor/codec.py", "tensor/wire.py",
-                  "tensor/lossless.py", "tensor/quant.py", "tensor/sparse.py")
+                  "tensor/lossless.py", "tensor/quant.py", "tensor/sparse.py",
+                  "tensor/choice.py")
 """The codec's modules the task carries (their package ``__init__``s are left empty)."""
 DP_DELTA = 1e-5
 
@@ -101,6 +104,7 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
                           " while saving?); start again in another -o directory")
         for _ in history:  # replay the selections already made
             select_random(pick, len(shards), spec.clients_per_round)
+    last_workers = _last_workers(history)
     model_bytes = sum(a.nbytes for a in model.values())
     with tempfile.TemporaryDirectory(prefix=".novacron-fl-", dir=base) as tmp:
         stage = Path(tmp)
@@ -109,8 +113,9 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             chosen = select_random(pick, len(shards), spec.clients_per_round)
             np.savez(stage / "global.npz", **model)
             prox = f" {spec.mu!r}" if spec.mu > 0 else ""
-            inputs = [f"{shards[i]} {rnd} {spec.codec} {spec.local_epochs} {spec.seed}{prox}"
-                      for i in chosen]
+            plans = _plan_links(client, spec, [shards[i] for i in chosen], last_workers)
+            inputs = [f"{shards[i]} {rnd} {_codec_field(spec, plan)} {spec.local_epochs}"
+                      f" {spec.seed}{prox}" for i, plan in zip(chosen, plans)]
             updates, weights, losses, tasks = [], [], [], []
             update_bytes = 0
             for r in client.map(stage / "fl_task.py", inputs, replicas=spec.replicas,
@@ -127,10 +132,14 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
                 weights.append(float(head["samples"]))
                 losses.append(float(head["loss"]))
                 update_bytes += len(r.output)
+                workers = _workers(client, r.job, r.task, r.output_sha256)
+                last_workers[head["shard"]] = workers
                 tasks.append({"task": r.task, "shard": head["shard"], "status": "OK",
                               "samples": head["samples"], "loss": head["loss"],
-                              "output_sha256": r.output_sha256, "checks": list(r.checks),
-                              "certificate": r.certificate})
+                              "codec": head.get("codec", spec.codec),
+                              **_why(plans[r.task], head), "workers": workers,
+                              "bytes": len(r.output), "output_sha256": r.output_sha256,
+                              "checks": list(r.checks), "certificate": r.certificate})
                 job = r.job
             if not updates:
                 raise NovaCronError(f"round {rnd}: every client's task failed; stopping"
@@ -145,6 +154,8 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
             metrics = _evaluate(user, model, test_path)
             row = {"round": rnd, "job": job, "clients": len(chosen), "updates": len(updates),
                    "lost": len(chosen) - len(updates), "codec": spec.codec,
+                   "levels": dict(sorted(Counter(t["codec"] for t in tasks
+                                                 if t["status"] == "OK").items())),
                    "update_bytes": update_bytes,
                    "train_loss": round(float(np.average(losses, weights=weights)), 6),
                    "test_loss": round(float(metrics["loss"]), 6),
@@ -160,6 +171,56 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
                               .encode())
             on_round(row)
     return history
+
+
+def _plan_links(client: Client, spec: FLSpec, shards: list[str],
+                last_workers: dict[str, list[str]]) -> list[ClientLink | None]:
+    """Per chosen shard, the link its level is chosen for (None: the job fixed the level).
+
+    The node answers with the predicted link from every live volunteer to itself, read from
+    the soft state's published link summaries (``daemon.links.summary``)."""
+    if not spec.adaptive:
+        return [None] * len(shards)
+    known = client.call("links")
+    links, volunteers = known.get("links", {}), known.get("volunteers", [])
+    return [client_link(last_workers.get(s, []), volunteers, links) for s in shards]
+
+
+def _codec_field(spec: FLSpec, plan: ClientLink | None) -> str:
+    if plan is None:
+        return spec.codec
+    return plan.task_field(spec.time_budget_s, spec.error_budget)
+
+
+def _why(plan: ClientLink | None, head: dict[str, Any]) -> dict[str, Any]:
+    """The history's account of a client's level: the link it was planned on, and the reward
+    of every level on its update (as the task measured and the certificate covers)."""
+    if plan is None:
+        return {"why": "fixed by the job file"}
+    return {"link": plan.as_dict(), "levels": head.get("levels"),
+            "why": f"largest reward for {plan.bandwidth / 1e3:,.0f} kB/s,"
+                   f" {plan.rtt_s * 1000:.1f} ms ({plan.describe()})"}
+
+
+def _workers(client: Client, job: str, task: int, digest: str) -> list[str]:
+    """The volunteers that sent the certified result ``digest`` for ``task`` (the next round
+    plans on their links)."""
+    try:
+        ex = client.call("jobs.explain", job=job, task=task)
+    except NovaCronError:
+        return []  # only the plan of a later round loses its hint
+    return sorted({str(rep["worker"]) for rep in ex.get("replicas", [])
+                   if (rep.get("result") or {}).get("output_sha256") == digest})
+
+
+def _last_workers(history: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Shard -> the volunteers that ran its latest certified task in ``history``."""
+    out: dict[str, list[str]] = {}
+    for row in history:
+        for t in row.get("tasks", []):
+            if t.get("status") == "OK" and isinstance(t.get("workers"), list):
+                out[str(t["shard"])] = [str(w) for w in t["workers"]]
+    return out
 
 
 def _model_digest(model: Params) -> str:

@@ -1,7 +1,8 @@
 """``novacron fl run JOB.toml -o OUT``: federated training through the local node.
 
 Each round is a job of replicated, certified training tasks (see ``novacron.fl``); this
-command aggregates them, prints one line per round (clients, losses, accuracy, update bytes)
+command aggregates them, prints one line per round (clients, losses, accuracy, update bytes and
+levels) and, with the adaptive codec, one line per client (its level and why)
 and keeps ``OUT/model.npz`` and ``OUT/history.json`` current after every round.
 ``novacron fl check JOB.toml`` checks the job file offline.
 """
@@ -46,8 +47,9 @@ def check_cmd(args: argparse.Namespace) -> int:
         spec = load_spec(args.job)
     except FLError as err:
         raise CliError(str(err)) from None
+    how = "the level chosen per client from its predicted link" if spec.adaptive else spec.codec
     print(f"{args.job}: ok ({spec.rounds} rounds, {spec.clients_per_round} clients per round,"
-          f" {spec.aggregation.value}, updates as {spec.codec})")
+          f" {spec.aggregation.value}, updates as {how})")
     return 0
 
 
@@ -58,10 +60,14 @@ def run_cmd(args: argparse.Namespace) -> int:
 
     def show(row: dict[str, Any]) -> None:
         extra = f", ε {row['epsilon']:.3g}" if "epsilon" in row else ""
+        levels = ", ".join(f"{n} x{k}" for n, k in row.get("levels", {}).items())
         print(f"round {row['round']}: {row['updates']}/{row['clients']} updates certified,"
               f" train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f},"
-              f" accuracy {row['accuracy']:.4f}, {row['update_bytes']:,} B of {row['codec']}"
-              f" updates{extra} (job {row['job'][:12]})")
+              f" accuracy {row['accuracy']:.4f}, {row['update_bytes']:,} B of updates"
+              f" ({levels or row['codec']}){extra} (job {row['job'][:12]})")
+        for task in row["tasks"]:
+            if task["status"] == "OK" and "link" in task:
+                print(f"  {task['shard']}: {task['codec']}, {task['bytes']:,} B, {task['why']}")
         sys.stdout.flush()
 
     client = Client(socket=socket_path(args), genesis=args.genesis)

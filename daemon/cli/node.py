@@ -1,5 +1,5 @@
-"""``novacron daemon`` (run a node) and ``novacron peers``; ``status_cmd`` serves
-``novacron status`` without a job (see ``daemon.cli.jobs``)."""
+"""``novacron daemon`` (run a node), ``novacron peers`` and ``novacron links``; ``status_cmd``
+serves ``novacron status`` without a job (see ``daemon.cli.jobs``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("peers", help="peers this node knows and is connected to")
     add_client_args(p)
     p.set_defaults(func=peers_cmd)
+
+    p = sub.add_parser("links", help="predicted links from the volunteers to this node (or"
+                                     " --to NODE), from the link summaries nodes publish")
+    p.add_argument("--to", default=None, help="a node id (default: this node)")
+    add_client_args(p)
+    p.set_defaults(func=links_cmd)
 
     p = sub.add_parser("leave", help="leave the network for good: stop taking tasks, hand back "
                                      "the ones held, give up the membership (undo: join)")
@@ -118,6 +124,21 @@ def peers_cmd(args: argparse.Namespace) -> int:
         caps = p.get("capabilities") or {}
         extra = f"  cores={caps.get('cores')} mem={caps.get('memory_mb')}MB" if caps else ""
         print(f"{p['node_id']}  {state:<9}{extra}")
+    return 0
+
+
+def links_cmd(args: argparse.Namespace) -> int:
+    result = call(args, "links", {"to": args.to} if args.to else None)
+    if args.json:
+        print_json(result)
+        return 0
+    links = result.get("links", {})
+    print(f"to {result['to']}: {len(links)} predicted link(s),"
+          f" {len(result.get('volunteers', []))} live volunteer(s)")
+    for node, p in sorted(links.items(), key=lambda kv: kv[1]["low"]):
+        print(f"{node}  {p['bandwidth'] / 1e3:>10,.0f} kB/s (low {p['low'] / 1e3:,.0f})"
+              f"  rtt {p['rtt_ms']} ms  {p['samples']} samples, {p['age_s']} s old,"
+              f" measured by {'it' if p['source'] == node else 'the other end'}")
     return 0
 
 

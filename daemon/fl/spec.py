@@ -11,7 +11,10 @@ rounds = 3
 clients_per_round = 3
 local_epochs = 1
 aggregation = "fedavg"       # fedavg | fedprox (with mu) | median | trimmed_mean (with trim)
-codec = "int8"               # float32 | float16 | int8 | int4: how updates travel
+codec = "adaptive"           # adaptive (per client and round, from the predicted link) or a
+                             # fixed level: float32 | float16 | int8 | int4
+time_budget_s = 0.25         # adaptive: upload seconds a round may spend (T_budget) ...
+error_budget = 0.25          # ... and relative error one update may add (QE_budget)
 seed = 1
 
 [replication]
@@ -41,11 +44,14 @@ CODECS: dict[str, CodecSpec] = {
     "float32": CodecSpec(Codec.LOSSLESS), "float16": CodecSpec(Codec.FLOAT16),
     "int8": CodecSpec(Codec.INT8), "int4": CodecSpec(Codec.INT4),
 }
+ADAPTIVE = "adaptive"
+"""The level chosen per client and round from the predicted link (``daemon.fl.linkplan``)."""
 MAX_ROUNDS = 10_000
 MAX_SHARDS = 10_000
 _KNOWN = {
     "fl": ("script", "files", "model", "shards", "test", "rounds", "clients_per_round",
-           "local_epochs", "aggregation", "mu", "trim", "codec", "seed", "dp_clip", "dp_noise"),
+           "local_epochs", "aggregation", "mu", "trim", "codec", "time_budget_s", "error_budget",
+           "seed", "dp_clip", "dp_noise"),
     "replication": ("replicas",),
     "limits": ("fuel", "memory_mb", "wall_s"),
 }
@@ -64,7 +70,9 @@ class FLSpec:
     aggregation: Rule = Rule.FEDAVG
     mu: float = 0.0
     trim: float = DEFAULT_TRIM
-    codec: str = "int8"
+    codec: str = ADAPTIVE
+    time_budget_s: float = 0.25
+    error_budget: float = 0.25
     seed: int = 1
     dp_clip: float = 0.0
     dp_noise: float = 0.0
@@ -74,8 +82,8 @@ class FLSpec:
     wall_s: int = 300
 
     @property
-    def codec_spec(self) -> CodecSpec:
-        return CODECS[self.codec]
+    def adaptive(self) -> bool:
+        return self.codec == ADAPTIVE
 
 
 def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
@@ -130,9 +138,9 @@ def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
         rule = Rule.parse(aggregation if isinstance(aggregation, str) else repr(aggregation))
     except FLError as err:
         raise FLError(f"{where}: [fl] {err}") from None
-    codec = fl.get("codec", "int8")
-    if codec not in CODECS:
-        raise FLError(f"{where}: [fl] codec {codec!r} is unknown; use one of"
+    codec = fl.get("codec", ADAPTIVE)
+    if codec not in CODECS and codec != ADAPTIVE:
+        raise FLError(f"{where}: [fl] codec {codec!r} is unknown; use {ADAPTIVE} or one of"
                       f" {', '.join(CODECS)}")
     spec = FLSpec(
         script=text("script", "train.py"), model=text("model", "init.npz"),
@@ -142,7 +150,8 @@ def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
         clients_per_round=integer(fl, "fl", "clients_per_round", 3, 1, MAX_SHARDS),
         local_epochs=integer(fl, "fl", "local_epochs", 1, 1, 1000),
         aggregation=rule, mu=number("mu", 0.0, 0.0, 1e6), trim=number("trim", DEFAULT_TRIM, 0.0, 0.49),
-        codec=str(codec), seed=integer(fl, "fl", "seed", 1, 0, 2**63 - 1),
+        codec=str(codec), time_budget_s=number("time_budget_s", 0.25, 0.001, 3600.0),
+        error_budget=number("error_budget", 0.25, 0.001, 10.0), seed=integer(fl, "fl", "seed", 1, 0, 2**63 - 1),
         dp_clip=number("dp_clip", 0.0, 0.0, 1e9), dp_noise=number("dp_noise", 0.0, 0.0, 1e6),
         replicas=integer(rep, "replication", "replicas", 2, 1, 16),
         fuel=integer(lim, "limits", "fuel", 50_000_000_000, 1, 10**13),

@@ -22,10 +22,10 @@ added or dropped, throughput moved by more than ``BW_CHANGE``, the spread by mor
 each entry's age, and the table's ``DRIFT`` of variance per hour), so a quiet link does not
 need refreshing to stay honest about its uncertainty.
 
-``predict(summaries, a, b, now_ms)`` reads the link a-b from both ends: a's entry for b and
-b's entry for a, and keeps the one with the smaller spread now (a transfer measured either way
-is evidence; links are asymmetric, and what we measure is the direction a node fetched in:
-see docs/fl.md). Pure: no clock, no I/O.
+``predict(summaries, a, b, now_ms)`` reads the link for data from a to b: b's entry for a
+(b fetched from a: that very direction) if b published one, else a's entry for b (the reverse
+direction, still evidence of the path); the spread grows with the summary's age. Pure: no
+clock, no I/O.
 """
 
 from __future__ import annotations
@@ -174,9 +174,13 @@ def changed(old: LinkSummary | None, new: LinkSummary) -> bool:
 
 def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
             now_ms: int) -> PredictedLink | None:
-    """The link between ``a`` and ``b`` from either end's summary (None: neither measured it)."""
-    best: PredictedLink | None = None
-    for writer, peer in ((a, b), (b, a)):
+    """The link for data from ``a`` to ``b`` (None: neither end measured it).
+
+    A node measures the direction it fetched in, so ``b``'s entry for ``a`` (b fetched from
+    a) is that direction itself and is used when there is one; ``a``'s entry for ``b`` (the
+    reverse direction: right on a symmetric link, optimistic on a home line whose uplink is
+    the slower side) only when ``b`` has none."""
+    for writer, peer in ((b, a), (a, b)):
         summary = summaries.get(writer)
         entry = summary.entry(peer) if summary is not None else None
         if summary is None or entry is None:
@@ -185,10 +189,8 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
         sd = math.sqrt(entry.log_sd ** 2 + DRIFT * age / 3600)
         low = math.exp(math.log(entry.bandwidth) - sd)
         rtt = entry.rtt_s if entry.rtt_s is not None else 0.0
-        found = PredictedLink(entry.bandwidth, low, rtt, sd, writer, age, entry.samples)
-        if best is None or (sd, -entry.samples) < (best.log_sd, -best.samples):
-            best = found
-    return best
+        return PredictedLink(entry.bandwidth, low, rtt, sd, writer, age, entry.samples)
+    return None
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:

@@ -1,6 +1,9 @@
 """Issue 16's end-to-end check: a 3-round FL job on a 5-node testnet completes, every update
 certified (each round's tasks replicated, their digests agreeing, each certificate verified
-against the genesis), and the model's accuracy rises."""
+against the genesis), and the model's accuracy rises. Each client's level is chosen from the
+link estimates the nodes publish, and the history says which and why (on 127.0.0.1 every link
+is fast, so levels that differ between a fast and a slow link are shown by
+``tests/daemon/fl/test_driver_offline.py`` with measured estimates)."""
 
 from __future__ import annotations
 
@@ -47,17 +50,35 @@ def test_three_rounds_certified_and_accuracy_rises(testnet: Path, tmp_path: Path
               str(testnet / "genesis.toml"), "--timeout", "600", "--data-dir",
               node_dir(testnet, 0), timeout=1200)
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
+    lines = [line for line in res.stdout.splitlines() if not line.startswith("  ")]
     assert [line.split(":")[0] for line in lines] == ["round 1", "round 2", "round 3"], lines
     assert all("3/3 updates certified" in line for line in lines), lines
+    clients = [line for line in res.stdout.splitlines() if line.startswith("  ")]
+    assert len(clients) == 9 and all("largest reward for" in c for c in clients), clients
 
     history = json.loads((out / "history.json").read_text())
     assert [row["round"] for row in history] == [1, 2, 3]
+    levels = {"float16", "int8", "int4", "sign1"}
     for row in history:
         assert row["updates"] == 3 and row["lost"] == 0
+        assert row["codec"] == "adaptive" and sum(row["levels"].values()) == 3
         for task in row["tasks"]:
             assert task["status"] == "OK"
             assert any("committee" in c for c in task["checks"]), task["checks"]
+            # each client's level, the link it was chosen for and the reward of every level
+            assert task["codec"] in levels and task["link"]["basis"] in (
+                "prior", "previous", "volunteers"), task
+            best = max(task["levels"], key=lambda r: r[3])
+            assert best[0] == task["codec"] and len(task["workers"]) >= 2
+    # round 1's outputs, fetched by the submitter's node, measured its links to the workers:
+    # later rounds plan on those published estimates, not on the prior
+    later = [t["link"] for row in history[1:] for t in row["tasks"]]
+    assert any(link["basis"] != "prior" and link["node"] for link in later), later
+    seen = as_json("links", "--data-dir", node_dir(testnet, 0))
+    assert seen["links"] and all(p["samples"] >= 1 for p in seen["links"].values()), seen
+    published = as_json("status", "--data-dir", node_dir(testnet, 0))[
+        "services"]["softstate"]["links"]["published"]
+    assert published and {p["peer"] for p in published} <= set(seen["volunteers"]), published
     first = history[0]["accuracy"]
     assert history[-1]["accuracy"] > first, [r["accuracy"] for r in history]
     # untrained: about one in ten; trained: well above it

@@ -1,11 +1,17 @@
 """One client's local training in an FL round (runs in the volunteers' sandbox).
 
-stdin: ``<shard path> <round> <codec> <local epochs> <seed> [<FedProx mu>]``. The round's global model is
+stdin: ``<shard path> <round> <codec> <local epochs> <seed> [<FedProx mu>]``. ``<codec>`` is
+a fixed level (float32, float16, int8, int4) or ``adaptive/<B/s>/<rtt ms>/<T budget s>/<QE
+budget>``: the link the submitter planned this client on (``daemon.fl.linkplan``); the task then
+takes the level with the largest reward R = -0.5 T/T_budget - 0.5 QE/QE_budget measured on its
+own update (``protocol.tensor.choice``), a function of the input alone, so every replica takes
+the same level. The round's global model is
 ``global.npz`` in the job's files; the user's module ``train`` (the FL job's ``script``)
 defines ``train(params, shard_path, epochs, rng) -> (params, samples, loss)``; with FedProx
 it is called with ``mu=`` too and adds ``mu * (w - params)`` to its gradients.
 
-stdout: one JSON line ``{"shard", "round", "samples", "loss", "codec"}``, then the update
+stdout: one JSON line ``{"shard", "round", "samples", "loss", "codec"}`` (adaptive: also
+``"levels"``, each candidate's ``[level, bytes, relative error, reward]``), then the update
 ``local - global`` as a msgpack map ``{name: tensor}`` in ``protocol.tensor``'s wire form.
 Everything is a function of the inputs (the generator is seeded from job seed, round and
 shard), so every replica prints the same bytes and the certificate covers exactly them.
@@ -18,11 +24,28 @@ import zlib
 
 import numpy as np
 
+from protocol.tensor.choice import choose_codec
 from protocol.tensor.codec import CodecSpec, encode_tensor
 from protocol.tensor.wire import Codec
 
 CODECS = {"float32": Codec.LOSSLESS, "float16": Codec.FLOAT16, "int8": Codec.INT8,
-          "int4": Codec.INT4}
+          "int4": Codec.INT4, "sign1": Codec.SIGN1}
+ADAPTIVE = ("float16", "int8", "int4", "sign1")
+"""The levels the adaptive choice takes from (``daemon.fl.uplink.ADAPTIVE_LEVELS``)."""
+
+
+def choose(update, field):
+    """The level for ``update`` over the link in ``field``, and the table it was chosen from."""
+    _, bw, rtt_ms, t_budget, e_budget = field.split("/")
+    vector = np.concatenate([update[name].reshape(-1) for name in sorted(update)])
+    choice = choose_codec(vector.astype(np.float32), bandwidth=float(bw),
+                          latency=float(rtt_ms) / 1000, time_budget=float(t_budget),
+                          error_budget=float(e_budget),
+                          candidates=tuple(CodecSpec(CODECS[n]) for n in ADAPTIVE))
+    names = {CODECS[n]: n for n in ADAPTIVE}
+    table = [[names[row.spec.codec], row.encoded_bytes, round(row.rel_error, 5),
+              round(row.reward, 4)] for row in choice.estimates if row.usable]
+    return names[choice.spec.codec], table
 
 
 def pack_map(entries):
@@ -63,11 +86,14 @@ def main():
         local, samples, loss = user.train(dict(params), shard, int(epochs), rng, mu=mu)
     else:
         local, samples, loss = user.train(dict(params), shard, int(epochs), rng)
-    spec = CodecSpec(CODECS[codec])
-    entries = {name: encode_tensor(np.asarray(local[name], np.float32) - params[name], spec)
-               for name in params}
+    update = {name: np.asarray(local[name], np.float32) - params[name] for name in params}
     head = {"shard": shard, "round": int(rnd), "samples": int(samples),
             "loss": round(float(loss), 6), "codec": codec}
+    if codec.startswith("adaptive/"):
+        codec, head["levels"] = choose(update, codec)
+        head["codec"] = codec
+    spec = CodecSpec(CODECS[codec])
+    entries = {name: encode_tensor(update[name], spec) for name in params}
     sys.stdout.buffer.write(json.dumps(head, sort_keys=True).encode() + b"\n"
                             + pack_map(entries))
     sys.stdout.flush()

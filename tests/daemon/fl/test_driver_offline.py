@@ -145,3 +145,70 @@ def test_model_digest_is_stable_and_sees_every_change():
     assert d != _model_digest({**m, "a": np.ones((4,), np.float32)})
     changed = {**m, "b": np.array([0, 0, 1e-7], np.float32)}
     assert d != _model_digest(changed)
+
+
+def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
+    """The chain a real round runs, with measured estimates: two volunteers' link tables are
+    fed 256 KiB transfers from the submitter (20 MB/s and 60 kB/s), published as summaries,
+    read back as the predicted link of each to the submitter, planned on, and the task script
+    (the sandbox's file, run here by CPython) takes a different level for each: the slow
+    link's update is smaller. The same input gives the same bytes (what replicas need)."""
+    import shutil
+    pytest.importorskip("sklearn")
+    from daemon.fl.linkplan import client_link
+    from daemon.links import LinkTable, predict, summarize
+    from daemon.links.summary import from_wire, to_wire
+    from novacron.fl import _parse_output
+
+    submitter, fast, slow = "S" * 52, "F" * 52, "L" * 52
+    summaries = {}
+    for node, rate in ((fast, 20e6), (slow, 6e4)):
+        table = LinkTable()
+        table.rtt(submitter, 0.03, 0.0)
+        for k in range(6):
+            table.observe(submitter, 256 * 1024, 0.03 + 256 * 1024 / rate, float(k))
+        wire = to_wire(summarize(table, node, now=6.0, now_ms=10_000))
+        summaries[node] = from_wire(wire, node)  # as any node reads it from the soft state
+    links = {n: predict(summaries, n, submitter, 10_000).as_dict() for n in (fast, slow)}
+
+    work = tmp_path / "fl"
+    shutil.copytree(ROOT / "examples" / "fl", work)
+    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "3", "--dir",
+                    str(work)], check=True)
+    spec = load_spec(work / "job.toml")
+    assert spec.adaptive
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    _stage(stage, work, spec, _shards(work, spec))
+    shutil.copy(work / "init.npz", stage / "global.npz")
+    with np.load(work / "init.npz") as z:
+        like = {k: z[k] for k in z.files}
+
+    def task(line):
+        return subprocess.run([sys.executable, "-I", "-c",
+                               "import sys, runpy; sys.path.insert(0, '.');"
+                               " runpy.run_path('fl_task.py', run_name='__main__')"],
+                              input=line.encode(), cwd=stage, capture_output=True,
+                              check=True).stdout
+
+    outputs = {}
+    for worker in (fast, slow):
+        plan = client_link([worker], [fast, slow], links)
+        assert plan.basis == "previous" and plan.node == worker
+        line = (f"shards/001.npz 2 {plan.task_field(spec.time_budget_s, spec.error_budget)}"
+                f" 1 7")
+        outputs[worker] = task(line)
+        assert task(line) == outputs[worker]
+    (hf, uf), (hs, us) = (_parse_output(outputs[w], like) for w in (fast, slow))
+    assert hf["codec"] == "float16" and hs["codec"] in ("int8", "int4"), (hf, hs)
+    assert len(outputs[slow]) < 0.7 * len(outputs[fast])
+    # each level's row is what the choice saw; the chosen one has the largest reward
+    for head in (hf, hs):
+        best = max(head["levels"], key=lambda row: row[3])
+        assert best[0] == head["codec"] and {r[0] for r in head["levels"]} == {
+            "float16", "int8", "int4", "sign1"}
+    # the two updates are the same training step, quantized differently
+    for name in like:
+        np.testing.assert_allclose(us[name], uf[name], atol=0.02 * float(np.abs(uf[name]).max()) + 1e-6)
+    # the volunteers' worst link, when the client has no earlier workers, is the slow one
+    assert client_link([], [fast, slow], links).node == slow

@@ -29,12 +29,22 @@ def test_a_good_file():
     spec = _parse(GOOD)
     assert (spec.rounds, spec.clients_per_round, spec.replicas) == (3, 2, 3)
     assert spec.aggregation is Rule.TRIMMED_MEAN and spec.trim == 0.25
-    assert spec.codec_spec.describe() == "int4/16"
+    assert spec.codec == "int4" and not spec.adaptive
+
+
+def test_the_level_is_chosen_per_link_unless_the_file_fixes_it():
+    spec = _parse(GOOD.replace('codec = "int4"\n', ""))
+    assert spec.adaptive and (spec.time_budget_s, spec.error_budget) == (0.25, 0.25)
+    spec = _parse(GOOD.replace('codec = "int4"', 'codec = "adaptive"\ntime_budget_s = 2.0\n'
+                                                 'error_budget = 0.05'))
+    assert spec.adaptive and (spec.time_budget_s, spec.error_budget) == (2.0, 0.05)
 
 
 @pytest.mark.parametrize("change, message", [
     (("rounds = 3", "rounds = 0"), r"\[fl\] rounds must be an integer from 1"),
-    (("codec = \"int4\"", "codec = \"int2\""), "codec 'int2' is unknown; use one of float32"),
+    (("codec = \"int4\"", "codec = \"adaptive\"\nerror_budget = 0"),
+     r"\[fl\] error_budget must be a number from 0.001"),
+    (("codec = \"int4\"", "codec = \"int2\""), "codec 'int2' is unknown; use adaptive or one of float32"),
     (("aggregation = \"trimmed_mean\"", "aggregation = \"avg\""), "use one of fedavg"),
     (("script = \"train.py\"", ""), r"\[fl\] script is required"),
     (("shards = [\"shards/*.npz\"]", "shards = \"x\""), "list of paths"),

@@ -82,21 +82,20 @@ def test_republished_only_when_a_reader_would_notice() -> None:
     assert changed(s1, summarize(slower, "me", 110.0, 0))  # throughput moved
 
 
-def test_predicted_from_either_end_the_surer_one_wins() -> None:
+def test_predicted_from_the_direction_itself_else_the_other_end() -> None:
     a, b, c = node(1), node(2), node(3)
-    sa = summarize(fed({b: 2e6}, transfers=8), a, 110.0, 1_000_000)
-    sb = summarize(fed({a: 4e5}, transfers=2), b, 110.0, 1_000_000)
+    sa = summarize(fed({b: 2e6}, transfers=8), a, 110.0, 1_000_000)  # a fetched from b
+    sb = summarize(fed({a: 4e5}, transfers=2), b, 110.0, 1_000_000)  # b fetched from a
     summaries = {a: sa, b: sb}
-    p = predict(summaries, b, a, 1_000_000)
-    assert p is not None and p.source == a  # a measured it more often: smaller spread
-    assert p.bandwidth == pytest.approx(2e6, rel=0.05)
+    p = predict(summaries, b, a, 1_000_000)  # data from b to a: a measured that direction
+    assert p is not None and p.source == a and p.bandwidth == pytest.approx(2e6, rel=0.05)
+    q = predict(summaries, a, b, 1_000_000)  # from a to b: b's own measurement, though fewer
+    assert q is not None and q.source == b and q.bandwidth == pytest.approx(4e5, rel=0.05)
     assert p.low < p.bandwidth and p.rtt_s == pytest.approx(0.05)
     assert predict(summaries, a, c, 1_000_000) is None
-    # a summary a day old is less sure: the other end's fresh one wins
-    old = LinkSummary(a, 1_000_000 - 86_400_000, sa.entries)
-    p = predict({a: old, b: sb}, a, b, 1_000_000)
-    assert p is not None and p.source == b and p.age_s >= 0
-    later = predict({a: old}, a, b, 1_000_000)
-    assert later is not None and later.log_sd > sa.entries[0].log_sd
-    assert later.low < predict({a: sa}, a, b, 1_000_000).low  # type: ignore[union-attr]
-    assert math.isfinite(later.low)
+    only_a = predict({a: sa}, a, b, 1_000_000)  # b published nothing: the reverse direction
+    assert only_a is not None and only_a.source == a
+    # a day-old summary is less sure: its spread and conservative figure say so
+    old = predict({a: LinkSummary(a, 1_000_000 - 86_400_000, sa.entries)}, b, a, 1_000_000)
+    assert old is not None and old.age_s >= 86_400 and old.log_sd > p.log_sd
+    assert old.low < p.low and math.isfinite(old.low)

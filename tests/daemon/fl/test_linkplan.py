@@ -1,0 +1,43 @@
+"""The link a client's level is planned on: the client's earlier workers, else the worst live
+volunteer, else the prior; and the task input that carries it."""
+
+from __future__ import annotations
+
+from daemon.fl.linkplan import ClientLink, client_link
+from daemon.links.estimate import DEFAULT_BANDWIDTH, DEFAULT_RTT
+
+LINKS = {
+    "fast": {"low": 20e6, "rtt_ms": 1.0},
+    "mid": {"low": 2e6, "rtt_ms": 30.0},
+    "slow": {"low": 1e5, "rtt_ms": 250.0},
+}
+
+
+def test_the_clients_earlier_workers_come_first_and_the_worst_of_them_counts() -> None:
+    plan = client_link(["fast", "mid"], ["fast", "mid", "slow"], LINKS)
+    assert (plan.basis, plan.node, plan.bandwidth, plan.rtt_s) == ("previous", "mid", 2e6, 0.03)
+    assert plan.considered == 2 and "last round's workers" in plan.describe()
+
+
+def test_without_earlier_workers_the_worst_live_volunteer() -> None:
+    plan = client_link([], ["fast", "mid", "slow"], LINKS)
+    assert (plan.basis, plan.node, plan.bandwidth) == ("volunteers", "slow", 1e5)
+    # earlier workers nobody has a prediction for do not count
+    assert client_link(["gone"], ["fast"], LINKS).basis == "volunteers"
+    # a volunteer without a prediction is not assumed to be anything
+    assert client_link([], ["fast", "unmeasured"], LINKS).node == "fast"
+
+
+def test_nothing_measured_plans_on_the_prior() -> None:
+    plan = client_link([], ["a", "b"], {})
+    assert (plan.basis, plan.node, plan.bandwidth, plan.rtt_s) == (
+        "prior", None, DEFAULT_BANDWIDTH, DEFAULT_RTT)
+    assert plan.as_dict()["considered"] == 0 and "prior" in plan.describe()
+
+
+def test_the_task_field_is_plain_text_and_clamped() -> None:
+    plan = ClientLink(123456.789, 0.0421, "volunteers", "n", 3)
+    assert plan.task_field(0.25, 0.25) == "adaptive/123456/42.1/0.25/0.25"
+    assert ClientLink(0.5, 0.0, "prior", None, 0).task_field(1.0, 0.1) == \
+        "adaptive/1000/0.0/1.0/0.1"
+    assert " " not in ClientLink(1e30, 1e9, "prior", None, 0).task_field(0.25, 0.25)
