@@ -22,6 +22,17 @@ standard deviation, or the population prior (the median of known links, with a w
 for a peer never measured. Placement's link cost and the FL codec choice read
 ``bandwidth(peer, now)`` (a conservative figure: ``exp(mu - sd)``) and ``rtt_of(peer)``.
 
+Per-request cost. A ping's round trip is not all a request pays: the peer's work on it (a
+signature, a store read) and both ends' scheduling add to every transfer whatever its size, and
+on a busy machine they dwarf the bytes. Log-throughput learned from transfers of one size folds
+that cost into "throughput", which then over-scales with size: a 5 KB update that took 0.4 s on
+a loaded LAN reads as 12 kB/s, and a quarter of the bytes would look four times faster. So
+each entry also keeps its last ``FIT_SAMPLES`` transfers of any size (small ones too) and
+``fit`` solves ``seconds = latency + bytes / throughput`` by least squares once their sizes
+differ enough (the largest at least ``FIT_SPREAD`` times the smallest). The published summary
+(``daemon.links.summary``) uses the fit where there is one: it is what a choice between
+sizes of one message needs.
+
 Pure: time and samples come in as arguments. ``scripts/bench_fl.py`` reports how well it
 predicts the next transfer on simulated links (median and 90th percentile ratio error).
 """
@@ -29,7 +40,7 @@ predicts the next transfer on simulated links (median and 90th percentile ratio 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 from typing import Hashable
 
@@ -46,6 +57,12 @@ MIN_BYTES = 4 * 1024
 """Transfers smaller than this are dominated by the round trip; they do not update throughput."""
 FORGET_AFTER = 6 * 3600.0
 MAX_PEERS = 1024
+FIT_SAMPLES = 16
+"""Recent transfers per peer kept for the latency + bytes/throughput fit."""
+FIT_MIN = 4
+FIT_SPREAD = 2.0
+MAX_FIT_BANDWIDTH = 1e10
+"""A fitted slope of zero (size makes no difference) is read as this many bytes/s."""
 
 
 @dataclass
@@ -57,6 +74,8 @@ class LinkEstimate:
     rtt: float | None = None
     samples: int = 0
     updated: float = 0.0
+    recent: list[tuple[int, float]] = field(default_factory=list)
+    """The last ``FIT_SAMPLES`` transfers ``(bytes, seconds)``, of any size."""
 
     def sd(self, now: float) -> float:
         hours = max(0.0, now - self.updated) / 3600.0
@@ -128,9 +147,13 @@ class LinkTable:
 
     def transfer(self, peer: Hashable, nbytes: int, seconds: float, now: float) -> None:
         """A completed transfer of ``nbytes`` that took ``seconds`` from request to last byte."""
-        if nbytes < MIN_BYTES or not (seconds > 0 and math.isfinite(seconds)):
+        if not (seconds > 0 and math.isfinite(seconds)) or nbytes < 0:
             return
         est = self._entry(peer, now)
+        est.recent.append((nbytes, seconds))
+        del est.recent[:-FIT_SAMPLES]
+        if nbytes < MIN_BYTES:
+            return  # dominated by the per-request cost: only the fit learns from it
         rtt = est.rtt if est.rtt is not None else 0.0
         busy = max(seconds - rtt, seconds * 0.1)
         sample = math.log(nbytes / busy)
@@ -162,6 +185,12 @@ class LinkTable:
         """A conservative throughput (one standard deviation below the mean), bytes/s."""
         p = self.predict(peer, 0, now)
         return math.exp(math.log(p.bandwidth) - p.log_sd)
+
+    def fit(self, peer: Hashable) -> tuple[float, float] | None:
+        """``(latency s, throughput B/s)`` fitted to the recent transfers' sizes and times, or
+        None while they are too few or too alike in size to tell the two apart."""
+        est = self._links.get(peer)
+        return fit_latency(est.recent) if est is not None else None
 
     def rtt_of(self, peer: Hashable) -> float:
         est = self._links.get(peer)
@@ -199,3 +228,20 @@ class LinkTable:
     def _prior(self) -> float:
         known = [e.log_bw for e in self._links.values() if e.samples]
         return median(known) if known else math.log(DEFAULT_BANDWIDTH)
+
+
+def fit_latency(recent: list[tuple[int, float]]) -> tuple[float, float] | None:
+    """Least squares ``seconds = latency + bytes / throughput`` (see the module's docstring)."""
+    if len(recent) < FIT_MIN:
+        return None
+    sizes = [float(n) for n, _ in recent]
+    if max(sizes) < FIT_SPREAD * max(min(sizes), 1.0):
+        return None
+    k = len(recent)
+    mean_n = sum(sizes) / k
+    mean_t = sum(t for _, t in recent) / k
+    var = sum((n - mean_n) ** 2 for n in sizes)
+    cov = sum((n - mean_n) * (t - mean_t) for n, (_, t) in zip(sizes, recent))
+    slope = max(cov / var, 1 / MAX_FIT_BANDWIDTH)
+    latency = min(max(mean_t - slope * mean_n, 0.0), mean_t)
+    return latency, 1 / slope

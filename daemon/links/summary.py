@@ -22,9 +22,10 @@ added or dropped, throughput moved by more than ``BW_CHANGE``, the spread by mor
 each entry's age, and the table's ``DRIFT`` of variance per hour), so a quiet link does not
 need refreshing to stay honest about its uncertainty.
 
-``predict(summaries, a, b, now_ms)`` reads the link for data from a to b: b's entry for a
-(b fetched from a: that very direction) if b published one, else a's entry for b (the reverse
-direction, still evidence of the path); the spread grows with the summary's age. Pure: no
+``predict(summaries, a, b, now_ms)`` reads the link for data from a to b: an entry whose
+latency and throughput were fitted apart first, then b's entry for a (b fetched from a: that
+very direction) before a's entry for b (the reverse direction, still evidence of the path);
+the spread grows with the summary's age. Pure: no
 clock, no I/O.
 """
 
@@ -35,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.links.estimate import DRIFT, LinkTable
+from daemon.links.estimate import DRIFT, PRIOR_SD, LinkTable, fit_latency
 from protocol.canonical import packb
 from protocol.errors import MalformedMessage
 
@@ -63,6 +64,9 @@ class LinkEntry:
     samples: int
     age_s: float
     """How old the estimate was when published."""
+    fitted: bool = False
+    """Latency and throughput fitted apart over transfers of different sizes (``rtt_s`` is
+    then the per-request latency); else the log-throughput of the table and the ping's rtt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +96,13 @@ class PredictedLink:
     """Whose measurement it is (one of the two ends)."""
     age_s: float
     samples: int
+    fitted: bool
 
     def as_dict(self) -> dict[str, Any]:
         return {"bandwidth": round(self.bandwidth), "low": round(self.low),
                 "rtt_ms": round(self.rtt_s * 1000, 1), "log_sd": round(self.log_sd, 3),
-                "source": self.source, "age_s": round(self.age_s), "samples": self.samples}
+                "source": self.source, "age_s": round(self.age_s), "samples": self.samples,
+                "fitted": self.fitted}
 
 
 def summarize(table: LinkTable, writer: str, now: float, now_ms: int,
@@ -106,20 +112,34 @@ def summarize(table: LinkTable, writer: str, now: float, now_ms: int,
     ``now`` is the table's clock (monotonic), ``now_ms`` the wall clock the summary is stamped
     with; entries are in peer order so equal tables give equal bytes.
     """
-    measured = [(peer, est) for peer, est in table.items()
-                if est.samples and isinstance(peer, str) and len(peer) <= MAX_PEER_ID]
-    measured.sort(key=lambda pe: (-pe[1].samples, -pe[1].updated, pe[0]))
-    entries = [LinkEntry(peer, math.exp(est.log_bw), est.sd(now), est.rtt, est.samples,
-                         max(0.0, now - est.updated)) for peer, est in measured[:limit]]
-    return LinkSummary(writer, now_ms, tuple(sorted(entries, key=lambda e: e.peer)))
+    entries = []
+    for peer, est in table.items():
+        if not isinstance(peer, str) or len(peer) > MAX_PEER_ID:
+            continue
+        rtt: float | None
+        fit = fit_latency(est.recent)
+        if fit is not None:
+            latency, bandwidth = fit
+            rtt = max(latency, est.rtt or 0.0)
+            sd = est.sd(now) if est.samples else PRIOR_SD / 2
+            count = max(est.samples, len(est.recent))
+        elif est.samples:
+            bandwidth, rtt, sd, count = math.exp(est.log_bw), est.rtt, est.sd(now), est.samples
+        else:
+            continue
+        entries.append(LinkEntry(peer, bandwidth, sd, rtt, count, max(0.0, now - est.updated),
+                                 fit is not None))
+    entries.sort(key=lambda e: (-e.samples, e.age_s, e.peer))
+    return LinkSummary(writer, now_ms, tuple(sorted(entries[:limit], key=lambda e: e.peer)))
 
 
 def to_wire(summary: LinkSummary) -> list[Any]:
     """The published value: ``[FORMAT, at_ms, [[peer, B/s, sd x 1000, rtt us | -1, samples,
-    age s], ...]]``, integers only (canonical, small)."""
-    rows = [[e.peer, max(1, round(e.bandwidth)), round(e.log_sd * 1000),
-             -1 if e.rtt_s is None else round(e.rtt_s * 1e6), min(e.samples, 2**32 - 1),
-             round(e.age_s)] for e in summary.entries]
+    age s, fitted 0 | 1], ...]]``, integers only (canonical, small)."""
+    rows = [[e.peer, min(max(1, round(e.bandwidth)), 10**12), min(round(e.log_sd * 1000), 100_000),
+             -1 if e.rtt_s is None else min(round(e.rtt_s * 1e6), 10**9),
+             min(e.samples, 2**32 - 1), min(round(e.age_s), 10**9), int(e.fitted)]
+            for e in summary.entries]
     wire = [FORMAT, summary.at_ms, rows]
     size = len(packb(wire))
     if size > MAX_SUMMARY_BYTES:  # our own bug: MAX_PEERS and MAX_PEER_ID bound it
@@ -138,15 +158,15 @@ def from_wire(value: Any, writer: str) -> LinkSummary:
         raise MalformedMessage(f"link summary of {writer[:12]} is over {MAX_SUMMARY_BYTES} bytes")
     entries = []
     for row in rows:
-        if type(row) is not list or len(row) != 6:
-            raise MalformedMessage(f"link summary of {writer[:12]}: a row is not 6 fields")
-        peer, bw, sd, rtt, samples, age = row
+        if type(row) is not list or len(row) != 7:
+            raise MalformedMessage(f"link summary of {writer[:12]}: a row is not 7 fields")
+        peer, bw, sd, rtt, samples, age, fitted = row
         if not (isinstance(peer, str) and 0 < len(peer) <= MAX_PEER_ID and peer != writer
                 and _int(bw, 1, 10**12) and _int(sd, 0, 100_000) and _int(rtt, -1, 10**9)
-                and _int(samples, 1, 2**32 - 1) and _int(age, 0, 10**9)):
+                and _int(samples, 1, 2**32 - 1) and _int(age, 0, 10**9) and _int(fitted, 0, 1)):
             raise MalformedMessage(f"link summary of {writer[:12]}: a row is out of range")
         entries.append(LinkEntry(peer, float(bw), sd / 1000, None if rtt < 0 else rtt / 1e6,
-                                 samples, float(age)))
+                                 samples, float(age), bool(fitted)))
     if len({e.peer for e in entries}) != len(entries):
         raise MalformedMessage(f"link summary of {writer[:12]} names a peer twice")
     return LinkSummary(writer, at_ms, tuple(entries))
@@ -163,7 +183,7 @@ def changed(old: LinkSummary | None, new: LinkSummary) -> bool:
         assert o is not None
         if abs(math.log(e.bandwidth / o.bandwidth)) > math.log1p(BW_CHANGE):
             return True
-        if abs(e.log_sd - o.log_sd) > SD_CHANGE:
+        if e.fitted != o.fitted or abs(e.log_sd - o.log_sd) > SD_CHANGE:
             return True
         if (e.rtt_s is None) != (o.rtt_s is None) or (
                 e.rtt_s is not None and o.rtt_s is not None
@@ -177,10 +197,12 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
     """The link for data from ``a`` to ``b`` (None: neither end measured it).
 
     A node measures the direction it fetched in, so ``b``'s entry for ``a`` (b fetched from
-    a) is that direction itself and is used when there is one; ``a``'s entry for ``b`` (the
-    reverse direction: right on a symmetric link, optimistic on a home line whose uplink is
-    the slower side) only when ``b`` has none."""
-    for writer, peer in ((b, a), (a, b)):
+    a) is that direction itself; ``a``'s entry for ``b`` is the reverse direction (right on a
+    symmetric link, optimistic on a home line whose uplink is the slower side). An entry that
+    fitted latency and throughput apart comes before one that could not (its throughput may
+    hold the per-request cost: ``daemon.links.estimate``), then the direction itself."""
+    found: list[tuple[int, PredictedLink]] = []
+    for rank, (writer, peer) in enumerate(((b, a), (a, b))):
         summary = summaries.get(writer)
         entry = summary.entry(peer) if summary is not None else None
         if summary is None or entry is None:
@@ -189,8 +211,9 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
         sd = math.sqrt(entry.log_sd ** 2 + DRIFT * age / 3600)
         low = math.exp(math.log(entry.bandwidth) - sd)
         rtt = entry.rtt_s if entry.rtt_s is not None else 0.0
-        return PredictedLink(entry.bandwidth, low, rtt, sd, writer, age, entry.samples)
-    return None
+        found.append((rank + (0 if entry.fitted else 2), PredictedLink(
+            entry.bandwidth, low, rtt, sd, writer, age, entry.samples, entry.fitted)))
+    return min(found, key=lambda rp: rp[0])[1] if found else None
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:

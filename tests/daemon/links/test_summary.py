@@ -8,8 +8,8 @@ import random
 import pytest
 
 from daemon.links import LinkTable, predict, summarize
-from daemon.links.summary import (MAX_PEERS, MAX_SUMMARY_BYTES, LinkSummary, changed, from_wire,
-                                  to_wire)
+from daemon.links.summary import (MAX_PEERS, MAX_SUMMARY_BYTES, LinkEntry, LinkSummary, changed,
+                                  from_wire, to_wire)
 from protocol.canonical import packb
 from protocol.errors import MalformedMessage
 
@@ -57,13 +57,26 @@ def test_longest_peer_ids_still_fit() -> None:
     assert len(packb(wire)) <= MAX_SUMMARY_BYTES
 
 
+GOOD_ROW = [node(1), 1, 1, 1, 1, 1, 0]
+
+
+def _row(**change: object) -> list[object]:
+    names = ("peer", "bw", "sd", "rtt", "samples", "age", "fitted")
+    return [change.get(n, v) for n, v in zip(names, GOOD_ROW)]
+
+
+def test_a_good_row_reads() -> None:
+    s = from_wire([1, 0, [GOOD_ROW]], node(0))
+    assert s.entries[0].peer == node(1) and not s.entries[0].fitted
+
+
 @pytest.mark.parametrize("bad", [
-    None, [], [2, 0, []], [1, -1, []], [1, 0, "rows"], [1, 0, [[node(1), 1, 1, 1, 1, 1]] * 2],
-    [1, 0, [[node(1), 0, 1, 1, 1, 1]]], [1, 0, [[node(1), 1, 1, 1, 0, 1]]],
-    [1, 0, [[node(1), 1.5, 1, 1, 1, 1]]], [1, 0, [["x" * 65, 1, 1, 1, 1, 1]]],
-    [1, 0, [[node(0), 1, 1, 1, 1, 1]]],  # a writer's link to itself
-    [1, 0, [[node(i), 1, 1, 1, 1, 1] for i in range(1, MAX_PEERS + 2)]],
-    [1, 0, [[node(1), 1, 1, 1, 1]]], [1, 0, [[node(1), True, 1, 1, 1, 1]]],
+    None, [], [2, 0, []], [1, -1, []], [1, 0, "rows"], [1, 0, [GOOD_ROW] * 2],
+    [1, 0, [_row(bw=0)]], [1, 0, [_row(samples=0)]], [1, 0, [_row(bw=1.5)]],
+    [1, 0, [_row(peer="x" * 65)]], [1, 0, [_row(peer=node(0))]],  # a link to itself
+    [1, 0, [_row(peer=node(i)) for i in range(1, MAX_PEERS + 2)]],
+    [1, 0, [GOOD_ROW[:6]]], [1, 0, [_row(bw=True)]], [1, 0, [_row(fitted=2)]],
+    [1, 0, [_row(sd=-1)]], [1, 0, [_row(rtt=-2)]],
 ])
 def test_a_malformed_summary_is_refused(bad: object) -> None:
     with pytest.raises(MalformedMessage):
@@ -99,3 +112,36 @@ def test_predicted_from_the_direction_itself_else_the_other_end() -> None:
     old = predict({a: LinkSummary(a, 1_000_000 - 86_400_000, sa.entries)}, b, a, 1_000_000)
     assert old is not None and old.age_s >= 86_400 and old.log_sd > p.log_sd
     assert old.low < p.low and math.isfinite(old.low)
+
+
+def test_latency_and_throughput_fitted_apart_when_sizes_differ() -> None:
+    """A busy LAN: every request pays 0.4 s whatever its size, the bytes cost nothing. The
+    log-throughput of one size reads that as a slow link; the fit over sizes does not."""
+    from daemon.links.estimate import fit_latency
+
+    rng = random.Random(3)
+    table = LinkTable()
+    for k in range(12):
+        n = rng.choice([1_500, 5_200, 9_800, 30_000])
+        table.observe("lan", n, 0.4 + rng.uniform(-0.05, 0.05), float(k))
+    latency, bandwidth = table.fit("lan")  # type: ignore[misc]
+    assert 0.3 < latency < 0.5 and bandwidth > 1e6
+    s = summarize(table, "me", 12.0, 0)
+    (e,) = s.entries
+    assert e.fitted and e.bandwidth > 1e6 and 0.3 < e.rtt_s < 0.5  # type: ignore[operator]
+    # a slow uplink with a 50 ms round trip: the fit finds both
+    slow = [(n, 0.05 + n / 60e3) for n in (2_000, 5_000, 20_000, 64_000, 5_000)]
+    latency, bandwidth = fit_latency(slow)  # type: ignore[misc]
+    assert latency == pytest.approx(0.05, abs=1e-6) and bandwidth == pytest.approx(60e3)
+    assert fit_latency(slow[:3]) is None  # too few
+    assert fit_latency([(5_000, 0.1)] * 8) is None  # one size: latency and bytes inseparable
+
+
+def test_a_fitted_entry_is_read_before_one_that_could_not_tell_latency_from_bytes() -> None:
+    a, b = node(1), node(2)
+    unfitted = LinkSummary(b, 0, (LinkEntry(a, 12e3, 0.7, 0.01, 3, 0.0, False),))
+    fitted = LinkSummary(a, 0, (LinkEntry(b, 5e8, 0.3, 0.4, 9, 0.0, True),))
+    p = predict({a: fitted, b: unfitted}, a, b, 0)
+    assert p is not None and p.source == a and p.fitted and p.rtt_s == 0.4
+    p = predict({b: unfitted}, a, b, 0)
+    assert p is not None and p.source == b and not p.fitted
