@@ -70,11 +70,12 @@ class LinkBook:
         return out
 
     def status(self) -> dict[str, Any]:
-        """For ``status --json``: what we publish and how many nodes' summaries we hold."""
+        """For ``status --json``: what we publish and how many nodes' summaries we hold
+        (counted, not decoded: status is read often; ``malformed`` as of the last read)."""
         own = self.published
-        known = self.summaries()
+        links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
         return {
-            "known": len(known), "malformed": self.malformed,
+            "known": len(links.keys()), "malformed": self.malformed,
             "published_at_ms": own.at_ms if own else None,
             "published": [{"peer": e.peer, "bandwidth": round(e.bandwidth),
                            "log_sd": round(e.log_sd, 3),

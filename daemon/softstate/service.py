@@ -314,13 +314,16 @@ class SoftStateService:
 
     def status(self) -> dict[str, Any]:
         records = self.records()
+        links = self.links.status()
         return {
             "health": "ok",
-            "summary": f"{len(records)} capability records, generation {self.generation}",
+            "summary": f"{len(records)} capability records, generation {self.generation};"
+                       f" link summaries of {links['known']} nodes, ours names"
+                       f" {len(links['published'])} peers",
             "records": len(records), "published": self.published, "rejected": self.rejected,
             "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
                      "states_applied": self.replica.stats.states_applied},
-            "links": self.links.status(),
+            "links": links,
         }
 
     def peer_info(self, node_id: str) -> dict[str, Any]:
