@@ -47,6 +47,8 @@ from protocol.messages.capability import CapabilityAnnounce
 ENVELOPE_MARGIN = 4096
 """Bytes a signed envelope adds around a soft-state message (sender, nonce, time, signature)."""
 log = logging.getLogger("novacron.softstate")
+MAX_LINKS_REPLY = 512
+"""Predicted links one ``links`` answer carries (about 100 KB)."""
 
 PROTOCOL = "/novacron/crdt/1"
 TICK_S = 0.1
@@ -351,10 +353,14 @@ class SoftStateService:
         only(params, "to")
         target = get(params, "to", str, self.identity.node_id)
         volunteers = sorted(c.node_id for c in self.candidates())
-        known = sorted(set(volunteers) | set(self.links.summaries()))
-        links = self.links.predicted_to(target, known, self._now_ms())
-        return {"to": target, "volunteers": volunteers,
-                "links": {node: p.as_dict() for node, p in sorted(links.items())}}
+        others = sorted(set(self.links.summaries()) - set(volunteers))
+        links = self.links.predicted_to(target, volunteers + others, self._now_ms())
+        shown = list(links)[:MAX_LINKS_REPLY]  # volunteers first
+        out: dict[str, Any] = {"to": target, "volunteers": volunteers,
+                               "links": {node: links[node].as_dict() for node in sorted(shown)}}
+        if len(links) > len(shown):
+            out["not_shown"] = len(links) - len(shown)
+        return out
 
     async def rpc_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
