@@ -183,7 +183,8 @@ def _plan_links(client: Client, spec: FLSpec, shards: list[str],
         return [None] * len(shards)
     known = client.call("links")
     links, volunteers = known.get("links", {}), known.get("volunteers", [])
-    return [client_link(last_workers.get(s, []), volunteers, links) for s in shards]
+    return [client_link(last_workers.get(s, []), volunteers, links, spec.replicas)
+            for s in shards]
 
 
 def _codec_field(spec: FLSpec, plan: ClientLink | None) -> str:

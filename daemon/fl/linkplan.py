@@ -14,11 +14,14 @@ run it, conservatively (the slowest of them bounds when the update arrives):
 1. the volunteers that ran this client's task in its latest earlier round (placement often
    picks the same reliable, lightly loaded volunteers again), if
    the soft state predicts a link from any of them: the worst of those;
-2. otherwise the worst predicted link among the live volunteers;
+2. otherwise the slowest of ``replicas`` volunteers drawn at random, as expected: the
+   ``1/(replicas+1)`` quantile of the live volunteers' predicted links (with 2 replicas, the
+   lower tercile), not the very worst of a large network, which would plan every new
+   client for the one bad line no replica may land on;
 3. otherwise (nobody measured anything yet: the first round of a new network) the prior of
    ``daemon.links.estimate``: 1 MB/s and a 100 ms round trip.
 
-"Worst" is the smallest conservative throughput (one spread below the mean). Pure: the links
+"Worst" and the quantile go by the conservative throughput (one spread below the mean). Pure: the links
 come in as data (``links`` RPC of the node, ``daemon.links.summary.predict``).
 """
 
@@ -62,18 +65,20 @@ class ClientLink:
     def describe(self) -> str:
         who = f" of {self.node[-8:]}" if self.node else ""
         return {"previous": f"worst link of its last round's workers{who}",
-                "volunteers": f"worst of {self.considered} volunteers' links{who}",
+                "volunteers": f"expected slowest replica among {self.considered} volunteers'"
+                              f" links{who}",
                 "prior": "no link measured yet (prior)"}[self.basis]
 
 
 def client_link(previous_workers: Sequence[str], volunteers: Sequence[str],
-                links: Mapping[str, Mapping[str, Any]]) -> ClientLink:
+                links: Mapping[str, Mapping[str, Any]], replicas: int = 2) -> ClientLink:
     """The link to plan one client's level on; ``links`` maps a node to its predicted link to
     the submitter (``{"low": B/s, "rtt_ms": ...}``, as the node's ``links`` RPC answers)."""
     for basis, nodes in (("previous", previous_workers), ("volunteers", volunteers)):
         known = sorted((float(links[n]["low"]), n) for n in set(nodes) if n in links)
         if known:
-            low, node = known[0]
+            pick = 0 if basis == "previous" else (len(known) - 1) // (max(1, replicas) + 1)
+            low, node = known[pick]
             rtt = float(links[node].get("rtt_ms", 0.0)) / 1000
             return ClientLink(low, rtt, basis, node, len(known))
     return ClientLink(DEFAULT_BANDWIDTH, DEFAULT_RTT, "prior", None, 0)

@@ -19,9 +19,15 @@ def test_the_clients_earlier_workers_come_first_and_the_worst_of_them_counts() -
     assert plan.considered == 2 and "last round's workers" in plan.describe()
 
 
-def test_without_earlier_workers_the_worst_live_volunteer() -> None:
+def test_without_earlier_workers_the_expected_slowest_of_the_replicas() -> None:
     plan = client_link([], ["fast", "mid", "slow"], LINKS)
     assert (plan.basis, plan.node, plan.bandwidth) == ("volunteers", "slow", 1e5)
+    assert "expected slowest replica among 3" in plan.describe()
+    # 2 replicas among 9 volunteers: the lower tercile, not the one bad line
+    many = {f"v{i}": {"low": 1e5 * (i + 1), "rtt_ms": 10.0} for i in range(9)}
+    assert client_link([], list(many), many, replicas=2).node == "v2"
+    assert client_link([], list(many), many, replicas=1).node == "v4"  # the median
+    assert client_link([], list(many), many, replicas=8).node == "v0"
     # earlier workers nobody has a prediction for do not count
     assert client_link(["gone"], ["fast"], LINKS).basis == "volunteers"
     # a volunteer without a prediction is not assumed to be anything
