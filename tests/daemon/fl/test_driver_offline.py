@@ -212,3 +212,37 @@ def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
         np.testing.assert_allclose(us[name], uf[name], atol=0.02 * float(np.abs(uf[name]).max()) + 1e-6)
     # the volunteers' worst link, when the client has no earlier workers, is the slow one
     assert client_link([], [fast, slow], links).node == slow
+
+
+def test_the_driver_plans_each_shard_on_its_last_workers_and_says_why():
+    """The round loop's own bookkeeping: a resumed run plans on the workers its history
+    recorded; a fixed codec skips the node's links altogether."""
+    from daemon.fl.spec import parse_fl_spec
+    from novacron.fl import _codec_field, _last_workers, _plan_links, _why
+
+    history = [{"tasks": [{"shard": "s/0", "status": "OK", "workers": ["a", "b"]},
+                          {"shard": "s/1", "status": "FAILED"}]},
+               {"tasks": [{"shard": "s/0", "status": "OK", "workers": ["c", "d"]},
+                          {"shard": "s/2", "status": "OK"}]}]  # an older history: no workers
+    assert _last_workers(history) == {"s/0": ["c", "d"]}
+
+    class Node:
+        calls = 0
+
+        def call(self, method):
+            assert method == "links"
+            Node.calls += 1
+            return {"volunteers": ["a", "b", "c", "d"],
+                    "links": {"c": {"low": 5e4, "rtt_ms": 80.0}, "d": {"low": 9e6, "rtt_ms": 2.0},
+                              "a": {"low": 1e3, "rtt_ms": 900.0}}}
+
+    base = {"fl": {"script": "t.py", "model": "m.npz", "shards": ["s/*"], "test": "x.npz"}}
+    spec = parse_fl_spec(base, "job.toml")
+    plans = _plan_links(Node(), spec, ["s/0", "s/1"], _last_workers(history))
+    assert [p.basis for p in plans] == ["previous", "volunteers"]
+    assert plans[0].node == "c" and _codec_field(spec, plans[0]) == "adaptive/50000/80.0/0.25/0.25"
+    why = _why(plans[0], {"levels": [["int8", 10, 0.01, -0.2]]})
+    assert why["link"]["node"] == "c" and "last round's workers" in why["why"]
+    fixed = parse_fl_spec({"fl": {**base["fl"], "codec": "int8"}}, "job.toml")
+    assert _plan_links(Node(), fixed, ["s/0"], {}) == [None] and Node.calls == 1
+    assert _codec_field(fixed, None) == "int8" and _why(None, {}) == {"why": "fixed by the job file"}
