@@ -255,6 +255,10 @@ class Job:
     Tasks settle roughly in order, so without it checking whether a 100,000-task job is done
     after each accepted task walked all the settled ones again (quadratic in the job)."""
 
+    _settled_counts: tuple[int, Counter[str], Counter[str], Counter[str]] | None = field(
+        default=None, init=False, compare=False, repr=False)
+    """``counts`` of the tasks below an index that is at most ``settled_below`` (derived)."""
+
     placed: set[int] = field(default_factory=set, init=False, compare=False, repr=False)
     """Indices of tasks given a replica while open (derived like ``settled_below``; rebuilt at
     restore): every open task with replicas is here, so walks for running replicas (leases,
@@ -305,23 +309,26 @@ class Job:
         agreed failures and tasks with no agreed result, by kind in ``failures``;
         ``agreed``: accepted tasks by how many distinct volunteers agreed (keys as text);
         ``checkpointed`` (only when some are): open tasks with an agreed checkpoint."""
-        # One pass (a status query of a 100,000-task job runs on every committee member).
-        c: Counter[str] = Counter()
-        kinds: Counter[str] = Counter()
-        agreed: Counter[str] = Counter()
-        running = checkpointed = 0
-        for t in self.tasks:
-            state = t.state
-            c[state] += 1
-            if state == TaskState.OPEN:
-                running += any(r.outcome == ReplicaOutcome.PENDING and r.started
-                               for r in t.replicas)
-                checkpointed += bool(t.checkpoints)
-            elif state == TaskState.ACCEPTED:
-                kinds[t.outcome_kind] += 1
-                agreed[str(t.agreed)] += 1
-            elif state == TaskState.FAILED:
-                kinds[t.outcome_kind] += 1
+        # A status query of a 100,000-task job runs on every committee member, once a second
+        # while someone watches: the settled prefix (tasks below ``settled_below`` never
+        # change again: no state goes back to OPEN, and an accepted task's replicas are final)
+        # is counted once and kept; only the rest is walked each time.
+        tasks = self.tasks
+        end = self.settled_below
+        while end < len(tasks) and tasks[end].state != TaskState.OPEN:
+            end += 1
+        self.settled_below = end
+        done = self._settled_counts
+        if done is None or done[0] > end:  # (a restore starts over: derived state)
+            done = (0, Counter(), Counter(), Counter())
+        below, c0, k0, a0 = done
+        if below < end:
+            c0, k0, a0 = c0.copy(), k0.copy(), a0.copy()
+            _count(tasks, below, end, c0, k0, a0)
+            done = (end, c0, k0, a0)
+        self._settled_counts = done
+        c, kinds, agreed = c0.copy(), k0.copy(), a0.copy()
+        running, checkpointed = _count(tasks, end, len(tasks), c, kinds, agreed)
         ok = kinds.pop("OK", 0)
         out: dict[str, Any] = {"tasks": len(self.tasks), "accepted": c[TaskState.ACCEPTED], "ok": ok,
                 "failed": sum(kinds.values()), "failures": dict(sorted(kinds.items())),
@@ -330,6 +337,26 @@ class Job:
         if checkpointed:  # open tasks with an agreed checkpoint (resumable jobs only)
             out["checkpointed"] = checkpointed
         return out
+
+
+def _count(tasks: list[Task], lo: int, hi: int, c: Counter[str], kinds: Counter[str],
+           agreed: Counter[str]) -> tuple[int, int]:
+    """Add tasks[lo:hi] to the state, outcome-kind and agreed counters; returns (running,
+    checkpointed) among them."""
+    running = checkpointed = 0
+    for k in range(lo, hi):
+        t = tasks[k]
+        state = t.state
+        c[state] += 1
+        if state == TaskState.OPEN:
+            running += any(r.outcome == ReplicaOutcome.PENDING and r.started for r in t.replicas)
+            checkpointed += bool(t.checkpoints)
+        elif state == TaskState.ACCEPTED:
+            kinds[t.outcome_kind] += 1
+            agreed[str(t.agreed)] += 1
+        elif state == TaskState.FAILED:
+            kinds[t.outcome_kind] += 1
+    return running, checkpointed
 
 
 def array_header(n: int) -> bytes:

@@ -3,10 +3,12 @@ skipped walks (``_expire`` only when a lease or deadline is due; open tasks from
 ``settled_below``) must never change the state's bytes. A seeded random run of every kind of
 operation compares, after each one, the cached snapshot with a fresh encoding, and the ledger
 with a reference that walks every open task at every tick (as the ledger did before the skip)
-and with a twin restored from a snapshot midway (empty caches, lease floor 0, cursor 0)."""
+and with a twin restored from a snapshot midway (empty caches, lease floor 0, cursor 0); and
+each job's kept counts of its settled tasks with a recount from scratch."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -16,7 +18,7 @@ from daemon.ledger.state import JobLedger
 from protocol.canonical import packb, unpackb
 from protocol.messages import ledger as ops
 
-from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, WORKERS, Harness
+from tests.daemon.ledger.ledger_helpers import MEMBERS, NOW_MS, SUBMITTER, WORKERS, Harness
 
 
 def fresh(ledger: JobLedger) -> bytes:
@@ -68,6 +70,8 @@ def test_cached_snapshots_equal_fresh_ones_and_a_restored_twin_stays_equal(seed)
             h.call(MEMBERS[step % 4], ops.Unreachable(rng.choice(WORKERS).node_id))
         elif roll < 0.93:
             jobs.append(h.submit(rng.randint(1, 6), replicas=1, quorum=1))
+        elif roll < 0.94 and rec is not None:
+            h.call(SUBMITTER, ops.Cancel(job))
         else:
             h.call(MEMBERS[0], ops.Query(job, 0, 5, True))
         snap = h.ledger.snapshot()
@@ -77,6 +81,10 @@ def test_cached_snapshots_equal_fresh_ones_and_a_restored_twin_stays_equal(seed)
                 <= j.placed, f"seed {seed} step {step}: a replica was added behind placed's back"
         for other in others:
             assert other.snapshot() == snap, f"seed {seed} step {step}: a twin diverged"
+        for j in h.ledger.jobs.values():  # the kept counts of settled tasks are never stale
+            recount = copy.copy(j)
+            recount._settled_counts, recount.settled_below = None, 0
+            assert j.counts() == recount.counts(), f"seed {seed} step {step}: stale counts"
         if step == 100:
             twin = JobLedger([m.public_key for m in MEMBERS], f=1)
             twin.restore(snap)
