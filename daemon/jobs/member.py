@@ -137,7 +137,8 @@ class MemberDuties:
                        key: planner.Key) -> None:
         placed_any = False
         try:
-            cands = self.soft.candidates()
+            cands = self.soft.candidates(toward=job.submitter,
+                                         nbytes=planner.expected_output_bytes(job))
             if not cands:
                 log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
                 return

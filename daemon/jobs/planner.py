@@ -181,6 +181,19 @@ def loaded_candidates(candidates: Iterable[ops.CandidateWire], pending: Mapping[
         for c in candidates)
 
 
+OUTPUT_SAMPLE_TASKS = 256
+"""Tasks looked at for a job's typical output size (its first ones: a bounded walk)."""
+
+
+def expected_output_bytes(job: Job) -> int:
+    """The median output size of the job's accepted tasks among its first
+    ``OUTPUT_SAMPLE_TASKS`` (0 before any): what a worker's link to the submitter must carry,
+    so placement can count the time (``daemon.softstate.candidates.with_link_costs``)."""
+    sizes = sorted(t.accepted.output_size for t in islice(job.tasks, OUTPUT_SAMPLE_TASKS)
+                   if t.accepted is not None)
+    return sizes[len(sizes) // 2] if sizes else 0
+
+
 def placements(ledger: JobLedger, job: Job, slots: list[int],
                candidates: tuple[ops.CandidateWire, ...], now_ms: int
                ) -> Iterator[ops.Place | None]:

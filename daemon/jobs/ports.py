@@ -55,8 +55,11 @@ class Peers(Protocol):
 
 
 class CandidateSource(Protocol):
-    def candidates(self) -> tuple[ops.CandidateWire, ...]:
-        """Placement candidates: capability records as the soft state has them now."""
+    def candidates(self, toward: str | None = None,
+                   nbytes: int = 0) -> tuple[ops.CandidateWire, ...]:
+        """Placement candidates: capability records as the soft state has them now; with
+        ``toward`` (a job's submitter), each one's link cost is the predicted time to send it
+        ``nbytes`` over the published link estimates."""
 
 
 class CommitteeLedger:

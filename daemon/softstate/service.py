@@ -34,7 +34,7 @@ from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
-from daemon.softstate.candidates import to_candidates
+from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner)
@@ -211,10 +211,16 @@ class SoftStateService:
         cutoff = self._now_ms() - int(LIVE_WINDOW_S * 1000)
         return {r.node_id for r in self.records() if r.updated_ms >= cutoff}
 
-    def candidates(self) -> tuple[Any, ...]:
+    def candidates(self, toward: str | None = None, nbytes: int = 0) -> tuple[Any, ...]:
+        """Placement candidates; ``toward``: a job's submitter, whose predicted link from each
+        candidate becomes its link cost (``with_link_costs``)."""
         live = set(self.host.connected_peers()) | {self.identity.node_id} | self._recently_heard()
-        return to_candidates(self.records(), live, self.seen_up, self.trusted_verifiers(),
-                             self.clock.wall())
+        cands = to_candidates(self.records(), live, self.seen_up, self.trusted_verifiers(),
+                              self.clock.wall())
+        if toward is None:
+            return cands
+        predicted = self.links.predicted_to(toward, [c.node_id for c in cands], self._now_ms())
+        return with_link_costs(cands, predicted, nbytes, toward)
 
     def set_attestation(self, report_wire: Any) -> None:
         """A verifier vouched for us (or our evidence changed): republish our record."""
