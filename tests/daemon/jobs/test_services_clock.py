@@ -76,7 +76,7 @@ async def test_a_backup_member_proposes_only_after_the_fallback_delay(autojump_c
         return {"placed": 0, "refused": []}
 
     ledger = FakeLedger(answer)
-    soft = SimpleNamespace(candidates=lambda: h.candidates())
+    soft = SimpleNamespace(candidates=lambda toward=None, nbytes=0: h.candidates())
     peers = SimpleNamespace(connected=lambda: [])
     duties = MemberDuties(MEMBERS[1], ledger, peers, soft, TrioClock())  # type: ignore[arg-type]
     runner = SimpleNamespace(machine=SimpleNamespace(ledger=h.ledger),
