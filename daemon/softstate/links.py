@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crdt import CrdtReplica, LWWMap
+from crdt.values import unpack_value
 from daemon.links.summary import (MIN_INTERVAL_S, LinkSummary, PredictedLink, changed, from_wire,
                                   predict, to_wire)
 from protocol.errors import RemoteProtocolError
@@ -32,6 +33,9 @@ class LinkBook:
         self.published: LinkSummary | None = None
         self.last_publish = -MIN_INTERVAL_S
         self.malformed = 0
+        self._decoded: dict[str, tuple[bytes, LinkSummary | None]] = {}
+        """Node -> (the stored value's bytes, its decoding): placement reads a few summaries
+        per proposal, so each is decoded once per value, not once per read."""
 
     def due(self, now: float, now_ms: int) -> LinkSummary | None:
         """Our summary if it should be written now (``now``: the service's monotonic clock)."""
@@ -45,28 +49,51 @@ class LinkBook:
         self.replica.update(LINKS, lambda m, w: m.p_set(w, self.node_id, wire), summary.at_ms)
         self.published, self.last_publish = summary, now
 
+    def summary(self, node: str) -> LinkSummary | None:
+        """``node``'s published summary (None: none, or one its writer got wrong)."""
+        links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
+        raw = links.get_raw(node)
+        if raw is None:
+            return None
+        hit = self._decoded.get(node)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        try:
+            decoded: LinkSummary | None = from_wire(unpack_value(raw), node)
+        except (RemoteProtocolError, ValueError, TypeError):
+            decoded = None
+        if len(self._decoded) > 4 * len(links.keys()) + 64:
+            self._decoded.clear()  # departed writers' entries: bounded by the map's size
+        self._decoded[node] = (raw, decoded)
+        return decoded
+
     def summaries(self) -> dict[str, LinkSummary]:
         links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
         out = {}
         bad = 0
-        for key, value in links.items():
-            try:
-                out[key] = from_wire(value, key)
-            except RemoteProtocolError:
+        for key in links.keys():
+            found = self.summary(key)
+            if found is None:
                 bad += 1
+            else:
+                out[key] = found
         self.malformed = bad
         return out
 
     def predicted_to(self, target: str, nodes: list[str], now_ms: int
                      ) -> dict[str, PredictedLink]:
-        """The predicted link from each of ``nodes`` to ``target`` (nodes nobody measured left out)."""
-        summaries = self.summaries()
+        """The predicted link from each of ``nodes`` to ``target`` (nodes nobody measured left
+        out); reads only the summaries of ``target`` and ``nodes``."""
         out = {}
+        ours = self.summary(target)
         for node in nodes:
-            if node != target:
-                found = predict(summaries, node, target, now_ms)
-                if found is not None:
-                    out[node] = found
+            if node == target:
+                continue
+            theirs = self.summary(node)
+            found = predict({k: v for k, v in ((target, ours), (node, theirs)) if v is not None},
+                            node, target, now_ms)
+            if found is not None:
+                out[node] = found
         return out
 
     def status(self) -> dict[str, Any]:
