@@ -23,6 +23,7 @@ from typing import Any
 
 from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
 from daemon.errors import DaemonError
+from daemon.jobs.split import MAX_PARTS
 from protocol.attestation import AttestationLevel
 
 MAX_SPEC_BYTES = 16 << 20
@@ -57,6 +58,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
     "sandbox": ("clock",),
     "result": ("combine",),
     "checkpoint": ("every_fuel",),
+    "placement": ("shards",),
 }
 
 
@@ -89,6 +91,9 @@ class JobSpec:
     """``python`` when the job names a ``script`` (then ``module`` is a ``bundle``)."""
     checkpoint_fuel: int = 0
     """``[checkpoint] every_fuel``: a resumable module's checkpoint interval; 0: the default."""
+    shards: int = 0
+    """``[placement] shards``: how many shards' committees the job is split across, one part
+    of contiguous tasks each (``daemon.jobs.split``); 0: ``auto``, by the job's size."""
 
     @property
     def module_hash(self) -> bytes:
@@ -201,8 +206,9 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
     clock_ns = part(lambda: _clock(t["sandbox"])) if t["sandbox"] else None
     combine = part(lambda: _combine(t["result"])) if t["result"] else None
     checkpoint_fuel = part(lambda: _checkpoint(t["checkpoint"])) if t["checkpoint"] else None
+    shards = part(lambda: _placement(t["placement"], inputs)) if t["placement"] else None
     if problems or None in (job, inputs, limits, replication, deadline_s, combine,
-                            checkpoint_fuel):
+                            checkpoint_fuel, shards):
         return None, problems
     name, module, argv, runtime = job
     fuel, memory_mb, wall_s, max_output = limits
@@ -213,7 +219,7 @@ def check_spec(path: Path) -> tuple[JobSpec | None, list[str]]:
                    min_attestation=level, adaptive=adaptive, deadline_s=deadline_s,
                    clock_ns=clock_ns,
                    combine=combine, source=where, runtime=runtime,
-                   checkpoint_fuel=checkpoint_fuel), []
+                   checkpoint_fuel=checkpoint_fuel, shards=shards), []
 
 
 def _job(job: _Fields, base: Path, stem: str) -> tuple[str, bytes, tuple[str, ...], str]:
@@ -320,6 +326,21 @@ def _checkpoint(ck: _Fields) -> int:
     if "every_fuel" not in ck.table:
         return 0
     return ck.int("every_fuel", 0, 10_000_000, MAX_FUEL, "5_000_000_000")
+
+
+def _placement(place: _Fields, inputs: tuple[bytes, ...] | None) -> int:
+    """``[placement] shards``: ``"auto"`` (0) or how many shards to split the job across."""
+    value = place.table.get("shards", "auto")
+    if value == "auto":
+        return 0
+    if isinstance(value, str):
+        raise place.fail("shards", f'must be "auto" or a number of shards (e.g. shards = 2), '
+                         f"got {value!r}")
+    shards = place.int("shards", 0, 1, MAX_PARTS, "2")
+    if inputs is not None and shards > len(inputs):
+        raise place.fail("shards", f"({shards}) cannot exceed the job's {len(inputs)} tasks: "
+                         "each shard gets a part of at least one task")
+    return shards
 
 
 def _deadline(sched: _Fields) -> int:

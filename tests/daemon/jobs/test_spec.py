@@ -36,6 +36,12 @@ def test_examples_load():
     assert life.checkpoint_fuel == 500_000_000 and len(life.inputs) == 8
 
 
+def test_placement_shards_is_auto_unless_a_number_is_given(jobdir):
+    assert load_spec(spec(jobdir, BASE)).shards == 0
+    assert load_spec(spec(jobdir, BASE + '[placement]\nshards = "auto"\n')).shards == 0
+    assert load_spec(spec(jobdir, BASE + "[placement]\nshards = 3\n")).shards == 3
+
+
 def test_defaults_and_input_kinds(jobdir):
     s = load_spec(spec(jobdir, BASE))
     assert s.inputs == (b"0 100\n", b"1 100\n", b"2 100\n") and s.name == "job"
@@ -59,6 +65,10 @@ def test_defaults_and_input_kinds(jobdir):
     ("[sandbox]\nclock = \"yesterday\"\n", "ISO 8601"),
     ("[result]\ncombine = \"sum\"\n", "must be one of concat, files"),
     ("[checkpoint]\nevery_fuel = 5\n", r"\[checkpoint\] every_fuel must be an integer from 10,000,000"),
+    ("[placement]\nshards = \"all\"\n", r'\[placement\] shards must be "auto" or a number of shards'),
+    ("[placement]\nshards = 0\n", r"\[placement\] shards must be an integer from 1 to 64"),
+    ("[placement]\nshards = 4\n", r"\[placement\] shards \(4\) cannot exceed the job's 3 tasks"),
+    ("[placement]\nshard = 2\n", r"unknown field \[placement\] shard \(did you mean 'shards'\?\)"),
 ])
 def test_mistakes_name_field_and_fix(jobdir, extra, match):
     with pytest.raises(SpecError, match=match):
