@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from daemon.control.client import ControlClient, ControlError
 from daemon.storage.datadir import default_data_dir
 
-TERMINAL = ("done", "failed", "cancelled", "expired")
+TERMINAL = ("done", "failed", "cancelled", "expired", "refused")
 
 
 class NovaCronError(Exception):
@@ -153,6 +153,7 @@ class Client:
             return self._fetch(job, Path(tmp))
 
     def _fetch(self, job: str, out: Path) -> list[Result]:
+        from daemon.jobs.split import parts_of, whole_id
         from daemon.ledger.certificate import ResultCertificate, verify_certificate
 
         self.call("jobs.result", job=job, out=str(out))
@@ -165,17 +166,28 @@ class Client:
             genesis = load_genesis(self.genesis, certs[0].network)
         info = json.loads((out / "job.json").read_text())
         width = len(str(max(int(info["tasks"]) - 1, 0)))
+        parts = parts_of(info)  # a job split across shards: certificates name its parts
+        if parts is not None and whole_id(parts).hex() != info["job"]:
+            raise NovaCronError(f"job {info['job'][:12]}: its parts do not hash to its id")
+        by_job = {p.job: p for p in parts or ()}
         results = []
         for doc, cert in zip(docs, certs):
-            path = out / "tasks" / f"{cert.task:0{width}d}.out"
+            task = cert.task
+            if parts is not None:
+                part = by_job.get(cert.job)
+                if part is None or cert.task >= part.count:
+                    raise NovaCronError(f"a certificate for job {cert.job.hex()[:12]} task "
+                                        f"{cert.task} is not one of job {info['job'][:12]}'s")
+                task = part.first + cert.task
+            path = out / "tasks" / f"{task:0{width}d}.out"
             data = path.read_bytes() if path.exists() else None
             checks = verify_certificate(cert, genesis, data)
             if data is None or not all(c.ok for c in checks):
                 bad = [c.what for c in checks if not c.ok] or ["output missing"]
-                raise NovaCronError(f"task {cert.task}: result failed verification: {bad[0]}")
-            results.append(Result(info["job"], cert.task, data, "OK", doc.get("output_sha256", ""),
+                raise NovaCronError(f"task {task}: result failed verification: {bad[0]}")
+            results.append(Result(info["job"], task, data, "OK", doc.get("output_sha256", ""),
                                   doc, tuple(c.what for c in checks)))
-        return results
+        return sorted(results, key=lambda r: r.task)
 
     def wait(self, job: str, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
         """Block until the job is finished (done, failed, cancelled or expired)."""

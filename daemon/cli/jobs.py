@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.cli.common import WIDTH, add_client_args, call, print_json, wrap, wrap_lines
 from daemon.cli.errors import CliError
+from daemon.jobs.split import Part, parts_of, spread_words
 from protocol.identity import short_node_id
 from protocol.messages.tasks import TaskStatus
 
@@ -96,8 +97,9 @@ def submit_cmd(args: argparse.Namespace) -> int:
     else:
         print(res["job"], flush=True)
         follow = "" if args.wait else f"; follow it with `novacron watch {res['job'][:12]}`"
-        print(f"submitted {res['name']!r}: {res['tasks']} tasks on shard {res['shard']}{follow}",
-              file=sys.stderr)
+        where = (f"split across {len(res['parts'])} shards" if res.get("parts")
+                 else f"on shard {res['shard']}")
+        print(f"submitted {res['name']!r}: {res['tasks']} tasks {where}{follow}", file=sys.stderr)
         if res.get("notice"):
             print(f"note: {res['notice']}", file=sys.stderr)
     if args.wait:
@@ -144,7 +146,10 @@ def jobs_cmd(args: argparse.Namespace) -> int:
     print(f"{'job':<14} {'name':<24} {'tasks':>6} {'certified':>9}  submitted")
     for j in res["jobs"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["submitted_ms"] / 1000))
-        print(f"{j['job'][:12]:<14} {j['name'][:24]:<24} {j['tasks']:>6} {j['certified']:>9}  {when}")
+        spread = f"  (refused: {j['refused']})" if j.get("refused") else \
+            f"  ({len(j['parts'])} shards)" if j.get("parts") else ""
+        print(fit(f"{j['job'][:12]:<14} {j['name'][:24]:<24} {j['tasks']:>6} {j['certified']:>9}  "
+                  f"{when}{spread}"))
     return 0
 
 
@@ -186,6 +191,10 @@ def status_cmd(args: argparse.Namespace) -> int:
         return 1 if st["counts"]["failed"] else 0
     print(f"job {st['job']}")
     print(_line(st))
+    if st.get("refused"):
+        print(wrap(f"refused: {st['refused']}", 4))
+    if st.get("parts"):
+        print(wrap(spread_words(st["parts"]), 4))
     if agreement_words(st):
         print(agreement_words(st))
     if st.get("waiting"):
@@ -230,6 +239,9 @@ def describe_cmd(args: argparse.Namespace) -> int:
         shard = local.get("shard")
         rows.append(("submitted", f"{when(st['submitted_ms'])} from this node"
                      + (f", ordered by the shard {shard} committee" if shard is not None else "")))
+        if st.get("parts"):
+            rows.append(("spread", spread_words(st["parts"]) + "; each part is a job of its own "
+                         "with every setting as asked, ordered by its shard's committee"))
     else:
         rows.append(("submitted", f"{when(st['submitted_ms'])} by node {short_node_id(st['submitter'])}"))
     rows.append(("deadline", when(st["deadline_ms"])))
@@ -326,6 +338,8 @@ def watch_cmd(args: argparse.Namespace) -> int:
         if st["state"] != "open":
             print(("\n" if tty else "") + wrap(f"job {st['state']}: {ok} ok, {failed}, "
                                                  f"{c['cancelled']} cancelled in {elapsed:.1f} s", 4))
+            if st.get("parts"):
+                print(wrap(spread_words(st["parts"]), 4))
             if agreement_words(st):
                 print(wrap(agreement_words(st), 4))
             if c["failed"]:
@@ -362,7 +376,10 @@ def result_cmd(args: argparse.Namespace) -> int:
 def cancel_cmd(args: argparse.Namespace) -> int:
     res = call(args, "jobs.cancel", {"job": args.job}, timeout=60)
     print(f"job {res['job'][:12]} is {res['state']}")
-    return 0
+    for p in res.get("parts") or []:
+        print(f"  part {p['part'] + 1} ({Part(p['part'], p['first'], p['tasks'], p['shard']).words()}): "
+              f"{p['state']}")
+    return 1 if res["state"] == "partly cancelled" else 0
 
 
 def explain_cmd(args: argparse.Namespace) -> int:
@@ -372,6 +389,10 @@ def explain_cmd(args: argparse.Namespace) -> int:
         return 0
     agreed = f", {res['agreed']} agreed" if res.get("agreed") else ""
     print(f"task {res['task']} of job {res['job'][:12]}: {res['state']} (quorum {res['quorum']}{agreed})")
+    if res.get("part"):
+        p = res["part"]
+        print(f"  in part {p['part'] + 1} of {p['parts']}: job {p['job'][:12]} on shard "
+              f"{p['shard']}, its task {p['task']}")
     for i, r in enumerate(res["replicas"]):
         result = r["result"]
         print(wrap(f"  replica {i}: {short_node_id(r['worker'])}  {r['outcome']:<9} "
@@ -439,29 +460,75 @@ def verify_cmd(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from None
     if args.min_agree is not None and not 1 <= args.min_agree <= 16:
         raise CliError(f"--min-agree must be from 1 to 16, got {args.min_agree}")
-    width = len(str(max((c.task for c in certs), default=0)))
+    split = _split_of(args.dir)
+    if split is not None:
+        parts = sorted(split[1].values(), key=lambda p: p.index)
+        print(f"job {split[0].hex()[:12]}: split in {len(parts)} parts: "
+              + ", ".join(p.words() for p in parts))
+        print("  ok  the job's id is the hash of these parts (their job ids and task ranges)")
+    tasks = [_task_of(cert, split) for cert in certs]
+    width = len(str(max(split[3] - 1 if split else max(tasks, default=0), 0)))
     bad = 0
-    for cert in certs:
-        out = args.dir / "tasks" / f"{cert.task:0{width}d}.out"
+    for cert, task in zip(certs, tasks):
+        where = _part_words(cert, split)
+        out = args.dir / "tasks" / f"{max(task, 0):0{width}d}.out"
         try:
             data, problem = read_capped(out, MAX_OUTPUT), ""
         except UserFileError as err:
             data, problem = None, str(err)
         checks = verify_certificate(cert, genesis, data, args.min_agree)
-        if data is None:
+        if task < 0:
+            checks.append(type(checks[0])(False, f"job: certificate is for job {cert.job.hex()[:12]} "
+                                          f"task {cert.task}, not one of this job's parts' tasks"))
+        elif data is None:
             checks.append(type(checks[0])(False, f"output file {out} {problem}"))
         ok = all(c.ok for c in checks)
         bad += not ok
         code = f" exit {cert.exit_code}" if cert.exit_code else ""
         agreed = f"agreed by {cert.agreed}" if cert.agreed is not None else "agreement not stated"
-        print(f"task {cert.task}: {'OK' if ok else 'FAILED'}  "
-              f"(result: {TaskStatus(cert.status).name}{code}, {agreed})")
+        print(f"task {task if task >= 0 else cert.task}: {'OK' if ok else 'FAILED'}  "
+              f"(result: {TaskStatus(cert.status).name}{code}, {agreed}{where})")
         for c in checks:
             if not ok or args.genesis is None:
                 print(f"  {'ok ' if c.ok else 'BAD'} {c.what}")
     print(f"{len(certs) - bad} of {len(certs)} results verified"
           + ("" if genesis else " (signatures and outputs; add --genesis to check the committee)"))
     return 0 if bad == 0 and certs else 1
+
+
+def _split_of(out: Path) -> tuple[bytes, dict[bytes, Part], list[dict[str, Any]], int] | None:
+    """A split job's id, its parts by part job id, their rows and the job's task count, from a
+    result directory's ``job.json``; None for a job that was not split. The id must be the hash
+    of the parts listed (``daemon.jobs.split.whole_id``), or the directory does not verify."""
+    from daemon.jobs.split import whole_id
+    from daemon.storage.userfile import UserFileError, read_capped_text
+
+    try:
+        info = json.loads(read_capped_text(out / "job.json", 1 << 26))
+        parts = parts_of(info)
+    except UserFileError:
+        return None  # a directory from before job.json, or certificates alone: nothing to map
+    except (ValueError, KeyError, TypeError) as err:
+        raise CliError(f"{out / 'job.json'} is damaged: {err}") from None
+    if parts is None:
+        return None
+    if whole_id(parts).hex() != info.get("job"):
+        raise CliError(f"{out / 'job.json'}: job {str(info.get('job'))[:12]} is not the hash of the "
+                       "parts it lists: the directory was altered")
+    return bytes.fromhex(info["job"]), {p.job: p for p in parts}, info["parts"], int(info["tasks"])
+
+
+def _task_of(cert: Any, split: tuple[bytes, dict[bytes, Part], Any, int] | None) -> int:
+    """The job's own index of the task a certificate is for (-1: not one of the job's)."""
+    if split is None:
+        return int(cert.task)
+    part = split[1].get(cert.job)
+    return part.first + cert.task if part is not None and cert.task < part.count else -1
+
+
+def _part_words(cert: Any, split: tuple[bytes, dict[bytes, Part], Any, int] | None) -> str:
+    part = split[1].get(cert.job) if split else None
+    return f", part {part.index + 1} task {cert.task}" if part is not None else ""
 
 
 def logs_cmd(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 - ``spec``      -- the job spec (TOML), checked field by field with one-line errors.
 - ``submitter`` -- submitting jobs, gathering outputs, votes and certificates.
 - ``pins``      -- the blobs a submitter keeps while its jobs run (module, inputs, checkpoints).
+- ``split``     -- a large job split across shards: the plan, the whole id, the combined view (pure).
+- ``wholes``    -- the whole jobs this node split: their record and submitting their parts.
+- ``results``   -- the result directory ``novacron result`` writes and ``verify`` reads.
 - ``member``    -- as a committee member: placing tasks, sending offers and result votes.
 - ``worker``    -- running offered tasks in the sandbox and reporting their results.
 - ``service``   -- ``JobsService``: the three roles wired to committees, blobs and the socket.

@@ -23,8 +23,12 @@ from daemon.control.params import get, only
 from daemon.control.server import ControlServer
 from daemon.jobs.member import MemberDuties
 from daemon.jobs.ports import CandidateSource, CommitteeLedger
+from daemon.jobs.results import Gathered, failure_row, write_results
 from daemon.jobs.spec import SpecError, load_spec
+from daemon.jobs.split import (ENDED, Part, SplitError, combine, combine_state, locate,
+                               part_count)
 from daemon.jobs.submitter import SubmitterDuties, Unplaceable
+from daemon.jobs.wholes import WholeJob, WholeJobs
 from daemon.jobs.worker import WorkerDuties
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
@@ -44,8 +48,6 @@ HAND_OVER = "/novacron/jobs/output/1"
 HAND_OVER_TIMEOUT_S = 20.0
 """A submitter that cannot take the output in this long fetches it later, after the vote."""
 TICK_S = 0.5
-SPLIT_HINT_TASKS = 10_000
-"""From this many tasks, ``submit`` on a multi-shard network says that one shard orders them."""
 
 
 class JobsService:
@@ -62,6 +64,7 @@ class JobsService:
         self.clock = committees.clock
         self.submitter = SubmitterDuties(identity, self.ledger, committees.db, blobs, soft,
                                          self.clock)
+        self.wholes = WholeJobs(self.submitter)
         self.member = MemberDuties(identity, self.ledger, self, soft, self.clock)
         self.worker = WorkerDuties(pool, blobs, self.ledger, self)
         committees.listeners.append(self.member.on_committed)
@@ -153,7 +156,7 @@ class JobsService:
         if len(text) < 6 or any(c not in "0123456789abcdef" for c in text):
             raise RpcError(NOT_FOUND, f"{text!r} is not a job id (give at least 6 hex digits; "
                                       "see `novacron jobs`)")
-        matches = [j for j in self.submitter.jobs if j.hex().startswith(text)]
+        matches = [j for j in (*self.wholes.jobs, *self.submitter.jobs) if j.hex().startswith(text)]
         if len(matches) == 1:
             return matches[0]
         if len(text) == 64:
@@ -184,43 +187,82 @@ class JobsService:
             spec = await trio.to_thread.run_sync(load_spec, path)
         except SpecError as err:
             raise RpcError(REJECTED, str(err)) from None
+        shards = len(self.committees.shards)
         try:
+            count = part_count(len(spec.inputs), shards, spec.shards)
+        except SplitError as err:
+            raise RpcError(REJECTED, f"{spec.source}: {err}") from None
+        try:
+            if count > 1:
+                return await self._submit_whole(spec, count, shards)
             job, reply = await self.submitter.submit_job(spec)
         except Unplaceable as err:
             raise RpcError(REJECTED, f"{spec.source}: no current network can place this job: "
                                      f"{err}") from None
+        except RpcError:
+            raise
         except Exception as err:  # noqa: BLE001
             raise RpcError(UNAVAILABLE, f"could not submit: {err}") from None
         if "error" in reply:
             raise RpcError(REJECTED, f"the committee refused the job: {reply['error']}")
-        out = {"job": job.id.hex(), "tasks": job.tasks, "shard": job.shard, "name": job.name}
+        out = {"job": job.id.hex(), "tasks": job.tasks, "shard": job.shard, "name": job.name,
+               "parts": None}
         committee = self.committees.epoch.committees.get(job.shard, ())
-        shards = len(self.committees.shards)
         if len(committee) == 1:  # a one-node network is valid, but nobody else checks it
             out["notice"] = ("this network's committee has one member: results are checked "
                              "by nobody else")
-        elif shards > 1 and job.tasks >= SPLIT_HINT_TASKS:
-            # A job lives in one shard's ledger: its committee alone orders every placement and
-            # result. Splitting one job into per-shard sub-jobs would need one result view and
-            # certificates across shards; until then, say so rather than let the user think
-            # the network's every committee is working on it.
-            out["notice"] = (f"one job is ordered by one shard's committee: all {job.tasks:,} "
-                             f"tasks go through shard {job.shard}'s, while this network has "
-                             f"{shards} shards; to spread a job this large over every "
-                             f"committee, submit it as {shards} jobs (split its inputs)")
         return out
+
+    async def _submit_whole(self, spec: Any, count: int, shards: int) -> dict[str, Any]:
+        whole = await self.wholes.submit(spec, count, shards)
+        if whole.refused:
+            raise RpcError(REJECTED, f"{spec.source}: the job was split in {count} parts and "
+                                     f"{whole.refused}; the other parts were cancelled")
+        return {"job": whole.id.hex(), "tasks": whole.tasks, "shard": None, "name": whole.name,
+                "parts": whole.to_json(),
+                "notice": f"split in {count} parts: " + ", ".join(p.words() for p in whole.parts)
+                          + "; each is a job of its own on its shard's committee, with every "
+                            "setting as asked; status, result and cancel take this id for all"}
 
     async def rpc_list(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
-        jobs = sorted(self.submitter.jobs.values(), key=lambda j: j.submitted_ms, reverse=True)
-        return {"jobs": [{"job": j.id.hex(), "name": j.name, "tasks": j.tasks,
-                          "certified": len(j.certified), "submitted_ms": j.submitted_ms,
-                          "shard": j.shard} for j in jobs]}
+        rows = [{"job": j.id.hex(), "name": j.name, "tasks": j.tasks,
+                 "certified": len(j.certified), "submitted_ms": j.submitted_ms,
+                 "shard": j.shard} for j in self.submitter.jobs.values()
+                if j.whole not in self.wholes.jobs]  # a part is listed under its whole
+        rows += [{"job": w.id.hex(), "name": w.name, "tasks": w.tasks,
+                  "certified": self.wholes.certified(w), "submitted_ms": w.submitted_ms,
+                  "shard": None, "parts": w.to_json(), "refused": w.refused or None}
+                 for w in self.wholes.jobs.values()]
+        return {"jobs": sorted(rows, key=lambda r: r["submitted_ms"], reverse=True)}
 
     async def rpc_status(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "job", "tasks")
         jid = self._find(params)
         want_tasks = get(params, "tasks", bool, False)
+        whole = self.wholes.jobs.get(jid)
+        if whole is None:
+            return await self._job_status(jid, want_tasks)
+        replies: list[dict[str, Any] | str] = ["not asked"] * len(whole.parts)
+
+        async def ask(k: int, part_job: bytes) -> None:  # a part's trouble shows in its row
+            try:
+                replies[k] = await self._job_status(part_job, want_tasks)
+            except RpcError as err:
+                replies[k] = err.message
+
+        async with trio.open_nursery() as nursery:  # each part's committee at once
+            for k, p in enumerate(whole.parts):
+                nursery.start_soon(ask, k, p.job)
+        out = combine(whole.id, whole.name, whole.parts, replies)
+        out["certified"] = self.wholes.certified(whole)
+        out["waiting"] = next((r["waiting"] for r in replies
+                               if not isinstance(r, str) and r.get("waiting")), None)
+        if whole.refused:
+            out.update(state="refused", refused=whole.refused)
+        return out
+
+    async def _job_status(self, jid: bytes, want_tasks: bool) -> dict[str, Any]:
         reply = await self._ledger(self._shard(jid), ops.Query(jid, 0, 0, False))
         local = self.submitter.jobs.get(jid)
         out = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in reply.items() if k != "tasks"}
@@ -243,6 +285,14 @@ class JobsService:
     async def rpc_cancel(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "job")
         jid = self._find(params)
+        whole = self.wholes.jobs.get(jid)
+        if whole is not None:
+            states = await self.wholes.cancel_parts(whole)
+            ended = [v for v in states.values() if v != "never accepted"]
+            return {"job": jid.hex(),
+                    "state": "partly cancelled" if any(v not in ENDED for v in ended)
+                    else combine_state(ended) if ended else "refused",
+                    "parts": [{**p, "state": states[p["part"]]} for p in whole.to_json()]}
         reply = await self._ledger(self._shard(jid), ops.Cancel(jid))
         return {"job": jid.hex(), "state": reply["state"]}
 
@@ -250,6 +300,24 @@ class JobsService:
         only(params, "job", "task")
         jid = self._find(params)
         task = get(params, "task", int)
+        whole = self.wholes.jobs.get(jid)
+        if whole is None:
+            return await self._explain(jid, task)
+        part, local = self._locate(whole, task)
+        out = await self._explain(part.job, local)
+        out.update(job=jid.hex(), task=task,
+                   part={"part": part.index, "parts": len(whole.parts), "job": part.job.hex(),
+                         "shard": part.shard, "task": local})
+        return out
+
+    def _locate(self, whole: WholeJob, task: int) -> tuple[Any, int]:
+        try:
+            return locate(whole.parts, task)
+        except IndexError:
+            raise RpcError(NOT_FOUND, f"job {whole.id.hex()[:12]} has no task {task} "
+                                      f"(it has {whole.tasks})") from None
+
+    async def _explain(self, jid: bytes, task: int) -> dict[str, Any]:
         reply = await self._ledger(self._shard(jid), ops.Query(jid, task, 1, True))
         if not reply["tasks"]:
             raise RpcError(NOT_FOUND, f"job {jid.hex()[:12]} has no task {task} "
@@ -261,59 +329,72 @@ class JobsService:
                 "explanation": row["explanation"]}
 
     async def rpc_result(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Every certified output, written under the job's own task indices (a split job's
+        parts' tasks shifted back), with the certificates and ``job.json`` (and its parts)."""
         only(params, "job", "out")
         jid = self._find(params)
         out = Path(get(params, "out", str))
-        local = self.submitter.jobs.get(jid)
+        whole = self.wholes.jobs.get(jid)
+        local: Any = whole or self.submitter.jobs.get(jid)
         if local is None:
             raise RpcError(NOT_FOUND, "results are kept by the node that submitted the job")
         if not out.is_absolute():
             raise RpcError(REJECTED, "give the output directory as an absolute path")
-        certs, missing, unfetched = [], [], []
-        outputs: dict[int, bytes] = {}
-        stderrs: dict[int, bytes] = {}
-        failed: dict[int, dict[str, Any]] = {}
-        for task in range(local.tasks):
+        got = Gathered()
+        if whole is None:
+            await self._gather(jid, local.tasks, 0, got)
+        else:
+            for p in whole.parts:
+                await self._gather(p.job, p.count, p.first, got)
+        return await trio.to_thread.run_sync(write_results, out, local, got,
+                                             whole.to_json() if whole else None)
+
+    async def _gather(self, jid: bytes, tasks: int, first: int, got: Gathered) -> None:
+        """Job ``jid``'s certified results into ``got``, as the tasks ``first, first + 1, ...``."""
+        for task in range(tasks):
             cert = self.submitter.certificate(jid, task)
             if cert is None:
-                missing.append(task)
+                got.missing.append(first + task)
                 continue
             workers = self.submitter.workers_of(jid, task)
             data = await self.submitter.output(cert, workers)
             if data is None or hashlib.sha256(data).digest() != cert.output_hash:
-                unfetched.append(task)
+                got.unfetched.append(first + task)
                 continue
-            certs.append(cert)
-            outputs[task] = data
+            got.certs.append(cert)
+            got.outputs[first + task] = data
             err = await self.submitter.stderr(cert, workers)
             if err:
-                stderrs[task] = err
+                got.stderrs[first + task] = err
             if cert.status != TaskStatus.OK:
-                failed[task] = failure_row(cert, err)
-        return await trio.to_thread.run_sync(_write_results, out, local, certs, outputs, stderrs,
-                                             missing, unfetched, failed)
+                got.failed[first + task] = failure_row(cert, err)
 
     async def rpc_logs(self, params: dict[str, Any]) -> dict[str, Any]:
         """A task's stderr (base64), checked against its certificate; without ``task``, those
-        of the failed tasks (at most ``MAX_LOGS``)."""
+        of the failed tasks (at most ``MAX_LOGS``). A split job's tasks by their own index."""
         only(params, "job", "task")
         jid = self._find(params)
-        local = self.submitter.jobs.get(jid)
+        whole = self.wholes.jobs.get(jid)
+        local: Any = whole or self.submitter.jobs.get(jid)
         if local is None:
             raise RpcError(NOT_FOUND, "task logs are kept by the node that submitted the job")
+        parts = whole.parts if whole else [Part(0, 0, local.tasks, local.shard, jid)]
         task = params.get("task")
         if task is not None:
             task = get(params, "task", int)
             if not 0 <= task < local.tasks:
                 raise RpcError(NOT_FOUND, f"job {jid.hex()[:12]} has no task {task} "
                                           f"(it has {local.tasks})")
-            return {"tasks": [await self._log_entry(jid, task)], "more": 0}
-        wanted = [t for t in sorted(local.certified)
-                  if (c := self.submitter.certificate(jid, t)) is not None and c.status != TaskStatus.OK]
-        return {"tasks": [await self._log_entry(jid, t) for t in wanted[:MAX_LOGS]],
+            part, i = locate(parts, task)
+            return {"tasks": [await self._log_entry(part.job, i, task)], "more": 0}
+        wanted = [(p, t) for p in parts if (j := self.submitter.jobs.get(p.job)) is not None
+                  for t in sorted(j.certified)
+                  if (c := self.submitter.certificate(p.job, t)) is not None and c.status != TaskStatus.OK]
+        return {"tasks": [await self._log_entry(p.job, t, p.first + t) for p, t in wanted[:MAX_LOGS]],
                 "more": max(0, len(wanted) - MAX_LOGS)}
 
-    async def _log_entry(self, jid: bytes, task: int) -> dict[str, Any]:
+    async def _log_entry(self, jid: bytes, task: int, shown: int) -> dict[str, Any]:
+        """Job ``jid``'s ``task``, shown to the user as task ``shown`` (its whole job's index)."""
         import base64
 
         cert = self.submitter.certificate(jid, task)
@@ -322,13 +403,13 @@ class JobsService:
             row = reply["tasks"][0] if reply["tasks"] else {"state": "unknown", "replicas": []}
             said = "; ".join(f"{r['worker'][-8:]}: {r['detail']}" for r in row.get("replicas", [])
                              if r.get("detail"))
-            return {"task": task, "status": row.get("outcome", row["state"]).upper(), "exit_code": 0,
+            return {"task": shown, "status": row.get("outcome", row["state"]).upper(), "exit_code": 0,
                     "detail": f"no certified result ({row['state']})", "stderr": None,
-                    "note": f"task {task} has no certified result yet ({row['state']})"
+                    "note": f"task {shown} has no certified result yet ({row['state']})"
                             + (f"; replicas said: {said}" if said else "")}
         err = await self.submitter.stderr(cert, self.submitter.workers_of(jid, task))
         entry = failure_row(cert, err)
-        entry["task"] = task
+        entry["task"] = shown
         if err is None:
             entry.update(stderr=None, note="its stderr could not be fetched from its workers yet")
         elif cert.agreed is None:
@@ -343,18 +424,6 @@ class JobsService:
 MAX_LOGS = 20
 
 
-def failure_row(cert: Any, stderr: bytes | None) -> dict[str, Any]:
-    """A certified result in words: status, exit code, and the last line of its stderr."""
-    status = TaskStatus(cert.status).name
-    detail = status if cert.status == TaskStatus.OK else status.lower().replace("_", " ")
-    if cert.status == TaskStatus.EXITED:
-        detail = f"exited with code {cert.exit_code}"
-    last = [ln for ln in (stderr or b"").decode("utf-8", "replace").splitlines() if ln.strip()]
-    if last:
-        detail += f"; stderr: {last[-1].strip()[:200]}"
-    return {"status": status, "exit_code": cert.exit_code, "detail": detail}
-
-
 def _result(r: Any) -> Any:
     if not r:
         return None
@@ -366,32 +435,3 @@ def _result(r: Any) -> Any:
 def _task_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"task": r["i"], "state": r["state"], "running": r["running"],
             "result": _result(r["result"]), "agreed": r.get("agreed", 0), "outcome": r.get("outcome")}
-
-
-def _write_results(out: Path, job: Any, certs: list[Any], outputs: dict[int, bytes],
-                   stderrs: dict[int, bytes], missing: list[int], unfetched: list[int],
-                   failed: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Every certified stdout as ``tasks/N.out`` (failed tasks' too: `verify` checks them),
-    non-empty stderr as ``tasks/N.err``; the combined ``output`` holds the OK tasks only."""
-    import json
-
-    from daemon.ledger.certificate import dumps
-
-    out.mkdir(parents=True, exist_ok=True)
-    width = len(str(max(job.tasks - 1, 0)))
-    tasks_dir = out / "tasks"
-    tasks_dir.mkdir(exist_ok=True)
-    for task, data in outputs.items():
-        (tasks_dir / f"{task:0{width}d}.out").write_bytes(data)
-    for task, data in stderrs.items():
-        (tasks_dir / f"{task:0{width}d}.err").write_bytes(data)
-    if job.combine == "concat":
-        (out / "output").write_bytes(b"".join(outputs[t] for t in sorted(outputs) if t not in failed))
-    (out / "certificates.json").write_text(dumps(certs))
-    (out / "job.json").write_text(json.dumps({
-        "job": job.id.hex(), "name": job.name, "tasks": job.tasks, "certified": len(certs),
-        "ok": len(outputs) - len(failed), "failed": {str(t): f for t, f in sorted(failed.items())},
-        "missing": missing, "unfetched": unfetched}, indent=1))
-    return {"job": job.id.hex(), "dir": str(out), "written": len(outputs), "tasks": job.tasks,
-            "ok": len(outputs) - len(failed), "failed": {str(t): f for t, f in sorted(failed.items())},
-            "missing": missing, "unfetched": unfetched}

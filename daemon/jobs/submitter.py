@@ -53,14 +53,19 @@ class LocalJob:
     needs: list[int] = field(default_factory=list)
     """[replicas, memory MiB, min attestation] (empty: a job stored before they were kept)."""
     certified: set[int] = field(default_factory=set)
+    whole: bytes = b""
+    """The whole job this is a part of (``daemon.jobs.wholes``); empty: a job of its own."""
 
     def to_bytes(self) -> bytes:
         return packb([self.id, self.name, self.shard, self.tasks, self.submitted_ms, self.combine,
-                      self.source, self.needs])
+                      self.source, self.needs, self.whole])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "LocalJob":
-        return cls(*unpackb(data)[:8])
+        fields = unpackb(data)
+        job = cls(*fields[:8])
+        job.whole = fields[8] if len(fields) > 8 else b""
+        return job
 
     def feasibility_needs(self) -> Needs | None:
         return Needs(*self.needs) if len(self.needs) == 3 else None

@@ -3,8 +3,10 @@ shard committees, kv keys and jobs spread over every shard, nodes sit in several
 every shard's ledger clock moves, a kill -9 of a member in each shard leaves every shard
 committing and running jobs, and an epoch change keeps the state and the jobs going.
 
-A job lives in one shard's ledger (shard = job id mod shards): a large computation spreads over
-shards as several jobs, which is what these tests (and ``scripts/bench_jobs.py --shards``) do.
+A job lives in one shard's ledger (shard = job id mod shards); a large job is split across the
+shards, one part per shard (``[placement] shards``): on 2 shards, a job split in 2 runs to the
+end, its results come back in the job's own task order and every certificate verifies, and
+``status``, ``explain``, ``describe``, ``logs``, ``cancel`` and the Python client see one job.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_cha
         before = kv_on_every_shard(d, shards, "e0", writer=1)
         jobs_on_every_shard(d, tmp, shards, "before")
         if not epoch_change:  # (once is enough: the 2-shard test)
-            big_job_is_told_one_shard_orders_it(d, tmp, shards)
+            a_job_split_across_the_shards_is_one_job_to_its_user(d, tmp, shards)
 
         victims = victims_one_per_shard(d, nodes)
         for v in victims:
@@ -135,21 +137,81 @@ def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_cha
         run("testnet", "down", "--dir", str(d))
 
 
-def big_job_is_told_one_shard_orders_it(d: Path, tmp: Path, shards: int) -> None:
-    """A job lives in one shard: ``submit`` says so for a large one, with the way to spread it."""
+def a_job_split_across_the_shards_is_one_job_to_its_user(d: Path, tmp: Path, shards: int) -> None:
+    """Through the CLI as a user would: a 6-task pi job with ``[placement] shards = 2``."""
+    from novacron import Client
+
+    node = node_dir(d, 0)
+    spec = pi_spec(tmp, "split")
+    spec.write_text(spec.read_text().replace("range = [0, 3]", "range = [0, 6]")
+                    + "[placement]\nshards = 2\n")
+    res = run("submit", str(spec), "--data-dir", node)
+    assert res.returncode == 0 and "6 tasks split across 2 shards" in res.stderr, res.stderr
+    assert "split in 2 parts: tasks 0-2 on shard " in res.stderr, res.stderr
+    job = res.stdout.strip()
+    watched = run("watch", job[:12], "--interval", "0.5", "--data-dir", node, timeout=240)
+    assert watched.returncode == 0 and "job done: 6 ok, 0 failed" in watched.stdout, \
+        (watched.stdout[-600:], watched.stderr)
+    assert "tasks 0-2 on shard" in watched.stdout and "(done)" in watched.stdout
+
+    st = as_json("status", job[:12], "--tasks", "--data-dir", node)
+    assert st["job"] == job and st["state"] == "done" and st["counts"]["ok"] == 6
+    assert sorted(p["shard"] for p in st["parts"]) == list(range(shards))
+    assert [(p["first"], p["tasks"], p["state"]) for p in st["parts"]] == [(0, 3, "done"), (3, 3, "done")]
+    assert [t["task"] for t in st["tasks"]] == list(range(6))
+    assert st["quorum"] == 2 and st["counts"]["agreed"] == {"2": 6}  # quorum as asked, in each part
+    listed = as_json("jobs", "--data-dir", node)["jobs"]
+    assert [j["job"] for j in listed].count(job) == 1
+    assert not {p["job"] for p in st["parts"]} & {j["job"] for j in listed}  # parts under it
+
+    ex = as_json("explain", job[:12], "4", "--data-dir", node)
+    assert ex["task"] == 4 and ex["part"]["task"] == 1 and ex["part"]["job"] == st["parts"][1]["job"]
+    assert "in part 2 of 2" in ok("explain", job[:12], "4", "--data-dir", node)
+    assert "split in 2 parts" in ok("describe", job[:12], "--data-dir", node)
+    logs = run("logs", job[:12], "5", "--data-dir", node)
+    assert logs.returncode == 0 and "its stderr is empty" in logs.stderr, logs.stderr
+
+    out = tmp / "split-out"
+    written = ok("result", job[:12], "-o", str(out), "--data-dir", node)
+    assert "wrote 6 of 6 task outputs" in written, written
+    for i in range(6):  # in the job's own order: each output is its input's
+        alone = run("try", str(spec), "--task", str(i))
+        assert alone.returncode == 0, alone.stderr
+        assert (out / "tasks" / f"{i}.out").read_text() == alone.stdout, i
+    info = json.loads((out / "job.json").read_text())
+    assert info["job"] == job and [p["job"] for p in info["parts"]] == [p["job"] for p in st["parts"]]
+    verified = run("verify", str(out), "--genesis", str(d / "genesis.toml"), "--min-agree", "2")
+    assert verified.returncode == 0 and "6 of 6 results verified" in verified.stdout, verified.stdout
+    assert "the job's id is the hash of these parts" in verified.stdout
+    assert "task 5: OK" in verified.stdout and ", part 2 task 2)" in verified.stdout
+
+    with Client(node, genesis=d / "genesis.toml") as client:  # the Python client sees the same whole job
+        results = client.result(job)
+        assert [r.task for r in results] == list(range(6))
+        assert [r.output for r in results] == [(out / "tasks" / f"{i}.out").read_bytes()
+                                                for i in range(6)]
+        assert client.status(job)["parts"] == as_json("status", job[:12], "--data-dir", node)["parts"]
+
+    # The parts must make up the job: a result directory whose parts were reordered (task 0
+    # would read part 2's output) does not verify.
+    info["parts"][0]["first"], info["parts"][1]["first"] = 3, 0
+    (out / "job.json").write_text(json.dumps(info))
+    altered = run("verify", str(out))
+    assert altered.returncode == 2 and "is not the hash of the parts it lists" in altered.stderr
+
+    # A large job is split by itself (auto), and cancelling it cancels every part.
     import wasmtime
 
     empty = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
     (tmp / "empty.wasm").write_bytes(bytes(empty))
     (tmp / "big.toml").write_text('[job]\nname = "big"\nmodule = "empty.wasm"\n[inputs]\n'
                                   'range = [0, 10000]\ntemplate = "{i}"\n')
-    res = run("submit", str(tmp / "big.toml"), "--data-dir", node_dir(d, 0), timeout=300)
-    assert res.returncode == 0, res.stderr
-    note = res.stderr.strip().splitlines()[-1]
-    assert note.startswith("note: one job is ordered by one shard's committee: all 10,000 tasks "
-                           "go through shard ") and f"this network has {shards} shards" in note \
-        and f"submit it as {shards} jobs" in note, note
-    ok("cancel", res.stdout.strip()[:12], "--data-dir", node_dir(d, 0))
+    big = as_json("submit", str(tmp / "big.toml"), "--data-dir", node)
+    assert len(big["parts"]) == shards and sum(p["tasks"] for p in big["parts"]) == 10_000
+    cancelled = run("cancel", big["job"][:12], "--data-dir", node)
+    assert cancelled.returncode == 0 and "is cancelled" in cancelled.stdout, cancelled.stdout
+    assert cancelled.stdout.count(": cancelled") == shards, cancelled.stdout
+    assert as_json("status", big["job"][:12], "--data-dir", node)["state"] == "cancelled"
 
 
 def test_two_shards_through_a_kill9_in_each(tmp_path):
