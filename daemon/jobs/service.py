@@ -138,6 +138,8 @@ class JobsService:
 
     def status(self) -> dict[str, Any]:
         sub, mem, wrk = self.submitter.status(), self.member.status(), self.worker.status()
+        sub["jobs"] = len(self.wholes.jobs) + sum(  # a split job counts once, not per part
+            1 for j in self.submitter.jobs.values() if j.whole not in self.wholes.jobs)
         return {
             "health": "ok",
             "summary": f"{wrk['tasks_run']} tasks run, {sub['jobs']} jobs submitted, "

@@ -31,17 +31,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.errors import DaemonError
+
 AUTO_PART_TASKS = 1_000
 """``shards = "auto"`` splits a job only into parts of at least this many tasks: below it one
 committee orders a job's placements and results faster than the volunteers run its tasks
 (``scripts/bench_jobs.py``), and every part costs its own submission, status query and
-certificate stream. A 2,000-task job goes to 2 shards, a 100,000-task job to up to 100."""
+certificate stream. A 2,000-task job goes to 2 shards, a 100,000-task job to every shard
+(up to ``MAX_PARTS``)."""
 MAX_PARTS = 64
 """At most this many parts: every ``status`` of the whole job asks each part's committee."""
 WHOLE_DOMAIN = b"novacron/whole-job/v1"
 
 
-class SplitError(ValueError):
+class SplitError(DaemonError):
     """The job file asks for a split this network cannot make (one line, with the fix)."""
 
 

@@ -185,6 +185,13 @@ def a_job_split_across_the_shards_is_one_job_to_its_user(d: Path, tmp: Path, sha
     assert "the job's id is the hash of these parts" in verified.stdout
     assert "task 5: OK" in verified.stdout and ", part 2 task 2)" in verified.stdout
 
+    # The submitting daemon restarts: it still knows the job's parts and gathers its results.
+    ok("testnet", "restart", "0", "--dir", str(d))
+    again = eventually(lambda: as_json("status", job[:12], "--data-dir", node), timeout=60,
+                       what="the restarted submitter to answer for the split job")
+    assert [(p["job"], p["state"]) for p in again["parts"]] == \
+        [(p["job"], p["state"]) for p in st["parts"]] and again["certified"] == 6
+
     with Client(node, genesis=d / "genesis.toml") as client:  # the Python client sees the same whole job
         results = client.result(job)
         assert [r.task for r in results] == list(range(6))
