@@ -63,6 +63,15 @@ class WholeJob:
                  "tasks": p.count} for p in self.parts]
 
 
+@dataclass(frozen=True)
+class _Built:
+    """A part ready to submit: its ``Submit``, further input chunks, and blobs to keep."""
+    part: Part
+    op: ops.Submit
+    more: list[Any]
+    blobs: list[bytes]
+
+
 class WholeJobs:
     """The whole jobs submitted from this node, over its ``SubmitterDuties``."""
 
@@ -84,23 +93,22 @@ class WholeJobs:
                    if (j := self.submitter.jobs.get(p.job)) is not None)
 
     def build(self, spec: JobSpec, count: int, shards: int,
-              nonce: int) -> tuple[WholeJob, list[tuple[Part, ops.Submit, list[Any]]], list[bytes]]:
+              nonce: int) -> tuple[WholeJob, list[_Built]]:
         """The parts of ``spec`` (pure but for hashing): each part's ``Submit`` with a nonce
-        that puts its id in its shard, its further input chunks, and the blobs to keep."""
+        that puts its id in its shard, its further input chunks, and its blobs to keep."""
         pk = self.submitter.identity.public_key
-        built: list[tuple[Part, ops.Submit, list[Any]]] = []
-        blobs: list[bytes] = []
+        built: list[_Built] = []
         for k, p in enumerate(plan(len(spec.inputs), count, shards, nonce % shards)):
             sub = dataclasses.replace(spec, inputs=spec.inputs[p.first:p.first + p.count])
-            op, more, part_blobs = to_submit(sub, 0)
-            blobs += part_blobs[1:] if k else part_blobs  # the module once
+            op, more, blobs = to_submit(sub, 0)
             n, jid = grind_nonce(lambda n: job_id(pk, ops.encode_op(dataclasses.replace(op, nonce=n))),
                                  p.shard, shards, nonce + k * 1_000_003)
-            built.append((dataclasses.replace(p, job=jid), dataclasses.replace(op, nonce=n), more))
-        parts = [b[0] for b in built]
+            built.append(_Built(dataclasses.replace(p, job=jid), dataclasses.replace(op, nonce=n),
+                                more, blobs))
+        parts = [b.part for b in built]
         whole = WholeJob(whole_id(parts), spec.name, len(spec.inputs),
                          int(self.submitter.clock.wall() * 1000), spec.combine, spec.source, parts)
-        return whole, built, blobs
+        return whole, built
 
     async def submit(self, spec: JobSpec, count: int, shards: int) -> WholeJob:
         """Submit ``spec`` as ``count`` parts on ``shards`` shards, all at once. Raises
@@ -109,10 +117,10 @@ class WholeJobs:
         verdict = sub.assess(needs_of(spec))
         if verdict.refuse:
             raise Unplaceable(verdict.refuse)
-        whole, built, blobs = await trio.to_thread.run_sync(
+        whole, built = await trio.to_thread.run_sync(
             self.build, spec, count, shards, int.from_bytes(os.urandom(8), "big") >> 1)
-        for data in blobs:
-            sub.blobs.store.put(data, pin=True)
+        for b in built:  # each part holds its blobs (the module too): kept until all let go
+            sub.pins.hold(b.part.job, [sub.blobs.store.put(data, pin=True) for data in b.blobs])
         self._keep(whole)  # before any part is ordered: a restart finds what was asked
         outcome: dict[int, str] = {}
 
@@ -139,8 +147,8 @@ class WholeJobs:
             sub.jobs[job.id] = job
 
         async with trio.open_nursery() as nursery:
-            for part, op, more in built:
-                nursery.start_soon(one, part, op, more)
+            for b in built:
+                nursery.start_soon(one, b.part, b.op, b.more)
         if outcome:
             bad = whole.parts[min(outcome)]
             whole.refused = (f"part {bad.index + 1} of {len(whole.parts)} ({bad.words()}): "
@@ -152,14 +160,16 @@ class WholeJobs:
     async def cancel_parts(self, whole: WholeJob) -> dict[int, str]:
         """Cancel every part this node has (best effort); each part's state or error."""
         states: dict[int, str] = {}
-        for p in whole.parts:
-            if p.job not in self.submitter.jobs:
-                states[p.index] = "never accepted"
-                continue
+        for p in whole.parts:  # also a part whose submission timed out: it may have landed
             try:
                 reply = await self.submitter.ledger.order(p.shard, ops.Cancel(p.job))
-                states[p.index] = str(reply.get("state", reply.get("error", "?")))
             except Exception as err:  # noqa: BLE001 - one unreachable shard must not stop the rest
                 states[p.index] = f"not cancelled: {err}"
                 log.warning("could not cancel part %d of %s: %s", p.index, whole.id.hex()[:12], err)
+                continue
+            if "no job" in str(reply.get("error", "")):
+                states[p.index] = "never accepted"
+                self.submitter.pins.release(p.job)  # no part job here will ever settle it
+            else:
+                states[p.index] = str(reply.get("state", reply.get("error", "?")))
         return states

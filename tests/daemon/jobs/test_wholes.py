@@ -5,6 +5,7 @@ whole -> parts record survives a restart; a refused part refuses the whole and c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -101,7 +102,6 @@ async def test_each_part_is_an_ordinary_job_of_its_tasks_in_its_own_shard(
         assert (job.spec.replicas, job.spec.quorum, job.spec.max_replicas, job.spec.fuel,
                 job.spec.wall_ms, job.spec.deadline_s, job.spec.argv, job.spec.name) == \
             (3, 2, 5, 123456789, 7000, 7200, ("pi", "-q"), "big")
-    import hashlib
     assert [i.hash for i in inputs] == [hashlib.sha256(d).digest() for d in spec.inputs]
 
 
@@ -113,6 +113,12 @@ async def test_the_whole_and_its_parts_survive_a_restart(tmp_path: Path) -> None
     assert wholes.jobs[whole.id] == whole
     for p in whole.parts:
         assert again.jobs[p.job].whole == whole.id and again.jobs[p.job].tasks == p.count
+    module = hashlib.sha256((tmp_path / "pi.wasm").read_bytes()).digest()
+    assert module in again.blobs.store.pinned  # every part holds the module, across restarts
+    again.pins.release(whole.parts[0].job)
+    assert module in again.blobs.store.pinned  # until the last part lets go
+    again.pins.release(whole.parts[1].job)
+    assert module not in again.blobs.store.pinned
 
 
 async def test_a_refused_part_refuses_the_whole_and_cancels_the_others(tmp_path: Path) -> None:
@@ -125,4 +131,5 @@ async def test_a_refused_part_refuses_the_whole_and_cancels_the_others(tmp_path:
                              "refused it: this committee is full")
     assert ledger.ledgers[0].jobs[good.job].state == "cancelled"  # nothing runs out of sight
     assert bad.job not in ledger.ledgers[1].jobs
+    assert not wholes.submitter.pins.db.scan("job-pins", bad.job)  # its blobs are let go
     assert WholeJobs(wholes.submitter).jobs[whole.id].refused == whole.refused  # kept, listed
