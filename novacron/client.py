@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from daemon.control.client import ControlClient, ControlError
 from daemon.storage.datadir import default_data_dir
 
-TERMINAL = ("done", "failed", "cancelled", "expired", "refused")
+TERMINAL = ("done", "failed", "cancelled", "expired", "refused", "gone")
 
 
 class NovaCronError(Exception):

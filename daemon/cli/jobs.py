@@ -119,8 +119,13 @@ def check_cmd(args: argparse.Namespace) -> int:
         print(f"novacron: {problem}", file=sys.stderr)
     if spec is None:
         return 1
-    print(f"{args.spec}: ok: {spec.name!r}, {len(spec.inputs):,} tasks, {spec.replicas} replicas "
-          f"(quorum {spec.quorum}), module {len(spec.module):,} bytes, deadline "
+    from daemon.jobs.split import AUTO_PART_TASKS
+
+    split = (f", split across {spec.shards} shards" if spec.shards > 1 else
+             ", split across shards on a network of several" if not spec.shards
+             and len(spec.inputs) >= 2 * AUTO_PART_TASKS else "")
+    print(f"{args.spec}: ok: {spec.name!r}, {len(spec.inputs):,} tasks{split}, {spec.replicas} "
+          f"replicas (quorum {spec.quorum}), module {len(spec.module):,} bytes, deadline "
           f"{_duration(spec.deadline_s)}")
     return 0
 

@@ -25,8 +25,8 @@ from daemon.jobs.member import MemberDuties
 from daemon.jobs.ports import CandidateSource, CommitteeLedger
 from daemon.jobs.results import Gathered, failure_row, write_results
 from daemon.jobs.spec import SpecError, load_spec
-from daemon.jobs.split import (ENDED, Part, SplitError, combine, combine_state, locate,
-                               part_count)
+from daemon.jobs.split import (ENDED, Part, SplitError, Unanswered, combine, combine_state,
+                               locate, part_count)
 from daemon.jobs.submitter import SubmitterDuties, Unplaceable
 from daemon.jobs.wholes import WholeJob, WholeJobs
 from daemon.jobs.worker import WorkerDuties
@@ -245,13 +245,15 @@ class JobsService:
         whole = self.wholes.jobs.get(jid)
         if whole is None:
             return await self._job_status(jid, want_tasks)
-        replies: list[dict[str, Any] | str] = ["not asked"] * len(whole.parts)
+        replies: list[dict[str, Any] | Unanswered] = [Unanswered("unreachable", "not asked")] \
+            * len(whole.parts)
 
         async def ask(k: int, part_job: bytes) -> None:  # a part's trouble shows in its row
             try:
                 replies[k] = await self._job_status(part_job, want_tasks)
             except RpcError as err:
-                replies[k] = err.message
+                replies[k] = Unanswered("gone" if err.code == NOT_FOUND else "unreachable",
+                                        err.message)
 
         async with trio.open_nursery() as nursery:  # each part's committee at once
             for k, p in enumerate(whole.parts):
@@ -259,7 +261,7 @@ class JobsService:
         out = combine(whole.id, whole.name, whole.parts, replies)
         out["certified"] = self.wholes.certified(whole)
         out["waiting"] = next((r["waiting"] for r in replies
-                               if not isinstance(r, str) and r.get("waiting")), None)
+                               if not isinstance(r, Unanswered) and r.get("waiting")), None)
         if whole.refused:
             out.update(state="refused", refused=whole.refused)
         return out

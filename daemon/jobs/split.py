@@ -131,7 +131,17 @@ def locate(parts: Sequence[Part], task: int) -> tuple[Part, int]:
 # -- the whole job's view ------------------------------------------------------------------
 
 _COUNTS = ("tasks", "accepted", "ok", "failed", "cancelled", "open", "running", "checkpointed")
-ENDED = ("done", "cancelled", "expired")
+ENDED = ("done", "cancelled", "expired", "gone")
+"""``gone``: the part's committee has no such job: ended parts leave their ledger a day after
+they end (their results stay with the submitter), or the submission never reached it."""
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A part whose status could not be read: ``unreachable`` (its committee did not answer:
+    its tasks may still run) or ``gone`` (its committee has no such job)."""
+    state: str
+    error: str
 
 
 def combine_state(states: Sequence[str]) -> str:
@@ -148,10 +158,11 @@ def combine_state(states: Sequence[str]) -> str:
 
 
 def combine(whole: bytes, name: str, parts: Sequence[Part],
-            replies: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
-    """The whole job's status from each part's (a ``Query`` reply made JSON-ready, or the
-    one-line error of a part that could not be asked). A part that cannot be asked shows its
-    tasks as open, not running, with its error in ``parts``; task rows are renumbered."""
+            replies: Sequence[dict[str, Any] | Unanswered]) -> dict[str, Any]:
+    """The whole job's status from each part's (a ``Query`` reply made JSON-ready, or why a
+    part could not be read). An unreachable part's tasks count as open (not running), a gone
+    part's only in ``tasks``; either shows with its error in ``parts``. Task rows are
+    renumbered to the whole job's."""
     counts: dict[str, Any] = {k: 0 for k in _COUNTS}
     failures: dict[str, int] = {}
     agreed: dict[str, int] = {}
@@ -161,11 +172,12 @@ def combine(whole: bytes, name: str, parts: Sequence[Part],
     for part, reply in zip(parts, replies):
         view: dict[str, Any] = {"part": part.index, "job": part.job.hex(), "shard": part.shard,
                                 "first": part.first, "tasks": part.count}
-        if isinstance(reply, str):
-            view.update(state="unreachable", error=reply)
+        if isinstance(reply, Unanswered):
+            view.update(state=reply.state, error=reply.error)
             counts["tasks"] += part.count
-            counts["open"] += part.count
-            states.append("unreachable")
+            if reply.state != "gone":
+                counts["open"] += part.count
+            states.append(reply.state)
             views.append(view)
             continue
         base = base or reply
@@ -185,7 +197,7 @@ def combine(whole: bytes, name: str, parts: Sequence[Part],
     counts["failures"] = dict(sorted(failures.items()))
     counts["agreed"] = dict(sorted(agreed.items(), key=lambda kv: int(kv[0])))
     out = {k: v for k, v in base.items() if k not in ("tasks", "counts", "job", "state")}
-    ok = [r for r in replies if not isinstance(r, str)]
+    ok = [r for r in replies if not isinstance(r, Unanswered)]
     if ok:
         out["submitted_ms"] = min(r["submitted_ms"] for r in ok)
         out["deadline_ms"] = max(r["deadline_ms"] for r in ok)

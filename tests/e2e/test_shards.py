@@ -108,6 +108,8 @@ def check_sharded_network(shards: int, nodes: int, d: Path, tmp: Path, epoch_cha
         jobs_on_every_shard(d, tmp, shards, "before")
         if not epoch_change:  # (once is enough: the 2-shard test)
             a_job_split_across_the_shards_is_one_job_to_its_user(d, tmp, shards)
+        else:
+            a_job_split_over_every_shard_runs_to_the_end(d, tmp, shards)
 
         victims = victims_one_per_shard(d, nodes)
         for v in victims:
@@ -219,6 +221,18 @@ def a_job_split_across_the_shards_is_one_job_to_its_user(d: Path, tmp: Path, sha
     assert cancelled.returncode == 0 and "is cancelled" in cancelled.stdout, cancelled.stdout
     assert cancelled.stdout.count(": cancelled") == shards, cancelled.stdout
     assert as_json("status", big["job"][:12], "--data-dir", node)["state"] == "cancelled"
+
+
+def a_job_split_over_every_shard_runs_to_the_end(d: Path, tmp: Path, shards: int) -> None:
+    spec = pi_spec(tmp, "spread")
+    spec.write_text(spec.read_text().replace("range = [0, 3]", f"range = [0, {2 * shards}]")
+                    + f"[placement]\nshards = {shards}\n")
+    res = as_json("submit", str(spec), "--data-dir", node_dir(d, 0))
+    assert sorted(p["shard"] for p in res["parts"]) == list(range(shards))
+    watched = run("watch", res["job"][:12], "--interval", "0.5", "--data-dir", node_dir(d, 0),
+                  timeout=240)
+    assert watched.returncode == 0 and f"job done: {2 * shards} ok, 0 failed" in watched.stdout, \
+        (watched.stdout[-600:], watched.stderr)
 
 
 def test_two_shards_through_a_kill9_in_each(tmp_path):

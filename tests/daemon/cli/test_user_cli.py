@@ -40,6 +40,13 @@ def test_check_reports_every_problem_one_line_each(tmp_path):
     size = (ROOT / "examples" / "pi" / "pi.wasm").stat().st_size
     assert res.stdout == ("examples/pi/job.toml: ok: 'pi-monte-carlo', 100 tasks, 2 replicas "
                           f"(quorum 2), module {size:,} bytes, deadline 1 d\n")
+    split = tmp_path / "split.toml"
+    split.write_text((ROOT / "examples" / "pi" / "job.toml").read_text()
+                     .replace('shards = "auto"', "shards = 2"))
+    shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp_path / "pi.wasm")
+    res = novacron("check", str(split))
+    assert res.returncode == 0 and "'pi-monte-carlo', 100 tasks, split across 2 shards, 2 " \
+        "replicas" in res.stdout, res.stdout
     res = novacron("check", "/dev/zero")
     assert res.returncode == 1
     assert res.stderr == "novacron: job spec /dev/zero is a character device, not a regular file\n"

@@ -8,8 +8,8 @@ import random
 import pytest
 
 from daemon.jobs.split import (AUTO_PART_TASKS, MAX_PARTS, Part, SplitError, combine,
-                               combine_state, grind_nonce, locate, part_count, parts_of, plan,
-                               shard_of, spread_words, whole_id)
+                               Unanswered, combine_state, grind_nonce, locate, part_count,
+                               parts_of, plan, shard_of, spread_words, whole_id)
 
 
 def test_auto_splits_only_parts_of_a_thousand_tasks_or_more_and_never_past_the_shards() -> None:
@@ -112,7 +112,8 @@ def test_the_combined_view_adds_counts_and_renumbers_tasks() -> None:
 
 
 def test_a_part_that_cannot_be_asked_is_shown_and_keeps_the_job_open() -> None:
-    st = combine(b"\xaa" * 32, "big", _parts(), [_reply("done", 3, 3), "shard 0: no answer"])
+    st = combine(b"\xaa" * 32, "big", _parts(), [_reply("done", 3, 3),
+                                                  Unanswered("unreachable", "shard 0: no answer")])
     assert st["state"] == "open"  # its tasks may still run: not "done"
     assert st["counts"]["tasks"] == 5 and st["counts"]["open"] == 2
     assert st["parts"][1] | {"error": "shard 0: no answer", "state": "unreachable"} == st["parts"][1]
@@ -125,3 +126,12 @@ def test_the_whole_state_ends_only_when_every_part_has() -> None:
     assert combine_state(["loading", "done"]) == "loading"
     assert combine_state(["done", "cancelled"]) == "cancelled"
     assert combine_state(["done", "unreachable"]) == "open"
+
+
+def test_a_part_its_committee_no_longer_has_ends_the_job_rather_than_hold_it_open() -> None:
+    """Ended jobs leave their ledger a day later: a whole job must not read as open forever."""
+    st = combine(b"\xaa" * 32, "big", _parts(), [_reply("done", 3, 3),
+                                                  Unanswered("gone", "no job 02020202")])
+    assert st["state"] == "gone" and st["counts"]["open"] == 0 and st["counts"]["tasks"] == 5
+    assert st["parts"][1]["state"] == "gone" and st["parts"][1]["error"] == "no job 02020202"
+    assert combine_state(["gone", "cancelled"]) == "cancelled"
