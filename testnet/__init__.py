@@ -5,6 +5,8 @@
 - ``pbft_sim``  -- PBFT replicas, Byzantine behaviours, scenarios and the safety checker.
 - ``job_sim``   -- the whole job protocol: real PBFT replicas of the real ledger, the daemon's
                    member planner and tallies, Byzantine workers, churn, epoch hand-over.
+- ``seeds``     -- the seed-range runner of the simulator scripts (``scripts/sim_*.py``):
+                   one command line, a process pool, merged JSON totals, replay by seed.
 - ``traces``    -- host availability traces: synthetic from Failure Trace Archive fits, or read
                    from the archive's tabular format.
 - ``forecast``  -- fit-then-score protocol for availability forecasts (Brier, AUC, reliability).
