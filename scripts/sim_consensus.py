@@ -9,7 +9,9 @@ kind, safety violations and liveness failures found (both must be zero), and the
 
 Each seed picks n in {4, 7, 10}, up to f faulty replicas (silent, equivocating primary, double
 voter, replayer, out-of-window sender, bad-signature flooder, Twins, restart with lost state),
-a lossy/duplicating/reordering network with partitions, crashes and pauses, then heals; see
+a lossy/duplicating/reordering network with partitions, crashes and pauses, on 40% of the
+seeds a primary crashed early and restarted into live traffic after the others changed view
+(``old_primary_restarted``), then heals; see
 ``testnet.pbft_sim.scenarios``. The simulation uses the MAC stand-in signer for speed; the test
 suite runs the same scenarios with real Ed25519 envelopes. The command line and the run over a
 process pool are ``testnet.seeds``'s.

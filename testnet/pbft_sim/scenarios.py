@@ -3,7 +3,9 @@ faulty and how, the network's faults, partitions, crashes, pauses - and replays 
 
 A run has two phases. Until ``heal_at`` the network drops, duplicates, delays and reorders,
 may be partitioned, and correct replicas crash and restart (with their persisted state) or
-pause; up to f replicas are faulty in one of the ``FAULT_KINDS``. At ``heal_at`` the network
+pause; up to f replicas are faulty in one of the ``FAULT_KINDS``. On ``OLD_PRIMARY_SHARE`` of
+the seeds the primary is crashed early and restarted into live traffic after the others moved
+to a later view (``_old_primary_restart``). At ``heal_at`` the network
 becomes reliable and every crashed or paused node comes back. Safety is checked after every
 step (``checker``); liveness means every client's requests are done within ``LIVENESS_BOUND``
 virtual seconds after the heal.
@@ -28,6 +30,10 @@ LIVENESS_BOUND = 10.0
 """Virtual seconds after the heal within which every request must be done. Worst case: f
 faulty primaries in a row, each costing a view change with a doubling timeout (0.3 s base,
 capped at 2.4 s), plus catch-up of replicas that were crashed or partitioned."""
+
+OLD_PRIMARY_SHARE = 0.4
+"""Share of the seeds (with network faults) whose primary is crashed early and restarted into
+live traffic after the others moved on (``_old_primary_restart``)."""
 
 SIM_CONFIG: dict[str, Any] = dict(checkpoint_interval=4, window=8, batch_size=8,
                                   max_inflight=2, view_change_timeout=0.3,
@@ -65,6 +71,49 @@ def plan_faults(rng: random.Random, n: int, kinds: tuple[str, ...]) -> dict[int,
         pool.remove(0)
         pool.insert(0, 0)  # often the first primary is one of them
     return {i: rng.choice(kinds) for i in pool[:count]}
+
+
+def _old_primary_restart(rng: random.Random, cluster: Cluster,
+                         heal_at: float, requests: int) -> list[tuple[float, str, Any]]:
+    """Crash the primary of the view the committee is in, early, and bring it back (with its
+    disk) after the others have changed view and committed more, into live traffic: two to
+    four new clients start just then and, believing in view 0, send their first requests to
+    replica 0. The restarted node wakes up as the primary of a view the others left and
+    returns on a bad link (``_degrade_inbound``), so the new view and the commit proofs that
+    would bring it up to date arrive late, out of order or not at all. It must never propose
+    its own batch at a sequence number that is already committed (the job simulation's seed
+    898 found a primary that did; ``tests/testnet/pbft_sim`` keeps seeds that catch it)."""
+    crash_at = rng.uniform(0.02, heal_at / 3)
+    restart_at = rng.uniform(crash_at + heal_at / 3, heal_at - 0.05)
+    for _ in range(rng.randint(2, 4)):  # separate requests: more than one batch to propose
+        cluster.add_client(requests, start=restart_at + rng.uniform(0, 0.2))
+    target: list[str] = []  # filled in at crash time: who is primary is known only then
+    return [(crash_at, "crash_primary", target), (restart_at, "restart_primary", target)]
+
+
+def _crash_current_primary(sim: Simulation, cluster: Cluster) -> list[str]:
+    """Crash the primary of the highest view a correct replica is in, if it is correct and up
+    (a Byzantine primary is already somebody else's fault); the name, or nothing."""
+    views = [r.replica.view for r in cluster.correct() if r.replica is not None]
+    if not views:
+        return []
+    name = f"{cluster.prefix}r{cluster.cfg.primary(max(views))}"
+    node = cluster.replicas.get(name)
+    if node is None or node.faulty or not sim.is_up(name):
+        return []
+    sim.crash(name)
+    return [name]
+
+
+def _degrade_inbound(sim: Simulation, rng: random.Random, names: list[str], name: str) -> None:
+    """Replica-to-``name`` links lose 40-80% and delay up to 0.1 s until the heal (a node
+    back on a flaky link: its peers' catch-up answers are what it misses)."""
+    base = sim.network.faults
+    bad = LinkFaults(drop=rng.uniform(0.4, 0.8), duplicate=base.duplicate,
+                     min_delay=base.min_delay, max_delay=max(base.max_delay, 0.1))
+    for other in names:
+        if other != name:
+            sim.network.links[(other, name)] = bad
 
 
 def run_seed(seed: int, *, n: int | None = None, kinds: tuple[str, ...] = FAULT_KINDS,
@@ -121,6 +170,8 @@ def run_seed(seed: int, *, n: int | None = None, kinds: tuple[str, ...] = FAULT_
                 events += [(t, "crash", name), (rng.uniform(t, heal_at), "restart", name)]
             else:
                 events += [(t, "pause", name), (rng.uniform(t, heal_at), "resume", name)]
+    if net_faults and rng.random() < OLD_PRIMARY_SHARE:
+        events += _old_primary_restart(rng, cluster, heal_at, requests)
     for name, kind in out.faulty.items():
         if kind == "lost_state":
             t = rng.uniform(0, heal_at - 0.1)
@@ -129,7 +180,8 @@ def run_seed(seed: int, *, n: int | None = None, kinds: tuple[str, ...] = FAULT_
 
     for t, what, arg in events:
         sim.run_until(t)
-        out.injected[what] += 1
+        if what not in ("crash_primary", "restart_primary"):
+            out.injected[what] += 1
         if what == "partition":
             sim.network.partition(*arg)
         elif what == "unpartition":
@@ -140,6 +192,13 @@ def run_seed(seed: int, *, n: int | None = None, kinds: tuple[str, ...] = FAULT_
             sim.restart(arg, keep_state=True)
         elif what == "wipe" and not sim.is_up(arg):
             sim.restart(arg, keep_state=False)
+        elif what == "crash_primary":
+            arg[:] = _crash_current_primary(sim, cluster)
+            out.injected["primary_crashed"] += len(arg)
+        elif what == "restart_primary" and arg and not sim.is_up(arg[0]):
+            sim.restart(arg[0], keep_state=True)
+            out.injected["old_primary_restarted"] += 1
+            _degrade_inbound(sim, rng, names, arg[0])
         elif what == "pause":
             sim.pause(arg)
         elif what == "resume":
