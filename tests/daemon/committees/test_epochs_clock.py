@@ -1,0 +1,163 @@
+"""The committee service's view change and the epoch manager's hand-over, whole services under
+``trio.testing.MockClock``: real PBFT replicas, real Ed25519, real SQLite, over
+``testnet.memnet``; no real sleeps, no assertions on durations."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import trio
+
+from consensus.committee import DIRECTORY_SHARD
+from daemon.clock import TrioClock
+from daemon.committees.epoch_plan import RETIRE_S
+from daemon.committees.service import CommitteeService
+from daemon.genesis import make_genesis
+from daemon.ledger.shard import KV, LedgerShards
+from daemon.softstate.service import SoftStateService
+from daemon.storage.db import Database
+from protocol.canonical import packb
+from protocol.identity import NodeIdentity
+from testnet.memnet import MemoryNet
+
+WALL_START = 1_750_000_000.0
+
+
+def network(tmp_path: Path, n: int, seed: int) -> tuple[MemoryNet, list[NodeIdentity],
+                                                        list[CommitteeService]]:
+    ids = [NodeIdentity(random.Random(seed + i).randbytes(32)) for i in range(n)]
+    genesis = make_genesis("memnet", ids, {"shards": 1, "difficulty": 0, "min_committee": 4})
+    net = MemoryNet()
+    services = [CommitteeService(i, genesis, net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 LedgerShards(), clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    return net, ids, services
+
+
+def isolate(net: MemoryNet, node: str, cut: bool) -> None:
+    for other in net.hosts:
+        if other != node:
+            (net.partition if cut else net.heal)(node, other)
+
+
+async def test_a_silent_primary_is_replaced_and_catches_up_when_it_returns(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """The shard's primary loses every link: a request through a backup still commits (the
+    backups change view), and once the links come back the old primary learns the new view
+    and the batches it missed."""
+    net, ids, services = network(tmp_path, 4, 7200)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[0].submit(0, KV + packb(["put", "a", "1"])) == b"ok"
+        first = services[0].replicas[(0, 0)].replica
+        assert first.view == 0
+        old_primary = first.cfg.committee[first.primary]
+        silent = next(s for s in services if s.identity.public_key == old_primary)
+        others = [s for s in services if s is not silent]
+        isolate(net, silent.identity.node_id, cut=True)
+
+        assert await others[0].submit(0, KV + packb(["put", "b", "2"])) == b"ok"
+        assert await others[1].submit(0, KV + packb(["get", "a"])) == b"1"
+        for svc in others:
+            replica = svc.replicas[(0, 0)].replica
+            assert replica.view >= 1 and replica.cfg.committee[replica.primary] != old_primary
+            assert svc.replicas[(0, 0)].machine.kv.data == {"a": "1", "b": "2"}
+        assert silent.replicas[(0, 0)].machine.kv.data == {"a": "1"}
+
+        isolate(net, silent.identity.node_id, cut=False)
+        assert await others[2].submit(0, KV + packb(["put", "c", "3"])) == b"ok"
+        views = {s.replicas[(0, 0)].replica.view for s in others}
+        while silent.replicas[(0, 0)].machine.kv.data != {"a": "1", "b": "2", "c": "3"}:
+            await trio.sleep(1)
+        assert silent.replicas[(0, 0)].replica.view in views
+        # And it takes part again: a request through it commits.
+        assert await silent.submit(0, KV + packb(["get", "b"])) == b"2"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_member_that_leaves_hands_its_committees_over(tmp_path: Path,
+                                                             autojump_clock: object) -> None:
+    """Five members; one asks the directory to leave. At the next epoch every node agrees on
+    the four that stay, the shard's state is handed to the re-drawn committee (what was
+    written before is read back after), new requests commit there, and the old epoch's
+    replicas retire ``RETIRE_S`` later."""
+    net, ids, services = network(tmp_path, 5, 7300)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[1].submit(0, KV + packb(["put", "before", "1"])) == b"ok"
+        leaver = services[4]
+        leaver.epochs.stay_out = True  # what ``novacron leave`` sets first (daemon.membership)
+        await leaver.submit(DIRECTORY_SHARD, packb(["leave"]))
+        while not all(svc.epoch.epoch == 1 for svc in services):
+            await trio.sleep(1)
+        stay = {i.public_key for i in ids[:4]}
+        for svc in services:
+            assert set(svc.epoch.members) == stay
+            assert all(set(c) <= stay for c in svc.epoch.committees.values())
+        assert not leaver.is_member()
+
+        stayers = services[:4]
+        assert await stayers[2].submit(0, KV + packb(["get", "before"])) == b"1"
+        assert await stayers[3].submit(0, KV + packb(["put", "after", "2"])) == b"ok"
+        await trio.sleep(1)
+        for svc in stayers:
+            assert svc.replicas[(0, 1)].machine.kv.data == {"before": "1", "after": "2"}
+        # The node that left is still a client of the network: it reads the new committee.
+        assert await leaver.submit(0, KV + packb(["get", "after"])) == b"2"
+
+        await trio.sleep(RETIRE_S + 5)
+        for svc in services:
+            assert all(epoch == 1 for _, epoch in svc.replicas), sorted(svc.replicas)
+        assert not any(shard == 0 for shard, _ in leaver.replicas)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_silent_member_is_evicted_and_joins_again_when_it_returns(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """The committees wired to the real soft-state service (``connect``, start-up's second
+    phase), which says when each node was last heard of. A member cut off from everyone for
+    ``evict_after_s`` is evicted at the next epoch and the shard is handed to the four that
+    stay; when its links come back it follows the epoch notices, finds itself outside, and
+    joins again (one more epoch)."""
+    ids = [NodeIdentity(random.Random(7400 + i).randbytes(32)) for i in range(5)]
+    evict_after = 120
+    genesis = make_genesis("memnet", ids, {"shards": 1, "difficulty": 0, "min_committee": 4,
+                                           "evict_after_s": evict_after})
+    net = MemoryNet()
+    services, softs = [], []
+    for k, i in enumerate(ids):
+        host, db, clock = net.host(i.node_id), Database(tmp_path / f"{k}.db"), TrioClock(WALL_START)
+        soft = SoftStateService(i, "memnet", host, db, slots=1, memory_mib=1024, domain="",
+                                load=lambda: 0, clock=clock)
+        svc = CommitteeService(i, genesis, host, db, LedgerShards(), clock=clock)
+        svc.connect(soft)
+        services.append(svc)
+        softs.append(soft)
+    away = services[4]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for soft, svc in zip(softs, services):
+            await nursery.start(soft.run)
+            await nursery.start(svc.run)
+        assert await services[0].submit(0, KV + packb(["put", "before", "1"])) == b"ok"
+        isolate(net, away.identity.node_id, cut=True)
+        stayers = services[:4]
+        while not all(svc.epoch.epoch == 1 for svc in stayers):
+            await trio.sleep(1)
+        stay = {i.public_key for i in ids[:4]}
+        for svc in stayers:
+            assert set(svc.epoch.members) == stay
+        assert away.epoch.epoch == 0  # it heard nothing of it
+        assert await stayers[1].submit(0, KV + packb(["get", "before"])) == b"1"
+
+        isolate(net, away.identity.node_id, cut=False)
+        while not all(ids[4].public_key in svc.epoch.members for svc in services):
+            await trio.sleep(1)
+        assert {svc.epoch.epoch for svc in services} == {2}
+        assert await away.submit(0, KV + packb(["get", "before"])) == b"1"
+        nursery.cancel_scope.cancel()
