@@ -66,10 +66,12 @@ class ShardLedgers:
 
 def _spec(tmp: Path, tasks: int, extra: str = "") -> Any:
     shutil.copy(ROOT / "examples" / "pi" / "pi.wasm", tmp / "pi.wasm")
-    big = "x" * 5000  # some inputs above the inline limit: kept as blobs
+    # Inline inputs of 300 bytes (a part's Submit then holds ~90: the rest go by AddInputs),
+    # and every 50th above the inline limit (kept as a blob).
+    inputs = ", ".join(f'"{i} {"x" * 2000 if i % 50 == 0 else "y" * 300}"' for i in range(tasks))
     (tmp / "job.toml").write_text(
         '[job]\nname = "big"\nmodule = "pi.wasm"\nargv = ["pi", "-q"]\n[inputs]\n'
-        f'range = [0, {tasks}]\ntemplate = "{{i}} {big}"\n[replication]\nreplicas = 3\n'
+        f'list = [{inputs}]\n[replication]\nreplicas = 3\n'
         'quorum = 2\nmax_replicas = 5\n[limits]\nwall_s = 7\nfuel = 123456789\n'
         '[schedule]\ndeadline = "2h"\n' + extra)
     return load_spec(tmp / "job.toml")
@@ -85,16 +87,17 @@ def _duties(tmp: Path, ledger: ShardLedgers) -> SubmitterDuties:
 async def test_each_part_is_an_ordinary_job_of_its_tasks_in_its_own_shard(
         tmp_path: Path, shards: int, count: int) -> None:
     ledger = ShardLedgers(shards)
-    spec = _spec(tmp_path, 2_500)
+    spec = _spec(tmp_path, 600)
     whole = await WholeJobs(_duties(tmp_path, ledger)).submit(spec, count, shards)
     assert not whole.refused
-    assert whole.id == whole_id(whole.parts) and whole.tasks == 2_500
+    assert whole.id == whole_id(whole.parts) and whole.tasks == 600
     assert len({p.shard for p in whole.parts}) == count
     inputs: list[Any] = []
     for p in whole.parts:
         assert shard_of(p.job, shards) == p.shard  # any node finds the part's committee
         job = ledger.ledgers[p.shard].jobs[p.job]  # a real job in that shard's ledger
         assert job.state == "open" and len(job.tasks) == p.count and p.first == len(inputs)
+        assert len(job.spec.inputs) < p.count  # the rest came in AddInputs chunks
         inputs += [t.input for t in job.tasks]
         asked = dataclasses.replace(job.spec, inputs=(), nonce=0, total_tasks=0)
         first = ledger.ledgers[whole.parts[0].shard].jobs[whole.parts[0].job].spec
