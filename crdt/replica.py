@@ -21,6 +21,11 @@ Message flow
 - ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
   a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
   periodic digests; buffered deltas every connected peer has are dropped.
+- ``watch(name)``: every entry of that object a peer sends, news or not, is kept for the
+  daemon to read with ``take_observed`` (``Observed``): a write whose dot is already covered
+  here (a newer write of its writer replaced it) is dropped by the join, and is exactly what
+  shows two daemons writing with one key (``daemon.softstate.twins``). Bounded:
+  ``MAX_OBSERVED`` pending, the rest counted in ``stats.observed_dropped``.
 - ``snapshot()`` / ``CrdtReplica.restore(...)``: persistence. The daemon writes the snapshot after
   local updates; a restored replica starts a new session and digests tell each side what the
   other lacks (including updates persisted but never sent). A node that *lost* its snapshot
@@ -66,6 +71,7 @@ from crdt.codec import (
     unpack_payload,
 )
 from crdt.dots import CausalContext
+from crdt.dotstore import entry_at
 from crdt.errors import CrdtUsageError
 from crdt.hlc import DEFAULT_MAX_AHEAD_MS, HybridClock, Writer
 from crdt.transfer import Staging, assemble, fill_known, state_parts
@@ -74,6 +80,21 @@ from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
 Outgoing = tuple[str, Any]
 """``(peer node id, message)``: the daemon seals the message and sends it to the peer."""
 SNAPSHOT_FORMAT = 1
+MAX_OBSERVED = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One entry of a watched object as a peer sent it. ``verified``: its writer's signature
+    was checked (it was news and joined); otherwise the reader must check ``sig`` before
+    trusting it (``crdt.auth.write_digest`` over ``name``, ``path`` and ``entry[2:]``)."""
+
+    name: str
+    path: tuple[Any, ...]
+    entry: tuple[Any, ...]
+    sig: bytes | None
+    verified: bool
+    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +113,7 @@ class ReplicaStats:
     gaps: int = 0
     unknown_objects: int = 0
     departed_dots_dropped: int = 0
+    observed_dropped: int = 0
     messages_out: dict[str, int] = field(default_factory=dict)
 
 
@@ -119,6 +141,35 @@ class CrdtReplica:
         self._digest_staging: dict[str, DigestStaging] = {}
         self.departed: pruning.Departed = {}
         self.stats = ReplicaStats()
+        self._watched: set[str] = set()
+        self._observed: list[Observed] = []
+        self._cover_own: set[str] = set()
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def watch(self, name: str) -> None:
+        """Keep every entry peers send of object ``name`` for ``take_observed``."""
+        self.get(name)
+        self._watched.add(name)
+
+    def take_observed(self) -> list[Observed]:
+        """The entries of watched objects received since the last call, oldest first."""
+        out, self._observed = self._observed, []
+        return out
+
+    def _observe(self, name: str, obj: Causal, incoming: Causal, plan: Plan,
+                 origin: str) -> None:
+        added = {(e[0], e[1]) for _, e in plan.added}
+        for path, e in incoming.entries():
+            dot = (e[0], e[1])
+            if dot not in added and obj.index.get(dot) == path and \
+                    entry_at(obj.store, path, dot) == e:
+                continue  # the very entry we hold: nothing to see
+            if len(self._observed) >= MAX_OBSERVED:
+                self.stats.observed_dropped += 1
+                continue
+            self._observed.append(Observed(name, path, e, incoming.sigs.get(dot),
+                                           dot in added, origin))
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -142,6 +193,9 @@ class CrdtReplica:
         patch = fn(obj.view(obj, ()), w)  # a read-only view: only p_* mutators work on it
         if not isinstance(patch, Patch):
             raise CrdtUsageError("update: fn must return a Patch from a p_* delta mutator")
+        if name in self._cover_own:
+            self._cover_own.discard(name)
+            patch.ctx.add_range(self.node_id, 1, patch.ctx.max(self.node_id))
         check_local_patch(obj, patch, self.node_id, self.schema[name].policy)
         dot = own_dot(patch, self.node_id)
         delta = obj.to_delta(patch)
@@ -153,6 +207,17 @@ class CrdtReplica:
         obj.join(delta)
         self.books.buffer.push({name: delta})
         return delta
+
+    def reserve_own(self, name: str, counter: int) -> None:
+        """Make this node's next write of ``name`` take a dot above ``counter`` and cover
+        every dot of ours below it. Another daemon with our key wrote up to ``counter``
+        (``daemon.softstate.twins``): our next write must replace its writes everywhere, not
+        be dropped by peers as a dot they have already seen."""
+        obj = self.get(name)
+        top = obj.ctx.max(self.node_id)
+        if counter > top:
+            obj.ctx.add_range(self.node_id, top + 1, counter)
+        self._cover_own.add(name)
 
     # -- peers ----------------------------------------------------------------------------------
 
@@ -399,6 +464,9 @@ class CrdtReplica:
                 for _, e in plan.added:
                     self.hlc.check((e[2], e[3]), now_ms)
             plans.append((name, obj, plan))
+        for name, obj, plan in plans:
+            if name in self._watched:
+                self._observe(name, obj, plan.other, plan, origin)
         news: dict[str, Causal] = {}
         for name, obj, plan in plans:
             if plan.is_noop():
@@ -479,4 +547,5 @@ def _payload_bytes(msg: CrdtDelta) -> int:
     return sum(len(o.data) + len(o.name) for o in msg.objects) + 60 * len(msg.replicas)
 
 
-__all__ = ["ObjectSpec", "Outgoing", "CrdtReplica", "ReplicaStats"]
+__all__ = ["MAX_OBSERVED", "ObjectSpec", "Observed", "Outgoing", "CrdtReplica",
+           "ReplicaStats"]

@@ -36,6 +36,7 @@ def offered_runtimes(runtime_id: str) -> tuple[str, ...]:
     return (RUNTIME, f"{RUNTIME}@{runtime_id}")
 _NS = "node"
 _SPEC = struct_spec(CapabilityAnnounce)
+_FIELDS = len(_SPEC.names)
 
 
 def machine_memory_mib() -> int:
@@ -84,13 +85,15 @@ class AvailabilityRecorder:
 
 def build_record(node_id: str, *, slots: int, memory_mib: int, runtimes: tuple[str, ...],
                  listen: tuple[str, ...], attestation: Any, availability: Any, load_permille: int,
-                 domain: str, now_ms: int, generation: int) -> CapabilityAnnounce:
+                 domain: str, now_ms: int, generation: int, instance: int = 0,
+                 started_ms: int = 0, rivals: tuple[int, ...] = ()) -> CapabilityAnnounce:
     return CapabilityAnnounce(
         node_id=node_id, software_version=__version__, cores=os.cpu_count() or 1,
         memory_mb=memory_mib, runtimes=runtimes, listen_addrs=listen[:8],
         attestation=attestation, availability=availability, slots=slots,
         load=max(0, min(1000, load_permille)), domain=domain[:128] or node_id,
-        updated_ms=now_ms, generation=generation)
+        updated_ms=now_ms, generation=generation, instance=instance, started_ms=started_ms,
+        rivals=rivals[-4:])
 
 
 def record_to_wire(record: CapabilityAnnounce) -> list[Any]:
@@ -99,6 +102,8 @@ def record_to_wire(record: CapabilityAnnounce) -> list[Any]:
 
 def record_from_wire(value: Any, expected_node: str | None = None) -> CapabilityAnnounce:
     """Check a gossiped record; raises ``MalformedMessage`` for anything a peer got wrong."""
+    if type(value) is list and len(value) == _FIELDS - 3:
+        value = [*value, 0, 0, []]  # written before records named their daemon's instance
     record = _SPEC.decode(value, "capability")
     if expected_node is not None and record.node_id != expected_node:
         raise MalformedMessage(f"capability record of {record.node_id} under key {expected_node}")

@@ -8,6 +8,14 @@ run in virtual time and nothing waits on a real socket. Faults a handler raises 
 garbage: ``RemoteProtocolError``) are counted against the sender, as the real host does.
 
 Links can be cut (``partition``) and healed; a cut drops frames and disconnects the pair.
+``request`` calls the peer's request handler and returns its answer to the asking host.
+
+``twin(node_id)`` adds a second host with the same peer id, as a copied data directory gives
+(``daemon.softstate.twins``): the two are never linked to each other (libp2p does not dial its
+own id), every other host sees one peer id, frames sent to it go to the newer of the two it is
+linked to (libp2p's preferred connection), and each host's own requests are answered to it.
+Hosts are named by a *key* (the node id, or ``node_id + TWIN``) in ``hosts``, ``partition``
+and ``heal``; handlers and hooks see node ids.
 """
 
 from __future__ import annotations
@@ -19,15 +27,21 @@ import trio
 
 from protocol.errors import RemoteProtocolError
 
+from daemon.p2p.errors import RequestFailed
+
 Handler = Callable[[str, bytes], Awaitable[None]]
+RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 QUEUE = 4096
+TWIN = "#twin"
 
 
 class MemoryHost:
-    def __init__(self, net: "MemoryNet", node_id: str) -> None:
+    def __init__(self, net: "MemoryNet", node_id: str, key: str | None = None) -> None:
         self.net = net
         self.node_id = node_id
+        self.key = key or node_id
         self.handlers: dict[str, Handler] = {}
+        self.request_handlers: dict[str, RequestHandler] = {}
         self.peer_hooks: list[tuple[Callable[[str], Any], Callable[[str], Any]]] = []
         self.faults: dict[str, list[str]] = {}
         self.sent = 0
@@ -38,11 +52,24 @@ class MemoryHost:
     def handle(self, protocol: str, handler: Handler) -> None:
         self.handlers[protocol] = handler
 
+    def handle_request(self, protocol: str, handler: RequestHandler) -> None:
+        self.request_handlers[protocol] = handler
+
+    async def request(self, peer: str, protocol: str, frame: bytes, timeout: float) -> bytes:
+        dst = self.net.route(self.key, peer)
+        handler = None if dst is None else self.net.hosts[dst].request_handlers.get(protocol)
+        if handler is None:
+            raise RequestFailed(f"no {protocol} at {peer[:16]}", "open")
+        with trio.move_on_after(timeout):
+            return await handler(self.node_id, frame)
+        raise RequestFailed(f"{protocol} to {peer[:16]} timed out", "timeout")
+
     def on_peer(self, connected: Callable[[str], Any], disconnected: Callable[[str], Any]) -> None:
         self.peer_hooks.append((connected, disconnected))
 
     def connected_peers(self) -> list[str]:
-        return sorted(p for p in self.net.hosts if p != self.node_id and self.net.linked(self.node_id, p))
+        return sorted({h.node_id for k, h in self.net.hosts.items()
+                       if h.node_id != self.node_id and self.net.linked(self.key, k)})
 
     def round_trip(self, peers: Any) -> float | None:
         """No round trips are measured in memory: timers keep their base values."""
@@ -55,11 +82,12 @@ class MemoryHost:
         self.faults.setdefault(peer, []).append(reason)
 
     def send(self, peer: str, protocol: str, frame: bytes) -> bool:
-        if peer not in self.net.hosts or not self.net.linked(self.node_id, peer):
+        dst = self.net.route(self.key, peer)
+        if dst is None:
             self.dropped += 1
             return False
         try:
-            self.net.queues[(self.node_id, peer)][0].send_nowait((protocol, frame))
+            self.net.queues[(self.key, dst)][0].send_nowait((protocol, frame))
         except trio.WouldBlock:
             self.dropped += 1
             return False
@@ -79,21 +107,49 @@ class MemoryNet:
         h = self.hosts[node_id] = MemoryHost(self, node_id)
         return h
 
+    def twin(self, node_id: str) -> MemoryHost:
+        """A second host holding ``node_id``'s key (add it before ``run``)."""
+        h = self.hosts[node_id + TWIN] = MemoryHost(self, node_id, node_id + TWIN)
+        return h
+
     def linked(self, a: str, b: str) -> bool:
-        return frozenset((a, b)) not in self.cut
+        return frozenset((a, b)) not in self.cut and \
+            self.hosts[a].node_id != self.hosts[b].node_id
+
+    def route(self, src: str, peer: str) -> str | None:
+        """The host a frame from host ``src`` to peer id ``peer`` reaches: the newer one."""
+        for key in (peer + TWIN, peer):
+            if key in self.hosts and self.linked(src, key):
+                return key
+        return None
 
     def partition(self, a: str, b: str) -> None:
+        before = self._sees(a, b)
         self.cut.add(frozenset((a, b)))
-        self._hooks(a, b, connected=False)
+        self._hooks(a, b, before, connected=False)
 
     def heal(self, a: str, b: str) -> None:
+        before = self._sees(a, b)
         self.cut.discard(frozenset((a, b)))
-        self._hooks(a, b, connected=True)
+        self._hooks(a, b, before, connected=True)
 
-    def _hooks(self, a: str, b: str, connected: bool) -> None:
-        for x, y in ((a, b), (b, a)):
+    def _sees(self, a: str, b: str) -> tuple[bool, bool]:
+        """Whether host ``a`` has some link to ``b``'s peer id, and ``b`` to ``a``'s (a twin
+        may hold the other link: a peer id is up while one of its connections is)."""
+        ida, idb = self.hosts[a].node_id, self.hosts[b].node_id
+        return (any(h.node_id == idb and self.linked(a, k) for k, h in self.hosts.items()),
+                any(h.node_id == ida and self.linked(b, k) for k, h in self.hosts.items()))
+
+    def _hooks(self, a: str, b: str, before: tuple[bool, bool] = (False, False),
+               connected: bool = True) -> None:
+        if self.hosts[a].node_id == self.hosts[b].node_id:
+            return
+        after = self._sees(a, b)
+        for (x, y), was, now in zip(((a, b), (b, a)), before, after):
+            if was == now:
+                continue  # the peer id stays up (or down) through another connection
             for up, down in self.hosts[x].peer_hooks:
-                (up if connected else down)(y)
+                (up if connected else down)(self.hosts[y].node_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver frames until cancelled; every host pair is connected at start."""
@@ -106,7 +162,7 @@ class MemoryNet:
                         nursery.start_soon(self._deliver, a, b)
             for a in self.hosts:
                 for b in self.hosts:
-                    if a < b:
+                    if a < b and self.linked(a, b):
                         self._hooks(a, b, connected=True)
             task_status.started()
             await trio.sleep_forever()
@@ -119,6 +175,6 @@ class MemoryNet:
             if handler is None:
                 continue
             try:
-                await handler(src, frame)
+                await handler(self.hosts[src].node_id, frame)
             except RemoteProtocolError as err:
                 self.hosts[dst].report_fault(src, str(err))

@@ -11,12 +11,17 @@ The node rewrites its own record at start, when its facts change (task slots in 
 addresses), and every ``REFRESH_S`` so its availability summary stays current; it persists the
 replica after each local write (a node that lost its snapshot must not write before it has
 caught up, or it could reuse a dot).
+
+Records name the daemon's instance (random per start), its start time and the later daemons
+with this key it has seen: ``daemon.softstate.twins`` explains how two daemons holding one key
+find each other through the soft state, and ``twin_guard`` how the later one steps aside.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,6 +41,7 @@ from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
 from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
+from daemon.softstate.twin_guard import TwinGuard
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner)
 from daemon.storage.db import Database
@@ -115,6 +121,10 @@ class SoftStateService:
         self.links = LinkBook(self.replica, identity.node_id)
         """Link summaries: ours written when they change (``links.source`` set by the runner)."""
         self.sealer = EnvelopeSealer(identity, network, context=session)
+        self.replica.watch(CAPS)
+        self.twins = TwinGuard(self, CAPS, instance=session,
+                               started_ms=int(self.clock.wall() * 1000),
+                               rng=random.Random(session), now=self.clock.now)
         self.opener = EnvelopeOpener(network)
         self.generation = 0
         self.published: dict[str, Any] = {}
@@ -237,7 +247,7 @@ class SoftStateService:
             runtimes=self.runtimes, listen=tuple(addrs),
             attestation=self.attestation, availability=self.availability.summary_wire(now_ms / 1000),
             load_permille=load, domain=self.domain, now_ms=now_ms,
-            generation=self.generation)
+            generation=self.generation, **self.twins.record_fields())
         wire = record_to_wire(record)
         self.replica.update(CAPS, lambda m, w: m.p_set(w, self.identity.node_id, wire), now_ms)
         self.published = {"generation": self.generation, "reason": reason, "at_ms": now_ms}
@@ -273,6 +283,8 @@ class SoftStateService:
         except RemoteProtocolError:
             self.rejected += 1
             raise
+        finally:
+            self.twins.on_observed(self.replica.take_observed())
         self._dirty_at = self._dirty_at or self.clock.now()
         self._send(out)
 
@@ -292,39 +304,57 @@ class SoftStateService:
         if self.attester is not None:
             report = await trio.to_thread.run_sync(self.attester.build_report)
             self.attestation = report.to_wire()
+        # Our first write takes a dot no daemon with this key can have used (the counters of a
+        # copied data directory run on from the same point): records of a copy are then news
+        # to every peer, never dropped as a dot already seen (``softstate.twins``).
+        self.replica.reserve_own(CAPS, self.twins.started_ms)
         self.publish("start")
         task_status.started()
-        planner = self._planner = TickPlanner(self.clock.now(), self.load_fn(),
-                                              self.host.listen_addrs())
         try:
-            while True:
-                await trio.sleep(TICK_S)
-                now = self.clock.now()
-                self._send(self.replica.tick(self._now_ms()))
-                steps = planner.plan(now, self.load_fn(), self.host.listen_addrs(),
-                                     self._dirty_at)
-                if steps.heartbeat:
-                    self.availability.alive(self.clock.wall())
-                if steps.publish:
-                    self.publish("refresh")
-                if steps.persist:
-                    self._persist()
-                if steps.scan:
-                    self._note_heard()
-                    self.prune_departed()
-                    self._publish_links(now)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ticks)
+                stop = await self.twins.run()  # only returns when we must step aside
+                nursery.cancel_scope.cancel()
+            raise stop
         finally:
             with trio.CancelScope(shield=True):
                 self.availability.stopped(self.clock.wall())
                 self._persist()
+
+    async def _ticks(self) -> None:
+        planner = self._planner = TickPlanner(self.clock.now(), self.load_fn(),
+                                              self.host.listen_addrs())
+        while True:
+            await trio.sleep(TICK_S)
+            now = self.clock.now()
+            self._send(self.replica.tick(self._now_ms()))
+            steps = planner.plan(now, self.load_fn(), self.host.listen_addrs(), self._dirty_at)
+            if steps.heartbeat:
+                self.availability.alive(self.clock.wall())
+            if steps.publish:
+                self.publish("refresh")
+            if steps.persist:
+                self._persist()
+            if steps.scan:
+                self._note_heard()
+                self.prune_departed()
+                self._publish_links(now)
 
     # -- status and control -------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         records = self.records()
         links = self.links.status()
+        twins = self.twins.status()
+        health = "ok"
+        if self.twins.step_aside is not None:
+            health = f"stopping: {self.twins.step_aside_line()}"
+        elif twins["later_daemons_with_this_key"]:
+            health = ("degraded: another daemon with this node's key started later at "
+                      f"{', '.join(twins['later_daemons_with_this_key'][-1]['listen'][:2])}; "
+                      "it has been told to step aside, this one keeps its seat")
         return {
-            "health": "ok",
+            "health": health, "twins": twins,
             "summary": f"{len(records)} capability records, generation {self.generation};"
                        f" link summaries of {links['known']} nodes, ours names"
                        f" {len(links['published'])} peers",
@@ -380,6 +410,7 @@ def _record_json(r: CapabilityAnnounce) -> dict[str, Any]:
         "node_id": r.node_id, "version": r.software_version, "cores": r.cores, "slots": r.slots,
         "memory_mb": r.memory_mb, "runtimes": list(r.runtimes), "listen": list(r.listen_addrs),
         "load_permille": r.load, "domain": r.domain, "generation": r.generation,
-        "updated_ms": r.updated_ms, "attestation_kind": att.get("kind", "none"),
+        "updated_ms": r.updated_ms, "instance": f"{r.instance:016x}",
+        "started_ms": r.started_ms, "attestation_kind": att.get("kind", "none"),
         "self_reported": True,
     }

@@ -35,3 +35,14 @@ class CapabilityAnnounce:
     updated_ms: TimestampMs
     generation: U64
     """Bumped at every change, so a newer record wins even if clocks disagree."""
+    instance: U64 = 0
+    """Random for each start of the daemon (its soft-state session): two instances of one
+    node live at once are two daemons holding its key (``daemon.softstate.twins``); 0 in
+    records from before instances were announced."""
+    started_ms: TimestampMs = 0
+    """When the writing daemon started (its own clock): of two daemons holding one key, the
+    later steps aside."""
+    rivals: Annotated[tuple[U64, ...], MaxItems(4)] = ()
+    """Instances of other daemons with this key that the writer has seen and outranks (it
+    started first): a record naming an instance proves the writer was alive after that
+    instance started, with no clock to compare, so that instance steps aside."""
