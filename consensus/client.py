@@ -88,6 +88,19 @@ class Client:
             self.current = None
         return []
 
+    def renumber(self, at_least: int) -> None:
+        """Take request ids above ``at_least`` from now on, the request in flight included (its
+        next retry goes at once, under its new id). Replicas ignore a client's ids at or below
+        the last one they executed for its key, so when another daemon signed requests with
+        this node's key (a copy of its data directory, ``daemon.softstate.twins``) from ids
+        above ours, this is how the node's own requests get through again."""
+        if self.next_id <= at_least:
+            self.next_id = at_least + 1
+        if self.current is not None and self.current <= at_least:
+            self.current, self.next_id = self.next_id, self.next_id + 1
+            self.replies = {}
+            self.sent_at = self.now - self.retry
+
     def reconfigure(self, config: ReplicaConfig, now: float) -> list[Action]:
         """Follow the shard to its next epoch's committee; a request cut off by the epoch change
         is re-sent there with the same id (the handed-over state de-duplicates it)."""

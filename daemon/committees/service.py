@@ -176,6 +176,12 @@ class CommitteeService:
                          len(committee), " (restarted from its store)" if stored else "")
             self.clients[shard] = self._requests(cfg)
 
+    def renumber_requests(self, at_least: int) -> None:
+        """Another daemon used our key (``daemon.softstate.twins``): our requests take ids
+        above ``at_least``, past any it can have used, or the replicas would ignore them."""
+        for client in self.clients.values():
+            client.client.renumber(at_least)
+
     def _requests(self, cfg: ReplicaConfig) -> ShardRequests:
         batcher = None if cfg.shard == DIRECTORY_SHARD else self.app.batcher
         return ShardRequests(cfg, self.signer, batcher)

@@ -60,6 +60,7 @@ PROTOCOL = "/novacron/crdt/1"
 TICK_S = 0.1
 LIVE_WINDOW_S = 2 * REFRESH_S + 60.0
 """A record written this recently makes its node a placement candidate, connected or not."""
+TWIN_ID_MARGIN_MS = 120_000
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED),
           LINKS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
@@ -73,6 +74,8 @@ class HardState(Protocol):
     def current_members(self) -> tuple[bytes, ...]: ...
 
     def membership(self) -> tuple[set[str], set[str]]: ...
+
+    def renumber_requests(self, at_least: int) -> None: ...
 
 
 class Attester(Protocol):
@@ -125,6 +128,7 @@ class SoftStateService:
         self.twins = TwinGuard(self, CAPS, instance=session,
                                started_ms=int(self.clock.wall() * 1000),
                                rng=random.Random(session), now=self.clock.now)
+        self.twins.on_later = self._later_twin
         self.opener = EnvelopeOpener(network)
         self.generation = 0
         self.published: dict[str, Any] = {}
@@ -266,6 +270,15 @@ class SoftStateService:
         with self.db.transaction():
             self.db.put(_NS, "replica", self.replica.snapshot())
         self._dirty_at = 0.0
+
+    def _later_twin(self, record: CapabilityAnnounce) -> None:
+        """A later daemon with our key ran (and may run a few seconds more): its consensus
+        requests took ids from its start time (``committees.requests``), above ours, so ours
+        move past them: past the present, and past two minutes after its start by its own
+        clock, in case that clock runs ahead of ours."""
+        if self.hard is not None:
+            self.hard.renumber_requests(max(int(self.clock.wall() * 1e6),
+                                            (record.started_ms + TWIN_ID_MARGIN_MS) * 1000))
 
     # -- the wire -----------------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ class TwinGuard:
         self.rejected = 0
         self._answered: dict[tuple[str, int], float] = {}
         self._rival_seen = -1e18
+        self.on_later: Callable[[CapabilityAnnounce], None] = lambda record: None
+        """Called each time a later daemon with our key is seen to have written again."""
         service.host.handle_request(PROTOCOL, self._on_request)
 
     # -- what the record says ---------------------------------------------------------------
@@ -155,6 +157,7 @@ class TwinGuard:
         known = self.rivals.get(sr.record.instance)
         if known is None or known.counter < sr.counter:
             self._rival_seen = self.now()  # it wrote again: still running
+            self.on_later(sr.record)
         self.rivals[sr.record.instance] = sr if known is None or known.counter < sr.counter \
             else known
         while len(self.rivals) > 4:
@@ -235,14 +238,15 @@ class TwinGuard:
             "instance": f"{self.instance:016x}", "started_ms": self.started_ms,
             "later_daemons_with_this_key": [
                 {"instance": f"{r.record.instance:016x}", "started_ms": r.record.started_ms,
-                 "listen": list(r.record.listen_addrs[:4])} for r in later],
+                 "listen": [a.split("/p2p/")[0] for a in r.record.listen_addrs[:4]]}
+                for r in later],
             "stepping_aside": self.step_aside is not None,
             "twins_witnessed": self.book.evidence, "twin_records_rejected": self.rejected,
         }
 
 
 def _where(r: CapabilityAnnounce) -> str:
-    return ", ".join(r.listen_addrs[:2]) or "an unknown address"
+    return ", ".join(a.split("/p2p/")[0] for a in r.listen_addrs[:2]) or "an unknown address"
 
 
 def _stamp(ms: int) -> str:

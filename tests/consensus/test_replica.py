@@ -263,3 +263,37 @@ def test_timers_retuned_for_a_far_committee_wait_longer_before_suspecting_the_pr
     # The suspicion starts when a backup first sees the request; from there it waits the
     # timeout: 1.4 s longer with the retuned one, and no longer than that.
     assert 1.4 - 0.125 <= far - loopback <= 1.4 + 0.25
+
+
+def test_a_client_whose_key_a_copy_used_with_higher_ids_gets_through_after_renumbering():
+    """A copy of a node's data directory signed requests with the node's key, from ids taken
+    at its later start: the replicas ignore the node's own lower ids (the copy's were executed
+    last) until ``renumber`` moves them, the request in flight included, past the copy's."""
+    from consensus.client import Client
+    from consensus.crypto import Ed25519Signer
+    from testnet.pbft_sim.bus import NETWORK
+    bus = Bus(4)
+    orig = bus.add_client()
+    pk = next(iter(bus.clients))
+    bus.submit(orig, kv_op("put", "x", b"orig"))
+    bus.run()
+    assert orig.done[-1].result == b"ok"
+    copy = Client(bus.cfg, Ed25519Signer(bus.idents[-1], NETWORK, 2), retry=1.0,
+                  first_request_id=5_000)
+    bus.clients[pk] = copy  # the copy holds the connections for a while
+    bus.submit(copy, kv_op("put", "x", b"copy"))
+    bus.run()
+    assert copy.done[-1].result == b"ok" and kv(bus, 0) == {"x": b"copy"}
+    bus.clients[pk] = orig  # the copy stepped aside
+    bus.submit(orig, kv_op("put", "x", b"orig again"))
+    for _ in range(3):
+        bus.tick(1.0)
+        bus.run()
+    assert orig.busy and kv(bus, 0) == {"x": b"copy"}  # ignored: an id below the copy's
+    orig.renumber(5_000 + 100)
+    bus.tick(0.0)
+    bus.run()
+    assert not orig.busy and orig.done[-1].request_id == 5_101
+    assert all(kv(bus, i) == {"x": b"orig again"} for i in range(4))
+    orig.renumber(10)  # never backwards
+    assert orig.next_id == 5_102
