@@ -21,11 +21,12 @@ Message flow
 - ``tick(now_ms)``: per connected peer, the next delta interval (cut to the message budget),
   a state if it is too far behind (in parts if large, ``transfer``), retransmissions,
   periodic digests; buffered deltas every connected peer has are dropped.
-- ``watch(name)``: every entry of that object a peer sends, news or not, is kept for the
-  daemon to read with ``take_observed`` (``Observed``): a write whose dot is already covered
-  here (a newer write of its writer replaced it) is dropped by the join, and is exactly what
-  shows two daemons writing with one key (``daemon.softstate.twins``). Bounded:
-  ``MAX_OBSERVED`` pending, the rest counted in ``stats.observed_dropped``.
+- ``watch(name)``: every entry of that object a peer sends, news or not, and every entry a
+  message replaces, is kept for the daemon to read with ``take_observed`` (``Observed``): a
+  write whose dot is already covered here (a newer write of its writer replaced it) is
+  dropped by the join, and is exactly what shows two daemons writing with one key
+  (``daemon.softstate.twins``). Bounded: ``MAX_OBSERVED`` pending, the rest counted in
+  ``stats.observed_dropped``.
 - ``snapshot()`` / ``CrdtReplica.restore(...)``: persistence. The daemon writes the snapshot after
   local updates; a restored replica starts a new session and digests tell each side what the
   other lacks (including updates persisted but never sent). A node that *lost* its snapshot
@@ -85,8 +86,9 @@ MAX_OBSERVED = 512
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """One entry of a watched object as a peer sent it. ``verified``: its writer's signature
-    was checked (it was news and joined); otherwise the reader must check ``sig`` before
+    """One entry of a watched object as a peer sent it, or as it was here until a peer's
+    message replaced it. ``verified``: its writer's signature was checked (it was news and
+    joined, or it was ours); otherwise the reader must check ``sig`` before
     trusting it (``crdt.auth.write_digest`` over ``name``, ``path`` and ``entry[2:]``)."""
 
     name: str
@@ -170,6 +172,12 @@ class CrdtReplica:
                 continue
             self._observed.append(Observed(name, path, e, incoming.sigs.get(dot),
                                            dot in added, origin))
+        for path, e in plan.killed:  # replaced here: the reader may still want to know it
+            if len(self._observed) >= MAX_OBSERVED:
+                self.stats.observed_dropped += 1
+                continue
+            self._observed.append(Observed(name, path, e, obj.sigs.get((e[0], e[1])), True,
+                                           origin))
 
     # -- reading --------------------------------------------------------------------------------
 

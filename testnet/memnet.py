@@ -160,10 +160,13 @@ class MemoryNet:
                     if a != b:
                         self.queues[(a, b)] = trio.open_memory_channel(QUEUE)
                         nursery.start_soon(self._deliver, a, b)
-            for a in self.hosts:
-                for b in self.hosts:
-                    if a < b and self.linked(a, b):
-                        self._hooks(a, b, connected=True)
+            told: set[tuple[str, str]] = set()  # a peer id is up once, however many hosts
+            for a, ha in self.hosts.items():
+                for b, hb in self.hosts.items():
+                    if self.linked(a, b) and (a, hb.node_id) not in told:
+                        told.add((a, hb.node_id))
+                        for up, _ in ha.peer_hooks:
+                            up(hb.node_id)
             task_status.started()
             await trio.sleep_forever()
 

@@ -28,9 +28,12 @@ def service(net: MemoryNet, host, ident: NodeIdentity, db: Database) -> SoftStat
                             load=lambda: 0, clock=TrioClock(WALL_START + trio.current_time()))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed,shared", [(1, True), (2, True), (3, True), (4, False),
+                                         (5, False)])
 async def test_a_copy_that_only_shares_neighbours_steps_aside_and_the_original_keeps_its_seat(
-        tmp_path: Path, autojump_clock: object, seed: int) -> None:
+        tmp_path: Path, autojump_clock: object, seed: int, shared: bool) -> None:
+    """``shared``: both daemons link to both neighbours; else the original links only to the
+    first neighbour and the copy only to the second (two sides of the network)."""
     rng = random.Random(seed)
     orig, *others = [NodeIdentity(rng.randbytes(32)) for _ in range(3)]
     net = MemoryNet()
@@ -60,13 +63,16 @@ async def test_a_copy_that_only_shares_neighbours_steps_aside_and_the_original_k
         copy = service(net, copy_host, orig, copied)
         started = trio.current_time()
         await nursery.start(run_copy)
-        for o in others:
-            net.heal(copy_host.key, o.node_id)  # shares every neighbour, never meets orig
+        if not shared:
+            net.partition(orig.node_id, others[1].node_id)
+        for o in (others if shared else others[1:]):
+            net.heal(copy_host.key, o.node_id)  # never meets the original
         while not stepped:
             await trio.sleep(1)
             assert trio.current_time() - started < 60, "the copy did not step aside"
         for o in others:
             net.partition(copy_host.key, o.node_id)  # its process ended: connections close
+        net.heal(orig.node_id, others[1].node_id)
         await trio.sleep(35)  # a digest round: the neighbours' streams to the id recover
         assert stepped[0].startswith(f"node {orig.node_id} also runs at /memory/{orig.node_id}")
         assert "this one steps aside" in stepped[0]
