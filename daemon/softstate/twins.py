@@ -49,7 +49,8 @@ MAX_NODES = 256
 MAX_INSTANCES = 3
 """Records per node, one per instance."""
 MAX_REPLY_RECORDS = 3
-MAX_RECORD_BYTES = 32 * 1024
+MAX_RECORD_BYTES = 64 * 1024
+"""The registry's own cap on a value (``crdt.values.Limits.max_value_bytes``)."""
 MAX_REPLY_BYTES = 4 + MAX_REPLY_RECORDS * (MAX_RECORD_BYTES + 128)
 MAX_REQUEST_BYTES = 16 + MAX_RECORD_BYTES + 128
 MAX_SEEN_EVIDENCE = 1024
