@@ -122,6 +122,8 @@ class Replica(ViewChanges, Recovery):
         """The view changes ``nv_raw`` names (sent to whoever asks for them)."""
         self.nv_pending: Envelope | None = None
         """A new view waiting for view changes it names that have not arrived yet."""
+        self.vc_fetch_at = -1e18
+        """When we last asked a new primary for view changes its new view names."""
         self.vc_kept: dict[bytes, CheckedViewChange] = {}
         """Checked view changes by envelope digest, a few per sender."""
         self._displaced: dict[bytes, tuple[bytes, ...]] = {}

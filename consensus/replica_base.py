@@ -71,6 +71,7 @@ class ReplicaBase:
     nv_raw: bytes | None
     nv_vcs: tuple[bytes, ...]
     nv_pending: Envelope | None
+    vc_fetch_at: float
     vc_kept: dict[bytes, CheckedViewChange]
     _displaced: dict[bytes, tuple[bytes, ...]]
     _batch_asked: dict[int, float]

@@ -205,10 +205,16 @@ class ViewChanges(ReplicaBase):
             raise InvalidProof("new view names fewer than a quorum of view changes")
         missing = tuple(d for d in m.view_changes if d not in self.vc_kept)
         if missing:
-            # Keep it until the named view changes arrive (ours may simply be late).
+            # Keep it until the named view changes arrive (ours may simply be late). Ask at
+            # most once per status interval: every view change that arrives retries the new
+            # view, and a fetch per arrival fed a storm when an answer did not help (a
+            # Byzantine primary's far-future view changes push its real one out of
+            # ``vc_kept``; Twins get every answer twice and ask twice).
             self.nv_pending = env
-            self._send(sender, self._seal(ViewChangeFetch(self.cfg.shard, self.cfg.epoch,
-                                                          m.view, missing)))
+            if self.now - self.vc_fetch_at >= self.cfg.status_interval:
+                self.vc_fetch_at = self.now
+                self._send(sender, self._seal(ViewChangeFetch(self.cfg.shard, self.cfg.epoch,
+                                                              m.view, missing)))
             return
         vcs: dict[int, CheckedViewChange] = {}
         for d in m.view_changes:
