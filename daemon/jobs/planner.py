@@ -30,7 +30,7 @@ from daemon.ledger.certificate import sign_vote
 from daemon.ledger.events import Accepted, LedgerEvent, Offered, VotesAsked
 from daemon.ledger.checkpoints import resume_chain
 from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
-                                   majority_runtime, propose, task_runtime)
+                                   majority_runtime, propose, task_runtime, used_workers)
 from daemon.ledger.records import Answer, Job, JobState
 from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb
@@ -219,7 +219,7 @@ def placements(ledger: JobLedger, job: Job, slots: list[int],
         n = ledger.open_slots(job, t)
         if n == 0:
             continue
-        used = {r.worker for r in t.replicas}
+        used = used_workers(t)
         if batch and size > MAX_PLACE_OP_BYTES:
             yield dataclasses.replace(empty, assignments=tuple(batch))
             batch, extra, size = [], Counter(), base

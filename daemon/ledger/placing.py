@@ -6,8 +6,13 @@ and calls ``propose``; every replica, executing the resulting ``Place`` operatio
 through ``placement_inputs``, so they can only disagree on last-bit float differences, which
 ``check_placement`` tolerates.
 
-Reputation is the ledger's hard state, never the proposer's claim. Workers already used by a
-task (its earlier replicas, including ones that disagreed or timed out) are never candidates.
+Reputation is the ledger's hard state, never the proposer's claim. Workers a task already
+counts on or caught (a replica running, with a result, or disagreed at a checkpoint) are never
+candidates for it again (``used_workers``): a quorum is of distinct volunteers. A worker whose
+replica ended with no result (its lease ran out, it left or was unreachable) may take the
+task again: it adds nothing to the quorum twice, and without this a task whose only possible
+volunteer restarted (a one-node network) could never be placed again. Its timeouts already
+lower its reputation, so elsewhere placement prefers other volunteers.
 
 The task duration the forecast is asked about is learned, as BOINC learns a job's run time:
 until a few of the job's results are accepted it is a quarter of the wall-clock limit, then the
@@ -26,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from daemon.ledger.records import ReplicaOutcome
 from daemon.ledger.reputation import WorkerRecord
 from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.summary import AvailabilitySummary
@@ -47,6 +53,12 @@ MAX_EXPLANATION_BYTES = 8192
 QUEUE_CAP = 4.0
 """A worker with this many tasks per slot queued or running is not a candidate until it
 drains: reputation must not pile a whole job onto the first workers that agreed."""
+
+
+def used_workers(task: Any) -> set[str]:
+    """Workers that may not take another replica of ``task`` (see the module docstring)."""
+    return {r.worker for r in task.replicas
+            if r.result is not None or r.outcome not in (ReplicaOutcome.TIMEOUT, ReplicaOutcome.RELEASED)}
 
 
 def queue_per_slot(load: float) -> float:

@@ -212,8 +212,8 @@ class Task:
 
     @property
     def agreed(self) -> int:
-        """Distinct workers whose result is the accepted one (replicas of a task never share
-        a worker): what the certificate states."""
+        """Distinct workers whose result is the accepted one (two replicas of a task share a
+        worker only when the first ended with no result): what the certificate states."""
         return len({r.worker for r in self.replicas if r.outcome == ReplicaOutcome.AGREED})
 
     @property

@@ -267,7 +267,7 @@ class JobLedger:
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding
-        from daemon.ledger.placing import check_proposal, majority_runtime, task_runtime
+        from daemon.ledger.placing import check_proposal, majority_runtime, task_runtime, used_workers
 
         if client not in self.members:
             raise _Refused("only committee members may propose placements")
@@ -293,7 +293,7 @@ class JobLedger:
             if slots == 0:
                 refused.append([a.task, "needs no replica"])
                 continue
-            used = {r.worker for r in task.replicas}
+            used = used_workers(task)
             if len(a.workers) > slots or len(set(a.workers)) != len(a.workers) or used & set(a.workers):
                 refused.append([a.task, "workers repeat, or more than the open slots"])
                 continue

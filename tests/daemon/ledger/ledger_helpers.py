@@ -7,7 +7,7 @@ from collections import Counter
 
 from consensus.statemachine import ClientRequest
 from daemon.capabilities import offered_runtimes
-from daemon.ledger.placing import expected_duration, majority_runtime, propose, task_runtime
+from daemon.ledger.placing import expected_duration, majority_runtime, propose, task_runtime, used_workers
 from daemon.ledger.state import JobLedger
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
@@ -76,7 +76,7 @@ class Harness:
         for i, task in enumerate(jobrec.tasks):
             slots = self.ledger.open_slots(jobrec, task)
             if slots:
-                used = {r.worker for r in task.replicas}
+                used = used_workers(task)
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
                                self.ledger.now_ms, duration, task_runtime(task, majority), extra)
                 assignments.append(a)

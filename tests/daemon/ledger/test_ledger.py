@@ -9,6 +9,7 @@ from consensus.statemachine import ClientRequest
 from daemon.ledger.reputation import TRUST_AFTER, spot_checked
 from daemon.ledger.events import JobEnded, Offered
 from daemon.ledger.records import JobState, ReplicaOutcome, TaskState
+from daemon.ledger.placing import used_workers
 from daemon.ledger.state import JobLedger
 from protocol.canonical import packb, unpackb
 from protocol.messages import ledger as ops
@@ -121,6 +122,32 @@ def test_lease_expiry_via_member_ticks():
     task = h.ledger.jobs[job].tasks[0]
     assert [r.outcome for r in task.replicas] == [ReplicaOutcome.TIMEOUT, ReplicaOutcome.TIMEOUT]
     assert h.ledger.open_slots(h.ledger.jobs[job], task) == 2
+
+
+def test_a_worker_whose_replica_timed_out_may_take_the_task_again_but_not_one_it_counts_on():
+    """A one-node network whose only volunteer restarted mid-task: the lost replica times out
+    and the same volunteer must be able to run the task again, or it stays open for ever. A
+    worker with a running replica, a result or a caught checkpoint still may not."""
+    h = Harness()
+    job = h.submit(1, replicas=1, quorum=1)
+    only = WORKERS[:1]
+    assert h.place_all(job, workers=only)["placed"] == 1
+    task = h.ledger.jobs[job].tasks[0]
+    assert h.place_all(job, workers=only).get("placed", 0) == 0  # its replica still runs
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + h.ledger.jobs[job].lease_ms + 1))
+    assert [r.outcome for r in task.replicas] == [ReplicaOutcome.TIMEOUT]
+    assert h.place_all(job, workers=only)["placed"] == 1
+    assert [r.worker for r in task.replicas] == [only[0].node_id] * 2
+    h.report(job, 0, 1, b"out")
+    assert task.state == TaskState.ACCEPTED and task.agreed == 1
+    # Proposed by hand, a worker that disagreed may not come back.
+    job2 = h.submit(1, replicas=2, quorum=2)
+    h.place_all(job2, workers=WORKERS[:2])
+    h.report(job2, 0, 0, b"a")
+    h.report(job2, 0, 1, b"b")
+    t2 = h.ledger.jobs[job2].tasks[0]
+    assert used_workers(t2) == {WORKERS[0].node_id, WORKERS[1].node_id}
 
 
 def test_ledger_clock_ignores_f_byzantine_members():
