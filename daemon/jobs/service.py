@@ -345,6 +345,8 @@ class JobsService:
         if not out.is_absolute():
             raise RpcError(REJECTED, "give the output directory as an absolute path")
         got = Gathered()
+        for part in ([jid] if whole is None else [p.job for p in whole.parts]):
+            await self.submitter.gather_votes(part)
         if whole is None:
             await self._gather(jid, local.tasks, 0, got)
         else:

@@ -78,6 +78,8 @@ def needs_of(spec: JobSpec) -> Needs:
 CHUNK_BYTES = 32 * 1024
 HAND_OVER_FETCHES = 8
 KEEP_CHECKPOINTS = 32
+GATHER_VOTES_S = 20.0
+"""How long ``result`` waits for votes it asked for again (a few committee round trips)."""
 """Checkpoint blobs kept pinned per task: two key-frame spans (``daemon.runtime.resumable``)."""
 """Outputs fetched at once on workers' hand-overs; more wait (their workers' reports too)."""
 
@@ -280,6 +282,30 @@ class SubmitterDuties:
                     reply.get("asked") == 0 and reply.get("state") not in ("open", "loading")):
                 self._settle(job.id)
         return asked
+
+    async def gather_votes(self, jid: bytes, wait_s: float = GATHER_VOTES_S) -> int:
+        """Before ``result`` writes a job out: ask the committee to vote again for its
+        accepted tasks this node holds no certificate for (``watch`` may say "done" while the
+        last votes are still on their way) and wait up to ``wait_s`` for them. Returns how
+        many tasks were still missing a certificate when the wait ended."""
+        job = self.jobs.get(jid)
+        if job is None:
+            return 0
+        tasks = missing(job.tasks, job.certified)
+        if not tasks:
+            return 0
+        try:
+            reply = await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
+        except DaemonError as err:
+            log.info("could not ask for the votes of job %s: %s", jid.hex()[:12], err)
+            return len(missing(job.tasks, job.certified))
+        # Only accepted tasks are voted for; failed ones without a result never will be.
+        want = len(tasks) - int(reply.get("asked", 0))
+        if want < len(tasks):
+            with trio.move_on_after(wait_s):
+                while len(missing(job.tasks, job.certified)) > want:
+                    await trio.sleep(0.1)  # votes arrive on their own stream (on_vote)
+        return len(missing(job.tasks, job.certified))
 
     def _settle(self, jid: bytes) -> None:
         """The job ended with nothing missing: its blobs need not be kept for it any more."""

@@ -93,3 +93,27 @@ async def test_a_backup_member_proposes_only_after_the_fallback_delay(autojump_c
     assert offsets and offsets[0] >= PLACE_FALLBACK_S
     assert all(b - a >= PLACE_FALLBACK_S for a, b in zip(offsets, offsets[1:])), offsets
     assert all(isinstance(op, ops.Place) and op.job == job for _, _, op in ledger.ordered)
+
+
+async def test_result_asks_again_for_missing_votes_and_waits_for_them(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """``watch`` may say done while the last votes travel: ``result`` asks the committee to
+    vote again for accepted tasks without a certificate and waits for them, not for tasks the
+    ledger never accepted."""
+    ledger = FakeLedger(lambda op: {"job": op.job, "asked": 1, "state": "done"})
+    blobs = SimpleNamespace(store=BlobStore(tmp_path / "blobs"))
+    duties = SubmitterDuties(SUBMITTER, ledger, Database(tmp_path / "n.db"), blobs, None)  # type: ignore[arg-type]
+    job = LocalJob(b"\x08" * 32, "j", 0, 3, 0, "none", "")
+    job.certified = {0}
+    duties.jobs[job.id] = job
+    async with trio.open_nursery() as nursery:
+        async def vote_arrives() -> None:
+            await trio.sleep(3)
+            job.certified.add(1)  # as on_vote does once the committee's votes are in
+        nursery.start_soon(vote_arrives)
+        start = trio.current_time()
+        assert await duties.gather_votes(job.id) == 1  # task 2 failed: never voted for
+        assert trio.current_time() - start < 4  # done when the asked-for vote came
+    assert [op for _, _, op in ledger.ordered] == [ops.AskVotes(job.id, (1, 2))]
+    job.certified.update({1, 2})
+    assert await duties.gather_votes(job.id) == 0 and len(ledger.ordered) == 1
