@@ -271,7 +271,15 @@ def test_a_worker_dies_when_its_parent_is_killed(tmp_path, paused):
     raise AssertionError("the worker outlived its SIGKILLed parent")
 
 
-def _state(pid: int) -> str:
+def _all_threads_stopped(pid: int) -> bool:
+    import os
+
+    tasks = os.listdir(f"/proc/{pid}/task")
+    return all(_state(pid, int(t)) == "T" for t in tasks)
+
+
+def _state(pid: int, tid: int | None = None) -> str:
     """A process's state letter from /proc (R, S, T stopped, Z zombie, ...)."""
-    with open(f"/proc/{pid}/stat") as f:
+    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+    with open(path) as f:
         return f.read().rsplit(")", 1)[1].split()[0]
