@@ -285,13 +285,18 @@ class Job:
             else:
                 self.placed.discard(i)
 
-    def open_tasks(self) -> Iterator[tuple[int, Task]]:
-        """(index, task) of every open task, in order."""
-        tasks = self.tasks
-        i = self.settled_below
+    def _advance_settled(self) -> int:
+        """Move ``settled_below`` past the tasks that have left ``OPEN`` since; returns it."""
+        tasks, i = self.tasks, self.settled_below
         while i < len(tasks) and tasks[i].state != TaskState.OPEN:
             i += 1
         self.settled_below = i
+        return i
+
+    def open_tasks(self) -> Iterator[tuple[int, Task]]:
+        """(index, task) of every open task, in order."""
+        tasks = self.tasks
+        i = self._advance_settled()
         for k in range(i, len(tasks)):
             if tasks[k].state == TaskState.OPEN:
                 yield k, tasks[k]
@@ -314,10 +319,7 @@ class Job:
         # change again: no state goes back to OPEN, and an accepted task's replicas are final)
         # is counted once and kept; only the rest is walked each time.
         tasks = self.tasks
-        end = self.settled_below
-        while end < len(tasks) and tasks[end].state != TaskState.OPEN:
-            end += 1
-        self.settled_below = end
+        end = self._advance_settled()
         done = self._settled_counts
         if done is None or done[0] > end:  # (a restore starts over: derived state)
             done = (0, Counter(), Counter(), Counter())
