@@ -272,10 +272,8 @@ class SubmitterDuties:
             if not tasks:
                 self._settle(job.id)
                 continue
-            try:
-                reply = await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
-            except DaemonError as err:
-                log.info("could not ask for the votes of job %s: %s", job.id.hex()[:12], err)
+            reply = await self._ask_votes(job, tasks)
+            if reply is None:
                 continue
             asked += 1
             if "no job" in str(reply.get("error", "")) or (
@@ -294,10 +292,8 @@ class SubmitterDuties:
         tasks = missing(job.tasks, job.certified)
         if not tasks:
             return 0
-        try:
-            reply = await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
-        except DaemonError as err:
-            log.info("could not ask for the votes of job %s: %s", jid.hex()[:12], err)
+        reply = await self._ask_votes(job, tasks)
+        if reply is None:
             return len(missing(job.tasks, job.certified))
         # Only accepted tasks are voted for; failed ones without a result never will be.
         want = len(tasks) - int(reply.get("asked", 0))
@@ -306,6 +302,15 @@ class SubmitterDuties:
                 while len(missing(job.tasks, job.certified)) > want:
                     await trio.sleep(0.1)  # votes arrive on their own stream (on_vote)
         return len(missing(job.tasks, job.certified))
+
+    async def _ask_votes(self, job: LocalJob, tasks: tuple[int, ...]) -> dict[str, Any] | None:
+        """Order ``AskVotes`` for ``tasks`` of ``job``; None (logged) when the committee could
+        not be asked."""
+        try:
+            return await self.ledger.order(job.shard, ops.AskVotes(job.id, tasks))
+        except DaemonError as err:
+            log.info("could not ask for the votes of job %s: %s", job.id.hex()[:12], err)
+            return None
 
     def _settle(self, jid: bytes) -> None:
         """The job ended with nothing missing: its blobs need not be kept for it any more."""
