@@ -131,27 +131,30 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     for i, (ident, port) in enumerate(zip(identities, ports)):
         role = "cheater" if i >= n - cheaters else "honest"
         state.nodes.append(_new_node_dir(directory, i, ident, port, role))
-    if wan is None:
-        return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
-    from testnet.wan import launcher as wan_launcher
+    if wan is not None:
+        from testnet.wan import launcher as wan_launcher
 
-    try:
-        net = wan_launcher.create(directory, n, wan, nat_fraction, seeds, rng)
-    except wan_launcher.WanError as err:
-        raise TestnetError(str(err)) from None
-    for node, nn in zip(state.nodes, net.plan.nodes):
-        node.host, node.netns = nn.ip, nn.ns
-    log(f"created {len(net.plan.namespaces)} network namespaces: {net.summary()}")
-    # Killed while waiting (SIGTERM, as a test runner or service manager stops us): still
-    # stop the daemons and remove the namespaces, as for any other failure.
+        try:
+            net = wan_launcher.create(directory, n, wan, nat_fraction, seeds, rng)
+        except wan_launcher.WanError as err:
+            raise TestnetError(str(err)) from None
+        for node, nn in zip(state.nodes, net.plan.nodes):
+            node.host, node.netns = nn.ip, nn.ns
+        log(f"created {len(net.plan.namespaces)} network namespaces: {net.summary()}")
+    # A testnet that did not come up is stopped (its logs stay): half a network left running
+    # would hold its ports and make the next `up` refuse. Killed while waiting (SIGTERM, as a
+    # test runner or service manager stops us): the same.
     on_term = _raise_on_sigterm()
     try:
         return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
-    except BaseException:
+    except BaseException as err:
         if on_term is not None:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal: finish cleaning up
         _stop_all(state)
-        wan_launcher.destroy(directory)
+        if wan is not None:
+            wan_launcher.destroy(directory)
+        if isinstance(err, TestnetError):
+            raise TestnetError(f"{err}; its daemons were stopped") from None
         raise
     finally:
         if on_term is not None:

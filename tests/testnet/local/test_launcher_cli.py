@@ -47,3 +47,15 @@ def test_commands_without_a_testnet_say_how_to_start_one(tmp_path):
     res = tn(tmp_path / "none", "status")
     assert res.returncode == 2
     assert "start one with `novacron testnet up -n 5`" in res.stderr
+
+
+def test_an_up_that_fails_stops_what_it_started(testnet_dir):
+    # Not ready in time: the half-started network must not hold its ports and processes
+    # (the next `up` would refuse, and a test runner would leak daemons).
+    res = tn(testnet_dir, "up", "-n", "2", "--wait", "0.2")
+    assert res.returncode == 2
+    assert "not ready within" in res.stderr and "its daemons were stopped" in res.stderr
+    status = tn(testnet_dir, "status").stdout
+    assert status.count(" dead ") == 2, status
+    again = tn(testnet_dir, "up", "-n", "2")
+    assert again.returncode == 0, again.stderr
