@@ -12,6 +12,7 @@ Modules:
 - ``overlay`` -- pure core: the bounded random partial view and idle-connection trimming.
 - ``rtt``     -- pure core: smoothed round trips per peer, and timers scaled by them.
 - ``reachability`` -- pure core: AutoNAT verdicts, relay slots, hole-punch outcomes, status line.
+- ``compat``  -- pure core: peers that identify says speak other versions of our protocols.
 - ``traversal`` -- runs py-libp2p's AutoNAT, circuit relay v2 (client and capped relay) and DCUtR.
 - ``factory`` -- builds the py-libp2p host, swarm and GossipSub from public constructors.
 - ``libp2p_fixes`` -- the few places we reach into py-libp2p 0.8.1 internals, version-pinned.

@@ -37,10 +37,12 @@ from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStoreError
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from daemon.p2p import libp2p_fixes
+from daemon.p2p.compat import Mismatch, compare
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.errors import P2PError
 from daemon.p2p.factory import GossipParts, build_gossip, build_swarm_and_host
@@ -671,6 +673,25 @@ class P2PHost:
     async def request(self, peer: str, protocol: str, frame: bytes, timeout: float) -> bytes:
         """One request/response on a fresh stream; raises ``RequestFailed`` (with ``reason``)."""
         return await self._streams.request(NodeId(peer), protocol, frame, timeout)
+
+    def incompatible_peers(self) -> dict[str, Mismatch]:
+        """Connected peers that identify says speak other versions of our protocols (they
+        cannot open our streams, nor we theirs: ``daemon.p2p.compat``)."""
+        host = self._host
+        if host is None:
+            return {}
+        ours = self._streams.protocols()
+        out: dict[str, Mismatch] = {}
+        for peer in sorted(self._connected):
+            pid = _peer_id(peer)
+            try:
+                theirs = host.get_peerstore().get_protocols(pid) if pid is not None else []
+            except PeerStoreError:  # not identified yet: nothing known to compare
+                continue
+            mismatch = compare(ours, theirs)
+            if mismatch is not None:
+                out[peer] = mismatch
+        return out
 
     def subscribe(self, topic: str, handler: GossipHandler) -> None:
         self._gossip.subscribe(topic, handler)

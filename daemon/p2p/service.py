@@ -9,6 +9,7 @@ import trio
 
 from daemon.control.params import only
 from daemon.control.server import ControlServer
+from daemon.p2p.compat import health_line
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.host import P2PHost
 from protocol.identity import NodeIdentity
@@ -32,8 +33,11 @@ class P2PService:
         drops = sum(m.get("drops", {}).values())
         faults = sum(sum(r.values()) for r in m.get("faults", {}).values())
         view = self.host.overlay_summary()
+        incompatible = self.host.incompatible_peers()
         health = "ok"
-        if self.bootstrap and connected == 0:
+        if incompatible:
+            health = health_line(incompatible, connected) or health
+        elif self.bootstrap and connected == 0:
             health = "no peers connected (check the bootstrap addresses and the network)"
         elif view["view_connected"] < min(view["known"], (view["degree"] + 1) // 2):
             # Fewer than half the view's peers up while more are known: the node hangs on by a
@@ -56,6 +60,7 @@ class P2PService:
             "drops": m.get("drops", {}),
             "faults": m.get("faults", {}),
             "banned": m.get("banned_peers", 0),
+            "incompatible": {peer: m.describe() for peer, m in incompatible.items()},
         }
 
     def register_rpc(self, server: ControlServer) -> None:

@@ -171,6 +171,10 @@ class FramedStreams:
         if self._host is not None:
             self._register(self._host, protocol, partial(self._serve_request, protocol, handler))
 
+    def protocols(self) -> list[str]:
+        """The protocol ids this node serves (what identify tells peers, ours among them)."""
+        return sorted({*self._handlers, *self._request_handlers})
+
     @staticmethod
     def _register(
         host: BasicHost, protocol: str, serve: Callable[[INetStream], Awaitable[None]]
