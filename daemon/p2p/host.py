@@ -218,6 +218,7 @@ class P2PHost:
         except libp2p_fixes.PortInUse as err:
             raise P2PError(str(err.strerror)) from None
         swarm, host = build_swarm_and_host(self.identity, self.config)
+        libp2p_fixes.release_scopes_of_failed_dials(swarm)
         parts = build_gossip(
             host, self.config, deliver=self._gossip.deliver, on_drop=self._gossip.on_drop
         )

@@ -34,6 +34,15 @@ What py-libp2p 0.8.1 does by default, and what we do about it (constructor optio
 - ``Swarm.close`` closes connections one after another, each spending ~0.2 s in fixed sleeps
   (``SwarmConn._cleanup`` 0.1 s + ``Yamux.close`` 0.1 s): 50 peers would take 10 s.
   ``close_connections`` closes them concurrently first.
+- The resource manager's connection count leaks on every outbound dial cancelled during the
+  handshake (our dial timeout, a peer that accepts TCP but never answers: a busy or half-dead
+  volunteer). ``Swarm.upgrade_outbound_raw_conn``'s ``except BaseException`` first awaits
+  ``raw_conn.close()`` inside the cancelled scope, which raises ``Cancelled`` again past its
+  ``except Exception``, so the pre-upgrade scope is never closed. At 1,000 leaked counts (the
+  default ``max_connections``) the manager refuses every new connection, and its graceful
+  degradation then halves the limit: the node is cut off for good while it keeps "dialling".
+  Seen on a 30-node planet testnet: nodes stuck at one peer after a few hundred failed dials.
+  ``release_scopes_of_failed_dials`` closes the scopes a failed attempt opened.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import errno
 import logging
 import socket
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from importlib.metadata import version
 from typing import Any
 
@@ -222,6 +232,44 @@ async def close_connections(swarm: Swarm) -> None:
     async with trio.open_nursery() as nursery:
         for conn in swarm.get_connections():
             nursery.start_soon(close_one, conn)
+
+
+_dial_scopes: ContextVar[list[Any] | None] = ContextVar("novacron_dial_scopes", default=None)
+
+
+def release_scopes_of_failed_dials(swarm: Swarm) -> None:
+    """Close the resource scopes a dial attempt opened when it fails or is cancelled (above).
+
+    The scopes are collected per attempt in a context variable; a successful attempt leaves
+    them to the swarm, which hands them over to the connection as it does today."""
+    rm = getattr(swarm, "_resource_manager", None)
+    if rm is None:
+        return
+    open_connection = rm.open_connection
+
+    def tracked_open(*args: Any, **kwargs: Any) -> Any:
+        scope = open_connection(*args, **kwargs)
+        pending = _dial_scopes.get()
+        if scope is not None and pending is not None:
+            pending.append(scope)
+        return scope
+
+    attempt = swarm._dial_addr_single_attempt
+
+    async def attempt_releasing(*args: Any, **kwargs: Any) -> Any:
+        opened: list[Any] = []
+        token = _dial_scopes.set(opened)
+        try:
+            return await attempt(*args, **kwargs)
+        except BaseException:
+            for scope in opened:
+                scope.close()  # a no-op for a scope the swarm did close
+            raise
+        finally:
+            _dial_scopes.reset(token)
+
+    rm.open_connection = tracked_open
+    swarm._dial_addr_single_attempt = attempt_releasing  # type: ignore[method-assign]
 
 
 class PortInUse(DaemonError, OSError):

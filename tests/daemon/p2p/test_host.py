@@ -193,3 +193,27 @@ async def test_cancelling_run_closes_all_sockets_threads_and_tasks_within_two_se
     for addr in addrs:  # nobody listens any more
         with pytest.raises(OSError):
             await trio.open_tcp_stream("127.0.0.1", port_of(addr))
+
+
+async def test_failed_dials_do_not_use_up_the_connection_limit():
+    # py-libp2p counts a connection per dial attempt and, when the attempt is cancelled
+    # mid-handshake, never gives it back; at its limit every new connection is refused and
+    # the node is cut off for good. A peer that accepts TCP and never answers is the case.
+    import socket
+
+    a = make_host("a", dial_timeout=0.3, handshake_timeout=0.3)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        async with running(a), raw_libp2p_host("good") as good:
+            rm = a._swarm._resource_manager
+            for i in range(3):
+                a.add_peer(f"/ip4/127.0.0.1/tcp/{silent.getsockname()[1]}"
+                           f"/p2p/{identity(f'silent{i}').node_id}")
+            await wait_until(lambda: a.metrics()["dials"].get("failures", 0) >= 30, timeout=60)
+            assert rm._current_connections <= 3  # only the attempts in flight
+            a.add_peer(f"{good.get_addrs()[0]}")
+            await wait_until(lambda: str(good.get_id()) in a.connected_peers(), timeout=10)
+    finally:
+        silent.close()
