@@ -263,8 +263,12 @@ def main() -> int:
         print("bench_wan: needs root (network namespaces); run it as root", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-wan-"))
-    wan = bench_profile(args.profile, args, tmp)
-    lan = bench_profile("lan", args, tmp)
+    try:
+        wan = bench_profile(args.profile, args, tmp)
+        lan = bench_profile("lan", args, tmp)
+    except launcher.TestnetError as err:  # the logs stay for a look
+        print(f"bench_wan: {err}", file=sys.stderr)
+        return 1
     ratio = (wan["job"]["tasks_per_s"] / lan["job"]["tasks_per_s"]
              if "tasks_per_s" in wan["job"] and "tasks_per_s" in lan["job"] else float("nan"))
     commit = wan["pbft_commit"].get("p50_rtt_multiple", float("nan"))
