@@ -18,6 +18,8 @@ Modules:
                      ``EnvelopeOpener``.
 - ``replay``      -- the per-sender sliding replay window.
 - ``compression`` -- zstd with a hard cap on decompressed size; sent raw when zstd does not pay.
+- ``sticky``      -- sticky files: a task input naming state an earlier task left on the
+                     volunteers that ran it, and the frame a task leaves such state in.
 - ``tensor``      -- numpy arrays on the wire (lossless, float16, blockwise int8/int4/sign1,
                      top-k), error feedback, and the codec choice for a link.
 """

@@ -17,6 +17,11 @@ ledger (``CheckpointReport``), in order. An offer naming a checkpoint chain (``r
 task's last agreed one) continues from it, fetched from the submitter and checked against the
 agreed digest; if it cannot be fetched the task starts over.
 
+A task input may name sticky files (``protocol.sticky``): state an earlier task of the same
+work left on the volunteers that ran it. They come from this node's store or their holders, and
+one that cannot be had is this node's fault (below). A task allowed to may leave such a file
+here: the worker keeps it (pinned, bounded) and never sends it anywhere.
+
 Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
 blob it could not fetch) are reported as ``CRASHED``: the ledger frees the replica at once
 instead of waiting out its lease, and never counts it as a result.
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -34,6 +41,7 @@ from daemon.blobs import BlobService, BlobUnavailable
 from daemon.blobs.store import BlobTooLarge
 from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.errors import DaemonError
+from protocol import sticky
 from daemon.jobs.ports import Ledger, Peers
 from daemon.jobs.tally import MAX_ACCEPTED, OfferTally
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
@@ -80,6 +88,10 @@ class WorkerDuties:
         self.handed_over = 0
         self.checkpoints = 0
         self.resumed = 0
+        self.kept: OrderedDict[bytes, int] = OrderedDict()
+        """Sticky files tasks left here (digest -> size), oldest first."""
+        self.sticky_held = 0
+        self.sticky_fetched = 0
 
     # -- offers ---------------------------------------------------------------------------------
 
@@ -133,8 +145,14 @@ class WorkerDuties:
             module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
                 o.input_hash, [o.submitter], max_size=o.input_size)
+            envelope = sticky.decode(data)  # None: an ordinary input
+            files: tuple[tuple[str, bytes], ...] = ()
+            if envelope is not None:
+                data = envelope.stdin
+                files = await self._sticky_files(envelope)
+            keep = envelope.keep if envelope is not None else 0
             limits = Limits(fuel=o.fuel, memory_pages=o.memory_pages, wall_s=o.wall_ms / 1000,
-                            max_output=o.max_output)
+                            max_output=o.max_output + (keep and keep + sticky.KEEP_OVERHEAD))
             bound = o.memory_pages * PAGE + o.max_output + (2 << 20)
             resume: tuple[bytes, ...] = ()
             try:
@@ -162,7 +180,19 @@ class WorkerDuties:
                                                    checkpoint_fuel=o.checkpoint_fuel,
                                                    resume=resume,
                                                    resume_digest=o.resume_digest if resume else b"",
-                                                   on_checkpoint=checkpointed)
+                                                   on_checkpoint=checkpointed,
+                                                   files=files)
+            if keep and outcome.status == TaskStatus.OK:
+                # the kept frame does not count against the output's limit; the rest does
+                kept, rest = sticky.split_kept(outcome.output, keep)
+                if len(rest) > o.max_output:
+                    outcome = TaskOutcome(TaskStatus.OUTPUT_TOO_LARGE, f"output of {len(rest):,}"
+                                          f" bytes passes the limit of {o.max_output:,}")
+                elif kept is not None:
+                    self._keep(kept)
+                    outcome = replace(outcome, output=rest)
+        except sticky.StickyError as err:  # the input's fault, the same on every replica
+            outcome = TaskOutcome(TaskStatus.REFUSED, f"bad sticky-file envelope: {err}")
         except BlobUnavailable as err:
             outcome = TaskOutcome(TaskStatus.CRASHED, f"could not fetch the task's data: {err}")
         except PoolPaused as err:
@@ -188,6 +218,37 @@ class WorkerDuties:
                 if data and o.submitter != self.blobs.host.node_id:
                     ready.append(OutputReady(o.job, o.task, o.replica, digest, len(data)))
         self._reports.start_soon(self._hand_over_and_report, o.submitter, ready, shard, result)
+
+    async def _sticky_files(self, envelope: sticky.StickyInput) -> tuple[tuple[str, bytes], ...]:
+        """The files the task's input names: from this node's store if it kept them (the
+        placement hoped so), else from their holders. ``BlobUnavailable`` if one cannot be had:
+        the replica must not run without it (it would disagree with the others)."""
+        out = []
+        for f in envelope.files:
+            held = self.blobs.store.get(f.sha256) is not None
+            data = await self.blobs.fetch(f.sha256, f.holders, max_size=f.size)
+            if len(data) != f.size:
+                raise BlobUnavailable(f"sticky file {f.name} is {len(data):,} bytes, its task"
+                                      f" says {f.size:,}")
+            self.sticky_held += held
+            self.sticky_fetched += not held
+            out.append((f"{sticky.STICKY_DIR}/{f.name}", data))
+        return tuple(out)
+
+    def _keep(self, data: bytes) -> None:
+        """Keep a task's sticky file here (pinned: the latest ``KEEP_COUNT`` and ``KEEP_BYTES``
+        of them), for the same work's next task, here or fetched by another volunteer."""
+        try:
+            digest = self.blobs.store.put(data, pin=True)
+        except BlobTooLarge:
+            log.warning("a task's sticky file of %d bytes is too large to keep", len(data))
+            return
+        self.kept[digest] = len(data)
+        self.kept.move_to_end(digest)
+        while len(self.kept) > sticky.KEEP_COUNT or (
+                len(self.kept) > 1 and sum(self.kept.values()) > sticky.KEEP_BYTES):
+            old, _ = self.kept.popitem(last=False)
+            self.blobs.store.pinned.discard(old)
 
     async def _report_checkpoints(self, o: TaskOffer,
                                   recv: trio.MemoryReceiveChannel[Checkpoint]) -> None:
@@ -248,4 +309,5 @@ class WorkerDuties:
                 "queued": self._recv.statistics().current_buffer_used,
                 "running": len(self.unfinished), "ignored_offers": self.ignored_offers,
                 "outputs_handed_over": self.handed_over, "checkpoints": self.checkpoints,
-                "resumed": self.resumed}
+                "resumed": self.resumed, "sticky_kept": len(self.kept),
+                "sticky_held": self.sticky_held, "sticky_fetched": self.sticky_fetched}

@@ -375,12 +375,14 @@ class WorkerPool:
                        checkpoint_fuel: int = 0, resume: tuple[bytes, ...] = (),
                        resume_digest: bytes = b"",
                        on_checkpoint: Callable[[Checkpoint], Awaitable[None]] | None = None,
+                       files: tuple[tuple[str, bytes], ...] = (),
                        ) -> TaskOutcome:
         """Run one task on some worker. Raises PoolPaused (not now) or ModuleUnavailable (no
         worker has the module cached and ``module`` is None: fetch the blob and call again).
 
         A resumable module checkpoints every ``checkpoint_fuel`` (if not 0), each checkpoint
-        handed to ``on_checkpoint`` as it arrives, and continues from ``resume`` if given."""
+        handed to ``on_checkpoint`` as it arrives, and continues from ``resume`` if given.
+        ``files``: extra read-only files a Python task sees beside its bundle's."""
         accepting, reason = self.gate
         if not accepting:
             raise PoolPaused(reason)
@@ -391,7 +393,7 @@ class WorkerPool:
         if self.slowdown > 1:  # the throttle pauses workers: the same work takes longer
             limits = replace(limits, wall_s=min(86400.0, limits.wall_s * self.slowdown))
         request = wire.RunRequest(module_hash, module, stdin, limits, seed, argv, logical_time_ns,
-                                  checkpoint_fuel, resume, resume_digest)
+                                  checkpoint_fuel, resume, resume_digest, files)
         # a checkpoint frame holds up to the whole memory, its output so far and some slack
         frame_limit = limits.max_output + (1 << 20) + (
             limits.memory_pages * PAGE + limits.max_output + (2 << 20) if checkpoint_fuel else 0)

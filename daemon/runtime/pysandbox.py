@@ -28,7 +28,7 @@ import wasmtime
 
 from daemon.errors import DaemonError
 from daemon.runtime import interpreter
-from daemon.runtime.bundle import JOB_DIR, BundleError, decode
+from daemon.runtime.bundle import JOB_DIR, BundleError, check_name, decode
 from daemon.runtime.outcome import EndKind, Ending, Limits, TaskOutcome
 from daemon.runtime.pyfs import Tree
 from daemon.runtime.pywasi import PythonWasi
@@ -80,8 +80,11 @@ class PythonSandbox:
         self.watchdog = Watchdog(self.engine)
 
     def run(self, bundle_bytes: bytes, stdin: bytes, limits: Limits, *, seed: bytes = b"",
-            argv: tuple[bytes, ...] = (b"task",), logical_time_ns: int = 0) -> TaskOutcome:
-        """Run the bundle's script on ``stdin``; ``argv[1:]`` are the script's arguments."""
+            argv: tuple[bytes, ...] = (b"task",), logical_time_ns: int = 0,
+            files: tuple[tuple[str, bytes], ...] = ()) -> TaskOutcome:
+        """Run the bundle's script on ``stdin``; ``argv[1:]`` are the script's arguments;
+        ``files`` are more read-only files under ``/job`` (sticky files: ``protocol.sticky``),
+        which may not replace the bundle's."""
         began = time.perf_counter()
         if len(stdin) > limits.max_input:
             return TaskOutcome(TaskStatus.REFUSED, f"input is {len(stdin):,} bytes, "
@@ -90,9 +93,20 @@ class PythonSandbox:
             bundle = decode(bundle_bytes)
         except BundleError as err:
             return TaskOutcome(TaskStatus.REFUSED, str(err))
-        files: dict[str, object] = {f"{JOB_DIR}/{name}": data for name, data in bundle.files.items()}
-        files[self.build.stdlib_path] = self.stdlib
-        self.wasi.reset_files(Tree.build(files))
+        tree: dict[str, object] = {f"{JOB_DIR}/{name}": data for name, data in bundle.files.items()}
+        for name, data in files:
+            try:
+                check_name(name)
+            except BundleError as err:
+                return TaskOutcome(TaskStatus.REFUSED, f"extra file: {err}")
+            path = "/".join((JOB_DIR, name))
+            if path in tree or any(p.startswith(path + "/") or path.startswith(p + "/")
+                                   for p in tree):
+                return TaskOutcome(TaskStatus.REFUSED, f"extra file {name!r} would replace the"
+                                   " bundle's own")
+            tree[path] = data
+        tree[self.build.stdlib_path] = self.stdlib
+        self.wasi.reset_files(Tree.build(tree))
         args = (ARGV0, b"-I", b"-B", b"-c", BOOT.encode(), bundle.script.encode(), *argv[1:])
 
         store = new_store(self.engine, limits, fuel=self.fuel)

@@ -53,7 +53,8 @@ class PythonTasks:
             return TaskOutcome(TaskStatus.REFUSED, f"this node cannot run Python tasks now: "
                                f"{self.unavailable}")
         return sandbox.run(bundle, request.stdin, request.limits, seed=request.seed,
-                           argv=request.argv, logical_time_ns=request.logical_time_ns)
+                           argv=request.argv, logical_time_ns=request.logical_time_ns,
+                           files=request.files)
 
     def _get_sandbox(self) -> PythonSandbox | None:
         from daemon.runtime.pysandbox import PythonSandbox, PythonUnavailable

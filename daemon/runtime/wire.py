@@ -43,14 +43,19 @@ class RunRequest:
     resume: tuple[bytes, ...] = ()
     """The checkpoint chain to continue from (a key frame, then deltas), or empty."""
     resume_digest: bytes = b""
+    files: tuple[tuple[str, bytes], ...] = ()
+    """Extra read-only files for a Python task, (path under its directory, bytes): the
+    sticky files its input named (``protocol.sticky``)."""
 
     def to_wire(self) -> dict[str, Any]:
-        wire = {"hash": self.module_hash, "module": self.module, "stdin": self.stdin,
+        wire: dict[str, Any] = {"hash": self.module_hash, "module": self.module, "stdin": self.stdin,
                 "limits": self.limits.to_wire(), "seed": self.seed, "argv": list(self.argv),
                 "time": self.logical_time_ns}
         if self.checkpoint_fuel or self.resume:
             wire.update(ckpt=self.checkpoint_fuel, resume=list(self.resume),
                         resume_digest=self.resume_digest)
+        if self.files:
+            wire["files"] = [[name, data] for name, data in self.files]
         return wire
 
     @classmethod
@@ -59,7 +64,8 @@ class RunRequest:
                    bytes(wire["stdin"]), Limits.from_wire(wire["limits"]), bytes(wire["seed"]),
                    tuple(bytes(a) for a in wire["argv"]), int(wire["time"]),
                    int(wire.get("ckpt", 0)), tuple(bytes(b) for b in wire.get("resume", ())),
-                   bytes(wire.get("resume_digest", b"")))
+                   bytes(wire.get("resume_digest", b"")),
+                   tuple((str(name), bytes(data)) for name, data in wire.get("files", ())))
 
 
 def checkpoint_to_wire(c: Checkpoint) -> dict[str, Any]:

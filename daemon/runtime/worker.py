@@ -89,8 +89,10 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
           python_cache: Path | None = None) -> None:
     from daemon.runtime.python_tasks import PythonTasks
     from daemon.runtime.cache import ModuleUnavailable
+    from daemon.runtime.outcome import TaskOutcome
     from daemon.runtime.resumable import Checkpoint, CheckpointPolicy
     from daemon.runtime.sandbox import Sandbox
+    from protocol.messages.tasks import TaskStatus
 
     sandbox = Sandbox(cache_dir, cache_capacity=cache_capacity)
     python = PythonTasks(python_cache)
@@ -104,6 +106,9 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
         try:
             if python.owns(request.module_hash, request.module):
                 outcome = python.run(request)
+            elif request.files:  # a WebAssembly task has no file tree to put them in
+                outcome = TaskOutcome(TaskStatus.REFUSED, "the task's input names sticky files,"
+                                      " which only Python tasks can read")
             else:
                 def send_checkpoint(c: Checkpoint) -> bool:
                     out.write(wire.encode({"checkpoint": wire.checkpoint_to_wire(c)}))
