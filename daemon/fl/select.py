@@ -16,6 +16,16 @@ clients get ``alpha = 1`` so every client is tried once.
 
 ``select_random`` is the baseline: ``k`` clients uniformly. Both take a seeded
 ``random.Random`` and return sorted client indices, so a seed replays a run.
+
+In real jobs (``selection = "phi"`` in the FL job file) a client is a data shard, trained by
+whichever volunteers placement picks, so its ``beta`` is that of the volunteers that would run
+it: the holders of its error-feedback residual, or its last round's workers (placement tends to
+pick them again, and they are the ones whose link its level was planned on), as the mean of
+their staying shares (``staying_shares``: the availability forecast of ``daemon.sched`` over
+the published capability records); a client never trained, or whose volunteers are all gone,
+gets the mean over the live volunteers (where a new task lands). Its ``alpha`` is the
+similarity of its last certified update with the aggregate step of that round (kept as one
+number per client, so a resumed run has it too; 1 for a client not yet seen).
 """
 
 from __future__ import annotations
@@ -23,10 +33,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from daemon.fl.params import FLError, cosine
+from protocol.errors import RemoteProtocolError
 
 PHI_FLOOR = 1e-6
 """Every client keeps a tiny chance, so a wrong forecast is not forever."""
@@ -77,3 +89,67 @@ def select_random(rng: random.Random, n: int, k: int) -> list[int]:
 def _check_k(k: int, n: int) -> None:
     if not 1 <= k <= n:
         raise FLError(f"clients per round must be between 1 and the {n} clients, got {k}")
+
+
+def client_beta(workers: Sequence[str], staying: Mapping[str, float]) -> float:
+    """beta for one real-job client: the mean staying share of the volunteers that would run it
+    (``workers``: its residual's holders or last workers) that are live, else of every live
+    volunteer, else 1 (nothing forecast: no preference)."""
+    known = [staying[w] for w in workers if w in staying]
+    pool = known or list(staying.values())
+    return float(sum(pool) / len(pool)) if pool else 1.0
+
+
+def phi_rows(clients: Sequence[str], alpha: Mapping[str, float],
+             workers: Mapping[str, Sequence[str]],
+             staying: Mapping[str, float]) -> list[tuple[float, float, float]]:
+    """(alpha, beta, phi) per client of a real job, in ``clients``' order."""
+    a = [float(alpha.get(c, 1.0)) for c in clients]
+    b = [client_beta(workers.get(c, ()), staying) for c in clients]
+    return list(zip(a, b, utilities(a, b)))
+
+
+def choose(selection: str, rng: random.Random, phi: Sequence[float], k: int) -> list[int]:
+    """A round's clients by the job's ``selection``; both draw ``len(phi)`` or fewer numbers
+    from ``rng`` and are replayed by the same seed."""
+    if selection == "phi":
+        return select_phi(rng, phi, k)
+    if selection == "random":
+        return select_random(rng, len(phi), k)
+    raise FLError(f"selection must be random or phi, got {selection!r}")
+
+
+STAYING_STEPS = 8
+"""Points of the forecast averaged into a staying share (E[min(T, h)] / h, right Riemann)."""
+
+
+def staying_shares(candidates: Sequence[Any], now_s: float, horizon_s: float,
+                   predictor: Any = None) -> dict[str, float]:
+    """Each live volunteer's predicted time before leaving, as a share of ``horizon_s``
+    (``staying_power`` of it): the mean of P(still up at t) over ``STAYING_STEPS`` points of
+    the horizon, from the availability summary its capability record publishes (the forecast
+    placement uses: ``daemon.sched.Predictor``, conditioned on its session's age, no later
+    than this node has seen it up). ``candidates``: ``CandidateWire`` records."""
+    from daemon.sched import Predictor
+    from daemon.sched.summary import AvailabilitySummary
+
+    if horizon_s <= 0:
+        raise FLError("the selection horizon must be > 0 seconds")
+    predictor = predictor or Predictor()
+    summaries, vouched, nodes = [], [], []
+    for c in candidates:
+        try:
+            summary = (AvailabilitySummary.from_wire(c.availability)
+                       if c.availability is not None else None)
+        except (RemoteProtocolError, ValueError, TypeError, KeyError):
+            summary = None  # a malformed record: the prior, as placement would
+        summaries.append(summary)
+        vouched.append(float(c.vouched_since_s) if c.vouched_since_s else np.nan)
+        nodes.append(c.node_id)
+    if not nodes:
+        return {}
+    total = np.zeros(len(nodes))
+    for step in range(1, STAYING_STEPS + 1):
+        total += predictor.p_up_many(summaries, now_s, horizon_s * step / STAYING_STEPS,
+                                     vouched_since=np.array(vouched))
+    return {n: round(float(v) / STAYING_STEPS, 6) for n, v in zip(nodes, total)}

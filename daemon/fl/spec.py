@@ -15,6 +15,9 @@ codec = "adaptive"           # adaptive (per client and round, from the predicte
                              # fixed level: float32 | float16 | int8 | int4
 time_budget_s = 0.25         # adaptive: upload seconds a round may spend (T_budget) ...
 error_budget = 0.25          # ... and relative error one update may add (QE_budget)
+error_feedback = true        # carry what a lossy level dropped into the client's next update
+                             # (default: on unless codec = "float32")
+selection = "random"         # random | phi (similarity x predicted time before leaving)
 seed = 1
 
 [replication]
@@ -46,12 +49,13 @@ CODECS: dict[str, CodecSpec] = {
 }
 ADAPTIVE = "adaptive"
 """The level chosen per client and round from the predicted link (``daemon.fl.linkplan``)."""
+SELECTIONS = ("random", "phi")
 MAX_ROUNDS = 10_000
 MAX_SHARDS = 10_000
 _KNOWN = {
     "fl": ("script", "files", "model", "shards", "test", "rounds", "clients_per_round",
            "local_epochs", "aggregation", "mu", "trim", "codec", "time_budget_s", "error_budget",
-           "seed", "dp_clip", "dp_noise"),
+           "error_feedback", "selection", "seed", "dp_clip", "dp_noise"),
     "replication": ("replicas",),
     "limits": ("fuel", "memory_mb", "wall_s"),
 }
@@ -73,6 +77,10 @@ class FLSpec:
     codec: str = ADAPTIVE
     time_budget_s: float = 0.25
     error_budget: float = 0.25
+    error_feedback: bool = True
+    """Each client's residual kept on the volunteers that ran it (``daemon.fl.feedback``)."""
+    selection: str = "random"
+    """``random`` or ``phi`` (``daemon.fl.select``)."""
     seed: int = 1
     dp_clip: float = 0.0
     dp_noise: float = 0.0
@@ -142,6 +150,16 @@ def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
     if codec not in CODECS and codec != ADAPTIVE:
         raise FLError(f"{where}: [fl] codec {codec!r} is unknown; use {ADAPTIVE} or one of"
                       f" {', '.join(CODECS)}")
+    feedback = fl.get("error_feedback", codec != "float32")
+    if not isinstance(feedback, bool):
+        raise FLError(f"{where}: [fl] error_feedback must be true or false, got {feedback!r}")
+    if feedback and codec == "float32":
+        raise FLError(f"{where}: [fl] error_feedback with codec = \"float32\" has nothing to"
+                      " carry (float32 drops nothing); drop one of them")
+    selection = fl.get("selection", "random")
+    if selection not in SELECTIONS:
+        raise FLError(f"{where}: [fl] selection must be one of {', '.join(SELECTIONS)},"
+                      f" got {selection!r}")
     spec = FLSpec(
         script=text("script", "train.py"), model=text("model", "init.npz"),
         shards=paths("shards", True), test=text("test", "test.npz"),
@@ -151,7 +169,8 @@ def parse_fl_spec(doc: dict[str, Any], where: str) -> FLSpec:
         local_epochs=integer(fl, "fl", "local_epochs", 1, 1, 1000),
         aggregation=rule, mu=number("mu", 0.0, 0.0, 1e6), trim=number("trim", DEFAULT_TRIM, 0.0, 0.49),
         codec=str(codec), time_budget_s=number("time_budget_s", 0.25, 0.001, 3600.0),
-        error_budget=number("error_budget", 0.25, 0.001, 10.0), seed=integer(fl, "fl", "seed", 1, 0, 2**63 - 1),
+        error_budget=number("error_budget", 0.25, 0.001, 10.0),
+        error_feedback=feedback, selection=str(selection), seed=integer(fl, "fl", "seed", 1, 0, 2**63 - 1),
         dp_clip=number("dp_clip", 0.0, 0.0, 1e9), dp_noise=number("dp_noise", 0.0, 0.0, 1e6),
         replicas=integer(rep, "replication", "replicas", 2, 1, 16),
         fuel=integer(lim, "limits", "fuel", 50_000_000_000, 1, 10**13),

@@ -36,6 +36,7 @@ from daemon.capabilities import (
 )
 from daemon.clock import Clock, SystemClock
 from daemon.control.params import get, only
+from daemon.control.jsonrpc import invalid_params
 from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
@@ -389,6 +390,7 @@ class SoftStateService:
         server.register("capabilities", self.rpc_capabilities)
         server.register("capabilities.refresh", self.rpc_refresh)
         server.register("links", self.rpc_links)
+        server.register("forecast", self.rpc_forecast)
 
     async def rpc_capabilities(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "node")
@@ -410,6 +412,19 @@ class SoftStateService:
         if len(links) > len(shown):
             out["not_shown"] = len(links) - len(shown)
         return out
+
+    async def rpc_forecast(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Each live volunteer's predicted time before leaving within ``horizon_s`` (default
+        300), as a share of it, from the availability its record publishes (FL's φ selection:
+        ``daemon.fl.select.staying_shares``)."""
+        from daemon.fl.select import staying_shares
+
+        only(params, "horizon_s")
+        horizon = float(get(params, "horizon_s", (int, float), 300))
+        if not 0 < horizon <= 7 * 86400:
+            raise invalid_params("horizon_s must be more than 0 and at most a week")
+        return {"horizon_s": horizon,
+                "staying": staying_shares(self.candidates(), self.clock.wall(), horizon)}
 
     async def rpc_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params)
