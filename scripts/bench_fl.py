@@ -20,6 +20,11 @@ The world (scikit-learn's digits split non-IID over 20 clients, links drawn from
 - ``policy``: a DDQN (``testnet/fl_policy.py``) trained on ``--policy-episodes`` other
   worlds, then frozen, against the argmax on this world: mean reward per send (the objective
   both serve), bytes, accuracy, round time; ``kept`` says which the reward favours.
+- ``task_ef``: error feedback on the real task's path: FedAvg over the FL example's 10 shards
+  (5 per round) where every update is printed by ``daemon/fl/sandbox/fl_task.py`` itself and
+  each client's residual travels as a volunteer keeps it (the kept frame, then
+  ``sticky/residual`` in its next round; ``testnet/fl_task_ef.py``): float32, the lossy
+  ``--task-codec`` without EF, and with EF, over ``--task-rounds`` (0 skips it).
 - ``privacy``: the adaptive run with DP (clip 1.0, noise multiplier ``--dp-noise``): accuracy
   and the ε the accountant reports at δ = 1e-5.
 
@@ -43,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from testnet.fl_policy import DDQN  # noqa: E402
 from testnet.fl_sim import Config, run  # noqa: E402
+from testnet.fl_task_ef import compare as compare_task_ef  # noqa: E402
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +85,9 @@ def main() -> None:
     ap.add_argument("--dp-noise", type=float, default=0.5)
     ap.add_argument("--policy-episodes", type=int, default=6,
                     help="runs (other worlds) the DDQN trains on before it is compared")
+    ap.add_argument("--task-rounds", type=int, default=20,
+                    help="rounds of the real task's EF comparison (0: skip it)")
+    ap.add_argument("--task-codec", default="sign1", choices=("int4", "sign1", "int8"))
     ap.add_argument("--churn-seeds", type=int, default=3,
                     help="worlds the churn comparison runs over (from --seed on)")
     args = ap.parse_args()
@@ -116,6 +125,9 @@ def main() -> None:
                "epsilon": dp["epsilon"], "final_accuracy": dp["rows"][-1]["accuracy"],
                "last5_accuracy": summary(dp)["last5_accuracy"]}
 
+    task_ef = (compare_task_ef(rounds=args.task_rounds, codec=args.task_codec, seed=args.seed)
+               if args.task_rounds > 0 else None)
+
     out = {
         "bench": "fl", "seed": args.seed, "rounds": rounds, "clients": base.clients,
         "per_round": base.per_round, "model_bytes_float32": adaptive_raw["model_bytes"],
@@ -131,6 +143,7 @@ def main() -> None:
             "mean_round_s_ratio": round(ada["mean_round_s"] / int8["mean_round_s"], 4),
             "mean_upload_s_ratio": round(ada["mean_upload_s"] / int8["mean_upload_s"], 4)},
         "churn": churn, "links": links, "policy": policy, "privacy": privacy,
+        "task_ef": task_ef,
         "targets": {
             "adaptive_saves_70pct": saved >= 0.70,
             "adaptive_accuracy_within_1pt": abs(ada["final_accuracy"]
