@@ -26,6 +26,7 @@ from daemon.blobs import BlobService, BlobStore
 from daemon.committees import CommitteeService
 from daemon.config import NodeConfig, load_trusted_cas
 from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
+from daemon.flrun.service import FLService
 from daemon.jobs.service import JobsService
 from daemon.links import summarize
 from daemon.ledger.shard import LedgerShards
@@ -165,6 +166,8 @@ def build_node(config: NodeConfig) -> Node:
 
     node.add(PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
                                   on_ready=offer_python))
+    # FL runs submitted from this node: rounds through the jobs service, evaluation in the pool
+    node.add(FLService(db, jobs, soft, pool, genesis))
     owner.attach(soft, jobs.worker, Standing(
         identity.node_id, jobs.ledger, lambda: (r.job for r in owner.tasks.recent(200))))
     node.add(owner)

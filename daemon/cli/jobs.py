@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.cli.common import WIDTH, add_client_args, call, print_json, wrap, wrap_lines
 from daemon.cli.errors import CliError
+from daemon.cli.fl import cancel_run, is_run, result_run, status_run, watch_run
 from daemon.jobs.split import Part, parts_of, spread_words
 from protocol.identity import short_node_id
 from protocol.messages.tasks import TaskStatus
@@ -50,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_client_args(p)
     p.set_defaults(func=describe_cmd)
 
-    p = sub.add_parser("watch", help="a live progress bar until the job ends")
+    p = sub.add_parser("watch", help="a live progress bar until the job ends (an FL run: a line"
+                                     " per round)")
     p.add_argument("job")
     p.add_argument("--interval", type=float, default=1.0)
     add_client_args(p, json_flag=False)
@@ -141,12 +143,21 @@ def _duration(seconds: float) -> str:
 
 
 def jobs_cmd(args: argparse.Namespace) -> int:
+    from daemon.cli.fl import runs_lines
+
     res = call(args, "jobs.list")
     if args.json:
-        print_json(res)
+        print_json({**res, "fl_runs": call(args, "fl.list")["runs"]})
         return 0
+    runs = runs_lines(args)
+    if runs:
+        print(f"{'FL run':<15} {'name':<22} {'state':<9} rounds    submitted")
+        print("\n".join(runs))
+        if res["jobs"]:
+            print()
     if not res["jobs"]:
-        print("no jobs submitted from this node yet (try `novacron submit examples/pi/job.toml`)")
+        if not runs:
+            print("no jobs submitted from this node yet (try `novacron submit examples/pi/job.toml`)")
         return 0
     print(f"{'job':<14} {'name':<24} {'tasks':>6} {'certified':>9}  submitted")
     for j in res["jobs"]:
@@ -190,6 +201,8 @@ def status_cmd(args: argparse.Namespace) -> int:
         from daemon.cli.node import status_cmd as node_status
 
         return node_status(args)
+    if is_run(args.job):
+        return status_run(args)
     st = call(args, "jobs.status", {"job": args.job, "tasks": args.tasks}, timeout=60)
     if args.json:
         print_json(st)
@@ -310,6 +323,8 @@ def watch_line(ok: int, c: dict[str, Any], eta: str, waiting: str | None,
 
 
 def watch_cmd(args: argparse.Namespace) -> int:
+    if is_run(args.job):
+        return watch_run(args)
     start = time.monotonic()
     first_done = None
     tty = sys.stdout.isatty()
@@ -355,6 +370,8 @@ def watch_cmd(args: argparse.Namespace) -> int:
 
 
 def result_cmd(args: argparse.Namespace) -> int:
+    if is_run(args.job):
+        return result_run(args)
     res = call(args, "jobs.result", {"job": args.job, "out": str(args.out.resolve())}, timeout=300)
     if args.json:
         print_json(res)
@@ -379,6 +396,8 @@ def result_cmd(args: argparse.Namespace) -> int:
 
 
 def cancel_cmd(args: argparse.Namespace) -> int:
+    if is_run(args.job):
+        return cancel_run(args)
     res = call(args, "jobs.cancel", {"job": args.job}, timeout=60)
     print(f"job {res['job'][:12]} is {res['state']}")
     for p in res.get("parts") or []:

@@ -9,6 +9,9 @@ Modules:
 - ``select``    -- client selection by φ = similarity × predicted time before leaving, or random.
 - ``privacy``   -- DP-FedAvg: clipping, Gaussian noise, a Rényi-DP accountant for ε.
 - ``mlp``       -- the reference numpy classifier and its local SGD (FedProx-aware).
+- ``rounds``    -- one round of a run planned (shards, links, task inputs, per-client state)
+                   and closed (decode, aggregate, history row); the node's driver runs it
+                   (``daemon.flrun``).
 """
 
 from daemon.fl.aggregate import Rule, aggregate, coordinate_median, fedavg, trimmed_mean

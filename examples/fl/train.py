@@ -1,7 +1,7 @@
 """An FL job's script: a small numpy classifier (64 inputs, 32 hidden units, 10 classes).
 
 NovaCron calls ``train`` in the volunteers' sandbox, once per selected shard and round, and
-``evaluate`` on the submitter's machine after each round. Both get the model as a dict of
+``evaluate`` in the submitter's node's sandbox after each round. Both get the model as a dict of
 numpy arrays; ``train`` must return arrays of the same names and shapes.
 """
 

@@ -1,4 +1,5 @@
-"""The FL driver's offline parts: the round's files, the shard list, user mistakes."""
+"""The FL driver's offline parts: the job's files as the node reads them, the shard list, the
+task script run by CPython, the round planner's links, user mistakes."""
 
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from daemon.fl import FLError, decode_update
-from novacron.fl import _parse_output, _shards, _stage, load_spec
+from daemon.fl.rounds import ClientState, parse_output, plan_round, round_files, why
+from daemon.flrun.stage import find_shards, load_spec, read_job
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -17,6 +19,8 @@ def _job(tmp_path, **lines):
     (tmp_path / "shards").mkdir()
     for i in range(3):
         np.savez(tmp_path / "shards" / f"{i}.npz", x=np.zeros((2, 64)), y=np.zeros(2))
+    np.savez(tmp_path / "init.npz", w=np.zeros((2, 2)))
+    np.savez(tmp_path / "test.npz", x=np.zeros((2, 64)), y=np.zeros(2))
     (tmp_path / "train.py").write_text("def train(*a): pass\ndef evaluate(*a): pass\n")
     text = ('[fl]\nscript = "train.py"\nmodel = "init.npz"\nshards = ["shards/*.npz"]\n'
             'test = "test.npz"\n' + "".join(f"{k} = {v}\n" for k, v in lines.items()))
@@ -24,14 +28,27 @@ def _job(tmp_path, **lines):
     return load_spec(tmp_path / "job.toml")
 
 
+def _stage(stage, files):
+    """Write a round's files where CPython can run the task script as the sandbox does."""
+    for name, data in files.items():
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        (stage / name).write_bytes(data)
+
+
+def _parse_output(output, like):
+    return parse_output(output, like)
+
+
 def test_stage_carries_the_codec_and_the_shards(tmp_path):
-    spec = _job(tmp_path)
+    _job(tmp_path)
+    job = read_job(tmp_path / "job.toml")
+    files = job.task
+    assert "zstandard.py" in files and "train.py" in files and "fl_task.py" in files
+    assert "protocol/tensor/quant.py" in files and "shards/2.npz" in files
+    assert "test.npz" not in files  # the test set never travels with a task
     stage = tmp_path / "stage"
     stage.mkdir()
-    files = _stage(stage, tmp_path, spec, _shards(tmp_path, spec))
-    assert "zstandard.py" in files and "train.py" in files
-    assert "protocol/tensor/quant.py" in files and "shards/2.npz" in files
-    assert (stage / "fl_task.py").is_file() and "fl_task.py" not in files
+    _stage(stage, files)
     # the staged codec, with the raw stand-in for zstd, writes bytes the real decoder reads
     code = ("import numpy as np, sys; sys.path.insert(0, '.');"
             "from protocol.tensor.codec import encode_tensor, CodecSpec;"
@@ -47,16 +64,32 @@ def test_stage_carries_the_codec_and_the_shards(tmp_path):
 
 def test_shard_patterns_must_match(tmp_path):
     spec = _job(tmp_path)
-    assert _shards(tmp_path, spec) == ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
+    assert find_shards(tmp_path, spec) == ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
     (tmp_path / "job.toml").write_text((tmp_path / "job.toml").read_text()
                                        .replace("shards/*.npz", "data/*.npz"))
     with pytest.raises(FLError, match="matches no file"):
-        _shards(tmp_path, load_spec(tmp_path / "job.toml"))
+        find_shards(tmp_path, load_spec(tmp_path / "job.toml"))
+
+
+def test_job_mistakes_are_one_line_and_the_script_is_read_not_run(tmp_path):
+    _job(tmp_path, clients_per_round=4)
+    with pytest.raises(FLError, match="clients_per_round is 4 but the shards patterns match 3"):
+        read_job(tmp_path / "job.toml")
+    (tmp_path / "job.toml").write_text((tmp_path / "job.toml").read_text()
+                                       .replace("clients_per_round = 4", ""))
+    (tmp_path / "train.py").write_text("raise SystemExit('ran!')\ndef train(): pass\n")
+    with pytest.raises(FLError, match=r"must define evaluate\(\)"):
+        read_job(tmp_path / "job.toml")
+    (tmp_path / "train.py").write_text("def train(:\n")
+    with pytest.raises(FLError, match="does not parse") as err:
+        read_job(tmp_path / "job.toml")
+    assert "\n" not in str(err.value)
+    with pytest.raises(FLError, match="absolute path"):
+        read_job(Path("job.toml"))
 
 
 def test_output_without_its_json_line_is_refused():
-    from novacron.client import NovaCronError
-    with pytest.raises(NovaCronError, match="JSON line"):
+    with pytest.raises(FLError, match="JSON line"):
         _parse_output(b"\x80", {"w": np.zeros(1, np.float32)})
 
 
@@ -70,36 +103,14 @@ def test_cli_check_prints_one_line(tmp_path):
     assert res.stderr.strip().count("\n") == 0 and "[fl] rounds must be" in res.stderr
 
 
-def test_an_earlier_run_is_never_overwritten_without_resume(tmp_path):
-    from novacron.fl import _earlier
-    out = tmp_path / "out"
-    out.mkdir()
-    assert _earlier(out, resume=False) == []
-    (out / "history.json").write_text('[{"round": 1}, {"round": 2}]')
-    with pytest.raises(FLError, match="already holds 2 rounds of a run: add --resume"):
-        _earlier(out, resume=False)
-    assert len(_earlier(out, resume=True)) == 2
-    (out / "history.json").write_text("{")
-    with pytest.raises(FLError, match="cannot read"):
-        _earlier(out, resume=True)
-
-
-def test_user_code_errors_are_one_line(tmp_path):
-    from novacron.fl import _evaluate, _user_module
-    (tmp_path / "bad.py").write_text("import nosuchmodule\n")
-    with pytest.raises(FLError, match="importing the FL script failed: ModuleNotFoundError"):
-        _user_module(tmp_path / "bad.py")
-    (tmp_path / "t.py").write_text("def train(*a): pass\ndef evaluate(p, path): return {}\n")
-    with pytest.raises(FLError, match="evaluate\\(\\) in the FL script failed: KeyError"):
-        _evaluate(_user_module(tmp_path / "t.py"), {}, tmp_path / "x.npz")
-
-
 def test_a_round_ships_only_its_chosen_shards():
-    from novacron.fl import _round_files
-    files = ["protocol/errors.py", "shards/0.npz", "shards/1.npz", "shards/2.npz", "train.py"]
+    from daemon.fl.rounds import Planned, RoundPlan
+    files = {n: b"" for n in ["protocol/errors.py", "shards/0.npz", "shards/1.npz",
+                              "shards/2.npz", "train.py"]}
     shards = ["shards/0.npz", "shards/1.npz", "shards/2.npz"]
-    assert _round_files(files, shards, [0, 2]) == [
-        "protocol/errors.py", "shards/0.npz", "shards/2.npz", "train.py", "global.npz"]
+    plan = RoundPlan(1, (Planned("shards/0.npz", "", None), Planned("shards/2.npz", "", None)))
+    assert sorted(round_files(files, shards, plan, b"m")) == [
+        "global.npz", "protocol/errors.py", "shards/0.npz", "shards/2.npz", "train.py"]
 
 
 def test_the_task_script_trains_and_encodes_fedavg_and_fedprox(tmp_path):
@@ -107,16 +118,14 @@ def test_the_task_script_trains_and_encodes_fedavg_and_fedprox(tmp_path):
     against the model, the same input gives the same bytes, and FedProx's mu pulls it in."""
     import shutil
     pytest.importorskip("sklearn")
-    from novacron.fl import _parse_output
-
     work = tmp_path / "fl"
     shutil.copytree(ROOT / "examples" / "fl", work)
-    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "3", "--dir",
+    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "5", "--dir",
                     str(work)], check=True)
     spec = load_spec(work / "job.toml")
     stage = tmp_path / "stage"
     stage.mkdir()
-    _stage(stage, work, spec, _shards(work, spec))
+    _stage(stage, read_job(work / "job.toml").task)
     shutil.copy(work / "init.npz", stage / "global.npz")
     with np.load(work / "init.npz") as z:
         like = {k: z[k] for k in z.files}
@@ -138,7 +147,7 @@ def test_the_task_script_trains_and_encodes_fedavg_and_fedprox(tmp_path):
 
 
 def test_model_digest_is_stable_and_sees_every_change():
-    from novacron.fl import _model_digest
+    from daemon.fl.rounds import model_digest as _model_digest
     m = {"b": np.zeros(3, np.float32), "a": np.ones((2, 2), np.float32)}
     d = _model_digest(m)
     assert d == _model_digest(dict(reversed(list(m.items()))))
@@ -158,7 +167,6 @@ def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
     from daemon.fl.linkplan import client_link
     from daemon.links import LinkTable, predict, summarize
     from daemon.links.summary import from_wire, to_wire
-    from novacron.fl import _parse_output
 
     submitter, fast, slow = "S" * 52, "F" * 52, "L" * 52
     summaries = {}
@@ -173,13 +181,13 @@ def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
 
     work = tmp_path / "fl"
     shutil.copytree(ROOT / "examples" / "fl", work)
-    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "3", "--dir",
+    subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "5", "--dir",
                     str(work)], check=True)
     spec = load_spec(work / "job.toml")
     assert spec.adaptive
     stage = tmp_path / "stage"
     stage.mkdir()
-    _stage(stage, work, spec, _shards(work, spec))
+    _stage(stage, read_job(work / "job.toml").task)
     shutil.copy(work / "init.npz", stage / "global.npz")
     with np.load(work / "init.npz") as z:
         like = {k: z[k] for k in z.files}
@@ -214,35 +222,29 @@ def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
     assert client_link([], [fast, slow], links).node == slow
 
 
-def test_the_driver_plans_each_shard_on_its_last_workers_and_says_why():
-    """The round loop's own bookkeeping: a resumed run plans on the workers its history
-    recorded; a fixed codec skips the node's links altogether."""
+def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
+    """The round planner's bookkeeping: a client's carried state names the workers its link
+    is planned on; a client without one is planned on the volunteers; a fixed codec skips
+    the links altogether."""
     from daemon.fl.spec import parse_fl_spec
-    from novacron.fl import _codec_field, _last_workers, _plan_links, _why
 
-    history = [{"tasks": [{"shard": "s/0", "status": "OK", "workers": ["a", "b"]},
-                          {"shard": "s/1", "status": "FAILED"}]},
-               {"tasks": [{"shard": "s/0", "status": "OK", "workers": ["c", "d"]},
-                          {"shard": "s/2", "status": "OK"}]}]  # an older history: no workers
-    assert _last_workers(history) == {"s/0": ["c", "d"]}
-
-    class Node:
-        calls = 0
-
-        def call(self, method):
-            assert method == "links"
-            Node.calls += 1
-            return {"volunteers": ["a", "b", "c", "d"],
-                    "links": {"c": {"low": 5e4, "rtt_ms": 80.0}, "d": {"low": 9e6, "rtt_ms": 2.0},
-                              "a": {"low": 1e3, "rtt_ms": 900.0}}}
-
-    base = {"fl": {"script": "t.py", "model": "m.npz", "shards": ["s/*"], "test": "x.npz"}}
+    links = {"c": {"low": 5e4, "rtt_ms": 80.0}, "d": {"low": 9e6, "rtt_ms": 2.0},
+             "a": {"low": 1e3, "rtt_ms": 900.0}}
+    base = {"fl": {"script": "t.py", "model": "m.npz", "shards": ["s/*"], "test": "x.npz",
+                   "clients_per_round": 2}}
     spec = parse_fl_spec(base, "job.toml")
-    plans = _plan_links(Node(), spec, ["s/0", "s/1"], _last_workers(history))
-    assert [p.basis for p in plans] == ["previous", "volunteers"]
-    assert plans[0].node == "c" and _codec_field(spec, plans[0]) == "adaptive/50000/80.0/0.25/0.25"
-    why = _why(plans[0], {"levels": [["int8", 10, 0.01, -0.2]]})
-    assert why["link"]["node"] == "c" and "last round's workers" in why["why"]
-    fixed = parse_fl_spec({"fl": {**base["fl"], "codec": "int8"}}, "job.toml")
-    assert _plan_links(Node(), fixed, ["s/0"], {}) == [None] and Node.calls == 1
-    assert _codec_field(fixed, None) == "int8" and _why(None, {}) == {"why": "fixed by the job file"}
+    clients = {"s/0": ClientState(("c", "d"))}
+    plan = plan_round(spec, ["s/0", "s/1"], 1, clients, links, ["a", "b", "c", "d"])
+    assert plan.shards == ["s/0", "s/1"]
+    first, second = plan.clients
+    assert first.link.basis == "previous" and first.link.node == "c"
+    assert first.input == "s/0 1 adaptive/50000/80.0/0.25/0.25 1 1"
+    assert second.link.basis == "volunteers"
+    w = why(first.link, {"levels": [["int8", 10, 0.01, -0.2]]})
+    assert w["link"]["node"] == "c" and "last round's workers" in w["why"]
+    fixed = parse_fl_spec({"fl": {**base["fl"], "codec": "int8", "mu": 0.5,
+                                  "aggregation": "fedprox"}}, "job.toml")
+    plan = plan_round(fixed, ["s/0", "s/1"], 2, clients, links, ["a"])
+    assert [c.link for c in plan.clients] == [None, None]
+    assert plan.clients[0].input == "s/0 2 int8 1 1 0.5"
+    assert why(None, {}) == {"why": "fixed by the job file"}

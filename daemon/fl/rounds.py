@@ -1,0 +1,298 @@
+"""One FL round, planned and closed: the pure core of the node's FL driver (no I/O, no clock).
+
+Theory of operation. A run is a sequence of rounds. Round ``k``:
+
+1. ``plan_round`` picks ``clients_per_round`` shards (seeded: round ``k``'s choice is the
+   ``k``-th draw of ``random.Random(seed)``, so a resumed run picks what an uninterrupted one
+   would have), plans each client's link (``daemon.fl.linkplan``, from the volunteers that ran
+   that client last time, carried in its ``ClientState``) and writes each client's task input
+   line (``task_input``). The plan is stored with the round's job before the job is submitted.
+2. The round's job runs on the network (the driver's business); each task ends certified or
+   lost.
+3. ``close_round`` decodes the certified updates against the model, aggregates them (FedAvg,
+   FedProx, median, trimmed mean, or DP-FedAvg with noise seeded by job seed and round),
+   returns the new model, the round's history row (without the test metrics, which the
+   driver's evaluation adds with ``finish_row``) and the clients' state for the next round.
+
+**Per-client state carried across rounds** lives in ``ClientState`` (today: the volunteers
+that ran the client's certified task, which the next round's link plan reads). What a client
+needs from its certified output in its next round's input (for example the blob holding its
+error-feedback residual) is added there: ``carry`` fills it from the certified head line, and
+``task_input`` writes it into the client's next input line. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from daemon.fl.aggregate import aggregate
+from daemon.fl.linkplan import ClientLink, client_link
+from daemon.fl.params import FLError, Params, add
+from daemon.fl.privacy import clip, epsilon, noisy_mean
+from daemon.fl.select import select_random
+from daemon.fl.spec import FLSpec
+from daemon.fl.uplink import decode_update
+from protocol.errors import RemoteProtocolError
+
+DP_DELTA = 1e-5
+MAX_HEAD = 64 * 1024
+"""An output's JSON head line (the adaptive level table is a few hundred bytes)."""
+
+
+class RunState(Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self is not RunState.RUNNING
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What one client (a shard) carries from its last certified round into its next one."""
+
+    workers: tuple[str, ...] = ()
+    """The volunteers whose certified result it was (the next link plan's first guess)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"workers": list(self.workers)}
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> ClientState:
+        return cls(tuple(str(w) for w in wire.get("workers", ())))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One client's task in a round: its shard, its input line and the link it was planned on."""
+
+    shard: str
+    input: str
+    link: ClientLink | None
+    """None: the job fixed the level."""
+
+    def to_wire(self) -> list[Any]:
+        link = self.link
+        return [self.shard, self.input, None if link is None else
+                [link.bandwidth, link.rtt_s, link.basis, link.node, link.considered]]
+
+    @classmethod
+    def from_wire(cls, wire: Sequence[Any]) -> Planned:
+        shard, line, link = wire
+        return cls(str(shard), str(line), None if link is None else ClientLink(
+            float(link[0]), float(link[1]), str(link[2]), link[3], int(link[4])))
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    round: int
+    clients: tuple[Planned, ...]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [c.input for c in self.clients]
+
+    @property
+    def shards(self) -> list[str]:
+        return [c.shard for c in self.clients]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"round": self.round, "clients": [c.to_wire() for c in self.clients]}
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> RoundPlan:
+        return cls(int(wire["round"]), tuple(Planned.from_wire(c) for c in wire["clients"]))
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How one client's task of the round ended, as the driver found it."""
+
+    task: int
+    status: str
+    """``OK`` (certified, output fetched and checked) or why the update is lost."""
+    output: bytes = b""
+    workers: tuple[str, ...] = ()
+    output_sha256: str = ""
+    checks: tuple[str, ...] = ()
+    certificate: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Closed:
+    model: Params
+    row: dict[str, Any]
+    """The round's history row without the test metrics (``finish_row`` adds them)."""
+    clients: dict[str, ClientState]
+
+
+def chosen(spec: FLSpec, shard_count: int, rnd: int) -> list[int]:
+    """The shards (indices) round ``rnd`` (from 1) trains: the ``rnd``-th seeded draw."""
+    pick = random.Random(spec.seed)
+    out: list[int] = []
+    for _ in range(rnd):
+        out = select_random(pick, shard_count, spec.clients_per_round)
+    return out
+
+
+def task_input(spec: FLSpec, shard: str, rnd: int, link: ClientLink | None,
+               state: ClientState) -> str:
+    """One client's input line (``daemon/fl/sandbox/fl_task.py`` reads it):
+    ``<shard> <round> <codec> <local epochs> <seed> [<FedProx mu>]``."""
+    codec = spec.codec if link is None else link.task_field(spec.time_budget_s,
+                                                            spec.error_budget)
+    prox = f" {spec.mu!r}" if spec.mu > 0 else ""
+    return f"{shard} {rnd} {codec} {spec.local_epochs} {spec.seed}{prox}"
+
+
+def plan_round(spec: FLSpec, shards: Sequence[str], rnd: int,
+               clients: Mapping[str, ClientState], links: Mapping[str, Mapping[str, Any]],
+               volunteers: Sequence[str]) -> RoundPlan:
+    """Round ``rnd``'s clients and their inputs. ``links``/``volunteers``: the node's
+    predicted link from each volunteer to it (the ``links`` RPC's answer)."""
+    planned = []
+    for i in chosen(spec, len(shards), rnd):
+        shard = shards[i]
+        state = clients.get(shard, ClientState())
+        link = client_link(state.workers, volunteers, links, spec.replicas) \
+            if spec.adaptive else None
+        planned.append(Planned(shard, task_input(spec, shard, rnd, link, state), link))
+    return RoundPlan(rnd, tuple(planned))
+
+
+def round_files(task_files: Mapping[str, bytes], shards: Sequence[str], plan: RoundPlan,
+                model_npz: bytes) -> dict[str, bytes]:
+    """The round's bundle: the task's files with only the chosen shards (a shard not trained
+    this round would be fetched by every worker for nothing), and the global model."""
+    unused = set(shards) - set(plan.shards)
+    return {**{k: v for k, v in task_files.items() if k not in unused}, "global.npz": model_npz}
+
+
+def max_output(model: Params) -> int:
+    """An update is never larger than twice the float32 model, plus its head line."""
+    return 2 * sum(a.nbytes for a in model.values()) + 64 * len(model) + 4096 + MAX_HEAD
+
+
+def parse_output(output: bytes, like: Params) -> tuple[dict[str, Any], Params]:
+    """A task's certified output: its JSON head line and the decoded update. ``FLError`` (one
+    line) if it is not what ``fl_task.py`` prints."""
+    line, sep, rest = output.partition(b"\n")
+    try:
+        head = json.loads(line) if sep and len(line) <= MAX_HEAD else None
+    except ValueError:
+        head = None
+    if not isinstance(head, dict) or not {"shard", "samples", "loss"} <= head.keys():
+        raise FLError("the output does not start with its JSON line; was the job's script"
+                      " changed?")
+    try:
+        return head, decode_update(rest, like)
+    except RemoteProtocolError as err:
+        raise FLError(f"its update does not decode against the model ({err}); does train()"
+                      " keep every tensor's name and shape?") from None
+
+
+def close_round(spec: FLSpec, model: Params, plan: RoundPlan, results: Sequence[TaskResult],
+                clients: Mapping[str, ClientState], *, job: str) -> Closed:
+    """Aggregate the round's certified updates into the next model. ``FLError`` when no
+    update is usable (the run cannot go on: the message says why)."""
+    updates: list[Params] = []
+    weights: list[float] = []
+    losses: list[float] = []
+    tasks: list[dict[str, Any]] = []
+    update_bytes = 0
+    carried = dict(clients)
+    for r in sorted(results, key=lambda r: r.task):
+        planned = plan.clients[r.task]
+        if r.status == "OK":
+            try:
+                head, update = parse_output(r.output, model)
+            except FLError as err:
+                r = TaskResult(r.task, "BAD_OUTPUT", detail=str(err))
+        if r.status != "OK":
+            tasks.append({"task": r.task, "shard": planned.shard, "status": r.status,
+                          **({"detail": r.detail} if r.detail else {})})
+            continue
+        updates.append(update)
+        weights.append(float(head["samples"]))
+        losses.append(float(head["loss"]))
+        update_bytes += len(r.output)
+        carried[planned.shard] = carry(carried.get(planned.shard, ClientState()), head, r)
+        tasks.append({"task": r.task, "shard": planned.shard, "status": "OK",
+                      "samples": head["samples"], "loss": head["loss"],
+                      "codec": head.get("codec", spec.codec), **why(planned.link, head),
+                      "workers": list(r.workers), "bytes": len(r.output),
+                      "output_sha256": r.output_sha256, "checks": list(r.checks),
+                      "certificate": r.certificate})
+    if not updates:
+        details = sorted({t.get("detail") or t["status"] for t in tasks})
+        raise FLError(f"round {plan.round}: no client's update was certified"
+                      f" ({'; '.join(details)[:300]})")
+    if spec.dp_clip > 0:
+        rng = np.random.default_rng([spec.seed, plan.round])
+        step = noisy_mean([clip(u, spec.dp_clip) for u in updates], max_norm=spec.dp_clip,
+                          noise_multiplier=spec.dp_noise, rng=rng)
+    else:
+        step = aggregate(spec.aggregation, updates, weights, trim=spec.trim)
+    new = add(model, step)
+    row: dict[str, Any] = {
+        "round": plan.round, "job": job, "clients": len(plan.clients), "updates": len(updates),
+        "lost": len(plan.clients) - len(updates), "codec": spec.codec,
+        "levels": dict(sorted(Counter(t["codec"] for t in tasks if t["status"] == "OK")
+                              .items())),
+        "update_bytes": update_bytes,
+        "train_loss": round(float(np.average(losses, weights=weights)), 6),
+        "tasks": tasks}
+    return Closed(new, row, carried)
+
+
+def carry(state: ClientState, head: Mapping[str, Any], result: TaskResult) -> ClientState:
+    """A client's state after its certified round (see the module docstring)."""
+    return ClientState(workers=tuple(sorted(result.workers)) or state.workers)
+
+
+def finish_row(spec: FLSpec, row: dict[str, Any], metrics: Mapping[str, float],
+               model: Params) -> dict[str, Any]:
+    """The history row with the evaluation's metrics and the new model's digest, in the
+    order ``history.json`` has always had."""
+    tasks = row["tasks"]
+    out = {k: v for k, v in row.items() if k != "tasks"}
+    out.update(test_loss=round(float(metrics["loss"]), 6),
+               accuracy=round(float(metrics["accuracy"]), 6),
+               model_sha256=model_digest(model), tasks=tasks)
+    if spec.dp_clip > 0:
+        out["epsilon"] = epsilon(rounds=int(row["round"]), noise_multiplier=spec.dp_noise,
+                                 delta=DP_DELTA)
+    return out
+
+
+def why(plan: ClientLink | None, head: Mapping[str, Any]) -> dict[str, Any]:
+    """The history's account of a client's level: the link it was planned on, and the reward
+    of every level on its update (as the task measured and the certificate covers)."""
+    if plan is None:
+        return {"why": "fixed by the job file"}
+    return {"link": plan.as_dict(), "levels": head.get("levels"),
+            "why": f"largest reward for {plan.bandwidth / 1e3:,.0f} kB/s,"
+                   f" {plan.rtt_s * 1000:.1f} ms ({plan.describe()})"}
+
+
+def model_digest(model: Params) -> str:
+    """SHA-256 over the model's tensors in name order (names, shapes and float32 bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(model):
+        array = np.ascontiguousarray(model[name], dtype=np.float32)
+        h.update(f"{name}:{array.shape};".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
