@@ -268,6 +268,8 @@ class FLDriver:
                 await trio.sleep(RETRY_S)
                 continue
             ended = state not in ("open", "loading")
+            if state == "gone":  # the ledger no longer has the job: what is not in is lost
+                tasks = [(t, "gone") for t in range(total)]
             stuck = False
             for task, tstate in tasks:
                 if task in results or task >= total:

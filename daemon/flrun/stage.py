@@ -31,6 +31,8 @@ import daemon.fl.sandbox
 import protocol
 from daemon.fl.params import FLError, Params, check_params
 from daemon.fl.spec import FLSpec, parse_fl_spec
+from daemon.fl.rounds import max_output as max_update
+from daemon.jobs.spec import MAX_OUTPUT
 from daemon.runtime.bundle import MAX_BUNDLE
 from daemon.storage.userfile import UserFileError, read_capped
 
@@ -100,7 +102,6 @@ def read_job(path: Path) -> JobFiles:
         return data
 
     model = read(spec.model, "model")
-    load_model(model, f"model {spec.model}")
     script = read(spec.script, "script")
     check_script(script, spec.script)
     task: dict[str, bytes] = {**codec_files(), "train.py": script}
@@ -121,6 +122,17 @@ def read_job(path: Path) -> JobFiles:
                       f" {spec.clients_per_round} largest shards ({sum(biggest):,} B) and the"
                       f" model pass the {MAX_BUNDLE >> 20} MiB a task's bundle may hold; use"
                       " smaller shards or fewer clients per round")
+    user = sum(len(v) for k, v in task.items() if k not in shards and k not in codec_files())
+    if user + len(test) + len(model) + 4096 > MAX_BUNDLE:
+        raise FLError(f"{path.name}: the evaluation's files (your script and files, the test"
+                      f" set {spec.test!r} of {len(test):,} B and the model) pass the"
+                      f" {MAX_BUNDLE >> 20} MiB a sandbox bundle may hold; use a smaller test set")
+    params = load_model(model, f"model {spec.model}")
+    if max_update(params) > MAX_OUTPUT:
+        raise FLError(f"{path.name}: [fl] model {spec.model!r} has"
+                      f" {sum(a.size for a in params.values()):,} parameters; a client's update"
+                      f" must fit the {MAX_OUTPUT >> 20} MiB a task's output may hold (about"
+                      " 130,000 float32 parameters)")
     return JobFiles(spec, text, path.name, tuple(shards), task, test, model)
 
 

@@ -248,3 +248,23 @@ def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
     assert [c.link for c in plan.clients] == [None, None]
     assert plan.clients[0].input == "s/0 2 int8 1 1 0.5"
     assert why(None, {}) == {"why": "fixed by the job file"}
+
+
+def test_fl_run_never_mixes_two_runs_in_one_directory(tmp_path):
+    """``fl run -o OUT`` names its run in OUT/run.json: OUT is refused without --resume, and
+    --resume re-attaches to that run (nothing to resume in a fresh directory)."""
+    from novacron.fl import _earlier
+
+    out = tmp_path / "out"
+    assert _earlier(out, resume=False) is None
+    with pytest.raises(FLError, match="holds no run to resume"):
+        _earlier(out, resume=True)
+    out.mkdir()
+    (out / "run.json").write_text('{"run": "fl-abcdef0123456789"}')
+    with pytest.raises(FLError, match="already holds run fl-abcdef012345: add --resume"):
+        _earlier(out, resume=False)
+    assert _earlier(out, resume=True) == "fl-abcdef0123456789"
+    (out / "run.json").unlink()
+    (out / "history.json").write_text("[]")  # an older fl run's directory
+    with pytest.raises(FLError, match="no run.json naming its run"):
+        _earlier(out, resume=True)
