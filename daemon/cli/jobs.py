@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=jobs_cmd)
 
     p = sub.add_parser("status", help="this node (no JOB), or a job's progress")
-    p.add_argument("job", nargs="?", help="job id (or a unique prefix of 6+ hex digits)")
+    p.add_argument("job", nargs="?", help="job id (or a unique prefix of 6+ hex digits), or an"
+                   " FL run's (fl-...)")
     p.add_argument("--tasks", action="store_true", help="list every task")
     add_client_args(p)
     p.set_defaults(func=status_cmd)

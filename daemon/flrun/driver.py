@@ -284,9 +284,11 @@ class FLDriver:
                 elif tstate in ("failed", "cancelled") or ended:
                     results[task] = TaskResult(task, "FAILED" if tstate == "failed" else
                                                tstate.upper(), detail=f"task {tstate}")
-            run.progress = {"tasks": total, "certified": sum(r.status == "OK" for r in
-                                                             results.values()),
-                            "lost": sum(r.status != "OK" for r in results.values())}
+            progress = {"tasks": total, "lost": sum(r.status != "OK" for r in results.values()),
+                        "certified": sum(r.status == "OK" for r in results.values())}
+            if progress != run.progress:
+                run.progress = progress
+                self._wake()  # a watcher shows the round's progress as it moves
             if len(results) >= total:
                 return [results[t] for t in sorted(results)]
             if stuck:
@@ -300,6 +302,7 @@ class FLDriver:
 
         async def evaluate() -> dict[str, float]:
             run.activity = "evaluating"
+            self._wake()
             return await self.evaluator.evaluate(run, task_files, test, model_npz)
 
         result: dict[str, float] = await self._retry(run, evaluate)
