@@ -155,3 +155,22 @@ def load_npz(path: Path, what: str = "model") -> Params:
             return check_params({name: z[name] for name in z.files}, what=what)
     except (OSError, ValueError) as err:
         raise FLError(f"{path}: cannot read the {what} as a numpy .npz file ({err})") from None
+
+
+# Staging a round's files by hand (tests and benchmarks that run ``fl_task.py`` directly).
+def load_spec(path: str | Path) -> Any:
+    from daemon.flrun.stage import load_spec as load
+
+    return load(Path(path).resolve())
+
+
+def _shards(base: Path, spec: Any) -> list[str]:
+    from daemon.flrun.stage import find_shards
+
+    return find_shards(base, spec)
+
+
+def _stage(dest: Path, base: Path, spec: Any, shards: list[str]) -> list[str]:
+    from daemon.flrun.stage import write_task_files
+
+    return write_task_files(dest, base, spec, shards)

@@ -181,6 +181,21 @@ def codec_files() -> dict[str, bytes]:
     return files
 
 
+def write_task_files(dest: Path, base: Path, spec: FLSpec, shards: list[str]) -> list[str]:
+    """A round's task files (every shard) written under ``dest``, for running ``fl_task.py``
+    outside the network (tests, benchmarks); the names, without the task script itself."""
+    files = {**codec_files(), "train.py": (base / spec.script).read_bytes()}
+    for rel in list(spec.files) + shards:
+        src = base / rel
+        members = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+        for member in members:
+            files[member.relative_to(base).as_posix()] = member.read_bytes()
+    for name, data in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+    return sorted(n for n in files if n != TASK_SCRIPT)
+
+
 def eval_script() -> bytes:
     return (Path(daemon.fl.sandbox.__file__).parent / EVAL_SCRIPT).read_bytes()
 
