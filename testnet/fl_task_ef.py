@@ -96,7 +96,7 @@ def run(rounds: int = 20, shards: int = 10, per_round: int = 5, codec: str = "si
         ef: bool = True, seed: int = 1) -> dict[str, Any]:
     """One run; the same seed draws the same clients and trains the same way with and
     without EF."""
-    from novacron.fl import _shards, _stage, load_spec
+    from daemon.flrun.stage import read_job
 
     with tempfile.TemporaryDirectory(prefix="novacron-fl-task-ef-") as tmp:
         work, stage = Path(tmp) / "fl", Path(tmp) / "stage"
@@ -104,9 +104,9 @@ def run(rounds: int = 20, shards: int = 10, per_round: int = 5, codec: str = "si
         subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", str(shards),
                         "--dir", str(work), "--seed", str(seed)], check=True,
                        capture_output=True)
-        spec = load_spec(work / "job.toml")
-        stage.mkdir()
-        _stage(stage, work, spec, _shards(work, spec))
+        for name, data in read_job(work / "job.toml").task.items():  # the round's bundle
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            (stage / name).write_bytes(data)
         shutil.copy(work / "init.npz", stage / "global.npz")
         shutil.copy(work / "test.npz", stage / "test.npz")
         (stage / "sticky").mkdir()

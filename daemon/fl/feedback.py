@@ -120,5 +120,8 @@ def task_input(line: str, plan: FeedbackPlan | None, keep: int) -> str:
     keep the next one (``keep`` bytes: the float32 model)."""
     if plan is None:
         return line
+    if keep <= 0:
+        raise FLError("error feedback needs room for the residual: keep is the float32"
+                      " model's bytes")
     files = () if plan.file is None else (plan.file,)
     return sticky.StickyInput(f"{line} {plan.token}".encode(), files, keep).encode().decode()

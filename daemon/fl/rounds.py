@@ -14,11 +14,14 @@ Theory of operation. A run is a sequence of rounds. Round ``k``:
    returns the new model, the round's history row (without the test metrics, which the
    driver's evaluation adds with ``finish_row``) and the clients' state for the next round.
 
-**Per-client state carried across rounds** lives in ``ClientState`` (today: the volunteers
-that ran the client's certified task, which the next round's link plan reads). What a client
-needs from its certified output in its next round's input (for example the blob holding its
-error-feedback residual) is added there: ``carry`` fills it from the certified head line, and
-``task_input`` writes it into the client's next input line. Nothing else changes.
+**Per-client state carried across rounds** lives in ``ClientState``: the volunteers that ran
+the client's certified task (the next round's link plan reads them), its error-feedback
+residual and who holds it (``daemon.fl.feedback``: the next input names it, as a sticky file
+the task reads, or resets it when its holders are gone or the task that named it failed), and
+its similarity ``alpha`` with the step its update joined (``selection = "phi"``: the round's
+clients are drawn by φ = α × β, β from the availability forecast of the volunteers that would
+run each client, ``daemon.fl.select``). ``carry`` fills the state from the certified head line;
+``plan_round`` writes it into the client's next input.
 """
 
 from __future__ import annotations
@@ -28,17 +31,19 @@ import json
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from daemon.fl.aggregate import aggregate
+from daemon.fl.feedback import FeedbackPlan, Residual, plan_feedback, residual_after
+from daemon.fl.feedback import task_input as ef_input
 from daemon.fl.linkplan import ClientLink, client_link
 from daemon.fl.params import FLError, Params, add
 from daemon.fl.privacy import clip, epsilon, noisy_mean
-from daemon.fl.select import select_random
+from daemon.fl.select import choose, phi_rows, select_random, similarity
 from daemon.fl.spec import FLSpec
 from daemon.fl.uplink import decode_update
 from protocol.errors import RemoteProtocolError
@@ -65,13 +70,29 @@ class ClientState:
 
     workers: tuple[str, ...] = ()
     """The volunteers whose certified result it was (the next link plan's first guess)."""
+    residual: Residual | None = None
+    """Its error-feedback residual, kept by the volunteers that made it (None: none)."""
+    ef_failed: bool = False
+    """Its last task named the residual and failed: the next one starts afresh."""
+    alpha: float | None = None
+    """Similarity of its last certified update with that round's step (φ selection)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {"workers": list(self.workers)}
+        out: dict[str, Any] = {"workers": list(self.workers)}
+        if self.residual is not None:
+            out["residual"] = self.residual.to_wire()
+        if self.ef_failed:
+            out["ef_failed"] = True
+        if self.alpha is not None:
+            out["alpha"] = self.alpha
+        return out
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> ClientState:
-        return cls(tuple(str(w) for w in wire.get("workers", ())))
+        alpha = wire.get("alpha")
+        return cls(tuple(str(w) for w in wire.get("workers", ())),
+                   Residual.from_wire(wire.get("residual")), bool(wire.get("ef_failed", False)),
+                   None if alpha is None else float(alpha))
 
 
 @dataclass(frozen=True)
@@ -82,17 +103,22 @@ class Planned:
     input: str
     link: ClientLink | None
     """None: the job fixed the level."""
+    notes: Mapping[str, Any] = field(default_factory=dict)
+    """For the history: ``ef`` (the residual the input names and its holders, or why one was
+    reset) and ``selected`` (α, β, φ when chosen by φ)."""
 
     def to_wire(self) -> list[Any]:
         link = self.link
         return [self.shard, self.input, None if link is None else
-                [link.bandwidth, link.rtt_s, link.basis, link.node, link.considered]]
+                [link.bandwidth, link.rtt_s, link.basis, link.node, link.considered],
+                dict(self.notes)]
 
     @classmethod
     def from_wire(cls, wire: Sequence[Any]) -> Planned:
-        shard, line, link = wire
+        shard, line, link = wire[:3]
+        notes = dict(wire[3]) if len(wire) > 3 else {}
         return cls(str(shard), str(line), None if link is None else ClientLink(
-            float(link[0]), float(link[1]), str(link[2]), link[3], int(link[4])))
+            float(link[0]), float(link[1]), str(link[2]), link[3], int(link[4])), notes)
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,20 @@ class Closed:
     clients: dict[str, ClientState]
 
 
+def chosen_phi(spec: FLSpec, shards: Sequence[str], rnd: int,
+               clients: Mapping[str, ClientState],
+               staying: Mapping[str, float]) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """Round ``rnd``'s shards by φ (``selection = "phi"``), drawn with a generator seeded by
+    (seed, round): a re-planned round draws as the first plan did from the same utilities.
+    Each shard's β is that of its residual's holders, else its last workers."""
+    workers = {s: (st.residual.holders if st.residual is not None else st.workers)
+               for s, st in clients.items()}
+    alpha = {s: st.alpha for s, st in clients.items() if st.alpha is not None}
+    rows = phi_rows(shards, alpha, workers, staying)
+    rng = random.Random(f"novacron-fl-phi:{spec.seed}:{rnd}")
+    return choose("phi", rng, [r[2] for r in rows], spec.clients_per_round), rows
+
+
 def chosen(spec: FLSpec, shard_count: int, rnd: int) -> list[int]:
     """The shards (indices) round ``rnd`` (from 1) trains: the ``rnd``-th seeded draw."""
     pick = random.Random(spec.seed)
@@ -160,16 +200,33 @@ def task_input(spec: FLSpec, shard: str, rnd: int, link: ClientLink | None,
 
 def plan_round(spec: FLSpec, shards: Sequence[str], rnd: int,
                clients: Mapping[str, ClientState], links: Mapping[str, Mapping[str, Any]],
-               volunteers: Sequence[str]) -> RoundPlan:
+               volunteers: Sequence[str], *, staying: Mapping[str, float] | None = None,
+               keep: int = 0) -> RoundPlan:
     """Round ``rnd``'s clients and their inputs. ``links``/``volunteers``: the node's
-    predicted link from each volunteer to it (the ``links`` RPC's answer)."""
+    predicted link from each volunteer to it (the ``links`` RPC's answer); ``staying``: each
+    live volunteer's staying share (``selection = "phi"``, the ``forecast`` RPC's answer);
+    ``keep``: the float32 model's bytes (a residual's size, with error feedback)."""
+    rows: list[tuple[float, float, float]] = []
+    if spec.selection == "phi":
+        picks, rows = chosen_phi(spec, shards, rnd, clients, staying or {})
+    else:
+        picks = chosen(spec, len(shards), rnd)
     planned = []
-    for i in chosen(spec, len(shards), rnd):
+    for i in picks:
         shard = shards[i]
         state = clients.get(shard, ClientState())
         link = client_link(state.workers, volunteers, links, spec.replicas) \
             if spec.adaptive else None
-        planned.append(Planned(shard, task_input(spec, shard, rnd, link, state), link))
+        notes: dict[str, Any] = {}
+        fb: FeedbackPlan | None = None
+        if spec.error_feedback:
+            fb = plan_feedback(state.residual, set(volunteers), last_failed=state.ef_failed)
+            notes["ef"] = fb.as_dict()
+        if rows:
+            a, b, phi = rows[i]
+            notes["selected"] = {"alpha": round(a, 6), "beta": round(b, 6), "phi": round(phi, 6)}
+        line = task_input(spec, shard, rnd, link, state)
+        planned.append(Planned(shard, ef_input(line, fb, keep), link, notes))
     return RoundPlan(rnd, tuple(planned))
 
 
@@ -214,24 +271,40 @@ def close_round(spec: FLSpec, model: Params, plan: RoundPlan, results: Sequence[
     tasks: list[dict[str, Any]] = []
     update_bytes = 0
     carried = dict(clients)
+    keep = 4 * sum(a.size for a in model.values())
+    by_shard: dict[str, Params] = {}
     for r in sorted(results, key=lambda r: r.task):
         planned = plan.clients[r.task]
+        state = carried.get(planned.shard, ClientState())
+        ef = planned.notes.get("ef")
+        if ef is not None and not ef.get("residual"):
+            state = replace(state, residual=None, ef_failed=False)  # told to start afresh
         if r.status == "OK":
             try:
                 head, update = parse_output(r.output, model)
+                left = residual_after(head, r.workers, plan.round, keep) if ef is not None \
+                    else None
             except FLError as err:
                 r = TaskResult(r.task, "BAD_OUTPUT", detail=str(err))
         if r.status != "OK":
+            if ef is not None and ef.get("residual"):
+                state = replace(state, ef_failed=True)  # the residual may be what it lacked
+            if state != carried.get(planned.shard, ClientState()):
+                carried[planned.shard] = state
             tasks.append({"task": r.task, "shard": planned.shard, "status": r.status,
-                          **({"detail": r.detail} if r.detail else {})})
+                          **planned.notes, **({"detail": r.detail} if r.detail else {})})
             continue
         updates.append(update)
         weights.append(float(head["samples"]))
         losses.append(float(head["loss"]))
         update_bytes += len(r.output)
-        carried[planned.shard] = carry(carried.get(planned.shard, ClientState()), head, r)
+        by_shard[planned.shard] = update
+        carried[planned.shard] = replace(carry(state, head, r), residual=left, ef_failed=False)
+        notes = dict(planned.notes)
+        if ef is not None:
+            notes["ef"] = {**ef, "kept": head.get("ef")}
         tasks.append({"task": r.task, "shard": planned.shard, "status": "OK",
-                      "samples": head["samples"], "loss": head["loss"],
+                      "samples": head["samples"], "loss": head["loss"], **notes,
                       "codec": head.get("codec", spec.codec), **why(planned.link, head),
                       "workers": list(r.workers), "bytes": len(r.output),
                       "output_sha256": r.output_sha256, "checks": list(r.checks),
@@ -247,9 +320,14 @@ def close_round(spec: FLSpec, model: Params, plan: RoundPlan, results: Sequence[
     else:
         step = aggregate(spec.aggregation, updates, weights, trim=spec.trim)
     new = add(model, step)
+    for t in tasks:  # alpha, for φ selection: how well each update agreed with the step
+        if t["shard"] in by_shard:
+            t["similarity"] = round(similarity(by_shard[t["shard"]], step), 6)
+            carried[t["shard"]] = replace(carried[t["shard"]], alpha=t["similarity"])
     row: dict[str, Any] = {
         "round": plan.round, "job": job, "clients": len(plan.clients), "updates": len(updates),
         "lost": len(plan.clients) - len(updates), "codec": spec.codec,
+        "selection": spec.selection, "error_feedback": spec.error_feedback,
         "levels": dict(sorted(Counter(t["codec"] for t in tasks if t["status"] == "OK")
                               .items())),
         "update_bytes": update_bytes,
@@ -259,8 +337,9 @@ def close_round(spec: FLSpec, model: Params, plan: RoundPlan, results: Sequence[
 
 
 def carry(state: ClientState, head: Mapping[str, Any], result: TaskResult) -> ClientState:
-    """A client's state after its certified round (see the module docstring)."""
-    return ClientState(workers=tuple(sorted(result.workers)) or state.workers)
+    """A client's state after its certified round (see the module docstring; the residual
+    and alpha are set by ``close_round``)."""
+    return replace(state, workers=tuple(sorted(result.workers)) or state.workers)
 
 
 def finish_row(spec: FLSpec, row: dict[str, Any], metrics: Mapping[str, float],

@@ -61,6 +61,9 @@ class RoundJobs(Protocol):
     async def links(self) -> tuple[dict[str, Any], list[str]]:
         """The predicted link from every live volunteer to this node, and the volunteers."""
 
+    async def staying(self, horizon_s: float) -> dict[str, float]:
+        """Each live volunteer's predicted time before leaving, as a share of ``horizon_s``."""
+
     async def submit(self, name: str, files: dict[str, bytes], inputs: list[str], *,
                      replicas: int, fuel: int, memory_mb: int, wall_s: int,
                      max_output: int) -> bytes:
@@ -220,9 +223,15 @@ class FLDriver:
     async def plan(self, run: Run, rnd: int, attempt: int = 1) -> None:
         """Plan round ``rnd`` and keep the plan (not submitted yet)."""
         run.activity = "planning"
-        links, volunteers = await self._retry(run, self.jobs.links) if run.spec.adaptive \
-            else ({}, [])
-        plan = plan_round(run.spec, run.shards, rnd, run.clients, links, volunteers)
+        spec = run.spec
+        links, volunteers = await self._retry(run, self.jobs.links) if (
+            spec.adaptive or spec.error_feedback or spec.selection == "phi") else ({}, [])
+        staying = await self.jobs.staying(float(spec.wall_s)) if spec.selection == "phi" \
+            else None
+        keep = 4 * sum(a.size for a in load_model(self._blob(run.model)).values()) \
+            if spec.error_feedback else 0
+        plan = plan_round(spec, run.shards, rnd, run.clients, links, volunteers,
+                          staying=staying, keep=keep)
         run.inflight = InFlight(plan, attempt=attempt)
         self.store.save(run)
 

@@ -62,6 +62,9 @@ class NodeJobs:
         known = await self.soft.rpc_links({})
         return dict(known.get("links", {})), list(known.get("volunteers", []))
 
+    async def staying(self, horizon_s: float) -> dict[str, float]:
+        return dict((await self.soft.rpc_forecast({"horizon_s": horizon_s}))["staying"])
+
     async def submit(self, name: str, files: dict[str, bytes], inputs: list[str], *,
                      replicas: int, fuel: int, memory_mb: int, wall_s: int,
                      max_output: int) -> bytes:

@@ -231,7 +231,7 @@ def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
     links = {"c": {"low": 5e4, "rtt_ms": 80.0}, "d": {"low": 9e6, "rtt_ms": 2.0},
              "a": {"low": 1e3, "rtt_ms": 900.0}}
     base = {"fl": {"script": "t.py", "model": "m.npz", "shards": ["s/*"], "test": "x.npz",
-                   "clients_per_round": 2}}
+                   "clients_per_round": 2, "error_feedback": False}}  # EF: test_rounds.py
     spec = parse_fl_spec(base, "job.toml")
     clients = {"s/0": ClientState(("c", "d"))}
     plan = plan_round(spec, ["s/0", "s/1"], 1, clients, links, ["a", "b", "c", "d"])

@@ -25,16 +25,16 @@ pytest.importorskip("sklearn", reason="the FL example's data is scikit-learn's d
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    from novacron.fl import _shards, _stage, load_spec
+    from daemon.flrun.stage import read_job
     base = tmp_path_factory.mktemp("fl")
     work = base / "fl"
     shutil.copytree(ROOT / "examples" / "fl", work)
     subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "10", "--dir",
                     str(work)], check=True, capture_output=True)
-    spec = load_spec(work / "job.toml")
     stage = base / "stage"
-    stage.mkdir()
-    _stage(stage, work, spec, _shards(work, spec))
+    for name, data in read_job(work / "job.toml").task.items():
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        (stage / name).write_bytes(data)
     shutil.copy(work / "init.npz", stage / "global.npz")
     (stage / "sticky").mkdir()
     return stage

@@ -69,17 +69,13 @@ class Peers:
 
 def fl_bundle(tmp_path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
     """The FL example's round files as a Python bundle (what ``novacron fl run`` submits)."""
-    from novacron.fl import _shards, _stage, load_spec
+    from daemon.flrun.stage import read_job
     work = tmp_path / "fl"
     shutil.copytree(ROOT / "examples" / "fl", work)
     subprocess.run([sys.executable, str(work / "make_data.py"), "--shards", "10", "--dir",
                     str(work)], check=True, capture_output=True)
-    spec = load_spec(work / "job.toml")
-    stage = tmp_path / "stage"
-    stage.mkdir()
-    files = _stage(stage, work, spec, _shards(work, spec))
-    shutil.copy(work / "init.npz", stage / "global.npz")
-    contents = {f: (stage / f).read_bytes() for f in [*files, "global.npz", "fl_task.py"]}
+    contents = {**read_job(work / "job.toml").task,
+                "global.npz": (work / "init.npz").read_bytes()}
     with np.load(work / "init.npz") as z:
         model = {k: z[k] for k in z.files}
     return Bundle("fl_task.py", contents).encode(), model
