@@ -116,6 +116,24 @@ def test_three_rounds_certified_accuracy_rises_across_a_daemon_restart(
                 "prior", "previous", "volunteers"), task
             best = max(task["levels"], key=lambda r: r[3])
             assert best[0] == task["codec"] and len(task["workers"]) >= 2
+    # error feedback: every certified update names the residual its volunteers kept; a
+    # client's next task names that residual and its holders (or says why it was reset), and
+    # its volunteers applied it, whether they held it or fetched it from the holders
+    size = 4 * sum(init[k].size for k in init.files)
+    kept: dict[str, dict] = {}
+    applied = 0
+    for row in history:
+        assert row["error_feedback"] is True and row["selection"] == "random"
+        for task in row["tasks"]:
+            ef, shard = task["ef"], task["shard"]
+            if shard in kept:
+                assert ef["residual"] == kept[shard]["sha256"] or ef.get("reset"), task
+            if task["status"] == "OK":
+                assert ef["kept"]["size"] == size and len(ef["kept"]["sha256"]) == 64, task
+                assert ef["kept"]["applied"] == ef["residual"], task
+                applied += ef["residual"] is not None
+                kept[shard] = {**ef["kept"], "workers": task["workers"]}
+    assert applied >= 1, "no client's residual was carried into its next round"
     later = [t["link"] for row in history[1:] for t in row["tasks"]]
     assert any(link["basis"] != "prior" and link["node"] for link in later), later
     first_acc = history[0]["accuracy"]
