@@ -11,7 +11,10 @@ their reports collected):
    from A): again the same output and the same new residual on both (that the residual is
    applied, and what it does, is ``tests/daemon/fl/test_fl_task_feedback.py``);
 3. a round naming a residual nobody reachable holds: the replica reports CRASHED (a node
-   fault, placed elsewhere) instead of training without it.
+   fault, placed elsewhere) instead of training without it;
+4. any Python task may keep a file: the kept frame does not count against the output's
+   limit, the rest does (OUTPUT_TOO_LARGE), and a frame over what the input allowed is
+   reported as output, whole.
 """
 
 from __future__ import annotations
@@ -113,13 +116,14 @@ async def _rounds(tmp_path, python_cache, names, hosts, nursery) -> None:
     task_no = iter(range(100))
 
     async def run(worker: int, envelope: StickyInput, task: int | None = None,
-                  replica: int = 0) -> tuple[ops.Result, bytes]:
+                  replica: int = 0, module: bytes = bundle,
+                  max_output: int = model_bytes + 8192) -> tuple[ops.Result, bytes]:
         data = envelope.encode()  # small: inline in the offer, as the ledger sends it
         offer = TaskOffer(0, 0, b"j" * 32, next(task_no) if task is None else task, replica,
-                          submitter, module_hash,
-                          len(bundle), hashlib.sha256(data).digest(), len(data), data,
+                          submitter, hashlib.sha256(module).digest(),
+                          len(module), hashlib.sha256(data).digest(), len(data), data,
                           ("task",), 50_000_000_000, 256 * 16, 300_000,
-                          model_bytes + 8192, 0, 60_000, runtime)  # the update alone
+                          max_output, 0, 60_000, runtime)  # the update alone: not the kept
         before = len(ledgers[worker].results)
         duties[worker].on_offer(MEMBER, offer)
         await wait_until(lambda: len(ledgers[worker].results) > before, 240, "a result")
@@ -171,3 +175,17 @@ async def _rounds(tmp_path, python_cache, names, hosts, nursery) -> None:
                       (hosts[b].node_id,))
     r3, _ = await run(c, StickyInput(line2.encode(), (gone,), keep))
     assert r3.status == TaskStatus.CRASHED and "could not fetch" in r3.detail
+    # any Python task may keep a file: the frame is outside the output's limit, the rest is
+    # not; a frame larger than the input allowed is reported as output, whole
+    tiny = Bundle("t.py", {"t.py": (
+        "import sys\nn, out = (int(x) for x in sys.stdin.read().split())\n"
+        "sys.stdout.buffer.write(b'\\x00novacron-keep\\x01' + n.to_bytes(4, 'big')"
+        " + b'k' * n + b'o' * out)\n").encode()}).encode()
+    blobs[a].store.put(tiny, pin=True)
+    fits, out = await run(c, StickyInput(b"5000 100", (), 5000), module=tiny, max_output=200)
+    assert fits.status == TaskStatus.OK and out == b"o" * 100, fits.detail
+    assert hashlib.sha256(b"k" * 5000).digest() in duties[c].kept
+    big, _ = await run(c, StickyInput(b"100 300", (), 5000), module=tiny, max_output=200)
+    assert big.status == TaskStatus.OUTPUT_TOO_LARGE, big.detail
+    whole, out = await run(c, StickyInput(b"100 10", (), 50), module=tiny, max_output=200)
+    assert whole.status == TaskStatus.OK and out.startswith(b"\x00novacron-keep")

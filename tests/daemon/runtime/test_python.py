@@ -141,6 +141,21 @@ def test_a_python_exception_is_reported_with_its_last_line(sandbox: PythonSandbo
     assert "ZeroDivisionError" in out.detail
 
 
+def test_sticky_files_are_read_only_files_beside_the_bundles(sandbox: PythonSandbox) -> None:
+    """Files a worker adds for a task (``protocol.sticky``): readable under the job's
+    directory, never writable, and never in place of the bundle's own."""
+    source = ("import os\n"
+              "print(open('sticky/residual', 'rb').read().hex(), sorted(os.listdir('.')))\n"
+              "try:\n    open('sticky/residual', 'wb')\nexcept OSError as e:\n    print(e.errno)\n")
+    b = bundle(source)
+    out = sandbox.run(b, b"", LIMITS, files=(("sticky/residual", b"\x01\x02"),))
+    assert out.status is TaskStatus.OK, out.detail + out.stderr.decode()
+    assert out.output.decode().split("\n")[:2] == ["0102 ['sticky', 'task.py']", "69"]
+    for name in ("task.py", "task.py/x", "../escape", "/abs"):
+        clash = sandbox.run(b, b"", LIMITS, files=((name, b"x"),))
+        assert clash.status is TaskStatus.REFUSED and "extra file" in clash.detail, name
+
+
 def test_a_corrupt_bundle_is_refused(sandbox: PythonSandbox) -> None:
     out = sandbox.run(bundle("print(1)")[:-3], b"", LIMITS)
     assert out.status is TaskStatus.REFUSED
