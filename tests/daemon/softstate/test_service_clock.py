@@ -106,3 +106,34 @@ async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_
         slower = (await services[2].rpc_links({"to": a}))["links"][b]
         assert slower["bandwidth"] < link["bandwidth"] / 3
         nursery.cancel_scope.cancel()
+
+
+async def test_forecast_gives_every_live_volunteer_a_staying_share(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """FL's phi selection reads each live volunteer's predicted time before leaving from the
+    availability summaries the records publish; a bad horizon is one line."""
+    import pytest
+
+    from daemon.control.jsonrpc import RpcError
+
+    ids = [NodeIdentity(random.Random(7400 + i).randbytes(32)) for i in range(3)]
+    net = MemoryNet()
+    services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
+                                 slots=2, memory_mib=1024, domain="", load=lambda: 0,
+                                 clock=TrioClock(WALL_START))
+                for k, i in enumerate(ids)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        await trio.sleep(MEMBERSHIP_SCAN_S + 1)
+        got = await services[0].rpc_forecast({"horizon_s": 600})
+        volunteers = (await services[0].rpc_links({}))["volunteers"]
+        assert got["horizon_s"] == 600 and sorted(got["staying"]) == sorted(volunteers)
+        assert len(volunteers) == 3 and all(0 < v <= 1 for v in got["staying"].values()), got
+        short = (await services[0].rpc_forecast({"horizon_s": 60}))["staying"]
+        assert all(short[n] >= got["staying"][n] for n in short)  # a shorter wait is likelier
+        for bad in ({"horizon_s": 0}, {"horizon_s": "soon"}, {"until": 5}):
+            with pytest.raises(RpcError):
+                await services[0].rpc_forecast(bad)
+        nursery.cancel_scope.cancel()
