@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
+from crdt.buckets import Round
 from crdt.causal import Causal
 from crdt.dots import CausalContext
 
@@ -58,6 +59,14 @@ class AntiEntropyConfig:
     are cut, larger states go in parts."""
     max_staged_bytes: int = 64 << 20
     """Parts of one peer's multi-part state held until the last one arrives."""
+    summaries: bool = True
+    """Send bucket summaries (``crdt.buckets``) where a digest was due; False: the full
+    digest, as every node did before summaries (``CrdtDigest`` is still understood)."""
+    compare_wait_ms: int = 3_000
+    """A state for a peer too far behind waits this long for the peer's context (a summary
+    round or its full digest in flight), so that it carries only what the peer lacks."""
+    max_wants: int = 64
+    """Summary wants answered per peer per ``digest_every_ms`` (a round needs a few)."""
 
 
 class SendKind(Enum):
@@ -82,6 +91,14 @@ class PeerStream:
     applied: int = 0
     """How far we applied the peer's stream in ``their_session``."""
     digest_sent_at: int = -(1 << 62)
+    round: Round | None = None
+    """Our open reconciliation against the peer's last summary (``crdt.buckets``)."""
+    comparing_since: int | None = None
+    """Since when we wait for the peer's context (a summary round, its full digest)."""
+    full_sent_at: int = -(1 << 62)
+    wants_at: int = -(1 << 62)
+    wants: int = 0
+    """Wants answered since ``wants_at`` (rate limit)."""
     cache: tuple[int, int, dict[str, Causal]] | None = None
     """The last interval built for this peer ``(start, end, joined)``: extended, not rebuilt,
     while the peer's acknowledgement stays put."""
@@ -175,6 +192,9 @@ class Books:
         due = now_ms - p.sent_at >= cfg.retransmit_ms
         if p.needs_state or (p.acked < buf.head and not buf.covers(p.acked)):
             p.needs_state = True
+            if p.comparing_since is not None and \
+                    now_ms - p.comparing_since < cfg.compare_wait_ms:
+                return SendDecision(SendKind.NOTHING)  # its context is on the way
             return SendDecision(SendKind.STATE, 0, buf.head) if due else \
                 SendDecision(SendKind.NOTHING)
         if p.acked >= buf.head:
@@ -221,11 +241,21 @@ class Books:
     def on_digest(self, p: PeerStream, applied_session: int, applied: int,
                   lacks_nothing: bool) -> None:
         """A digest resets what we believe the peer has of our stream."""
+        self.on_position(p, applied_session, applied)
+        self.on_compared(p, lacks_nothing)
+
+    def on_position(self, p: PeerStream, applied_session: int, applied: int) -> None:
+        """A digest's or summary's word on how far the peer applied our stream."""
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
         p.cache = None
         p.sent_to = -1
         p.sent_at = -(1 << 62)
+
+    def on_compared(self, p: PeerStream, lacks_nothing: bool) -> None:
+        """Our contexts were compared with the peer's (a digest, or a finished summary round)."""
+        p.comparing_since = None
+        head = self.buffer.head
         if lacks_nothing:
             p.acked = head
             p.needs_state = False

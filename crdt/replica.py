@@ -56,10 +56,14 @@ from protocol.messages.crdt import (
     CrdtDigestPart,
     CrdtObject,
     CrdtState,
+    CrdtSummary,
+    CrdtSummaryReply,
+    CrdtSummaryWant,
 )
 
 from crdt import prune as pruning
 from crdt.antientropy import AntiEntropyConfig, Books, DeltaBuffer, PeerStream, SendKind
+from crdt import buckets
 from crdt.digests import DigestStaging, decode_contexts, digest_messages
 from crdt.auth import DotSigner, DotVerifier, Policy, check_local_patch, check_plan, own_dot
 from crdt.causal import LWW_LEAF, Causal, Head, Patch, Plan
@@ -116,6 +120,7 @@ class ReplicaStats:
     unknown_objects: int = 0
     departed_dots_dropped: int = 0
     observed_dropped: int = 0
+    wants_refused: int = 0
     messages_out: dict[str, int] = field(default_factory=dict)
 
 
@@ -146,6 +151,7 @@ class CrdtReplica:
         self._watched: set[str] = set()
         self._observed: list[Observed] = []
         self._cover_own: set[str] = set()
+        self._rounds = 0
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -255,6 +261,12 @@ class CrdtReplica:
             return self._on_digest(p, msg)
         if isinstance(msg, CrdtDigestPart):
             return self._on_digest_part(sender, p, msg)
+        if isinstance(msg, CrdtSummary):
+            return self._on_summary(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtSummaryWant):
+            return self._on_want(sender, p, msg, now_ms)
+        if isinstance(msg, CrdtSummaryReply):
+            return self._on_reply(sender, p, msg)
         raise CrdtUsageError(f"not a CRDT message: {type(msg).__name__}")
 
     def tick(self, now_ms: int) -> list[Outgoing]:
@@ -290,6 +302,18 @@ class CrdtReplica:
     # -- building messages ----------------------------------------------------------------------
 
     def _digest(self, peer: str, p: PeerStream, now_ms: int) -> list[Outgoing]:
+        """What we hold, for ``peer``: a bucket summary (``crdt.buckets``), or, without
+        summaries, the full digest."""
+        if not self.books.config.summaries:
+            return self._full_digest(peer, p, now_ms)
+        p.digest_sent_at = now_ms
+        return [(peer, CrdtSummary(self.session, p.their_session, p.applied,
+                                   buckets.summary_objects(self._contexts())))]
+
+    def _contexts(self) -> dict[str, CausalContext]:
+        return {n: o.ctx for n, o in self.objects.items()}
+
+    def _full_digest(self, peer: str, p: PeerStream, now_ms: int) -> list[Outgoing]:
         """Our contexts for ``peer``: one message, or parts once they outgrow one."""
         p.digest_sent_at = now_ms
         msgs = digest_messages({n: o.ctx for n, o in self.objects.items()},
@@ -421,8 +445,71 @@ class CrdtReplica:
                     acc.join(ctx)
         return self._digest_in(p, msg.session, msg.applied_session, msg.applied_seq, theirs)
 
+    # -- bucket summaries (``crdt.buckets``) -------------------------------------------------------
+
+    def _on_summary(self, sender: str, p: PeerStream, msg: CrdtSummary,
+                    now_ms: int) -> list[Outgoing]:
+        """Compare the peer's summary with ours: done at once when all agrees, else ask for
+        the buckets that differ (or for its full digest, when most do)."""
+        if msg.session != p.their_session:
+            p.their_session, p.applied = msg.session, 0
+        self.books.on_position(p, msg.applied_session, msg.applied_seq)
+        self._rounds += 1
+        r = buckets.start_round(self._rounds, self._contexts(), msg.objects, self.limits)
+        p.round, p.comparing_since = r, now_ms
+        if r is None:
+            return [(sender, self._want_full())]
+        return self._next_wants(sender, p, r)
+
+    def _want_full(self) -> CrdtSummaryWant:
+        name = next(iter(self.objects))
+        return CrdtSummaryWant(self._rounds, (CrdtObject(name, pack_payload([list(
+            buckets.FULL)])),))
+
+    def _next_wants(self, sender: str, p: PeerStream, r: buckets.Round) -> list[Outgoing]:
+        if r.done():
+            p.round = None
+            p.digest = r.theirs
+            self.books.on_compared(p, all(obj.ctx.issubset(r.theirs.get(n, CausalContext()))
+                                          for n, obj in self.objects.items()))
+            return []
+        return [(sender, CrdtSummaryWant(r.id, objs)) for objs in r.wants()]
+
+    def _on_reply(self, sender: str, p: PeerStream, msg: CrdtSummaryReply) -> list[Outgoing]:
+        r = p.round
+        if r is None or msg.round != r.id:
+            return []  # an earlier round's, or duplicated
+        if not buckets.absorb_reply(r, self._contexts(), msg.replicas, msg.objects,
+                                    self.limits):
+            p.round = None
+            return [(sender, self._want_full())]
+        return self._next_wants(sender, p, r)
+
+    def _on_want(self, sender: str, p: PeerStream, msg: CrdtSummaryWant,
+                 now_ms: int) -> list[Outgoing]:
+        """Answer the buckets a peer asks for (rate-limited: a want costs little to send and
+        its answer more to build)."""
+        wants = buckets.decode_wants(msg.objects, self.objects, self.limits)
+        cfg = self.books.config
+        if any(buckets.FULL in ps for ps in wants.values()):
+            if now_ms - p.full_sent_at < cfg.digest_reply_ms:
+                self.stats.wants_refused += 1
+                return []
+            p.full_sent_at = now_ms
+            return self._full_digest(sender, p, now_ms)
+        if now_ms - p.wants_at >= cfg.digest_every_ms:
+            p.wants_at, p.wants = now_ms, 0
+        if p.wants >= cfg.max_wants:
+            self.stats.wants_refused += 1
+            return []
+        p.wants += 1
+        return [(sender, CrdtSummaryReply(msg.round, table, objs))
+                for table, objs in buckets.reply_objects(self._contexts(), wants,
+                                                         cfg.max_message_bytes)]
+
     def _digest_in(self, p: PeerStream, session: int, applied_session: int, applied_seq: int,
                    theirs: dict[str, CausalContext]) -> list[Outgoing]:
+        p.round = None  # a full digest settles any open summary round
         if session != p.their_session:
             p.their_session, p.applied = session, 0
         p.digest = theirs

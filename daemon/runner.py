@@ -143,7 +143,7 @@ def build_node(config: NodeConfig) -> Node:
 
     # Phase 2, connect: services that need each other get told, in one place.
     attest.connect(registry=soft, committees=committees)
-    soft.connect(attester=attest, hard=committees)
+    soft.connect(attester=attest, hard=committees, silence_s=genesis.params["evict_after_s"])
     # Link estimates are learned by the blob service (its clock: monotonic) and published in
     # the soft state, where any node reads the link between two others (FL level choice).
     soft.links.source = lambda now_ms: summarize(blobs.links, identity.node_id,

@@ -8,12 +8,18 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
   node's committees (view + inbound + work);
 - rounds for a change to reach every up node over the connections (delta anti-entropy
   forwards news to all connected peers each round), next to log2(N) as the baseline;
-- idle bytes/s per node, computed from the real message sizes our code produces: anti-entropy
-  digests (built by ``crdt.digests.digest_messages`` exactly as a replica builds them: one
-  context row per record writer, in parts once they outgrow one message; every 30 s per
-  connection),
-  capability-record refreshes (the real record encoding, every ``REFRESH_S`` per node,
-  crossing each overlay link once) and RTT pings.
+- idle bytes/s per node, computed from the real message sizes our code produces:
+  anti-entropy summaries (``crdt.buckets``: every 30 s per connection each way, built by
+  ``summary_objects`` for N writers of the registry and N of the link summaries, and the
+  round that follows, run with the real ``start_round`` / ``reply_objects`` /
+  ``absorb_reply`` against a peer that differs in the writes still in flight: the network's
+  refreshes per second times the dissemination rounds times ``ROUND_S``, at least one),
+  capability-record refreshes (the real record encoding, every ``refresh_period(N)`` per
+  node, crossing each overlay link once) and RTT pings. Idle link summaries cost nothing
+  (an unchanged summary is not rewritten); ``link_summaries_busy`` is the worst case of a busy
+  network, every node rewriting its full summary at ``min_interval(N)``, apart from the idle
+  total. ``sizes.digest`` is the full digest (``crdt.digests``), still sent when most buckets
+  differ (a peer back after a long absence).
 
 Usage: ``python scripts/sim_scale.py [--sizes 100,1000,10000] [--seed 1] [--duration 600]``.
 """
@@ -29,25 +35,75 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from crdt import buckets  # noqa: E402
 from crdt.antientropy import AntiEntropyConfig  # noqa: E402
 from crdt.digests import digest_messages  # noqa: E402
+from crdt.values import DEFAULT_LIMITS  # noqa: E402
+from daemon.links.summary import LinkEntry, LinkSummary, min_interval, to_wire  # noqa: E402
+from daemon.softstate.plan import refresh_period  # noqa: E402
+from protocol.messages.crdt import (CrdtDelta, CrdtSummary, CrdtSummaryReply,  # noqa: E402
+                                    CrdtSummaryWant)
+from crdt import CrdtReplica  # noqa: E402
+from crdt.auth import DotSigner  # noqa: E402
+from daemon.softstate.service import CAPS, SCHEMA  # noqa: E402
+from daemon.softstate.links import LINKS  # noqa: E402
+from protocol.envelope import EnvelopeSealer  # noqa: E402
 from crdt.dots import CausalContext  # noqa: E402
 from daemon.p2p.config import P2PConfig  # noqa: E402
 from protocol.schema import encode_body  # noqa: E402
 from daemon.capabilities import build_record, record_to_wire  # noqa: E402
 from daemon.p2p.rtt import PROBE_EVERY  # noqa: E402
 from daemon.sched import AvailabilityHistory, summarize  # noqa: E402
-from daemon.softstate.service import ENVELOPE_MARGIN, REFRESH_S  # noqa: E402
+from daemon.softstate.service import ENVELOPE_MARGIN  # noqa: E402
 from protocol.canonical import packb  # noqa: E402
 from protocol.identity import NodeIdentity  # noqa: E402
 from testnet.overlay_sim import OverlaySim, SimConfig  # noqa: E402
 
 NODE_ID_CHARS = len(NodeIdentity(bytes(32)).node_id)
-SIGNATURE = 64
 PING_BYTES = 4 * 32 + 4 * 40  # two round trips of 32 bytes, with yamux/noise framing
 
 
-ENVELOPE = 200  # signed envelope around each message: sender, nonce, time, signature
+_IDENTITY = NodeIdentity(bytes(range(32)))
+_SEALER = EnvelopeSealer(_IDENTITY, "sim", context=1)
+ROUND_S = 0.3
+"""One dissemination round in real time: a 0.1 s anti-entropy tick plus a one-way delay."""
+
+
+def _writers(n: int) -> dict[str, int]:
+    return {f"{'x' * (NODE_ID_CHARS - 6)}{i:06d}": 3 for i in range(n)}
+
+
+def _size(msg: object) -> int:
+    """The message as it goes on the wire: sealed in the real signed envelope."""
+    return len(_SEALER.seal(msg, 1_700_000_000_000))
+
+
+def summary_exchange(writers: int, differing: int) -> dict[str, int]:
+    """One summary and the round it starts, between replicas of ``writers`` record writers
+    and as many link-summary writers, the sender ahead by ``differing`` writes: the real
+    messages, their count and bytes (envelopes included)."""
+    vv = _writers(writers)
+    ours = {"caps": CausalContext(vv), "links": CausalContext(vv)}
+    theirs = {"caps": CausalContext(vv), "links": CausalContext(vv)}
+    step = max(1, writers // max(1, differing))
+    for w in sorted(vv)[::step][:differing]:
+        theirs["caps"].add(w, vv[w] + 1)
+    summary = CrdtSummary(1, 1, 1, buckets.summary_objects(theirs))
+    msgs, nbytes = 1, _size(summary)
+    limits = DEFAULT_LIMITS
+    r = buckets.start_round(1, ours, summary.objects, limits)
+    while r is not None and not r.done():
+        for objs in r.wants():
+            want = CrdtSummaryWant(r.id, objs)
+            msgs, nbytes = msgs + 1, nbytes + _size(want)
+            for table, robjs in buckets.reply_objects(
+                    theirs, buckets.decode_wants(want.objects, theirs, limits), 400_000):
+                reply = CrdtSummaryReply(r.id, table, robjs)
+                msgs, nbytes = msgs + 1, nbytes + _size(reply)
+                buckets.absorb_reply(r, ours, reply.replicas, reply.objects, limits)
+    assert r is not None and r.theirs["caps"] == theirs["caps"], "the round must rebuild it"
+    return {"messages": msgs, "bytes": nbytes, "summary_bytes": _size(summary),
+            "differing": differing}
 
 
 def digest_sizes(writers: int) -> dict[str, int]:
@@ -56,30 +112,58 @@ def digest_sizes(writers: int) -> dict[str, int]:
     ctx = CausalContext({f"{'x' * (NODE_ID_CHARS - 6)}{i:06d}": 3 for i in range(writers)})
     msgs = digest_messages({"caps": ctx}, session=1, applied_session=1, applied_seq=1,
                            max_bytes=P2PConfig().max_frame - ENVELOPE_MARGIN)
-    sizes = [len(packb(encode_body(m), maps=False)) + ENVELOPE for m in msgs]
+    sizes = [_size(m) for m in msgs]
     return {"total": sum(sizes), "parts": len(sizes), "largest": max(sizes),
             "frame_cap": P2PConfig().max_frame}
 
 
+def link_summary_bytes() -> int:
+    """A full link summary (8 peers) rewritten, as the real replica sends it, sealed."""
+    node = _IDENTITY.node_id
+    entries = tuple(LinkEntry(f"{node[:-2]}{i:02d}", 1e6, 0.3, 0.05, 40, 10.0, True)
+                    for i in range(8))
+    return _delta_bytes(LINKS, to_wire(LinkSummary(node, 1_700_000_000_000, entries)))
+
+
+def _delta_bytes(name: str, value: object) -> int:
+    """One owner-keyed write of ``value`` into object ``name``: the delta interval a real
+    signed replica sends a peer for it, sealed."""
+    node = _IDENTITY.node_id
+    replica = CrdtReplica(node, SCHEMA, session=5, signer=DotSigner(_IDENTITY, "sim"))
+    replica.update(name, lambda m, w: m.p_set(w, node, value), 1_700_000_000_000)
+    replica.books.peer("peer").connected = True
+    return sum(_size(m) for _, m in replica.tick(1_700_000_000_100) if isinstance(m, CrdtDelta))
+
+
 def record_bytes() -> int:
-    """One capability record as the soft state carries it (with its dot signature)."""
-    node = NodeIdentity(bytes(range(32))).node_id
+    """One capability record rewrite as a replica sends it to a peer: the delta interval the
+    real signed replica builds, sealed (one record a message: at 10,000 nodes the network
+    rewrites one unchanged record every 2 s, so a 0.1 s tick rarely batches two)."""
+    node = _IDENTITY.node_id
     rec = build_record(node, slots=4, memory_mib=8192, runtimes=("wasm32-wasi",
                        "wasm32-wasi@0123456789abcdef"), listen=(f"/ip4/203.0.113.7/tcp/7400/p2p/{node}",),
                        attestation=None, availability=summarize(AvailabilityHistory(), 1e9).to_wire(),
                        load_permille=250, domain=node, now_ms=1_700_000_000_000,
                        generation=1_700_000_000_000)
-    return len(packb(record_to_wire(rec))) + SIGNATURE + 2 * NODE_ID_CHARS
+    return _delta_bytes(CAPS, record_to_wire(rec))
 
 
-def idle_traffic(nodes: int, overlay_links: float, kept: float) -> dict[str, float]:
-    """Bytes/s a node sends plus receives when nothing happens but soft-state upkeep."""
+def idle_traffic(nodes: int, overlay_links: float, kept: float,
+                 rounds: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Bytes/s a node sends plus receives when nothing happens but soft-state upkeep, and the
+    summary exchange it is computed from."""
     every = AntiEntropyConfig().digest_every_ms / 1000
-    digests = 2 * overlay_links * digest_sizes(nodes)["total"] / every
-    refresh = nodes * record_bytes() * overlay_links / REFRESH_S  # each record crosses each link
+    period = refresh_period(nodes)
+    in_flight = max(1, math.ceil(nodes / period * rounds * ROUND_S))
+    exchange = summary_exchange(nodes, in_flight)
+    digests = 2 * overlay_links * exchange["bytes"] / every
+    refresh = nodes * record_bytes() * overlay_links / period  # each record crosses each link
     pings = (overlay_links + kept) * PING_BYTES / PROBE_EVERY
-    return {"digests": round(digests), "record_refresh": round(refresh), "pings": round(pings),
-            "total": round(digests + refresh + pings)}
+    busy_links = nodes * link_summary_bytes() * overlay_links / min_interval(nodes)
+    return ({"digests": round(digests), "record_refresh": round(refresh), "pings": round(pings),
+             "link_summaries": 0, "total": round(digests + refresh + pings),
+             "refresh_period_s": period, "link_summaries_busy": round(busy_links),
+             "link_min_interval_s": min_interval(nodes)}, exchange)
 
 
 def main() -> None:
@@ -94,7 +178,8 @@ def main() -> None:
         sim = OverlaySim(SimConfig(nodes=n, seed=args.seed, duration_s=args.duration, step_s=step))
         r = sim.run()
         links = r.mean_connections - min(r.mean_connections, _mean_kept(sim))
-        traffic = idle_traffic(n, links, _mean_kept(sim))
+        traffic, exchange = idle_traffic(n, links, _mean_kept(sim),
+                                         max(r.dissemination_rounds))
         digest = digest_sizes(n)
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,
@@ -110,7 +195,8 @@ def main() -> None:
                                      "baseline_log2_n": round(math.log2(n), 1)},
             "reached_fraction_min": r.reached_fraction_min,
             "idle_bytes_per_s": traffic,
-            "sizes": {"record": record_bytes(), "digest": digest},
+            "sizes": {"record": record_bytes(), "link_summary": link_summary_bytes(),
+                      "summary_exchange": exchange, "digest": digest},
             "targets": {"connections": 64, "idle_bytes_per_s": 5000},
             "met": {"connections": r.max_connections <= 64,
                     "idle_bytes_per_s": traffic["total"] <= 5000,

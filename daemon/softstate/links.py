@@ -3,20 +3,21 @@
 An owner-keyed LWW map next to the capability registry in the same CRDT replica: node k writes
 only key k, each write signed on its dot, so anti-entropy, pruning of departed nodes and the
 signature checks are the registry's own. ``LinkBook`` is the service's part of it: when to
-write ours (``due``: changed as a reader would notice, at most every ``MIN_INTERVAL_S``), and
+write ours (``due``: changed as a reader would notice, at most every ``min_interval``), and
 reading everyone's, skipping a summary its writer got wrong (a malformed value costs the
 writer its say, never the reader a crash).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from crdt import CrdtReplica, LWWMap
 from crdt.values import unpack_value
-from daemon.links.summary import (MIN_INTERVAL_S, LinkSummary, PredictedLink, changed, from_wire,
-                                  predict, to_wire)
+from daemon.links.summary import (LinkSummary, PredictedLink, changed, from_wire,
+                                  min_interval, predict, to_wire)
 from protocol.errors import RemoteProtocolError
 
 LINKS = "links"
@@ -31,15 +32,17 @@ class LinkBook:
         self.node_id = node_id
         self.source: LinkSource | None = None
         self.published: LinkSummary | None = None
-        self.last_publish = -MIN_INTERVAL_S
+        self.last_publish = -math.inf
         self.malformed = 0
         self._decoded: dict[str, tuple[bytes, LinkSummary | None]] = {}
         """Node -> (the stored value's bytes, its decoding): placement reads a few summaries
         per proposal, so each is decoded once per value, not once per read."""
 
     def due(self, now: float, now_ms: int) -> LinkSummary | None:
-        """Our summary if it should be written now (``now``: the service's monotonic clock)."""
-        if self.source is None or now - self.last_publish < MIN_INTERVAL_S:
+        """Our summary if it should be written now (``now``: the service's monotonic clock):
+        changed, and not sooner than ``min_interval`` (longer as the network grows)."""
+        links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
+        if self.source is None or now - self.last_publish < min_interval(len(links.keys())):
             return None
         summary = self.source(now_ms)
         return summary if changed(self.published, summary) else None

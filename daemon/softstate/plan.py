@@ -14,7 +14,24 @@ from typing import Any
 from daemon.capabilities import HEARTBEAT_S
 
 REFRESH_S = 300.0
-"""A record is published again at least this often (its availability summary stays fresh)."""
+"""An unchanged record is published again this often in a small network (``refresh_period``)."""
+REFRESH_MAX_S = 6 * 3600.0
+"""... and at least this often in any network: a quarter of the default eviction silence (24 h)."""
+REFRESH_PER_NODE_S = 2.0
+"""Seconds of refresh period per node known: a network of N nodes rewrites unchanged records
+about once per ``REFRESH_PER_NODE_S`` seconds in all, so what a node relays of them does not
+grow with N (each rewrite crosses each of its connections once)."""
+
+
+def refresh_period(nodes: int, silence_s: float = 0.0) -> float:
+    """How long this node leaves its record unchanged before writing it again, in a network of
+    ``nodes`` records; ``silence_s``: the silence after which members are evicted (0: never),
+    which a refresh must come well inside of, for nodes that are not connected to the
+    directory's members hear of each other only through records."""
+    period = min(REFRESH_MAX_S, max(REFRESH_S, REFRESH_PER_NODE_S * nodes))
+    if silence_s > 0:
+        period = max(REFRESH_S, min(period, silence_s / 4))
+    return period
 LOAD_REPUBLISH_S = 5.0
 LOAD_STEP_PERMILLE = 250
 """A load change this large republishes early (no sooner than ``LOAD_REPUBLISH_S``)."""
@@ -38,6 +55,9 @@ class TickPlanner:
     """The load and listen addresses the last published record carried (whoever published
     it: ``published`` is told of every publish, also those made outside ``plan``)."""
     addrs: Any
+    refresh_s: float = REFRESH_S
+    """The current refresh period (``refresh_period``: the service updates it as the network
+    grows)."""
 
     def __post_init__(self) -> None:
         self.last_heartbeat = self.last_refresh = self.last_scan = self.started
@@ -49,7 +69,7 @@ class TickPlanner:
             self.last_heartbeat = now
         moved = abs(load - self.load) >= LOAD_STEP_PERMILLE and \
             now - self.last_refresh >= LOAD_REPUBLISH_S
-        publish = moved or addrs != self.addrs or now - self.last_refresh >= REFRESH_S
+        publish = moved or addrs != self.addrs or now - self.last_refresh >= self.refresh_s
         if publish:
             self.published(now, load, addrs)
         scan = now - self.last_scan >= MEMBERSHIP_SCAN_S

@@ -8,7 +8,10 @@ full state when a peer is too far behind) runs over direct streams, protocol
 delta-interval protocol needs, and a direct stream costs a fraction of a GossipSub message.
 
 The node rewrites its own record at start, when its facts change (task slots in use, listen
-addresses), and every ``REFRESH_S`` so its availability summary stays current; it persists the
+addresses), and, unchanged, every ``refresh_period``: 5 minutes in a small network, longer
+as it grows (2 s per node known, at most 6 hours and a quarter of the eviction silence), so
+that relaying everyone's unchanged records costs a node the same whatever the size of the
+network; readers take a record for a live node for two such periods. It persists the
 replica after each local write (a node that lost its snapshot must not write before it has
 caught up, or it could reuse a dot).
 
@@ -44,7 +47,7 @@ from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
 from daemon.softstate.twin_guard import TwinGuard
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
-                                   REFRESH_S, TickPlanner)
+                                   REFRESH_S, TickPlanner, refresh_period)
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -59,8 +62,6 @@ MAX_LINKS_REPLY = 512
 
 PROTOCOL = "/novacron/crdt/1"
 TICK_S = 0.1
-LIVE_WINDOW_S = 2 * REFRESH_S + 60.0
-"""A record written this recently makes its node a placement candidate, connected or not."""
 TWIN_ID_MARGIN_MS = 120_000
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED),
@@ -138,6 +139,8 @@ class SoftStateService:
         """Node -> (newest record generation seen, wall time it arrived or it last dropped)."""
         self.rejected = 0
         self._dirty_at = 0.0
+        self.silence_s = 0.0
+        """The genesis' eviction silence (``connect``): refreshes come well inside it."""
         host.handle(PROTOCOL, self._on_frame)
         host.on_peer(self._connected, self._disconnected)
 
@@ -166,10 +169,21 @@ class SoftStateService:
     def _now_ms(self) -> int:
         return int(self.clock.wall() * 1000)
 
-    def connect(self, attester: Attester, hard: HardState) -> None:
+    def connect(self, attester: Attester, hard: HardState, silence_s: float = 0.0) -> None:
         """Start-up's second phase: our attestation report, and the hard state that says
-        whose statements count and whose records go."""
-        self.attester, self.hard = attester, hard
+        whose statements count and whose records go (``silence_s``: after how long a silent
+        member is evicted, 0: never)."""
+        self.attester, self.hard, self.silence_s = attester, hard, silence_s
+
+    def refresh_s(self) -> float:
+        """How often our unchanged record is written again (``plan.refresh_period``)."""
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        return refresh_period(len(caps.keys()), self.silence_s)
+
+    def live_window_s(self) -> float:
+        """A record written this recently makes its node a placement candidate, connected
+        or not: two refresh periods and a minute (a live node writes within one)."""
+        return 2 * self.refresh_s() + 60.0
 
     def trusted_verifiers(self) -> tuple[bytes, ...]:
         """Committee members: the verifiers whose statements a scheduler relies on."""
@@ -208,7 +222,7 @@ class SoftStateService:
     def last_heard(self, node_id: str) -> float | None:
         """When (our wall clock) we last had word of ``node_id``: now while connected, else
         when a new generation of its record reached us or it disconnected (None: never).
-        Records refresh every ``REFRESH_S`` at least, so a live node is never silent longer."""
+        Records refresh every ``refresh_s()`` at least, so a live node is never silent longer."""
         if node_id in self.seen_up or node_id == self.identity.node_id:
             return self.clock.wall()
         heard = self._heard.get(node_id)
@@ -223,7 +237,7 @@ class SoftStateService:
     def _recently_heard(self) -> set[str]:
         """Nodes whose own record is fresh (written within two refresh periods): live peers we
         are not connected to, since a node keeps only a partial view of the network."""
-        cutoff = self._now_ms() - int(LIVE_WINDOW_S * 1000)
+        cutoff = self._now_ms() - int(self.live_window_s() * 1000)
         return {r.node_id for r in self.records() if r.updated_ms >= cutoff}
 
     def candidates(self, toward: str | None = None, nbytes: int = 0) -> tuple[Any, ...]:
@@ -350,6 +364,7 @@ class SoftStateService:
             if steps.persist:
                 self._persist()
             if steps.scan:
+                planner.refresh_s = self.refresh_s()
                 self._note_heard()
                 self.prune_departed()
                 self._publish_links(now)

@@ -10,6 +10,14 @@ within ``session`` (chosen at start-up; a restart starts a new session).
   object and how far it applied the receiver's stream; the receiver works out what it lacks.
 - ``CrdtDigestPart``: a digest too large for one message (thousands of writers), cut by
   writer into ``parts`` messages; the receiver acts once it has them all (``crdt.digests``).
+- ``CrdtSummary``: what a replica sends instead of a digest (on connect, periodically, to
+  repair a stream): per object, the number of context rows and one 64-bit hash per bucket of
+  writers (16 buckets by a hash of the writer id), so two replicas that agree exchange a few
+  hundred bytes however many writers there are (``crdt.buckets``).
+- ``CrdtSummaryWant``: the receiver of a summary asks for the buckets that differ (or, with
+  prefix depth 0, for the sender's whole digest, when most differ); ``round`` matches replies.
+- ``CrdtSummaryReply``: per wanted bucket, either its 16 sub-bucket hashes (a large bucket:
+  the asker recurses) or its context rows (a small one).
 - ``CrdtState``: the fallback for a peer too far behind the buffer: the whole state, or, in
   reply to a digest, the entries the peer lacks plus the dots of those it has; split into
   ``parts`` messages when it is larger than one message may be (``crdt.transfer``).
@@ -84,6 +92,34 @@ class CrdtDigestPart:
     """Part ``part`` (from 0) of ``parts``; each object's context is the join of its slices."""
     replicas: Replicas
     contexts: Objects
+
+
+@message("crdt.summary", 1)
+@dataclass(frozen=True, slots=True)
+class CrdtSummary:
+    session: U64
+    applied_session: U64
+    applied_seq: U64
+    """As in ``CrdtDigest``: how far the sender applied the receiver's stream."""
+    objects: Objects
+    """Per object, ``[rows, [hash of bucket 0 .. 15]]`` (``crdt.buckets``)."""
+
+
+@message("crdt.summary_want", 1)
+@dataclass(frozen=True, slots=True)
+class CrdtSummaryWant:
+    round: U64
+    objects: Objects
+    """Per object, ``[[depth, prefix], ...]``: the buckets wanted (depth 0: the whole digest)."""
+
+
+@message("crdt.summary_reply", 1)
+@dataclass(frozen=True, slots=True)
+class CrdtSummaryReply:
+    round: U64
+    replicas: Replicas
+    objects: Objects
+    """Per object, ``[[depth, prefix, 0, [16 hashes]] | [depth, prefix, 1, rows], ...]``."""
 
 
 @message("crdt.state", 1)

@@ -1,7 +1,7 @@
 """Delta buffers, acknowledgements, digests and the full-state fallback, through replicas."""
 
 from protocol.canonical import packb
-from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtState
+from protocol.messages.crdt import CrdtAck, CrdtDelta, CrdtDigest, CrdtState, CrdtSummary
 from protocol.schema import encode_body
 
 from crdt import AntiEntropyConfig, LWWMap, ObjectSpec, ORSet, PNCounter, CrdtReplica, Writer
@@ -65,10 +65,11 @@ def test_a_peer_too_far_behind_gets_only_what_it_lacks():
     rs["a"].on_disconnect("b")
     for i in range(10):  # a's buffer (4 deltas) cannot cover these for b
         rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", "new"), now)
-    sent = []
     inflight = connect(rs, "a", "b", now)
-    for src, dst, m in inflight:
-        sent += [(src, m) for _, m in rs[dst].on_message(src, m, now)]
+    while inflight:  # summaries, then the buckets that differ, until a knows b's context
+        src, dst, m = inflight.pop(0)
+        inflight += [(dst, d, r) for d, r in rs[dst].on_message(src, m, now)]
+    assert rs["a"].books.peer("b").comparing_since is None
     out = rs["a"].tick(now + 100)
     states = [m for _, m in out if isinstance(m, CrdtState)]
     assert len(states) == 1
@@ -96,10 +97,23 @@ def test_a_peer_that_lacks_nothing_gets_nothing():
     rs["a"].on_disconnect("b")
     rs["b"].on_disconnect("a")
     inflight = connect(rs, "a", "b", now)
-    for src, dst, m in inflight:
+    for src, dst, m in inflight:  # summaries that agree: nothing asked, nothing sent
+        assert isinstance(m, CrdtSummary)
+        assert rs[dst].on_message(src, m, now) == []
+    assert [m for _, m in rs["a"].tick(now + 1) if not isinstance(m, CrdtSummary)] == []
+
+
+def test_without_summaries_a_peer_that_lacks_nothing_gets_nothing():
+    rs = make("a", "b", summaries=False)
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 3), T0)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for r in rs.values():
+        r.books.buffer.gc(10**9)
+    rs["a"].on_disconnect("b")
+    rs["b"].on_disconnect("a")
+    for src, dst, m in connect(rs, "a", "b", now):
         assert isinstance(m, CrdtDigest)
         assert rs[dst].on_message(src, m, now) == []
-    assert [m for _, m in rs["a"].tick(now + 1) if not isinstance(m, CrdtDigest)] == []
 
 
 def test_duplicates_are_acknowledged_again_and_gaps_ask_for_a_digest():
@@ -113,7 +127,7 @@ def test_duplicates_are_acknowledged_again_and_gaps_ask_for_a_digest():
     gap = CrdtDelta(first.session, first.seq_to + 5, first.seq_to + 6, first.replicas,
                     first.objects)
     reply = rs["b"].on_message("a", gap, now + 500)
-    assert [type(m) for _, m in reply] == [CrdtDigest] and rs["b"].get("c").value() == 1
+    assert [type(m) for _, m in reply] == [CrdtSummary] and rs["b"].get("c").value() == 1
 
 
 def test_acknowledged_deltas_leave_the_buffer_and_are_not_echoed_back():
@@ -143,8 +157,9 @@ def test_a_state_over_the_message_budget_goes_in_parts_and_joins_only_when_compl
         rs["a"].update("m", lambda m, w: m.p_set(w, f"key-{i:04d}", {"v": "x" * 20}), T0)
         rs["a"].update("s", lambda s, w: s.p_add(w, i), T0)
     inflight = connect(rs, "a", "b", T0)
-    for src, dst, m in inflight:
-        rs[dst].on_message(src, m, T0)
+    while inflight:  # summaries, then the bucket a's summary differs in
+        src, dst, m = inflight.pop(0)
+        inflight += [(dst, d, r) for d, r in rs[dst].on_message(src, m, T0)]
     parts = [m for _, m in rs["a"].tick(T0 + 100) if isinstance(m, CrdtState)]
     assert len(parts) > 5 and {m.parts for m in parts} == {len(parts)}
     assert all(sum(len(o.data) for o in m.objects) <= 3000 for m in parts)

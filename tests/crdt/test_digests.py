@@ -91,7 +91,7 @@ def test_replicas_exchange_digests_in_parts_and_still_send_only_what_is_lacking(
     pump(rs, now, connect(rs, w1, w2, now), rounds=60)
     assert a.get("c").value() == b.get("c").value() == 11
     # In sync now: a fresh digest from w1 comes in parts and makes w2 send nothing but acks.
-    w1_digest = a._digest(w2, a.books.peer(w2), now + 1)
+    w1_digest = a._full_digest(w2, a.books.peer(w2), now + 1)
     assert len(w1_digest) > 1 and all(isinstance(m, CrdtDigestPart) for _, m in w1_digest)
     replies = [r for _, m in w1_digest for r in b.on_message(w1, m, now + 2)]
     assert replies == []

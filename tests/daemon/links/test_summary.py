@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import random
 
 import pytest
@@ -145,3 +146,20 @@ def test_a_fitted_entry_is_read_before_one_that_could_not_tell_latency_from_byte
     assert p is not None and p.source == a and p.fitted and p.rtt_s == 0.4
     p = predict({b: unfitted}, a, b, 0)
     assert p is not None and p.source == b and not p.fitted
+
+
+def test_a_quiet_link_is_not_republished_as_its_spread_ages() -> None:
+    """Readers add ``DRIFT`` per hour themselves: a summary a day later, with no new samples,
+    says nothing a reader of the old one did not work out."""
+    base = fed({node(1): 1e6, node(2): 5e5})
+    s1 = summarize(base, "me", 110.0, 0)
+    day = 86_400
+    assert not changed(s1, summarize(base, "me", 110.0 + day, day * 1000))
+    # the same aged spread, published as if no time had passed, is news (the spread moved)
+    assert changed(s1, replace(summarize(base, "me", 110.0 + day, day * 1000), at_ms=0))
+
+
+def test_the_least_interval_between_rewrites_grows_with_the_network() -> None:
+    from daemon.links.summary import MIN_INTERVAL_S, min_interval
+    assert min_interval(0) == min_interval(100) == MIN_INTERVAL_S
+    assert min_interval(1000) == 300 and min_interval(10_000) == 3000
