@@ -15,9 +15,9 @@ from daemon.capabilities import HEARTBEAT_S
 
 REFRESH_S = 300.0
 """An unchanged record is published again this often in a small network (``refresh_period``)."""
-REFRESH_MAX_S = 6 * 3600.0
-"""... and at least this often in any network: a quarter of the default eviction silence (24 h)."""
-REFRESH_PER_NODE_S = 2.0
+REFRESH_MAX_S = 8 * 3600.0
+"""... and at least this often in any network: a third of the default eviction silence (24 h)."""
+REFRESH_PER_NODE_S = 6.0
 """Seconds of refresh period per node known: a network of N nodes rewrites unchanged records
 about once per ``REFRESH_PER_NODE_S`` seconds in all, so what a node relays of them does not
 grow with N (each rewrite crosses each of its connections once)."""
@@ -30,7 +30,7 @@ def refresh_period(nodes: int, silence_s: float = 0.0) -> float:
     directory's members hear of each other only through records."""
     period = min(REFRESH_MAX_S, max(REFRESH_S, REFRESH_PER_NODE_S * nodes))
     if silence_s > 0:
-        period = max(REFRESH_S, min(period, silence_s / 4))
+        period = max(REFRESH_S, min(period, silence_s / 3))
     return period
 LOAD_REPUBLISH_S = 5.0
 LOAD_STEP_PERMILLE = 250

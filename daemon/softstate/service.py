@@ -2,14 +2,15 @@
 
 The registry is an owner-keyed ``LWWMap`` (``crdt``): node k writes only its own record, under
 key k, and every write carries k's signature on its dot, so a record can be relayed by anyone
-and forged by no one. Anti-entropy (delta intervals, acknowledgements, digests on connect,
-full state when a peer is too far behind) runs over direct streams, protocol
-``/novacron/crdt/1``, one signed envelope per message: per-peer acknowledgements are what the
-delta-interval protocol needs, and a direct stream costs a fraction of a GossipSub message.
+and forged by no one. Anti-entropy (delta intervals, acknowledgements, bucket summaries on
+connect, full state when a peer is too far behind) runs over direct streams, protocol
+``/novacron/crdt/2`` (version 2: summaries, ``crdt.buckets``), one signed envelope per
+message: per-peer acknowledgements are what the delta-interval protocol needs, and a direct
+stream costs a fraction of a GossipSub message.
 
 The node rewrites its own record at start, when its facts change (task slots in use, listen
 addresses), and, unchanged, every ``refresh_period``: 5 minutes in a small network, longer
-as it grows (2 s per node known, at most 6 hours and a quarter of the eviction silence), so
+as it grows (6 s per node known, at most 8 hours and a third of the eviction silence), so
 that relaying everyone's unchanged records costs a node the same whatever the size of the
 network; readers take a record for a live node for two such periods. It persists the
 replica after each local write (a node that lost its snapshot must not write before it has
@@ -60,7 +61,7 @@ log = logging.getLogger("novacron.softstate")
 MAX_LINKS_REPLY = 512
 """Predicted links one ``links`` answer carries (about 100 KB)."""
 
-PROTOCOL = "/novacron/crdt/1"
+PROTOCOL = "/novacron/crdt/2"
 TICK_S = 0.1
 TWIN_ID_MARGIN_MS = 120_000
 CAPS = "caps"
