@@ -89,7 +89,9 @@ def round_line(row: dict[str, Any]) -> str:
     return (f"round {row['round']}: {row['updates']}/{row['clients']} updates certified,"
             f" train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f},"
             f" accuracy {row['accuracy']:.4f}, {row['update_bytes']:,} B of updates"
-            f" ({levels or row['codec']}){extra} (job {row['job'][:12]})")
+            f" ({levels or row['codec']}){extra}"
+            + (f" in {row['seconds']:.1f} s" if "seconds" in row else "")
+            + f" (job {row['job'][:12]})")
 
 
 def show_round(row: dict[str, Any], rounds: int | None = None) -> None:

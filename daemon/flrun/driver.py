@@ -208,6 +208,9 @@ class FLDriver:
             new_npz = model_bytes(closed.model)
             metrics = await self._evaluate(run, new_npz)
             row = finish_row(spec, closed.row, metrics, closed.model)
+            row["seconds"] = round(max(0, self.now_ms() - run.inflight.started_ms) / 1000, 1)
+            if run.inflight.attempt > 1:
+                row["attempts"] = run.inflight.attempt
             old, run.model = run.model, self.blobs.put(new_npz, pin=True)
             run.done, run.clients, run.inflight = run.done + 1, closed.clients, None
             run.progress, run.activity = {}, ""
@@ -232,7 +235,8 @@ class FLDriver:
             if spec.error_feedback else 0
         plan = plan_round(spec, run.shards, rnd, run.clients, links, volunteers,
                           staying=staying, keep=keep)
-        run.inflight = InFlight(plan, attempt=attempt)
+        began = run.inflight.started_ms if run.inflight and attempt > 1 else self.now_ms()
+        run.inflight = InFlight(plan, attempt=attempt, started_ms=began)
         self.store.save(run)
 
     async def submit(self, run: Run, model: Params, *, once: bool = False) -> None:
@@ -248,7 +252,8 @@ class FLDriver:
         async def submit() -> bytes:
             run.activity = "submitting"
             return await self.jobs.submit(
-                f"{run.name}-r{plan.round}", files, plan.inputs, replicas=spec.replicas,
+                f"{run.label[:11]} r{plan.round} {run.name}", files, plan.inputs,
+                replicas=spec.replicas,
                 fuel=spec.fuel, memory_mb=spec.memory_mb, wall_s=spec.wall_s,
                 max_output=max_output(model))
 

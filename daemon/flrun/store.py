@@ -40,6 +40,8 @@ class InFlight:
     """The round's job, once submitted."""
     attempt: int = 1
     """Which submission of the round this is (``driver.ROUND_ATTEMPTS``)."""
+    started_ms: int = 0
+    """When the round was first planned (its history row says how long it took)."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Run:
     def to_bytes(self) -> bytes:
         inflight = None if self.inflight is None else {
             "plan": self.inflight.plan.to_wire(), "job": self.inflight.job,
-            "attempt": self.inflight.attempt}
+            "attempt": self.inflight.attempt, "started_ms": self.inflight.started_ms}
         return bytes(msgpack.packb({
             "v": 1, "name": self.name, "text": self.text, "where": self.where,
             "source": self.source, "shards": list(self.shards), "files": self.files,
@@ -97,7 +99,8 @@ class Run:
                    {k: ClientState.from_wire(v) for k, v in d["clients"].items()},
                    None if inflight is None else InFlight(RoundPlan.from_wire(inflight["plan"]),
                                                           inflight["job"],
-                                                          inflight.get("attempt", 1)),
+                                                          inflight.get("attempt", 1),
+                                                          inflight.get("started_ms", 0)),
                    d.get("ended_ms", 0))
 
 

@@ -123,8 +123,12 @@ def _run(blobs: StoreBlobs, rounds: int = 3) -> Run:
                test=test_d, model=model_d, submitted_ms=1)
 
 
+def _now_ms() -> int:
+    return int(trio.current_time() * 1000)
+
+
 def _driver(db, blobs, net, evaluator=None):
-    return FLDriver(RunStore(db), net, evaluator or Evaluator(), blobs, lambda: 5)
+    return FLDriver(RunStore(db), net, evaluator or Evaluator(), blobs, _now_ms)
 
 
 async def _until(driver, run_id, check):
@@ -154,6 +158,7 @@ def test_a_run_trains_every_round_and_records_each(node):
     acc = [r["accuracy"] for r in history]
     assert acc == sorted(acc) and acc[-1] > 0.8  # 1 - 1/8 after three halvings
     assert all(r["updates"] == 2 and r["tasks"][0]["workers"] == ["v0"] for r in history)
+    assert all(r["seconds"] >= 1.0 and "attempts" not in r for r in history)  # 2 polls each
     # the final model is kept (a result is written from it); the run's files no longer are
     store = blobs.store
     assert run.model in store.pinned and run.files not in store.pinned
@@ -220,6 +225,7 @@ def test_a_round_with_nothing_certified_is_tried_again_then_the_run_fails(node):
 
     run = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert run.state is RunState.FAILED and run.done == 0 and len(net.submitted) == 3
+    assert run.inflight.attempt == 3
     assert run.error.startswith("round 1: no client's update was certified (task failed)")
     assert RunStore(db).load()[0].state is RunState.FAILED
     assert run.files not in blobs.store.pinned
