@@ -237,6 +237,7 @@ _STATE_WORDS = {
 
 def describe_cmd(args: argparse.Namespace) -> int:
     """The job's spec and state in words (``kubectl describe``, ``bacalhau describe``)."""
+    _job_not_run(args.job, "describe")
     st = call(args, "jobs.status", {"job": args.job}, timeout=60)
     local = next((j for j in call(args, "jobs.list")["jobs"] if j["job"] == st["job"]), None)
     if args.json:
@@ -303,6 +304,14 @@ def _bar(done: int, running: int, failed: int, total: int, width: int = 40) -> s
 
 
 PATIENCE_S = 300.0
+
+
+def _job_not_run(ident: str, command: str) -> None:
+    """``describe``, ``explain`` and ``logs`` take a job: an FL run's rounds are jobs."""
+    if is_run(ident):
+        raise CliError(f"{command} takes a job id; {ident} is an FL run, whose rounds are jobs:"
+                       f" `novacron status {ident}` names the current round's job, and"
+                       " history.json every round's")
 
 
 def fit(line: str, width: int = WIDTH) -> str:
@@ -408,6 +417,7 @@ def cancel_cmd(args: argparse.Namespace) -> int:
 
 
 def explain_cmd(args: argparse.Namespace) -> int:
+    _job_not_run(args.job, "explain")
     res = call(args, "jobs.explain", {"job": args.job, "task": args.task}, timeout=60)
     if args.json:
         print_json(res)
@@ -558,6 +568,7 @@ def _part_words(cert: Any, split: tuple[bytes, dict[bytes, Part], Any, int] | No
 
 def logs_cmd(args: argparse.Namespace) -> int:
     """A task's stderr, as agreed by its replicas and checked against its certificate."""
+    _job_not_run(args.job, "logs")
     import base64
 
     params: dict[str, Any] = {"job": args.job}

@@ -2,10 +2,9 @@
 
 Theory of operation. A run is a sequence of rounds. Round ``k``:
 
-1. ``plan_round`` picks ``clients_per_round`` shards (seeded: round ``k``'s choice is the
-   ``k``-th draw of ``random.Random(seed)``, so a resumed run picks what an uninterrupted one
-   would have), plans each client's link (``daemon.fl.linkplan``, from the volunteers that ran
-   that client last time, carried in its ``ClientState``) and writes each client's task input
+1. ``plan_round`` picks ``clients_per_round`` shards (seeded by job seed and round,
+   ``round_rng``, so a resumed run picks what an uninterrupted one would have), plans each
+   client's link (``daemon.fl.linkplan``, from the volunteers that ran that client last time, carried in its ``ClientState``) and writes each client's task input
    line (``task_input``). The plan is stored with the round's job before the job is submitted.
 2. The round's job runs on the network (the driver's business); each task ends certified or
    lost.
@@ -165,6 +164,13 @@ class Closed:
     clients: dict[str, ClientState]
 
 
+def round_rng(spec: FLSpec, rnd: int) -> random.Random:
+    """Round ``rnd``'s own generator, seeded by (job seed, round): a resumed run draws what an
+    uninterrupted one would, without replaying earlier rounds (and a selection that weighs
+    clients by what earlier rounds did, as φ does, draws from it the same way)."""
+    return random.Random(f"novacron-fl/{spec.seed}/{rnd}")
+
+
 def chosen_phi(spec: FLSpec, shards: Sequence[str], rnd: int,
                clients: Mapping[str, ClientState],
                staying: Mapping[str, float]) -> tuple[list[int], list[tuple[float, float, float]]]:
@@ -180,12 +186,8 @@ def chosen_phi(spec: FLSpec, shards: Sequence[str], rnd: int,
 
 
 def chosen(spec: FLSpec, shard_count: int, rnd: int) -> list[int]:
-    """The shards (indices) round ``rnd`` (from 1) trains: the ``rnd``-th seeded draw."""
-    pick = random.Random(spec.seed)
-    out: list[int] = []
-    for _ in range(rnd):
-        out = select_random(pick, shard_count, spec.clients_per_round)
-    return out
+    """The shards (indices) round ``rnd`` (from 1) trains, drawn uniformly."""
+    return select_random(round_rng(spec, rnd), shard_count, spec.clients_per_round)
 
 
 def task_input(spec: FLSpec, shard: str, rnd: int, link: ClientLink | None,

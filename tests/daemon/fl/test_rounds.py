@@ -32,7 +32,7 @@ def _plan(*shards):
     return RoundPlan(1, tuple(Planned(s, f"{s} 1 float32 1 1", None) for s in shards))
 
 
-def test_each_round_is_the_kth_seeded_draw_so_a_resumed_run_picks_the_same():
+def test_each_round_draws_from_its_own_seed_so_a_resumed_run_picks_the_same():
     spec = _spec(seed=7)
     picks = [chosen(spec, 10, k) for k in range(1, 6)]
     assert picks == [chosen(spec, 10, k) for k in range(1, 6)]  # replayable
