@@ -4,8 +4,9 @@ Theory of operation. A run is a sequence of rounds. Round ``k``:
 
 1. ``plan_round`` picks ``clients_per_round`` shards (seeded by job seed and round,
    ``round_rng``, so a resumed run picks what an uninterrupted one would have), plans each
-   client's link (``daemon.fl.linkplan``, from the volunteers that ran that client last time, carried in its ``ClientState``) and writes each client's task input
-   line (``task_input``). The plan is stored with the round's job before the job is submitted.
+   client's link (``daemon.fl.linkplan``, from the volunteers that ran that client last time,
+   carried in its ``ClientState``) and writes each client's task input line
+   (``task_input``). The plan is stored with the round's job before the job is submitted.
 2. The round's job runs on the network (the driver's business); each task ends certified or
    lost.
 3. ``close_round`` decodes the certified updates against the model, aggregates them (FedAvg,
