@@ -164,10 +164,12 @@ def build_node(config: NodeConfig) -> Node:
         jobs.worker.more_runtimes = (runtime,)
         soft.publish("python runtime ready")
 
-    node.add(PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
-                                  on_ready=offer_python))
+    python = PythonRuntimeService(python_cache, enabled=vol.python, fetch=vol.python_fetch,
+                                  on_ready=offer_python)
+    node.add(python)
     # FL runs submitted from this node: rounds through the jobs service, evaluation in the pool
-    node.add(FLService(db, jobs, soft, pool, genesis))
+    node.add(FLService(db, jobs, soft, pool, genesis,
+                       python=lambda: (python.state.value, python.detail)))
     owner.attach(soft, jobs.worker, Standing(
         identity.node_id, jobs.ledger, lambda: (r.job for r in owner.tasks.recent(200))))
     node.add(owner)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -193,7 +194,10 @@ class FLService:
     name = "fl"
 
     def __init__(self, db: Database, jobs: JobsService, soft: Any, pool: WorkerPool,
-                 genesis: Genesis | None) -> None:
+                 genesis: Genesis | None,
+                 python: Callable[[], tuple[str, str]] = lambda: ("ready", "")) -> None:
+        self.python = python
+        """This node's Python runtime: (state, detail), as ``PythonRuntimeService`` says."""
         self.store = RunStore(db)
         self.blobs = StoreBlobs(jobs.blobs.store)
         self.clock = jobs.clock
@@ -230,6 +234,9 @@ class FLService:
     async def rpc_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         only(params, "spec")
         path = Path(get(params, "spec", str))
+        refusal = python_refusal(*self.python())
+        if refusal:
+            raise RpcError(REJECTED, refusal)
         try:
             job = await trio.to_thread.run_sync(read_job, path)
         except FLError as err:
@@ -311,6 +318,17 @@ class FLService:
             raise RpcError(REJECTED, f"cannot write to {out}: {err.strerror}") from None
         return {"run": run.label, "dir": str(out), "rounds": run.done,
                 "of": run.spec.rounds, "state": run.state.value, "error": run.error or None}
+
+
+def python_refusal(state: str, detail: str) -> str | None:
+    """Why this node cannot take an FL run, if its Python runtime will never be ready (each
+    round's model is evaluated in this node's own sandbox); None while it is, or may become,
+    ready."""
+    if state in ("declined", "missing", "failed"):
+        return (f"this node evaluates the model after every round in its own Python sandbox,"
+                f" and its Python runtime is {state}" + (f" ({detail})" if detail else "")
+                + "; enable it (volunteer.python) or submit from a node that has it")
+    return None
 
 
 def _write(out: Path, model: bytes, history: list[dict[str, Any]]) -> None:

@@ -97,3 +97,12 @@ def test_the_shards_and_the_codec_stay_out_of_the_evaluation() -> None:
 
     with pytest.raises(FLError, match=r"must return \{'loss'"):
         _evaluate(Wrong(), "def train(): pass\ndef evaluate(): pass\n")
+
+
+def test_a_node_that_will_never_run_python_refuses_fl_runs() -> None:
+    from daemon.flrun.service import python_refusal
+
+    assert python_refusal("ready", "") is None and python_refusal("compiling", "") is None
+    why = python_refusal("declined", "the volunteer declined Python tasks (volunteer.python)")
+    assert why and "its Python runtime is declined (the volunteer declined" in why
+    assert "\n" not in why
