@@ -35,6 +35,8 @@ from daemon.ledger.records import ReplicaOutcome
 from daemon.ledger.reputation import WorkerRecord
 from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.summary import AvailabilitySummary
+from daemon.links.estimate import DEFAULT_BANDWIDTH, DEFAULT_RTT
+from protocol import sticky
 from protocol.attestation import AttestationLevel
 from protocol.errors import RemoteProtocolError
 from protocol.messages import ledger as ops
@@ -128,14 +130,38 @@ def duration_problem(spec: ops.Submit, runtimes_ms: Sequence[int], proposed_ms: 
             f"of the ledger's estimate {own / 1000:.1f} s")
 
 
-def task_needs(spec: ops.Submit, slots: int, duration_ms: int, runtime: str) -> TaskNeeds:
+def task_needs(spec: ops.Submit, slots: int, duration_ms: int, runtime: str,
+               task: int | None = None) -> TaskNeeds:
+    holders, sticky_s = sticky_affinity(spec, task)
     return TaskNeeds(
         duration_s=max(MIN_DURATION_MS, duration_ms) / 1000,
         replicas=slots,
         memory_mib=max(1, spec.memory_pages * 64 // 1024),
         runtime=runtime,
         min_attestation=AttestationLevel(min(spec.min_attestation, max(AttestationLevel))),
+        holders=holders, sticky_s=sticky_s,
     )
+
+
+def sticky_affinity(spec: ops.Submit, task: int | None) -> tuple[frozenset[str], float]:
+    """The volunteers holding every sticky file ``task``'s input names, and the time another
+    peer needs to fetch them (at the link table's prior: nobody measured that link). Read from
+    the input inlined in the job's hard state, so every replica computes the same; an input
+    not inlined in the submission (a large job's later parts) names none."""
+    if task is None or not 0 <= task < len(spec.inputs):
+        return frozenset(), 0.0
+    inline = spec.inputs[task].inline
+    if inline is None:
+        return frozenset(), 0.0
+    try:
+        envelope = sticky.decode(inline)
+    except sticky.StickyError:
+        return frozenset(), 0.0  # the task itself is refused, the same everywhere
+    if envelope is None or not envelope.files:
+        return frozenset(), 0.0
+    holders = frozenset.intersection(*(frozenset(f.holders) for f in envelope.files))
+    size = sum(f.size for f in envelope.files)
+    return holders, len(envelope.files) * DEFAULT_RTT + size / DEFAULT_BANDWIDTH
 
 
 def effective_load(base: float, slots: int, extra: int) -> float:
@@ -178,7 +204,8 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             for c in candidates if c.node_id not in exclude)
         if queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 queued on 4 slots is 2
     )
-    return PlacementInputs(needs=task_needs(spec, slots, duration_ms, runtime), candidates=cands,
+    return PlacementInputs(needs=task_needs(spec, slots, duration_ms, runtime, task),
+                           candidates=cands,
                            now=now_ms / 1000,
                            tie_seed=job_id + task.to_bytes(4, "big"))
 

@@ -7,7 +7,10 @@ Theory of operation.
 2. Score, per candidate: ``P(useful) = p_finish x reputation``, where ``p_finish`` is the
    calibrated forecast that the peer stays up for the task's expected wall time on it,
    ``wall = link_s + duration x (1 + load)`` (a loaded peer runs the task slower; shipping the
-   inputs takes ``link_s``). Reputation, kept by the committee, is read as the chance the
+   inputs takes ``link_s``), plus, for a task whose input names sticky files (state an earlier
+   task left on the volunteers that ran it, ``protocol.sticky``), the time a peer that does not
+   hold them takes to fetch them (``sticky_s``): affinity to the holders, as strong as the
+   bytes they save. Reputation, kept by the committee, is read as the chance the
    peer's result is one the quorum accepts, so the product is one probability, not a blend of
    scores with tuned weights, and the explanation can show each factor.
 3. Order: by score (quantised to 1e-9 so that last-bit differences between machines cannot
@@ -93,8 +96,14 @@ class TaskNeeds:
     cores: int = 1
     runtime: str = "wasm32-wasi"
     min_attestation: AttestationLevel = AttestationLevel.NONE
+    holders: frozenset[str] = frozenset()
+    """Volunteers holding the task's sticky files (they fetch nothing)."""
+    sticky_s: float = 0.0
+    """Seconds any other peer spends fetching them first."""
 
     def __post_init__(self) -> None:
+        if not (self.sticky_s >= 0 and math.isfinite(self.sticky_s)):
+            raise ValueError("the sticky files' fetch time must be finite and >= 0")
         if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
             raise ValueError("task duration must be positive and finite")
         if not 1 <= self.replicas <= MAX_REPLICAS:
@@ -190,6 +199,9 @@ def _score_all(inputs: PlacementInputs) -> _Scores:
     vouched = np.array([np.nan if c.vouched_since is None else c.vouched_since for c in cands])
     load = np.array([c.load for c in cands])
     wall = np.array([c.link_s for c in cands]) + needs.duration_s * (1.0 + load)
+    if needs.sticky_s:
+        wall = wall + np.array([0.0 if c.node_id in needs.holders else needs.sticky_s
+                                for c in cands])
     p = inputs.predictor.p_up_table(
         table, np.arange(len(cands)), inputs.now, wall, vouched_since=vouched,
     )

@@ -207,3 +207,24 @@ def test_placement_is_valid_deterministic_and_order_independent(cs, k, seed, rnd
     assert sum(n for _, n in p.explanation.rejected_counts) == len(cs) - len(p.chosen)
     assert len(p.chosen) == len(set(p.chosen)) <= k
     assert p.complete == (len(p.chosen) == k) and (p.explanation.shortfall is None) == p.complete
+
+
+def test_sticky_files_pull_a_task_to_their_holders_as_strongly_as_the_fetch_they_save():
+    """Affinity: a peer that does not hold the task's sticky files must fetch them first, which
+    adds to its wall time; among peers alike, the holders win; a far better peer still wins
+    over a holder when the files are small."""
+    alike = [cand(n) for n in ("a", "b", "c", "d")]
+    for holders in ({"c"}, {"d", "b"}):
+        got = place(inputs(alike, replicas=len(holders), duration_s=60.0,
+                           holders=frozenset(holders), sticky_s=20.0)).chosen
+        assert set(got) == holders, got
+    small = [cand("holder", avail=FLAKY), cand("server")]
+    got = place(inputs(small, replicas=1, duration_s=600.0, holders=frozenset({"holder"}),
+                       sticky_s=0.1)).chosen
+    assert got == ("server",)
+    p = place(inputs(alike, replicas=1, duration_s=60.0, holders=frozenset({"c"}),
+                     sticky_s=20.0))
+    assert check_placement(p, inputs(alike, replicas=1, duration_s=60.0,
+                                     holders=frozenset({"c"}), sticky_s=20.0)) is None
+    with pytest.raises(ValueError, match="fetch time"):
+        TaskNeeds(duration_s=1.0, sticky_s=float("nan"))
