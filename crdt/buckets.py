@@ -57,13 +57,14 @@ MAX_PENDING = 1024
 FULL_WHEN = FANOUT // 2
 """More differing top buckets than this (in any object): ask for the full digest."""
 _MASK = (1 << 64) - 1
-_CACHE_MAX = 1 << 17
+_CACHE_MAX = 1 << 15
+"""Cached positions and row hashes (a few MB): two objects of 10,000 writers fit."""
 
 Prefix = tuple[int, int]
 """``(depth, value)``: the writers whose position's top ``4 * depth`` bits are ``value``."""
 
 _positions: dict[str, int] = {}
-_row_hashes: dict[str, tuple[tuple[int, ...], int]] = {}
+_row_hashes: dict[tuple[str, tuple[int, ...]], int] = {}
 
 
 def position(writer: str) -> int:
@@ -85,14 +86,14 @@ def _row(ctx: CausalContext, writer: str) -> tuple[int, ...]:
 
 
 def row_hash(writer: str, row: tuple[int, ...]) -> int:
-    hit = _row_hashes.get(writer)
-    if hit is not None and hit[0] == row:
-        return hit[1]
-    if len(_row_hashes) >= _CACHE_MAX:
-        _row_hashes.clear()
-    h = int.from_bytes(blake2b(packb([writer, list(row)], maps=False), digest_size=8,
-                               person=b"nc-row").digest(), "big")
-    _row_hashes[writer] = (row, h)
+    """One context row's hash (cached: most rows are the same from one summary to the next)."""
+    h = _row_hashes.get((writer, row))
+    if h is None:
+        if len(_row_hashes) >= _CACHE_MAX:
+            _row_hashes.clear()
+        h = _row_hashes[(writer, row)] = int.from_bytes(blake2b(
+            packb([writer, list(row)], maps=False), digest_size=8, person=b"nc-row").digest(),
+            "big")
     return h
 
 
