@@ -187,3 +187,36 @@ def test_a_reply_of_an_earlier_round_is_ignored():
     rs = _pair()
     reply = CrdtSummaryReply(12345, (), (CrdtObject("c", pack_payload([[1, 0, 1, []]])),))
     assert rs["a"].on_message("b", reply, 0) == []
+
+
+def test_replicas_reconcile_through_summary_rounds_and_rebuild_each_others_context():
+    """40 writers; two replicas that differ in one write reconcile by summary, wants and
+    replies only (no full digest), and each rebuilds the other's exact context."""
+    from tests.crdt.harness import connect, pump
+    names = [f"w{i:02d}{NODE[:50]}" for i in range(40)]
+    rs = {n: CrdtReplica(n, {"c": ObjectSpec(PNCounter())}, session=i + 1)
+          for i, n in enumerate(names)}
+    inflight = []
+    for n in names[1:]:
+        inflight += connect(rs, names[0], n, 0)
+        rs[n].update("c", lambda c, w: c.p_inc(w, 1), 0)
+    now = pump(rs, 0, inflight, rounds=80)
+    a, b = rs[names[1]], rs[names[2]]
+    now = pump(rs, now, connect(rs, names[1], names[2], now), rounds=60)
+    assert a.get("c").value() == b.get("c").value() == 39
+    a.on_disconnect(names[0])
+    a.on_disconnect(names[2])
+    b.on_disconnect(names[1])
+    a.update("c", lambda c, w: c.p_inc(w, 5), now)  # b has not seen this one
+    sent = []
+    queue = connect(rs, names[1], names[2], now)
+    while queue:
+        src, dst, m = queue.pop(0)
+        sent.append(type(m).__name__)
+        queue += [(dst, d, r) for d, r in rs[dst].on_message(src, m, now)]
+    assert "CrdtSummaryWant" in sent and "CrdtSummaryReply" in sent
+    assert "CrdtDigest" not in sent and "CrdtDigestPart" not in sent
+    assert b.books.peer(names[1]).digest["c"] == a.get("c").ctx
+    assert a.books.peer(names[2]).digest["c"] == b.get("c").ctx
+    pump(rs, now, rounds=20)
+    assert b.get("c").value() == 44
