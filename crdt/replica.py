@@ -451,11 +451,11 @@ class CrdtReplica:
                     now_ms: int) -> list[Outgoing]:
         """Compare the peer's summary with ours: done at once when all agrees, else ask for
         the buckets that differ (or for its full digest, when most do)."""
+        r = buckets.start_round(self._rounds + 1, self._contexts(), msg.objects, self.limits)
+        self._rounds += 1  # only once it was accepted: a malformed summary changes nothing
         if msg.session != p.their_session:
             p.their_session, p.applied = msg.session, 0
         self.books.on_position(p, msg.applied_session, msg.applied_seq)
-        self._rounds += 1
-        r = buckets.start_round(self._rounds, self._contexts(), msg.objects, self.limits)
         p.round, p.comparing_since = r, now_ms
         if r is None:
             return [(sender, self._want_full())]

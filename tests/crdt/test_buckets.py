@@ -220,3 +220,13 @@ def test_replicas_reconcile_through_summary_rounds_and_rebuild_each_others_conte
     assert a.books.peer(names[2]).digest["c"] == b.get("c").ctx
     pump(rs, now, rounds=20)
     assert b.get("c").value() == 44
+
+
+def test_a_malformed_summary_is_refused_and_changes_nothing():
+    rs = _pair()
+    p = rs["a"].books.peer("b")
+    p.acked, p.their_session = 7, 3
+    for bad in ([1, [1] * 15], [1], "x", [-1, [0] * 16], [1, [-1] + [0] * 15]):
+        with pytest.raises(MalformedMessage):
+            rs["a"].on_message("b", CrdtSummary(4, 1, 0, (CrdtObject("c", pack_payload(bad)),)), 0)
+    assert p.acked == 7 and p.their_session == 3 and p.round is None
