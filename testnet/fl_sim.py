@@ -6,9 +6,11 @@ codecs and error feedback (``protocol.tensor``), the level choice, selection and
 past sessions) and the link estimates (``daemon.links``), all fed the bytes actually encoded.
 What is simulated: the links and the volunteers' comings and goings.
 
-- Links follow the ``planet`` profile of the WAN testnet: round trips 50-300 ms; uplinks
-  log-uniform 0.5-20 Mbit/s (home broadband to a weak mobile link), downlinks 2-8x that; each
-  transfer's throughput varies by a log-normal factor (sd 0.3), so estimates are never exact.
+- Links follow the ``planet`` profile of the WAN testnet (``testnet.wan.profiles``, the one
+  definition the namespace testnet's launcher shapes its links by): round trips 50-300 ms;
+  uplinks log-uniform 0.5-20 Mbit/s (a weak mobile link to home broadband), downlinks 2-8x
+  that; each transfer's throughput varies by a log-normal factor (sd 0.3), so estimates are
+  never exact.
 - Data is split non-IID: sorted by label and cut into ``2 * clients`` shards, two per client, so
   most clients see two digits.
 - Each client's sessions follow its own Weibull law (host classes: laptop, desktop, server);
@@ -37,6 +39,8 @@ from daemon.fl.params import Params, add, sub
 from daemon.links import LinkTable
 from daemon.sched.weibull import Weibull, fit_weibull
 from protocol.tensor import ErrorFeedback
+from testnet.wan import profiles as wan_profiles
+from testnet.wan.links import draw_down_ratio, draw_uplink
 
 MODES = ("float32", "int8", "adaptive")
 HOST_CLASSES = ((0.7, 0.5), (0.8, 3.0), (0.9, 24.0))
@@ -58,11 +62,17 @@ class Link:
         return self.rtt_s + nbytes / (bps * float(np.exp(rng.normal(0.0, 0.3))))
 
 
-def planet_links(rng: np.random.Generator, n: int) -> list[Link]:
+def profile_links(rng: np.random.Generator, n: int, profile: str = "planet") -> list[Link]:
+    """Each client's link to the server, drawn from the WAN testnet's ``profile``: its uplink
+    and downlink ratio as the launcher draws a node's line, its round trip from the
+    profile's advertised range (the simulation has no per-node access delays)."""
+    p = wan_profiles.get(profile)
+    lo_ms, hi_ms = p.round_trip_ms
     links = []
     for _ in range(n):
-        up = math.exp(rng.uniform(math.log(0.5e6 / 8), math.log(20e6 / 8)))
-        links.append(Link(float(rng.uniform(0.05, 0.3)), up, up * float(rng.uniform(2, 8))))
+        up = draw_uplink(p, rng, unit=1e6 / 8)  # bytes/s
+        rtt = float(rng.uniform(lo_ms / 1000, hi_ms / 1000))
+        links.append(Link(rtt, up, up * draw_down_ratio(p, rng)))
     return links
 
 
@@ -145,7 +155,7 @@ def run(cfg: Config) -> dict[str, Any]:
     """One training run; the world (data, links, lives) depends on the seed only, not the mode."""
     world = np.random.default_rng(cfg.seed)
     clients, (x_test, y_test) = digits_split(cfg.clients, world)
-    links = planet_links(world, cfg.clients)
+    links = profile_links(world, cfg.clients)
     life = lives(world, cfg.clients)
     model = init_params(64, cfg.hidden, 10, world)
     pick = random.Random(cfg.seed)

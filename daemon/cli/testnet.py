@@ -43,11 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="make the last K nodes dishonest workers that forge task outputs")
     q.add_argument("--wan", metavar="PROFILE", default=None,
                    help="run each node in a network namespace of its own, with the delay, loss "
-                        "and bandwidth of PROFILE: lan, continent (20-80 ms round trips) or "
-                        "planet (50-300 ms, 0.5%% loss); needs root")
+                        "and lines of PROFILE: lan (1 Gbit/s), continent (20-80 ms round "
+                        "trips, uplinks 5-100 Mbit/s) or planet (50-300 ms, 0.5%% loss, "
+                        "uplinks 0.5-20 Mbit/s); each node draws its own; needs root")
     q.add_argument("--nat-fraction", type=float, default=0.0, metavar="F",
                    help="with --wan: put this fraction of the nodes (never a seed) behind NAT "
                         "routers, e.g. 0.33")
+    q.add_argument("--uplink", action="append", default=[], metavar="NODE=RATE",
+                   help="with --wan: set a node's uplink instead of drawing it from the "
+                        "profile, e.g. node2=1mbit or 3=500kbit (repeatable)")
+    q.add_argument("--downlink", action="append", default=[], metavar="NODE=RATE",
+                   help="with --wan: set a node's downlink, e.g. node2=8mbit (repeatable)")
     add("add", "start one more node, not in the genesis: it joins through the directory", add_cmd)
     q = add("status", "show every node: process, peers, epoch, committees, health", status_cmd)
     q.add_argument("--json", action="store_true")
@@ -85,7 +91,8 @@ def up_cmd(args: argparse.Namespace) -> int:
                    cheaters=args.cheaters, params=params, seeds=args.seeds,
                    wait=args.wait, ready=network_formed if args.wan else network_ready,
                    log=lambda s: print(s, file=sys.stderr), wan=args.wan,
-                   nat_fraction=args.nat_fraction)
+                   nat_fraction=args.nat_fraction, uplinks=args.uplink,
+                   downlinks=args.downlink)
     print(f"testnet {state.network} is up with {len(state.nodes)} nodes in {state.dir}")
     _print_table(state)
     return 0
@@ -95,29 +102,33 @@ def _print_table(state) -> None:
     from testnet.local.readiness import summarize
 
     sts = launcher.statuses(state)
-    natted = _natted(state)
+    wan = _wan(state)
+    natted = {f"node{n.index}" for n in wan.plan.nodes if n.natted} if wan else set()
     # A --wan testnet's nodes all listen on port 4001, each on its own address: show that,
-    # and which ones sit behind NAT (their home network's address, reached via a router).
+    # which ones sit behind NAT (their home network's address, reached via a router), and
+    # each node's line (uplink/downlink).
     where = "address" if state.wan else "port"
     width = 18 if state.wan else 5
-    print(f"{'node':<7} {'node id':<13} {where:>{width}} {'process':<8} {'peers':>5}  "
-          f"health / summary")
-    for node in state.nodes:
+    line_head = f" {'line (up/down)':<17}" if wan else ""
+    print(f"{'node':<7} {'node id':<13} {where:>{width}}{line_head} {'process':<8} "
+          f"{'peers':>5}  health / summary")
+    for i, node in enumerate(state.nodes):
         st = sts[node.name]
         role = " (cheater)" if node.role == "cheater" else ""
         addr = (f"{'NAT ' if node.name in natted else ''}{node.host}" if state.wan
                 else str(node.port))
-        print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {addr:>{width}} "
+        line = wan.link(i) if wan else None
+        shown = f" {line.describe() if line else '?':<17}" if wan else ""
+        print(fit(f"{node.name:<7} {short_node_id(node.node_id):<13} {addr:>{width}}{shown} "
                   f"{st.get('process', '?'):<8} {summarize(st)}{role}"))
 
 
-def _natted(state) -> set[str]:
+def _wan(state):
     if state.wan is None:
-        return set()
+        return None
     from testnet.wan.launcher import Wan
 
-    wan = Wan.load(Path(state.dir))
-    return {f"node{n.index}" for n in wan.plan.nodes if n.natted} if wan else set()
+    return Wan.load(Path(state.dir))
 
 
 def partition_cmd(args: argparse.Namespace) -> int:
@@ -147,7 +158,13 @@ def add_cmd(args: argparse.Namespace) -> int:
 def status_cmd(args: argparse.Namespace) -> int:
     state = _guard(launcher.load, args.dir)
     if args.json:
-        print_json(launcher.statuses(state))
+        sts = launcher.statuses(state)
+        wan = _wan(state)
+        for i, node in enumerate(state.nodes):
+            line = wan.link(i) if wan else None
+            if line is not None:  # the node's access line as the launcher shaped it
+                sts[node.name]["line"] = line.to_json()
+        print_json(sts)
     else:
         _print_table(state)
     return 0

@@ -86,9 +86,15 @@ class LinkBook:
     def predicted_to(self, target: str, nodes: list[str], now_ms: int
                      ) -> dict[str, PredictedLink]:
         """The predicted link from each of ``nodes`` to ``target`` (nodes nobody measured left
-        out); reads only the summaries of ``target`` and ``nodes``."""
+        out); reads only the summaries of ``target`` and ``nodes``. For links to this node
+        itself its live table counts, not the copy it last published: that may be up to
+        ``MIN_INTERVAL_S`` old, and an FL round that just fetched every client's update
+        plans the next round on what those fetches measured."""
         out = {}
-        ours = self.summary(target)
+        if target == self.node_id and self.source is not None:
+            ours: LinkSummary | None = self.source(now_ms)
+        else:
+            ours = self.summary(target)
         for node in nodes:
             if node == target:
                 continue

@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +81,29 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
        wait: float = 60.0, genesis_writer: GenesisWriter = default_genesis_writer,
        ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None,
        log: Callable[[str], None] = lambda s: None, wan: str | None = None,
-       nat_fraction: float = 0.0) -> TestnetState:
+       nat_fraction: float = 0.0, uplinks: Sequence[str] = (),
+       downlinks: Sequence[str] = ()) -> TestnetState:
     """Create and start a testnet of ``n`` nodes in ``directory``; return when it is ready.
 
     ``ready(state, statuses)`` returns None when the network is ready, else what it waits for.
     ``wan`` names a profile (``testnet.wan.profiles``): each node then runs in a network
-    namespace of its own, ``nat_fraction`` of them behind NAT routers (root needed). If
-    start-up fails, a ``wan`` testnet is stopped and its namespaces removed.
+    namespace of its own, ``nat_fraction`` of them behind NAT routers (root needed), each
+    with an access line drawn from the profile, or set by ``uplinks``/``downlinks``
+    (``node2=1mbit``). If start-up fails, a ``wan`` testnet is stopped and its namespaces
+    removed.
     """
     if nat_fraction and wan is None:
         raise TestnetError("--nat-fraction needs --wan PROFILE (NAT routers live in namespaces)")
+    if (uplinks or downlinks) and wan is None:
+        raise TestnetError("--uplink/--downlink need --wan PROFILE (lines are shaped in "
+                           "namespaces)")
+    if wan is not None:  # a mistake in the options is found before anything is wiped
+        from testnet.wan import launcher as wan_launcher
+
+        try:
+            wan_launcher.check_options(n, wan, uplinks, downlinks)
+        except wan_launcher.WanError as err:
+            raise TestnetError(str(err)) from None
     if not 1 <= n <= MAX_NODES:
         raise TestnetError(f"-n must be between 1 and {MAX_NODES}, got {n}")
     if not 1 <= seeds <= n:
@@ -135,7 +148,8 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
         from testnet.wan import launcher as wan_launcher
 
         try:
-            net = wan_launcher.create(directory, n, wan, nat_fraction, seeds, rng)
+            net = wan_launcher.create(directory, n, wan, nat_fraction, seeds, rng,
+                                      uplinks, downlinks)
         except wan_launcher.WanError as err:
             raise TestnetError(str(err)) from None
         for node, nn in zip(state.nodes, net.plan.nodes):

@@ -3,7 +3,7 @@
 ``testnet.local.launcher.up(..., wan="planet")`` calls ``create`` before it starts the
 daemons (each then runs inside its namespace, listening on its own address) and ``destroy``
 on ``down`` or when start-up fails. ``<dir>/wan.json`` records the plan, each node's access
-delay and the relay's pid, so that a later ``down``, ``partition`` or ``heal`` finds them;
+delay and line (up- and downlink, ``testnet.wan.links``) and the relay's pid, so that a later ``down``, ``partition`` or ``heal`` finds them;
 the namespaces' names derive from the directory, so even without that file ``down`` removes
 what an earlier run left.
 """
@@ -17,12 +17,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from testnet.wan import links as wan_links
 from testnet.wan import namespaces, partition
+from testnet.wan.links import LinkError, NodeLink, mbit
 from testnet.wan.plan import PREFIX, NodeNet, Plan, build, choose_natted, extend, tag_for
-from testnet.wan.profiles import draw_access, get
+from testnet.wan.profiles import Profile, draw_access, get
 from testnet.wan.relay import READY_FILE, RelayConfig
 
 WAN_FILE = "wan.json"
@@ -37,13 +40,19 @@ class Wan:
     directory: Path
     relay: RelayConfig
     relay_pid: int | None
+    links: tuple[NodeLink, ...] = ()
+    """Each node's access line, by index (empty: a wan.json written before lines differed)."""
 
     @property
     def plan(self) -> Plan:
         return self.relay.plan
 
+    def link(self, index: int) -> NodeLink | None:
+        return self.links[index] if index < len(self.links) else None
+
     def save(self) -> None:
-        doc = {"relay": self.relay.to_json(), "relay_pid": self.relay_pid}
+        doc = {"relay": self.relay.to_json(), "relay_pid": self.relay_pid,
+               "links": [link.to_json() for link in self.links]}
         tmp = self.directory / (WAN_FILE + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2))
         tmp.replace(self.directory / WAN_FILE)
@@ -54,25 +63,42 @@ class Wan:
         if not path.exists():
             return None
         doc = json.loads(path.read_text())
-        return cls(directory, RelayConfig.from_json(doc["relay"]), doc.get("relay_pid"))
+        return cls(directory, RelayConfig.from_json(doc["relay"]), doc.get("relay_pid"),
+                   tuple(NodeLink.from_json(x) for x in doc.get("links", [])))
 
     def summary(self) -> str:
         natted = sum(n.natted for n in self.plan.nodes)
-        lo, hi = self.relay.profile.rtt_range_ms()
-        return (f"profile {self.relay.profile.name} (round trips {lo:.0f}-{hi:.0f} ms, loss "
-                f"{self.relay.profile.loss:.1%}, {self.relay.profile.rate_mbit} Mbit/s), "
-                f"{natted} of {len(self.plan.nodes)} nodes behind NAT")
+        p = self.relay.profile
+        lo, hi = p.rtt_range_ms()
+        ups = sorted(link.up_kbit for link in self.links)
+        lines = f", uplinks {mbit(ups[0])}-{mbit(ups[-1])} Mbit/s" if ups else ""
+        return (f"profile {p.name} (round trips {lo:.0f}-{hi:.0f} ms, loss {p.loss:.1%}"
+                f"{lines}), {natted} of {len(self.plan.nodes)} nodes behind NAT")
 
 
 def prefix_of(directory: Path) -> str:
     return f"{PREFIX}{tag_for(str(directory.resolve()))}-"
 
 
-def create(directory: Path, n: int, profile_name: str, nat_fraction: float, seeds: int,
-           rng: random.Random) -> Wan:
-    """Create the namespaces and start the relay; remove everything again if a step fails."""
+def check_options(n: int, profile_name: str, uplinks: Sequence[str] = (),
+                  downlinks: Sequence[str] = ()) -> tuple[Profile, dict[int, int], dict[int, int]]:
+    """The profile and the user's lines (kbit/s by node index); a WanError says what is wrong."""
     try:
-        profile = get(profile_name)
+        return (get(profile_name), wan_links.settings(list(uplinks), "--uplink", n),
+                wan_links.settings(list(downlinks), "--downlink", n))
+    except (ValueError, LinkError) as err:
+        raise WanError(str(err)) from None
+
+
+def create(directory: Path, n: int, profile_name: str, nat_fraction: float, seeds: int,
+           rng: random.Random, uplinks: Sequence[str] = (),
+           downlinks: Sequence[str] = ()) -> Wan:
+    """Create the namespaces and start the relay; remove everything again if a step fails.
+
+    Every node's line is drawn from the profile, then ``uplinks``/``downlinks`` (``node2=1mbit``,
+    as ``--uplink``/``--downlink`` give them) set the ones the user chose."""
+    profile, up_set, down_set = check_options(n, profile_name, uplinks, downlinks)
+    try:
         order = list(range(n))
         rng.shuffle(order)
         natted = choose_natted(n, nat_fraction, seeds, order)
@@ -84,9 +110,10 @@ def create(directory: Path, n: int, profile_name: str, nat_fraction: float, seed
         raise WanError(str(err)) from None
     plan = build(tag_for(str(directory.resolve())), n, natted)
     config = RelayConfig(plan, profile, tuple(draw_access(profile, n, rng)), rng.getrandbits(32))
-    wan = Wan(directory, config, None)
+    lines = wan_links.override(wan_links.draw(profile, n, rng), up_set, down_set)
+    wan = Wan(directory, config, None, tuple(lines))
     try:
-        namespaces.create(plan, profile)
+        namespaces.create(plan, profile, lines)
         wan.save()
         if profile.relayed:
             wan.relay_pid = _start_relay(directory)
@@ -109,12 +136,15 @@ def add(directory: Path, wait: float = 15.0) -> NodeNet:
     node = plan.nodes[-1]
     rng = random.Random(wan.relay.seed + node.index)
     access = wan.relay.access_ms + tuple(draw_access(wan.relay.profile, 1, rng))
+    line = wan_links.draw(wan.relay.profile, 1, rng)[0]
     try:
-        namespaces.create_node(plan.core_ns, node, wan.relay.profile)
+        namespaces.create_node(plan.core_ns, node, wan.relay.profile, line)
     except namespaces.NamespaceError as err:
         namespaces.remove(node.ns)
         raise WanError(str(err)) from None
     wan.relay = RelayConfig(plan, wan.relay.profile, access, wan.relay.seed)
+    if len(wan.links) == node.index:
+        wan.links += (line,)
     wan.save()
     if wan.relay_pid:
         os.kill(wan.relay_pid, signal.SIGHUP)

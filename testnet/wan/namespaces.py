@@ -1,6 +1,7 @@
 """Creating and removing a testnet's network namespaces, veths, qdiscs and nftables: the I/O.
 
-``create(plan, profile)`` builds what ``testnet.wan.plan`` describes; ``remove(prefix)``
+``create(plan, profile, links)`` builds what ``testnet.wan.plan`` describes, each node's
+access line shaped to its own up- and downlink (``testnet.wan.links``); ``remove(prefix)``
 deletes every namespace whose name starts with the testnet's prefix (the veths, qdiscs and
 nftables tables inside go with them). Nothing is created in the machine's own namespace, so
 removing the namespaces removes everything. ``create`` removes what it made if any step fails.
@@ -16,10 +17,11 @@ import ctypes
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from testnet.wan import nat
+from testnet.wan.links import NodeLink
 from testnet.wan.plan import PREFIX, NodeNet, Plan
 from testnet.wan.profiles import Profile
 
@@ -61,12 +63,14 @@ def sysctl(ns: str, key: str, value: str) -> None:
     _run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
 
 
-def shape(ns: str, dev: str, rate_mbit: int) -> None:
-    """Limit ``dev``'s egress to ``rate_mbit`` with a token bucket (``tbf``): a buffer of a
-    few milliseconds at that rate, as an access link's modem has."""
-    burst = max(rate_mbit * 1000 // 8 * 4 // 1000, 16)  # 4 ms at the rate, in kbytes
+def shape(ns: str, dev: str, rate_kbit: int) -> None:
+    """Limit ``dev``'s egress to ``rate_kbit`` with a token bucket (``tbf``): bursts of 4 ms
+    at the rate, and a queue of 100 ms at the rate but at least 32 KB, as an access line's
+    modem has (on a slow DSL line that queue is what makes a busy line's round trip swell)."""
+    burst = max(rate_kbit // 2000, 16)  # kbytes: 4 ms at the rate
+    limit = max(rate_kbit * 100 // 8, 32 * 1024)  # bytes: 100 ms at the rate
     _run("tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate",
-         f"{rate_mbit}mbit", "burst", f"{burst}kb", "latency", "50ms")
+         f"{rate_kbit}kbit", "burst", f"{burst}kb", "limit", str(limit))
 
 
 def listed(prefix: str = PREFIX) -> list[str]:
@@ -87,28 +91,30 @@ def remove(prefix: str) -> int:
     return gone
 
 
-def create(plan: Plan, profile: Profile) -> None:
-    """Build the plan's namespaces and links; on any failure remove them and re-raise."""
+def create(plan: Plan, profile: Profile, links: Sequence[NodeLink]) -> None:
+    """Build the plan's namespaces and links (node i's line: ``links[i]``); on any failure
+    remove them and re-raise."""
     prefix = f"{PREFIX}{plan.tag}-"
     remove(prefix)  # what a crashed launcher of this directory may have left
     try:
-        _create(plan, profile)
+        _create(plan, profile, links)
     except BaseException:
         remove(prefix)
         raise
 
 
-def _create(plan: Plan, profile: Profile) -> None:
+def _create(plan: Plan, profile: Profile, links: Sequence[NodeLink]) -> None:
     core = plan.core_ns
     _run("ip", "netns", "add", core)
     ip(core, "link", "set", "lo", "up")
     sysctl(core, "net.ipv4.ip_forward", "1")
-    for node in plan.nodes:
-        create_node(core, node, profile)
+    for node, link in zip(plan.nodes, links, strict=True):
+        create_node(core, node, profile, link)
 
 
-def create_node(core: str, node: NodeNet, profile: Profile) -> None:
-    """One node's namespace (and NAT router), linked to the ``core`` namespace."""
+def create_node(core: str, node: NodeNet, profile: Profile, link: NodeLink) -> None:
+    """One node's namespace (and NAT router), linked to the ``core`` namespace by its access
+    line: ``link.up_kbit`` leaving the node (or its router), ``link.down_kbit`` toward it."""
     _run("ip", "netns", "add", node.ns)
     ip(node.ns, "link", "set", "lo", "up")
     octet = node.index + 1
@@ -126,8 +132,8 @@ def create_node(core: str, node: NodeNet, profile: Profile) -> None:
     ip(edge, "addr", "add", f"198.18.{octet}.2/24", "dev", edge_if)
     ip(edge, "link", "set", edge_if, "up")
     ip(edge, "route", "add", "default", "via", f"198.18.{octet}.1")
-    shape(core, node.core_if, profile.rate_mbit)
-    shape(edge, edge_if, profile.rate_mbit)
+    shape(core, node.core_if, link.down_kbit)
+    shape(edge, edge_if, link.up_kbit)
     if node.natted:
         assert node.router_ns is not None
         ip(edge, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",

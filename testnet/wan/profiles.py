@@ -1,7 +1,11 @@
 """Network profiles (``lan``, ``continent``, ``planet``) and the delay a link adds: pure.
 
-A profile says what one node's access link is like: a one-way delay drawn per node from a
-range, a per-chunk jitter, a loss rate and a bandwidth. The round trip between two nodes is
+The one definition of what a profile's links are like, read by the namespace testnet's
+launcher and relay and by the simulators (``testnet.fl_sim``). A profile says what one node's
+access link is like: a one-way delay drawn per node from a range, a per-chunk jitter, a loss
+rate, and an uplink and downlink bandwidth drawn per node (``testnet.wan.links``): volunteers'
+lines differ by orders of magnitude (a DSL line's 1 Mbit/s up to fibre's hundreds), and a home
+line's downlink is several times its uplink. The round trip between two nodes is
 ``2 * (access_a + access_b)`` plus jitter: each packet crosses the sender's access link and
 the receiver's, as on the internet, where most of the delay is in the last miles and the
 distance between them. The ranges are chosen so that every pair's round trip falls in the
@@ -41,8 +45,13 @@ class Profile:
     """Each chunk waits an extra uniform [0, jitter] ms (one way)."""
     loss: float
     """Probability that a segment is lost (each direction)."""
-    rate_mbit: int
-    """Access bandwidth, each direction (tbf on the veth)."""
+    uplink_mbit: tuple[float, float]
+    """Range of one node's uplink (Mbit/s), drawn log-uniformly once per node (tbf)."""
+    down_ratio: tuple[float, float]
+    """A node's downlink is its uplink times a factor drawn uniformly from this range."""
+    round_trip_ms: tuple[float, float]
+    """The round trips the profile advertises: every pair's (access delays and jitter) falls
+    inside; a simulator without per-node delays draws a client's round trip from it."""
     description: str
 
     @property
@@ -58,11 +67,15 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     p.name: p for p in (
-        Profile("lan", (0.0, 0.0), 0.0, 0.0, 1000, "one switch: no added delay, 1 Gbit/s"),
-        Profile("continent", (5.0, 19.0), 1.0, 0.0, 100,
-                "round trips 20-80 ms, 100 Mbit/s access links"),
-        Profile("planet", (12.5, 72.0), 3.0, 0.005, 20,
-                "round trips 50-300 ms, 0.5% loss, 20 Mbit/s access links"),
+        Profile("lan", (0.0, 0.0), 0.0, 0.0, (1000.0, 1000.0), (1.0, 1.0), (0.0, 0.0),
+                "one switch: no added delay, 1 Gbit/s each way for every node"),
+        # Office and cable/fibre lines within one region: 5-100 Mbit/s up, 1-4x that down.
+        Profile("continent", (5.0, 19.0), 1.0, 0.0, (5.0, 100.0), (1.0, 4.0), (20.0, 80.0),
+                "round trips 20-80 ms, uplinks 5-100 Mbit/s, downlinks 1-4x"),
+        # Home lines the world over: a weak mobile or rural DSL uplink (0.5 Mbit/s) to a good
+        # cable one (20 Mbit/s), downlinks 2-8x the uplink (ADSL, DOCSIS are that lopsided).
+        Profile("planet", (12.5, 72.0), 3.0, 0.005, (0.5, 20.0), (2.0, 8.0), (50.0, 300.0),
+                "round trips 50-300 ms, 0.5% loss, uplinks 0.5-20 Mbit/s, downlinks 2-8x"),
     )
 }
 

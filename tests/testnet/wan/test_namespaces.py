@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -107,6 +108,83 @@ def test_relay_adds_the_profiles_round_trip_and_nat_hides_the_node(net, tmp_path
     assert behind.peers == []
     echo.sock.close()
     behind.sock.close()
+
+
+def sink(ns: str, ip: str, port: int = ECHO_PORT + 1) -> socket.socket:
+    """A server that reads everything a client sends, then answers one byte (``b"k"``), and
+    sends ``n`` bytes to a client that asks with ``n`` as 8 bytes."""
+    with enter(ns):
+        sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((ip, port))
+    sock.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                ask = int.from_bytes(conn.recv(8), "big")
+                if ask:
+                    conn.sendall(b"d" * ask)
+                    continue
+                while conn.recv(65536):
+                    pass
+                conn.sendall(b"k")
+    threading.Thread(target=serve, daemon=True).start()
+    return sock
+
+
+def timed(ns: str, ip: str, up: int = 0, down: int = 0) -> float:
+    """Seconds to send ``up`` bytes to the sink (and hear it got them all), or to receive
+    ``down`` bytes from it."""
+    with enter(ns):
+        s = socket.socket()
+    s.settimeout(30)
+    s.connect((ip, ECHO_PORT + 1))
+    start = time.monotonic()
+    with s:
+        s.sendall(down.to_bytes(8, "big"))
+        if up:
+            s.sendall(b"u" * up)
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(1) == b"k"
+        got = 0
+        while got < down:
+            got += len(s.recv(65536))
+    return time.monotonic() - start
+
+
+@needs_root
+def test_each_node_gets_its_own_uplink_and_downlink(tmp_path):
+    """``lan`` (no relay) with node1 set to a DSL line: its uplink and downlink are shaped
+    apart, so its uploads are 8 times slower than its downloads; node0 keeps the profile's."""
+    wan = wan_launcher.create(tmp_path, 2, "lan", 0.0, 1, random.Random(3),
+                              uplinks=["node1=1mbit"], downlinks=["node1=8mbit"])
+    try:
+        assert [link.describe() for link in wan.links] == ["1000/1000 Mbit/s", "1/8 Mbit/s"]
+        assert wan_launcher.Wan.load(tmp_path).links == wan.links
+        node0, node1 = wan.plan.nodes
+        shown = subprocess.run(["tc", "-n", node1.ns, "qdisc", "show", "dev", "eth0"],
+                               capture_output=True, text=True).stdout
+        assert "tbf" in shown and "rate 1Mbit" in shown, shown
+        shown = subprocess.run(["tc", "-n", wan.plan.core_ns, "qdisc", "show", "dev", "n1"],
+                               capture_output=True, text=True).stdout
+        assert "rate 8Mbit" in shown, shown
+        server = sink(node0.ns, node0.ip)
+        # 256 KB up at 1 Mbit/s takes at least ~2 s; down at 8 Mbit/s at least ~0.25 s. A
+        # loaded machine only adds time, so these lower bounds hold; the ratio shows the two
+        # directions are shaped apart (a burst of a few KB aside).
+        upload = timed(node1.ns, node0.ip, up=256_000)
+        download = timed(node1.ns, node0.ip, down=256_000)
+        assert upload > 1.8 and download > 0.2, (upload, download)
+        assert upload > 3 * download, (upload, download)
+        server.close()
+    finally:
+        wan_launcher.destroy(tmp_path)
+    assert namespaces.listed(wan_launcher.prefix_of(tmp_path)) == []
 
 
 @needs_root

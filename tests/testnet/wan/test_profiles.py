@@ -21,6 +21,8 @@ def test_every_pair_round_trip_falls_in_the_profile_range(name, lo, hi):
     # Spread over the range, not bunched at one end.
     assert min(rtts) < lo + 0.2 * (hi - lo) and max(rtts) > hi - 0.2 * (hi - lo)
     assert profile.rtt_range_ms()[0] >= lo and profile.rtt_range_ms()[1] <= hi
+    # what the simulators draw a client's round trip from is that same advertised range
+    assert profile.round_trip_ms == (lo, hi)
 
 
 def test_planet_loses_half_a_percent_and_lan_is_not_relayed():
