@@ -28,6 +28,8 @@ log = logging.getLogger("novacron.blobs")
 
 PROTOCOL = "/novacron/blob/1"
 CHUNK = 256 * 1024
+PROBE_SMALL = 1024
+"""The small half of a link probe: mostly the request's fixed cost (``probe``)."""
 
 
 class BlobUnavailable(DaemonError):
@@ -47,6 +49,7 @@ class BlobService:
         self.opener = opener
         self.served = 0
         self.fetched = 0
+        self.probes = 0
         self.links = LinkTable()
         """Throughput and round trip to the peers we fetch from, learned from every chunk."""
         host.handle_request(PROTOCOL, self._serve)
@@ -119,6 +122,38 @@ class BlobService:
             raise _Bad("sent bytes that do not match the blob's hash")
         return data
 
+    async def probe(self, peer: str, digest: bytes, timeout: float = 10.0) -> bool:
+        """Measure the link from ``peer`` on a blob we already hold: ask it for a small range
+        (``PROBE_SMALL`` bytes) and for the first chunk, and learn from both transfers.
+
+        Two sizes on one link are what lets ``LinkTable.fit`` tell the per-request latency
+        from the throughput; one transfer size alone cannot. The bytes are checked against our
+        own copy (a peer sending others is reported, as for a fetch) and then dropped. Costs at
+        most one chunk plus ``PROBE_SMALL`` of the peer's uplink; False if anything failed."""
+        ours = self.store.read(digest, 0, CHUNK)
+        if ours is None or peer == self.host.node_id:
+            return False
+        try:
+            for length in sorted({min(PROBE_SMALL, len(ours[0])), len(ours[0])}):
+                req = self.sealer.seal(BlobRequest(digest, 0, length), _now_ms())
+                started = time.monotonic()
+                answer = await self.host.request(peer, PROTOCOL, req, timeout)
+                took = time.monotonic() - started
+                chunk = self.opener.open(answer, now_ms=_now_ms()).body
+                if isinstance(chunk, BlobMissing):
+                    return False
+                if not isinstance(chunk, BlobChunk) or chunk.data != ours[0][:length] \
+                        or chunk.total_size != ours[1]:
+                    raise _Bad("answered a probe with bytes that are not the blob's")
+                self._learn_link(peer, len(answer), took)
+        except (P2PError, RemoteProtocolError, _Bad) as err:
+            if isinstance(err, (RemoteProtocolError, _Bad)):
+                self.host.report_fault(peer, getattr(err, "reason", "bad_blob"))
+            log.debug("link probe of %s failed: %s", short_node_id(peer), err)
+            return False
+        self.probes += 1
+        return True
+
     def _learn_link(self, peer: str, nbytes: int, seconds: float) -> None:
         now = time.monotonic()
         rtt = self.host.rtts.srtt(peer) if hasattr(self.host, "rtts") else None
@@ -129,7 +164,7 @@ class BlobService:
             self.links.expire(now)
 
     def status(self) -> dict[str, Any]:
-        return {"served": self.served, "fetched": self.fetched,
+        return {"served": self.served, "fetched": self.fetched, "probes": self.probes,
                 "links": self.links.status(time.monotonic())}
 
 

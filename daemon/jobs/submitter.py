@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,8 @@ class SubmitterDuties:
         """Jobs that ended with every accepted task certified: never asked about again."""
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
+        self._probing: set[str] = set()
+        """Workers whose link a probe is measuring now (one probe per worker at a time)."""
         self.fetched = 0
         self.checkpoints_taken = 0
         self._checkpoints: dict[tuple[bytes, int], list[bytes]] = {}
@@ -216,7 +219,18 @@ class SubmitterDuties:
         if job is None or m.task >= job.tasks or m.task in job.certified or m.output_size > MAX_OUTPUT:
             return False
         if self.blobs.store.has(m.output_hash):
-            return True  # another replica handed the same output over
+            # Another replica handed the same output over (or we ran one ourselves): nothing
+            # to fetch, but this worker's link to us may be unmeasured, and the next round of
+            # an FL job plans its level on it. A light probe on these bytes measures it.
+            if self.blobs.links.wants_samples(worker, time.monotonic()) \
+                    and worker not in self._probing:
+                self._probing.add(worker)
+                try:
+                    async with self._taking:
+                        await self.blobs.probe(worker, m.output_hash)
+                finally:
+                    self._probing.discard(worker)
+            return True
         async with self._taking:
             return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
 

@@ -63,6 +63,8 @@ FIT_MIN = 4
 FIT_SPREAD = 2.0
 MAX_FIT_BANDWIDTH = 1e10
 """A fitted slope of zero (size makes no difference) is read as this many bytes/s."""
+PROBE_STALE_S = 600.0
+"""A link not measured for this long is worth a probe again (``wants_samples``)."""
 
 
 @dataclass
@@ -191,6 +193,16 @@ class LinkTable:
         None while they are too few or too alike in size to tell the two apart."""
         est = self._links.get(peer)
         return fit_latency(est.recent) if est is not None else None
+
+    def wants_samples(self, peer: Hashable, now: float) -> bool:
+        """Whether a light probe of ``peer`` would teach us something: never measured, not yet
+        fitted apart into latency and throughput (and fewer than ``FIT_SAMPLES`` transfers
+        tried), or not measured for ``PROBE_STALE_S``. A well-measured link is never probed,
+        so probes stop by themselves."""
+        est = self._links.get(peer)
+        if est is None or not est.recent or now - est.updated > PROBE_STALE_S:
+            return True
+        return fit_latency(est.recent) is None and len(est.recent) < FIT_SAMPLES
 
     def rtt_of(self, peer: Hashable) -> float:
         est = self._links.get(peer)

@@ -54,6 +54,10 @@ BW_CHANGE = 0.25
 """Relative throughput change that makes a summary worth republishing."""
 SD_CHANGE = 0.25
 FORMAT = 1
+REVERSE_SD = math.log(4)
+"""Extra log-space spread when a link is read from the reverse direction: a home line's
+downlink is 1-8 times its uplink (``testnet.wan.profiles``), so the other direction's
+throughput says the path's order of magnitude, not this direction's figure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +215,8 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
 
     A node measures the direction it fetched in, so ``b``'s entry for ``a`` (b fetched from
     a) is that direction itself; ``a``'s entry for ``b`` is the reverse direction (right on a
-    symmetric link, optimistic on a home line whose uplink is the slower side). An entry that
+    symmetric link, optimistic on a home line whose uplink is the slower side: its spread grows
+    by ``REVERSE_SD``, so the conservative figure ``low`` allows for that). An entry that
     fitted latency and throughput apart comes before one that could not (its throughput may
     hold the per-request cost: ``daemon.links.estimate``), then the direction itself."""
     found: list[tuple[int, PredictedLink]] = []
@@ -221,7 +226,8 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
         if summary is None or entry is None:
             continue
         age = entry.age_s + max(0, now_ms - summary.at_ms) / 1000
-        sd = math.sqrt(entry.log_sd ** 2 + DRIFT * age / 3600)
+        doubt = REVERSE_SD ** 2 if rank else 0.0
+        sd = math.sqrt(entry.log_sd ** 2 + DRIFT * age / 3600 + doubt)
         low = math.exp(math.log(entry.bandwidth) - sd)
         rtt = entry.rtt_s if entry.rtt_s is not None else 0.0
         found.append((rank + (0 if entry.fitted else 2), PredictedLink(

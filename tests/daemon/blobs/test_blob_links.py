@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from daemon.blobs.service import CHUNK, BlobService
 from daemon.blobs.store import BlobStore
@@ -38,3 +39,34 @@ async def test_fetched_chunks_feed_the_link_estimate_and_its_prediction_log(tmp_
     # learned from unpredicted, the other 8 were predicted before being learned from
     assert status["prediction"]["predicted"] == 8 and status["prediction"]["unmeasured"] == 1
     assert status["prediction"]["median_ratio_error"] >= 0
+
+
+async def test_a_probe_measures_a_link_at_two_sizes_on_a_blob_both_hold(tmp_path):
+    """The submitter holds a replica's output already (another replica sent it): a probe asks
+    the worker for it at two sizes, so the fit tells latency from throughput, then stops."""
+    from daemon.blobs.service import PROBE_SMALL
+    from daemon.links.estimate import FIT_MIN
+
+    worker = make_host("probe-worker")
+    theirs = _service(worker, "probe-worker", tmp_path)
+    data = os.urandom(200_000)
+    digest = theirs.store.put(data)
+    other = theirs.store.put(os.urandom(50_000))
+    async with running(worker):
+        host = make_host("probe-submitter", bootstrap=worker.listen_addrs())
+        ours = _service(host, "probe-submitter", tmp_path)
+        ours.store.put(data)
+        async with running(host):
+            await wait_until(lambda: worker.node_id in host.connected_peers(), 10)
+            assert ours.links.wants_samples(worker.node_id, time.monotonic())
+            probes = 0
+            while ours.links.wants_samples(worker.node_id, time.monotonic()) and probes < 9:
+                assert await ours.probe(worker.node_id, digest)
+                probes += 1
+            assert probes == FIT_MIN // 2 and ours.probes == probes
+            assert ours.links.fit(worker.node_id) is not None
+            est = dict(ours.links.items())[worker.node_id]
+            assert sorted({n < 2 * PROBE_SMALL for n, _ in est.recent}) == [False, True]
+            # a blob we do not hold is not probed; one the worker lacks fails quietly
+            assert not await ours.probe(worker.node_id, other)
+    assert ours.fetched == 0  # nothing was stored: the bytes were only compared

@@ -52,3 +52,21 @@ def test_table_is_bounded():
         t.rtt(i, 0.1, float(i))
     assert len(t.peers()) == MAX_PEERS
     assert 0 not in t.peers()
+
+
+def test_probes_are_wanted_until_the_link_is_fitted_and_again_when_it_is_stale() -> None:
+    from daemon.links.estimate import FIT_SAMPLES, PROBE_STALE_S
+
+    table = LinkTable()
+    assert table.wants_samples("w", 0.0)
+    for k, n in enumerate((1_000, 60_000, 1_000)):
+        table.observe("w", n, 0.05 + n / 125e3, 1.0 + k)
+        assert table.wants_samples("w", 5.0)  # not yet fitted (3 transfers)
+    table.observe("w", 60_000, 0.05 + 60_000 / 125e3, 4.0)
+    assert table.fit("w") is not None and not table.wants_samples("w", 5.0)
+    assert table.wants_samples("w", 4.0 + PROBE_STALE_S + 1)
+    # one size only can never be fitted: probes stop after FIT_SAMPLES tries all the same
+    for k in range(FIT_SAMPLES):
+        assert table.wants_samples("same", float(k))
+        table.observe("same", 5_000, 0.1, float(k))
+    assert table.fit("same") is None and not table.wants_samples("same", float(FIT_SAMPLES))

@@ -87,10 +87,11 @@ async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_
         assert 1.5e6 < link["bandwidth"] < 2.5e6 and link["low"] < link["bandwidth"]
         assert link["rtt_ms"] == 20.0
         assert services[2].status()["links"]["known"] == 1
-        # placement of a job submitted by node 0 counts node 1's link to it; node 2, whose
-        # link nobody measured, is planned on the prior
+        # placement of a job submitted by node 0 counts node 1's link to it (measured the
+        # other way, so planned with the doubt that adds: 1 MB at ~0.24 x 2 MB/s); node 2,
+        # whose link nobody measured, is planned on the prior
         costs = {c.node_id: c.link_ms for c in services[2].candidates(toward=a, nbytes=10**6)}
-        assert 400 < costs[b] < 2000 and costs[ids[2].node_id] == 1100, costs
+        assert 1000 < costs[b] < 3000 and costs[ids[2].node_id] == 1100, costs
         assert costs[a] == 20  # the submitter's own node: no link to cross
         assert {c.link_ms for c in services[2].candidates()} == {20}
         assert services[1].status()["links"]["published"][0]["peer"] == a
