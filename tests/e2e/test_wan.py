@@ -1,9 +1,10 @@
 """Issue 14's test on a network that looks like the internet: 12 daemons in network namespaces
-on the ``planet`` profile (round trips 50-300 ms, 0.5 % loss, 20 Mbit/s), each given only the
-seed's address, a third of them behind NAT routers. Every node reaches the network and says
-how, committees commit, a value put on a NAT'ed node reads back elsewhere, a 100-task job
-submitted from behind NAT completes with every certificate verified offline, a partitioned
-minority catches up after ``heal``, and a NAT'ed node can ``leave``. Root only (namespaces)."""
+on the ``planet`` profile (round trips 50-300 ms, 0.5 % loss, uplinks of 0.5-20 Mbit/s drawn
+per node, downlinks 2-8x), each given only the seed's address, a third of them behind NAT
+routers. Every node reaches the network and says how, committees commit, a value put on a
+NAT'ed node reads back elsewhere, a 100-task job submitted from behind NAT completes with every
+certificate verified offline, a partitioned minority catches up after ``heal``, and a NAT'ed
+node can ``leave``. Root only (namespaces)."""
 
 from __future__ import annotations
 
