@@ -131,10 +131,10 @@ class BlobService:
         own copy (a peer sending others is reported, as for a fetch) and then dropped. Costs at
         most one chunk plus ``PROBE_SMALL`` of the peer's uplink; False if anything failed."""
         ours = self.store.read(digest, 0, CHUNK)
-        if ours is None or peer == self.host.node_id:
-            return False
+        if ours is None or peer == self.host.node_id or len(ours[0]) < 4 * PROBE_SMALL:
+            return False  # a blob this small is all fixed cost: it would teach nothing
         try:
-            for length in sorted({min(PROBE_SMALL, len(ours[0])), len(ours[0])}):
+            for length in (PROBE_SMALL, len(ours[0])):
                 req = self.sealer.seal(BlobRequest(digest, 0, length), _now_ms())
                 started = time.monotonic()
                 answer = await self.host.request(peer, PROTOCOL, req, timeout)

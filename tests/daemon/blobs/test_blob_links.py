@@ -67,6 +67,9 @@ async def test_a_probe_measures_a_link_at_two_sizes_on_a_blob_both_hold(tmp_path
             assert ours.links.fit(worker.node_id) is not None
             est = dict(ours.links.items())[worker.node_id]
             assert sorted({n < 2 * PROBE_SMALL for n, _ in est.recent}) == [False, True]
-            # a blob we do not hold is not probed; one the worker lacks fails quietly
+            # a blob we do not hold is not probed, nor one too small to tell anything
             assert not await ours.probe(worker.node_id, other)
+            tiny = ours.store.put(b"x" * 3000)
+            theirs.store.put(b"x" * 3000)
+            assert not await ours.probe(worker.node_id, tiny) and ours.probes == probes
     assert ours.fetched == 0  # nothing was stored: the bytes were only compared
