@@ -78,8 +78,6 @@ def needs_of(spec: JobSpec) -> Needs:
 
 CHUNK_BYTES = 32 * 1024
 HAND_OVER_FETCHES = 8
-PROBE_QUEUE = 64
-"""Link probes waiting at most (``take_output``); more are skipped, not queued."""
 KEEP_CHECKPOINTS = 32
 GATHER_VOTES_S = 20.0
 """How long ``result`` waits for votes it asked for again (a few committee round trips)."""
@@ -148,9 +146,7 @@ class SubmitterDuties:
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
         self._probing: set[str] = set()
-        """Workers whose link a probe is queued for or measuring (one per worker at a time)."""
-        self._probe_send, self._probe_recv = trio.open_memory_channel[tuple[str, bytes]](
-            PROBE_QUEUE)
+        """Workers whose link a probe is measuring now (one probe per worker at a time)."""
         self.fetched = 0
         self.checkpoints_taken = 0
         self._checkpoints: dict[tuple[bytes, int], list[bytes]] = {}
@@ -225,15 +221,18 @@ class SubmitterDuties:
         if self.blobs.store.has(m.output_hash):
             # Another replica handed the same output over (or we ran one ourselves): nothing
             # to fetch, but this worker's link to us may be unmeasured, and the next round of
-            # an FL job plans its level on it. A light probe on these bytes measures it, in
-            # the background (the worker is not kept waiting for our answer).
+            # an FL job plans its level on it. A light probe on these bytes measures it, before
+            # we answer: the worker is between tasks then, so the probe shares its line with
+            # nothing of ours (run in the background, overlapping the worker's next fetches,
+            # a replica stalled in the FL e2e twice).
             if self.blobs.links.wants_samples(worker, time.monotonic()) \
                     and worker not in self._probing:
+                self._probing.add(worker)
                 try:
-                    self._probe_send.send_nowait((worker, m.output_hash))
-                    self._probing.add(worker)
-                except trio.WouldBlock:
-                    pass  # probes are a nicety: a full queue skips this one
+                    async with self._taking:
+                        await self.blobs.probe(worker, m.output_hash)
+                finally:
+                    self._probing.discard(worker)
             return True
         async with self._taking:
             return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
@@ -267,20 +266,11 @@ class SubmitterDuties:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._ask_votes_loop)
-            nursery.start_soon(self._probe_loop)
             task_status.started()
             async for jid, task, vote in self._fetch_recv:
                 await self._fetch_output(vote.output_hash, vote.output_size, vote.workers)
                 if vote.stderr_size:
                     await self._fetch_output(vote.stderr_hash, vote.stderr_size, vote.workers)
-
-    async def _probe_loop(self) -> None:
-        """Link probes queued by ``take_output``, one at a time (each is light, and rare)."""
-        async for worker, digest in self._probe_recv:
-            try:
-                await self.blobs.probe(worker, digest)
-            finally:
-                self._probing.discard(worker)
 
     async def _ask_votes_loop(self) -> None:
         while True:
