@@ -223,8 +223,7 @@ class SubmitterDuties:
             # to fetch, but this worker's link to us may be unmeasured, and the next round of
             # an FL job plans its level on it. A light probe on these bytes measures it, before
             # we answer: the worker is between tasks then, so the probe shares its line with
-            # nothing of ours (run in the background, overlapping the worker's next fetches,
-            # a replica stalled in the FL e2e twice).
+            # nothing of ours (its next task's fetches wait for our answer).
             if self.blobs.links.wants_samples(worker, time.monotonic()) \
                     and worker not in self._probing:
                 self._probing.add(worker)
