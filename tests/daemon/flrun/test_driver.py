@@ -136,10 +136,8 @@ async def _until(driver, run_id, check):
         await driver.changed.wait()
 
 
-def test_a_run_trains_every_round_and_records_each(node):
-    db, blobs = node
-    net = Network()
-
+def _run_to_its_end(db, blobs, net) -> Run:
+    """A fresh run on a fresh driver, in virtual time, until it ends (done or failed)."""
     async def main():
         driver = _driver(db, blobs, net)
         async with trio.open_nursery() as nursery:
@@ -150,7 +148,14 @@ def test_a_run_trains_every_round_and_records_each(node):
             nursery.cancel_scope.cancel()
         return run
 
-    run = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_run_trains_every_round_and_records_each(node):
+    db, blobs = node
+    net = Network()
+
+    run = _run_to_its_end(db, blobs, net)
     assert run.state is RunState.DONE and run.done == 3 and run.inflight is None
     history = RunStore(db).history(run.id)
     assert [r["round"] for r in history] == [1, 2, 3]
@@ -213,17 +218,7 @@ def test_a_round_with_nothing_certified_is_tried_again_then_the_run_fails(node):
     net = Network(fail=True)
     net.unavailable = 2  # and the committee is away twice: the driver waits, then submits
 
-    async def main():
-        driver = _driver(db, blobs, net)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
-            run = _run(blobs)
-            driver.add(run)
-            await _until(driver, run.id, lambda r: r.state.ended)
-            nursery.cancel_scope.cancel()
-        return run
-
-    run = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run = _run_to_its_end(db, blobs, net)
     assert run.state is RunState.FAILED and run.done == 0 and len(net.submitted) == 3
     assert run.inflight.attempt == 3
     assert run.error.startswith("round 1: no client's update was certified (task failed)")
