@@ -18,15 +18,21 @@ from testnet.memnet import MemoryNet
 WALL_START = 1_750_000_000.0
 
 
-async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behind(
-        tmp_path: Path, autojump_clock: object) -> None:
-    ids = [NodeIdentity(random.Random(7200 + i).randbytes(32)) for i in range(3)]
+def _three_nodes(tmp_path: Path, seed: int, load=lambda k: 0):
+    """Three soft-state services over one in-process network; node ``k`` reports ``load(k)``."""
+    ids = [NodeIdentity(random.Random(seed + i).randbytes(32)) for i in range(3)]
     net = MemoryNet()
-    load = [0, 0, 0]
     services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
-                                 slots=2, memory_mib=1024, domain="", load=lambda k=k: load[k],
+                                 slots=2, memory_mib=1024, domain="", load=lambda k=k: load(k),
                                  clock=TrioClock(WALL_START))
                 for k, i in enumerate(ids)]
+    return ids, net, services
+
+
+async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behind(
+        tmp_path: Path, autojump_clock: object) -> None:
+    load = [0, 0, 0]
+    ids, net, services = _three_nodes(tmp_path, 7200, load=lambda k: load[k])
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
         for svc in services:
@@ -61,13 +67,8 @@ async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_
     from daemon.links import LinkTable, summarize
     from daemon.links.summary import MIN_INTERVAL_S
 
-    ids = [NodeIdentity(random.Random(7300 + i).randbytes(32)) for i in range(3)]
-    net = MemoryNet()
+    ids, net, services = _three_nodes(tmp_path, 7300)
     tables = [LinkTable() for _ in ids]
-    services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
-                                 slots=2, memory_mib=1024, domain="", load=lambda: 0,
-                                 clock=TrioClock(WALL_START))
-                for k, i in enumerate(ids)]
     for k, svc in enumerate(services):
         svc.links.source = lambda now_ms, k=k: summarize(tables[k], ids[k].node_id,
                                                          trio.current_time(), now_ms)
@@ -117,12 +118,7 @@ async def test_forecast_gives_every_live_volunteer_a_staying_share(
 
     from daemon.control.jsonrpc import RpcError
 
-    ids = [NodeIdentity(random.Random(7400 + i).randbytes(32)) for i in range(3)]
-    net = MemoryNet()
-    services = [SoftStateService(i, "memnet", net.host(i.node_id), Database(tmp_path / f"{k}.db"),
-                                 slots=2, memory_mib=1024, domain="", load=lambda: 0,
-                                 clock=TrioClock(WALL_START))
-                for k, i in enumerate(ids)]
+    _, net, services = _three_nodes(tmp_path, 7400)
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
         for svc in services:
