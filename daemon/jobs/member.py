@@ -137,8 +137,10 @@ class MemberDuties:
                        key: planner.Key) -> None:
         placed_any = False
         try:
-            cands = self.soft.candidates(toward=job.submitter,
-                                         nbytes=planner.expected_output_bytes(job))
+            shunned = self.absence.shunned(set(self.peers.connected()))
+            cands = tuple(c for c in self.soft.candidates(
+                toward=job.submitter, nbytes=planner.expected_output_bytes(job))
+                if c.node_id not in shunned)
             if not cands:
                 log.info("no candidate workers known yet for job %s", job.id.hex()[:12])
                 return

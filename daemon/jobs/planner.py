@@ -44,6 +44,11 @@ before it proposes itself; the one after it twice as long, and so on."""
 UNREACHABLE_S = 15.0
 """Disconnected this long (the host redials known peers all along) and a worker is reported."""
 UNREACHABLE_SCAN_S = 2.0
+LOST_FORGET_S = 900.0
+"""How long a member shuns a worker it lost (``AbsenceWatch.lost``) unless it reconnects: longer
+than a small network's soft-state live window (two 5-minute refreshes and a minute), so a
+crashed volunteer's record has gone stale by then."""
+MAX_LOST = 4096
 MAX_PLACE_OP_BYTES = 40_000
 MAX_SLOTS_PER_PROPOSAL = 2048
 """Open tasks one placement round looks at. A round places only what the workers can queue
@@ -253,10 +258,21 @@ def held_replicas(ledgers: Iterable[tuple[int, JobLedger]]) -> dict[str, list[in
 @dataclass
 class AbsenceWatch:
     """Workers holding our replicas that we are not connected to: reported ``Unreachable``
-    once ``UNREACHABLE_S`` apart, then again every half ``UNREACHABLE_WINDOW_MS`` while away."""
+    once ``UNREACHABLE_S`` apart, then again every half ``UNREACHABLE_WINDOW_MS`` while away.
+
+    It also remembers the workers that went while they held replicas and are still away
+    (``lost``), so this member does not propose them again (``shunned``). Soft state cannot
+    tell: a crashed volunteer's capability record stays fresh for minutes (two refresh periods),
+    so without this a task whose worker was killed could be placed on the same dead worker
+    again, wait for its release, and again, until its ``max_replicas`` were spent (a task
+    failed ``NO_RESULT`` this way while three live volunteers were free). A lost worker is
+    forgiven once connected again (a restarted volunteer takes work at once), or after
+    ``LOST_FORGET_S``."""
 
     absent_since: dict[str, float] = field(default_factory=dict)
     reported: dict[str, float] = field(default_factory=dict)
+    lost: dict[str, float] = field(default_factory=dict)
+    """Worker -> since when it has been away, for workers whose replicas were released."""
     scanned: float = float("-inf")
 
     def due(self, now: float) -> bool:
@@ -270,9 +286,19 @@ class AbsenceWatch:
              ) -> list[tuple[int, str]]:
         """(shard, worker) reports to send now."""
         for worker in list(self.absent_since):
-            if worker not in held or worker in connected:
+            if worker in connected:
                 del self.absent_since[worker]
                 self.reported.pop(worker, None)
+            elif worker not in held:  # its replicas were released while it stayed away
+                since = self.absent_since.pop(worker)
+                if worker in self.reported:
+                    self.lost[worker] = since
+                self.reported.pop(worker, None)
+        for worker, since in list(self.lost.items()):
+            if worker in connected or now - since >= LOST_FORGET_S:
+                del self.lost[worker]
+        while len(self.lost) > MAX_LOST:  # oldest first: a bound, not a policy
+            del self.lost[min(self.lost, key=self.lost.__getitem__)]
         out = []
         for worker, shards in held.items():
             if worker in connected:
@@ -284,6 +310,11 @@ class AbsenceWatch:
                 self.reported[worker] = now
                 out += [(shard, worker) for shard in shards]
         return out
+
+    def shunned(self, connected: set[str]) -> set[str]:
+        """Workers this member will not propose: reported gone (holding replicas or after)
+        and not connected since."""
+        return (set(self.reported) | set(self.lost)) - connected
 
     def failed(self, worker: str) -> None:
         """A report could not be sent: the next scan tries again."""

@@ -144,7 +144,10 @@ class MemberNode:
         r = self.replica
         rank = planner.rank(r.me, r.primary, len(self.cfg.committee))
         for key, job, slots in self.timer.due(self.shard, ledger, rank, now):
-            places = [p for p in planner.placements(ledger, job, slots, self.candidates(),
+            shunned = {w for w in self.absence.shunned(set())
+                       if not self.world.reachable(self.name, w)}
+            cands = tuple(c for c in self.candidates() if c.node_id not in shunned)
+            places = [p for p in planner.placements(ledger, job, slots, cands,
                                                     self.world.wall_ms(self.name)) if p is not None]
             if not places:
                 self.timer.finished(key, now)
