@@ -45,3 +45,15 @@ def eventually(check, timeout: float = 30.0, what: str = "condition"):
             last = err
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def failed_tasks_explained(job: str, data_dir: str, most: int = 3) -> str:
+    """Each failed task's replicas (``explain``), for a test's failure message: which workers
+    ran it and how each replica ended is what tells a flaky job apart from a lost one."""
+    st = run("status", job, "--tasks", "--json", "--data-dir", data_dir).stdout
+    try:
+        failed = [t["task"] for t in json.loads(st).get("tasks", []) if t["state"] == "failed"]
+    except ValueError:
+        return f"(status not readable: {st[-200:]})"
+    return "\n".join(run("explain", job, str(t), "--data-dir", data_dir).stdout
+                     for t in failed[:most])

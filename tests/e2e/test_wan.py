@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.cli import as_json, eventually, node_dir, ok, run
+from tests.e2e.cli import as_json, eventually, failed_tasks_explained, node_dir, ok, run
 from tests.e2e.test_jobs import expected_pi, pi_job
 from testnet.wan.launcher import prefix_of
 
@@ -112,7 +112,8 @@ def test_a_100_task_job_from_behind_nat_completes_with_every_certificate_verifie
     job = ok("submit", str(pi_job(tmp_path, 100, 20_000, "pi-planet")),
              "--data-dir", submitter, timeout=120).strip()
     res = run("watch", job[:12], "--interval", "1", "--data-dir", submitter, timeout=420)
-    assert res.returncode == 0 and "job done: " in res.stdout, res.stdout[-500:] + res.stderr
+    assert res.returncode == 0 and "job done: " in res.stdout, (
+        res.stdout[-500:] + res.stderr + failed_tasks_explained(job[:12], submitter))
     out = tmp_path / "result"
     ok("result", job[:12], "-o", str(out), "--data-dir", submitter, timeout=180)
     want = expected_pi(100, 20_000)
