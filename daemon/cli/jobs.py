@@ -248,6 +248,8 @@ def describe_cmd(args: argparse.Namespace) -> int:
     ms = st.get("now_ms") or time.time() * 1000
 
     def when(t_ms: float) -> str:
+        if not t_ms:  # the ledger starts a job submitted to an idle shard at its next clock reading
+            return "when its committee next reads the clock (within seconds)"
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t_ms / 1000))
         delta = (t_ms - ms) / 1000
         return f"{stamp} ({_duration(abs(delta))} {'ago' if delta <= 0 else 'from now'})"

@@ -28,6 +28,8 @@ LEASE_SLACK_MS = 60_000
 EMPTY_SHA256 = hashlib.sha256(b"").digest()
 # Why a task failed without an agreed result.
 NO_AGREEMENT, NO_RESULT, DEADLINE = "NO_AGREEMENT", "NO_RESULT", "DEADLINE"
+NOT_STARTED_DEADLINE = 1 << 62
+"""The deadline of a job waiting for a fresh ledger clock: none yet."""
 
 
 class ReplicaOutcome(StrEnum):
@@ -303,6 +305,9 @@ class Job:
 
     @property
     def deadline_ms(self) -> int:
+        """Never, until the job has started (``submitted_ms`` 0: ``JobLedger._anchor``)."""
+        if not self.submitted_ms:
+            return NOT_STARTED_DEADLINE
         return self.submitted_ms + self.spec.deadline_s * 1000
 
     @property

@@ -29,8 +29,13 @@ KV = b"K"
 MAX_KV_KEYS = 10_000
 LEDGER_TICK_ACTIVE_S = 2.0
 """How often members report their clock to a shard's ledger while it has open jobs..."""
-LEDGER_TICK_IDLE_S = 30.0
-"""... and while it has none (leases and deadlines only move when the ledger clock does)."""
+LEDGER_TICK_IDLE_S = 150.0
+"""... and while it has none, once per this many seconds per member of the committee, so the
+whole committee orders one idle tick per 150 s whatever its size: every tick is a PBFT round
+that costs each member a message to and from every other one (at 30 s per member, idle ticks
+were 420 B/s of a 4-member committee's members, and would be ~1 MB/s at 220 members). Nothing
+needs an idle shard's clock but the retention of ended jobs, and a job submitted to an idle
+shard starts at the next fresh reading, not at its stale clock (``JobLedger._anchor``)."""
 MAX_QUEUED_TICKS = 8
 """A tick is skipped while the shard's request queue already holds this many operations."""
 
@@ -93,8 +98,8 @@ class LedgerClocks:
 
     last: dict[int, float] = field(default_factory=dict)
 
-    def due(self, shard: int, active: bool, now: float) -> bool:
-        interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S
+    def due(self, shard: int, active: bool, now: float, members: int = 1) -> bool:
+        interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S * members
         if now - self.last.get(shard, float("-inf")) < interval:
             return False
         self.last[shard] = now
@@ -116,7 +121,10 @@ class LedgerShards:
     def tick(self, shard: int, machine: ShardMachine, now: float, wall_ms: int,
              queued: int) -> list[bytes]:
         """Operations to submit to ``shard`` now: a ``Tick`` when its clock report is due."""
-        active = any(j.state == JobState.OPEN for j in machine.ledger.jobs.values())
-        if not self.clocks.due(shard, active, now) or queued >= MAX_QUEUED_TICKS:
+        ledger = machine.ledger
+        active = ledger.anchoring is not None or any(
+            j.state == JobState.OPEN for j in ledger.jobs.values())
+        if not self.clocks.due(shard, active, now, len(ledger.members)) \
+                or queued >= MAX_QUEUED_TICKS:
             return []
         return [ledger_operation(ops.Tick(wall_ms))]

@@ -96,6 +96,9 @@ class JobLedger:
         self.unreachable: dict[str, dict[str, int]] = {}
         """Worker -> member -> ledger time the member reported it unreachable."""
         self.now_ms = 0
+        self.anchoring: dict[str, int] | None = None
+        """While jobs wait for a fresh ledger clock (``_anchor``): member -> its first clock
+        report since they came; None when no job waits."""
         self.seq = 0
         self._events: list[LedgerEvent] = []
         self._lease_floor = 0
@@ -129,13 +132,13 @@ class JobLedger:
 
     def snapshot(self) -> bytes:
         """The canonical encoding of the whole state: ``packb`` of ``[1, now, seq, jobs, workers,
-        clock, unreachable]`` (``snapshot_wire``), built from each task's cached encoding.
+        clock, unreachable, anchoring]`` (``snapshot_wire``), built from each task's cached encoding.
 
         A checkpoint comes every few batches and a big job's ledger holds 100,000 tasks: encoding
         them all each time cost the committee about half a second of a free core per checkpoint,
         spent not answering anyone. Tasks keep their bytes until they change (``Task.packed``),
         so a checkpoint now costs what changed since the last one, plus joining the bytes."""
-        out = [b"\x97", packb([1, self.now_ms, self.seq], maps=False)[1:],
+        out = [b"\x98", packb([1, self.now_ms, self.seq], maps=False)[1:],
                array_header(len(self.jobs))]
         for _, j in sorted(self.jobs.items()):
             out += (b"\x99", packb([j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms,
@@ -157,7 +160,9 @@ class JobLedger:
         clock = sorted(self.member_clock.items())
         unreachable = [[w, [[m, t] for m, t in sorted(by.items())]]
                        for w, by in sorted(self.unreachable.items())]
-        return [1, self.now_ms, self.seq, js, workers, [list(c) for c in clock], unreachable]
+        anchoring = None if self.anchoring is None else [list(a) for a in sorted(self.anchoring.items())]
+        return [1, self.now_ms, self.seq, js, workers, [list(c) for c in clock], unreachable,
+                anchoring]
 
     def restore(self, snapshot: bytes) -> None:
         try:
@@ -174,6 +179,9 @@ class JobLedger:
             self.workers = {w: WorkerRecord.from_wire(r) for w, r in workers}
             self.member_clock = {m: t for m, t in clock}
             self.unreachable = {w: {m: t for m, t in by} for w, by in newer[0]} if newer else {}
+            # ... and from before jobs waited for a fresh clock, seven.
+            waiting = newer[1] if len(newer) > 1 else None
+            self.anchoring = None if waiting is None else {m: t for m, t in waiting}
             self.now_ms, self.seq = now_ms, seq
             self._lease_floor = 0
             for job in self.jobs.values():
@@ -200,12 +208,18 @@ class JobLedger:
         jid = job_id(request.client, request.operation)
         if jid in self.jobs:
             return {"job": jid, "existing": True}
-        clock_ns = op.clock_ns or self.now_ms * 1_000_000
+        submitted, clock_ns = self.now_ms, op.clock_ns or self.now_ms * 1_000_000
+        if self.now_ms and (self.anchoring is not None or not any(
+                j.state in (JobState.OPEN, JobState.LOADING) for j in self.jobs.values())):
+            # An idle shard's clock is as old as its last idle tick: the job starts (its
+            # deadline, its logical clock, its placement) at the next fresh reading (``_anchor``).
+            submitted, clock_ns = 0, op.clock_ns
+            self.anchoring = self.anchoring if self.anchoring is not None else {}
         tasks = [Task(inp, quorum=op.quorum) for inp in op.inputs]
         for t in tasks:
             t.packed()  # encoded now, a chunk at a time, not all at the next checkpoint
         state = JobState.OPEN if len(tasks) == op.total_tasks else JobState.LOADING
-        self.jobs[jid] = Job(jid, client, op, self.now_ms, clock_ns, tasks, state)
+        self.jobs[jid] = Job(jid, client, op, submitted, clock_ns, tasks, state)
         self._events.append(JobSubmitted(jid))
         return {"job": jid, "tasks": len(tasks), "state": state}
 
@@ -254,7 +268,24 @@ class JobLedger:
                     self._start_clock(candidate)
                 self.now_ms = candidate
                 self._expire()
+        if self.anchoring is not None:
+            self.anchoring.setdefault(client, op.now_ms)
+            if len(self.anchoring) > self.f and self.now_ms:
+                self._anchor()
         return {"now_ms": self.now_ms}
+
+    def _anchor(self) -> None:
+        """f+1 members have read their clocks since the waiting jobs came: the ledger clock is
+        at least the (f+1)-th largest of those fresh readings (they are among the reports it is
+        taken from), so it is fresh: the jobs start now. Idle shards tick rarely
+        (``shard.LedgerClocks``); a job stamped with an idle clock lost the idle gap from its
+        deadline (up to ten minutes, and a deadline may be one minute)."""
+        for job in self.jobs.values():
+            if not job.submitted_ms:
+                job.submitted_ms = self.now_ms
+                if not job.spec.clock_ns:
+                    job.clock_ns = self.now_ms * 1_000_000
+        self.anchoring = None
 
     def _start_clock(self, start_ms: int) -> None:
         """The first tick: jobs submitted before it were stamped with time 0; their deadline
@@ -276,6 +307,8 @@ class JobLedger:
             raise _Refused(f"job is {job.state}")
         if not self.now_ms:
             raise _Refused("the ledger clock has not started yet (no ticks): leases need it")
+        if not job.submitted_ms:
+            raise _Refused("the job starts at the committee's next clock reading")
         if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS:
             raise _Refused("placement time is too far from the ledger clock")
         placed, refused = 0, []
@@ -452,7 +485,8 @@ class JobLedger:
         job = self._job(op.job)
         out: dict[str, Any] = {
             "job": job.id, "name": job.spec.name, "state": job.state, "submitter": job.submitter,
-            "submitted_ms": job.submitted_ms, "deadline_ms": job.deadline_ms,
+            "submitted_ms": job.submitted_ms,
+            "deadline_ms": job.deadline_ms if job.submitted_ms else 0,  # 0: not started yet
             "now_ms": self.now_ms, "counts": job.counts(), "replicas": job.spec.replicas,
             "quorum": job.spec.quorum, "adaptive": job.spec.adaptive, "spec": _spec_view(job.spec),
         }
@@ -515,8 +549,8 @@ class JobLedger:
 
     def open_slots(self, job: Job, task: Task) -> int:
         """How many more replicas this task needs placed now (0 when done or out of budget)."""
-        if task.state != TaskState.OPEN or job.state != JobState.OPEN:
-            return 0
+        if task.state != TaskState.OPEN or job.state != JobState.OPEN or not job.submitted_ms:
+            return 0  # (a job not started yet is placed once the clock is fresh: ``_anchor``)
         if not task.replicas:
             return job.spec.replicas
         groups = Counter(r.result for r in task.replicas if r.result is not None and r.outcome != ReplicaOutcome.DISAGREED)

@@ -71,3 +71,36 @@ def test_the_clock_start_survives_a_snapshot():
     reply = unpackb(copy.apply(ClientRequest(SUBMITTER.public_key, 99,
                                              ops.encode_op(ops.Query(job, 0, 1, False)), b"")))
     assert reply["deadline_ms"] == NOW_MS + 3600_000
+
+
+def test_a_job_sent_to_an_idle_shard_starts_at_the_next_fresh_clock_reading():
+    """An idle shard's members read their clocks rarely (``shard.LEDGER_TICK_IDLE_S`` per
+    member), so its ledger clock is minutes old: a job stamped with it lost those minutes of its
+    deadline. It starts once f+1 members have read their clocks since it came; f alone cannot
+    start it (nor hold it back: the honest ones read theirs at once)."""
+    h = Harness()
+    stale = h.ledger.now_ms
+    job = h.call(SUBMITTER, ops.Submit(
+        name="t", module_hash=b"\x01" * 32, module_size=100, argv=("t",),
+        inputs=(ops.TaskInput(b"\x00" * 32, 1, b"\x00"),), fuel=10**9, memory_pages=16,
+        wall_ms=10_000, max_output=1024, replicas=2, quorum=2, max_replicas=4,
+        min_attestation=0, deadline_s=60, clock_ns=0, nonce=1, total_tasks=1))["job"]
+    rec = h.ledger.jobs[job]
+    assert rec.submitted_ms == 0 and h.ledger.anchoring == {}
+    assert "next clock reading" in h.place_all(job)["error"]
+    fresh = stale + 540_000  # nine minutes idle
+    h.call(MEMBERS[0], ops.Tick(fresh))  # f = 1 member alone: not yet
+    assert rec.submitted_ms == 0
+    copy = JobLedger([m.public_key for m in MEMBERS], f=1)
+    copy.restore(h.ledger.snapshot())  # a replica restored meanwhile waits for the same reading
+    assert copy.anchoring == h.ledger.anchoring and copy.snapshot() == h.ledger.snapshot()
+    for ledger in (h.ledger, copy):
+        h.ledger = ledger
+        h.call(MEMBERS[1], ops.Tick(fresh + 100))
+        rec = ledger.jobs[job]
+        assert rec.submitted_ms == fresh and rec.deadline_ms == fresh + 60_000
+        assert rec.clock_ns == fresh * 1_000_000 and ledger.anchoring is None
+        assert h.place_all(job)["placed"] == 1
+        h.call(MEMBERS[2], ops.Tick(fresh + 59_000))
+        h.call(MEMBERS[3], ops.Tick(fresh + 59_000))
+        assert rec.state == JobState.OPEN  # a stale stamp would have failed it by now

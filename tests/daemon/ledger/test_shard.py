@@ -21,13 +21,25 @@ def test_each_shard_keeps_its_own_clock() -> None:
     while shard 0 had open jobs (shard 0 took every tick)."""
     clocks = LedgerClocks()
     due = []
-    for step in range(61):  # one minute at one tick a second
+    horizon = int(2 * 4 * LEDGER_TICK_IDLE_S) + 1
+    for step in range(horizon):  # at one tick a second
         now = float(step)
-        due += [(shard, now) for shard, active in ((0, True), (1, False)) if clocks.due(shard, active, now)]
+        due += [(shard, now) for shard, active in ((0, True), (1, False))
+                if clocks.due(shard, active, now, members=4)]
     shard0 = [t for s, t in due if s == 0]
     shard1 = [t for s, t in due if s == 1]
-    assert shard0 == [float(t) for t in range(0, 61, int(LEDGER_TICK_ACTIVE_S))]
-    assert shard1 == [0.0, LEDGER_TICK_IDLE_S, 2 * LEDGER_TICK_IDLE_S]
+    assert shard0 == [float(t) for t in range(0, horizon, int(LEDGER_TICK_ACTIVE_S))]
+    assert shard1 == [0.0, 4 * LEDGER_TICK_IDLE_S, 8 * LEDGER_TICK_IDLE_S]
+
+
+def test_an_idle_committee_orders_one_tick_per_idle_period_whatever_its_size() -> None:
+    """Each idle tick is a PBFT round costing every member a message to and from every other:
+    the committee's idle rounds must not grow with its size (each member's share shrinks)."""
+    for members in (1, 4, 19, 220):
+        clocks = LedgerClocks()
+        ticks = sum(clocks.due(0, False, float(t), members) for t in range(0, 100_000, 5))
+        per_member_period = 100_000 / ticks
+        assert abs(per_member_period / members - LEDGER_TICK_IDLE_S) <= LEDGER_TICK_IDLE_S / 2
 
 
 def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> None:
@@ -36,7 +48,7 @@ def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> 
     machine = app.machine(tuple(m.public_key for m in MEMBERS))
     machine.ledger = h.ledger
     assert _ticks(app.tick(0, machine, 100.0, 5_000, queued=0)) == [5_000]
-    assert app.tick(0, machine, 101.0, 6_000, queued=0) == []  # idle: every 30 s
+    assert app.tick(0, machine, 101.0, 6_000, queued=0) == []  # idle: rarely
     h.submit()
     assert _ticks(app.tick(0, machine, 102.0, 7_000, queued=0)) == [7_000]  # open job: every 2 s
     assert app.tick(0, machine, 104.0, 9_000, queued=MAX_QUEUED_TICKS) == []

@@ -41,7 +41,7 @@ def test_f_plus_one_members_release_an_unreachable_workers_replicas():
 def test_old_reports_do_not_add_up_and_a_word_from_the_worker_withdraws_them():
     h, job, worker, mine = placed_on_one_worker()
     h.call(MEMBERS[0], ops.Unreachable(worker))
-    at(h, UNREACHABLE_WINDOW_MS + 1)
+    at(h, h.ledger.now_ms - NOW_MS + UNREACHABLE_WINDOW_MS + 1)
     assert h.call(MEMBERS[1], ops.Unreachable(worker)) == {"reports": 1}
     task, k = next((i, k) for i, t in enumerate(h.ledger.jobs[job].tasks)
                    for k, r in enumerate(t.replicas) if r.worker == worker)
