@@ -9,6 +9,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import trio
 
 from consensus.mesh import MESH_ABOVE, MESH_DEGREE
@@ -125,3 +126,34 @@ async def test_blame_goes_to_the_relay_for_garbage_and_to_the_origin_for_a_bad_m
     assert len(faults.get(relay_id, [])) == 1, faults
     assert faults.get(origin.identity.node_id) == ["consensus"], faults
     assert victim.misbehaviour == {origin.identity.node_id: 1}
+
+
+@pytest.mark.parametrize("primary_silent", [False, True])
+async def test_the_committee_commits_through_its_mesh_with_f_members_silent(
+        tmp_path: Path, autojump_clock: object, primary_silent: bool) -> None:
+    """f members never start (their frames go nowhere, they forward nothing): the 2f+1 left
+    still commit, the mesh carrying everything around the silent ones; with the primary
+    among them, after a view change whose messages travel the mesh too."""
+    net, services, _ = large_committee(tmp_path)
+    committee = services[0].epoch.committees[0]
+    f = (len(committee) - 1) // 3
+    primary = committee[0]
+    rng = random.Random(11)
+    silent = set(rng.sample([s.identity.public_key for s in services
+                             if s.identity.public_key != primary], f - primary_silent))
+    if primary_silent:
+        silent.add(primary)
+    live = [s for s in services if s.identity.public_key not in silent]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in live:
+            await nursery.start(svc.run)
+        client = live[-1]
+        assert await client.submit(0, KV + packb(["put", "k", "v"])) == b"ok"
+        with trio.fail_after(120):
+            while not all(svc.replicas[(0, 0)].machine.kv.data == {"k": "v"} for svc in live):
+                await trio.sleep(0.5)
+        views = {svc.replicas[(0, 0)].replica.view for svc in live}
+        nursery.cancel_scope.cancel()
+    assert all(not h.faults for h in net.hosts.values())
+    assert (min(views) > 0) == primary_silent, views
