@@ -118,13 +118,14 @@ def build_mesh(members: Sequence[bytes], randomness: bytes, shard: int,
     return Mesh(ordered, tuple(frozenset(s) for s in links))
 
 
-def mesh_for(members: Sequence[bytes], epoch: int, shard: int) -> Mesh | None:
+def mesh_for(members: Sequence[bytes], epoch: int, shard: int,
+             above: int = MESH_ABOVE) -> Mesh | None:
     """The mesh a committee's broadcasts travel on, or None when it is small enough for
-    all-to-all (``MESH_ABOVE``). Its randomness is a hash of the epoch and the committee in
+    all-to-all (``above``, ``MESH_ABOVE`` but in a benchmark's baseline). Its randomness is a hash of the epoch and the committee in
     its sortition order, which the epoch's randomness decides (``consensus.committee``): as
     unpredictable before the epoch as the committee itself, and known to every member
     without a lookup (a retiring replica's epoch, one replayed after a restart)."""
-    if len(members) <= MESH_ABOVE:
+    if len(members) <= above:
         return None
     seed = hashlib.blake2b(struct.pack(">Q", epoch) + b"".join(members), digest_size=32,
                            person=b"nc-mesh-seed").digest()

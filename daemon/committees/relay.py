@@ -47,7 +47,7 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from consensus.mesh import Mesh, mesh_for
+from consensus.mesh import MESH_ABOVE, Mesh, mesh_for
 from protocol.errors import MalformedMessage
 from protocol.identity import node_id_from_public_key
 
@@ -173,10 +173,11 @@ def parse_route(frame: bytes) -> tuple[Route, bytes]:
     return Route(*ROUTE_HEADER.unpack_from(frame)), frame[ROUTE_HEADER.size:]
 
 
-def place_on(members: tuple[bytes, ...], epoch: int, shard: int, me: bytes) -> MeshPlace | None:
-    """``me``'s place on the committee's mesh; None if the committee is all-to-all or ``me``
-    is not on it."""
-    mesh = mesh_for(members, epoch, shard)
+def place_on(members: tuple[bytes, ...], epoch: int, shard: int, me: bytes,
+             above: int = MESH_ABOVE) -> MeshPlace | None:
+    """``me``'s place on the committee's mesh; None if the committee is all-to-all (at most
+    ``above`` members) or ``me`` is not on it."""
+    mesh = mesh_for(members, epoch, shard, above)
     if mesh is None or mesh.index(me) is None:
         return None
     return MeshPlace.of(mesh, me)

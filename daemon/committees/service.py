@@ -40,6 +40,7 @@ from consensus.committee import DIRECTORY_SHARD, max_faulty, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
+from consensus.mesh import MESH_ABOVE
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
 from consensus.sizes import MAX_REQUEST_BYTES
@@ -111,6 +112,8 @@ class CommitteeService:
         self.seen = SeenFrames()
         self.places: dict[tuple[int, int], MeshPlace | None] = {}
         """This node's place on each (shard, epoch) committee's mesh (None: all-to-all)."""
+        self.mesh_above = MESH_ABOVE
+        """Committees above this size use a mesh (a benchmark raises it for its baseline)."""
         self.mesh_counts = {"sent": 0, "forwarded": 0, "duplicates": 0, "routed": 0,
                             "route_dropped": 0}
         self.epoch: EpochConfig = genesis.epoch0()
@@ -157,7 +160,8 @@ class CommitteeService:
         if key not in self.places:
             if len(self.places) >= 64:  # a few epochs of every committee we sit on
                 self.places.clear()
-            self.places[key] = place_on(committee, epoch, shard, self.identity.public_key)
+            self.places[key] = place_on(committee, epoch, shard, self.identity.public_key,
+                                        self.mesh_above)
         return self.places[key]
 
     def peers_to_keep(self) -> set[str]:
