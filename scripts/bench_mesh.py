@@ -13,6 +13,8 @@ network (``testnet.memnet``) in virtual time, once with every member talking to 
 - ``bytes_per_node``: mean bytes a member sent.
 
 The in-process network has no latency, so the extra hops of the mesh do not show here.
+Frame counts vary by a few percent between runs: a signer's context is random per process,
+so envelope bytes differ, and routes to one member are picked by the frame's hash.
 
 Usage: ``python scripts/bench_mesh.py [--members 48] [--writes 10] [--seed 1]``.
 """
