@@ -27,6 +27,7 @@ Proofs and committees:
 - ``quorum``       -- quorum certificates: compact, checkable offline with the committee list.
 - ``evidence``     -- equivocation evidence and blame from conflicting certificates.
 - ``committee``    -- committee size from the exact hypergeometric tail; sortition.
+- ``mesh``         -- the bounded-degree mesh a large committee's broadcasts travel on.
 - ``pow``          -- proof of work on a node key (the price of an identity).
 - ``directory``    -- the directory committee's state machine: joins, leaves, epochs.
 - ``reconfig``     -- handing a shard's state to the next epoch's committee.
@@ -45,6 +46,7 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier, MacSigner, MacVerifier
 from consensus.directory import DirectoryMachine, DirectoryParams, EpochConfig
 from consensus.evidence import Equivocation, VoteConflict, conflicting_qcs
+from consensus.mesh import MESH_ABOVE, MESH_DEGREE, Mesh, build_mesh, mesh_for
 from consensus.pow import check_pow, solve_pow
 from consensus.quorum import make_qc, quorum_size, verify_qc, vote_bytes
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
@@ -52,12 +54,14 @@ from consensus.replica import Replica
 from consensus.statemachine import ClientRequest, KeyValueMachine, StateMachine
 
 __all__ = [
-    "DIRECTORY_SHARD", "Action", "Broadcast", "Client", "ClientRequest", "Committed",
+    "DIRECTORY_SHARD", "MESH_ABOVE", "MESH_DEGREE", "Action", "Broadcast", "Client",
+    "ClientRequest", "Committed",
     "DirectoryMachine", "DirectoryParams", "Ed25519Signer", "Ed25519Verifier", "EpochConfig",
     "EpochEnded", "Equivocation", "Handoff", "HandoffFetch", "KeyValueMachine", "MacSigner",
-    "MacVerifier", "Misbehaviour", "Persist", "Replica", "ReplicaConfig", "Send",
+    "MacVerifier", "Mesh", "Misbehaviour", "Persist", "Replica", "ReplicaConfig", "Send",
     "StateInstalled", "StateMachine", "ViewEntered", "VoteConflict", "assign_committees",
     "check_pow", "committee_size", "conflicting_qcs", "failure_probability", "make_qc",
-    "max_faulty", "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
+    "max_faulty", "build_mesh", "mesh_for",
+    "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
     "vote_bytes",
 ]

@@ -47,7 +47,7 @@ from daemon.storage.datadir import ensure_data_dir
 from daemon.storage.db import Database
 from daemon.storage.keyfile import load_or_create_identity
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
-from protocol.identity import NodeIdentity, node_id_from_public_key
+from protocol.identity import NodeIdentity
 
 log = logging.getLogger("novacron")
 
@@ -154,7 +154,7 @@ def build_node(config: NodeConfig) -> Node:
     # committees are kept connected, other work connections are trimmed when idle.
     host.set_address_source(lambda: ((r.node_id, r.listen_addrs) for r in soft.records()),
                             lambda node: _listen_addrs(soft, node))
-    host.set_keep_source(lambda: _committee_peers(committees, identity))
+    host.set_keep_source(committees.peers_to_keep)
     for service in (soft, committees, attest, jobs):
         node.add(service)
     Membership(db, committees, soft, jobs.worker).register_rpc(node.control)
@@ -186,13 +186,6 @@ def build_node(config: NodeConfig) -> Node:
 def _listen_addrs(soft: SoftStateService, node: str) -> tuple[str, ...]:
     record = soft.record_of(node)
     return tuple(record.listen_addrs) if record else ()
-
-
-def _committee_peers(committees: CommitteeService, identity: NodeIdentity) -> set[str]:
-    """Every member of every committee we sit on this epoch (ours to keep connected)."""
-    me = identity.public_key
-    return {node_id_from_public_key(pk) for members in committees.epoch.committees.values()
-            if me in members for pk in members}
 
 
 def _attestation(attest: AttestationService) -> dict[str, Any]:

@@ -5,7 +5,8 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
 100, 1,000 and 10,000 nodes and prints one JSON line per size:
 
 - connections per node: most at any step (committee links included), and most outside the
-  node's committees (view + inbound + work);
+  node's committees (view + inbound + work); ``max_committee_links``: most committee peers a
+  node keeps (a committee above ``consensus.mesh.MESH_ABOVE`` members: its mesh neighbours);
 - rounds for a change to reach every up node over the connections (delta anti-entropy
   forwards news to all connected peers each round), next to log2(N) as the baseline;
 - idle bytes/s per node, computed from the real message sizes our code produces:
@@ -189,7 +190,8 @@ def main() -> None:
                             "mean": round(r.mean_connections, 1),
                             "max_outside_committees": r.max_overlay_connections,
                             "p99_outside_committees": r.p99_overlay_connections,
-                            "seed_max": r.seeds_max_connections},
+                            "seed_max": r.seeds_max_connections,
+                            "max_committee_links": r.max_committee_links},
             "dissemination_rounds": {"max": max(r.dissemination_rounds),
                                      "samples": r.dissemination_rounds,
                                      "baseline_log2_n": round(math.log2(n), 1)},

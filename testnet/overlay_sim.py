@@ -15,7 +15,9 @@ volunteer's daemon); this module plays the network under them:
   keeps its state (a restarted daemon has its database).
 - *Committees.* Every ``epoch_s`` the members are the nodes up, and committees are drawn with
   the real sortition and sizing (``consensus.committee``) for ``shards`` shards plus the
-  directory; a node keeps (``Overlay.keep``) and connects to its committees' members.
+  directory; a node keeps (``Overlay.keep``) and connects to the members it exchanges
+  broadcasts with, as the daemon does (``daemon.committees.relay``): all of a small
+  committee's, its neighbours on a large committee's mesh (``consensus.mesh``).
 - *Dissemination.* A change starting at a random up node spreads as delta anti-entropy does:
   each round every node that has it sends it over all its connections. ``rounds_to_all`` is
   the number of rounds until every up node reachable has it (the graph's eccentricity from
@@ -29,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from consensus.committee import assign_committees, committee_size
+from consensus.mesh import mesh_for
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Want
 from protocol.identity import NodeId
 from testnet.traces.generate import EPOCH_MONDAY, generate_traces
@@ -67,6 +70,8 @@ class SimResult:
     reached_fraction_min: float
     committee_size: int
     shards: int
+    max_committee_links: int
+    """Most committee peers (all-to-all, or mesh neighbours) any node had to keep."""
     seeds_max_connections: int
     churn_events: int
 
@@ -101,6 +106,8 @@ class OverlaySim:
         self.churn_events = 0
         self.committee_members: list[set[int]] = [set() for _ in range(n)]
         self.committee_n = 0
+        self.epoch_no = -1
+        self.max_committee_links = 0
         self.shards = cfg.shards or max(1, n // 500)
 
     # -- the network under the overlays ----------------------------------------------------------
@@ -154,11 +161,16 @@ class OverlaySim:
         size = committee_size(len(members), 0.20, 1e-6) if len(members) >= 4 else len(members)
         self.committee_n = size
         committees = assign_committees(self.rng.randbytes(32), keys, self.shards, size)
+        self.epoch_no += 1
         self.committee_members = [set() for _ in range(self.cfg.nodes)]
-        for committee in committees.values():
+        for shard, committee in committees.items():
             idx = [self.index[NodeId(k.decode())] for k in committee]
-            for i in idx:
-                self.committee_members[i].update(j for j in idx if j != i)
+            mesh = mesh_for(committee, self.epoch_no, shard)
+            for pos, i in enumerate(idx):
+                near = idx if mesh is None else [idx[j] for j in mesh.links[pos]]
+                self.committee_members[i].update(j for j in near if j != i)
+        self.max_committee_links = max(self.max_committee_links,
+                                       max(len(m) for m in self.committee_members))
         for i in range(self.cfg.nodes):
             self.overlays[i].keep(self.ids[j] for j in self.committee_members[i])
 
@@ -237,5 +249,6 @@ class OverlaySim:
             p99_overlay_connections=overlay[int(0.99 * (len(overlay) - 1))],
             dissemination_rounds=rounds, reached_fraction_min=min(reached) if reached else 0.0,
             committee_size=self.committee_n, shards=self.shards,
+            max_committee_links=self.max_committee_links,
             seeds_max_connections=max(peak[: cfg.seeds]), churn_events=self.churn_events,
         )

@@ -1,4 +1,5 @@
-"""Hard state on the wire: this node's PBFT replicas and client, over direct libp2p streams.
+"""Hard state on the wire: this node's PBFT replicas and client, over libp2p streams (direct,
+or along a large committee's mesh).
 
 - ``hooks``    -- ``ShardApplication``: what the service needs of the state its shards
                   replicate (a machine factory, a batcher, a tick hook); the job ledger's
@@ -7,6 +8,8 @@
                   committees (it sees the service only through ``EpochHost``).
 - ``runner``   -- carrying out replica actions: persist (durably) before send; replica stores.
 - ``requests`` -- submitting requests to a shard, one outstanding per shard, with a queue.
+- ``relay``    -- a large committee's broadcasts over its mesh (``consensus.mesh``): the
+                  bounded seen set, forwarding, and routes to one member along the mesh.
 - ``service``  -- ``CommitteeService``: committees from the genesis/directory, routing, ticks,
                   and the ``committees`` / ``kv.*`` control methods.
 """

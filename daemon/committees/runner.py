@@ -31,13 +31,18 @@ def load_store(db: Database, shard: int, epoch: int) -> dict[str, bytes]:
 
 
 class ActionSink:
-    """Where actions go: ``send(public_key, bytes)``, a committee for broadcasts, the database."""
+    """Where actions go: ``send(public_key, bytes)``, a committee for broadcasts, the database.
+
+    ``spread(owner, bytes)``, when given, carries a broadcast of a large committee over its
+    mesh (``daemon.committees.relay``) and says True; False leaves it to go all-to-all."""
 
     def __init__(self, db: Database, send: Callable[[bytes, bytes], None],
-                 on_event: Callable[[Any, Any], None]) -> None:
+                 on_event: Callable[[Any, Any], None],
+                 spread: Callable[[Any, bytes], bool] | None = None) -> None:
         self.db = db
         self.send = send
         self.on_event = on_event
+        self.spread = spread
         self.persisted = 0
 
     def execute(self, owner: Any, namespace: str | None, committee: Iterable[bytes], me: bytes,
@@ -53,6 +58,8 @@ class ActionSink:
             if isinstance(a, Send):
                 self.send(a.to, a.data)
             elif isinstance(a, Broadcast):
+                if self.spread is not None and self.spread(owner, a.data):
+                    continue
                 for pk in committee:
                     if pk != me:
                         self.send(pk, a.data)

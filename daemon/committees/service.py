@@ -12,6 +12,12 @@ and de-duplicate themselves) and routed by (shard, epoch) to a replica, or by sh
 client when it is a ``Reply``. Envelopes that do not open are counted against the peer that
 sent them by the p2p layer; misbehaviour a replica proves is reported there too.
 
+A committee above ``consensus.mesh.MESH_ABOVE`` members broadcasts over its mesh instead
+(``daemon.committees.relay``: protocol ``/novacron/pbft-mesh/1``, each member forwarding a
+message it has not seen to its other neighbours), so a member keeps a bounded number of
+connections however large the committee; a message to one member of it goes along the
+mesh (``/novacron/pbft-route/1``) unless that member is a neighbour or outside it.
+
 Time: one injected clock (``daemon.clock``; virtual in tests): replicas run on its ``now()``,
 envelopes carry its wall clock. On every tick the application may submit operations of its own to the shards this node sits on (the ledger's
 clock reports, so leases and deadlines advance: ``daemon.ledger.shard``).
@@ -34,12 +40,17 @@ from consensus.committee import DIRECTORY_SHARD, max_faulty, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
+from consensus.mesh import MESH_ABOVE
 from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.replica import Replica
 from consensus.sizes import MAX_REQUEST_BYTES
 from daemon.clock import Clock, SystemClock
 from daemon.committees.epochs import EpochManager
 from daemon.committees.hooks import ShardApplication
+from daemon.committees.relay import (
+    MESH_PROTOCOL, ROUTE_HEADER, ROUTE_HOPS, ROUTE_PROTOCOL, MeshPlace, Route, SeenFrames,
+    parse_route, place_on,
+)
 from daemon.committees.requests import CommitteeUnavailable, QueueFull, ShardRequests
 from daemon.committees.runner import ActionSink, ReplicaRunner, load_store
 from daemon.control.jsonrpc import NOT_FOUND, NOT_READY, REJECTED, UNAVAILABLE, RpcError
@@ -97,7 +108,14 @@ class CommitteeService:
         self.signer = Ed25519Signer(identity, self.network, context,
                                     clock_ms=lambda _now: int(self.clock.wall() * 1000))
         self.verifier = Ed25519Verifier(self.network)
-        self.sink = ActionSink(db, self._send, self._on_event)
+        self.sink = ActionSink(db, self._send, self._on_event, self._spread)
+        self.seen = SeenFrames()
+        self.places: dict[tuple[int, int], MeshPlace | None] = {}
+        """This node's place on each (shard, epoch) committee's mesh (None: all-to-all)."""
+        self.mesh_above = MESH_ABOVE
+        """Committees above this size use a mesh (a benchmark raises it for its baseline)."""
+        self.mesh_counts = {"sent": 0, "forwarded": 0, "duplicates": 0, "routed": 0,
+                            "route_dropped": 0}
         self.epoch: EpochConfig = genesis.epoch0()
         self.replicas: dict[tuple[int, int], ReplicaRunner] = {}
         self.clients: dict[int, ShardRequests] = {}
@@ -114,6 +132,8 @@ class CommitteeService:
         self.epochs = EpochManager(self)
         self.epochs.replay()
         host.handle(PROTOCOL, self._on_frame)
+        host.handle(MESH_PROTOCOL, self._on_mesh_frame)
+        host.handle(ROUTE_PROTOCOL, self._on_route_frame)
         host.on_peer(self.epochs.on_peer, lambda _peer: None)
 
     # -- committees -------------------------------------------------------------------------------
@@ -133,6 +153,29 @@ class CommitteeService:
     def connect(self, soft: NewsOfNodes) -> None:
         """Start-up's second phase: when we last had word of each node (evictions go by it)."""
         self.last_heard = soft.last_heard
+
+    def place(self, shard: int, epoch: int, committee: tuple[bytes, ...]) -> MeshPlace | None:
+        """Our place on that committee's mesh, or None (all-to-all, or not a member)."""
+        key = (shard, epoch)
+        if key not in self.places:
+            if len(self.places) >= 64:  # a few epochs of every committee we sit on
+                self.places.clear()
+            self.places[key] = place_on(committee, epoch, shard, self.identity.public_key,
+                                        self.mesh_above)
+        return self.places[key]
+
+    def peers_to_keep(self) -> set[str]:
+        """The members of this epoch's committees we sit on that we exchange broadcasts with:
+        all of a small committee's, our mesh neighbours on a large one's."""
+        me = self.identity.public_key
+        keep: set[str] = set()
+        for shard, members in self.epoch.committees.items():
+            if me not in members:
+                continue
+            place = self.place(shard, self.epoch.epoch, members)
+            keep.update(place.by_node if place is not None else
+                        (node_id_from_public_key(pk) for pk in members if pk != me))
+        return keep
 
     def current_members(self) -> tuple[bytes, ...]:
         """This epoch's members' public keys."""
@@ -247,13 +290,56 @@ class CommitteeService:
         if public_key == self.identity.public_key:
             self._deliver_local(data)
             return
+        routed = self._shared_mesh(public_key)
+        if routed is not None and len(data) + ROUTE_HEADER.size <= self.host.max_frame:
+            (shard, epoch), place = routed
+            via = place.via(public_key, data)
+            if via is not None:
+                self._route_on(place, Route(shard, epoch, ROUTE_HOPS, public_key, via), data)
+                return
         self.send_to_node(node_id_from_public_key(public_key), data)
+
+    def _shared_mesh(self, public_key: bytes) -> tuple[tuple[int, int], MeshPlace] | None:
+        """A large committee we sit on with ``public_key``, not our neighbour there: the
+        mesh to route a message to it on. None: send direct."""
+        found = None
+        for key, runner in sorted(self.replicas.items()):
+            place = self.place(key[0], key[1], runner.config.committee)
+            if place is None or place.mesh.index(public_key) is None:
+                continue
+            if public_key in place.neighbours:
+                return None  # connected already: direct is one hop
+            found = found or (key, place)
+        return found
+
+    def _route_on(self, place: MeshPlace, route: Route, envelope: bytes) -> None:
+        nxt = place.toward(route.dest, route.via, envelope)
+        if nxt is None or route.hops <= 0:
+            self.mesh_counts["route_dropped"] += 1
+            return
+        frame = Route(route.shard, route.epoch, route.hops - 1, route.dest, route.via).frame(envelope)
+        self.send_to_node(node_id_from_public_key(nxt), frame, ROUTE_PROTOCOL)
+        self.mesh_counts["routed"] += 1
 
     _send = send_public
 
-    def send_to_node(self, node_id: str, data: bytes) -> None:
+    def _spread(self, owner: Any, data: bytes) -> bool:
+        """A replica's broadcast: over its committee's mesh if it has one (True)."""
+        if not isinstance(owner, ReplicaRunner):
+            return False
+        cfg = owner.config
+        place = self.place(cfg.shard, cfg.epoch, cfg.committee)
+        if place is None:
+            return False
+        self.seen.first(hashlib.sha256(data).digest(), self.clock.now())  # its echoes
+        for pk in place.neighbours:
+            self.send_to_node(node_id_from_public_key(pk), data, MESH_PROTOCOL)
+        self.mesh_counts["sent"] += 1
+        return True
+
+    def send_to_node(self, node_id: str, data: bytes, protocol: str = PROTOCOL) -> None:
         try:
-            sent = self.host.send(node_id, PROTOCOL, data)
+            sent = self.host.send(node_id, protocol, data)
         except P2PError as err:  # over the frame cap: our bug, never the peer's
             log.error("cannot send a consensus message: %s", err)
             sent = False
@@ -276,6 +362,53 @@ class CommitteeService:
             self._route(env, frame)
         except InvalidProof as err:
             raise MalformedMessage(f"invalid proof: {err}") from None
+
+    async def _on_mesh_frame(self, peer: str, frame: bytes) -> None:
+        """A large committee's broadcast, from its origin or relayed (``relay``'s steps)."""
+        now = self.clock.now()
+        if not self.seen.first(hashlib.sha256(frame).digest(), now):
+            self.mesh_counts["duplicates"] += 1
+            return
+        env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
+        shard, epoch = getattr(env.body, "shard", None), getattr(env.body, "epoch", None)
+        runner = self.replicas.get((shard, epoch)) if isinstance(shard, int) and \
+            isinstance(epoch, int) else None
+        if runner is not None:
+            place = self.place(runner.config.shard, runner.config.epoch, runner.config.committee)
+            targets = () if place is None else place.targets(env.sender, peer)
+            for pk in targets:
+                self.send_to_node(node_id_from_public_key(pk), frame, MESH_PROTOCOL)
+            self.mesh_counts["forwarded"] += bool(targets)
+        self._deliver_relayed(peer, env, frame)
+
+    async def _on_route_frame(self, peer: str, frame: bytes) -> None:
+        """A message for one member, along a large committee's mesh (``relay``)."""
+        route, raw = parse_route(frame)  # garbage counts against ``peer``
+        env = self.verifier.open(raw)  # as does an envelope that does not open
+        if route.dest == self.identity.public_key:
+            self._deliver_relayed(peer, env, raw)
+            return
+        runner = self.replicas.get((route.shard, route.epoch))
+        place = None if runner is None else \
+            self.place(route.shard, route.epoch, runner.config.committee)
+        if place is None or peer not in place.by_node:
+            self.mesh_counts["route_dropped"] += 1  # not a mesh we relay on, or not its way
+            return
+        self._route_on(place, route, raw)
+
+    def _deliver_relayed(self, peer: str, env: Any, raw: bytes) -> None:
+        """Hand a relayed envelope to its replica or client; a bad message inside is signed by
+        its origin, which the relay could not alter: the origin's fault, not the relay's."""
+        if len(self.heard) >= 4096:
+            self.heard.clear()
+        self.heard[env.sender] = self.clock.now()
+        try:
+            self._route(env, raw)
+        except (RemoteProtocolError, InvalidProof) as err:
+            origin = node_id_from_public_key(env.sender)
+            self.misbehaviour[origin] = self.misbehaviour.get(origin, 0) + 1
+            self.host.report_fault(origin, "consensus")
+            log.warning("a bad message from %s (relayed by %s): %s", origin, peer, err)
 
     def _route(self, env: Any, raw: bytes) -> None:
         m = env.body
@@ -385,6 +518,7 @@ class CommitteeService:
             "replicas": mine,
             "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
             "dropped_sends": self.dropped,
+            "mesh": {**self.mesh_counts, "seen": len(self.seen)},
             "misbehaviour": self.misbehaviour,
             "epochs": self.epochs.status(),
         }
