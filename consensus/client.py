@@ -5,6 +5,12 @@ result re-sends it (freshly sealed, same request id) to every replica, which mak
 forward it and start their view-change timers if the primary is faulty. f+1 matching replies
 include one from a correct replica, so the result is the committed one.
 
+Each further re-send of the same request waits twice as long, up to ``max_retry``: the first
+one is what recruits the backups, and later ones only help a committee that lost it. A fixed
+0.5 s made every member of a 19-member committee that could not commit yet (members still
+dialling each other) sign and send 38 frames a second for its own ledger requests alone,
+keeping busy the very members that were trying to form the committee.
+
 A client on a committee member (a daemon submitting to a shard it serves) also takes its own
 replica's reply alone: a replica replies only once it has executed the request at a committed
 sequence number, and the node trusts its own replica as it trusts itself. That saves the half
@@ -35,14 +41,19 @@ class Done:
 
 
 class Client:
-    __slots__ = ("cfg", "signer", "retry", "next_id", "current", "op", "sent_at", "first_at",
-                 "replies", "view", "now", "done")
+    __slots__ = ("cfg", "signer", "retry", "max_retry", "wait", "next_id", "current", "op",
+                 "sent_at", "first_at", "replies", "view", "now", "done")
 
     def __init__(self, config: ReplicaConfig, signer: Signer, *, retry: float = 0.5,
-                 first_request_id: int = 1) -> None:
+                 max_retry: float = 8.0, first_request_id: int = 1) -> None:
+        if not 0 < retry <= max_retry:
+            raise ValueError("need 0 < retry <= max_retry")
         self.cfg = config
         self.signer = signer
         self.retry = retry
+        self.max_retry = max_retry
+        self.wait = retry
+        """Seconds from the last send of the current request to its next re-send."""
         self.next_id = first_request_id
         self.current: int | None = None
         self.op = b""
@@ -64,6 +75,7 @@ class Client:
         self.current, self.next_id = self.next_id, self.next_id + 1
         self.op, self.replies = operation, {}
         self.first_at = self.sent_at = now
+        self.wait = self.retry
         primary = self.cfg.committee[self.cfg.primary(self.view)]
         return [Send(primary, self._sealed())]
 
@@ -99,7 +111,7 @@ class Client:
         if self.current is not None and self.current <= at_least:
             self.current, self.next_id = self.next_id, self.next_id + 1
             self.replies = {}
-            self.sent_at = self.now - self.retry
+            self.sent_at, self.wait = self.now - self.retry, self.retry
 
     def reconfigure(self, config: ReplicaConfig, now: float) -> list[Action]:
         """Follow the shard to its next epoch's committee; a request cut off by the epoch change
@@ -107,14 +119,15 @@ class Client:
         self.cfg, self.view, self.now, self.replies = config, 0, max(self.now, now), {}
         if self.current is None:
             return []
-        self.sent_at = self.now
+        self.sent_at, self.wait = self.now, self.retry
         raw = self._sealed()
         return [Send(pk, raw) for pk in self.cfg.committee]
 
     def tick(self, now: float) -> list[Action]:
         self.now = max(self.now, now)
-        if self.current is None or now - self.sent_at < self.retry:
+        if self.current is None or now - self.sent_at < self.wait:
             return []
         self.sent_at = now
+        self.wait = min(2 * self.wait, self.max_retry)
         raw = self._sealed()
         return [Send(pk, raw) for pk in self.cfg.committee]

@@ -28,6 +28,14 @@ and checked by every backup (``consensus.viewchange``). If the new view does not
 T after a quorum asked for it, the replica moves on to the next view and doubles T; T returns
 to its base value once batches execute again.
 
+Short of a quorum. The shell says how many members it can reach (``reach``). With fewer than
+a quorum nothing can commit and no view change can complete, so suspecting the primary only
+adds a view change per timeout, and status every ``status_interval`` only adds signed frames
+for peers that are not there (a 19-member committee forming over a slow, loaded network made
+thousands of them per node, and its view changes kept members busy that were still dialling
+each other). Until a quorum is reachable the view-change timers stand still (as for ``busy``)
+and status and view-change re-sends go every ``SHORT_RESEND`` status intervals.
+
 Catch-up. While work is pending, replicas exchange ``Status`` messages; a peer that is behind
 gets ``CommitProof``s (a batch plus its quorum certificate: executable without the three
 phases), the proof of a newer stable checkpoint (then it fetches that state by
@@ -73,6 +81,10 @@ from protocol.messages.pbft import (
     Prepare, PreparedCert, QuorumCert, Reply, Request, StableCheckpoint, StateChunk,
     StateRequest, Status, ViewChange, ViewChangeFetch,
 )
+
+SHORT_RESEND = 8
+"""Status intervals between re-sends while a quorum is not reachable (2 s at the 0.25 s base:
+still soon enough to dial the members as they appear)."""
 
 _END = b"\x00end-epoch"
 """Pending-table key of the (single) EndEpoch request."""
@@ -142,6 +154,9 @@ class Replica(ViewChanges, Recovery):
         """View changes started since a batch last executed (for ``consensus.health``)."""
         self._calm_at = now
         """When the replica last executed a batch or last had no work."""
+        self.short_of_quorum = False
+        """The shell reaches fewer than a quorum of members (``reach``)."""
+        self._ticked_at = now
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._out: list[Action] = []
         if stored:
@@ -190,6 +205,16 @@ class Replica(ViewChanges, Recovery):
             self.progress_at += seconds
         if self.nv_wait_since is not None:
             self.nv_wait_since += seconds
+
+    def reach(self, reachable: int) -> None:
+        """The shell can reach ``reachable`` members now (this one included): below a quorum,
+        the view-change timers stand still and re-sends slow down (module docstring)."""
+        self.short_of_quorum = reachable < self.cfg.quorum
+
+    @property
+    def resend_interval(self) -> float:
+        """Seconds between status (and view-change) re-sends."""
+        return self.cfg.status_interval * (SHORT_RESEND if self.short_of_quorum else 1)
 
     def observe(self, reachable: int) -> Observation:
         """What ``consensus.health.committee_health`` needs, as of the last tick; ``reachable``
@@ -554,6 +579,10 @@ class Replica(ViewChanges, Recovery):
 
     def _timers(self) -> None:
         now = self.now
+        if self.short_of_quorum:
+            self.busy(now - self._ticked_at)  # nobody to vote a primary out with: no blame
+        self._ticked_at = now
+        resend = self.resend_interval
         work = self._has_work()
         if not work and not self.view_changing:
             self._calm_at = now
@@ -569,7 +598,7 @@ class Replica(ViewChanges, Recovery):
             if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout:
                 self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
                 self._start_view_change(self.view + 1)
-            elif self.my_vc is not None and now - self.vc_sent_at > 2 * self.cfg.status_interval:
+            elif self.my_vc is not None and now - self.vc_sent_at > 2 * resend:
                 self.vc_sent_at = now
                 self._out.append(Broadcast(self.my_vc))
         self._poll_fetch()
@@ -578,8 +607,7 @@ class Replica(ViewChanges, Recovery):
                 now - self.last_status >= self.cfg.status_interval:
             pending, self.nv_pending = self.nv_pending, None  # asks again for what it lacks
             self._on_new_view(self.cfg.primary(pending.body.view), pending.body, pending)
-        if (work or self.view_changing or self.restarted) and \
-                now - self.last_status >= self.cfg.status_interval:
+        if (work or self.view_changing or self.restarted) and now - self.last_status >= resend:
             self.last_status = now
             self.restarted = False
             self._broadcast(Status(self.cfg.shard, self.cfg.epoch, self.view, self.view_changing,

@@ -15,6 +15,10 @@ Every node is given only the seed's address (node0). Figures (issue 14):
   certificate, and the mean time from submission until a task's result is accepted.
 - per node: most connections seen, idle bytes/s on its network interface (both ways, headers
   included) over ``--idle-seconds``, memory (RSS).
+- ``formation``: seconds from starting the daemons until every node holds every record and no
+  committee is stalled, and what forming cost up to then: bytes the daemons sent per protocol,
+  frames dropped (and why), dials, view changes (``--formation-only``: stop there, no ``lan``
+  run).
 Baseline in the same run: the same job on a ``lan`` testnet of as many nodes (target: the
 profile's throughput at least half of it). Needs root (network namespaces).
 """
@@ -195,14 +199,43 @@ def commit_figures(clients: list[ControlClient], wan: Wan, puts: int) -> dict[st
             "p99_rtt_multiple": round(pct(lat, 99) / median_rtt, 2)}
 
 
+def formation_costs(clients: list[ControlClient]) -> dict[str, Any]:
+    """What the network spent forming, summed over its nodes (the daemons' own counters)."""
+    sent: dict[str, int] = {}
+    drops: dict[str, int] = {}
+    dials: dict[str, int] = {}
+    view_changes = []
+    for c in clients:
+        m = call(c, "p2p.metrics")
+        for proto, n in m["bytes_out"].items():
+            sent[proto] = sent.get(proto, 0) + n
+        for kind, n in m["drops"].items():
+            drops[kind] = drops.get(kind, 0) + n
+        for kind in ("attempts", "failures"):
+            dials[kind] = dials.get(kind, 0) + m["dials"].get(kind, 0)
+        reps = call(c, "status")["services"]["consensus"]["replicas"]
+        view_changes.append(max((r["view_changes"] for r in reps), default=0))
+    return {"sent_mib": {p: round(n / 2**20, 2) for p, n in sorted(sent.items())},
+            "drops": drops, "dials": dials, "most_view_changes": max(view_changes)}
+
+
 def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     d = tmp / profile
+    t0 = time.monotonic()
     state = launcher.up(d, args.nodes, seed=args.seed, wait=args.wait, ready=network_formed,
                         wan=profile, nat_fraction=args.nat_fraction if profile != "lan" else 0.0,
                         log=lambda s: print(f"bench_wan: {s}", file=sys.stderr))
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"formation": {"seconds": round(time.monotonic() - t0, 1)}}
     try:
         clients = [ControlClient(n.socket, timeout=120) for n in state.nodes]
+        out["formation"].update(formation_costs(clients))
+        if args.formation_only:
+            rss = [rss_mib(n.pid) for n in state.nodes if n.pid]  # type: ignore[arg-type]
+            out["per_node_rss_mib"] = {"median": round(statistics.median(rss), 1),
+                                       "max": round(max(rss), 1)}
+            for c in clients:
+                c.close()
+            return out
         settle(clients, args.nodes)
         most: list[int] = []
         sockets = [n.socket for n in state.nodes]
@@ -258,6 +291,8 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--wait", type=float, default=600.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--formation-only", action="store_true",
+                    help="only form the network and report what that took (no lan run)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_wan: needs root (network namespaces); run it as root", file=sys.stderr)
@@ -265,6 +300,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-wan-"))
     try:
         wan = bench_profile(args.profile, args, tmp)
+        if args.formation_only:
+            print(json.dumps({"nodes": args.nodes, "profile": args.profile,
+                              "nat_fraction": args.nat_fraction, "seeds": 1, args.profile: wan}))
+            shutil.rmtree(tmp, ignore_errors=True)
+            return 0
         lan = bench_profile("lan", args, tmp)
     except launcher.TestnetError as err:  # the logs stay for a look
         print(f"bench_wan: {err}", file=sys.stderr)

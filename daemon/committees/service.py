@@ -77,6 +77,9 @@ HEARD_S = 60.0
 STALL_S = 0.25
 """A gap between two consensus ticks this much longer than ``TICK_S`` is this process's own
 stall, which the replicas' view-change timers do not count."""
+REACH_EVERY = 1.0
+"""Seconds between counts of each committee's reachable members, which the replicas' timers
+follow (``Replica.reach``)."""
 VIEW_CHANGE_TIMEOUT_S = 2.0
 """The base view-change timeout (doubled for each view change in a row without progress): a
 Python daemon executing a big job's batches on a busy machine needs more than a second."""
@@ -246,6 +249,7 @@ class CommitteeService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._start_epoch(self.clock.now())
         self._retune_at = self.clock.now() + RETUNE_EVERY
+        reach_at = self.clock.now()
         self.ready = True
         task_status.started()
         async with trio.open_nursery() as nursery:
@@ -253,6 +257,11 @@ class CommitteeService:
             while True:
                 now = self.clock.now()
                 stalled, last = now - last - TICK_S, now
+                if now >= reach_at:
+                    reach_at = now + REACH_EVERY
+                    reachable = self._reachable()
+                    for key, runner in self.replicas.items():
+                        runner.replica.reach(reachable[key])
                 for runner in list(self.replicas.values()):
                     if stalled > STALL_S:
                         # This process did not run for that long (executing a big batch,
@@ -481,19 +490,25 @@ class CommitteeService:
 
     # -- status and control -----------------------------------------------------------------------
 
-    def health(self) -> tuple[Health, str]:
-        """This node's committees of the current epoch, judged by ``consensus.health``."""
+    def _reachable(self) -> dict[tuple[int, int], int]:
+        """Members of each of our committees that we can reach now, ourselves included:
+        connected, or heard from within ``HEARD_S`` (connections are made on demand)."""
         connected = set(self.host.connected_peers())
         me = self.identity.public_key
         recent = self.clock.now() - HEARD_S
+        return {key: 1 + sum(1 for pk in runner.config.committee if pk != me and (
+                    self.heard.get(pk, -1e18) > recent or node_id_from_public_key(pk) in connected))
+                for key, runner in self.replicas.items()}
+
+    def health(self) -> tuple[Health, str]:
+        """This node's committees of the current epoch, judged by ``consensus.health``."""
+        reachable = self._reachable()
         verdicts = []
         for (shard, epoch), runner in sorted(self.replicas.items()):
             if epoch != self.epoch.epoch or runner.ended is not None:
                 continue
-            reachable = 1 + sum(1 for pk in runner.config.committee if pk != me and (
-                node_id_from_public_key(pk) in connected or self.heard.get(pk, -1e18) > recent))
-            verdicts.append((_shard_name(shard),
-                             committee_health(runner.replica.observe(reachable))))
+            verdicts.append((_shard_name(shard), committee_health(
+                runner.replica.observe(reachable[(shard, epoch)]))))
         return worst(verdicts)
 
     def status(self) -> dict[str, Any]:

@@ -60,10 +60,18 @@ class P2PConfig:
     address_wait: float = 10.0
 
     # Dialling and reconnection: exponential backoff with jitter from the caller's seeded rng.
+    # A dial waits ``dial_timeout``, or ``DIAL_RTTS`` measured round trips when the peer (or,
+    # before it is measured, the network we see) is farther, at most ``dial_timeout_ceiling``
+    # (``daemon.p2p.host.dial_wait``): a TCP, Noise and Yamux set-up is ~5 round trips, and
+    # on 300 ms links with loaded peers a fixed 5 s failed most dials, each a wasted handshake
+    # on both sides, redialled soon after.
     dial_timeout: float = 5.0
+    dial_timeout_ceiling: float = 30.0
     # A connection must finish its security and muxer handshake within this, or it is dropped
     # (so a peer that connects and sends garbage or nothing holds a socket this long at most).
-    handshake_timeout: float = 10.0
+    # Above a dial's wait on a far, loaded network (~8 round trips of 1-2 s), or the dialler's
+    # patience is cut short here.
+    handshake_timeout: float = 20.0
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
 
@@ -154,6 +162,8 @@ class P2PConfig:
                 raise P2PConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.relays_wanted < 0:
             raise P2PConfigError(f"relays_wanted must be >= 0, got {self.relays_wanted}")
+        if self.dial_timeout_ceiling < self.dial_timeout:
+            raise P2PConfigError("dial_timeout_ceiling must be >= dial_timeout")
         if self.reconnect_max < self.reconnect_min:
             raise P2PConfigError("reconnect_max must be >= reconnect_min")
         if self.fault_decay < 0 or self.ban_seconds < 0:

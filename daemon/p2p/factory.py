@@ -66,9 +66,11 @@ def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swa
         retry_config=RetryConfig(max_retries=0),
         connection_config=ConnectionConfig(
             max_connections_per_peer=1,
-            dial_timeout=config.dial_timeout,
+            # Our own dial timer (``host.dial_wait``, up to the ceiling) decides when an
+            # outbound attempt is given up, not libp2p's fixed per-step ones.
+            dial_timeout=config.dial_timeout_ceiling,
             inbound_upgrade_timeout=config.handshake_timeout,
-            outbound_upgrade_timeout=config.handshake_timeout,
+            outbound_upgrade_timeout=config.dial_timeout_ceiling,
         ),
     )
     if not isinstance(swarm, Swarm):  # new_swarm is typed as returning the interface

@@ -51,7 +51,7 @@ from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
 from daemon.p2p.reachability import Reachability, Traversal, TraversalPolicy
-from daemon.p2p.rtt import DEAD_AFTER_MISSES, PROBE_EVERY, RttTable
+from daemon.p2p.rtt import DEAD_AFTER_MISSES, PROBE_EVERY, RttTable, scale
 from daemon.p2p.traversal import NatTraversal
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
@@ -499,7 +499,7 @@ class P2PHost:
         swarm.unblock_peer(pid)  # our backoff decides when to retry, not libp2p's 60 s blocklist
         self._metrics.dials["attempts"] += 1
         try:
-            with trio.fail_after(self.config.dial_timeout):
+            with trio.fail_after(dial_wait(self.rtts, peer, self._connected, self.config)):
                 await host.connect(PeerInfo(pid, addrs))
         except Exception as err:  # task boundary: any failed dial just backs off
             delay = self._book.dial_failed(peer, trio.current_time())
@@ -714,3 +714,18 @@ class P2PHost:
             gossip_peers={t: len(p) for t, p in parts.pubsub.peer_topics.items()} if parts else {},
         )
 
+
+DIAL_RTTS = 8.0
+"""Round trips a dial may take: TCP, two protocol negotiations and the Noise handshake are ~5,
+and a loaded peer answers each one late."""
+
+
+def dial_wait(rtts: RttTable, peer: NodeId, connected: Iterable[str], config: P2PConfig) -> float:
+    """How long a dial to ``peer`` may take: ``config.dial_timeout`` on a fast network,
+    ``DIAL_RTTS`` round trips on a slow one (the peer's own conservative round trip, or before
+    it is measured the median of our connected peers', which is how far and how loaded the
+    network is), at most ``config.dial_timeout_ceiling``."""
+    rtt = rtts.conservative(peer)
+    if rtt is None:
+        rtt = rtts.group(connected)
+    return scale(config.dial_timeout, rtt, DIAL_RTTS, config.dial_timeout_ceiling)

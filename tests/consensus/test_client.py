@@ -46,3 +46,24 @@ def test_a_members_own_reply_to_another_request_is_ignored():
     c = started(IDS[2])
     c.receive(reply(2, 4, b"old"), 1.0)
     assert c.busy and not c.done
+
+
+def resend_times(c: Client, until: float, step: float = 0.25) -> list[float]:
+    out, t = [], 0.0
+    while t < until:
+        t += step
+        if c.tick(t):
+            out.append(t)
+    return out
+
+
+def test_re_sends_of_one_request_back_off_to_a_cap_and_a_new_request_starts_over():
+    """A committee that cannot commit yet is not sent the same request every 0.5 s forever."""
+    c = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
+               first_request_id=5)
+    c.submit(b"op", 0.0)
+    assert resend_times(c, 20.0) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5]
+    c.receive(reply(0, 5, b"ok"), 20.0)  # its own replica's reply: done
+    assert not c.busy
+    c.submit(b"next", 20.0)
+    assert not c.tick(20.25) and c.tick(20.5) and not c.tick(21.25) and c.tick(21.5)

@@ -297,3 +297,33 @@ def test_a_client_whose_key_a_copy_used_with_higher_ids_gets_through_after_renum
     assert all(kv(bus, i) == {"x": b"orig again"} for i in range(4))
     orig.renumber(10)  # never backwards
     assert orig.next_id == 5_102
+
+
+def test_a_replica_short_of_a_quorum_neither_suspects_its_primary_nor_floods_status():
+    """Members still dialling each other (a committee forming over a slow network) cannot
+    commit or complete a view change: their timers stand still and their status re-sends slow
+    down until a quorum is reachable; then a silent primary is voted out as usual."""
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    primary = bus.cfg.committee[0]
+    bus.drop = lambda src, dst, env: src == primary  # the primary looks silent
+    bus.submit(client, kv_op("put", "k", b"v"))
+    backups = [bus.replica(i) for i in (1, 2, 3)]
+    for r in backups:
+        r.reach(2)  # itself and one more: a quorum is 3
+    for _ in range(80):  # 10 s, ten timeouts
+        bus.tick(0.125)
+        bus.run()
+    assert all(r.pending for r in backups)  # the client's retry reached them: work waits
+    assert all(r.view == 0 and not r.view_changing for r in backups)
+    statuses = [a for a in bus.actions[bus.cfg.committee[1]]
+                if isinstance(a, Broadcast) and bus.verifier.open(a.data).type == "pbft.status"]
+    # every 8 status intervals (2 s) since the request first reached it, not every 0.25 s
+    assert 3 <= len(statuses) <= 5
+    for r in backups:
+        r.reach(4)
+    for _ in range(24):  # 3 s: one timeout and the view change
+        bus.tick(0.125)
+        bus.run()
+    assert all(r.view == 1 and not r.view_changing for r in backups)
+    assert client.current is None and client.done[-1].result == b"ok"
