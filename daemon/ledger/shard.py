@@ -29,13 +29,15 @@ KV = b"K"
 MAX_KV_KEYS = 10_000
 LEDGER_TICK_ACTIVE_S = 2.0
 """How often members report their clock to a shard's ledger while it has open jobs..."""
-LEDGER_TICK_IDLE_S = 150.0
+LEDGER_TICK_IDLE_S = 600.0
 """... and while it has none, once per this many seconds per member of the committee, so the
-whole committee orders one idle tick per 150 s whatever its size: every tick is a PBFT round
-that costs each member a message to and from every other one (at 30 s per member, idle ticks
-were 420 B/s of a 4-member committee's members, and would be ~1 MB/s at 220 members). Nothing
-needs an idle shard's clock but the retention of ended jobs, and a job submitted to an idle
-shard starts at the next fresh reading, not at its stale clock (``JobLedger._anchor``)."""
+whole committee orders one idle tick per 10 minutes whatever its size. Every tick is a PBFT
+round that costs each member a message to and from every other one, and over a committee mesh
+each frame arrives about once per mesh link (``scripts/bench_mesh.py``): at one tick per member
+every 30 s, idle ticks were 420 B/s of each member's traffic in a 4-member committee, and would
+be megabytes per second at the 220 members of a 10,000-node network. Nothing needs an idle
+shard's clock but the retention of ended jobs (a day), and a job submitted to an idle shard
+starts at the next fresh reading, not at its stale clock (``JobLedger._anchor``)."""
 MAX_QUEUED_TICKS = 8
 """A tick is skipped while the shard's request queue already holds this many operations."""
 
