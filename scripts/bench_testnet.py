@@ -11,7 +11,11 @@ Figures (issue 7):
   from a committee member and from a non-member, timed inside the daemon from submission to
   f+1 matching replies, p50 / p99 (target p50 <= 20 ms).
 - committed requests/s with every node submitting ``kv.put`` concurrently.
-- per-node memory (RSS) and idle CPU (share of one core over an idle interval).
+- per-node memory (RSS) and idle CPU (share of one core over an idle interval), and idle
+  traffic: bytes/s each node sent over the same interval, by protocol (``p2p.metrics``), for
+  the shard committees' members apart from the rest (consensus traffic is the members' alone;
+  an idle committee orders one clock tick per ``LEDGER_TICK_IDLE_S``, so take a window of
+  minutes to see it: ``--idle-seconds 600``).
 Baseline in the same run: the round trip of the control socket's ``ping`` (what every figure
 above includes and the network does not cause).
 """
@@ -26,7 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -104,6 +110,23 @@ def throughput(paths: list[Path], seconds: float) -> float:
     return sum(done) / (time.monotonic() - t0)
 
 
+def idle_traffic(sent: list[Counter[str]], member: list[bool], seconds: float) -> dict[str, Any]:
+    """Bytes/s each node sent while idle, for committee members and the rest: total (median,
+    max) and the mean per node of each protocol."""
+    out: dict[str, Any] = {"window_s": seconds}
+    for name, keep in (("members", True), ("others", False)):
+        group = [c for c, m in zip(sent, member) if m == keep]
+        if not group:
+            continue
+        totals = [sum(c.values()) / seconds for c in group]
+        by = sum(group, Counter())
+        out[name] = {"nodes": len(group), "median": round(statistics.median(totals), 1),
+                     "max": round(max(totals), 1),
+                     "by_protocol": {k: round(v / seconds / len(group), 1)
+                                     for k, v in by.most_common()}}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=10)
@@ -139,9 +162,14 @@ def main() -> int:
         from_member = commit_latency(clients[member], args.puts, "m")
         from_outsider = commit_latency(clients[outsider], args.puts, "o")
         rate = throughput(paths, args.load_seconds)
+        members = {m for c in com["committees"] for m in c["members"]}
         before = {n.name: proc_stats(n.pid) for n in state.nodes}
+        sent0 = [Counter(c.call("p2p.metrics")["bytes_out"]) for c in clients]
         time.sleep(args.idle_seconds)  # measuring idle CPU over a real interval, by design
+        sent1 = [Counter(c.call("p2p.metrics")["bytes_out"]) for c in clients]
         after = {n.name: proc_stats(n.pid) for n in state.nodes}
+        idle_bytes = idle_traffic([b - a for a, b in zip(sent0, sent1)],
+                                  [nid in members for nid in ids], args.idle_seconds)
         rss = [after[k][0] / 1024 for k in after]
         idle = [(after[k][1] - before[k][1]) / args.idle_seconds * 100 for k in after]
         for c in clients:
@@ -157,6 +185,7 @@ def main() -> int:
             "per_node_rss_mib": {"median": round(statistics.median(rss), 1), "max": round(max(rss), 1)},
             "per_node_idle_cpu_percent": {"median": round(statistics.median(idle), 2),
                                           "max": round(max(idle), 2)},
+            "per_node_idle_bytes_per_s": idle_bytes,
         }
         p99 = result["capability_propagation_ms"]["p99"]
         p50 = result["pbft_commit_latency_ms"]["from_member"]["p50"]
