@@ -102,6 +102,10 @@ class PeerStream:
     cache: tuple[int, int, dict[str, Causal]] | None = None
     """The last interval built for this peer ``(start, end, joined)``: extended, not rebuilt,
     while the peer's acknowledgement stays put."""
+    timing: tuple[int, int] | None = None
+    """``(end, sent at)`` of an interval or state sent once and not yet acknowledged: its
+    acknowledgement is a round-trip sample (``Books.on_ack``). Cleared when it is sent again
+    (Karn's rule: the acknowledgement of a retransmission could answer either copy)."""
 
 
 @dataclass(slots=True)
@@ -226,17 +230,31 @@ class Books:
         return start, end, joined
 
     def sent(self, p: PeerStream, upto: int, now_ms: int) -> None:
+        if upto > p.sent_to:
+            p.timing = (upto, now_ms)
+        elif p.timing is not None and p.timing[0] <= upto:
+            p.timing = None  # a retransmission: its acknowledgement is no sample
         p.sent_to = upto
         p.sent_at = now_ms
 
-    def on_ack(self, p: PeerStream, session: int, seq: int) -> None:
+    def on_ack(self, p: PeerStream, session: int, seq: int,
+               now_ms: int | None = None) -> int | None:
+        """Note the peer has our stream up to ``seq``. Returns a round trip (ms) when this
+        acknowledges an interval sent once at a known time (``now_ms`` given), else None:
+        the soft state then needs no pings to peers it exchanges deltas with."""
         if session != self.buffer.session or seq > self.buffer.head:
-            return
+            return None
+        rtt = None
+        t = p.timing
+        if t is not None and seq >= t[0] and now_ms is not None:
+            p.timing = None
+            rtt = now_ms - t[1]
         if seq > p.acked:
             p.acked = seq
         if p.needs_state and self.buffer.covers(p.acked):
             p.needs_state = False
             p.sent_at = -(1 << 62)  # what came after the state can go at once
+        return rtt
 
     def on_digest(self, p: PeerStream, applied_session: int, applied: int,
                   lacks_nothing: bool) -> None:
@@ -249,6 +267,7 @@ class Books:
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
         p.cache = None
+        p.timing = None  # what is in flight may be sent again: its acknowledgement is ambiguous
         p.sent_to = -1
         p.sent_at = -(1 << 62)
 

@@ -15,7 +15,12 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
   ``absorb_reply`` against a peer that differs in the writes still in flight: the network's
   refreshes per second times the dissemination rounds times ``ROUND_S``, at least one),
   capability-record refreshes (the real record encoding, every ``refresh_period(N)`` per
-  node, crossing each overlay link once) and RTT pings. Idle link summaries cost nothing
+  node, crossing each overlay link once, and the acknowledgement each delta gets) and RTT
+  pings. Pings go only to links nothing else times (``daemon.p2p.rtt``): an acknowledged
+  delta is a round-trip sample, so an overlay link is pinged only when no delta crossed it
+  for ``PROBE_EVERY`` (a Poisson chance at the network's rewrite rate); a committee link
+  that is not also an overlay link carries no acknowledged deltas and is pinged every
+  ``PROBE_EVERY``. Idle link summaries cost nothing
   (an unchanged summary is not rewritten); ``link_summaries_busy`` is the worst case of a busy
   network, every node rewriting its full summary at ``min_interval(N)``, apart from the idle
   total. ``sizes.digest`` is the full digest (``crdt.digests``), still sent when most buckets
@@ -41,8 +46,8 @@ from crdt.digests import digest_messages  # noqa: E402
 from crdt.values import DEFAULT_LIMITS  # noqa: E402
 from daemon.links.summary import LinkEntry, LinkSummary, min_interval, to_wire  # noqa: E402
 from daemon.softstate.plan import refresh_period  # noqa: E402
-from protocol.messages.crdt import (CrdtDelta, CrdtSummary, CrdtSummaryReply,  # noqa: E402
-                                    CrdtSummaryWant)
+from protocol.messages.crdt import (CrdtAck, CrdtDelta, CrdtSummary,  # noqa: E402
+                                    CrdtSummaryReply, CrdtSummaryWant)
 from crdt import CrdtReplica  # noqa: E402
 from crdt.auth import DotSigner  # noqa: E402
 from daemon.softstate.service import CAPS, SCHEMA  # noqa: E402
@@ -148,6 +153,11 @@ def record_bytes() -> int:
     return _delta_bytes(CAPS, record_to_wire(rec))
 
 
+def ack_bytes() -> int:
+    """The acknowledgement a delta gets, sealed."""
+    return _size(CrdtAck(1_700_000_000_000, 1_000_000))
+
+
 def idle_traffic(nodes: int, overlay_links: float, kept: float,
                  rounds: int) -> tuple[dict[str, float], dict[str, int]]:
     """Bytes/s a node sends plus receives when nothing happens but soft-state upkeep, and the
@@ -157,11 +167,15 @@ def idle_traffic(nodes: int, overlay_links: float, kept: float,
     in_flight = max(1, math.ceil(nodes / period * rounds * ROUND_S))
     exchange = summary_exchange(nodes, in_flight)
     digests = 2 * overlay_links * exchange["bytes"] / every
-    refresh = nodes * record_bytes() * overlay_links / period  # each record crosses each link
-    pings = (overlay_links + kept) * PING_BYTES / PROBE_EVERY
+    rewrites = nodes / period  # each record rewrite crosses each overlay link once
+    refresh = rewrites * record_bytes() * overlay_links
+    acks = rewrites * ack_bytes() * overlay_links
+    untimed = math.exp(-rewrites * PROBE_EVERY)  # no delta crossed a link for PROBE_EVERY
+    pings = (overlay_links * untimed + kept) * PING_BYTES / PROBE_EVERY
     busy_links = nodes * link_summary_bytes() * overlay_links / min_interval(nodes)
-    return ({"digests": round(digests), "record_refresh": round(refresh), "pings": round(pings),
-             "link_summaries": 0, "total": round(digests + refresh + pings),
+    return ({"digests": round(digests), "record_refresh": round(refresh),
+             "record_acks": round(acks), "pings": round(pings),
+             "link_summaries": 0, "total": round(digests + refresh + acks + pings),
              "refresh_period_s": period, "link_summaries_busy": round(busy_links),
              "link_min_interval_s": min_interval(nodes)}, exchange)
 

@@ -52,7 +52,7 @@ from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
-from protocol.identity import NodeIdentity
+from protocol.identity import NodeId, NodeIdentity
 from protocol.messages.capability import CapabilityAnnounce
 
 ENVELOPE_MARGIN = 4096
@@ -316,6 +316,16 @@ class SoftStateService:
             self.twins.on_observed(self.replica.take_observed())
         self._dirty_at = self._dirty_at or self.clock.now()
         self._send(out)
+        self._round_trips()
+
+    def _round_trips(self) -> None:
+        """Acknowledged deltas time the link (``crdt.antientropy.Books.on_ack``): the host's
+        round-trip table takes them as it takes pings, and pings only peers left unmeasured."""
+        table = getattr(self.host, "rtts", None)
+        now = trio.current_time()  # the table's clock: the host's own probes use it too
+        for peer, ms in self.replica.take_round_trips():
+            if table is not None:
+                table.sample(NodeId(peer), ms / 1000, now)
 
     def _connected(self, peer: str) -> None:
         self.seen_up.setdefault(peer, self.clock.wall())
