@@ -59,6 +59,9 @@ class AntiEntropyConfig:
     are cut, larger states go in parts."""
     max_staged_bytes: int = 64 << 20
     """Parts of one peer's multi-part state held until the last one arrives."""
+    passive_digest_every_ms: int = 300_000
+    """A peer that sends us its own summaries gets ours this often: fresh enough for its
+    stable point (``crdt.prune``), ten times rarer than ``digest_every_ms``."""
     summaries: bool = True
     """Send bucket summaries (``crdt.buckets``) where a digest was due; False: the full
     digest, as every node did before summaries (``CrdtDigest`` is still understood)."""
@@ -80,6 +83,11 @@ class PeerStream:
     """Everything this replica knows about one peer."""
 
     connected: bool = False
+    summaries: bool = True
+    """We send this peer a summary every ``digest_every_ms``. False for a peer that sends us
+    its own (it compares both replicas; our deltas to it are acknowledged): it gets ours
+    every ``passive_digest_every_ms`` only, about one periodic summary per link instead of
+    two."""
     acked: int = 0
     """The highest of our sequence numbers (this session) the peer has."""
     sent_to: int = -1

@@ -247,10 +247,18 @@ class CrdtReplica:
 
     # -- peers ----------------------------------------------------------------------------------
 
-    def on_connect(self, peer: str, now_ms: int) -> list[Outgoing]:
+    def on_connect(self, peer: str, now_ms: int, summaries: bool = True) -> list[Outgoing]:
+        """Start anti-entropy with ``peer``: our summary now, then every ``digest_every_ms``
+        (``summaries``) or ``passive_digest_every_ms`` (it sends us its own)."""
         p = self.books.peer(peer)
         p.connected = True
+        p.summaries = summaries
         return self._digest(peer, p, now_ms)
+
+    def periodic_summaries(self, peer: str, on: bool) -> None:
+        """Whether ``peer`` gets a summary every ``digest_every_ms`` (else every
+        ``passive_digest_every_ms``: it sends us its own)."""
+        self.books.peer(peer).summaries = on
 
     def on_disconnect(self, peer: str) -> None:
         p = self.books.peers.get(peer)
@@ -306,7 +314,9 @@ class CrdtReplica:
                     max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
                 p.timing = None  # a state's answer also times its transfer: no round trip
-            if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
+            every = books.config.digest_every_ms if p.summaries else \
+                books.config.passive_digest_every_ms
+            if now_ms - p.digest_sent_at >= every:
                 out += self._digest(peer, p, now_ms)
         books.gc()
         for _, msg in out:
