@@ -27,9 +27,10 @@ A peer in both views is active on both ends. A passive end's summaries come less
 ``HEARD_S``, so two ends cannot keep each other as partners once neither holds the other in
 its view: each summary makes the other end a partner for ``HEARD_S`` only.
 
-A node none of whose overlay links is up (its view peers went down and are not replaced
-yet, a node just back) makes every connection active until one is: it is not cut off from
-the soft state meanwhile. A host that has no overlay (an in-process test network) makes
+A node none of whose view peers is connected (they went down and are not replaced yet, a
+node just back) makes every connection active until one is: it is not cut off from the soft
+state meanwhile, even if a peer holding it in its view could reach it (that peer may be cut
+off itself). A node with an empty view that others hold in theirs needs nothing more. A host that has no overlay (an in-process test network) makes
 every connection active.
 
 Pure: the shell hands in the connected peers, the view and the time.
@@ -45,9 +46,12 @@ HEARD_S = 2.5 * AntiEntropyConfig().digest_every_ms / 1000
 """A passive partner is kept this long after its last summary (two periodic ones may be
 lost or late before it goes). Below ``passive_digest_every_ms``, or two passive ends would
 keep each other alive."""
-MAX_PASSIVE = 256
-"""Passive partners at most (about ``degree`` hold a node in their views; a node over its
-connection cap drops peers before this matters): past it a new one is not taken."""
+MAX_PASSIVE = 4096
+"""Passive partners at most: past it a new one is not taken. Only connected peers are held
+(``update`` drops the others), so the connection cap bounds them first. Set high on purpose:
+a seed is held in the view of every node that just joined through it, and a new node whose
+view holds only the seed gets the soft state (and so learns other peers) only if the seed
+takes it as a partner."""
 
 
 class Partners:
@@ -82,8 +86,8 @@ class Partners:
         up = set(connected)
         self._heard = {p: t for p, t in self._heard.items() if p in up and now - t <= HEARD_S}
         mine = up if view is None else up & set(view)
-        if not mine and not self._heard:
-            mine = up  # no overlay link up (view peers down, not redialled yet): not cut off
+        if view is not None and not mine and (view or not self._heard):
+            mine = up  # no view peer up (down, not redialled yet): not cut off meanwhile
         wanted = {p: p in mine for p in mine | self._heard.keys()}
         changed = {p: a for p, a in wanted.items() if self.roles.get(p) != a}
         stopped = set(self.roles) - wanted.keys()

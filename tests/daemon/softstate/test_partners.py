@@ -50,3 +50,8 @@ def test_a_node_with_no_overlay_link_up_uses_every_connection_until_one_is():
     p = Partners()
     assert p.update({"c1", "c2"}, {"v"}, 0.0) == ({"c1": True, "c2": True}, set())
     assert p.update({"c1", "c2", "v"}, {"v"}, 1.0) == ({"v": True}, {"c1", "c2"})
+    # Held by a peer whose summary came, but its own view peer still down: still every one.
+    q = Partners()
+    q.heard_summary("c1", 0.0)
+    assert q.update({"c1", "c2"}, {"v"}, 1.0) == ({"c1": True, "c2": True}, set())
+    assert q.update({"c1", "c2"}, set(), 2.0) == ({"c1": False}, {"c2"})  # empty view: held
