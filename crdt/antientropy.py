@@ -61,6 +61,9 @@ class AntiEntropyConfig:
     are cut, larger states go in parts."""
     max_staged_bytes: int = 64 << 20
     """Parts of one peer's multi-part state held until the last one arrives."""
+    passive_digest_every_ms: int = 300_000
+    """A peer that sends us its own summaries gets ours this often: fresh enough for its
+    stable point (``crdt.prune``), ten times rarer than ``digest_every_ms``."""
     summaries: bool = True
     """Send bucket summaries (``crdt.buckets``) where a digest was due; False: the full
     digest, as every node did before summaries (``CrdtDigest`` is still understood)."""
@@ -82,6 +85,11 @@ class PeerStream:
     """Everything this replica knows about one peer."""
 
     connected: bool = False
+    summaries: bool = True
+    """We send this peer a summary every ``digest_every_ms``. False for a peer that sends us
+    its own (it compares both replicas; our deltas to it are acknowledged): it gets ours
+    every ``passive_digest_every_ms`` only, about one periodic summary per link instead of
+    two."""
     acked: int = 0
     """The highest of our sequence numbers (this session) the peer has."""
     sent_to: int = -1
@@ -106,6 +114,10 @@ class PeerStream:
     while the peer's acknowledgement stays put."""
     resends: int = 0
     """Sends in a row while what we sent before was still unacknowledged (``Books.decide``)."""
+    timing: tuple[int, int] | None = None
+    """``(end, sent at)`` of an interval or state sent once and not yet acknowledged: its
+    acknowledgement is a round-trip sample (``Books.on_ack``). Cleared when it is sent again
+    (Karn's rule: the acknowledgement of a retransmission could answer either copy)."""
 
 
 @dataclass(slots=True)
@@ -238,17 +250,31 @@ class Books:
 
     def sent(self, p: PeerStream, upto: int, now_ms: int) -> None:
         p.resends = p.resends + 1 if p.sent_to > p.acked else 0
+        if upto > p.sent_to:
+            p.timing = (upto, now_ms)
+        elif p.timing is not None and p.timing[0] <= upto:
+            p.timing = None  # a retransmission: its acknowledgement is no sample
         p.sent_to = upto
         p.sent_at = now_ms
 
-    def on_ack(self, p: PeerStream, session: int, seq: int) -> None:
+    def on_ack(self, p: PeerStream, session: int, seq: int,
+               now_ms: int | None = None) -> int | None:
+        """Note the peer has our stream up to ``seq``. Returns a round trip (ms) when this
+        acknowledges an interval sent once at a known time (``now_ms`` given), else None:
+        the soft state then needs no pings to peers it exchanges deltas with."""
         if session != self.buffer.session or seq > self.buffer.head:
-            return
+            return None
+        rtt = None
+        t = p.timing
+        if t is not None and seq >= t[0] and now_ms is not None:
+            p.timing = None
+            rtt = now_ms - t[1]
         if seq > p.acked:
             p.acked = seq
         if p.needs_state and self.buffer.covers(p.acked):
             p.needs_state = False
             p.sent_at = -(1 << 62)  # what came after the state can go at once
+        return rtt
 
     def on_digest(self, p: PeerStream, applied_session: int, applied: int,
                   lacks_nothing: bool) -> None:
@@ -261,6 +287,7 @@ class Books:
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
         p.cache = None
+        p.timing = None  # what is in flight may be sent again: its acknowledgement is ambiguous
         p.sent_to = -1
         p.sent_at = -(1 << 62)
 

@@ -43,6 +43,7 @@ cannot resurrect it. ``readmit`` undoes the ban for a node that rejoins. See ``c
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,8 @@ from crdt.values import DEFAULT_LIMITS, SNAPSHOT_LIMITS, Limits
 Outgoing = tuple[str, Any]
 """``(peer node id, message)``: the daemon seals the message and sends it to the peer."""
 SNAPSHOT_FORMAT = 1
+MAX_ROUND_TRIPS = 64
+"""Round-trip samples held for ``take_round_trips`` (the shell drains them per message)."""
 MAX_OBSERVED = 512
 
 
@@ -152,6 +155,7 @@ class CrdtReplica:
         self._observed: list[Observed] = []
         self._cover_own: set[str] = set()
         self._rounds = 0
+        self._round_trips: deque[tuple[str, int]] = deque(maxlen=MAX_ROUND_TRIPS)
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -163,6 +167,14 @@ class CrdtReplica:
     def take_observed(self) -> list[Observed]:
         """The entries of watched objects received since the last call, oldest first."""
         out, self._observed = self._observed, []
+        return out
+
+    def take_round_trips(self) -> list[tuple[str, int]]:
+        """``(peer, ms)``: round trips measured since the last call, each from an interval
+        sent once and its acknowledgement (the deltas and their answers already flow, so a
+        peer we exchange them with needs no ping for its round trip to be known)."""
+        out = list(self._round_trips)
+        self._round_trips.clear()
         return out
 
     def _observe(self, name: str, obj: Causal, incoming: Causal, plan: Plan,
@@ -235,10 +247,18 @@ class CrdtReplica:
 
     # -- peers ----------------------------------------------------------------------------------
 
-    def on_connect(self, peer: str, now_ms: int) -> list[Outgoing]:
+    def on_connect(self, peer: str, now_ms: int, summaries: bool = True) -> list[Outgoing]:
+        """Start anti-entropy with ``peer``: our summary now, then every ``digest_every_ms``
+        (``summaries``) or ``passive_digest_every_ms`` (it sends us its own)."""
         p = self.books.peer(peer)
         p.connected = True
+        p.summaries = summaries
         return self._digest(peer, p, now_ms)
+
+    def periodic_summaries(self, peer: str, on: bool) -> None:
+        """Whether ``peer`` gets a summary every ``digest_every_ms`` (else every
+        ``passive_digest_every_ms``: it sends us its own)."""
+        self.books.peer(peer).summaries = on
 
     def on_disconnect(self, peer: str) -> None:
         p = self.books.peers.get(peer)
@@ -255,7 +275,9 @@ class CrdtReplica:
         if isinstance(msg, CrdtState):
             return self._on_state(sender, p, msg, now_ms)
         if isinstance(msg, CrdtAck):
-            self.books.on_ack(p, msg.session, msg.seq)
+            rtt = self.books.on_ack(p, msg.session, msg.seq, now_ms)
+            if rtt is not None:
+                self._round_trips.append((sender, rtt))
             return []
         if isinstance(msg, CrdtDigest):
             return self._on_digest(p, msg)
@@ -291,7 +313,10 @@ class CrdtReplica:
                     signed=self.signer is not None,
                     max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
-            if now_ms - p.digest_sent_at >= books.config.digest_every_ms:
+                p.timing = None  # a state's answer also times its transfer: no round trip
+            every = books.config.digest_every_ms if p.summaries else \
+                books.config.passive_digest_every_ms
+            if now_ms - p.digest_sent_at >= every:
                 out += self._digest(peer, p, now_ms)
         books.gc()
         for _, msg in out:

@@ -7,16 +7,23 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
 - connections per node: most at any step (committee links included), and most outside the
   node's committees (view + inbound + work); ``max_committee_links``: most committee peers a
   node keeps (a committee above ``consensus.mesh.MESH_ABOVE`` members: its mesh neighbours);
-- rounds for a change to reach every up node over the connections (delta anti-entropy
-  forwards news to all connected peers each round), next to log2(N) as the baseline;
+- rounds for a change to reach every up node over the soft-state links (delta anti-entropy
+  forwards news to all its partners each round), next to log2(N) as the baseline;
 - idle bytes/s per node, computed from the real message sizes our code produces:
-  anti-entropy summaries (``crdt.buckets``: every 30 s per connection each way, built by
+  anti-entropy summaries over the soft-state links only (``daemon.softstate.partners``:
+  connections where either end holds the other in its view; each end that holds the other
+  sends a summary every 30 s, an end held only by the other every 5 min), built by
   ``summary_objects`` for N writers of the registry and N of the link summaries, and the
   round that follows, run with the real ``start_round`` / ``reply_objects`` /
   ``absorb_reply`` against a peer that differs in the writes still in flight: the network's
   refreshes per second times the dissemination rounds times ``ROUND_S``, at least one),
   capability-record refreshes (the real record encoding, every ``refresh_period(N)`` per
-  node, crossing each overlay link once) and RTT pings. Idle link summaries cost nothing
+  node, crossing each soft-state link once, and the acknowledgement each delta gets) and RTT
+  pings. Pings go only to links nothing else times (``daemon.p2p.rtt``): an acknowledged
+  delta is a round-trip sample, so an overlay link is pinged only when no delta crossed it
+  for ``PROBE_EVERY`` (a Poisson chance at the network's rewrite rate); a committee link
+  that is not also an overlay link carries no acknowledged deltas and is pinged every
+  ``PROBE_EVERY``. Idle link summaries cost nothing
   (an unchanged summary is not rewritten); ``link_summaries_busy`` is the worst case of a busy
   network, every node rewriting its full summary at ``min_interval(N)``, apart from the idle
   total. ``sizes.digest`` is the full digest (``crdt.digests``), still sent when most buckets
@@ -33,6 +40,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -42,8 +50,8 @@ from crdt.digests import digest_messages  # noqa: E402
 from crdt.values import DEFAULT_LIMITS  # noqa: E402
 from daemon.links.summary import LinkEntry, LinkSummary, min_interval, to_wire  # noqa: E402
 from daemon.softstate.plan import refresh_period  # noqa: E402
-from protocol.messages.crdt import (CrdtDelta, CrdtSummary, CrdtSummaryReply,  # noqa: E402
-                                    CrdtSummaryWant)
+from protocol.messages.crdt import (CrdtAck, CrdtDelta, CrdtSummary,  # noqa: E402
+                                    CrdtSummaryReply, CrdtSummaryWant)
 from crdt import CrdtReplica  # noqa: E402
 from crdt.auth import DotSigner  # noqa: E402
 from daemon.softstate.service import CAPS, SCHEMA  # noqa: E402
@@ -149,20 +157,31 @@ def record_bytes() -> int:
     return _delta_bytes(CAPS, record_to_wire(rec))
 
 
-def idle_traffic(nodes: int, overlay_links: float, kept: float,
+def ack_bytes() -> int:
+    """The acknowledgement a delta gets, sealed."""
+    return _size(CrdtAck(1_700_000_000_000, 1_000_000))
+
+
+def idle_traffic(nodes: int, links: SoftLinks,
                  rounds: int) -> tuple[dict[str, float], dict[str, int]]:
     """Bytes/s a node sends plus receives when nothing happens but soft-state upkeep, and the
     summary exchange it is computed from."""
-    every = AntiEntropyConfig().digest_every_ms / 1000
+    cfg = AntiEntropyConfig()
     period = refresh_period(nodes)
     in_flight = max(1, math.ceil(nodes / period * rounds * ROUND_S))
     exchange = summary_exchange(nodes, in_flight)
-    digests = 2 * overlay_links * exchange["bytes"] / every
-    refresh = nodes * record_bytes() * overlay_links / period  # each record crosses each link
-    pings = (overlay_links + kept) * PING_BYTES / PROBE_EVERY
+    digests = exchange["bytes"] * (links.active_ends / (cfg.digest_every_ms / 1000)
+                                   + links.passive_ends / (cfg.passive_digest_every_ms / 1000))
+    overlay_links, kept = links.links, links.kept_only
+    rewrites = nodes / period  # each record rewrite crosses each overlay link once
+    refresh = rewrites * record_bytes() * overlay_links
+    acks = rewrites * ack_bytes() * overlay_links
+    untimed = math.exp(-rewrites * PROBE_EVERY)  # no delta crossed a link for PROBE_EVERY
+    pings = (overlay_links * untimed + kept) * PING_BYTES / PROBE_EVERY
     busy_links = nodes * link_summary_bytes() * overlay_links / min_interval(nodes)
-    return ({"digests": round(digests), "record_refresh": round(refresh), "pings": round(pings),
-             "link_summaries": 0, "total": round(digests + refresh + pings),
+    return ({"digests": round(digests), "record_refresh": round(refresh),
+             "record_acks": round(acks), "pings": round(pings),
+             "link_summaries": 0, "total": round(digests + refresh + acks + pings),
              "refresh_period_s": period, "link_summaries_busy": round(busy_links),
              "link_min_interval_s": min_interval(nodes)}, exchange)
 
@@ -178,9 +197,8 @@ def main() -> None:
         step = 5.0 if n <= 1000 else 15.0
         sim = OverlaySim(SimConfig(nodes=n, seed=args.seed, duration_s=args.duration, step_s=step))
         r = sim.run()
-        links = r.mean_connections - min(r.mean_connections, _mean_kept(sim))
-        traffic, exchange = idle_traffic(n, links, _mean_kept(sim),
-                                         max(r.dissemination_rounds))
+        links = soft_links(sim)
+        traffic, exchange = idle_traffic(n, links, max(r.dissemination_rounds))
         digest = digest_sizes(n)
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,
@@ -197,6 +215,7 @@ def main() -> None:
                                      "baseline_log2_n": round(math.log2(n), 1)},
             "reached_fraction_min": r.reached_fraction_min,
             "idle_bytes_per_s": traffic,
+            "soft_state_links": {k: round(v, 1) for k, v in vars(links).items()},
             "sizes": {"record": record_bytes(), "link_summary": link_summary_bytes(),
                       "summary_exchange": exchange, "digest": digest},
             "targets": {"connections": 64, "idle_bytes_per_s": 5000},
@@ -208,9 +227,30 @@ def main() -> None:
         }), flush=True)
 
 
-def _mean_kept(sim: OverlaySim) -> float:
+@dataclass(frozen=True)
+class SoftLinks:
+    """Per up node, on average: its soft-state links (``daemon.softstate.partners``), the ends
+    of those links that send periodic summaries (both ends counted: a node sends some and
+    receives the others), the ends that send only the passive ones, and its committee
+    connections that are no soft-state link (only pings time those)."""
+
+    links: float
+    active_ends: float
+    passive_ends: float
+    kept_only: float
+
+
+def soft_links(sim: OverlaySim) -> SoftLinks:
+    views = sim.views()
     up = [i for i in range(sim.cfg.nodes) if sim.up[i]]
-    return sum(len(sim.committee_members[i] & sim.conns[i]) for i in up) / max(1, len(up))
+    links = active = kept_only = 0
+    for i in up:
+        mine = sim.soft_links(i, views)
+        links += len(mine)
+        active += sum(int(sim.ids[j] in views[i]) + int(sim.ids[i] in views[j]) for j in mine)
+        kept_only += len((sim.committee_members[i] & sim.conns[i]) - mine.keys())
+    n = max(1, len(up))
+    return SoftLinks(links / n, active / n, (2 * links - active) / n, kept_only / n)
 
 
 if __name__ == "__main__":

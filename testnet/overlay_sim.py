@@ -19,7 +19,9 @@ volunteer's daemon); this module plays the network under them:
   broadcasts with, as the daemon does (``daemon.committees.relay``): all of a small
   committee's, its neighbours on a large committee's mesh (``consensus.mesh``).
 - *Dissemination.* A change starting at a random up node spreads as delta anti-entropy does:
-  each round every node that has it sends it over all its connections. ``rounds_to_all`` is
+  each round every node that has it sends it over all its soft-state links (the daemon's
+  ``daemon.softstate.partners``: connections where either end holds the other in its view,
+  not committee or work connections; ``soft_links``). ``rounds_to_all`` is
   the number of rounds until every up node reachable has it (the graph's eccentricity from
   the origin), and ``reached`` the fraction of up nodes that got it at all.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from consensus.committee import assign_committees, committee_size
 from consensus.mesh import mesh_for
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Want
+from daemon.softstate.partners import Partners
 from protocol.identity import NodeId
 from testnet.traces.generate import EPOCH_MONDAY, generate_traces
 
@@ -202,15 +205,30 @@ class OverlaySim:
             for j in self.committee_members[i] & self.conns[i]:
                 ov.used(self.ids[j], now)  # committee traffic keeps them busy
 
+    def views(self) -> list[set[NodeId]]:
+        return [ov.view() for ov in self.overlays]
+
+    def soft_links(self, i: int, views: list[set[NodeId]]) -> dict[int, bool]:
+        """Node ``i``'s soft-state links and its role on each (True: active, it holds the peer
+        in its view), decided by the daemon's own ``Partners`` from its connections, its view
+        and the peers whose views hold it (they send it summaries)."""
+        partners = Partners()
+        for j in sorted(self.conns[i]):
+            if self.ids[i] in views[j]:
+                partners.heard_summary(self.ids[j], 0.0)
+        partners.update({self.ids[j] for j in self.conns[i]}, views[i], 0.0)
+        return {self.index[NodeId(n)]: active for n, active in partners.roles.items()}
+
     def disseminate(self) -> tuple[int, float]:
         """Rounds for a change from a random up node to reach every up node it can reach."""
         up = [i for i in range(self.cfg.nodes) if self.up[i]]
         origin = self.rng.choice(up)
+        views = self.views()
         dist = {origin: 0}
         queue = deque([origin])
         while queue:
             a = queue.popleft()
-            for b in self.conns[a]:
+            for b in self.soft_links(a, views):
                 if b not in dist:
                     dist[b] = dist[a] + 1
                     queue.append(b)

@@ -252,7 +252,8 @@ def test_no_cycles_between_subpackages() -> None:
     assert not found, "subpackages importing each other:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-PLANNERS = ("daemon.jobs.planner", "daemon.jobs.tally", "daemon.softstate.plan")
+PLANNERS = ("daemon.jobs.planner", "daemon.jobs.tally", "daemon.softstate.plan",
+            "daemon.softstate.partners")
 """The decisions of the job and soft-state shells, pure (the job simulator runs them too)."""
 
 

@@ -2,10 +2,18 @@
 
 Theory of operation
 -------------------
-The host pings the peers it keeps (its view and its committees) over libp2p's ping protocol:
-a newly connected peer at once (timers fall back to their loopback bases until it is measured),
-then every ``PROBE_EVERY`` seconds, several at a time (one dead peer's timeout does not hold up
-the others); ``RttTable.due`` says whom. Each sample goes to ``RttTable.sample``. Each peer has a
+Round trips come from two sources, both fed to ``RttTable.sample``. Traffic that already
+flows: the soft state's anti-entropy sends each peer its deltas and the peer acknowledges
+them at once (``crdt.antientropy.Books.on_ack``), an interval sent once and its
+acknowledgement being a round trip. At every network size a view peer carries a delta every
+few seconds (each record rewrite crosses each overlay link), so view peers are timed for free.
+And libp2p's ping, only where nothing else measured the link: the host pings the peers it
+keeps (its view and its committees) that are newly connected (timers fall back to their
+loopback bases until a peer is measured) or have had no sample for ``PROBE_EVERY`` seconds,
+several at a time (one dead peer's timeout does not hold up the others); ``RttTable.due``
+says whom. A ping is a new stream and two round trips, ~300 bytes with framing: at 15 s to
+each of ~160 connections (a member of many committees) that alone was 3 KB/s of a volunteer's
+idle traffic. Each peer has a
 smoothed round trip and a variation, as TCP keeps them (RFC 6298: ``srtt += (r - srtt) / 8``,
 ``rttvar += (|r - srtt| - rttvar) / 4``); ``conservative(peer)`` is ``srtt + 4 * rttvar``,
 TCP's retransmission timeout before its floor.
@@ -29,8 +37,15 @@ from statistics import median
 
 from protocol.identity import NodeId
 
-PROBE_EVERY = 15.0
-"""Seconds between pings of each kept peer (32 bytes each way: idle traffic stays tiny)."""
+PROBE_EVERY = 60.0
+"""A kept peer with no round-trip sample (from a ping or an acknowledged delta) for this long
+is pinged. The timers that read the table retune every ``RETUNE_EVERY`` s from the smoothed
+estimate, which a minute-old sample still describes well (a path's round trip changes when
+its route does, not from second to second)."""
+RETRY_EVERY = 15.0
+"""After an unanswered ping the next comes this soon, so a dead link (a NAT mapping gone, no
+socket error) is still found within ``PROBE_EVERY + (DEAD_AFTER_MISSES - 1) * RETRY_EVERY``
+seconds plus the ping timeouts."""
 FORGET_AFTER = 600.0
 """A peer not sampled for this long is forgotten (its link may have changed)."""
 MAX_PEERS = 256
@@ -54,15 +69,25 @@ class RttTable:
         self._probed: dict[NodeId, float] = {}
 
     def due(self, peers: Iterable[NodeId], now: float) -> list[NodeId]:
-        """Those of ``peers`` to ping now (never pinged while connected, or last pinged
-        ``PROBE_EVERY`` s ago), marked as pinged. Peers no longer given are dropped from the
-        record, so one that reconnects is pinged at once."""
+        """Those of ``peers`` to ping now, marked as pinged: never pinged while connected, or
+        neither pinged nor otherwise sampled for ``PROBE_EVERY`` s (``RETRY_EVERY`` s after a
+        missed ping). Peers no longer given are dropped from the record, so one that
+        reconnects is pinged at once."""
         current = set(peers)
         self._probed = {p: t for p, t in self._probed.items() if p in current}
-        out = sorted(p for p in current
-                     if p not in self._probed or now - self._probed[p] >= PROBE_EVERY)
-        for p in out:
-            self._probed[p] = now
+        out = []
+        for p in sorted(current):
+            last = self._probed.get(p)
+            est = self._peers.get(p)
+            if last is not None and est is not None and est.misses:
+                due = now - last >= RETRY_EVERY
+            elif last is not None:
+                due = now - max(last, est.updated if est else last) >= PROBE_EVERY
+            else:
+                due = True
+            if due:
+                self._probed[p] = now
+                out.append(p)
         return out
 
     def sample(self, peer: NodeId, rtt: float, now: float) -> None:
@@ -108,6 +133,11 @@ class RttTable:
         est = self._peers.get(peer)
         return est.srtt if est else None
 
+    def samples(self, peer: NodeId) -> int:
+        """Samples taken of ``peer`` since it was last forgotten (0: not measured)."""
+        est = self._peers.get(peer)
+        return est.samples if est else 0
+
     def conservative(self, peer: NodeId) -> float | None:
         est = self._peers.get(peer)
         return est.srtt + 4 * est.rttvar if est else None
@@ -137,8 +167,9 @@ PING_TIMEOUT_RTTS = 4.0
 still answers in time, a 300 ms link is given 1.2 s or more, never the base's 5 s."""
 PING_TIMEOUT_CEILING = 30.0
 DEAD_AFTER_MISSES = 3
-"""Unanswered pings in a row (every ``PROBE_EVERY`` s) before a link is declared dead: one lost
-packet burst is not a dead peer, 45 s of silence is."""
+"""Unanswered pings in a row (the later ones ``RETRY_EVERY`` s apart) before a link is declared
+dead: one lost packet burst is not a dead peer, half a minute of silence after a minute
+without any answer is."""
 
 VIEW_CHANGE_RTTS = 8.0
 """A PBFT round is ~3 one-way delays plus batching; 8 round trips leave room for jitter and a

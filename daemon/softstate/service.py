@@ -6,7 +6,9 @@ and forged by no one. Anti-entropy (delta intervals, acknowledgements, bucket su
 connect, full state when a peer is too far behind) runs over direct streams, protocol
 ``/novacron/crdt/2`` (version 2: summaries, ``crdt.buckets``), one signed envelope per
 message: per-peer acknowledgements are what the delta-interval protocol needs, and a direct
-stream costs a fraction of a GossipSub message.
+stream costs a fraction of a GossipSub message. It runs with the overlay's links only, not
+with every connection (``daemon.softstate.partners``), and each acknowledged delta times its
+link for the host's round-trip table (``daemon.p2p.rtt``), which then pings only the rest.
 
 The node rewrites its own record at start, when its facts change (task slots in use, listen
 addresses), and, unchanged, every ``refresh_period``: 5 minutes in a small network, longer
@@ -46,14 +48,16 @@ from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
 from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
+from daemon.softstate.partners import Partners
 from daemon.softstate.twin_guard import TwinGuard
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner, refresh_period)
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
-from protocol.identity import NodeIdentity
+from protocol.identity import NodeId, NodeIdentity
 from protocol.messages.capability import CapabilityAnnounce
+from protocol.messages.crdt import CrdtDigest, CrdtSummary
 
 ENVELOPE_MARGIN = 4096
 """Bytes a signed envelope adds around a soft-state message (sender, nonce, time, signature)."""
@@ -142,6 +146,8 @@ class SoftStateService:
         self._dirty_at = 0.0
         self.silence_s = 0.0
         """The genesis' eviction silence (``connect``): refreshes come well inside it."""
+        self.partners = Partners()
+        """The connected peers anti-entropy runs with: the overlay's links."""
         host.handle(PROTOCOL, self._on_frame)
         host.on_peer(self._connected, self._disconnected)
 
@@ -211,7 +217,7 @@ class SoftStateService:
         todo = departed - members - self.replica.departed.keys() - {self.identity.node_id}
         if not todo:
             return set()
-        stable = self.replica.stable_point(self.host.connected_peers())
+        stable = self.replica.stable_point(self.partners.roles)
         if stable is None:
             return set()  # a peer has not sent its digest yet: next time
         pruned = self.replica.prune(todo, stable)
@@ -307,6 +313,10 @@ class SoftStateService:
         env = self.opener.open(frame, now_ms=self._now_ms())
         if env.sender_id != peer:
             raise MalformedMessage("soft-state messages must be signed by the peer that sends them")
+        if isinstance(env.body, (CrdtSummary, CrdtDigest)) and \
+                self.partners.heard_summary(peer, self.clock.now()):
+            # It holds us in its view: a soft-state link, which it keeps alive (``partners``).
+            self._send(self.replica.on_connect(peer, self._now_ms(), summaries=False))
         try:
             out = self.replica.on_message(peer, env.body, self._now_ms())
         except RemoteProtocolError:
@@ -316,12 +326,38 @@ class SoftStateService:
             self.twins.on_observed(self.replica.take_observed())
         self._dirty_at = self._dirty_at or self.clock.now()
         self._send(out)
+        self._round_trips()
+
+    def _round_trips(self) -> None:
+        """Acknowledged deltas time the link (``crdt.antientropy.Books.on_ack``): the host's
+        round-trip table takes them as it takes pings, and pings only peers left unmeasured."""
+        table = getattr(self.host, "rtts", None)
+        now = trio.current_time()  # the table's clock: the host's own probes use it too
+        for peer, ms in self.replica.take_round_trips():
+            if table is not None:
+                table.sample(NodeId(peer), ms / 1000, now)
 
     def _connected(self, peer: str) -> None:
         self.seen_up.setdefault(peer, self.clock.wall())
-        self._send(self.replica.on_connect(peer, self._now_ms()))
+        self._sync_partners()
+
+    def _sync_partners(self) -> None:
+        """Anti-entropy with the overlay's links only, not every connection (``partners``)."""
+        view = getattr(self.host, "overlay_view", None)
+        changed, stopped = self.partners.update(self.host.connected_peers(),
+                                                view() if view is not None else None,
+                                                self.clock.now())
+        for peer, active in changed.items():
+            known = self.replica.books.peers.get(peer)
+            if known is not None and known.connected:
+                self.replica.periodic_summaries(peer, active)
+            else:
+                self._send(self.replica.on_connect(peer, self._now_ms(), summaries=active))
+        for peer in stopped:
+            self.replica.on_disconnect(peer)
 
     def _disconnected(self, peer: str) -> None:
+        self.partners.gone(peer)
         self.seen_up.pop(peer, None)
         self._heard[peer] = (self._heard.get(peer, (0, 0.0))[0], self.clock.wall())
         self.replica.on_disconnect(peer)
@@ -365,6 +401,7 @@ class SoftStateService:
             if steps.persist:
                 self._persist()
             if steps.scan:
+                self._sync_partners()
                 planner.refresh_s = self.refresh_s()
                 self._note_heard()
                 self.prune_departed()

@@ -184,3 +184,36 @@ def test_updates_persisted_but_never_sent_before_a_crash_still_reach_peers():
     rs["a"] = CrdtReplica.restore(blob, schema(), session=77)
     pump(rs, now, connect(rs, "a", "b", now))
     assert rs["b"].get("m").get("k") == "made just before the crash" and same(rs)
+
+
+def test_an_interval_sent_once_and_its_acknowledgement_time_the_link():
+    rs = make("a", "b", digest_every_ms=10**9)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].take_round_trips()
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now)
+    (_, delta), = [(d, m) for d, m in rs["a"].tick(now + 10) if isinstance(m, CrdtDelta)]
+    (_, ack), = rs["b"].on_message("a", delta, now + 40)
+    assert rs["a"].on_message("b", ack, now + 73) == []
+    assert rs["a"].take_round_trips() == [("b", 63)]  # sent at +10, answered at +73
+    assert rs["a"].take_round_trips() == []  # taken once
+    assert rs["a"].on_message("b", ack, now + 90) == [] and rs["a"].take_round_trips() == []
+
+
+def test_a_retransmitted_interval_gives_no_round_trip():
+    # Karn's rule: the acknowledgement could answer either copy, so it measures nothing.
+    rs = make("a", "b", digest_every_ms=10**9, retransmit_ms=400)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].take_round_trips()
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now)
+    first = [m for _, m in rs["a"].tick(now + 10) if isinstance(m, CrdtDelta)]
+    again = [m for _, m in rs["a"].tick(now + 500) if isinstance(m, CrdtDelta)]
+    assert len(first) == len(again) == 1  # lost, then sent again
+    (_, ack), = rs["b"].on_message("a", again[0], now + 520)
+    rs["a"].on_message("b", ack, now + 530)
+    assert rs["a"].take_round_trips() == []
+    # The next change is sent once again, and timed.
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now + 600)
+    (_, delta), = [(d, m) for d, m in rs["a"].tick(now + 610) if isinstance(m, CrdtDelta)]
+    (_, ack), = rs["b"].on_message("a", delta, now + 620)
+    rs["a"].on_message("b", ack, now + 650)
+    assert rs["a"].take_round_trips() == [("b", 40)]

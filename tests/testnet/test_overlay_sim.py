@@ -22,3 +22,21 @@ def test_every_node_bootstrapped_to_one_seed_is_reached_in_log_n_rounds_with_bou
     assert r.max_view_peers_connected == 8
     # Everyone dialled the seed at first; it is not left holding the network's connections.
     assert len(sim.conns[0] - sim.committee_members[0]) <= 48, f"seed {seed}: {r}"
+
+
+def test_soft_state_links_are_the_view_links_either_way_not_committee_connections():
+    seed = 4
+    sim = OverlaySim(SimConfig(nodes=200, seed=seed, duration_s=300.0, step_s=5.0))
+    sim.run()
+    views = sim.views()
+    left_out = 0
+    for i in (i for i in range(200) if sim.up[i]):
+        links = sim.soft_links(i, views)
+        assert set(links) <= sim.conns[i], f"seed {seed}"
+        for j, active in links.items():
+            assert active == (sim.ids[j] in views[i]), f"seed {seed}"
+            assert active or sim.ids[i] in views[j], f"seed {seed}"
+        assert all(sim.ids[j] not in views[i] and sim.ids[i] not in views[j]
+                   for j in sim.conns[i] - set(links)), f"seed {seed}"
+        left_out += len((sim.committee_members[i] & sim.conns[i]) - set(links))
+    assert left_out > 0, f"seed {seed}: committee connections carry no soft state"

@@ -8,6 +8,7 @@ from daemon.p2p.rtt import (
     DEAD_AFTER_MISSES,
     MAX_PEERS,
     PROBE_EVERY,
+    RETRY_EVERY,
     PING_TIMEOUT_CEILING,
     RttTable,
     pbft_timers,
@@ -104,3 +105,30 @@ def test_a_peer_that_reconnects_is_due_at_once():
     assert t.due([a], 0.0) == [a]
     assert t.due([], 1.0) == []  # a disconnected
     assert t.due([a], 2.0) == [a]
+
+
+def test_a_peer_timed_by_other_traffic_is_not_pinged():
+    # Acknowledged soft-state deltas are samples too: a peer they keep measured needs no
+    # ping; one left unmeasured for PROBE_EVERY is pinged again.
+    t = RttTable()
+    a, b = NodeId("a"), NodeId("b")
+    assert t.due([a, b], 0.0) == [a, b]
+    for k in range(1, 10):
+        t.sample(a, 0.05, k * PROBE_EVERY / 2)
+        assert t.due([a, b], k * PROBE_EVERY / 2 + 1.0) == ([b] if k % 2 == 0 else [])
+    assert t.due([a, b], 20 * PROBE_EVERY) == [a, b]  # a went quiet
+
+
+def test_after_a_missed_ping_the_next_comes_sooner():
+    t = RttTable()
+    a = NodeId("a")
+    assert t.due([a], 0.0) == [a]
+    t.sample(a, 0.05, 0.5)
+    assert t.due([a], PROBE_EVERY) == []  # the sample came after the ping
+    assert t.due([a], PROBE_EVERY + 0.5) == [a]
+    t.missed(a, PROBE_EVERY + 5.0)
+    assert t.due([a], PROBE_EVERY + 0.5 + RETRY_EVERY - 1.0) == []
+    assert t.due([a], PROBE_EVERY + 0.5 + RETRY_EVERY) == [a]
+    t.missed(a, PROBE_EVERY + RETRY_EVERY + 5.0)
+    assert t.due([a], PROBE_EVERY + 0.5 + 2 * RETRY_EVERY) == [a]
+    assert RETRY_EVERY < PROBE_EVERY
