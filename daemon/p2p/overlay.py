@@ -199,12 +199,16 @@ class Overlay:
         # 1. Replace view peers that are banned at once; one that keeps failing only for a
         #    known peer that has not (else the book keeps redialling it, with backoff), and
         #    at most one such every ``replace_every``.
+        fresh: bool | None = None  # whether such a peer exists: looked up once per tick
         for node in sorted(self._view):
             if banned(node):
                 dead = self._candidates_exist()
             else:
                 dead = (node not in self._conns and failures(node) >= self.policy.give_up_after
-                        and now >= self._next_replace and self._fresh_exists(failures, banned))
+                        and now >= self._next_replace)
+                if dead and fresh is None:
+                    fresh = self._fresh_exists(failures, banned)
+                dead = dead and bool(fresh)
                 if dead:
                     self._next_replace = now + self.policy.replace_every
             if dead:
