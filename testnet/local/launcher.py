@@ -292,10 +292,18 @@ def statuses(state: TestnetState, timeout: float = 5.0) -> dict[str, Any]:
     return out
 
 
+READY_POLL_FIRST = 0.1
+READY_POLL_MOST = 1.0
+"""Seconds between rounds of ``status`` calls while waiting for a testnet: a small one
+starts fast, a large one waits long, and asking each of 20 forming nodes ten times a second
+cost them ~5% of their CPU, so the pause doubles up to a second."""
+
+
 def wait_ready(state: TestnetState, timeout: float,
                ready: Callable[[TestnetState, dict[str, Any]], str | None] | None = None) -> None:
     deadline = time.monotonic() + timeout
     waiting = "the nodes to start"
+    pause = READY_POLL_FIRST
     while time.monotonic() < deadline:
         sts = statuses(state, timeout=2.0)
         dead = [name for name, st in sts.items() if st.get("process") == "dead"]
@@ -306,7 +314,8 @@ def wait_ready(state: TestnetState, timeout: float,
             waiting = (ready(state, sts) if ready else None) or ""
             if not waiting:
                 return
-        time.sleep(0.1)  # polling other processes
+        time.sleep(pause)  # polling other processes
+        pause = min(pause * 2, READY_POLL_MOST)
     raise TestnetError(f"the testnet was not ready within {timeout:.0f} s (waiting for "
                        f"{waiting}); see the logs in {state.dir}/node*/node.log")
 

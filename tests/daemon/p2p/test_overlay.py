@@ -81,6 +81,45 @@ def test_a_view_peer_that_keeps_failing_is_replaced_by_another():
     assert dead not in ov.view() and len(ov.view()) == 4
 
 
+def test_when_every_known_peer_fails_the_view_is_kept_not_churned():
+    """A loaded network fails every dial: swapping one failing peer for another only adds
+    dials, so the view stays and the book's backoff paces the redials (shuffles aside)."""
+    ov = overlay(give_up_after=3, shuffle_every=1e6)
+    for i in range(30):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    view = ov.view()
+    for t in range(1, 300):
+        assert ov.tick(float(t), lambda n: 5, not_banned) == []
+    assert ov.view() == view and ov.stats.replaced == 0
+
+
+def test_failing_view_peers_are_replaced_one_per_interval():
+    ov = overlay(give_up_after=3, replace_every=2.0)
+    for i in range(30):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    dead = set(ov.view())
+    failing = lambda n: 3 if n in dead else 0  # noqa: E731
+    replaced_at = []
+    for k in range(20):
+        t = 1.0 + k * 0.5
+        if any(isinstance(a, Unwant) for a in ov.tick(t, failing, not_banned)):
+            replaced_at.append(t)
+    assert replaced_at == [1.0, 3.0, 5.0, 7.0]  # all four, 2 s apart
+    assert not ov.view() & dead and len(ov.view()) == 4
+
+
+def test_a_banned_view_peer_goes_at_once_even_right_after_a_replacement():
+    ov = overlay(give_up_after=3, replace_every=60.0)
+    for i in range(30):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    first, second = sorted(ov.view())[:2]
+    assert Unwant(first) in ov.tick(1.0, lambda n: 3 if n == first else 0, not_banned)
+    assert Unwant(second) in ov.tick(1.5, no_failures, lambda n: n == second)
+
+
 def test_a_failing_seed_is_kept_when_nobody_else_is_known():
     ov = overlay()
     ov.tick(0.0, no_failures, not_banned)
