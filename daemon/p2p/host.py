@@ -187,6 +187,8 @@ class P2PHost:
         self._on_up: list[Callable[[str], None]] = []
         self._on_down: list[Callable[[str], None]] = []
         self._connected: set[NodeId] = set()
+        self._heard: dict[NodeId, float] = {}
+        """Connected peer -> when a frame last came from it (a slow ping is no miss then)."""
         self._user_remembered: set[NodeId] = set()
         self.rtts = RttTable()
         self._blacklisted: set[NodeId] = set()
@@ -408,8 +410,11 @@ class P2PHost:
         self._metrics.dials["on_demand"] += 1
         return True
 
-    def _used(self, peer: NodeId) -> None:
-        self._overlay.used(peer, _now())
+    def _used(self, peer: NodeId, inbound: bool = False) -> None:
+        now = _now()
+        self._overlay.used(peer, now)
+        if inbound:
+            self._heard[peer] = now
 
     def on_peer(
         self, connected: Callable[[str], None], disconnected: Callable[[str], None]
@@ -448,6 +453,7 @@ class P2PHost:
         if peer not in self._connected:
             return
         self._connected.discard(peer)
+        self._heard.pop(peer, None)
         self._overlay.disconnected(peer)
         self._book.disconnected(peer, _now())
         log.debug("disconnected from %s", peer)
@@ -579,6 +585,7 @@ class P2PHost:
         # The wait follows the measured round trip (daemon.p2p.rtt): a far peer is not taken for
         # a dead one, and a dead link to a near one is found out in seconds.
         timeout = self.rtts.ping_timeout(peer, self.config.dial_timeout)
+        asked = trio.current_time()
         try:
             with trio.fail_after(timeout):
                 stream = await host.new_stream(ID.from_base58(peer), [PING_PROTOCOL])
@@ -588,7 +595,8 @@ class P2PHost:
                 self.rtts.sample(peer, trio.current_time() - start, trio.current_time())
         except Exception as err:  # task boundary: a failed ping is just no sample
             log.debug("ping %s failed: %r", peer, err)
-            if self.rtts.missed(peer, trio.current_time()):
+            heard = self._heard.get(peer, float("-inf")) >= asked
+            if self.rtts.missed(peer, trio.current_time(), heard_since=heard):
                 log.info("%s answered no ping for %.1f s x %d: hanging up to redial", peer,
                          timeout, DEAD_AFTER_MISSES)
                 self._metrics.dials["closed_dead"] += 1

@@ -127,7 +127,7 @@ class FramedStreams:
         fault: Callable[[NodeId, str], None],
         is_banned: Callable[[NodeId], bool],
         can_reach: Callable[[NodeId], bool],
-        used: Callable[[NodeId], None] = lambda peer: None,
+        used: Callable[[NodeId, bool], None] = lambda peer, inbound: None,
     ) -> None:
         self.self_id = self_id
         self.config = config
@@ -135,7 +135,7 @@ class FramedStreams:
         self._fault = fault
         self._is_banned = is_banned
         self._can_reach = can_reach
-        self._used = used  # a frame went to or came from the peer: its connection is in use
+        self._used = used  # a frame went to (False) or came from (True) the peer: in use
         self._host: BasicHost | None = None
         self._nursery: trio.Nursery | None = None
         self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
@@ -214,7 +214,7 @@ class FramedStreams:
             self._nursery.start_soon(self._outbound, self._require_host(), peer, protocol, box)
         try:
             box.send.send_nowait(frame)
-            self._used(peer)
+            self._used(peer, False)
         except trio.WouldBlock:
             self.metrics.drops["queue_full"] += 1
             return False
@@ -340,7 +340,7 @@ class FramedStreams:
                     await close_quietly(stream)
                     return
                 for frame in decoder.feed(data):
-                    self._used(peer)
+                    self._used(peer, True)
                     self.metrics.frames_in[protocol] += 1
                     self.metrics.bytes_in[protocol] += len(frame)
                     async with inbound.lock:
@@ -384,7 +384,7 @@ class FramedStreams:
             raise RequestFailed(f"peer {peer} is banned", "banned")
         self.metrics.requests["sent"] += 1
         self._can_reach(peer)  # looks up an address for a peer we never met (dialled on open)
-        self._used(peer)
+        self._used(peer, False)
         stream: INetStream | None = None
         reason, detail = "", ""
         try:
@@ -438,7 +438,7 @@ class FramedStreams:
             return
         self.metrics.frames_in[protocol] += 1
         self.metrics.bytes_in[protocol] += len(frame)
-        self._used(peer)
+        self._used(peer, True)
         try:
             response = await handler(peer, frame)
             data = encode_frame(response, self.config.max_frame)

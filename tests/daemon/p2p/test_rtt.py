@@ -89,6 +89,21 @@ def test_ping_timeouts_follow_the_round_trip_and_three_misses_in_a_row_mean_dead
     assert t.missed(new, 23.0) is False  # never measured: the dial has its own timeout
 
 
+def test_a_peer_heard_from_while_its_ping_waited_is_slow_not_dead():
+    """On a sub-Mbit uplink a ping queues behind consensus frames; the frames that do arrive
+    say the link is alive: hanging up on it (as three unanswered pings would) only costs a
+    redial on the busiest links."""
+    t = RttTable()
+    busy = NodeId("busy")
+    t.sample(busy, 0.3, 0.0)
+    for k in range(10 * DEAD_AFTER_MISSES):
+        assert t.missed(busy, 1.0 + k, heard_since=True) is False
+    assert [t.missed(busy, 50.0) for _ in range(DEAD_AFTER_MISSES)] == [False, False, True]
+    t.missed(busy, 51.0)
+    t.missed(busy, 52.0, heard_since=True)  # a word in between resets the run, as an answer does
+    assert [t.missed(busy, 53.0) for _ in range(DEAD_AFTER_MISSES)] == [False, False, True]
+
+
 def test_a_new_peer_is_due_at_once_then_every_probe_interval():
     t = RttTable()
     a, b = NodeId("a"), NodeId("b")
