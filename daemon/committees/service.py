@@ -364,13 +364,17 @@ class CommitteeService:
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
-        if len(self.heard) >= 4096:  # clients' keys are free to make: keep the map bounded
-            self.heard.clear()
-        self.heard[env.sender] = self.clock.now()
+        self._heard_from(env.sender)
         try:
             self._route(env, frame)
         except InvalidProof as err:
             raise MalformedMessage(f"invalid proof: {err}") from None
+
+    def _heard_from(self, sender: bytes) -> None:
+        """A signed message of ``sender`` reached us, directly or relayed (``_reachable``)."""
+        if len(self.heard) >= 4096:  # clients' keys are free to make: keep the map bounded
+            self.heard.clear()
+        self.heard[sender] = self.clock.now()
 
     async def _on_mesh_frame(self, peer: str, frame: bytes) -> None:
         """A large committee's broadcast, from its origin or relayed (``relay``'s steps)."""
@@ -408,9 +412,7 @@ class CommitteeService:
     def _deliver_relayed(self, peer: str, env: Any, raw: bytes) -> None:
         """Hand a relayed envelope to its replica or client; a bad message inside is signed by
         its origin, which the relay could not alter: the origin's fault, not the relay's."""
-        if len(self.heard) >= 4096:
-            self.heard.clear()
-        self.heard[env.sender] = self.clock.now()
+        self._heard_from(env.sender)
         try:
             self._route(env, raw)
         except (RemoteProtocolError, InvalidProof) as err:
