@@ -265,7 +265,7 @@ class JobLedger:
             candidate = times[self.f]  # the (f+1)-th largest: at most an honest member's clock
             if candidate > self.now_ms:
                 if not self.now_ms:
-                    self._start_clock(candidate)
+                    self._start_waiting_jobs(candidate)
                 self.now_ms = candidate
                 self._expire()
         if self.anchoring is not None:
@@ -280,16 +280,13 @@ class JobLedger:
         taken from), so it is fresh: the jobs start now. Idle shards tick rarely
         (``shard.LedgerClocks``); a job stamped with an idle clock lost the idle gap from its
         deadline (up to ten minutes, and a deadline may be one minute)."""
-        for job in self.jobs.values():
-            if not job.submitted_ms:
-                job.submitted_ms = self.now_ms
-                if not job.spec.clock_ns:
-                    job.clock_ns = self.now_ms * 1_000_000
+        self._start_waiting_jobs(self.now_ms)
         self.anchoring = None
 
-    def _start_clock(self, start_ms: int) -> None:
-        """The first tick: jobs submitted before it were stamped with time 0; their deadline
-        (and logical clock) counts from now, not from 1970 (which failed them at once)."""
+    def _start_waiting_jobs(self, start_ms: int) -> None:
+        """Jobs stamped with time 0 start at ``start_ms``: those submitted before the first
+        tick (their deadline and logical clock count from it, not from 1970, which failed them
+        at once), and those sent to an idle shard (``_anchor``)."""
         for job in self.jobs.values():
             if not job.submitted_ms:
                 job.submitted_ms = start_ms
