@@ -17,6 +17,7 @@ directory current after every round; ``resume`` shows the rounds the directory l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -93,12 +94,13 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
     rounds, and write the result into ``out_dir``; returns the history. ``NovaCronError`` if
     the run failed or was cancelled (what it did is still written)."""
     out = Path(out_dir)
-    earlier = _earlier(out, resume)
+    earlier = _earlier(out, resume, spec_path)
     if earlier is None:
         info = submit_fl(client, spec_path)
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_FILE).write_text(json.dumps({"run": info["run"],
-                                                "job": str(Path(spec_path).resolve())}) + "\n")
+                                                "job": str(Path(spec_path).resolve()),
+                                                "job_sha256": _digest(spec_path)}) + "\n")
         run, since = str(info["run"]), 0
         on_submit(info)
     else:
@@ -118,8 +120,18 @@ def run_fl(client: Client, spec_path: str | Path, out_dir: str | Path, *,
     return history
 
 
-def _earlier(out: Path, resume: bool) -> str | None:
-    """The run ``out`` belongs to (with ``resume``), None for a fresh directory."""
+def _digest(spec_path: str | Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(spec_path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _earlier(out: Path, resume: bool, spec_path: str | Path) -> str | None:
+    """The run ``out`` belongs to (with ``resume``), None for a fresh directory.
+
+    Re-attaching cannot change a run: if the job file changed since the run was submitted
+    from it (more rounds, say), that is an error, not a silent re-attach to the old run."""
     marker = out / RUN_FILE
     held = marker.exists() or (out / "history.json").exists()
     if not held:
@@ -127,13 +139,19 @@ def _earlier(out: Path, resume: bool) -> str | None:
             raise FLError(f"{out} holds no run to resume; run without --resume to start one")
         return None
     try:
-        run = str(json.loads(marker.read_text())["run"])
+        held_run = json.loads(marker.read_text())
+        run = str(held_run["run"])
     except (OSError, ValueError, KeyError, TypeError):
         raise FLError(f"{out} holds an FL history but no {RUN_FILE} naming its run; give"
                       " another -o directory") from None
     if not resume:
         raise FLError(f"{out} already holds run {run[:15]}: add --resume to re-attach to it,"
                       " or give another -o directory")
+    submitted = held_run.get("job_sha256") if isinstance(held_run, dict) else None
+    if submitted and _digest(spec_path) != submitted:
+        raise FLError(f"{spec_path} changed since run {run[:15]} was submitted from it;"
+                      " --resume re-attaches to the run as submitted and cannot change it: to"
+                      " train with the new file, give another -o directory")
     return run
 
 

@@ -252,19 +252,31 @@ def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
 
 def test_fl_run_never_mixes_two_runs_in_one_directory(tmp_path):
     """``fl run -o OUT`` names its run in OUT/run.json: OUT is refused without --resume, and
-    --resume re-attaches to that run (nothing to resume in a fresh directory)."""
+    --resume re-attaches to that run (nothing to resume in a fresh directory); a job file
+    changed since the run was submitted (more rounds, say) is refused, not ignored."""
+    import hashlib
+
     from novacron.fl import _earlier
 
     out = tmp_path / "out"
-    assert _earlier(out, resume=False) is None
+    job = tmp_path / "job.toml"
+    job.write_text("[fl]\nrounds = 3\n")
+    assert _earlier(out, False, job) is None
     with pytest.raises(FLError, match="holds no run to resume"):
-        _earlier(out, resume=True)
+        _earlier(out, True, job)
     out.mkdir()
     (out / "run.json").write_text('{"run": "fl-abcdef0123456789"}')
     with pytest.raises(FLError, match="already holds run fl-abcdef012345: add --resume"):
-        _earlier(out, resume=False)
-    assert _earlier(out, resume=True) == "fl-abcdef0123456789"
+        _earlier(out, False, job)
+    assert _earlier(out, True, job) == "fl-abcdef0123456789"
+    digest = hashlib.sha256(job.read_bytes()).hexdigest()
+    (out / "run.json").write_text(f'{{"run": "fl-abcdef0123456789", "job_sha256": "{digest}"}}')
+    assert _earlier(out, True, job) == "fl-abcdef0123456789"
+    job.write_text("[fl]\nrounds = 6\n")
+    with pytest.raises(FLError, match="job.toml changed since run fl-abcdef012345 was submitted"
+                                      ".* give another -o directory"):
+        _earlier(out, True, job)
     (out / "run.json").unlink()
     (out / "history.json").write_text("[]")  # an older fl run's directory
     with pytest.raises(FLError, match="no run.json naming its run"):
-        _earlier(out, resume=True)
+        _earlier(out, True, job)
