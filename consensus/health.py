@@ -9,8 +9,10 @@ replica and its shell observe into a verdict with a reason a user can act on:
                   batch executing for ``stall_after`` seconds: nothing this committee orders
                   will commit until that changes;
 - ``degraded`` -- work has waited for ``degrade_after`` seconds, the committee changed views
-                  ``degrade_view_changes`` times in a row without executing anything, or some
-                  members are unreachable: it commits, slowly or with less margin;
+                  ``degrade_view_changes`` times in a row without executing anything, some
+                  members are unreachable, or this replica was left behind in a view change
+                  that a quorum carrying on in a lower view did not join: it commits, slowly or
+                  with less margin;
 - ``ok``       -- otherwise.
 
 The thresholds are seconds of no progress, not counts of messages, so a slow but live committee
@@ -44,6 +46,12 @@ class Observation:
     view_changes_in_a_row: int
     """View changes started since a batch last executed."""
     view_changing: bool
+    view: int = 0
+    """The view this replica is in (or asks for, while ``view_changing``)."""
+    carrying_on: int = 0
+    """Other members lately seen committing normally in one lower view (``carrying_on_view``)
+    while this replica waits in a view change they did not join."""
+    carrying_on_view: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,13 @@ def committee_health(obs: Observation, *, degrade_after: float = DEGRADE_AFTER_S
     vc_note = f", {vcs} view changes in a row" if vcs else ""
     if short:
         return Verdict(Health.STALLED, reach + vc_note)
+    if obs.view_changing and obs.carrying_on >= obs.quorum:
+        # PBFT cannot take it back to the lower view (its view change is out, and voting
+        # there again could undo a commit), but the committee commits without it, and it
+        # follows their commits (``consensus.recovery``) until their next view change.
+        return Verdict(Health.DEGRADED, f"left behind asking for view {obs.view}: {obs.carrying_on}"
+                                        f" of {obs.members} members carry on in view "
+                                        f"{obs.carrying_on_view} (it follows their commits)")
     if waiting is not None and waiting >= stall_after:
         return Verdict(Health.STALLED, f"nothing committed for {waiting:.0f} s with work "
                                        f"waiting{vc_note}")

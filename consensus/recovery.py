@@ -139,6 +139,14 @@ class Recovery(ReplicaBase):
                    for s in self.log.slots.values())
 
     def _on_status(self, sender: int, m: Status, env: Envelope) -> None:
+        self.peer_views[sender] = (m.view, m.view_changing, self.now)
+        if m.view_changing and m.view > self.view and not self.view_changing and \
+                self.now - self._status_answered.get(sender, -1e18) >= self.cfg.status_interval:
+            # It asks for a view we did not join: say where we are (at most once per status
+            # interval), so it can tell it was left behind from a committee that stopped.
+            self._status_answered[sender] = self.now
+            self._send(sender, self._seal(Status(self.cfg.shard, self.cfg.epoch, self.view,
+                                                 False, self.stable.seq, self.last_executed)))
         if (m.view < self.view or (m.view == self.view and m.view_changing)) and \
                 not self.view_changing and self.nv_raw is not None:
             self._send(sender, self.nv_raw)

@@ -157,6 +157,9 @@ class Replica(ViewChanges, Recovery):
         self.short_of_quorum = False
         """The shell reaches fewer than a quorum of members (``reach``)."""
         self._ticked_at = now
+        self.peer_views: dict[int, tuple[int, bool, float]] = {}
+        """Each member's last ``Status``: (view, view changing, when), for ``observe``."""
+        self._status_answered: dict[int, float] = {}
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._out: list[Action] = []
         if stored:
@@ -220,9 +223,25 @@ class Replica(ViewChanges, Recovery):
         """What ``consensus.health.committee_health`` needs, as of the last tick; ``reachable``
         (members the shell can reach, this one included) is the shell's knowledge."""
         work = self._has_work() or self.view_changing
+        low, count = self._carrying_on()
         return Observation(self.cfg.n, self.cfg.quorum, reachable,
                            max(0.0, self.now - self._calm_at) if work else None,
-                           self.view_changes_in_a_row, self.view_changing)
+                           self.view_changes_in_a_row, self.view_changing, self.view, count, low)
+
+    def _carrying_on(self) -> tuple[int, int]:
+        """(view, members) of the lower view most members were lately seen working in, when
+        this replica is view changing; (-1, 0) otherwise."""
+        if not self.view_changing:
+            return -1, 0
+        since = self.now - 4 * max(self.resend_interval, self.cfg.status_interval)
+        views: dict[int, int] = {}
+        for view, changing, at in self.peer_views.values():
+            if at >= since and not changing and view < self.view:
+                views[view] = views.get(view, 0) + 1
+        if not views:
+            return -1, 0
+        top = max(views, key=lambda v: (views[v], v))
+        return top, views[top]
 
     def certificate(self, seq: int) -> QuorumCert | None:
         """The quorum certificate of a committed batch still in the log, or None."""

@@ -77,6 +77,8 @@ class ReplicaBase:
     _batch_asked: dict[int, float]
     last_status: float
     restarted: bool
+    peer_views: dict[int, tuple[int, bool, float]]
+    _status_answered: dict[int, float]
     fetch: StateFetch | None
     end_seq: int | None
     end_reported: bool

@@ -68,3 +68,40 @@ def test_replica_reports_a_stall_when_the_majority_is_gone():
     assert "view changes in a row" in verdicts[-1].reason
     assert any(v.health is Health.DEGRADED for v in verdicts)
     assert committee_health(bus.replica(1).observe(1)).reason.startswith("only 1 of 4")
+
+
+def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
+    """Two of seven replicas hear nothing for a while and ask for view 1; two are fewer than
+    f+1, so the other five (a quorum) stay in view 0. PBFT cannot take the two back, but the
+    committee commits without them and they follow its commits: their health says that
+    (degraded, and why), not ``stalled`` as if nothing could commit. It did say stalled: at 30
+    daemons on slow lines, five members stuck so after a slow new view held the testnet back."""
+    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    client_pk = next(iter(bus.clients))
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    behind = set(bus.cfg.committee[5:])
+    cut = True
+    bus.drop = lambda src, dst, env: cut and ((dst in behind and src in bus.cfg.committee)
+                                              or dst == client_pk)
+    bus.submit(client, kv_op("put", "k", b"w"))  # its retry reaches the two, nothing else does
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+    assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
+    assert all(bus.replica(i).view == 0 and not bus.replica(i).view_changing for i in range(5))
+    cut = False
+    for _ in range(160):  # 40 s: past the 20 s after which work waiting reads as stalled
+        bus.tick(0.25)
+        bus.run()
+    assert client.current is None  # the five committed it (the client heard them)
+    for i in (5, 6):
+        r = bus.replica(i)
+        assert r.view_changing and r.view == 1  # still left behind ...
+        assert r.last_executed == bus.replica(0).last_executed  # ... but following the commits
+        v = committee_health(r.observe(7))
+        assert v.health is Health.DEGRADED, v
+        assert v.reason == "left behind asking for view 1: 5 of 7 members carry on in view 0" \
+            " (it follows their commits)"
+    assert committee_health(bus.replica(0).observe(7)).health is Health.OK
