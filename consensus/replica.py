@@ -86,6 +86,11 @@ SHORT_RESEND = 8
 """Status intervals between re-sends while a quorum is not reachable (2 s at the 0.25 s base:
 still soon enough to dial the members as they appear)."""
 
+NEW_VIEW_PATIENCE = 4
+"""Timeouts a replica holding the new primary's NEW-VIEW waits for the view changes it names
+before it suspects that primary too (a Byzantine one naming view changes nobody has costs
+this many timeouts, once per view)."""
+
 _END = b"\x00end-epoch"
 """Pending-table key of the (single) EndEpoch request."""
 
@@ -614,7 +619,8 @@ class Replica(ViewChanges, Recovery):
                 self.progress_at = None
                 self._start_view_change(self.view + 1)
         else:
-            if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout:
+            if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout and \
+                    not self._new_view_arriving(now):
                 self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
                 self._start_view_change(self.view + 1)
             elif self.my_vc is not None and now - self.vc_sent_at > 2 * resend:
@@ -634,6 +640,16 @@ class Replica(ViewChanges, Recovery):
             if not self.is_primary and not self.view_changing:
                 for r in list(self.pending.values())[: self.cfg.batch_size]:
                     self._send(self.primary, r.raw)
+
+    def _new_view_arriving(self, now: float) -> bool:
+        """The new primary's NEW-VIEW is here and waits only for view changes it names that
+        have not reached us (asked for every status interval): the primary did its part, so
+        do not suspect it yet, up to ``NEW_VIEW_PATIENCE`` timeouts. Timing out here put
+        replicas on slow lines a view ahead of a quorum that never followed."""
+        pending = self.nv_pending
+        return (pending is not None and pending.body.view == self.view and
+                self.nv_wait_since is not None and
+                now - self.nv_wait_since <= NEW_VIEW_PATIENCE * self.timeout)
 
     # -- batches known by digest only ---------------------------------------------------------
 

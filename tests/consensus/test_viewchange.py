@@ -68,3 +68,38 @@ def test_view_change_proofs_are_checked():
     env = VERIFIER.open(SIGNERS[3].seal(ViewChange(1, 1, 1, 2, GENESIS, (), ()), 0))
     with pytest.raises(InvalidProof, match="checkpoint proof"):
         check_view_change(CFG, env, VERIFIER, GENESIS)
+
+
+def test_a_replica_holding_the_new_view_waits_for_the_view_changes_it_names():
+    """The new primary's NEW-VIEW names a quorum of view changes; one of them has not reached
+    replica 6 yet (slow line), nor the primary's answer to its fetch, for longer than its
+    new-view timeout. The primary did its part: replica 6 must not suspect it and ask for
+    view 2 (which nobody else would join: a replica stranded a view ahead), but enter view 1
+    once the view change arrives."""
+    from consensus.statemachine import kv_op
+    from protocol.messages.pbft import ViewChange as VC
+    from testnet.pbft_sim.bus import Bus
+
+    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    client_pk = next(iter(bus.clients))
+    old, late, slow = bus.cfg.committee[0], bus.cfg.committee[5], bus.cfg.committee[6]
+    held = {"until": 1e18}
+    bus.drop = lambda src, dst, env: src == old or dst == old or (
+        dst == slow and isinstance(env.body, VC) and env.sender == late and
+        bus.now < held["until"])
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.emit(client_pk, [a for a in client.tick(5.0)])  # its retry reaches every replica
+    steps = 0
+    while not bus.replica(6).nv_pending and steps < 200:
+        bus.tick(0.25)
+        bus.run()
+        steps += 1
+    r6 = bus.replica(6)
+    assert r6.nv_pending is not None and r6.view == 1 and r6.view_changing
+    held["until"] = bus.now + 3 * r6.timeout  # past its timeout, within the patience
+    for _ in range(int(4 * r6.timeout / 0.25)):
+        bus.tick(0.25)
+        bus.run()
+    assert r6.view == 1 and not r6.view_changing, (r6.view, r6.view_changing)
+    assert all(bus.replica(i).view == 1 and not bus.replica(i).view_changing for i in range(1, 6))
