@@ -182,3 +182,25 @@ def test_the_policy_refuses_nonsense():
         OverlayPolicy(degree=0)
     with pytest.raises(ValueError):
         OverlayPolicy(degree=10, max_connections=5)
+
+
+def test_kept_peers_are_kept_connected_and_let_go_when_no_longer_kept():
+    """A committee's members are kept connected like view peers (the book dials them and
+    redials with backoff), not only dialled when a message is due: an idle committee's members
+    were never connected and its health read stalled. One whose address is not known yet is
+    wanted once it is learned; one no longer kept is let go (unless the view holds it)."""
+    ov = overlay(degree=1)
+    ov.tick(0.0, no_failures, not_banned)  # the view: the seed alone
+    for i in range(3):
+        ov.learn(nid(i), [addr(i)], now=0.0)
+    ov.keep([nid(0), nid(1), nid(9), SEED])
+    out = ov.tick(1.0, no_failures, not_banned)
+    assert ov.view() == {SEED}
+    assert wants(out) == {nid(0), nid(1)}  # nid(9): no address yet; the seed: in the view
+    assert all(a.addrs == (addr(int(a.node[1:])),) for a in out if isinstance(a, Want))
+    assert not wants(ov.tick(2.0, no_failures, not_banned)) & {nid(0), nid(1)}  # asked once
+    ov.learn(nid(9), [addr(9)], now=2.0)
+    assert nid(9) in wants(ov.tick(3.0, no_failures, not_banned))
+    ov.keep([nid(1)])
+    out = ov.tick(4.0, no_failures, not_banned)
+    assert {a.node for a in out if isinstance(a, Unwant)} == {nid(0), nid(9)}
