@@ -133,6 +133,10 @@ class Replica(ViewChanges, Recovery):
         """Each sender's latest checked view change."""
         self.my_vc: bytes | None = None
         self.vc_sent_at = 0.0
+        self.vc_resend_wait = 0.0
+        """Wait before the next re-send of our view change: doubles with each one (a view
+        change carries prepared certificates; sent to every member every 2 status intervals,
+        they filled sub-Mbit uplinks and no new view got through)."""
         self.nv_wait_since: float | None = None
         self.nv_raw: bytes | None = None
         self.nv_vcs: tuple[bytes, ...] = ()
@@ -140,6 +144,9 @@ class Replica(ViewChanges, Recovery):
         self.nv_pending: Envelope | None = None
         """A new view waiting for view changes it names that have not arrived yet."""
         self.vc_fetch_at = -1e18
+        self.vc_fetch_wait = 0.0
+        """Wait before asking the new primary again for view changes: doubles with each ask
+        (each answer is up to a quorum of view changes)."""
         """When we last asked a new primary for view changes its new view names."""
         self.vc_kept: dict[bytes, CheckedViewChange] = {}
         """Checked view changes by envelope digest, a few per sender."""
@@ -623,8 +630,11 @@ class Replica(ViewChanges, Recovery):
                     not self._new_view_arriving(now):
                 self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
                 self._start_view_change(self.view + 1)
-            elif self.my_vc is not None and now - self.vc_sent_at > 2 * resend:
+            elif self.my_vc is not None and now - self.vc_sent_at > max(2 * resend,
+                                                                         self.vc_resend_wait):
                 self.vc_sent_at = now
+                self.vc_resend_wait = min(2 * max(self.vc_resend_wait, 2 * resend),
+                                          self.cfg.max_view_change_timeout)
                 self._out.append(Broadcast(self.my_vc))
         self._poll_fetch()
         self._fetch_batches()

@@ -67,11 +67,13 @@ class ReplicaBase:
     vcs: dict[int, CheckedViewChange]
     my_vc: bytes | None
     vc_sent_at: float
+    vc_resend_wait: float
     nv_wait_since: float | None
     nv_raw: bytes | None
     nv_vcs: tuple[bytes, ...]
     nv_pending: Envelope | None
     vc_fetch_at: float
+    vc_fetch_wait: float
     vc_kept: dict[bytes, CheckedViewChange]
     _displaced: dict[bytes, tuple[bytes, ...]]
     _batch_asked: dict[int, float]

@@ -133,6 +133,8 @@ class ViewChanges(ReplicaBase):
                         prepared)
         self.my_vc = self._broadcast(vc)
         self.vc_sent_at = self.now
+        self.vc_resend_wait = 0.0
+        self.vc_fetch_wait = 0.0
         certs = {c.seq: Cert(c.view, c.digest) for c in prepared}  # ours need no re-checking
         mine = CheckedViewChange(self.me, view, st.seq, st.digest, st.proof, certs, self.my_vc)
         self.vcs[self.me] = mine
@@ -211,8 +213,10 @@ class ViewChanges(ReplicaBase):
             # Byzantine primary's far-future view changes push its real one out of
             # ``vc_kept``; Twins get every answer twice and ask twice).
             self.nv_pending = env
-            if self.now - self.vc_fetch_at >= self.cfg.status_interval:
+            if self.now - self.vc_fetch_at >= max(self.cfg.status_interval, self.vc_fetch_wait):
                 self.vc_fetch_at = self.now
+                self.vc_fetch_wait = min(2 * max(self.vc_fetch_wait, self.cfg.status_interval),
+                                         self.cfg.max_view_change_timeout)
                 self._send(sender, self._seal(ViewChangeFetch(self.cfg.shard, self.cfg.epoch,
                                                               m.view, missing)))
             return

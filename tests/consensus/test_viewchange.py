@@ -103,3 +103,31 @@ def test_a_replica_holding_the_new_view_waits_for_the_view_changes_it_names():
         bus.run()
     assert r6.view == 1 and not r6.view_changing, (r6.view, r6.view_changing)
     assert all(bus.replica(i).view == 1 and not bus.replica(i).view_changing for i in range(1, 6))
+
+
+def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals():
+    """A view change carries prepared certificates (tens of KB in a 19-member committee).
+    Re-sent to every member every two status intervals while no new view came, they filled
+    the sub-Mbit uplinks of a 30-daemon testnet and no new view ever got through (views
+    10-11, nothing committed for minutes). Re-sends now double their wait, up to the
+    longest view-change timeout."""
+    from consensus.actions import Broadcast
+    from consensus.statemachine import kv_op
+    from protocol.messages.pbft import ViewChange as VC
+    from testnet.pbft_sim.bus import Bus
+
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    client_pk = next(iter(bus.clients))
+    gone = {bus.cfg.committee[0], bus.cfg.committee[3]}  # the primary and one more: no quorum
+    bus.drop = lambda src, dst, env: src in gone or dst in gone
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.emit(client_pk, client.tick(5.0))
+    me = bus.cfg.committee[1]
+    for _ in range(240):  # 60 s
+        bus.tick(0.25)
+        bus.run()
+    sent = [a for a in bus.actions[me] if isinstance(a, Broadcast)
+            and isinstance(bus.verifier.open(a.data).body, VC)]
+    assert bus.replica(1).view_changing and bus.replica(1).view == 1
+    assert 2 <= len(sent) <= 12, len(sent)  # every 0.5 s, it was 100 or more
