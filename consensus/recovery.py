@@ -152,6 +152,8 @@ class Recovery(ReplicaBase):
             self._send(sender, self.nv_raw)
         if m.last_executed < self.stable.seq and self.stable.seq > 0:
             self._send(sender, self._seal(self._stable_msg()))
+        if not self._status_answer_due(sender, m.last_executed):
+            return
         sent = 0
         for seq in range(max(m.last_executed, self.log.low) + 1, self.log.high + 1):
             if sent >= 2 * self.cfg.max_inflight:
@@ -166,8 +168,8 @@ class Recovery(ReplicaBase):
                     self._send(sender, self._seal(CommitProof(self.cfg.shard, self.cfg.epoch,
                                                               raws, qc)))
                     sent += 1
-            elif m.view == self.view and not m.view_changing and not self.view_changing \
-                    and s.pp_view == self.view:
+            elif m.view == self.view and not m.view_changing and \
+                    not self.view_changing and s.pp_view == self.view:
                 if s.pp_raw:  # (a new view's batches: the peer has that new view)
                     self._send(sender, s.pp_raw)
                 for votes in (s.prepares, s.commits):
@@ -175,6 +177,26 @@ class Recovery(ReplicaBase):
                     if mine is not None:
                         self._send(sender, mine.raw)
                 sent += 1
+
+    def _status_answer_due(self, sender: int, last_executed: int) -> bool:
+        """Whether to answer this status (commit proofs, in-flight batches and votes) now.
+        Every member answered every status it got, so a member behind got each commit proof
+        or retransmission from all of them, every status interval: in a 19-member committee
+        on sub-Mbit lines these answers filled the uplinks. So a member answers one peer at
+        most every two status intervals while the peer progresses, and backs off, doubling,
+        while it does not (what we send it does not help, or does not arrive)."""
+        now, base = self.now, 2 * self.cfg.status_interval
+        last, due, wait = self._status_peers.get(sender, (-1, now, base))
+        stuck = last >= last_executed
+        if not stuck:
+            wait = base
+        answer = now >= due
+        if answer:
+            due = now + wait
+            if stuck:
+                wait = min(2 * wait, self.cfg.max_view_change_timeout)
+        self._status_peers[sender] = (last_executed, due, wait)
+        return answer
 
     def _on_commit_proof(self, sender: int, m: CommitProof, env: Envelope) -> None:
         qc = m.qc

@@ -172,6 +172,8 @@ class Replica(ViewChanges, Recovery):
         self.peer_views: dict[int, tuple[int, bool, float]] = {}
         """Each member's last ``Status``: (view, view changing, when), for ``observe``."""
         self._status_answered: dict[int, float] = {}
+        self._status_peers: dict[int, tuple[int, float, float]] = {}
+        """Per member: (its last executed, when we answer its status next, back-off)."""
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._out: list[Action] = []
         if stored:

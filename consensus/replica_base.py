@@ -81,6 +81,7 @@ class ReplicaBase:
     restarted: bool
     peer_views: dict[int, tuple[int, bool, float]]
     _status_answered: dict[int, float]
+    _status_peers: dict[int, tuple[int, float, float]]
     fetch: StateFetch | None
     end_seq: int | None
     end_reported: bool

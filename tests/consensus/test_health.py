@@ -105,3 +105,33 @@ def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
         assert v.reason == "left behind asking for view 1: 5 of 7 members carry on in view 0" \
             " (it follows their commits)"
     assert committee_health(bus.replica(0).observe(7)).health is Health.OK
+
+
+def test_a_member_answers_a_stuck_peers_status_with_back_off():
+    """Every member answered every status with commit proofs (and in-flight batches) for all
+    the peer lacked, every status interval: at 19 members on sub-Mbit lines a member behind
+    got each proof from 18 members, over and over, and the answers filled the uplinks. Now
+    one peer's status is answered at most every two status intervals while it progresses,
+    and with a doubling wait while it does not."""
+    from consensus.actions import Send
+    from protocol.messages.pbft import CommitProof, Status
+
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    for i in range(3):
+        bus.submit(client, kv_op("put", f"k{i}", b"v"))
+        bus.run()
+    r0, peer = bus.replica(0), bus.cfg.committee[3]
+    assert r0.last_executed == 3
+    signer = bus.signer(peer)
+    answered = []
+    for step in range(80):  # 20 s of statuses every 0.25 s from a peer stuck at 0
+        now = 1.0 + step * 0.25
+        raw = signer.seal(Status(bus.cfg.shard, bus.cfg.epoch, 0, False, 0, 0), now)
+        out = r0.receive(bus.verifier.open(raw), now)
+        if any(isinstance(a, Send) and a.to == peer and
+               isinstance(bus.verifier.open(a.data).body, CommitProof) for a in out):
+            answered.append(now)
+    assert answered[0] == 1.0  # the first at once
+    gaps = [b - a for a, b in zip(answered, answered[1:])]
+    assert gaps == sorted(gaps) and gaps[0] >= 0.5 and len(answered) <= 7, answered
