@@ -26,7 +26,8 @@ Proofs and committees:
 
 - ``quorum``       -- quorum certificates: compact, checkable offline with the committee list.
 - ``evidence``     -- equivocation evidence and blame from conflicting certificates.
-- ``committee``    -- committee size from the exact hypergeometric tail; sortition.
+- ``committee``    -- committee size from the exact hypergeometric tail; sortition, with a cap
+                      on the seats one node holds.
 - ``mesh``         -- the bounded-degree mesh a large committee's broadcasts travel on.
 - ``pow``          -- proof of work on a node key (the price of an identity).
 - ``directory``    -- the directory committee's state machine: joins, leaves, epochs.
@@ -40,7 +41,8 @@ from consensus.actions import (
 )
 from consensus.client import Client
 from consensus.committee import (
-    DIRECTORY_SHARD, assign_committees, committee_size, failure_probability, max_faulty, sortition,
+    DIRECTORY_SHARD, MAX_SEATS, assign_committees, committee_size, failure_probability, max_faulty,
+    seat_cap, sortition,
 )
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier, MacSigner, MacVerifier
@@ -54,7 +56,7 @@ from consensus.replica import Replica
 from consensus.statemachine import ClientRequest, KeyValueMachine, StateMachine
 
 __all__ = [
-    "DIRECTORY_SHARD", "MESH_ABOVE", "MESH_DEGREE", "Action", "Broadcast", "Client",
+    "DIRECTORY_SHARD", "MAX_SEATS", "MESH_ABOVE", "MESH_DEGREE", "Action", "Broadcast", "Client",
     "ClientRequest", "Committed",
     "DirectoryMachine", "DirectoryParams", "Ed25519Signer", "Ed25519Verifier", "EpochConfig",
     "EpochEnded", "Equivocation", "Handoff", "HandoffFetch", "KeyValueMachine", "MacSigner",
@@ -62,6 +64,6 @@ __all__ = [
     "StateInstalled", "StateMachine", "ViewEntered", "VoteConflict", "assign_committees",
     "check_pow", "committee_size", "conflicting_qcs", "failure_probability", "make_qc",
     "max_faulty", "build_mesh", "mesh_for",
-    "next_genesis", "quorum_size", "solve_pow", "sortition", "verify_handoff", "verify_qc",
-    "vote_bytes",
+    "next_genesis", "quorum_size", "seat_cap", "solve_pow", "sortition", "verify_handoff",
+    "verify_qc", "vote_bytes",
 ]

@@ -19,8 +19,8 @@ client request signed by the node it concerns (``Request.operation`` is a msgpac
 
 Advancing applies the pending joins, leaves and evictions, derives the next epoch's randomness as
 BLAKE2b(previous randomness, epoch, membership digest) and with it the committees
-(``committee.assign_committees``), so every honest node that follows the directory's log
-computes the same committees. Committee size follows the membership: the smallest 3f+1 whose
+(``committee.assign_committees``: no node on more than ``committee.seat_cap`` of them), so
+every honest node that follows the directory's log computes the same committees. Committee size follows the membership: the smallest 3f+1 whose
 hypergeometric failure probability meets the target, or everyone if the network is too small.
 
 Known limit: the randomness is predictable one epoch ahead, so a patient adversary can grind

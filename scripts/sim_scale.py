@@ -7,6 +7,8 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
 - connections per node: most at any step (committee links included), and most outside the
   node's committees (view + inbound + work); ``max_committee_links``: most committee peers a
   node keeps (a committee above ``consensus.mesh.MESH_ABOVE`` members: its mesh neighbours);
+  ``max_non_seed`` / ``non_seed_over_64``: the most any node but a seed had, and how many of
+  them passed 64 at some step; ``max_seats``: most committees a node sat on in one epoch;
 - rounds for a change to reach every up node over the soft-state links (delta anti-entropy
   forwards news to all its partners each round), next to log2(N) as the baseline;
 - idle bytes/s per node, computed from the real message sizes our code produces:
@@ -209,7 +211,10 @@ def main() -> None:
                             "max_outside_committees": r.max_overlay_connections,
                             "p99_outside_committees": r.p99_overlay_connections,
                             "seed_max": r.seeds_max_connections,
-                            "max_committee_links": r.max_committee_links},
+                            "max_committee_links": r.max_committee_links,
+                            "max_non_seed": r.max_non_seed_connections,
+                            "non_seed_over_64": r.non_seed_over_64,
+                            "max_seats": r.max_seats},
             "dissemination_rounds": {"max": max(r.dissemination_rounds),
                                      "samples": r.dissemination_rounds,
                                      "baseline_log2_n": round(math.log2(n), 1)},
@@ -220,6 +225,7 @@ def main() -> None:
                       "summary_exchange": exchange, "digest": digest},
             "targets": {"connections": 64, "idle_bytes_per_s": 5000},
             "met": {"connections": r.max_connections <= 64,
+                    "connections_non_seed": r.max_non_seed_connections <= 64,
                     "idle_bytes_per_s": traffic["total"] <= 5000,
                     "dissemination_log_n": max(r.dissemination_rounds) <= math.log2(n),
                     "digest_parts_under_frame_cap": digest["largest"] <= digest["frame_cap"]},

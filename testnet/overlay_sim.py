@@ -75,6 +75,12 @@ class SimResult:
     shards: int
     max_committee_links: int
     """Most committee peers (all-to-all, or mesh neighbours) any node had to keep."""
+    max_seats: int
+    """Most committees any node sat on in one epoch (``consensus.committee.seat_cap``)."""
+    max_non_seed_connections: int
+    """Most connections any node but a seed had at any step (a seed's are its inbound)."""
+    non_seed_over_64: int
+    """Nodes, seeds aside, that had more than 64 connections (the per-node budget) at a step."""
     seeds_max_connections: int
     churn_events: int
 
@@ -111,6 +117,7 @@ class OverlaySim:
         self.committee_n = 0
         self.epoch_no = -1
         self.max_committee_links = 0
+        self.max_seats = 0
         self.shards = cfg.shards or max(1, n // 500)
 
     # -- the network under the overlays ----------------------------------------------------------
@@ -166,6 +173,11 @@ class OverlaySim:
         committees = assign_committees(self.rng.randbytes(32), keys, self.shards, size)
         self.epoch_no += 1
         self.committee_members = [set() for _ in range(self.cfg.nodes)]
+        seats: dict[bytes, int] = {}
+        for committee in committees.values():
+            for k in committee:
+                seats[k] = seats.get(k, 0) + 1
+        self.max_seats = max(self.max_seats, max(seats.values(), default=0))
         for shard, committee in committees.items():
             idx = [self.index[NodeId(k.decode())] for k in committee]
             mesh = mesh_for(committee, self.epoch_no, shard)
@@ -267,6 +279,8 @@ class OverlaySim:
             p99_overlay_connections=overlay[int(0.99 * (len(overlay) - 1))],
             dissemination_rounds=rounds, reached_fraction_min=min(reached) if reached else 0.0,
             committee_size=self.committee_n, shards=self.shards,
-            max_committee_links=self.max_committee_links,
+            max_committee_links=self.max_committee_links, max_seats=self.max_seats,
+            max_non_seed_connections=max(peak[cfg.seeds:], default=0),
+            non_seed_over_64=sum(1 for p in peak[cfg.seeds:] if p > 64),
             seeds_max_connections=max(peak[: cfg.seeds]), churn_events=self.churn_events,
         )

@@ -33,6 +33,18 @@ addresses; ``learn``), and it does **not** connect to everyone. It keeps:
   of an idle committee (a tick every ten minutes) were never connected, its health read
   "stalled: only 9 of 19 members reachable" for want of trying, and a committee's first
   commit after a quiet spell waited for a dozen dials over 300 ms links.
+* a budget: ``budget`` connections in all, the kept and view peers counted whether connected
+  yet or not (they will be: counting only those connected would let the dials that follow a
+  tick pass it). Since committees above ``consensus.mesh.MESH_ABOVE`` members talk over a mesh and a
+  node holds at most three seats (``consensus.committee.seat_cap``), the kept set of a large
+  network is at most 36 peers, so the budget leaves room for the view and the peers that
+  chose us. It binds mostly at an epoch change: the last epoch's committee peers become work
+  connections just as the new committees dial in (at 10,000 simulated nodes a node on three
+  committees held ~30 such links next to its 36 new ones, 85 in all). Past the budget all the
+  peers that just left the kept set go (a retiring replica that still needs one redials it),
+  then, if that is not enough, the least recently used that are neither kept nor in the view;
+  those two are never closed, so a node whose committees and view alone
+  exceed the budget (a small network with many shards) goes over it rather than lose them.
 
 Known peers are capped at ``max_known`` (a uniform random sample is kept when more arrive), so
 memory does not grow with the network either. Bootstrap peers are never evicted from it: a node
@@ -58,6 +70,9 @@ class OverlayPolicy:
     max_connections: int = 48
     """Connections outside the kept set (view, inbound, work); past it the least recently
     used that are not in the view go."""
+    budget: int = 64
+    """Connections in all, kept and view peers included (connected or not); past it the spare
+    ones go, those that just left the kept set first."""
     idle_close: float = 60.0
     """An outbound work connection silent this long is closed."""
     shuffle_every: float = 30.0
@@ -75,8 +90,8 @@ class OverlayPolicy:
     """Addresses kept per known peer."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.degree <= self.max_connections:
-            raise ValueError("need 1 <= degree <= max_connections")
+        if not 1 <= self.degree <= min(self.max_connections, self.budget):
+            raise ValueError("need 1 <= degree <= max_connections and budget")
         if self.idle_close <= 0 or self.shuffle_every <= 0 or self.replace_every <= 0:
             raise ValueError("idle_close, shuffle_every and replace_every must be > 0")
         if self.give_up_after < 1 or self.max_known < self.degree or self.max_addrs < 1:
@@ -145,6 +160,8 @@ class Overlay:
         self._kept: set[NodeId] = set()
         self._kept_wanted: set[NodeId] = set()
         """Kept peers outside the view that we asked the book to keep connected."""
+        self._released: set[NodeId] = set()
+        """Peers that left the kept set at the last ``keep`` (first to go past the budget)."""
         self._next_shuffle: float | None = None
         self._next_replace = 0.0
         for node, addrs in list(self.seeds.items()):
@@ -180,7 +197,9 @@ class Overlay:
 
     def keep(self, nodes: Iterable[str]) -> None:
         """The peers the services work with now (replaces the previous set)."""
-        self._kept = {NodeId(n) for n in nodes} - {self.self_id}
+        kept = {NodeId(n) for n in nodes} - {self.self_id}
+        self._released = (self._kept - kept) & self._conns.keys()
+        self._kept = kept
 
     def connected(self, node: NodeId, now: float, *, outbound: bool) -> None:
         conn = self._conns.get(node)
@@ -191,6 +210,7 @@ class Overlay:
 
     def disconnected(self, node: NodeId) -> None:
         self._conns.pop(node, None)
+        self._released.discard(node)
 
     def used(self, node: NodeId, now: float) -> None:
         """A frame went to or came from ``node``: its connection is not idle."""
@@ -242,13 +262,19 @@ class Overlay:
                 self.stats.closed_idle += 1
         closing = {a.node for a in out if isinstance(a, Close)}
         counted = [n for n in self._conns if n not in self._kept and n not in closing]
-        over = len(counted) - self.policy.max_connections
+        reserved = self._kept | self._view  # connected or about to be: they will be
+        over = max(len(counted) - self.policy.max_connections,
+                   len(reserved) + sum(1 for n in counted if n not in reserved)
+                   - self.policy.budget)
         if over > 0:
             spare = sorted(
-                (c.last_used, n) for n, c in self._conns.items()
+                (n not in self._released, c.last_used, n) for n, c in self._conns.items()
                 if n not in self._view and n not in self._kept and n not in closing
             )
-            for _, node in spare[:over]:
+            # Every peer that left the kept set goes, not just enough of them to meet the
+            # budget: else the node sits at the budget and the next peer to choose it passes it.
+            go = max(over, sum(1 for released, _, _ in spare if not released))
+            for _, _, node in spare[:go]:
                 out.append(Close(node, "over the connection cap"))
                 self.stats.closed_over_cap += 1
         return out
@@ -344,6 +370,7 @@ class Overlay:
             "known": len(self._known), "connections": len(self._conns), "inbound": inbound,
             "work": sum(1 for n in self._conns if n not in self._view),
             "kept": len(self._kept), "max_connections": self.policy.max_connections,
+            "budget": self.policy.budget,
             "shuffles": self.stats.shuffled, "replaced": self.stats.replaced,
             "closed_idle": self.stats.closed_idle, "closed_over_cap": self.stats.closed_over_cap,
             "last": self.stats.last,

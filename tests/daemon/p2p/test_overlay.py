@@ -161,6 +161,48 @@ def test_over_the_cap_the_least_recently_used_spare_connections_go():
     assert SEED not in closes
 
 
+def test_at_an_epoch_change_the_last_committees_peers_go_to_keep_the_budget():
+    """Kept and view peers count against the budget before they are connected (the new
+    committees dial in right after the tick); past it, every peer that left the kept set
+    goes, then the least recently used spare ones; kept and view peers never do."""
+    ov = overlay(max_connections=48, budget=30, shuffle_every=1e6)
+    for i in range(4):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    view = ov.view()
+    old = [nid(100 + i) for i in range(12)]
+    inbound = [nid(200 + i) for i in range(8)]
+    for node in (*view, *old):
+        ov.connected(node, 0.0, outbound=True)
+    for k, node in enumerate(inbound):
+        ov.connected(node, 0.0, outbound=False)
+        ov.used(node, 1.0 + k)
+    ov.keep(old)
+    # 12 kept + 4 view + 8 inbound = 24: within the budget, nothing goes.
+    assert [a for a in ov.tick(5.0, no_failures, not_banned) if isinstance(a, Close)] == []
+    # The next epoch: 16 new committee peers, none connected yet. 16 + 4 + 12 old + 8 = 40.
+    new = [nid(300 + i) for i in range(16)]
+    ov.keep(new)
+    closes = [a.node for a in ov.tick(6.0, no_failures, not_banned) if isinstance(a, Close)]
+    assert sorted(closes) == sorted(old)  # all of the last epoch's, though 10 would do
+    for node in closes:
+        ov.disconnected(node)
+    for node in new:
+        ov.connected(node, 7.0, outbound=False)
+    # 16 + 4 + 8 = 28: two more inbound peers fit the budget, a third does not.
+    for k, node in enumerate(nid(400 + i) for i in range(3)):
+        ov.connected(node, 8.0, outbound=False)
+        ov.used(node, 8.0 + k)
+    closes = [a.node for a in ov.tick(9.0, no_failures, not_banned) if isinstance(a, Close)]
+    assert closes == inbound[:1]  # the least recently used spare one
+    assert not set(closes) & (set(new) | view)
+    ov.disconnected(inbound[0])
+    # Kept and view peers alone past the budget: they stay, everything else goes.
+    ov.keep([*new, *(nid(500 + i) for i in range(20))])
+    closes = [a.node for a in ov.tick(10.0, no_failures, not_banned) if isinstance(a, Close)]
+    assert sorted(closes) == sorted([*inbound[1:], *(nid(400 + i) for i in range(3))])
+
+
 def test_known_peers_are_capped_and_seeds_never_evicted():
     ov = overlay(max_known=20, degree=2)
     for i in range(1000):
@@ -204,3 +246,5 @@ def test_kept_peers_are_kept_connected_and_let_go_when_no_longer_kept():
     ov.keep([nid(1)])
     out = ov.tick(4.0, no_failures, not_banned)
     assert {a.node for a in out if isinstance(a, Unwant)} == {nid(0), nid(9)}
+    with pytest.raises(ValueError):
+        OverlayPolicy(degree=10, budget=5)
