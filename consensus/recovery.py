@@ -168,8 +168,8 @@ class Recovery(ReplicaBase):
                     self._send(sender, self._seal(CommitProof(self.cfg.shard, self.cfg.epoch,
                                                               raws, qc)))
                     sent += 1
-            elif m.view == self.view and not m.view_changing and \
-                    not self.view_changing and s.pp_view == self.view:
+            elif m.view == self.view and not m.view_changing and not self.view_changing \
+                    and s.pp_view == self.view:
                 if s.pp_raw:  # (a new view's batches: the peer has that new view)
                     self._send(sender, s.pp_raw)
                 for votes in (s.prepares, s.commits):

@@ -247,7 +247,7 @@ class Replica(ViewChanges, Recovery):
         this replica is view changing; (-1, 0) otherwise."""
         if not self.view_changing:
             return -1, 0
-        since = self.now - 4 * max(self.resend_interval, self.cfg.status_interval)
+        since = self.now - 4 * self.resend_interval  # a status every resend interval at most
         views: dict[int, int] = {}
         for view, changing, at in self.peer_views.values():
             if at >= since and not changing and view < self.view:
