@@ -30,6 +30,8 @@ PROTOCOL = "/novacron/blob/1"
 CHUNK = 256 * 1024
 PROBE_SMALL = 1024
 """The small half of a link probe: mostly the request's fixed cost (``probe``)."""
+MEASURE_PROBES = 2
+"""Probes one ``measure`` may spend: with one earlier transfer, enough for ``LinkTable.fit``."""
 
 
 class BlobUnavailable(DaemonError):
@@ -50,6 +52,8 @@ class BlobService:
         self.served = 0
         self.fetched = 0
         self.probes = 0
+        self._measuring: set[str] = set()
+        """Peers a ``measure`` is probing now (one at a time per peer)."""
         self.links = LinkTable()
         """Throughput and round trip to the peers we fetch from, learned from every chunk."""
         host.handle_request(PROTOCOL, self._serve)
@@ -153,6 +157,29 @@ class BlobService:
             return False
         self.probes += 1
         return True
+
+    async def measure(self, peer: str, digest: bytes) -> int:
+        """Probe ``peer``'s link on a blob we hold while the link still wants samples (never
+        measured, not yet fitted, or stale: ``LinkTable.wants_samples``), at most
+        ``MEASURE_PROBES`` times, never twice at once for one peer; the probes made.
+
+        The submitter calls it on each output a worker offers: a fetch is one transfer size,
+        and an FL round's outputs of one level are all one size, so without a probe the link's
+        throughput keeps its per-request cost and reads slower than it is. Once fitted, the
+        link is probed again only when stale: a worker pays at most two chunks of its uplink
+        per ``PROBE_STALE_S``."""
+        if peer in self._measuring:
+            return 0
+        self._measuring.add(peer)
+        made = 0
+        try:
+            while made < MEASURE_PROBES and self.links.wants_samples(peer, time.monotonic()):
+                if not await self.probe(peer, digest):
+                    break
+                made += 1
+        finally:
+            self._measuring.discard(peer)
+        return made
 
     def _learn_link(self, peer: str, nbytes: int, seconds: float) -> None:
         now = time.monotonic()

@@ -145,8 +145,6 @@ class SubmitterDuties:
         """Jobs that ended with every accepted task certified: never asked about again."""
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)
         self._taking = trio.Semaphore(HAND_OVER_FETCHES)
-        self._probing: set[str] = set()
-        """Workers whose link a probe is measuring now (one probe per worker at a time)."""
         self.fetched = 0
         self.checkpoints_taken = 0
         self._checkpoints: dict[tuple[bytes, int], list[bytes]] = {}
@@ -221,20 +219,25 @@ class SubmitterDuties:
         if self.blobs.store.has(m.output_hash):
             # Another replica handed the same output over (or we ran one ourselves): nothing
             # to fetch, but this worker's link to us may be unmeasured, and the next round of
-            # an FL job plans its level on it. A light probe on these bytes measures it, before
-            # we answer: the worker is between tasks then, so the probe shares its line with
-            # nothing of ours (its next task's fetches wait for our answer).
-            if self.blobs.links.wants_samples(worker, time.monotonic()) \
-                    and worker not in self._probing:
-                self._probing.add(worker)
-                try:
-                    async with self._taking:
-                        await self.blobs.probe(worker, m.output_hash)
-                finally:
-                    self._probing.discard(worker)
+            # an FL job plans its level on it.
+            await self._measure_link(worker, m.output_hash)
             return True
         async with self._taking:
-            return await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
+            fetched = await self._fetch_output(m.output_hash, m.output_size, (worker,)) is not None
+        if fetched:
+            # One fetch is one size: the link's latency and throughput are told apart only by
+            # a second size (``LinkTable.fit``), which an FL round's outputs of one level never
+            # give. Until then its throughput holds the per-request cost.
+            await self._measure_link(worker, m.output_hash)
+        return fetched
+
+    async def _measure_link(self, worker: str, digest: bytes) -> None:
+        """Probe ``worker``'s link on an output we hold while it wants samples (the blob
+        service decides), before we answer its ``OutputReady``: it is between tasks then, so
+        the probe shares its line with nothing of ours (its next task's fetches wait)."""
+        if self.blobs.links.wants_samples(worker, time.monotonic()):
+            async with self._taking:
+                await self.blobs.measure(worker, digest)
 
     async def take_checkpoint(self, worker: str, m: CheckpointReady) -> bool:
         """A worker took a checkpoint of one of our tasks: fetch and keep its bytes, so the

@@ -23,10 +23,9 @@ added or dropped, throughput moved by more than ``BW_CHANGE``, the spread by mor
 each entry's age, and the table's ``DRIFT`` of variance per hour), so a quiet link does not
 need refreshing to stay honest about its uncertainty.
 
-``predict(summaries, a, b, now_ms)`` reads the link for data from a to b: an entry whose
-latency and throughput were fitted apart first, then b's entry for a (b fetched from a: that
-very direction) before a's entry for b (the reverse direction, still evidence of the path);
-the spread grows with the summary's age. Pure: no
+``predict(summaries, a, b, now_ms)`` reads the link for data from a to b: b's entry for a (b
+fetched from a: that very direction), else a's entry for b (the reverse direction, still
+evidence of the path, with more doubt); the spread grows with the summary's age. Pure: no
 clock, no I/O.
 """
 
@@ -216,10 +215,13 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
     A node measures the direction it fetched in, so ``b``'s entry for ``a`` (b fetched from
     a) is that direction itself; ``a``'s entry for ``b`` is the reverse direction (right on a
     symmetric link, optimistic on a home line whose uplink is the slower side: its spread grows
-    by ``REVERSE_SD``, so the conservative figure ``low`` allows for that). An entry that
-    fitted latency and throughput apart comes before one that could not (its throughput may
-    hold the per-request cost: ``daemon.links.estimate``), then the direction itself."""
-    found: list[tuple[int, PredictedLink]] = []
+    by ``REVERSE_SD``, so the conservative figure ``low`` allows for that). The direction
+    itself is read whenever it was measured, fitted or not: its throughput may hold the
+    per-request cost (``daemon.links.estimate``), which errs low, the safe side for a plan; the
+    reverse direction of a home line errs high, by up to its down/up ratio, even fitted (a
+    volunteer on a 1 Mbit/s uplink read from its 8 Mbit/s downlink's fitted entry was planned
+    above a 50 Mbit/s line's). The submitter probes a worker whose link is not yet fitted
+    (``daemon.jobs.submitter``), so the direction itself is fitted after a round or two."""
     for rank, (writer, peer) in enumerate(((b, a), (a, b))):
         summary = summaries.get(writer)
         entry = summary.entry(peer) if summary is not None else None
@@ -230,9 +232,9 @@ def predict(summaries: Mapping[str, LinkSummary], a: str, b: str,
         sd = math.sqrt(entry.log_sd ** 2 + DRIFT * age / 3600 + doubt)
         low = math.exp(math.log(entry.bandwidth) - sd)
         rtt = entry.rtt_s if entry.rtt_s is not None else 0.0
-        found.append((rank + (0 if entry.fitted else 2), PredictedLink(
-            entry.bandwidth, low, rtt, sd, writer, age, entry.samples, entry.fitted)))
-    return min(found, key=lambda rp: rp[0])[1] if found else None
+        return PredictedLink(entry.bandwidth, low, rtt, sd, writer, age, entry.samples,
+                             entry.fitted)
+    return None
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:

@@ -73,3 +73,26 @@ async def test_a_probe_measures_a_link_at_two_sizes_on_a_blob_both_hold(tmp_path
             theirs.store.put(b"x" * 3000)
             assert not await ours.probe(worker.node_id, tiny) and ours.probes == probes
     assert ours.fetched == 0  # nothing was stored: the bytes were only compared
+
+
+async def test_a_fetched_output_is_probed_until_its_link_is_fitted_then_never_again(tmp_path):
+    """The submitter fetched a worker's output (one size: throughput and per-request cost not
+    yet told apart); ``measure`` probes that link at two more sizes until the fit holds, and
+    then leaves it alone."""
+    from daemon.blobs.service import MEASURE_PROBES
+
+    worker = make_host("measure-worker")
+    theirs = _service(worker, "measure-worker", tmp_path)
+    digest = theirs.store.put(os.urandom(100_000))
+    async with running(worker):
+        host = make_host("measure-submitter", bootstrap=worker.listen_addrs())
+        ours = _service(host, "measure-submitter", tmp_path)
+        async with running(host):
+            await wait_until(lambda: worker.node_id in host.connected_peers(), 10)
+            await ours.fetch(digest, [worker.node_id], max_size=1 << 20)
+            assert ours.links.fit(worker.node_id) is None
+            assert await ours.measure(worker.node_id, digest) == MEASURE_PROBES
+            assert ours.links.fit(worker.node_id) is not None
+            assert not ours.links.wants_samples(worker.node_id, time.monotonic())
+            assert await ours.measure(worker.node_id, digest) == 0
+            assert ours.probes == MEASURE_PROBES and theirs.served == 1 + 2 * MEASURE_PROBES

@@ -138,14 +138,18 @@ def test_latency_and_throughput_fitted_apart_when_sizes_differ() -> None:
     assert fit_latency([(5_000, 0.1)] * 8) is None  # one size: latency and bytes inseparable
 
 
-def test_a_fitted_entry_is_read_before_one_that_could_not_tell_latency_from_bytes() -> None:
+def test_the_direction_itself_is_read_before_a_fitted_reverse_entry() -> None:
+    """A volunteer a on a home line (1 Mbit/s up, 8 down) fitted its entry for the submitter b
+    from b's files it fetched (its downlink); b measured a's uplink from one output size, not
+    fitted. Data from a to b travels a's uplink: b's entry is read, its per-request cost errs
+    low (safe for a plan) where the reverse entry errs high by the line's down/up ratio."""
     a, b = node(1), node(2)
-    unfitted = LinkSummary(b, 0, (LinkEntry(a, 12e3, 0.7, 0.01, 3, 0.0, False),))
-    fitted = LinkSummary(a, 0, (LinkEntry(b, 5e8, 0.3, 0.4, 9, 0.0, True),))
-    p = predict({a: fitted, b: unfitted}, a, b, 0)
-    assert p is not None and p.source == a and p.fitted and p.rtt_s == 0.4
-    p = predict({b: unfitted}, a, b, 0)
-    assert p is not None and p.source == b and not p.fitted
+    forward = LinkSummary(b, 0, (LinkEntry(a, 110e3, 0.3, 0.05, 3, 0.0, False),))
+    reverse = LinkSummary(a, 0, (LinkEntry(b, 1e6, 0.2, 0.05, 9, 0.0, True),))
+    p = predict({a: reverse, b: forward}, a, b, 0)
+    assert p is not None and p.source == b and not p.fitted and p.low < 125e3
+    p = predict({a: reverse}, a, b, 0)  # b measured nothing: the reverse, with its doubt
+    assert p is not None and p.source == a and p.fitted and p.low < 1e6 / 3
 
 
 def test_a_quiet_link_is_not_republished_as_its_spread_ages() -> None:
