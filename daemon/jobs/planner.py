@@ -30,7 +30,8 @@ from daemon.ledger.certificate import sign_vote
 from daemon.ledger.events import Accepted, LedgerEvent, Offered, VotesAsked
 from daemon.ledger.checkpoints import resume_chain
 from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
-                                   majority_runtime, propose, task_runtime, used_workers)
+                                   majority_runtime, propose, retried_workers, task_runtime,
+                                   used_workers)
 from daemon.ledger.records import Answer, Job, JobState
 from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb
@@ -229,7 +230,7 @@ def placements(ledger: JobLedger, job: Job, slots: list[int],
             yield dataclasses.replace(empty, assignments=tuple(batch))
             batch, extra, size = [], Counter(), base
         _, assignment = propose(job.id, i, job.spec, n, cands, used, ledger.workers, now_ms,
-                                duration, task_runtime(t, majority), extra)
+                                duration, task_runtime(t, majority), extra, retried_workers(t))
         if not assignment.workers:
             empty_in_a_row += 1
             if empty_in_a_row >= FULL_AFTER_EMPTY:

@@ -9,10 +9,13 @@ through ``placement_inputs``, so they can only disagree on last-bit float differ
 Reputation is the ledger's hard state, never the proposer's claim. Workers a task already
 counts on or caught (a replica running, with a result, or disagreed at a checkpoint) are never
 candidates for it again (``used_workers``): a quorum is of distinct volunteers. A worker whose
-replica ended with no result (its lease ran out, it left or was unreachable) may take the
-task again: it adds nothing to the quorum twice, and without this a task whose only possible
-volunteer restarted (a one-node network) could never be placed again. Its timeouts already
-lower its reputation, so elsewhere placement prefers other volunteers.
+replica ended with no result (its lease ran out, it left, was unreachable, or could not fetch
+the task's files: ``retried_workers``) takes the task again only when the other candidates
+cannot fill its open slots: without that, a task whose only possible volunteer restarted (a
+one-node network) could never be placed again; with it first, a volunteer that fails a task at
+once (one that cannot reach a NAT'd submitter for its module) was handed the same task until
+its replicas ran out, while reputation, which counts the failures, fell too slowly to stop it.
+Proposer and checkers decide the two passes alike (``_inputs``), from the operation alone.
 
 The task duration the forecast is asked about is learned, as BOINC learns a job's run time:
 until a few of the job's results are accepted it is a quarter of the wall-clock limit, then the
@@ -61,6 +64,13 @@ def used_workers(task: Any) -> set[str]:
     """Workers that may not take another replica of ``task`` (see the module docstring)."""
     return {r.worker for r in task.replicas
             if r.result is not None or r.outcome not in (ReplicaOutcome.TIMEOUT, ReplicaOutcome.RELEASED)}
+
+
+def retried_workers(task: Any) -> set[str]:
+    """Workers whose replica of ``task`` ended with no result, and not otherwise used: they
+    take it again only when nobody else can (see the module docstring)."""
+    return {r.worker for r in task.replicas if r.result is None
+            and r.outcome in (ReplicaOutcome.TIMEOUT, ReplicaOutcome.RELEASED)} - used_workers(task)
 
 
 def queue_per_slot(load: float) -> float:
@@ -210,18 +220,37 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                            tie_seed=job_id + task.to_bytes(4, "big"))
 
 
+def _inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
+            candidates: Iterable[ops.CandidateWire], exclude: set[str], retried: set[str],
+            reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int, runtime: str,
+            extra: Mapping[str, int] | None) -> tuple[PlacementInputs, Placement]:
+    """The inputs a task is placed on, and their placement: without the ``retried`` workers
+    first; with them only if the others cannot fill ``slots`` (how many a placement chooses
+    depends on feasibility and failure domains, never on scores: every replica counts alike)."""
+    candidates = tuple(candidates)
+    inputs = placement_inputs(job_id, task, spec, slots, candidates, exclude | retried,
+                              reputation, now_ms, duration_ms, runtime, extra)
+    placement = place(inputs)
+    if retried and len(placement.chosen) < slots:
+        inputs = placement_inputs(job_id, task, spec, slots, candidates, exclude, reputation,
+                                  now_ms, duration_ms, runtime, extra)
+        placement = place(inputs)
+    return inputs, placement
+
+
 def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
             reputation: Mapping[str, WorkerRecord], now_ms: int,
             duration: tuple[int, str], runtime: str, extra: Mapping[str, int] | None = None,
-            ) -> tuple[Placement, ops.TaskAssignment]:
+            retried: set[str] | None = None) -> tuple[Placement, ops.TaskAssignment]:
     """The primary's side: choose workers for ``slots`` replicas of one task.
 
     ``duration``: ``expected_duration``'s answer, the same for every task of one ``Place``;
-    ``runtime``: ``task_runtime``'s."""
+    ``runtime``: ``task_runtime``'s; ``exclude``: ``used_workers``; ``retried``:
+    ``retried_workers``."""
     duration_ms, basis = duration
-    placement = place(placement_inputs(job_id, task, spec, slots, candidates, exclude,
-                                       reputation, now_ms, duration_ms, runtime, extra))
+    _, placement = _inputs(job_id, task, spec, slots, candidates, exclude, retried or set(),
+                           reputation, now_ms, duration_ms, runtime, extra)
     explanation = placement.explanation.to_dict()
     explanation["duration_basis"] = basis
     explanation["runtime"] = runtime
@@ -230,7 +259,8 @@ def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 
 def check_proposal(job: Any, index: int, workers: tuple[str, ...], op: ops.Place,
                    reputation: Mapping[str, WorkerRecord], used: set[str], slots: int,
-                   runtime: str, extra: Mapping[str, int] | None = None) -> tuple[str | None, Any]:
+                   runtime: str, extra: Mapping[str, int] | None = None,
+                   retried: set[str] | None = None) -> tuple[str | None, Any]:
     """Every replica's side: None (and the explanation to keep) if the proposal is right."""
     assignment = next(a for a in op.assignments if a.task == index)
     from protocol.canonical import packb
@@ -241,8 +271,8 @@ def check_proposal(job: Any, index: int, workers: tuple[str, ...], op: ops.Place
     if problem:
         return problem, None
     try:
-        inputs = placement_inputs(job.id, index, job.spec, slots, op.candidates, used,
-                                  reputation, op.now_ms, op.duration_ms, runtime, extra)
+        inputs, _ = _inputs(job.id, index, job.spec, slots, op.candidates, used, retried or set(),
+                            reputation, op.now_ms, op.duration_ms, runtime, extra)
     except (RemoteProtocolError, ValueError) as err:
         return f"bad candidate data: {err}", None
     ids = {c.node_id for c in inputs.candidates}

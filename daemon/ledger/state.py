@@ -295,7 +295,8 @@ class JobLedger:
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding
-        from daemon.ledger.placing import check_proposal, majority_runtime, task_runtime, used_workers
+        from daemon.ledger.placing import (check_proposal, majority_runtime, retried_workers,
+                                           task_runtime, used_workers)
 
         if client not in self.members:
             raise _Refused("only committee members may propose placements")
@@ -329,7 +330,8 @@ class JobLedger:
                 continue
             runtime = task_runtime(task, majority)
             problem, explanation = check_proposal(job, a.task, a.workers, op, self.workers,
-                                                  used, slots, runtime, seen)
+                                                  used, slots, runtime, seen,
+                                                  retried_workers(task))
             if problem:
                 refused.append([a.task, problem])
                 continue

@@ -7,7 +7,8 @@ from collections import Counter
 
 from consensus.statemachine import ClientRequest
 from daemon.capabilities import offered_runtimes
-from daemon.ledger.placing import expected_duration, majority_runtime, propose, task_runtime, used_workers
+from daemon.ledger.placing import (expected_duration, majority_runtime, propose, retried_workers,
+                                   task_runtime, used_workers)
 from daemon.ledger.state import JobLedger
 from daemon.sched import AvailabilityHistory, summarize
 from protocol.identity import NodeIdentity
@@ -87,7 +88,8 @@ class Harness:
             if slots:
                 used = used_workers(task)
                 _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
-                               self.ledger.now_ms, duration, task_runtime(task, majority), extra)
+                               self.ledger.now_ms, duration, task_runtime(task, majority), extra,
+                               retried_workers(task))
                 assignments.append(a)
                 extra.update(a.workers)
         return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, duration[0], cands,

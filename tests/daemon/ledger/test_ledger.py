@@ -150,6 +150,43 @@ def test_a_worker_whose_replica_timed_out_may_take_the_task_again_but_not_one_it
     assert used_workers(t2) == {WORKERS[0].node_id, WORKERS[1].node_id}
 
 
+def test_a_worker_that_failed_a_task_takes_it_again_only_when_nobody_else_can():
+    """A volunteer that cannot reach the submitter fails a task at once (CRASHED: its module
+    would not come). It was handed the same task again and again until its replicas ran out;
+    now the task goes to the other volunteers first, and back to it only when they are spent.
+    A proposal that hands it back while another volunteer is free is refused by every replica."""
+    from daemon.ledger.placing import expected_duration, majority_runtime, propose, task_runtime
+
+    h = Harness(max_replicas=6)
+    job = h.submit(1, replicas=1, quorum=1)
+    three = WORKERS[:3]
+    task = h.ledger.jobs[job].tasks[0]
+    for k in range(3):
+        assert h.place_all(job, workers=three)["placed"] == 1
+        h.report(job, 0, k, b"", status=int(TaskStatus.CRASHED))
+    assert sorted(r.worker for r in task.replicas) == sorted(w.node_id for w in three)
+    assert h.place_all(job, workers=three)["placed"] == 1  # all three failed it: one goes again
+    assert task.replicas[3].worker in {w.node_id for w in three}
+    h.report(job, 0, 3, b"out")
+    assert task.state == TaskState.ACCEPTED
+
+    job2 = h.submit(1, replicas=1, quorum=1)
+    h.place_all(job2, workers=WORKERS[:2])
+    t2 = h.ledger.jobs[job2].tasks[0]
+    failed = t2.replicas[0].worker
+    h.report(job2, 0, 0, b"", status=int(TaskStatus.CRASHED))
+    jobrec = h.ledger.jobs[job2]
+    cands = h.candidates(WORKERS[:2])
+    duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
+    _, honest = propose(job2, 0, jobrec.spec, 1, cands, set(), h.ledger.workers,
+                        h.ledger.now_ms, duration, task_runtime(t2, majority_runtime(cands)),
+                        retried={failed})
+    assert honest.workers and honest.workers[0] != failed
+    back = ops.TaskAssignment(0, (failed,), honest.explanation)
+    reply = h.call(MEMBERS[0], ops.Place(job2, h.ledger.now_ms, duration[0], cands, (back,)))
+    assert reply["placed"] == 0 and "not among the candidates" in reply["refused"][0][1], reply
+
+
 def test_ledger_clock_ignores_f_byzantine_members():
     h = Harness()
     h.call(MEMBERS[3], ops.Tick(NOW_MS + 10**9))  # one liar jumps ahead
