@@ -125,6 +125,8 @@ class CommitteeService:
         self.listeners: list[Listener] = []
         self.ready = False
         self.dropped = 0
+        self.local_reads = 0
+        """Reads answered from our own replica's state instead of ordered (``local_machine``)."""
         self.misbehaviour: dict[str, int] = {}
         self.heard: dict[bytes, float] = {}
         """When a signed consensus message of each key last arrived (a member we are not
@@ -490,6 +492,25 @@ class CommitteeService:
                 f"(is a quorum of its {len(client.config.committee)} members reachable?)")
         return pending.result
 
+    def local_machine(self, shard: int) -> Any | None:
+        """The state machine of our own replica on ``shard``'s committee this epoch, for reads
+        that need not be ordered (``daemon.jobs.ports.CommitteeLedger.order``); None if we do
+        not sit on it, it ended, or it is stalled (its state may be far behind the committee's).
+
+        What it holds was executed at committed sequence numbers only, so a read of it is a
+        committed state, perhaps a few batches old: CometBFT answers queries from a node's
+        last committed block the same way. A write this node made is in it (its client took
+        this very replica's reply), so a node reads its own writes."""
+        key = (shard, self.epoch.epoch)
+        runner = self.replicas.get(key)
+        if runner is None or runner.ended is not None or not self.ready:
+            return None
+        verdict = committee_health(runner.replica.observe(self._reachable()[key]))
+        if verdict.health is Health.STALLED:
+            return None
+        self.local_reads += 1
+        return runner.machine
+
     # -- status and control -----------------------------------------------------------------------
 
     def _reachable(self) -> dict[tuple[int, int], int]:
@@ -535,6 +556,7 @@ class CommitteeService:
             "replicas": mine,
             "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
             "dropped_sends": self.dropped,
+            "local_reads": self.local_reads,
             "mesh": {**self.mesh_counts, "seen": len(self.seen)},
             "misbehaviour": self.misbehaviour,
             "epochs": self.epochs.status(),

@@ -130,6 +130,17 @@ class JobLedger:
         except _Refused as err:
             return {"error": str(err)}
 
+    def read(self, op: ops.Query | ops.WorkerQuery) -> dict[str, Any]:
+        """A read-only operation's reply from this replica's state as executed, without
+        ordering it (``daemon.committees.service.CommitteeService.local_machine``): the same
+        handler as the ordered read, and nothing changes (not even ``seq``)."""
+        if not isinstance(op, READ_ONLY):
+            raise TypeError(f"{type(op).__name__} is not a read")
+        try:
+            return _HANDLERS[type(op)](self, "", op, None)  # type: ignore[arg-type]
+        except _Refused as err:
+            return {"error": str(err)}
+
     def snapshot(self) -> bytes:
         """The canonical encoding of the whole state: ``packb`` of ``[1, now, seq, jobs, workers,
         clock, unreachable, anchoring]`` (``snapshot_wire``), built from each task's cached encoding.
@@ -727,6 +738,9 @@ class _Refused(DaemonError):
 
 
 Handler = Callable[[JobLedger, str, Any, ClientRequest], dict[str, Any]]
+READ_ONLY = (ops.Query, ops.WorkerQuery)
+"""Operations that change nothing: a member may answer them from its own state (``read``)."""
+
 _HANDLERS: dict[type, Handler] = {
     ops.Submit: JobLedger._submit,
     ops.AddInputs: JobLedger._addinputs,
