@@ -139,4 +139,5 @@ class ShardRequests:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] * 1000 if lat else None
         return {"queued": len(self.urgent) + len(self.queue) + len(self.current), "completed": self.completed,
-                "batches": self.batches, "latency_p50_ms": round(p50, 2) if p50 is not None else None}
+                "batches": self.batches, "latency_p50_ms": round(p50, 2) if p50 is not None else None,
+                "resend_after_ms": round(self.client.retry * 1000)}
