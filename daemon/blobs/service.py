@@ -4,6 +4,11 @@ Protocol ``/novacron/blob/1`` (request/response over a fresh libp2p stream): the
 signed ``BlobRequest`` envelope, the answer a signed ``BlobChunk`` or ``BlobMissing``. A
 fetcher asks one peer after another in chunks of ``CHUNK`` bytes; a peer whose bytes do not
 hash to what was asked for is reported as faulty and the next peer is tried.
+
+Fetches of one blob that run at once (two replicas of a task offering the same output, from
+a fibre line and from a 1 Mbit/s one) end together: the first to store the blob cancels the
+others, which return it from the store. So the blob costs the time of its fastest source, and
+a replica's hand-over on a slow line is not held until its own copy has crawled across.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import trio
 
 from daemon.blobs.store import BlobStore
 from daemon.errors import DaemonError
@@ -52,6 +59,10 @@ class BlobService:
         self.served = 0
         self.fetched = 0
         self.probes = 0
+        self._inflight: dict[bytes, set[trio.CancelScope]] = {}
+        """Fetches running now, by blob: the first to finish cancels the rest."""
+        self.overtaken = 0
+        """Fetches cancelled because another fetch of the same blob finished first."""
         self._measuring: set[str] = set()
         """Peers a ``measure`` is probing now (one at a time per peer)."""
         self.links = LinkTable()
@@ -72,10 +83,32 @@ class BlobService:
 
     async def fetch(self, digest: bytes, peers: Sequence[str], max_size: int,
                     timeout: float = 10.0) -> bytes:
-        """The blob's bytes, from the local store or the first peer that has it right."""
+        """The blob's bytes, from the local store or the first peer that has it right; if
+        another fetch of the same blob finishes first, from the store at once."""
         local = self.store.get(digest)
         if local is not None:
             return local
+        group = self._inflight.setdefault(digest, set())
+        with trio.CancelScope() as scope:
+            group.add(scope)
+            try:
+                data = await self._fetch_any(digest, peers, max_size, timeout)
+            finally:
+                group.discard(scope)
+                if not group:
+                    self._inflight.pop(digest, None)
+            for other in group:  # we stored it: the slower fetches of it can stop
+                other.cancel()
+            return data
+        self.overtaken += 1
+        local = self.store.get(digest)
+        if local is None:
+            raise BlobUnavailable(f"blob {digest.hex()[:16]}: a faster fetch of it finished, "
+                                  "but it is not in the store")
+        return local
+
+    async def _fetch_any(self, digest: bytes, peers: Sequence[str], max_size: int,
+                         timeout: float) -> bytes:
         problems: list[str] = []
         for peer in peers:
             if peer == self.host.node_id:
@@ -192,6 +225,7 @@ class BlobService:
 
     def status(self) -> dict[str, Any]:
         return {"served": self.served, "fetched": self.fetched, "probes": self.probes,
+                "overtaken": self.overtaken,
                 "links": self.links.status(time.monotonic())}
 
 

@@ -7,21 +7,28 @@ takes the level with the largest reward ``R = -0.5 T/T_budget - 0.5 QE/QE_budget
 update for that link (``daemon.fl.sandbox.fl_task``), a pure function of its input, so every
 replica takes the same level and the certificate covers the bytes sent.
 
-Which link: the update travels from the volunteer that ran the task to the submitter's node,
-and placement happens after submission, so the submitter plans on the volunteers likely to
-run it, conservatively (the slowest of them bounds when the update arrives):
+Which link: the update travels from a volunteer that ran the task to the submitter's node.
+Every replica offers it, the submitter's node fetches each offer at once, and the first copy
+stored ends the other fetches (``daemon.blobs.service``): the update arrives over the fastest
+of its replicas' links, and the slower replicas' hand-overs (which their reports wait for) end
+with it. Placement happens after submission, so the submitter plans on the volunteers likely
+to run it:
 
 1. the volunteers that ran this client's task in its latest earlier round (placement often
-   picks the same reliable, lightly loaded volunteers again), if
-   the soft state predicts a link from any of them: the worst of those;
-2. otherwise the slowest of ``replicas`` volunteers drawn at random, as expected: the
-   ``1/(replicas+1)`` quantile of the live volunteers' predicted links (with 2 replicas, the
-   lower tercile), not the very worst of a large network, which would plan every new
-   client for the one bad line no replica may land on;
+   picks the same reliable, lightly loaded volunteers again), if the soft state predicts a
+   link from any of them: the best of those;
+2. otherwise the fastest of ``replicas`` volunteers drawn at random, as expected: rank
+   ``r(n+1)/(r+1)`` of the ``n`` live volunteers' predicted links, slowest first (with 2
+   replicas, the upper tercile; with as many volunteers as replicas, the fastest);
 3. otherwise (nobody measured anything yet: the first round of a new network) the prior of
    ``daemon.links.estimate``: 1 MB/s and a 100 ms round trip.
 
-"Worst" and the quantile go by the conservative throughput (one spread below the mean). Pure: the links
+It was the worst link of them once, when each replica's copy crossed its own line: a task
+placed on one slow and one fast volunteer was planned on the slow line though its update came
+over the fast one, and with placement often pairing one of a few slow volunteers with a fast
+one, nearly every client was planned on a slow line.
+
+"Best" and the quantile go by the conservative throughput (one spread below the mean). Pure: the links
 come in as data (``links`` RPC of the node, ``daemon.links.summary.predict``).
 """
 
@@ -64,8 +71,8 @@ class ClientLink:
 
     def describe(self) -> str:
         who = f" of {self.node[-8:]}" if self.node else ""
-        return {"previous": f"worst link of its last round's workers{who}",
-                "volunteers": f"expected slowest replica among {self.considered} volunteers'"
+        return {"previous": f"best link of its last round's workers{who}",
+                "volunteers": f"expected fastest replica among {self.considered} volunteers'"
                               f" links{who}",
                 "prior": "no link measured yet (prior)"}[self.basis]
 
@@ -77,7 +84,9 @@ def client_link(previous_workers: Sequence[str], volunteers: Sequence[str],
     for basis, nodes in (("previous", previous_workers), ("volunteers", volunteers)):
         known = sorted((float(links[n]["low"]), n) for n in set(nodes) if n in links)
         if known:
-            pick = 0 if basis == "previous" else (len(known) - 1) // (max(1, replicas) + 1)
+            n, r = len(known), min(max(1, replicas), len(known))
+            # the fastest of r drawn from n has expected rank r(n+1)/(r+1) (1 = slowest)
+            pick = n - 1 if basis == "previous" else max(0, r * (n + 1) // (r + 1) - 1)
             low, node = known[pick]
             rtt = float(links[node].get("rtt_ms", 0.0)) / 1000
             return ClientLink(low, rtt, basis, node, len(known))

@@ -99,12 +99,13 @@ def test_clients_on_slow_uplinks_are_sent_at_fewer_bits(testnet: Path, tmp_path:
     eventually(lambda: python_ready(testnet, N), timeout=180, what="python on every node")
 
     (work / "job.toml").write_text(base.replace("rounds = 20", "rounds = 3"))
-    # Rounds 2 and 3 plan each client on the worst link of the volunteers that ran it the round
-    # before (daemon.fl.linkplan), so a client lands on a fast line only when both its replicas
-    # ran on fast lines. Placement decides; if no client (or every one) was planned on a fast
-    # line (about one run in twenty), train anew in another directory (up to 3 runs): each is
-    # its own certified run, checked whole below. (`fl run --resume` re-attaches to a run as
-    # submitted and cannot add rounds.)
+    # Rounds 2 and 3 plan each client on the best link of the volunteers that ran it the round
+    # before (daemon.fl.linkplan: its update comes over the fastest replica's line), so a client
+    # lands on a slow line when both its replicas ran on slow lines (or one did, beside the
+    # submitter's own node, whose link to itself is not predicted). Placement decides; if no
+    # client (or every one) was planned on a slow line, train anew in another directory (up to
+    # 3 runs): each is its own certified run, checked whole below. (`fl run --resume`
+    # re-attaches to a run as submitted and cannot add rounds.)
     for attempt in range(3):
         out = tmp_path / f"out{attempt}"
         res = run("fl", "run", str(work / "job.toml"), "-o", str(out), "--genesis",

@@ -96,3 +96,45 @@ async def test_a_fetched_output_is_probed_until_its_link_is_fitted_then_never_ag
             assert not ours.links.wants_samples(worker.node_id, time.monotonic())
             assert await ours.measure(worker.node_id, digest) == 0
             assert ours.probes == MEASURE_PROBES and theirs.served == 1 + 2 * MEASURE_PROBES
+
+
+async def test_two_fetches_of_one_blob_end_when_the_faster_source_has_delivered(tmp_path):
+    """Two replicas offer the same output, the slow line's first: the submitter fetches from
+    both at once. The fibre line's copy arrives, is stored, and the slow fetch stops there and
+    returns it from the store: the replica on the slow line is not kept waiting (its report
+    waits on this fetch) while its own copy crawls across."""
+    import trio
+
+    asked = trio.Event()
+
+    class Crawling(BlobService):  # a line that takes a minute to send the chunk
+        async def _serve(self, peer, frame):
+            asked.set()
+            await trio.sleep(60)
+            return await super()._serve(peer, frame)
+
+    slow, fast = make_host("copy-slow"), make_host("copy-fast")
+    slow_blobs = Crawling(BlobStore(tmp_path / "copy-slow"), slow,
+                          EnvelopeSealer(identity("copy-slow"), NET, context=1), EnvelopeOpener(NET))
+    fast_blobs = _service(fast, "copy-fast", tmp_path)
+    data = os.urandom(100_000)
+    digest = slow_blobs.store.put(data)
+    fast_blobs.store.put(data)
+    async with running(slow, fast):
+        host = make_host("copy-submitter", bootstrap=slow.listen_addrs() + fast.listen_addrs())
+        ours = _service(host, "copy-submitter", tmp_path)
+        async with running(host):
+            await wait_until(lambda: {slow.node_id, fast.node_id} <= set(host.connected_peers()), 10)
+            got: dict[str, bytes] = {}
+
+            async def fetch(name, peer):
+                got[name] = await ours.fetch(digest, [peer], max_size=1 << 20, timeout=120)
+
+            started = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fetch, "slow", slow.node_id)
+                await asked.wait()
+                nursery.start_soon(fetch, "fast", fast.node_id)
+            assert got == {"slow": data, "fast": data}
+            assert trio.current_time() - started < 30 and ours.overtaken == 1
+            assert ours.fetched == 1 and fast_blobs.served == 1

@@ -218,8 +218,11 @@ def test_levels_follow_measured_links_and_replicas_agree(tmp_path):
     # the two updates are the same training step, quantized differently
     for name in like:
         np.testing.assert_allclose(us[name], uf[name], atol=0.02 * float(np.abs(uf[name]).max()) + 1e-6)
-    # the volunteers' worst link, when the client has no earlier workers, is the slow one
-    assert client_link([], [fast, slow], links).node == slow
+    # with no earlier workers, 2 replicas among 2 volunteers: one runs on each, the update
+    # comes over the faster; and of the client's two earlier workers, the faster counts
+    assert client_link([], [fast, slow], links).node == fast
+    assert client_link([slow, fast], [fast, slow], links).node == fast
+    assert client_link([], [fast, slow], links, replicas=1).node == slow  # the lower median
 
 
 def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
@@ -233,7 +236,7 @@ def test_the_planner_plans_each_shard_on_its_last_workers_and_says_why():
     base = {"fl": {"script": "t.py", "model": "m.npz", "shards": ["s/*"], "test": "x.npz",
                    "clients_per_round": 2, "error_feedback": False}}  # EF: test_rounds.py
     spec = parse_fl_spec(base, "job.toml")
-    clients = {"s/0": ClientState(("c", "d"))}
+    clients = {"s/0": ClientState(("a", "c"))}  # planned on the better: c
     plan = plan_round(spec, ["s/0", "s/1"], 1, clients, links, ["a", "b", "c", "d"])
     assert plan.shards == ["s/0", "s/1"]
     first, second = plan.clients

@@ -1,5 +1,6 @@
-"""The link a client's level is planned on: the client's earlier workers, else the worst live
-volunteer, else the prior; and the task input that carries it."""
+"""The link a client's level is planned on: the best of the client's earlier workers (its
+update arrives over the fastest replica's link), else the expected fastest of its replicas
+among the live volunteers, else the prior; and the task input that carries it."""
 
 from __future__ import annotations
 
@@ -13,25 +14,27 @@ LINKS = {
 }
 
 
-def test_the_clients_earlier_workers_come_first_and_the_worst_of_them_counts() -> None:
-    plan = client_link(["fast", "mid"], ["fast", "mid", "slow"], LINKS)
+def test_the_clients_earlier_workers_come_first_and_the_best_of_them_counts() -> None:
+    plan = client_link(["slow", "mid"], ["fast", "mid", "slow"], LINKS)
     assert (plan.basis, plan.node, plan.bandwidth, plan.rtt_s) == ("previous", "mid", 2e6, 0.03)
-    assert plan.considered == 2 and "last round's workers" in plan.describe()
+    assert plan.considered == 2 and "best link of its last round's workers" in plan.describe()
+    assert client_link(["slow"], ["fast", "slow"], LINKS).node == "slow"
 
 
-def test_without_earlier_workers_the_expected_slowest_of_the_replicas() -> None:
+def test_without_earlier_workers_the_expected_fastest_of_the_replicas() -> None:
     plan = client_link([], ["fast", "mid", "slow"], LINKS)
-    assert (plan.basis, plan.node, plan.bandwidth) == ("volunteers", "slow", 1e5)
-    assert "expected slowest replica among 3" in plan.describe()
-    # 2 replicas among 9 volunteers: the lower tercile, not the one bad line
+    assert (plan.basis, plan.node, plan.bandwidth) == ("volunteers", "mid", 2e6)
+    assert "expected fastest replica among 3" in plan.describe()
+    # 2 replicas among 9 volunteers: the upper tercile, not the one best line
     many = {f"v{i}": {"low": 1e5 * (i + 1), "rtt_ms": 10.0} for i in range(9)}
-    assert client_link([], list(many), many, replicas=2).node == "v2"
+    assert client_link([], list(many), many, replicas=2).node == "v5"
     assert client_link([], list(many), many, replicas=1).node == "v4"  # the median
-    assert client_link([], list(many), many, replicas=8).node == "v0"
+    assert client_link([], list(many), many, replicas=8).node == "v7"
+    assert client_link([], ["fast", "slow"], LINKS).node == "fast"  # one replica on each
     # earlier workers nobody has a prediction for do not count
     assert client_link(["gone"], ["fast"], LINKS).basis == "volunteers"
     # a volunteer without a prediction is not assumed to be anything
-    assert client_link([], ["fast", "unmeasured"], LINKS).node == "fast"
+    assert client_link([], ["slow", "unmeasured"], LINKS).node == "slow"
 
 
 def test_nothing_measured_plans_on_the_prior() -> None:
