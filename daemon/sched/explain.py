@@ -7,9 +7,11 @@ plus a sentence a volunteer or researcher can read:
 
     code         sentence (example)
     ----------   ---------------------------------------------------------------
-    chosen       "replica 1 of 3: P(useful) 0.91"
-    outscored    "P(useful) 0.41 < 0.87 of the weakest chosen peer 12D3KooW..."
-                 (or "tied at P(useful) 0.90 with chosen peer ...; lost this task's tie-break")
+    chosen       "replica 1 of 3: score 0.91"
+    outscored    "score 0.41 < 0.87 of the weakest chosen peer 12D3KooW..."
+                 (or "tied at score 0.90 with chosen peer ...; lost this task's tie-break")
+
+(score = P(useful) x duration / wall: ``daemon.sched.placement``.)
     domain       "same failure domain 10.0.3.0/24 as chosen peer 12D3KooW..."
     attestation  "attestation NONE below the task's minimum TPM"
     memory       "offers 2048 MiB, the task needs 4096 MiB"
@@ -55,7 +57,8 @@ class Factors:
     wall_s: float
     """Expected wall time on this peer: link cost + duration x (1 + load)."""
     score: float
-    """P(useful result) = p_finish x reputation: what placement maximises."""
+    """P(useful result) x duration / wall_s, P(useful) = p_finish x reputation: useful
+    results per unit of time, what placement maximises."""
     uptime_h: float | None
     """Current uptime the forecast was conditioned on (None when down)."""
     domain: str
@@ -68,6 +71,7 @@ class Factors:
             "attestation": self.attestation.name,
             "link_s": round(self.link_s, 3),
             "wall_s": round(self.wall_s, 1),
+            "p_useful": round(self.p_finish * self.reputation, 4),
             "score": round(self.score, 4),
             "uptime_h": None if self.uptime_h is None else round(self.uptime_h, 2),
             "domain": self.domain,

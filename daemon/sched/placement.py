@@ -12,7 +12,13 @@ Theory of operation.
    hold them takes to fetch them (``sticky_s``): affinity to the holders, as strong as the
    bytes they save. Reputation, kept by the committee, is read as the chance the
    peer's result is one the quorum accepts, so the product is one probability, not a blend of
-   scores with tuned weights, and the explanation can show each factor.
+   scores with tuned weights, and the explanation can show each factor. The score placement
+   ranks by is ``P(useful) x duration / wall``: useful results per unit of time, as against an
+   idle peer that holds everything. A peer with tasks queued, a slow link or sticky files to
+   fetch delivers later; ``P(useful)`` alone barely sees that (a host up for days is as likely
+   to stay up for 40 s as for 80 s), so a 4-task job with 2 replicas went wholly to the two
+   peers of best reputation while three others idled, and each finished result made the same
+   two more reputable still.
 3. Order: by score (quantised to 1e-9 so that last-bit differences between machines cannot
    reorder peers), ties broken by ``blake2b(tie_seed || node_id)``, so ties break the same
    way on every replica yet not always toward the same peer.
@@ -210,7 +216,7 @@ def _score_all(inputs: PlacementInputs) -> _Scores:
     up = np.isfinite(start)
     ranked = []
     for i, c in enumerate(cands):
-        score = float(p[i]) * c.reputation
+        score = float(p[i]) * c.reputation * needs.duration_s / float(wall[i])
         bad = _infeasible(c, needs, bool(up[i]))
         q = int(round(score / SCORE_QUANTUM))
         ranked.append(_Scored(
@@ -270,12 +276,12 @@ def place(inputs: PlacementInputs) -> Placement:
             assert weakest is not None  # a feasible peer left out means k peers were chosen
             if s.key[0] == weakest.key[0]:
                 reason = (
-                    f"tied at P(useful) {s.score:.2f} with chosen peer {weakest.cand.node_id}; "
+                    f"tied at score {s.score:.2f} with chosen peer {weakest.cand.node_id}; "
                     "lost this task's tie-break"
                 )
             else:
                 reason = (
-                    f"P(useful) {s.score:.2f} < {weakest.score:.2f} "
+                    f"score {s.score:.2f} < {weakest.score:.2f} "
                     f"of the weakest chosen peer {weakest.cand.node_id}"
                 )
         counts[code] += 1
@@ -284,7 +290,7 @@ def place(inputs: PlacementInputs) -> Placement:
 
     verdicts_chosen = tuple(
         PeerVerdict(s.cand.node_id, True, rank[s.cand.node_id], scores.factors(s), ex.CHOSEN,
-                    f"replica {i} of {k}: P(useful) {s.score:.2f}")
+                    f"replica {i} of {k}: score {s.score:.2f}")
         for i, s in enumerate(chosen, start=1)
     )
     shortfall = None
@@ -338,7 +344,7 @@ def check_placement(proposal: Placement | Sequence[NodeId], inputs: PlacementInp
     for i, (a, b) in enumerate(zip(mine, theirs)):
         if b < a - SCORE_TOLERANCE:
             return (
-                f"not the best placement: its replica {i + 1} has P(useful) {b:.6f}, "
+                f"not the best placement: its replica {i + 1} has score {b:.6f}, "
                 f"a valid choice has {a:.6f}"
             )
     return None
