@@ -11,11 +11,13 @@ counts on or caught (a replica running, with a result, or disagreed at a checkpo
 candidates for it again (``used_workers``): a quorum is of distinct volunteers. A worker whose
 replica ended with no result (its lease ran out, it left, was unreachable, or could not fetch
 the task's files: ``retried_workers``) takes the task again only when the other candidates
-cannot fill its open slots: without that, a task whose only possible volunteer restarted (a
-one-node network) could never be placed again; with it first, a volunteer that fails a task at
-once (one that cannot reach a NAT'd submitter for its module) was handed the same task until
-its replicas ran out, while reputation, which counts the failures, fell too slowly to stop it.
-Proposer and checkers decide the two passes alike (``_inputs``), from the operation alone.
+could not fill its open slots even once their queues drain. Without that, a task whose only
+possible volunteer restarted (a one-node network) could never be placed again; with it first,
+a volunteer that fails a task at once (one that cannot reach a NAT'd submitter for its
+module) was handed the same task until its replicas ran out: it is always idle, so near a
+job's end it was the only candidate with room, and reputation, which counts the failures,
+fell too slowly to stop it. Proposer and checkers decide alike (``_inputs``), from the
+operation alone.
 
 The task duration the forecast is asked about is learned, as BOINC learns a job's run time:
 until a few of the job's results are accepted it is a quarter of the wall-clock limit, then the
@@ -203,16 +205,19 @@ def to_candidate(c: ops.CandidateWire, reputation: float, extra: int = 0) -> Can
 def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                      candidates: Iterable[ops.CandidateWire], exclude: set[str],
                      reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int,
-                     runtime: str, extra: Mapping[str, int] | None = None) -> PlacementInputs:
+                     runtime: str, extra: Mapping[str, int] | None = None,
+                     queue_cap: bool = True) -> PlacementInputs:
     """``extra``: tasks given to each worker earlier in the same ``Place`` operation (the
-    proposer and every checker count them alike, from the operation alone)."""
+    proposer and every checker count them alike, from the operation alone); ``queue_cap``:
+    leave out workers with ``QUEUE_CAP`` tasks per slot already (False: who could take the
+    task once their queues drain)."""
     extra = extra or {}
     cands = tuple(
         cand for cand in (
             to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation,
                          extra.get(c.node_id, 0))
             for c in candidates if c.node_id not in exclude)
-        if queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 queued on 4 slots is 2
+        if not queue_cap or queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 on 4 is 2
     )
     return PlacementInputs(needs=task_needs(spec, slots, duration_ms, runtime, task),
                            candidates=cands,
@@ -224,17 +229,24 @@ def _inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: Iterable[ops.CandidateWire], exclude: set[str], retried: set[str],
             reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int, runtime: str,
             extra: Mapping[str, int] | None) -> tuple[PlacementInputs, Placement]:
-    """The inputs a task is placed on, and their placement: without the ``retried`` workers
-    first; with them only if the others cannot fill ``slots`` (how many a placement chooses
-    depends on feasibility and failure domains, never on scores: every replica counts alike)."""
+    """The inputs a task is placed on, and their placement: without the ``retried`` workers;
+    with them only if the others could not fill ``slots`` even once their queues drain (how
+    many a placement chooses depends on feasibility and failure domains, never on scores:
+    every replica counts alike). Busy workers are worth waiting for: a worker that fails
+    every task at once is always idle, and near a job's end it was the only one with room,
+    so "nobody else has room now" handed it the same task until its replicas ran out."""
     candidates = tuple(candidates)
     inputs = placement_inputs(job_id, task, spec, slots, candidates, exclude | retried,
                               reputation, now_ms, duration_ms, runtime, extra)
     placement = place(inputs)
     if retried and len(placement.chosen) < slots:
-        inputs = placement_inputs(job_id, task, spec, slots, candidates, exclude, reputation,
-                                  now_ms, duration_ms, runtime, extra)
-        placement = place(inputs)
+        patient = placement_inputs(job_id, task, spec, slots, candidates, exclude | retried,
+                                   reputation, now_ms, duration_ms, runtime, extra,
+                                   queue_cap=False)
+        if len(place(patient).chosen) < slots:
+            inputs = placement_inputs(job_id, task, spec, slots, candidates, exclude,
+                                      reputation, now_ms, duration_ms, runtime, extra)
+            placement = place(inputs)
     return inputs, placement
 
 

@@ -1,6 +1,7 @@
 """The job ledger as a pure state machine: acceptance by quorum, disagreement, leases,
 deadlines, adaptive replication, who may do what, and snapshots."""
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -185,6 +186,15 @@ def test_a_worker_that_failed_a_task_takes_it_again_only_when_nobody_else_can():
     back = ops.TaskAssignment(0, (failed,), honest.explanation)
     reply = h.call(MEMBERS[0], ops.Place(job2, h.ledger.now_ms, duration[0], cands, (back,)))
     assert reply["placed"] == 0 and "not among the candidates" in reply["refused"][0][1], reply
+
+    # The others are busy (queues full): the task waits for them. The one that failed it is
+    # idle because it fails everything at once; near a job's end it was the only one with room.
+    busy = tuple(dataclasses.replace(c, load_permille=1000) if c.node_id != failed else c
+                 for c in cands)
+    h.place_all(job2, cands=busy)
+    assert len(t2.replicas) == 1  # nobody placed: it waits
+    h.place_all(job2, cands=cands)
+    assert len(t2.replicas) == 2 and t2.replicas[-1].worker != failed
 
 
 def test_ledger_clock_ignores_f_byzantine_members():
