@@ -32,12 +32,12 @@ from daemon.ledger.checkpoints import resume_chain
 from daemon.ledger.placing import (effective_load, expected_duration, job_is_resumable,
                                    majority_runtime, propose, retried_workers, task_runtime,
                                    used_workers)
-from daemon.ledger.records import Answer, Job, JobState
+from daemon.ledger.records import Answer, Job, JobState, ReplicaOutcome, Task
 from daemon.ledger.state import UNREACHABLE_WINDOW_MS, JobLedger
 from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
-from protocol.messages.tasks import ResultVote, TaskOffer, TaskStatus
+from protocol.messages.tasks import MAX_MIRRORS, ResultVote, TaskOffer, TaskStatus
 
 PLACE_FALLBACK_S = 8.0
 """How long the member next after the primary waits, with slots open and nothing placed,
@@ -103,7 +103,25 @@ def offer(job: Job, task: int, replica: int, shard: int, epoch: int) -> TaskOffe
                      s.module_size, t.input.hash, t.input.size, t.input.inline, s.argv, s.fuel,
                      s.memory_pages, s.wall_ms, s.max_output, job.clock_ns,
                      t.replicas[replica].lease_ms, t.runtime or s.runtime,
-                     ops.checkpoint_interval(s), *resume_chain(t.checkpoints))
+                     ops.checkpoint_interval(s), *resume_chain(t.checkpoints),
+                     mirrors=mirrors(t, replica))
+
+
+def mirrors(task: Task, replica: int) -> tuple[str, ...]:
+    """Workers of ``task``'s earlier replicas that hold its module and input: those that
+    reported a result, then those still running it, latest first, at most ``MAX_MIRRORS``
+    (from the ledger, so every member offers the same). One whose replica ended without a
+    result may never have fetched them (the worker that could not reach the submitter)."""
+    me = task.replicas[replica].worker
+    earlier = list(reversed(task.replicas[:replica]))
+    ran = [r.worker for r in earlier if r.result is not None]
+    running = [r.worker for r in earlier if r.result is None and r.started
+               and r.outcome == ReplicaOutcome.PENDING]
+    out: list[str] = []
+    for w in ran + running:
+        if w != me and w not in out:
+            out.append(w)
+    return tuple(out[:MAX_MIRRORS])
 
 
 def vote(identity: NodeIdentity, network: str, job: Job, task: int, winner: Answer, shard: int,

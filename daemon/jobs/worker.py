@@ -2,7 +2,8 @@
 
 An offer counts once f+1 members of the job's shard committee (of the epoch the offer names)
 sent the same one: then at least one correct member's ledger assigned it, so the work is
-real. The worker fetches the module (and a large input) from the submitter by hash, runs the
+real. The worker fetches the module (and a large input) by hash from the submitter, else from
+the workers of the task's earlier replicas the offer names (``mirrors``), runs the
 task in the sandbox pool (its volunteered share of cores, its hours, its idle rule), keeps the
 output as a blob, hands it over to the submitter (``OutputReady``: the submitter fetches it
 at once; its stderr too), and then reports ``Result`` (status, exit code, output and
@@ -142,9 +143,10 @@ class WorkerDuties:
                 raise Declined(f"the task is pinned to {o.runtime}, this node runs "
                                f"{self.runtime}: run it elsewhere")
             self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
-            module = await self.blobs.fetch(o.module_hash, [o.submitter], max_size=o.module_size)
+            sources = [o.submitter, *o.mirrors]  # the submitter, then earlier replicas' workers
+            module = await self.blobs.fetch(o.module_hash, sources, max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
-                o.input_hash, [o.submitter], max_size=o.input_size)
+                o.input_hash, sources, max_size=o.input_size)
             envelope = sticky.decode(data)  # None: an ordinary input
             files: tuple[tuple[str, bytes], ...] = ()
             if envelope is not None:

@@ -15,6 +15,7 @@ from protocol.types import U8, U32, U64, Digest, Name, NodeIdText, Signature
 RUNTIME = "wasm32-wasi"
 """The sandbox target every worker runs; a task is pinned to ``RUNTIME@<build id>``."""
 MAX_RESUME_CHAIN = 16
+MAX_MIRRORS = 4
 """Checkpoints from a key frame to the newest, at most (``daemon.runtime.resumable``)."""
 
 
@@ -66,6 +67,11 @@ class TaskOffer:
     deltas), kept by the submitter's node; empty: start from the beginning."""
     resume_digest: Annotated[bytes, MaxLen(32)] = b""
     """The agreed digest the chain must end at (checked before a byte of it is used)."""
+    mirrors: Annotated[tuple[NodeIdText, ...], MaxItems(MAX_MIRRORS)] = ()
+    """Workers of this task's earlier replicas that started it (they fetched its module and
+    input): asked for those blobs when the submitter cannot be reached. A worker behind NAT
+    that could not reach a NAT'd submitter failed every task it was given; blobs are checked
+    by hash, so a mirror can waste time but never change a byte."""
 
 
 @message("task.checkpoint", 1)

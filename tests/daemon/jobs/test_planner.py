@@ -1,8 +1,16 @@
-"""``daemon.jobs.planner``: the job's typical output size, which placement's link cost uses."""
+"""``daemon.jobs.planner``: the job's typical output size, which placement's link cost uses,
+and the mirrors an offer names."""
 
 from __future__ import annotations
 
-from daemon.jobs.planner import expected_output_bytes
+import dataclasses
+
+import pytest
+
+from daemon.jobs.planner import expected_output_bytes, mirrors, offer
+from protocol.errors import LocalProtocolError
+from protocol.messages.tasks import MAX_MIRRORS, TaskOffer, TaskStatus
+from protocol.schema import encode_body, struct_spec
 
 from tests.daemon.ledger.ledger_helpers import Harness
 
@@ -18,3 +26,26 @@ def test_the_median_accepted_output_and_zero_before_any() -> None:
             h.report(job, task, replica, b"x" * size)
     assert [t.accepted is not None for t in rec.tasks] == [True, True, True, False]
     assert expected_output_bytes(rec) == 200
+
+
+def test_an_offer_names_the_workers_of_the_tasks_earlier_replicas_as_mirrors() -> None:
+    """A worker that cannot reach the submitter (both behind NAT) fetches the module and input
+    from the workers that started the task before it: named in the offer, from the ledger,
+    the same at every member; never itself, never one that did not start, at most four."""
+    h = Harness(max_replicas=8)
+    job = h.submit(1)
+    h.place_all(job)
+    rec = h.ledger.jobs[job]
+    task = rec.tasks[0]
+    assert mirrors(task, 0) == () and mirrors(task, 1) == ()  # nobody started yet
+    task.replicas[0].started = True
+    assert mirrors(task, 1) == (task.replicas[0].worker,)
+    got = offer(rec, 0, 1, 0, 0)
+    assert got.mirrors == (task.replicas[0].worker,)
+    # a replica that ended without a result may never have fetched anything
+    h.report(job, 0, 0, b"", status=int(TaskStatus.CRASHED))
+    assert mirrors(task, 1) == ()
+    assert struct_spec(TaskOffer).decode(encode_body(got)) == got
+    with pytest.raises(LocalProtocolError):
+        encode_body(dataclasses.replace(got, mirrors=("x" * 52,) * (MAX_MIRRORS + 1)))
+
