@@ -1,6 +1,7 @@
 """A PBFT client: one outstanding request at a time, done when f+1 replicas give the same reply.
 
-It sends a request to the primary it believes in, and after ``retry`` seconds without a
+It sends a request to the primary it believes in (to every member in a committee that takes
+pre-prepares by reference: ``consensus.replica``), and after ``retry`` seconds without a
 result re-sends it (freshly sealed, same request id) to every replica, which makes backups
 forward it and start their view-change timers if the primary is faulty. f+1 matching replies
 include one from a correct replica, so the result is the committed one.
@@ -89,8 +90,11 @@ class Client:
         self.op, self.replies = operation, {}
         self.first_at = self.sent_at = now
         self.wait = self.retry
+        raw = self._sealed()
+        if self.cfg.by_reference:  # the primary sends its batches by reference: all need it
+            return [Send(pk, raw) for pk in self.cfg.committee]
         primary = self.cfg.committee[self.cfg.primary(self.view)]
-        return [Send(primary, self._sealed())]
+        return [Send(primary, raw)]
 
     def _sealed(self) -> bytes:
         assert self.current is not None

@@ -42,9 +42,18 @@ class ReplicaConfig:
     """Clients with a request waiting at most (keys are free to make: the table is bounded)."""
     chunk_size: int = 256 * 1024
     max_state_bytes: int = 1 << 30
+    refs_above: int = 6
+    """Committees with more members than this send pre-prepares by reference and have their
+    clients send each request to every member (``consensus.replica``); smaller ones send
+    batches whole, to the primary only, as before."""
     certify: bool = True
     """Build a quorum certificate for every committed batch (checks 2f+1 vote signatures)."""
     _index: dict[bytes, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def by_reference(self) -> bool:
+        """Pre-prepares by reference, requests sent to every member (``refs_above``)."""
+        return len(self.committee) > self.refs_above
 
     def __post_init__(self) -> None:
         n = len(self.committee)

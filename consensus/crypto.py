@@ -56,6 +56,9 @@ class Signer(Protocol):
 
 
 class Verifier(Protocol):
+    network: str
+    """The network envelopes are signed for (a pre-prepare by reference is rebuilt with it)."""
+
     def open(self, raw: bytes) -> Envelope:
         """Verify and decode signed bytes; raises ``RemoteProtocolError`` subclasses only."""
         ...

@@ -102,4 +102,6 @@ class ReplicaRunner:
             "primary": r.is_primary, "executed": r.last_executed,
             "stable": r.stable.seq, "commits": self.commits, "requests": self.requests,
             "view_changes": self.view_changes, "members": len(self.config.committee),
+            "by_reference": {"rebuilt": r.refs_rebuilt, "fetched": r.refs_fetched}
+            if self.config.by_reference else None,
         }

@@ -68,6 +68,29 @@ class PrePrepare:
     epoch, view, seq, digest)``, so a prepared certificate can name the batch by digest."""
 
 
+@message("pbft.preprepare_refs", 1)
+@dataclass(frozen=True, slots=True)
+class PrePrepareRefs:
+    """A pre-prepare sent by reference (``consensus.replica``, "Pre-prepares by reference"):
+    the primary's signed ``PrePrepare`` envelope with each request replaced by its SHA-256.
+    A member that holds every request (clients of large committees send theirs to every
+    member) rebuilds the exact signed envelope and checks it as if it had come whole; one
+    that lacks some asks the primary for the batch. ``context``, ``env_seq``,
+    ``timestamp_ms`` and ``signature`` are that envelope's own."""
+
+    context: U64
+    env_seq: U64
+    timestamp_ms: U64
+    signature: Signature
+    shard: U32
+    epoch: U64
+    view: U64
+    seq: U64
+    digest: Digest
+    refs: Annotated[tuple[Digest, ...], MaxItems(MAX_BATCH)]
+    vote: Signature
+
+
 @message("pbft.prepare", 2)
 @dataclass(frozen=True, slots=True)
 class Prepare:
@@ -304,7 +327,8 @@ class EpochNotice:
 
 __all__ = [
     "EpochNotice", "HandoffNotice", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
-    "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "Prepare",
+    "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "PrePrepareRefs",
+    "Prepare",
     "PreparedCert", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",
     "StateRequest", "Status", "ViewChange",
 ]

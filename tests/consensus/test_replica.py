@@ -327,3 +327,50 @@ def test_a_replica_short_of_a_quorum_neither_suspects_its_primary_nor_floods_sta
         bus.run()
     assert all(r.view == 1 and not r.view_changing for r in backups)
     assert client.current is None and client.done[-1].result == b"ok"
+
+
+def test_a_large_committee_sends_pre_prepares_by_reference_and_rebuilds_them():
+    """Seven members: the client sends its request to every member, the primary sends its
+    batch once in all (``PrePrepareRefs``: the signed envelope with each request by hash), the
+    backups rebuild the exact signed bytes and commit. A backup that lost the request asks the
+    primary for the batch and commits too."""
+    bus = Bus(7)
+    assert bus.cfg.by_reference and not Bus(4).cfg.by_reference
+    client = bus.add_client()
+    lost = bus.cfg.committee[3]
+    bus.drop = lambda src, dst, env: env.type == "pbft.request" and dst == lost
+    bus.submit(client, kv_op("put", "x", b"1"))
+    sent = [env for env in (bus.verifier.open(raw) for _, _, raw in bus.queue)]
+    assert {e.type for e in sent} == {"pbft.request"} and len(sent) == 7  # to every member
+    bus.run()
+    assert [d.result for d in client.done] == [b"ok"]
+    for i in range(7):
+        (c,) = committed(bus, i)
+        assert c.seq == 1 and kv(bus, i) == {"x": b"1"}
+    whole = [a for a in bus.actions[bus.cfg.committee[0]]
+             if isinstance(a, Broadcast) and bus.verifier.open(a.data).type == "pbft.preprepare"]
+    assert not whole  # the primary never broadcast the batch itself
+    assert bus.replica(3).refs_fetched == 1
+    assert all(bus.replica(i).refs_rebuilt == 1 for i in range(1, 7))
+    # the rebuilt envelope is the primary's own signed pre-prepare: evidence as good as sent
+    s = bus.replica(5).log.get(1)
+    assert bus.verifier.open(s.pp_raw).sender == bus.cfg.committee[0]
+
+
+def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
+    from protocol.messages.pbft import PrePrepareRefs
+    bus = Bus(7)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "x", b"1"))
+    requests = [raw for _, _, raw in bus.queue]
+    bus.run()
+    primary = bus.signer(bus.cfg.committee[0])
+    digest = batch_digest([requests[0]])
+    import hashlib
+    forged = primary.seal(PrePrepareRefs(0, 1, 0, b"\x07" * 64, 3, 1, 0, 2, digest,
+                                         (hashlib.sha256(requests[0]).digest(),),
+                                         primary.sign_vote(prepare_bytes(3, 1, 0, 2, digest))), 0.0)
+    backup = bus.replica(2)
+    acts = backup.receive(bus.verifier.open(forged))
+    assert any(isinstance(a, Misbehaviour) and "does not verify" in a.reason for a in acts)
+    assert backup.log.get(2) is None or backup.log.get(2).pp_view != 0
