@@ -16,9 +16,10 @@ The first re-send waits for the committee's own pace, as TCP's retransmission ti
 its round trip (RFC 6298): ``srtt + 4 x rttvar`` of the client's recent requests (submission to
 result), never below ``retry`` nor above ``max_retry``. A fixed 0.5 s sent every request of a
 busy 19-member committee on 50-300 ms lines to all members (each forwarding it to the primary
-and starting a view-change timer) though it would have committed in a second or two. Every
-request is sampled, re-sent or not: a re-send does not speed up a committee that is working,
-so its time is the committee's pace (TCP's ambiguity, which Karn's rule avoids, is not ours).
+and starting a view-change timer) though it would have committed in a second or two. As in TCP
+(Karn's rule), only a request that finished without a re-send is a sample: one that needed its
+re-send measures the re-send, not the committee (a first send to a member that is no longer
+primary is answered only after it), and sampling those drove the wait up on itself.
 
 A client on a committee member (a daemon submitting to a shard it serves) also takes its own
 replica's reply alone: a replica replies only once it has executed the request at a committed
@@ -52,7 +53,7 @@ class Done:
 class Client:
     __slots__ = ("cfg", "signer", "base_retry", "retry", "max_retry", "wait", "next_id",
                  "current", "op", "sent_at", "first_at", "replies", "view", "now", "done",
-                 "srtt", "rttvar")
+                 "srtt", "rttvar", "resent")
 
     def __init__(self, config: ReplicaConfig, signer: Signer, *, retry: float = 0.5,
                  max_retry: float = 8.0, first_request_id: int = 1) -> None:
@@ -66,6 +67,8 @@ class Client:
         self.max_retry = max_retry
         self.srtt: float | None = None
         self.rttvar = 0.0
+        self.resent = False
+        """The request in flight was re-sent (its time is then no sample: Karn's rule)."""
         self.wait = retry
         """Seconds from the last send of the current request to its next re-send."""
         self.next_id = first_request_id
@@ -89,6 +92,7 @@ class Client:
         self.current, self.next_id = self.next_id, self.next_id + 1
         self.op, self.replies = operation, {}
         self.first_at = self.sent_at = now
+        self.resent = False
         self.wait = self.retry
         raw = self._sealed()
         if self.cfg.by_reference:  # the primary sends its batches by reference: all need it
@@ -115,7 +119,8 @@ class Client:
         if own or sum(1 for r in self.replies.values() if r == m.result) >= self.cfg.f + 1:
             self.done.append(Done(m.request_id, m.result, self.first_at, self.now))
             self.current = None
-            self._sample(self.now - self.first_at)
+            if not self.resent:
+                self._sample(self.now - self.first_at)
         return []
 
     def _sample(self, took: float) -> None:
@@ -158,5 +163,6 @@ class Client:
             return []
         self.sent_at = now
         self.wait = min(2 * self.wait, self.max_retry)
+        self.resent = True
         raw = self._sealed()
         return [Send(pk, raw) for pk in self.cfg.committee]

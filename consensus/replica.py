@@ -38,7 +38,8 @@ prepared certificates). It also joins a view change when f+1 others ask for late
 new primary collects q of them and broadcasts a ``NewView`` whose pre-prepares are recomputed
 and checked by every backup (``consensus.viewchange``). If the new view does not arrive within
 T after a quorum asked for it, the replica moves on to the next view and doubles T; T returns
-to its base value once batches execute again.
+to its base value once batches execute again, or to ``PACE_TIMEOUTS`` times the committee's
+smoothed wait for an execution if that is longer: a slow committee is not a faulty one.
 
 Short of a quorum. The shell says how many members it can reach (``reach``). With fewer than
 a quorum nothing can commit and no view change can complete, so suspecting the primary only
@@ -109,6 +110,11 @@ this many timeouts, once per view)."""
 
 _END = b"\x00end-epoch"
 """Pending-table key of the (single) EndEpoch request."""
+
+
+PACE_TIMEOUTS = 4.0
+"""The view-change timeout is at least this many times the committee's smoothed wait for an
+execution (``Replica._paced_timeout``)."""
 
 
 class Replica(ViewChanges, Recovery):
@@ -199,6 +205,8 @@ class Replica(ViewChanges, Recovery):
         """(client, request id) of requests in pre-prepares we accepted (by reference)."""
         self._pending_since: dict[tuple[bytes, int], float] = {}
         self._forwarded: set[tuple[bytes, int]] = set()
+        self.pace: float | None = None
+        """Smoothed seconds from work waiting to its execution, view changes excluded."""
         self.refs_rebuilt = 0
         self.refs_fetched = 0
         self._out: list[Action] = []
@@ -649,11 +657,13 @@ class Replica(ViewChanges, Recovery):
                 self._out.append(Send(req.client, self._seal(Reply(
                     self.cfg.shard, self.cfg.epoch, self.view, req.request_id, res))))
         self.last_executed = s.seq
+        if self.progress_at is not None and self.view_changes_in_a_row == 0:
+            self._learn_pace(self.now - self.progress_at)
         self.view_changes_in_a_row = 0
         self._calm_at = self.now
         self.progress_at = self.now if self.pending else None
         if not self.view_changing:
-            self.timeout = self.cfg.view_change_timeout
+            self.timeout = self._paced_timeout()
         qc = self._qc(s) if self.cfg.certify else None
         self._out.append(Committed(s.seq, s.committed_view, s.digest, requests,
                                    tuple(results), qc))
@@ -739,6 +749,24 @@ class Replica(ViewChanges, Recovery):
                     self._send(self.primary, r.raw)
             elif not self.is_primary and not self.view_changing:
                 self._forward_unordered()
+
+    def _learn_pace(self, waited: float) -> None:
+        """One normal-case wait for an execution (work pending, no view change since the last
+        execution): the committee's pace, smoothed."""
+        if waited < 0:
+            return
+        self.pace = waited if self.pace is None else 0.75 * self.pace + 0.25 * waited
+
+    def _paced_timeout(self) -> float:
+        """The view-change timeout after an execution: the base (round trips, ``retune``), or
+        ``PACE_TIMEOUTS`` times the committee's pace if that is longer, at most the cap. A
+        committee that executes a batch every few seconds (a 19-member one of 30 daemons on
+        two cores: CPU, not the primary) is slow, not faulty; with the base alone every
+        backup suspected each new primary within its first batch, and view followed view."""
+        base = self.cfg.view_change_timeout
+        if self.pace is None:
+            return base
+        return min(max(base, PACE_TIMEOUTS * self.pace), max(base, self.cfg.max_view_change_timeout))
 
     def _forward_unordered(self) -> None:
         """By reference, the client sent its request to the primary itself; if the primary

@@ -131,3 +131,43 @@ def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals()
             and isinstance(bus.verifier.open(a.data).body, VC)]
     assert bus.replica(1).view_changing and bus.replica(1).view == 1
     assert 2 <= len(sent) <= 12, len(sent)  # every 0.5 s, it was 100 or more
+
+
+def test_a_slow_but_live_committee_is_not_taken_for_a_faulty_one():
+    """Batches that take 0.8 s each (a loaded committee), then three that take 1.5 s, with a
+    1 s base timeout: the replicas learned the committee's pace, so the slower batches commit
+    in the same view instead of each costing a view change."""
+    from consensus.actions import ViewEntered
+    from consensus.statemachine import kv_op
+    from testnet.pbft_sim.bus import Bus
+
+    bus = Bus(7, view_change_timeout=1.0, max_view_change_timeout=30.0)
+    client = bus.add_client()
+    primary = bus.cfg.committee[0]
+    held: list[tuple[bytes, bytes, bytes]] = []
+    holding = [True]
+
+    def hold(src, dst, env):
+        if holding[0] and src == primary and env.type in ("pbft.preprepare_refs",
+                                                           "pbft.preprepare"):
+            held.append((src, dst, env.to_bytes()))
+            return True
+        return False
+
+    bus.drop = hold
+    for k, delay in enumerate([0.8] * 8 + [1.5] * 3):
+        bus.submit(client, kv_op("put", f"k{k}", b"v"))
+        bus.run()
+        for _ in range(round(delay / 0.1)):
+            bus.tick(0.1)
+            bus.run()
+        holding[0] = False
+        for item in held:
+            bus.inject(*item)
+        held.clear()
+        bus.run()
+        holding[0] = True
+        assert client.current is None, f"request {k} not done"
+    views = [a for pk in bus.cfg.committee for a in bus.actions[pk] if isinstance(a, ViewEntered)]
+    assert not views, views
+    assert bus.replica(1).timeout > 1.5 and bus.replica(1).pace is not None
