@@ -775,7 +775,7 @@ class Replica(ViewChanges, Recovery):
         primary once, so a lost copy costs less than a view change (forwarding all of them
         every status interval would bring the primary n-1 copies of everything)."""
         sent = 0
-        for key, r in self.pending.items():
+        for r in self.pending.values():
             ident = (r.client, r.request_id)
             if sent >= self.cfg.batch_size:
                 break
