@@ -38,9 +38,6 @@ from protocol.messages.tasks import ResultVotes, TaskOffers
 
 log = logging.getLogger("novacron.jobs")
 
-MAX_PER_MESSAGE = 256
-
-
 def fallback_delay(runner: ReplicaRunner) -> float:
     """How long this member lets a job's slots stay open, with nothing placed, before it
     proposes placements itself (0 for the primary)."""
@@ -93,12 +90,12 @@ class MemberDuties:
             self.wake.set()
         # One message per worker and per submitter for the whole batch: fewer, fuller frames.
         for worker, offers in out.offers.items():
-            for i in range(0, len(offers), MAX_PER_MESSAGE):
-                self.peers.send(worker, TaskOffers(tuple(offers[i:i + MAX_PER_MESSAGE])))
+            for group in planner.in_messages(offers):
+                self.peers.send(worker, TaskOffers(group))
             self.offers_sent += len(offers)
         for submitter, votes in out.votes.items():
-            for i in range(0, len(votes), MAX_PER_MESSAGE):
-                self.peers.send(submitter, ResultVotes(tuple(votes[i:i + MAX_PER_MESSAGE])))
+            for group in planner.in_messages(votes):
+                self.peers.send(submitter, ResultVotes(group))
             self.votes_sent += len(votes)
 
     # -- on the tick ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 from daemon.ledger.certificate import sign_vote
 from daemon.ledger.events import Accepted, LedgerEvent, Offered, VotesAsked
@@ -38,6 +39,7 @@ from protocol.canonical import packb
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import MAX_MIRRORS, ResultVote, TaskOffer, TaskStatus
+from protocol.schema import encode_body
 
 PLACE_FALLBACK_S = 8.0
 """How long the member next after the primary waits, with slots open and nothing placed,
@@ -94,6 +96,29 @@ def announce(events: Iterable[LedgerEvent], ledger: JobLedger, shard: int, epoch
                     out.votes.setdefault(job.submitter, []).append(
                         vote(identity, network, job, i, answer, shard, epoch))
     return out
+
+
+MAX_PER_MESSAGE = 256
+MESSAGE_BYTES = 128 * 1024
+"""Offers (or votes) per message stop at this many encoded bytes, well under a frame: an
+offer may carry 16 KB of argv, and 256 such in one message could not be sent at all."""
+
+
+def in_messages(items: Iterable[Any], limit: int = MAX_PER_MESSAGE,
+                budget: int = MESSAGE_BYTES) -> Iterator[tuple[Any, ...]]:
+    """``items`` in groups of at most ``limit`` and ``budget`` encoded bytes (an item larger
+    than the budget alone goes alone: the schema bounds it)."""
+    group: list[Any] = []
+    size = 0
+    for item in items:
+        n = len(packb(encode_body(item, validate=False)))
+        if group and (len(group) >= limit or size + n > budget):
+            yield tuple(group)
+            group, size = [], 0
+        group.append(item)
+        size += n
+    if group:
+        yield tuple(group)
 
 
 def offer(job: Job, task: int, replica: int, shard: int, epoch: int) -> TaskOffer:

@@ -49,3 +49,21 @@ def test_an_offer_names_the_workers_of_the_tasks_earlier_replicas_as_mirrors() -
     with pytest.raises(LocalProtocolError):
         encode_body(dataclasses.replace(got, mirrors=("x" * 52,) * (MAX_MIRRORS + 1)))
 
+
+
+def test_offers_go_in_messages_bounded_by_bytes_as_well_as_count() -> None:
+    """256 offers with 16 KB of argv each would be 4 MB in one message, over any frame: they
+    are cut at ``MESSAGE_BYTES``; small ones still go 256 to a message."""
+    from daemon.jobs.planner import MAX_PER_MESSAGE, MESSAGE_BYTES, in_messages
+    from protocol.canonical import packb
+
+    h = Harness()
+    job = h.submit(1)
+    h.place_all(job)
+    small = offer(h.ledger.jobs[job], 0, 0, 0, 0)
+    big = dataclasses.replace(small, argv=("a" * 256,) * 64)
+    groups = list(in_messages([big] * 256))
+    assert sum(len(g) for g in groups) == 256 and len(groups) > 1
+    for g in groups:
+        assert len(packb([encode_body(o) for o in g])) <= MESSAGE_BYTES + 64
+    assert [len(g) for g in in_messages([small] * 300)] == [MAX_PER_MESSAGE, 300 - MAX_PER_MESSAGE]
