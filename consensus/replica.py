@@ -91,7 +91,7 @@ from consensus.viewchange import ViewChanges
 from protocol.canonical import packb, unpackb
 from protocol.envelope import FORMAT, HEADER_SIZE, MAGIC, Envelope
 from protocol.errors import RemoteProtocolError
-from protocol.schema import encode_body
+from protocol.schema import encode_body, message_type
 from protocol.messages.pbft import (
     BatchBody, BatchFetch, Checkpoint, Commit, CommitProof, EndEpoch, NewView, PrePrepare,
     PrePrepareRefs,
@@ -539,9 +539,9 @@ class Replica(ViewChanges, Recovery):
         """The primary's signed pre-prepare envelope, byte for byte, from its references and
         our copies of the requests; checked (signature and all) as if it had come whole."""
         pp = PrePrepare(m.shard, m.epoch, m.view, m.seq, m.digest, raws, m.vote)
-        payload = packb([PrePrepare.VERSION, self.verifier.network, PrePrepare.TYPE, signer,
-                         m.context, m.env_seq, m.timestamp_ms, encode_body(pp, validate=False)],
-                        maps=False)
+        type_name, version = message_type(pp)
+        payload = packb([version, self.verifier.network, type_name, signer, m.context,
+                         m.env_seq, m.timestamp_ms, encode_body(pp, validate=False)], maps=False)
         try:
             env = self.verifier.open(MAGIC + bytes([FORMAT]) + m.signature + payload)
         except RemoteProtocolError as err:
