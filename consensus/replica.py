@@ -207,6 +207,7 @@ class Replica(ViewChanges, Recovery):
         self._forwarded: set[tuple[bytes, int]] = set()
         self.pace: float | None = None
         """Smoothed seconds from work waiting to its execution, view changes excluded."""
+        self._refs_asked: dict[int, float] = {}
         self.refs_rebuilt = 0
         self.refs_fetched = 0
         self._out: list[Action] = []
@@ -529,10 +530,26 @@ class Replica(ViewChanges, Recovery):
         self._refs_waiting[m.seq] = (sender, env.sender, m)
         if waiting is None or waiting[2].digest != m.digest:
             self.refs_fetched += 1
+            self._refs_asked[m.seq] = self.now
             self._send(sender, self._seal(BatchFetch(self.cfg.shard, self.cfg.epoch, m.seq,
                                                      m.digest)))
         if len(self._refs_waiting) > self.cfg.window:
             del self._refs_waiting[min(self._refs_waiting)]
+
+    def _ask_refs_again(self) -> None:
+        """Batches of pre-prepares by reference still missing after two status intervals:
+        asked of every member (any that rebuilt the batch answers), each at most once per two
+        status intervals. The first ask went to the primary only, and an answer lost on the
+        way (a large committee's mesh around silent members) left the slot without a batch."""
+        for seq, (_, _, m) in list(self._refs_waiting.items()):
+            if m.view != self.view or not self.log.in_window(seq):
+                del self._refs_waiting[seq]
+                continue
+            if self.now - self._refs_asked.get(seq, -1e18) >= 2 * self.cfg.status_interval:
+                self._refs_asked[seq] = self.now
+                self._broadcast(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, m.digest))
+        for seq in [q for q in self._refs_asked if q not in self._refs_waiting]:
+            del self._refs_asked[seq]
 
     def _rebuild(self, sender: int, signer: bytes, m: PrePrepareRefs,
                  raws: tuple[bytes, ...]) -> None:
@@ -735,6 +752,8 @@ class Replica(ViewChanges, Recovery):
                 self._out.append(Broadcast(self.my_vc))
         self._poll_fetch()
         self._fetch_batches()
+        if self._refs_waiting:
+            self._ask_refs_again()
         if self.nv_pending is not None and self.view_changing and \
                 now - self.last_status >= self.cfg.status_interval:
             pending, self.nv_pending = self.nv_pending, None  # asks again for what it lacks
