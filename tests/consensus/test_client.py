@@ -48,8 +48,8 @@ def test_a_members_own_reply_to_another_request_is_ignored():
     assert c.busy and not c.done
 
 
-def resend_times(c: Client, until: float, step: float = 0.25) -> list[float]:
-    out, t = [], 0.0
+def resend_times(c: Client, until: float, step: float = 0.25, start: float = 0.0) -> list[float]:
+    out, t = [], start
     while t < until:
         t += step
         if c.tick(t):
@@ -57,16 +57,21 @@ def resend_times(c: Client, until: float, step: float = 0.25) -> list[float]:
     return out
 
 
-def test_re_sends_of_one_request_back_off_to_a_cap_and_a_new_request_starts_over():
-    """A committee that cannot commit yet is not sent the same request every 0.5 s forever."""
+def test_re_sends_back_off_to_a_cap_and_the_backoff_holds_until_a_request_needs_none():
+    """A committee that cannot commit yet is not sent the same request every 0.5 s forever;
+    nor is each next request, which it answers as late (RFC 6298 5.5-5.7, Karn's rule)."""
     c = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
                first_request_id=5)
     c.submit(b"op", 0.0)
     assert resend_times(c, 20.0) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5]
     c.receive(reply(0, 5, b"ok"), 20.0)  # its own replica's reply: done
     assert not c.busy
-    c.submit(b"next", 20.0)  # it was re-sent: no sample (Karn's rule), the base again
-    assert not c.tick(20.25) and c.tick(20.5) and not c.tick(21.25) and c.tick(21.5)
+    c.submit(b"next", 20.0)  # it was re-sent: no sample (Karn's rule), the backed-off wait
+    assert resend_times(c, 32.0, start=20.0) == [24.0, 28.0, 32.0]
+    c.receive(reply(0, 6, b"ok"), 32.0)
+    c.submit(b"third", 32.0)  # answered before its first re-send: a sample, the wait learned
+    c.receive(reply(0, 7, b"ok"), 33.0)
+    assert c.retry == 3.0  # srtt 1 + 4 x rttvar 0.5
 
 
 def test_the_first_re_send_follows_the_committees_pace():
@@ -88,7 +93,10 @@ def test_the_first_re_send_follows_the_committees_pace():
     assert not c.tick(t + 0.5) and c.tick(t + c.retry)  # re-sent: no sample
     before = (c.srtt, c.retry)
     c.receive(reply(0, 25, b"ok"), t + 5.0)
-    assert (c.srtt, c.retry) == before
+    assert (c.srtt, c.retry) == (before[0], 2 * before[1])  # no sample; backed off until one
+    c.submit(b"op", t + 5.0)
+    c.receive(reply(0, 26, b"ok"), t + 5.45)
+    assert 0.5 < c.retry < before[1] + 0.1  # a sample: the pace again
     fast = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, first_request_id=5)
     for k in range(5):
         fast.submit(b"op", float(k))
