@@ -609,7 +609,8 @@ class P2PHost:
                 self.rtts.sample(peer, trio.current_time() - start, trio.current_time())
         except Exception as err:  # task boundary: a failed ping is just no sample
             log.debug("ping %s failed: %r", peer, err)
-            heard = self._heard.get(peer, float("-inf")) >= asked
+            heard = self._heard.get(peer, float("-inf")) >= asked or \
+                self._streams.line_busy(peer, asked)
             if self.rtts.missed(peer, trio.current_time(), heard_since=heard):
                 log.info("%s answered no ping for %.1f s x %d: hanging up to redial", peer,
                          timeout, DEAD_AFTER_MISSES)

@@ -16,9 +16,16 @@ The task exits after ``stream_idle`` seconds without frames.
 Inbound: frames from a peer on a protocol go to the protocol's handler one at a time, in order,
 even across a stream being replaced (a per-(peer, protocol) lock). A slow handler holds back only
 that peer's stream: yamux flow control pushes back on the sender, whose queue then fills and
-drops (counted). py-libp2p's yamux gives up a write after 5 s without window
-(``YamuxStream.write``), so a handler that stalls a stream for longer gets the stream reset by
-the sender; the frames buffered on it are lost and the sender opens a new one.
+drops (counted).
+
+Writes never wait for yamux window inside py-libp2p: its ``YamuxStream.write`` gives up after
+5 s without window and the caller resets the stream. On a sub-Mbit uplink shared by a
+committee's streams, 256 KiB of window takes longer than that to drain, so healthy streams
+were reset mid-frame (the receiver counting a fault), their batches dropped and re-sent: a
+30-daemon WAN testnet lost hundreds of batches per slow node that way. ``write_paced`` writes
+only as much as the window allows and waits for more itself, up to ``WINDOW_WAIT`` (a line
+that moves nothing for a minute is dead, and pings hang it up sooner). While a write waits,
+``line_busy`` tells the ping check that the line is full rather than dead.
 
 A frame over ``max_frame`` or a stream ending mid-frame resets the stream and counts a fault
 against the peer. A handler raising ``RemoteProtocolError`` counts ``err.reason`` against the
@@ -55,6 +62,11 @@ RequestHandler = Callable[[NodeId, bytes], Awaitable[bytes]]
 
 READ_CHUNK = 64 * 1024
 BATCH_BYTES = 64 * 1024  # queued frames coalesced into one write, up to about this much
+WINDOW_WAIT = 60.0
+"""Seconds a write may wait for the peer's yamux window before the stream is taken for dead."""
+WINDOW_POLL = 0.05
+SLOW_WRITE = 1.0
+"""A write that took this long (s) shows a full line: the ping check does not count a miss."""
 # What a network operation can raise when the peer or the connection goes away.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     BaseLibp2pError,
@@ -101,6 +113,26 @@ async def read_frame(stream: INetStream, decoder: FrameDecoder) -> bytes | None:
             return frames[0]
 
 
+async def write_paced(stream: INetStream, data: bytes) -> None:
+    """Write ``data`` in pieces no larger than the yamux send window, waiting for window
+    ourselves (up to ``WINDOW_WAIT``) instead of inside py-libp2p's 5 s timeout."""
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(getattr(muxed, "send_window", None), int):
+        await stream.write(data)  # not yamux: its own flow control
+        return
+    view = memoryview(data)
+    while view:
+        if muxed.send_window <= 0:  # type: ignore[union-attr]
+            with trio.fail_after(WINDOW_WAIT):
+                while muxed.send_window <= 0:  # type: ignore[union-attr]
+                    if muxed.closed or muxed.send_closed:  # type: ignore[union-attr]
+                        raise trio.ClosedResourceError("stream closed while waiting for window")
+                    await trio.sleep(WINDOW_POLL)
+        n = min(len(view), muxed.send_window)  # type: ignore[union-attr]
+        await stream.write(bytes(view[:n]))  # only we write here: the window only grows
+        view = view[n:]
+
+
 async def close_quietly(stream: INetStream | None, *, reset: bool = False) -> None:
     """Close (or reset) a stream that may already be dead, within a short bounded time."""
     if stream is None:
@@ -141,6 +173,8 @@ class FramedStreams:
         self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
         self._inbound: dict[tuple[NodeId, str], _Inbound] = {}
         self._learned = trio.Event()
+        self._writing: dict[tuple[NodeId, str], float] = {}  # write in progress: its start
+        self._slow_done: dict[NodeId, float] = {}  # peer: when a slow write to it last ended
         self._handlers: dict[str, FrameHandler] = {}
         self._request_handlers: dict[str, RequestHandler] = {}
 
@@ -276,7 +310,7 @@ class FramedStreams:
                     try:
                         if stream is None:
                             stream = await self._open(host, peer, protocol)
-                        await stream.write(data)
+                        await self._write(stream, peer, protocol, data)
                     except (*NETWORK_ERRORS, trio.TooSlowError) as err:
                         await close_quietly(stream, reset=True)
                         stream = None
@@ -306,6 +340,26 @@ class FramedStreams:
             if abandoned:  # queued when the task failed or the host shut down
                 self.metrics.drops["abandoned"] += abandoned
             await close_quietly(stream)
+
+    async def _write(self, stream: INetStream, peer: NodeId, protocol: str, data: bytes) -> None:
+        started = trio.current_time()
+        self._writing[(peer, protocol)] = started
+        try:
+            await write_paced(stream, data)
+        finally:
+            del self._writing[(peer, protocol)]
+            now = trio.current_time()
+            if now - started >= SLOW_WRITE:
+                self._slow_done[peer] = now
+
+    def line_busy(self, peer: NodeId, since: float) -> bool:
+        """Our frames to ``peer`` were moving slowly at some time after ``since``: a write to it
+        is waiting (for at most ``WINDOW_WAIT``) or a slow one ended since. Its line is full,
+        not dead: a ping queued behind those frames proves nothing."""
+        now = trio.current_time()
+        if self._slow_done.get(peer, float("-inf")) >= since:
+            return True
+        return any(p == peer and now - t < WINDOW_WAIT for (p, _), t in self._writing.items())
 
     async def _open(self, host: BasicHost, peer: NodeId, protocol: str) -> INetStream:
         with trio.fail_after(self.config.dial_timeout):
@@ -395,7 +449,7 @@ class FramedStreams:
                     reason, detail = "open", repr(err)
                 else:
                     try:
-                        await stream.write(encode_frame(frame, self.config.max_frame))
+                        await write_paced(stream, encode_frame(frame, self.config.max_frame))
                         response = await read_frame(stream, FrameDecoder(self.config.max_frame))
                     except RemoteProtocolError as err:
                         self._fault(peer, err.reason)
@@ -453,8 +507,8 @@ class FramedStreams:
             await close_quietly(stream, reset=True)
             return
         try:
-            await stream.write(data)
-        except NETWORK_ERRORS:
+            await write_paced(stream, data)
+        except (*NETWORK_ERRORS, trio.TooSlowError):
             await close_quietly(stream, reset=True)
             return
         self.metrics.requests["served"] += 1

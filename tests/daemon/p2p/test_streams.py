@@ -183,6 +183,36 @@ async def test_a_full_send_queue_drops_and_counts_and_everything_accepted_arrive
     assert got == accepted
 
 
+async def test_a_receiver_stalled_past_yamuxs_5_s_window_wait_loses_no_frame_and_no_stream():
+    """py-libp2p's yamux write gives up after 5 s without window and the stream was reset: on a
+    slow line that dropped healthy batches and cut frames (a fault counted against an honest
+    sender). Our writes wait for window themselves; the ping check sees the full line as busy."""
+    release = trio.Event()
+    got: list[bytes] = []
+
+    async def stalled(peer: str, frame: bytes) -> None:
+        await release.wait()
+        got.append(frame)
+
+    a = make_host("a")
+    a.handle(PROTO, stalled)
+    async with running(a):
+        b = make_host("b", bootstrap=a.listen_addrs())
+        async with running(b):
+            await connected_pair(a, b)
+            frames = [i.to_bytes(4, "big") + bytes(32 * 1024) for i in range(240)]  # > buffers
+            for frame in frames:
+                assert b.send(a.node_id, PROTO, frame)
+            asked = trio.current_time()
+            await trio.sleep(5.5)  # the receiver's handler is busy this long: past 5 s
+            assert b._streams.line_busy(a.node_id, asked)
+            release.set()
+            await wait_until(lambda: len(got) == len(frames), timeout=20)
+            assert not b._streams.line_busy(a.node_id, trio.current_time())
+    assert got == frames
+    assert "send_failed" not in b.metrics()["drops"] and not a.metrics()["faults"]
+
+
 async def test_sends_to_unknown_peers_or_ourselves_or_before_running_are_refused_and_counted():
     a = make_host("a", address_wait=0.5)
     stranger = make_host("stranger").node_id
