@@ -30,6 +30,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from protocol import domains
 from protocol.canonical import DEFAULT_MAX_SIZE, packb, unpackb
 from protocol.errors import (
@@ -103,6 +105,24 @@ def seal(identity: NodeIdentity, network: str, msg: Any, *, context: int, seq: i
         )
     signature = identity.sign(_signed_bytes(network, type_name, payload))
     return MAGIC + bytes([FORMAT]) + signature + payload
+
+
+def peek_type(data: bytes) -> str:
+    """The type name an envelope says it carries, read without checking anything (for counting
+    what we send or receive by kind); ``"?"`` if the bytes are no envelope."""
+    if len(data) <= HEADER_SIZE or data[:2] != MAGIC:
+        return "?"
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=256)
+    unpacker.feed(data[HEADER_SIZE:HEADER_SIZE + 128])
+    try:
+        if unpacker.read_array_header() < 3:
+            return "?"
+        unpacker.skip()
+        unpacker.skip()
+        name = unpacker.unpack()
+    except Exception:  # truncated or not msgpack: no envelope
+        return "?"
+    return name if isinstance(name, str) else "?"
 
 
 def _header_int(v: Any, name: str, hi: int = MAX_U64) -> int:

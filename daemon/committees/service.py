@@ -63,6 +63,7 @@ from daemon.p2p.host import P2PHost
 from daemon.p2p.rtt import RETUNE_EVERY, pbft_timers
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
+from protocol.envelope import peek_type
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key
 from protocol.messages.pbft import EpochNotice, HandoffNotice, Reply, StateChunk
@@ -125,6 +126,8 @@ class CommitteeService:
         self.listeners: list[Listener] = []
         self.ready = False
         self.dropped = 0
+        self.sent_bytes: dict[str, int] = {}
+        """Bytes of consensus messages sent, by message type: what fills a member's uplink."""
         self.local_reads = 0
         """Reads answered from our own replica's state instead of ordered (``local_machine``)."""
         self.misbehaviour: dict[str, int] = {}
@@ -349,6 +352,8 @@ class CommitteeService:
         return True
 
     def send_to_node(self, node_id: str, data: bytes, protocol: str = PROTOCOL) -> None:
+        kind = peek_type(data) if protocol != ROUTE_PROTOCOL else "route"
+        self.sent_bytes[kind] = self.sent_bytes.get(kind, 0) + len(data)
         try:
             sent = self.host.send(node_id, protocol, data)
         except P2PError as err:  # over the frame cap: our bug, never the peer's
@@ -556,6 +561,7 @@ class CommitteeService:
             "replicas": mine,
             "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
             "dropped_sends": self.dropped,
+            "sent_kib": {k: round(n / 1024) for k, n in sorted(self.sent_bytes.items())},
             "local_reads": self.local_reads,
             "mesh": {**self.mesh_counts, "seen": len(self.seen)},
             "misbehaviour": self.misbehaviour,

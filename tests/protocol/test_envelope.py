@@ -9,6 +9,7 @@ from protocol.envelope import (
     EnvelopeOpener,
     EnvelopeSealer,
     open_envelope,
+    peek_type,
     seal,
 )
 from protocol.errors import (
@@ -49,6 +50,16 @@ def test_every_message_round_trips(msg, context, seq):
     assert (env.sender, env.context, env.seq, env.timestamp_ms) == (ALICE.public_key, context, seq, 5)
     assert env.sender_id == ALICE.node_id
     assert env.to_bytes() == data
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(any_message(), st.binary(max_size=200))
+def test_peek_type_names_what_an_envelope_carries_and_nothing_else(msg, junk):
+    """Counting sent messages by kind reads the type without decoding or checking the rest."""
+    assert peek_type(seal(ALICE, NET, msg, context=1, seq=1, timestamp_ms=5)) == msg.TYPE
+    if junk[:2] != sealed()[:2]:
+        assert peek_type(junk) == "?"  # junk never raises
+    assert peek_type(sealed()[:HEADER_SIZE + 3]) == "?"
 
 
 @settings(max_examples=300)
