@@ -10,6 +10,8 @@ from protocol.messages.pbft import Reply
 NETWORK = "novacron-client-test"
 IDS = [NodeIdentity(bytes([i + 1]) * 32) for i in range(4)]
 CFG = ReplicaConfig(3, 1, tuple(i.public_key for i in IDS))
+IDS7 = IDS + [NodeIdentity(bytes([i + 1]) * 32) for i in range(4, 7)]
+CFG7 = ReplicaConfig(3, 1, tuple(i.public_key for i in IDS7), refs_above=6)  # by reference
 VERIFY = Ed25519Verifier(NETWORK)
 
 
@@ -59,8 +61,10 @@ def resend_times(c: Client, until: float, step: float = 0.25, start: float = 0.0
 
 def test_re_sends_back_off_to_a_cap_and_the_backoff_holds_until_a_request_needs_none():
     """A committee that cannot commit yet is not sent the same request every 0.5 s forever;
-    nor is each next request, which it answers as late (RFC 6298 5.5-5.7, Karn's rule)."""
-    c = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
+    nor, by reference, is each next request, which it answers as late (RFC 6298 5.5-5.7,
+    Karn's rule). Sending to the primary alone, the next request starts from the base again
+    (a stale view's first send would otherwise cost each request the backed-off wait)."""
+    c = Client(CFG7, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
                first_request_id=5)
     c.submit(b"op", 0.0)
     assert resend_times(c, 20.0) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5]
@@ -72,6 +76,13 @@ def test_re_sends_back_off_to_a_cap_and_the_backoff_holds_until_a_request_needs_
     c.submit(b"third", 32.0)  # answered before its first re-send: a sample, the wait learned
     c.receive(reply(0, 7, b"ok"), 33.0)
     assert c.retry == 3.0  # srtt 1 + 4 x rttvar 0.5
+    to_primary = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
+                        first_request_id=5)
+    to_primary.submit(b"op", 0.0)
+    assert resend_times(to_primary, 20.0) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5]
+    to_primary.receive(reply(0, 5, b"ok"), 20.0)
+    to_primary.submit(b"next", 20.0)
+    assert resend_times(to_primary, 21.5, start=20.0) == [20.5, 21.5]
 
 
 def test_the_first_re_send_follows_the_committees_pace():
@@ -93,12 +104,25 @@ def test_the_first_re_send_follows_the_committees_pace():
     assert not c.tick(t + 0.5) and c.tick(t + c.retry)  # re-sent: no sample
     before = (c.srtt, c.retry)
     c.receive(reply(0, 25, b"ok"), t + 5.0)
-    assert (c.srtt, c.retry) == (before[0], 2 * before[1])  # no sample; backed off until one
-    c.submit(b"op", t + 5.0)
-    c.receive(reply(0, 26, b"ok"), t + 5.45)
-    assert 0.5 < c.retry < before[1] + 0.1  # a sample: the pace again
+    assert (c.srtt, c.retry) == before
     fast = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, first_request_id=5)
     for k in range(5):
         fast.submit(b"op", float(k))
         fast.receive(reply(0, 5 + k, b"ok"), k + 0.01)
     assert fast.retry == 0.5
+
+
+def test_by_reference_the_first_send_goes_to_all_and_re_sends_to_f_plus_1_in_turn():
+    """Every member got the request first (each forwards it to the primary itself); a re-send
+    only replaces lost copies, so it goes to f+1 members (one correct), the next f+1 each time."""
+    cfg = CFG7
+    assert cfg.by_reference and cfg.f == 2
+    c = Client(cfg, Ed25519Signer(NodeIdentity(b"\x09" * 32), NETWORK, 1), retry=0.5)
+    assert {a.to for a in c.submit(b"op", 0.0)} == set(cfg.committee)
+    rounds = [[a.to for a in c.tick(t)] for t in (0.5, 1.5, 3.5)]
+    assert [len(r) for r in rounds] == [3, 3, 3]
+    assert rounds[0] == list(cfg.committee[0:3]) and rounds[1] == list(cfg.committee[3:6])
+    assert rounds[2] == [cfg.committee[6], cfg.committee[0], cfg.committee[1]]
+    small = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5)  # whole batches: all
+    small.submit(b"op", 0.0)
+    assert {a.to for a in small.tick(0.5)} == set(CFG.committee)
