@@ -71,6 +71,8 @@ class Slot:
     """The quorum's commit votes (index -> signature), kept for building certificates."""
     qc_checked: bool = False
     """Whether every vote in ``qc_votes`` was verified."""
+    executed_at: float | None = None
+    """When this replica executed the batch (not persisted: after a restart, long ago)."""
 
     def count(self, votes: dict[int, dict[int, Vote]], view: int, digest: bytes,
               exclude: int = -1) -> int:

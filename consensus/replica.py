@@ -194,7 +194,7 @@ class Replica(ViewChanges, Recovery):
         self.peer_views: dict[int, tuple[int, bool, float]] = {}
         """Each member's last ``Status``: (view, view changing, when), for ``observe``."""
         self._status_answered: dict[int, float] = {}
-        self._status_peers: dict[int, tuple[int, float, float]] = {}
+        self._status_peers: dict[int, tuple[tuple[int, int], float, float, float]] = {}
         """Per member: (its last executed, when we answer its status next, back-off)."""
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._raw_by_ref: dict[bytes, bytes] = {}
@@ -674,6 +674,7 @@ class Replica(ViewChanges, Recovery):
                 self._out.append(Send(req.client, self._seal(Reply(
                     self.cfg.shard, self.cfg.epoch, self.view, req.request_id, res))))
         self.last_executed = s.seq
+        s.executed_at = self.now
         if self.progress_at is not None and self.view_changes_in_a_row == 0:
             self._learn_pace(self.now - self.progress_at)
         self.view_changes_in_a_row = 0

@@ -81,13 +81,14 @@ class ReplicaBase:
     restarted: bool
     peer_views: dict[int, tuple[int, bool, float]]
     _status_answered: dict[int, float]
-    _status_peers: dict[int, tuple[int, float, float]]
+    _status_peers: dict[int, tuple[tuple[int, int], float, float, float]]
     fetch: StateFetch | None
     end_seq: int | None
     end_reported: bool
     _hold: bool
     _proposing: bool
     view_changes_in_a_row: int
+    pace: float | None
     _calm_at: float
     _req_cache: dict[bytes, ClientRequest]
     _out: list[Action]

@@ -374,3 +374,47 @@ def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
     acts = backup.receive(bus.verifier.open(forged))
     assert any(isinstance(a, Misbehaviour) and "does not verify" in a.reason for a in acts)
     assert backup.log.get(2) is None or backup.log.get(2).pp_view != 0
+
+
+def test_status_answers_carry_only_what_the_peer_lacks():
+    """A status that shows a peer a moment behind gets no commit proofs (its commits are on the
+    way), one that stays behind gets them; an in-flight pre-prepare goes only to a peer whose
+    prepare on it we have not seen. Every member answering every status with all it had
+    filled the sub-Mbit uplinks of a 19-member committee with copies of the same batches."""
+    from consensus.actions import Send
+    from protocol.messages.pbft import Status
+
+    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25, refs_above=6)
+    client = bus.add_client()
+    for k in range(3):
+        bus.submit(client, kv_op("put", f"k{k}", b"v"))
+        bus.run()
+    assert all(len(committed(bus, i)) == 3 for i in range(7))
+
+    def answers(frm: int, view: int, executed: int, t: float, to: list[int]) -> dict[int, list[str]]:
+        pk = bus.cfg.committee[frm]
+        raw = bus.signer(pk).seal(Status(3, 1, view, False, 0, executed), t)
+        out = {}
+        for i in to:
+            acts = bus.replica(i).receive(bus.verifier.open(raw), t)
+            out[i] = [bus.verifier.open(a.data).type for a in acts
+                      if isinstance(a, Send) and a.to == pk]
+        return out
+
+    t0, others = bus.now, [0, 1, 2, 4, 5, 6]
+    assert not any(answers(3, 0, 0, t0, others).values())  # executed just now: not settled
+    late = answers(3, 0, 0, t0 + 0.6, others)
+    assert all(kinds.count("pbft.commit_proof") == 3 for kinds in late.values())
+
+    # In flight: nothing reaches replica 6, and no commit reaches replica 1, which has the
+    # others' prepares on the next batch and is then asked by 5 (whose prepare it has) and 6.
+    bus.drop = lambda src, dst, env: dst == bus.cfg.committee[6] or \
+        (dst == bus.cfg.committee[1] and env.type == "pbft.commit")
+    bus.submit(client, kv_op("put", "k3", b"v"))
+    bus.run()
+    r1 = bus.replica(1)
+    assert 4 in r1.log.slots and not r1.log.slots[4].committed
+    t1 = bus.now + 1.0
+    for frm in (5, 6):
+        (kinds,) = answers(frm, 0, 3, t1, [1]).values()
+        assert ("pbft.preprepare" in kinds) == (frm == 6), (frm, kinds)
