@@ -71,6 +71,9 @@ class Slot:
     """The quorum's commit votes (index -> signature), kept for building certificates."""
     qc_checked: bool = False
     """Whether every vote in ``qc_votes`` was verified."""
+    pp_refs: bytes = b""
+    """The primary's signed ``PrePrepareRefs`` of ``pp_raw`` (by-reference committees; not
+    persisted): what a status answer sends a peer instead of the whole batch again."""
     executed_at: float | None = None
     """When this replica executed the batch (not persisted: after a restart, long ago)."""
 

@@ -184,7 +184,9 @@ class Recovery(ReplicaBase):
                 theirs_p = sender in s.prepares.get(self.view, {})
                 theirs_c = sender in s.commits.get(self.view, {})
                 if s.pp_raw and not (theirs_p or theirs_c or sender == self.primary):
-                    self._send(sender, s.pp_raw)  # (a new view's batches: it has that view)
+                    # by reference if we can (it has the requests, or asks for the batch);
+                    # (a new view's batches have no pre-prepare: the peer has that new view)
+                    self._send(sender, s.pp_refs or s.pp_raw)
                 for votes, have in ((s.prepares, theirs_c), (s.commits, False)):
                     mine = votes.get(self.view, {}).get(self.me)
                     if mine is not None and not have:

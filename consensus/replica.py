@@ -174,7 +174,8 @@ class Replica(ViewChanges, Recovery):
         """Checked view changes by envelope digest, a few per sender."""
         self._displaced: dict[bytes, tuple[bytes, ...]] = {}
         """Batches a new view replaced in the log, by digest (a later view may bring one back)."""
-        self._batch_asked: dict[int, float] = {}
+        self._batch_asked: dict[tuple[int, bytes], tuple[float, int]] = {}
+        """Batch bodies asked for: (seq, digest) -> (when last, how many asks) (``_ask_batch``)."""
         self.last_status = -1e18
         self.restarted = bool(stored)
         """Restarted from its store: send one ``Status`` even without pending work, so peers
@@ -195,11 +196,12 @@ class Replica(ViewChanges, Recovery):
         """Each member's last ``Status``: (view, view changing, when), for ``observe``."""
         self._status_answered: dict[int, float] = {}
         self._status_peers: dict[int, tuple[tuple[int, int], float, float, float]] = {}
-        """Per member: (its last executed, when we answer its status next, back-off)."""
+        """Per member: ((view, last executed) it last sent, since when, when we answer its
+        status next, back-off)."""
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._raw_by_ref: dict[bytes, bytes] = {}
         """Requests seen, by SHA-256 (what a ``PrePrepareRefs`` names them by)."""
-        self._refs_waiting: dict[int, tuple[int, bytes, PrePrepareRefs]] = {}
+        self._refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs]] = {}
         """Pre-prepares by reference whose batch we asked the primary for, by seq."""
         self._ordered: set[tuple[bytes, int]] = set()
         """(client, request id) of requests in pre-prepares we accepted (by reference)."""
@@ -207,7 +209,6 @@ class Replica(ViewChanges, Recovery):
         self._forwarded: set[tuple[bytes, int]] = set()
         self.pace: float | None = None
         """Smoothed seconds from work waiting to its execution, view changes excluded."""
-        self._refs_asked: dict[int, float] = {}
         self.refs_rebuilt = 0
         self.refs_fetched = 0
         self._out: list[Action] = []
@@ -442,8 +443,9 @@ class Replica(ViewChanges, Recovery):
             raw = self._seal(pp)
             s = self._accept_preprepare(pp, raw, tuple(batch))
             self._persist_slot(s)
-            self._out.append(Broadcast(self._by_reference(pp, raw) if self.cfg.by_reference
-                                       else raw))
+            if self.cfg.by_reference:
+                s.pp_refs = self._by_reference(pp, raw)
+            self._out.append(Broadcast(s.pp_refs or raw))
             # With n = 1 (f = 0) the pre-prepare alone is a prepared certificate: no backup
             # will ever send the prepare that would otherwise trigger this check.
             self._check_prepared(s)
@@ -524,37 +526,32 @@ class Replica(ViewChanges, Recovery):
             raise InvalidProof("pre-prepare batch is over the committee's batch limits")
         raws = [self._raw_by_ref.get(ref) for ref in m.refs]
         if all(r is not None for r in raws):
-            self._rebuild(sender, env.sender, m, tuple(raws))  # type: ignore[arg-type]
+            self._rebuild(sender, env, m, tuple(raws))  # type: ignore[arg-type]
             return
         waiting = self._refs_waiting.get(m.seq)
-        self._refs_waiting[m.seq] = (sender, env.sender, m)
+        self._refs_waiting[m.seq] = (sender, env, m)
         if waiting is None or waiting[2].digest != m.digest:
             self.refs_fetched += 1
-            self._refs_asked[m.seq] = self.now
-            self._send(sender, self._seal(BatchFetch(self.cfg.shard, self.cfg.epoch, m.seq,
-                                                     m.digest)))
+            self._ask_batch(m.seq, m.digest, first=sender)
         if len(self._refs_waiting) > self.cfg.window:
             del self._refs_waiting[min(self._refs_waiting)]
 
     def _ask_refs_again(self) -> None:
-        """Batches of pre-prepares by reference still missing after two status intervals:
-        asked of every member (any that rebuilt the batch answers), each at most once per two
-        status intervals. The first ask went to the primary only, and an answer lost on the
-        way (a large committee's mesh around silent members) left the slot without a batch."""
+        """Batches of pre-prepares by reference still missing are asked again (``_ask_batch``):
+        the first ask went to the primary only, and an answer lost on the way (a large
+        committee's mesh around silent members) left the slot without a batch."""
         for seq, (_, _, m) in list(self._refs_waiting.items()):
             if m.view != self.view or not self.log.in_window(seq):
                 del self._refs_waiting[seq]
-                continue
-            if self.now - self._refs_asked.get(seq, -1e18) >= 2 * self.cfg.status_interval:
-                self._refs_asked[seq] = self.now
-                self._broadcast(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, m.digest))
-        for seq in [q for q in self._refs_asked if q not in self._refs_waiting]:
-            del self._refs_asked[seq]
+            else:
+                self._ask_batch(seq, m.digest)
 
-    def _rebuild(self, sender: int, signer: bytes, m: PrePrepareRefs,
+    def _rebuild(self, sender: int, refs: Envelope, m: PrePrepareRefs,
                  raws: tuple[bytes, ...]) -> None:
         """The primary's signed pre-prepare envelope, byte for byte, from its references and
-        our copies of the requests; checked (signature and all) as if it had come whole."""
+        our copies of the requests; checked (signature and all) as if it had come whole.
+        ``refs`` (the primary's own envelope) is kept to pass on to a peer that lacks it."""
+        signer = refs.sender
         pp = PrePrepare(m.shard, m.epoch, m.view, m.seq, m.digest, raws, m.vote)
         type_name, version = message_type(pp)
         payload = packb([version, self.verifier.network, type_name, signer, m.context,
@@ -567,6 +564,9 @@ class Replica(ViewChanges, Recovery):
             raise InvalidProof("pre-prepare by reference names another signer or type")
         self.refs_rebuilt += 1
         self._on_preprepare(sender, env.body, env)
+        s = self.log.get(m.seq)
+        if s is not None and s.pp_raw == env.to_bytes():
+            s.pp_refs = refs.to_bytes()
 
     def _vote_prepare(self, s: Slot) -> None:
         vote = self.signer.sign_vote(prepare_bytes(self.cfg.shard, self.cfg.epoch, self.view,
@@ -832,22 +832,37 @@ class Replica(ViewChanges, Recovery):
         return self._decode_batch(raws) if raws is not None else None
 
     def _fetch_batches(self) -> None:
-        """Ask the committee for the bodies of batches this replica must execute but knows
-        only by digest (a new view re-proposed them); a few at a time, each at most once per
-        two status intervals."""
+        """Ask for the bodies of batches this replica must execute but knows only by digest
+        (a new view re-proposed them); a few at a time (``_ask_batch``)."""
         asked = 0
         for seq in range(self.last_executed + 1, self.log.high + 1):
             s = self.log.get(seq)
             if s is None or s.requests is not None or asked >= self.cfg.max_inflight:
                 continue
-            if self.now - self._batch_asked.get(seq, -1e18) < 2 * self.cfg.status_interval:
-                continue
-            self._batch_asked[seq] = self.now
-            asked += 1
-            self._broadcast(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, s.digest))
+            asked += self._ask_batch(seq, s.digest)
         if len(self._batch_asked) > 4 * self.cfg.window:
-            self._batch_asked = {q: t for q, t in self._batch_asked.items()
-                                 if q > self.last_executed}
+            self._batch_asked = {k: v for k, v in self._batch_asked.items()
+                                 if k[0] > self.last_executed}
+
+    def _ask_batch(self, seq: int, digest: bytes, first: int | None = None) -> bool:
+        """Ask for the body of batch ``digest`` at ``seq``, at most once per two status
+        intervals (True if asked now): the first time of ``first`` alone if given (the primary
+        that named it by reference), else of the next f+1 members in ring order, a different
+        f+1 each time (one of each is correct). Every member that has a batch answers with
+        all of it, so an ask of everyone brought n-1 copies of it down one line."""
+        at, tries = self._batch_asked.get((seq, digest), (-1e18, 0))
+        if first is None and self.now - at < 2 * self.cfg.status_interval:
+            return False
+        self._batch_asked[(seq, digest)] = (self.now, tries + 1)
+        raw = self._seal(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, digest))
+        if first is not None:
+            self._send(first, raw)
+            return True
+        others = [(self.me + j) % self.cfg.n for j in range(1, self.cfg.n)]
+        size = min(self.cfg.f + 1, len(others))
+        for j in range(size):
+            self._send(others[(tries * size + j) % len(others)], raw)
+        return True
 
     def _on_batch_fetch(self, sender: int, m: BatchFetch, env: Envelope) -> None:
         s = self.log.get(m.seq)
@@ -866,11 +881,11 @@ class Replica(ViewChanges, Recovery):
             if batch_digest(m.requests) != m.digest:
                 raise InvalidProof("batch body does not match its digest")
             del self._refs_waiting[m.seq]
-            primary, signer, refs = waiting
+            primary, refs_env, refs = waiting
             if refs.view == self.view and not self.view_changing:
                 if tuple(hashlib.sha256(r).digest() for r in m.requests) != refs.refs:
                     raise InvalidProof("batch body is not the batch its pre-prepare names")
-                self._rebuild(primary, signer, refs, m.requests)
+                self._rebuild(primary, refs_env, refs, m.requests)
             return
         s = self.log.get(m.seq)
         if s is None or s.requests is not None or s.digest != m.digest:

@@ -76,7 +76,7 @@ class ReplicaBase:
     vc_fetch_wait: float
     vc_kept: dict[bytes, CheckedViewChange]
     _displaced: dict[bytes, tuple[bytes, ...]]
-    _batch_asked: dict[int, float]
+    _batch_asked: dict[tuple[int, bytes], tuple[float, int]]
     last_status: float
     restarted: bool
     peer_views: dict[int, tuple[int, bool, float]]

@@ -357,6 +357,31 @@ def test_a_large_committee_sends_pre_prepares_by_reference_and_rebuilds_them():
     assert bus.verifier.open(s.pp_raw).sender == bus.cfg.committee[0]
 
 
+def test_a_missing_batch_is_asked_of_the_primary_then_of_f_plus_1_members_in_turn():
+    """Every member that has a batch answers an ask with all of it: asking everyone brought
+    n-1 copies down one line. The primary that named it is asked first, then the next f+1
+    members in ring order (one of them correct), a different f+1 each two status intervals."""
+    from consensus.actions import Send
+
+    bus = Bus(7, status_interval=0.25)
+    client = bus.add_client()
+    lost = bus.cfg.committee[3]
+    # replica 3 gets no request and no batch body: it keeps asking
+    bus.drop = lambda src, dst, env: dst == lost and env.type in ("pbft.request",
+                                                                  "pbft.batch_body")
+    bus.submit(client, kv_op("put", "x", b"1"))
+    bus.run()
+    r3 = bus.replica(3)
+
+    def asked(acts) -> list[int]:
+        return [bus.cfg.committee.index(a.to) for a in acts if isinstance(a, Send)
+                and bus.verifier.open(a.data).type == "pbft.batch_fetch"]
+
+    assert asked(bus.actions[lost]) == [0]  # the primary, first
+    rounds = [asked(r3.tick(t)) for t in (0.5, 0.6, 1.0, 1.5)]
+    assert rounds == [[0, 1, 2], [], [4, 5, 6], [0, 1, 2]]
+
+
 def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
     from protocol.messages.pbft import PrePrepareRefs
     bus = Bus(7)
@@ -379,7 +404,7 @@ def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
 def test_status_answers_carry_only_what_the_peer_lacks():
     """A status that shows a peer a moment behind gets no commit proofs (its commits are on the
     way), one that stays behind gets them; an in-flight pre-prepare goes only to a peer whose
-    prepare on it we have not seen. Every member answering every status with all it had
+    prepare on it we have not seen, and by reference. Every member answering every status with all it had
     filled the sub-Mbit uplinks of a 19-member committee with copies of the same batches."""
     from consensus.actions import Send
     from protocol.messages.pbft import Status
@@ -417,4 +442,6 @@ def test_status_answers_carry_only_what_the_peer_lacks():
     t1 = bus.now + 1.0
     for frm in (5, 6):
         (kinds,) = answers(frm, 0, 3, t1, [1]).values()
-        assert ("pbft.preprepare" in kinds) == (frm == 6), (frm, kinds)
+        # by reference (replica 6 has the requests or asks for the batch), never whole again
+        assert ("pbft.preprepare_refs" in kinds) == (frm == 6), (frm, kinds)
+        assert "pbft.preprepare" not in kinds
