@@ -24,6 +24,10 @@ from protocol.messages.pbft import (
 )
 
 
+ANSWER_BYTES = 256 * 1024
+"""Commit proofs and batches one status answer carries at most (one always): a proof carries
+its whole batch, up to 16 requests of 48 KiB, and eight of them from every member at once
+buried a peer on a home line under 150 MB in three minutes."""
 STUCK_PACES = 2.0
 """A peer whose view and execution stood still this many of the committee's paces (smoothed
 time per execution) is stuck: in-flight batches are re-sent to it."""
@@ -161,9 +165,9 @@ class Recovery(ReplicaBase):
         if m.last_executed < self.stable.seq and self.stable.seq > 0:
             self._send(sender, self._seal(self._stable_msg()))
         settled = self.now - self.cfg.status_interval
-        sent = 0
+        sent = size = 0
         for seq in range(max(m.last_executed, self.log.low) + 1, self.log.high + 1):
-            if sent >= 2 * self.cfg.max_inflight:
+            if sent >= 2 * self.cfg.max_inflight or size >= ANSWER_BYTES:
                 break
             s = self.log.get(seq)
             if s is None:
@@ -174,9 +178,9 @@ class Recovery(ReplicaBase):
                 qc = self._qc(s)
                 if qc is not None:
                     raws = tuple(r.raw for r in s.requests)
-                    self._send(sender, self._seal(CommitProof(self.cfg.shard, self.cfg.epoch,
-                                                              raws, qc)))
-                    sent += 1
+                    proof = self._seal(CommitProof(self.cfg.shard, self.cfg.epoch, raws, qc))
+                    self._send(sender, proof)
+                    sent, size = sent + 1, size + len(proof)
             elif m.view == self.view and not m.view_changing and \
                     not self.view_changing and s.pp_view == self.view:
                 # What the peer's own votes show it has, it is not sent again: its prepare
@@ -187,6 +191,7 @@ class Recovery(ReplicaBase):
                     # by reference if we can (it has the requests, or asks for the batch);
                     # (a new view's batches have no pre-prepare: the peer has that new view)
                     self._send(sender, s.pp_refs or s.pp_raw)
+                    size += len(s.pp_refs or s.pp_raw)
                 for votes, have in ((s.prepares, theirs_c), (s.commits, False)):
                     mine = votes.get(self.view, {}).get(self.me)
                     if mine is not None and not have:

@@ -860,12 +860,16 @@ class Replica(ViewChanges, Recovery):
 
     def _ask_batch(self, seq: int, digest: bytes, first: int | None = None) -> bool:
         """Ask for the body of batch ``digest`` at ``seq``, at most once per two status
-        intervals (True if asked now): the first time of ``first`` alone if given (the primary
-        that named it by reference), else of the next f+1 members in ring order, a different
-        f+1 each time (one of each is correct). Every member that has a batch answers with
-        all of it, so an ask of everyone brought n-1 copies of it down one line."""
+        intervals, doubling with each ask (True if asked now): the first time of ``first``
+        alone if given (the primary that named it by reference), else of the next f+1 members
+        in ring order, a different f+1 each time (one of each is correct). Every member that
+        has a batch answers with all of it (up to hundreds of KB), so an ask of everyone
+        brought n-1 copies of it down one line, and asking again before a slow line could
+        bring the first answer only added more."""
         at, tries = self._batch_asked.get((seq, digest), (-1e18, 0))
-        if first is None and self.now - at < 2 * self.cfg.status_interval:
+        wait = min(2 * self.cfg.status_interval * 2 ** max(0, tries - 1),
+                   self.cfg.max_view_change_timeout)
+        if first is None and self.now - at < wait:
             return False
         self._batch_asked[(seq, digest)] = (self.now, tries + 1)
         raw = self._seal(BatchFetch(self.cfg.shard, self.cfg.epoch, seq, digest))

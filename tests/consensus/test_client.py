@@ -66,15 +66,15 @@ def test_re_sends_back_off_to_a_cap_and_the_backoff_holds_until_a_request_needs_
     (a stale view's first send would otherwise cost each request the backed-off wait)."""
     c = Client(CFG7, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
                first_request_id=5)
-    c.submit(b"op", 0.0)
-    assert resend_times(c, 20.0) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5]
-    c.receive(reply(0, 5, b"ok"), 20.0)  # its own replica's reply: done
+    c.submit(b"op", 0.0)  # by reference every member has it: re-sends back off to 32 s
+    assert resend_times(c, 64.0) == [0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5]
+    c.receive(reply(0, 5, b"ok"), 64.0)  # its own replica's reply: done
     assert not c.busy
-    c.submit(b"next", 20.0)  # it was re-sent: no sample (Karn's rule), the backed-off wait
-    assert resend_times(c, 32.0, start=20.0) == [24.0, 28.0, 32.0]
-    c.receive(reply(0, 6, b"ok"), 32.0)
-    c.submit(b"third", 32.0)  # answered before its first re-send: a sample, the wait learned
-    c.receive(reply(0, 7, b"ok"), 33.0)
+    c.submit(b"next", 64.0)  # it was re-sent: no sample (Karn's rule), the backed-off wait
+    assert resend_times(c, 76.0, start=64.0) == [68.0, 76.0]
+    c.receive(reply(0, 6, b"ok"), 76.0)
+    c.submit(b"third", 76.0)  # answered before its first re-send: a sample, the wait learned
+    c.receive(reply(0, 7, b"ok"), 77.0)
     assert c.retry == 3.0  # srtt 1 + 4 x rttvar 0.5
     to_primary = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5, max_retry=4.0,
                         first_request_id=5)

@@ -360,7 +360,8 @@ def test_a_large_committee_sends_pre_prepares_by_reference_and_rebuilds_them():
 def test_a_missing_batch_is_asked_of_the_primary_then_of_f_plus_1_members_in_turn():
     """Every member that has a batch answers an ask with all of it: asking everyone brought
     n-1 copies down one line. The primary that named it is asked first, then the next f+1
-    members in ring order (one of them correct), a different f+1 each two status intervals."""
+    members in ring order (one of them correct), a different f+1 each time, the wait
+    doubling from two status intervals (a slow line gets time to bring the answer)."""
     from consensus.actions import Send
 
     bus = Bus(7, status_interval=0.25)
@@ -378,8 +379,8 @@ def test_a_missing_batch_is_asked_of_the_primary_then_of_f_plus_1_members_in_tur
                 and bus.verifier.open(a.data).type == "pbft.batch_fetch"]
 
     assert asked(bus.actions[lost]) == [0]  # the primary, first
-    rounds = [asked(r3.tick(t)) for t in (0.5, 0.6, 1.0, 1.5)]
-    assert rounds == [[0, 1, 2], [], [4, 5, 6], [0, 1, 2]]
+    rounds = [asked(r3.tick(t)) for t in (0.5, 0.6, 1.0, 1.5, 3.0, 3.5)]
+    assert rounds == [[0, 1, 2], [], [], [4, 5, 6], [], [0, 1, 2]]
 
 
 def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
@@ -445,3 +446,24 @@ def test_status_answers_carry_only_what_the_peer_lacks():
         # by reference (replica 6 has the requests or asks for the batch), never whole again
         assert ("pbft.preprepare_refs" in kinds) == (frm == 6), (frm, kinds)
         assert "pbft.preprepare" not in kinds
+
+
+def test_a_status_answer_carries_at_most_answer_bytes_of_commit_proofs():
+    """A commit proof carries its whole batch: eight of large requests from every member at
+    once buried a peer on a home line. One answer carries about ``ANSWER_BYTES``."""
+    from consensus.actions import Send
+    from consensus.recovery import ANSWER_BYTES
+    from protocol.messages.pbft import Status
+
+    bus = Bus(4, status_interval=0.25)
+    client = bus.add_client()
+    for k in range(8):
+        bus.submit(client, kv_op("put", f"k{k}", bytes(40_000)))
+        bus.run()
+    assert len(committed(bus, 1)) == 8
+    behind = bus.cfg.committee[3]
+    raw = bus.signer(behind).seal(Status(3, 1, 0, False, 0, 0), bus.now + 1)
+    acts = bus.replica(1).receive(bus.verifier.open(raw), bus.now + 1)
+    proofs = [len(a.data) for a in acts if isinstance(a, Send) and a.to == behind
+              and bus.verifier.open(a.data).type == "pbft.commit_proof"]
+    assert 1 <= len(proofs) < 8 and sum(proofs) - proofs[-1] < ANSWER_BYTES <= sum(proofs)
