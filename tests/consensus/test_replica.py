@@ -429,8 +429,10 @@ def test_status_answers_carry_only_what_the_peer_lacks():
 
     t0, others = bus.now, [0, 1, 2, 4, 5, 6]
     assert not any(answers(3, 0, 0, t0, others).values())  # executed just now: not settled
-    late = answers(3, 0, 0, t0 + 0.6, others)
+    late = answers(3, 0, 0, t0 + 0.6, others)  # it stood still: proofs from every member
     assert all(kinds.count("pbft.commit_proof") == 3 for kinds in late.values())
+    going = answers(3, 0, 1, t0 + 2.0, others)  # it executes, slowly: from f+1 after it
+    assert {i for i, kinds in going.items() if "pbft.commit_proof" in kinds} == {4, 5, 6}
 
     # In flight: nothing reaches replica 6, and no commit reaches replica 1, which has the
     # others' prepares on the next batch and is then asked by 5 (whose prepare it has) and 6.
