@@ -152,16 +152,22 @@ async def test_handler_errors_are_counted_and_the_stream_goes_on():
     assert metrics["frames_in"][PROTO] == 3
 
 
+class Held:
+    """A frame handler that holds every frame until ``release`` is set (a stalled receiver)."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.got: list[bytes] = []
+
+    async def __call__(self, peer: str, frame: bytes) -> None:
+        await self.release.wait()
+        self.got.append(frame)
+
+
 async def test_a_full_send_queue_drops_and_counts_and_everything_accepted_arrives_in_order():
-    release = trio.Event()
-    got: list[bytes] = []
-
-    async def slow(peer: str, frame: bytes) -> None:
-        await release.wait()
-        got.append(frame)
-
+    held = Held()
     a = make_host("a")
-    a.handle(PROTO, slow)
+    a.handle(PROTO, held)
     async with running(a):
         b = make_host("b", bootstrap=a.listen_addrs(), send_queue=4)
         async with running(b):
@@ -178,24 +184,18 @@ async def test_a_full_send_queue_drops_and_counts_and_everything_accepted_arrive
                     i += 1
                     await trio.sleep(0)
             assert b.metrics()["drops"] == {"queue_full": refused}
-            release.set()
-            await wait_until(lambda: len(got) == len(accepted), timeout=20)
-    assert got == accepted
+            held.release.set()
+            await wait_until(lambda: len(held.got) == len(accepted), timeout=20)
+    assert held.got == accepted
 
 
 async def test_a_receiver_stalled_past_yamuxs_5_s_window_wait_loses_no_frame_and_no_stream():
     """py-libp2p's yamux write gives up after 5 s without window and the stream was reset: on a
     slow line that dropped healthy batches and cut frames (a fault counted against an honest
     sender). Our writes wait for window themselves; the ping check sees the full line as busy."""
-    release = trio.Event()
-    got: list[bytes] = []
-
-    async def stalled(peer: str, frame: bytes) -> None:
-        await release.wait()
-        got.append(frame)
-
+    held = Held()
     a = make_host("a")
-    a.handle(PROTO, stalled)
+    a.handle(PROTO, held)
     async with running(a):
         b = make_host("b", bootstrap=a.listen_addrs())
         async with running(b):
@@ -206,10 +206,10 @@ async def test_a_receiver_stalled_past_yamuxs_5_s_window_wait_loses_no_frame_and
             asked = trio.current_time()
             await trio.sleep(5.5)  # the receiver's handler is busy this long: past 5 s
             assert b._streams.line_busy(a.node_id, asked)
-            release.set()
-            await wait_until(lambda: len(got) == len(frames), timeout=20)
+            held.release.set()
+            await wait_until(lambda: len(held.got) == len(frames), timeout=20)
             assert not b._streams.line_busy(a.node_id, trio.current_time())
-    assert got == frames
+    assert held.got == frames
     assert "send_failed" not in b.metrics()["drops"] and not a.metrics()["faults"]
 
 
