@@ -6,7 +6,9 @@ Replica (read ``replica`` first):
                       case, batching, execution, checkpoints, timers, restart.
 - ``viewchange``   -- checking view changes, computing the new view, the view-change protocol.
 - ``recovery``     -- stable checkpoints, state transfer and catch-up of lagging replicas.
-- ``replica_base`` -- the fields and methods the three share, typed (``ReplicaBase``).
+- ``batches``      -- how batch bodies travel: pre-prepares by reference, batches fetched by
+                      digest, requests a backup forwards to the primary.
+- ``replica_base`` -- the fields and methods the four share, typed (``ReplicaBase``).
 - ``log``          -- the message log between the watermarks; batch digests.
 - ``checkpoint``   -- checkpoint collection, stable checkpoints and their proofs.
 - ``statetransfer``-- fetching a stable checkpoint's snapshot in chunks.
@@ -20,7 +22,7 @@ Replica (read ``replica`` first):
 - ``crypto``       -- the Signer/Verifier seam: real Ed25519 envelopes, or the simulator's MACs.
 - ``statemachine`` -- the replicated state machine interface, the service wrapper
                       (de-duplication table), a key-value machine for tests.
-- ``client``       -- a PBFT client (f+1 matching replies, retries to everyone).
+- ``client``       -- a PBFT client (f+1 matching replies, paced and backed-off re-sends).
 
 Proofs and committees:
 

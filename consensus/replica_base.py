@@ -1,8 +1,9 @@
-"""What the PBFT replica's parts share: the typed base of ``Replica`` and its two mixins.
+"""What the PBFT replica's parts share: the typed base of ``Replica`` and its three mixins.
 
 ``consensus.replica.Replica`` is the normal case (requests, the three phases, execution);
-``consensus.viewchange.ViewChanges`` and ``consensus.recovery.Recovery`` are mixins holding the
-view-change protocol and checkpoints / state transfer. All three work on one set of fields,
+``consensus.viewchange.ViewChanges``, ``consensus.recovery.Recovery`` and
+``consensus.batches.Batches`` are mixins holding the view-change protocol, checkpoints / state
+transfer and catch-up, and how batch bodies travel (by reference, fetched). All four work on one set of fields,
 which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their types, and the
 methods each part calls on another, so that each module type-checks on its own
 (``mypy --strict``). The declarations have no effect at run time: the fields are annotations
@@ -23,7 +24,7 @@ from consensus.log import MessageLog, Slot
 from consensus.statemachine import ClientRequest, Service
 from consensus.statetransfer import StateFetch
 from protocol.envelope import Envelope
-from protocol.messages.pbft import QuorumCert
+from protocol.messages.pbft import PrePrepare, PrePrepareRefs, QuorumCert
 
 @dataclass(frozen=True, slots=True)
 class Cert:
@@ -91,6 +92,13 @@ class ReplicaBase:
     pace: float | None
     _calm_at: float
     _req_cache: dict[bytes, ClientRequest]
+    _raw_by_ref: dict[bytes, bytes]
+    _refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs]]
+    _ordered: set[tuple[bytes, int]]
+    _pending_since: dict[tuple[bytes, int], float]
+    _forwarded: set[tuple[bytes, int]]
+    refs_rebuilt: int
+    refs_fetched: int
     _out: list[Action]
     _handlers: dict[type, Callable[[Any, int, Any, Envelope], None]]
 
@@ -126,6 +134,8 @@ class ReplicaBase:
         def _execute_ready(self) -> None: ...
 
         def _qc(self, s: Slot) -> QuorumCert | None: ...
+
+        def _on_preprepare(self, sender: int, m: PrePrepare, env: Envelope) -> None: ...
 
         def _known_batch(self, s: Slot, digest: bytes) -> tuple[ClientRequest, ...] | None: ...
 
