@@ -684,7 +684,7 @@ class Replica(ViewChanges, Recovery, Batches):
                 self.vc_sent_at = now
                 self.vc_resend_wait = min(2 * max(self.vc_resend_wait, 2 * resend),
                                           self.cfg.max_view_change_timeout)
-                self._resend_view_change(self.my_vc)
+                self._out.append(Broadcast(self.my_vc))
         self._poll_fetch()
         self._fetch_batches()
         if self._refs_waiting:
@@ -703,20 +703,6 @@ class Replica(ViewChanges, Recovery, Batches):
                     self._send(self.primary, r.raw)
             elif not self.is_primary and not self.view_changing:
                 self._forward_unordered()
-
-    def _resend_view_change(self, raw: bytes) -> None:
-        """Our view change again, to the new view's primary (it needs a quorum of them) and to
-        the members that sent us none for this view or a later one: one that did is changing
-        views already, and fetches ours by digest if its new view names it. A view change
-        carries a certificate per prepared slot (tens of KB in a 19-member committee), and
-        re-sending it to everyone was a third of all consensus bytes on a WAN testnet."""
-        new_primary = self.cfg.primary(self.view)
-        for i in range(self.cfg.n):
-            if i == self.me:
-                continue
-            theirs = self.vcs.get(i)
-            if i == new_primary or theirs is None or theirs.view < self.view:
-                self._send(i, raw)
 
     def _learn_pace(self, waited: float) -> None:
         """One normal-case wait for an execution (work pending, no view change since the last

@@ -110,9 +110,8 @@ def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals()
     Re-sent to every member every two status intervals while no new view came, they filled
     the sub-Mbit uplinks of a 30-daemon testnet and no new view ever got through (views
     10-11, nothing committed for minutes). Re-sends now double their wait, up to the
-    longest view-change timeout, and go only to the new primary and to members that sent us
-    no view change for this view (replica 2 did: it fetches ours by digest if it needs it)."""
-    from consensus.actions import Broadcast, Send
+    longest view-change timeout."""
+    from consensus.actions import Broadcast
     from consensus.statemachine import kv_op
     from protocol.messages.pbft import ViewChange as VC
     from testnet.pbft_sim.bus import Bus
@@ -128,15 +127,10 @@ def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals()
     for _ in range(240):  # 60 s
         bus.tick(0.25)
         bus.run()
-    vcs = [a for a in bus.actions[me] if isinstance(a, (Broadcast, Send))
-           and isinstance(bus.verifier.open(a.data).body, VC)]
+    sent = [a for a in bus.actions[me] if isinstance(a, Broadcast)
+            and isinstance(bus.verifier.open(a.data).body, VC)]
     assert bus.replica(1).view_changing and bus.replica(1).view == 1
-    first = [a for a in vcs if isinstance(a, Broadcast)]
-    again = [a.to for a in vcs if isinstance(a, Send)]
-    assert len(first) == 1
-    assert 1 <= again.count(bus.cfg.committee[3]) <= 11  # every 0.5 s, it was 100 or more
-    assert again.count(bus.cfg.committee[0]) == again.count(bus.cfg.committee[3])
-    assert bus.cfg.committee[2] not in again
+    assert 2 <= len(sent) <= 12, len(sent)  # every 0.5 s, it was 100 or more
 
 
 def test_a_slow_but_live_committee_is_not_taken_for_a_faulty_one():
