@@ -30,7 +30,8 @@ its whole batch, up to 16 requests of 48 KiB, and eight of them from every membe
 buried a peer on a home line under 150 MB in three minutes."""
 STUCK_PACES = 2.0
 """A peer whose view and execution stood still this many of the committee's paces (smoothed
-time per execution) is stuck: in-flight batches are re-sent to it."""
+time per execution), and at least two status intervals, is stuck: every member answers it,
+with commit proofs of batches just executed too, and backs off while it stays so."""
 
 
 class Recovery(ReplicaBase):

@@ -67,6 +67,8 @@ WINDOW_WAIT = 60.0
 WINDOW_POLL = 0.05
 SLOW_WRITE = 1.0
 """A write that took this long (s) shows a full line: the ping check does not count a miss."""
+SLOW_KEPT = 1024
+"""Peers whose last slow write is remembered before the old ones are dropped."""
 # What a network operation can raise when the peer or the connection goes away.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     BaseLibp2pError,
@@ -351,6 +353,9 @@ class FramedStreams:
             now = trio.current_time()
             if now - started >= SLOW_WRITE:
                 self._slow_done[peer] = now
+                if len(self._slow_done) > SLOW_KEPT:  # bounded: old ones prove nothing now
+                    self._slow_done = {p: t for p, t in self._slow_done.items()
+                                       if now - t < WINDOW_WAIT}
 
     def line_busy(self, peer: NodeId, since: float) -> bool:
         """Our frames to ``peer`` were moving slowly at some time after ``since``: a write to it
