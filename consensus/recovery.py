@@ -189,9 +189,13 @@ class Recovery(ReplicaBase):
             elif m.view == self.view and not m.view_changing and \
                     not self.view_changing and s.pp_view == self.view:
                 # What the peer's own votes show it has, it is not sent again: its prepare
-                # means it has the pre-prepare, its commit that it prepared.
-                theirs_p = sender in s.prepares.get(self.view, {})
-                theirs_c = sender in s.commits.get(self.view, {})
+                # means it has the pre-prepare, its commit that it prepared. A vote on
+                # another digest means the primary sent it another batch: ours goes to it
+                # (the two signed pre-prepares are the evidence that blames the primary).
+                p_vote = s.prepares.get(self.view, {}).get(sender)
+                c_vote = s.commits.get(self.view, {}).get(sender)
+                theirs_p = p_vote is not None and p_vote.digest == s.digest
+                theirs_c = c_vote is not None and c_vote.digest == s.digest
                 if s.pp_raw and not (theirs_p or theirs_c or sender == self.primary):
                     # by reference if we can (it has the requests, or asks for the batch);
                     # (a new view's batches have no pre-prepare: the peer has that new view)
