@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from consensus.checkpoint import InvalidProof
+from consensus.config import in_turn
 from consensus.log import NULL_DIGEST, Slot, batch_digest
 from consensus.replica_base import ReplicaBase
 from consensus.statemachine import ClientRequest
@@ -159,9 +160,8 @@ class Batches(ReplicaBase):
             self._send(first, raw)
             return True
         others = [(self.me + j) % self.cfg.n for j in range(1, self.cfg.n)]
-        size = min(self.cfg.f + 1, len(others))
-        for j in range(size):
-            self._send(others[(tries * size + j) % len(others)], raw)
+        for i in in_turn(others, tries, self.cfg.f + 1):
+            self._send(i, raw)
         return True
 
     def _on_batch_fetch(self, sender: int, m: BatchFetch, env: Envelope) -> None:

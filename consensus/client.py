@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consensus.actions import Action, Send
-from consensus.config import ReplicaConfig
+from consensus.config import ReplicaConfig, in_turn
 from consensus.crypto import Signer
 from protocol.envelope import Envelope
 from protocol.messages.pbft import Reply, Request
@@ -197,10 +197,7 @@ class Client:
 
     def _resend_targets(self) -> list[bytes]:
         """All members; by reference, the next f+1 of them in turn (module docstring)."""
-        committee = self.cfg.committee
         if not self.cfg.by_reference:
-            return list(committee)
-        k = min(len(committee), self.cfg.f + 1)
-        start = self.resends * k
+            return list(self.cfg.committee)
         self.resends += 1
-        return [committee[(start + i) % len(committee)] for i in range(k)]
+        return in_turn(self.cfg.committee, self.resends - 1, self.cfg.f + 1)

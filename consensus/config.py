@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from consensus import sizes
 from consensus.committee import max_faulty
 from consensus.quorum import quorum_size
 from protocol.errors import LocalProtocolError
 from protocol.messages.pbft import MAX_BATCH, MAX_COMMITTEE, MAX_PROOF, MAX_WINDOW
+
+T = TypeVar("T")
+
+
+def in_turn(ring: Sequence[T], round_: int, size: int) -> list[T]:
+    """The ``round_``-th group of ``size`` consecutive items of ``ring`` (wrapping), so that
+    successive rounds reach every item: with size f+1, each group holds a correct member. What
+    a client's re-sends and a replica's batch asks go to, instead of everyone at once."""
+    size = min(size, len(ring))
+    return [ring[(round_ * size + j) % len(ring)] for j in range(size)]
 
 
 @dataclass(frozen=True, slots=True)
