@@ -4,8 +4,8 @@
 ``consensus.viewchange.ViewChanges``, ``consensus.recovery.Recovery`` and
 ``consensus.batches.Batches`` are mixins holding the view-change protocol, checkpoints / state
 transfer and catch-up, and how batch bodies travel (by reference, fetched). All four work on
-one set of fields, which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their types, and the
-methods each part calls on another, so that each module type-checks on its own
+one set of fields, which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their
+types, and the methods each part calls on another, so that each module type-checks on its own
 (``mypy --strict``). The declarations have no effect at run time: the fields are annotations
 only, and the method signatures exist only for the type checker. The checked view change
 (``CheckedViewChange``) lives here too, since the replica's fields hold it.
