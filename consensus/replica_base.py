@@ -79,6 +79,8 @@ class ReplicaBase:
     _displaced: dict[bytes, tuple[bytes, ...]]
     _batch_asked: dict[tuple[int, bytes], tuple[float, int]]
     last_status: float
+    _head_seen: tuple[int, bool, int, int]
+    _head_at: float
     restarted: bool
     peer_views: dict[int, tuple[int, bool, float]]
     _status_answered: dict[int, float]

@@ -469,3 +469,38 @@ def test_a_status_answer_carries_at_most_answer_bytes_of_commit_proofs():
     proofs = [len(a.data) for a in acts if isinstance(a, Send) and a.to == behind
               and bus.verifier.open(a.data).type == "pbft.commit_proof"]
     assert 1 <= len(proofs) < 8 and sum(proofs) - proofs[-1] < ANSWER_BYTES <= sum(proofs)
+
+
+def _statuses(bus, i):
+    return [a for a in bus.actions[bus.cfg.committee[i]]
+            if isinstance(a, Broadcast) and bus.verifier.open(a.data).type == "pbft.status"]
+
+
+def _hop_by_hop(bus, hop, seconds, drop=lambda src, dst, env: False):
+    """Deliver what is queued one message delay (``hop``) at a time, ticking in between."""
+    bus.drop = drop
+    for _ in range(round(seconds / hop)):
+        bus.tick(hop / 2)
+        bus.tick(hop / 2)
+        bus.run(limit=len(bus.queue))
+
+
+def test_status_goes_only_when_a_replica_stood_still_a_status_interval():
+    """Status asks peers for what did not come. A put whose phases each arrive within the
+    status interval sends none, though it takes longer than the interval; a replica whose
+    commits are lost stands still, sends status, and catches up from the answers."""
+    bus = Bus(4, status_interval=0.25, view_change_timeout=2.0)
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "a", b"1"))
+    _hop_by_hop(bus, 0.1, 1.0)  # a phase every 0.1 s: about 0.5 s in all
+    assert client.done and client.done[-1].result == b"ok"
+    assert all(not _statuses(bus, i) for i in range(4))
+
+    lagging = bus.cfg.committee[3]
+    bus.submit(client, kv_op("put", "b", b"2"))
+    _hop_by_hop(bus, 0.1, 1.0, drop=lambda src, dst, env:
+                dst == lagging and env.type == "pbft.commit")
+    assert kv(bus, 3) == {"a": b"1"}  # prepared, then stood still without the commits
+    assert _statuses(bus, 3) and not any(_statuses(bus, i) for i in range(3))
+    _hop_by_hop(bus, 0.1, 1.0)
+    assert kv(bus, 3) == {"a": b"1", "b": b"2"}
