@@ -3,7 +3,8 @@
 - Identity: the node's NovaCron Ed25519 seed is the libp2p key, so the peer id is the node id.
 - Security: Noise only. ``new_swarm``'s default also offers TLS, SECIO and *plaintext*; passing
   ``sec_opt`` with only Noise means a peer that proposes anything else is refused in negotiation.
-- Muxer: yamux only (no mplex).
+- Muxer: yamux only (no mplex), crediting its window at half, not on every read
+  (``libp2p_fixes.credit_windows_at_half``).
 - Dialling: ``max_connections_per_peer=1`` makes ``Swarm.dial_peer`` return as soon as the first
   connection is up, instead of waiting out its fixed 250 ms "happy eyeballs" head start
   (``_HAPPY_EYEBALLS_DELAY``); ``RetryConfig(max_retries=0)`` leaves retrying to our own backoff
@@ -43,7 +44,9 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from multiaddr import Multiaddr
 
 from daemon.p2p.config import GOSSIP_RPC_LIMIT, P2PConfig
-from daemon.p2p.libp2p_fixes import DropCallback, NovaGossipSub, NovaPubsub
+from daemon.p2p.libp2p_fixes import (
+    DropCallback, NovaGossipSub, NovaPubsub, credit_windows_at_half,
+)
 from protocol.identity import NodeIdentity
 
 GOSSIP_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11)
@@ -57,6 +60,7 @@ def key_pair_for(identity: NodeIdentity) -> KeyPair:
 
 def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swarm, BasicHost]:
     key_pair = key_pair_for(identity)
+    credit_windows_at_half()
     noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
     swarm = new_swarm(
         key_pair=key_pair,

@@ -43,6 +43,13 @@ What py-libp2p 0.8.1 does by default, and what we do about it (constructor optio
   degradation then halves the limit: the node is cut off for good while it keeps "dialling".
   Seen on a 30-node planet testnet: nodes stuck at one peer after a few hundred failed dials.
   ``release_scopes_of_failed_dials`` closes the scopes a failed attempt opened.
+- Yamux flow control (``YamuxStream._auto_tune_and_send_window_update``, called on every read)
+  sends a WINDOW_UPDATE after every read: its "partial slack" branch fires whenever any consumed
+  byte is still uncredited, before the half-window hysteresis is ever reached. So every frame
+  we receive costs a frame back (header, Noise encryption, a write, a TCP segment): on a
+  30-daemon WAN testnet a fifth of a committee member's CPU during ``kv put``s, on a machine
+  those puts saturated. ``credit_windows_at_half`` credits the window once half of it was
+  consumed, as go-yamux and rust-yamux (``WindowUpdateMode::OnRead``) do.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from libp2p.pubsub.gossipsub import GossipSub  # noqa: E402
 from libp2p.pubsub.pb import rpc_pb2  # noqa: E402
 from libp2p.pubsub.pubsub import Pubsub  # noqa: E402
 from libp2p.pubsub.rpc_queue import PriorityQueue, RpcQueue  # noqa: E402
+from libp2p.stream_muxer.yamux.yamux import YamuxStream  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from daemon.errors import DaemonError
@@ -210,6 +218,34 @@ class NovaGossipSub(GossipSub):
 def stop_pubsub_threads(pubsub: Pubsub) -> None:
     """Stop the sweeper thread that ``LastSeenCache`` starts and nothing else stops."""
     pubsub.seen_messages.stop()
+
+
+# -- yamux ---------------------------------------------------------------------------------------
+
+
+async def _credit_at_half_window(self: YamuxStream, *, bytes_read: int = 0) -> None:
+    """0.8.1's ``_auto_tune_and_send_window_update`` without the branches that credit every
+    read: bytes consumed are credited once they reach half the target window (its growth by
+    the RTT epoch, ``_apply_autotune_epoch``, as before). A sender then always has at least
+    half a window (128 KiB at first) once we have read what it sent, so nothing waits on it."""
+    total = 0
+    async with self.window_lock:
+        if bytes_read > 0:
+            self._pending_recv_release += bytes_read
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        threshold = self._grow_threshold()
+        delta = self.target_recv_window - (self.recv_window + buffered)
+        if delta > 0 and delta >= threshold:
+            total = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+            self._pending_recv_release = 0
+    if total > 0:
+        await self.send_window_update(total, skip_lock=True)
+
+
+def credit_windows_at_half() -> None:
+    """Make every yamux stream credit its window at half, not on each read (module docstring).
+    Idempotent; applies to streams of every host in this process."""
+    YamuxStream._auto_tune_and_send_window_update = _credit_at_half_window  # type: ignore[method-assign]
 
 
 # -- swarm ---------------------------------------------------------------------------------------

@@ -213,6 +213,42 @@ async def test_a_receiver_stalled_past_yamuxs_5_s_window_wait_loses_no_frame_and
     assert "send_failed" not in b.metrics()["drops"] and not a.metrics()["faults"]
 
 
+async def test_small_frames_cost_no_window_update_each_and_large_flows_still_get_credit(
+        monkeypatch):
+    """py-libp2p 0.8.1 credits the yamux window after every read, so each frame received cost a
+    frame sent back. Credit goes at half the window now: 400 vote-sized frames (80 KB) need
+    none; 6 MB needs a few dozen, and all of it arrives."""
+    from libp2p.stream_muxer.yamux.yamux import YamuxStream
+    updates = []
+    send_update = YamuxStream.send_window_update
+
+    async def counted(self, increment, skip_lock=False):
+        updates.append(increment)
+        await send_update(self, increment, skip_lock=skip_lock)
+
+    monkeypatch.setattr(YamuxStream, "send_window_update", counted)
+    inbox = Inbox()
+    a = make_host("a")
+    a.handle(PROTO, inbox)
+    async with running(a):
+        b = make_host("b", bootstrap=a.listen_addrs())
+        async with running(b):
+            await connected_pair(a, b)
+            updates.clear()
+            for i in range(400):
+                assert b.send(a.node_id, PROTO, i.to_bytes(4, "big") + bytes(196))
+                if i % 20 == 19:
+                    await inbox.wait_for(i + 1)  # a read each time: credit could go each time
+            assert len(updates) <= 2  # identify or ping may read meanwhile; the frames do not
+            big = [bytes([i]) * (60 * 1024) for i in range(100)]
+            for frame in big:
+                while not b.send(a.node_id, PROTO, frame):
+                    await trio.sleep(0.01)
+            await inbox.wait_for(500)
+            assert 6 <= len(updates) <= 60
+    assert [f for _, f in inbox.items[400:]] == big
+
+
 async def test_sends_to_unknown_peers_or_ourselves_or_before_running_are_refused_and_counted():
     a = make_host("a", address_wait=0.5)
     stranger = make_host("stranger").node_id
