@@ -138,3 +138,39 @@ async def test_two_fetches_of_one_blob_end_when_the_faster_source_has_delivered(
             assert got == {"slow": data, "fast": data}
             assert trio.current_time() - started < 30 and ours.overtaken == 1
             assert ours.fetched == 1 and fast_blobs.served == 1
+
+
+async def test_a_source_that_answers_after_the_timeout_is_asked_again_with_a_longer_wait(tmp_path):
+    """A submitter on a full uplink answers late: the fetch asks again, waiting twice as long,
+    instead of failing the task's replica at the first timeout. A source that says it does not
+    have the blob is not asked again."""
+    import pytest
+    import trio
+
+    from daemon.blobs.service import FETCH_ROUNDS, BlobUnavailable
+
+    class Late(BlobService):  # its first answer comes after 0.6 s, the rest at once
+        answered = 0
+
+        async def _serve(self, peer, frame):
+            Late.answered += 1
+            if Late.answered == 1:
+                await trio.sleep(0.6)
+            return await super()._serve(peer, frame)
+
+    server = make_host("late-server")
+    served = Late(BlobStore(tmp_path / "late-server"), server,
+                  EnvelopeSealer(identity("late-server"), NET, context=1), EnvelopeOpener(NET))
+    data = os.urandom(50_000)
+    digest = served.store.put(data)
+    async with running(server):
+        client = make_host("late-client", bootstrap=server.listen_addrs())
+        fetcher = _service(client, "late-client", tmp_path)
+        async with running(client):
+            await wait_until(lambda: server.node_id in client.connected_peers(), 10)
+            assert await fetcher.fetch(digest, [server.node_id], max_size=1 << 20,
+                                       timeout=0.4) == data
+            assert fetcher.retried == 1 and Late.answered == 2
+            with pytest.raises(BlobUnavailable, match="does not have it"):
+                await fetcher.fetch(b"\x01" * 32, [server.node_id], max_size=1 << 20, timeout=0.4)
+            assert fetcher.retried == 1 and Late.answered == 3 and FETCH_ROUNDS >= 2
