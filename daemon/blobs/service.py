@@ -10,7 +10,8 @@ a fibre line and from a 1 Mbit/s one) end together: the first to store the blob 
 others, which return it from the store. So the blob costs the time of its fastest source, and
 a replica's hand-over on a slow line is not held until its own copy has crawled across.
 
-A fetch whose every source only timed out goes round them again with twice the wait, up to
+A fetch whose every source only timed out (or could not open a stream: py-libp2p's own 10 s
+protocol negotiation times out the same way) goes round them again with twice the wait, up to
 ``FETCH_ROUNDS`` rounds (10, 20, 40 s by default), as BOINC retries a download before it gives
 up on the task: a timeout on a full line says "later", not "never".
 """
@@ -132,7 +133,9 @@ class BlobService:
                 except (P2PError, RemoteProtocolError, _Bad) as err:
                     if isinstance(err, (RemoteProtocolError, _Bad)):
                         self.host.report_fault(peer, getattr(err, "reason", "bad_blob"))
-                    timed_out |= getattr(err, "reason", "") == "timeout"
+                    # py-libp2p gives a new stream's protocol negotiation 10 s of its own: on
+                    # a full line that fails as "open", and means what a timeout means
+                    timed_out |= getattr(err, "reason", "") in ("timeout", "open")
                     problems.append(f"{short_node_id(peer)}: {err}")
                     continue
                 if data is None:

@@ -174,3 +174,26 @@ async def test_a_source_that_answers_after_the_timeout_is_asked_again_with_a_lon
             with pytest.raises(BlobUnavailable, match="does not have it"):
                 await fetcher.fetch(b"\x01" * 32, [server.node_id], max_size=1 << 20, timeout=0.4)
             assert fetcher.retried == 1 and Late.answered == 3 and FETCH_ROUNDS >= 2
+
+
+async def test_a_stream_that_could_not_be_opened_counts_as_a_timeout_and_is_asked_again(tmp_path):
+    """py-libp2p times out a new stream's protocol negotiation itself (10 s) and that fails as
+    "open": on a submitter's full uplink it is the same slowness as a timeout."""
+    from daemon.p2p import RequestFailed
+
+    class Negotiating(BlobService):  # the first open fails, the second delivers
+        tries = 0
+
+        async def _fetch_from(self, peer, digest, max_size, timeout):
+            Negotiating.tries += 1
+            if Negotiating.tries == 1:
+                raise RequestFailed("failed to open a stream", "open")
+            return data
+
+    data = b"module bytes"
+    host = make_host("negotiating")
+    fetcher = Negotiating(BlobStore(tmp_path / "negotiating"), host,
+                          EnvelopeSealer(identity("negotiating"), NET, context=1),
+                          EnvelopeOpener(NET))
+    assert await fetcher.fetch(b"\x02" * 32, ["12D3KooWsomeone"], max_size=100) == data
+    assert Negotiating.tries == 2 and fetcher.retried == 1
