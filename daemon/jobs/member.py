@@ -6,6 +6,9 @@ carries them out:
 - after every committed batch, the offers (``TaskOffer``, every member sends them and the
   worker waits for f+1 identical ones) and signed result votes (``ResultVote``, 2f+1 are the
   result's certificate) that ``planner.announce`` builds from the ledger's events;
+- on its tick, the offers of replicas whose worker reported nothing a while after their
+  placement, again (``planner.OfferResends``: an offer lost on a full line held its task
+  until the lease ended);
 - on its tick, placement proposals for open replica slots (``planner.ProposalTimer`` says
   for which jobs: the primary at once, another member only when nothing of the job was placed
   for ``PLACE_FALLBACK_S`` times its rank after the primary, ``fallback_delay``;
@@ -56,6 +59,8 @@ class MemberDuties:
         self.clock: Clock = clock or SystemClock()
         self.timer = planner.ProposalTimer()
         self.absence = planner.AbsenceWatch()
+        self.resends = planner.OfferResends()
+        self.offers_resent = 0
         self.unreachable_reports = 0
         self.offers_sent = 0
         self.votes_sent = 0
@@ -105,6 +110,11 @@ class MemberDuties:
             self._report_unreachable(nursery, runners, now)
         for runner in runners:
             ledger: JobLedger = runner.machine.ledger
+            again = self.resends.due(runner.config.shard, runner.config.epoch, ledger, now)
+            for worker, offers in again.items():
+                for group in planner.in_messages(offers):
+                    self.peers.send(worker, TaskOffers(group))
+                self.offers_resent += len(offers)
             r = runner.replica
             rank = planner.rank(r.me, r.primary, len(runner.config.committee))
             for key, job, slots in self.timer.due(runner.config.shard, ledger, rank, now):
@@ -166,6 +176,7 @@ class MemberDuties:
                      reply.get("placed", 0), reply["refused"][:3])
 
     def status(self) -> dict[str, Any]:
-        return {"offers_sent": self.offers_sent, "votes_sent": self.votes_sent,
+        return {"offers_sent": self.offers_sent, "offers_resent": self.offers_resent,
+                "votes_sent": self.votes_sent,
                 "placements_proposed": self.proposals,
                 "unreachable_reports": self.unreachable_reports}

@@ -14,6 +14,8 @@ The trio shell (``daemon.jobs.member.MemberDuties``) and the job simulator
 - ``placements``     -- the ``Place`` operations for one job's open slots (a generator that
                         also yields ``None`` where the shell may let other tasks run).
 - ``AbsenceWatch``   -- which workers to report ``Unreachable``, and to which shards.
+- ``OfferResends``   -- offers to send again: replicas whose worker reported nothing a while
+                        after their placement (the offers may not have reached it).
 
 Time comes in as arguments: ``now`` (monotonic seconds) and ``now_ms`` (wall-clock ms).
 """
@@ -53,6 +55,16 @@ than a small network's soft-state live window (two 5-minute refreshes and a minu
 crashed volunteer's record has gone stale by then."""
 MAX_LOST = 4096
 MAX_PLACE_OP_BYTES = 40_000
+OFFER_RESEND_S = 20.0
+"""A replica whose worker has reported neither a start nor a result this long after its
+placement (ledger time) is offered again by every member, then after twice as long each
+time, up to ``OFFER_RESEND_MAX_S``. Offers were sent once, after the placing batch, and a
+worker runs one only when f+1 members' copies arrived: on a 30-daemon planet testnet a
+member on a 0.65 Mbit/s uplink never got enough of them, and its replica held the task until
+its lease ended (twice the wall-clock limit), the last 300 s of a 480 s job."""
+OFFER_RESEND_MAX_S = 160.0
+OFFER_RESEND_SCAN_S = 5.0
+"""How often a member looks for such replicas (a walk over the open tasks of each job)."""
 MAX_SLOTS_PER_PROPOSAL = 2048
 """Open tasks one placement round looks at. A round places only what the workers can queue
 (``QUEUE_CAP`` tasks a slot), so looking at all 100,000 open tasks of a big job only blocked
@@ -363,3 +375,47 @@ class AbsenceWatch:
     def failed(self, worker: str) -> None:
         """A report could not be sent: the next scan tries again."""
         self.reported.pop(worker, None)
+
+
+ResendKey = tuple[int, bytes, int, int]
+"""(shard, job, task, replica)."""
+
+
+@dataclass
+class OfferResends:
+    """Which offers to send again now (``OFFER_RESEND_S``). Every member computes the same
+    times from the ledger (placement time and ledger clock), so the copies a worker gets again
+    come from many members at about once, and an offer is rebuilt from the ledger as it was
+    first built (``offer``): copies of members at the same ledger state are identical."""
+
+    due_ms: dict[ResendKey, tuple[int, int]] = field(default_factory=dict)
+    """Key -> (ledger time of its next re-send, the wait after that one)."""
+    scanned_at: dict[int, float] = field(default_factory=dict)
+
+    def due(self, shard: int, epoch: int, ledger: JobLedger, now: float
+            ) -> dict[str, list[TaskOffer]]:
+        """Worker -> the offers to send it again now (empty between scans)."""
+        if now - self.scanned_at.get(shard, float("-inf")) < OFFER_RESEND_SCAN_S:
+            return {}
+        self.scanned_at[shard] = now
+        first, cap = int(OFFER_RESEND_S * 1000), int(OFFER_RESEND_MAX_S * 1000)
+        out: dict[str, list[TaskOffer]] = {}
+        kept: dict[ResendKey, tuple[int, int]] = {k: v for k, v in self.due_ms.items()
+                                                  if k[0] != shard}
+        for job, task, replica, worker in ledger.unstarted(ledger.now_ms - first):
+            key = (shard, job.id, task, replica)
+            placed = job.tasks[task].replicas[replica].placed_ms
+            at, wait = self.due_ms.get(key, (placed + first, first))
+            if ledger.now_ms >= at:
+                out.setdefault(worker, []).append(offer(job, task, replica, shard, epoch))
+                wait = min(2 * wait, cap)
+                at = ledger.now_ms + wait
+            if len(kept) < MAX_RESEND_KEYS:
+                kept[key] = (at, wait)
+        self.due_ms = kept
+        return out
+
+
+MAX_RESEND_KEYS = 65_536
+"""Replicas whose re-send times are kept at most (beyond it one is simply sent again at the
+first wait: bounded memory, never a missed offer)."""

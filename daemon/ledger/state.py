@@ -50,7 +50,7 @@ The records (jobs, tasks, replicas and their states) are ``daemon.ledger.records
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from consensus.statemachine import ClientRequest
@@ -556,6 +556,17 @@ class JobLedger:
                         if r.outcome == ReplicaOutcome.PENDING and r.result is None:
                             out[r.worker] += 1
         return out
+
+    def unstarted(self, placed_before_ms: int) -> Iterator[tuple[Job, int, int, str]]:
+        """(job, task, replica, worker) of replicas placed before ``placed_before_ms`` whose
+        worker has reported neither a start nor a result: their offers may not have arrived."""
+        for job in self.jobs.values():
+            if job.state == JobState.OPEN:
+                for i, t in job.unsettled():
+                    for k, r in enumerate(t.replicas):
+                        if r.outcome == ReplicaOutcome.PENDING and r.result is None and \
+                                not r.started and r.placed_ms <= placed_before_ms:
+                            yield job, i, k, r.worker
 
     def open_slots(self, job: Job, task: Task) -> int:
         """How many more replicas this task needs placed now (0 when done or out of budget)."""

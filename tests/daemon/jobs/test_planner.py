@@ -67,3 +67,44 @@ def test_offers_go_in_messages_bounded_by_bytes_as_well_as_count() -> None:
     for g in groups:
         assert len(packb([encode_body(o) for o in g])) <= MESSAGE_BYTES + 64
     assert [len(g) for g in in_messages([small] * 300)] == [MAX_PER_MESSAGE, 300 - MAX_PER_MESSAGE]
+
+
+def test_an_offer_whose_worker_reported_nothing_is_sent_again_with_a_doubling_wait() -> None:
+    """Offers go once, after the placing batch, and a worker runs one only when f+1 members'
+    copies arrived: a replica whose worker reported nothing 20 s (ledger time) after its
+    placement is offered again, then after 40 s, 80 s...; a started one never is."""
+    from daemon.jobs.planner import OFFER_RESEND_S, OFFER_RESEND_SCAN_S, OfferResends
+    from protocol.messages import ledger as ops
+    from tests.daemon.ledger.ledger_helpers import MEMBERS
+
+    h = Harness()
+    job = h.submit(2)
+    h.place_all(job)
+    rec = h.ledger.jobs[job]
+    placed = rec.tasks[0].replicas[0].placed_ms
+    started = rec.tasks[1].replicas[0]
+    h.call(h.worker(started.worker), ops.Start(job, 1, 0))
+    resends, now = OfferResends(), 0.0
+
+    def at(ms: int) -> dict:
+        nonlocal now
+        for m in MEMBERS:
+            h.call(m, ops.Tick(placed + ms))
+        now += OFFER_RESEND_SCAN_S
+        return resends.due(0, 1, h.ledger, now)
+
+    assert at(19_000) == {}
+    again = at(int(OFFER_RESEND_S * 1000))
+    sent = sorted((w, o.task, o.replica) for w, offers in again.items() for o in offers)
+    # every unstarted replica of both tasks, never task 1's started one
+    assert sent == sorted((r.worker, i, k) for i in (0, 1) for k, r in
+                          enumerate(rec.tasks[i].replicas) if (i, k) != (1, 0))
+    first = again[rec.tasks[0].replicas[0].worker][0]
+    assert first == offer(rec, first.task, first.replica, 0, 1)  # as every member builds it
+    assert at(50_000) == {}  # the next one waits 40 s
+    assert at(60_000) != {}
+    assert at(100_000) == {} and at(140_000) != {}  # then 80 s
+    h.call(h.worker(rec.tasks[0].replicas[0].worker), ops.Start(job, 0, 0))
+    later = at(170_000)  # (0, 1) was due at 140 s and waits 160 s now: only the others' due
+    assert later == {} and 0 < 170_000 < rec.tasks[0].replicas[1].lease_ms - placed
+    assert (0, job, 0, 1) in resends.due_ms and (0, job, 0, 0) not in resends.due_ms
