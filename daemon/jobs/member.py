@@ -94,14 +94,18 @@ class MemberDuties:
         if event.requests:
             self.wake.set()
         # One message per worker and per submitter for the whole batch: fewer, fuller frames.
-        for worker, offers in out.offers.items():
-            for group in planner.in_messages(offers):
-                self.peers.send(worker, TaskOffers(group))
-            self.offers_sent += len(offers)
+        self.offers_sent += self._send_offers(out.offers)
         for submitter, votes in out.votes.items():
             for group in planner.in_messages(votes):
                 self.peers.send(submitter, ResultVotes(group))
             self.votes_sent += len(votes)
+
+    def _send_offers(self, offers: dict[str, list[Any]]) -> int:
+        """Each worker's offers in as few bounded messages as fit; how many offers went."""
+        for worker, theirs in offers.items():
+            for group in planner.in_messages(theirs):
+                self.peers.send(worker, TaskOffers(group))
+        return sum(len(theirs) for theirs in offers.values())
 
     # -- on the tick ----------------------------------------------------------------------------
 
@@ -110,11 +114,8 @@ class MemberDuties:
             self._report_unreachable(nursery, runners, now)
         for runner in runners:
             ledger: JobLedger = runner.machine.ledger
-            again = self.resends.due(runner.config.shard, runner.config.epoch, ledger, now)
-            for worker, offers in again.items():
-                for group in planner.in_messages(offers):
-                    self.peers.send(worker, TaskOffers(group))
-                self.offers_resent += len(offers)
+            self.offers_resent += self._send_offers(
+                self.resends.due(runner.config.shard, runner.config.epoch, ledger, now))
             r = runner.replica
             rank = planner.rank(r.me, r.primary, len(runner.config.committee))
             for key, job, slots in self.timer.due(runner.config.shard, ledger, rank, now):
