@@ -135,6 +135,12 @@ class ShardRequests:
             actions += self.client.submit(operation, now)
         return actions
 
+    def recent_latency(self, last: int = 32) -> float:
+        """The median time, in seconds, of the last ``last`` requests from submitting to the
+        result (this node's queue included); 0 before any."""
+        lat = sorted(list(self.latencies)[-last:])
+        return lat[len(lat) // 2] if lat else 0.0
+
     def status(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] * 1000 if lat else None

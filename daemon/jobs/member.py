@@ -11,7 +11,8 @@ carries them out:
   until the lease ended);
 - on its tick, placement proposals for open replica slots (``planner.ProposalTimer`` says
   for which jobs: the primary at once, another member only when nothing of the job was placed
-  for ``PLACE_FALLBACK_S`` times its rank after the primary, ``fallback_delay``;
+  for ``planner.fallback_s`` times its rank after the primary (longer while the committee
+  is slow to order), ``fallback_delay``;
   ``planner.placements`` says what), and ``Unreachable`` reports for workers it has lost
   (``planner.AbsenceWatch``): f+1 such reports release their replicas.
 
@@ -41,11 +42,12 @@ from protocol.messages.tasks import ResultVotes, TaskOffers
 
 log = logging.getLogger("novacron.jobs")
 
-def fallback_delay(runner: ReplicaRunner) -> float:
+def fallback_delay(runner: ReplicaRunner, ordering_s: float = 0.0) -> float:
     """How long this member lets a job's slots stay open, with nothing placed, before it
     proposes placements itself (0 for the primary)."""
     r = runner.replica
-    return PLACE_FALLBACK_S * planner.rank(r.me, r.primary, len(runner.config.committee))
+    return planner.fallback_s(ordering_s) * planner.rank(r.me, r.primary,
+                                                         len(runner.config.committee))
 
 
 class MemberDuties:
@@ -118,7 +120,8 @@ class MemberDuties:
                 self.resends.due(runner.config.shard, runner.config.epoch, ledger, now))
             r = runner.replica
             rank = planner.rank(r.me, r.primary, len(runner.config.committee))
-            for key, job, slots in self.timer.due(runner.config.shard, ledger, rank, now):
+            ordering = self.ledger.ordering_s(runner.config.shard)
+            for key, job, slots in self.timer.due(runner.config.shard, ledger, rank, now, ordering):
                 nursery.start_soon(self._propose, key[0], ledger, job, slots, key)
 
     def _report_unreachable(self, nursery: trio.Nursery, runners: list[ReplicaRunner],

@@ -45,7 +45,18 @@ from protocol.schema import encode_body
 
 PLACE_FALLBACK_S = 8.0
 """How long the member next after the primary waits, with slots open and nothing placed,
-before it proposes itself; the one after it twice as long, and so on."""
+before it proposes itself; the one after it twice as long, and so on. At least
+``FALLBACK_ORDERINGS`` times what ordering a request takes now (``fallback_s``)."""
+FALLBACK_ORDERINGS = 3
+"""A busy committee takes seconds to order each request: on a 30-daemon testnet 3-15 s
+during a job, so the primary's proposal was still being ordered when the 8 s fallback ran
+out, and the next two members proposed the same tasks (17 of 42 proposals, nearly all
+refused as "needs no replica", each a batch the committee ordered for nothing)."""
+
+
+def fallback_s(ordering_s: float) -> float:
+    """The fallback delay of rank 1 when ordering a request takes ``ordering_s``."""
+    return max(PLACE_FALLBACK_S, FALLBACK_ORDERINGS * ordering_s)
 UNREACHABLE_S = 15.0
 """Disconnected this long (the host redials known peers all along) and a worker is reported."""
 UNREACHABLE_SCAN_S = 2.0
@@ -200,11 +211,12 @@ class ProposalTimer:
         """A committed batch placed a replica of ``key``'s job (``Announcements.placed``)."""
         self._placed.add(key)
 
-    def due(self, shard: int, ledger: JobLedger, rank: int, now: float
+    def due(self, shard: int, ledger: JobLedger, rank: int, now: float, ordering_s: float = 0.0
             ) -> list[tuple[Key, Job, list[int]]]:
         """(key, job, open task indices) for each job to propose for now; each is marked
         in flight until ``finished``. ``rank``: this member's, after the primary (``rank``):
-        deterministic, so a silent primary's job is taken up by one member, not all."""
+        deterministic, so a silent primary's job is taken up by one member, not all;
+        ``ordering_s``: what ordering a request takes now (``fallback_s``)."""
         for key in self._placed:
             self.placed_at[key] = now
         self._placed.clear()
@@ -220,14 +232,14 @@ class ProposalTimer:
                 self.placed_at.pop(key, None)
                 continue
             since = max(self.open_since.setdefault(key, now), self.placed_at.get(key, 0.0))
-            if rank == 0 or now - since >= PLACE_FALLBACK_S * rank:
+            if rank == 0 or now - since >= fallback_s(ordering_s) * rank:
                 self.proposing.add(key)
                 out.append((key, job, slots))
         return out
 
     def finished(self, key: Key, now: float) -> None:
         """The proposal for ``key`` is done (ordered, refused or failed): the fallback waits
-        ``PLACE_FALLBACK_S`` from now before this member proposes for it again."""
+        ``fallback_s`` from now before this member proposes for it again."""
         self.proposing.discard(key)
         self.open_since[key] = now
 
@@ -268,7 +280,9 @@ def placements(ledger: JobLedger, job: Job, slots: list[int],
     batch: list[ops.TaskAssignment] = []
     extra: Counter[str] = Counter()
     duration = expected_duration(job.spec, job.runtimes_ms, job_is_resumable(job))
-    empty = ops.Place(job.id, now_ms, duration[0], cands, ())
+    basis = ledger.basis.latest
+    reputation = ledger.basis.reputations(basis, ledger.workers) or {}
+    empty = ops.Place(job.id, now_ms, duration[0], cands, (), basis)
     majority = majority_runtime(cands, job.spec.runtime)
     base = len(packb([ops.encode_op(empty)]))
     size = base
@@ -284,7 +298,7 @@ def placements(ledger: JobLedger, job: Job, slots: list[int],
         if batch and size > MAX_PLACE_OP_BYTES:
             yield dataclasses.replace(empty, assignments=tuple(batch))
             batch, extra, size = [], Counter(), base
-        _, assignment = propose(job.id, i, job.spec, n, cands, used, ledger.workers, now_ms,
+        _, assignment = propose(job.id, i, job.spec, n, cands, used, reputation, now_ms,
                                 duration, task_runtime(t, majority), extra, retried_workers(t))
         if not assignment.workers:
             empty_in_a_row += 1

@@ -43,6 +43,9 @@ class Ledger(Protocol):
     async def order(self, shard: int, op: ops.Operation) -> dict[str, Any]:
         """Order ``op`` on ``shard``'s ledger; its reply. Raises ``CommitteeUnavailable``."""
 
+    def ordering_s(self, shard: int) -> float:
+        """How long ordering a request on ``shard`` takes this node now (seconds; 0 unknown)."""
+
 
 class Peers(Protocol):
     def send(self, node_id: str, msg: Any) -> None:
@@ -83,6 +86,10 @@ class CommitteeLedger:
 
     def member_count(self) -> int:
         return len(self.committees.epoch.members)
+
+    def ordering_s(self, shard: int) -> float:
+        client = self.committees.clients.get(shard)
+        return client.recent_latency() if client is not None else 0.0
 
     async def order(self, shard: int, op: ops.Operation) -> dict[str, Any]:
         """A read (``Query``, ``WorkerQuery``) is answered from our own replica's committed

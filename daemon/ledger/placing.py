@@ -6,7 +6,9 @@ and calls ``propose``; every replica, executing the resulting ``Place`` operatio
 through ``placement_inputs``, so they can only disagree on last-bit float differences, which
 ``check_placement`` tolerates.
 
-Reputation is the ledger's hard state, never the proposer's claim. Workers a task already
+Reputation is the ledger's hard state, never the proposer's claim: the ledger's as it stood
+at the period the proposal names (``reputation.PlacingBasis``: results agreed while a proposal
+is ordered would otherwise change what the best placement is). Workers a task already
 counts on or caught (a replica running, with a result, or disagreed at a checkpoint) are never
 candidates for it again (``used_workers``): a quorum is of distinct volunteers. A worker whose
 replica ended with no result (its lease ran out, it left, was unreachable, or could not fetch
@@ -65,6 +67,8 @@ MIN_DURATION_MS = 1000
 RESUMABLE_HORIZON_MS = 2 * 3_600_000
 """What a resumable task asks of a host's forecast at most: the next two hours of its run
 (``scripts/sim_churn_checkpoint.py`` uses the same horizon)."""
+PRIOR = WorkerRecord().reputation
+"""A worker the ledger has no record of yet."""
 MAX_EXPLANATION_BYTES = 8192
 QUEUE_CAP = 4.0
 """A worker with this many tasks per slot queued or running is not a candidate until it
@@ -214,7 +218,7 @@ def to_candidate(c: ops.CandidateWire, reputation: float, extra: int = 0) -> Can
 
 def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
                      candidates: Iterable[ops.CandidateWire], exclude: set[str],
-                     reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int,
+                     reputation: Mapping[str, float], now_ms: int, duration_ms: int,
                      runtime: str, extra: Mapping[str, int] | None = None,
                      queue_cap: bool = True) -> PlacementInputs:
     """``extra``: tasks given to each worker earlier in the same ``Place`` operation (the
@@ -224,8 +228,7 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
     extra = extra or {}
     cands = tuple(
         cand for cand in (
-            to_candidate(c, (reputation.get(c.node_id) or WorkerRecord()).reputation,
-                         extra.get(c.node_id, 0))
+            to_candidate(c, reputation.get(c.node_id, PRIOR), extra.get(c.node_id, 0))
             for c in candidates if c.node_id not in exclude)
         if not queue_cap or queue_per_slot(cand.load) < QUEUE_CAP - 1e-9  # float: 8 on 4 is 2
     )
@@ -237,7 +240,7 @@ def placement_inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 
 def _inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: Iterable[ops.CandidateWire], exclude: set[str], retried: set[str],
-            reputation: Mapping[str, WorkerRecord], now_ms: int, duration_ms: int, runtime: str,
+            reputation: Mapping[str, float], now_ms: int, duration_ms: int, runtime: str,
             extra: Mapping[str, int] | None) -> tuple[PlacementInputs, Placement]:
     """The inputs a task is placed on, and their placement: without the ``retried`` workers;
     with them only if the others could not fill ``slots`` even once their queues drain (how
@@ -262,7 +265,7 @@ def _inputs(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 
 def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
             candidates: tuple[ops.CandidateWire, ...], exclude: set[str],
-            reputation: Mapping[str, WorkerRecord], now_ms: int,
+            reputation: Mapping[str, float], now_ms: int,
             duration: tuple[int, str], runtime: str, extra: Mapping[str, int] | None = None,
             retried: set[str] | None = None) -> tuple[Placement, ops.TaskAssignment]:
     """The primary's side: choose workers for ``slots`` replicas of one task.
@@ -280,7 +283,7 @@ def propose(job_id: bytes, task: int, spec: ops.Submit, slots: int,
 
 
 def check_proposal(job: Any, index: int, workers: tuple[str, ...], op: ops.Place,
-                   reputation: Mapping[str, WorkerRecord], used: set[str], slots: int,
+                   reputation: Mapping[str, float], used: set[str], slots: int,
                    runtime: str, extra: Mapping[str, int] | None = None,
                    retried: set[str] | None = None) -> tuple[str | None, Any]:
     """Every replica's side: None (and the explanation to keep) if the proposal is right."""

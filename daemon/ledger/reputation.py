@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 TRUST_AFTER = 10
 """Consecutive agreeing results before a worker may run a task alone."""
@@ -52,3 +53,62 @@ def spot_checked(job: bytes, task: int) -> bool:
     """Deterministic, unpredictable to the worker when it is assigned: is this task checked?"""
     h = hashlib.sha256(b"novacron/spot-check/v1" + job + task.to_bytes(4, "big")).digest()
     return int.from_bytes(h[:4], "big") % SPOT_CHECK_ONE_IN == 0
+
+
+BASIS_PERIOD_MS = 60_000
+"""How often, in ledger time, the reputation placement scores with moves on (``PlacingBasis``)."""
+
+
+class PlacingBasis:
+    """The reputation placement scores workers with: as the ledger held it at the last two
+    ``BASIS_PERIOD_MS`` boundaries of its clock, each marked by its period number.
+
+    A proposal is checked by every replica when it executes, many batches after the proposer
+    read the ledger; each result agreed meanwhile moves a worker's reputation (a fresh
+    worker's goes 1/2, 2/3, 3/4 with its first results), so the best placement at execution
+    was often not the proposer's. On a 30-daemon testnet a job's proposals placed 3 or 4 of
+    their tasks and had the rest refused as "not the best placement", and half the job's
+    time went to proposing again. Scoring with the reputation of a named period makes the
+    proposer's and the checkers' inputs equal. A worker's reputation only falls at once: the
+    lower of its reputation then and now counts, so a worker caught disagreeing or timing out
+    is not favoured for up to two periods (a proposal in flight when a candidate falls may
+    still be refused; that is rare)."""
+
+    KEPT = 2
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[int, dict[str, WorkerRecord]]] = []
+
+    @property
+    def latest(self) -> int:
+        """The period a proposal made now names (0 before the clock started)."""
+        return self.kept[-1][0] if self.kept else 0
+
+    def roll(self, now_ms: int, workers: dict[str, WorkerRecord]) -> None:
+        """At every clock advance: once a period begins, keep the records as they stand."""
+        period = now_ms // BASIS_PERIOD_MS
+        if period and period != self.latest:
+            snapshot = {w: WorkerRecord(*r.to_wire()) for w, r in workers.items()}
+            self.kept = [*self.kept[1 - self.KEPT:], (period, snapshot)]
+
+    def reputations(self, period: int, workers: dict[str, WorkerRecord]) -> dict[str, float] | None:
+        """Worker -> reputation to score with for a proposal naming ``period``; None if that
+        period is no longer kept. Period 0 names the reputation now (the ledger is idle, or
+        the proposer reads it at execution: tests)."""
+        if period == 0:
+            return {w: r.reputation for w, r in workers.items()}
+        then = next((s for p, s in self.kept if p == period), None)
+        if then is None:
+            return None
+        prior = WorkerRecord().reputation  # records are never removed: new ones had the prior
+        return {w: min(r.reputation, then[w].reputation if w in then else prior)
+                for w, r in workers.items()}
+
+    def to_wire(self) -> list[Any]:
+        return [[p, [[w, r.to_wire()] for w, r in sorted(s.items())]] for p, s in self.kept]
+
+    @classmethod
+    def from_wire(cls, v: list[Any]) -> "PlacingBasis":
+        basis = cls()
+        basis.kept = [(int(p), {w: WorkerRecord.from_wire(r) for w, r in s}) for p, s in v]
+        return basis

@@ -17,8 +17,8 @@ Every decision is a deterministic function of the ordered operations
   (f+1)-th largest of the members' latest reports, so f Byzantine members cannot move it ahead
   of every honest clock (they can hold it back, which only delays deadlines);
 - **placement**: a member (the primary's daemon) proposes workers for unplaced replica slots,
-  with the candidate data (soft state) it used; the ledger overrides reputation with its own,
-  and accepts the proposal only if ``daemon.sched.check_placement`` agrees and no worker
+  with the candidate data (soft state) it used; the ledger overrides reputation with its own
+  (as of the period the proposal names, ``reputation.PlacingBasis``), and accepts the proposal only if ``daemon.sched.check_placement`` agrees and no worker
   repeats within a task. A bad proposal is rejected by every replica alike;
 - **leases**: a replica not reported by ``2 x wall limit + LEASE_SLACK_MS`` after its
   placement times out (or at once, on the worker's ``Leave``) and its slot is placed again;
@@ -62,7 +62,7 @@ from daemon.ledger.events import (Accepted, JobEnded, JobSubmitted, LedgerEvent,
 from daemon.ledger.records import (DEADLINE, NO_AGREEMENT, NO_RESULT, Answer, Job, JobState,
                                    ReplicaOutcome, Task, TaskReplica, TaskState, array_header,
                                    job_id)
-from daemon.ledger.reputation import WorkerRecord, spot_checked
+from daemon.ledger.reputation import PlacingBasis, WorkerRecord, spot_checked
 from protocol.attestation import AttestationLevel
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -92,6 +92,8 @@ class JobLedger:
         self.f = f
         self.jobs: dict[bytes, Job] = {}
         self.workers: dict[str, WorkerRecord] = {}
+        self.basis = PlacingBasis()
+        """The reputation placements are scored with (``reputation.PlacingBasis``)."""
         self.member_clock: dict[str, int] = {}
         self.unreachable: dict[str, dict[str, int]] = {}
         """Worker -> member -> ledger time the member reported it unreachable."""
@@ -143,13 +145,13 @@ class JobLedger:
 
     def snapshot(self) -> bytes:
         """The canonical encoding of the whole state: ``packb`` of ``[1, now, seq, jobs, workers,
-        clock, unreachable, anchoring]`` (``snapshot_wire``), built from each task's cached encoding.
+        clock, unreachable, anchoring, basis]`` (``snapshot_wire``), built from each task's cached encoding.
 
         A checkpoint comes every few batches and a big job's ledger holds 100,000 tasks: encoding
         them all each time cost the committee about half a second of a free core per checkpoint,
         spent not answering anyone. Tasks keep their bytes until they change (``Task.packed``),
         so a checkpoint now costs what changed since the last one, plus joining the bytes."""
-        out = [b"\x98", packb([1, self.now_ms, self.seq], maps=False)[1:],
+        out = [b"\x99", packb([1, self.now_ms, self.seq], maps=False)[1:],
                array_header(len(self.jobs))]
         for _, j in sorted(self.jobs.items()):
             out += (b"\x99", packb([j.id, j.submitter, ops.encode_op(j.spec), j.submitted_ms,
@@ -173,7 +175,7 @@ class JobLedger:
                        for w, by in sorted(self.unreachable.items())]
         anchoring = None if self.anchoring is None else [list(a) for a in sorted(self.anchoring.items())]
         return [1, self.now_ms, self.seq, js, workers, [list(c) for c in clock], unreachable,
-                anchoring]
+                anchoring, self.basis.to_wire()]
 
     def restore(self, snapshot: bytes) -> None:
         try:
@@ -193,6 +195,8 @@ class JobLedger:
             # ... and from before jobs waited for a fresh clock, seven.
             waiting = newer[1] if len(newer) > 1 else None
             self.anchoring = None if waiting is None else {m: t for m, t in waiting}
+            # ... and from before placement named its reputation basis, eight.
+            self.basis = PlacingBasis.from_wire(newer[2]) if len(newer) > 2 else PlacingBasis()
             self.now_ms, self.seq = now_ms, seq
             self._lease_floor = 0
             for job in self.jobs.values():
@@ -278,6 +282,7 @@ class JobLedger:
                 if not self.now_ms:
                     self._start_waiting_jobs(candidate)
                 self.now_ms = candidate
+                self.basis.roll(candidate, self.workers)
                 self._expire()
         if self.anchoring is not None:
             self.anchoring.setdefault(client, op.now_ms)
@@ -320,6 +325,10 @@ class JobLedger:
             raise _Refused("the job starts at the committee's next clock reading")
         if abs(op.now_ms - self.now_ms) > MAX_PLACE_SKEW_MS:
             raise _Refused("placement time is too far from the ledger clock")
+        reputation = self.basis.reputations(op.basis, self.workers)
+        if reputation is None:
+            raise _Refused(f"the reputation of period {op.basis} the proposal scored with is no"
+                           f" longer kept (now {self.basis.latest}): propose again")
         placed, refused = 0, []
         extra: Counter[str] = Counter()  # tasks given to each worker earlier in this operation
         majority = majority_runtime(op.candidates, job.spec.runtime)
@@ -340,7 +349,7 @@ class JobLedger:
                 refused.append([a.task, "workers repeat, or more than the open slots"])
                 continue
             runtime = task_runtime(task, majority)
-            problem, explanation = check_proposal(job, a.task, a.workers, op, self.workers,
+            problem, explanation = check_proposal(job, a.task, a.workers, op, reputation,
                                                   used, slots, runtime, seen,
                                                   retried_workers(task))
             if problem:

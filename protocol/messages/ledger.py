@@ -133,6 +133,9 @@ class Place:
     replica checks it is close to its own."""
     candidates: Annotated[tuple[CandidateWire, ...], MaxItems(MAX_CANDIDATES)]
     assignments: Annotated[tuple[TaskAssignment, ...], MaxItems(MAX_TASKS_PER_OP)]
+    basis: U64 = 0
+    """The period of the ledger's reputation the proposal scored workers with
+    (``daemon.ledger.reputation.PlacingBasis``); 0: the reputation at execution."""
 
 
 @message("ledger.start", 1)

@@ -26,7 +26,7 @@ def place_first(h: Harness, job: bytes, count: int) -> None:
     extra: Counter = Counter()
     out = []
     for i in range(count):
-        _, a = propose(job, i, rec.spec, rec.spec.replicas, cands, set(), h.ledger.workers,
+        _, a = propose(job, i, rec.spec, rec.spec.replicas, cands, set(), h.reputation(),
                        h.ledger.now_ms, duration,
                        task_runtime(rec.tasks[i], majority_runtime(cands)), extra)
         out.append(a)
@@ -52,7 +52,9 @@ class Setup:
             def connected(self) -> set[str]:
                 return set()
 
-        self.duties = MemberDuties(MEMBERS[me], SimpleNamespace(network="net"), Peers(), None)  # type: ignore[arg-type]
+        self.ordering_s = 0.0  # what ordering a request takes this member now
+        ledger = SimpleNamespace(network="net", ordering_s=lambda shard: self.ordering_s)
+        self.duties = MemberDuties(MEMBERS[me], ledger, Peers(), None)  # type: ignore[arg-type]
         self.now = 0.0
 
         async def fake_propose(shard, ledger, job, slots, key):
@@ -98,6 +100,19 @@ async def test_backups_take_over_a_silent_primary_one_at_a_time_by_rank():
     assert first.proposed == [PLACE_FALLBACK_S] and second.proposed == []
     await second.tick(2 * PLACE_FALLBACK_S)
     assert second.proposed == [2 * PLACE_FALLBACK_S]
+
+
+async def test_a_backup_waits_longer_while_the_committee_is_slow_to_order():
+    """A primary's proposal takes as long as any request to be ordered: a backup counting
+    only its 8 s proposed the same tasks while it was in flight."""
+    s = Setup(me=1)
+    s.ordering_s = 5.0  # FALLBACK_ORDERINGS of these: 15 s
+    await s.tick(0.0)
+    await s.tick(PLACE_FALLBACK_S)
+    await s.tick(14.9)
+    assert s.proposed == []
+    await s.tick(15.0)
+    assert s.proposed == [15.0]
 
 
 async def test_rank_follows_the_view():

@@ -27,6 +27,9 @@ async def test_a_member_reports_a_worker_it_has_lost_and_stops_when_it_is_back()
     class Ledger:
         network = "net"
 
+        def ordering_s(self, shard: int) -> float:
+            return 0.0
+
         async def order(self, shard: int, op: ops.Unreachable) -> dict:
             sent.append((shard, op.worker))
             return {"reports": 1}
@@ -73,6 +76,9 @@ async def test_a_member_never_proposes_a_worker_it_lost_until_it_is_back():
 
     class Ledger:
         network = "net"
+
+        def ordering_s(self, shard: int) -> float:
+            return 0.0
 
         async def order(self, shard: int, op):
             if isinstance(op, ops.Place):

@@ -34,6 +34,9 @@ class FakeLedger:
         self.ordered.append((trio.current_time(), shard, op))
         return self.answer(op)
 
+    def ordering_s(self, shard: int) -> float:
+        return 0.0  # answered at once
+
     def chain_before(self, epoch: int) -> tuple[bytes, ...]:
         return ()
 

@@ -64,6 +64,10 @@ class Harness:
         for m in MEMBERS:
             self.call(m, ops.Tick(now))
 
+    def reputation(self) -> dict[str, float]:
+        """What a proposal scores workers with when it names no period (basis 0): now."""
+        return self.ledger.basis.reputations(0, self.ledger.workers) or {}
+
     def candidates(self, workers=WORKERS, domains=None,
                    runtimes=None) -> tuple[ops.CandidateWire, ...]:
         """``runtimes``: node id -> its exact runtime id (default: all run "r1")."""
@@ -77,23 +81,28 @@ class Harness:
             for i, w in enumerate(workers))
 
     def place_all(self, job: bytes, workers=WORKERS, cands=None) -> dict:
+        return self.call(MEMBERS[0], self.proposal(job, cands or self.candidates(workers)))
+
+    def proposal(self, job: bytes, cands, tasks=None, basis=None) -> ops.Place:
+        """A member's ``Place`` for ``tasks`` (default: every task with open slots), scored
+        with the reputation of period ``basis`` (default: the latest kept, as a planner)."""
         jobrec = self.ledger.jobs[job]
-        cands = cands or self.candidates(workers)
         assignments = []
         extra: Counter = Counter()
         duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
         majority = majority_runtime(cands)
-        for i, task in enumerate(jobrec.tasks):
+        basis = self.ledger.basis.latest if basis is None else basis
+        reputation = self.ledger.basis.reputations(basis, self.ledger.workers) or {}
+        for i in range(len(jobrec.tasks)) if tasks is None else tasks:
+            task = jobrec.tasks[i]
             slots = self.ledger.open_slots(jobrec, task)
             if slots:
-                used = used_workers(task)
-                _, a = propose(job, i, jobrec.spec, slots, cands, used, self.ledger.workers,
+                _, a = propose(job, i, jobrec.spec, slots, cands, used_workers(task), reputation,
                                self.ledger.now_ms, duration, task_runtime(task, majority), extra,
                                retried_workers(task))
                 assignments.append(a)
                 extra.update(a.workers)
-        return self.call(MEMBERS[0], ops.Place(job, self.ledger.now_ms, duration[0], cands,
-                                               tuple(assignments)))
+        return ops.Place(job, self.ledger.now_ms, duration[0], cands, tuple(assignments), basis)
 
     def worker(self, node_id: str) -> NodeIdentity:
         return next(w for w in WORKERS if w.node_id == node_id)

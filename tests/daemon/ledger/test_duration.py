@@ -67,7 +67,7 @@ def test_the_explanation_says_what_the_duration_is_based_on():
     h.report(job, 3, 0, b"", status=int(TaskStatus.CRASHED))
     cands = h.candidates()
     _, a = propose(job, 3, rec.spec, h.ledger.open_slots(rec, task), cands,
-                   {r.worker for r in task.replicas}, h.ledger.workers, h.ledger.now_ms,
+                   {r.worker for r in task.replicas}, h.reputation(), h.ledger.now_ms,
                    expected_duration(rec.spec, rec.runtimes_ms),
                    task_runtime(task, majority_runtime(cands)))
     assert a.explanation["duration_s"] == 2.0
@@ -82,7 +82,7 @@ def test_replicas_refuse_a_duration_far_from_their_own_estimate():
     def place_with(task: int, duration_ms: int) -> dict:
         t = rec.tasks[task]
         _, a = propose(job, task, rec.spec, h.ledger.open_slots(rec, t), cands,
-                       {r.worker for r in t.replicas}, h.ledger.workers, h.ledger.now_ms,
+                       {r.worker for r in t.replicas}, h.reputation(), h.ledger.now_ms,
                        (duration_ms, "test"), task_runtime(t, majority_runtime(cands)))
         return h.call(MEMBERS[0], ops.Place(job, h.ledger.now_ms, duration_ms, cands, (a,)))
 

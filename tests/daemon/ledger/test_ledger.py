@@ -179,7 +179,7 @@ def test_a_worker_that_failed_a_task_takes_it_again_only_when_nobody_else_can():
     jobrec = h.ledger.jobs[job2]
     cands = h.candidates(WORKERS[:2])
     duration = expected_duration(jobrec.spec, jobrec.runtimes_ms)
-    _, honest = propose(job2, 0, jobrec.spec, 1, cands, set(), h.ledger.workers,
+    _, honest = propose(job2, 0, jobrec.spec, 1, cands, set(), h.reputation(),
                         h.ledger.now_ms, duration, task_runtime(t2, majority_runtime(cands)),
                         retried={failed})
     assert honest.workers and honest.workers[0] != failed
