@@ -3,7 +3,9 @@
 An offer counts once f+1 members of the job's shard committee (of the epoch the offer names)
 sent the same one: then at least one correct member's ledger assigned it, so the work is
 real. The worker fetches the module (and a large input) by hash from the submitter, else from
-the workers of the task's earlier replicas the offer names (``mirrors``), runs the
+the workers of the task's earlier replicas the offer names (``mirrors``); the module also
+from workers of the job's other tasks (``holders``), the task index choosing whom it asks
+first (``module_sources``). It runs the
 task in the sandbox pool (its volunteered share of cores, its hours, its idle rule), keeps the
 output as a blob, hands it over to the submitter (``OutputReady``: the submitter fetches it
 at once; its stderr too), and then reports ``Result`` (status, exit code, output and
@@ -63,6 +65,14 @@ KEEP_CHECKPOINTS = 32
 class Declined(DaemonError):
     """An offer this node will not run: pinned to a runtime it does not run, or the volunteer
     has left. Reported as a node fault, so the replica is placed elsewhere and never votes."""
+
+
+def module_sources(o: TaskOffer) -> list[str]:
+    """Who to ask for the task's module, in order: the submitter, the task's ``mirrors`` and
+    the job's ``holders``, turned by the task index so one wave's fetches spread over them."""
+    sources = list(dict.fromkeys([o.submitter, *o.mirrors, *o.holders]))
+    k = o.task % len(sources)
+    return sources[k:] + sources[:k]
 
 
 def task_seed(job: bytes, task: int) -> bytes:
@@ -144,7 +154,7 @@ class WorkerDuties:
                                f"{self.runtime}: run it elsewhere")
             self._reports.start_soon(self._report, shard, ops.Start(o.job, o.task, o.replica))
             sources = [o.submitter, *o.mirrors]  # the submitter, then earlier replicas' workers
-            module = await self.blobs.fetch(o.module_hash, sources, max_size=o.module_size)
+            module = await self.blobs.fetch(o.module_hash, module_sources(o), max_size=o.module_size)
             data = o.input_inline if o.input_inline is not None else await self.blobs.fetch(
                 o.input_hash, sources, max_size=o.input_size)
             envelope = sticky.decode(data)  # None: an ordinary input

@@ -72,6 +72,10 @@ class TaskOffer:
     input): asked for those blobs when the submitter cannot be reached. A worker behind NAT
     that could not reach a NAT'd submitter failed every task it was given; blobs are checked
     by hash, so a mirror can waste time but never change a byte."""
+    holders: Annotated[tuple[NodeIdText, ...], MaxItems(MAX_MIRRORS)] = ()
+    """Workers of the job's other tasks that ran one (they hold its module): asked for the
+    module in turn with the submitter and ``mirrors``, the task index choosing who is asked
+    first, so a job's first wave is not served by the submitter's uplink alone."""
 
 
 @message("task.checkpoint", 1)

@@ -51,6 +51,37 @@ def test_an_offer_names_the_workers_of_the_tasks_earlier_replicas_as_mirrors() -
 
 
 
+def test_an_offer_names_workers_of_the_jobs_other_tasks_as_module_holders() -> None:
+    """The submitter's uplink alone served every first fetch of a job's module: the offer
+    also names workers that ran another of its tasks (they hold the module), a different
+    turn of them for each task, never this replica's worker or the task's own mirrors; the
+    worker asks the submitter, mirrors and holders in a turn chosen by the task index."""
+    from daemon.jobs.planner import job_holders
+    from daemon.jobs.worker import module_sources
+
+    h = Harness()
+    job = h.submit(8)
+    h.place_all(job)
+    rec = h.ledger.jobs[job]
+    assert job_holders(rec) == [] and offer(rec, 5, 0, 0, 0).holders == ()
+    for task in (0, 1):  # two tasks ran: their four workers hold the module
+        for k in range(2):
+            h.report(job, task, k, b"out")
+    ran = job_holders(rec)
+    assert len(ran) == 4 and set(ran) == {r.worker for t in rec.tasks[:2] for r in t.replicas}
+    offers = [offer(rec, t, k, 0, 0) for t in range(2, 8) for k in range(2)]
+    for o in offers:
+        me = rec.tasks[o.task].replicas[o.replica].worker
+        assert o.holders and me not in o.holders and set(o.holders) <= set(ran)
+    assert len({o.holders[0] for o in offers}) > 1  # the tasks of a wave ask different ones
+    assert offer(rec, 3, 0, 0, 0, job_holders(rec)) == offer(rec, 3, 0, 0, 0)
+
+    o = offers[0]
+    firsts = {module_sources(dataclasses.replace(o, task=t))[0] for t in range(8)}
+    assert firsts == {o.submitter, *o.holders}
+    assert sorted(module_sources(o)) == sorted([o.submitter, *o.holders])
+
+
 def test_offers_go_in_messages_bounded_by_bytes_as_well_as_count() -> None:
     """256 offers with 16 KB of argv each would be 4 MB in one message, over any frame: they
     are cut at ``MESSAGE_BYTES``; small ones still go 256 to a message."""
