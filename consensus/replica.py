@@ -49,7 +49,8 @@ thousands of them per node, and its view changes kept members busy that were sti
 each other). Until a quorum is reachable the view-change timers stand still (as for ``busy``)
 and status and view-change re-sends go every ``SHORT_RESEND`` status intervals.
 
-Catch-up. While work is pending, replicas exchange ``Status`` messages; a peer that is behind
+Catch-up. A replica whose pending work stood still a status interval (``_head``; every interval
+while changing view, restarted or fetching state) sends ``Status``; a peer that is behind
 gets ``CommitProof``s (a batch plus its quorum certificate: executable without the three
 phases), the proof of a newer stable checkpoint (then it fetches that state by
 ``consensus.statetransfer``), the ``NewView`` of the current view, or the in-flight pre-prepares
