@@ -57,6 +57,8 @@ refused as "needs no replica", each a batch the committee ordered for nothing)."
 def fallback_s(ordering_s: float) -> float:
     """The fallback delay of rank 1 when ordering a request takes ``ordering_s``."""
     return max(PLACE_FALLBACK_S, FALLBACK_ORDERINGS * ordering_s)
+
+
 UNREACHABLE_S = 15.0
 """Disconnected this long (the host redials known peers all along) and a worker is reported."""
 UNREACHABLE_SCAN_S = 2.0

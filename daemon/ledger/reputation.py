@@ -67,12 +67,13 @@ class PlacingBasis:
     read the ledger; each result agreed meanwhile moves a worker's reputation (a fresh
     worker's goes 1/2, 2/3, 3/4 with its first results), so the best placement at execution
     was often not the proposer's. On a 30-daemon testnet a job's proposals placed 3 or 4 of
-    their tasks and had the rest refused as "not the best placement", and half the job's
-    time went to proposing again. Scoring with the reputation of a named period makes the
-    proposer's and the checkers' inputs equal. A worker's reputation only falls at once: the
-    lower of its reputation then and now counts, so a worker caught disagreeing or timing out
-    is not favoured for up to two periods (a proposal in flight when a candidate falls may
-    still be refused; that is rare)."""
+    their tasks and had the rest refused as "not the best placement", and a task's median
+    first placement came 99 s into a 177 s job of millisecond tasks. Scoring with the
+    reputation of a named period makes the proposer's and the checkers' inputs equal. Only a
+    rise waits for the next period: the lower of a worker's reputation then and now counts, so
+    a worker caught disagreeing or timing out is not favoured meanwhile (a proposal in flight
+    when one of its candidates falls may still be refused: 1-3 tasks a proposal, when
+    replicas crashed fetching the module)."""
 
     KEPT = 2
 
@@ -93,8 +94,8 @@ class PlacingBasis:
 
     def reputations(self, period: int, workers: dict[str, WorkerRecord]) -> dict[str, float] | None:
         """Worker -> reputation to score with for a proposal naming ``period``; None if that
-        period is no longer kept. Period 0 names the reputation now (the ledger is idle, or
-        the proposer reads it at execution: tests)."""
+        period is no longer kept. Period 0 names the reputation at execution (tests and tools
+        that place against the ledger as it stands; before, every proposal was checked so)."""
         if period == 0:
             return {w: r.reputation for w, r in workers.items()}
         then = next((s for p, s in self.kept if p == period), None)
