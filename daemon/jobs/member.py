@@ -12,7 +12,7 @@ carries them out:
 - on its tick, placement proposals for open replica slots (``planner.ProposalTimer`` says
   for which jobs: the primary at once, another member only when nothing of the job was placed
   for ``planner.fallback_s`` times its rank after the primary (longer while the committee
-  is slow to order), ``fallback_delay``;
+  is slow to order);
   ``planner.placements`` says what), and ``Unreachable`` reports for workers it has lost
   (``planner.AbsenceWatch``): f+1 such reports release their replicas.
 
@@ -41,14 +41,6 @@ from protocol.messages import ledger as ops
 from protocol.messages.tasks import ResultVotes, TaskOffers
 
 log = logging.getLogger("novacron.jobs")
-
-def fallback_delay(runner: ReplicaRunner, ordering_s: float = 0.0) -> float:
-    """How long this member lets a job's slots stay open, with nothing placed, before it
-    proposes placements itself (0 for the primary)."""
-    r = runner.replica
-    return planner.fallback_s(ordering_s) * planner.rank(r.me, r.primary,
-                                                         len(runner.config.committee))
-
 
 class MemberDuties:
     def __init__(self, identity: NodeIdentity, ledger: Ledger, peers: Peers,

@@ -155,14 +155,15 @@ def offer(job: Job, task: int, replica: int, shard: int, epoch: int,
     """``holders``: ``job_holders(job)``, if the caller has it (one scan for many offers)."""
     t = job.tasks[task]
     s = job.spec
+    earlier = mirrors(t, replica)
     return TaskOffer(shard, epoch, job.id, task, replica, job.submitter, s.module_hash,
                      s.module_size, t.input.hash, t.input.size, t.input.inline, s.argv, s.fuel,
                      s.memory_pages, s.wall_ms, s.max_output, job.clock_ns,
                      t.replicas[replica].lease_ms, t.runtime or s.runtime,
                      ops.checkpoint_interval(s), *resume_chain(t.checkpoints),
-                     mirrors=mirrors(t, replica),
+                     mirrors=earlier,
                      holders=module_holders(job_holders(job) if holders is None else holders,
-                                            job, task, replica))
+                                            {t.replicas[replica].worker, *earlier}, task))
 
 
 def mirrors(task: Task, replica: int) -> tuple[str, ...]:
@@ -202,12 +203,11 @@ def job_holders(job: Job) -> list[str]:
     return list(found)
 
 
-def module_holders(holders: list[str], job: Job, task: int, replica: int) -> tuple[str, ...]:
-    """The ``holders`` (``job_holders``) an offer names: up to ``MAX_MIRRORS``, other than the
-    replica's worker and the task's own ``mirrors``, taken from the list from ``task`` on
-    (modulo its length), so the tasks of a wave ask different holders. From the ledger, so
+def module_holders(holders: list[str], skip: set[str], task: int) -> tuple[str, ...]:
+    """The ``holders`` (``job_holders``) an offer names: up to ``MAX_MIRRORS``, none in ``skip``
+    (the replica's worker and the task's own ``mirrors``), taken from the list from ``task``
+    on (modulo its length), so the tasks of a wave ask different holders. From the ledger, so
     every member offers the same."""
-    skip = {job.tasks[task].replicas[replica].worker, *mirrors(job.tasks[task], replica)}
     found = [w for w in holders if w not in skip]
     if not found:
         return ()

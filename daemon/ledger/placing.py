@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from daemon.ledger.records import ReplicaOutcome
-from daemon.ledger.reputation import WorkerRecord
+from daemon.ledger.reputation import PRIOR
 from daemon.sched import Candidate, Placement, PlacementInputs, TaskNeeds, check_placement, place
 from daemon.sched.summary import AvailabilitySummary
 from daemon.links.estimate import DEFAULT_BANDWIDTH, DEFAULT_RTT
@@ -67,8 +67,6 @@ MIN_DURATION_MS = 1000
 RESUMABLE_HORIZON_MS = 2 * 3_600_000
 """What a resumable task asks of a host's forecast at most: the next two hours of its run
 (``scripts/sim_churn_checkpoint.py`` uses the same horizon)."""
-PRIOR = WorkerRecord().reputation
-"""A worker the ledger has no record of yet."""
 MAX_EXPLANATION_BYTES = 8192
 QUEUE_CAP = 4.0
 """A worker with this many tasks per slot queued or running is not a candidate until it

@@ -55,6 +55,8 @@ def spot_checked(job: bytes, task: int) -> bool:
     return int.from_bytes(h[:4], "big") % SPOT_CHECK_ONE_IN == 0
 
 
+PRIOR = WorkerRecord().reputation
+"""The reputation of a worker the ledger has no record of yet."""
 BASIS_PERIOD_MS = 60_000
 """How often, in ledger time, the reputation placement scores with moves on (``PlacingBasis``)."""
 
@@ -101,8 +103,8 @@ class PlacingBasis:
         then = next((s for p, s in self.kept if p == period), None)
         if then is None:
             return None
-        prior = WorkerRecord().reputation  # records are never removed: new ones had the prior
-        return {w: min(r.reputation, then[w].reputation if w in then else prior)
+        # records are never removed: one not kept then is new since, and had the prior
+        return {w: min(r.reputation, then[w].reputation if w in then else PRIOR)
                 for w, r in workers.items()}
 
     def to_wire(self) -> list[Any]:

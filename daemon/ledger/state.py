@@ -18,8 +18,9 @@ Every decision is a deterministic function of the ordered operations
   of every honest clock (they can hold it back, which only delays deadlines);
 - **placement**: a member (the primary's daemon) proposes workers for unplaced replica slots,
   with the candidate data (soft state) it used; the ledger overrides reputation with its own
-  (as of the period the proposal names, ``reputation.PlacingBasis``), and accepts the proposal only if ``daemon.sched.check_placement`` agrees and no worker
-  repeats within a task. A bad proposal is rejected by every replica alike;
+  (as of the period the proposal names, ``reputation.PlacingBasis``), and accepts the
+  proposal only if ``daemon.sched.check_placement`` agrees and no worker repeats within a
+  task. A bad proposal is rejected by every replica alike;
 - **leases**: a replica not reported by ``2 x wall limit + LEASE_SLACK_MS`` after its
   placement times out (or at once, on the worker's ``Leave``) and its slot is placed again;
 - **unreachable workers**: f+1 members reporting a worker ``Unreachable`` within
