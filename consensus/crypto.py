@@ -16,6 +16,16 @@ view-change sets, client requests in a batch): it verifies a signature and decod
 replay window or clock check, because evidence is old by design. The daemon's shell opens
 *incoming* envelopes with ``protocol.envelope.EnvelopeOpener`` (replay window, skew check) and
 hands the resulting ``Envelope`` to the replica.
+
+``Ed25519Verifier.open_direct`` opens a prepare or commit that came straight from its sender
+over the sender's own Noise session without checking the envelope's signature: the session
+proved who wrote it, the vote inside is signed on its own (prepares are checked on arrival,
+commits when they form a certificate), and the envelope is kept only as local evidence of
+equivocation, which the replica checks before it offers it to anyone (``Replica
+._equivocation``). CometBFT likewise signs votes, not the connection's messages. These two
+types are nearly all a member receives while ordering (in a 19-member committee, 35 of the
+36 envelopes per batch: a pre-prepare, 17 prepares, 18 commits), and the envelope signature was
+75 us of the 83 us it took to open one.
 """
 
 from __future__ import annotations
@@ -33,10 +43,11 @@ from protocol.envelope import (
     Envelope,
     _signed_bytes,
     open_envelope,
+    peek_type,
     seal,
 )
 from protocol.errors import BadSignature, MalformedMessage, WrongNetwork
-from protocol.identity import NodeIdentity, verify_signature
+from protocol.identity import NodeIdentity, public_key_from_node_id, verify_signature
 from protocol.schema import REGISTRY, encode_body, message_type
 
 
@@ -116,8 +127,24 @@ class Ed25519Verifier:
     def open(self, raw: bytes) -> Envelope:
         return open_envelope(raw, network=self.network)
 
+    def open_direct(self, raw: bytes, peer: str) -> Envelope:
+        """``raw`` as read from ``peer``'s own connection (not relayed): a vote envelope naming
+        ``peer`` as its sender is taken on the channel's word (module docstring); anything
+        else is verified as ``open`` does."""
+        channel = None
+        if peek_type(raw) in CHANNEL_VOTES:
+            try:
+                channel = public_key_from_node_id(peer)
+            except MalformedMessage:
+                pass  # a peer id of another key type: no member; check the signature
+        return open_envelope(raw, network=self.network, channel_sender=channel)
+
     def verify_vote(self, public_key: bytes, data: bytes, signature: bytes) -> bool:
         return verify_signature(public_key, vote_message(data), signature)
+
+
+CHANNEL_VOTES = frozenset({"pbft.prepare", "pbft.commit"})
+"""Envelope types ``open_direct`` takes on the channel's word."""
 
 
 # -- the simulator's stand-in ---------------------------------------------------------------------

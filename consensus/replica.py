@@ -79,7 +79,7 @@ from consensus.actions import Action, Broadcast, Committed, Misbehaviour, Persis
 from consensus.checkpoint import CheckpointTracker, InvalidProof, Stable
 from consensus.config import ReplicaConfig
 from consensus.crypto import Signer, Verifier
-from consensus.evidence import Equivocation
+from consensus.evidence import Equivocation, check_equivocation
 from consensus.health import Observation
 from consensus.log import NULL_DIGEST, MessageLog, Slot, Vote, batch_bytes, batch_digest
 from consensus.quorum import bitmap, make_qc, prepare_bytes, vote_bytes
@@ -579,8 +579,11 @@ class Replica(ViewChanges, Recovery, Batches):
         self._execute_ready()
 
     def _equivocation(self, offender: bytes, first: bytes, second: bytes) -> None:
+        """Evidence only if a third party would take it: a vote taken on its channel's word
+        had its envelope's signature left unchecked (``consensus.crypto``)."""
+        ev = Equivocation(offender, first, second)
         self._out.append(Misbehaviour(offender, "equivocation",
-                                      Equivocation(offender, first, second)))
+                                      ev if check_equivocation(ev, self.verifier) is None else None))
 
     # -- execution and checkpoints --------------------------------------------------------------
 

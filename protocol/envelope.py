@@ -140,11 +140,19 @@ def open_envelope(
     now_ms: int | None = None,
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
     replay: ReplayWindow | None = None,
+    channel_sender: bytes | None = None,
 ) -> Envelope:
     """Decode and verify untrusted bytes. Raises only ``RemoteProtocolError`` subclasses.
 
     ``now_ms`` enables the clock-skew check; ``replay`` enables (and updates) the replay window.
     Without them this is a pure verification, e.g. of evidence kept in a certificate.
+
+    ``channel_sender``: the public key the transport itself authenticated for these bytes (a
+    libp2p Noise session with the peer whose id is that key: only its holder can have written
+    them). An envelope naming that sender is taken without checking its signature, which
+    would prove again what the channel proved (about 75 us of this function's 83). Only for
+    messages whose bytes are never shown to a third party as proof of what the sender said:
+    the signature then goes unchecked, and may be anything the sender chose to put there.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedMessage("envelope must be bytes")
@@ -183,7 +191,8 @@ def open_envelope(
         )
     if replay is not None:
         replay.check(sender, context, seq)
-    if not verify_signature(sender, _signed_bytes(net, type_name, payload), signature):
+    if sender != channel_sender and \
+            not verify_signature(sender, _signed_bytes(net, type_name, payload), signature):
         raise BadSignature(f"{type_name} envelope signature does not verify for its sender")
     if replay is not None:
         replay.record(sender, context, seq)
@@ -228,7 +237,10 @@ class EnvelopeOpener:
         self.max_skew_ms = max_skew_ms
         self.replay = replay if replay is not None else ReplayWindow()
 
-    def open(self, data: bytes, now_ms: int | None = None) -> Envelope:
+    def open(self, data: bytes, now_ms: int | None = None,
+             channel_sender: bytes | None = None) -> Envelope:
+        """``channel_sender``: see ``open_envelope``."""
         return open_envelope(data, network=self.network, registry=self.registry,
                              max_size=self.max_size, now_ms=now_ms,
-                             max_skew_ms=self.max_skew_ms, replay=self.replay)
+                             max_skew_ms=self.max_skew_ms, replay=self.replay,
+                             channel_sender=channel_sender)

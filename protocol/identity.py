@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import NewType
 
@@ -54,8 +55,10 @@ def node_id_from_public_key(public_key: bytes) -> NodeId:
     return NodeId(b58encode(_PEER_ID_PREFIX + public_key))
 
 
+@functools.lru_cache(maxsize=4096)
 def public_key_from_node_id(node_id: str) -> bytes:
-    """Recover the Ed25519 public key embedded in a peer id (identity multihash)."""
+    """Recover the Ed25519 public key embedded in a peer id (identity multihash). Cached: it
+    is asked for every frame a peer sends on some paths, and the answer never changes."""
     raw = b58decode(node_id, max_len=64)
     if len(raw) != len(_PEER_ID_PREFIX) + PUBLIC_KEY_SIZE or not raw.startswith(_PEER_ID_PREFIX):
         raise MalformedMessage(f"not an Ed25519 peer id: {node_id[:60]!r}")

@@ -380,7 +380,9 @@ class CommitteeService:
             log.error("our own message was refused: %s", err)
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
-        env = self.verifier.open(frame)  # a RemoteProtocolError counts against ``peer``
+        # Read from ``peer``'s own connection: its votes are taken on the channel's word
+        # (``Ed25519Verifier.open_direct``). A RemoteProtocolError counts against ``peer``.
+        env = self.verifier.open_direct(frame, peer)
         self._heard_from(env.sender)
         try:
             self._route(env, frame)

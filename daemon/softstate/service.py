@@ -55,7 +55,7 @@ from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
-from protocol.identity import NodeId, NodeIdentity
+from protocol.identity import NodeId, NodeIdentity, public_key_from_node_id
 from protocol.messages.capability import CapabilityAnnounce
 from protocol.messages.crdt import CrdtDigest, CrdtSummary
 
@@ -310,7 +310,11 @@ class SoftStateService:
             self.host.send(peer, PROTOCOL, self.sealer.seal(msg, now_ms))
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
-        env = self.opener.open(frame, now_ms=self._now_ms())
+        # Only ``peer`` can have written what its own connection carries (its Noise session):
+        # the envelope's signature would prove that again. Nothing here keeps or forwards the
+        # envelope, and the records inside carry their writers' signatures of their own.
+        env = self.opener.open(frame, now_ms=self._now_ms(),
+                               channel_sender=public_key_from_node_id(peer))
         if env.sender_id != peer:
             raise MalformedMessage("soft-state messages must be signed by the peer that sends them")
         if isinstance(env.body, (CrdtSummary, CrdtDigest)) and \

@@ -212,3 +212,27 @@ def test_unsorted_map_inside_a_free_form_field_is_not_canonical():
     payload = msgpack.packb(fields, use_bin_type=True)
     with pytest.raises(MalformedMessage, match="canonical"):
         open_envelope(data[:HEADER_SIZE] + payload, network=NET)
+
+
+def test_a_sender_its_channel_authenticated_is_taken_without_its_signature_and_no_one_else():
+    """``channel_sender``: the transport proved who wrote the bytes; only that sender skips
+    the signature check, and everything else about the envelope is still checked."""
+    raw = bytearray(sealed())
+    raw[3] ^= 1  # the signature's first byte
+    bad = bytes(raw)
+    with pytest.raises(BadSignature):
+        open_envelope(bad, network=NET)
+    assert open_envelope(bad, network=NET, channel_sender=ALICE.public_key).body == PREP
+    with pytest.raises(BadSignature):
+        open_envelope(bad, network=NET, channel_sender=MALLORY.public_key)
+    fields = unpackb(bytes(raw[HEADER_SIZE:]))
+    fields[3] = MALLORY.public_key  # names another sender: the channel vouches for Alice only
+    with pytest.raises(BadSignature):
+        open_envelope(bad[:HEADER_SIZE] + packb(fields), network=NET,
+                      channel_sender=ALICE.public_key)
+    with pytest.raises(WrongNetwork):
+        open_envelope(bad, network="novacron-other", channel_sender=ALICE.public_key)
+    opener = EnvelopeOpener(NET, replay=ReplayWindow(window=64))
+    opener.open(bad, channel_sender=ALICE.public_key)
+    with pytest.raises(ReplayedMessage):
+        opener.open(bad, channel_sender=ALICE.public_key)
