@@ -171,3 +171,40 @@ def test_a_slow_but_live_committee_is_not_taken_for_a_faulty_one():
     views = [a for pk in bus.cfg.committee for a in bus.actions[pk] if isinstance(a, ViewEntered)]
     assert not views, views
     assert bus.replica(1).timeout > 1.5 and bus.replica(1).pace is not None
+
+
+def test_members_left_behind_in_a_later_view_are_joined_after_a_wait_that_doubles():
+    """Two of seven asked for view 1 alone (fewer than f+1: the rest carry on in view 0 and
+    the two only follow). After ``RESCUE_TIMEOUTS`` the rest join them, so every member votes
+    again; members who do it again wait twice as long."""
+    from consensus.statemachine import kv_op
+    from consensus.viewchange import RESCUE_TIMEOUTS
+    from testnet.pbft_sim.bus import Bus
+
+    bus = Bus(7)
+    client = bus.add_client()
+    for i in (5, 6):
+        r = bus.replica(i)
+        bus.emit(bus.cfg.committee[i], r.tick(bus.now))
+        r._start_view_change(1)
+        bus.emit(bus.cfg.committee[i], r._flush())
+    bus.run()
+    bus.submit(client, kv_op("put", "a", b"1"))
+    bus.run()
+    assert [bus.replica(i).view for i in range(7)] == [0, 0, 0, 0, 0, 1, 1]
+    assert bus.replica(0).service.machine.data == {"a": b"1"}
+    wait = RESCUE_TIMEOUTS * bus.cfg.view_change_timeout
+    while bus.now < wait - 1:
+        bus.tick(0.5)
+        bus.run()
+    assert [bus.replica(i).view for i in range(5)] == [0] * 5  # not yet
+    for _ in range(20):
+        bus.tick(0.5)
+        bus.run()
+    assert [(bus.replica(i).view, bus.replica(i).view_changing) for i in range(7)] == \
+        [(1, False)] * 7
+    assert bus.replica(0).rescues == 1
+    bus.submit(client, kv_op("put", "b", b"2"))
+    bus.run()
+    for i in range(7):  # the two vote again: every member executed it
+        assert bus.replica(i).service.machine.data == {"a": b"1", "b": b"2"}
