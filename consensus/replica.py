@@ -172,10 +172,6 @@ class Replica(ViewChanges, Recovery, Batches):
         """When we last asked a new primary for view changes its new view names."""
         self.vc_kept: dict[bytes, CheckedViewChange] = {}
         """Checked view changes by envelope digest, a few per sender."""
-        self.behind_since: float | None = None
-        self.rescues = 0
-        """Since when members have sat in a later view than ours, and how often we joined such
-        members before (``_rescue_left_behind``)."""
         self._displaced: dict[bytes, tuple[bytes, ...]] = {}
         """Batches a new view replaced in the log, by digest (a later view may bring one back)."""
         self._batch_asked: dict[tuple[int, bytes], tuple[float, int]] = {}
@@ -586,8 +582,8 @@ class Replica(ViewChanges, Recovery, Batches):
         """Evidence only if a third party would take it: a vote taken on its channel's word
         had its envelope's signature left unchecked (``consensus.crypto``)."""
         ev = Equivocation(offender, first, second)
-        proof = ev if check_equivocation(ev, self.verifier) is None else None
-        self._out.append(Misbehaviour(offender, "equivocation", proof))
+        self._out.append(Misbehaviour(offender, "equivocation",
+                                      ev if check_equivocation(ev, self.verifier) is None else None))
 
     # -- execution and checkpoints --------------------------------------------------------------
 
@@ -696,7 +692,6 @@ class Replica(ViewChanges, Recovery, Batches):
                 self.vc_resend_wait = min(2 * max(self.vc_resend_wait, 2 * resend),
                                           self.cfg.max_view_change_timeout)
                 self._out.append(Broadcast(self.my_vc))
-        self._rescue_left_behind()
         self._poll_fetch()
         self._fetch_batches()
         if self._refs_waiting:

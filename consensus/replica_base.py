@@ -76,8 +76,6 @@ class ReplicaBase:
     vc_fetch_at: float
     vc_fetch_wait: float
     vc_kept: dict[bytes, CheckedViewChange]
-    behind_since: float | None
-    rescues: int
     _displaced: dict[bytes, tuple[bytes, ...]]
     _batch_asked: dict[tuple[int, bytes], tuple[float, int]]
     last_status: float

@@ -44,10 +44,6 @@ from protocol.messages.pbft import (
 
 MAX_KEPT_PER_SENDER = 3
 """Checked view changes kept per sender (by digest, for new views that name them)."""
-RESCUE_TIMEOUTS = 30
-"""How long members may sit in a later view than ours, asking for a view change the rest of
-the committee never joined, before we join it (``ViewChanges._rescue_left_behind``), in base
-view-change timeouts (60 s in the daemon, 2 s each); doubled after each time."""
 
 
 def envelope_digest(raw: bytes) -> bytes:
@@ -144,34 +140,6 @@ class ViewChanges(ReplicaBase):
         self.vcs[self.me] = mine
         self._keep_view_change(mine)
         self._after_view_change_input()
-
-    def _rescue_left_behind(self) -> None:
-        """Join the view that members left behind ask for, once half the faults the committee
-        tolerates have sat out there ``RESCUE_TIMEOUTS`` (on its tick).
-
-        A replica that timed out alone (its own CPU or link was slow) asks for view v+1 and,
-        having asked, may no longer vote in view v; fewer than f+1 such never move the rest,
-        who carry on without them (PBFT's join rule), and they only follow commits. On 30
-        daemons on two cores a 19-member committee came out of forming with 6 of its 19
-        members so: every batch then needed each of the other 13 (no slack for one more
-        fault; commit p50 749 ms against 424 ms with all 19), and those 13 sent the six a
-        commit proof of every batch. A view change is always safe to start; a replica that
-        starts this one brings f+1 asking, and the join rule brings the rest. Up to f
-        Byzantine members could ask on purpose to cost a view change, so the wait doubles
-        each time."""
-        if self.view_changing or self.cfg.f == 0 or self.service.ended:
-            self.behind_since = None
-            return
-        later = sorted(c.view for c in self.vcs.values() if c.view > self.view)
-        if len(later) < (self.cfg.f + 1) // 2:
-            self.behind_since = None
-        elif self.behind_since is None:
-            self.behind_since = self.now
-        elif self.now - self.behind_since >= \
-                RESCUE_TIMEOUTS * self.cfg.view_change_timeout * 2 ** self.rescues:
-            self.behind_since = None
-            self.rescues += 1
-            self._start_view_change(later[0])
 
     def _keep_view_change(self, c: CheckedViewChange) -> None:
         """Remember a checked view change by digest (a new view may name it)."""

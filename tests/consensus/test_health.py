@@ -75,8 +75,7 @@ def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
     f+1, so the other five (a quorum) stay in view 0. PBFT cannot take the two back, but the
     committee commits without them and they follow its commits: their health says that
     (degraded, and why), not ``stalled`` as if nothing could commit. It did say stalled: at 30
-    daemons on slow lines, five members stuck so after a slow new view held the testnet back.
-    After a while the five join the two (``ViewChanges._rescue_left_behind``)."""
+    daemons on slow lines, five members stuck so after a slow new view held the testnet back."""
     bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
     client = bus.add_client()
     client_pk = next(iter(bus.clients))
@@ -93,8 +92,8 @@ def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
     assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
     assert all(bus.replica(i).view == 0 and not bus.replica(i).view_changing for i in range(5))
     cut = False
-    for _ in range(70):  # 27.5 s in all: past the 20 s after which work waiting reads as
-        bus.tick(0.25)   # stalled, before the five join the two (``RESCUE_TIMEOUTS``, 30 s)
+    for _ in range(160):  # 40 s: past the 20 s after which work waiting reads as stalled
+        bus.tick(0.25)
         bus.run()
     assert client.current is None  # the five committed it (the client heard them)
     for i in (5, 6):
@@ -106,13 +105,6 @@ def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
         assert v.reason == "left behind asking for view 1: 5 of 7 members carry on in view 0" \
             " (it follows their commits)"
     assert committee_health(bus.replica(0).observe(7)).health is Health.OK
-    for _ in range(40):  # the five join the two in view 1: all seven vote again
-        bus.tick(0.25)
-        bus.run()
-    for i in range(7):
-        r = bus.replica(i)
-        assert (r.view, r.view_changing) == (1, False)
-        assert committee_health(r.observe(7)).health is Health.OK
 
 
 def test_a_member_answers_a_stuck_peers_status_with_back_off():
