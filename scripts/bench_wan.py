@@ -14,6 +14,8 @@ Every node is given only the seed's address (node0). Figures (issue 14):
 - ``job``: a pi job of ``--tasks`` tasks (2 replicas each): tasks/s from submission until the
   submitter's node holds the last certificate, and the mean time from submission until a
   task's certificate is there (both read locally, once a second).
+- ``view_changes_during`` (with ``pbft_commit`` and ``job``): view changes any replica made
+  while that figure was measured; one in the middle of the puts or the job is in its figure.
 - per node: most connections seen, idle bytes/s on its network interface (both ways, headers
   included) over ``--idle-seconds``, memory (RSS).
 - ``formation``: seconds from starting the daemons until every node holds every record and no
@@ -219,6 +221,22 @@ def measure(out: dict[str, Any], name: str, fn: Any) -> None:
         print(f"bench_wan: {name} failed: {err}", file=sys.stderr)
 
 
+def most_view_changes(clients: list[ControlClient]) -> int:
+    """The most view changes any node's replica has seen (its committees this epoch)."""
+    return max(max((r["view_changes"] for r in
+                    call(c, "status")["services"]["consensus"]["replicas"]), default=0)
+               for c in clients)
+
+
+def during(clients: list[ControlClient], fn: Any) -> Any:
+    """``fn()``, its result (a dict) noting the view changes made meanwhile: a view change in
+    the middle of a measurement is what its figure shows, and the reader should know."""
+    before = most_view_changes(clients)
+    out = fn()
+    out["view_changes_during"] = most_view_changes(clients) - before
+    return out
+
+
 def commit_figures(clients: list[ControlClient], wan: Wan, puts: int) -> dict[str, Any]:
     member, members = shard0_member(clients)
     lat = [call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
@@ -237,7 +255,6 @@ def formation_costs(clients: list[ControlClient]) -> dict[str, Any]:
     sent: dict[str, int] = {}
     drops: dict[str, int] = {}
     dials: dict[str, int] = {}
-    view_changes = []
     for c in clients:
         m = call(c, "p2p.metrics")
         for proto, n in m["bytes_out"].items():
@@ -246,10 +263,8 @@ def formation_costs(clients: list[ControlClient]) -> dict[str, Any]:
             drops[kind] = drops.get(kind, 0) + n
         for kind in ("attempts", "failures"):
             dials[kind] = dials.get(kind, 0) + m["dials"].get(kind, 0)
-        reps = call(c, "status")["services"]["consensus"]["replicas"]
-        view_changes.append(max((r["view_changes"] for r in reps), default=0))
     return {"sent_mib": {p: round(n / 2**20, 2) for p, n in sorted(sent.items())},
-            "drops": drops, "dials": dials, "most_view_changes": max(view_changes)}
+            "drops": drops, "dials": dials, "most_view_changes": most_view_changes(clients)}
 
 
 def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -288,8 +303,10 @@ def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str
                                                     "max": round(max(idle))}
                 measure(out, "capability_change_ms",
                         lambda: summary(capability_changes(clients, args.samples), 0))
-                measure(out, "pbft_commit", lambda: commit_figures(clients, wan, args.puts))
-            measure(out, "job", lambda: run_job(clients[0], d, args.tasks, args.task_samples))
+                measure(out, "pbft_commit",
+                        lambda: during(clients, lambda: commit_figures(clients, wan, args.puts)))
+            measure(out, "job", lambda: during(clients, lambda: run_job(
+                clients[0], d, args.tasks, args.task_samples)))
             if profile != "lan":
                 # Last: a node joining starts a new epoch (committees hand over).
                 def joined() -> float:
