@@ -172,6 +172,9 @@ class Replica(ViewChanges, Recovery, Batches):
         """When we last asked a new primary for view changes its new view names."""
         self.vc_kept: dict[bytes, CheckedViewChange] = {}
         """Checked view changes by envelope digest, a few per sender."""
+        self.view_change_causes: dict[str, int] = {}
+        self.last_view_change = ""
+        """View changes this replica started, by cause, and the last one's (for operators)."""
         self._displaced: dict[bytes, tuple[bytes, ...]] = {}
         """Batches a new view replaced in the log, by digest (a later view may bring one back)."""
         self._batch_asked: dict[tuple[int, bytes], tuple[float, int]] = {}
@@ -582,8 +585,8 @@ class Replica(ViewChanges, Recovery, Batches):
         """Evidence only if a third party would take it: a vote taken on its channel's word
         had its envelope's signature left unchecked (``consensus.crypto``)."""
         ev = Equivocation(offender, first, second)
-        self._out.append(Misbehaviour(offender, "equivocation",
-                                      ev if check_equivocation(ev, self.verifier) is None else None))
+        proof = ev if check_equivocation(ev, self.verifier) is None else None
+        self._out.append(Misbehaviour(offender, "equivocation", proof))
 
     # -- execution and checkpoints --------------------------------------------------------------
 
@@ -679,13 +682,16 @@ class Replica(ViewChanges, Recovery, Batches):
             elif self.progress_at is None:
                 self.progress_at = now
             elif now - self.progress_at > self.timeout:
-                self.progress_at = None
-                self._start_view_change(self.view + 1)
+                waited, self.progress_at = now - self.progress_at, None
+                pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
+                self._start_view_change(self.view + 1, f"timeout: no execution for {waited:.1f} s "
+                                        f"(timeout {self.timeout:.1f} s, pace {pace})")
         else:
             if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout and \
                     not self._new_view_arriving(now):
                 self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
-                self._start_view_change(self.view + 1)
+                self._start_view_change(self.view + 1, "new view late: none within "
+                                        f"{self.timeout / 2:.1f} s of a quorum leaving")
             elif self.my_vc is not None and now - self.vc_sent_at > max(2 * resend,
                                                                          self.vc_resend_wait):
                 self.vc_sent_at = now
@@ -805,7 +811,7 @@ class Replica(ViewChanges, Recovery, Batches):
                                                     if x.pp_view == self.view]) + 1
         if self.view_changing:
             view, self.view = self.view, self.view - 1
-            self._start_view_change(view)
+            self._start_view_change(view, "restart: it was changing view when it stopped")
         self._execute_ready()
 
 

@@ -76,6 +76,8 @@ class ReplicaBase:
     vc_fetch_at: float
     vc_fetch_wait: float
     vc_kept: dict[bytes, CheckedViewChange]
+    view_change_causes: dict[str, int]
+    last_view_change: str
     _displaced: dict[bytes, tuple[bytes, ...]]
     _batch_asked: dict[tuple[int, bytes], tuple[float, int]]
     last_status: float
@@ -150,4 +152,4 @@ class ReplicaBase:
                                  ) -> None: ...
 
         # Defined by ``ViewChanges``:
-        def _start_view_change(self, view: int) -> None: ...
+        def _start_view_change(self, view: int, why: str = "") -> None: ...

@@ -117,9 +117,13 @@ class ViewChanges(ReplicaBase):
     """The view-change protocol as a mixin of ``consensus.replica.Replica``: suspecting the
     primary, the f+1 join rule, the new primary's NEW-VIEW, and entering the new view."""
 
-    def _start_view_change(self, view: int) -> None:
+    def _start_view_change(self, view: int, why: str = "") -> None:
+        """``why``: its cause for the operator, ``kind: detail`` (``view_change_causes``)."""
         if view <= self.view:
             return
+        kind = why.split(":")[0] or "other"
+        self.view_change_causes[kind] = self.view_change_causes.get(kind, 0) + 1
+        self.last_view_change = f"view {view}: {why or kind}"
         self.view, self.view_changing = view, True
         self.view_changes_in_a_row += 1
         self.nv_wait_since = None
@@ -170,7 +174,7 @@ class ViewChanges(ReplicaBase):
     def _after_view_change_input(self) -> None:
         later = sorted(c.view for i, c in self.vcs.items() if c.view > self.view)
         if len(later) >= self.cfg.f + 1:
-            self._start_view_change(later[0])
+            self._start_view_change(later[0], f"joined: {len(later)} members asked for later views")
             return
         if not self.view_changing:
             return

@@ -102,6 +102,9 @@ class ReplicaRunner:
             "primary": r.is_primary, "executed": r.last_executed,
             "stable": r.stable.seq, "commits": self.commits, "requests": self.requests,
             "view_changes": self.view_changes, "members": len(self.config.committee),
+            "view_changes_started": dict(r.view_change_causes),
+            "last_view_change": r.last_view_change, "timeout_s": round(r.timeout, 2),
+            "pace_s": None if r.pace is None else round(r.pace, 3),
             "by_reference": {"rebuilt": r.refs_rebuilt, "fetched": r.refs_fetched}
             if self.config.by_reference else None,
         }

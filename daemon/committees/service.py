@@ -471,7 +471,9 @@ class CommitteeService:
                 listener(runner.config.shard, runner, event)
         elif isinstance(event, ViewEntered):
             runner.view_changes += 1
-            log.info("%s entered view %d", _shard_name(runner.config.shard), event.view)
+            log.info("%s entered view %d (the last view change this replica started: %s)",
+                     _shard_name(runner.config.shard), event.view,
+                     runner.replica.last_view_change or "none")
         elif isinstance(event, Misbehaviour):
             offender = node_id_from_public_key(event.offender)
             self.misbehaviour[offender] = self.misbehaviour.get(offender, 0) + 1

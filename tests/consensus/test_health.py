@@ -91,6 +91,11 @@ def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
         bus.run()
     assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
     assert all(bus.replica(i).view == 0 and not bus.replica(i).view_changing for i in range(5))
+    for i in (5, 6):  # why, for the operator (``status --json``, the log)
+        assert bus.replica(i).view_change_causes == {"timeout": 1}
+        assert bus.replica(i).last_view_change.startswith(
+            "view 1: timeout: no execution for 1.2 s (timeout 1.0 s, pace")
+    assert bus.replica(0).view_change_causes == {}
     cut = False
     for _ in range(160):  # 40 s: past the 20 s after which work waiting reads as stalled
         bus.tick(0.25)
