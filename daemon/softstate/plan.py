@@ -34,7 +34,23 @@ def refresh_period(nodes: int, silence_s: float = 0.0) -> float:
     return period
 LOAD_REPUBLISH_S = 5.0
 LOAD_STEP_PERMILLE = 250
-"""A load change this large republishes early (no sooner than ``LOAD_REPUBLISH_S``)."""
+"""A load change this large republishes early (no sooner than ``load_period``)."""
+LOAD_PER_NODE_S = 0.5
+"""Seconds of the load period per node known: busy workers of a network of N nodes rewrite
+their records for load at most about twice a second in all, whatever N. Every rewrite reaches
+every node once through each of its soft-state links, so at the flat 5 s the soft state cost
+each node more the larger the network: in a 100-task job on 30 daemons records changed 1.7
+times a second, and decoding the copies was the largest single cost of a worker's CPU. A
+scheduler's own committee counts the tasks it queued on each worker (``jobs.planner
+.loaded_candidates`` takes the higher of the two), so a record's load matters for work the
+committee does not see, which can wait."""
+
+
+def load_period(nodes: int) -> float:
+    """How soon after its last write a node rewrites its record for a change of load, in a
+    network of ``nodes`` records: ``LOAD_REPUBLISH_S`` up to 10 nodes, ``LOAD_PER_NODE_S``
+    per node beyond."""
+    return max(LOAD_REPUBLISH_S, LOAD_PER_NODE_S * nodes)
 PERSIST_S = 10.0
 MEMBERSHIP_SCAN_S = 5.0
 
@@ -58,6 +74,8 @@ class TickPlanner:
     refresh_s: float = REFRESH_S
     """The current refresh period (``refresh_period``: the service updates it as the network
     grows)."""
+    load_s: float = LOAD_REPUBLISH_S
+    """The current load period (``load_period``: updated alike)."""
 
     def __post_init__(self) -> None:
         self.last_heartbeat = self.last_refresh = self.last_scan = self.started
@@ -68,7 +86,7 @@ class TickPlanner:
         if heartbeat:
             self.last_heartbeat = now
         moved = abs(load - self.load) >= LOAD_STEP_PERMILLE and \
-            now - self.last_refresh >= LOAD_REPUBLISH_S
+            now - self.last_refresh >= self.load_s
         publish = moved or addrs != self.addrs or now - self.last_refresh >= self.refresh_s
         if publish:
             self.published(now, load, addrs)

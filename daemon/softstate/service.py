@@ -51,7 +51,7 @@ from daemon.softstate.links import LINKS, LinkBook
 from daemon.softstate.partners import Partners
 from daemon.softstate.twin_guard import TwinGuard
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
-                                   REFRESH_S, TickPlanner, refresh_period)
+                                   REFRESH_S, TickPlanner, load_period, refresh_period)
 from daemon.storage.db import Database
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -186,6 +186,12 @@ class SoftStateService:
         """How often our unchanged record is written again (``plan.refresh_period``)."""
         caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
         return refresh_period(len(caps.keys()), self.silence_s)
+
+    def load_s(self) -> float:
+        """How soon after our last write a change of load rewrites our record
+        (``plan.load_period``)."""
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        return load_period(len(caps.keys()))
 
     def live_window_s(self) -> float:
         """A record written this recently makes its node a placement candidate, connected
@@ -407,6 +413,7 @@ class SoftStateService:
             if steps.scan:
                 self._sync_partners()
                 planner.refresh_s = self.refresh_s()
+                planner.load_s = self.load_s()
                 self._note_heard()
                 self.prune_departed()
                 self._publish_links(now)

@@ -69,3 +69,15 @@ def test_a_planner_follows_the_refresh_period_it_is_given() -> None:
     p.refresh_s = 2000.0
     published = [k for k in range(1, 4001) if p.plan(float(k), 100, [], None).publish]
     assert published == [2000, 4000]
+
+
+def test_the_load_period_grows_with_the_network_so_its_load_rewrites_stay_bounded() -> None:
+    """Busy workers rewrite their records for load at most about twice a second in all: each
+    rewrite reaches every node once per soft-state link, whatever the network's size."""
+    from daemon.softstate.plan import LOAD_PER_NODE_S, load_period
+    assert load_period(1) == load_period(10) == LOAD_REPUBLISH_S  # small networks as before
+    assert load_period(30) == 30 * LOAD_PER_NODE_S == 15.0
+    assert 1000 / load_period(1000) == 30 / load_period(30) == 1 / LOAD_PER_NODE_S
+    p = TickPlanner(0.0, 0, [], load_s=load_period(30))
+    assert not p.plan(LOAD_REPUBLISH_S, 1000, [], None).publish  # 5 s: too soon at 30 nodes
+    assert p.plan(15.0, 1000, [], None).publish
