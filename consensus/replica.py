@@ -689,9 +689,10 @@ class Replica(ViewChanges, Recovery, Batches):
         else:
             if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout and \
                     not self._new_view_arriving(now):
-                self.timeout = min(2 * self.timeout, self.cfg.max_view_change_timeout)
+                waited, self.timeout = self.timeout, min(2 * self.timeout,
+                                                         self.cfg.max_view_change_timeout)
                 self._start_view_change(self.view + 1, "new view late: none within "
-                                        f"{self.timeout / 2:.1f} s of a quorum leaving")
+                                        f"{waited:.1f} s of a quorum leaving")
             elif self.my_vc is not None and now - self.vc_sent_at > max(2 * resend,
                                                                          self.vc_resend_wait):
                 self.vc_sent_at = now
