@@ -32,6 +32,8 @@ def refresh_period(nodes: int, silence_s: float = 0.0) -> float:
     if silence_s > 0:
         period = max(REFRESH_S, min(period, silence_s / 3))
     return period
+
+
 LOAD_REPUBLISH_S = 5.0
 LOAD_STEP_PERMILLE = 250
 """A load change this large republishes early (no sooner than ``load_period``)."""
@@ -51,6 +53,8 @@ def load_period(nodes: int) -> float:
     network of ``nodes`` records: ``LOAD_REPUBLISH_S`` up to 10 nodes, ``LOAD_PER_NODE_S``
     per node beyond."""
     return max(LOAD_REPUBLISH_S, LOAD_PER_NODE_S * nodes)
+
+
 PERSIST_S = 10.0
 MEMBERSHIP_SCAN_S = 5.0
 

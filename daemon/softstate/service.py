@@ -182,16 +182,18 @@ class SoftStateService:
         member is evicted, 0: never)."""
         self.attester, self.hard, self.silence_s = attester, hard, silence_s
 
+    def _nodes_known(self) -> int:
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        return len(caps.keys())
+
     def refresh_s(self) -> float:
         """How often our unchanged record is written again (``plan.refresh_period``)."""
-        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
-        return refresh_period(len(caps.keys()), self.silence_s)
+        return refresh_period(self._nodes_known(), self.silence_s)
 
     def load_s(self) -> float:
         """How soon after our last write a change of load rewrites our record
         (``plan.load_period``)."""
-        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
-        return load_period(len(caps.keys()))
+        return load_period(self._nodes_known())
 
     def live_window_s(self) -> float:
         """A record written this recently makes its node a placement candidate, connected
