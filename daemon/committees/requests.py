@@ -59,9 +59,11 @@ class ShardRequests:
     """The queue and client of one shard."""
 
     def __init__(self, config: ReplicaConfig, signer: Signer, batcher: Batcher | None = None,
-                 max_batch: int = 32, first_request_id: int | None = None) -> None:
+                 max_batch: int = 32, first_request_id: int | None = None,
+                 pack: Callable[[bytes], bytes] | None = None) -> None:
         """``first_request_id``: default the current time in microseconds (the simulator
-        passes its virtual time, so runs replay)."""
+        passes its virtual time, so runs replay). ``pack``: the application's last step
+        before an operation goes into a request (``ShardApplication.pack``)."""
         first = first_request_id if first_request_id is not None else time.time_ns() // 1000
         self.client = Client(config, signer, retry=0.5, first_request_id=first)
         self.queue: deque[_Pending] = deque()
@@ -69,6 +71,7 @@ class ShardRequests:
         self.current: list[_Pending] = []
         self._split: Callable[[bytes], list[bytes]] | None = None
         self.batcher = batcher
+        self.pack = pack
         self.max_batch = max_batch
         self.batches = 0
         self.completed = 0
@@ -111,7 +114,7 @@ class ShardRequests:
             operation = take[0].operation
             self.current = take
             take[0].submitted = now
-            actions += self.client.submit(operation, now)
+            actions += self._submit(operation, now)
         elif not self.current and self.queue and not self.client.busy:
             take = [self.queue.popleft()]
             operation = take[0].operation
@@ -132,8 +135,11 @@ class ShardRequests:
             self.current = take
             for p in take:
                 p.submitted = now
-            actions += self.client.submit(operation, now)
+            actions += self._submit(operation, now)
         return actions
+
+    def _submit(self, operation: bytes, now: float) -> list[Any]:
+        return self.client.submit(self.pack(operation) if self.pack else operation, now)
 
     def recent_latency(self, last: int = 32) -> float:
         """The median time, in seconds, of the last ``last`` requests from submitting to the

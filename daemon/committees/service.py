@@ -244,8 +244,9 @@ class CommitteeService:
             client.client.renumber(at_least)
 
     def _requests(self, cfg: ReplicaConfig) -> ShardRequests:
-        batcher = None if cfg.shard == DIRECTORY_SHARD else self.app.batcher
-        return ShardRequests(cfg, self.signer, batcher)
+        if cfg.shard == DIRECTORY_SHARD:
+            return ShardRequests(cfg, self.signer)
+        return ShardRequests(cfg, self.signer, self.app.batcher, pack=self.app.pack)
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -20,12 +20,17 @@ from consensus.committee import max_faulty
 from consensus.statemachine import ClientRequest, KeyValueMachine
 from daemon.ledger.records import JobState
 from daemon.ledger.state import JobLedger
+from consensus.sizes import MAX_OPERATION
 from protocol.canonical import packb, unpackb
+from protocol.compression import RAW, compress_parts, decompress
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.messages import ledger as ops
 
 LEDGER = b"J"
 KV = b"K"
+PACKED = b"Z"
+PACK_ABOVE = 1024
+"""Ledger operations longer than this go compressed (``pack_operation``)."""
 MAX_KV_KEYS = 10_000
 LEDGER_TICK_ACTIVE_S = 2.0
 """How often members report their clock to a shard's ledger while it has open jobs..."""
@@ -49,6 +54,14 @@ class ShardMachine:
 
     def apply(self, request: ClientRequest) -> bytes:
         tag, body = request.operation[:1], request.operation[1:]
+        if tag == PACKED:
+            try:
+                body = decompress(body, MAX_OPERATION)
+            except RemoteProtocolError as err:
+                return f"error: a compressed operation does not decompress: {err}".encode()
+            if body[:1] != LEDGER:
+                return b"error: a compressed operation holds no ledger operation"
+            tag, body = LEDGER, body[1:]
         sub = ClientRequest(request.client, request.request_id, body, request.raw)
         if tag == LEDGER:
             return self.ledger.apply(sub)
@@ -72,6 +85,26 @@ class ShardMachine:
 def ledger_operation(op: ops.Operation) -> bytes:
     """The request bytes of a ledger operation (what ``ShardMachine.apply`` routes)."""
     return LEDGER + ops.encode_op(op)
+
+
+def pack_operation(operation: bytes) -> bytes:
+    """The operation as it goes into a request: a ledger operation over ``PACK_ABOVE`` bytes
+    compressed (``PACKED``), if that makes it smaller; anything else as it is.
+
+    Why: a ``Place`` carries each task's explanation verbatim (the replicas store the
+    proposer's, never floats of their own), 3 KB a task and 34 KB of a 41 KB operation on a
+    30-daemon testnet, mostly the same keys and node ids again. Its proposer, usually the
+    primary, sends it to every member (requests go to all members of a committee that orders
+    by reference), and batch bodies and commit proofs carry it again: on the ``planet``
+    profile a primary on a 1 Mbit/s uplink spent seconds per placement sending it and its
+    backups suspected it. zstd takes it to a fraction of that (``scripts/bench_pack.py``), and
+    every replica undoes it within the operation limit (``ShardMachine.apply``)."""
+    if operation[:1] != LEDGER or len(operation) <= PACK_ABOVE:
+        return operation
+    method, body = compress_parts(operation, sample_check=False)
+    if method == RAW or len(body) + 2 >= len(operation):
+        return operation
+    return PACKED + bytes((method,)) + bytes(body)
 
 
 def ledger_batcher(operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
@@ -119,6 +152,9 @@ class LedgerShards:
 
     def batcher(self, operations: list[bytes]) -> tuple[bytes, Callable[[bytes], list[bytes]]] | None:
         return ledger_batcher(operations)
+
+    def pack(self, operation: bytes) -> bytes:
+        return pack_operation(operation)
 
     def tick(self, shard: int, machine: ShardMachine, now: float, wall_ms: int,
              queued: int) -> list[bytes]:

@@ -23,7 +23,7 @@ from consensus.committee import max_faulty
 from consensus.config import ReplicaConfig
 from consensus.crypto import MacSigner, MacVerifier
 from daemon.committees.requests import ShardRequests
-from daemon.ledger.shard import ledger_batcher, ledger_operation
+from daemon.ledger.shard import ledger_batcher, ledger_operation, pack_operation
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
 from protocol.messages.pbft import Reply
@@ -140,7 +140,8 @@ class Orders:
         if q is None:
             q = self.queues[shard] = ShardRequests(self.world.shards[shard],
                                                    self.world.keys.signer(self.ident.public_key),
-                                                   ledger_batcher, first_request_id=self.first_id)
+                                                   ledger_batcher, first_request_id=self.first_id,
+                                                   pack=pack_operation)
         pending = q.enqueue(ledger_operation(op))
         self.waiting.setdefault(shard, []).append((pending, done))
 

@@ -6,7 +6,8 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer
 from consensus.sizes import MAX_OPERATION
 from daemon.committees.requests import ShardRequests
-from daemon.ledger.shard import LEDGER, ledger_batcher
+from daemon.ledger.shard import LEDGER, PACKED, ledger_batcher, pack_operation
+from protocol.envelope import open_envelope
 from protocol.messages import ledger as ops
 from protocol.identity import NodeIdentity
 
@@ -31,3 +32,13 @@ def test_urgent_requests_jump_the_bulk_queue_and_bulk_is_combined_by_bytes():
 def test_an_operation_over_the_request_limit_is_refused_at_once():
     with pytest.raises(ValueError, match="request limit"):
         queue().enqueue(b"J" + b"x" * MAX_OPERATION)
+
+
+def test_the_application_packs_each_operation_as_it_goes_into_a_request():
+    q = queue()
+    q.pack = pack_operation
+    big = q.enqueue(LEDGER + ops.encode_op(ops.Cancel(b"c" * 32)) + b"\x00" * 4000)
+    actions = q.pump(0.0)
+    assert q.current == [big]
+    request = open_envelope(actions[0].data, network="t").body
+    assert request.operation[:1] == PACKED and len(request.operation) < 200

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
+from consensus.sizes import MAX_OPERATION
 from consensus.statemachine import ClientRequest
-from daemon.ledger.shard import (LEDGER, LEDGER_TICK_ACTIVE_S, LEDGER_TICK_IDLE_S,
-                                 MAX_QUEUED_TICKS, LedgerClocks, LedgerShards, ledger_batcher,
-                                 ledger_operation)
+from daemon.ledger.shard import (KV, LEDGER, LEDGER_TICK_ACTIVE_S, LEDGER_TICK_IDLE_S,
+                                 MAX_QUEUED_TICKS, PACKED, LedgerClocks, LedgerShards,
+                                 ledger_batcher, ledger_operation, pack_operation)
 from protocol.canonical import packb, unpackb
+from protocol.compression import compress
 from protocol.messages import ledger as ops
 from protocol.schema import REGISTRY
 from tests.daemon.ledger.ledger_helpers import MEMBERS, SUBMITTER, Harness
@@ -79,3 +83,42 @@ def test_operations_are_registered_messages_with_their_old_wire_tags() -> None:
     # The bytes a ledger stored before the operations joined the registry: [tag, body].
     assert ops.encode_op(ops.Tick(1234)) == packb([3, [1234]])
     assert ops.decode_op(packb([2, [b"j" * 32]])) == ops.Cancel(b"j" * 32)
+
+
+def _apply(h: Harness, operation: bytes) -> bytes:
+    machine = LedgerShards().machine(tuple(m.public_key for m in MEMBERS))
+    machine.ledger = h.ledger
+    return machine.apply(ClientRequest(MEMBERS[0].public_key, 10_000, operation, b""))
+
+
+def test_a_large_ledger_operation_goes_compressed_and_does_what_it_did_uncompressed() -> None:
+    """A ``Place`` carries every task's explanation verbatim: it is the big request of a job,
+    and its proposer sends it to every member of the committee."""
+    plain, packed = Harness(), Harness()
+    job = plain.submit(n_tasks=11)
+    assert packed.submit(n_tasks=11) == job
+    raw = ledger_operation(plain.proposal(job, plain.candidates()))
+    wire = pack_operation(raw)
+    assert wire[:1] == PACKED and len(wire) < len(raw) / 2
+    assert LedgerShards().pack(raw) == wire
+    reply = _apply(plain, raw)
+    assert unpackb(reply)["placed"] and _apply(packed, wire) == reply
+    assert packed.ledger.snapshot() == plain.ledger.snapshot()
+
+
+def test_small_incompressible_and_other_operations_go_as_they_are() -> None:
+    tick = ledger_operation(ops.Tick(5))
+    noise = LEDGER + random.Random(1).randbytes(4000)
+    kv = KV + packb(["put", "k", "v" * 4000])
+    assert [pack_operation(o) for o in (tick, noise, kv)] == [tick, noise, kv]
+
+
+def test_a_compressed_operation_is_bounded_and_must_hold_a_ledger_operation() -> None:
+    """A client's bytes: an error reply, never an exception or an unbounded buffer."""
+    h = Harness()
+    bomb = PACKED + compress(LEDGER + bytes(MAX_OPERATION), sample_check=False)
+    assert len(bomb) < 100
+    assert _apply(h, bomb).startswith(b"error: a compressed operation does not decompress")
+    assert _apply(h, PACKED + b"\x01garbage").startswith(b"error: a compressed operation")
+    other = PACKED + compress(KV + packb(["put", "k", "v" * 2000]), sample_check=False)
+    assert _apply(h, other) == b"error: a compressed operation holds no ledger operation"
