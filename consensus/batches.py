@@ -2,7 +2,10 @@
 
 - Pre-prepares by reference (committees of more than ``refs_above`` members): the primary
   sends its signed pre-prepare with each request replaced by its SHA-256; a backup rebuilds the
-  exact signed bytes from its copies of the requests, or asks for the batch.
+  exact signed bytes from its copies of the requests. One that lacks some waits
+  ``REFS_GRACE`` status intervals for them (the client sent each to every member; the
+  pre-prepare can overtake a copy on its way), rebuilding as soon as the last arrives, and
+  only then asks for the batch.
 - Batches known by digest only (a new view re-proposed them, or a pre-prepare by reference
   named requests we lack): asked of the primary, then of f+1 members at a time
   (``_ask_batch``); answered from the log or from batches a new view displaced.
@@ -23,6 +26,13 @@ from protocol.envelope import FORMAT, HEADER_SIZE, MAGIC, Envelope
 from protocol.errors import RemoteProtocolError
 from protocol.messages.pbft import BatchBody, BatchFetch, PrePrepare, PrePrepareRefs
 from protocol.schema import encode_body, message_type
+
+REFS_GRACE = 2.0
+"""Status intervals a backup waits for the requests a pre-prepare by reference names before it
+asks for the batch. It asked the primary at once: on a 30-daemon ``planet`` testnet a worker's
+report reached the primary before the other members, each of them asked for the whole batch,
+and the primary's uplink carried every such batch again, 18 times (1.2 MB in a minute from one
+primary, beside its own requests), while the copies it asked for were already on their way."""
 
 
 class Batches(ReplicaBase):
@@ -54,20 +64,36 @@ class Batches(ReplicaBase):
             self._rebuild(sender, env, m, tuple(raws))  # type: ignore[arg-type]
             return
         waiting = self._refs_waiting.get(m.seq)
-        self._refs_waiting[m.seq] = (sender, env, m)
-        if waiting is None or waiting[2].digest != m.digest:
-            self.refs_fetched += 1
-            self._ask_batch(m.seq, m.digest, first=sender)
+        since = waiting[3] if waiting is not None and waiting[2].digest == m.digest else self.now
+        self._refs_waiting[m.seq] = (sender, env, m, since)
         if len(self._refs_waiting) > self.cfg.window:
             del self._refs_waiting[min(self._refs_waiting)]
 
-    def _ask_refs_again(self) -> None:
-        """Batches of pre-prepares by reference still missing are asked again (``_ask_batch``):
-        the first ask went to the primary only, and an answer lost on the way (a large
-        committee's mesh around silent members) left the slot without a batch."""
-        for seq, (_, _, m) in list(self._refs_waiting.items()):
+    def _request_arrived(self, ref: bytes) -> None:
+        """A request came: rebuild the pre-prepares by reference that waited for it alone."""
+        for seq, (sender, env, m, _) in list(self._refs_waiting.items()):
+            if ref not in m.refs:
+                continue
+            raws = [self._raw_by_ref.get(r) for r in m.refs]
+            if all(r is not None for r in raws):
+                del self._refs_waiting[seq]
+                if m.view == self.view and not self.view_changing:
+                    self._rebuild(sender, env, m, tuple(raws))  # type: ignore[arg-type]
+
+    def _ask_refs(self) -> None:
+        """Batches of pre-prepares by reference still missing after ``REFS_GRACE`` status
+        intervals are asked for (``_ask_batch``): first of the primary that named them, then
+        again of f+1 members at a time, since an answer lost on the way (a large committee's
+        mesh around silent members) left the slot without a batch."""
+        grace = REFS_GRACE * self.cfg.status_interval
+        for seq, (primary, _, m, since) in list(self._refs_waiting.items()):
             if m.view != self.view or not self.log.in_window(seq):
                 del self._refs_waiting[seq]
+            elif self.now - since < grace:
+                continue
+            elif (seq, m.digest) not in self._batch_asked:
+                self.refs_fetched += 1
+                self._ask_batch(seq, m.digest, first=primary)
             else:
                 self._ask_batch(seq, m.digest)
 
@@ -181,7 +207,7 @@ class Batches(ReplicaBase):
             if batch_digest(m.requests) != m.digest:
                 raise InvalidProof("batch body does not match its digest")
             del self._refs_waiting[m.seq]
-            primary, refs_env, refs = waiting
+            primary, refs_env, refs, _ = waiting
             if refs.view == self.view and not self.view_changing:
                 if tuple(hashlib.sha256(r).digest() for r in m.requests) != refs.refs:
                     raise InvalidProof("batch body is not the batch its pre-prepare names")

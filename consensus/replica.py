@@ -207,7 +207,7 @@ class Replica(ViewChanges, Recovery, Batches):
         self._req_cache: dict[bytes, ClientRequest] = {}
         self._raw_by_ref: dict[bytes, bytes] = {}
         """Requests seen, by SHA-256 (what a ``PrePrepareRefs`` names them by)."""
-        self._refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs]] = {}
+        self._refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs, float]] = {}
         """Pre-prepares by reference whose batch we asked the primary for, by seq."""
         self._ordered: set[tuple[bytes, int]] = set()
         """(client, request id) of requests in pre-prepares we accepted (by reference)."""
@@ -334,7 +334,10 @@ class Replica(ViewChanges, Recovery, Batches):
             return
         if isinstance(m, Request) or isinstance(m, EndEpoch):
             if m.epoch <= self.cfg.epoch and (isinstance(m, Request) or m.epoch == self.cfg.epoch):
-                self._on_request(self._request_of(env))
+                req = self._request_of(env)
+                self._on_request(req)
+                if self._refs_waiting:
+                    self._request_arrived(hashlib.sha256(req.raw).digest())
             return
         if m.epoch != self.cfg.epoch:
             return
@@ -702,7 +705,7 @@ class Replica(ViewChanges, Recovery, Batches):
         self._poll_fetch()
         self._fetch_batches()
         if self._refs_waiting:
-            self._ask_refs_again()
+            self._ask_refs()
         if self.nv_pending is not None and self.view_changing and \
                 now - self.last_status >= self.cfg.status_interval:
             pending, self.nv_pending = self.nv_pending, None  # asks again for what it lacks

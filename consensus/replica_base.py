@@ -97,7 +97,7 @@ class ReplicaBase:
     _calm_at: float
     _req_cache: dict[bytes, ClientRequest]
     _raw_by_ref: dict[bytes, bytes]
-    _refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs]]
+    _refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs, float]]
     _ordered: set[tuple[bytes, int]]
     _pending_since: dict[tuple[bytes, int], float]
     _forwarded: set[tuple[bytes, int]]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from consensus.actions import Broadcast, Committed, Misbehaviour, StateInstalled, ViewEntered
+from consensus.actions import Broadcast, Committed, Misbehaviour, Send, StateInstalled, ViewEntered
+from consensus.batches import REFS_GRACE
 from consensus.evidence import Equivocation, check_equivocation
 from consensus.log import batch_digest
 from consensus.quorum import ed25519_vote_check, prepare_bytes, verify_qc
@@ -333,8 +334,8 @@ def test_a_large_committee_sends_pre_prepares_by_reference_and_rebuilds_them():
     """Seven members: the client sends its request to every member, the primary sends its
     batch once in all (``PrePrepareRefs``: the signed envelope with each request by hash), the
     backups rebuild the exact signed bytes and commit. A backup that lost the request asks the
-    primary for the batch and commits too."""
-    bus = Bus(7)
+    primary for the batch once its grace for the request has passed, and commits too."""
+    bus = Bus(7, status_interval=0.25)
     assert bus.cfg.by_reference and not Bus(4).cfg.by_reference
     client = bus.add_client()
     lost = bus.cfg.committee[3]
@@ -344,6 +345,9 @@ def test_a_large_committee_sends_pre_prepares_by_reference_and_rebuilds_them():
     assert {e.type for e in sent} == {"pbft.request"} and len(sent) == 7  # to every member
     bus.run()
     assert [d.result for d in client.done] == [b"ok"]
+    assert committed(bus, 3) == [] and bus.replica(3).refs_fetched == 0  # waits for the request
+    bus.tick(REFS_GRACE * 0.25)
+    bus.run()
     for i in range(7):
         (c,) = committed(bus, i)
         assert c.seq == 1 and kv(bus, i) == {"x": b"1"}
@@ -378,9 +382,42 @@ def test_a_missing_batch_is_asked_of_the_primary_then_of_f_plus_1_members_in_tur
         return [bus.cfg.committee.index(a.to) for a in acts if isinstance(a, Send)
                 and bus.verifier.open(a.data).type == "pbft.batch_fetch"]
 
-    assert asked(bus.actions[lost]) == [0]  # the primary, first
-    rounds = [asked(r3.tick(t)) for t in (0.5, 0.6, 1.0, 1.5, 3.0, 3.5)]
+    assert asked(bus.actions[lost]) == []  # the request may be on its way: wait for it
+    assert asked(r3.tick(0.25)) == []
+    assert asked(r3.tick(0.5)) == [0]  # then ask the primary, first
+    rounds = [asked(r3.tick(t)) for t in (1.0, 1.1, 1.5, 2.0, 3.5, 4.0)]
     assert rounds == [[0, 1, 2], [], [], [4, 5, 6], [], [0, 1, 2]]
+
+
+def test_a_pre_prepare_by_reference_that_overtook_its_request_is_rebuilt_when_it_comes():
+    """The primary's pre-prepare can reach a backup before the client's own copy of a request
+    (the client's uplink sends it to every member in turn): the backup waits for the copy and
+    rebuilds on its arrival, asking nobody for the batch."""
+    bus = Bus(7, status_interval=0.25)
+    client = bus.add_client()
+    late = bus.cfg.committee[3]
+    held: list[tuple[bytes, bytes, bytes]] = []
+
+    def hold(src, dst, env):
+        if env.type == "pbft.request" and dst == late and not held:
+            held.append((src, dst, env.to_bytes()))
+            return True
+        return False
+
+    bus.drop = hold
+    bus.submit(client, kv_op("put", "x", b"1"))
+    bus.run()
+    r3 = bus.replica(3)
+    assert committed(bus, 3) == [] and r3._refs_waiting
+    bus.tick(0.25)
+    bus.run()
+    bus.inject(*held[0])
+    bus.run()
+    (c,) = committed(bus, 3)
+    assert c.seq == 1 and kv(bus, 3) == {"x": b"1"}
+    assert r3.refs_fetched == 0 and r3.refs_rebuilt == 1 and not r3._refs_waiting
+    assert not [a for a in bus.actions[late] if isinstance(a, Send)
+                and bus.verifier.open(a.data).type == "pbft.batch_fetch"]
 
 
 def test_a_pre_prepare_by_reference_that_does_not_rebuild_is_misbehaviour():
