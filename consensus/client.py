@@ -2,8 +2,12 @@
 
 It sends a request to the primary it believes in (to every member in a committee that takes
 pre-prepares by reference: ``consensus.replica``), and after ``retry`` seconds without a
-result re-sends it (freshly sealed, same request id) to every replica, which makes backups
-forward it and start their view-change timers if the primary is faulty. f+1 matching replies
+result re-sends it to every replica, which makes backups forward it and start their
+view-change timers if the primary is faulty. A re-send is the same signed bytes (sealed again
+only under a new id or epoch): a primary orders the copy it got first, and a backup rebuilds a
+pre-prepare by reference from the hash of those bytes, so a copy sealed afresh (a new
+timestamp) looked like another request to every member holding the first, and each asked the
+primary for the whole batch. f+1 matching replies
 include one from a correct replica, so the result is the committed one.
 
 Each further re-send of the same request waits twice as long, up to ``max_retry``: the first
@@ -74,7 +78,7 @@ class Done:
 class Client:
     __slots__ = ("cfg", "signer", "base_retry", "retry", "max_retry", "wait", "next_id",
                  "current", "op", "sent_at", "first_at", "replies", "view", "now", "done",
-                 "srtt", "rttvar", "resent", "resends")
+                 "srtt", "rttvar", "resent", "resends", "raw")
 
     def __init__(self, config: ReplicaConfig, signer: Signer, *, retry: float = 0.5,
                  max_retry: float = 8.0, first_request_id: int = 1) -> None:
@@ -97,6 +101,8 @@ class Client:
         self.next_id = first_request_id
         self.current: int | None = None
         self.op = b""
+        self.raw = b""
+        """The current request, sealed once (re-sends repeat these bytes)."""
         self.sent_at = 0.0
         self.first_at = 0.0
         self.replies: dict[int, bytes] = {}
@@ -118,7 +124,7 @@ class Client:
         self.resent = False
         self.resends = 0
         self.wait = self.retry
-        raw = self._sealed()
+        raw = self.raw = self._sealed()
         if self.cfg.by_reference:  # the primary sends its batches by reference: all need it
             return [Send(pk, raw) for pk in self.cfg.committee]
         primary = self.cfg.committee[self.cfg.primary(self.view)]
@@ -170,7 +176,7 @@ class Client:
             self.next_id = at_least + 1
         if self.current is not None and self.current <= at_least:
             self.current, self.next_id = self.next_id, self.next_id + 1
-            self.replies = {}
+            self.replies, self.raw = {}, b""
             self.sent_at, self.wait = self.now - self.retry, self.retry
 
     def reconfigure(self, config: ReplicaConfig, now: float) -> list[Action]:
@@ -180,7 +186,7 @@ class Client:
         if self.current is None:
             return []
         self.sent_at, self.wait = self.now, self.retry
-        raw = self._sealed()
+        raw = self.raw = self._sealed()
         return [Send(pk, raw) for pk in self.cfg.committee]
 
     def tick(self, now: float) -> list[Action]:
@@ -192,7 +198,7 @@ class Client:
             else self.max_retry
         self.wait = min(2 * self.wait, cap)
         self.resent = True
-        raw = self._sealed()
+        raw = self.raw = self.raw or self._sealed()
         return [Send(pk, raw) for pk in self._resend_targets()]
 
     def _resend_targets(self) -> list[bytes]:

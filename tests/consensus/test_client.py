@@ -126,3 +126,22 @@ def test_by_reference_the_first_send_goes_to_all_and_re_sends_to_f_plus_1_in_tur
     small = Client(CFG, Ed25519Signer(IDS[0], NETWORK, 1), retry=0.5)  # whole batches: all
     small.submit(b"op", 0.0)
     assert {a.to for a in small.tick(0.5)} == set(CFG.committee)
+
+
+def test_a_re_send_repeats_the_same_signed_bytes_until_the_id_or_epoch_changes():
+    """A backup rebuilds a pre-prepare by reference from the hash of the request's bytes, and
+    the primary orders the copy it got first: a re-send sealed afresh looked like another
+    request to every member holding the first, and each asked the primary for the batch."""
+    import dataclasses
+
+    c = Client(CFG7, Ed25519Signer(NodeIdentity(b"\x09" * 32), NETWORK, 1), retry=0.5)
+    first = {a.data for a in c.submit(b"op", 0.0)}
+    assert len(first) == 1
+    again = {a.data for t in (0.5, 1.5, 3.5) for a in c.tick(t)}
+    assert again == first
+    c.renumber(c.current)  # another daemon used our key: a new id, sealed anew
+    renumbered = {a.data for a in c.tick(7.5)}
+    assert len(renumbered) == 1 and renumbered != first
+    assert VERIFY.open(renumbered.pop()).body.request_id == c.current
+    moved = {a.data for a in c.reconfigure(dataclasses.replace(CFG7, epoch=2), 8.0)}
+    assert VERIFY.open(moved.pop()).body.epoch == 2
