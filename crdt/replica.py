@@ -299,12 +299,14 @@ class CrdtReplica:
                 continue
             d = books.decide(p, now_ms)
             if d.kind is SendKind.INTERVAL:
-                msg, end = self._interval_msg(peer, p)
+                msg, end = self._interval_msg(peer, p, d.seq_from)
                 if msg is not None:
                     out.append((peer, msg))
-                    books.sent(p, end, now_ms)
+                    books.sent(p, end, now_ms, d.seq_from)
                 elif p.needs_state:  # one buffered delta alone is over the budget
                     d = books.decide(p, now_ms)
+                elif d.seq_from > p.acked + 1:  # all of it came from this peer; more is in flight
+                    p.sent_to = end
                 else:  # all of it came from this peer
                     books.on_ack(p, self.session, end)
             if d.kind is SendKind.STATE:
@@ -381,12 +383,13 @@ class CrdtReplica:
                 heads=self._needed_heads(name, delta)))))
         return CrdtDelta(self.session, start, end, tuple(rep.table), tuple(objs))
 
-    def _interval_msg(self, peer: str, p: PeerStream) -> tuple[CrdtDelta | None, int]:
-        """The next interval for ``peer`` and where it ends, cut to fit the message budget.
-        No message if there is nothing to send (it all came from this peer), or if one
-        buffered delta alone is too big (then the peer gets a state, in parts)."""
+    def _interval_msg(self, peer: str, p: PeerStream, start: int
+                      ) -> tuple[CrdtDelta | None, int]:
+        """The next interval for ``peer`` from ``start`` and where it ends, cut to fit the
+        message budget. No message if there is nothing to send (it all came from this peer),
+        or if one buffered delta alone is too big (then the peer gets a state, in parts)."""
         books = self.books
-        start, end, joined = books.interval_for(peer, p)
+        start, end, joined = books.interval_for(peer, p, start)
         budget = books.config.max_message_bytes
         while True:
             if not joined:
@@ -399,7 +402,7 @@ class CrdtReplica:
                 return None, end
             end = start + (end - start) // 2
             p.cache = None
-            _, _, joined = books.buffer.interval(p.acked, end - p.acked, peer)
+            _, _, joined = books.buffer.interval(start - 1, end - start + 1, peer)
 
     # -- receiving ------------------------------------------------------------------------------
 
