@@ -150,6 +150,8 @@ class Recovery(ReplicaBase):
 
     def _on_status(self, sender: int, m: Status, env: Envelope) -> None:
         self.peer_views[sender] = (m.view, m.view_changing, self.now)
+        if self.view_changing and m.view >= self.view and self.nv_wait_since is None:
+            self._after_view_change_input()  # it left the old view: the new-view timer may start
         if m.view_changing and m.view > self.view and not self.view_changing and \
                 self.now - self._status_answered.get(sender, -1e18) >= self.cfg.status_interval:
             # It asks for a view we did not join: say where we are (at most once per status

@@ -36,7 +36,14 @@ View change. A backup with pending work and no progress for T seconds suspects t
 moves to view v+1 and broadcasts a ``ViewChange`` (stable checkpoint proof + highest-view
 prepared certificates). It also joins a view change when f+1 others ask for later views. The
 new primary collects q of them and broadcasts a ``NewView`` whose pre-prepares are recomputed
-and checked by every backup (``consensus.viewchange``). If the new view does not arrive within
+and checked by every backup (``consensus.viewchange``). Until the new view comes, a replica
+re-sends its view change, backing off, to the new primary and to members not known to have
+left the old view (no view change or status of theirs says so); the others get the new view,
+which names the view changes it took, and fetch any they lack from its primary; a member's
+status counts as its leaving for the new-view timer. Re-broadcast to all, an 11 KB view change went to 18 members four times in a view's first ten seconds; on
+a 0.65 Mbit/s uplink each copy took 2.5 s to leave, the new view waited behind them, was
+late, and the next view change started: 1-3.7 MB of view changes per member in two minutes on
+a 30-daemon ``planet`` testnet. If the new view does not arrive within
 T after a quorum asked for it, the replica moves on to the next view and doubles T; T returns
 to its base value once batches execute again, or to ``PACE_TIMEOUTS`` times the committee's
 smoothed wait for an execution if that is longer: a slow committee is not a faulty one.
@@ -701,7 +708,8 @@ class Replica(ViewChanges, Recovery, Batches):
                 self.vc_sent_at = now
                 self.vc_resend_wait = min(2 * max(self.vc_resend_wait, 2 * resend),
                                           self.cfg.max_view_change_timeout)
-                self._out.append(Broadcast(self.my_vc))
+                for i in self._vc_resend_targets():
+                    self._send(i, self.my_vc)
         self._poll_fetch()
         self._fetch_batches()
         if self._refs_waiting:

@@ -181,13 +181,30 @@ class ViewChanges(ReplicaBase):
         # The new-view timer starts once a quorum has left the old view: a replica asking
         # for a later view has left it too (each sender's latest view change is kept, so
         # counting only exact matches could leave replicas one view apart waiting forever).
-        if sum(1 for c in self.vcs.values() if c.view >= self.view) < self.cfg.quorum:
+        if len(self._left_old_view() | {self.me}) < self.cfg.quorum:
             return
         if self.nv_wait_since is None:
             self.nv_wait_since = self.now
         quorum = [c for c in self.vcs.values() if c.view == self.view]
         if self.is_primary and len(quorum) >= self.cfg.quorum:
             self._send_new_view(sorted(quorum, key=lambda c: c.sender)[: self.cfg.quorum])
+
+    def _vc_resend_targets(self) -> list[int]:
+        """Where our view change goes again (module docstring): the new primary, and members
+        neither whose view change for this view or later nor whose status shows them past
+        the old view has reached us."""
+        left = self._left_old_view()
+        return [i for i in range(self.cfg.n) if i != self.me and (
+            i == self.primary or i not in left)]
+
+    def _left_old_view(self) -> set[int]:
+        """Members known to have left the view before ours: a view change of theirs for ours
+        or later, or a recent status in ours or later."""
+        since = self.now - 4 * self.resend_interval
+        left = {i for i, c in self.vcs.items() if c.view >= self.view}
+        left.update(i for i, (view, _, at) in self.peer_views.items()
+                    if view >= self.view and at >= since)
+        return left
 
     def _send_new_view(self, vcs: list[CheckedViewChange]) -> None:
         plan = new_view_set(vcs)

@@ -110,8 +110,9 @@ def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals()
     Re-sent to every member every two status intervals while no new view came, they filled
     the sub-Mbit uplinks of a 30-daemon testnet and no new view ever got through (views
     10-11, nothing committed for minutes). Re-sends now double their wait, up to the
-    longest view-change timeout."""
-    from consensus.actions import Broadcast
+    longest view-change timeout, and go to the new primary alone: the others get its new
+    view and fetch from it the view changes it names."""
+    from consensus.actions import Broadcast, Send
     from consensus.statemachine import kv_op
     from protocol.messages.pbft import ViewChange as VC
     from testnet.pbft_sim.bus import Bus
@@ -123,14 +124,25 @@ def test_a_view_change_is_re_sent_with_back_off_not_every_two_status_intervals()
     bus.drop = lambda src, dst, env: src in gone or dst in gone
     bus.submit(client, kv_op("put", "k", b"v"))
     bus.emit(client_pk, client.tick(5.0))
-    me = bus.cfg.committee[1]
+    me = bus.cfg.committee[2]
     for _ in range(240):  # 60 s
         bus.tick(0.25)
         bus.run()
-    sent = [a for a in bus.actions[me] if isinstance(a, Broadcast)
-            and isinstance(bus.verifier.open(a.data).body, VC)]
-    assert bus.replica(1).view_changing and bus.replica(1).view == 1
-    assert 2 <= len(sent) <= 12, len(sent)  # every 0.5 s, it was 100 or more
+
+    def view_changes(kind):
+        return [a for a in bus.actions[me] if isinstance(a, kind)
+                and isinstance(bus.verifier.open(a.data).body, VC)]
+
+    assert bus.replica(2).view_changing and bus.replica(2).view == 1
+    assert len(view_changes(Broadcast)) == 1  # to all, once
+    again = view_changes(Send)
+    c = bus.cfg.committee
+    per_target = {pk: sum(1 for a in again if a.to == pk) for pk in {a.to for a in again}}
+    # view 1's primary, and the two members no view change or status showed leaving view 0
+    assert set(per_target) == {c[1], c[0], c[3]}
+    assert all(1 <= k <= 11 for k in per_target.values()), per_target  # it was 100 or more
+    assert not [a for a in bus.actions[c[1]] if isinstance(a, Send) and a.to == c[2]
+                and isinstance(bus.verifier.open(a.data).body, VC)]  # 2 left view 0: not to it
 
 
 def test_a_slow_but_live_committee_is_not_taken_for_a_faulty_one():
