@@ -147,6 +147,8 @@ class SoftStateService:
         self.silence_s = 0.0
         """The genesis' eviction silence (``connect``): refreshes come well inside it."""
         self.partners = Partners()
+        self.sent_bytes: dict[str, int] = {}
+        """Bytes sent by message type (``status``: what the soft state costs this uplink)."""
         """The connected peers anti-entropy runs with: the overlay's links."""
         host.handle(PROTOCOL, self._on_frame)
         host.on_peer(self._connected, self._disconnected)
@@ -315,7 +317,10 @@ class SoftStateService:
     def _send(self, out: list[tuple[str, Any]]) -> None:
         now_ms = self._now_ms()
         for peer, msg in out:
-            self.host.send(peer, PROTOCOL, self.sealer.seal(msg, now_ms))
+            raw = self.sealer.seal(msg, now_ms)
+            kind = type(msg).__name__
+            self.sent_bytes[kind] = self.sent_bytes.get(kind, 0) + len(raw)
+            self.host.send(peer, PROTOCOL, raw)
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         # Only ``peer`` can have written what its own connection carries (its Noise session):
@@ -440,7 +445,11 @@ class SoftStateService:
                        f" {len(links['published'])} peers",
             "records": len(records), "published": self.published, "rejected": self.rejected,
             "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
-                     "states_applied": self.replica.stats.states_applied},
+                     "states_applied": self.replica.stats.states_applied,
+                     "partners": {"active": sum(self.partners.roles.values()),
+                                  "passive": sum(not a for a in self.partners.roles.values())},
+                     "sent_kib": {k: round(n / 1024)
+                                  for k, n in sorted(self.sent_bytes.items())}},
             "links": links,
         }
 
