@@ -118,6 +118,9 @@ class PeerStream:
     """``(end, sent at)`` of an interval or state sent once and not yet acknowledged: its
     acknowledgement is a round-trip sample (``Books.on_ack``). Cleared when it is sent again
     (Karn's rule: the acknowledgement of a retransmission could answer either copy)."""
+    srtt: float | None = None
+    rttvar: float = 0.0
+    """Smoothed round trip to the peer's acknowledgements and its variation (ms, RFC 6298)."""
 
 
 @dataclass(slots=True)
@@ -212,7 +215,7 @@ class Books:
         # packets, and dials and pings timed out on the full queues. (Holding new deltas
         # back while an interval is unacknowledged helped more, but changed what the CRDT
         # simulation's forgers achieve in ways not yet understood: not landed.)
-        due = now_ms - p.sent_at >= cfg.retransmit_ms << min(p.resends, cfg.max_backoff)
+        due = now_ms - p.sent_at >= self.rto(p) * (1 << min(p.resends, cfg.max_backoff))
         if p.needs_state or (p.acked < buf.head and not buf.covers(p.acked)):
             p.needs_state = True
             if p.comparing_since is not None and \
@@ -235,6 +238,16 @@ class Books:
             # later still and each interval grew: its round trips reached 50 s.
             return SendDecision(SendKind.INTERVAL, p.sent_to + 1, end)
         return SendDecision(SendKind.INTERVAL, p.acked + 1, end)
+
+    def rto(self, p: PeerStream) -> float:
+        """The wait (ms) before an unacknowledged interval goes again, before back-off:
+        ``retransmit_ms``, or TCP's ``srtt + 4 x rttvar`` of the peer's acknowledgements if
+        that is longer (RFC 6298). The stream is ordered and reliable while it lasts, so a
+        resend only replaces what a broken stream lost; at a fixed 400 ms every interval
+        went again while a slow uplink's queue held it, and the copies lengthened the queue."""
+        if p.srtt is None:
+            return float(self.config.retransmit_ms)
+        return max(float(self.config.retransmit_ms), p.srtt + 4 * p.rttvar)
 
     def interval_for(self, name: str, p: PeerStream, start: int | None = None
                      ) -> tuple[int, int, dict[str, Causal]]:
@@ -290,6 +303,11 @@ class Books:
         if t is not None and seq >= t[0] and now_ms is not None:
             p.timing = None
             rtt = now_ms - t[1]
+            if p.srtt is None:
+                p.srtt, p.rttvar = float(rtt), rtt / 2
+            else:
+                p.rttvar = 0.75 * p.rttvar + 0.25 * abs(p.srtt - rtt)
+                p.srtt = 0.875 * p.srtt + 0.125 * rtt
         if seq > p.acked:
             p.acked = seq
         if p.needs_state and self.buffer.covers(p.acked):

@@ -125,6 +125,8 @@ class ReplicaStats:
     observed_dropped: int = 0
     wants_refused: int = 0
     messages_out: dict[str, int] = field(default_factory=dict)
+    intervals_resent: int = 0
+    """Intervals that repeated deltas already in flight (the retransmission timer fired)."""
 
 
 class CrdtReplica:
@@ -302,6 +304,8 @@ class CrdtReplica:
                 msg, end = self._interval_msg(peer, p, d.seq_from)
                 if msg is not None:
                     out.append((peer, msg))
+                    if d.seq_from <= p.sent_to:
+                        self.stats.intervals_resent += 1
                     books.sent(p, end, now_ms, d.seq_from)
                 elif p.needs_state:  # one buffered delta alone is over the budget
                     d = books.decide(p, now_ms)

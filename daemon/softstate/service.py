@@ -449,7 +449,9 @@ class SoftStateService:
                      "partners": {"active": sum(self.partners.roles.values()),
                                   "passive": sum(not a for a in self.partners.roles.values())},
                      "sent_kib": {k: round(n / 1024)
-                                  for k, n in sorted(self.sent_bytes.items())}},
+                                  for k, n in sorted(self.sent_bytes.items())},
+                     "sent": dict(sorted(self.replica.stats.messages_out.items())),
+                     "intervals_resent": self.replica.stats.intervals_resent},
             "links": links,
         }
 

@@ -82,3 +82,24 @@ def test_a_lost_interval_before_later_ones_is_repaired():
             a.on_message("b", reply, now)
     now = pump(rs, now + 1000)
     assert len(b.get("m")) == 6 and a.objects["m"].same_state(b.objects["m"])
+
+
+def test_the_resend_wait_follows_the_peers_acknowledgements():
+    """A link whose acknowledgements take 2 s (a slow uplink's queue): the unacknowledged
+    interval goes again only after srtt + 4 x rttvar (RFC 6298), not every 400 ms, whose copies
+    only lengthened the queue."""
+    rs, now = pair()
+    a, b = rs["a"], rs["b"]
+    for k in range(4):  # four updates, each acknowledged 2 s later: a learns the round trip
+        a.update("m", lambda m, w, k=k: m.p_set(w, f"k{k}", k), now)
+        sent = [msg for dst, msg in a.tick(now + 1) if isinstance(msg, CrdtDelta)]
+        now += 2000
+        for msg in sent:
+            for dst, ack in b.on_message("a", msg, now):
+                a.on_message("b", ack, now)
+    p = a.books.peers["b"]
+    assert p.srtt is not None and 1900 <= a.books.rto(p) <= 4000
+    a.update("m", lambda m, w: m.p_set(w, "late", 1), now)
+    first = [t for t in range(1, 5000, 100)
+             for dst, msg in a.tick(now + t) if isinstance(msg, CrdtDelta)]
+    assert first[0] == 1 and (len(first) == 1 or first[1] >= 1900), first
