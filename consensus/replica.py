@@ -40,13 +40,14 @@ and checked by every backup (``consensus.viewchange``). Until the new view comes
 re-sends its view change, backing off, to the new primary and to members not known to have
 left the old view (no view change or status of theirs says so); the others get the new view,
 which names the view changes it took, and fetch any they lack from its primary; a member's
-status counts as its leaving for the new-view timer. Re-broadcast to all, an 11 KB view change went to 18 members four times in a view's first ten seconds; on
-a 0.65 Mbit/s uplink each copy took 2.5 s to leave, the new view waited behind them, was
-late, and the next view change started: 1-3.7 MB of view changes per member in two minutes on
-a 30-daemon ``planet`` testnet. If the new view does not arrive within
-T after a quorum asked for it, the replica moves on to the next view and doubles T; T returns
-to its base value once batches execute again, or to ``PACE_TIMEOUTS`` times the committee's
-smoothed wait for an execution if that is longer: a slow committee is not a faulty one.
+status counts as its leaving for the new-view timer. Re-broadcast to all, an 11 KB view
+change went to 18 members four times in a view's first ten seconds; on a 0.65 Mbit/s uplink
+each copy took 2.5 s to leave, the new view waited behind them, was late, and the next view
+change started: 1-3.7 MB of view changes per member in two minutes on a 30-daemon ``planet``
+testnet. If the new view does not arrive within T after a quorum asked for it, the replica
+moves on to the next view and doubles T; T returns to its base value once batches execute
+again, or to ``PACE_TIMEOUTS`` times the committee's smoothed wait for an execution if that
+is longer: a slow committee is not a faulty one.
 
 Short of a quorum. The shell says how many members it can reach (``reach``). With fewer than
 a quorum nothing can commit and no view change can complete, so suspecting the primary only
@@ -215,7 +216,8 @@ class Replica(ViewChanges, Recovery, Batches):
         self._raw_by_ref: dict[bytes, bytes] = {}
         """Requests seen, by SHA-256 (what a ``PrePrepareRefs`` names them by)."""
         self._refs_waiting: dict[int, tuple[int, Envelope, PrePrepareRefs, float]] = {}
-        """Pre-prepares by reference whose batch we asked the primary for, by seq."""
+        """Pre-prepares by reference still missing requests, by seq: (primary, its envelope,
+        the references, since when), until the requests come or the batch is fetched."""
         self._ordered: set[tuple[bytes, int]] = set()
         """(client, request id) of requests in pre-prepares we accepted (by reference)."""
         self._pending_since: dict[tuple[bytes, int], float] = {}
