@@ -120,6 +120,13 @@ _END = b"\x00end-epoch"
 """Pending-table key of the (single) EndEpoch request."""
 
 
+GENESIS_TIMEOUTS = 4.0
+"""Before a committee's first batch ever executed, a backup waits this many timeouts before it
+suspects the primary: the first batch waits for members still dialling each other. At one
+timeout, 3-5 of a 19-member committee forming over 30 daemons on ``planet`` lines asked for
+view 1 or 2 at every start while the others carried on, and those left behind were
+most of the f+1 whose requests pull a whole committee into a view change later."""
+
 PACE_TIMEOUTS = 4.0
 """The view-change timeout is at least this many times the committee's smoothed wait for an
 execution (``Replica._paced_timeout``)."""
@@ -693,7 +700,8 @@ class Replica(ViewChanges, Recovery, Batches):
                 self.progress_at = None
             elif self.progress_at is None:
                 self.progress_at = now
-            elif now - self.progress_at > self.timeout:
+            elif now - self.progress_at > self.timeout * (
+                    GENESIS_TIMEOUTS if self.last_executed == 0 else 1):
                 waited, self.progress_at = now - self.progress_at, None
                 pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
                 self._start_view_change(self.view + 1, f"timeout: no execution for {waited:.1f} s "
