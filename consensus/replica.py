@@ -704,8 +704,10 @@ class Replica(ViewChanges, Recovery, Batches):
                     GENESIS_TIMEOUTS if self.last_executed == 0 else 1):
                 waited, self.progress_at = now - self.progress_at, None
                 pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
+                first = f" x {GENESIS_TIMEOUTS:g} before the first batch" \
+                    if self.last_executed == 0 else ""
                 self._start_view_change(self.view + 1, f"timeout: no execution for {waited:.1f} s "
-                                        f"(timeout {self.timeout:.1f} s, pace {pace})")
+                                        f"(timeout {self.timeout:.1f} s{first}, pace {pace})")
         else:
             if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout and \
                     not self._new_view_arriving(now):
