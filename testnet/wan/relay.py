@@ -144,6 +144,7 @@ class Relay:
         clean = False
         try:
             dst_ip, dst_port = original_destination(client)  # type: ignore[arg-type]
+            _no_delay(client)
             one_way = self.config.one_way_ms(src, dst_ip)
             p = self.config.profile
             conn_rng = random.Random(self.rng.getrandbits(64))
@@ -155,6 +156,7 @@ class Relay:
             with enter(src.ns):
                 raw = socket.socket()
             raw.setsockopt(socket.SOL_SOCKET, SO_MARK, RELAY_MARK)
+            _no_delay(raw)
             upstream = trio.socket.from_stdlib_socket(raw)
             up_send, up_recv = trio.open_memory_channel[tuple[float, bytes]](QUEUE)
             down_send, down_recv = trio.open_memory_channel[tuple[float, bytes]](QUEUE)
@@ -190,6 +192,17 @@ class Relay:
 
 
 _CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _no_delay(sock: socket.socket | trio.socket.SocketType) -> None:
+    """Write each chunk when it is due, not when the last one is acknowledged.
+
+    The relay stands for the wire; the daemons' own sockets already turn Nagle's algorithm
+    off (trio does), so a relay that left it on added a stall of its own: a small chunk
+    written while an earlier one was unacknowledged waited for the far end's delayed ACK
+    (40 ms or more on Linux), on every hop of every connection. PBFT's votes are exactly
+    that traffic: a prepare, then a commit moments later, on the same connection."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _connected(sock: trio.socket.SocketType) -> bool:
