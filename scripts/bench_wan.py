@@ -9,8 +9,11 @@ Every node is given only the seed's address (node0). Figures (issue 14):
 - ``capability_change_ms``: a node publishes a new generation of its record; the time until
   every other node holds it, p50 / p99.
 - ``pbft_commit``: ``kv.put`` from a member of shard 0, timed in the daemon from submission to
-  f+1 matching replies, p50 / p99, also as a multiple of the committee's median round trip
-  (the profile's round trips between the members; target p50 <= 3).
+  the result (its own replica's, once it commits), p50 / p99, also as a multiple of the
+  committee's median round trip (the profile's round trips between the members; target p50
+  <= 3). ``network_floor_ms``: what the profile's delays alone allow for that client and the
+  primary of each view the puts saw (``testnet.wan.floor``); the rest of a put's time is CPU
+  and queues (30 daemons share this machine's cores).
 - ``job``: a pi job of ``--tasks`` tasks (2 replicas each): tasks/s from submission until the
   submitter's node holds the last certificate, and the mean time from submission until a
   task's certificate is there (both read locally, once a second).
@@ -46,6 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from daemon.control.client import ControlClient, ControlError  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_formed  # noqa: E402
+from testnet.wan.floor import commit_floor_ms  # noqa: E402
 from testnet.wan.launcher import Wan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,14 +241,25 @@ def during(clients: list[ControlClient], fn: Any) -> Any:
     return out
 
 
+def shard0_view(client: ControlClient) -> int:
+    return next(r["view"] for r in call(client, "status")["services"]["consensus"]["replicas"]
+                if r["shard"] == 0)
+
+
 def commit_figures(clients: list[ControlClient], wan: Wan, puts: int) -> dict[str, Any]:
     member, members = shard0_member(clients)
+    first = shard0_view(clients[member])
     lat = [call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
            for i in range(puts)]
+    views = range(first, shard0_view(clients[member]) + 1)
     access = wan.relay.access_ms
     median_rtt = statistics.median(2 * (access[a] + access[b])
                                    for a in members for b in members if a < b)
+    floor = {f"node{members[v % len(members)]}":
+             round(commit_floor_ms(access, members, members[v % len(members)], member), 1)
+             for v in views}
     return {"committee_size": len(members), "committee_median_rtt_ms": round(median_rtt, 1),
+            "client": f"node{member}", "network_floor_ms": floor,
             "latency_ms": summary(lat),
             "p50_rtt_multiple": round(pct(lat, 50) / median_rtt, 2),
             "p99_rtt_multiple": round(pct(lat, 99) / median_rtt, 2)}

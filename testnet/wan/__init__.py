@@ -11,4 +11,6 @@ bandwidth limits, NAT routers and partitions (``novacron testnet up --wan PROFIL
                     tables (I/O).
 - ``relay``      -- the userspace delay/loss relay every connection goes through (trio).
 - ``launcher``   -- bringing a namespace testnet up and down around the daemons.
+- ``floor``      -- what a profile's delays alone allow a PBFT commit, to read a measured one
+                    against (pure).
 """
