@@ -13,14 +13,17 @@ Every node is given only the seed's address (node0). Figures (issue 14):
   committee's median round trip (the profile's round trips between the members; target p50
   <= 3). ``network_floor_ms``: what the profile's delays alone allow for that client and the
   primary of each view the puts saw (``testnet.wan.floor``); the rest of a put's time is CPU
-  and queues (30 daemons share this machine's cores).
+  and queues (30 daemons share this machine's cores): ``cpu_s_per_put`` (the committee's
+  members, the other daemons, the delay relay) and ``cores_busy`` while the puts ran say how
+  much.
 - ``job``: a pi job of ``--tasks`` tasks (2 replicas each): tasks/s from submission until the
   submitter's node holds the last certificate, and the mean time from submission until a
   task's certificate is there (both read locally, once a second).
 - ``view_changes_during`` (with ``pbft_commit`` and ``job``): view changes any replica made
   while that figure was measured; one in the middle of the puts or the job is in its figure.
 - per node: most connections seen, idle bytes/s on its network interface (both ways, headers
-  included) over ``--idle-seconds``, memory (RSS).
+  included) over ``--idle-seconds``, memory (RSS); ``idle_cores``: the CPU the daemons (the
+  median one, and all together) and the relay used over that idle interval.
 - ``formation``: seconds from starting the daemons until every node holds every record and no
   committee is stalled, and what forming cost up to then: bytes the daemons sent per protocol,
   frames dropped (and why), dials, view changes (``--formation-only``: stop there, no ``lan``
@@ -71,6 +74,23 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_used(pids: dict[str, int], fn: Any) -> tuple[Any, dict[str, float]]:
+    """``fn()``, and the CPU seconds each process used meanwhile."""
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    out = fn()
+    return out, {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
 
 
 def iface_bytes(ns: str) -> int:
@@ -246,11 +266,15 @@ def shard0_view(client: ControlClient) -> int:
                 if r["shard"] == 0)
 
 
-def commit_figures(clients: list[ControlClient], wan: Wan, puts: int) -> dict[str, Any]:
+def commit_figures(clients: list[ControlClient], wan: Wan, puts: int,
+                   pids: dict[str, int]) -> dict[str, Any]:
     member, members = shard0_member(clients)
     first = shard0_view(clients[member])
-    lat = [call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
-           for i in range(puts)]
+    t0 = time.monotonic()
+    lat, cpu = cpu_used(pids, lambda: [
+        call(clients[member], "kv.put", {"key": f"w{i}", "value": "x"})["latency_ms"]
+        for i in range(puts)])
+    wall = time.monotonic() - t0
     views = range(first, shard0_view(clients[member]) + 1)
     access = wan.relay.access_ms
     median_rtt = statistics.median(2 * (access[a] + access[b])
@@ -260,9 +284,20 @@ def commit_figures(clients: list[ControlClient], wan: Wan, puts: int) -> dict[st
              for v in views}
     return {"committee_size": len(members), "committee_median_rtt_ms": round(median_rtt, 1),
             "client": f"node{member}", "network_floor_ms": floor,
+            "cpu_s_per_put": cpu_per_put(cpu, members, puts),
+            "cores_busy": round(sum(cpu.values()) / wall, 2),
             "latency_ms": summary(lat),
             "p50_rtt_multiple": round(pct(lat, 50) / median_rtt, 2),
             "p99_rtt_multiple": round(pct(lat, 99) / median_rtt, 2)}
+
+
+def cpu_per_put(cpu: dict[str, float], members: list[int], puts: int) -> dict[str, float]:
+    """CPU seconds per put: all the committee's members, everyone else, and the relay."""
+    member_names = {f"node{i}" for i in members}
+    parts = {"members": sum(v for k, v in cpu.items() if k in member_names),
+             "others": sum(v for k, v in cpu.items() if k not in member_names and k != "relay"),
+             "relay": cpu.get("relay", 0.0)}
+    return {k: round(v / puts, 3) for k, v in parts.items()}
 
 
 def formation_costs(clients: list[ControlClient]) -> dict[str, Any]:
@@ -310,16 +345,24 @@ def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str
                 wan = Wan.load(d)
                 assert wan is not None
                 # Idle: nothing asked of the network but what the daemons do by themselves.
+                pids = {n.name: n.pid for n in state.nodes if n.pid}
+                if wan.relay_pid:
+                    pids["relay"] = wan.relay_pid
                 before = {n.name: iface_bytes(n.netns) for n in state.nodes}  # type: ignore[arg-type]
-                time.sleep(args.idle_seconds)  # a real interval, by design
+                _, idle_cpu = cpu_used(pids, lambda: time.sleep(args.idle_seconds))  # by design
                 idle = [(iface_bytes(n.netns) - before[n.name]) / args.idle_seconds  # type: ignore[arg-type]
                         for n in state.nodes]
+                node_cpu = [v / args.idle_seconds for k, v in idle_cpu.items() if k != "relay"]
+                out["idle_cores"] = {"per_node_median": round(statistics.median(node_cpu), 3),
+                                     "all_nodes": round(sum(node_cpu), 2),
+                                     "relay": round(idle_cpu.get("relay", 0.0)
+                                                    / args.idle_seconds, 2)}
                 out["per_node_idle_bytes_per_s"] = {"median": round(statistics.median(idle)),
                                                     "max": round(max(idle))}
                 measure(out, "capability_change_ms",
                         lambda: summary(capability_changes(clients, args.samples), 0))
                 measure(out, "pbft_commit",
-                        lambda: during(clients, lambda: commit_figures(clients, wan, args.puts)))
+                        lambda: during(clients, lambda: commit_figures(clients, wan, args.puts, pids)))
             measure(out, "job", lambda: during(clients, lambda: run_job(
                 clients[0], d, args.tasks, args.task_samples)))
             if profile != "lan":
