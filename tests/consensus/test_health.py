@@ -140,3 +140,51 @@ def test_a_member_answers_a_stuck_peers_status_with_back_off():
     assert answered[0] == 1.0  # the first at once
     gaps = [b - a for a, b in zip(answered, answered[1:])]
     assert gaps == sorted(gaps) and gaps[0] >= 0.5 and len(answered) <= 7, answered
+
+
+def test_a_replica_left_behind_asks_ever_less_often_and_follows_when_work_comes():
+    """Left behind (above), a replica's statuses can only fetch commits, and each one makes
+    every member of the lower view answer. While nothing changes they go ever less often,
+    doubling up to 16 resend intervals apart; health still reads ``left behind``; and the
+    commits of new work still reach it. Before, it sent a status every interval for ever."""
+    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    client_pk = next(iter(bus.clients))
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    behind = set(bus.cfg.committee[5:])
+    cut = True
+    statuses = {pk: 0 for pk in bus.cfg.committee}
+
+    def drop(src: bytes, dst: bytes, env) -> bool:
+        if env.type == "pbft.status" and src in statuses:
+            statuses[src] += 1
+        return cut and ((dst in behind and src in bus.cfg.committee) or dst == client_pk)
+    bus.drop = drop
+    bus.submit(client, kv_op("put", "k", b"w"))
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+    cut = False
+    for _ in range(160):
+        bus.tick(0.25)
+        bus.run()
+    assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
+    for pk in statuses:
+        statuses[pk] = 0
+    for _ in range(240):  # a minute with nothing to order
+        bus.tick(0.25)
+        bus.run()
+    left = bus.cfg.committee[5]
+    # Every 0.25 s to 6 members would be 1,440 frames; the wait reaches 4 s.
+    assert statuses[left] <= 6 * 18, statuses[left]
+    assert sum(statuses[pk] for pk in bus.cfg.committee[:5]) <= 5 * 2 * 18  # their answers
+    v = committee_health(bus.replica(5).observe(7))
+    assert v.health is Health.DEGRADED and v.reason.startswith("left behind asking for view 1")
+    target = bus.replica(0).last_executed + 1
+    bus.submit(client, kv_op("put", "k", b"x"))  # work again: the five commit it, and the two
+    for _ in range(160):  # follow once answered: members answer a peer that stood still with
+        bus.tick(0.25)    # a doubling wait of their own, up to the 30 s cap here (15-28 s)
+        bus.run()
+    assert client.current is None
+    assert all(bus.replica(i).last_executed == target for i in (0, 5, 6))
