@@ -43,9 +43,13 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send sealed bytes to every *other* member of this committee."""
+    """Send sealed bytes to every *other* member of this committee, but those in ``skip``:
+    members known to have moved past the view a vote or pre-prepare is of, which drop it
+    unread (``Replica._past_our_view``). A shell that floods a large committee's mesh sends
+    to all its neighbours regardless (they relay)."""
 
     data: bytes
+    skip: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

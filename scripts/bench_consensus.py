@@ -136,7 +136,7 @@ def run(n: int, requests: int, clients: int, batch: int, inflight: int,
                 out.append((src, a.to, a.data))
             elif type(a) is Broadcast:
                 for pk in committee:
-                    if pk != src:
+                    if pk != src and pk not in a.skip:
                         out.append((src, pk, a.data))
 
     nxt: deque = deque()

@@ -61,7 +61,7 @@ class ActionSink:
                 if self.spread is not None and self.spread(owner, a.data):
                     continue
                 for pk in committee:
-                    if pk != me:
+                    if pk != me and pk not in a.skip:
                         self.send(pk, a.data)
             elif isinstance(a, (Committed, EpochEnded, Misbehaviour, ViewEntered, StateInstalled)):
                 try:

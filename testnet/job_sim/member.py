@@ -183,7 +183,7 @@ class MemberNode:
                 self.world.send_raw(self.name, a.to, a.data)
             elif t is Broadcast:
                 for pk in self.cfg.committee:
-                    if pk != self.ident.public_key:
+                    if pk != self.ident.public_key and pk not in a.skip:
                         self.world.send_raw(self.name, pk, a.data)
             elif t is Persist:
                 if a.value is None:

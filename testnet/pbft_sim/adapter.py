@@ -160,7 +160,8 @@ class ReplicaNode:
         """(destination key, bytes) pairs for a Send or Broadcast; honest: as asked."""
         if type(a) is Send:
             return [(a.to, a.data)]
-        return [(pk, a.data) for pk in self.cluster.cfg.committee if pk != self.pk]
+        return [(pk, a.data) for pk in self.cluster.cfg.committee
+                if pk != self.pk and pk not in a.skip]
 
 
 class ClientNode:

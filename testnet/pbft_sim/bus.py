@@ -65,7 +65,7 @@ class Bus:
                 self.queue.append((src, a.to, a.data))
             elif isinstance(a, Broadcast):
                 for pk in self.cfg.committee:
-                    if pk != src:
+                    if pk != src and pk not in a.skip:
                         self.queue.append((src, pk, a.data))
             elif isinstance(a, Persist):
                 if a.value is None:

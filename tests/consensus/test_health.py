@@ -188,3 +188,62 @@ def test_a_replica_left_behind_asks_ever_less_often_and_follows_when_work_comes(
         bus.run()
     assert client.current is None
     assert all(bus.replica(i).last_executed == target for i in (0, 5, 6))
+
+
+def test_members_past_our_view_are_sent_no_votes_of_it():
+    """Left behind in view 1, two of seven drop view 0's pre-prepares and votes unread; the
+    five carrying on in view 0 send them none, and votes reach them again once the committee
+    has moved to their view or past it."""
+    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    client_pk = next(iter(bus.clients))
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    behind = set(bus.cfg.committee[5:])
+    cut = True
+    votes_to_behind = 0
+
+    def drop(src: bytes, dst: bytes, env) -> bool:
+        nonlocal votes_to_behind
+        if dst in behind and env.type in ("pbft.prepare", "pbft.commit", "pbft.preprepare"):
+            votes_to_behind += 1
+        return cut and ((dst in behind and src in bus.cfg.committee) or dst == client_pk)
+    bus.drop = drop
+    bus.submit(client, kv_op("put", "k", b"w"))
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+    cut = False
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+    assert all(bus.replica(i).view == 1 and bus.replica(i).view_changing for i in (5, 6))
+    votes_to_behind = 0
+    for k in range(5):
+        bus.submit(client, kv_op("put", f"k{k}", b"x"))
+        for _ in range(8):
+            bus.tick(0.25)
+            bus.run()
+        assert client.current is None
+    assert votes_to_behind == 0
+    primary = bus.cfg.committee[0]  # silent: the others time out and join the two
+    bus.drop = lambda src, dst, env: primary in (src, dst)
+    bus.submit(client, kv_op("put", "after", b"y"))
+    for _ in range(200):
+        bus.tick(0.25)
+        bus.run()
+    views = [(bus.replica(i).view, bus.replica(i).view_changing) for i in range(1, 7)]
+    assert len(set(views)) == 1 and views[0][0] >= 1 and not views[0][1], views
+    seen = 0
+
+    def count(src: bytes, dst: bytes, env) -> bool:
+        nonlocal seen
+        if dst in behind and env.type in ("pbft.prepare", "pbft.commit"):
+            seen += 1
+        return primary in (src, dst)
+    bus.drop = count
+    bus.submit(client, kv_op("put", "later", b"z"))
+    for _ in range(8):
+        bus.tick(0.25)
+        bus.run()
+    assert client.current is None and seen > 0
