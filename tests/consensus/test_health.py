@@ -1,5 +1,8 @@
 """Committee health: the pure verdict, and the replica's observations under a real stall."""
 
+from collections.abc import Callable
+from typing import Any
+
 from consensus.health import Health, Observation, Verdict, committee_health, worst
 from consensus.statemachine import kv_op
 from testnet.pbft_sim.bus import Bus
@@ -70,36 +73,51 @@ def test_replica_reports_a_stall_when_the_majority_is_gone():
     assert committee_health(bus.replica(1).observe(1)).reason.startswith("only 1 of 4")
 
 
-def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
-    """Two of seven replicas hear nothing for a while and ask for view 1; two are fewer than
-    f+1, so the other five (a quorum) stay in view 0. PBFT cannot take the two back, but the
-    committee commits without them and they follow its commits: their health says that
-    (degraded, and why), not ``stalled`` as if nothing could commit. It did say stalled: at 30
-    daemons on slow lines, five members stuck so after a slow new view held the testnet back."""
+def leave_two_behind(watch: Callable[[bytes, bytes, Any], None],
+                     settle_ticks: int) -> tuple[Bus, Any, set[bytes]]:
+    """Seven replicas, of which two (5 and 6) hear nothing for 10 s and ask for view 1 alone;
+    then the cut heals and they stay left behind (the tests below). ``watch`` sees every
+    message delivered. The client's put reaches the two by its retry, nothing else does."""
     bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
     client = bus.add_client()
     client_pk = next(iter(bus.clients))
     bus.submit(client, kv_op("put", "k", b"v"))
     bus.run()
     behind = set(bus.cfg.committee[5:])
-    cut = True
-    bus.drop = lambda src, dst, env: cut and ((dst in behind and src in bus.cfg.committee)
-                                              or dst == client_pk)
-    bus.submit(client, kv_op("put", "k", b"w"))  # its retry reaches the two, nothing else does
-    for _ in range(40):
+    cut = [True]
+
+    def drop(src: bytes, dst: bytes, env: Any) -> bool:
+        watch(src, dst, env)
+        return cut[0] and ((dst in behind and src in bus.cfg.committee) or dst == client_pk)
+    bus.drop = drop
+    bus.submit(client, kv_op("put", "k", b"w"))
+    run_for(bus, 40)
+    cut[0] = False
+    run_for(bus, settle_ticks)
+    assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
+    return bus, client, behind
+
+
+def run_for(bus: Bus, ticks: int) -> None:
+    for _ in range(ticks):
         bus.tick(0.25)
         bus.run()
-    assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
+
+
+def test_a_replica_left_behind_in_a_view_change_is_degraded_not_stalled():
+    """Two of seven replicas hear nothing for a while and ask for view 1; two are fewer than
+    f+1, so the other five (a quorum) stay in view 0. PBFT cannot take the two back, but the
+    committee commits without them and they follow its commits: their health says that
+    (degraded, and why), not ``stalled`` as if nothing could commit. It did say stalled: at 30
+    daemons on slow lines, five members stuck so after a slow new view held the testnet back."""
+    # 40 s after the cut heals: past the 20 s after which work waiting reads as stalled
+    bus, client, behind = leave_two_behind(lambda src, dst, env: None, 160)
     assert all(bus.replica(i).view == 0 and not bus.replica(i).view_changing for i in range(5))
     for i in (5, 6):  # why, for the operator (``status --json``, the log)
         assert bus.replica(i).view_change_causes == {"timeout": 1}
         assert bus.replica(i).last_view_change.startswith(
             "view 1: timeout: no execution for 1.2 s (timeout 1.0 s, pace")
     assert bus.replica(0).view_change_causes == {}
-    cut = False
-    for _ in range(160):  # 40 s: past the 20 s after which work waiting reads as stalled
-        bus.tick(0.25)
-        bus.run()
     assert client.current is None  # the five committed it (the client heard them)
     for i in (5, 6):
         r = bus.replica(i)
@@ -147,45 +165,25 @@ def test_a_replica_left_behind_asks_ever_less_often_and_follows_when_work_comes(
     every member of the lower view answer. While nothing changes they go ever less often,
     doubling up to 16 resend intervals apart; health still reads ``left behind``; and the
     commits of new work still reach it. Before, it sent a status every interval for ever."""
-    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
-    client = bus.add_client()
-    client_pk = next(iter(bus.clients))
-    bus.submit(client, kv_op("put", "k", b"v"))
-    bus.run()
-    behind = set(bus.cfg.committee[5:])
-    cut = True
-    statuses = {pk: 0 for pk in bus.cfg.committee}
+    statuses: dict[bytes, int] = {}
 
-    def drop(src: bytes, dst: bytes, env) -> bool:
-        if env.type == "pbft.status" and src in statuses:
-            statuses[src] += 1
-        return cut and ((dst in behind and src in bus.cfg.committee) or dst == client_pk)
-    bus.drop = drop
-    bus.submit(client, kv_op("put", "k", b"w"))
-    for _ in range(40):
-        bus.tick(0.25)
-        bus.run()
-    cut = False
-    for _ in range(160):
-        bus.tick(0.25)
-        bus.run()
-    assert all(bus.replica(i).view_changing and bus.replica(i).view == 1 for i in (5, 6))
-    for pk in statuses:
-        statuses[pk] = 0
-    for _ in range(240):  # a minute with nothing to order
-        bus.tick(0.25)
-        bus.run()
+    def watch(src: bytes, dst: bytes, env: Any) -> None:
+        if env.type == "pbft.status":
+            statuses[src] = statuses.get(src, 0) + 1
+    bus, client, behind = leave_two_behind(watch, 160)
+    statuses.clear()
+    run_for(bus, 240)  # a minute with nothing to order
     left = bus.cfg.committee[5]
     # Every 0.25 s to 6 members would be 1,440 frames; the wait reaches 4 s.
     assert statuses[left] <= 6 * 18, statuses[left]
-    assert sum(statuses[pk] for pk in bus.cfg.committee[:5]) <= 5 * 2 * 18  # their answers
+    assert sum(statuses.get(pk, 0) for pk in bus.cfg.committee[:5]) <= 5 * 2 * 18  # answers
     v = committee_health(bus.replica(5).observe(7))
     assert v.health is Health.DEGRADED and v.reason.startswith("left behind asking for view 1")
     target = bus.replica(0).last_executed + 1
     bus.submit(client, kv_op("put", "k", b"x"))  # work again: the five commit it, and the two
-    for _ in range(160):  # follow once answered: members answer a peer that stood still with
-        bus.tick(0.25)    # a doubling wait of their own, up to the 30 s cap here (15-28 s)
-        bus.run()
+    # They follow once answered: members answer a peer that stood still with a doubling wait
+    # of their own, up to the 30 s cap here (15-28 s).
+    run_for(bus, 160)
     assert client.current is None
     assert all(bus.replica(i).last_executed == target for i in (0, 5, 6))
 
@@ -194,44 +192,24 @@ def test_members_past_our_view_are_sent_no_votes_of_it():
     """Left behind in view 1, two of seven drop view 0's pre-prepares and votes unread; the
     five carrying on in view 0 send them none, and votes reach them again once the committee
     has moved to their view or past it."""
-    bus = Bus(7, view_change_timeout=1.0, status_interval=0.25)
-    client = bus.add_client()
-    client_pk = next(iter(bus.clients))
-    bus.submit(client, kv_op("put", "k", b"v"))
-    bus.run()
-    behind = set(bus.cfg.committee[5:])
-    cut = True
     votes_to_behind = 0
 
-    def drop(src: bytes, dst: bytes, env) -> bool:
+    def watch(src: bytes, dst: bytes, env: Any) -> None:
         nonlocal votes_to_behind
         if dst in behind and env.type in ("pbft.prepare", "pbft.commit", "pbft.preprepare"):
             votes_to_behind += 1
-        return cut and ((dst in behind and src in bus.cfg.committee) or dst == client_pk)
-    bus.drop = drop
-    bus.submit(client, kv_op("put", "k", b"w"))
-    for _ in range(40):
-        bus.tick(0.25)
-        bus.run()
-    cut = False
-    for _ in range(40):
-        bus.tick(0.25)
-        bus.run()
-    assert all(bus.replica(i).view == 1 and bus.replica(i).view_changing for i in (5, 6))
+    behind: set[bytes] = set()  # the two; ``watch`` runs during the set-up too
+    bus, client, behind = leave_two_behind(watch, 40)
     votes_to_behind = 0
     for k in range(5):
         bus.submit(client, kv_op("put", f"k{k}", b"x"))
-        for _ in range(8):
-            bus.tick(0.25)
-            bus.run()
+        run_for(bus, 8)
         assert client.current is None
     assert votes_to_behind == 0
     primary = bus.cfg.committee[0]  # silent: the others time out and join the two
     bus.drop = lambda src, dst, env: primary in (src, dst)
     bus.submit(client, kv_op("put", "after", b"y"))
-    for _ in range(200):
-        bus.tick(0.25)
-        bus.run()
+    run_for(bus, 200)
     views = [(bus.replica(i).view, bus.replica(i).view_changing) for i in range(1, 7)]
     assert len(set(views)) == 1 and views[0][0] >= 1 and not views[0][1], views
     seen = 0
@@ -243,7 +221,5 @@ def test_members_past_our_view_are_sent_no_votes_of_it():
         return primary in (src, dst)
     bus.drop = count
     bus.submit(client, kv_op("put", "later", b"z"))
-    for _ in range(8):
-        bus.tick(0.25)
-        bus.run()
+    run_for(bus, 8)
     assert client.current is None and seen > 0
