@@ -201,9 +201,11 @@ class Replica(ViewChanges, Recovery, Batches):
         self.last_status = -1e18
         self._head_seen: tuple[int, bool, int, int] = (-1, False, -1, -1)
         self._head_at = -1e18
+        """The head (``_head``) last seen by ``_timers``, and when it last moved."""
         self._status_wait = config.status_interval
         self._status_head: tuple[int, bool, int, int] | None = None
-        """The head (``_head``) last seen by ``_timers``, and when it last moved."""
+        """The wait before the next status, and the head our last status showed (a replica
+        left behind backs off while it stands still: ``_still_left_behind``)."""
         self.restarted = bool(stored)
         """Restarted from its store: send one ``Status`` even without pending work, so peers
         that moved on (a view change, batches committed meanwhile) bring it up to date."""
