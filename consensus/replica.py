@@ -352,8 +352,6 @@ class Replica(ViewChanges, Recovery, Batches):
         so by forming on a 30-daemon ``planet`` testnet, 28% of each vote's frames, decoded and
         dropped on the left-behind members' slow lines and shared CPU. (A member claiming a
         later view falsely only loses votes it would have had.)"""
-        if not self.vcs and not self.peer_views:
-            return frozenset()
         later = {i for i, c in self.vcs.items() if c.view > self.view}
         later.update(i for i, (view, _, _) in self.peer_views.items() if view > self.view)
         return frozenset(self.cfg.committee[i] for i in later if i != self.me)

@@ -279,9 +279,9 @@ def commit_figures(clients: list[ControlClient], wan: Wan, puts: int,
     access = wan.relay.access_ms
     median_rtt = statistics.median(2 * (access[a] + access[b])
                                    for a in members for b in members if a < b)
-    floor = {f"node{members[v % len(members)]}":
-             round(commit_floor_ms(access, members, members[v % len(members)], member), 1)
-             for v in views}
+    primaries = [members[v % len(members)] for v in views]
+    floor = {f"node{p}": round(commit_floor_ms(access, members, p, member), 1)
+             for p in primaries}
     return {"committee_size": len(members), "committee_median_rtt_ms": round(median_rtt, 1),
             "client": f"node{member}", "network_floor_ms": floor,
             "cpu_s_per_put": cpu_per_put(cpu, members, puts),
