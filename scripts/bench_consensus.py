@@ -21,9 +21,9 @@ message sent in round r is delivered in round r+1. Reported:
   (``crypto_sign`` / ``crypto_sign_open``, timed in this run at the same message sizes), the
   CPU actually spent per request, and ``overhead_vs_crypto`` = (CPU - crypto) / crypto: the
   protocol's own work on top of the cryptography (target <= 0.5);
-- ``channel_votes``: the same loaded run with the daemon's shell, which takes prepares and
-  commits from their sender's own connection without checking the envelope's signature
-  (``consensus.crypto.Ed25519Verifier.open_direct``): CPU per request and its ratio to the
+- ``channel_votes``: the same loaded run with the daemon's shell, which takes prepares,
+  commits and replies from their sender's own connection without checking the envelope's
+  signature (``consensus.crypto.Ed25519Verifier.open_direct``): CPU per request and its ratio to the
   run above, in which every envelope's signature is checked.
 """
 
@@ -45,7 +45,7 @@ import nacl.bindings  # noqa: E402
 from consensus.actions import Broadcast, Send  # noqa: E402
 from consensus.client import Client  # noqa: E402
 from consensus.config import ReplicaConfig  # noqa: E402
-from consensus.crypto import CHANNEL_VOTES, Ed25519Signer, Ed25519Verifier  # noqa: E402
+from consensus.crypto import CHANNEL_TAKEN, Ed25519Signer, Ed25519Verifier  # noqa: E402
 from consensus.replica import Replica  # noqa: E402
 from consensus.statemachine import KeyValueMachine, kv_op  # noqa: E402
 from protocol.envelope import EnvelopeOpener  # noqa: E402
@@ -159,7 +159,7 @@ def run(n: int, requests: int, clients: int, batch: int, inflight: int,
                 env = direct.open_direct(raw, ids[src])
             else:
                 env = openers[dst].open(raw)
-            if not channel or env.type not in CHANNEL_VOTES:
+            if not channel or env.type not in CHANNEL_TAKEN:
                 count.verifies += 1
                 count.verify_bytes += len(raw) - 67 + 32
             kinds[env.type] += 1
