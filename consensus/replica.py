@@ -207,8 +207,9 @@ class Replica(ViewChanges, Recovery, Batches):
         """The wait before the next status, and the head our last status showed (a replica
         left behind backs off while it stands still: ``_still_left_behind``)."""
         self.restarted = bool(stored)
-        """Restarted from its store: send one ``Status`` even without pending work, so peers
-        that moved on (a view change, batches committed meanwhile) bring it up to date."""
+        """Restarted from its store: send ``Status`` even without pending work, until the head
+        stands still for a timeout, so peers that moved on (a view change, batches committed
+        meanwhile) bring it up to date."""
         self.fetch: StateFetch | None = None
         self.end_seq: int | None = None
         self.end_reported = False
@@ -771,8 +772,14 @@ class Replica(ViewChanges, Recovery, Batches):
         if (work or self.view_changing or self.restarted) and not quiet and \
                 now - self.last_status >= wait:
             self._status_wait = min(2 * wait, LEFT_BEHIND_BACKOFF * resend) if behind else resend
+            # A restarted replica asks until its head has stood still for a timeout: an idle
+            # committee sends it nothing else, and each peer answers a status with a bounded
+            # number of commit proofs at most every two of its own status intervals
+            # (``Recovery._on_status``). One ask left it two batches behind for good, until
+            # new work came (which a restarted member's own clock tick used to bring).
+            if self.restarted and now - self._head_at >= max(4 * resend, self.timeout):
+                self.restarted = False
             self.last_status, self._status_head = now, head
-            self.restarted = False
             self._broadcast(Status(self.cfg.shard, self.cfg.epoch, self.view, self.view_changing,
                                    self.stable.seq, self.last_executed))
             if not self.is_primary and not self.view_changing and not self.cfg.by_reference:

@@ -573,3 +573,27 @@ def test_before_the_first_batch_a_backup_gives_the_primary_several_timeouts():
     assert all(bus.replica(i).view == 1 for i in (1, 2, 3))
     # past the first batch, one timeout is enough again
     assert backup.last_executed > 0
+
+
+def test_a_restarted_replica_catches_up_in_an_idle_committee():
+    """Down while the others commit ten batches, then back with its store, in a committee that
+    has nothing more to do: nothing but its own statuses brings it what it missed, and each
+    peer answers one with a bounded number of commit proofs. It asked once after a restart,
+    and stayed behind until the next work came (a real testnet's member: two batches)."""
+    bus = Bus(4, status_interval=0.25, checkpoint_interval=64, window=128)
+    client = bus.add_client()
+    bus.submit(client, kv_op("add", "n", 1))
+    bus.run()
+    r2 = bus.cfg.committee[2]
+    bus.drop = lambda src, dst, env: r2 in (src, dst)
+    for _ in range(10):
+        bus.submit(client, kv_op("add", "n", 1))
+        bus.run()
+    assert bus.replica(0).last_executed == 11 and bus.replica(2).last_executed == 1
+    bus.replicas[r2] = bus.make(r2)
+    bus.drop = lambda src, dst, env: False
+    for _ in range(120):  # 30 s, and no more requests
+        bus.tick(0.25)
+        bus.run()
+    assert bus.replica(2).last_executed == 11
+    assert bus.replica(2).service.snapshot() == bus.replica(0).service.snapshot()
