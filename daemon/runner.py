@@ -29,7 +29,7 @@ from daemon.genesis import Genesis, load_genesis, write_testnet_genesis
 from daemon.flrun.service import FLService
 from daemon.jobs.service import JobsService
 from daemon.links import summarize
-from daemon.ledger.shard import LedgerShards
+from daemon.ledger.shard import LedgerShards, member_phase
 from daemon.membership import Membership
 from daemon.node import Node
 from daemon.owner import OwnerService, Settings
@@ -134,7 +134,8 @@ def build_node(config: NodeConfig) -> Node:
     soft = SoftStateService(identity, genesis.network, host, db, slots=pool.size,
                             memory_mib=vol.max_memory_mb, domain=vol.domain,
                             load=pool.load_permille)
-    committees = CommitteeService(identity, genesis, host, db, LedgerShards())
+    committees = CommitteeService(identity, genesis, host, db,
+                                  LedgerShards(member_phase(identity.public_key)))
     session = int.from_bytes(os.urandom(8), "big") >> 1
     blobs = BlobService(BlobStore(config.data_dir / "blobs"), host,
                         EnvelopeSealer(identity, genesis.network, context=session),

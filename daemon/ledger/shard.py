@@ -13,6 +13,7 @@ shard's ledger clock moving (``LedgerClocks``, one clock per shard). Pure: time 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,9 @@ every 30 s, idle ticks were 420 B/s of each member's traffic in a 4-member commi
 be megabytes per second at the 220 members of a 10,000-node network. Nothing needs an idle
 shard's clock but the retention of ended jobs (a day), and a job submitted to an idle shard
 starts at the next fresh reading, not at its stale clock (``JobLedger._anchor``)."""
+FIRST_IDLE_TICK_S = 300.0
+"""An idle shard's first tick waits at least this long: past a network's forming (a 30-daemon
+WAN testnet forms in 60-90 s), and nothing needs an idle clock sooner (``LEDGER_TICK_IDLE_S``)."""
 MAX_QUEUED_TICKS = 8
 """A tick is skipped while the shard's request queue already holds this many operations."""
 
@@ -129,23 +133,52 @@ class LedgerClocks:
 
     Each shard keeps its own last-tick time, so an active shard never starves an idle one of
     ticks (one time for all shards did: shard 1 never ticked while shard 0 had open jobs).
+
+    An idle shard's first tick waits ``FIRST_IDLE_TICK_S`` and then ``phase`` of the idle
+    interval (each member its own fraction, ``member_phase``): the members' idle ticks fall
+    evenly over the interval, one committee round per ``LEDGER_TICK_IDLE_S``. Every member ticked at once when it first
+    saw the shard instead: a committee's members start together, so its idle ticks came in a
+    burst of n rounds once per interval, the first of them while the network was forming. Those
+    were the only work a new committee had: 19 requests from members still dialling each
+    other, ordered on uplinks full of the soft state's first exchange, and when the first batch
+    took longer than the genesis timeouts the committee left view 0 (1 of 3 forming runs of
+    30 daemons on ``planet``, and every WAN bench run of the sessions before). An active shard
+    (open jobs, or a job waiting for a fresh clock) ticks at once, as before.
     """
 
     last: dict[int, float] = field(default_factory=dict)
+    phase: float = 0.0
+    """Fraction of the idle interval, in [0, 1), that an idle shard's first tick waits after
+    ``FIRST_IDLE_TICK_S``."""
+    first_idle: dict[int, float] = field(default_factory=dict)
+    """When each shard, idle since we first saw it, gets its first tick."""
 
     def due(self, shard: int, active: bool, now: float, members: int = 1) -> bool:
         interval = LEDGER_TICK_ACTIVE_S if active else LEDGER_TICK_IDLE_S * members
-        if now - self.last.get(shard, float("-inf")) < interval:
+        last = self.last.get(shard)
+        if last is None and not active:
+            first = self.first_idle.setdefault(
+                shard, now + FIRST_IDLE_TICK_S + self.phase * interval)
+            if now < first:
+                return False
+        elif last is not None and now - last < interval:
             return False
         self.last[shard] = now
         return True
 
 
+def member_phase(public_key: bytes) -> float:
+    """A member's fixed place in the idle tick interval, in [0, 1): spread by its key's hash."""
+    return int.from_bytes(hashlib.sha256(b"novacron-ledger-tick" + public_key).digest()[:8],
+                          "big") / 2.0 ** 64
+
+
 class LedgerShards:
     """The job ledger as the committees service's shard application."""
 
-    def __init__(self) -> None:
-        self.clocks = LedgerClocks()
+    def __init__(self, phase: float = 0.0) -> None:
+        """``phase``: this member's ``member_phase`` (``LedgerClocks``)."""
+        self.clocks = LedgerClocks(phase=phase)
 
     def machine(self, committee: tuple[bytes, ...]) -> ShardMachine:
         return ShardMachine(list(committee), max_faulty(len(committee)))

@@ -6,11 +6,13 @@ import random
 
 from consensus.sizes import MAX_OPERATION
 from consensus.statemachine import ClientRequest
-from daemon.ledger.shard import (KV, LEDGER, LEDGER_TICK_ACTIVE_S, LEDGER_TICK_IDLE_S,
-                                 MAX_QUEUED_TICKS, PACKED, LedgerClocks, LedgerShards,
-                                 ledger_batcher, ledger_operation, pack_operation)
+from daemon.ledger.shard import (FIRST_IDLE_TICK_S, KV, LEDGER, LEDGER_TICK_ACTIVE_S,
+                                 LEDGER_TICK_IDLE_S, MAX_QUEUED_TICKS, PACKED, LedgerClocks,
+                                 LedgerShards, ledger_batcher, ledger_operation, member_phase,
+                                 pack_operation)
 from protocol.canonical import packb, unpackb
 from protocol.compression import compress
+from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
 from protocol.schema import REGISTRY
 from tests.daemon.ledger.ledger_helpers import MEMBERS, SUBMITTER, Harness
@@ -33,17 +35,43 @@ def test_each_shard_keeps_its_own_clock() -> None:
     shard0 = [t for s, t in due if s == 0]
     shard1 = [t for s, t in due if s == 1]
     assert shard0 == [float(t) for t in range(0, horizon, int(LEDGER_TICK_ACTIVE_S))]
-    assert shard1 == [0.0, 4 * LEDGER_TICK_IDLE_S, 8 * LEDGER_TICK_IDLE_S]
+    assert shard1 == [FIRST_IDLE_TICK_S, FIRST_IDLE_TICK_S + 4 * LEDGER_TICK_IDLE_S]
 
 
 def test_an_idle_committee_orders_one_tick_per_idle_period_whatever_its_size() -> None:
     """Each idle tick is a PBFT round costing every member a message to and from every other:
     the committee's idle rounds must not grow with its size (each member's share shrinks)."""
     for members in (1, 4, 19, 220):
+        horizon = 10 * members * int(LEDGER_TICK_IDLE_S)
         clocks = LedgerClocks()
-        ticks = sum(clocks.due(0, False, float(t), members) for t in range(0, 100_000, 5))
-        per_member_period = 100_000 / ticks
+        ticks = sum(clocks.due(0, False, float(t), members) for t in range(0, horizon, 5))
+        per_member_period = horizon / ticks
         assert abs(per_member_period / members - LEDGER_TICK_IDLE_S) <= LEDGER_TICK_IDLE_S / 2
+
+
+def test_a_new_idle_committee_has_no_ticks_to_order_and_its_members_ticks_spread_out() -> None:
+    """Every member ticked when it first saw the shard: a forming committee's only work was a
+    burst of n ticks (its first batch, ordered while members still dialled each other), and
+    the burst came again every idle interval. Each member's first idle tick now waits
+    ``FIRST_IDLE_TICK_S`` and its own phase of the interval: nothing while the network forms,
+    then one round at a time."""
+    members = [NodeIdentity(bytes([k]) * 32).public_key for k in range(19)]
+    interval = 19 * LEDGER_TICK_IDLE_S
+    clocks = [LedgerClocks(phase=member_phase(pk)) for pk in members]
+    ticks = sorted(t - FIRST_IDLE_TICK_S for c in clocks
+                   for t in range(0, int(2 * interval + FIRST_IDLE_TICK_S), 5)
+                   if c.due(0, False, float(t), 19))
+    assert ticks[0] >= 0  # none before FIRST_IDLE_TICK_S: past a network's forming
+    first_round = [t for t in ticks if t < interval]
+    assert len(first_round) == 19 and len(ticks) == 38  # one each per interval, as before
+    gaps = [b - a for a, b in zip(first_round, first_round[1:])]
+    assert max(gaps) < interval / 3 and sum(g < 5 for g in gaps) <= 1  # spread, not a burst
+    assert all(0.0 <= member_phase(pk) < 1.0 for pk in members)
+    active = LedgerClocks(phase=0.9)
+    assert active.due(0, True, 10.0, 19)  # a job waiting for a fresh clock: at once
+    idle_then_busy = LedgerClocks(phase=0.9)
+    assert not idle_then_busy.due(1, False, 10.0, 19)
+    assert idle_then_busy.due(1, True, 11.0, 19)  # a job came: its clock ticks at once
 
 
 def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> None:
@@ -51,8 +79,7 @@ def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> 
     app = LedgerShards()
     machine = app.machine(tuple(m.public_key for m in MEMBERS))
     machine.ledger = h.ledger
-    assert _ticks(app.tick(0, machine, 100.0, 5_000, queued=0)) == [5_000]
-    assert app.tick(0, machine, 101.0, 6_000, queued=0) == []  # idle: rarely
+    assert app.tick(0, machine, 100.0, 5_000, queued=0) == []  # idle: rarely
     h.submit()
     assert _ticks(app.tick(0, machine, 102.0, 7_000, queued=0)) == [7_000]  # open job: every 2 s
     assert app.tick(0, machine, 104.0, 9_000, queued=MAX_QUEUED_TICKS) == []
