@@ -23,8 +23,8 @@ message sent in round r is delivered in round r+1. Reported:
   protocol's own work on top of the cryptography (target <= 0.5);
 - ``channel_votes``: the same loaded run with the daemon's shell, which takes prepares,
   commits and replies from their sender's own connection without checking the envelope's
-  signature (``consensus.crypto.Ed25519Verifier.open_direct``): CPU per request and its ratio to the
-  run above, in which every envelope's signature is checked.
+  signature (``consensus.crypto.Ed25519Verifier.open_direct``): CPU per request and its ratio
+  to the run above, in which every envelope's signature is checked.
 """
 
 from __future__ import annotations

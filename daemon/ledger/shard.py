@@ -136,14 +136,15 @@ class LedgerClocks:
 
     An idle shard's first tick waits ``FIRST_IDLE_TICK_S`` and then ``phase`` of the idle
     interval (each member its own fraction, ``member_phase``): the members' idle ticks fall
-    evenly over the interval, one committee round per ``LEDGER_TICK_IDLE_S``. Every member ticked at once when it first
-    saw the shard instead: a committee's members start together, so its idle ticks came in a
-    burst of n rounds once per interval, the first of them while the network was forming. Those
-    were the only work a new committee had: 19 requests from members still dialling each
-    other, ordered on uplinks full of the soft state's first exchange, and when the first batch
-    took longer than the genesis timeouts the committee left view 0 (1 of 3 forming runs of
-    30 daemons on ``planet``, and every WAN bench run of the sessions before). An active shard
-    (open jobs, or a job waiting for a fresh clock) ticks at once, as before.
+    evenly over the interval, one committee round per ``LEDGER_TICK_IDLE_S``. Every member
+    ticked at once when it first saw the shard instead: a committee's members start together,
+    so its idle ticks came in a burst of n rounds once per interval, the first of them while
+    the network was forming. Those were the only work a new committee had: 19 requests from
+    members still dialling each other, ordered on uplinks full of the soft state's first
+    exchange, and when the first batch took longer than the genesis timeouts the committee
+    left view 0 (1 of 3 forming runs of 30 daemons on ``planet``, and every WAN bench run of
+    the sessions before). An active shard (open jobs, or a job waiting for a fresh clock)
+    ticks at once, as before.
     """
 
     last: dict[int, float] = field(default_factory=dict)
