@@ -766,7 +766,7 @@ class Replica(ViewChanges, Recovery, Batches):
             self._head_seen, self._head_at = head, now
         quiet = now - self._head_at < min(resend, self.timeout / 2) and \
             self.view_changes_in_a_row == 0 and \
-            not (self.view_changing or self.restarted or self.fetch is not None)
+            not (self.view_changing or self.fetch is not None)
         behind = self._still_left_behind(head)
         wait = self._status_wait if behind else resend
         if (work or self.view_changing or self.restarted) and not quiet and \
@@ -776,7 +776,9 @@ class Replica(ViewChanges, Recovery, Batches):
             # committee sends it nothing else, and each peer answers a status with a bounded
             # number of commit proofs at most every two of its own status intervals
             # (``Recovery._on_status``). One ask left it two batches behind for good, until
-            # new work came (which a restarted member's own clock tick used to bring).
+            # new work came (which a restarted member's own clock tick used to bring). Like
+            # any status it goes only while its head stands still (``quiet``): one that keeps
+            # up with a busy committee asks for nothing.
             if self.restarted and now - self._head_at >= max(4 * resend, self.timeout):
                 self.restarted = False
             self.last_status, self._status_head = now, head

@@ -597,3 +597,28 @@ def test_a_restarted_replica_catches_up_in_an_idle_committee():
         bus.run()
     assert bus.replica(2).last_executed == 11
     assert bus.replica(2).service.snapshot() == bus.replica(0).service.snapshot()
+
+
+def test_a_restarted_replica_that_keeps_up_with_a_busy_committee_asks_for_nothing():
+    """Restarted while the committee works on: once it follows the commits, its head moves
+    with everyone's, and its statuses (each answered by its peers' votes again) stop."""
+    bus = Bus(4, status_interval=0.25)
+    client = bus.add_client()
+    bus.submit(client, kv_op("add", "n", 1))
+    bus.run()
+    r2 = bus.cfg.committee[2]
+    bus.replicas[r2] = bus.make(r2)
+    statuses = 0
+
+    def watch(src: bytes, dst: bytes, env) -> bool:
+        nonlocal statuses
+        statuses += src == r2 and env.type == "pbft.status"
+        return False
+    bus.drop = watch
+    for _ in range(40):  # a put every 0.1 s for 4 s
+        bus.submit(client, kv_op("add", "n", 1))
+        bus.run()
+        bus.tick(0.1)
+        bus.run()
+    assert bus.replica(2).last_executed == bus.replica(0).last_executed == 41
+    assert statuses <= 3  # its first ask (to each of 3 peers); it asked every 0.25 s for good
