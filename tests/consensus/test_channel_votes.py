@@ -97,8 +97,6 @@ def test_prepares_after_the_slot_prepared_are_kept_unchecked_and_a_bad_one_befor
     backup = bus.replica(1)
     (slot,) = [s for s in backup.log.slots.values() if s.committed]
     assert len(slot.prepares[0]) == 6  # every backup's prepare (its own too) is kept
-    # Per backup: the pre-prepare's vote and 4 prepares (the primary's: 4 prepares, none
-    # from itself), and each member's certificate check of 5 commits (its own is not checked).
     # A backup prepares on the pre-prepare and q-1 = 4 prepares, its own among them: it
     # checks the pre-prepare's vote and 3 others' prepares; the primary checks 4 prepares;
     # every member checks 4 commits for the certificate (not its own). 70 before: each
