@@ -31,14 +31,13 @@ import trio
 
 from crdt import LWWMap
 from crdt.auth import DotVerifier
-from crdt.lww import winner
 from crdt.replica import CrdtReplica, Observed
 from daemon.duplicate import DuplicateIdentity
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.softstate.twins import (
     SignedRecord, TwinBook, Verdict, decode_reply, decode_request, encode_reply,
-    encode_request, judge,
+    encode_request, judge, signed_winner,
 )
 from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeIdentity
@@ -101,14 +100,7 @@ class TwinGuard:
 
     def _signed_winner(self, node: str) -> SignedRecord | None:
         caps: LWWMap = self.s.replica.get(self.caps)  # type: ignore[assignment]
-        leaf = caps.store.get(node)
-        if not leaf:
-            return None
-        e = winner(leaf)
-        try:
-            return SignedRecord.from_entry(node, e, caps.sigs.get((e[0], e[1])))
-        except RemoteProtocolError:
-            return None
+        return signed_winner(caps, node)
 
     # -- seeing records ------------------------------------------------------------------------
 

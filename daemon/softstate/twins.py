@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from crdt import LWWMap
 from crdt.auth import DotVerifier, write_digest
+from crdt.lww import winner
 from crdt.values import unpack_value
 from daemon.capabilities import record_from_wire
 from protocol.canonical import packb, unpackb
@@ -116,6 +118,18 @@ class SignedRecord:
             return verifier.verify(name, self.node, self.counter, digest, self.sig)
         except RemoteProtocolError:
             return False
+
+
+def signed_winner(caps: LWWMap, node: str) -> SignedRecord | None:
+    """``node``'s current record in the registry ``caps``, with its writer's signature."""
+    leaf = caps.store.get(node)
+    if not leaf:
+        return None
+    e = winner(leaf)
+    try:
+        return SignedRecord.from_entry(node, e, caps.sigs.get((e[0], e[1])))
+    except RemoteProtocolError:
+        return None
 
 
 def outranks(a: CapabilityAnnounce, b: CapabilityAnnounce) -> bool:
@@ -255,4 +269,4 @@ def decode_reply(node: str, frame: bytes) -> list[SignedRecord]:
 
 __all__ = ["Evidence", "MAX_REPLY_BYTES", "SignedRecord", "TwinBook", "Verdict",
            "decode_reply", "decode_request", "encode_reply", "encode_request", "find_evidence",
-           "judge", "outranks"]
+           "judge", "outranks", "signed_winner"]
