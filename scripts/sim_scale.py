@@ -205,6 +205,7 @@ def main() -> None:
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,
             "up_mean": round(r.up_mean, 1), "churn_events": r.churn_events,
+            "peer_exchanges": r.exchanges,
             "committee_size": r.committee_size, "shards": r.shards,
             "connections": {"max": r.max_connections, "p99": r.p99_connections,
                             "mean": round(r.mean_connections, 1),

@@ -67,6 +67,13 @@ class MemoryHost:
     def on_peer(self, connected: Callable[[str], Any], disconnected: Callable[[str], Any]) -> None:
         self.peer_hooks.append((connected, disconnected))
 
+    def set_peer_exchange(self, protocol: str, offer: Callable[[list[Any]], bytes | None]
+                          ) -> None:
+        """No budget here, so nobody is hung up on for it: nothing to exchange."""
+
+    def exchanged(self, sender: str, peers: Any) -> bool:
+        return False
+
     def connected_peers(self) -> list[str]:
         return sorted({h.node_id for k, h in self.net.hosts.items()
                        if h.node_id != self.node_id and self.net.linked(self.key, k)})

@@ -83,6 +83,8 @@ class SimResult:
     """Nodes, seeds aside, that had more than 64 connections (the per-node budget) at a step."""
     seeds_max_connections: int
     churn_events: int
+    exchanges: int = 0
+    """Peer exchanges: a full node told a peer that dialled it of others before hanging up."""
 
 
 class OverlaySim:
@@ -113,6 +115,7 @@ class OverlaySim:
                                       cfg.trace_speedup + 3600)
         self.up = [False] * n
         self.churn_events = 0
+        self.exchanges = 0
         self.committee_members: list[set[int]] = [set() for _ in range(n)]
         self.committee_n = 0
         self.epoch_no = -1
@@ -133,9 +136,25 @@ class OverlaySim:
             return
         self.conns[a].add(b)
         self.conns[b].add(a)
-        self.overlays[a].connected(self.ids[b], now, outbound=True)
-        self.overlays[b].connected(self.ids[a], now, outbound=False)
         self.failures[a].pop(self.ids[b], None)
+        for close in self.overlays[a].connected(self.ids[b], now, outbound=True):
+            self._close(a, close, now)
+        if b in self.conns[a]:  # still connected: a kept the budget without closing on b
+            for close in self.overlays[b].connected(self.ids[a], now, outbound=False):
+                self._close(b, close, now)
+
+    def _close(self, i: int, close: Close, now: float) -> None:
+        """Node ``i`` hangs up on ``close.node``, telling it of other peers first if it dialled
+        ``i`` (peer exchange: the daemon sends their signed records, ``daemon.softstate
+        .exchange``); the peer learns them and takes ``i`` for full."""
+        j = self.index[close.node]
+        if close.exchange and self.overlays[j].dialled(self.ids[i]):
+            other = self.overlays[j]
+            for node in self.overlays[i].exchange_sample(close.node):
+                other.learn(node, (self.addr[self.index[node]],), now)
+            other.full(self.ids[i], now)
+            self.exchanges += 1
+        self._disconnect(i, j)
 
     def _disconnect(self, a: int, b: int) -> None:
         if b not in self.conns[a]:
@@ -203,7 +222,7 @@ class OverlaySim:
                 if isinstance(action, Want):
                     self.wanted[i].add(j)
                 elif isinstance(action, Close):
-                    self._disconnect(i, j)
+                    self._close(i, action, now)
                 else:
                     self.wanted[i].discard(j)
             # The book dials wanted peers that are not connected; committees dial on demand.
@@ -283,4 +302,5 @@ class OverlaySim:
             max_non_seed_connections=max(peak[cfg.seeds:], default=0),
             non_seed_over_64=sum(1 for p in peak[cfg.seeds:] if p > 64),
             seeds_max_connections=max(peak[: cfg.seeds]), churn_events=self.churn_events,
+            exchanges=self.exchanges,
         )

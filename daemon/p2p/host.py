@@ -58,6 +58,8 @@ from protocol.identity import NodeId, NodeIdentity
 
 log = logging.getLogger("novacron.p2p.host")
 
+EXCHANGE_TIMEOUT_S = 5.0
+"""How long a peer exchange may take before the hang-up goes ahead without it."""
 OVERLAY_TICK = 1.0
 """How often the overlay decides (view, shuffles, idle trimming)."""
 LEARN_EVERY = 5.0
@@ -171,6 +173,9 @@ class P2PHost:
         self._address_list: AddressList = lambda: ()
         self._address_lookup: AddressLookup = lambda node: ()
         self._keep_source: Callable[[], Iterable[str]] = lambda: ()
+        self._exchange: tuple[str, Callable[[list[NodeId]], bytes | None]] | None = None
+        self._exchanged_from: set[NodeId] = set()
+        """Connected peers whose peer exchange we took (one per connection)."""
         self._pending_remember: list[tuple[NodeId, str, bool]] = []
         self._streams = FramedStreams(
             self_id=self.node_id,
@@ -448,7 +453,8 @@ class P2PHost:
         if self._book.is_banned(peer, now):
             self._disconnect_soon(peer)
             return
-        self._overlay.connected(peer, now, outbound=outbound)
+        for close in self._overlay.connected(peer, now, outbound=outbound):
+            self._close(close)  # the budget, kept as connections arrive
         if peer in self._connected:
             return
         self._connected.add(peer)
@@ -468,6 +474,7 @@ class P2PHost:
             return
         self._connected.discard(peer)
         self._heard.pop(peer, None)
+        self._exchanged_from.discard(peer)
         self._overlay.disconnected(peer)
         self._book.disconnected(peer, _now())
         log.debug("disconnected from %s", peer)
@@ -480,6 +487,56 @@ class P2PHost:
                 callback(peer)
             except Exception:
                 log.exception("on_peer callback raised for %s", peer)
+
+    def _close(self, action: Close) -> None:
+        """Hang up as the overlay decided; first, for a peer that dialled us and that we close
+        for the budget, a peer exchange (``set_peer_exchange``)."""
+        log.debug("closing connection to %s (%s)", action.node, action.reason)
+        self._metrics.dials[f"closed_{action.reason.split()[0]}"] += 1
+        exchange = self._exchange
+        frame = None
+        if action.exchange and exchange is not None:
+            try:
+                frame = exchange[1](self._overlay.exchange_sample(action.node))
+            except Exception:  # another service's callback: log, hang up without it
+                log.exception("peer exchange source failed")
+        if frame is None or exchange is None or self._nursery is None:
+            self._disconnect_soon(action.node)
+            return
+        self._nursery.start_soon(self._exchange_then_close, action.node, exchange[0], frame)
+
+    async def _exchange_then_close(self, peer: NodeId, protocol: str, frame: bytes) -> None:
+        try:
+            await self._streams.request(peer, protocol, frame, EXCHANGE_TIMEOUT_S)
+            self._metrics.dials["exchanges_sent"] += 1
+        except Exception as err:  # an older peer, a lost line: it just learns nothing
+            log.debug("peer exchange to %s failed: %r", peer, err)
+        host = self._host
+        if host is not None:
+            await self._disconnect(host, peer)
+
+    def set_peer_exchange(self, protocol: str, offer: Callable[[list[NodeId]], bytes | None]
+                          ) -> None:
+        """``offer(nodes)``: the frame that tells a peer of ``nodes`` (their signed records),
+        sent on ``protocol`` to a peer we hang up on for being full. Unset: no exchange."""
+        self._exchange = (protocol, offer)
+
+    def exchanged(self, sender: str, peers: Iterable[tuple[str, Iterable[str]]]) -> bool:
+        """``sender`` told us of ``peers`` (node id, addresses; signatures checked by the
+        caller) before hanging up on us for being full. Taken only from a peer we dialled,
+        once per connection: we learn the peers and stop picking the sender for our view."""
+        node = NodeId(sender)
+        now = _now()
+        if not self._overlay.dialled(node) or node in self._exchanged_from:
+            return False
+        self._exchanged_from.add(node)
+        for peer, addrs in peers:
+            self._overlay.learn(NodeId(peer), list(addrs), now)
+        self._overlay.full(node, now)
+        self._metrics.dials["exchanges_received"] += 1
+        if self._nursery is not None:
+            self._decide(now)  # out of the view now, before the book redials it
+        return True
 
     def _disconnect_soon(self, peer: NodeId) -> None:
         if self._nursery is not None and self._host is not None:
@@ -549,27 +606,30 @@ class P2PHost:
             if now >= next_learn:
                 next_learn = now + LEARN_EVERY
                 self._learn_all(now)
-            try:
-                self._overlay.keep([*self._keep_source(), *self.traversal.relays()])
-            except Exception:  # another service's callback: log, keep the old set
-                log.exception("keep source failed")
-            failures = {p.node_id: p.failures for p in self._book.snapshot(now)}
-            actions = self._overlay.tick(
-                now, lambda n: failures.get(n, 0), lambda n: self._book.is_banned(n, now)
-            )
-            for action in actions:
-                if isinstance(action, Want):
-                    boot = action.node in self._overlay.seeds
-                    for addr in action.addrs:
-                        self._remember(action.node, addr, bootstrap=boot)
-                elif isinstance(action, Unwant):
-                    if action.node not in self._user_remembered:
-                        self._book.forget(action.node)
-                elif isinstance(action, Close):
-                    log.debug("closing connection to %s (%s)", action.node, action.reason)
-                    self._metrics.dials[f"closed_{action.reason.split()[0]}"] += 1
-                    self._disconnect_soon(action.node)
+            self._decide(now)
             await trio.sleep(OVERLAY_TICK)
+
+    def _decide(self, now: float) -> None:
+        """One overlay decision, carried out: at each tick, and at once when a peer said it is
+        full (its connection is gone; the book must not redial it meanwhile)."""
+        try:
+            self._overlay.keep([*self._keep_source(), *self.traversal.relays()])
+        except Exception:  # another service's callback: log, keep the old set
+            log.exception("keep source failed")
+        failures = {p.node_id: p.failures for p in self._book.snapshot(now)}
+        actions = self._overlay.tick(
+            now, lambda n: failures.get(n, 0), lambda n: self._book.is_banned(n, now)
+        )
+        for action in actions:
+            if isinstance(action, Want):
+                boot = action.node in self._overlay.seeds
+                for addr in action.addrs:
+                    self._remember(action.node, addr, bootstrap=boot)
+            elif isinstance(action, Unwant):
+                if action.node not in self._user_remembered:
+                    self._book.forget(action.node)
+            elif isinstance(action, Close):
+                self._close(action)
 
     async def _probe_rtts(self) -> None:
         """Ping the peers we keep (view and committees): a new one at once, then every

@@ -21,6 +21,9 @@ caught up, or it could reuse a dot).
 Records name the daemon's instance (random per start), its start time and the later daemons
 with this key it has seen: ``daemon.softstate.twins`` explains how two daemons holding one key
 find each other through the soft state, and ``twin_guard`` how the later one steps aside.
+
+The registry also answers a full node's peer exchange (``daemon.softstate.exchange``): the
+records of the peers it tells of, as their writers signed them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any, Protocol
 import trio
 
 from crdt import AntiEntropyConfig, CrdtReplica, LWWMap, ObjectSpec, Policy
-from crdt.auth import DotSigner
+from crdt.auth import DotSigner, DotVerifier
 from daemon.attest.report import AttestationReport
 from daemon.capabilities import (
     AvailabilityRecorder, build_record, machine_memory_mib, offered_runtimes,
@@ -46,10 +49,12 @@ from daemon.control.jsonrpc import invalid_params
 from daemon.control.server import ControlServer
 from daemon.p2p.host import P2PHost
 from daemon.runtime.pool import runtime_id
+from daemon.softstate import exchange
 from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
 from daemon.softstate.partners import Partners
 from daemon.softstate.twin_guard import TwinGuard
+from daemon.softstate.twins import signed_winner
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner, load_period, refresh_period)
 from daemon.storage.db import Database
@@ -152,6 +157,9 @@ class SoftStateService:
         """The connected peers anti-entropy runs with: the overlay's links."""
         host.handle(PROTOCOL, self._on_frame)
         host.on_peer(self._connected, self._disconnected)
+        self._verifier = DotVerifier(network)
+        host.set_peer_exchange(exchange.PROTOCOL, self._exchange_offer)
+        host.handle_request(exchange.PROTOCOL, self._on_exchange)
 
     # -- the registry -------------------------------------------------------------------------------
 
@@ -313,6 +321,22 @@ class SoftStateService:
                                             (record.started_ms + TWIN_ID_MARGIN_MS) * 1000))
 
     # -- the wire -----------------------------------------------------------------------------------
+
+    def _exchange_offer(self, nodes: list[NodeId]) -> bytes:
+        """The peer exchange telling of ``nodes``: their records as they signed them."""
+        caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
+        found = (signed_winner(caps, node) for node in nodes)
+        return exchange.encode([r for r in found if r is not None])
+
+    async def _on_exchange(self, peer: str, frame: bytes) -> bytes:
+        """A peer we dialled is full and tells us where else to go (``exchange``)."""
+        good, bad = exchange.verified(exchange.decode(frame), self._verifier, CAPS, peer,
+                                      self.identity.node_id)
+        if bad:
+            self.host.report_fault(peer, "exchange_unsigned")
+        if self.host.exchanged(peer, good):
+            log.debug("%s is full; it told us of %d peers", peer[:16], len(good))
+        return b""
 
     def _send(self, out: list[tuple[str, Any]]) -> None:
         now_ms = self._now_ms()

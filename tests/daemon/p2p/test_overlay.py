@@ -51,23 +51,45 @@ def test_learned_peers_fill_the_view_up_to_the_degree_and_no_further():
     for i in range(50):
         ov.learn(nid(i), [addr(i)], 1.0)
     actions = ov.tick(1.0, no_failures, not_banned)
-    assert len(wants(actions)) == 3  # seed + 3 = degree 4
+    # Others can fill the view: the seed gives way in the same tick, not at a later one.
+    assert Unwant(SEED) in actions
+    assert len(wants(actions)) == 4 and SEED not in ov.view()
     assert len(ov.view()) == 4
-    assert wants(ov.tick(2.0, no_failures, not_banned)) == set()
+    assert ov.tick(2.0, no_failures, not_banned) == []
 
 
-def test_shuffles_move_the_seed_out_of_the_view_over_time():
-    """Else every node would keep its seed forever and the seed would carry the network."""
+def test_a_seed_stays_in_the_view_while_the_others_cannot_fill_it():
+    """A small network: two peers besides the seed, a view of four. The seed is a peer like
+    any then; swapping it out would leave the view short (and it would come back next tick)."""
+    ov = overlay()
+    ov.tick(0.0, no_failures, not_banned)
+    for i in range(2):
+        ov.learn(nid(i), [addr(i)], 1.0)
+    assert wants(ov.tick(1.0, no_failures, not_banned)) == {nid(0), nid(1)}
+    assert ov.view() == {SEED, nid(0), nid(1)}
+    assert ov.tick(2.0, no_failures, not_banned) == []
+    # Two more make it possible: the view is filled without the seed, which then goes.
+    for i in range(2, 4):
+        ov.learn(nid(i), [addr(i)], 3.0)
+    out = ov.tick(3.0, no_failures, not_banned)
+    assert Unwant(SEED) in out and ov.view() == {nid(i) for i in range(4)}
+    assert ov.tick(4.0, no_failures, not_banned) == []
+
+
+def test_shuffles_keep_the_view_mixing_and_never_bring_the_seed_back():
+    """The seed leaves at once; shuffles swap view peers among the others and never pick the
+    seed while others can fill the view (else each shuffle would hand it connections)."""
     ov = overlay(seed=7)
     for i in range(50):
         ov.learn(nid(i), [addr(i)], 0.0)
     ov.tick(0.0, no_failures, not_banned)
-    still_there = []
+    first = ov.view()
+    assert SEED not in first
     for t in range(1, 40):
         ov.tick(t * 30.0, no_failures, not_banned)
-        still_there.append(SEED in ov.view())
-    assert not all(still_there[-10:])
+        assert SEED not in ov.view()
     assert ov.stats.shuffled >= 20
+    assert ov.view() != first
 
 
 def test_a_view_peer_that_keeps_failing_is_replaced_by_another():
@@ -149,16 +171,16 @@ def test_over_the_cap_the_least_recently_used_spare_connections_go():
     ov = overlay(max_connections=6)
     ov.tick(0.0, no_failures, not_banned)
     ov.connected(SEED, 0.0, outbound=True)
+    closes = []
     for i in range(8):  # inbound: never idle-closed, but over the cap they go, oldest use first
-        ov.connected(nid(i), 0.0, outbound=False)
-        ov.used(nid(i), float(i))
-    closes = [a.node for a in ov.tick(10.0, no_failures, not_banned) if isinstance(a, Close)]
-    # The fill took up to 3 connected peers into the view; of the rest, the oldest-used go
-    # until 6 connections remain.
-    assert len(closes) == 9 - 6
-    spare = sorted((i for i in range(8) if nid(i) not in ov.view()))
-    assert closes == [nid(i) for i in spare[:3]]
-    assert SEED not in closes
+        closes += ov.connected(nid(i), float(i), outbound=False)
+        for c in closes:
+            ov.disconnected(c.node)
+    # Each arrival past 6 connections closed the oldest-used spare one, with a peer exchange
+    # (it dialled us); the seed, in the view, stays.
+    assert closes == [Close(nid(i), "over the connection cap", exchange=True) for i in range(3)]
+    assert [a for a in ov.tick(10.0, no_failures, not_banned) if isinstance(a, Close)] == []
+    assert ov.summary()["connections"] == 6
 
 
 def test_at_an_epoch_change_the_last_committees_peers_go_to_keep_the_budget():
@@ -190,12 +212,12 @@ def test_at_an_epoch_change_the_last_committees_peers_go_to_keep_the_budget():
     for node in new:
         ov.connected(node, 7.0, outbound=False)
     # 16 + 4 + 8 = 28: two more inbound peers fit the budget, a third does not.
+    arrivals = []
     for k, node in enumerate(nid(400 + i) for i in range(3)):
-        ov.connected(node, 8.0, outbound=False)
-        ov.used(node, 8.0 + k)
-    closes = [a.node for a in ov.tick(9.0, no_failures, not_banned) if isinstance(a, Close)]
-    assert closes == inbound[:1]  # the least recently used spare one
-    assert not set(closes) & (set(new) | view)
+        arrivals += ov.connected(node, 8.0 + k, outbound=False)
+    # The least recently used spare one goes as the third arrives, not at the next tick.
+    assert arrivals == [Close(inbound[0], "over the connection cap", exchange=True)]
+    assert [a for a in ov.tick(9.0, no_failures, not_banned) if isinstance(a, Close)] == []
     ov.disconnected(inbound[0])
     # Kept and view peers alone past the budget: they stay, everything else goes.
     ov.keep([*new, *(nid(500 + i) for i in range(20))])
@@ -237,14 +259,87 @@ def test_kept_peers_are_kept_connected_and_let_go_when_no_longer_kept():
         ov.learn(nid(i), [addr(i)], now=0.0)
     ov.keep([nid(0), nid(1), nid(9), SEED])
     out = ov.tick(1.0, no_failures, not_banned)
-    assert ov.view() == {SEED}
-    assert wants(out) == {nid(0), nid(1)}  # nid(9): no address yet; the seed: in the view
-    assert all(a.addrs == (addr(int(a.node[1:])),) for a in out if isinstance(a, Want))
+    (view,) = ov.view()  # the seed gave way to one of the three learned
+    assert view != SEED
+    # nid(9): no address yet; the seed, now out of the view, is kept connected as kept.
+    assert wants(out) == {nid(0), nid(1), SEED} | {view}
+    assert all(a.addrs == (addr(int(a.node[1:])),) for a in out
+               if isinstance(a, Want) and a.node != SEED)
     assert not wants(ov.tick(2.0, no_failures, not_banned)) & {nid(0), nid(1)}  # asked once
     ov.learn(nid(9), [addr(9)], now=2.0)
     assert nid(9) in wants(ov.tick(3.0, no_failures, not_banned))
     ov.keep([nid(1)])
     out = ov.tick(4.0, no_failures, not_banned)
-    assert {a.node for a in out if isinstance(a, Unwant)} == {nid(0), nid(9)}
+    assert {a.node for a in out if isinstance(a, Unwant)} == {nid(0), nid(9), SEED} - {view}
     with pytest.raises(ValueError):
         OverlayPolicy(degree=10, budget=5)
+
+
+def test_the_budget_is_kept_as_each_connection_arrives_not_at_the_next_tick():
+    """A peer that chose us between two ticks took a node of 10,000 simulated ones to 65: the
+    closes come back from ``connected`` itself. Inbound spares are closed with a peer exchange
+    (they dialled us: they learn where else to go); the newest connection is the last to go."""
+    ov = overlay(max_connections=48, budget=8, shuffle_every=1e6)
+    ov.tick(0.0, no_failures, not_banned)  # the view: the seed (the only peer known)
+    assert ov.connected(SEED, 0.0, outbound=True) == []
+    for i in range(7):  # 1 + 7 = the budget
+        assert ov.connected(nid(i), 1.0 + i, outbound=i % 2 == 0) == []
+    closes = ov.connected(nid(7), 9.0, outbound=False)
+    assert closes == [Close(nid(0), "over the connection cap", exchange=False)]
+    ov.disconnected(nid(0))
+    closes = ov.connected(nid(8), 10.0, outbound=False)
+    assert closes == [Close(nid(1), "over the connection cap", exchange=True)]
+    # A connection already counted (a second one to the same peer) changes nothing.
+    assert ov.connected(nid(8), 11.0, outbound=True) == []
+
+
+def test_a_peer_that_said_it_is_full_leaves_the_view_and_is_not_picked_again_for_a_while():
+    ov = overlay(full_for=300.0, shuffle_every=1e6)
+    for i in range(6):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    full = sorted(ov.view())[0]
+    ov.full(full, 10.0)
+    out = ov.tick(11.0, no_failures, not_banned)
+    assert Unwant(full) in out and full not in ov.view() and len(ov.view()) == 4
+    assert ov.summary()["full_peers"] == 1
+    # Never back within full_for, even as the view churns through every other peer ...
+    for t in range(12, 300):
+        ov.full(sorted(ov.view())[0], float(t)) if t % 50 == 0 else None
+        ov.tick(float(t), no_failures, not_banned)
+        assert full not in ov.view()
+    # ... and not in what we hand out to others meanwhile.
+    assert full not in ov.exchange_sample(nid(99), 50)
+
+
+def test_a_peer_exchange_is_a_uniform_sample_of_the_others_not_our_view():
+    ov = overlay()
+    for i in range(40):
+        ov.learn(nid(i), [addr(i)], 0.0)
+    ov.tick(0.0, no_failures, not_banned)
+    picks: dict[NodeId, int] = {}
+    for _ in range(400):
+        sample = ov.exchange_sample(nid(3), 8)
+        assert len(sample) == len(set(sample)) == 8
+        assert nid(3) not in sample and SEED not in sample
+        for n in sample:
+            picks[n] = picks.get(n, 0) + 1
+    assert len(picks) == 39  # everyone but the recipient, view or not
+    assert max(picks.values()) < 3 * min(picks.values())
+    small = overlay()
+    small.learn(nid(1), [addr(1)], 0.0)
+    assert small.exchange_sample(nid(1), 8) == []
+
+
+def test_a_peer_that_connects_again_while_we_hang_up_is_counted_and_closed_again():
+    ov = overlay(max_connections=48, budget=2, degree=1, shuffle_every=1e6)
+    ov.tick(0.0, no_failures, not_banned)  # the view: the seed
+    ov.connected(SEED, 0.0, outbound=True)
+    assert ov.connected(nid(1), 1.0, outbound=False) == []
+    (close,) = ov.connected(nid(2), 2.0, outbound=False)
+    assert close.node == nid(1)
+    # Being hung up on, it is not counted: nothing more goes at the tick ...
+    assert [a for a in ov.tick(3.0, no_failures, not_banned) if isinstance(a, Close)] == []
+    # ... but a new connection of it while the old one closes counts again.
+    assert ov.connected(nid(1), 4.0, outbound=False) == [
+        Close(nid(1), "over the connection cap", exchange=True)]
