@@ -35,15 +35,18 @@ PACK_ABOVE = 1024
 MAX_KV_KEYS = 10_000
 LEDGER_TICK_ACTIVE_S = 2.0
 """How often members report their clock to a shard's ledger while it has open jobs..."""
-LEDGER_TICK_IDLE_S = 600.0
-"""... and while it has none, once per this many seconds per member of the committee, so the
-whole committee orders one idle tick per 10 minutes whatever its size. Every tick is a PBFT
-round that costs each member a message to and from every other one, and over a committee mesh
-each frame arrives about once per mesh link (``scripts/bench_mesh.py``): at one tick per member
-every 30 s, idle ticks were 420 B/s of each member's traffic in a 4-member committee, and would
-be megabytes per second at the 220 members of a 10,000-node network. Nothing needs an idle
-shard's clock but the retention of ended jobs (a day), and a job submitted to an idle shard
-starts at the next fresh reading, not at its stale clock (``JobLedger._anchor``)."""
+LEDGER_TICK_IDLE_S = 3600.0
+"""... while it holds only ended jobs, once per this many seconds per member of the
+committee, so the whole committee orders one idle tick an hour whatever its size; and while
+it holds no job at all, never. Every tick is a PBFT round that costs each member a message to
+and from every other one, and over a committee mesh each frame arrives about once per mesh
+link (``scripts/bench_mesh.py``: ~230 KB per write per member at 48 members, so ~1 MB at the
+220 members of a 10,000-node network): at one tick per member every 30 s, idle ticks were
+420 B/s of each member's traffic in a 4-member committee; at one round per 10 minutes they
+were still ~1.7 KB/s per seat at 220 members, a third of a node's idle budget. Nothing needs
+an idle shard's clock but the retention of ended jobs (``RETAIN_ENDED_MS``, a day: an hour
+late is nothing), and a job submitted to an idle shard starts at the next fresh reading, not
+at its stale clock (``JobLedger._anchor``), so a shard with no job has nothing to tick for."""
 FIRST_IDLE_TICK_S = 300.0
 """An idle shard's first tick waits at least this long: past a network's forming (a 30-daemon
 WAN testnet forms in 60-90 s), and nothing needs an idle clock sooner (``LEDGER_TICK_IDLE_S``)."""
@@ -196,6 +199,8 @@ class LedgerShards:
         ledger = machine.ledger
         active = ledger.anchoring is not None or any(
             j.state == JobState.OPEN for j in ledger.jobs.values())
+        if not active and not ledger.jobs:
+            return []  # nothing to keep, nothing to time out: an empty shard orders nothing
         if not self.clocks.due(shard, active, now, len(ledger.members)) \
                 or queued >= MAX_QUEUED_TICKS:
             return []

@@ -45,9 +45,9 @@ def ledger_now_ms(svc: CommitteeService, shard: int) -> int:
 
 async def test_each_shard_ledger_clock_ticks_while_another_shard_is_busy(
         tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shard 0 has an open job (ticks every 2 s); shard 1 is idle (each member every
-    LEDGER_TICK_IDLE_S times the committee's size) and must still tick: with one last-tick
-    time for all shards it never did."""
+    """Shard 0 has an open job (ticks every 2 s); shard 1 holds only an ended job (each
+    member every LEDGER_TICK_IDLE_S times the committee's size, for the job's retention) and
+    must still tick: with one last-tick time for all shards it never did."""
     # The rule, not the constant: a shorter idle period keeps the virtual hours few.
     monkeypatch.setattr(shard_module, "LEDGER_TICK_IDLE_S", 7.5)
     monkeypatch.setattr(shard_module, "FIRST_IDLE_TICK_S", 10.0)
@@ -59,6 +59,10 @@ async def test_each_shard_ledger_clock_ticks_while_another_shard_is_busy(
         await trio.sleep(1)  # no clock yet (idle shards tick later): the job starts at the first
         reply = unpackb(await services[0].submit(0, ledger_operation(a_job(1))))
         assert reply["tasks"] == 1 and reply["state"] == "open"
+        ended = unpackb(await services[0].submit(1, ledger_operation(a_job(2))))
+        await trio.sleep(5)  # its clock read (a job cancelled on a zero clock ends at 0)
+        reply = unpackb(await services[0].submit(1, ledger_operation(ops.Cancel(ended["job"]))))
+        assert reply["state"] == "cancelled"
         idle_period = 7.5 * len(services[0].replicas[(1, 0)].config.committee)
         await trio.sleep(3 * idle_period + 5)
         elapsed_ms = int(trio.current_time() * 1000)  # the wall clock started with trio's

@@ -86,6 +86,26 @@ def test_the_tick_hook_ticks_an_active_ledger_often_and_skips_a_full_queue() -> 
     assert _ticks(app.tick(1, machine, 104.0, 9_000, queued=0)) == [9_000]  # its own clock
 
 
+def test_an_empty_shard_orders_nothing_and_one_keeping_ended_jobs_ticks_once_an_hour() -> None:
+    """Nothing needs an idle shard's clock but the retention of ended jobs: a shard with no job
+    orders no tick at all (at one round per 10 minutes a 220-member committee's idle ticks cost
+    each member about 1.7 KB/s over its mesh), and one keeping ended jobs one round an hour."""
+    h = Harness()
+    app = LedgerShards(phase=0.5)
+    machine = app.machine(tuple(m.public_key for m in MEMBERS))
+    machine.ledger = h.ledger
+    day = 24 * 3600
+    assert [t for t in range(0, day, 60) if app.tick(0, machine, float(t), t * 1000, 0)] == []
+    job = h.submit()
+    assert _ticks(app.tick(0, machine, float(day), day * 1000, 0)) == [day * 1000]  # open: at once
+    assert h.call(SUBMITTER, ops.Cancel(job))["state"] == "cancelled"
+    ticks = [t for t in range(day + 60, 2 * day, 60) if app.tick(0, machine, float(t), t * 1000, 0)]
+    interval = len(MEMBERS) * LEDGER_TICK_IDLE_S  # this member's: the committee's is an hour
+    assert LEDGER_TICK_IDLE_S == 3600.0 and ticks[0] - day <= interval
+    assert len(ticks) >= day // interval - 1
+    assert all(b - a >= interval for a, b in zip(ticks, ticks[1:]))
+
+
 def test_the_factory_makes_a_ledger_for_the_committee_with_its_f() -> None:
     machine = LedgerShards().machine(tuple(m.public_key for m in MEMBERS))
     assert machine.ledger.f == 1 and len(machine.ledger.members) == 4
