@@ -74,6 +74,9 @@ class MemoryHost:
     def exchanged(self, sender: str, peers: Any) -> bool:
         return False
 
+    def warm_kept(self, protocol: str) -> None:
+        """No streams to open here: a frame is delivered as it is sent."""
+
     def connected_peers(self) -> list[str]:
         return sorted({h.node_id for k, h in self.net.hosts.items()
                        if h.node_id != self.node_id and self.net.linked(self.key, k)})

@@ -152,6 +152,12 @@ class CommitteeService:
         host.handle(PROTOCOL, self._on_frame)
         host.handle(MESH_PROTOCOL, self._on_mesh_frame)
         host.handle(ROUTE_PROTOCOL, self._on_route_frame)
+        # Streams to the members we keep are opened as they connect and kept while they stay
+        # members: a committee's first request (after forming, after any quiet spell longer
+        # than the streams' idle close) waited for a round trip or two of stream set-up on
+        # every member's line.
+        host.warm_kept(PROTOCOL)
+        host.warm_kept(MESH_PROTOCOL)
         host.on_peer(self.epochs.on_peer, lambda _peer: None)
 
     # -- committees -------------------------------------------------------------------------------

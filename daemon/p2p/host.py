@@ -174,6 +174,8 @@ class P2PHost:
         self._address_lookup: AddressLookup = lambda node: ()
         self._keep_source: Callable[[], Iterable[str]] = lambda: ()
         self._exchange: tuple[str, Callable[[list[NodeId]], bytes | None]] | None = None
+        self._warm: list[str] = []
+        """Protocols whose streams are opened to kept peers as they connect (``warm_kept``)."""
         self._exchanged_from: set[NodeId] = set()
         """Connected peers whose peer exchange we took (one per connection)."""
         self._pending_remember: list[tuple[NodeId, str, bool]] = []
@@ -185,6 +187,7 @@ class P2PHost:
             is_banned=self._is_banned,
             can_reach=self._can_reach,
             used=self._used,
+            keep_open=lambda peer: self._overlay.is_kept(peer),
         )
         self._gossip = Gossip(
             self_id=self.node_id,
@@ -459,6 +462,9 @@ class P2PHost:
             return
         self._connected.add(peer)
         self._book.connected(peer, now)
+        if self._overlay.is_kept(peer):
+            for protocol in self._warm:
+                self._streams.warm(peer, protocol)
         log.debug("connected to %s", peer)
         self._fire(self._on_up, peer)
         self._wake.set()
@@ -514,6 +520,14 @@ class P2PHost:
         host = self._host
         if host is not None:
             await self._disconnect(host, peer)
+
+    def warm_kept(self, protocol: str) -> None:
+        """Keep ``protocol``'s outbound stream open to every peer a service works with now
+        (``set_keep_source``: its committees' members), from when it connects: a committee's
+        first request after forming, or after a quiet spell, then pays no stream set-up. Such
+        streams are not closed when idle while the peer stays kept."""
+        if protocol not in self._warm:
+            self._warm.append(protocol)
 
     def set_peer_exchange(self, protocol: str, offer: Callable[[list[NodeId]], bytes | None]
                           ) -> None:
@@ -616,6 +630,9 @@ class P2PHost:
             self._overlay.keep([*self._keep_source(), *self.traversal.relays()])
         except Exception:  # another service's callback: log, keep the old set
             log.exception("keep source failed")
+        for peer in self._overlay.kept() & self._connected if self._warm else ():
+            for protocol in self._warm:  # a no-op for a stream open or opening
+                self._streams.warm(peer, protocol)
         failures = {p.node_id: p.failures for p in self._book.snapshot(now)}
         actions = self._overlay.tick(
             now, lambda n: failures.get(n, 0), lambda n: self._book.is_banned(n, now)

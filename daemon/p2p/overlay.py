@@ -476,6 +476,9 @@ class Overlay:
     def kept(self) -> set[NodeId]:
         return set(self._kept)
 
+    def is_kept(self, node: NodeId) -> bool:
+        return node in self._kept
+
     def known_count(self) -> int:
         return len(self._known)
 

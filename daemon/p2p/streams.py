@@ -162,6 +162,7 @@ class FramedStreams:
         is_banned: Callable[[NodeId], bool],
         can_reach: Callable[[NodeId], bool],
         used: Callable[[NodeId, bool], None] = lambda peer, inbound: None,
+        keep_open: Callable[[NodeId], bool] = lambda peer: False,
     ) -> None:
         self.self_id = self_id
         self.config = config
@@ -170,6 +171,7 @@ class FramedStreams:
         self._is_banned = is_banned
         self._can_reach = can_reach
         self._used = used  # a frame went to (False) or came from (True) the peer: in use
+        self._keep_open = keep_open  # a peer whose outbound streams are not closed when idle
         self._host: BasicHost | None = None
         self._nursery: trio.Nursery | None = None
         self._outboxes: dict[tuple[NodeId, str], _Outbox] = {}
@@ -256,6 +258,20 @@ class FramedStreams:
             return False
         return True
 
+    def warm(self, peer: NodeId, protocol: str) -> None:
+        """Open ``protocol``'s outbound stream to ``peer`` now, before anything is sent on it,
+        so the first frame pays no stream set-up (multistream-select: a round trip or two,
+        1.2 s for a fresh committee's first ``kv put`` on ``planet`` against 0.3 s for the
+        next). A no-op if that stream is open or opening, or the peer unreachable."""
+        key = (peer, protocol)
+        if (self._nursery is None or peer == self.self_id or key in self._outboxes
+                or self._is_banned(peer) or not self._can_reach(peer)):
+            return
+        send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
+        box = self._outboxes[key] = _Outbox(send_ch, recv_ch)
+        self._nursery.start_soon(partial(self._outbound, self._require_host(), peer, protocol,
+                                         box, eager=True))
+
     def address_learned(self) -> None:
         """New peer addresses are known: queues waiting for one look again."""
         self._learned.set()
@@ -272,10 +288,19 @@ class FramedStreams:
                 await self._learned.wait()
         return True
 
-    async def _outbound(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox) -> None:
+    async def _outbound(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox,
+                        eager: bool = False) -> None:
+        """Write what is queued for ``peer`` on ``protocol``, opening the stream at the first
+        frame (or at once if ``eager``); close it when idle, unless ``keep_open(peer)``."""
         key = (peer, protocol)
         stream: INetStream | None = None
         try:
+            if eager:
+                try:
+                    stream = await self._open(host, peer, protocol)
+                    self.metrics.dials["streams_warmed"] += 1
+                except (*NETWORK_ERRORS, trio.TooSlowError) as err:
+                    log.debug("warming %s to %s failed: %r", protocol, peer, err)
             if not await self._wait_reachable(peer):
                 box.send.close()
                 unknown = 0
@@ -294,6 +319,8 @@ class FramedStreams:
                 with trio.move_on_after(self.config.stream_idle):
                     frame = await box.receive.receive()
                 if frame is None:  # idle; no await since the timeout, so nothing can be queued
+                    if self._keep_open(peer):
+                        continue  # a peer we work with now (a committee's): ready when needed
                     break
                 batch = [frame]
                 size = len(frame)
@@ -368,7 +395,9 @@ class FramedStreams:
 
     async def _open(self, host: BasicHost, peer: NodeId, protocol: str) -> INetStream:
         with trio.fail_after(self.config.dial_timeout):
-            return await host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+            stream = await host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+        self.metrics.dials["streams_opened"] += 1
+        return stream
 
     def _require_host(self) -> BasicHost:
         if self._host is None:

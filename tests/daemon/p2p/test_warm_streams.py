@@ -1,0 +1,35 @@
+"""Streams to the peers a node works with are opened as they connect and kept while they are
+kept: a committee's first request pays no stream set-up, nor one after a quiet spell."""
+
+from __future__ import annotations
+
+import trio
+
+from tests.daemon.p2p.conftest import Inbox, make_host, running, wait_until
+
+PROTO = "/novacron/warm-test/1"
+
+
+async def test_a_kept_peers_stream_is_open_before_the_first_frame_and_stays_open_when_idle():
+    a = make_host("warm-a", stream_idle=0.2)
+    kept, other = make_host("warm-kept"), make_host("warm-other")
+    inbox = Inbox()
+    kept.handle(PROTO, inbox)
+    other.handle(PROTO, inbox)
+    a.set_keep_source(lambda: [kept.node_id])
+    a.warm_kept(PROTO)
+    async with running(a, kept, other):
+        a.add_peer(kept.listen_addrs()[0])
+        a.add_peer(other.listen_addrs()[0])
+        await wait_until(lambda: a.metrics()["dials"].get("streams_warmed") == 1, timeout=10)
+        dials = a.metrics()["dials"]
+        assert dials["streams_opened"] == 1 and a.metrics()["frames_out"] == {}
+        assert a.send(kept.node_id, PROTO, b"first") and a.send(other.node_id, PROTO, b"first")
+        await inbox.wait_for(2)
+        assert a.metrics()["dials"]["streams_opened"] == 2  # the other's, at its first frame
+        # Past the idle close (0.2 s here): the kept peer's stream stays, the other's closes.
+        await trio.sleep(0.8)  # real sockets: time itself is what is tested
+        assert a.send(kept.node_id, PROTO, b"again") and a.send(other.node_id, PROTO, b"again")
+        await inbox.wait_for(4)
+        assert a.metrics()["dials"]["streams_opened"] == 3  # only the other's, once more
+        assert a.metrics()["dials"]["streams_warmed"] == 1
