@@ -630,9 +630,10 @@ class P2PHost:
             self._overlay.keep([*self._keep_source(), *self.traversal.relays()])
         except Exception:  # another service's callback: log, keep the old set
             log.exception("keep source failed")
-        for peer in self._overlay.kept() & self._connected if self._warm else ():
-            for protocol in self._warm:  # a no-op for a stream open or opening
-                self._streams.warm(peer, protocol)
+        if self._warm:
+            for peer in self._overlay.kept() & self._connected:
+                for protocol in self._warm:  # a no-op for a stream open or opening
+                    self._streams.warm(peer, protocol)
         failures = {p.node_id: p.failures for p in self._book.snapshot(now)}
         actions = self._overlay.tick(
             now, lambda n: failures.get(n, 0), lambda n: self._book.is_banned(n, now)

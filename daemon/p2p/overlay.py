@@ -385,13 +385,19 @@ class Overlay:
         return any(n not in self._view and not banned(n)
                    and failures(n) < self.policy.give_up_after for n in self._known_list)
 
+    def _open_to(self, node: NodeId, banned: Callable[[NodeId], bool]) -> bool:
+        """``node`` could join the view: not in it, not banned, not full (seeds aside)."""
+        return node not in self._view and not banned(node) and node not in self._full
+
     def _pick(self, failures: Callable[[NodeId], int], banned: Callable[[NodeId], bool],
               prefer_connected: bool, seeds: bool = True) -> NodeId | None:
         """A peer for the view: one not in it, not banned, not full, and a seed only if no
         other will do (``seeds=False``: never a seed, nor a peer that keeps failing)."""
         def eligible(n: NodeId) -> bool:
-            return (n not in self._view and not banned(n) and n not in self._full
-                    and n not in self.seeds)
+            return self._open_to(n, banned) and n not in self.seeds
+
+        def fresh(n: NodeId) -> bool:
+            return failures(n) < self.policy.give_up_after
 
         if prefer_connected:
             ready = sorted(n for n in self._conns if n in self._known and eligible(n))
@@ -401,22 +407,17 @@ class Overlay:
             # Uniform among known peers outside the view; a few tries, then a scan.
             for _ in range(8):
                 node = self._known_list[self.rng.randrange(len(self._known_list))]
-                if eligible(node) and failures(node) < self.policy.give_up_after:
+                if eligible(node) and fresh(node):
                     return node
-            rest = [n for n in self._known_list if eligible(n)]
-            fresh = [n for n in rest if failures(n) < self.policy.give_up_after]
-            if fresh or (rest and seeds):
-                return self.rng.choice(fresh or rest)
-        if not seeds:
-            return None
-        # Nothing else fills the view: a seed rather than nothing (never a full peer: it
-        # would refuse us again).
-        rest = [n for n in self._known_list
-                if n not in self._view and not banned(n) and n not in self._full]
-        if not rest:
-            return None
-        fresh = [n for n in rest if failures(n) < self.policy.give_up_after]
-        return self.rng.choice(fresh or rest)
+        rest = [n for n in self._known_list if eligible(n)]
+        if not rest and seeds:
+            # Nothing else fills the view: a seed rather than nothing (never a full peer: it
+            # would refuse us again).
+            rest = [n for n in self._known_list if n in self.seeds and self._open_to(n, banned)]
+        usable = [n for n in rest if fresh(n)]
+        if usable or (rest and seeds):
+            return self.rng.choice(usable or rest)
+        return None
 
     def _others_fill(self, need: int, failures: Callable[[NodeId], int],
                      banned: Callable[[NodeId], bool]) -> bool:
@@ -425,16 +426,16 @@ class Overlay:
         view)."""
         found = 0
         for n in self._known_list:
-            if (n not in self._view and n not in self.seeds and n not in self._full
-                    and not banned(n) and failures(n) < self.policy.give_up_after):
+            if (self._open_to(n, banned) and n not in self.seeds
+                    and failures(n) < self.policy.give_up_after):
                 found += 1
                 if found >= need:
                     return True
         return False
 
     def exchange_sample(self, toward: NodeId, k: int | None = None) -> list[NodeId]:
-        """Up to ``k`` (``exchange_peers``) known peers to tell ``toward`` of when we close on it for being full
-        (peer exchange): uniform among those we know, not ``toward``, not seeds (it has
+        """Up to ``k`` (``exchange_peers``) known peers to tell ``toward`` of when we hang up
+        on it for being full (peer exchange): uniform among those we know, not ``toward``, not seeds (it has
         one), not full. Uniform, not our view: every refused newcomer of a seed would
         otherwise crowd the seed's eight view peers."""
         pool = [n for n in self._known_list

@@ -247,9 +247,7 @@ class FramedStreams:
                 return False
             # A peer whose address we do not know *yet* (its signed record is on its way: we
             # started from one seed) gets a queue too; ``_outbound`` waits for the address.
-            send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
-            box = self._outboxes[key] = _Outbox(send_ch, recv_ch)
-            self._nursery.start_soon(self._outbound, self._require_host(), peer, protocol, box)
+            box = self._new_outbox(self._nursery, peer, protocol, eager=False)
         try:
             box.send.send_nowait(frame)
             self._used(peer, False)
@@ -263,14 +261,19 @@ class FramedStreams:
         so the first frame pays no stream set-up (multistream-select: a round trip or two,
         1.2 s for a fresh committee's first ``kv put`` on ``planet`` against 0.3 s for the
         next). A no-op if that stream is open or opening, or the peer unreachable."""
-        key = (peer, protocol)
-        if (self._nursery is None or peer == self.self_id or key in self._outboxes
+        if (self._nursery is None or peer == self.self_id or (peer, protocol) in self._outboxes
                 or self._is_banned(peer) or not self._can_reach(peer)):
             return
+        self._new_outbox(self._nursery, peer, protocol, eager=True)
+
+    def _new_outbox(self, nursery: trio.Nursery, peer: NodeId, protocol: str, *,
+                    eager: bool) -> _Outbox:
+        """The queue for ``peer`` on ``protocol`` and the task that writes it out."""
         send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
-        box = self._outboxes[key] = _Outbox(send_ch, recv_ch)
-        self._nursery.start_soon(partial(self._outbound, self._require_host(), peer, protocol,
-                                         box, eager=True))
+        box = self._outboxes[(peer, protocol)] = _Outbox(send_ch, recv_ch)
+        nursery.start_soon(partial(self._outbound, self._require_host(), peer, protocol, box,
+                                   eager=eager))
+        return box
 
     def address_learned(self) -> None:
         """New peer addresses are known: queues waiting for one look again."""
