@@ -303,12 +303,16 @@ class JobLedger:
     def _start_waiting_jobs(self, start_ms: int) -> None:
         """Jobs stamped with time 0 start at ``start_ms``: those submitted before the first
         tick (their deadline and logical clock count from it, not from 1970, which failed them
-        at once), and those sent to an idle shard (``_anchor``)."""
+        at once), and those sent to an idle shard (``_anchor``). A job cancelled before the
+        first tick ended at time 0: its day of retention starts here too (``_expire`` dropped it
+        at that tick, as if it had ended in 1970)."""
         for job in self.jobs.values():
             if not job.submitted_ms:
                 job.submitted_ms = start_ms
                 if not job.spec.clock_ns:
                     job.clock_ns = start_ms * 1_000_000
+            if job.state in (JobState.DONE, JobState.CANCELLED) and not job.ended_ms:
+                job.ended_ms = start_ms
 
     def _place(self, client: str, op: ops.Place, request: ClientRequest) -> dict[str, Any]:
         # late: keeps numpy out of decoding

@@ -60,6 +60,24 @@ def test_nothing_is_placed_before_the_first_tick():
     assert h.place_all(job)["placed"] == 1
 
 
+def test_a_job_cancelled_before_the_first_tick_is_kept_a_day_from_it():
+    """Cancelled at ledger time 0, it was dropped at the first tick (a day after 1970)."""
+    from daemon.ledger.state import RETAIN_ENDED_MS
+
+    h = Fresh()
+    job = h.submit(2)
+    assert h.call(SUBMITTER, ops.Cancel(job))["state"] == JobState.CANCELLED
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS))
+    assert h.ledger.jobs[job].ended_ms == NOW_MS
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS - 1000))
+    assert job in h.ledger.jobs
+    for m in MEMBERS:
+        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS + 1000))
+    assert job not in h.ledger.jobs
+
+
 def test_the_clock_start_survives_a_snapshot():
     h = Fresh()
     job = h.submit(1)
