@@ -80,8 +80,17 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass
 class _Outbox:
-    send: trio.MemorySendChannel[bytes]
-    receive: trio.MemoryReceiveChannel[bytes]
+    """A (peer, protocol)'s queue; ``None`` in it is a wake-up (``FramedStreams.warm``), not a
+    frame. ``stream`` is its writer task's open stream, for ``warm`` to look at."""
+
+    send: trio.MemorySendChannel[bytes | None]
+    receive: trio.MemoryReceiveChannel[bytes | None]
+    stream: INetStream | None = None
+
+
+def _dead(stream: INetStream) -> bool:
+    """The stream's connection is gone (the peer disconnected): writing on it can only fail."""
+    return bool(stream.muxed_conn.is_closed)
 
 
 @dataclass
@@ -260,16 +269,25 @@ class FramedStreams:
         """Open ``protocol``'s outbound stream to ``peer`` now, before anything is sent on it,
         so the first frame pays no stream set-up (multistream-select: a round trip or two,
         1.2 s for a fresh committee's first ``kv put`` on ``planet`` against 0.3 s for the
-        next). A no-op if that stream is open or opening, or the peer unreachable."""
-        if (self._nursery is None or peer == self.self_id or (peer, protocol) in self._outboxes
-                or self._is_banned(peer) or not self._can_reach(peer)):
+        next). A no-op if that stream is open or opening, or the peer unreachable. A queue
+        whose stream died with its connection (a kept peer that reconnected) is woken to open
+        a fresh one now, not at its next frame."""
+        if (self._nursery is None or peer == self.self_id or self._is_banned(peer)
+                or not self._can_reach(peer)):
             return
-        self._new_outbox(self._nursery, peer, protocol, eager=True)
+        box = self._outboxes.get((peer, protocol))
+        if box is None:
+            self._new_outbox(self._nursery, peer, protocol, eager=True)
+        elif box.stream is not None and _dead(box.stream):
+            try:
+                box.send.send_nowait(None)
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                pass  # frames are queued (they open it) or the task is ending
 
     def _new_outbox(self, nursery: trio.Nursery, peer: NodeId, protocol: str, *,
                     eager: bool) -> _Outbox:
         """The queue for ``peer`` on ``protocol`` and the task that writes it out."""
-        send_ch, recv_ch = trio.open_memory_channel[bytes](self.config.send_queue)
+        send_ch, recv_ch = trio.open_memory_channel[bytes | None](self.config.send_queue)
         box = self._outboxes[(peer, protocol)] = _Outbox(send_ch, recv_ch)
         nursery.start_soon(partial(self._outbound, self._require_host(), peer, protocol, box,
                                    eager=eager))
@@ -294,16 +312,13 @@ class FramedStreams:
     async def _outbound(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox,
                         eager: bool = False) -> None:
         """Write what is queued for ``peer`` on ``protocol``, opening the stream at the first
-        frame (or at once if ``eager``); close it when idle, unless ``keep_open(peer)``."""
+        frame (or at once if ``eager``, or when woken after its connection died); close it when
+        idle, unless ``keep_open(peer)``. A stream whose connection is gone is dropped before a
+        write is tried on it."""
         key = (peer, protocol)
-        stream: INetStream | None = None
         try:
             if eager:
-                try:
-                    stream = await self._open(host, peer, protocol)
-                    self.metrics.dials["streams_warmed"] += 1
-                except (*NETWORK_ERRORS, trio.TooSlowError) as err:
-                    log.debug("warming %s to %s failed: %r", protocol, peer, err)
+                await self._warm_open(host, peer, protocol, box)
             if not await self._wait_reachable(peer):
                 box.send.close()
                 unknown = 0
@@ -318,13 +333,20 @@ class FramedStreams:
                           self.config.address_wait, unknown, protocol)
                 return
             while True:
-                frame = None
-                with trio.move_on_after(self.config.stream_idle):
+                frame: bytes | None = None
+                with trio.move_on_after(self.config.stream_idle) as wait:
                     frame = await box.receive.receive()
-                if frame is None:  # idle; no await since the timeout, so nothing can be queued
+                if wait.cancelled_caught:  # idle; no await since, so nothing can be queued
                     if self._keep_open(peer):
                         continue  # a peer we work with now (a committee's): ready when needed
                     break
+                if box.stream is not None and _dead(box.stream):
+                    await close_quietly(box.stream, reset=True)
+                    box.stream = None
+                if frame is None:  # woken by ``warm``
+                    if box.stream is None:
+                        await self._warm_open(host, peer, protocol, box)
+                    continue
                 batch = [frame]
                 size = len(frame)
                 while size < BATCH_BYTES:
@@ -332,20 +354,21 @@ class FramedStreams:
                         frame = box.receive.receive_nowait()
                     except trio.WouldBlock:
                         break
-                    batch.append(frame)
-                    size += len(frame)
+                    if frame is not None:  # a wake-up: this batch opens the stream anyway
+                        batch.append(frame)
+                        size += len(frame)
                 if self._is_banned(peer):
                     self.metrics.drops["banned"] += len(batch)
                     continue
                 data = b"".join(encode_frame(f, self.config.max_frame) for f in batch)
                 for attempt in (1, 2):
                     try:
-                        if stream is None:
-                            stream = await self._open(host, peer, protocol)
-                        await self._write(stream, peer, protocol, data)
+                        if box.stream is None:
+                            box.stream = await self._open(host, peer, protocol)
+                        await self._write(box.stream, peer, protocol, data)
                     except (*NETWORK_ERRORS, trio.TooSlowError) as err:
-                        await close_quietly(stream, reset=True)
-                        stream = None
+                        await close_quietly(box.stream, reset=True)
+                        box.stream = None
                         if attempt == 2:
                             self.metrics.drops["send_failed"] += len(batch)
                             log.debug(
@@ -371,7 +394,17 @@ class FramedStreams:
                     break
             if abandoned:  # queued when the task failed or the host shut down
                 self.metrics.drops["abandoned"] += abandoned
-            await close_quietly(stream)
+            await close_quietly(box.stream)
+            box.stream = None
+
+    async def _warm_open(self, host: BasicHost, peer: NodeId, protocol: str, box: _Outbox) -> None:
+        """Open ``box``'s stream before anything is sent on it (``warm``); a failure is left to
+        the first frame, which tries again."""
+        try:
+            box.stream = await self._open(host, peer, protocol)
+            self.metrics.dials["streams_warmed"] += 1
+        except (*NETWORK_ERRORS, trio.TooSlowError) as err:
+            log.debug("warming %s to %s failed: %r", protocol, peer, err)
 
     async def _write(self, stream: INetStream, peer: NodeId, protocol: str, data: bytes) -> None:
         started = trio.current_time()

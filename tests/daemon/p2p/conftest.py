@@ -13,11 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
+from multiaddr import Multiaddr
 
 from daemon.p2p import P2PConfig, P2PHost
 from protocol.identity import NodeIdentity
 
 LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
+
+
+def port_of(addr: str) -> int:
+    """The TCP port of a listen address (a host restarted on it keeps its address)."""
+    return int(Multiaddr(addr).value_for_protocol("tcp"))
 
 
 def identity(name: str) -> NodeIdentity:

@@ -18,16 +18,13 @@ from tests.daemon.p2p.conftest import (
     Inbox,
     identity,
     make_host,
+    port_of,
     raw_libp2p_host,
     running,
     wait_until,
 )
 
 PROTO = "/novacron/test/1"
-
-
-def port_of(addr: str) -> int:
-    return int(Multiaddr(addr).value_for_protocol("tcp"))
 
 
 async def test_peer_id_is_the_node_id_and_it_listens_on_loopback_only():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trio
 
-from tests.daemon.p2p.conftest import Inbox, make_host, running, wait_until
+from tests.daemon.p2p.conftest import Inbox, make_host, port_of, running, wait_until
 
 PROTO = "/novacron/warm-test/1"
 
@@ -33,3 +33,37 @@ async def test_a_kept_peers_stream_is_open_before_the_first_frame_and_stays_open
         await inbox.wait_for(4)
         assert a.metrics()["dials"]["streams_opened"] == 3  # only the other's, once more
         assert a.metrics()["dials"]["streams_warmed"] == 1
+
+
+async def test_a_kept_peer_that_comes_back_gets_a_fresh_warm_stream_before_the_next_frame():
+    """Its old stream died with its connection: the frame after it comes back would have
+    failed on it and paid the stream set-up the warming is there to save."""
+    holder: list[str] = []
+    inbox = Inbox()
+    async with trio.open_nursery() as outer:
+        kept = make_host("warm-back")
+        kept.handle(PROTO, inbox)
+        gone = trio.CancelScope()
+
+        async def run_kept(task_status=trio.TASK_STATUS_IGNORED):
+            with gone:
+                await kept.run(task_status=task_status)
+
+        await outer.start(run_kept)
+        holder.append(kept.listen_addrs()[0])
+        a = make_host("warm-a2", bootstrap=holder)
+        a.set_keep_source(lambda: [kept.node_id])
+        a.warm_kept(PROTO)
+        await outer.start(a.run)
+        await wait_until(lambda: a.metrics()["dials"].get("streams_warmed") == 1, timeout=10)
+        gone.cancel()
+        await wait_until(lambda: a.connected_peers() == [])
+        back = make_host("warm-back", listen=[f"/ip4/127.0.0.1/tcp/{port_of(holder[0])}"])
+        back.handle(PROTO, inbox)
+        await outer.start(back.run)
+        await wait_until(lambda: a.metrics()["dials"].get("streams_warmed") == 2, timeout=10)
+        assert a.send(back.node_id, PROTO, b"welcome back")
+        await inbox.wait_for(1)
+        dials = a.metrics()["dials"]
+        assert dials["streams_opened"] == 2 and not a.metrics()["drops"].get("send_failed")
+        outer.cancel_scope.cancel()
