@@ -17,7 +17,20 @@ from consensus.directory import EpochConfig
 from protocol.identity import node_id_from_public_key
 
 EPOCH_MIN_S = 10.0
-"""An epoch lasts at least this long before a member asks for the next."""
+"""An epoch lasts at least this long before a member asks for the next (``epoch_min_s``)."""
+EPOCH_S_PER_MEMBER = 0.1
+"""...and at least this long per member. Every node takes in each new epoch's notice (the
+membership, ~36 bytes a member) and passes it on about once (``epoch_sync``), and every shard
+hands its state over: with a fixed minimum, a network of 10,000 volunteers churning all day
+would advance every ten seconds and each node would move ~70 KB/s for epochs alone. With the
+minimum in proportion to the members, a node's share is bounded whatever the network's size
+(2 x 36 B x N per 0.1 s x N: ~0.7 KB/s), at the price of a joiner's wait: up to 17 minutes at
+10,000 members (Algorand-style networks batch their membership changes for hours)."""
+
+
+def epoch_min_s(members: int) -> float:
+    """How long an epoch of ``members`` members lasts at least before the next is asked for."""
+    return max(EPOCH_MIN_S, EPOCH_S_PER_MEMBER * members)
 RETIRE_S = 60.0
 """An old epoch's replica serves its final state this long, then stops."""
 JOIN_RETRY_S = 15.0
@@ -83,7 +96,7 @@ class EpochPlanner:
                 self.evict_scan = now
                 steps += self._silent(wall, me, epoch, evict_after_s, last_heard)
             if (directory.joining or directory.leaving or directory.evicted()) \
-                    and directory.epoch == epoch.epoch and now - self.entered_at >= EPOCH_MIN_S \
+                    and directory.epoch == epoch.epoch and now - self.entered_at >= epoch_min_s(len(epoch.members)) \
                     and self.advance_asked < epoch.epoch + 1:
                 self.advance_asked = epoch.epoch + 1
                 steps.append(Advance(epoch.epoch + 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from daemon.committees.epoch_plan import (EPOCH_MIN_S, EVICT_SCAN_S, JOIN_RETRY_S, RETIRE_S,
-                                          Advance, EpochPlanner, Evict, Join, Retire)
+                                          Advance, epoch_min_s, EpochPlanner, Evict, Join, Retire)
 from protocol.identity import node_id_from_public_key
 
 ME, A, B = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
@@ -66,3 +66,14 @@ def test_old_replicas_retire_after_the_retire_period() -> None:
     assert p.plan(50.0 + RETIRE_S, 0.0, ME, e, False, None, 0, never) == [Retire(0, 1), Retire(7, 1)]
     assert p.plan(500.0, 0.0, ME, e, False, None, 0, never) == []
     assert Join() not in p.plan(500.0, 0.0, ME, e, False, None, 0, never)
+
+
+def test_a_large_network_advances_its_epoch_less_often() -> None:
+    """Each epoch costs every node the new membership (in proportion to the network): the
+    minimum epoch grows with it, so a node's share stays bounded (``EPOCH_S_PER_MEMBER``)."""
+    assert epoch_min_s(3) == epoch_min_s(100) == EPOCH_MIN_S
+    assert epoch_min_s(1_000) == 100.0 and epoch_min_s(10_000) == 1_000.0
+    big = epoch(3, (ME, A, *(bytes([i % 256, i // 256]) * 16 for i in range(998))))
+    p = EpochPlanner(entered_at=100.0, started_wall=0.0)
+    assert p.plan(100.0 + 99, 0.0, ME, big, False, directory(3, True), 0, never) == []
+    assert p.plan(100.0 + 100, 0.0, ME, big, False, directory(3, True), 0, never) == [Advance(4)]
