@@ -17,8 +17,11 @@ Theory of operation
    ``EpochNotice``: self-certifying, since anyone who knows epoch e's directory committee can
    check the 2f+1 signed checkpoints over the state's digest.
 3. *Follow.* Every node applies epoch notices in order (each is checked against the directory
-   committee of the epoch before), keeps the chain in its database, passes each new one to its
-   peers and the whole chain to every peer that connects, so a node that was away catches up.
+   committee of the epoch before) and keeps the chain in its database (the newest
+   ``CHAIN_KEPT`` notices in memory). It tells each peer how far it has followed the chain as
+   the peer connects and as it moves on (``EpochHave``), and a node that is behind, a new one
+   or one that was away, asks a peer that is ahead for the notices it lacks (``EpochFetch``,
+   a batch at a time): ``epoch_sync``.
 4. *Hand over.* On entering e+1, members of a shard's old committee submit ``EndEpoch`` to it;
    each old member then sends a ``HandoffNotice`` to the new members, who check it, fetch the
    final state from old members (``consensus.reconfig.HandoffFetch``; a member of both takes
@@ -49,16 +52,20 @@ from consensus.statemachine import state_digest
 from daemon.clock import Clock
 from daemon.committees.epoch_plan import (EPOCH_MIN_S, JOIN_RETRY_S, RETIRE_S, Advance,  # noqa: F401
                                           EpochPlanner, EpochStep, Evict, Join, Retire)
+from daemon.committees.epoch_sync import FETCH_BATCH, EpochSync, Fetch
 from daemon.committees.runner import ReplicaRunner
 from daemon.genesis import Genesis
 from protocol.canonical import packb
 from protocol.errors import RemoteProtocolError
 from protocol.identity import node_id_from_public_key
-from protocol.messages.pbft import EndEpoch, EpochNotice, HandoffNotice, StateChunk
+from protocol.messages.pbft import (EndEpoch, EpochFetch, EpochHave, EpochNotice, HandoffNotice,
+                                    StateChunk)
 
 log = logging.getLogger("novacron.epochs")
 
 _NS = "epochs"
+CHAIN_KEPT = 16
+"""Notices kept in memory, the newest; older ones are read from the database when asked for."""
 
 
 class EpochHost(Protocol):
@@ -99,7 +106,10 @@ class EpochManager:
         self.svc = svc
         self.configs: dict[int, EpochConfig] = {svc.epoch.epoch: svc.epoch}
         self.chain: dict[int, bytes] = {}
-        """Ended epoch -> the sealed ``EpochNotice`` envelope that proves the next one."""
+        """Ended epoch -> the sealed ``EpochNotice`` envelope that proves the next one: the
+        newest ``CHAIN_KEPT`` (``notice`` reads any)."""
+        self.sync = EpochSync()
+        """Who is ahead of us on the chain, what we asked for: ``epoch_sync``."""
         self.future: dict[int, Any] = {}
         self.handoffs: dict[tuple[int, int], tuple[Handoff, bytes | None]] = {}
         self.fetches: dict[tuple[int, int], HandoffFetch] = {}
@@ -156,6 +166,13 @@ class EpochManager:
         m = env.body
         if isinstance(m, EpochNotice):
             self._apply_notice(m, raw)
+            self._send_fetch(self.sync.progressed(self.svc.epoch.epoch, self.svc.clock.now()))
+        elif isinstance(m, EpochHave):
+            peer = node_id_from_public_key(env.sender)
+            self._send_fetch(self.sync.have(peer, m.epoch, self.svc.epoch.epoch,
+                                            self.svc.clock.now()))
+        elif isinstance(m, EpochFetch):
+            self._serve(node_id_from_public_key(env.sender), m.epoch)
         elif isinstance(m, HandoffNotice):
             key = (m.shard, m.epoch)
             if key not in self.handoffs:
@@ -175,11 +192,42 @@ class EpochManager:
         return True
 
     def on_peer(self, peer: str) -> None:
-        """A peer connected: give it the chain, so it catches up with the epochs it missed."""
-        for _, raw in sorted(self.chain.items()):
+        """A peer connected: tell it how far we have followed the chain (it asks for what it
+        lacks, and tells us how far it is)."""
+        self.svc.send_to_node(peer, self._have())
+
+    def on_peer_gone(self, peer: str) -> None:
+        self.sync.gone(peer)
+
+    def notice(self, epoch: int) -> bytes | None:
+        """The sealed notice that ends ``epoch``, from memory or the database."""
+        raw = self.chain.get(epoch)
+        return raw if raw is not None else self.svc.db.get(_NS, _key(epoch))
+
+    def _have(self) -> bytes:
+        return self.svc.signer.seal(EpochHave(DIRECTORY_SHARD, self.svc.epoch.epoch),
+                                    self.svc.clock.now())
+
+    def _send_fetch(self, fetch: Fetch | None) -> None:
+        if fetch is not None:
+            log.info("fetching epoch notices from %d on from %s", fetch.epoch, fetch.peer)
+            self.svc.send_to_node(fetch.peer, self.svc.signer.seal(
+                EpochFetch(DIRECTORY_SHARD, fetch.epoch), self.svc.clock.now()))
+
+    def _serve(self, peer: str, first: int) -> None:
+        """Send ``peer`` the notices from the one ending ``first`` on (a batch; at most one
+        batch a second: ``epoch_sync.SERVE_EVERY_S``)."""
+        last = min(first + FETCH_BATCH, self.svc.epoch.epoch)
+        if first >= last or not self.sync.may_serve(peer, self.svc.clock.now()):
+            return
+        for epoch in range(first, last):
+            raw = self.notice(epoch)
+            if raw is None:
+                break
             self.svc.send_to_node(peer, raw)
 
     def tick(self, nursery: trio.Nursery, now: float) -> None:
+        self._send_fetch(self.sync.next(self.svc.epoch.epoch, now))  # one that timed out
         for fetch in list(self.fetches.values()):
             self._run(fetch.tick(now))
         svc = self.svc
@@ -241,13 +289,15 @@ class EpochManager:
             return
         new = next_config(m, current, self.svc.genesis.directory_params(), self.svc.verifier)
         self.chain[m.epoch] = raw
+        self.chain.pop(m.epoch - CHAIN_KEPT, None)
         if not replaying:
             with self.svc.db.transaction():
                 self.svc.db.put(_NS, _key(m.epoch), raw)
         self._enter(new, replaying)
-        if not replaying:
+        if not replaying and not self.sync.behind(new.epoch):  # catching up: nobody needs it
+            have = self._have()
             for peer in self.svc.host.connected_peers():
-                self.svc.send_to_node(peer, raw)
+                self.svc.send_to_node(peer, have)
         nxt = self.future.pop(m.epoch + 1, None)
         if nxt is not None:
             self._apply_notice(nxt[0], nxt[1], replaying)
@@ -324,7 +374,8 @@ class EpochManager:
             self.svc.send_public(a.to, a.data)
 
     def status(self) -> dict[str, Any]:
-        return {"chain": sorted(self.chain), "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
+        return {"chain_to": self.svc.epoch.epoch, "catching_up": self.sync.behind(
+                    self.svc.epoch.epoch), "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
                 "joining": self.svc.identity.public_key not in self.svc.epoch.members
                 and not self.stay_out, "left": self.stay_out}
 

@@ -81,8 +81,8 @@ class CommitteeLedger:
         return cfg.committees.get(shard) if cfg else None
 
     def chain_before(self, epoch: int) -> tuple[bytes, ...]:
-        chain = self.committees.epochs.chain
-        return tuple(chain[e] for e in range(epoch) if e in chain)
+        notices = (self.committees.epochs.notice(e) for e in range(epoch))
+        return tuple(raw for raw in notices if raw is not None)
 
     def member_count(self) -> int:
         return len(self.committees.epoch.members)

@@ -325,8 +325,29 @@ class EpochNotice:
     state: Blob
 
 
+@message("pbft.epoch_have", 1)
+@dataclass(frozen=True, slots=True)
+class EpochHave:
+    """The sender has followed the epoch chain to ``epoch`` (it holds the notices that end
+    every epoch before it). Sent to each peer as it connects and as the sender moves on: a
+    peer that is behind asks for what it lacks (``EpochFetch``) instead of being sent every
+    notice by every neighbour. ``shard`` is the directory's."""
+
+    shard: U32
+    epoch: U64
+
+
+@message("pbft.epoch_fetch", 1)
+@dataclass(frozen=True, slots=True)
+class EpochFetch:
+    """Send me the notices that end ``epoch`` and the epochs after it (a bounded batch)."""
+
+    shard: U32
+    epoch: U64
+
+
 __all__ = [
-    "EpochNotice", "HandoffNotice", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
+    "EpochFetch", "EpochHave", "EpochNotice", "HandoffNotice", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
     "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "PrePrepareRefs",
     "Prepare",
     "PreparedCert", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",

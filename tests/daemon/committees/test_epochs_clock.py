@@ -18,6 +18,7 @@ from daemon.ledger.shard import KV, LedgerShards
 from daemon.softstate.service import SoftStateService
 from daemon.storage.db import Database
 from protocol.canonical import packb
+from protocol.envelope import peek_type
 from protocol.identity import NodeIdentity
 from testnet.memnet import MemoryNet
 
@@ -160,4 +161,44 @@ async def test_a_silent_member_is_evicted_and_joins_again_when_it_returns(
             await trio.sleep(1)
         assert {svc.epoch.epoch for svc in services} == {2}
         assert await away.submit(0, KV + packb(["get", "before"])) == b"1"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_node_away_for_two_epochs_fetches_each_notice_it_missed_once(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """A node cut off while a member leaves and joins again (two epochs) is told, as its
+    links come back, how far its peers are, and asks one of them for the two notices. Before,
+    every peer sent it the whole chain as it reconnected and every new notice as they applied
+    it: a notice crossed to each node once per neighbour, and the chain only grows."""
+    net, ids, services = network(tmp_path, 6, 7600)
+    notices_to: dict[str, int] = {}
+    for host in net.hosts.values():
+        real = host.send
+
+        def send(peer: str, protocol: str, frame: bytes, real=real) -> bool:
+            if peek_type(frame) == "pbft.epoch":
+                notices_to[peer] = notices_to.get(peer, 0) + 1
+            return real(peer, protocol, frame)
+        host.send = send  # type: ignore[method-assign]
+    away, mover = services[5], services[4]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        isolate(net, away.identity.node_id, cut=True)
+        mover.epochs.stay_out = True  # what ``novacron leave`` sets first (daemon.membership)
+        await mover.submit(DIRECTORY_SHARD, packb(["leave"]))
+        while not all(svc.epoch.epoch == 1 for svc in services[:5]):
+            await trio.sleep(1)
+        mover.epochs.stay_out = False  # ``novacron join``: it asks to join at its next tick
+        while not all(svc.epoch.epoch == 2 for svc in services[:5]):
+            await trio.sleep(1)
+        assert away.epoch.epoch == 0 and mover.is_member()
+        assert notices_to.get(away.identity.node_id, 0) == 0
+        isolate(net, away.identity.node_id, cut=False)
+        while away.epoch.epoch < 2:
+            await trio.sleep(1)
+        assert away.epoch == services[0].epoch
+        assert notices_to[away.identity.node_id] == 2  # each once, from one peer
+        assert not away.epochs.status()["catching_up"]
         nursery.cancel_scope.cancel()

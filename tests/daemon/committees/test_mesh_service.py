@@ -20,6 +20,7 @@ from daemon.genesis import make_genesis
 from daemon.ledger.shard import KV, LedgerShards
 from daemon.storage.db import Database
 from protocol.canonical import packb
+from protocol.envelope import peek_type
 from protocol.identity import NodeIdentity
 from protocol.messages.crdt import CrdtSummaryWant
 from testnet.memnet import MemoryHost, MemoryNet
@@ -27,14 +28,17 @@ from testnet.memnet import MemoryHost, MemoryNet
 WALL_START = 1_750_000_000.0
 N = MESH_ABOVE + 4
 CONSENSUS = (PROTOCOL, MESH_PROTOCOL, ROUTE_PROTOCOL)
+ANNOUNCEMENTS = ("pbft.epoch_have",)
+"""Sent to every peer a node is connected to (how far it has followed the epoch chain): they
+need no connection of their own, so they are not what a member must be connected to."""
 
 
 def large_committee(tmp_path: Path, n: int = N) -> tuple[MemoryNet, list[CommitteeService],
-                                                         dict[str, set[tuple[str, str]]]]:
+                                                         dict[str, set[tuple[str, str, str]]]]:
     ids = [NodeIdentity(random.Random(7300 + i).randbytes(32)) for i in range(n)]
     genesis = make_genesis("memnet", ids, {"shards": 1, "difficulty": 0, "min_committee": n})
     net = MemoryNet()
-    sent: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    sent: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
     services = []
     for k, i in enumerate(ids):
         host = net.host(i.node_id)
@@ -44,12 +48,13 @@ def large_committee(tmp_path: Path, n: int = N) -> tuple[MemoryNet, list[Committ
     return net, services, sent
 
 
-def _record_sends(host: MemoryHost, into: set[tuple[str, str]]) -> None:
-    """Note (peer, protocol) of every frame the host sends; the real send still carries it."""
+def _record_sends(host: MemoryHost, into: set[tuple[str, str, str]]) -> None:
+    """Note (peer, protocol, message type) of every frame the host sends; the real send still
+    carries it."""
     real = host.send
 
     def send(peer: str, protocol: str, frame: bytes) -> bool:
-        into.add((peer, protocol))
+        into.add((peer, protocol, peek_type(frame) if protocol != ROUTE_PROTOCOL else "route"))
         return real(peer, protocol, frame)
     host.send = send  # type: ignore[method-assign]
 
@@ -80,7 +85,8 @@ async def test_a_committee_above_the_threshold_commits_through_its_mesh(
         me = svc.identity.node_id
         near = neighbours(svc)
         assert len(near) <= 2 * MESH_DEGREE  # the shard's mesh and the directory's
-        peers = {peer for peer, protocol in sent[me] if protocol in CONSENSUS}
+        peers = {peer for peer, protocol, kind in sent[me]
+                 if protocol in CONSENSUS and kind not in ANNOUNCEMENTS}
         assert peers <= near, f"{me[:12]} sent to {len(peers - near)} non-neighbours"
         assert svc.mesh_counts["sent"] > 0 and svc.mesh_counts["forwarded"] > 0
         assert svc.peers_to_keep() == near
@@ -96,8 +102,8 @@ async def test_a_small_committee_stays_all_to_all(tmp_path: Path, autojump_clock
             await nursery.start(svc.run)
         assert await services[1].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
         nursery.cancel_scope.cancel()
-    primary = {peer for peer, protocol in sent[services[0].identity.node_id]}
-    assert len(primary) == 5 and all(p == PROTOCOL for _, p in sent[services[0].identity.node_id])
+    primary = {peer for peer, _, _ in sent[services[0].identity.node_id]}
+    assert len(primary) == 5 and all(p == PROTOCOL for _, p, _ in sent[services[0].identity.node_id])
     assert all(svc.place(0, 0, svc.epoch.committees[0]) is None for svc in services)
 
 
