@@ -21,9 +21,13 @@ Theory of operation
    ``CHAIN_KEPT`` notices in memory). It tells each peer how far it has followed the chain as
    the peer connects and as it moves on (``EpochHave``), and a node that is behind, a new one
    or one that was away, asks a peer that is ahead for the notices it lacks (``EpochFetch``,
-   a batch at a time): ``epoch_sync``.
+   a batch at a time): ``epoch_sync``. Each notice after the first is sent as the difference
+   from the one before (``EpochDelta``, ``consensus.statedelta``): the state is the whole
+   membership, 740 KB at 10,000 members, but changes by a few members an epoch.
 4. *Hand over.* On entering e+1, members of a shard's old committee submit ``EndEpoch`` to it;
-   each old member then sends a ``HandoffNotice`` to the new members, who check it, fetch the
+   each old member then sends a ``HandoffNotice`` to a few of the new members (each new member
+   hears from ``handoff_plan.FANOUT`` old ones, and asks others with ``HandoffWant`` if no
+   valid one came), who check it, fetch the
    final state from old members (``consensus.reconfig.HandoffFetch``; a member of both takes
    its own copy when the digest matches) and start their replica from ``next_genesis``. Clients
    re-send cut-off requests to the new committee with the same ids (``Client.reconfigure``), so
@@ -48,18 +52,20 @@ from consensus.directory import DirectoryMachine, EpochConfig
 from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
-from consensus.statemachine import state_digest
+from consensus.statedelta import apply_delta, make_delta
+from consensus.statemachine import Service, state_digest
 from daemon.clock import Clock
 from daemon.committees.epoch_plan import (EPOCH_MIN_S, JOIN_RETRY_S, RETIRE_S, Advance,  # noqa: F401
                                           EpochPlanner, EpochStep, Evict, Join, Retire)
 from daemon.committees.epoch_sync import FETCH_BATCH, EpochSync, Fetch
+from daemon.committees.handoff_plan import HandoffAsks, handoff_targets
 from daemon.committees.runner import ReplicaRunner
 from daemon.genesis import Genesis
-from protocol.canonical import packb
-from protocol.errors import RemoteProtocolError
+from protocol.canonical import DEFAULT_MAX_SIZE, packb
+from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import node_id_from_public_key
-from protocol.messages.pbft import (EndEpoch, EpochFetch, EpochHave, EpochNotice, HandoffNotice,
-                                    StateChunk)
+from protocol.messages.pbft import (EndEpoch, EpochDelta, EpochFetch, EpochHave, EpochNotice,
+                                    HandoffNotice, HandoffWant, StateChunk)
 
 log = logging.getLogger("novacron.epochs")
 
@@ -105,9 +111,16 @@ class EpochManager:
     def __init__(self, svc: EpochHost) -> None:
         self.svc = svc
         self.configs: dict[int, EpochConfig] = {svc.epoch.epoch: svc.epoch}
+        """Epoch -> its configuration: the newest ``CHAIN_KEPT`` (``config`` rebuilds any)."""
+        self._older: dict[int, EpochConfig] = {}
+        """A few older configurations ``config`` rebuilt (certificates of a job that ran a
+        while ago ask for the same few epochs many times)."""
         self.chain: dict[int, bytes] = {}
         """Ended epoch -> the sealed ``EpochNotice`` envelope that proves the next one: the
         newest ``CHAIN_KEPT`` (``notice`` reads any)."""
+        self.deltas: dict[int, bytes] = {}
+        """Ended epoch -> our sealed ``EpochDelta`` of its notice, as built to be sent (the
+        newest ``CHAIN_KEPT``)."""
         self.sync = EpochSync()
         """Who is ahead of us on the chain, what we asked for: ``epoch_sync``."""
         self.future: dict[int, Any] = {}
@@ -116,6 +129,11 @@ class EpochManager:
         self.ended_sent: set[tuple[int, int]] = set()
         self.outbox: dict[tuple[int, int], bytes] = {}
         """(shard, ended epoch) -> our sealed HandoffNotice, sent once the new epoch is known."""
+        self.handed: dict[tuple[int, int], bytes] = {}
+        """(shard, ended epoch) -> our sealed HandoffNotice, for new members that ask for it
+        (the last two epochs')."""
+        self.asks = HandoffAsks()
+        """Hand-overs we need as a new member and have not got: ``handoff_plan``."""
         self.planner = EpochPlanner(self.svc.clock.now(), self.svc.clock.wall())
         """What to do on each tick (join, advance, evict, retire): ``epoch_plan``."""
         self.stay_out = False
@@ -156,16 +174,21 @@ class EpochManager:
             self._apply_notice(notice, raw)
         own = runner.replica.service.snapshot()
         handoff = Handoff(shard, epoch, seq, digest, proof)
-        self.outbox[(shard, epoch)] = self.svc.signer.seal(
-            HandoffNotice(shard, epoch, seq, digest, proof), now)
+        raw = self.svc.signer.seal(HandoffNotice(shard, epoch, seq, digest, proof), now)
+        self.outbox[(shard, epoch)] = self.handed[(shard, epoch)] = raw
+        for key in [k for k in self.handed if k[1] < epoch - 1]:
+            del self.handed[key]
         self.handoffs.setdefault((shard, epoch), (handoff, own))
         self._flush_outbox()
         self._maybe_fetch(shard, epoch)
 
     def on_notice(self, env: Any, raw: bytes) -> None:
         m = env.body
-        if isinstance(m, EpochNotice):
-            self._apply_notice(m, raw)
+        if isinstance(m, (EpochNotice, EpochDelta)):
+            if isinstance(m, EpochNotice):
+                self._apply_notice(m, raw)
+            else:
+                self._apply_delta(m)
             self._send_fetch(self.sync.progressed(self.svc.epoch.epoch, self.svc.clock.now()))
         elif isinstance(m, EpochHave):
             peer = node_id_from_public_key(env.sender)
@@ -178,6 +201,11 @@ class EpochManager:
             if key not in self.handoffs:
                 self.handoffs[key] = (Handoff(m.shard, m.epoch, m.seq, m.state_digest, m.proof), None)
             self._maybe_fetch(m.shard, m.epoch)
+        elif isinstance(m, HandoffWant):
+            raw = self.handed.get((m.shard, m.epoch))
+            if raw is not None and self.asks.may_answer(node_id_from_public_key(env.sender),
+                                                        self.svc.clock.now()):
+                self.svc.send_public(env.sender, raw)
 
     def on_state_chunk(self, env: Any) -> bool:
         """Feed a fetch; True if the chunk was for one of ours."""
@@ -198,6 +226,28 @@ class EpochManager:
 
     def on_peer_gone(self, peer: str) -> None:
         self.sync.gone(peer)
+
+    def config(self, epoch: int) -> EpochConfig | None:
+        """Epoch ``epoch``'s configuration; an old one is rebuilt from the stored notice that
+        ended the epoch before (checked when it was applied). Each holds the whole
+        membership (320 KB at 10,000 members): kept for every epoch since the start, they
+        grew with the network's age."""
+        cfg = self.configs.get(epoch) or self._older.get(epoch)
+        if cfg is not None or not 0 <= epoch < self.svc.epoch.epoch:
+            return cfg
+        if epoch == 0:
+            cfg = self.svc.genesis.epoch0()
+        else:
+            raw = self.notice(epoch - 1)
+            if raw is None:
+                return None
+            service = Service(DirectoryMachine(self.svc.genesis.directory_params()))
+            service.restore(self.svc.verifier.open(raw).body.state)
+            cfg = service.machine.config()  # type: ignore[attr-defined]
+        if len(self._older) >= 4:
+            del self._older[next(iter(self._older))]
+        self._older[epoch] = cfg
+        return cfg
 
     def notice(self, epoch: int) -> bytes | None:
         """The sealed notice that ends ``epoch``, from memory or the database."""
@@ -221,13 +271,48 @@ class EpochManager:
         if first >= last or not self.sync.may_serve(peer, self.svc.clock.now()):
             return
         for epoch in range(first, last):
-            raw = self.notice(epoch)
+            raw = self.notice(epoch) if epoch == 0 else self._delta(epoch)
             if raw is None:
                 break
             self.svc.send_to_node(peer, raw)
 
+    def _delta(self, epoch: int) -> bytes | None:
+        """Our sealed ``EpochDelta`` of the notice that ends ``epoch`` (> 0)."""
+        if epoch in self.deltas:
+            return self.deltas[epoch]
+        raw, base_raw = self.notice(epoch), self.notice(epoch - 1)
+        if raw is None or base_raw is None:
+            return None
+        m, base = self.svc.verifier.open(raw).body, self.svc.verifier.open(base_raw).body.state
+        delta = self.svc.signer.seal(EpochDelta(
+            m.shard, m.epoch, m.seq, m.state_digest, m.proof, state_digest(base),
+            make_delta(base, m.state)), self.svc.clock.now())
+        self.deltas[epoch] = delta
+        if len(self.deltas) > CHAIN_KEPT:
+            del self.deltas[min(self.deltas)]
+        return delta
+
+    def _apply_delta(self, m: EpochDelta) -> None:
+        """The notice ``m`` stands for, rebuilt from the one before it and applied (only the
+        next one: the rest of a batch follows in order, and what is missed is asked again)."""
+        if m.epoch != self.svc.epoch.epoch or m.epoch == 0:
+            return
+        base_raw = self.notice(m.epoch - 1)
+        if base_raw is None:
+            return
+        base = self.svc.verifier.open(base_raw).body.state
+        if state_digest(base) != m.base_digest:
+            raise MalformedMessage(f"epoch {m.epoch}'s delta is against a state we do not hold")
+        notice = EpochNotice(m.shard, m.epoch, m.seq, m.state_digest, m.proof,
+                             apply_delta(base, m.delta, DEFAULT_MAX_SIZE))
+        self._apply_notice(notice, self.svc.signer.seal(notice, self.svc.clock.now()))
+
     def tick(self, nursery: trio.Nursery, now: float) -> None:
         self._send_fetch(self.sync.next(self.svc.epoch.epoch, now))  # one that timed out
+        for (shard, ended), pk in self.asks.due(now):
+            log.info("no hand-over of %s, epoch %d, yet: asking %s", shard_words(shard), ended,
+                     node_id_from_public_key(pk))
+            self.svc.send_public(pk, self.svc.signer.seal(HandoffWant(shard, ended), now))
         for fetch in list(self.fetches.values()):
             self._run(fetch.tick(now))
         svc = self.svc
@@ -305,6 +390,7 @@ class EpochManager:
     def _enter(self, new: EpochConfig, replaying: bool) -> None:
         old = self.svc.epoch
         self.configs[new.epoch] = new
+        self.configs.pop(new.epoch - CHAIN_KEPT, None)
         self.svc.epoch = new
         me = self.svc.identity.public_key
         self.planner.entered(self.svc.clock.now(), [] if replaying else [
@@ -316,18 +402,25 @@ class EpochManager:
         for shard, committee in old.committees.items():
             if me in committee:
                 self._end(shard, ReplicaConfigView(shard, old.epoch, committee))
+        now = self.svc.clock.now()
+        for shard, committee in new.committees.items():
+            if me in committee:  # until a valid one is in (``_maybe_fetch``)
+                self.asks.want((shard, old.epoch), now, old.committees.get(shard, ()),
+                               committee.index(me))
         self.svc.reconfigure_clients()
         self._flush_outbox()
         for shard in new.committees:
             self._maybe_fetch(shard, old.epoch)
 
     def _flush_outbox(self) -> None:
+        me = self.svc.identity.public_key
         for (shard, ended), raw in list(self.outbox.items()):
-            new = self.configs.get(ended + 1)
-            if new is None:
+            new, old = self.configs.get(ended + 1), self.configs.get(ended)
+            if new is None or old is None:
                 continue
             del self.outbox[(shard, ended)]
-            for pk in new.committees.get(shard, ()):
+            for pk in handoff_targets(me, old.committees.get(shard, ()),
+                                      new.committees.get(shard, ())):
                 self.svc.send_public(pk, raw)
 
     def _maybe_fetch(self, shard: int, ended: int) -> None:
@@ -347,6 +440,7 @@ class EpochManager:
             log.warning("rejected a handoff of %s: %s", shard_words(shard), err)
             del self.handoffs[(shard, ended)]
             return
+        self.asks.got((shard, ended))
         if own is not None and state_digest(own) == handoff.digest:
             self._start_replica(shard, ended, handoff, own)
             return

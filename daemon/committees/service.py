@@ -66,8 +66,8 @@ from protocol.canonical import packb, unpackb
 from protocol.envelope import peek_type
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key
-from protocol.messages.pbft import (EpochFetch, EpochHave, EpochNotice, HandoffNotice, Reply,
-                                    StateChunk)
+from protocol.messages.pbft import (EpochDelta, EpochFetch, EpochHave, EpochNotice,
+                                    HandoffNotice, HandoffWant, Reply, StateChunk)
 
 log = logging.getLogger("novacron.consensus")
 
@@ -453,7 +453,8 @@ class CommitteeService:
         shard, epoch = getattr(m, "shard", None), getattr(m, "epoch", None)
         if shard is None or epoch is None:
             raise MalformedMessage(f"{env.type} is not a consensus message")
-        if isinstance(m, (EpochNotice, HandoffNotice, EpochHave, EpochFetch)):
+        if isinstance(m, (EpochNotice, EpochDelta, HandoffNotice, HandoffWant, EpochHave,
+                          EpochFetch)):
             self.epochs.on_notice(env, raw)
             return
         if isinstance(m, StateChunk) and self.epochs.on_state_chunk(env):

@@ -77,7 +77,7 @@ class CommitteeLedger:
         return self.committees.shard_of(key)
 
     def committee_of(self, shard: int, epoch: int) -> tuple[bytes, ...] | None:
-        cfg = self.committees.epochs.configs.get(epoch)
+        cfg = self.committees.epochs.config(epoch)
         return cfg.committees.get(shard) if cfg else None
 
     def chain_before(self, epoch: int) -> tuple[bytes, ...]:

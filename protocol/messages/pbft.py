@@ -310,6 +310,16 @@ class HandoffNotice:
     proof: Annotated[tuple[Blob, ...], MaxItems(256)]
 
 
+@message("pbft.handoff_want", 1)
+@dataclass(frozen=True, slots=True)
+class HandoffWant:
+    """From a new member to an old one: send me your ``HandoffNotice`` of (shard, epoch); the
+    ones meant for me did not come (``daemon.committees.handoff_plan``)."""
+
+    shard: U32
+    epoch: U64
+
+
 @message("pbft.epoch", 1)
 @dataclass(frozen=True, slots=True)
 class EpochNotice:
@@ -323,6 +333,22 @@ class EpochNotice:
     state_digest: Digest
     proof: Annotated[tuple[Blob, ...], MaxItems(256)]
     state: Blob
+
+
+@message("pbft.epoch_delta", 1)
+@dataclass(frozen=True, slots=True)
+class EpochDelta:
+    """An ``EpochNotice`` whose state is given as the difference from the state of the notice
+    before it (digest ``base_digest``: ``consensus.statedelta``), as a node that has followed
+    the chain to ``epoch`` is sent it (``EpochFetch``); the first notice goes whole."""
+
+    shard: U32
+    epoch: U64
+    seq: U64
+    state_digest: Digest
+    proof: Annotated[tuple[Blob, ...], MaxItems(256)]
+    base_digest: Digest
+    delta: Blob
 
 
 @message("pbft.epoch_have", 1)
@@ -347,7 +373,7 @@ class EpochFetch:
 
 
 __all__ = [
-    "EpochFetch", "EpochHave", "EpochNotice", "HandoffNotice", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
+    "EpochDelta", "EpochFetch", "EpochHave", "EpochNotice", "HandoffNotice", "HandoffWant", "BatchBody", "BatchFetch", "NewViewBatch", "ViewChangeFetch",
     "Checkpoint", "Commit", "CommitProof", "EndEpoch", "NewView", "PrePrepare", "PrePrepareRefs",
     "Prepare",
     "PreparedCert", "QuorumCert", "Reply", "Request", "StableCheckpoint", "StateChunk",

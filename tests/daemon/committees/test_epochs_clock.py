@@ -167,17 +167,19 @@ async def test_a_silent_member_is_evicted_and_joins_again_when_it_returns(
 async def test_a_node_away_for_two_epochs_fetches_each_notice_it_missed_once(
         tmp_path: Path, autojump_clock: object) -> None:
     """A node cut off while a member leaves and joins again (two epochs) is told, as its
-    links come back, how far its peers are, and asks one of them for the two notices. Before,
-    every peer sent it the whole chain as it reconnected and every new notice as they applied
-    it: a notice crossed to each node once per neighbour, and the chain only grows."""
+    links come back, how far its peers are, and asks one of them for the two notices: the
+    first whole, the second as its difference from the first. Before, every peer sent it the
+    whole chain as it reconnected and every new notice as they applied it: a notice crossed to
+    each node once per neighbour, and the chain only grows."""
     net, ids, services = network(tmp_path, 6, 7600)
-    notices_to: dict[str, int] = {}
+    notices_to: dict[tuple[str, str], int] = {}
     for host in net.hosts.values():
         real = host.send
 
         def send(peer: str, protocol: str, frame: bytes, real=real) -> bool:
-            if peek_type(frame) == "pbft.epoch":
-                notices_to[peer] = notices_to.get(peer, 0) + 1
+            kind = peek_type(frame)
+            if kind in ("pbft.epoch", "pbft.epoch_delta"):
+                notices_to[(peer, kind)] = notices_to.get((peer, kind), 0) + 1
             return real(peer, protocol, frame)
         host.send = send  # type: ignore[method-assign]
     away, mover = services[5], services[4]
@@ -194,11 +196,54 @@ async def test_a_node_away_for_two_epochs_fetches_each_notice_it_missed_once(
         while not all(svc.epoch.epoch == 2 for svc in services[:5]):
             await trio.sleep(1)
         assert away.epoch.epoch == 0 and mover.is_member()
-        assert notices_to.get(away.identity.node_id, 0) == 0
+        me = away.identity.node_id
+        assert not any(peer == me for peer, _ in notices_to)
         isolate(net, away.identity.node_id, cut=False)
         while away.epoch.epoch < 2:
             await trio.sleep(1)
         assert away.epoch == services[0].epoch
-        assert notices_to[away.identity.node_id] == 2  # each once, from one peer
+        assert notices_to[(me, "pbft.epoch")] == notices_to[(me, "pbft.epoch_delta")] == 1
         assert not away.epochs.status()["catching_up"]
+        kept = dict(away.epochs.configs)  # older ones are rebuilt from the stored notices
+        away.epochs.configs = {2: kept[2]}
+        assert [away.epochs.config(e) for e in (0, 1, 2)] == [kept[0], kept[1], kept[2]]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_new_member_whose_handoffs_were_lost_asks_an_old_member_for_one(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """Each new member hears the hand-over from a few old members only
+    (``handoff_plan.FANOUT``; it heard from all of them, each a copy of 2f+1 signatures): if
+    none of those comes, it asks the others in turn and takes its seat all the same."""
+    net, ids, services = network(tmp_path, 5, 7700)
+    asked: list[str] = []
+    for host in net.hosts.values():
+        real = host.send
+
+        def send(peer: str, protocol: str, frame: bytes, real=real) -> bool:
+            kind = peek_type(frame)
+            if kind == "pbft.handoff_want":
+                asked.append(peer)
+            elif kind == "pbft.handoff" and not asked:
+                return True  # every pushed copy is lost
+            return real(peer, protocol, frame)
+        host.send = send  # type: ignore[method-assign]
+    mover = services[4]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[1].submit(0, KV + packb(["put", "before", "1"])) == b"ok"
+        mover.epochs.stay_out = True
+        await mover.submit(DIRECTORY_SHARD, packb(["leave"]))
+        while not all(svc.epoch.epoch == 1 for svc in services):
+            await trio.sleep(1)
+        mover.epochs.stay_out = False  # back: a new member of every committee at epoch 2
+        while not all(svc.epoch.epoch == 2 for svc in services):
+            await trio.sleep(1)
+        with trio.fail_after(120):  # virtual seconds: without asking it waits for ever
+            while (0, 2) not in mover.replicas:
+                await trio.sleep(1)
+        assert asked and mover.identity.node_id not in asked
+        assert mover.replicas[(0, 2)].machine.kv.data == {"before": "1"}
         nursery.cancel_scope.cancel()

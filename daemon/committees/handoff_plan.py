@@ -1,0 +1,82 @@
+"""Who sends a shard's hand-over notice to whom, and when a new member asks for it: pure.
+
+At an epoch's end every member of a shard's old committee holds the same ``HandoffNotice``
+(the final checkpoint and its proof, 2f+1 signed checkpoints: ~20 KB at 160 members), and each
+sent it to every member of the new committee: each new member took in one copy per old member
+and was dialled by each (163 copies, 3 MB, at 1,000 nodes; the largest cost an epoch had, ~30
+KB/s a node in ``scripts/sim_scale.py``). One valid copy is all it needs. Now old member ``i``
+sends to the new members ``j`` with ``(j - i) mod n_old < FANOUT``, so each new member hears
+from ``FANOUT`` distinct old members; one that has no valid copy ``ASK_AFTER_S`` after it
+entered the epoch asks the old members one at a time (``HandoffWant``), as a node that lacks an
+epoch notice asks for it (``epoch_sync``). Old committees are drawn at random, so the members
+that would withhold a copy cannot choose whom they withhold it from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+FANOUT = 3
+"""Old members each new member hears the hand-over from."""
+ASK_AFTER_S = 5.0
+"""A new member with no valid hand-over this long asks an old member for it, and the next one
+after as long again."""
+ANSWER_EVERY_S = 1.0
+"""An old member answers a peer's asks at most once a second."""
+MAX_ASKERS = 4096
+"""Askers remembered for the rate limit, at most."""
+
+
+def handoff_targets(me: bytes, old: Sequence[bytes], new: Sequence[bytes]) -> list[bytes]:
+    """The new members an old member ``me`` sends its hand-over notice to."""
+    if me not in old:
+        return []
+    i, n = old.index(me), len(old)
+    return [pk for j, pk in enumerate(new) if (j - i) % n < FANOUT]
+
+
+@dataclass
+class _Want:
+    since: float
+    old: tuple[bytes, ...]
+    """The old committee."""
+    index: int
+    """Our position in the new committee: the old members ``index``, ``index - 1``, ... were
+    to send it to us; we ask the ones after."""
+    asked: int = 0
+
+
+@dataclass
+class HandoffAsks:
+    wants: dict[tuple[int, int], _Want] = field(default_factory=dict)
+    """(shard, ended epoch) -> what we need to ask for its hand-over, as a new member."""
+    answered: dict[str, float] = field(default_factory=dict)
+    """Peers -> when we last answered one of their asks."""
+
+    def want(self, key: tuple[int, int], now: float, old: Sequence[bytes], index: int) -> None:
+        if old:
+            self.wants.setdefault(key, _Want(now, tuple(old), index))
+
+    def got(self, key: tuple[int, int]) -> None:
+        self.wants.pop(key, None)
+
+    def due(self, now: float) -> list[tuple[tuple[int, int], bytes]]:
+        """The old member to ask now for each hand-over still missing ``ASK_AFTER_S`` after we
+        needed it, and again after each further ``ASK_AFTER_S``: one at a time, in turn."""
+        out = []
+        for key, w in self.wants.items():
+            if now - w.since < ASK_AFTER_S * (w.asked + 1):
+                continue
+            out.append((key, w.old[(w.index + 1 + w.asked) % len(w.old)]))
+            w.asked += 1
+        return out
+
+    def may_answer(self, peer: str, now: float) -> bool:
+        """Answer ``peer``'s ask now? At most once every ``ANSWER_EVERY_S``."""
+        if now - self.answered.get(peer, -ANSWER_EVERY_S) < ANSWER_EVERY_S:
+            return False
+        if peer not in self.answered and len(self.answered) >= MAX_ASKERS:
+            self.answered = {p: t for p, t in self.answered.items() if now - t < ANSWER_EVERY_S}
+        self.answered[peer] = now
+        return True
