@@ -8,7 +8,7 @@ reached so far, and yields the next epoch's configuration. Pure: no I/O, no cloc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from consensus.checkpoint import InvalidProof
@@ -46,3 +46,34 @@ def follow(start: EpochConfig, params: DirectoryParams, notices: Iterable[bytes]
             raise InvalidProof(f"expected an epoch notice, got {env.type}")
         cfg = next_config(env.body, cfg, params, verifier)
     return cfg
+
+
+class ChainFollower:
+    """One chain, followed once from ``start``: the configuration of each epoch it reaches,
+    kept. Checking a job's certificates against it checks each notice once; following the
+    chain again for each certificate cost (tasks x epochs) notices' signatures."""
+
+    def __init__(self, start: EpochConfig, params: DirectoryParams, notices: Sequence[bytes],
+                 verifier: Any) -> None:
+        self.configs = [start]
+        self._params, self._notices, self._verifier = params, notices, verifier
+
+    @property
+    def start(self) -> int:
+        return self.configs[0].epoch
+
+    def config(self, epoch: int) -> EpochConfig:
+        """Epoch ``epoch``'s configuration; ``InvalidProof`` / ``RemoteProtocolError`` if the
+        chain does not reach it, or a notice on the way does not check."""
+        if epoch < self.start:
+            raise InvalidProof(f"the chain starts at epoch {self.start}, not before {epoch}")
+        while len(self.configs) <= epoch - self.start:
+            k = len(self.configs) - 1
+            if k >= len(self._notices):
+                raise InvalidProof(f"the chain reaches epoch {self.start + k}, not {epoch}")
+            env = self._verifier.open(self._notices[k])
+            if not isinstance(env.body, EpochNotice):
+                raise InvalidProof(f"expected an epoch notice, got {env.type}")
+            self.configs.append(next_config(env.body, self.configs[-1], self._params,
+                                            self._verifier))
+        return self.configs[epoch - self.start]

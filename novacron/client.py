@@ -153,6 +153,8 @@ class Client:
             return self._fetch(job, Path(tmp))
 
     def _fetch(self, job: str, out: Path) -> list[Result]:
+        from daemon.errors import DaemonError
+        from daemon.jobs.results import load_chain
         from daemon.jobs.split import parts_of, whole_id
         from daemon.ledger.certificate import ResultCertificate, verify_certificate
 
@@ -164,6 +166,10 @@ class Client:
             from daemon.genesis import load_genesis
 
             genesis = load_genesis(self.genesis, certs[0].network)
+        try:
+            chain = load_chain(out, genesis)  # followed once for all the certificates
+        except DaemonError as err:
+            raise NovaCronError(str(err)) from None
         info = json.loads((out / "job.json").read_text())
         width = len(str(max(int(info["tasks"]) - 1, 0)))
         parts = parts_of(info)  # a job split across shards: certificates name its parts
@@ -181,7 +187,7 @@ class Client:
                 task = part.first + cert.task
             path = out / "tasks" / f"{task:0{width}d}.out"
             data = path.read_bytes() if path.exists() else None
-            checks = verify_certificate(cert, genesis, data)
+            checks = verify_certificate(cert, genesis, data, None, chain)
             if data is None or not all(c.ok for c in checks):
                 bad = [c.what for c in checks if not c.ok] or ["output missing"]
                 raise NovaCronError(f"task {task}: result failed verification: {bad[0]}")

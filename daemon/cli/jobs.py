@@ -469,6 +469,7 @@ def render_explanation(ex: dict[str, Any]) -> str:
 def verify_cmd(args: argparse.Namespace) -> int:
     from daemon.genesis import GenesisError, load_genesis
     from daemon.ledger.certificate import CertificateError, ResultCertificate, verify_certificate
+    from daemon.jobs.results import load_chain
     from daemon.jobs.spec import MAX_OUTPUT, MAX_TASKS
     from daemon.storage.userfile import UserFileError, read_capped, read_capped_text
 
@@ -497,6 +498,10 @@ def verify_cmd(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from None
     if args.min_agree is not None and not 1 <= args.min_agree <= 16:
         raise CliError(f"--min-agree must be from 1 to 16, got {args.min_agree}")
+    try:
+        chain = load_chain(args.dir, genesis)  # followed once for all the certificates
+    except (UserFileError, CertificateError) as err:
+        raise CliError(str(err)) from None
     split = _split_of(args.dir)
     if split is not None:
         parts = sorted(split[1].values(), key=lambda p: p.index)
@@ -513,7 +518,7 @@ def verify_cmd(args: argparse.Namespace) -> int:
             data, problem = read_capped(out, MAX_OUTPUT), ""
         except UserFileError as err:
             data, problem = None, str(err)
-        checks = verify_certificate(cert, genesis, data, args.min_agree)
+        checks = verify_certificate(cert, genesis, data, args.min_agree, chain)
         if task < 0:
             checks.append(type(checks[0])(False, f"job: certificate is for job {cert.job.hex()[:12]} "
                                           f"task {cert.task}, not one of this job's parts' tasks"))

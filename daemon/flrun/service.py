@@ -16,6 +16,8 @@ task of the network ever names.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import os
@@ -105,6 +107,9 @@ class NodeJobs:
         cert = sub.certificate(job, task)
         if cert is None:
             return None
+        # An update's certificate travels alone in the run's rows (``fl status``): with the
+        # epoch chain, as a job's result directory keeps it beside its certificates.
+        cert = dataclasses.replace(cert, chain=self.jobs.ledger.chain_before(cert.epoch))
         workers = sub.workers_of(job, task)
         if cert.status != TaskStatus.OK:
             return TaskResult(task, TaskStatus(cert.status).name, workers=workers,

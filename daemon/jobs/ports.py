@@ -35,7 +35,8 @@ class Ledger(Protocol):
         """The members' public keys of ``shard``'s committee in ``epoch``, if known."""
 
     def chain_before(self, epoch: int) -> tuple[bytes, ...]:
-        """The sealed epoch notices from the genesis up to ``epoch`` (for certificates)."""
+        """The sealed epoch notices from the genesis up to ``epoch`` (a result directory's
+        ``epoch_chain.json``, an FL round's certificates)."""
 
     def member_count(self) -> int:
         """Members of the current epoch (how many volunteers a job can count on at most)."""

@@ -6,6 +6,8 @@
     DIR/tasks/N.err         a non-empty certified stderr
     DIR/output              the OK tasks' stdout in task order (``[result] combine = "concat"``)
     DIR/certificates.json   one certificate per written task
+    DIR/epoch_chain.json    the epoch notices from the genesis to the certificates' latest
+                            epoch, once for all of them (``daemon.ledger.certificate``)
     DIR/job.json            the job: id, name, counts, failed/missing tasks, and for a job split
                             across shards its ``parts`` (each part's job id, shard and first task)
 
@@ -46,10 +48,10 @@ def failure_row(cert: Any, stderr: bytes | None) -> dict[str, Any]:
     return {"status": status, "exit_code": cert.exit_code, "detail": detail}
 
 
-def write_results(out: Path, job: Any, got: Gathered,
-                  parts: list[dict[str, Any]] | None) -> dict[str, Any]:
+def write_results(out: Path, job: Any, got: Gathered, parts: list[dict[str, Any]] | None,
+                  network: str, chain: tuple[bytes, ...]) -> dict[str, Any]:
     """Write the directory (see the module's docstring); the summary ``result`` returns."""
-    from daemon.ledger.certificate import dumps
+    from daemon.ledger.certificate import chain_doc, dumps
 
     out.mkdir(parents=True, exist_ok=True)
     width = len(str(max(job.tasks - 1, 0)))
@@ -63,6 +65,7 @@ def write_results(out: Path, job: Any, got: Gathered,
         (out / "output").write_bytes(b"".join(got.outputs[t] for t in sorted(got.outputs)
                                               if t not in got.failed))
     (out / "certificates.json").write_text(dumps(got.certs))
+    (out / "epoch_chain.json").write_text(json.dumps(chain_doc(network, chain)))
     failed = {str(t): f for t, f in sorted(got.failed.items())}
     summary = {"ok": len(got.outputs) - len(got.failed), "failed": failed,
                "missing": got.missing, "unfetched": got.unfetched}
@@ -73,3 +76,29 @@ def write_results(out: Path, job: Any, got: Gathered,
     (out / "job.json").write_text(json.dumps(info, indent=1))
     return {"job": job.id.hex(), "dir": str(out), "written": len(got.outputs), "tasks": job.tasks,
             "parts": parts, **summary}
+
+
+MAX_CHAIN_BYTES = 1 << 30
+"""The most ``epoch_chain.json`` read (hex: twice the notices; one notice per epoch, the first
+whole, ~10-770 KB from 100 to 10,000 members)."""
+
+
+def load_chain(out: Path, genesis: Any) -> Any:
+    """The epoch chain of a result directory, followed from ``genesis`` as certificates ask
+    (``ChainFollower``); None without a genesis or without the file (certificates written
+    before carry their own). ``UserFileError`` / ``CertificateError`` if it cannot be read."""
+    from daemon.ledger.certificate import CertificateError, chain_from_doc
+    from daemon.storage.userfile import UserFileError, read_capped_text
+
+    if genesis is None:
+        return None
+    path = out / "epoch_chain.json"
+    try:
+        doc = json.loads(read_capped_text(path, MAX_CHAIN_BYTES))
+    except UserFileError as err:
+        if err.missing:
+            return None
+        raise UserFileError(f"{path} {err}") from None
+    except ValueError as err:
+        raise CertificateError(f"{path} is not valid JSON: {err}") from None
+    return chain_from_doc(doc, genesis)

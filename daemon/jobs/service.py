@@ -352,8 +352,10 @@ class JobsService:
         else:
             for p in whole.parts:
                 await self._gather(p.job, p.count, p.first, got)
+        chain = self.ledger.chain_before(max((c.epoch for c in got.certs), default=0))
         return await trio.to_thread.run_sync(write_results, out, local, got,
-                                             whole.to_json() if whole else None)
+                                             whole.to_json() if whole else None,
+                                             self.ledger.network, chain)
 
     async def _gather(self, jid: bytes, tasks: int, first: int, got: Gathered) -> None:
         """Job ``jid``'s certified results into ``got``, as the tasks ``first, first + 1, ...``."""

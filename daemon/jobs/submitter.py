@@ -140,7 +140,7 @@ class SubmitterDuties:
             jid, task = key[:32], int.from_bytes(key[32:36], "big")
             if jid in self.jobs:
                 self.jobs[jid].certified.add(task)
-        self.tally = VoteTally(self.network, ledger.chain_before)
+        self.tally = VoteTally(self.network)
         self._settled: set[bytes] = set()
         """Jobs that ended with every accepted task certified: never asked about again."""
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[tuple[bytes, int, ResultVote]](100_000)

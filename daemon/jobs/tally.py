@@ -11,8 +11,6 @@ Both are bounded: a flood of offers or votes for made-up tasks cannot grow them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from consensus.committee import max_faulty
 from consensus.quorum import quorum_size
 from daemon.ledger.certificate import ResultCertificate, statement
@@ -63,12 +61,11 @@ class OfferTally:
 
 
 class VoteTally:
-    """Votes per task of our jobs until 2f+1 agree. ``chain_before(epoch)``: the epoch notices
-    a certificate carries so that it verifies from the genesis alone."""
+    """Votes per task of our jobs until 2f+1 agree. A certificate carries no epoch chain: the
+    result directory holds it once for all of them (``daemon.ledger.certificate``)."""
 
-    def __init__(self, network: str, chain_before: Callable[[int], tuple[bytes, ...]]) -> None:
+    def __init__(self, network: str) -> None:
         self.network = network
-        self.chain_before = chain_before
         self._votes: dict[tuple[bytes, int], dict[bytes, dict[int, bytes]]] = {}
         self.bad_signatures = 0
 
@@ -95,9 +92,8 @@ class VoteTally:
         del self._votes[(v.job, v.task)]
         return ResultCertificate(self.network, v.shard, v.epoch, v.seq, v.job, v.task,
                                  int(v.status), v.exit_code, v.output_hash, v.output_size,
-                                 committee, tuple(sorted(sigs.items())),
-                                 self.chain_before(v.epoch), v.agreed, v.stderr_hash,
-                                 v.stderr_size)
+                                 committee, tuple(sorted(sigs.items())), (), v.agreed,
+                                 v.stderr_hash, v.stderr_size)
 
     def forget(self, job: bytes, task: int) -> None:
         self._votes.pop((job, task), None)

@@ -8,6 +8,12 @@ size of the task's stderr) and sends it to the job's submitter (``ResultVote``).
 make the certificate. A certificate also carries the epoch chain up to its epoch
 (``consensus.chain``), so a verifier that trusts only the genesis can check that the
 signers were the shard's committee then. With the output file, it checks the output too.
+
+The chain is not in each certificate any more: it grows with the network's age (each notice
+the whole membership: 94 KB at 1,000 members, so a 3,000-task job at epoch 20 wrote 11 GB of
+certificates), and a job's certificates share it. A result directory holds it once
+(``epoch_chain.json``, ``chain_doc``), and the verifier follows it once (``ChainFollower``).
+Certificates that carry their own chain (written before) still verify with it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.chain import follow
+from consensus.chain import ChainFollower, follow
 from consensus.checkpoint import InvalidProof
 from consensus.crypto import Ed25519Verifier
 from consensus.quorum import quorum_size
@@ -35,6 +41,7 @@ signed the exit code (v1 left it out). v2 certificates still verify, but state n
 count, so ``verify --min-agree`` fails them."""
 FORMAT_V2 = "novacron-result-certificate-v2"
 EMPTY_SHA256 = hashlib.sha256(b"").digest()
+CHAIN_FORMAT = "novacron-epoch-chain-v1"
 
 
 def statement(network: str, shard: int, epoch: int, seq: int, job: bytes, task: int,
@@ -132,10 +139,33 @@ class Check:
     what: str
 
 
+def chain_doc(network: str, notices: tuple[bytes, ...]) -> dict[str, Any]:
+    """The epoch chain as a result directory keeps it (``epoch_chain.json``)."""
+    return {"format": CHAIN_FORMAT, "network": network, "notices": [n.hex() for n in notices]}
+
+
+def chain_from_doc(doc: Any, genesis: Genesis) -> ChainFollower:
+    """A follower of an ``epoch_chain.json`` from ``genesis``; ``CertificateError`` if it is
+    not one, or is for another network."""
+    if not isinstance(doc, dict) or doc.get("format") != CHAIN_FORMAT:
+        raise CertificateError(f"not a NovaCron epoch chain (format must be {CHAIN_FORMAT!r})")
+    if doc.get("network") != genesis.network:
+        raise CertificateError(f"the epoch chain is for network {doc.get('network')!r}, the "
+                               f"genesis for {genesis.network!r}")
+    try:
+        notices = tuple(bytes.fromhex(x) for x in doc["notices"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CertificateError(f"the epoch chain is damaged: {err}") from None
+    return ChainFollower(genesis.epoch0(), genesis.directory_params(), notices,
+                         Ed25519Verifier(genesis.network))
+
+
 def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
-                       output: bytes | None, min_agree: int | None = None) -> list[Check]:
+                       output: bytes | None, min_agree: int | None = None,
+                       chain: ChainFollower | None = None) -> list[Check]:
     """Every check, passed or failed, in order (all must pass). With ``min_agree``, the
-    certificate must state that at least that many distinct volunteers agreed."""
+    certificate must state that at least that many distinct volunteers agreed. ``chain``: the
+    epoch chain for a certificate that does not carry its own (``chain_from_doc``)."""
     checks: list[Check] = []
     n = len(cert.committee)
     need = quorum_size(n)  # 2f+1 when n = 3f+1: any two such sets share a correct member
@@ -165,9 +195,16 @@ def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
     if genesis.network != cert.network:
         checks.append(Check(False, f"network: certificate is for {cert.network!r}, genesis for {genesis.network!r}"))
         return checks
+    if not cert.chain and cert.epoch > 0 and chain is None:
+        checks.append(Check(False, f"epoch chain: none given for epoch {cert.epoch} (a result "
+                            "directory keeps it in epoch_chain.json)"))
+        return checks
     try:
-        cfg = follow(genesis.epoch0(), genesis.directory_params(), cert.chain,
-                     Ed25519Verifier(genesis.network))
+        if cert.chain or chain is None:
+            cfg = follow(genesis.epoch0(), genesis.directory_params(), cert.chain,
+                         Ed25519Verifier(genesis.network))
+        else:
+            cfg = chain.config(cert.epoch)
     except (InvalidProof, RemoteProtocolError) as err:
         checks.append(Check(False, f"epoch chain: {err}"))
         return checks
@@ -178,7 +215,7 @@ def verify_certificate(cert: ResultCertificate, genesis: Genesis | None,
     checks.append(Check(members == cert.committee,
                         f"committee: shard {cert.shard} of epoch {cert.epoch} "
                         f"{'is' if members == cert.committee else 'is NOT'} the one the genesis "
-                        f"and {len(cert.chain)} epoch notice(s) lead to"))
+                        f"and {cfg.epoch} epoch notice(s) lead to"))
     return checks
 
 

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -17,7 +20,10 @@ from daemon.genesis import make_genesis
 from daemon.ledger.shard import KV, LedgerShards
 from daemon.softstate.service import SoftStateService
 from daemon.storage.db import Database
+from daemon.ledger.certificate import (ResultCertificate, chain_doc, chain_from_doc,
+                                       verify_certificate)
 from protocol.canonical import packb
+from protocol.messages.tasks import TaskStatus
 from protocol.envelope import peek_type
 from protocol.identity import NodeIdentity
 from testnet.memnet import MemoryNet
@@ -208,6 +214,29 @@ async def test_a_node_away_for_two_epochs_fetches_each_notice_it_missed_once(
         away.epochs.configs = {2: kept[2]}
         assert [away.epochs.config(e) for e in (0, 1, 2)] == [kept[0], kept[1], kept[2]]
         nursery.cancel_scope.cancel()
+    _check_a_certificate_against_the_chain_held_once(away, ids)
+
+
+def _check_a_certificate_against_the_chain_held_once(node: CommitteeService,
+                                                     ids: list[NodeIdentity]) -> None:
+    """A result directory holds the chain once (``epoch_chain.json``) and the certificates
+    none: an epoch-2 certificate signed by that epoch's committee verifies with it, and says
+    what is missing without it."""
+    genesis = node.genesis
+    doc = json.loads(json.dumps(chain_doc("memnet", tuple(node.epochs.notice(e) for e in range(2)))))
+    committee = node.epochs.config(2).committees[0]
+    by_key = {i.public_key: i for i in ids}
+    cert = ResultCertificate("memnet", 0, 2, 9, b"j" * 32, 0, int(TaskStatus.OK), 0,
+                             hashlib.sha256(b"x").digest(), 1, committee, (), agreed=2)
+    cert = dataclasses.replace(cert, signatures=tuple(
+        (k, by_key[pk].sign(cert.statement())) for k, pk in enumerate(committee)))
+    checks = verify_certificate(cert, genesis, b"x", chain=chain_from_doc(doc, genesis))
+    assert all(c.ok for c in checks), checks
+    assert "2 epoch notice(s)" in checks[-1].what
+    alone = verify_certificate(cert, genesis, b"x")
+    assert not alone[-1].ok and "epoch_chain.json" in alone[-1].what
+    short = chain_from_doc({**doc, "notices": doc["notices"][:1]}, genesis)
+    assert "reaches epoch 1, not 2" in verify_certificate(cert, genesis, b"x", chain=short)[-1].what
 
 
 async def test_a_new_member_whose_handoffs_were_lost_asks_an_old_member_for_one(
