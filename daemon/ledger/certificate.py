@@ -5,15 +5,16 @@ When a member's ledger accepts a task's result, the member signs the *result sta
 (domain ``RESULT``: network, shard, epoch, ledger op number, job, task, status, exit code,
 output hash and size, how many distinct volunteers reported that result, and the hash and
 size of the task's stderr) and sends it to the job's submitter (``ResultVote``). 2f+1 distinct members' signatures
-make the certificate. A certificate also carries the epoch chain up to its epoch
-(``consensus.chain``), so a verifier that trusts only the genesis can check that the
-signers were the shard's committee then. With the output file, it checks the output too.
+make the certificate. With the epoch chain up to its epoch (``consensus.chain``), a verifier
+that trusts only the genesis can check that the signers were the shard's committee then.
+With the output file, it checks the output too.
 
-The chain is not in each certificate any more: it grows with the network's age (each notice
-the whole membership: 94 KB at 1,000 members, so a 3,000-task job at epoch 20 wrote 11 GB of
-certificates), and a job's certificates share it. A result directory holds it once
-(``epoch_chain.json``, ``chain_doc``), and the verifier follows it once (``ChainFollower``).
-Certificates that carry their own chain (written before) still verify with it.
+The chain is not in each certificate: it grows with the network's age (each notice the whole
+membership: 94 KB at 1,000 members, so a 3,000-task job at epoch 20 wrote 11 GB of
+certificates when each carried it), and a job's certificates share it. A result directory
+holds it once (``epoch_chain.json``, ``chain_doc``), and the verifier follows it once
+(``ChainFollower``). Certificates that carry their own chain (written before, and an FL
+update's) verify with it.
 """
 
 from __future__ import annotations
