@@ -35,6 +35,7 @@ Proofs and committees:
 - ``directory``    -- the directory committee's state machine: joins, leaves, epochs.
 - ``reconfig``     -- handing a shard's state to the next epoch's committee.
 - ``chain``        -- the epoch chain: from the genesis to any epoch's committees, offline.
+- ``statedelta``   -- a state sent as its difference from the one before (epoch notices).
 """
 
 from consensus.actions import (

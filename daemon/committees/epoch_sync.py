@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from daemon.committees.peer_pace import PeerPace
+
 FETCH_BATCH = 8
 """Notices one fetch asks for at most (each is one frame; a batch is a few MB at 10,000
 members, and a node far behind asks again as soon as a batch is in)."""
@@ -53,8 +55,8 @@ class EpochSync:
     asking: _Asking | None = None
     skipped: dict[str, float] = field(default_factory=dict)
     """Peers that let a fetch time out -> when."""
-    served: dict[str, float] = field(default_factory=dict)
-    """Peers -> when we last answered one of their fetches."""
+    served: PeerPace = field(default_factory=lambda: PeerPace(SERVE_EVERY_S))
+    """When we last answered each peer's fetch."""
 
     def have(self, peer: str, epoch: int, ours: int, now: float) -> Fetch | None:
         """``peer`` said it has followed the chain to ``epoch``; we are at ``ours``."""
@@ -94,17 +96,12 @@ class EpochSync:
 
     def may_serve(self, peer: str, now: float) -> bool:
         """Answer ``peer``'s fetch now? At most once every ``SERVE_EVERY_S``."""
-        if now - self.served.get(peer, -SERVE_EVERY_S) < SERVE_EVERY_S:
-            return False
-        if peer not in self.served and len(self.served) >= MAX_PEERS:
-            self.served = {p: t for p, t in self.served.items() if now - t < SERVE_EVERY_S}
-        self.served[peer] = now
-        return True
+        return self.served.allow(peer, now)
 
     def gone(self, peer: str) -> None:
         """``peer`` disconnected: its head is no longer a place to fetch from."""
         self.heads.pop(peer, None)
-        self.served.pop(peer, None)
+        self.served.forget(peer)
         self.skipped.pop(peer, None)
         if self.asking is not None and self.asking.peer == peer:
             self.asking = None  # ask another at the next tick

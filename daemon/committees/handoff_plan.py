@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from daemon.committees.peer_pace import PeerPace
+
 FANOUT = 3
 """Old members each new member hears the hand-over from."""
 ASK_AFTER_S = 5.0
@@ -24,8 +26,6 @@ ASK_AFTER_S = 5.0
 after as long again."""
 ANSWER_EVERY_S = 1.0
 """An old member answers a peer's asks at most once a second."""
-MAX_ASKERS = 4096
-"""Askers remembered for the rate limit, at most."""
 
 
 def handoff_targets(me: bytes, old: Sequence[bytes], new: Sequence[bytes]) -> list[bytes]:
@@ -51,8 +51,8 @@ class _Want:
 class HandoffAsks:
     wants: dict[tuple[int, int], _Want] = field(default_factory=dict)
     """(shard, ended epoch) -> what we need to ask for its hand-over, as a new member."""
-    answered: dict[str, float] = field(default_factory=dict)
-    """Peers -> when we last answered one of their asks."""
+    answered: PeerPace = field(default_factory=lambda: PeerPace(ANSWER_EVERY_S))
+    """When we last answered each peer's ask."""
 
     def want(self, key: tuple[int, int], now: float, old: Sequence[bytes], index: int) -> None:
         if old:
@@ -74,9 +74,4 @@ class HandoffAsks:
 
     def may_answer(self, peer: str, now: float) -> bool:
         """Answer ``peer``'s ask now? At most once every ``ANSWER_EVERY_S``."""
-        if now - self.answered.get(peer, -ANSWER_EVERY_S) < ANSWER_EVERY_S:
-            return False
-        if peer not in self.answered and len(self.answered) >= MAX_ASKERS:
-            self.answered = {p: t for p, t in self.answered.items() if now - t < ANSWER_EVERY_S}
-        self.answered[peer] = now
-        return True
+        return self.answered.allow(peer, now)

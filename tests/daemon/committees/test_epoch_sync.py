@@ -68,4 +68,4 @@ def test_what_is_remembered_of_peers_is_bounded():
     for k in range(MAX_PEERS + 10):
         s.have(f"p{k}", 1, 1, 0.0)
         s.may_serve(f"p{k}", 5.0 * k)
-    assert len(s.heads) == MAX_PEERS and len(s.served) <= MAX_PEERS
+    assert len(s.heads) == MAX_PEERS and len(s.served.last) <= MAX_PEERS
