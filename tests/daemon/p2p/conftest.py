@@ -45,6 +45,19 @@ def make_host(name: str, seed: int = 0, **overrides: object) -> P2PHost:
     return P2PHost(identity(name), config(**overrides), random.Random(f"{name}:{seed}"))
 
 
+async def start_stoppable(nursery: trio.Nursery, host: P2PHost) -> trio.CancelScope:
+    """Run ``host`` in ``nursery`` under a scope of its own: cancel it to take the host away,
+    as a volunteer's machine going down (its peers see the connection go)."""
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            await host.run(task_status=task_status)
+
+    await nursery.start(run)
+    return scope
+
+
 @asynccontextmanager
 async def running(*hosts: P2PHost) -> AsyncIterator[trio.Nursery]:
     """Run hosts until the block ends, then cancel them (and wait for their clean exit)."""

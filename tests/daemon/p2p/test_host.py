@@ -21,6 +21,7 @@ from tests.daemon.p2p.conftest import (
     port_of,
     raw_libp2p_host,
     running,
+    start_stoppable,
     wait_until,
 )
 
@@ -74,13 +75,7 @@ async def test_reconnects_after_the_peer_restarts_on_the_same_port():
     inbox = Inbox()
     async with trio.open_nursery() as outer:
         b1 = make_host("b")
-        b1_scope = trio.CancelScope()
-
-        async def run_b1(task_status=trio.TASK_STATUS_IGNORED):
-            with b1_scope:
-                await b1.run(task_status=task_status)
-
-        await outer.start(run_b1)
+        b1_scope = await start_stoppable(outer, b1)
         port_holder.append(b1.listen_addrs()[0])
         a = make_host("a", bootstrap=port_holder)
         a.on_peer(lambda p: events.append(("up", p)), lambda p: events.append(("down", p)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import trio
 
-from tests.daemon.p2p.conftest import Inbox, make_host, port_of, running, wait_until
+from tests.daemon.p2p.conftest import (Inbox, make_host, port_of, running, start_stoppable,
+                                       wait_until)
 
 PROTO = "/novacron/warm-test/1"
 
@@ -43,13 +44,7 @@ async def test_a_kept_peer_that_comes_back_gets_a_fresh_warm_stream_before_the_n
     async with trio.open_nursery() as outer:
         kept = make_host("warm-back")
         kept.handle(PROTO, inbox)
-        gone = trio.CancelScope()
-
-        async def run_kept(task_status=trio.TASK_STATUS_IGNORED):
-            with gone:
-                await kept.run(task_status=task_status)
-
-        await outer.start(run_kept)
+        gone = await start_stoppable(outer, kept)
         holder.append(kept.listen_addrs()[0])
         a = make_host("warm-a2", bootstrap=holder)
         a.set_keep_source(lambda: [kept.node_id])
