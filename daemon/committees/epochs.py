@@ -72,6 +72,10 @@ log = logging.getLogger("novacron.epochs")
 _NS = "epochs"
 CHAIN_KEPT = 16
 """Notices kept in memory, the newest; older ones are read from the database when asked for."""
+ANNOUNCE_WHILE_BEHIND_S = 10.0
+"""While a peer says it is further on, our own progress is announced only this often: during a
+catch-up of many epochs nobody needs each step. Not never: a peer that lies about how far it
+is would otherwise keep our neighbours from hearing of our real progress."""
 
 
 class EpochHost(Protocol):
@@ -123,6 +127,7 @@ class EpochManager:
         newest ``CHAIN_KEPT``)."""
         self.sync = EpochSync()
         """Who is ahead of us on the chain, what we asked for: ``epoch_sync``."""
+        self._announced_at = float("-inf")
         self.future: dict[int, Any] = {}
         self.handoffs: dict[tuple[int, int], tuple[Handoff, bytes | None]] = {}
         self.fetches: dict[tuple[int, int], HandoffFetch] = {}
@@ -379,7 +384,10 @@ class EpochManager:
             with self.svc.db.transaction():
                 self.svc.db.put(_NS, _key(m.epoch), raw)
         self._enter(new, replaying)
-        if not replaying and not self.sync.behind(new.epoch):  # catching up: nobody needs it
+        now = self.svc.clock.now()
+        if not replaying and (not self.sync.behind(new.epoch)
+                              or now - self._announced_at >= ANNOUNCE_WHILE_BEHIND_S):
+            self._announced_at = now  # catching up, a batch at a time: now and then only
             have = self._have()
             for peer in self.svc.host.connected_peers():
                 self.svc.send_to_node(peer, have)
@@ -403,6 +411,7 @@ class EpochManager:
             if me in committee:
                 self._end(shard, ReplicaConfigView(shard, old.epoch, committee))
         now = self.svc.clock.now()
+        self.asks.drop_before(old.epoch)
         for shard, committee in new.committees.items():
             if me in committee:  # until a valid one is in (``_maybe_fetch``)
                 self.asks.want((shard, old.epoch), now, old.committees.get(shard, ()),

@@ -23,7 +23,9 @@ FANOUT = 3
 """Old members each new member hears the hand-over from."""
 ASK_AFTER_S = 5.0
 """A new member with no valid hand-over this long asks an old member for it, and the next one
-after as long again."""
+after twice as long, and so on up to ``ASK_EVERY_MAX_S`` (an old committee that never ends
+its epoch is not asked every 5 s for ever)."""
+ASK_EVERY_MAX_S = 60.0
 ANSWER_EVERY_S = 1.0
 """An old member answers a peer's asks at most once a second."""
 
@@ -39,6 +41,7 @@ def handoff_targets(me: bytes, old: Sequence[bytes], new: Sequence[bytes]) -> li
 @dataclass
 class _Want:
     since: float
+    """When we needed it, then when we last asked."""
     old: tuple[bytes, ...]
     """The old committee."""
     index: int
@@ -63,14 +66,20 @@ class HandoffAsks:
 
     def due(self, now: float) -> list[tuple[tuple[int, int], bytes]]:
         """The old member to ask now for each hand-over still missing ``ASK_AFTER_S`` after we
-        needed it, and again after each further ``ASK_AFTER_S``: one at a time, in turn."""
+        needed it, then after each doubling wait: one at a time, in turn."""
         out = []
         for key, w in self.wants.items():
-            if now - w.since < ASK_AFTER_S * (w.asked + 1):
+            if now - w.since < min(ASK_AFTER_S * 2 ** w.asked, ASK_EVERY_MAX_S):
                 continue
             out.append((key, w.old[(w.index + 1 + w.asked) % len(w.old)]))
             w.asked += 1
+            w.since = now
         return out
+
+    def drop_before(self, ended: int) -> None:
+        """Forget hand-overs of epochs that ended before ``ended``: their committees moved on."""
+        for key in [k for k in self.wants if k[1] < ended]:
+            del self.wants[key]
 
     def may_answer(self, peer: str, now: float) -> bool:
         """Answer ``peer``'s ask now? At most once every ``ANSWER_EVERY_S``."""

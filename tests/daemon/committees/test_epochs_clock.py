@@ -23,9 +23,10 @@ from daemon.storage.db import Database
 from daemon.ledger.certificate import (ResultCertificate, chain_doc, chain_from_doc,
                                        verify_certificate)
 from protocol.canonical import packb
-from protocol.messages.tasks import TaskStatus
 from protocol.envelope import peek_type
 from protocol.identity import NodeIdentity
+from protocol.messages.pbft import EpochHave
+from protocol.messages.tasks import TaskStatus
 from testnet.memnet import MemoryNet
 
 WALL_START = 1_750_000_000.0
@@ -275,4 +276,35 @@ async def test_a_new_member_whose_handoffs_were_lost_asks_an_old_member_for_one(
                 await trio.sleep(1)
         assert asked and mover.identity.node_id not in asked
         assert mover.replicas[(0, 2)].machine.kv.data == {"before": "1"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_announcements(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """A node that believes a peer is further on takes each epoch it applies for a step of a
+    catch-up and tells nobody; it still tells its peers now and then, so one neighbour lying
+    about how far it is cannot keep the others from hearing of the node's progress."""
+    net, ids, services = network(tmp_path, 5, 7800)
+    node, liar, leaver = services[0], services[3], services[4]
+    announced: list[str] = []
+    real = net.hosts[node.identity.node_id].send
+
+    def send(peer: str, protocol: str, frame: bytes) -> bool:
+        if peek_type(frame) == "pbft.epoch_have":
+            announced.append(peer)
+        return real(peer, protocol, frame)
+    net.hosts[node.identity.node_id].send = send  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        lie = liar.signer.seal(EpochHave(DIRECTORY_SHARD, 10**6), liar.clock.now())
+        node.epochs.on_notice(node.verifier.open(lie), lie)
+        assert node.epochs.status()["catching_up"]
+        announced.clear()
+        leaver.epochs.stay_out = True
+        await leaver.submit(DIRECTORY_SHARD, packb(["leave"]))
+        while node.epoch.epoch < 1:
+            await trio.sleep(1)
+        assert announced  # the epoch it entered, told to its peers all the same
         nursery.cancel_scope.cancel()

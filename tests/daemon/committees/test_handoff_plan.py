@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.committees.handoff_plan import (ANSWER_EVERY_S, ASK_AFTER_S, FANOUT, HandoffAsks,
-                                            handoff_targets)
+from daemon.committees.handoff_plan import (ANSWER_EVERY_S, ASK_AFTER_S, ASK_EVERY_MAX_S, FANOUT,
+                                            HandoffAsks, handoff_targets)
 
 
 def keys(n: int, start: int = 0) -> list[bytes]:
@@ -27,9 +27,17 @@ def test_a_new_member_without_a_handoff_asks_the_old_members_after_its_senders_i
     assert a.due(100.0 + ASK_AFTER_S - 0.1) == []
     assert a.due(100.0 + ASK_AFTER_S) == [((0, 3), old[3])]
     assert a.due(100.0 + ASK_AFTER_S + 1) == []  # one at a time
-    assert a.due(100.0 + 2 * ASK_AFTER_S) == [((0, 3), old[4])]
-    a.got((0, 3))
-    assert a.due(1000.0) == []
+    t = 100.0 + ASK_AFTER_S + 2 * ASK_AFTER_S  # then twice as long
+    assert a.due(t - 0.1) == [] and a.due(t) == [((0, 3), old[4])]
+    t += 4 * ASK_AFTER_S
+    assert a.due(t) == [((0, 3), old[5])]
+    asked = [len(a.due(t + k)) for k in range(1, 601)]  # ten minutes on: at most once a minute
+    assert sum(asked) == 600 // ASK_EVERY_MAX_S
+    a.want((1, 4), t, old, index=0)
+    a.drop_before(4)  # a later epoch's committee: the old want goes
+    assert set(a.wants) == {(1, 4)}
+    a.got((1, 4))
+    assert a.due(1e6) == []
 
 
 def test_asks_are_answered_at_most_once_a_second_per_peer():
