@@ -48,7 +48,7 @@ class SubmitterNode:
 
     def _fresh(self) -> None:
         self.orders = Orders(self.world, self.name, self.ident)
-        self.tally = VoteTally(NETWORK, lambda epoch: ())
+        self.tally = VoteTally(NETWORK)
         self.next_ask = self.world.sim.now + ASK_VOTES_S
         self.settled: set[bytes] = set()
         """Jobs that ended with every accepted task certified: no more asking."""
