@@ -4,7 +4,7 @@ as seen, whom to forward to.
 Theory of operation
 -------------------
 A member's broadcast in a committee above ``MESH_ABOVE`` goes, on its own protocol
-(``/novacron/pbft-mesh/1``), to the member's mesh neighbours only. A member receiving a
+(``/novacron/pbft-mesh/2``), to the member's mesh neighbours only. A member receiving a
 frame on that protocol:
 
 1. drops it if it saw the same bytes (``SeenFrames``: keyed by the frame's hash, bounded in
@@ -21,7 +21,7 @@ frame on that protocol:
 Messages to one member (a reply to a client, state-transfer chunks, a batch or a view
 change one replica asks another for, a client's request) go along the mesh when both ends
 sit on the same large committee and are not neighbours (protocol
-``/novacron/pbft-route/1``): every member submits the ledger's clock reports to its own
+``/novacron/pbft-route/2``): every member submits the ledger's clock reports to its own
 shards, and the replies to those alone would otherwise connect it to every member. The
 sender picks one of the destination's neighbours as the last relay (``via``), and the frame
 travels to it on a shortest path, each relay passing it to a neighbour one hop nearer
@@ -51,8 +51,8 @@ from consensus.mesh import MESH_ABOVE, Mesh, mesh_for
 from protocol.errors import MalformedMessage
 from protocol.identity import node_id_from_public_key
 
-MESH_PROTOCOL = "/novacron/pbft-mesh/1"
-ROUTE_PROTOCOL = "/novacron/pbft-route/1"
+MESH_PROTOCOL = "/novacron/pbft-mesh/2"
+ROUTE_PROTOCOL = "/novacron/pbft-route/2"
 ROUTE_HEADER = struct.Struct(">IQB32s32s")
 """A routed frame: shard, epoch (whose mesh), hops left, the destination's key, the last
 relay's key; then the signed envelope."""

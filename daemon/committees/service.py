@@ -6,17 +6,17 @@ runs a ``consensus.Replica`` whose state machine the shard application makes
 (``daemon.committees.hooks.ShardApplication``: the job ledger + key-value store), or the
 ``DirectoryMachine``; for every shard it can submit requests as a client.
 
-Transport: protocol ``/novacron/pbft/1``, one signed envelope per frame. Inbound envelopes are
+Transport: protocol ``/novacron/pbft/2``, one signed envelope per frame. Inbound envelopes are
 opened (signature checked; no replay window, since replicas forward older evidence on purpose
 and de-duplicate themselves) and routed by (shard, epoch) to a replica, or by shard to the
 client when it is a ``Reply``. Envelopes that do not open are counted against the peer that
 sent them by the p2p layer; misbehaviour a replica proves is reported there too.
 
 A committee above ``consensus.mesh.MESH_ABOVE`` members broadcasts over its mesh instead
-(``daemon.committees.relay``: protocol ``/novacron/pbft-mesh/1``, each member forwarding a
+(``daemon.committees.relay``: protocol ``/novacron/pbft-mesh/2``, each member forwarding a
 message it has not seen to its other neighbours), so a member keeps a bounded number of
 connections however large the committee; a message to one member of it goes along the
-mesh (``/novacron/pbft-route/1``) unless that member is a neighbour or outside it.
+mesh (``/novacron/pbft-route/2``) unless that member is a neighbour or outside it.
 
 Time: one injected clock (``daemon.clock``; virtual in tests): replicas run on its ``now()``,
 envelopes carry its wall clock. On every tick the application may submit operations of its own to the shards this node sits on (the ledger's
@@ -71,7 +71,7 @@ from protocol.messages.pbft import (EpochDelta, EpochFetch, EpochHave, EpochNoti
 
 log = logging.getLogger("novacron.consensus")
 
-PROTOCOL = "/novacron/pbft/1"
+PROTOCOL = "/novacron/pbft/2"
 TICK_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
 HEARD_S = 60.0

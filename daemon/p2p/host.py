@@ -11,10 +11,10 @@ past a threshold, and closes everything when ``run`` is cancelled.
 Lifecycle::
 
     host = P2PHost(identity, config, random.Random(seed))
-    host.handle("/novacron/pbft/1", on_pbft_frame)      # register before or after start
+    host.handle("/novacron/pbft/2", on_pbft_frame)      # register before or after start
     host.subscribe("novacron/crdt/1", on_delta_batch)
     await nursery.start(host.run)                      # returns once listening
-    host.send(peer, "/novacron/pbft/1", frame)
+    host.send(peer, "/novacron/pbft/2", frame)
     ...
     nursery.cancel_scope.cancel()                      # closes sockets within close_timeout
 

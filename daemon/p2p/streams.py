@@ -230,7 +230,7 @@ class FramedStreams:
 
     def _check_new_protocol(self, protocol: str) -> None:
         if not protocol.startswith("/"):
-            raise P2PError(f"protocol id {protocol!r} must start with '/', e.g. /novacron/pbft/1")
+            raise P2PError(f"protocol id {protocol!r} must start with '/', e.g. /novacron/pbft/2")
         if protocol in self._handlers or protocol in self._request_handlers:
             raise P2PError(f"protocol {protocol} already has a handler")
 

@@ -115,7 +115,7 @@ def test_a_peer_sending_garbage_is_counted_and_the_node_keeps_working(testnet):
                 while target_id not in host.connected_peers():
                     await trio.sleep(0.05)
             for _ in range(5):
-                host.send(target_id, "/novacron/pbft/1", b"\x00garbage, not an envelope")
+                host.send(target_id, "/novacron/pbft/2", b"\x00garbage, not an envelope")
             # Stay connected until node0 reports the faults (asked through its CLI).
             await trio.to_thread.run_sync(lambda: eventually(
                 lambda: counted(host.node_id), what="node0 to count the attacker's faults"))
