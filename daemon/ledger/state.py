@@ -362,9 +362,12 @@ class JobLedger:
                 continue
             workers = list(a.workers)
             first = not task.replicas
-            if job.spec.adaptive and first and len(workers) > 1 and self._worker(workers[0]).trusted \
+            if job.spec.adaptive and first and self._worker(workers[0]).trusted \
                     and not spot_checked(job.id, a.task) and task.quorum > 1:
-                workers = workers[:1]  # adaptive replication: one trusted worker, unchecked
+                # Adaptive replication: one trusted worker, unchecked. Also when the proposal
+                # names only that one (the others' queues were full): a busy network's first
+                # placements are often one worker at a time.
+                workers = workers[:1]
                 task.quorum = 1
             self._lease_floor = min(self._lease_floor, self.now_ms + job.lease_ms)
             for w in workers:

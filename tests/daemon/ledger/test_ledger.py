@@ -219,14 +219,17 @@ def test_deadline_fails_unfinished_tasks():
     assert h.ledger.jobs[job].state == JobState.DONE
 
 
-def _place_with_a_trusted_worker(adaptive: bool):
+def _place_with_a_trusted_worker(adaptive: bool, alone: bool = False):
+    """``alone``: each first placement names only the trusted worker (as when the other
+    workers' queues are full), not both."""
     h = Harness(replicas=2, quorum=2, adaptive=adaptive)
     trusted = WORKERS[0].node_id
     rec = h.ledger._worker(trusted)
     rec.agreed = rec.run = TRUST_AFTER
     job = h.submit(40)
     cands = h.candidates([WORKERS[0], WORKERS[1]])
-    assignments = tuple(ops.TaskAssignment(t, (trusted, WORKERS[1].node_id), {}) for t in range(40))
+    named = (trusted,) if alone else (trusted, WORKERS[1].node_id)
+    assignments = tuple(ops.TaskAssignment(t, named, {}) for t in range(40))
     # Bypass the optimality check: we only test the replication rule here.
     import daemon.ledger.placing as placing
     orig = placing.check_proposal
@@ -264,6 +267,22 @@ def test_adaptive_replication_when_asked_and_only_for_a_long_clean_record():
     job2 = h2.submit(20)
     h2.place_all(job2)
     assert all(len(t.replicas) == 2 for t in h2.ledger.jobs[job2].tasks)
+
+
+def test_adaptive_replication_also_when_the_first_placement_names_one_trusted_worker():
+    """Under full queues a task's first placement names one worker; if that one is trusted
+    the task runs alone as it would have with two named (it used to keep quorum 2, so on a
+    busy network adaptive replication seldom applied)."""
+    h, job = _place_with_a_trusted_worker(adaptive=True, alone=True)
+    tasks = h.ledger.jobs[job].tasks
+    singles = {i for i, t in enumerate(tasks) if t.quorum == 1}
+    assert singles == {i for i in range(40) if not spot_checked(job, i)}
+    assert all(len(t.replicas) == 1 for t in tasks)
+    checked = [t for i, t in enumerate(tasks) if i not in singles]
+    assert checked and all(t.quorum == 2 and h.ledger.open_slots(h.ledger.jobs[job], t) == 1
+                           for t in checked)  # a spot-checked task still waits for a second
+    h2, job2 = _place_with_a_trusted_worker(adaptive=False, alone=True)
+    assert all(t.quorum == 2 for t in h2.ledger.jobs[job2].tasks)
 
 
 def test_agreed_failures_count_as_failed_by_kind():
