@@ -17,7 +17,6 @@ task of the network ever names.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import json
 import os
@@ -107,9 +106,6 @@ class NodeJobs:
         cert = sub.certificate(job, task)
         if cert is None:
             return None
-        # An update's certificate travels alone in the run's rows (``fl status``): with the
-        # epoch chain, as a job's result directory keeps it beside its certificates.
-        cert = dataclasses.replace(cert, chain=self.jobs.ledger.chain_before(cert.epoch))
         workers = sub.workers_of(job, task)
         if cert.status != TaskStatus.OK:
             return TaskResult(task, TaskStatus(cert.status).name, workers=workers,
@@ -118,6 +114,10 @@ class NodeJobs:
         data = await sub.output(cert, workers)
         if data is None:
             return None  # fetched on a later poll
+        # An update's certificate travels alone in the run's rows (``fl status``): with the
+        # epoch chain, as a job's result directory keeps it beside its certificates. Read
+        # here, once the output is in: the chain is every notice since the genesis.
+        cert = dataclasses.replace(cert, chain=self.jobs.ledger.chain_before(cert.epoch))
         checks = verify_certificate(cert, self.genesis, data)
         if not all(c.ok for c in checks):
             bad = next(c.what for c in checks if not c.ok)
