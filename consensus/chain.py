@@ -28,23 +28,35 @@ def next_config(notice: EpochNotice, current: EpochConfig, params: DirectoryPara
                            notice.proof), current.committees[DIRECTORY_SHARD], verifier)
     if state_digest(notice.state) != notice.state_digest:
         raise InvalidProof("epoch notice state does not match its certified digest")
-    service = Service(DirectoryMachine(params))
-    service.restore(notice.state)
-    directory: DirectoryMachine = service.machine  # type: ignore[assignment]
-    if directory.epoch != notice.epoch + 1:
+    cfg = config_of(notice.state, params)
+    if cfg.epoch != notice.epoch + 1:
         raise InvalidProof("epoch notice does not advance the epoch")
+    return cfg
+
+
+def config_of(state: bytes, params: DirectoryParams) -> EpochConfig:
+    """The configuration a directory state (a notice's, checked or trusted) sets up."""
+    service = Service(DirectoryMachine(params))
+    service.restore(state)
+    directory: DirectoryMachine = service.machine  # type: ignore[assignment]
     return directory.config()
+
+
+def open_notice(raw: bytes, verifier: Any) -> EpochNotice:
+    """A sealed notice's body; ``InvalidProof`` if the envelope holds anything else."""
+    env = verifier.open(raw)
+    if not isinstance(env.body, EpochNotice):
+        raise InvalidProof(f"expected an epoch notice, got {env.type}")
+    return env.body
 
 
 def follow(start: EpochConfig, params: DirectoryParams, notices: Iterable[bytes],
            verifier: Any) -> EpochConfig:
-    """Apply sealed notices in order; raises ``InvalidProof`` / ``RemoteProtocolError``."""
+    """Apply sealed notices in order; raises ``InvalidProof`` / ``RemoteProtocolError``.
+    Keeps only the configuration reached (``ChainFollower`` keeps each)."""
     cfg = start
     for raw in notices:
-        env = verifier.open(raw)
-        if not isinstance(env.body, EpochNotice):
-            raise InvalidProof(f"expected an epoch notice, got {env.type}")
-        cfg = next_config(env.body, cfg, params, verifier)
+        cfg = next_config(open_notice(raw, verifier), cfg, params, verifier)
     return cfg
 
 
@@ -71,9 +83,7 @@ class ChainFollower:
             k = len(self.configs) - 1
             if k >= len(self._notices):
                 raise InvalidProof(f"the chain reaches epoch {self.start + k}, not {epoch}")
-            env = self._verifier.open(self._notices[k])
-            if not isinstance(env.body, EpochNotice):
-                raise InvalidProof(f"expected an epoch notice, got {env.type}")
-            self.configs.append(next_config(env.body, self.configs[-1], self._params,
+            notice = open_notice(self._notices[k], self._verifier)
+            self.configs.append(next_config(notice, self.configs[-1], self._params,
                                             self._verifier))
         return self.configs[epoch - self.start]

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import trio
 
-from consensus.chain import next_config
+from consensus.chain import config_of, next_config
 from consensus.checkpoint import InvalidProof
 from consensus.committee import DIRECTORY_SHARD, shard_words
 from consensus.config import ReplicaConfig
@@ -53,7 +53,7 @@ from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
 from consensus.statedelta import apply_delta, make_delta
-from consensus.statemachine import Service, state_digest
+from consensus.statemachine import state_digest
 from daemon.clock import Clock
 from daemon.committees.epoch_plan import (EPOCH_MIN_S, JOIN_RETRY_S, RETIRE_S, Advance,  # noqa: F401
                                           EpochPlanner, EpochStep, Evict, Join, Retire)
@@ -246,9 +246,8 @@ class EpochManager:
             raw = self.notice(epoch - 1)
             if raw is None:
                 return None
-            service = Service(DirectoryMachine(self.svc.genesis.directory_params()))
-            service.restore(self.svc.verifier.open(raw).body.state)
-            cfg = service.machine.config()  # type: ignore[attr-defined]
+            cfg = config_of(self.svc.verifier.open(raw).body.state,
+                            self.svc.genesis.directory_params())
         if len(self._older) >= 4:
             del self._older[next(iter(self._older))]
         self._older[epoch] = cfg
