@@ -94,6 +94,14 @@ class EpochSync:
         """A peer said it is further on: we are catching up (our own moves need no telling)."""
         return any(e > ours for e in self.heads.values())
 
+    def catching_up_to(self, ours: int) -> int | None:
+        """The epoch we are following the chain to, if that is two or more on from ``ours``
+        (one on is a fresh notice spreading, seconds at most); peers that let a fetch time out
+        do not count (one claiming an epoch it cannot serve would show us behind for ever)."""
+        heads = [e for p, e in self.heads.items() if p not in self.skipped]
+        target = max(heads, default=ours)
+        return target if target >= ours + 2 else None
+
     def may_serve(self, peer: str, now: float) -> bool:
         """Answer ``peer``'s fetch now? At most once every ``SERVE_EVERY_S``."""
         return self.served.allow(peer, now)

@@ -49,6 +49,7 @@ from consensus.committee import DIRECTORY_SHARD, shard_words
 from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.directory import DirectoryMachine, EpochConfig
+from consensus.health import Health, Verdict
 from consensus.pow import solve_pow
 from consensus.reconfig import Handoff, HandoffFetch, next_genesis, verify_handoff
 from consensus.replica import Replica
@@ -474,6 +475,15 @@ class EpochManager:
     def _run(self, actions: list[Any]) -> None:
         for a in actions:
             self.svc.send_public(a.to, a.data)
+
+    def health(self) -> Verdict:
+        """Degraded while the node follows the chain from two or more epochs behind: its
+        committees are old ones until it catches up."""
+        ours = self.svc.epoch.epoch
+        target = self.sync.catching_up_to(ours)
+        if target is None:
+            return Verdict(Health.OK, "")
+        return Verdict(Health.DEGRADED, f"following the epoch chain (epoch {ours} of {target})")
 
     def status(self) -> dict[str, Any]:
         return {"chain_to": self.svc.epoch.epoch, "catching_up": self.sync.behind(

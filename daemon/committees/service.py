@@ -560,6 +560,7 @@ class CommitteeService:
                 continue
             verdicts.append((_shard_name(shard), committee_health(
                 runner.replica.observe(reachable[(shard, epoch)]))))
+        verdicts.append(("epochs", self.epochs.health()))
         return worst(verdicts)
 
     def status(self) -> dict[str, Any]:

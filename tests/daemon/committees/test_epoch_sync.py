@@ -27,6 +27,19 @@ def test_a_node_behind_asks_the_peer_furthest_ahead_once_for_a_batch():
     assert s.progressed(4 + FETCH_BATCH, 2.0) == Fetch("b", 4 + FETCH_BATCH)
 
 
+def test_catching_up_counts_from_two_epochs_behind_and_not_on_a_peer_that_failed_a_fetch():
+    """What the health line says: one epoch behind is a fresh notice spreading; two or more
+    is catching up; a peer that let our fetch time out (a liar, or a slow one) is not believed."""
+    s = EpochSync()
+    s.have("near", 6, 5, 0.0)
+    assert s.catching_up_to(5) is None
+    assert s.have("far", 9, 5, 0.0) is None  # asking "near" already
+    assert s.catching_up_to(5) == 9
+    s.next(5, FETCH_TIMEOUT_S)  # "near" brought nothing: skipped, "far" asked
+    s.next(5, 2 * FETCH_TIMEOUT_S)  # nor did "far"
+    assert set(s.skipped) == {"near", "far"} and s.catching_up_to(5) is None
+
+
 def test_a_peer_that_lets_a_fetch_time_out_is_passed_over_for_a_while():
     s = EpochSync()
     assert s.have("slow", 9, 0, 0.0) == Fetch("slow", 0)

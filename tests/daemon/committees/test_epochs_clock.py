@@ -13,8 +13,10 @@ from pathlib import Path
 import trio
 
 from consensus.committee import DIRECTORY_SHARD
+from consensus.health import Health
 from daemon.clock import TrioClock
 from daemon.committees.epoch_plan import RETIRE_S
+from daemon.committees.epoch_sync import FETCH_TIMEOUT_S
 from daemon.committees.service import CommitteeService
 from daemon.genesis import make_genesis
 from daemon.ledger.shard import KV, LedgerShards
@@ -301,10 +303,16 @@ async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_annou
         lie = liar.signer.seal(EpochHave(DIRECTORY_SHARD, 10**6), liar.clock.now())
         node.epochs.on_notice(node.verifier.open(lie), lie)
         assert node.epochs.status()["catching_up"]
+        health, why = node.health()  # believed until the liar fails a fetch
+        assert health is Health.DEGRADED and \
+            "epochs: following the epoch chain (epoch 0 of 1000000)" in why
         announced.clear()
         leaver.epochs.stay_out = True
         await leaver.submit(DIRECTORY_SHARD, packb(["leave"]))
         while node.epoch.epoch < 1:
             await trio.sleep(1)
         assert announced  # the epoch it entered, told to its peers all the same
+        with trio.fail_after(3 * FETCH_TIMEOUT_S):  # the liar's fetch times out: not believed
+            while "epochs:" in node.health()[1]:
+                await trio.sleep(1)
         nursery.cancel_scope.cancel()
