@@ -30,8 +30,7 @@ class Harness:
     def __init__(self, **spec_overrides) -> None:
         self.ledger = JobLedger([m.public_key for m in MEMBERS], f=1)
         self.rid = 0
-        for m in MEMBERS:
-            self.call(m, ops.Tick(NOW_MS))
+        self.tick_all(NOW_MS)
         self.spec_overrides = spec_overrides
 
     def call(self, who: NodeIdentity, op) -> dict:
@@ -60,9 +59,12 @@ class Harness:
     def read_clocks(self) -> None:
         """Every member reports its clock, one millisecond on (as a committee does at once
         when a job comes to an idle shard)."""
-        now = max(self.ledger.member_clock.values(), default=NOW_MS) + 1
+        self.tick_all(max(self.ledger.member_clock.values(), default=NOW_MS) + 1)
+
+    def tick_all(self, now_ms: int) -> None:
+        """Every member reports its clock reading ``now_ms``."""
         for m in MEMBERS:
-            self.call(m, ops.Tick(now))
+            self.call(m, ops.Tick(now_ms))
 
     def reputation(self) -> dict[str, float]:
         """What a proposal scores workers with when it names no period (basis 0): now."""

@@ -25,26 +25,22 @@ def test_a_job_submitted_before_the_first_tick_keeps_its_whole_deadline():
     h = Fresh()
     job = h.submit(2, deadline_s=600)
     assert h.ledger.now_ms == 0
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS))
+    h.tick_all(NOW_MS)
     rec = h.ledger.jobs[job]
     assert rec.state == JobState.OPEN
     assert all(t.state == TaskState.OPEN for t in rec.tasks)
     assert rec.submitted_ms == NOW_MS and rec.deadline_ms == NOW_MS + 600_000
     h.place_all(job)
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + 599_000))
+    h.tick_all(NOW_MS + 599_000)
     assert rec.state == JobState.OPEN
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + 600_000))
+    h.tick_all(NOW_MS + 600_000)
     assert [t.failure for t in rec.tasks] == ["DEADLINE", "DEADLINE"]
 
 
 def test_its_logical_clock_is_the_ledger_time_the_clock_started_at():
     h = Fresh()
     job = h.submit(1)
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS))
+    h.tick_all(NOW_MS)
     assert h.ledger.jobs[job].clock_ns == NOW_MS * 1_000_000
 
 
@@ -55,8 +51,7 @@ def test_nothing_is_placed_before_the_first_tick():
     reply = h.place_all(job)
     assert "clock has not started" in reply["error"]
     assert not h.ledger.jobs[job].tasks[0].replicas and not h.ledger.drain_events()[1:]
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS))
+    h.tick_all(NOW_MS)
     assert h.place_all(job)["placed"] == 1
 
 
@@ -67,22 +62,18 @@ def test_a_job_cancelled_before_the_first_tick_is_kept_a_day_from_it():
     h = Fresh()
     job = h.submit(2)
     assert h.call(SUBMITTER, ops.Cancel(job))["state"] == JobState.CANCELLED
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS))
+    h.tick_all(NOW_MS)
     assert h.ledger.jobs[job].ended_ms == NOW_MS
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS - 1000))
+    h.tick_all(NOW_MS + RETAIN_ENDED_MS - 1000)
     assert job in h.ledger.jobs
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS + 1000))
+    h.tick_all(NOW_MS + RETAIN_ENDED_MS + 1000)
     assert job not in h.ledger.jobs
 
 
 def test_the_clock_start_survives_a_snapshot():
     h = Fresh()
     job = h.submit(1)
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS))
+    h.tick_all(NOW_MS)
     copy = JobLedger([m.public_key for m in MEMBERS], f=1)
     copy.restore(h.ledger.snapshot())
     assert copy.jobs[job].submitted_ms == NOW_MS

@@ -118,8 +118,7 @@ def test_lease_expiry_via_member_ticks():
     job = h.submit(1)
     h.place_all(job)
     lease = h.ledger.jobs[job].lease_ms
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + lease + 1))
+    h.tick_all(NOW_MS + lease + 1)
     task = h.ledger.jobs[job].tasks[0]
     assert [r.outcome for r in task.replicas] == [ReplicaOutcome.TIMEOUT, ReplicaOutcome.TIMEOUT]
     assert h.ledger.open_slots(h.ledger.jobs[job], task) == 2
@@ -135,8 +134,7 @@ def test_a_worker_whose_replica_timed_out_may_take_the_task_again_but_not_one_it
     assert h.place_all(job, workers=only)["placed"] == 1
     task = h.ledger.jobs[job].tasks[0]
     assert h.place_all(job, workers=only).get("placed", 0) == 0  # its replica still runs
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + h.ledger.jobs[job].lease_ms + 1))
+    h.tick_all(NOW_MS + h.ledger.jobs[job].lease_ms + 1)
     assert [r.outcome for r in task.replicas] == [ReplicaOutcome.TIMEOUT]
     assert h.place_all(job, workers=only)["placed"] == 1
     assert [r.worker for r in task.replicas] == [only[0].node_id] * 2
@@ -212,8 +210,7 @@ def test_deadline_fails_unfinished_tasks():
     h.place_all(job)
     h.report(job, 0, 0, b"a")
     h.report(job, 0, 1, b"a")
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + 601_000))
+    h.tick_all(NOW_MS + 601_000)
     tasks = h.ledger.jobs[job].tasks
     assert (tasks[0].state, tasks[1].state) == (TaskState.ACCEPTED, TaskState.FAILED)
     assert h.ledger.jobs[job].state == JobState.DONE
@@ -462,11 +459,9 @@ def test_ended_jobs_leave_the_ledger_after_a_day():
     h.report(job, 0, 0, b"a")
     h.report(job, 0, 1, b"a")
     assert h.ledger.jobs[job].state == JobState.DONE
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS - 1000))
+    h.tick_all(NOW_MS + RETAIN_ENDED_MS - 1000)
     assert job in h.ledger.jobs
-    for m in MEMBERS:
-        h.call(m, ops.Tick(NOW_MS + RETAIN_ENDED_MS + 1000))
+    h.tick_all(NOW_MS + RETAIN_ENDED_MS + 1000)
     assert job not in h.ledger.jobs
 
 
