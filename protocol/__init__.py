@@ -15,7 +15,7 @@ Modules:
 - ``attestation`` -- the ordered attestation levels (on the wire in records, specs, placements).
 - ``domains``     -- signing-domain tags, one per use of the node key.
 - ``envelope``    -- signed envelopes: ``seal`` / ``open_envelope``, ``EnvelopeSealer`` /
-                     ``EnvelopeOpener``.
+                     ``EnvelopeOpener``; unsigned channel frames (``seal_channel``).
 - ``replay``      -- the per-sender sliding replay window.
 - ``compression`` -- zstd with a hard cap on decompressed size; sent raw when zstd does not pay.
 - ``sticky``      -- sticky files: a task input naming state an earlier task left on the

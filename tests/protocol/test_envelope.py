@@ -11,6 +11,7 @@ from protocol.envelope import (
     open_envelope,
     peek_type,
     seal,
+    seal_channel,
 )
 from protocol.errors import (
     BadSignature,
@@ -236,3 +237,47 @@ def test_a_sender_its_channel_authenticated_is_taken_without_its_signature_and_n
     opener.open(bad, channel_sender=ALICE.public_key)
     with pytest.raises(ReplayedMessage):
         opener.open(bad, channel_sender=ALICE.public_key)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(any_message(), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_a_channel_frame_round_trips_from_its_channel_and_is_98_bytes_smaller(msg, context, seq):
+    """Format 2: no sender, no signature; the channel's peer is the sender."""
+    frame = seal_channel(NET, msg, context=context, seq=seq, timestamp_ms=5)
+    signed = seal(ALICE, NET, msg, context=context, seq=seq, timestamp_ms=5)
+    assert len(signed) - len(frame) == 64 + 34 and peek_type(frame) == msg.TYPE
+    env = open_envelope(frame, network=NET, channel_sender=ALICE.public_key, channel_frames=True)
+    assert (env.body, env.sender_id, env.context, env.seq) == (msg, ALICE.node_id, context, seq)
+
+
+def test_a_channel_frame_is_taken_only_where_asked_for_and_is_no_evidence():
+    """Unsigned frames open only on a protocol that asks for them (soft state) and only with
+    the stream's peer as sender; a vote taken on the channel's word must stay signed, and a
+    channel frame can never be forwarded or shown to a third party."""
+    frame = seal_channel(NET, PREP, context=9, seq=1, timestamp_ms=1_000_000)
+    for kwargs in ({}, {"channel_sender": ALICE.public_key}, {"channel_frames": True}):
+        with pytest.raises(MalformedMessage, match="channel frame"):
+            open_envelope(frame, network=NET, **kwargs)
+    env = open_envelope(frame, network=NET, channel_sender=MALLORY.public_key, channel_frames=True)
+    assert env.sender == MALLORY.public_key  # whoever's stream it came on wrote it
+    with pytest.raises(LocalProtocolError, match="unsigned"):
+        env.to_bytes()
+    with pytest.raises(WrongNetwork):
+        open_envelope(frame, network="novacron-other", channel_sender=ALICE.public_key,
+                      channel_frames=True)
+    opener = EnvelopeOpener(NET, replay=ReplayWindow(window=64))
+    opener.open(frame, channel_sender=ALICE.public_key, channel_frames=True)
+    with pytest.raises(ReplayedMessage):
+        opener.open(frame, channel_sender=ALICE.public_key, channel_frames=True)
+    with pytest.raises(StaleMessage):
+        open_envelope(frame, network=NET, now_ms=10**9, channel_sender=ALICE.public_key,
+                      channel_frames=True)
+    fields = unpackb(frame[3:])
+    with pytest.raises(MalformedMessage, match="7 fields"):
+        open_envelope(frame[:3] + packb(fields + [1]), network=NET,
+                      channel_sender=ALICE.public_key, channel_frames=True)
+    with pytest.raises(MessageTooLarge):
+        open_envelope(frame, network=NET, max_size=len(frame) - 1,
+                      channel_sender=ALICE.public_key, channel_frames=True)
+    with pytest.raises(LocalProtocolError, match="cap"):
+        seal_channel(NET, PREP, context=9, seq=1, timestamp_ms=1_000_000, max_size=len(frame) - 1)
