@@ -114,6 +114,12 @@ def _size(msg: object) -> int:
     return len(_SEALER.seal(msg, 1_700_000_000_000))
 
 
+def _soft_size(msg: object) -> int:
+    """A soft-state message as it goes on the wire: the real unsigned channel frame
+    (``protocol.envelope.seal_channel``; the stream's Noise session says who wrote it)."""
+    return len(_SEALER.seal_channel(msg, 1_700_000_000_000))
+
+
 def summary_exchange(writers: int, differing: int) -> dict[str, int]:
     """One summary and the round it starts, between replicas of ``writers`` record writers
     and as many link-summary writers, the sender ahead by ``differing`` writes: the real
@@ -125,20 +131,20 @@ def summary_exchange(writers: int, differing: int) -> dict[str, int]:
     for w in sorted(vv)[::step][:differing]:
         theirs["caps"].add(w, vv[w] + 1)
     summary = CrdtSummary(1, 1, 1, buckets.summary_objects(theirs))
-    msgs, nbytes = 1, _size(summary)
+    msgs, nbytes = 1, _soft_size(summary)
     limits = DEFAULT_LIMITS
     r = buckets.start_round(1, ours, summary.objects, limits)
     while r is not None and not r.done():
         for objs in r.wants():
             want = CrdtSummaryWant(r.id, objs)
-            msgs, nbytes = msgs + 1, nbytes + _size(want)
+            msgs, nbytes = msgs + 1, nbytes + _soft_size(want)
             for table, robjs in buckets.reply_objects(
                     theirs, buckets.decode_wants(want.objects, theirs, limits), 400_000):
                 reply = CrdtSummaryReply(r.id, table, robjs)
-                msgs, nbytes = msgs + 1, nbytes + _size(reply)
+                msgs, nbytes = msgs + 1, nbytes + _soft_size(reply)
                 buckets.absorb_reply(r, ours, reply.replicas, reply.objects, limits)
     assert r is not None and r.theirs["caps"] == theirs["caps"], "the round must rebuild it"
-    return {"messages": msgs, "bytes": nbytes, "summary_bytes": _size(summary),
+    return {"messages": msgs, "bytes": nbytes, "summary_bytes": _soft_size(summary),
             "differing": differing}
 
 
@@ -148,7 +154,7 @@ def digest_sizes(writers: int) -> dict[str, int]:
     ctx = CausalContext({f"{'x' * (NODE_ID_CHARS - 6)}{i:06d}": 3 for i in range(writers)})
     msgs = digest_messages({"caps": ctx}, session=1, applied_session=1, applied_seq=1,
                            max_bytes=P2PConfig().max_frame - ENVELOPE_MARGIN)
-    sizes = [_size(m) for m in msgs]
+    sizes = [_soft_size(m) for m in msgs]
     return {"total": sum(sizes), "parts": len(sizes), "largest": max(sizes),
             "frame_cap": P2PConfig().max_frame}
 
@@ -168,7 +174,7 @@ def _delta_bytes(name: str, value: object) -> int:
     replica = CrdtReplica(node, SCHEMA, session=5, signer=DotSigner(_IDENTITY, "sim"))
     replica.update(name, lambda m, w: m.p_set(w, node, value), 1_700_000_000_000)
     replica.books.peer("peer").connected = True
-    return sum(_size(m) for _, m in replica.tick(1_700_000_000_100) if isinstance(m, CrdtDelta))
+    return sum(_soft_size(m) for _, m in replica.tick(1_700_000_000_100) if isinstance(m, CrdtDelta))
 
 
 def record_bytes() -> int:
@@ -186,7 +192,7 @@ def record_bytes() -> int:
 
 def ack_bytes() -> int:
     """The acknowledgement a delta gets, sealed."""
-    return _size(CrdtAck(1_700_000_000_000, 1_000_000))
+    return _soft_size(CrdtAck(1_700_000_000_000, 1_000_000))
 
 
 def idle_traffic(nodes: int, links: SoftLinks,

@@ -4,8 +4,8 @@ The registry is an owner-keyed ``LWWMap`` (``crdt``): node k writes only its own
 key k, and every write carries k's signature on its dot, so a record can be relayed by anyone
 and forged by no one. Anti-entropy (delta intervals, acknowledgements, bucket summaries on
 connect, full state when a peer is too far behind) runs over direct streams, protocol
-``/novacron/crdt/2`` (version 2: summaries, ``crdt.buckets``), one signed envelope per
-message: per-peer acknowledgements are what the delta-interval protocol needs, and a direct
+``/novacron/crdt/3`` (version 2: summaries, ``crdt.buckets``; 3: unsigned channel frames,
+``protocol.envelope``), one envelope per message: per-peer acknowledgements are what the delta-interval protocol needs, and a direct
 stream costs a fraction of a GossipSub message. It runs with the overlay's links only, not
 with every connection (``daemon.softstate.partners``), and each acknowledged delta times its
 link for the host's round-trip table (``daemon.p2p.rtt``), which then pings only the rest.
@@ -70,7 +70,7 @@ log = logging.getLogger("novacron.softstate")
 MAX_LINKS_REPLY = 512
 """Predicted links one ``links`` answer carries (about 100 KB)."""
 
-PROTOCOL = "/novacron/crdt/2"
+PROTOCOL = "/novacron/crdt/3"
 TICK_S = 0.1
 TWIN_ID_MARGIN_MS = 120_000
 CAPS = "caps"
@@ -341,17 +341,18 @@ class SoftStateService:
     def _send(self, out: list[tuple[str, Any]]) -> None:
         now_ms = self._now_ms()
         for peer, msg in out:
-            raw = self.sealer.seal(msg, now_ms)
+            raw = self.sealer.seal_channel(msg, now_ms)
             kind = type(msg).__name__
             self.sent_bytes[kind] = self.sent_bytes.get(kind, 0) + len(raw)
             self.host.send(peer, PROTOCOL, raw)
 
     async def _on_frame(self, peer: str, frame: bytes) -> None:
         # Only ``peer`` can have written what its own connection carries (its Noise session):
-        # the envelope's signature would prove that again. Nothing here keeps or forwards the
-        # envelope, and the records inside carry their writers' signatures of their own.
+        # an envelope's signature would prove that again, so we send and take unsigned
+        # channel frames. Nothing here keeps or forwards the envelope, and the records inside
+        # carry their writers' signatures of their own.
         env = self.opener.open(frame, now_ms=self._now_ms(),
-                               channel_sender=public_key_from_node_id(peer))
+                               channel_sender=public_key_from_node_id(peer), channel_frames=True)
         if env.sender_id != peer:
             raise MalformedMessage("soft-state messages must be signed by the peer that sends them")
         if isinstance(env.body, (CrdtSummary, CrdtDigest)) and \

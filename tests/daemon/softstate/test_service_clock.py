@@ -6,13 +6,17 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from daemon.clock import TrioClock
-from daemon.softstate.service import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, REFRESH_S,
+from daemon.softstate.service import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PROTOCOL, REFRESH_S,
                                        SoftStateService)
 from daemon.storage.db import Database
+from protocol.envelope import FORMAT_CHANNEL, seal
+from protocol.errors import MalformedMessage
 from protocol.identity import NodeIdentity
+from protocol.messages.crdt import CrdtAck
 from testnet.memnet import MemoryNet
 
 WALL_START = 1_750_000_000.0
@@ -133,4 +137,33 @@ async def test_forecast_gives_every_live_volunteer_a_staying_share(
         for bad in ({"horizon_s": 0}, {"horizon_s": "soon"}, {"until": 5}):
             with pytest.raises(RpcError):
                 await services[0].rpc_forecast(bad)
+        nursery.cancel_scope.cancel()
+
+
+async def test_soft_state_goes_in_unsigned_channel_frames_and_takes_no_one_elses_envelope(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """Anti-entropy messages cross one authenticated stream and are never kept or relayed:
+    they go without the envelope's key and signature (98 bytes a message). A signed envelope
+    from another node than the stream's peer is still refused."""
+    ids, net, services = _three_nodes(tmp_path, 7300)
+    frames: list[bytes] = []
+    real = net.hosts[ids[0].node_id].send
+
+    def send(peer: str, protocol: str, frame: bytes) -> bool:
+        if protocol == PROTOCOL:
+            frames.append(frame)
+        return real(peer, protocol, frame)
+    net.hosts[ids[0].node_id].send = send  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        await trio.sleep(1)
+        assert all({r.node_id for r in svc.records()} == {i.node_id for i in ids}
+                   for svc in services)
+        assert frames and all(f[2] == FORMAT_CHANNEL for f in frames)
+        forged = seal(ids[2], "memnet", CrdtAck(1, 1), context=1, seq=1,
+                      timestamp_ms=int((WALL_START + trio.current_time()) * 1000))
+        with pytest.raises(MalformedMessage, match="signed by the peer"):
+            await services[1]._on_frame(ids[0].node_id, forged)
         nursery.cancel_scope.cancel()
