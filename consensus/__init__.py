@@ -3,12 +3,14 @@
 Replica (read ``replica`` first):
 
 - ``replica``      -- the facade: ``Replica.receive(envelope) / tick(now) -> [Action]``; normal
-                      case, batching, execution, checkpoints, timers, restart.
+                      case, batching, execution, checkpoints, restart.
 - ``viewchange``   -- checking view changes, computing the new view, the view-change protocol.
 - ``recovery``     -- stable checkpoints, state transfer and catch-up of lagging replicas.
 - ``batches``      -- how batch bodies travel: pre-prepares by reference, batches fetched by
                       digest, requests a backup forwards to the primary.
-- ``replica_base`` -- the fields and methods the four share, typed (``ReplicaBase``).
+- ``timers``       -- when to suspect the primary, send status, re-send; pacing by the
+                      committee's pace and measured round trips (``retune``).
+- ``replica_base`` -- the fields and methods the five share, typed (``ReplicaBase``).
 - ``log``          -- the message log between the watermarks; batch digests.
 - ``checkpoint``   -- checkpoint collection, stable checkpoints and their proofs.
 - ``statetransfer``-- fetching a stable checkpoint's snapshot in chunks.

@@ -1,9 +1,10 @@
-"""What the PBFT replica's parts share: the typed base of ``Replica`` and its three mixins.
+"""What the PBFT replica's parts share: the typed base of ``Replica`` and its four mixins.
 
 ``consensus.replica.Replica`` is the normal case (requests, the three phases, execution);
-``consensus.viewchange.ViewChanges``, ``consensus.recovery.Recovery`` and
-``consensus.batches.Batches`` are mixins holding the view-change protocol, checkpoints / state
-transfer and catch-up, and how batch bodies travel (by reference, fetched). All four work on
+``consensus.viewchange.ViewChanges``, ``consensus.recovery.Recovery``,
+``consensus.batches.Batches`` and ``consensus.timers.Timers`` are mixins holding the view-change
+protocol, checkpoints / state transfer and catch-up, how batch bodies travel (by reference,
+fetched), and the timers (suspicion, status, pacing). All five work on
 one set of fields, which ``Replica.__init__`` sets; ``ReplicaBase`` declares them, with their
 types, and the methods each part calls on another, so that each module type-checks on its own
 (``mypy --strict``). The declarations have no effect at run time: the fields are annotations
@@ -24,7 +25,7 @@ from consensus.log import MessageLog, Slot
 from consensus.statemachine import ClientRequest, Service
 from consensus.statetransfer import StateFetch
 from protocol.envelope import Envelope
-from protocol.messages.pbft import PrePrepare, PrePrepareRefs, QuorumCert
+from protocol.messages.pbft import NewView, PrePrepare, PrePrepareRefs, QuorumCert
 
 @dataclass(frozen=True, slots=True)
 class Cert:
@@ -104,6 +105,10 @@ class ReplicaBase:
     refs_rebuilt: int
     refs_fetched: int
     _out: list[Action]
+    short_of_quorum: bool
+    _ticked_at: float
+    _status_wait: float
+    _status_head: tuple[int, bool, int, int] | None
     _handlers: dict[type, Callable[[Any, int, Any, Envelope], None]]
 
     if TYPE_CHECKING:
@@ -116,9 +121,6 @@ class ReplicaBase:
 
         @property
         def stable(self) -> Stable: ...
-
-        @property
-        def resend_interval(self) -> float: ...
 
         def _seal(self, msg: Any) -> bytes: ...
 
@@ -148,7 +150,24 @@ class ReplicaBase:
 
         def _remember_displaced(self, digest: bytes, raws: tuple[bytes, ...]) -> None: ...
 
+        # Defined by ``Timers``:
+        @property
+        def resend_interval(self) -> float: ...
+
+        def _carrying_on(self) -> tuple[int, int]: ...
+
+        # Defined by ``Batches``:
+        def _ask_refs(self) -> None: ...
+
+        def _forward_unordered(self) -> None: ...
+
+        def _fetch_batches(self) -> None: ...
+
         # Defined by ``Recovery``:
+        def _poll_fetch(self) -> None: ...
+
+        def _has_work(self) -> bool: ...
+
         def _adopt_stable(self, st: Stable) -> None: ...
 
         def _add_checkpoint_vote(self, sender: int, seq: int, digest: bytes, raw: bytes
@@ -158,3 +177,7 @@ class ReplicaBase:
         def _start_view_change(self, view: int, why: str = "") -> None: ...
 
         def _after_view_change_input(self) -> None: ...
+
+        def _vc_resend_targets(self) -> list[int]: ...
+
+        def _on_new_view(self, sender: int, m: NewView, env: Envelope) -> None: ...

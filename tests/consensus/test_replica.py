@@ -551,7 +551,7 @@ def test_before_the_first_batch_a_backup_gives_the_primary_several_timeouts():
     """A committee's first batch waits for members still dialling each other: at one timeout,
     3-5 of a forming 19-member committee on slow lines asked for a new view at every start
     while the rest carried on, and stayed behind. A silent primary is still replaced, later."""
-    from consensus.replica import GENESIS_TIMEOUTS
+    from consensus.timers import GENESIS_TIMEOUTS
 
     bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
     client = bus.add_client()
