@@ -10,7 +10,9 @@ Modules:
 - ``framing`` -- pure core: u32-length-prefixed frames, size cap checked before the body.
 - ``metrics`` -- the counters behind ``P2PHost.metrics()``.
 - ``overlay`` -- pure core: the bounded random partial view and idle-connection trimming.
-- ``rtt``     -- pure core: smoothed round trips per peer, and timers scaled by them.
+- ``rtt``     -- pure core: smoothed round trips per peer, and timers (and dials) scaled by them.
+- ``probing`` -- pings to the kept peers nothing else times; a peer that misses them is redialled.
+- ``addresses`` -- peer multiaddrs: parsing ``.../p2p/<node id>``, the dialable part.
 - ``reachability`` -- pure core: AutoNAT verdicts, relay slots, hole-punch outcomes, status line.
 - ``compat``  -- pure core: peers that identify says speak other versions of our protocols.
 - ``traversal`` -- runs py-libp2p's AutoNAT, circuit relay v2 (client and capped relay) and DCUtR.
@@ -22,7 +24,8 @@ Modules:
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.errors import NotRunning, P2PConfigError, P2PError, RequestFailed
 from daemon.p2p.gossip import GossipHandler
-from daemon.p2p.host import BadAddress, P2PHost, parse_peer_addr
+from daemon.p2p.addresses import BadAddress, parse_peer_addr
+from daemon.p2p.host import P2PHost
 from daemon.p2p.peers import KnownPeer
 from daemon.p2p.streams import FrameHandler, RequestHandler
 

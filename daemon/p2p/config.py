@@ -62,7 +62,7 @@ class P2PConfig:
     # Dialling and reconnection: exponential backoff with jitter from the caller's seeded rng.
     # A dial waits ``dial_timeout``, or ``DIAL_RTTS`` measured round trips when the peer (or,
     # before it is measured, the network we see) is farther, at most ``dial_timeout_ceiling``
-    # (``daemon.p2p.host.dial_wait``): a TCP, Noise and Yamux set-up is ~5 round trips, and
+    # (``daemon.p2p.rtt.dial_wait``): a TCP, Noise and Yamux set-up is ~5 round trips, and
     # on 300 ms links with loaded peers a fixed 5 s failed most dials, each a wasted handshake
     # on both sides, redialled soon after.
     dial_timeout: float = 5.0

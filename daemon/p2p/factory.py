@@ -70,7 +70,7 @@ def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swa
         retry_config=RetryConfig(max_retries=0),
         connection_config=ConnectionConfig(
             max_connections_per_peer=1,
-            # Our own dial timer (``host.dial_wait``, up to the ceiling) decides when an
+            # Our own dial timer (``rtt.dial_wait``, up to the ceiling) decides when an
             # outbound attempt is given up, not libp2p's fixed per-step ones.
             dial_timeout=config.dial_timeout_ceiling,
             inbound_upgrade_timeout=config.handshake_timeout,

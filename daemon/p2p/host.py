@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -34,9 +34,8 @@ from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.host.basic_host import BasicHost
 from libp2p.network.swarm import Swarm
 from libp2p.host.ping import ID as PING_PROTOCOL
-from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.peer.peerstore import PeerStoreError
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
@@ -45,13 +44,15 @@ from daemon.p2p import libp2p_fixes
 from daemon.p2p.compat import Mismatch, compare
 from daemon.p2p.config import P2PConfig
 from daemon.p2p.errors import P2PError
+from daemon.p2p.addresses import AddressList, AddressLookup, parse_peer_addr, transport_addr
 from daemon.p2p.factory import GossipParts, build_gossip, build_swarm_and_host
 from daemon.p2p.gossip import Gossip, GossipHandler
 from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
 from daemon.p2p.reachability import Reachability, Traversal, TraversalPolicy
-from daemon.p2p.rtt import DEAD_AFTER_MISSES, PROBE_EVERY, RttTable, scale
+from daemon.p2p.probing import RttProber
+from daemon.p2p.rtt import DEAD_AFTER_MISSES, RttTable, dial_wait
 from daemon.p2p.traversal import NatTraversal
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
 from protocol.identity import NodeId, NodeIdentity
@@ -64,33 +65,6 @@ OVERLAY_TICK = 1.0
 """How often the overlay decides (view, shuffles, idle trimming)."""
 LEARN_EVERY = 5.0
 """How often the address source (every known record) is read into the overlay."""
-PROBE_TICK = 1.0
-"""How often the round-trip prober looks for peers due a ping (new ones wait at most this)."""
-PROBE_CONCURRENCY = 8
-"""Pings in flight at once: a few dead peers' timeouts do not delay the live ones' samples."""
-
-AddressList = Callable[[], Iterable[tuple[str, Sequence[str]]]]
-AddressLookup = Callable[[str], Sequence[str]]
-
-
-class BadAddress(P2PError, ValueError):
-    """A peer address that is not a multiaddr ending in /p2p/<node id>."""
-
-
-def parse_peer_addr(text: str) -> tuple[NodeId, str]:
-    """``/ip4/1.2.3.4/tcp/5/p2p/12D3...`` -> (node id, ``/ip4/1.2.3.4/tcp/5``)."""
-    try:
-        info = info_from_p2p_addr(Multiaddr(text))
-    except Exception as err:  # multiaddr and libp2p raise many unrelated types
-        raise BadAddress(f"{text!r} is not a multiaddr ending in /p2p/<node id>: {err}") from None
-    return NodeId(info.peer_id.to_base58()), str(info.addrs[0])
-
-
-def transport_addr(addr: str, node: str) -> str:
-    """``/ip4/../tcp/5/p2p/<node>`` -> ``/ip4/../tcp/5``: the peer book keeps dialable parts."""
-    suffix = f"/p2p/{node}"
-    return addr[: -len(suffix)] if addr.endswith(suffix) else addr
-
 
 ADDRS_TTL = 2.0
 """Seconds our own listen addresses are reused before libp2p is asked again."""
@@ -214,6 +188,13 @@ class P2PHost:
         self.traversal = Traversal(self.node_id, TraversalPolicy(
             confirmations=config.autonat_confirmations, relays_wanted=config.relays_wanted))
         self._rng = rng
+        self._prober = RttProber(
+            self.rtts, config.dial_timeout,
+            targets=lambda: (self._overlay.view() | self._overlay.kept()) & self._connected,
+            open_stream=self._open_ping,
+            heard_since=lambda peer, t: self._heard.get(peer, float("-inf")) >= t or
+            self._streams.line_busy(peer, t),
+            on_dead=self._ping_dead, running=lambda: self._nursery is not None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -296,7 +277,7 @@ class P2PHost:
                         self._pending_remember.clear()
                         nursery.start_soon(self._keep_connected, nursery)
                         nursery.start_soon(self._run_overlay)
-                        nursery.start_soon(self._probe_rtts)
+                        nursery.start_soon(self._prober.run)
                         if self.config.nat_traversal:
                             nat = NatTraversal(host, swarm, self.config, self.traversal,
                                                self._rng, own_addrs=self._direct_addrs,
@@ -355,7 +336,7 @@ class P2PHost:
     def add_peer(self, multiaddr: str) -> None:
         """Remember a peer (``.../p2p/<node id>``) and keep it connected, redialling with backoff.
 
-        Raises ``BadAddress`` for text that is not such a multiaddr.
+        Raises ``addresses.BadAddress`` for text that is not such a multiaddr.
         """
         peer, addr = parse_peer_addr(multiaddr)
         self._user_remembered.add(peer)
@@ -649,58 +630,16 @@ class P2PHost:
             elif isinstance(action, Close):
                 self._close(action)
 
-    async def _probe_rtts(self) -> None:
-        """Ping the peers we keep (view and committees): a new one at once, then every
-        ``PROBE_EVERY`` s, at most ``PROBE_CONCURRENCY`` at a time. These are the round trips
-        that timers scale by (``daemon.p2p.rtt``)."""
-        limit = trio.CapacityLimiter(PROBE_CONCURRENCY)
+    def _ping_dead(self, peer: NodeId, timeout: float) -> None:
+        log.info("%s answered no ping for %.1f s x %d: hanging up to redial", peer, timeout,
+                 DEAD_AFTER_MISSES)
+        self._metrics.dials["closed_dead"] += 1
+        self._disconnect_soon(peer)
 
-        async def ping(peer: NodeId) -> None:
-            async with limit:
-                await self._ping(peer)
-
-        async with trio.open_nursery() as pings:
-            while self._nursery is not None:
-                now = trio.current_time()
-                kept = (self._overlay.view() | self._overlay.kept()) & self._connected
-                for peer in self.rtts.due(kept, now):
-                    pings.start_soon(ping, peer)
-                self.rtts.forget_stale(now)
-                await trio.sleep(PROBE_TICK)
-            pings.cancel_scope.cancel()
-
-    async def _ping(self, peer: NodeId) -> None:
+    async def _open_ping(self, peer: NodeId) -> INetStream | None:
         host = self._host
-        if host is None:
-            return
-        stream = None
-        # The wait follows the measured round trip (daemon.p2p.rtt): a far peer is not taken for
-        # a dead one, and a dead link to a near one is found out in seconds.
-        timeout = self.rtts.ping_timeout(peer, self.config.dial_timeout)
-        asked = trio.current_time()
-        try:
-            with trio.fail_after(timeout):
-                stream = await host.new_stream(ID.from_base58(peer), [PING_PROTOCOL])
-                await perform_ping_roundtrip(stream)  # the first one pays for set-up
-                start = trio.current_time()
-                await perform_ping_roundtrip(stream)
-                self.rtts.sample(peer, trio.current_time() - start, trio.current_time())
-        except Exception as err:  # task boundary: a failed ping is just no sample
-            log.debug("ping %s failed: %r", peer, err)
-            heard = self._heard.get(peer, float("-inf")) >= asked or \
-                self._streams.line_busy(peer, asked)
-            if self.rtts.missed(peer, trio.current_time(), heard_since=heard):
-                log.info("%s answered no ping for %.1f s x %d: hanging up to redial", peer,
-                         timeout, DEAD_AFTER_MISSES)
-                self._metrics.dials["closed_dead"] += 1
-                self._disconnect_soon(peer)
-        finally:
-            if stream is not None:
-                with trio.move_on_after(1.0):
-                    try:
-                        await stream.close()
-                    except Exception:  # already reset by the peer
-                        pass
+        return None if host is None else await host.new_stream(ID.from_base58(peer),
+                                                               [PING_PROTOCOL])
 
     @property
     def max_frame(self) -> int:
@@ -814,19 +753,3 @@ class P2PHost:
             gossip_mesh={t: len(p) for t, p in parts.router.mesh.items()} if parts else {},
             gossip_peers={t: len(p) for t, p in parts.pubsub.peer_topics.items()} if parts else {},
         )
-
-
-DIAL_RTTS = 8.0
-"""Round trips a dial may take: TCP, two protocol negotiations and the Noise handshake are ~5,
-and a loaded peer answers each one late."""
-
-
-def dial_wait(rtts: RttTable, peer: NodeId, connected: Iterable[str], config: P2PConfig) -> float:
-    """How long a dial to ``peer`` may take: ``config.dial_timeout`` on a fast network,
-    ``DIAL_RTTS`` round trips on a slow one (the peer's own conservative round trip, or before
-    it is measured the median of our connected peers', which is how far and how loaded the
-    network is), at most ``config.dial_timeout_ceiling``."""
-    rtt = rtts.conservative(peer)
-    if rtt is None:
-        rtt = rtts.group(connected)
-    return scale(config.dial_timeout, rtt, DIAL_RTTS, config.dial_timeout_ceiling)

@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import median
 
+from daemon.p2p.config import P2PConfig
 from protocol.identity import NodeId
 
 PROBE_EVERY = 60.0
@@ -192,3 +193,19 @@ def pbft_timers(base_view_change: float, base_status: float, rtt: float | None,
     """(view-change timeout, status interval) for a committee whose round trip is ``rtt``."""
     return (scale(base_view_change, rtt, VIEW_CHANGE_RTTS, ceiling),
             scale(base_status, rtt, STATUS_RTTS, ceiling / 4))
+
+
+DIAL_RTTS = 8.0
+"""Round trips a dial may take: TCP, two protocol negotiations and the Noise handshake are ~5,
+and a loaded peer answers each one late."""
+
+
+def dial_wait(rtts: RttTable, peer: NodeId, connected: Iterable[str], config: P2PConfig) -> float:
+    """How long a dial to ``peer`` may take: ``config.dial_timeout`` on a fast network,
+    ``DIAL_RTTS`` round trips on a slow one (the peer's own conservative round trip, or before
+    it is measured the median of our connected peers', which is how far and how loaded the
+    network is), at most ``config.dial_timeout_ceiling``."""
+    rtt = rtts.conservative(peer)
+    if rtt is None:
+        rtt = rtts.group(connected)
+    return scale(config.dial_timeout, rtt, DIAL_RTTS, config.dial_timeout_ceiling)

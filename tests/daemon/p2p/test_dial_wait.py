@@ -1,8 +1,7 @@
-"""How long a dial may take follows the round trips measured (pure: ``host.dial_wait``)."""
+"""How long a dial may take follows the round trips measured (pure: ``rtt.dial_wait``)."""
 
 from daemon.p2p.config import P2PConfig
-from daemon.p2p.host import DIAL_RTTS, dial_wait
-from daemon.p2p.rtt import RttTable
+from daemon.p2p.rtt import DIAL_RTTS, RttTable, dial_wait
 from protocol.identity import NodeId
 
 CFG = P2PConfig(dial_timeout=5.0, dial_timeout_ceiling=30.0)
