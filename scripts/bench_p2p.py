@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from daemon.sched.timebase import DAY, HOUR, WEEK  # noqa: E402
+from daemon.sched.timebase import HOUR, WEEK  # noqa: E402
 from testnet.churn import Resumable, SimTask, ours_policy, simulate  # noqa: E402
 from testnet.forecast import fitted_predictor  # noqa: E402
 from testnet.traces import EPOCH_MONDAY, generate_traces  # noqa: E402

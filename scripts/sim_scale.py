@@ -77,7 +77,6 @@ from daemon.softstate.links import LINKS  # noqa: E402
 from protocol.envelope import EnvelopeSealer  # noqa: E402
 from crdt.dots import CausalContext  # noqa: E402
 from daemon.p2p.config import P2PConfig  # noqa: E402
-from protocol.schema import encode_body  # noqa: E402
 from daemon.capabilities import build_record, record_to_wire  # noqa: E402
 from daemon.p2p.rtt import PROBE_EVERY  # noqa: E402
 from daemon.sched import AvailabilityHistory, summarize  # noqa: E402

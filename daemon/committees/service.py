@@ -41,7 +41,7 @@ from consensus.config import ReplicaConfig
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.health import Health, committee_health, worst
 from consensus.mesh import MESH_ABOVE
-from consensus.directory import DirectoryMachine, EpochConfig
+from consensus.directory import EpochConfig
 from consensus.replica import Replica
 from consensus.sizes import MAX_REQUEST_BYTES
 from daemon.clock import Clock, SystemClock
@@ -62,7 +62,7 @@ from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.p2p.rtt import RETUNE_EVERY, pbft_timers
 from daemon.storage.db import Database
-from protocol.canonical import packb, unpackb
+from protocol.canonical import packb
 from protocol.envelope import peek_type
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeIdentity, node_id_from_public_key

@@ -33,7 +33,7 @@ from daemon.control.server import ControlServer
 from daemon.errors import DaemonError
 from daemon.flrun.driver import FLDriver, Waiting, pack_files
 from daemon.fl.params import FLError
-from daemon.fl.rounds import RunState, TaskResult
+from daemon.fl.rounds import TaskResult
 from daemon.flrun.stage import (EVAL_MODEL, EVAL_SCRIPT, TASK_SCRIPT, codec_files, eval_script,
                                 load_model, read_job)
 from daemon.flrun.store import PREFIX, Run, RunStore

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import threading
 import time
 from pathlib import Path
