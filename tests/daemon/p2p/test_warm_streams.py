@@ -46,7 +46,9 @@ async def test_a_kept_peer_that_comes_back_gets_a_fresh_warm_stream_before_the_n
         kept.handle(PROTO, inbox)
         gone = await start_stoppable(outer, kept)
         holder.append(kept.listen_addrs()[0])
-        a = make_host("warm-a2", bootstrap=holder)
+        # Redials back off up to 2 s (not 30): the wait below is for the warm stream, not for
+        # a backoff grown while the peer was away (under load it outgrew the 10 s wait).
+        a = make_host("warm-a2", bootstrap=holder, reconnect_max=2.0)
         a.set_keep_source(lambda: [kept.node_id])
         a.warm_kept(PROTO)
         await outer.start(a.run)
