@@ -3,8 +3,11 @@ much, when it gives up on a peer, and how often it answers others."""
 
 from __future__ import annotations
 
+import pytest
+
 from daemon.committees.epoch_sync import (FETCH_BATCH, FETCH_TIMEOUT_S, MAX_PEERS, SERVE_EVERY_S,
                                           SKIP_S, EpochSync, Fetch)
+from daemon.committees.peer_pace import FLOOD_ASKS, AskFlood, PeerPace
 
 
 def test_a_node_level_with_its_peers_asks_nothing():
@@ -82,3 +85,21 @@ def test_what_is_remembered_of_peers_is_bounded():
         s.have(f"p{k}", 1, 1, 0.0)
         s.may_serve(f"p{k}", 5.0 * k)
     assert len(s.heads) == MAX_PEERS and len(s.served.last) <= MAX_PEERS
+
+
+def test_a_peer_refused_flood_asks_times_in_a_row_is_counted_and_one_answer_clears_it():
+    """A correct peer asks once per fetch timeout; one asking without pause is flooding: the
+    caller gets ``AskFlood`` (a fault against the asker), then the count starts again."""
+    pace = PeerPace(1.0)
+    assert pace.allow("p", 0.0)
+    for _ in range(FLOOD_ASKS - 1):
+        assert not pace.allow("p", 0.5)
+    with pytest.raises(AskFlood):
+        pace.allow("p", 0.5)
+    assert not pace.allow("p", 0.6)  # counted afresh
+    assert pace.allow("p", 1.0)  # answered: the refusals before do not count any more
+    for _ in range(FLOOD_ASKS - 1):
+        assert not pace.allow("p", 1.5)
+    assert pace.allow("p", 2.0) and pace.refused == {}
+    pace.forget("p")
+    assert "p" not in pace.last

@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from consensus.committee import DIRECTORY_SHARD
@@ -17,6 +18,7 @@ from consensus.health import Health
 from daemon.clock import TrioClock
 from daemon.committees.epoch_plan import RETIRE_S
 from daemon.committees.epoch_sync import FETCH_TIMEOUT_S
+from daemon.committees.peer_pace import FLOOD_ASKS, AskFlood
 from daemon.committees.service import CommitteeService
 from daemon.genesis import make_genesis
 from daemon.ledger.shard import KV, LedgerShards
@@ -27,7 +29,7 @@ from daemon.ledger.certificate import (ResultCertificate, chain_doc, chain_from_
 from protocol.canonical import packb
 from protocol.envelope import peek_type
 from protocol.identity import NodeIdentity
-from protocol.messages.pbft import EpochHave
+from protocol.messages.pbft import EpochFetch, EpochHave
 from protocol.messages.tasks import TaskStatus
 from testnet.memnet import MemoryNet
 
@@ -315,4 +317,13 @@ async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_annou
         with trio.fail_after(3 * FETCH_TIMEOUT_S):  # the liar's fetch times out: not believed
             while "epochs:" in node.health()[1]:
                 await trio.sleep(1)
+        # Asking for notices without pause: answered once a second, and the flood is counted
+        # against the asker (a fault: enough of them ban it).
+        def ask() -> bytes:
+            return liar.signer.seal(EpochFetch(DIRECTORY_SHARD, 0), liar.clock.now())
+        await node._on_frame(liar.identity.node_id, ask())  # answered
+        for _ in range(FLOOD_ASKS - 1):
+            await node._on_frame(liar.identity.node_id, ask())
+        with pytest.raises(AskFlood):
+            await node._on_frame(liar.identity.node_id, ask())
         nursery.cancel_scope.cancel()
