@@ -138,6 +138,9 @@ class CommitteeService:
         self.ready = False
         self.dropped = 0
         self.sent_bytes: dict[str, int] = {}
+        self.sent_frames: dict[str, int] = {}
+        """What this node sent, by message type: bytes and frames (a frame's cost in the
+        libp2p stack is mostly per frame, whatever its size)."""
         """Bytes of consensus messages sent, by message type: what fills a member's uplink."""
         self.local_reads = 0
         """Reads answered from our own replica's state instead of ordered (``local_machine``)."""
@@ -372,6 +375,7 @@ class CommitteeService:
     def send_to_node(self, node_id: str, data: bytes, protocol: str = PROTOCOL) -> None:
         kind = peek_type(data) if protocol != ROUTE_PROTOCOL else "route"
         self.sent_bytes[kind] = self.sent_bytes.get(kind, 0) + len(data)
+        self.sent_frames[kind] = self.sent_frames.get(kind, 0) + 1
         try:
             sent = self.host.send(node_id, protocol, data)
         except P2PError as err:  # over the frame cap: our bug, never the peer's
@@ -586,6 +590,7 @@ class CommitteeService:
             "clients": {_shard_name(s): c.status() for s, c in self.clients.items()},
             "dropped_sends": self.dropped,
             "sent_kib": {k: round(n / 1024) for k, n in sorted(self.sent_bytes.items())},
+            "sent_frames": dict(sorted(self.sent_frames.items())),
             "local_reads": self.local_reads,
             "mesh": {**self.mesh_counts, "seen": len(self.seen)},
             "misbehaviour": self.misbehaviour,

@@ -327,3 +327,22 @@ async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_annou
         with pytest.raises(AskFlood):
             await node._on_frame(liar.identity.node_id, ask())
         nursery.cancel_scope.cancel()
+
+
+async def test_status_counts_what_a_member_sent_in_frames_as_well_as_bytes(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """A put in a committee of 4: every member sends its commit to the 3 others, and status
+    says so in frames (what a loaded machine's CPU follows) beside the bytes."""
+    net, ids, services = network(tmp_path, 4, 7900)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        before = [svc.status()["sent_frames"].get("pbft.commit", 0) for svc in services]
+        assert await services[1].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
+        await trio.sleep(1)
+        for svc, was in zip(services, before):
+            st = svc.status()
+            assert set(st["sent_frames"]) == set(st["sent_kib"])
+            assert st["sent_frames"]["pbft.commit"] - was >= 3  # at least this batch's
+        nursery.cancel_scope.cancel()
