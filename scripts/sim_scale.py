@@ -45,7 +45,17 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
   shard's ``HandoffNotice`` (its proof) ``handoff_plan.FANOUT`` times (it was every member of
   the other committee: 31 KB/s a node at 1,000 nodes). ``handoff_peers_per_seat``: the old
   members a new member hears the hand-over from, each a connection of its own unless they
-  share a mesh.
+  share a mesh. ``closing_rounds``: on each seat, the old committee's closing (every
+  member's ``EndEpoch`` to every other, routed over the mesh's shortest paths; the batch that
+  orders it; every member's checkpoint), as the real sealed messages times the copies a
+  member handles (``committee_round_bytes``: all-to-all, about one of each broadcast; over
+  the real mesh of a larger committee, each member forwards each broadcast to its other
+  neighbours, ~21 copies sent plus received; ``bench_mesh.py`` measures 230 KB sent per
+  write per member at 48 members, this counts 227).
+- ``tick_bytes_per_s``: a shard that keeps ended jobs orders one ledger tick round an hour
+  (``ledger.shard.LEDGER_TICK_IDLE_S``): one batch on each of a node's shard seats (an upper
+  bound: a shard with no job orders nothing). ``idle_whole_bytes_per_s``: soft state,
+  epochs and ticks together.
 
 Usage: ``python scripts/sim_scale.py [--sizes 100,1000,10000] [--seed 1] [--duration 600]``.
 """
@@ -90,9 +100,12 @@ from consensus.quorum import quorum_size  # noqa: E402
 from consensus.statemachine import ClientRequest, Service  # noqa: E402
 from daemon.committees.epoch_plan import epoch_min_s  # noqa: E402
 from daemon.committees.handoff_plan import FANOUT  # noqa: E402
-from protocol.messages.pbft import (Checkpoint, EpochDelta, EpochFetch, EpochHave,  # noqa: E402
-                                    EpochNotice, HandoffNotice)
+from protocol.messages.pbft import (Checkpoint, Commit, EndEpoch, EpochDelta,  # noqa: E402
+                                    EpochFetch, EpochHave, EpochNotice, HandoffNotice, Prepare,
+                                    PrePrepareRefs)
 from consensus.statedelta import make_delta  # noqa: E402
+from consensus.mesh import mesh_for  # noqa: E402
+from daemon.ledger.shard import LEDGER_TICK_IDLE_S  # noqa: E402
 
 NODE_ID_CHARS = len(NodeIdentity(bytes(32)).node_id)
 PING_BYTES = 4 * 32 + 4 * 40  # two round trips of 32 bytes, with yamux/noise framing
@@ -244,20 +257,69 @@ def epoch_messages(nodes: int, committee: int) -> dict[str, int]:
             "have": _size(EpochHave(DIRECTORY_SHARD, 1)), "fetch": _size(EpochFetch(DIRECTORY_SHARD, 1))}
 
 
+def committee_copies(n: int) -> tuple[float, float]:
+    """(copies of one broadcast, copies of one member-to-member message) that a member of an
+    ``n``-member committee sends plus receives, on average: all-to-all, the origin sends n-1
+    and each other member takes one; over the real mesh of a larger committee
+    (``consensus.mesh``) every member forwards each broadcast once to its neighbours but the
+    one it came from (the origin to all of them), and a message to one member crosses the
+    shortest path's hops (``daemon.committees.relay``: routed), each a send and a receive."""
+    keys = [NodeIdentity(i.to_bytes(32, "big")).public_key for i in range(1, n + 1)]
+    mesh = mesh_for(keys, 1, 0)
+    if mesh is None:
+        return 2 * (n - 1) / n, 2.0
+    sends = sum(len(links) - 1 for links in mesh.links) + 1
+    sample = range(0, n, max(1, n // 32))
+    hops = sum(sum(mesh.hops(i).values()) / (n - 1) for i in sample) / len(sample)
+    return 2 * sends / n, 2 * hops
+
+
+def committee_rounds(n: int) -> dict[str, float]:
+    """Bytes a member of an ``n``-member committee sends plus receives for one ordered batch
+    (a pre-prepare by reference, n-1 prepares, n commits: a ledger tick round), and for an
+    epoch's closing (each member's ``EndEpoch`` to every other member, the batch that orders
+    one, and the checkpoint every member then broadcasts): the real sealed messages."""
+    broadcast, direct = committee_copies(n)
+    ts = 1_700_000_000_000
+    vote, digest = bytes(64), bytes(32)
+    pp = _size(PrePrepareRefs(1, ts, ts, vote, 0, 1, 0, 10, digest, (digest,), vote))
+    prepare = _size(Prepare(0, 1, 0, 10, digest, vote))
+    commit = _size(Commit(0, 1, 0, 10, digest, vote))
+    checkpoint = _size(Checkpoint(0, 1, 10, digest))
+    end = _size(EndEpoch(0, 1))
+    batch = broadcast * (pp + (n - 1) * prepare + n * commit)
+    closing = batch + broadcast * n * checkpoint + direct * (n - 1) * end
+    return {"batch": round(batch), "closing": round(closing),
+            "broadcast_copies": round(broadcast, 1), "route_hops": round(direct / 2, 2)}
+
+
 def epoch_traffic(nodes: int, committee: int, shards: int, connections: float,
                   churn_per_s: float) -> dict[str, float]:
     """Bytes/s a node sends plus receives for epochs (see the module docstring)."""
     sizes = epoch_messages(nodes, committee)
-    per_s = min(churn_per_s, 1 / epoch_min_s(nodes))
+    rounds = committee_rounds(committee)
+    per_s = min(churn_per_s, 1 / epoch_min_s(nodes, committee))
     seats = (shards + 1) * committee / nodes  # a node's mean seats (a directory's too)
     parts = {"notices": 2 * sizes["notice_delta"] + 2 * sizes["fetch"],
              "announcements": 2 * connections * sizes["have"],
-             "handoffs": 2 * seats * min(FANOUT, committee) * sizes["handoff"]}
+             "handoffs": 2 * seats * min(FANOUT, committee) * sizes["handoff"],
+             "closing_rounds": seats * rounds["closing"]}
     out = {k: round(v * per_s) for k, v in parts.items()}
     out["total"] = sum(out.values())
     return {**out, "epochs_per_hour": round(per_s * 3600, 1),
-            "epoch_min_s": epoch_min_s(nodes), "mean_seats": round(seats, 2),
-            "handoff_peers_per_seat": min(FANOUT, committee), "sizes": sizes}
+            "epoch_min_s": epoch_min_s(nodes, committee), "mean_seats": round(seats, 2),
+            "handoff_peers_per_seat": min(FANOUT, committee), "sizes": sizes,
+            "committee_round_bytes": rounds}
+
+
+def tick_traffic(nodes: int, committee: int, shards: int) -> dict[str, float]:
+    """Bytes/s a node sends plus receives for its shards' idle ledger ticks: a shard that
+    keeps ended jobs orders one tick round per ``LEDGER_TICK_IDLE_S`` (an upper bound: a
+    shard with no job orders nothing), on each of a node's mean shard seats."""
+    seats = shards * committee / nodes
+    per_round = committee_rounds(committee)["batch"]
+    return {"total": round(seats * per_round / LEDGER_TICK_IDLE_S),
+            "rounds_per_hour": round(3600 / LEDGER_TICK_IDLE_S, 2), "shard_seats": round(seats, 2)}
 
 
 def main() -> None:
@@ -276,6 +338,8 @@ def main() -> None:
         digest = digest_sizes(n)
         epochs = epoch_traffic(n, r.committee_size, r.shards, r.mean_connections,
                                r.churn_events / args.duration)
+        ticks = tick_traffic(n, r.committee_size, r.shards)
+        whole = traffic["total"] + epochs["total"] + ticks["total"]
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,
             "up_mean": round(r.up_mean, 1), "churn_events": r.churn_events,
@@ -296,6 +360,8 @@ def main() -> None:
             "reached_fraction_min": r.reached_fraction_min,
             "idle_bytes_per_s": traffic,
             "epoch_bytes_per_s": epochs,
+            "tick_bytes_per_s": ticks,
+            "idle_whole_bytes_per_s": whole,
             "soft_state_links": {k: round(v, 1) for k, v in vars(links).items()},
             "sizes": {"record": record_bytes(), "link_summary": link_summary_bytes(),
                       "summary_exchange": exchange, "digest": digest},
@@ -304,6 +370,7 @@ def main() -> None:
                     "connections_non_seed": r.max_non_seed_connections <= 64,
                     "idle_bytes_per_s": traffic["total"] <= 5000,
                     "idle_with_epochs": traffic["total"] + epochs["total"] <= 5000,
+                    "idle_whole": whole <= 5000,
                     "dissemination_log_n": max(r.dissemination_rounds) <= math.log2(n),
                     "digest_parts_under_frame_cap": digest["largest"] <= digest["frame_cap"],
                     "epoch_delta_under_frame_cap":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.directory import EpochConfig
+from consensus.mesh import MESH_ABOVE
 from protocol.identity import node_id_from_public_key
 
 EPOCH_MIN_S = 10.0
@@ -28,9 +29,24 @@ minimum in proportion to the members, a node's share is bounded whatever the net
 10,000 members (Algorand-style networks batch their membership changes for hours)."""
 
 
-def epoch_min_s(members: int) -> float:
-    """How long an epoch of ``members`` members lasts at least before the next is asked for."""
-    return max(EPOCH_MIN_S, EPOCH_S_PER_MEMBER * members)
+EPOCH_MESHED_MIN_S = 1800.0
+"""...and at least this long once committees are meshed (more than ``consensus.mesh
+.MESH_ABOVE`` members, from ~55 nodes on). An epoch's closing round (every member's
+``EndEpoch``, the batch that orders it, every member's checkpoint) floods each member's
+prepare, commit and checkpoint over its committee's mesh, every member forwarding each to ~11
+neighbours: 0.46 MB a seat at 37 members, 3.2 MB at 220, sent plus received
+(``scripts/sim_scale.py``, ``committee_round_bytes``; ``bench_mesh.py`` measures the same
+within 2%), and a node holds about half a seat. That cost does not shrink as the network
+grows, so the per-member pace above did not bound it: at 17 minutes an epoch a node of 10,000
+paid ~1.45 KB/s for closing rounds, at 100 nodes (one epoch per 10 s) ~34 KB/s. Half an hour
+keeps it under ~0.8 KB/s at any size; a joiner of a large network waits up to that long."""
+
+
+def epoch_min_s(members: int, committee: int = 0) -> float:
+    """How long an epoch of ``members`` members, whose committees have ``committee`` members,
+    lasts at least before the next is asked for."""
+    floor = EPOCH_MESHED_MIN_S if committee > MESH_ABOVE else EPOCH_MIN_S
+    return max(floor, EPOCH_S_PER_MEMBER * members)
 RETIRE_S = 60.0
 """An old epoch's replica serves its final state this long, then stops."""
 JOIN_RETRY_S = 15.0
@@ -95,8 +111,9 @@ class EpochPlanner:
             if now - self.evict_scan >= EVICT_SCAN_S:
                 self.evict_scan = now
                 steps += self._silent(wall, me, epoch, evict_after_s, last_heard)
+            least = epoch_min_s(len(epoch.members), epoch.committee_size)
             if (directory.joining or directory.leaving or directory.evicted()) \
-                    and directory.epoch == epoch.epoch and now - self.entered_at >= epoch_min_s(len(epoch.members)) \
+                    and directory.epoch == epoch.epoch and now - self.entered_at >= least \
                     and self.advance_asked < epoch.epoch + 1:
                 self.advance_asked = epoch.epoch + 1
                 steps.append(Advance(epoch.epoch + 1))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from daemon.committees.epoch_plan import (EPOCH_MIN_S, EVICT_SCAN_S, JOIN_RETRY_S, RETIRE_S,
-                                          Advance, epoch_min_s, EpochPlanner, Evict, Join, Retire)
+from consensus.mesh import MESH_ABOVE
+from daemon.committees.epoch_plan import (EPOCH_MESHED_MIN_S, EPOCH_MIN_S, EVICT_SCAN_S,
+                                          JOIN_RETRY_S, RETIRE_S, Advance, epoch_min_s,
+                                          EpochPlanner, Evict, Join, Retire)
 from protocol.identity import node_id_from_public_key
 
 ME, A, B = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 
 
-def epoch(n: int, members: tuple[bytes, ...]) -> SimpleNamespace:
-    return SimpleNamespace(epoch=n, members=members)
+def epoch(n: int, members: tuple[bytes, ...], committee: int = 4) -> SimpleNamespace:
+    return SimpleNamespace(epoch=n, members=members, committee_size=committee)
 
 
 def directory(n: int, joining: bool = False) -> SimpleNamespace:
@@ -77,3 +79,18 @@ def test_a_large_network_advances_its_epoch_less_often() -> None:
     p = EpochPlanner(entered_at=100.0, started_wall=0.0)
     assert p.plan(100.0 + 99, 0.0, ME, big, False, directory(3, True), 0, never) == []
     assert p.plan(100.0 + 100, 0.0, ME, big, False, directory(3, True), 0, never) == [Advance(4)]
+
+
+def test_a_network_whose_committees_are_meshed_advances_at_most_every_half_hour() -> None:
+    """An epoch's closing round floods every member's votes over its committee's mesh (MBs a
+    seat, whatever the network's size): once committees pass ``MESH_ABOVE`` the epoch lasts
+    ``EPOCH_MESHED_MIN_S`` at least; all-to-all committees keep the short minimum."""
+    assert epoch_min_s(30, MESH_ABOVE) == EPOCH_MIN_S
+    assert epoch_min_s(60, MESH_ABOVE + 1) == epoch_min_s(10_000, 220) == EPOCH_MESHED_MIN_S
+    assert epoch_min_s(100_000, 220) == 10_000.0  # the per-member pace, past 18,000 members
+    meshed = epoch(3, (ME, A, *(bytes([i]) * 32 for i in range(58))), committee=37)
+    p = EpochPlanner(entered_at=100.0, started_wall=0.0)
+    assert p.plan(100.0 + EPOCH_MESHED_MIN_S - 1, 0.0, ME, meshed, False, directory(3, True), 0,
+                  never) == []
+    assert p.plan(100.0 + EPOCH_MESHED_MIN_S, 0.0, ME, meshed, False, directory(3, True), 0,
+                  never) == [Advance(4)]
