@@ -138,10 +138,10 @@ class CommitteeService:
         self.ready = False
         self.dropped = 0
         self.sent_bytes: dict[str, int] = {}
-        self.sent_frames: dict[str, int] = {}
-        """What this node sent, by message type: bytes and frames (a frame's cost in the
-        libp2p stack is mostly per frame, whatever its size)."""
         """Bytes of consensus messages sent, by message type: what fills a member's uplink."""
+        self.sent_frames: dict[str, int] = {}
+        """Frames sent, by message type: what a loaded machine's CPU follows (a frame costs
+        the libp2p stack about the same whatever its size)."""
         self.local_reads = 0
         """Reads answered from our own replica's state instead of ordered (``local_machine``)."""
         self.misbehaviour: dict[str, int] = {}

@@ -5,10 +5,11 @@ key k, and every write carries k's signature on its dot, so a record can be rela
 and forged by no one. Anti-entropy (delta intervals, acknowledgements, bucket summaries on
 connect, full state when a peer is too far behind) runs over direct streams, protocol
 ``/novacron/crdt/3`` (version 2: summaries, ``crdt.buckets``; 3: unsigned channel frames,
-``protocol.envelope``), one envelope per message: per-peer acknowledgements are what the delta-interval protocol needs, and a direct
-stream costs a fraction of a GossipSub message. It runs with the overlay's links only, not
-with every connection (``daemon.softstate.partners``), and each acknowledged delta times its
-link for the host's round-trip table (``daemon.p2p.rtt``), which then pings only the rest.
+``protocol.envelope``), one envelope per message: per-peer acknowledgements are what the
+delta-interval protocol needs, and a direct stream costs a fraction of a GossipSub message.
+It runs with the overlay's links only, not with every connection (``daemon.softstate
+.partners``), and each acknowledged delta times its link for the host's round-trip table
+(``daemon.p2p.rtt``), which then pings only the rest.
 
 The node rewrites its own record at start, when its facts change (task slots in use, listen
 addresses), and, unchanged, every ``refresh_period``: 5 minutes in a small network, longer

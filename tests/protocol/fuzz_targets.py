@@ -43,7 +43,8 @@ TARGETS: dict[str, Callable[[bytes], Any]] = {
     "schema.decode": _schema_decode,
     "envelope.open": lambda d: open_envelope(d, network=NET),
     "envelope.open+replay+clock": _envelope_with_replay,
-    "envelope.open_channel": lambda d: open_envelope(d, network=NET, channel_sender=_ID.public_key,
+    "envelope.open_channel": lambda d: open_envelope(d, network=NET,
+                                                     channel_sender=_ID.public_key,
                                                      channel_frames=True),
     "base58.decode": lambda d: b58decode(d.decode("latin-1")),
     "identity.node_id": lambda d: public_key_from_node_id(d.decode("latin-1")),
@@ -65,8 +66,10 @@ def _seed_envelopes() -> list[bytes]:
         CapabilityAnnounce(_ID.node_id, "0.1.0", 8, 16384, ("wasm32-wasi",), ("/ip4/127.0.0.1/tcp/1",),
                            {"kind": "none", "reasons": ["no tpm"]}, {"up": [1, 2]}, 2, 10, "d1", 5, 1),
     ]
-    return [seal(_ID, NET, m, context=1, seq=i + 1, timestamp_ms=1_000) for i, m in enumerate(msgs)] + \
-        [seal_channel(NET, m, context=1, seq=i + 9, timestamp_ms=1_000) for i, m in enumerate(msgs)]
+    signed = [seal(_ID, NET, m, context=1, seq=i + 1, timestamp_ms=1_000)
+              for i, m in enumerate(msgs)]
+    return signed + [seal_channel(NET, m, context=1, seq=i + 9, timestamp_ms=1_000)
+                     for i, m in enumerate(msgs)]
 
 
 def seeds_for(target: str) -> list[bytes]:
