@@ -51,7 +51,7 @@ committees drawn by ``consensus.committee``, churn from the availability trace g
   member handles (``committee_round_bytes``: all-to-all, about one of each broadcast; over
   the real mesh of a larger committee, each member forwards each broadcast to its other
   neighbours, ~21 copies sent plus received; ``bench_mesh.py`` measures 230 KB sent per
-  write per member at 48 members, this counts 227).
+  write per member at 48 members, this counts 231).
 - ``tick_bytes_per_s``: a shard that keeps ended jobs orders one ledger tick round an hour
   (``ledger.shard.LEDGER_TICK_IDLE_S``): one batch on each of a node's shard seats (an upper
   bound: a shard with no job orders nothing). ``idle_whole_bytes_per_s``: soft state,
@@ -84,7 +84,7 @@ from crdt import CrdtReplica  # noqa: E402
 from crdt.auth import DotSigner  # noqa: E402
 from daemon.softstate.service import CAPS, SCHEMA  # noqa: E402
 from daemon.softstate.links import LINKS  # noqa: E402
-from protocol.envelope import EnvelopeSealer  # noqa: E402
+from protocol.envelope import seal, seal_channel  # noqa: E402
 from crdt.dots import CausalContext  # noqa: E402
 from daemon.p2p.config import P2PConfig  # noqa: E402
 from daemon.capabilities import build_record, record_to_wire  # noqa: E402
@@ -112,7 +112,10 @@ PING_BYTES = 4 * 32 + 4 * 40  # two round trips of 32 bytes, with yamux/noise fr
 
 
 _IDENTITY = NodeIdentity(bytes(range(32)))
-_SEALER = EnvelopeSealer(_IDENTITY, "sim", context=1)
+_SEQ, _TS = 1_000_000, 1_700_000_000_000
+"""Every message is sized with the same envelope number and time (a node some days into its
+run): sized by one sealer in turn, its numbers grew with each message, so a size, and every
+figure, depended on what the run had sized before."""
 ROUND_S = 0.3
 """One dissemination round in real time: a 0.1 s anti-entropy tick plus a one-way delay."""
 
@@ -123,13 +126,13 @@ def _writers(n: int) -> dict[str, int]:
 
 def _size(msg: object) -> int:
     """The message as it goes on the wire: sealed in the real signed envelope."""
-    return len(_SEALER.seal(msg, 1_700_000_000_000))
+    return len(seal(_IDENTITY, "sim", msg, context=1, seq=_SEQ, timestamp_ms=_TS))
 
 
 def _soft_size(msg: object) -> int:
     """A soft-state message as it goes on the wire: the real unsigned channel frame
     (``protocol.envelope.seal_channel``; the stream's Noise session says who wrote it)."""
-    return len(_SEALER.seal_channel(msg, 1_700_000_000_000))
+    return len(seal_channel("sim", msg, context=1, seq=_SEQ, timestamp_ms=_TS))
 
 
 def summary_exchange(writers: int, differing: int) -> dict[str, int]:
@@ -186,7 +189,8 @@ def _delta_bytes(name: str, value: object) -> int:
     replica = CrdtReplica(node, SCHEMA, session=5, signer=DotSigner(_IDENTITY, "sim"))
     replica.update(name, lambda m, w: m.p_set(w, node, value), 1_700_000_000_000)
     replica.books.peer("peer").connected = True
-    return sum(_soft_size(m) for _, m in replica.tick(1_700_000_000_100) if isinstance(m, CrdtDelta))
+    return sum(_soft_size(m) for _, m in replica.tick(1_700_000_000_100)
+               if isinstance(m, CrdtDelta))
 
 
 def record_bytes() -> int:
@@ -245,8 +249,9 @@ def epoch_messages(nodes: int, committee: int) -> dict[str, int]:
     for k in keys[-5:]:  # the next epoch: five join
         service.execute(ClientRequest(k, 1, packb(["join", 0]), b""))
     service.execute(ClientRequest(keys[0], 2, packb(["advance", 2]), b""))
-    proof = tuple(_SEALER.seal(Checkpoint(DIRECTORY_SHARD, 0, 10, bytes(32)), 1_700_000_000_000)
-                  for _ in range(quorum_size(committee)))
+    proof = tuple(seal(_IDENTITY, "sim", Checkpoint(DIRECTORY_SHARD, 0, 10, bytes(32)),
+                       context=1, seq=_SEQ + k, timestamp_ms=_TS)
+                  for k in range(quorum_size(committee)))
     state = service.snapshot()
     delta = EpochDelta(DIRECTORY_SHARD, 1, 10, bytes(32), proof, bytes(32),
                        make_delta(before, state))
@@ -294,10 +299,10 @@ def committee_rounds(n: int) -> dict[str, float]:
 
 
 def epoch_traffic(nodes: int, committee: int, shards: int, connections: float,
-                  churn_per_s: float) -> dict[str, float]:
-    """Bytes/s a node sends plus receives for epochs (see the module docstring)."""
+                  churn_per_s: float, rounds: dict[str, float]) -> dict[str, float]:
+    """Bytes/s a node sends plus receives for epochs (see the module docstring); ``rounds``:
+    ``committee_rounds(committee)``."""
     sizes = epoch_messages(nodes, committee)
-    rounds = committee_rounds(committee)
     per_s = min(churn_per_s, 1 / epoch_min_s(nodes, committee))
     seats = (shards + 1) * committee / nodes  # a node's mean seats (a directory's too)
     parts = {"notices": 2 * sizes["notice_delta"] + 2 * sizes["fetch"],
@@ -312,13 +317,14 @@ def epoch_traffic(nodes: int, committee: int, shards: int, connections: float,
             "committee_round_bytes": rounds}
 
 
-def tick_traffic(nodes: int, committee: int, shards: int) -> dict[str, float]:
+def tick_traffic(nodes: int, committee: int, shards: int,
+                 rounds: dict[str, float]) -> dict[str, float]:
     """Bytes/s a node sends plus receives for its shards' idle ledger ticks: a shard that
     keeps ended jobs orders one tick round per ``LEDGER_TICK_IDLE_S`` (an upper bound: a
-    shard with no job orders nothing), on each of a node's mean shard seats."""
+    shard with no job orders nothing), on each of a node's mean shard seats; ``rounds``:
+    ``committee_rounds(committee)``."""
     seats = shards * committee / nodes
-    per_round = committee_rounds(committee)["batch"]
-    return {"total": round(seats * per_round / LEDGER_TICK_IDLE_S),
+    return {"total": round(seats * rounds["batch"] / LEDGER_TICK_IDLE_S),
             "rounds_per_hour": round(3600 / LEDGER_TICK_IDLE_S, 2), "shard_seats": round(seats, 2)}
 
 
@@ -336,9 +342,10 @@ def main() -> None:
         links = soft_links(sim)
         traffic, exchange = idle_traffic(n, links, max(r.dissemination_rounds))
         digest = digest_sizes(n)
+        rounds = committee_rounds(r.committee_size)
         epochs = epoch_traffic(n, r.committee_size, r.shards, r.mean_connections,
-                               r.churn_events / args.duration)
-        ticks = tick_traffic(n, r.committee_size, r.shards)
+                               r.churn_events / args.duration, rounds)
+        ticks = tick_traffic(n, r.committee_size, r.shards, rounds)
         whole = traffic["total"] + epochs["total"] + ticks["total"]
         print(json.dumps({
             "nodes": n, "seed": args.seed, "simulated_s": args.duration,

@@ -34,11 +34,11 @@ EPOCH_MESHED_MIN_S = 1800.0
 .MESH_ABOVE`` members, from ~55 nodes on). An epoch's closing round (every member's
 ``EndEpoch``, the batch that orders it, every member's checkpoint) floods each member's
 prepare, commit and checkpoint over its committee's mesh, every member forwarding each to ~11
-neighbours: 0.46 MB a seat at 37 members, 3.2 MB at 220, sent plus received
+neighbours: 0.47 MB a seat at 37 members, 3.2 MB at 220, sent plus received
 (``scripts/sim_scale.py``, ``committee_round_bytes``; ``bench_mesh.py`` measures the same
-within 2%), and a node holds about half a seat. That cost does not shrink as the network
+within 1%), and a node holds about half a seat. That cost does not shrink as the network
 grows, so the per-member pace above did not bound it: at 17 minutes an epoch a node of 10,000
-paid ~1.45 KB/s for closing rounds, at 100 nodes (one epoch per 10 s) ~34 KB/s. Half an hour
+paid ~1.5 KB/s for closing rounds, at 100 nodes (one epoch per 10 s) ~34 KB/s. Half an hour
 keeps it under ~0.8 KB/s at any size; a joiner of a large network waits up to that long."""
 
 
@@ -47,6 +47,8 @@ def epoch_min_s(members: int, committee: int = 0) -> float:
     lasts at least before the next is asked for."""
     floor = EPOCH_MESHED_MIN_S if committee > MESH_ABOVE else EPOCH_MIN_S
     return max(floor, EPOCH_S_PER_MEMBER * members)
+
+
 RETIRE_S = 60.0
 """An old epoch's replica serves its final state this long, then stops."""
 JOIN_RETRY_S = 15.0
