@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,11 +14,46 @@ from pathlib import Path
 from testnet.local.layout import NodeRecord
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel says are free on 127.0.0.1 right now."""
-    socks, ports = [], []
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+"""Below this are ports other software expects to own (databases, dev servers)."""
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections (and to ``bind(0)``)."""
     try:
-        for _ in range(n):
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1 right now, below the kernel's ephemeral range.
+
+    A node restarted on its port must find it free. A port the kernel picked (``bind(0)``) is
+    in the range it also gives outgoing connections, so while the node was down any connection
+    on the machine (another node's redial of it, even) could take it as its source port, and
+    the restart failed as "port in use". Ports below the range are taken only by explicit binds.
+    """
+    low = _ephemeral_low()
+    candidates = list(range(LOWEST_PORT, low)) if low - LOWEST_PORT >= 4 * n else []
+    random.SystemRandom().shuffle(candidates)  # two testnets at once rarely meet
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for port in candidates:
+            if len(ports) == n:
+                break
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+        while len(ports) < n:  # a range too narrow to choose from: the kernel's picks
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)

@@ -17,6 +17,7 @@ from multiaddr import Multiaddr
 
 from daemon.p2p import P2PConfig, P2PHost
 from protocol.identity import NodeIdentity
+from testnet.local.processes import free_ports
 
 LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
 
@@ -24,6 +25,12 @@ LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
 def port_of(addr: str) -> int:
     """The TCP port of a listen address (a host restarted on it keeps its address)."""
     return int(Multiaddr(addr).value_for_protocol("tcp"))
+
+
+def restartable_listen() -> list[str]:
+    """A listen address a host can be restarted on: its port is outside the kernel's ephemeral
+    range, so no outgoing connection takes it while the host is down (one did, under load)."""
+    return [f"/ip4/127.0.0.1/tcp/{free_ports(1)[0]}"]
 
 
 def identity(name: str) -> NodeIdentity:

@@ -20,6 +20,7 @@ from tests.daemon.p2p.conftest import (
     make_host,
     port_of,
     raw_libp2p_host,
+    restartable_listen,
     running,
     start_stoppable,
     wait_until,
@@ -74,7 +75,7 @@ async def test_reconnects_after_the_peer_restarts_on_the_same_port():
     events: list[tuple[str, str]] = []
     inbox = Inbox()
     async with trio.open_nursery() as outer:
-        b1 = make_host("b")
+        b1 = make_host("b", listen=restartable_listen())
         b1_scope = await start_stoppable(outer, b1)
         port_holder.append(b1.listen_addrs()[0])
         a = make_host("a", bootstrap=port_holder)

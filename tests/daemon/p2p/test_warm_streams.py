@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import trio
 
-from tests.daemon.p2p.conftest import (Inbox, make_host, port_of, running, start_stoppable,
-                                       wait_until)
+from tests.daemon.p2p.conftest import (Inbox, make_host, port_of, restartable_listen, running,
+                                       start_stoppable, wait_until)
 
 PROTO = "/novacron/warm-test/1"
 
@@ -42,7 +42,7 @@ async def test_a_kept_peer_that_comes_back_gets_a_fresh_warm_stream_before_the_n
     holder: list[str] = []
     inbox = Inbox()
     async with trio.open_nursery() as outer:
-        kept = make_host("warm-back")
+        kept = make_host("warm-back", listen=restartable_listen())
         kept.handle(PROTO, inbox)
         gone = await start_stoppable(outer, kept)
         holder.append(kept.listen_addrs()[0])
