@@ -436,12 +436,25 @@ def explain_cmd(args: argparse.Namespace) -> int:
                    + (_result_words(result) if result else "")
                    + (f"  ran {r['runtime_ms'] / 1000:.1f} s" if r.get("runtime_ms") is not None else "")
                    + (f"  ({r['detail']})" if r["detail"] else ""), indent=14))
+        if timeline := _timeline(r, res.get("submitted_ms")):
+            print(f"              {timeline}")
     ex = res.get("explanation")
     if isinstance(ex, dict) and "chosen" in ex:
         print(wrap_lines(render_explanation(ex), indent=8))
     elif ex:
         print(json.dumps(ex, indent=1))
     return 0
+
+
+def _timeline(replica: dict[str, Any], submitted_ms: int | None) -> str:
+    """When a replica was placed, started and reported, in seconds after the job's submission
+    (ledger time): where a task's wait went (queued, running, or the committee's)."""
+    if not submitted_ms:
+        return ""
+    steps = [f"{word} +{(replica[key] - submitted_ms) / 1000:.1f} s"
+             for word, key in (("placed", "placed_ms"), ("started", "started_ms"),
+                               ("reported", "reported_ms")) if replica.get(key)]
+    return ", ".join(steps)
 
 
 def render_explanation(ex: dict[str, Any]) -> str:

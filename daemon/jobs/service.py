@@ -329,6 +329,7 @@ class JobsService:
         row = reply["tasks"][0]
         return {"job": jid.hex(), "task": task, "state": row["state"], "quorum": row["quorum"],
                 "agreed": row.get("agreed", 0), "outcome": row.get("outcome"),
+                "submitted_ms": reply["submitted_ms"],
                 "replicas": [{**r, "result": _result(r["result"])} for r in row["replicas"]],
                 "explanation": row["explanation"]}
 

@@ -545,7 +545,9 @@ class JobLedger:
                     rep = {"worker": r.worker, "outcome": r.outcome, "started": r.started,
                            "result": list(r.result) if r.result else None,
                            "runtime_ms": r.runtime_ms, "fuel_used": r.fuel_used,
-                           "detail": r.detail}
+                           "detail": r.detail, "placed_ms": r.placed_ms,
+                           "started_ms": r.started_ms or None,
+                           "reported_ms": r.reported_ms or None}
                     room -= len(packb(rep))
                     if room < 0:
                         row["replicas_not_shown"] = len(t.replicas) - len(reps)

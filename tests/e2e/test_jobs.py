@@ -6,6 +6,7 @@ committee member mid-job loses nothing; hostile modules end with the right statu
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -88,10 +89,14 @@ def test_100_task_job_completes_with_correct_certified_results(testnet, tmp_path
                 assert r["outcome"] != "agreed"
                 disagreed += r["outcome"] == "disagreed"
             timed += r["outcome"] == "agreed" and r["runtime_ms"] is not None
+            if r["outcome"] == "agreed":  # in the order they happened, after the submission
+                assert ex["submitted_ms"] <= r["placed_ms"] <= r["reported_ms"]
+                assert r["started_ms"] is None or r["placed_ms"] <= r["started_ms"] <= r["reported_ms"]
     assert disagreed > 0
     assert timed > 0  # the ledger learns run times, which later placements assume
     text = ok("explain", job[:12], "99", "--data-dir", node_dir(testnet, 0))
     assert "placement of the last replica slots" in text and "task of ~" in text
+    assert re.search(r"placed \+\d+\.\d s, started \+\d+\.\d s, reported \+\d+\.\d s", text)
 
 
 def test_kill9_of_a_worker_and_a_committee_member_mid_job(testnet, tmp_path):
