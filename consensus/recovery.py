@@ -17,7 +17,7 @@ from consensus.checkpoint import Diverged, InvalidProof, Stable, check_checkpoin
 from consensus.log import batch_digest
 from consensus.quorum import verify_qc
 from consensus.replica_base import ReplicaBase
-from consensus.statetransfer import StateFetch, serve_chunk
+from consensus.statetransfer import StateFetch, fetch_order, serve_chunk
 from protocol.envelope import Envelope
 from protocol.messages.pbft import (
     Checkpoint, CommitProof, StableCheckpoint, StateChunk, StateRequest, Status,
@@ -75,7 +75,8 @@ class Recovery(ReplicaBase):
             self._out.append(Persist(persist.STABLE, persist.encode_stable(st, snap)))
             self._stable_reached(st)
         else:
-            sources = [pk for pk in self._signers(st.proof) if pk != self.signer.public_key]
+            sources = fetch_order(self._signers(st.proof), self.signer.public_key,
+                                  self.cfg.committee[self.primary], self.me)
             self.fetch = StateFetch(self.cfg.shard, self.cfg.epoch, st.seq, st.digest, sources,
                                     2 * self.cfg.status_interval, self.cfg.max_state_bytes)
             self._poll_fetch()

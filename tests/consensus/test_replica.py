@@ -172,6 +172,37 @@ def test_wiped_replica_catches_up_by_state_transfer_in_chunks():
     assert bus.replica(3).service.snapshot() == bus.replica(0).service.snapshot()
 
 
+def test_laggers_fetch_state_from_members_other_than_the_primary_and_spread_over_them():
+    """Every lagger asked the checkpoint's first signer, in committee order the view-0
+    primary: its uplink carried every snapshot, and the committee stalled behind it."""
+    bus = Bus(7, checkpoint_interval=2, window=4, chunk_size=40, status_interval=0.25)
+    laggers = [bus.cfg.committee[i] for i in (3, 5)]
+    bus.drop = lambda src, dst, env: src in laggers or dst in laggers
+    client = bus.add_client()
+    for i in range(9):
+        bus.submit(client, kv_op("put", f"key{i}", b"x" * 20))
+        bus.run()
+    for pk in laggers:
+        bus.disks[pk].clear()
+        bus.replicas[pk] = bus.make(pk)  # restarted with lost state
+    asked: dict[bytes, list[bytes]] = {pk: [] for pk in laggers}
+
+    def watch(src: bytes, dst: bytes, env) -> bool:
+        if env.type == "pbft.state_request" and src in asked:
+            asked[src].append(dst)
+        return False
+    bus.drop = watch
+    bus.submit(client, kv_op("put", "late", b"y"))
+    for _ in range(20):
+        bus.tick(0.25)
+        bus.run()
+    primary = bus.cfg.committee[bus.replica(0).primary]
+    for pk in laggers:
+        assert asked[pk] and primary not in asked[pk]
+        assert bus.replicas[pk].last_executed == bus.replica(0).last_executed
+    assert asked[laggers[0]][0] != asked[laggers[1]][0]  # each began with another signer
+
+
 def test_replica_refuses_a_key_outside_its_committee():
     bus = Bus(4)
     outsider = bus.add_client()

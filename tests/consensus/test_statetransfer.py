@@ -1,7 +1,7 @@
 """State transfer against lying and silent sources."""
 
 from consensus.statemachine import state_digest
-from consensus.statetransfer import StateFetch, serve_chunk
+from consensus.statetransfer import StateFetch, fetch_order, serve_chunk
 from protocol.messages.pbft import StateChunk
 
 SNAP = bytes(range(256)) * 3
@@ -35,3 +35,13 @@ def test_silence_moves_on_and_oversized_claims_are_refused():
     snap, nxt = fetch.on_chunk(B, huge, 1.6)
     assert snap is None and nxt[0] == A
     assert fetch.on_chunk(B, huge, 1.7) == (None, None)  # not the source asked
+
+
+def test_fetch_order_rotates_by_the_askers_index_and_asks_the_primary_last():
+    signers = [bytes([i]) * 32 for i in range(5)]
+    me, primary = signers[2], signers[0]
+    assert fetch_order(signers, me, primary, 0) == [signers[1], signers[3], signers[4], primary]
+    assert fetch_order(signers, me, primary, 1) == [signers[3], signers[4], signers[1], primary]
+    assert fetch_order(signers, me, primary, 4) == [signers[3], signers[4], signers[1], primary]
+    assert fetch_order([primary, me], me, primary, 3) == [primary]  # the primary if no one else
+    assert fetch_order([me], me, primary, 0) == []
