@@ -198,6 +198,10 @@ class Replica(ViewChanges, Recovery, Batches, Timers):
         self.short_of_quorum = False
         """The shell reaches fewer than a quorum of members (``reach``)."""
         self._ticked_at = now
+        self.timeouts_excused = 0
+        """Timeouts not blamed on the primary because this replica was catching up."""
+        self._lagging_since: float | None = None
+        """Since when the timers have seen this replica catching up (``Timers._lagging``)."""
         self.peer_views: dict[int, tuple[int, bool, float]] = {}
         """Each member's last ``Status``: (view, view changing, when), for ``observe``."""
         self._status_answered: dict[int, float] = {}

@@ -107,6 +107,8 @@ class ReplicaBase:
     _out: list[Action]
     short_of_quorum: bool
     _ticked_at: float
+    timeouts_excused: int
+    _lagging_since: float | None
     _status_wait: float
     _status_head: tuple[int, bool, int, int] | None
     _handlers: dict[type, Callable[[Any, int, Any, Envelope], None]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from consensus.log import Slot
 from consensus.replica_base import ReplicaBase
 from protocol.messages.pbft import Status
 
@@ -45,6 +46,10 @@ most of the f+1 whose requests pull a whole committee into a view change later."
 LEFT_BEHIND_BACKOFF = 16
 """A replica left behind in a view change sends its status at most this many resend intervals
 apart while nothing changes for it (``Replica._still_left_behind``)."""
+
+LAG_PATIENCE = 4.0
+"""Timeouts a replica that is catching up (``Timers._lagging``) waits before it blames the
+primary after all."""
 
 PACE_TIMEOUTS = 4.0
 """The view-change timeout is at least this many times the committee's smoothed wait for an
@@ -109,8 +114,14 @@ class Timers(ReplicaBase):
             elif self.progress_at is None:
                 self.progress_at = now
             elif now - self.progress_at > self.timeout * (
+                    GENESIS_TIMEOUTS if self.last_executed == 0 else 1) and \
+                    self._lagging(now):
+                self.progress_at = now  # catching up: the committee is not stalled
+                self.timeouts_excused += 1
+            elif now - self.progress_at > self.timeout * (
                     GENESIS_TIMEOUTS if self.last_executed == 0 else 1):
                 waited, self.progress_at = now - self.progress_at, None
+                self._lagging_since = None
                 pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
                 first = f" x {GENESIS_TIMEOUTS:g} before the first batch" \
                     if self.last_executed == 0 else ""
@@ -166,6 +177,40 @@ class Timers(ReplicaBase):
                     self._send(self.primary, r.raw)
             elif not self.is_primary and not self.view_changing:
                 self._forward_unordered()
+
+    def _lagging(self, now: float) -> bool:
+        """This replica is behind a committee that carries on, for less than ``LAG_PATIENCE``
+        timeouts: it fetches a stable checkpoint's state, or a quorum committed the batch after
+        its last execution (it lacks the batch or its order). Its lack of execution is then its own lag, not a stalled
+        primary, and a view change would only take it out of the view the others work in.
+
+        On a 30-daemon ``planet`` testnet, members on slow lines fetching snapshots during a
+        job timed out, asked for the next view alone (a quorum carried on) and stayed there
+        for the rest of the job: five of 19 at once, one short of the committee stopping,
+        each re-sending its view change and fetching every later checkpoint's state. The
+        patience is bounded, so a fetch that never ends (or a primary that orders for the
+        others and never for us, once we have caught up) still ends in a view change. Only
+        the batch right after our last execution counts: batches committed past a sequence
+        number nobody committed are a Byzantine primary's hole, which the others wait on too
+        (``scripts/sim_consensus.py`` seed 1253: Twins)."""
+        following = self.log.get(self.last_executed + 1)
+        behind = self.fetch is not None or (
+            following is not None and self._committed_by_a_quorum(following))
+        if not behind:
+            self._lagging_since = None
+            return False
+        if self._lagging_since is None:
+            self._lagging_since = now
+        return now - self._lagging_since < LAG_PATIENCE * self.timeout
+
+    def _committed_by_a_quorum(self, s: Slot) -> bool:
+        """Committed here, or a quorum's commits in this view agree on a batch we lack."""
+        if s.committed:
+            return True
+        counts: dict[bytes, int] = {}
+        for vote in s.commits.get(self.view, {}).values():
+            counts[vote.digest] = counts.get(vote.digest, 0) + 1
+        return max(counts.values(), default=0) >= self.cfg.quorum
 
     def _still_left_behind(self, head: tuple[int, bool, int, int]) -> bool:
         """Left behind in a view change (a quorum seen carrying on in a lower view), with the

@@ -103,6 +103,7 @@ class ReplicaRunner:
             "stable": r.stable.seq, "commits": self.commits, "requests": self.requests,
             "view_changes": self.view_changes, "members": len(self.config.committee),
             "view_changes_started": dict(r.view_change_causes),
+            "timeouts_excused": r.timeouts_excused,
             "last_view_change": r.last_view_change, "timeout_s": round(r.timeout, 2),
             "pace_s": None if r.pace is None else round(r.pace, 3),
             "by_reference": {"rebuilt": r.refs_rebuilt, "fetched": r.refs_fetched}

@@ -129,6 +129,32 @@ def test_silent_primary_is_voted_out_and_pending_requests_commit():
             bus.cfg.committee[i]])
 
 
+def test_a_replica_behind_a_committee_that_commits_does_not_blame_the_primary_for_a_while():
+    """It hears a quorum commit batches it cannot execute (its line brings only votes): its
+    lag, not the primary's fault, up to LAG_PATIENCE timeouts; then it suspects after all."""
+    from consensus.timers import LAG_PATIENCE
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25, refs_above=3)  # requests to all
+    client = bus.add_client()
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    r3 = bus.cfg.committee[3]
+    votes = ("pbft.prepare", "pbft.commit", "pbft.request")
+    bus.drop = lambda src, dst, env: dst == r3 and env.type not in votes
+    bus.submit(client, kv_op("put", "k", b"w"))
+    bus.run()
+    slow = bus.replica(3)
+    assert slow.last_executed == 1 and bus.replica(0).last_executed == 2
+    for _ in range(int(2 * 4)):  # two timeouts
+        bus.tick(0.25)
+        bus.run()
+    assert slow.view == 0 and not slow.view_changing and slow.timeouts_excused >= 1
+    for _ in range(int(4 * (LAG_PATIENCE + 1))):
+        bus.tick(0.25)
+        bus.run()
+    assert slow.view_changing  # the patience is bounded
+    assert all(bus.replica(i).view == 0 for i in (0, 1, 2))
+
+
 def test_messages_outside_the_window_epoch_or_committee_are_dropped():
     bus = Bus(4, checkpoint_interval=2, window=4)
     r = bus.replica(1)
