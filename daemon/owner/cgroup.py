@@ -35,6 +35,18 @@ log = logging.getLogger("novacron.cgroup")
 PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000  # the kernel's floor for cfs quota
 ROOT = Path("/sys/fs/cgroup")
+WEIGHT_V2 = 1
+SHARES_V1 = 2
+"""The workers' cgroup's CPU weight (v2 ``cpu.weight``, v1 ``cpu.shares``): the least there is.
+
+A cgroup competes for the CPU as one entity, at its weight, with its siblings (the daemon and
+whatever else runs beside it); the workers' ``nice 10`` counts only among themselves once they
+are in a cgroup of their own. At the default weight the workers' group took as much CPU as the
+daemon and everything beside it: with 30 daemons on two cores, the first job's 30 module
+compiles took half the machine from the daemons, and committees missed their timeouts and
+changed views on ``lan`` and on ``planet``. At the least weight the workers run on what the
+daemon and the volunteer's other programs leave, as BOINC's applications do; the quota above
+still caps what they take of an idle machine."""
 
 
 def quota_us(cpu_share: float, cores: int, period_us: int = PERIOD_US) -> int:
@@ -106,6 +118,7 @@ class CpuCgroup:
         (own / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
         workers = own / f"novacron-workers-{tag}"
         _mkdir(workers, made)
+        (workers / "cpu.weight").write_text(str(WEIGHT_V2))
         return cls(2, workers, home, made)
 
     @classmethod
@@ -119,6 +132,7 @@ class CpuCgroup:
         workers = own / f"novacron-workers-{tag}"
         _mkdir(workers, made)
         (workers / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (workers / "cpu.shares").write_text(str(SHARES_V1))
         return cls(1, workers, own, made)
 
     def set_share(self, cpu_share: float, cores: int) -> None:

@@ -53,6 +53,7 @@ def test_v2_delegated_cgroup_moves_the_daemon_to_a_leaf_first(tmp_path: Path) ->
     assert (cg.dir / "cpu.max").read_text() == f"{PERIOD_US // 2} {PERIOD_US}"
     assert cg.quota() == (PERIOD_US // 2, PERIOD_US)
     assert cg.set_memory(3 << 30) and (cg.dir / "memory.max").read_text() == str(3 << 30)
+    assert (cg.dir / "cpu.weight").read_text() == "1"  # the workers yield to the daemon
 
 
 def _real_v1() -> bool:
@@ -91,6 +92,33 @@ def test_a_real_quota_holds_a_busy_process_and_is_removed_after() -> None:
         cg.close()
     assert not cg.dir.exists()
     assert not cg.add(busy.pid)  # gone: a false, not an exception
+
+
+@pytest.mark.skipif(not _real_v1(), reason="needs root and cgroup v1's cpu controller")
+def test_busy_workers_yield_the_cpu_to_a_busy_process_beside_them() -> None:
+    """Both on one CPU: the process outside the workers' cgroup (the daemon, a volunteer's
+    program) gets nearly all of it; at the default weight the two split it evenly."""
+    cg = CpuCgroup.create(str(os.getpid()))
+    assert (cg.dir / "cpu.shares").read_text().strip() == "2"
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    spin = "import os; os.sched_setaffinity(0, {%d})\nwhile True: pass" % cpu
+    worker = subprocess.Popen([sys.executable, "-c", spin])
+    beside = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        assert cg.add(worker.pid)
+        cg.set_share(1.0, os.cpu_count() or 1)  # no quota in the way: the weight alone
+        w0, b0 = _cpu_s(worker.pid), _cpu_s(beside.pid)
+        deadline = time.monotonic() + 20
+        while _cpu_s(beside.pid) - b0 < 1.0:  # polling real processes' CPU time
+            assert time.monotonic() < deadline, "the process beside never got a second of CPU"
+            time.sleep(0.05)
+        worker_s, beside_s = _cpu_s(worker.pid) - w0, _cpu_s(beside.pid) - b0
+        assert worker_s < 0.2 * beside_s, (worker_s, beside_s)
+    finally:
+        for p in (worker, beside):
+            p.kill()
+            p.wait()
+        cg.close()
 
 
 @pytest.mark.skipif(not _real_v1(), reason="needs root and cgroup v1's cpu controller")
