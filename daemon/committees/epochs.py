@@ -486,8 +486,13 @@ class EpochManager:
         return Verdict(Health.DEGRADED, f"following the epoch chain (epoch {ours} of {target})")
 
     def status(self) -> dict[str, Any]:
-        return {"chain_to": self.svc.epoch.epoch, "catching_up": self.sync.behind(
-                    self.svc.epoch.epoch), "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
+        """``catching_up``: a peer said it is further on (even one epoch, even one that later
+        failed a fetch); ``catching_up_to``: the epoch the health line's "following the epoch
+        chain" counts to, or None (``EpochSync.catching_up_to``), so the two never disagree."""
+        ours = self.svc.epoch.epoch
+        return {"chain_to": ours, "catching_up": self.sync.behind(ours),
+                "catching_up_to": self.sync.catching_up_to(ours),
+                "fetching": [f"{_name(s)}@{e}" for s, e in self.fetches],
                 "joining": self.svc.identity.public_key not in self.svc.epoch.members
                 and not self.stay_out, "left": self.stay_out}
 

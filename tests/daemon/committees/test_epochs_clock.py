@@ -305,6 +305,7 @@ async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_annou
         lie = liar.signer.seal(EpochHave(DIRECTORY_SHARD, 10**6), liar.clock.now())
         node.epochs.on_notice(node.verifier.open(lie), lie)
         assert node.epochs.status()["catching_up"]
+        assert node.epochs.status()["catching_up_to"] == 10**6  # what the health line counts to
         health, why = node.health()  # believed until the liar fails a fetch
         assert health is Health.DEGRADED and \
             "epochs: following the epoch chain (epoch 0 of 1000000)" in why
@@ -317,6 +318,7 @@ async def test_a_peer_that_claims_to_be_far_ahead_does_not_silence_a_nodes_annou
         with trio.fail_after(3 * FETCH_TIMEOUT_S):  # the liar's fetch times out: not believed
             while "epochs:" in node.health()[1]:
                 await trio.sleep(1)
+        assert node.epochs.status()["catching_up_to"] is None  # status agrees with health
         # Asking for notices without pause: answered once a second, and the flood is counted
         # against the asker (a fault: enough of them ban it).
         def ask() -> bytes:
