@@ -180,9 +180,10 @@ class Timers(ReplicaBase):
 
     def _lagging(self, now: float) -> bool:
         """This replica is behind a committee that carries on, for less than ``LAG_PATIENCE``
-        timeouts: it fetches a stable checkpoint's state, or a quorum committed the batch after
-        its last execution (it lacks the batch or its order). Its lack of execution is then its own lag, not a stalled
-        primary, and a view change would only take it out of the view the others work in.
+        timeouts after its first timeout found it so: it fetches a stable checkpoint's state,
+        or a quorum committed the batch after its last execution (it lacks the batch or its
+        order). Its lack of execution is then its own lag, not a stalled primary, and a view
+        change would only take it out of the view the others work in.
 
         On a 30-daemon ``planet`` testnet, members on slow lines fetching snapshots during a
         job timed out, asked for the next view alone (a quorum carried on) and stayed there

@@ -43,8 +43,8 @@ A cgroup competes for the CPU as one entity, at its weight, with its siblings (t
 whatever else runs beside it); the workers' ``nice 10`` counts only among themselves once they
 are in a cgroup of their own. At the default weight the workers' group took as much CPU as the
 daemon and everything beside it: with 30 daemons on two cores, the first job's 30 module
-compiles took half the machine from the daemons, and committees missed their timeouts and
-changed views on ``lan`` and on ``planet``. At the least weight the workers run on what the
+compiles took half the machine from the daemons (a likely part of why that job's committees
+changed views on ``lan`` and on ``planet``). At the least weight the workers run on what the
 daemon and the volunteer's other programs leave, as BOINC's applications do; the quota above
 still caps what they take of an idle machine."""
 
@@ -118,7 +118,7 @@ class CpuCgroup:
         (own / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
         workers = own / f"novacron-workers-{tag}"
         _mkdir(workers, made)
-        (workers / "cpu.weight").write_text(str(WEIGHT_V2))
+        _least_weight(workers / "cpu.weight", WEIGHT_V2)
         return cls(2, workers, home, made)
 
     @classmethod
@@ -132,7 +132,7 @@ class CpuCgroup:
         workers = own / f"novacron-workers-{tag}"
         _mkdir(workers, made)
         (workers / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        (workers / "cpu.shares").write_text(str(SHARES_V1))
+        _least_weight(workers / "cpu.shares", SHARES_V1)
         return cls(1, workers, own, made)
 
     def set_share(self, cpu_share: float, cores: int) -> None:
@@ -207,6 +207,15 @@ def _mkdir(path: Path, made: list[Path]) -> None:
         made.append(path)
     except FileExistsError:
         pass
+
+
+def _least_weight(path: Path, weight: int) -> None:
+    """Best effort: a cgroup whose weight cannot be set still holds the quota (and says so)."""
+    try:
+        path.write_text(str(weight))
+    except OSError as err:
+        log.warning("workers' cgroup keeps its default CPU weight (%s): they compete with the "
+                    "daemon at full weight", err.strerror or err)
 
 
 def _move(cgroup: Path, pid: int) -> None:

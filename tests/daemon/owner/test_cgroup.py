@@ -56,6 +56,18 @@ def test_v2_delegated_cgroup_moves_the_daemon_to_a_leaf_first(tmp_path: Path) ->
     assert (cg.dir / "cpu.weight").read_text() == "1"  # the workers yield to the daemon
 
 
+def test_a_weight_the_kernel_refuses_leaves_the_quota_working(tmp_path: Path) -> None:
+    own = tmp_path / "system.slice" / "novacron.service"
+    own.mkdir(parents=True)
+    (tmp_path / "cgroup.controllers").write_text("cpu")
+    (own / "cgroup.controllers").write_text("cpu")
+    (own / "cgroup.procs").write_text("")
+    (own / "novacron-workers-7" / "cpu.weight").mkdir(parents=True)  # writing it fails
+    cg = CpuCgroup.create("7", root=tmp_path, proc_cgroup="0::/system.slice/novacron.service\n")
+    cg.set_share(0.5, 2)
+    assert cg.quota() == (PERIOD_US, PERIOD_US)
+
+
 def _real_v1() -> bool:
     cpu = Path("/sys/fs/cgroup/cpu")
     return os.geteuid() == 0 and (cpu / "cpu.cfs_quota_us").exists() and os.access(cpu, os.W_OK)
