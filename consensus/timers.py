@@ -114,19 +114,12 @@ class Timers(ReplicaBase):
             elif self.progress_at is None:
                 self.progress_at = now
             elif now - self.progress_at > self.timeout * (
-                    GENESIS_TIMEOUTS if self.last_executed == 0 else 1) and \
-                    self._lagging(now):
-                self.progress_at = now  # catching up: the committee is not stalled
-                self.timeouts_excused += 1
-            elif now - self.progress_at > self.timeout * (
                     GENESIS_TIMEOUTS if self.last_executed == 0 else 1):
-                waited, self.progress_at = now - self.progress_at, None
-                self._lagging_since = None
-                pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
-                first = f" x {GENESIS_TIMEOUTS:g} before the first batch" \
-                    if self.last_executed == 0 else ""
-                self._start_view_change(self.view + 1, f"timeout: no execution for {waited:.1f} s "
-                                        f"(timeout {self.timeout:.1f} s{first}, pace {pace})")
+                if self._lagging(now):
+                    self.progress_at = now  # catching up: the committee is not stalled
+                    self.timeouts_excused += 1
+                else:
+                    self._suspect_primary(now - self.progress_at)
         else:
             if self.nv_wait_since is not None and now - self.nv_wait_since > self.timeout and \
                     not self._new_view_arriving(now):
@@ -177,6 +170,14 @@ class Timers(ReplicaBase):
                     self._send(self.primary, r.raw)
             elif not self.is_primary and not self.view_changing:
                 self._forward_unordered()
+
+    def _suspect_primary(self, waited: float) -> None:
+        """No execution for a timeout, and not for our own lag: ask for the next view."""
+        self.progress_at = self._lagging_since = None
+        pace = f"{self.pace:.2f} s" if self.pace is not None else "none yet"
+        first = f" x {GENESIS_TIMEOUTS:g} before the first batch" if self.last_executed == 0 else ""
+        self._start_view_change(self.view + 1, f"timeout: no execution for {waited:.1f} s "
+                                f"(timeout {self.timeout:.1f} s{first}, pace {pace})")
 
     def _lagging(self, now: float) -> bool:
         """This replica is behind a committee that carries on, for less than ``LAG_PATIENCE``
