@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -38,21 +39,9 @@ def free_ports(n: int) -> list[int]:
     low = _ephemeral_low()
     candidates = list(range(LOWEST_PORT, low)) if low - LOWEST_PORT >= 4 * n else []
     random.SystemRandom().shuffle(candidates)  # two testnets at once rarely meet
+    ports = list(itertools.islice((p for p in candidates if port_is_free(p)), n))
     socks: list[socket.socket] = []
-    ports: list[int] = []
     try:
-        for port in candidates:
-            if len(ports) == n:
-                break
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-            ports.append(port)
         while len(ports) < n:  # a range too narrow to choose from: the kernel's picks
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
