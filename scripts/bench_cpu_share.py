@@ -14,9 +14,9 @@ with ``novacron settings``. Target (issue 18): 20-30% of the machine at share 0.
 
 Workers run at nice 10 (in their cgroup, at its least CPU weight): when other programs want the
 CPU they get it first, and the node then takes less than its share (the share is a ceiling, not
-a claim). ``others_cpu_fraction`` shows
-how busy the rest of the machine was; the target holds on a machine the node has to itself, and
-the ratio measured / baseline shows the throttle at work either way.
+a claim). ``others_cpu_fraction`` shows how busy the rest of the machine was; the target holds
+on a machine the node has to itself, and the ratio measured / baseline shows the throttle at
+work either way.
 """
 
 from __future__ import annotations

@@ -37,15 +37,23 @@ def test_no_cpu_controller_anywhere_says_why(tmp_path: Path) -> None:
         CpuCgroup.create("1", root=tmp_path, proc_cgroup="0::/\n")
 
 
-def test_v2_delegated_cgroup_moves_the_daemon_to_a_leaf_first(tmp_path: Path) -> None:
-    # cgroup v2 cannot run here (no controllers in this kernel's unified hierarchy), so the
-    # delegation steps are checked on a directory laid out as the kernel lays it out.
-    own = tmp_path / "system.slice" / "novacron.service"
+SERVICE = "system.slice/novacron.service"
+
+
+def _delegated_v2(root: Path, controllers: str, procs: str) -> Path:
+    """A v2 hierarchy laid out as the kernel lays it out, with the service's cgroup delegated
+    (cgroup v2 cannot run here: no controllers in this kernel's unified hierarchy)."""
+    own = root / SERVICE
     own.mkdir(parents=True)
-    (tmp_path / "cgroup.controllers").write_text("cpu memory")
-    (own / "cgroup.controllers").write_text("cpu memory")
-    (own / "cgroup.procs").write_text("4242\n")
-    cg = CpuCgroup.create("4242", root=tmp_path, proc_cgroup="0::/system.slice/novacron.service\n")
+    (root / "cgroup.controllers").write_text(controllers)
+    (own / "cgroup.controllers").write_text(controllers)
+    (own / "cgroup.procs").write_text(procs)
+    return own
+
+
+def test_v2_delegated_cgroup_moves_the_daemon_to_a_leaf_first(tmp_path: Path) -> None:
+    own = _delegated_v2(tmp_path, "cpu memory", "4242\n")
+    cg = CpuCgroup.create("4242", root=tmp_path, proc_cgroup=f"0::/{SERVICE}\n")
     assert cg.version == 2 and cg.home == own / "daemon"
     assert (own / "daemon" / "cgroup.procs").read_text() == "4242"
     assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory"
@@ -57,13 +65,9 @@ def test_v2_delegated_cgroup_moves_the_daemon_to_a_leaf_first(tmp_path: Path) ->
 
 
 def test_a_weight_the_kernel_refuses_leaves_the_quota_working(tmp_path: Path) -> None:
-    own = tmp_path / "system.slice" / "novacron.service"
-    own.mkdir(parents=True)
-    (tmp_path / "cgroup.controllers").write_text("cpu")
-    (own / "cgroup.controllers").write_text("cpu")
-    (own / "cgroup.procs").write_text("")
+    own = _delegated_v2(tmp_path, "cpu", "")
     (own / "novacron-workers-7" / "cpu.weight").mkdir(parents=True)  # writing it fails
-    cg = CpuCgroup.create("7", root=tmp_path, proc_cgroup="0::/system.slice/novacron.service\n")
+    cg = CpuCgroup.create("7", root=tmp_path, proc_cgroup=f"0::/{SERVICE}\n")
     cg.set_share(0.5, 2)
     assert cg.quota() == (PERIOD_US, PERIOD_US)
 
