@@ -127,6 +127,10 @@ class ReplicaStats:
     messages_out: dict[str, int] = field(default_factory=dict)
     intervals_resent: int = 0
     """Intervals that repeated deltas already in flight (the retransmission timer fired)."""
+    states_sent: dict[str, int] = field(default_factory=dict)
+    """States sent to peers too far behind: ``full`` (we did not know the peer's context),
+    ``elided`` (against its context: only what it lacks), and of either, ``resent`` (the
+    last was not acknowledged in time)."""
 
 
 class CrdtReplica:
@@ -255,6 +259,10 @@ class CrdtReplica:
         p = self.books.peer(peer)
         p.connected = True
         p.summaries = summaries
+        # Its summary (or digest) answers ours within a round trip or so: until then, or
+        # ``compare_wait_ms``, a peer too far behind is not sent a state, which could only be
+        # the whole registry. Sending it at once cost every new soft-state link one.
+        p.comparing_since = now_ms
         return self._digest(peer, p, now_ms)
 
     def periodic_summaries(self, peer: str, on: bool) -> None:
@@ -314,6 +322,7 @@ class CrdtReplica:
                 else:  # all of it came from this peer
                     books.on_ack(p, self.session, end)
             if d.kind is SendKind.STATE:
+                self._count_state(p)
                 out += [(peer, m) for m in state_parts(
                     self.objects, p.digest, session=self.session, seq=books.buffer.head,
                     signed=self.signer is not None,
@@ -329,6 +338,13 @@ class CrdtReplica:
             kind = type(msg).__name__
             self.stats.messages_out[kind] = self.stats.messages_out.get(kind, 0) + 1
         return out
+
+    def _count_state(self, p: PeerStream) -> None:
+        sent = self.stats.states_sent
+        kind = "full" if p.digest is None else "elided"
+        sent[kind] = sent.get(kind, 0) + 1
+        if p.sent_to > p.acked:
+            sent["resent"] = sent.get("resent", 0) + 1
 
     # -- building messages ----------------------------------------------------------------------
 

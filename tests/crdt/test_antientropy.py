@@ -217,3 +217,51 @@ def test_a_retransmitted_interval_gives_no_round_trip():
     (_, ack), = rs["b"].on_message("a", delta, now + 620)
     rs["a"].on_message("b", ack, now + 650)
     assert rs["a"].take_round_trips() == [("b", 40)]
+
+
+def _reconnect_far_behind(max_buffer=4):
+    """a and b in sync, then apart while a writes more than its buffer keeps."""
+    rs = make("a", "b", max_buffer=max_buffer)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for i in range(200):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", "x" * 40), now)
+    now = pump(rs, now)
+    rs["b"].on_disconnect("a")
+    rs["a"].on_disconnect("b")
+    for i in range(10):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", "new"), now)
+    return rs, now
+
+
+def test_a_new_link_waits_for_the_peers_summary_before_sending_a_state():
+    # Before the peer's summary arrives (a round trip after connecting) we cannot know what it
+    # lacks: a tick then sent the whole registry, on every new soft-state link.
+    rs, now = _reconnect_far_behind()
+    rs["a"].stats.states_sent.clear()
+    inflight = connect(rs, "a", "b", now)
+    early = rs["a"].tick(now + 100)
+    assert [m for _, m in early if isinstance(m, CrdtState)] == []
+    while inflight:
+        src, dst, m = inflight.pop(0)
+        inflight += [(dst, d, r) for d, r in rs[dst].on_message(src, m, now + 200)]
+    states = [m for _, m in rs["a"].tick(now + 300) if isinstance(m, CrdtState)]
+    assert len(states) == 1 and size(states[0]) < size(CrdtState(1, 1, 0, 1,
+                                                                  *_full_objects(rs["a"]))) / 5
+    assert rs["a"].stats.states_sent == {"elided": 1}
+
+
+def test_a_peer_that_never_sends_its_context_gets_the_full_state_after_the_wait():
+    rs = make("a", "b", "c", max_buffer=4)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for i in range(20):  # more than a's buffer keeps: a new peer needs a state
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", i), now)
+    now = pump(rs, now)
+    rs["a"].stats.states_sent.clear()
+    rs["a"].on_connect("c", now)  # c's summary is lost
+    wait = rs["a"].books.config.compare_wait_ms
+    assert not [m for _, m in rs["a"].tick(now + wait - 1) if isinstance(m, CrdtState)]
+    out = rs["a"].tick(now + wait)
+    assert [m for _, m in out if isinstance(m, CrdtState)]
+    for _, m in out:
+        rs["c"].on_message("a", m, now + wait)
+    assert len(rs["c"].get("m")) == 20 and rs["a"].stats.states_sent == {"full": 1}

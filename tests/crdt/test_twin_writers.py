@@ -11,6 +11,7 @@ from tests.crdt.harness import connect, pump
 NET = "novacron-test"
 T0 = 1_700_000_000_000
 ME, PEER = NodeIdentity(bytes([7]) * 32), NodeIdentity(bytes([8]) * 32)
+RELAY = NodeIdentity(bytes([9]) * 32)
 SCHEMA = {"caps": ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
 
 
@@ -23,29 +24,36 @@ def put(r, value, now):
 
 
 def test_a_write_dropped_as_seen_is_observed_and_reserve_own_makes_the_next_one_win():
-    orig, peer = replica(ME, 1), replica(PEER, 2)
-    peer.watch("caps")
-    rs = {ME.node_id: orig, PEER.node_id: peer}
-    now = pump(rs, T0, connect(rs, ME.node_id, PEER.node_id, T0))
+    # orig and its copy each reach ``peer``; orig's writes go through ``relay``.
+    orig, relay, peer = replica(ME, 1), replica(RELAY, 2), replica(PEER, 4)
+    for r in (relay, peer):
+        r.watch("caps")
+    rs = {ME.node_id: orig, RELAY.node_id: relay, PEER.node_id: peer}
+    now = pump(rs, T0, connect(rs, ME.node_id, RELAY.node_id, T0)
+               + connect(rs, RELAY.node_id, PEER.node_id, T0))
     put(orig, {"who": "orig", "n": 1}, now)
     copy = CrdtReplica.restore(orig.snapshot(), SCHEMA, session=3, signer=DotSigner(ME, NET))
     put(orig, {"who": "orig", "n": 2}, now + 1)
-    put(orig, {"who": "orig", "n": 3}, now + 2)
-    now = pump(rs, now + 3)
-    peer.take_observed()
-    put(copy, {"who": "copy"}, now)  # a dot the peer has covered: the join drops it
-    rs2 = {ME.node_id: copy, PEER.node_id: peer}
-    now = pump(rs2, now, connect(rs2, ME.node_id, PEER.node_id, now))
-    assert peer.get("caps").get(ME.node_id)["who"] == "orig"
-    seen = [o for o in peer.take_observed() if o.entry[4] != orig.get("caps").get_raw(ME.node_id)]
-    assert seen and not seen[0].verified and seen[0].sig is not None and seen[0].path == (ME.node_id,)
+    now = pump(rs, now + 2)
     # the copy raises its counter past what the original used: its write replaces everywhere
     copy.reserve_own("caps", 10)
-    put(copy, {"who": "copy", "again": True}, now)
-    now = pump(rs2, now + 1)
+    put(copy, {"who": "copy"}, now)
+    rs2 = {ME.node_id: copy, PEER.node_id: peer}
+    now = pump(rs2, now, connect(rs2, ME.node_id, PEER.node_id, now))
+    peer.on_disconnect(ME.node_id)
     assert peer.get("caps").get(ME.node_id)["who"] == "copy"
     assert peer.get("caps").ctx.intervals(ME.node_id) == [(1, 11)]  # one interval, no gap
     assert len(peer.get("caps").store[ME.node_id]) == 1  # the original's entry is covered
+    for r in (relay, peer):
+        r.take_observed()
+    put(orig, {"who": "orig", "n": 3}, now)  # a dot the copy's write covers: the join drops it
+    now = pump(rs, now + 1)
+    assert relay.get("caps").get(ME.node_id)["who"] == "copy"
+    theirs = copy.get("caps").get_raw(ME.node_id)
+    # whichever of relay and peer met orig's write after the copy's dropped it, and kept it
+    dropped = [o for r in (relay, peer) for o in r.take_observed()
+               if o.entry[4] != theirs and not o.verified]
+    assert dropped and dropped[0].sig is not None and dropped[0].path == (ME.node_id,)
 
 
 def test_observed_entries_are_bounded():
