@@ -20,7 +20,8 @@ Modules and subpackages:
                   result certificates (pure).
 - ``genesis``  -- a network's genesis: name, parameters, founding members.
 - ``capabilities`` -- this node's capability record, and checking the records peers gossip.
-- ``softstate`` -- the capability registry as signed CRDTs, synced with peers; prunes leavers.
+- ``softstate`` -- the capability registry, load entries and link summaries as signed CRDTs,
+  synced with peers; prunes leavers.
 - ``committees`` -- this node's PBFT replicas and clients, and epochs (joins, evictions);
                   generic over what shards replicate (``committees.hooks.ShardApplication``).
 - ``blobs``    -- content-addressed modules, inputs and outputs.

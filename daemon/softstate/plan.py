@@ -2,8 +2,8 @@
 
 The trio shell (``daemon.softstate.service.SoftStateService.run``) calls ``plan`` every
 ``TICK_S`` with its clock, its load and its listen addresses, and carries out the ``Steps``:
-note it is alive (availability history), publish its capability record again, persist the
-replica, scan who was heard from.
+note it is alive (availability history), publish its capability record again, write its
+load entry (``daemon.softstate.load``), persist the replica, scan who was heard from.
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ def refresh_period(nodes: int, silence_s: float = 0.0) -> float:
 
 LOAD_REPUBLISH_S = 5.0
 LOAD_STEP_PERMILLE = 250
-"""A load change this large republishes early (no sooner than ``load_period``)."""
+"""A load change this large is written (``Steps.load``), no sooner than ``load_period``
+after the last write of load (an entry, or a record)."""
 LOAD_PER_NODE_S = 0.5
-"""Seconds of the load period per node known: busy workers of a network of N nodes rewrite
-their records for load at most about twice a second in all, whatever N. Every rewrite reaches
-every node once through each of its soft-state links, so at the flat 5 s the soft state cost
-each node more the larger the network: in a 100-task job on 30 daemons records changed 1.7
-times a second, and decoding the copies was the largest single cost of a worker's CPU. A
+"""Seconds of the load period per node known: busy workers of a network of N nodes write their
+load at most about twice a second in all, whatever N. Every write reaches every node once
+through each of its soft-state links, so at the flat 5 s the soft state cost each node more
+the larger the network: in a 100-task job on 30 daemons records changed 1.7 times a second,
+and decoding the copies was the largest single cost of a worker's CPU (load was then written
+by rewriting the whole record; it has an entry of its own now, a tenth of the bytes). A
 scheduler's own committee counts the tasks it queued on each worker (``jobs.planner
 .loaded_candidates`` takes the higher of the two), so a record's load matters for work the
 committee does not see, which can wait."""
@@ -63,8 +65,11 @@ MEMBERSHIP_SCAN_S = 5.0
 class Steps:
     heartbeat: bool = False
     publish: bool = False
+    """Write the capability record again (it carries the load too)."""
     persist: bool = False
     scan: bool = False
+    load: bool = False
+    """Write only the load entry (``daemon.softstate.load``)."""
 
 
 @dataclass
@@ -72,8 +77,9 @@ class TickPlanner:
     started: float
     """When the service started (monotonic): every timer counts from there."""
     load: int
-    """The load and listen addresses the last published record carried (whoever published
-    it: ``published`` is told of every publish, also those made outside ``plan``)."""
+    """The load last written (in a record or an entry) and the listen addresses the last
+    published record carried (whoever published it: ``published`` is told of every publish,
+    also those made outside ``plan``)."""
     addrs: Any
     refresh_s: float = REFRESH_S
     """The current refresh period (``refresh_period``: the service updates it as the network
@@ -83,26 +89,29 @@ class TickPlanner:
 
     def __post_init__(self) -> None:
         self.last_heartbeat = self.last_refresh = self.last_scan = self.started
+        self.last_load = self.started
 
     def plan(self, now: float, load: int, addrs: Any, dirty_at: float | None) -> Steps:
         """``dirty_at``: since when the replica has unpersisted changes (None: none)."""
         heartbeat = now - self.last_heartbeat >= HEARTBEAT_S
         if heartbeat:
             self.last_heartbeat = now
-        moved = abs(load - self.load) >= LOAD_STEP_PERMILLE and \
-            now - self.last_refresh >= self.load_s
-        publish = moved or addrs != self.addrs or now - self.last_refresh >= self.refresh_s
+        publish = addrs != self.addrs or now - self.last_refresh >= self.refresh_s
+        moved = not publish and abs(load - self.load) >= LOAD_STEP_PERMILLE and \
+            now - self.last_load >= self.load_s
         if publish:
             self.published(now, load, addrs)
+        elif moved:
+            self.load, self.last_load = load, now
         scan = now - self.last_scan >= MEMBERSHIP_SCAN_S
         if scan:
             self.last_scan = now
         return Steps(heartbeat, publish, bool(dirty_at) and now - (dirty_at or 0.0) >= PERSIST_S,
-                     scan)
+                     scan, load=moved)
 
     def published(self, now: float, load: int, addrs: Any) -> None:
         """A record carrying ``load`` and ``addrs`` went out at ``now`` (for any reason: a
         runtime became ready, an attestation changed). Later load changes are measured from
         it: a record published while a task ran said "busy", and must be corrected when the
         worker is idle again, or placement skips an idle worker until the next refresh."""
-        self.load, self.addrs, self.last_refresh = load, addrs, now
+        self.load, self.addrs, self.last_refresh, self.last_load = load, addrs, now, now

@@ -11,10 +11,11 @@ It runs with the overlay's links only, not with every connection (``daemon.softs
 .partners``), and each acknowledged delta times its link for the host's round-trip table
 (``daemon.p2p.rtt``), which then pings only the rest.
 
-The node rewrites its own record at start, when its facts change (task slots in use, listen
-addresses), and, unchanged, every ``refresh_period``: 5 minutes in a small network, longer
-as it grows (6 s per node known, at most 8 hours and a third of the eviction silence), so
-that relaying everyone's unchanged records costs a node the same whatever the size of the
+The node rewrites its own record at start, when its facts change (listen addresses, an
+attestation), and, unchanged, every ``refresh_period``; a change of load (task slots in use)
+writes only a small entry of its own (``daemon.softstate.load``). The refresh period is 5
+minutes in a small network, longer as it grows (6 s per node known, at most 8 hours and a
+third of the eviction silence), so that relaying everyone's unchanged records costs a node the same whatever the size of the
 network; readers take a record for a live node for two such periods. It persists the
 replica after each local write (a node that lost its snapshot must not write before it has
 caught up, or it could reuse a dot).
@@ -29,6 +30,7 @@ records of the peers it tells of, as their writers signed them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -53,6 +55,7 @@ from daemon.runtime.pool import runtime_id
 from daemon.softstate import exchange
 from daemon.softstate.candidates import to_candidates, with_link_costs
 from daemon.softstate.links import LINKS, LinkBook
+from daemon.softstate.load import LOAD, LoadBook
 from daemon.softstate.partners import Partners
 from daemon.softstate.twin_guard import TwinGuard
 from daemon.softstate.twins import signed_winner
@@ -76,8 +79,10 @@ TICK_S = 0.1
 TWIN_ID_MARGIN_MS = 120_000
 CAPS = "caps"
 SCHEMA = {CAPS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED),
-          LINKS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
-"""Capability records, and every node's link summary (``daemon.softstate.links``)."""
+          LINKS: ObjectSpec(LWWMap(), Policy.OWNER_KEYED),
+          LOAD: ObjectSpec(LWWMap(), Policy.OWNER_KEYED)}
+"""Capability records, every node's link summary (``daemon.softstate.links``) and its load
+(``daemon.softstate.load``)."""
 _NS = "softstate"
 
 
@@ -136,6 +141,7 @@ class SoftStateService:
                                        config=ae)
         self.links = LinkBook(self.replica, identity.node_id)
         """Link summaries: ours written when they change (``links.source`` set by the runner)."""
+        self.loads = LoadBook(self.replica, identity.node_id)
         self.sealer = EnvelopeSealer(identity, network, context=session)
         self.replica.watch(CAPS)
         self.twins = TwinGuard(self, CAPS, instance=session,
@@ -165,11 +171,12 @@ class SoftStateService:
     # -- the registry -------------------------------------------------------------------------------
 
     def records(self) -> list[CapabilityAnnounce]:
+        """Every node's record, with its current load (``load.LoadBook.current``)."""
         caps: LWWMap = self.replica.get(CAPS)  # type: ignore[assignment]
         out = []
         for key, value in caps.items():
             try:
-                out.append(record_from_wire(value, expected_node=key))
+                out.append(self._with_load(record_from_wire(value, expected_node=key)))
             except RemoteProtocolError:
                 continue  # the writer signed something malformed: skip, never crash
         return out
@@ -180,9 +187,13 @@ class SoftStateService:
         if value is None:
             return None
         try:
-            return record_from_wire(value, expected_node=node_id)
+            return self._with_load(record_from_wire(value, expected_node=node_id))
         except RemoteProtocolError:
             return None
+
+    def _with_load(self, record: CapabilityAnnounce) -> CapabilityAnnounce:
+        load = self.loads.current(record)
+        return record if load == record.load else dataclasses.replace(record, load=load)
 
     def _now_ms(self) -> int:
         return int(self.clock.wall() * 1000)
@@ -436,11 +447,15 @@ class SoftStateService:
             await trio.sleep(TICK_S)
             now = self.clock.now()
             self._send(self.replica.tick(self._now_ms()))
-            steps = planner.plan(now, self.load_fn(), self.host.listen_addrs(), self._dirty_at)
+            load = self.load_fn()
+            steps = planner.plan(now, load, self.host.listen_addrs(), self._dirty_at)
             if steps.heartbeat:
                 self.availability.alive(self.clock.wall())
             if steps.publish:
                 self.publish("refresh")
+            if steps.load:
+                self.loads.write(load, self._now_ms())
+                self._persist()
             if steps.persist:
                 self._persist()
             if steps.scan:
@@ -470,6 +485,8 @@ class SoftStateService:
                        f" link summaries of {links['known']} nodes, ours names"
                        f" {len(links['published'])} peers",
             "records": len(records), "published": self.published, "rejected": self.rejected,
+            "load_written": None if self.loads.written is None else
+            dict(zip(("permille", "at_ms"), self.loads.written)),
             "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
                      "states_applied": self.replica.stats.states_applied,
                      "partners": {"active": sum(self.partners.roles.values()),
@@ -477,7 +494,8 @@ class SoftStateService:
                      "sent_kib": {k: round(n / 1024)
                                   for k, n in sorted(self.sent_bytes.items())},
                      "sent": dict(sorted(self.replica.stats.messages_out.items())),
-                     "intervals_resent": self.replica.stats.intervals_resent},
+                     "intervals_resent": self.replica.stats.intervals_resent,
+                     "states_sent": dict(sorted(self.replica.stats.states_sent.items()))},
             "links": links,
         }
 

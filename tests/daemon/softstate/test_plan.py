@@ -1,4 +1,4 @@
-"""The soft-state service's tick decisions, pure: heartbeat, republish, persist, scan."""
+"""The soft-state service's tick decisions, pure: heartbeat, republish, load, persist, scan."""
 
 from __future__ import annotations
 
@@ -25,13 +25,23 @@ def test_a_quiet_node_republishes_every_refresh_period_and_scans_every_scan_peri
     assert beats[0] == HEARTBEAT_S
 
 
-def test_a_load_jump_republishes_but_not_more_often_than_the_load_period() -> None:
+def test_a_load_jump_writes_the_load_entry_not_more_often_than_the_load_period() -> None:
     p = TickPlanner(0.0, 0, [])
-    assert not p.plan(1.0, 1000, [], None).publish  # too soon after the start
-    assert p.plan(LOAD_REPUBLISH_S, 1000, [], None).publish
-    assert not p.plan(LOAD_REPUBLISH_S + 1, 0, [], None).publish
-    assert p.plan(2 * LOAD_REPUBLISH_S, 0, [], None).publish
-    assert not p.plan(3 * LOAD_REPUBLISH_S, 100, [], None).publish  # a small change waits
+    assert not p.plan(1.0, 1000, [], None).load  # too soon after the start
+    s = p.plan(LOAD_REPUBLISH_S, 1000, [], None)
+    assert s.load and not s.publish  # the entry, not the whole record
+    assert not p.plan(LOAD_REPUBLISH_S + 1, 0, [], None).load
+    assert p.plan(2 * LOAD_REPUBLISH_S, 0, [], None).load
+    assert not p.plan(3 * LOAD_REPUBLISH_S, 100, [], None).load  # a small change waits
+
+
+def test_a_refresh_carries_the_load_and_restarts_the_load_period() -> None:
+    p = TickPlanner(0.0, 0, [], refresh_s=20.0)
+    s = p.plan(20.0, 1000, [], None)
+    assert s.publish and not s.load  # the record says 1000
+    assert not p.plan(20.1, 1000, [], None).load
+    assert not p.plan(21.0, 0, [], None).load  # within the load period of the record
+    assert p.plan(20.0 + LOAD_REPUBLISH_S, 0, [], None).load
 
 
 def test_new_addresses_republish_at_once_and_dirty_state_persists_after_the_period() -> None:
@@ -47,8 +57,8 @@ def test_a_record_published_busy_outside_the_planner_is_corrected_when_idle() ->
     (a one-node network stalled after its first round of tasks)."""
     p = TickPlanner(0.0, 0, [])
     p.published(10.0, 1000, [])  # published by the service, not by plan
-    assert not p.plan(12.0, 0, [], None).publish  # not sooner than the load period
-    assert p.plan(10.0 + LOAD_REPUBLISH_S, 0, [], None).publish
+    assert not p.plan(12.0, 0, [], None).load  # not sooner than the load period
+    assert p.plan(10.0 + LOAD_REPUBLISH_S, 0, [], None).load
 
 
 def test_the_refresh_period_grows_with_the_network_within_the_eviction_silence() -> None:
@@ -79,5 +89,5 @@ def test_the_load_period_grows_with_the_network_so_its_load_rewrites_stay_bounde
     assert load_period(30) == 30 * LOAD_PER_NODE_S == 15.0
     assert 1000 / load_period(1000) == 30 / load_period(30) == 1 / LOAD_PER_NODE_S
     p = TickPlanner(0.0, 0, [], load_s=load_period(30))
-    assert not p.plan(LOAD_REPUBLISH_S, 1000, [], None).publish  # 5 s: too soon at 30 nodes
-    assert p.plan(15.0, 1000, [], None).publish
+    assert not p.plan(LOAD_REPUBLISH_S, 1000, [], None).load  # 5 s: too soon at 30 nodes
+    assert p.plan(15.0, 1000, [], None).load

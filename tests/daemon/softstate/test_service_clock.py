@@ -45,9 +45,13 @@ async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behi
         for svc in services:
             assert {r.node_id for r in svc.records()} == {i.node_id for i in ids}
 
-        load[2] = 1000  # node 2 got busy: its record says so within LOAD_REPUBLISH_S
+        generation = services[2].generation
+        load[2] = 1000  # node 2 got busy: everyone reads it within LOAD_REPUBLISH_S
         await trio.sleep(LOAD_REPUBLISH_S + 1)
         assert all(svc.record_of(ids[2].node_id).load == 1000 for svc in services)  # type: ignore[union-attr]
+        assert all({c.node_id: c.load_permille for c in svc.candidates()}[ids[2].node_id] == 1000
+                   for svc in services)
+        assert services[2].generation == generation  # its load entry, not a new record
 
         cut_at = WALL_START + trio.current_time()
         net.partition(ids[0].node_id, ids[2].node_id)
