@@ -67,6 +67,12 @@ class AntiEntropyConfig:
     summaries: bool = True
     """Send bucket summaries (``crdt.buckets``) where a digest was due; False: the full
     digest, as every node did before summaries (``CrdtDigest`` is still understood)."""
+    state_retransmit_ms: int = 4_000
+    """A state unacknowledged this long goes again (doubling as intervals do), or after the
+    peer's interval timeout if that is longer. States are the largest messages (the whole
+    registry, or all but what the peer holds) and their acknowledgement times no round trip:
+    at the intervals' 400 ms, a state on a loaded sub-Mbit uplink went two and three times.
+    The stream is reliable; a resend only replaces a frame the host could not queue."""
     compare_wait_ms: int = 3_000
     """A state for a peer too far behind waits this long for the peer's context (a summary
     round or its full digest in flight), so that it carries only what the peer lacks."""
@@ -100,6 +106,9 @@ class PeerStream:
     their_session: int = 0
     applied: int = 0
     """How far we applied the peer's stream in ``their_session``."""
+    attested: int = 0
+    """How far the peer had applied our stream (this session) when it built the summary or
+    digest we last compared with: acknowledgements may have moved ``acked`` on since."""
     digest_sent_at: int = -(1 << 62)
     round: Round | None = None
     """Our open reconciliation against the peer's last summary (``crdt.buckets``)."""
@@ -215,14 +224,16 @@ class Books:
         # packets, and dials and pings timed out on the full queues. (Holding new deltas
         # back while an interval is unacknowledged helped more, but changed what the CRDT
         # simulation's forgers achieve in ways not yet understood: not landed.)
-        due = now_ms - p.sent_at >= self.rto(p) * (1 << min(p.resends, cfg.max_backoff))
+        backoff = 1 << min(p.resends, cfg.max_backoff)
+        due = now_ms - p.sent_at >= self.rto(p) * backoff
         if p.needs_state or (p.acked < buf.head and not buf.covers(p.acked)):
             p.needs_state = True
             if p.comparing_since is not None and \
                     now_ms - p.comparing_since < cfg.compare_wait_ms:
                 return SendDecision(SendKind.NOTHING)  # its context is on the way
-            return SendDecision(SendKind.STATE, 0, buf.head) if due else \
-                SendDecision(SendKind.NOTHING)
+            wait = max(self.rto(p), float(cfg.state_retransmit_ms)) * backoff
+            return SendDecision(SendKind.STATE, 0, buf.head) if now_ms - p.sent_at >= wait \
+                else SendDecision(SendKind.NOTHING)
         if p.acked >= buf.head:
             return SendDecision(SendKind.NOTHING)
         end = min(buf.head, p.acked + cfg.max_interval)
@@ -325,6 +336,7 @@ class Books:
         """A digest's or summary's word on how far the peer applied our stream."""
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
+        p.attested = p.acked
         p.cache = None
         p.timing = None  # what is in flight may be sent again: its acknowledgement is ambiguous
         p.sent_to = -1
@@ -339,9 +351,14 @@ class Books:
             p.needs_state = False
         else:
             # It lacks something. If it is still in flight, deltas from ``acked`` bring it; if
-            # the peer applied our whole stream and still lacks it, it dropped those dots (a
-            # writer it had pruned, re-admitted since): only a state against its digest helps.
-            p.needs_state = p.acked >= head or not self.buffer.covers(p.acked)
+            # the peer had applied our whole stream when it described its replica and still
+            # lacked it, it dropped those dots (a writer it had pruned, re-admitted since):
+            # only a state against its digest helps. ``attested``, not ``acked``: a summary
+            # round takes round trips, and deltas sent before it ends are acknowledged while it
+            # runs. Comparing with ``acked`` took every delta in flight when a summary was
+            # built for dots the peer dropped: on a 30-daemon ``planet`` testnet during a job,
+            # nearly every periodic summary sent a state.
+            p.needs_state = p.attested >= head or not self.buffer.covers(p.acked)
 
     def gc(self) -> None:
         acks = [p.acked for p in self.peers.values() if p.connected]

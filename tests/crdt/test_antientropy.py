@@ -167,10 +167,13 @@ def test_a_state_over_the_message_budget_goes_in_parts_and_joins_only_when_compl
     for m in reversed(parts[1:]):
         assert rs["b"].on_message("a", m, T0 + 100) == []
     assert len(rs["b"].get("m")) == 0 and rs["b"].get("m").ctx.is_empty()
-    # the retransmission brings the missing part: the whole state joins at once
-    again = [m for _, m in rs["a"].tick(T0 + 1000) if isinstance(m, CrdtState)]
+    # the retransmission brings the missing part: the whole state joins at once; it waits
+    # longer than an interval's would (a state is large, and the stream is reliable)
+    resend = T0 + 100 + rs["a"].books.config.state_retransmit_ms
+    assert not [m for _, m in rs["a"].tick(resend - 1) if isinstance(m, CrdtState)]
+    again = [m for _, m in rs["a"].tick(resend) if isinstance(m, CrdtState)]
     assert again == parts
-    replies = rs["b"].on_message("a", again[0], T0 + 1000)
+    replies = rs["b"].on_message("a", again[0], resend)
     assert [type(m) for _, m in replies] == [CrdtAck]
     assert same(rs)
 
@@ -265,3 +268,29 @@ def test_a_peer_that_never_sends_its_context_gets_the_full_state_after_the_wait(
     for _, m in out:
         rs["c"].on_message("a", m, now + wait)
     assert len(rs["c"].get("m")) == 20 and rs["a"].stats.states_sent == {"full": 1}
+
+
+def test_a_write_acknowledged_during_a_summary_round_brings_no_state():
+    # A bucket round takes round trips. a writes while it runs and b acknowledges the delta
+    # before the round ends; the round's view of b (from before) lacks that dot. b lacked it
+    # only because it was not sent yet: a must not take that for dots b dropped and send a
+    # state. (On a 30-daemon planet testnet during a job, most periodic summaries did.)
+    rs = make("a", "b")
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k0", 0), T0)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["b"].update("m", lambda m, w: m.p_set(w, "kb", 0), now)  # the replicas differ: a round
+    (_, summary), = rs["b"]._digest("a", rs["b"].books.peer("a"), now)
+    wants = rs["a"].on_message("b", summary, now + 10)
+    replies = [r for _, m in wants for _, r in rs["b"].on_message("a", m, now + 20)]
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k1", 1), now + 30)
+    deltas = [m for _, m in rs["a"].tick(now + 30) if isinstance(m, CrdtDelta)]
+    assert deltas
+    for _, ack in rs["b"].on_message("a", deltas[0], now + 40):
+        rs["a"].on_message("b", ack, now + 50)
+    rs["a"].stats.states_sent.clear()
+    for m in replies:
+        rs["a"].on_message("b", m, now + 60)
+    assert rs["a"].books.peer("b").round is None  # the round ended
+    assert not rs["a"].books.peer("b").needs_state
+    assert not [m for _, m in rs["a"].tick(now + 10_000) if isinstance(m, CrdtState)]
+    assert rs["a"].stats.states_sent == {}
