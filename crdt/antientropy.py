@@ -106,6 +106,12 @@ class PeerStream:
     their_session: int = 0
     applied: int = 0
     """How far we applied the peer's stream in ``their_session``."""
+    stream_end: int = 0
+    """Where our messages to the peer end, in the order it takes them (the last interval's or
+    state's end; a position the peer reported). The next interval starts right after it: the
+    deltas in between all came from the peer, and an interval leaves those out, but starting
+    it after them showed the peer a gap, which it answers with a summary that sets our
+    position back and sends what was in flight again (``CrdtReplica._interval_msg``)."""
     attested: int = 0
     """How far the peer had applied our stream (this session) when it built the summary or
     digest we last compared with: acknowledgements may have moved ``acked`` on since."""
@@ -207,6 +213,11 @@ class Books:
     buffer: DeltaBuffer
     config: AntiEntropyConfig
     peers: dict[str, PeerStream] = field(default_factory=dict)
+    state_reasons: dict[str, int] = field(default_factory=dict)
+
+    def note(self, why: str) -> None:
+        """Count why a peer came to need a state (``CrdtReplica.stats.state_reasons``)."""
+        self.state_reasons[why] = self.state_reasons.get(why, 0) + 1
 
     def peer(self, name: str) -> PeerStream:
         p = self.peers.get(name)
@@ -227,6 +238,8 @@ class Books:
         backoff = 1 << min(p.resends, cfg.max_backoff)
         due = now_ms - p.sent_at >= self.rto(p) * backoff
         if p.needs_state or (p.acked < buf.head and not buf.covers(p.acked)):
+            if not p.needs_state:
+                self.note("behind_buffer")
             p.needs_state = True
             if p.comparing_since is not None and \
                     now_ms - p.comparing_since < cfg.compare_wait_ms:
@@ -336,7 +349,7 @@ class Books:
         """A digest's or summary's word on how far the peer applied our stream."""
         head = self.buffer.head
         p.acked = min(applied, head) if applied_session == self.buffer.session else 0
-        p.attested = p.acked
+        p.attested = p.stream_end = p.acked
         p.cache = None
         p.timing = None  # what is in flight may be sent again: its acknowledgement is ambiguous
         p.sent_to = -1
@@ -359,6 +372,8 @@ class Books:
             # built for dots the peer dropped: on a 30-daemon ``planet`` testnet during a job,
             # nearly every periodic summary sent a state.
             p.needs_state = p.attested >= head or not self.buffer.covers(p.acked)
+            if p.needs_state:
+                self.note("lacks_applied" if p.attested >= head else "lacks_behind_buffer")
 
     def gc(self) -> None:
         acks = [p.acked for p in self.peers.values() if p.connected]

@@ -285,6 +285,8 @@ class CrdtReplica:
         if isinstance(msg, CrdtState):
             return self._on_state(sender, p, msg, now_ms)
         if isinstance(msg, CrdtAck):
+            if msg.session == self.session:
+                p.stream_end = max(p.stream_end, min(msg.seq, self.books.buffer.head))
             rtt = self.books.on_ack(p, msg.session, msg.seq, now_ms)
             if rtt is not None:
                 self._round_trips.append((sender, rtt))
@@ -328,6 +330,7 @@ class CrdtReplica:
                     signed=self.signer is not None,
                     max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
+                p.stream_end = books.buffer.head
                 p.timing = None  # a state's answer also times its transfer: no round trip
             every = books.config.digest_every_ms if p.summaries else \
                 books.config.passive_digest_every_ms
@@ -414,11 +417,15 @@ class CrdtReplica:
         while True:
             if not joined:
                 return None, end
-            msg = self._delta_msg(start, end, joined)
+            # From just after our last message, over deltas that all came from the peer
+            # (``PeerStream.stream_end``): the peer sees a stream without a gap.
+            msg = self._delta_msg(min(start, p.stream_end + 1), end, joined)
             if _payload_bytes(msg) <= budget:
+                p.stream_end = max(p.stream_end, end)
                 return msg, end
             if end == start:
                 p.needs_state = True
+                self.books.note("over_budget")
                 return None, end
             end = start + (end - start) // 2
             p.cache = None

@@ -495,7 +495,10 @@ class SoftStateService:
                                   for k, n in sorted(self.sent_bytes.items())},
                      "sent": dict(sorted(self.replica.stats.messages_out.items())),
                      "intervals_resent": self.replica.stats.intervals_resent,
-                     "states_sent": dict(sorted(self.replica.stats.states_sent.items()))},
+                     "states_sent": dict(sorted(self.replica.stats.states_sent.items())),
+                     "state_reasons": dict(sorted(self.replica.books.state_reasons.items())),
+                     "gaps": self.replica.stats.gaps,
+                     "duplicates": self.replica.stats.duplicates},
             "links": links,
         }
 

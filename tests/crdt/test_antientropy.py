@@ -294,3 +294,23 @@ def test_a_write_acknowledged_during_a_summary_round_brings_no_state():
     assert not rs["a"].books.peer("b").needs_state
     assert not [m for _, m in rs["a"].tick(now + 10_000) if isinstance(m, CrdtState)]
     assert rs["a"].stats.states_sent == {}
+
+
+def test_deltas_that_came_from_the_peer_leave_no_gap_in_the_stream_it_gets():
+    # a's buffer holds b's own deltas between a's: a leaves them out of b's intervals, and
+    # the next interval still starts where b is, so b applies it (a gap made b answer with a
+    # summary, which set a's position back and sent what was in flight again).
+    rs = make("a", "b", digest_every_ms=10**9)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    for i in range(5):
+        rs["b"].update("m", lambda m, w: m.p_set(w, f"b{i}", i), now)
+        now = pump(rs, now)  # a gets b's delta, and has nothing else for b
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"a{i}", i), now)
+        out = [m for _, m in rs["a"].tick(now + 1) if isinstance(m, CrdtDelta)]
+        assert len(out) == 1
+        replies = rs["b"].on_message("a", out[0], now + 2)
+        assert [type(m) for _, m in replies] == [CrdtAck], replies
+        for _, m in replies:
+            rs["a"].on_message("b", m, now + 3)
+        now += 10
+    assert rs["b"].stats.gaps == 0 and same(rs)
