@@ -216,7 +216,8 @@ class Books:
     state_reasons: dict[str, int] = field(default_factory=dict)
 
     def note(self, why: str) -> None:
-        """Count why a peer came to need a state (``CrdtReplica.stats.state_reasons``)."""
+        """Count why a peer came to need a state (``status``: ``softstate.crdt
+        .state_reasons``): behind our buffer, lacking dots it had applied, over budget."""
         self.state_reasons[why] = self.state_reasons.get(why, 0) + 1
 
     def peer(self, name: str) -> PeerStream:

@@ -1,7 +1,8 @@
 """The soft state's ``load`` object: every node's task load, apart from its capability record.
 
 A worker's load moves with each task it starts and ends; the rest of its capability record
-(~1.1 KB, most of it the availability summary) changes a few times a day. Rewriting the whole
+(~1.1 KB, most of it the attestation report: on a machine without TPM or TEE, the reasons
+why) changes a few times a day. Rewriting the whole
 record for load sent a kilobyte and more across every soft-state link for each change of a
 busy worker: on a 30-daemon ``planet`` testnet one 100-task job moved ~200 MB of deltas over
 all nodes, more than consensus did. Load now lives in an owner-keyed LWW map of its own next

@@ -15,10 +15,10 @@ The node rewrites its own record at start, when its facts change (listen address
 attestation), and, unchanged, every ``refresh_period``; a change of load (task slots in use)
 writes only a small entry of its own (``daemon.softstate.load``). The refresh period is 5
 minutes in a small network, longer as it grows (6 s per node known, at most 8 hours and a
-third of the eviction silence), so that relaying everyone's unchanged records costs a node the same whatever the size of the
-network; readers take a record for a live node for two such periods. It persists the
-replica after each local write (a node that lost its snapshot must not write before it has
-caught up, or it could reuse a dot).
+third of the eviction silence), so that relaying everyone's unchanged records costs a node
+the same whatever the size of the network; readers take a record for a live node for two
+such periods. It persists the replica after each local write (a node that lost its snapshot
+must not write before it has caught up, or it could reuse a dot).
 
 Records name the daemon's instance (random per start), its start time and the later daemons
 with this key it has seen: ``daemon.softstate.twins`` explains how two daemons holding one key
@@ -425,8 +425,11 @@ class SoftStateService:
             self.attestation = report.to_wire()
         # Our first write takes a dot no daemon with this key can have used (the counters of a
         # copied data directory run on from the same point): records of a copy are then news
-        # to every peer, never dropped as a dot already seen (``softstate.twins``).
-        self.replica.reserve_own(CAPS, self.twins.started_ms)
+        # to every peer, never dropped as a dot already seen (``softstate.twins``). Load
+        # entries alike: a copy's, or those of a node whose snapshot was unusable, would
+        # otherwise be dropped until its counter passed the old one's.
+        for name in (CAPS, LOAD):
+            self.replica.reserve_own(name, self.twins.started_ms)
         self.publish("start")
         task_status.started()
         try:
