@@ -425,11 +425,8 @@ class SoftStateService:
             self.attestation = report.to_wire()
         # Our first write takes a dot no daemon with this key can have used (the counters of a
         # copied data directory run on from the same point): records of a copy are then news
-        # to every peer, never dropped as a dot already seen (``softstate.twins``). Load
-        # entries alike: a copy's, or those of a node whose snapshot was unusable, would
-        # otherwise be dropped until its counter passed the old one's.
-        for name in (CAPS, LOAD):
-            self.replica.reserve_own(name, self.twins.started_ms)
+        # to every peer, never dropped as a dot already seen (``softstate.twins``).
+        self.replica.reserve_own(CAPS, self.twins.started_ms)
         self.publish("start")
         task_status.started()
         try:
