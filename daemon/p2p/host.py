@@ -236,15 +236,18 @@ class P2PHost:
                     self._nursery = None
                     self._streams.detach()
                     self._gossip.detach()
-                    with trio.CancelScope(shield=True):
-                        with trio.move_on_after(self.config.close_timeout) as scope:
-                            await libp2p_fixes.close_connections(swarm)
-                            await host.close()
-                        if scope.cancelled_caught:
-                            log.warning(
-                                "p2p host close took over %.1f s", self.config.close_timeout
-                            )
-                    machinery.cancel()
+                    try:
+                        with trio.CancelScope(shield=True):
+                            with trio.move_on_after(self.config.close_timeout) as scope:
+                                await libp2p_fixes.close_listeners(swarm)
+                                await libp2p_fixes.close_connections(swarm)
+                                await host.close()
+                            if scope.cancelled_caught:
+                                log.warning(
+                                    "p2p host close took over %.1f s", self.config.close_timeout
+                                )
+                    finally:  # a close that raised must not leave the shielded tasks running
+                        machinery.cancel()
         finally:
             libp2p_fixes.stop_pubsub_threads(parts.pubsub)
             self._connected.clear()

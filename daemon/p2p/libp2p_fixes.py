@@ -33,7 +33,9 @@ What py-libp2p 0.8.1 does by default, and what we do about it (constructor optio
   inbound connections between the two. ``check_ports_free`` refuses such a port up front.
 - ``Swarm.close`` closes connections one after another, each spending ~0.2 s in fixed sleeps
   (``SwarmConn._cleanup`` 0.1 s + ``Yamux.close`` 0.1 s): 50 peers would take 10 s.
-  ``close_connections`` closes them concurrently first.
+  ``close_connections`` closes them concurrently first. And it closes listeners last, so a
+  closing host still accepts redials and holds its port after its peers saw it go:
+  ``close_listeners`` closes them before anything else.
 - The resource manager's connection count leaks on every outbound dial cancelled during the
   handshake (our dial timeout, a peer that accepts TCP but never answers: a busy or half-dead
   volunteer). ``Swarm.upgrade_outbound_raw_conn``'s ``except BaseException`` first awaits
@@ -254,6 +256,18 @@ def credit_windows_at_half() -> None:
 async def disable_auto_connector(swarm: Swarm) -> None:
     """Stop the swarm's background dialler (it would dial every peer the peerstore learns of)."""
     await swarm.auto_connector.stop()
+
+
+async def close_listeners(swarm: Swarm) -> None:
+    """Stop accepting before closing what was accepted: ``Swarm.close`` closes connections
+    first and listeners last, so while it closes them one by one a peer's redial is accepted,
+    and the port stays taken after peers have seen us go (a restart on it then finds it in
+    use). Closing a listener twice is a no-op, so ``Swarm.close`` may still try."""
+    for listener in list(swarm.listeners.values()):
+        try:
+            await listener.close()
+        except Exception as err:  # one failing listener must not keep the others open
+            logging.getLogger(__name__).debug("closing a listener failed: %r", err)
 
 
 async def close_connections(swarm: Swarm) -> None:

@@ -52,17 +52,35 @@ def make_host(name: str, seed: int = 0, **overrides: object) -> P2PHost:
     return P2PHost(identity(name), config(**overrides), random.Random(f"{name}:{seed}"))
 
 
-async def start_stoppable(nursery: trio.Nursery, host: P2PHost) -> trio.CancelScope:
-    """Run ``host`` in ``nursery`` under a scope of its own: cancel it to take the host away,
-    as a volunteer's machine going down (its peers see the connection go)."""
-    scope = trio.CancelScope()
+class Stoppable:
+    """A host running under a scope of its own (``start_stoppable``)."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.stopped = trio.Event()
+
+    async def stop(self) -> None:
+        """Take the host away, as a volunteer's machine going down, and wait until it has
+        closed everything: a machine restarting starts again only once the old process is gone
+        (a peer seeing the connection drop is not that: the host may still be closing)."""
+        self.scope.cancel()
+        with trio.fail_after(10):
+            await self.stopped.wait()
+
+
+async def start_stoppable(nursery: trio.Nursery, host: P2PHost) -> Stoppable:
+    """Run ``host`` in ``nursery`` until ``stop`` (its peers see the connection go)."""
+    handle = Stoppable()
 
     async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            await host.run(task_status=task_status)
+        try:
+            with handle.scope:
+                await host.run(task_status=task_status)
+        finally:
+            handle.stopped.set()
 
     await nursery.start(run)
-    return scope
+    return handle
 
 
 @asynccontextmanager

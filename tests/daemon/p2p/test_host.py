@@ -76,14 +76,14 @@ async def test_reconnects_after_the_peer_restarts_on_the_same_port():
     inbox = Inbox()
     async with trio.open_nursery() as outer:
         b1 = make_host("b", listen=restartable_listen())
-        b1_scope = await start_stoppable(outer, b1)
+        b1_run = await start_stoppable(outer, b1)
         port_holder.append(b1.listen_addrs()[0])
         a = make_host("a", bootstrap=port_holder)
         a.on_peer(lambda p: events.append(("up", p)), lambda p: events.append(("down", p)))
         await outer.start(a.run)
         await wait_until(lambda: b1.node_id in a.connected_peers())
 
-        b1_scope.cancel()  # b goes away ...
+        await b1_run.stop()  # b goes away ...
         await wait_until(lambda: a.connected_peers() == [])
         b2 = make_host("b", listen=[f"/ip4/127.0.0.1/tcp/{port_of(port_holder[0])}"])
         b2.handle(PROTO, inbox)
@@ -97,6 +97,32 @@ async def test_reconnects_after_the_peer_restarts_on_the_same_port():
     assert inbox.items == [(a.node_id, b"welcome back")]
     assert events == [("up", b1.node_id), ("down", b1.node_id), ("up", b1.node_id)]
     assert a.metrics()["dials"]["succeeded"] == 2
+
+
+async def test_a_closing_host_stops_listening_before_it_closes_its_connections(monkeypatch):
+    """Peers see a host go when its connections close: by then its port must be free, or a
+    restart on it finds it taken and a peer's redial is accepted by a host on its way out."""
+    from daemon.p2p import libp2p_fixes
+    from testnet.local.processes import port_is_free
+
+    seen_free: list[bool] = []
+    close_connections = libp2p_fixes.close_connections
+
+    async def watching(swarm):
+        seen_free.append(port_is_free(port_of(b_listen[0])))
+        await close_connections(swarm)
+
+    monkeypatch.setattr(libp2p_fixes, "close_connections", watching)
+    async with trio.open_nursery() as outer:
+        b = make_host("b", listen=restartable_listen())
+        b_run = await start_stoppable(outer, b)
+        b_listen = b.listen_addrs()
+        a = make_host("a", bootstrap=b_listen)
+        await outer.start(a.run)
+        await wait_until(lambda: b.node_id in a.connected_peers())
+        await b_run.stop()
+        outer.cancel_scope.cancel()
+    assert seen_free[0] is True  # b's, the first host to close
 
 
 def test_peer_addresses_must_name_the_peer():

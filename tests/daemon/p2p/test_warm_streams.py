@@ -53,7 +53,7 @@ async def test_a_kept_peer_that_comes_back_gets_a_fresh_warm_stream_before_the_n
         a.warm_kept(PROTO)
         await outer.start(a.run)
         await wait_until(lambda: a.metrics()["dials"].get("streams_warmed") == 1, timeout=10)
-        gone.cancel()
+        await gone.stop()
         await wait_until(lambda: a.connected_peers() == [])
         back = make_host("warm-back", listen=[f"/ip4/127.0.0.1/tcp/{port_of(holder[0])}"])
         back.handle(PROTO, inbox)
