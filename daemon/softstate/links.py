@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from crdt import CrdtReplica, LWWMap
-from crdt.values import unpack_value
 from daemon.links.summary import (LinkSummary, PredictedLink, changed, from_wire,
                                   min_interval, predict, to_wire)
-from protocol.errors import RemoteProtocolError
+from daemon.softstate.decoded import DecodedValues
 
 LINKS = "links"
 
@@ -34,9 +33,8 @@ class LinkBook:
         self.published: LinkSummary | None = None
         self.last_publish = -math.inf
         self.malformed = 0
-        self._decoded: dict[str, tuple[bytes, LinkSummary | None]] = {}
-        """Node -> (the stored value's bytes, its decoding): placement reads a few summaries
-        per proposal, so each is decoded once per value, not once per read."""
+        self._decoded = DecodedValues(from_wire)
+        """Placement reads a few summaries per proposal: each is decoded once per value."""
 
     def due(self, now: float, now_ms: int) -> LinkSummary | None:
         """Our summary if it should be written now (``now``: the service's monotonic clock):
@@ -55,20 +53,7 @@ class LinkBook:
     def summary(self, node: str) -> LinkSummary | None:
         """``node``'s published summary (None: none, or one its writer got wrong)."""
         links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]
-        raw = links.get_raw(node)
-        if raw is None:
-            return None
-        hit = self._decoded.get(node)
-        if hit is not None and hit[0] == raw:
-            return hit[1]
-        try:
-            decoded: LinkSummary | None = from_wire(unpack_value(raw), node)
-        except (RemoteProtocolError, ValueError, TypeError):
-            decoded = None
-        if len(self._decoded) > 4 * len(links.keys()) + 64:
-            self._decoded.clear()  # departed writers' entries: bounded by the map's size
-        self._decoded[node] = (raw, decoded)
-        return decoded
+        return self._decoded.get(links, node)
 
     def summaries(self) -> dict[str, LinkSummary]:
         links: LWWMap = self.replica.get(LINKS)  # type: ignore[assignment]

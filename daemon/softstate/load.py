@@ -21,8 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from crdt import CrdtReplica, LWWMap
-from crdt.values import unpack_value
-from protocol.errors import RemoteProtocolError
+from daemon.softstate.decoded import DecodedValues
 from protocol.messages.capability import CapabilityAnnounce
 
 LOAD = "load"
@@ -52,6 +51,7 @@ class LoadBook:
         self.node_id = node_id
         self.written: tuple[int, int] | None = None
         """Our last entry ``(permille, at_ms)``."""
+        self._decoded = DecodedValues(lambda value, _node: from_wire(value))
 
     def write(self, permille: int, now_ms: int) -> None:
         wire = to_wire(permille, now_ms)
@@ -59,14 +59,10 @@ class LoadBook:
         self.written = (wire[0], wire[1])
 
     def entry(self, node: str) -> tuple[int, int] | None:
+        """``node``'s entry (None: none, or one its writer got wrong), decoded once per value:
+        placement reads every node's load."""
         loads: LWWMap = self.replica.get(LOAD)  # type: ignore[assignment]
-        raw = loads.get_raw(node)
-        if raw is None:
-            return None
-        try:
-            return from_wire(unpack_value(raw))
-        except (RemoteProtocolError, ValueError, TypeError):
-            return None
+        return self._decoded.get(loads, node)
 
     def current(self, record: CapabilityAnnounce) -> int:
         """The node's load: its entry's if written after the record, else the record's."""

@@ -1,6 +1,6 @@
 """The load entry beside the capability record (``daemon.softstate.load``): the newer of the
 two counts, a writer's malformed entry leaves its record's load standing, and a change of
-load costs a fraction of rewriting the record."""
+load costs a fraction of rewriting the record; entries are decoded once per value."""
 
 from __future__ import annotations
 
@@ -65,6 +65,17 @@ def test_the_newer_of_record_and_entry_gives_the_load() -> None:
     assert book.written == (900, NOW + 1000)
     book.write(5000, NOW + 3000)  # kept in range
     assert book.entry(ME.node_id) == (1000, NOW + 3000)
+
+
+def test_an_entry_is_decoded_once_per_value() -> None:
+    """Placement reads every node's load; decoding each entry on every read was the cost."""
+    book = LoadBook(_replica(), ME.node_id)
+    book.write(400, NOW)
+    first = book.entry(ME.node_id)
+    assert first == (400, NOW) and book.entry(ME.node_id) is first
+    book.write(600, NOW + 1)
+    assert book.entry(ME.node_id) == (600, NOW + 1)  # a new value is decoded again
+    assert book.entry("someone else") is None
 
 
 def test_malformed_entries_are_ignored() -> None:
