@@ -425,8 +425,12 @@ class SoftStateService:
             self.attestation = report.to_wire()
         # Our first write takes a dot no daemon with this key can have used (the counters of a
         # copied data directory run on from the same point): records of a copy are then news
-        # to every peer, never dropped as a dot already seen (``softstate.twins``).
+        # to every peer, never dropped as a dot already seen (``softstate.twins``). Load
+        # entries alike, and the first one goes out now, with the record: a reserved range no
+        # delta carries would leave every peer's summary lacking it until our load changed.
         self.replica.reserve_own(CAPS, self.twins.started_ms)
+        self.replica.reserve_own(LOAD, self.twins.started_ms)
+        self.loads.write(self.load_fn(), self._now_ms())
         self.publish("start")
         task_status.started()
         try:
@@ -456,7 +460,7 @@ class SoftStateService:
             if steps.load:
                 self.loads.write(load, self._now_ms())
                 self._persist()
-            if steps.persist:
+            if steps.persist and self._dirty_at:  # unless a write above just persisted
                 self._persist()
             if steps.scan:
                 self._sync_partners()

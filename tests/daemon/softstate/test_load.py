@@ -100,3 +100,18 @@ def test_a_load_change_is_a_fraction_of_a_record_rewrite(tmp_path: Path) -> None
     entry_bytes = len(r._delta_msg(head + 2, head + 2, by_entry).objects[0].data)
     assert entry_bytes * 5 < record_bytes, (entry_bytes, record_bytes)
 
+
+def test_a_node_that_lost_its_replica_still_gets_its_load_entries_taken() -> None:
+    # Its counter starts again at 1: without a reserved start, its entries take dots the
+    # peers covered long ago, and they drop them.
+    peer = CrdtReplica("peer", SCHEMA, session=9)
+    old = _replica()
+    for k in range(5):
+        LoadBook(old, ME.node_id).write(100 * k, NOW + k)
+    for name, obj in old.objects.items():
+        peer.objects[name].join(obj.copy())
+    fresh = CrdtReplica(ME.node_id, SCHEMA, session=2, signer=DotSigner(ME, NET))
+    fresh.reserve_own(LOAD, NOW + 60_000)  # as the service does at start (its start time)
+    LoadBook(fresh, ME.node_id).write(900, NOW + 60_000)
+    peer.objects[LOAD].join(fresh.objects[LOAD].copy())
+    assert LoadBook(peer, ME.node_id).entry(ME.node_id) == (900, NOW + 60_000)

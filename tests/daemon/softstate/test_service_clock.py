@@ -67,6 +67,30 @@ async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behi
         nursery.cancel_scope.cancel()
 
 
+async def test_the_first_load_entry_goes_out_at_start_above_every_dot_a_copy_could_have_used(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """A copy of a data directory, or a node that lost its snapshot, counts dots from where
+    the copy was made: its first load entry starts past its start time, as its record does,
+    and goes out at once with the range it skipped, so peers' contexts agree at once."""
+    from daemon.softstate.load import LOAD
+
+    ids, net, services = _three_nodes(tmp_path, 7250, load=lambda k: 300 * k)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        await trio.sleep(1)
+        for svc in services:
+            assert [svc.loads.entry(i.node_id)[0] for i in ids] == [0, 300, 600]  # type: ignore[index]
+        me = ids[2].node_id
+        top = services[2].replica.get(LOAD).ctx.max(me)
+        assert top > services[2].twins.started_ms
+        assert all(svc.replica.get(LOAD).ctx.max(me) == top for svc in services)
+        assert all(svc.replica.get(LOAD).ctx == services[2].replica.get(LOAD).ctx
+                   for svc in services)
+        nursery.cancel_scope.cancel()
+
+
 async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_others(
         tmp_path: Path, autojump_clock: object) -> None:
     """Node 1 measured its link to node 0 (as a worker fetching a submitter's files does);
