@@ -324,12 +324,12 @@ class CrdtReplica:
                 else:  # all of it came from this peer
                     books.on_ack(p, self.session, end)
             if d.kind is SendKind.STATE:
-                self._count_state(p)
                 out += [(peer, m) for m in state_parts(
                     self.objects, p.digest, session=self.session, seq=books.buffer.head,
                     signed=self.signer is not None,
                     max_bytes=books.config.max_message_bytes)]
                 books.sent(p, books.buffer.head, now_ms)
+                self._count_state(p)
                 p.stream_end = books.buffer.head
                 p.timing = None  # a state's answer also times its transfer: no round trip
             every = books.config.digest_every_ms if p.summaries else \
@@ -343,10 +343,11 @@ class CrdtReplica:
         return out
 
     def _count_state(self, p: PeerStream) -> None:
+        """Count a state just sent (``books.sent`` has decided whether it was a resend)."""
         sent = self.stats.states_sent
         kind = "full" if p.digest is None else "elided"
         sent[kind] = sent.get(kind, 0) + 1
-        if p.sent_to > p.acked:
+        if p.resends:
             sent["resent"] = sent.get("resent", 0) + 1
 
     # -- building messages ----------------------------------------------------------------------

@@ -222,6 +222,27 @@ def test_a_retransmitted_interval_gives_no_round_trip():
     assert rs["a"].take_round_trips() == [("b", 40)]
 
 
+def test_an_acknowledgement_of_new_deltas_restarts_the_retransmission_timer():
+    # RFC 6298 (5.3). With deltas flowing, the timer ran from the first send of the oldest
+    # unacknowledged delta and never restarted as acknowledgements came in: on a line whose
+    # queue holds more than a retransmission timeout, everything in flight went again each
+    # time (on a 30-daemon planet testnet, 7,831 intervals in one job, most arriving twice).
+    rs = make("a", "b", digest_every_ms=10**9, retransmit_ms=400)
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now)
+    (first,) = [m for _, m in rs["a"].tick(now + 10) if isinstance(m, CrdtDelta)]
+    rs["a"].update("c", lambda c, w: c.p_inc(w, 1), now + 200)
+    (second,) = [m for _, m in rs["a"].tick(now + 210) if isinstance(m, CrdtDelta)]
+    (_, ack), = rs["b"].on_message("a", first, now + 300)
+    rs["a"].on_message("b", ack, now + 350)  # the first arrived; the second is in the queue
+    rto = int(rs["a"].books.rto(rs["a"].books.peer("b")))
+    assert not [m for _, m in rs["a"].tick(now + 10 + rto + 50) if isinstance(m, CrdtDelta)]
+    assert rs["a"].stats.intervals_resent == 0
+    # Still unacknowledged a timeout after that acknowledgement: it goes again.
+    assert [m for _, m in rs["a"].tick(now + 350 + rto) if isinstance(m, CrdtDelta)]
+    assert rs["a"].stats.intervals_resent == 1
+
+
 def _reconnect_far_behind(max_buffer=4):
     """a and b in sync, then apart while a writes more than its buffer keeps."""
     rs = make("a", "b", max_buffer=max_buffer)
@@ -268,6 +289,20 @@ def test_a_peer_that_never_sends_its_context_gets_the_full_state_after_the_wait(
     for _, m in out:
         rs["c"].on_message("a", m, now + wait)
     assert len(rs["c"].get("m")) == 20 and rs["a"].stats.states_sent == {"full": 1}
+
+
+def test_a_state_that_goes_unanswered_goes_again_later_and_is_counted_as_resent():
+    rs = make("a", "c", max_buffer=4)
+    now = T0
+    for i in range(20):
+        rs["a"].update("m", lambda m, w: m.p_set(w, f"k{i}", i), now)
+    rs["a"].on_connect("c", now)  # c's summary, and then the state, are lost
+    wait = rs["a"].books.config.compare_wait_ms
+    assert [m for _, m in rs["a"].tick(now + wait) if isinstance(m, CrdtState)]
+    soon = now + wait + rs["a"].books.config.state_retransmit_ms - 1
+    assert not [m for _, m in rs["a"].tick(soon) if isinstance(m, CrdtState)]
+    assert [m for _, m in rs["a"].tick(now + wait + 60_000) if isinstance(m, CrdtState)]
+    assert rs["a"].stats.states_sent == {"full": 2, "resent": 1}
 
 
 def test_a_write_acknowledged_during_a_summary_round_brings_no_state():
