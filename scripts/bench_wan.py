@@ -25,6 +25,9 @@ Every node is given only the seed's address (node0). Figures (issue 14):
   to 0.94 of ``lan``'s between two benches of the same code: 30 daemons on two cores).
 - ``view_changes_during`` (with ``pbft_commit`` and ``job``): view changes any replica made
   while that figure was measured; one in the middle of the puts or the job is in its figure.
+  ``sent_mib_during``: what all daemons sent meanwhile, by protocol (a job's own, summed over
+  its runs); ``softstate_during``: the soft state's states sent (full, elided, resent),
+  intervals sent again, gaps and duplicates seen, summed over the nodes.
 - per node: most connections seen, idle bytes/s on its network interface (both ways, headers
   included) over ``--idle-seconds``, memory (RSS); ``idle_cores``: the CPU the daemons (the
   median one, and all together) and the relay used over that idle interval.
@@ -178,6 +181,8 @@ def run_jobs(clients: list[ControlClient], tmp: Path, args: argparse.Namespace) 
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs)
                            for k in ("makespan_s", "tasks_per_s", "mean_task_latency_s")}
     out["view_changes_during"] = sum(r["view_changes_during"] for r in runs)
+    out["sent_mib_during"] = {p: round(sum(r["sent_mib_during"].get(p, 0) for r in runs), 2)
+                              for p in sorted({p for r in runs for p in r["sent_mib_during"]})}
     out["runs"] = runs
     return out
 
@@ -269,12 +274,37 @@ def most_view_changes(clients: list[ControlClient]) -> int:
 
 
 def during(clients: list[ControlClient], fn: Any) -> Any:
-    """``fn()``, its result (a dict) noting the view changes made meanwhile: a view change in
-    the middle of a measurement is what its figure shows, and the reader should know."""
-    before = most_view_changes(clients)
+    """``fn()``, its result (a dict) noting the view changes made meanwhile (a view change in
+    the middle of a measurement is what its figure shows, and the reader should know) and
+    what the daemons sent meanwhile: ``sent_mib_during`` by protocol, and the soft state's
+    resends (``softstate_during``): on sub-Mbit uplinks these decide a job's speed."""
+    before = most_view_changes(clients), traffic(clients)
     out = fn()
-    out["view_changes_during"] = most_view_changes(clients) - before
+    out["view_changes_during"] = most_view_changes(clients) - before[0]
+    after = traffic(clients)
+    sent = {p: n - before[1]["sent"].get(p, 0) for p, n in after["sent"].items()}
+    out["sent_mib_during"] = {p: round(n / 2**20, 2) for p, n in sorted(sent.items()) if n}
+    out["softstate_during"] = {k: after["soft"][k] - before[1]["soft"].get(k, 0)
+                               for k in sorted(after["soft"])}
     return out
+
+
+SOFT_COUNTERS = ("intervals_resent", "gaps", "duplicates")
+
+
+def traffic(clients: list[ControlClient]) -> dict[str, dict[str, int]]:
+    """Bytes sent by protocol and the soft state's resend counters, summed over the nodes."""
+    sent: dict[str, int] = {}
+    soft: dict[str, int] = {}
+    for c in clients:
+        for proto, n in call(c, "p2p.metrics")["bytes_out"].items():
+            sent[proto] = sent.get(proto, 0) + n
+        crdt = call(c, "status")["services"]["softstate"]["crdt"]
+        for k in SOFT_COUNTERS:
+            soft[k] = soft.get(k, 0) + crdt.get(k, 0)
+        for kind, n in crdt.get("states_sent", {}).items():
+            soft[f"states_{kind}"] = soft.get(f"states_{kind}", 0) + n
+    return {"sent": sent, "soft": soft}
 
 
 def shard0_view(client: ControlClient) -> int:
