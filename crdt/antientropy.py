@@ -100,8 +100,6 @@ class PeerStream:
     """The highest of our sequence numbers (this session) the peer has."""
     sent_to: int = -1
     sent_at: int = -(1 << 62)
-    """Where the retransmission timer runs from: the last send from ``acked``, or the last
-    acknowledgement of new deltas while more were in flight (``Books.on_ack``)."""
     needs_state: bool = False
     digest: dict[str, CausalContext] | None = None
     """The peer's contexts from its last digest (for elided states)."""
@@ -303,7 +301,7 @@ class Books:
         """We sent ``p`` our stream up to ``upto``, from ``start`` (default: from what it
         acknowledged). An interval that only follows what is in flight leaves the
         retransmission timer alone: it runs from the last send of the oldest unacknowledged
-        delta (or the last acknowledgement of new ones), as TCP's does, or a stream of new
+        delta, as TCP's does from its oldest unacknowledged segment, or a stream of new
         deltas would keep it from ever firing or, firing, resend everything each time."""
         if start is not None and start > max(p.sent_to, p.acked + 1):
             if upto > p.sent_to and p.timing is None:
@@ -337,12 +335,6 @@ class Books:
                 p.srtt = 0.875 * p.srtt + 0.125 * rtt
         if seq > p.acked:
             p.acked = seq
-            if now_ms is not None and p.sent_to > seq:
-                # New deltas acknowledged, more in flight: the timer starts again and the
-                # back-off ends (RFC 6298, 5.3 and 5.7). Left running from the oldest one's
-                # send, it fired on every line whose queue held more than a timeout and sent
-                # everything in flight again, though the acknowledgements kept coming.
-                p.sent_at, p.resends = now_ms, 0
         if p.needs_state and self.buffer.covers(p.acked):
             p.needs_state = False
             p.sent_at = -(1 << 62)  # what came after the state can go at once
