@@ -33,14 +33,18 @@ def _three_nodes(tmp_path: Path, seed: int, load=lambda k: 0):
     return ids, net, services
 
 
+async def _start(nursery: trio.Nursery, net: MemoryNet, services: list) -> None:
+    await nursery.start(net.run)
+    for svc in services:
+        await nursery.start(svc.run)
+
+
 async def test_records_spread_a_load_change_follows_and_a_silent_node_falls_behind(
         tmp_path: Path, autojump_clock: object) -> None:
     load = [0, 0, 0]
     ids, net, services = _three_nodes(tmp_path, 7200, load=lambda k: load[k])
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await _start(nursery, net, services)
         await trio.sleep(1)
         for svc in services:
             assert {r.node_id for r in svc.records()} == {i.node_id for i in ids}
@@ -76,9 +80,7 @@ async def test_the_first_load_entry_goes_out_at_start_above_every_dot_a_copy_cou
 
     ids, net, services = _three_nodes(tmp_path, 7250, load=lambda k: 300 * k)
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await _start(nursery, net, services)
         await trio.sleep(1)
         for svc in services:
             assert [svc.loads.entry(i.node_id)[0] for i in ids] == [0, 300, 600]  # type: ignore[index]
@@ -106,9 +108,7 @@ async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_
                                                          trio.current_time(), now_ms)
     a, b = ids[0].node_id, ids[1].node_id
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await _start(nursery, net, services)
         tables[1].rtt(a, 0.02, trio.current_time())
         for _ in range(4):  # 256 KiB chunks at 2 MB/s
             tables[1].observe(a, 256 * 1024, 0.02 + 256 * 1024 / 2e6, trio.current_time())
@@ -152,9 +152,7 @@ async def test_forecast_gives_every_live_volunteer_a_staying_share(
 
     _, net, services = _three_nodes(tmp_path, 7400)
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await _start(nursery, net, services)
         await trio.sleep(MEMBERSHIP_SCAN_S + 1)
         got = await services[0].rpc_forecast({"horizon_s": 600})
         volunteers = (await services[0].rpc_links({}))["volunteers"]
@@ -183,9 +181,7 @@ async def test_soft_state_goes_in_unsigned_channel_frames_and_takes_no_one_elses
         return real(peer, protocol, frame)
     net.hosts[ids[0].node_id].send = send  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await _start(nursery, net, services)
         await trio.sleep(1)
         assert all({r.node_id for r in svc.records()} == {i.node_id for i in ids}
                    for svc in services)
