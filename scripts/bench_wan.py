@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -266,45 +267,47 @@ def measure(out: dict[str, Any], name: str, fn: Any) -> None:
         print(f"bench_wan: {name} failed: {err}", file=sys.stderr)
 
 
-def most_view_changes(clients: list[ControlClient]) -> int:
-    """The most view changes any node's replica has seen (its committees this epoch)."""
-    return max(max((r["view_changes"] for r in
-                    call(c, "status")["services"]["consensus"]["replicas"]), default=0)
-               for c in clients)
-
-
 def during(clients: list[ControlClient], fn: Any) -> Any:
     """``fn()``, its result (a dict) noting the view changes made meanwhile (a view change in
     the middle of a measurement is what its figure shows, and the reader should know) and
     what the daemons sent meanwhile: ``sent_mib_during`` by protocol, and the soft state's
     resends (``softstate_during``): on sub-Mbit uplinks these decide a job's speed."""
-    before = most_view_changes(clients), traffic(clients)
+    before = counters(clients)
     out = fn()
-    out["view_changes_during"] = most_view_changes(clients) - before[0]
-    after = traffic(clients)
-    sent = {p: n - before[1]["sent"].get(p, 0) for p, n in after["sent"].items()}
-    out["sent_mib_during"] = {p: round(n / 2**20, 2) for p, n in sorted(sent.items()) if n}
-    out["softstate_during"] = {k: after["soft"][k] - before[1]["soft"].get(k, 0)
+    after = counters(clients)
+    out["view_changes_during"] = after["view_changes"] - before["view_changes"]
+    out["sent_mib_during"] = {p: round(n / 2**20, 2)
+                              for p, n in sorted((after["sent"] - before["sent"]).items())}
+    out["softstate_during"] = {k: round(after["soft"][k] - before["soft"][k], 1)
                                for k in sorted(after["soft"])}
     return out
 
 
-SOFT_COUNTERS = ("intervals_resent", "gaps", "duplicates")
+SOFT_COUNTERS = ("deltas_applied", "deltas_redundant", "intervals_resent", "gaps", "duplicates")
 
 
-def traffic(clients: list[ControlClient]) -> dict[str, dict[str, int]]:
-    """Bytes sent by protocol and the soft state's resend counters, summed over the nodes."""
-    sent: dict[str, int] = {}
-    soft: dict[str, int] = {}
+def counters(clients: list[ControlClient]) -> dict[str, Any]:
+    """The daemons' own counters, summed over the nodes (one ``p2p.metrics`` and one
+    ``status`` read each): bytes sent by protocol, drops, dials, the soft state's resends, and
+    the most view changes any node's replica has seen (its committees this epoch)."""
+    sent: Counter[str] = Counter()
+    drops: Counter[str] = Counter()
+    dials: Counter[str] = Counter()
+    soft: Counter[str] = Counter()
+    views = 0
     for c in clients:
-        for proto, n in call(c, "p2p.metrics")["bytes_out"].items():
-            sent[proto] = sent.get(proto, 0) + n
-        crdt = call(c, "status")["services"]["softstate"]["crdt"]
-        for k in SOFT_COUNTERS:
-            soft[k] = soft.get(k, 0) + crdt.get(k, 0)
-        for kind, n in crdt.get("states_sent", {}).items():
-            soft[f"states_{kind}"] = soft.get(f"states_{kind}", 0) + n
-    return {"sent": sent, "soft": soft}
+        m = call(c, "p2p.metrics")
+        sent.update(m["bytes_out"])
+        drops.update(m["drops"])
+        dials.update({k: m["dials"].get(k, 0) for k in ("attempts", "failures")})
+        services = call(c, "status")["services"]
+        crdt = services["softstate"]["crdt"]
+        soft.update({k: crdt.get(k, 0) for k in SOFT_COUNTERS})
+        soft.update({f"states_{kind}": n for kind, n in crdt.get("states_sent", {}).items()})
+        for obj, w in crdt.get("written", {}).items():
+            soft.update({f"written_{obj}": w["count"], f"written_kib_{obj}": w["bytes"] / 1024})
+        views = max([views] + [r["view_changes"] for r in services["consensus"]["replicas"]])
+    return {"sent": sent, "drops": drops, "dials": dials, "soft": soft, "view_changes": views}
 
 
 def shard0_view(client: ControlClient) -> int:
@@ -359,19 +362,10 @@ def cpu_per_put(cpu: dict[str, float], members: list[int], puts: int) -> dict[st
 
 def formation_costs(clients: list[ControlClient]) -> dict[str, Any]:
     """What the network spent forming, summed over its nodes (the daemons' own counters)."""
-    sent: dict[str, int] = {}
-    drops: dict[str, int] = {}
-    dials: dict[str, int] = {}
-    for c in clients:
-        m = call(c, "p2p.metrics")
-        for proto, n in m["bytes_out"].items():
-            sent[proto] = sent.get(proto, 0) + n
-        for kind, n in m["drops"].items():
-            drops[kind] = drops.get(kind, 0) + n
-        for kind in ("attempts", "failures"):
-            dials[kind] = dials.get(kind, 0) + m["dials"].get(kind, 0)
-    return {"sent_mib": {p: round(n / 2**20, 2) for p, n in sorted(sent.items())},
-            "drops": drops, "dials": dials, "most_view_changes": most_view_changes(clients)}
+    spent = counters(clients)
+    return {"sent_mib": {p: round(n / 2**20, 2) for p, n in sorted(spent["sent"].items())},
+            "drops": dict(spent["drops"]), "dials": dict(spent["dials"]),
+            "most_view_changes": spent["view_changes"]}
 
 
 def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
