@@ -74,6 +74,7 @@ from crdt.codec import (
     decode_table,
     encode_object,
     pack_payload,
+    snapshot as encode_snapshot,
     unpack_payload,
 )
 from crdt.dots import CausalContext
@@ -117,6 +118,9 @@ class ObjectSpec:
 @dataclass(slots=True)
 class ReplicaStats:
     deltas_applied: int = 0
+    deltas_redundant: int = 0
+    """Intervals applied that held nothing new: another partner had sent it all first. On a
+    flood over a view of degree d about (d - 1) / d of the intervals are."""
     states_applied: int = 0
     duplicates: int = 0
     gaps: int = 0
@@ -131,6 +135,10 @@ class ReplicaStats:
     """States sent to peers too far behind: ``full`` (we did not know the peer's context),
     ``elided`` (against its context: only what it lacks), and of either, ``resent`` (the
     last was not acknowledged in time)."""
+    written: dict[str, list[int]] = field(default_factory=dict)
+    """This node's own writes by object: ``[count, bytes]``, a delta's bytes as a snapshot
+    encodes it. Every write crosses each soft-state link of the network once, so summed over
+    the nodes these say which object the soft state's traffic is made of."""
 
 
 class CrdtReplica:
@@ -238,6 +246,9 @@ class CrdtReplica:
             delta.heads[self.node_id] = head
         obj.join(delta)
         self.books.buffer.push({name: delta})
+        written = self.stats.written.setdefault(name, [0, 0])
+        written[0] += 1
+        written[1] += len(encode_snapshot(delta))
         return delta
 
     def reserve_own(self, name: str, counter: int) -> None:
@@ -450,10 +461,13 @@ class CrdtReplica:
             return [(sender, CrdtAck(msg.session, applied))]
         if msg.seq_from > applied + 1:
             return self._repair(sender, p, now_ms)
+        head = self.books.buffer.head
         self._apply(self._decode(msg.replicas, msg.objects, elided=False), now_ms,
                     origin=sender)
         p.their_session, p.applied = msg.session, msg.seq_to  # only once it was accepted
         self.stats.deltas_applied += 1
+        if self.books.buffer.head == head:
+            self.stats.deltas_redundant += 1
         return [(sender, CrdtAck(msg.session, p.applied))]
 
     def _on_state(self, sender: str, p: PeerStream, msg: CrdtState,

@@ -492,6 +492,7 @@ class SoftStateService:
             "load_written": None if self.loads.written is None else
             dict(zip(("permille", "at_ms"), self.loads.written)),
             "crdt": {"deltas_applied": self.replica.stats.deltas_applied,
+                     "deltas_redundant": self.replica.stats.deltas_redundant,
                      "states_applied": self.replica.stats.states_applied,
                      "partners": {"active": sum(self.partners.roles.values()),
                                   "passive": sum(not a for a in self.partners.roles.values())},
@@ -502,7 +503,9 @@ class SoftStateService:
                      "states_sent": dict(sorted(self.replica.stats.states_sent.items())),
                      "state_reasons": dict(sorted(self.replica.books.state_reasons.items())),
                      "gaps": self.replica.stats.gaps,
-                     "duplicates": self.replica.stats.duplicates},
+                     "duplicates": self.replica.stats.duplicates,
+                     "written": {k: dict(zip(("count", "bytes"), v))
+                                 for k, v in sorted(self.replica.stats.written.items())}},
             "links": links,
         }
 

@@ -328,3 +328,30 @@ def test_deltas_that_came_from_the_peer_leave_no_gap_in_the_stream_it_gets():
             rs["a"].on_message("b", m, now + 3)
         now += 10
     assert rs["b"].stats.gaps == 0 and same(rs)
+
+
+def test_own_writes_are_counted_by_object_and_relayed_ones_are_not():
+    # What each node writes, by object, is what the soft state's traffic is made of.
+    rs = make("a", "b")
+    now = pump(rs, T0, connect(rs, "a", "b", T0))
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k", "v" * 300), now)
+    rs["a"].update("m", lambda m, w: m.p_set(w, "k", "w"), now + 1)
+    rs["a"].update("s", lambda s, w: s.p_add(w, "x"), now + 2)
+    pump(rs, now + 3)
+    written = rs["a"].stats.written
+    assert written.keys() == {"m", "s"} and written["m"][0] == 2 and written["s"][0] == 1
+    assert 300 < written["m"][1] < 500 and written["s"][1] < 100
+    assert rs["b"].stats.written == {} and same(rs)  # b only relays what it was sent
+
+
+def test_an_interval_another_partner_sent_first_is_counted_redundant():
+    # a triangle: c hears a's write from a and again from b (or the other way round)
+    rs = make("a", "b", "c")
+    inflight = connect(rs, "a", "b", T0) + connect(rs, "b", "c", T0) + connect(rs, "a", "c", T0)
+    now = pump(rs, T0, inflight)
+    assert sum(r.stats.deltas_redundant for r in rs.values()) == 0
+    rs["a"].update("s", lambda s, w: s.p_add(w, "x"), now)
+    pump(rs, now)
+    assert same(rs)
+    assert rs["c"].stats.deltas_applied - rs["c"].stats.deltas_redundant >= 1
+    assert sum(r.stats.deltas_redundant for r in rs.values()) >= 1

@@ -128,6 +128,9 @@ async def test_link_summaries_spread_and_any_node_predicts_the_link_between_two_
         assert costs[a] == 20  # the submitter's own node: no link to cross
         assert {c.link_ms for c in services[2].candidates()} == {20}
         assert services[1].status()["links"]["published"][0]["peer"] == a
+        written = services[1].status()["crdt"]["written"]  # what each node wrote, by object
+        assert written["links"]["count"] == 1 and written["links"]["bytes"] > 0
+        assert services[2].status()["crdt"]["written"].keys() == {"caps", "load"}
         first = services[1].links.published
         assert first is not None
         for _ in range(10):  # the link got 8x slower: republished, not before the interval
