@@ -106,7 +106,7 @@ class TickPlanner:
         scan = now - self.last_scan >= MEMBERSHIP_SCAN_S
         if scan:
             self.last_scan = now
-        return Steps(heartbeat, publish, bool(dirty_at) and now - (dirty_at or 0.0) >= PERSIST_S,
+        return Steps(heartbeat, publish, dirty_at is not None and now - dirty_at >= PERSIST_S,
                      scan, load=moved)
 
     def published(self, now: float, load: int, addrs: Any) -> None:

@@ -155,7 +155,8 @@ class SoftStateService:
         self._heard: dict[str, tuple[int, float]] = {}
         """Node -> (newest record generation seen, wall time it arrived or it last dropped)."""
         self.rejected = 0
-        self._dirty_at = 0.0
+        self._dirty_at: float | None = None
+        """Since when the replica has changes not yet persisted (None: none)."""
         self.silence_s = 0.0
         """The genesis' eviction silence (``connect``): refreshes come well inside it."""
         self.partners = Partners()
@@ -252,7 +253,7 @@ class SoftStateService:
             return set()  # a peer has not sent its digest yet: next time
         pruned = self.replica.prune(todo, stable)
         if pruned:
-            self._dirty_at = self._dirty_at or self.clock.now()
+            self._mark_dirty()
             log.info("soft state: pruned the records of %d departed node(s)", len(pruned))
         return pruned
 
@@ -321,7 +322,11 @@ class SoftStateService:
     def _persist(self) -> None:
         with self.db.transaction():
             self.db.put(_NS, "replica", self.replica.snapshot())
-        self._dirty_at = 0.0
+        self._dirty_at = None
+
+    def _mark_dirty(self) -> None:
+        if self._dirty_at is None:
+            self._dirty_at = self.clock.now()
 
     def _later_twin(self, record: CapabilityAnnounce) -> None:
         """A later daemon with our key ran (and may run a few seconds more): its consensus
@@ -378,7 +383,7 @@ class SoftStateService:
             raise
         finally:
             self.twins.on_observed(self.replica.take_observed())
-        self._dirty_at = self._dirty_at or self.clock.now()
+        self._mark_dirty()
         self._send(out)
         self._round_trips()
 
@@ -460,7 +465,7 @@ class SoftStateService:
             if steps.load:
                 self.loads.write(load, self._now_ms())
                 self._persist()
-            if steps.persist and self._dirty_at:  # unless a write above just persisted
+            if steps.persist and self._dirty_at is not None:  # unless a write above persisted
                 self._persist()
             if steps.scan:
                 self._sync_partners()

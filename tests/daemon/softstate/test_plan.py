@@ -51,6 +51,13 @@ def test_new_addresses_republish_at_once_and_dirty_state_persists_after_the_peri
     assert p.plan(1.0 + PERSIST_S, 0, ["a", "b"], 1.0).persist
 
 
+def test_a_change_at_clock_zero_is_dirty_too() -> None:
+    # A test's MockClock starts at 0: a change then is a change (None says "nothing unsaved").
+    p = TickPlanner(0.0, 0, ["a"])
+    assert not p.plan(PERSIST_S, 0, ["a"], None).persist
+    assert p.plan(PERSIST_S, 0, ["a"], 0.0).persist
+
+
 def test_a_record_published_busy_outside_the_planner_is_corrected_when_idle() -> None:
     """A runtime became ready while a task ran: that record said "busy". The planner must
     measure the next change from it, or an idle worker looks full until the next refresh
