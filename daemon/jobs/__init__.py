@@ -8,6 +8,7 @@
 - ``results``   -- the result directory ``novacron result`` writes and ``verify`` reads.
 - ``member``    -- as a committee member: placing tasks, sending offers and result votes.
 - ``worker``    -- running offered tasks in the sandbox and reporting their results.
+- ``held``      -- the tasks a worker accepted, kept until they end, so a crash resumes them.
 - ``service``   -- ``JobsService``: the three roles wired to committees, blobs and the socket.
 
 The ledger they all act on (hard state, pure) is ``daemon.ledger``; its operations are

@@ -29,6 +29,7 @@ from daemon.jobs.split import (ENDED, Part, SplitError, Unanswered, combine, com
                                locate, part_count)
 from daemon.jobs.submitter import SubmitterDuties, Unplaceable
 from daemon.jobs.wholes import WholeJob, WholeJobs
+from daemon.jobs.held import HeldOffers
 from daemon.jobs.worker import WorkerDuties
 from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
@@ -66,7 +67,8 @@ class JobsService:
                                          self.clock)
         self.wholes = WholeJobs(self.submitter)
         self.member = MemberDuties(identity, self.ledger, self, soft, self.clock)
-        self.worker = WorkerDuties(pool, blobs, self.ledger, self)
+        self.worker = WorkerDuties(pool, blobs, self.ledger, self, HeldOffers(committees.db),
+                                   lambda: int(self.clock.wall() * 1000))
         committees.listeners.append(self.member.on_committed)
         host.handle(PROTOCOL, self._on_frame)
         host.handle_request(HAND_OVER, self._on_hand_over)

@@ -25,6 +25,11 @@ work left on the volunteers that ran it. They come from this node's store or the
 one that cannot be had is this node's fault (below). A task allowed to may leave such a file
 here: the worker keeps it (pinned, bounded) and never sends it anywhere.
 
+Accepted offers are kept in the node's database until their task ends here
+(``daemon.jobs.held``): a daemon that crashed runs them again when it starts, while the
+ledger still holds them for it, instead of leaving them to their leases; a clean stop hands
+them back (``Leave``) and forgets them.
+
 Faults of this node, not of the task (the pool refusing work now, a crashed worker process, a
 blob it could not fetch) are reported as ``CRASHED``: the ledger frees the replica at once
 instead of waiting out its lease, and never counts it as a result.
@@ -34,7 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -45,6 +52,7 @@ from daemon.blobs.store import BlobTooLarge
 from daemon.capabilities import RUNTIME, offered_runtimes
 from daemon.errors import DaemonError
 from protocol import sticky
+from daemon.jobs.held import HeldOffers
 from daemon.jobs.ports import Ledger, Peers
 from daemon.jobs.tally import MAX_ACCEPTED, OfferTally
 from daemon.runtime import Limits, PoolPaused, TaskOutcome, WorkerPool
@@ -80,7 +88,11 @@ def task_seed(job: bytes, task: int) -> bytes:
 
 
 class WorkerDuties:
-    def __init__(self, pool: WorkerPool, blobs: BlobService, ledger: Ledger, peers: Peers) -> None:
+    def __init__(self, pool: WorkerPool, blobs: BlobService, ledger: Ledger, peers: Peers,
+                 held: HeldOffers | None = None, wall_ms: Callable[[], int] | None = None
+                 ) -> None:
+        """``held``: where accepted offers are kept across a crash (``daemon.jobs.held``;
+        None: nowhere), with the wall clock ``wall_ms`` that dates them."""
         self.pool = pool
         self.runtime = offered_runtimes(runtime_id())[-1]
         self.more_runtimes: tuple[str, ...] = ()
@@ -103,6 +115,9 @@ class WorkerDuties:
         """Sticky files tasks left here (digest -> size), oldest first."""
         self.sticky_held = 0
         self.sticky_fetched = 0
+        self.held = held
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self.held_resumed = 0
 
     # -- offers ---------------------------------------------------------------------------------
 
@@ -110,11 +125,31 @@ class WorkerDuties:
         taken = self.tally.add(sender, offer, self.ledger.committee_of(offer.shard, offer.epoch))
         if taken is None:
             return
+        self._queue(taken)
+
+    def _queue(self, offer: TaskOffer) -> bool:
         try:
-            self._send.send_nowait(taken)
-            self.unfinished.add((taken.job, taken.task, taken.replica))
+            self._send.send_nowait(offer)
         except trio.WouldBlock:
             log.warning("task queue full: dropping an offer (its lease will expire)")
+            return False
+        self.unfinished.add((offer.job, offer.task, offer.replica))
+        if self.held is not None:
+            self.held.keep(offer, self._wall_ms())
+        return True
+
+    def _resume_held(self) -> None:
+        """Queue again the tasks accepted before this daemon last died (``daemon.jobs.held``):
+        the ledger still holds them for us, and a late copy of their offer is not run twice."""
+        if self.held is None:
+            return
+        offers = self.held.take(self._wall_ms())
+        for offer in offers:
+            key = (offer.job, offer.task, offer.replica)
+            self.tally.accepted[key] = offer
+            self.held_resumed += self._queue(offer)
+        if offers:
+            log.info("resuming %d task(s) held when this daemon last stopped", len(offers))
 
     @property
     def accepted(self) -> dict[tuple[bytes, int, int], TaskOffer]:
@@ -129,6 +164,7 @@ class WorkerDuties:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._reports = nursery
+            self._resume_held()
             for _ in range(max(1, self.pool.size)):
                 nursery.start_soon(self._loop)
             task_status.started()
@@ -141,6 +177,8 @@ class WorkerDuties:
                 log.exception("task %s/%d failed in the worker", offer.job.hex()[:12], offer.task)
             finally:
                 self.unfinished.discard((offer.job, offer.task, offer.replica))
+                if self.held is not None:
+                    self.held.drop(offer.job, offer.task, offer.replica)
 
     async def _run_one(self, o: TaskOffer) -> None:
         """Run one replica. Reports go to the ledger in the background (the node's requests
@@ -314,6 +352,8 @@ class WorkerDuties:
         for shard in shards:
             with trio.move_on_after(1.0):
                 await self._report(shard, ops.Leave(reason))
+        if self.held is not None:
+            self.held.clear()  # handed back: placed again, not resumed here
         return len(shards)
 
     def status(self) -> dict[str, Any]:
@@ -321,5 +361,5 @@ class WorkerDuties:
                 "queued": self._recv.statistics().current_buffer_used,
                 "running": len(self.unfinished), "ignored_offers": self.ignored_offers,
                 "outputs_handed_over": self.handed_over, "checkpoints": self.checkpoints,
-                "resumed": self.resumed, "sticky_kept": len(self.kept),
+                "resumed": self.resumed, "held_resumed": self.held_resumed, "sticky_kept": len(self.kept),
                 "sticky_held": self.sticky_held, "sticky_fetched": self.sticky_fetched}
