@@ -125,7 +125,8 @@ class WorkerDuties:
         taken = self.tally.add(sender, offer, self.ledger.committee_of(offer.shard, offer.epoch))
         if taken is None:
             return
-        self._queue(taken)
+        if self._queue(taken) and self.held is not None:
+            self.held.keep(taken, self._wall_ms())
 
     def _queue(self, offer: TaskOffer) -> bool:
         try:
@@ -134,8 +135,6 @@ class WorkerDuties:
             log.warning("task queue full: dropping an offer (its lease will expire)")
             return False
         self.unfinished.add((offer.job, offer.task, offer.replica))
-        if self.held is not None:
-            self.held.keep(offer, self._wall_ms())
         return True
 
     def _resume_held(self) -> None:
@@ -144,10 +143,13 @@ class WorkerDuties:
         if self.held is None:
             return
         offers = self.held.take(self._wall_ms())
-        for offer in offers:
+        for offer in offers:  # kept as accepted: their leases count from then, not from now
             key = (offer.job, offer.task, offer.replica)
             self.tally.accepted[key] = offer
-            self.held_resumed += self._queue(offer)
+            if self._queue(offer):
+                self.held_resumed += 1
+            else:
+                self.held.drop(*key)
         if offers:
             log.info("resuming %d task(s) held when this daemon last stopped", len(offers))
 

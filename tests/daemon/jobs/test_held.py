@@ -85,3 +85,16 @@ async def test_a_clean_stop_hands_the_tasks_back_and_forgets_them(tmp_path: Path
     assert await duties.leave("the node is shutting down") == 1
     assert [type(r) for r in ledger.reports] == [ops.Leave]
     assert held.take(T0) == []
+
+
+async def test_a_resumed_task_keeps_the_time_it_was_accepted(tmp_path: Path) -> None:
+    # A daemon that crashes again and again must not stretch a task past its lease: the
+    # record keeps the first acceptance time, so each restart counts from it.
+    task = offer(RUNTIME)
+    db = Database(tmp_path / "db")
+    HeldOffers(db).keep(task, T0)
+    duties = WorkerDuties(WorkerPool(PoolConfig(workers=1)), None,  # type: ignore[arg-type]
+                          Ledger(), None, HeldOffers(db), lambda: T0 + 1000)  # type: ignore[arg-type]
+    duties._resume_held()  # what ``run`` does first: queued, not yet run
+    assert duties.held_resumed == 1
+    assert HeldOffers(db).take(T0 + lease_ms(task)) == []  # its lease counts from T0
