@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from daemon.ledger.records import LEASE_SLACK_MS
+from daemon.ledger.records import lease_for
 from daemon.storage.db import Database
 from protocol.canonical import packb, unpackb
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -38,8 +38,8 @@ def _key(job: bytes, task: int, replica: int) -> bytes:
 
 
 def lease_ms(offer: TaskOffer) -> int:
-    """How long the ledger waits for the replica's report (``records.Job.lease_ms``)."""
-    return 2 * offer.wall_ms + LEASE_SLACK_MS
+    """How long the ledger holds the offered replica for us (``records.lease_for``)."""
+    return lease_for(offer.wall_ms)
 
 
 class HeldOffers:

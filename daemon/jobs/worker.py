@@ -363,5 +363,5 @@ class WorkerDuties:
                 "queued": self._recv.statistics().current_buffer_used,
                 "running": len(self.unfinished), "ignored_offers": self.ignored_offers,
                 "outputs_handed_over": self.handed_over, "checkpoints": self.checkpoints,
-                "resumed": self.resumed, "held_resumed": self.held_resumed, "sticky_kept": len(self.kept),
-                "sticky_held": self.sticky_held, "sticky_fetched": self.sticky_fetched}
+                "resumed": self.resumed, "held_resumed": self.held_resumed,
+                "sticky_kept": len(self.kept), "sticky_held": self.sticky_held, "sticky_fetched": self.sticky_fetched}

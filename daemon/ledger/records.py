@@ -25,6 +25,13 @@ from protocol.messages.tasks import TaskStatus
 
 LEASE_SLACK_MS = 60_000
 """A replica's lease: twice the task's wall-clock limit and this much more."""
+
+
+def lease_for(wall_ms: int) -> int:
+    """How long a replica of a task with wall-clock limit ``wall_ms`` is held for its worker."""
+    return 2 * wall_ms + LEASE_SLACK_MS
+
+
 EMPTY_SHA256 = hashlib.sha256(b"").digest()
 # Why a task failed without an agreed result.
 NO_AGREEMENT, NO_RESULT, DEADLINE = "NO_AGREEMENT", "NO_RESULT", "DEADLINE"
@@ -312,7 +319,7 @@ class Job:
 
     @property
     def lease_ms(self) -> int:
-        return 2 * self.spec.wall_ms + LEASE_SLACK_MS
+        return lease_for(self.spec.wall_ms)
 
     def counts(self) -> dict[str, Any]:
         """``accepted``: tasks with an agreed result, of which ``ok`` succeeded; ``failed``:
