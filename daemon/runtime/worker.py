@@ -15,6 +15,13 @@ wasmtime's own isolation):
 - the protocol uses private copies of fds 0 and 1; fd 1 then points at stderr, so a stray print
   from any library cannot corrupt the protocol stream.
 
+Every frame goes out whole (``write_frame``). A write to a pipe blocks while the pipe is full,
+and a worker stopped there (the CPU throttle's SIGSTOP, ``daemon.owner.throttle``) comes back
+from ``write`` with only part of its bytes written when it is continued: a raw file's ``write``
+then returns the short count, and a caller that ignores it cuts the frame. The daemon waited
+for the rest until the task's deadline (four minutes for one federated-training client) while
+the worker waited for its next task.
+
 It exits when its stdin closes. It has no wall-clock deadline of its own beyond the Sandbox's:
 the pool kills it if an answer is overdue.
 """
@@ -84,6 +91,17 @@ def read_message(stream: BinaryIO) -> dict[str, object] | None:
     return wire.decode(body)
 
 
+def write_frame(out: BinaryIO, message: dict[str, object]) -> None:
+    """Write one framed message, all of it: ``write`` on a pipe may write only part (above)."""
+    view = memoryview(wire.encode(message))
+    while view:
+        written = out.write(view)
+        if written is None:  # a non-blocking stream that could take nothing: not ours
+            raise BlockingIOError("worker output would block")
+        view = view[written:]
+    out.flush()
+
+
 def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: int,
           python_cache: Path | None = None) -> None:
     from daemon.runtime.python_tasks import PythonTasks
@@ -95,8 +113,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
 
     sandbox = Sandbox(cache_dir, cache_capacity=cache_capacity)
     python = PythonTasks(python_cache)
-    out.write(wire.encode({"ready": os.getpid()}))
-    out.flush()
+    write_frame(out, {"ready": os.getpid()})
     while True:
         message = read_message(inp)
         if message is None:
@@ -110,8 +127,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
                                       " which only Python tasks can read")
             else:
                 def send_checkpoint(c: Checkpoint) -> bool:
-                    out.write(wire.encode({"checkpoint": wire.checkpoint_to_wire(c)}))
-                    out.flush()
+                    write_frame(out, {"checkpoint": wire.checkpoint_to_wire(c)})
                     return True
                 policy = (CheckpointPolicy(request.checkpoint_fuel)
                           if request.checkpoint_fuel else None)
@@ -124,8 +140,7 @@ def serve(inp: BinaryIO, out: BinaryIO, cache_dir: Path | None, cache_capacity: 
             reply: dict[str, object] = {"outcome": outcome.to_wire()}
         except ModuleUnavailable:
             reply = {"missing": True}
-        out.write(wire.encode(reply))
-        out.flush()
+        write_frame(out, reply)
 
 
 def main(argv: list[str] | None = None) -> None:

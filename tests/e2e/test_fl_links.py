@@ -90,9 +90,9 @@ def test_clients_on_slow_uplinks_are_sent_at_fewer_bits(testnet: Path, tmp_path:
     base = (work / "job.toml").read_text().replace("clients_per_round = 5",
                                                    "clients_per_round = 4")
     base = base.replace('codec = "adaptive"', 'codec = "adaptive"\ntime_budget_s = 1.0')
-    # A round's task trains in ~20 s here. A replica on a slow line now and then never reports
-    # (seen in about one run in three, not yet understood); with wall_s = 300 it holds its
-    # round for 10 minutes before it is given up, with 90 s for 3.
+    # A round's task trains in ~20 s here. A replica that never reports holds its round until
+    # it is given up: 10 minutes with wall_s = 300, 3 with 90. (One did, in about a run in
+    # five: a throttled worker's answer cut short by the pause, ``worker.write_frame``.)
     base = base.replace("wall_s = 300", "wall_s = 90")
     assert "clients_per_round = 4" in base and "time_budget_s = 1.0" in base
     assert "wall_s = 90" in base
