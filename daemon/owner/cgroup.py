@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ log = logging.getLogger("novacron.cgroup")
 PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000  # the kernel's floor for cfs quota
 ROOT = Path("/sys/fs/cgroup")
+CLOSE_TRIES = 5
+CLOSE_BACKOFF_S = 0.05
+"""``close`` tries to remove the cgroup this many times, waiting 50, 100, 200, 400 ms between."""
 WEIGHT_V2 = 1
 SHARES_V1 = 2
 """The workers' cgroup's CPU weight (v2 ``cpu.weight``, v1 ``cpu.shares``): the least there is.
@@ -117,7 +121,7 @@ class CpuCgroup:
         wanted = {"cpu", "memory"} & set((own / "cgroup.controllers").read_text().split())
         (own / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
         workers = own / f"novacron-workers-{tag}"
-        _mkdir(workers, made)
+        _take(workers, made)
         _least_weight(workers / "cpu.weight", WEIGHT_V2)
         return cls(2, workers, home, made)
 
@@ -130,7 +134,7 @@ class CpuCgroup:
         _sweep_stale(own)
         made: list[Path] = []
         workers = own / f"novacron-workers-{tag}"
-        _mkdir(workers, made)
+        _take(workers, made)
         (workers / "cpu.cfs_period_us").write_text(str(PERIOD_US))
         _least_weight(workers / "cpu.shares", SHARES_V1)
         return cls(1, workers, own, made)
@@ -174,9 +178,13 @@ class CpuCgroup:
     def close(self) -> None:
         """Remove the directories we made; a worker still exiting goes back to ``home`` first.
         A worker spawned meanwhile (a slot replacing one during shutdown) can keep the
-        directory busy: it is tried a few times, and whatever is left is swept by the next
-        daemon's ``create`` once its owner is dead."""
-        for _ in range(3):
+        directory busy, as can one whose exit the kernel has not finished (its rmdir fails with
+        EBUSY for a moment after the process is reaped, more often on a loaded machine): it is
+        tried again with a short back-off (under a second in all), and whatever is left is
+        swept by the next daemon's ``create`` once its owner is dead."""
+        for attempt in range(CLOSE_TRIES):
+            if attempt:
+                time.sleep(CLOSE_BACKOFF_S * 2 ** (attempt - 1))
             try:
                 for pid in self.pids():
                     try:
@@ -199,6 +207,16 @@ class CpuCgroup:
                 done = False
                 log.info("cgroup %s left behind for now: %s", path, err.strerror)
         return done
+
+
+def _take(workers: Path, made: list[Path]) -> None:
+    """Make the workers' leaf, or take over the one already there: its tag is our pid, so it
+    was left by an earlier process with this pid whose ``close`` found it busy (the sweep
+    keeps it, since its owner looks alive: us). Taken over, ``close`` removes it; left
+    alone, it outlived this daemon too."""
+    _mkdir(workers, made)
+    if workers not in made:
+        made.append(workers)
 
 
 def _mkdir(path: Path, made: list[Path]) -> None:

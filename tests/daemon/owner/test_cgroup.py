@@ -149,3 +149,19 @@ def test_a_dead_daemons_left_over_cgroup_is_swept() -> None:
         assert fresh.dir.exists()
     finally:
         fresh.close()
+
+
+@pytest.mark.skipif(not _real_v1(), reason="needs root and cgroup v1's cpu controller")
+def test_a_leaf_left_by_an_earlier_process_with_our_pid_is_taken_over_and_removed() -> None:
+    """Pids are reused: a daemon whose close found its leaf busy left it behind, and a later
+    process with its pid (this one) must own it, or nobody ever removes it."""
+    left = Path("/sys/fs/cgroup/cpu") / f"novacron-workers-{os.getpid()}"
+    left.mkdir()
+    try:
+        cg = CpuCgroup.create(str(os.getpid()))
+        assert cg.dir == left
+        cg.close()
+        assert not left.exists()
+    finally:
+        if left.exists():
+            left.rmdir()
