@@ -74,8 +74,13 @@ log = logging.getLogger("novacron.consensus")
 PROTOCOL = "/novacron/pbft/2"
 TICK_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
-HEARD_S = 60.0
-"""A member heard from this recently counts as reachable for ``status`` health."""
+REACH_GRACE_S = 10.0
+"""A member not connected now still counts as reachable this long after it was last connected
+or heard from (a dropped connection is redialled at once, and a dial over 300 ms lines takes a
+few seconds). Past it the member is unreachable, so ``status`` says a committee that lost its
+quorum is stalled within seconds: at 60 s since a member was last heard, as this was before,
+two members of four killed left ``health ok`` for a minute (and the replicas' timers, which
+stand still short of a quorum, ran on meanwhile)."""
 STALL_S = 0.25
 """A gap between two consensus ticks this much longer than ``TICK_S`` is this process's own
 stall, which the replicas' view-change timers do not count."""
@@ -146,8 +151,9 @@ class CommitteeService:
         """Reads answered from our own replica's state instead of ordered (``local_machine``)."""
         self.misbehaviour: dict[str, int] = {}
         self.heard: dict[bytes, float] = {}
-        """When a signed consensus message of each key last arrived (a member we are not
-        connected to right now may still be reachable: connections are made on demand)."""
+        """Last contact with each key: a signed consensus message of it arrived, or (our
+        committees' members) we were connected to it. ``_reachable`` counts a member not
+        connected now for ``REACH_GRACE_S`` after it."""
         self.last_heard: Callable[[str], float | None] = _never_heard
         """When we last had word of a node (wall clock; the soft state knows, ``connect``):
         what evictions of silent members go by. None: never."""
@@ -547,12 +553,18 @@ class CommitteeService:
 
     def _reachable(self) -> dict[tuple[int, int], int]:
         """Members of each of our committees that we can reach now, ourselves included:
-        connected, or heard from within ``HEARD_S`` (connections are made on demand)."""
+        connected, or connected or heard from within ``REACH_GRACE_S``."""
         connected = set(self.host.connected_peers())
         me = self.identity.public_key
-        recent = self.clock.now() - HEARD_S
-        return {key: 1 + sum(1 for pk in runner.config.committee if pk != me and (
-                    self.heard.get(pk, -1e18) > recent or node_id_from_public_key(pk) in connected))
+        now = self.clock.now()
+        recent = now - REACH_GRACE_S
+
+        def reachable(pk: bytes) -> bool:
+            if node_id_from_public_key(pk) in connected:
+                self.heard[pk] = now  # seen connected: the grace runs from here if it drops
+                return True
+            return self.heard.get(pk, -1e18) > recent
+        return {key: 1 + sum(1 for pk in runner.config.committee if pk != me and reachable(pk))
                 for key, runner in self.replicas.items()}
 
     def health(self) -> tuple[Health, str]:

@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from daemon.clock import TrioClock
-from daemon.committees.service import CommitteeService
+from consensus.health import Health
+from daemon.committees.service import REACH_GRACE_S, CommitteeService
 from daemon.genesis import make_genesis
 import daemon.ledger.shard as shard_module
 from daemon.ledger.shard import KV, LEDGER_TICK_ACTIVE_S, LedgerShards, ledger_operation
@@ -114,4 +115,33 @@ async def test_a_node_outside_the_genesis_joins_at_the_next_epoch(tmp_path: Path
         assert {svc.epoch.epoch for svc in services} == {1}
         assert trio.current_time() < 120  # virtual seconds: a join retry and an epoch's minimum
         assert await services[4].submit(0, KV + packb(["get", "before"])) == b"1"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_committee_that_loses_its_quorum_says_stalled_within_seconds(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """Two of four members cut off: a quorum (3) is out of reach. The survivors say so once
+    the grace for a dropped connection has passed, not a minute later, and are healthy again
+    once the others are back."""
+    net, services = committee(tmp_path, shards=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        for svc in services:
+            await nursery.start(svc.run)
+        assert await services[0].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
+        assert services[0].health()[0] is Health.OK
+        keys = [net.hosts[k].key for k in net.hosts]
+        for a in keys[:2]:
+            for b in keys[2:]:
+                net.partition(a, b)
+        await trio.sleep(REACH_GRACE_S / 2)
+        assert services[0].health()[0] is Health.OK  # a dropped connection may come back
+        await trio.sleep(REACH_GRACE_S / 2 + 2)
+        health, why = services[0].health()
+        assert health is Health.STALLED and "a quorum is 3" in why, why
+        for a in keys[:2]:
+            for b in keys[2:]:
+                net.heal(a, b)
+        await trio.sleep(2)
+        assert services[0].health()[0] is Health.OK
         nursery.cancel_scope.cancel()
