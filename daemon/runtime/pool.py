@@ -55,6 +55,13 @@ from protocol.messages.tasks import TaskStatus
 log = logging.getLogger("novacron.runtime")
 
 REPO_ROOT = Path(daemon.__file__).resolve().parent.parent
+FAULTS_DEGRADED = 2
+"""Tasks in a row whose worker died or never answered before ``status`` says the runtime is
+degraded. Either is this node's fault, not the task's (a task that runs too long is ended
+by the worker itself, and answers TIMED_OUT): one can be bad luck (the OOM killer), two in a
+row with no task completed between them is something to look at. A worker whose answers
+were cut short by the CPU throttle's pauses lost a task slot for four minutes at a time
+while ``status`` said ok."""
 
 
 class PoolPaused(DaemonError):
@@ -219,6 +226,8 @@ class WorkerPool:
         self.on_spawn: list[Callable[[int], object]] = []  # e.g. put it in the CPU cgroup
         self._running: dict[int, Running] = {}  # worker pid -> the task it runs
         self.started = self.completed = self.crashed = self.killed = self.restarts = 0
+        self.faults_in_a_row = 0
+        self.last_fault = ""
         self.running = 0
 
     # -- service ---------------------------------------------------------------------------------
@@ -357,11 +366,16 @@ class WorkerPool:
         busy = f"{self.running} of {self.size} worker(s) busy"
         summary = f"{busy}, {self.completed} task(s) done; " + (
             "taking tasks" if accepting else f"taking no tasks: {reason}")
-        return {"health": "ok", "summary": summary, "runtime_id": runtime_id(),
+        health = "ok"
+        if self.faults_in_a_row >= FAULTS_DEGRADED:
+            health = (f"degraded: the last {self.faults_in_a_row} tasks' workers died or did not"
+                      f" answer (last: {self.last_fault})")
+        return {"health": health, "summary": summary, "runtime_id": runtime_id(),
                 "workers": self.size, "running": self.running,
                 "accepting": accepting, "reason": reason, "tasks_started": self.started,
                 "tasks_completed": self.completed, "workers_crashed": self.crashed,
-                "workers_killed": self.killed, "worker_restarts": self.restarts}
+                "workers_killed": self.killed, "worker_restarts": self.restarts,
+                "worker_faults_in_a_row": self.faults_in_a_row}
 
     def register_rpc(self, server: Any) -> None:
         """The runtime adds no control methods; ``status`` reports it."""
@@ -427,13 +441,14 @@ class WorkerPool:
         if scope.cancelled_caught:
             worker.kill_and_retire()
             self.killed += 1
-            return self._ran(origin, began, cpu_s, TaskOutcome(
+            return self._ran(origin, began, cpu_s, self._fault(TaskOutcome(
                 TaskStatus.TIMED_OUT, f"worker killed: no answer within {deadline:g} s "
-                f"(wall-clock limit {limits.wall_s:g} s plus margin)", wall_s=deadline))
+                f"(wall-clock limit {limits.wall_s:g} s plus margin)", wall_s=deadline)))
         self._release(worker)
         if reply.get("missing"):
             raise ModuleUnavailable(module_hash.hex())
         self.completed += 1
+        self.faults_in_a_row = 0
         return self._ran(origin, began, cpu_s, TaskOutcome.from_wire(reply["outcome"]))
 
     def _ran(self, origin: tuple[bytes, int, int] | None, began: float, cpu_s: float,
@@ -464,9 +479,15 @@ class WorkerPool:
             how = f"killed by signal {-code} ({signal.Signals(-code).name})"
         else:
             how = f"exited with code {code}"
-        return self._ran(origin, began, 0.0, TaskOutcome(
+        return self._ran(origin, began, 0.0, self._fault(TaskOutcome(
             TaskStatus.CRASHED, f"worker process died ({how}); this is a fault of the node, "
-            "not of the module: run the task again elsewhere"))
+            "not of the module: run the task again elsewhere")))
+
+    def _fault(self, outcome: TaskOutcome) -> TaskOutcome:
+        """Count a task lost to its worker (``FAULTS_DEGRADED``)."""
+        self.faults_in_a_row += 1
+        self.last_fault = outcome.detail
+        return outcome
 
 
 def runtime_id() -> str:

@@ -92,6 +92,35 @@ async def test_a_worker_killed_mid_task_reports_crashed_and_is_replaced():
     assert pool.crashed == 1 and pool.restarts >= 1 and victims[0] not in pool.worker_pids()
 
 
+async def kill_when_busy(pool: WorkerPool, pids: list[int]) -> None:
+    """SIGKILL the worker once it runs a task (a replacement worker may still be starting:
+    polling the pool's real processes, up to 30 s)."""
+    with trio.fail_after(30):
+        while not any(pool.worker_pids().values()):
+            await trio.sleep(0.01)
+    await signal_busy_worker(pool, signal.SIGKILL, pids)
+
+
+async def test_workers_lost_twice_in_a_row_make_the_runtime_degraded_until_a_task_completes():
+    """A dead worker is the node's fault: one can be bad luck, two in a row are shown."""
+    pool = WorkerPool(config(workers=1))
+    victims: list[int] = []
+    healths = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        for _ in range(2):
+            nursery.start_soon(kill_when_busy, pool, victims)
+            await pool.run_task(module_hash(LOOP), LOOP, b"", Limits(fuel=2**62, wall_s=30))
+            healths.append(pool.status()["health"])
+        await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
+        healths.append(pool.status()["health"])
+        nursery.cancel_scope.cancel()
+    assert healths[0] == "ok"
+    assert healths[1].startswith("degraded: the last 2 tasks' workers died or did not answer "
+                                 "(last: worker process died (killed by signal 9")
+    assert healths[2] == "ok" and pool.status()["worker_faults_in_a_row"] == 0
+
+
 async def test_a_running_task_shows_its_progress_and_is_gone_once_it_ends():
     pool = WorkerPool(config(workers=1))
     seen: list[dict] = []
