@@ -553,7 +553,7 @@ class CommitteeService:
 
     def _reachable(self) -> dict[tuple[int, int], int]:
         """Members of each of our committees that we can reach now, ourselves included:
-        connected, or connected or heard from within ``REACH_GRACE_S``."""
+        connected now, or connected or heard from within ``REACH_GRACE_S``."""
         connected = set(self.host.connected_peers())
         me = self.identity.public_key
         now = self.clock.now()
