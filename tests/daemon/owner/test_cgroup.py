@@ -155,7 +155,8 @@ def test_a_dead_daemons_left_over_cgroup_is_swept() -> None:
 def test_a_leaf_left_by_an_earlier_process_with_our_pid_is_taken_over_and_removed() -> None:
     """Pids are reused: a daemon whose close found its leaf busy left it behind, and a later
     process with its pid (this one) must own it, or nobody ever removes it."""
-    left = Path("/sys/fs/cgroup/cpu") / f"novacron-workers-{os.getpid()}"
+    own = own_paths(Path("/proc/self/cgroup").read_text())["cpu"].lstrip("/")
+    left = Path("/sys/fs/cgroup/cpu") / own / f"novacron-workers-{os.getpid()}"
     left.mkdir()
     try:
         cg = CpuCgroup.create(str(os.getpid()))
