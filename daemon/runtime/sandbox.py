@@ -67,6 +67,7 @@ class Watchdog:
     def disarm(self) -> bool:
         with self._cond:
             self._deadline = None
+            self._cond.notify()  # back to the untimed wait, not a timed one until the old deadline
             return self._fired == self._generation
 
     def _loop(self) -> None:

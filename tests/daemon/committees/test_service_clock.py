@@ -34,6 +34,13 @@ def committee(tmp_path: Path, n: int = 4, shards: int = 2) -> tuple[MemoryNet, l
     return net, services
 
 
+async def start(nursery: trio.Nursery, net: MemoryNet, services: list[CommitteeService]) -> None:
+    """The in-process network, then each service, in ``nursery``."""
+    await nursery.start(net.run)
+    for svc in services:
+        await nursery.start(svc.run)
+
+
 def a_job(nonce: int) -> ops.Submit:
     inputs = (ops.TaskInput(b"\x01" * 32, 1, b"\x01"),)
     return ops.Submit("busy", b"\x02" * 32, 100, ("t",), inputs, 10**9, 16, 60_000, 1024, 2, 2, 4,
@@ -54,9 +61,7 @@ async def test_each_shard_ledger_clock_ticks_while_another_shard_is_busy(
     monkeypatch.setattr(shard_module, "FIRST_IDLE_TICK_S", 10.0)
     net, services = committee(tmp_path)
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await start(nursery, net, services)
         await trio.sleep(1)  # no clock yet (idle shards tick later): the job starts at the first
         reply = unpackb(await services[0].submit(0, ledger_operation(a_job(1))))
         assert reply["tasks"] == 1 and reply["state"] == "open"
@@ -81,9 +86,7 @@ async def test_a_request_commits_on_every_member_in_virtual_time(tmp_path: Path,
                                                                 autojump_clock: object) -> None:
     net, services = committee(tmp_path, shards=1)
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await start(nursery, net, services)
         assert await services[2].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
         assert await services[1].submit(0, KV + packb(["get", "k"])) == b"v"
         await trio.sleep(1)
@@ -105,9 +108,7 @@ async def test_a_node_outside_the_genesis_joins_at_the_next_epoch(tmp_path: Path
                                  LedgerShards(), clock=TrioClock(WALL_START))
                 for k, i in enumerate(ids)]
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await start(nursery, net, services)
         assert await services[0].submit(0, KV + packb(["put", "before", "1"])) == b"ok"
         newcomer = ids[4].public_key
         while not all(newcomer in svc.epoch.members for svc in services):
@@ -125,9 +126,7 @@ async def test_a_committee_that_loses_its_quorum_says_stalled_within_seconds(
     once the others are back."""
     net, services = committee(tmp_path, shards=1)
     async with trio.open_nursery() as nursery:
-        await nursery.start(net.run)
-        for svc in services:
-            await nursery.start(svc.run)
+        await start(nursery, net, services)
         assert await services[0].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
         assert services[0].health()[0] is Health.OK
         keys = [net.hosts[k].key for k in net.hosts]
