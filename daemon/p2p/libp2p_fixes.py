@@ -262,10 +262,21 @@ async def close_listeners(swarm: Swarm) -> None:
     """Stop accepting before closing what was accepted: ``Swarm.close`` closes connections
     first and listeners last, so while it closes them one by one a peer's redial is accepted,
     and the port stays taken after peers have seen us go (a restart on it then finds it in
-    use). Closing a listener twice is a no-op, so ``Swarm.close`` may still try."""
+    use). Closing a listener twice is a no-op, so ``Swarm.close`` may still try.
+
+    Its sockets leave the listener's list before they close: py-libp2p's ``close`` closes them
+    and clears the list only afterwards, and a task that asked for our addresses meanwhile (a
+    gossipsub graft builds a signed record of them) read a closed socket and failed the
+    host's nursery with EBADF."""
     for listener in list(swarm.listeners.values()):
+        inner = getattr(listener, "listeners", None)
+        sockets = list(inner) if isinstance(inner, list) else []
+        if isinstance(inner, list):
+            inner.clear()
         try:
             await listener.close()
+            for sock in sockets:
+                await sock.aclose()
         except Exception as err:  # one failing listener must not keep the others open
             logging.getLogger(__name__).debug("closing a listener failed: %r", err)
 

@@ -125,6 +125,34 @@ async def test_a_closing_host_stops_listening_before_it_closes_its_connections(m
     assert seen_free[0] is True  # b's, the first host to close
 
 
+async def test_addresses_asked_for_while_the_listeners_close_are_read_without_error():
+    """A task asking for the host's addresses while its listeners close (a gossipsub graft
+    does) read closed sockets and failed the host with EBADF."""
+    from daemon.p2p import libp2p_fixes
+
+    async with trio.open_nursery() as outer:
+        b = make_host("b")
+        await outer.start(b.run)
+        swarm = b._swarm
+        assert swarm is not None
+        reads: list[int] = []
+        closing = True
+
+        async def ask() -> None:
+            while closing:
+                for listener in swarm.listeners.values():
+                    reads.append(len(listener.get_addrs()))
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(ask)
+            await trio.sleep(0)
+            await libp2p_fixes.close_listeners(swarm)
+            closing = False
+        outer.cancel_scope.cancel()
+    assert reads and reads[-1] == 0
+
+
 def test_peer_addresses_must_name_the_peer():
     host = make_host("a")
     with pytest.raises(BadAddress, match="/p2p/<node id>"):
