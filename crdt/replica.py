@@ -211,6 +211,29 @@ class CrdtReplica:
             self._observed.append(Observed(name, path, e, obj.sigs.get((e[0], e[1])), True,
                                            origin))
 
+    def _observe_unapplied(self, sender: str, msg: CrdtDelta) -> None:
+        """Show the watch the entries of an interval not applied (a gap in its stream). Two
+        daemons holding one key (a copied data directory) reach a neighbour under one peer
+        id, so it keeps one stream state for both: an interval of one after the other's
+        looks like a gap, and the neighbour that dropped it never kept the record the copy
+        needed to see to step aside (``daemon.softstate.twins``; an e2e test waited three
+        minutes for it in one CI run). Nothing is joined: the watcher checks signatures."""
+        if not self._watched or not any(o.name in self._watched for o in msg.objects):
+            return
+        for name, incoming, _ in self._decode(msg.replicas, msg.objects, elided=False):
+            if name not in self._watched:
+                continue
+            obj = self.objects[name]
+            for path, e in incoming.entries():
+                dot = (e[0], e[1])
+                if obj.index.get(dot) == path and entry_at(obj.store, path, dot) == e:
+                    continue  # the very entry we hold: nothing to see
+                if len(self._observed) >= MAX_OBSERVED:
+                    self.stats.observed_dropped += 1
+                    continue
+                self._observed.append(Observed(name, path, e, incoming.sigs.get(dot), False,
+                                               sender))
+
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, name: str) -> Causal:
@@ -460,6 +483,7 @@ class CrdtReplica:
             self.stats.duplicates += 1
             return [(sender, CrdtAck(msg.session, applied))]
         if msg.seq_from > applied + 1:
+            self._observe_unapplied(sender, msg)
             return self._repair(sender, p, now_ms)
         head = self.books.buffer.head
         self._apply(self._decode(msg.replicas, msg.objects, elided=False), now_ms,

@@ -68,3 +68,32 @@ def test_observed_entries_are_bounded():
     assert len(peer.take_observed()) == MAX_OBSERVED
     assert peer.stats.observed_dropped == 2 * n - 1 - MAX_OBSERVED  # each write, each replaced
     assert peer.take_observed() == []
+
+
+def test_an_interval_dropped_as_a_gap_still_shows_the_watch_its_entries():
+    """The original and its copy reach a neighbour under one peer id, so it keeps one stream
+    state for both: once the copy's interval is applied, the original's next one looks like a
+    gap and is dropped. Its entries must still reach the watch (the twin guard), or the copy
+    is never shown the original's record naming it."""
+    orig, peer = replica(ME, 1), replica(PEER, 2)
+    peer.watch("caps")
+    rs = {ME.node_id: orig, PEER.node_id: peer}
+    now = pump(rs, T0, connect(rs, ME.node_id, PEER.node_id, T0))
+    put(orig, {"who": "orig", "n": 1}, now)
+    now = pump(rs, now + 1)
+    copy = CrdtReplica.restore(orig.snapshot(), SCHEMA, session=3, signer=DotSigner(ME, NET))
+    copy.reserve_own("caps", 10)
+    put(copy, {"who": "copy"}, now)
+    rs2 = {ME.node_id: copy, PEER.node_id: peer}
+    now = pump(rs2, now, connect(rs2, ME.node_id, PEER.node_id, now))
+    assert peer.get("caps").get(ME.node_id)["who"] == "copy"
+    peer.take_observed()
+    put(orig, {"who": "orig", "n": 2, "rivals": "copy"}, now)
+    gaps = peer.stats.gaps
+    for dst, msg in orig.tick(now + 1000):
+        if dst == PEER.node_id:
+            peer.on_message(ME.node_id, msg, now + 1000)
+    assert peer.stats.gaps == gaps + 1  # dropped: the stream state is the copy's
+    seen = [o for o in peer.take_observed() if not o.verified]
+    assert [o.path for o in seen] == [(ME.node_id,)] and seen[0].sig is not None
+    assert seen[0].origin == ME.node_id
