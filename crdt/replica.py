@@ -194,22 +194,26 @@ class CrdtReplica:
     def _observe(self, name: str, obj: Causal, incoming: Causal, plan: Plan,
                  origin: str) -> None:
         added = {(e[0], e[1]) for _, e in plan.added}
+        self._observe_entries(name, obj, incoming, added, origin)
+        for path, e in plan.killed:  # replaced here: the reader may still want to know it
+            self._keep(Observed(name, path, e, obj.sigs.get((e[0], e[1])), True, origin))
+
+    def _observe_entries(self, name: str, obj: Causal, incoming: Causal,
+                         added: set[tuple[str, int]], origin: str) -> None:
+        """Each entry of ``incoming`` but the very ones we hold; ``added``: the dots joined
+        now (their signatures were checked)."""
         for path, e in incoming.entries():
             dot = (e[0], e[1])
             if dot not in added and obj.index.get(dot) == path and \
                     entry_at(obj.store, path, dot) == e:
                 continue  # the very entry we hold: nothing to see
-            if len(self._observed) >= MAX_OBSERVED:
-                self.stats.observed_dropped += 1
-                continue
-            self._observed.append(Observed(name, path, e, incoming.sigs.get(dot),
-                                           dot in added, origin))
-        for path, e in plan.killed:  # replaced here: the reader may still want to know it
-            if len(self._observed) >= MAX_OBSERVED:
-                self.stats.observed_dropped += 1
-                continue
-            self._observed.append(Observed(name, path, e, obj.sigs.get((e[0], e[1])), True,
-                                           origin))
+            self._keep(Observed(name, path, e, incoming.sigs.get(dot), dot in added, origin))
+
+    def _keep(self, seen: Observed) -> None:
+        if len(self._observed) >= MAX_OBSERVED:
+            self.stats.observed_dropped += 1
+        else:
+            self._observed.append(seen)
 
     def _observe_unapplied(self, sender: str, msg: CrdtDelta) -> None:
         """Show the watch the entries of an interval not applied (a gap in its stream). Two
@@ -221,18 +225,8 @@ class CrdtReplica:
         if not self._watched or not any(o.name in self._watched for o in msg.objects):
             return
         for name, incoming, _ in self._decode(msg.replicas, msg.objects, elided=False):
-            if name not in self._watched:
-                continue
-            obj = self.objects[name]
-            for path, e in incoming.entries():
-                dot = (e[0], e[1])
-                if obj.index.get(dot) == path and entry_at(obj.store, path, dot) == e:
-                    continue  # the very entry we hold: nothing to see
-                if len(self._observed) >= MAX_OBSERVED:
-                    self.stats.observed_dropped += 1
-                    continue
-                self._observed.append(Observed(name, path, e, incoming.sigs.get(dot), False,
-                                               sender))
+            if name in self._watched:
+                self._observe_entries(name, self.objects[name], incoming, set(), sender)
 
     # -- reading --------------------------------------------------------------------------------
 
