@@ -270,9 +270,9 @@ async def close_listeners(swarm: Swarm) -> None:
     host's nursery with EBADF."""
     for listener in list(swarm.listeners.values()):
         inner = getattr(listener, "listeners", None)
-        sockets = list(inner) if isinstance(inner, list) else []
+        sockets: list[Any] = []
         if isinstance(inner, list):
-            inner.clear()
+            sockets, inner[:] = list(inner), []
         try:
             await listener.close()
             for sock in sockets:
