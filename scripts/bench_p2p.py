@@ -16,6 +16,10 @@ Prints one JSON object:
   nodes have a published message, p50/p99; and the share of a 50-message burst that reaches a
   node two hops away, ours vs py-libp2p's default GossipSub settings (which rate-limit forwarding
   to 10 per second and drop the rest silently).
+- ``frame_cpu_us``: CPU time (this process's, both ends) per 300-byte frame in a ping-pong
+  through ``send`` and a handler, with ``daemon.p2p.quick_io`` (locks that do not yield when
+  free, read-ahead, yamux's switches read once) vs py-libp2p's own, two rounds each, the best
+  of each kept. Every other figure here, baselines included, runs with ``quick_io`` on.
 - ``shutdown_ms``: cancelling ``run`` on a node with 20 connections, vs ``Swarm.close`` alone
   (which closes connections one by one).
 
@@ -34,7 +38,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import trio
@@ -48,9 +52,10 @@ from libp2p.pubsub.pubsub import Pubsub  # noqa: E402
 from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
-from daemon.p2p import P2PConfig, P2PHost  # noqa: E402
+from daemon.p2p import P2PConfig, P2PHost, factory  # noqa: E402
 from daemon.p2p.factory import GOSSIP_PROTOCOLS, build_swarm_and_host, key_pair_for  # noqa: E402
 from daemon.p2p.libp2p_fixes import route_libp2p_logging  # noqa: E402
+from daemon.p2p.quick_io import quicken, unquicken  # noqa: E402
 from protocol.identity import NodeIdentity  # noqa: E402
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -221,6 +226,58 @@ async def bench_streams(seed: int, rounds: int, frames: int) -> dict[str, Any]:
     return out
 
 
+# -- a frame's CPU -------------------------------------------------------------------------
+
+
+@contextmanager
+def as_shipped() -> Any:
+    """py-libp2p's own locks, reads and switches while open (no host may run across it)."""
+    unquicken()
+    saved = factory.quicken
+    factory.quicken = lambda: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        factory.quicken = saved  # type: ignore[assignment]
+        quicken()
+
+
+async def ping_pong_cpu_us(seed: int, rounds: int) -> float:
+    """CPU microseconds per frame, both hosts in this process, after 200 rounds of warm-up."""
+    a, b = p2p_host("cpu-a", seed), p2p_host("cpu-b", seed)
+    pong = [trio.Event()]
+
+    async def echo(peer: str, frame: bytes) -> None:
+        b.send(peer, "/bench/cpu-pong/1", frame)
+
+    async def on_pong(peer: str, frame: bytes) -> None:
+        pong[0].set()
+
+    b.handle("/bench/cpu-ping/1", echo)
+    a.handle("/bench/cpu-pong/1", on_pong)
+    async with running(a, b):
+        a.add_peer(b.listen_addrs()[0])
+        await wait_until(lambda: b.node_id in a.connected_peers())
+        payload = bytes(300)
+        for i in range(200 + rounds):
+            if i == 200:
+                cpu = time.process_time()
+            pong[0] = trio.Event()
+            a.send(b.node_id, "/bench/cpu-ping/1", payload)
+            await pong[0].wait()
+        return (time.process_time() - cpu) / (2 * rounds) * 1e6
+
+
+async def bench_frame_cpu(seed: int, rounds: int) -> dict[str, Any]:
+    shipped, ours = [], []
+    for _ in range(2):
+        with as_shipped():
+            shipped.append(await ping_pong_cpu_us(seed, rounds))
+        ours.append(await ping_pong_cpu_us(seed, rounds))
+    return {"py_libp2p_as_shipped": round(min(shipped)), "ours": round(min(ours)),
+            "ratio": round(min(ours) / min(shipped), 2), "rounds": rounds}
+
+
 # -- gossip ----------------------------------------------------------------------------------
 
 
@@ -358,6 +415,7 @@ async def main(seed: int, quick: bool) -> dict[str, Any]:
     report["connect_ms"] = await bench_connect(seed, trials=5 if quick else 20)
     rounds, frames = (100, 2000) if quick else (500, 10000)
     report.update(await bench_streams(seed, rounds=rounds, frames=frames))
+    report["frame_cpu_us"] = await bench_frame_cpu(seed, rounds=500 if quick else 3000)
     gossip = await bench_gossip_mesh(seed, nodes=10, messages=5 if quick else 30)
     burst = 50
     gossip["burst_of_50_reaching_2_hops"] = {

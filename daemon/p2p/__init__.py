@@ -18,6 +18,8 @@ Modules:
 - ``traversal`` -- runs py-libp2p's AutoNAT, circuit relay v2 (client and capped relay) and DCUtR.
 - ``factory`` -- builds the py-libp2p host, swarm and GossipSub from public constructors.
 - ``libp2p_fixes`` -- the few places we reach into py-libp2p 0.8.1 internals, version-pinned.
+- ``quick_io`` -- py-libp2p's per-frame bookkeeping cut: locks that do not yield when free,
+  read-ahead on TCP, yamux's environment switches read once.
 - ``errors``  -- ``P2PError`` and its subclasses.
 """
 

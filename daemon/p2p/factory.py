@@ -47,6 +47,7 @@ from daemon.p2p.config import GOSSIP_RPC_LIMIT, P2PConfig
 from daemon.p2p.libp2p_fixes import (
     DropCallback, NovaGossipSub, NovaPubsub, credit_windows_at_half,
 )
+from daemon.p2p.quick_io import quicken
 from protocol.identity import NodeIdentity
 
 GOSSIP_PROTOCOLS = (PROTOCOL_ID_V12, PROTOCOL_ID_V11)
@@ -61,6 +62,7 @@ def key_pair_for(identity: NodeIdentity) -> KeyPair:
 def build_swarm_and_host(identity: NodeIdentity, config: P2PConfig) -> tuple[Swarm, BasicHost]:
     key_pair = key_pair_for(identity)
     credit_windows_at_half()
+    quicken()
     noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
     swarm = new_swarm(
         key_pair=key_pair,
