@@ -52,10 +52,10 @@ from libp2p.pubsub.pubsub import Pubsub  # noqa: E402
 from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
-from daemon.p2p import P2PConfig, P2PHost, factory  # noqa: E402
+from daemon.p2p import P2PConfig, P2PHost  # noqa: E402
 from daemon.p2p.factory import GOSSIP_PROTOCOLS, build_swarm_and_host, key_pair_for  # noqa: E402
 from daemon.p2p.libp2p_fixes import route_libp2p_logging  # noqa: E402
-from daemon.p2p.quick_io import quicken, unquicken  # noqa: E402
+from daemon.p2p.quick_io import SWITCH, quicken, unquicken  # noqa: E402
 from protocol.identity import NodeIdentity  # noqa: E402
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -232,13 +232,12 @@ async def bench_streams(seed: int, rounds: int, frames: int) -> dict[str, Any]:
 @contextmanager
 def as_shipped() -> Any:
     """py-libp2p's own locks, reads and switches while open (no host may run across it)."""
+    os.environ[SWITCH] = "0"
     unquicken()
-    saved = factory.quicken
-    factory.quicken = lambda: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        factory.quicken = saved  # type: ignore[assignment]
+        del os.environ[SWITCH]
         quicken()
 
 

@@ -27,11 +27,16 @@ socket together. Three causes, three changes (``quicken``; ``scripts/bench_p2p.p
 - **The environment read per frame.** yamux looks up ``PY_YAMUX_*`` variables in
   ``os.environ`` on every data frame and window credit (its debug and tuning switches). They
   are read once, at ``quicken``, as a process's environment does not change under it.
+
+``NOVACRON_QUICK_IO=0`` in a daemon's environment leaves py-libp2p as it ships: the baseline of
+``scripts/bench_wan.py`` run on whole testnets, and a way out should a volunteer's machine
+ever behave differently with these changes.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +60,7 @@ YAMUX_SWITCHES = (
     "_perf_yamux_debug_enabled", "_yamux_disable_hysteresis", "_yamux_release_on_read",
     "_yamux_batch_threshold_divisor", "_yamux_data_read_timeout",
 )
+SWITCH = "NOVACRON_QUICK_IO"
 READ_AHEAD = 64 * 1024  # trio's own default receive size
 _MARK = "_novacron_quick"
 _ORIGINALS: dict[tuple[Any, str], Any] = {}
@@ -150,8 +156,9 @@ def _swap(owner: Any, name: str, value: Any) -> None:
 
 def quicken() -> None:
     """Quick locks, read-ahead and yamux's switches read once, for every yamux, TCP and net
-    stream built from now on in this process (module docstring). Idempotent."""
-    if getattr(TrioTCPStream.__init__, _MARK, False):
+    stream built from now on in this process (module docstring). Idempotent; nothing when
+    ``NOVACRON_QUICK_IO=0`` is set."""
+    if getattr(TrioTCPStream.__init__, _MARK, False) or os.environ.get(SWITCH) == "0":
         return
     for cls, names in QUICK_LOCKS.items():
         init = _built_quick(cls, names)

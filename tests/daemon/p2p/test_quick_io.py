@@ -160,3 +160,19 @@ def test_yamux_switches_are_read_once(monkeypatch):
     monkeypatch.setenv("PY_YAMUX_DATA_READ_TIMEOUT", str(before + 1))
     assert yamux_module._yamux_data_read_timeout() == before
     assert yamux_module._yamux_batch_threshold_divisor() == 2
+
+
+def test_the_switch_leaves_py_libp2p_as_it_ships(monkeypatch):
+    from daemon.p2p.quick_io import SWITCH, unquicken
+
+    unquicken()
+    monkeypatch.setenv(SWITCH, "0")
+    try:
+        quicken()
+        a, _ = trio.testing.memory_stream_pair()
+        assert isinstance(TrioTCPStream(a).read_lock, trio.Lock)  # type: ignore[arg-type]
+    finally:
+        monkeypatch.delenv(SWITCH)
+        quicken()
+    a, _ = trio.testing.memory_stream_pair()
+    assert isinstance(TrioTCPStream(a).read_lock, QuickLock)  # type: ignore[arg-type]
