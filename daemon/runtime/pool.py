@@ -224,6 +224,7 @@ class WorkerPool:
         self.slowdown = 1.0
         self.on_run: list[Callable[[RunRecord], None]] = []
         self.on_spawn: list[Callable[[int], object]] = []  # e.g. put it in the CPU cgroup
+        self.on_start: list[Callable[[int], object]] = []  # a task went to this worker pid
         self._running: dict[int, Running] = {}  # worker pid -> the task it runs
         self.started = self.completed = self.crashed = self.killed = self.restarts = 0
         self.faults_in_a_row = 0
@@ -420,6 +421,8 @@ class WorkerPool:
         self.running += 1
         worker.busy = True
         self._running[worker.pid] = Running(origin, worker.pid, began, cpu0, limits.wall_s)
+        for observer in self.on_start:
+            observer(worker.pid)
         try:
             with trio.move_on_after(deadline) as scope:
                 await worker.send(request.to_wire())

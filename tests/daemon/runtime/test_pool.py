@@ -93,12 +93,23 @@ async def test_a_worker_killed_mid_task_reports_crashed_and_is_replaced():
 
 
 async def kill_when_busy(pool: WorkerPool, pids: list[int]) -> None:
-    """SIGKILL the worker once it runs a task (a replacement worker may still be starting:
-    polling the pool's real processes, up to 30 s)."""
-    with trio.fail_after(30):
-        while not any(pool.worker_pids().values()):
-            await trio.sleep(0.01)
-    await signal_busy_worker(pool, signal.SIGKILL, pids)
+    """SIGKILL the worker the next task goes to (``on_start``: a replacement worker may still
+    be starting when this is called)."""
+    started = trio.Event()
+    seen: list[int] = []
+
+    def on_start(pid: int) -> None:
+        seen.append(pid)
+        started.set()
+
+    pool.on_start.append(on_start)
+    try:
+        with trio.fail_after(30):
+            await started.wait()
+    finally:
+        pool.on_start.remove(on_start)
+    os.kill(seen[0], signal.SIGKILL)
+    pids.append(seen[0])
 
 
 async def test_workers_lost_twice_in_a_row_make_the_runtime_degraded_until_a_task_completes():
