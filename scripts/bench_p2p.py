@@ -138,17 +138,43 @@ async def bench_connect(seed: int, trials: int) -> dict[str, Any]:
 # -- streams ---------------------------------------------------------------------------------
 
 
-async def bench_streams(seed: int, rounds: int, frames: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    a, b = p2p_host("a", seed), p2p_host("b", seed)
-    pong = trio.Event()
-    received = [0]
+def echo_pair(seed: int, prefix: str) -> tuple[P2PHost, P2PHost,
+                                               Callable[[bytes], Awaitable[None]]]:
+    """Two hosts, not yet running, and ``ping(payload)``: a frame from the first, echoed by the
+    second; it returns once the echo is back."""
+    a, b = p2p_host(f"{prefix}a", seed), p2p_host(f"{prefix}b", seed)
+    pong = [trio.Event()]
 
     async def echo(peer: str, frame: bytes) -> None:
         b.send(peer, "/bench/pong/1", frame)
 
     async def on_pong(peer: str, frame: bytes) -> None:
-        pong.set()
+        pong[0].set()
+
+    b.handle("/bench/ping/1", echo)
+    a.handle("/bench/pong/1", on_pong)
+
+    async def ping(payload: bytes) -> None:
+        pong[0] = trio.Event()
+        a.send(b.node_id, "/bench/ping/1", payload)
+        await pong[0].wait()
+
+    return a, b, ping
+
+
+@asynccontextmanager
+async def connected(a: P2PHost, b: P2PHost) -> AsyncIterator[None]:
+    """Both hosts running, the first connected to the second."""
+    async with running(a, b):
+        a.add_peer(b.listen_addrs()[0])
+        await wait_until(lambda: b.node_id in a.connected_peers())
+        yield
+
+
+async def bench_streams(seed: int, rounds: int, frames: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    a, b, ping = echo_pair(seed, "")
+    received = [0]
 
     async def sink(peer: str, frame: bytes) -> None:
         received[0] += 1
@@ -156,20 +182,14 @@ async def bench_streams(seed: int, rounds: int, frames: int) -> dict[str, Any]:
     async def answer(peer: str, frame: bytes) -> bytes:
         return frame
 
-    b.handle("/bench/ping/1", echo)
-    a.handle("/bench/pong/1", on_pong)
     b.handle("/bench/sink/1", sink)
     b.handle_request("/bench/req/1", answer)
-    async with running(a, b):
-        a.add_peer(b.listen_addrs()[0])
-        await wait_until(lambda: b.node_id in a.connected_peers())
+    async with connected(a, b):
         payload = bytes(100)
         rtts = []
         for _ in range(rounds):
-            pong = trio.Event()
             started = time.perf_counter()
-            a.send(b.node_id, "/bench/ping/1", payload)
-            await pong.wait()
+            await ping(payload)
             rtts.append(time.perf_counter() - started)
         out["stream_rtt_ms"] = {"ours_send_and_handler": summary(rtts)}
 
@@ -243,27 +263,14 @@ def as_shipped() -> Any:
 
 async def ping_pong_cpu_us(seed: int, rounds: int) -> float:
     """CPU microseconds per frame, both hosts in this process, after 200 rounds of warm-up."""
-    a, b = p2p_host("cpu-a", seed), p2p_host("cpu-b", seed)
-    pong = [trio.Event()]
-
-    async def echo(peer: str, frame: bytes) -> None:
-        b.send(peer, "/bench/cpu-pong/1", frame)
-
-    async def on_pong(peer: str, frame: bytes) -> None:
-        pong[0].set()
-
-    b.handle("/bench/cpu-ping/1", echo)
-    a.handle("/bench/cpu-pong/1", on_pong)
-    async with running(a, b):
-        a.add_peer(b.listen_addrs()[0])
-        await wait_until(lambda: b.node_id in a.connected_peers())
+    a, b, ping = echo_pair(seed, "cpu-")
+    async with connected(a, b):
         payload = bytes(300)
-        for i in range(200 + rounds):
-            if i == 200:
-                cpu = time.process_time()
-            pong[0] = trio.Event()
-            a.send(b.node_id, "/bench/cpu-ping/1", payload)
-            await pong[0].wait()
+        for _ in range(200):
+            await ping(payload)
+        cpu = time.process_time()
+        for _ in range(rounds):
+            await ping(payload)
         return (time.process_time() - cpu) / (2 * rounds) * 1e6
 
 

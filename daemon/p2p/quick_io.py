@@ -14,9 +14,10 @@ socket together. Three causes, three changes (``quicken``; ``scripts/bench_p2p.p
   the lock is free, so one frame meant ~15 passes of the run loop and ~20 task wake-ups.
   ``QuickLock`` keeps what those locks are for (one holder at a time, waiters served first
   come, first served, a waiter that is cancelled leaves the queue) and drops the yield when the
-  lock is free. Every path that takes one of these locks then sends or receives on a socket,
-  a checkpoint of its own, so no task runs long without yielding and cancellation is still
-  seen at the next socket operation. A lock with waiters passes to the first of them on
+  lock is free. The yamux and TCP paths that take these locks go on to a socket operation,
+  a checkpoint of its own, and no loop in 0.8.1 waits on one of them alone (each also awaits
+  an event, a sleep or the socket), so no task runs long without yielding and cancellation
+  is still seen at the next socket operation. A lock with waiters passes to the first of them on
   release, as ``trio.Lock`` does. Unlike ``trio.Lock`` it has no owner: the read-write lock's
   writer half (a ``trio.Semaphore(1)`` in 0.8.1) is released by whichever reader leaves last.
   The constructors of the four classes are wrapped; every other lock is untouched.
