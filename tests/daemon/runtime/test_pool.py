@@ -92,24 +92,29 @@ async def test_a_worker_killed_mid_task_reports_crashed_and_is_replaced():
     assert pool.crashed == 1 and pool.restarts >= 1 and victims[0] not in pool.worker_pids()
 
 
-async def kill_when_busy(pool: WorkerPool, pids: list[int]) -> None:
-    """SIGKILL the worker the next task goes to (``on_start``: a replacement worker may still
-    be starting when this is called)."""
+def kill_when_busy(pool: WorkerPool, pids: list[int], nursery: trio.Nursery) -> None:
+    """SIGKILL the worker the next task goes to, once it has it. The observer is in place
+    before the caller starts the task: a free worker takes it without a checkpoint, so an
+    observer added by a task started alongside could come too late."""
     started = trio.Event()
     seen: list[int] = []
 
     def on_start(pid: int) -> None:
-        seen.append(pid)
-        started.set()
+        if not seen:
+            seen.append(pid)
+            started.set()
+
+    async def kill() -> None:
+        try:
+            with trio.fail_after(30):
+                await started.wait()
+        finally:
+            pool.on_start.remove(on_start)
+        os.kill(seen[0], signal.SIGKILL)
+        pids.append(seen[0])
 
     pool.on_start.append(on_start)
-    try:
-        with trio.fail_after(30):
-            await started.wait()
-    finally:
-        pool.on_start.remove(on_start)
-    os.kill(seen[0], signal.SIGKILL)
-    pids.append(seen[0])
+    nursery.start_soon(kill)
 
 
 async def test_workers_lost_twice_in_a_row_make_the_runtime_degraded_until_a_task_completes():
@@ -120,7 +125,7 @@ async def test_workers_lost_twice_in_a_row_make_the_runtime_degraded_until_a_tas
     async with trio.open_nursery() as nursery:
         await nursery.start(pool.run)
         for _ in range(2):
-            nursery.start_soon(kill_when_busy, pool, victims)
+            kill_when_busy(pool, victims, nursery)
             await pool.run_task(module_hash(LOOP), LOOP, b"", Limits(fuel=2**62, wall_s=30))
             healths.append(pool.status()["health"])
         await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())
