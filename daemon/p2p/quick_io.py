@@ -115,9 +115,6 @@ def _built_quick(cls: type, names: tuple[str, ...]) -> Callable[..., None]:
             for step in path:
                 owner = getattr(owner, step)
             setattr(owner, attribute, QuickLock())
-        if isinstance(self, TrioTCPStream):
-            self._novacron_ahead = b""  # received, not yet read (``_read_ahead``)
-            self._novacron_at = 0
 
     return init
 
@@ -133,13 +130,17 @@ def _take_ahead(self: Any, n: int | None) -> bytes:
 
 
 def _read_ahead(receive: Callable[..., Any]) -> Callable[..., Any]:
-    """``TrioTCPStream.read`` receiving up to ``READ_AHEAD`` and serving later reads from it."""
+    """``TrioTCPStream.read`` receiving up to ``READ_AHEAD`` and serving later reads from it.
+
+    What a stream holds (``_novacron_ahead``, received and not yet read, from ``_novacron_at``)
+    is set here alone, at its first receive: until then the stream has neither attribute and
+    holds nothing, however and whenever it was built."""
 
     @functools.wraps(receive)
     async def read(self: Any, n: int | None = None) -> bytes:
         if n == 0:
             return b""
-        if getattr(self, "_novacron_ahead", b""):  # (a stream built before ``quicken``: none)
+        if getattr(self, "_novacron_ahead", b""):  # (before its first receive: none)
             return _take_ahead(self, n)
         data: bytes = await receive(self, max(n or 0, READ_AHEAD))
         if getattr(self, "_novacron_ahead", b""):  # another reader's leftover first: in order
