@@ -278,53 +278,45 @@ def test_a_worker_survives_the_thread_that_spawned_it_and_dies_with_its_parent(t
 @pytest.mark.parametrize("paused", [False, True], ids=["running", "paused by the throttle"])
 def test_a_worker_dies_when_its_parent_is_killed(tmp_path, paused):
     import os
+    import select
     import signal
     import subprocess
     import sys
     import textwrap
-    import time
 
     from daemon.runtime.pool import WORKER_POPEN, PoolConfig
     from daemon.runtime.volunteer import VolunteerPrefs
 
     cmd = PoolConfig(prefs=VolunteerPrefs(), cache_dir=tmp_path / "cache").command()
+    # Paused as the CPU throttle leaves it between duty cycles, by its parent as the daemon
+    # does. waitpid(WUNTRACED) returns once every thread has stopped: the kernel hangs up an
+    # orphaned process group only if its stop is complete, so the kill must come after that.
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import subprocess, sys
+        import os, signal, subprocess, sys
         from daemon.runtime import wire
         w = subprocess.Popen({cmd!r}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              **{WORKER_POPEN!r})
         w.stdout.read(wire.HEADER.size)
+        if {paused!r}:
+            os.kill(w.pid, signal.SIGSTOP)
+            _, status = os.waitpid(w.pid, os.WUNTRACED)
+            assert os.WIFSTOPPED(status), status
         print(w.pid, flush=True)
         sys.stdin.read()
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    worker_pid = int(parent.stdout.readline())
-    if paused:  # as the CPU throttle leaves it between duty cycles
-        os.kill(worker_pid, signal.SIGSTOP)
-        while _state(worker_pid) != "T":
-            time.sleep(0.01)  # polling another process's state
-    os.kill(parent.pid, signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 60  # only a bound on "never": a loaded CI machine is slow
-    while time.monotonic() < deadline:
-        try:
-            os.kill(worker_pid, 0)
-        except ProcessLookupError:
-            return
-        if _state(worker_pid) == "Z":
-            return  # exited; only its (init-adopted) zombie is left to reap
-        time.sleep(0.05)  # polling another process's state
-    raise AssertionError("the worker outlived its SIGKILLed parent")
-
-
-def _all_threads_stopped(pid: int) -> bool:
-    import os
-
-    tasks = os.listdir(f"/proc/{pid}/task")
-    return all(_state(pid, int(t)) == "T" for t in tasks)
-
-
-def _state(pid: int, tid: int | None = None) -> str:
-    """A process's state letter from /proc (R, S, T stopped, Z zombie, ...)."""
-    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
-    with open(path) as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
+    line = parent.stdout.readline()
+    assert line, "the parent could not start (or pause) its worker"
+    # Opened while the parent lives: its unreaped child, whose pid cannot have been reused.
+    worker = os.pidfd_open(int(line))
+    exited: list[int] = []
+    try:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        # Readable once the worker has exited (reaped or not, it is not our child). 60 s is
+        # only a bound on "never": a loaded CI machine is slow.
+        exited, _, _ = select.select([worker], [], [], 60)
+        if not exited:
+            signal.pidfd_send_signal(worker, signal.SIGKILL)  # so it does not outlive the test
+    finally:
+        os.close(worker)
+    assert exited, "the worker outlived its SIGKILLed parent"
