@@ -37,6 +37,11 @@ Every node is given only the seed's address (node0). Figures (issue 14):
   run).
 Baseline in the same run: the same job on a ``lan`` testnet of as many nodes (target: the
 profile's throughput at least half of it). Needs root (network namespaces).
+
+``machine_vote_us``: this machine's speed when the run began, before any daemon started: the
+CPU a vote-sized message costs in pure code (pack, sign, verify, unpack; best of five). This
+machine's speed moves by tens of percent between hours (the same code's put CPU 0.64 and
+1.09 s on two days), so two runs' figures compare only next to it.
 """
 
 from __future__ import annotations
@@ -436,6 +441,27 @@ def bench_profile(profile: str, args: argparse.Namespace, tmp: Path) -> dict[str
     return out
 
 
+def machine_vote_us(rounds: int = 5, votes: int = 2000) -> float:
+    """CPU microseconds a vote-sized message costs in pure code: pack, sign, verify, unpack
+    (the best of ``rounds`` runs of ``votes``): the machine's speed, to read a run's figures by."""
+    from nacl.signing import SigningKey
+
+    from protocol.canonical import packb, unpackb
+
+    key = SigningKey(bytes(range(32)))
+    verify = key.verify_key
+    vote = {"type": "commit", "shard": 0, "epoch": 3, "view": 1, "seq": 42,
+            "digest": bytes(32), "sender": bytes(32)}
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for i in range(votes):
+            vote["seq"] = i
+            unpackb(verify.verify(key.sign(packb(vote))))
+        best = min(best, time.process_time() - start)
+    return round(best / votes * 1e6, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=30)
@@ -455,12 +481,14 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_wan: needs root (network namespaces); run it as root", file=sys.stderr)
         return 2
+    machine = machine_vote_us()
     tmp = Path(tempfile.mkdtemp(prefix="novacron-bench-wan-"))
     try:
         wan = bench_profile(args.profile, args, tmp)
         if args.formation_only:
             print(json.dumps({"nodes": args.nodes, "profile": args.profile,
-                              "nat_fraction": args.nat_fraction, "seeds": 1, args.profile: wan}))
+                              "nat_fraction": args.nat_fraction, "seeds": 1,
+                              "machine_vote_us": machine, args.profile: wan}))
             shutil.rmtree(tmp, ignore_errors=True)
             return 0
         lan = bench_profile("lan", args, tmp)
@@ -472,7 +500,7 @@ def main() -> int:
     commit = {k: wan["pbft_commit"].get(k, {}).get("p50_rtt_multiple", float("nan"))
               for k in ("from_primary", "from_backup")}
     result = {"nodes": args.nodes, "profile": args.profile, "nat_fraction": args.nat_fraction,
-              "seeds": 1, args.profile: wan, "baseline_lan": lan,
+              "seeds": 1, "machine_vote_us": machine, args.profile: wan, "baseline_lan": lan,
               "job_throughput_vs_lan": round(ratio, 2)}
     result["targets"] = [
         *({"target": f"PBFT commit p50 <= 3 x committee median round trip ({k.replace('_', ' ')})",
