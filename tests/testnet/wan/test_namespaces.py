@@ -305,3 +305,53 @@ def test_a_small_write_is_not_held_for_the_ack_of_the_one_before(net, tmp_path):
     # 5 ms apart, jitter (up to 3 ms a chunk) and a loaded machine aside; a held write shows
     # as 40 ms or more in most pairs, so the median tells them apart.
     assert sorted(gaps)[len(gaps) // 2] < 0.025, gaps
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@needs_root
+def test_the_relay_rests_once_a_link_it_waited_on_has_drained(tmp_path):
+    """Half a megabyte up a 4 Mbit/s line fills the relay's socket towards the far end, so it
+    waits for room; once all of it has gone and the connection idles, so does the relay. (It
+    once went on asking to be told of room it no longer needed: a socket with room says so
+    at every turn of the loop, and the relay spun at a full core, starving the daemons of
+    the testnet it stands for.)"""
+    wan = wan_launcher.create(tmp_path, 2, "continent", 0.0, 1, random.Random(3),
+                              uplinks=["node1=4mbit"])
+    try:
+        assert wan.relay_pid is not None
+        server, client = wan.plan.nodes
+        total = 512_000
+        with enter(server.ns):
+            listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((server.ip, ECHO_PORT + 3))
+        listener.listen(1)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                got = 0
+                while got < total:
+                    got += len(conn.recv(65536))
+                conn.sendall(b"k")
+                conn.recv(1)  # open, idle, until the client closes
+        threading.Thread(target=serve, daemon=True).start()
+        with enter(client.ns):
+            s = socket.socket()
+        s.settimeout(30)
+        s.connect((server.ip, ECHO_PORT + 3))
+        s.sendall(b"u" * total)
+        assert s.recv(1) == b"k"
+        before = process_cpu_s(wan.relay_pid)
+        time.sleep(1.0)  # by design: what the relay spends while the connection idles
+        idle = process_cpu_s(wan.relay_pid) - before
+        s.close()
+        listener.close()
+        assert idle < 0.2, f"the relay spent {idle:.2f} s of CPU in 1 s on an idle connection"
+    finally:
+        wan_launcher.destroy(tmp_path)
+    assert namespaces.listed(wan_launcher.prefix_of(tmp_path)) == []
