@@ -77,6 +77,17 @@ class Timers(ReplicaBase):
         the view-change timers stand still and re-sends slow down (module docstring)."""
         self.short_of_quorum = reachable < self.cfg.quorum
 
+    def resting(self) -> bool:
+        """Nothing for this replica's timers to do until input comes: no request or batch
+        pending, none committed and unexecuted, no view change, no state or batch body to
+        fetch, no restart to announce. A shell may then tick it less often
+        (``daemon.committees.service``), as long as any message or request brings the next
+        tick at once: the timers of work start from the tick that first sees it."""
+        return not (self._has_work() or self.view_changing or self.restarted or
+                    self.nv_pending is not None or self._refs_waiting or
+                    any(s.requests is None and seq > self.last_executed
+                        for seq, s in self.log.slots.items()))
+
     @property
     def resend_interval(self) -> float:
         """Seconds between status (and view-change) re-sends."""

@@ -81,6 +81,12 @@ class ShardRequests:
     def config(self) -> ReplicaConfig:
         return self.client.cfg
 
+    def resting(self) -> bool:
+        """Nothing queued, nothing in flight, no result to collect: the client's tick (its
+        retries) has nothing to do until a request comes."""
+        return not (self.current or self.queue or self.urgent or self.client.busy or
+                    self.client.done)
+
     def enqueue(self, operation: bytes, urgent: bool = False) -> _Pending:
         if len(operation) > MAX_OPERATION:  # our bug: fail here, not inside the pump loop
             raise ValueError(f"a {len(operation)}-byte operation is over the {MAX_OPERATION}-byte "

@@ -679,3 +679,41 @@ def test_a_restarted_replica_that_keeps_up_with_a_busy_committee_asks_for_nothin
         bus.run()
     assert bus.replica(2).last_executed == bus.replica(0).last_executed == 41
     assert statuses <= 3  # its first ask (to each of 3 peers); it asked every 0.25 s for good
+
+
+def test_a_replica_rests_only_when_its_timers_have_nothing_to_do():
+    """``resting`` lets the shell tick a replica less often; it must be False whenever a timer
+    could fire: a request pending (a silent primary is suspected), a view change under way."""
+    bus = Bus(4, view_change_timeout=1.0, status_interval=0.25)
+    client = bus.add_client()
+    assert all(bus.replica(i).resting() for i in range(4))  # a fresh committee
+    bus.submit(client, kv_op("put", "k", b"v"))
+    bus.run()
+    assert all(bus.replica(i).resting() for i in range(4))  # executed: nothing left
+    primary = bus.cfg.committee[0]
+    bus.drop = lambda src, dst, env: src == primary
+    bus.submit(client, kv_op("put", "k", b"w"))
+    seen = set()
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+        for i in (1, 2, 3):
+            r = bus.replica(i)
+            if r.pending or r.view_changing:
+                seen.update({"pending"} if r.pending else set())
+                seen.update({"view change"} if r.view_changing else set())
+                assert not r.resting(), (i, r.pending, r.view_changing)
+        if client.current is None:
+            break
+    assert client.current is None and "pending" in seen
+    assert all(bus.replica(i).view == 1 and bus.replica(i).resting() for i in (1, 2, 3))
+    # Members hear the client but not each other: the view changes they start cannot end,
+    # and a replica in one never rests.
+    members = set(bus.cfg.committee)
+    bus.drop = lambda src, dst, env: src in members
+    bus.submit(client, kv_op("put", "k", b"x"))
+    for _ in range(40):
+        bus.tick(0.25)
+        bus.run()
+    changing = [bus.replica(i) for i in range(4) if bus.replica(i).view_changing]
+    assert changing and not any(r.resting() for r in changing)

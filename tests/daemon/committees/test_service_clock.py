@@ -11,7 +11,7 @@ import trio
 
 from daemon.clock import TrioClock
 from consensus.health import Health
-from daemon.committees.service import REACH_GRACE_S, CommitteeService
+from daemon.committees.service import REACH_GRACE_S, REST_TICK_S, TICK_S, CommitteeService
 from daemon.genesis import make_genesis
 import daemon.ledger.shard as shard_module
 from daemon.ledger.shard import KV, LEDGER_TICK_ACTIVE_S, LedgerShards, ledger_operation
@@ -93,6 +93,44 @@ async def test_a_request_commits_on_every_member_in_virtual_time(tmp_path: Path,
         for svc in services:
             assert svc.replicas[(0, 0)].machine.kv.data == {"k": "v"}
         assert all(not h.faults for h in net.hosts.values())
+        nursery.cancel_scope.cancel()
+
+
+def count_ticks(svc: CommitteeService, key: tuple[int, int]) -> list[float]:
+    """When each tick of ``svc``'s replica ``key`` ran (virtual time), from now on."""
+    runner = svc.replicas[key]
+    ticks: list[float] = []
+    tick = runner.replica.tick
+
+    def counted(now: float) -> list[object]:
+        ticks.append(trio.current_time())
+        return tick(now)
+    runner.replica.tick = counted  # type: ignore[method-assign]
+    return ticks
+
+
+async def test_a_resting_committee_ticks_slowly_and_input_wakes_it_at_once(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """With nothing to do, the tick loop wakes every REST_TICK_S, not every TICK_S (an idle
+    daemon's ticks were a third of its idle CPU); a request brings a tick at once, so a
+    replica's timers start from the moment work arrives."""
+    net, services = committee(tmp_path, shards=1)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, net, services)
+        assert await services[2].submit(0, KV + packb(["put", "k", "v"])) == b"ok"
+        await trio.sleep(5)  # whatever follows the first request (checkpoints, statuses) ends
+        assert all(svc.resting for svc in services)
+        ticks = count_ticks(services[1], (0, 0))
+        await trio.sleep(10)
+        assert 10 / REST_TICK_S - 1 <= len(ticks) <= 10 / REST_TICK_S + 1, len(ticks)
+        assert len(ticks) <= 10 / TICK_S / 4  # at least four times fewer than a busy loop's
+        # Another member's request reaches member 1's replica and brings its tick now.
+        ticks.clear()
+        sent = trio.current_time()
+        assert await services[2].submit(0, KV + packb(["put", "k2", "v2"])) == b"ok"
+        assert ticks and ticks[0] - sent < TICK_S, (sent, ticks[:3])
+        await trio.sleep(5)
+        assert all(svc.resting for svc in services)  # and it rests again
         nursery.cancel_scope.cancel()
 
 
