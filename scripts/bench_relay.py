@@ -36,16 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from testnet.cpu import process_cpu_s  # noqa: E402
 from testnet.wan import launcher  # noqa: E402
 from testnet.wan.namespaces import enter  # noqa: E402
 
 MESSAGE = 300
 PORT = 5100
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ping_pong(server_ns: str, server_ip: str, client_ns: str, connections: int,

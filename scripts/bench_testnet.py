@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from daemon.control.client import ControlClient  # noqa: E402
+from testnet.cpu import process_cpu_s  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_ready  # noqa: E402
 
@@ -58,10 +59,7 @@ def proc_stats(pid: int) -> tuple[int, float]:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return rss, ticks / os.sysconf("SC_CLK_TCK")
+    return rss, process_cpu_s(pid)
 
 
 def capability_propagation(clients: list[ControlClient], samples: int) -> list[float]:

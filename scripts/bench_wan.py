@@ -63,6 +63,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from daemon.control.client import ControlClient, ControlError  # noqa: E402
+from testnet.cpu import process_cpu_s  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_formed  # noqa: E402
 from testnet.wan.floor import commit_floor_ms  # noqa: E402
@@ -89,21 +90,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far; 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_used(pids: dict[str, int], fn: Any) -> tuple[Any, dict[str, float]]:
     """``fn()``, and the CPU seconds each process used meanwhile."""
-    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    before = {k: process_cpu_s(p, gone=0.0) for k, p in pids.items()}
     out = fn()
-    return out, {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+    return out, {k: process_cpu_s(p, gone=0.0) - before[k] for k, p in pids.items()}
 
 
 def iface_bytes(ns: str) -> int:

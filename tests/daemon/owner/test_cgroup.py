@@ -13,6 +13,7 @@ import pytest
 
 from daemon.owner.cgroup import (MIN_QUOTA_US, PERIOD_US, CgroupUnavailable, CpuCgroup, own_paths,
                                  quota_us)
+from testnet.cpu import process_cpu_s
 
 
 def test_the_quota_is_the_share_of_the_whole_machine() -> None:
@@ -82,11 +83,6 @@ def _throttled(cg: CpuCgroup) -> int:
     return int(stat["nr_throttled"])
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.skipif(not _real_v1(), reason="needs root and cgroup v1's cpu controller")
 def test_a_real_quota_holds_a_busy_process_and_is_removed_after() -> None:
     cg = CpuCgroup.create(str(os.getpid()))
@@ -94,12 +90,12 @@ def test_a_real_quota_holds_a_busy_process_and_is_removed_after() -> None:
     try:
         assert cg.add(busy.pid) and cg.pids() == [busy.pid]
         cg.set_share(0.01, 2)  # 2% of a core: far below what even a loaded machine gives it
-        began, cpu0 = time.monotonic(), _cpu_s(busy.pid)
+        began, cpu0 = time.monotonic(), process_cpu_s(busy.pid)
         deadline = began + 20
         while _throttled(cg) < 5:  # polling the kernel's count of throttled periods
             assert time.monotonic() < deadline, "the quota never throttled the busy process"
             time.sleep(0.05)
-        elapsed, used = time.monotonic() - began, _cpu_s(busy.pid) - cpu0
+        elapsed, used = time.monotonic() - began, process_cpu_s(busy.pid) - cpu0
         # The kernel's clock ticks are 10 ms: allow a few of them over the 2% quota.
         assert used <= 0.02 * elapsed + 0.05, (used, elapsed)
     finally:
@@ -123,12 +119,12 @@ def test_busy_workers_yield_the_cpu_to_a_busy_process_beside_them() -> None:
     try:
         assert cg.add(worker.pid)
         cg.set_share(1.0, os.cpu_count() or 1)  # no quota in the way: the weight alone
-        w0, b0 = _cpu_s(worker.pid), _cpu_s(beside.pid)
+        w0, b0 = process_cpu_s(worker.pid), process_cpu_s(beside.pid)
         deadline = time.monotonic() + 20
-        while _cpu_s(beside.pid) - b0 < 1.0:  # polling real processes' CPU time
+        while process_cpu_s(beside.pid) - b0 < 1.0:  # polling real processes' CPU time
             assert time.monotonic() < deadline, "the process beside never got a second of CPU"
             time.sleep(0.05)
-        worker_s, beside_s = _cpu_s(worker.pid) - w0, _cpu_s(beside.pid) - b0
+        worker_s, beside_s = process_cpu_s(worker.pid) - w0, process_cpu_s(beside.pid) - b0
         assert worker_s < 0.2 * beside_s, (worker_s, beside_s)
     finally:
         for p in (worker, beside):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from testnet.cpu import process_cpu_s
 from testnet.wan import launcher as wan_launcher
 from testnet.wan import namespaces
 from testnet.wan.namespaces import enter
@@ -305,11 +306,6 @@ def test_a_small_write_is_not_held_for_the_ack_of_the_one_before(net, tmp_path):
     # 5 ms apart, jitter (up to 3 ms a chunk) and a loaded machine aside; a held write shows
     # as 40 ms or more in most pairs, so the median tells them apart.
     assert sorted(gaps)[len(gaps) // 2] < 0.025, gaps
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @needs_root
