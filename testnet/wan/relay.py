@@ -153,6 +153,11 @@ class Connection:
         self.connected = False
         self.closed = False
 
+    def pipes(self, sock: socket.socket) -> tuple[Pipe, Pipe]:
+        """The pipe ``sock`` feeds (it reads from ``sock``) and the pipe it drains (it writes
+        to ``sock``): what readable and writable on ``sock`` each move along."""
+        return (self.up, self.down) if sock is self.client else (self.down, self.up)
+
 
 class Relay:
     """Every namespace's listener and every connection, in one ``epoll`` loop."""
@@ -324,7 +329,7 @@ class Relay:
         drains (or the dial's completion)."""
         if conn.closed:
             return
-        feeds, drains = (conn.up, conn.down) if sock is conn.client else (conn.down, conn.up)
+        feeds, drains = conn.pipes(sock)
         mask = IN if feeds.reading else 0
         if drains.blocked or (sock is conn.upstream and conn.dialled and not conn.connected):
             mask |= OUT
@@ -341,7 +346,7 @@ class Relay:
             elif events & OUT:
                 self._on_connected(conn)
             return
-        feeds, drains = (conn.up, conn.down) if sock is conn.client else (conn.down, conn.up)
+        feeds, drains = conn.pipes(sock)
         now = time.monotonic()
         if drains.blocked and events & (OUT | ERR_HUP):
             drains.blocked = False
