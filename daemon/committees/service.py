@@ -88,8 +88,9 @@ quorum is stalled within seconds: at 60 s since a member was last heard, as this
 two members of four killed left ``health ok`` for a minute (and the replicas' timers, which
 stand still short of a quorum, ran on meanwhile)."""
 STALL_S = 0.25
-"""A gap between two consensus ticks this much longer than ``TICK_S`` is this process's own
-stall, which the replicas' view-change timers do not count."""
+"""A gap between two consensus ticks this much longer than the interval the loop waited for
+(``TICK_S`` when busy, ``REST_TICK_S`` at rest) is this process's own stall, which the
+replicas' view-change timers do not count."""
 REACH_EVERY = 1.0
 """Seconds between counts of each committee's reachable members, which the replicas' timers
 follow (``Replica.reach``)."""
