@@ -85,6 +85,8 @@ class TwinGuard:
         self.rng = rng
         self.now = now
         self.step_aside: SignedRecord | None = None
+        self._stepping = trio.Event()
+        """Set with ``step_aside``: what ``run`` waits on."""
         self.rejected = 0
         self._answered: dict[tuple[str, int], float] = {}
         self._rival_seen = -1e18
@@ -144,6 +146,7 @@ class TwinGuard:
         if verdict is Verdict.STEP_ASIDE:
             if self.step_aside is None:
                 self.step_aside = sr
+                self._stepping.set()
                 log.error("%s", self.step_aside_line())
             return verdict
         known = self.rivals.get(sr.record.instance)
@@ -209,8 +212,7 @@ class TwinGuard:
         the one-line error once this daemon must step aside."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._asking)
-            while self.step_aside is None:
-                await trio.sleep(0.1)
+            await self._stepping.wait()
             await trio.sleep(STEP_ASIDE_FLUSH_S)
             nursery.cancel_scope.cancel()
         return DuplicateIdentity(self.step_aside_line())
