@@ -220,6 +220,16 @@ class Books:
         .state_reasons``): behind our buffer, lacking dots it had applied, over budget."""
         self.state_reasons[why] = self.state_reasons.get(why, 0) + 1
 
+    def resting(self) -> bool:
+        """Whether ``decide`` has nothing for any connected peer, and will have nothing until
+        a new delta is buffered or a message comes: each has every buffered delta
+        acknowledged and needs no state. Only the periodic digests then fall due
+        (``digest_every_ms``), so the caller may tick rarely until it writes or hears
+        something (``daemon.softstate.service``)."""
+        head = self.buffer.head
+        return all(not p.connected or (p.acked >= head and not p.needs_state)
+                   for p in self.peers.values())
+
     def peer(self, name: str) -> PeerStream:
         p = self.peers.get(name)
         if p is None:

@@ -331,6 +331,10 @@ class CrdtReplica:
             return self._on_reply(sender, p, msg)
         raise CrdtUsageError(f"not a CRDT message: {type(msg).__name__}")
 
+    def resting(self) -> bool:
+        """Nothing to send any peer on a tick but a periodic digest (``Books.resting``)."""
+        return self.books.resting()
+
     def tick(self, now_ms: int) -> list[Outgoing]:
         out: list[Outgoing] = []
         books = self.books

@@ -1,9 +1,10 @@
 """What the soft-state service does on each tick, as a pure planner (``TickPlanner.plan``).
 
-The trio shell (``daemon.softstate.service.SoftStateService.run``) calls ``plan`` every
-``TICK_S`` with its clock, its load and its listen addresses, and carries out the ``Steps``:
-note it is alive (availability history), publish its capability record again, write its
-load entry (``daemon.softstate.load``), persist the replica, scan who was heard from.
+The trio shell (``daemon.softstate.service.SoftStateService.run``) calls ``plan`` on every tick
+(``TICK_S``; ``REST_TICK_S`` at rest) with its clock, its load and its listen addresses, and
+carries out the ``Steps``: note it is alive (availability history), publish its capability
+record again, write its load entry (``daemon.softstate.load``), persist the replica, scan who
+was heard from.
 """
 
 from __future__ import annotations

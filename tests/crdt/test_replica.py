@@ -123,3 +123,20 @@ def test_writes_a_pruned_node_made_meanwhile_arrive_once_it_is_readmitted():
         rs[r].readmit({"c"})
     now = pump(rs, now)  # readmitting sends a digest at once, not in up to 30 s
     assert rs["a"].get("links").get("c") == rs["b"].get("links").get("c") == 2
+
+
+def test_a_replica_rests_only_when_every_connected_peer_has_every_delta():
+    """``resting``: the service may then tick rarely; any delta still owed to a peer, or a
+    peer that needs a state, keeps it ticking."""
+    rs, now = trio()
+    assert all(r.resting() for r in rs.values())
+    rs["a"].update("load", lambda l, w: l.p_inc(w, 1), now)
+    assert not rs["a"].resting()  # written, not yet sent
+    out = rs["a"].tick(now + 100)
+    assert out and not rs["a"].resting()  # sent, not yet acknowledged
+    now = pump(rs, now + 100, [("a", dst, m) for dst, m in out])
+    assert all(r.resting() for r in rs.values())  # b and c forwarded it and were acknowledged
+    rs["a"].books.peers["b"].needs_state = True
+    assert not rs["a"].resting()
+    rs["a"].on_disconnect("b")
+    assert rs["a"].resting()  # only connected peers count

@@ -194,3 +194,35 @@ async def test_soft_state_goes_in_unsigned_channel_frames_and_takes_no_one_elses
         with pytest.raises(MalformedMessage, match="signed by the peer"):
             await services[1]._on_frame(ids[0].node_id, forged)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_resting_soft_state_ticks_rarely_and_a_write_goes_out_at_once(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """Once every partner has every delta, the tick loop waits ``REST_TICK_S`` (an idle
+    daemon ticked ten times a second for nothing); a record written then reaches the others
+    at once, not at the next tick, and its receivers forward it at once too."""
+    from daemon.softstate.service import REST_TICK_S, TICK_S
+
+    ids, net, services = _three_nodes(tmp_path, 7300)
+    ticks = [0, 0, 0]
+    for k, svc in enumerate(services):
+        def counted(now_ms: int, k: int = k, tick=svc.replica.tick) -> list:
+            ticks[k] += 1
+            return tick(now_ms)
+        svc.replica.tick = counted  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await _start(nursery, net, services)
+        await trio.sleep(5)
+        assert all(svc.replica.resting() for svc in services)
+        ticks[:] = [0, 0, 0]
+        await trio.sleep(20)
+        assert REST_TICK_S >= 10 * TICK_S
+        assert all(n <= 20 / REST_TICK_S + 2 for n in ticks), ticks  # busy: 20 / TICK_S = 200
+
+        net.partition(ids[0].node_id, ids[2].node_id)  # node 2 hears of node 0 through node 1
+        await trio.sleep(REST_TICK_S / 2)  # mid-rest: no tick would be due for half a second
+        generation = services[0].publish("test")
+        await trio.sleep(TICK_S / 10)
+        assert all(svc.record_of(ids[0].node_id).generation == generation  # type: ignore[union-attr]
+                   for svc in services)
+        nursery.cancel_scope.cancel()
