@@ -7,6 +7,7 @@ Modules and subpackages:
 - ``runner``   -- process entry: logging, signals, clean shutdown.
 - ``service``  -- what services have in common.
 - ``clock``    -- the one clock services read (``SystemClock``; ``TrioClock`` for virtual time).
+- ``tick``     -- ``RestingTick``: a service loop's wait, short while busy, long at rest.
 - ``errors``   -- ``DaemonError``, the root of every error the daemon raises on purpose.
 - ``storage``  -- the data directory, key file, SQLite database.
 - ``control``  -- the JSON-RPC control socket (server and client).

@@ -62,6 +62,7 @@ from daemon.p2p.errors import P2PError
 from daemon.p2p.host import P2PHost
 from daemon.p2p.rtt import RETUNE_EVERY, pbft_timers
 from daemon.storage.db import Database
+from daemon.tick import RestingTick
 from protocol.canonical import packb
 from protocol.envelope import peek_type
 from protocol.errors import MalformedMessage, RemoteProtocolError
@@ -76,7 +77,7 @@ TICK_S = 0.05
 REST_TICK_S = 0.25
 """The tick while every replica and client here rests (``Replica.resting``,
 ``ShardRequests.resting``): their timers have nothing to do until input comes, and input (a
-consensus message, a submission) brings the next tick at once (``_input``). An idle daemon's
+consensus message, a submission) brings the next tick at once (``daemon.tick``). An idle daemon's
 ticks at ``TICK_S`` were about a third of its idle CPU: 20 wake-ups a second each, on 30
 daemons sharing two cores (0.82 cores all told, 0.47-0.59 with slower ticks)."""
 REQUEST_TIMEOUT_S = 30.0
@@ -148,9 +149,7 @@ class CommitteeService:
         self.clients: dict[int, ShardRequests] = {}
         self.listeners: list[Listener] = []
         self.ready = False
-        self.resting = False
-        """The tick waits ``REST_TICK_S`` or for ``_input``, whichever comes first."""
-        self._input = trio.Event()
+        self.pace = RestingTick(TICK_S, REST_TICK_S)
         self.dropped = 0
         self.sent_bytes: dict[str, int] = {}
         """Bytes of consensus messages sent, by message type: what fills a member's uplink."""
@@ -295,10 +294,10 @@ class CommitteeService:
         self.ready = True
         task_status.started()
         async with trio.open_nursery() as nursery:
-            last, interval = self.clock.now(), TICK_S
+            last = self.clock.now()
             while True:
                 now = self.clock.now()
-                stalled, last = now - last - interval, now
+                stalled, last = now - last - self.pace.interval, now
                 if now >= reach_at:
                     reach_at = now + REACH_EVERY
                     reachable = self._reachable()
@@ -319,21 +318,17 @@ class CommitteeService:
                 if now >= self._retune_at:
                     self._retune_at = now + RETUNE_EVERY
                     self._retune_timers()
-                self.resting = self._all_resting()
-                interval = REST_TICK_S if self.resting else TICK_S
-                with trio.move_on_after(interval):
-                    await self._input.wait()
-                self._input = trio.Event()
+                self.pace.settle(self._all_resting())
+                await self.pace.wait()
+
+    @property
+    def resting(self) -> bool:
+        """Whether the tick loop rests (every replica and client here has nothing to time)."""
+        return self.pace.resting
 
     def _all_resting(self) -> bool:
         return all(r.replica.resting() for r in self.replicas.values()) and \
             all(c.resting() for c in self.clients.values())
-
-    def _woken(self) -> None:
-        """Input came: a resting tick loop runs now (a busy one is due within ``TICK_S``)."""
-        if self.resting:
-            self.resting = False
-            self._input.set()
 
     def _retune_timers(self) -> None:
         """Scale each replica's PBFT timers by its committee's measured round trip."""
@@ -483,7 +478,7 @@ class CommitteeService:
             log.warning("a bad message from %s (relayed by %s): %s", origin, peer, err)
 
     def _route(self, env: Any, raw: bytes) -> None:
-        self._woken()
+        self.pace.wake()
         m = env.body
         shard, epoch = getattr(m, "shard", None), getattr(m, "epoch", None)
         if shard is None or epoch is None:
@@ -547,7 +542,7 @@ class CommitteeService:
             raise CommitteeUnavailable(f"no committee of {shard_words(shard)} here")
         pending = client.enqueue(operation, urgent)
         self._pump(shard, client, self.clock.now())
-        self._woken()
+        self.pace.wake()
         with trio.move_on_after(timeout):
             await pending.done.wait()
         if pending.result is None:

@@ -62,6 +62,7 @@ from daemon.softstate.twins import signed_winner
 from daemon.softstate.plan import (LOAD_REPUBLISH_S, MEMBERSHIP_SCAN_S, PERSIST_S,  # noqa: F401
                                    REFRESH_S, TickPlanner, load_period, refresh_period)
 from daemon.storage.db import Database
+from daemon.tick import RestingTick
 from protocol.envelope import EnvelopeOpener, EnvelopeSealer
 from protocol.errors import MalformedMessage, RemoteProtocolError
 from protocol.identity import NodeId, NodeIdentity, public_key_from_node_id
@@ -164,9 +165,7 @@ class SoftStateService:
         self._heard: dict[str, tuple[int, float]] = {}
         """Node -> (newest record generation seen, wall time it arrived or it last dropped)."""
         self.rejected = 0
-        self._resting = False
-        self._input = trio.Event()
-        """Set when a resting tick loop must run now (``_woken``)."""
+        self.pace = RestingTick(TICK_S, REST_TICK_S)
         self._dirty_at: float | None = None
         """Since when the replica has changes not yet persisted (None: none)."""
         self.silence_s = 0.0
@@ -467,11 +466,8 @@ class SoftStateService:
     async def _ticks(self) -> None:
         planner = self._planner = TickPlanner(self.clock.now(), self.load_fn(),
                                               self.host.listen_addrs())
-        interval = TICK_S
         while True:
-            with trio.move_on_after(interval):
-                await self._input.wait()
-            self._input = trio.Event()
+            await self.pace.wait()
             now = self.clock.now()
             self._send(self.replica.tick(self._now_ms()))
             load = self.load_fn()
@@ -492,15 +488,12 @@ class SoftStateService:
                 self._note_heard()
                 self.prune_departed()
                 self._publish_links(now)
-            self._resting = self.replica.resting()
-            interval = REST_TICK_S if self._resting else TICK_S
+            self.pace.settle(self.replica.resting())
 
     def _woken(self) -> None:
         """Something may have been written or asked for: a resting tick loop runs now if the
-        replica has anything to send (a busy one ticks within ``TICK_S`` anyway)."""
-        if self._resting and not self.replica.resting():
-            self._resting = False
-            self._input.set()
+        replica has anything to send."""
+        self.pace.wake(lambda: not self.replica.resting())
 
     # -- status and control -------------------------------------------------------------------------
 
