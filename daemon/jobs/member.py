@@ -34,11 +34,19 @@ from daemon.committees.runner import ReplicaRunner
 from daemon.jobs import planner
 from daemon.jobs.planner import PLACE_FALLBACK_S, UNREACHABLE_S  # noqa: F401 - re-exported
 from daemon.jobs.ports import CandidateSource, Ledger, Peers
-from daemon.ledger.records import Job
+from daemon.ledger.records import Job, JobState
 from daemon.ledger.state import JobLedger
+from daemon.tick import RestingTick
 from protocol.identity import NodeIdentity
 from protocol.messages import ledger as ops
 from protocol.messages.tasks import ResultVotes, TaskOffers
+
+TICK_S = 0.5
+"""The member's tick while a job is open on its shards: proposals, re-sent offers, watching
+the workers that hold replicas."""
+REST_TICK_S = 2.0
+"""The tick with no job open (``resting``): a submission wakes it when it commits, and the
+only timers left are an epoch's new replicas, which wait at most this long."""
 
 log = logging.getLogger("novacron.jobs")
 
@@ -59,9 +67,10 @@ class MemberDuties:
         self.offers_sent = 0
         self.votes_sent = 0
         self.proposals = 0
-        self.wake = trio.Event()
-        """Set when a committed batch may have freed replica slots: propose now, not at the
-        next tick (an idle worker waiting half a second per round was most of a job's time)."""
+        self.pace = RestingTick(TICK_S, REST_TICK_S)
+        """Run now when a committed batch may have freed replica slots: propose now, not at
+        the next tick (an idle worker waiting half a second per round was most of a job's
+        time)."""
 
     @property
     def absent_since(self) -> dict[str, float]:
@@ -86,7 +95,7 @@ class MemberDuties:
         for job in out.placed:
             self.timer.placed((shard, job))
         if event.requests:
-            self.wake.set()
+            self.pace.run_now()
         # One message per worker and per submitter for the whole batch: fewer, fuller frames.
         self.offers_sent += self._send_offers(out.offers)
         for submitter, votes in out.votes.items():
@@ -102,6 +111,14 @@ class MemberDuties:
         return sum(len(theirs) for theirs in offers.values())
 
     # -- on the tick ----------------------------------------------------------------------------
+
+    def resting(self, runners: list[ReplicaRunner]) -> bool:
+        """Nothing to time: no job open or loading on our shards, no proposal in flight and no
+        worker being watched. A submission wakes the loop when it commits (``on_committed``)."""
+        if self.timer.proposing or self.absence.absent_since:
+            return False
+        return not any(job.state in (JobState.OPEN, JobState.LOADING)
+                       for r in runners for job in r.machine.ledger.jobs.values())
 
     def tick(self, nursery: trio.Nursery, runners: list[ReplicaRunner], now: float) -> None:
         if self.absence.due(now):
@@ -162,7 +179,7 @@ class MemberDuties:
                 # Slots may have opened while we proposed. (After a round that found every
                 # worker full, the next committed result wakes us: waking at once here made
                 # the primary re-run fruitless rounds back to back for a big job.)
-                self.wake.set()
+                self.pace.run_now()
 
     async def _send_place(self, shard: int, place: ops.Place) -> None:
         reply = await self.ledger.order(shard, place)

@@ -48,7 +48,6 @@ HAND_OVER = "/novacron/jobs/output/1"
 """Request/response: a worker's ``OutputReady`` to the submitter, answered once it has the output."""
 HAND_OVER_TIMEOUT_S = 20.0
 """A submitter that cannot take the output in this long fetches it later, after the vote."""
-TICK_S = 0.5
 
 
 class JobsService:
@@ -131,9 +130,8 @@ class JobsService:
                     runners = [r for (s, e), r in self.committees.replicas.items()
                                if s != DIRECTORY_SHARD and e == self.committees.epoch.epoch]
                     self.member.tick(nursery, runners, self.clock.now())
-                    with trio.move_on_after(TICK_S):
-                        await self.member.wake.wait()
-                    self.member.wake = trio.Event()
+                    self.member.pace.settle(self.member.resting(runners))
+                    await self.member.pace.wait()
             finally:
                 with trio.CancelScope(shield=True):
                     await self.worker.leave("the node is shutting down")

@@ -120,3 +120,17 @@ async def test_result_asks_again_for_missing_votes_and_waits_for_them(
     assert [op for _, _, op in ledger.ordered] == [ops.AskVotes(job.id, (1, 2))]
     job.certified.update({1, 2})
     assert await duties.gather_votes(job.id) == 0 and len(ledger.ordered) == 1
+
+
+def test_the_member_rests_only_with_no_job_open_on_its_shards() -> None:
+    """``MemberDuties.resting``: its tick loop waits ``REST_TICK_S`` rather than ``TICK_S``
+    only when nothing is open to place, re-offer or watch (a submission wakes it on commit)."""
+    h = Harness()
+    runner = SimpleNamespace(machine=SimpleNamespace(ledger=h.ledger))
+    duties = MemberDuties(MEMBERS[1], FakeLedger(lambda op: {}), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    assert duties.resting([runner])  # type: ignore[list-item]
+    h.submit(2)
+    assert not duties.resting([runner])  # type: ignore[list-item]
+    assert duties.resting([])  # open jobs elsewhere are not this member's
+    duties.timer.proposing.add((0, b"j"))
+    assert not duties.resting([])
