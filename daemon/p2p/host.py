@@ -51,7 +51,7 @@ from daemon.p2p.metrics import P2PMetrics
 from daemon.p2p.overlay import Close, Overlay, OverlayPolicy, Unwant, Want
 from daemon.p2p.peers import BackoffPolicy, KnownPeer, PeerBook
 from daemon.p2p.reachability import Reachability, Traversal, TraversalPolicy
-from daemon.p2p.probing import RttProber
+from daemon.p2p.probing import RttProber, muxer_round_trip
 from daemon.p2p.rtt import DEAD_AFTER_MISSES, RttTable, dial_wait
 from daemon.p2p.traversal import NatTraversal
 from daemon.p2p.streams import NETWORK_ERRORS, FrameHandler, FramedStreams, RequestHandler
@@ -191,7 +191,7 @@ class P2PHost:
         self._prober = RttProber(
             self.rtts, config.dial_timeout,
             targets=lambda: (self._overlay.view() | self._overlay.kept()) & self._connected,
-            open_stream=self._open_ping,
+            open_stream=self._open_ping, muxer_rtt=self._muxer_rtt,
             heard_since=lambda peer, t: self._heard.get(peer, float("-inf")) >= t or
             self._streams.line_busy(peer, t),
             on_dead=self._ping_dead, running=lambda: self._nursery is not None)
@@ -639,6 +639,18 @@ class P2PHost:
         self._metrics.dials["closed_dead"] += 1
         self._disconnect_soon(peer)
 
+    def _muxer_rtt(self, peer: NodeId, since: float) -> float | None:
+        """The freshest round trip a connection to ``peer`` timed itself since ``since``."""
+        swarm = self._swarm
+        if swarm is None:
+            return None
+        for conn in swarm.get_connections(ID.from_base58(peer)):
+            if not conn.is_closed:
+                rtt = muxer_round_trip(conn.muxed_conn, since)
+                if rtt is not None:
+                    return rtt
+        return None
+
     async def _open_ping(self, peer: NodeId) -> INetStream | None:
         host = self._host
         return None if host is None else await host.new_stream(ID.from_base58(peer),
@@ -755,4 +767,5 @@ class P2PHost:
             # peers in our mesh per topic, and peers known to be subscribed per topic
             gossip_mesh={t: len(p) for t, p in parts.router.mesh.items()} if parts else {},
             gossip_peers={t: len(p) for t, p in parts.pubsub.peer_topics.items()} if parts else {},
+            round_trips=dict(self._prober.counts),
         )
