@@ -44,8 +44,9 @@ A client on a committee member (a daemon submitting to a shard it serves) also t
 replica's reply alone: a replica replies only once it has executed the request at a committed
 sequence number, and the node trusts its own replica as it trusts itself. That saves the half
 round trip of waiting for a second member's reply (PBFT commit latency from a member: about 2
-round trips instead of 2.5). Pure, like the
-replica: ``submit``, ``receive`` and ``tick`` return actions.
+round trips instead of 2.5). The other members therefore send it no reply when they execute
+its request, only when it re-sends one they executed (``Replica._replies_to``): a client whose
+own replica lags gets f+1 replies that way. Pure, like the replica: ``submit``, ``receive`` and ``tick`` return actions.
 """
 
 from __future__ import annotations

@@ -589,6 +589,15 @@ class Replica(ViewChanges, Recovery, Batches, Timers):
         if self.is_primary:
             self._propose()
 
+    def _replies_to(self, client: bytes) -> bool:
+        """Whether executing ``client``'s request sends it a reply: not when the client is
+        another member, whose own replica's reply completes its request
+        (``consensus.client``); the other 3f replies were a frame and a signature check each
+        for nothing. A member whose replica lags re-sends, and a re-sent request that was
+        executed is answered (``_on_request``), so it still gets f+1 replies."""
+        idx = self.cfg.index_of(client)
+        return idx is None or idx == self.me
+
     def _execute(self, s: Slot) -> None:
         requests = s.requests
         assert requests is not None, "only a slot whose batch is known executes"
@@ -604,7 +613,7 @@ class Replica(ViewChanges, Recovery, Batches, Timers):
             if p is not None and (req.end_epoch or p.request_id <= req.request_id):
                 del self.pending[key]
             self.inflight.discard((req.client, req.request_id))
-            if res is not None and not req.end_epoch:
+            if res is not None and not req.end_epoch and self._replies_to(req.client):
                 self._out.append(Send(req.client, self._seal(Reply(
                     self.cfg.shard, self.cfg.epoch, self.view, req.request_id, res))))
         self.last_executed = s.seq

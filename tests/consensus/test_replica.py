@@ -717,3 +717,40 @@ def test_a_replica_rests_only_when_its_timers_have_nothing_to_do():
         bus.run()
     changing = [bus.replica(i) for i in range(4) if bus.replica(i).view_changing]
     assert changing and not any(r.resting() for r in changing)
+
+
+def _replies_to(bus, pk):
+    """Reply frames the replicas sent to ``pk``, by sender index."""
+    return sorted(i for i, r in enumerate(bus.cfg.committee)
+                  for a in bus.actions[r] if isinstance(a, Send) and a.to == pk
+                  and bus.verifier.open(a.data).type == "pbft.reply")
+
+
+def test_members_reply_to_a_member_client_only_through_its_own_replica():
+    """A client on a member's node takes its own replica's reply alone
+    (``consensus.client``), so the other members send it none: 3f frames and signature checks
+    a request, for nothing. An outside client still gets every member's reply."""
+    bus = Bus(4)
+    outside, member = bus.add_client(), bus.add_member_client(2)
+    bus.submit(outside, kv_op("put", "a", b"1"))
+    bus.submit(member, kv_op("put", "b", b"2"))
+    bus.run()
+    assert [d.result for d in outside.done] == [b"ok"]
+    assert [d.result for d in member.done] == [b"ok"]
+    assert _replies_to(bus, bus.cfg.committee[2]) == [2]
+    outside_pk = next(k for k, c in bus.clients.items() if c is outside)
+    assert _replies_to(bus, outside_pk) == [0, 1, 2, 3]
+
+
+def test_a_member_client_whose_replica_lags_gets_f_plus_1_replies_when_it_re_sends():
+    bus = Bus(4)
+    member = bus.add_member_client(3)
+    me = bus.cfg.committee[3]
+    bus.drop = lambda src, dst, env: dst == me and env.type != "pbft.reply"  # replica 3 hears nothing
+    bus.submit(member, kv_op("put", "c", b"3"))
+    bus.run()
+    assert member.done == [] and all(kv(bus, i) == {"c": b"3"} for i in range(3))
+    bus.tick(member.wait)  # no reply within its wait: it re-sends to every member
+    bus.run()
+    assert [d.result for d in member.done] == [b"ok"]
+    assert len(set(_replies_to(bus, me))) >= bus.cfg.f + 1
