@@ -216,6 +216,8 @@ class WorkerPool:
         self._idle_send, self._idle_recv = trio.open_memory_channel[_Worker](
             max(self.size, cpu_count()))
         self._live: dict[int, _Worker] = {}
+        self._live_changed = trio.Event()
+        """Set (and replaced) when a worker comes up or goes (``wait_for_workers``)."""
         self._nursery: trio.Nursery | None = None
         self._surplus = 0
         self._load: float | None = None
@@ -248,6 +250,7 @@ class WorkerPool:
         while True:
             worker = await self._spawn()
             self._live[worker.pid] = worker
+            self._workers_changed()
             try:
                 if first:
                     task_status.started()
@@ -256,11 +259,22 @@ class WorkerPool:
                 await worker.retired.wait()
             finally:
                 self._live.pop(worker.pid, None)
+                self._workers_changed()
                 with trio.CancelScope(shield=True):
                     await worker.reap()
             if worker.surplus:
                 return
             self.restarts += 1
+
+    def _workers_changed(self) -> None:
+        self._live_changed.set()
+        self._live_changed = trio.Event()
+
+    async def wait_for_workers(self, count: int) -> None:
+        """Until exactly ``count`` workers are up: a reconfigured pool grows as new workers
+        say they are ready and shrinks as idle ones retire and running ones finish."""
+        while len(self._live) != count:
+            await self._live_changed.wait()
 
     def _release(self, worker: _Worker) -> None:
         """Lend ``worker`` out again, or retire it if the pool is shrinking."""

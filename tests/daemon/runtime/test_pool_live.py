@@ -32,9 +32,11 @@ async def test_suspend_refuses_new_tasks_with_the_reason_and_lets_a_running_one_
         await nursery.start(pool.run)
         await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits())  # compile once
         running: list = []
+        finished = trio.Event()
 
         async def one() -> None:
             running.append(await pool.run_task(PI_HASH, None, b"7 3000000\n", Limits()))
+            finished.set()
 
         nursery.start_soon(one)
         await trio.testing.wait_all_tasks_blocked()
@@ -42,8 +44,7 @@ async def test_suspend_refuses_new_tasks_with_the_reason_and_lets_a_running_one_
         assert pool.status()["summary"].endswith("taking no tasks: suspended by the owner")
         with pytest.raises(PoolPaused, match="suspended by the owner"):
             await pool.run_task(PI_HASH, None, b"7 1000\n", Limits())
-        while not running:
-            await trio.sleep(0.05)
+        await finished.wait()
         pool.suspend(None)
         after = await pool.run_task(PI_HASH, None, b"7 1000\n", Limits())
         nursery.cancel_scope.cancel()
@@ -59,12 +60,12 @@ async def test_cpu_share_and_memory_change_live_grow_and_shrink_the_workers():
         await nursery.start(pool.run)
         assert len(pool.worker_pids()) == 1
         pool.reconfigure(VolunteerPrefs(cpu_share=1.0), 64)
-        while len(pool.worker_pids()) < cpu_count():
-            await trio.sleep(0.05)
+        with trio.fail_after(60):
+            await pool.wait_for_workers(cpu_count())
         refused = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits(memory_pages=2048))
         pool.reconfigure(VolunteerPrefs(cpu_share=1 / cpu_count()), 256)
-        while len(pool.worker_pids()) > 1:
-            await trio.sleep(0.05)
+        with trio.fail_after(60):
+            await pool.wait_for_workers(1)
         ok = await pool.run_task(PI_HASH, PI, b"7 1000\n", Limits(memory_pages=2048))
         await trio.sleep(0.2)  # a shrunk pool stays shrunk: no slot respawns its worker
         assert len(pool.worker_pids()) == 1 and pool.size == 1
