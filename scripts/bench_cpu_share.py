@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.control.client import ControlClient  # noqa: E402
 from daemon.runtime.volunteer import cpu_count  # noqa: E402
+from testnet.interrupt import stop_cleanly_on_signals  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_ready  # noqa: E402
 
@@ -101,6 +102,7 @@ def phase(submitter: ControlClient, worker: ControlClient, pid: int, spec: Path,
 
 
 def main() -> int:
+    stop_cleanly_on_signals()  # a kill or Ctrl-C still takes the testnet down
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--window", type=float, default=20.0)

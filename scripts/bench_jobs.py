@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from daemon.control.client import ControlClient, ControlError  # noqa: E402
 from daemon.runtime import Limits, Sandbox, module_hash  # noqa: E402
 from scripts.bench_sandbox import EMPTY, bench_cached, bench_compile_each_time  # noqa: E402
+from testnet.interrupt import stop_cleanly_on_signals  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_ready  # noqa: E402
 
@@ -150,6 +151,7 @@ def _run(client: ControlClient, specs: list[Path]) -> dict[str, Any]:
 
 
 def main() -> int:
+    stop_cleanly_on_signals()  # a kill or Ctrl-C still takes the testnet down
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=7)
     ap.add_argument("--tasks", type=int, default=140)

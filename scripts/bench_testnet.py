@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from daemon.control.client import ControlClient  # noqa: E402
 from testnet.cpu import process_cpu_s  # noqa: E402
+from testnet.interrupt import stop_cleanly_on_signals  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_ready  # noqa: E402
 
@@ -126,6 +127,7 @@ def idle_traffic(sent: list[Counter[str]], member: list[bool], seconds: float) -
 
 
 def main() -> int:
+    stop_cleanly_on_signals()  # a kill or Ctrl-C still takes the testnet down
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--samples", type=int, default=30)

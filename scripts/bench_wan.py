@@ -64,6 +64,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from daemon.control.client import ControlClient, ControlError  # noqa: E402
 from testnet.cpu import process_cpu_s  # noqa: E402
+from testnet.interrupt import stop_cleanly_on_signals  # noqa: E402
 from testnet.local import launcher  # noqa: E402
 from testnet.local.readiness import network_formed  # noqa: E402
 from testnet.wan.floor import commit_floor_ms  # noqa: E402
@@ -454,6 +455,7 @@ def machine_vote_us(rounds: int = 5, votes: int = 2000) -> float:
 
 
 def main() -> int:
+    stop_cleanly_on_signals()  # a kill or Ctrl-C still takes the testnet down
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=30)
     ap.add_argument("--profile", default="planet")
