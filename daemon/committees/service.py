@@ -74,12 +74,14 @@ log = logging.getLogger("novacron.consensus")
 
 PROTOCOL = "/novacron/pbft/2"
 TICK_S = 0.05
-REST_TICK_S = 0.25
+REST_TICK_S = 1.0
 """The tick while every replica and client here rests (``Replica.resting``,
 ``ShardRequests.resting``): their timers have nothing to do until input comes, and input (a
-consensus message, a submission) brings the next tick at once (``daemon.tick``). An idle daemon's
-ticks at ``TICK_S`` were about a third of its idle CPU: 20 wake-ups a second each, on 30
-daemons sharing two cores (0.82 cores all told, 0.47-0.59 with slower ticks)."""
+consensus message, a submission) brings the next tick at once (``daemon.tick``). What is left
+to time at rest is seconds apart: reachability counts (``REACH_EVERY``), the ledger's idle
+clock reports, the epoch manager's asks and fetches. An idle daemon's ticks at ``TICK_S`` were
+about a third of its idle CPU: 20 wake-ups a second each, on 30 daemons sharing two cores
+(0.82 cores all told, 0.47-0.59 with slower ticks); then 0.25 s of rest, now 1 s."""
 REQUEST_TIMEOUT_S = 30.0
 REACH_GRACE_S = 10.0
 """A member not connected now still counts as reachable this long after it was last connected
