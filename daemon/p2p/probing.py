@@ -6,10 +6,11 @@ time, and tells the host when a peer missed too many (``on_dead``: it hangs up a
 A connection's own muxer pings too: yamux sends a ping frame every ``RTT_MEASURE_INTERVAL``
 (30 s) on every connection, without a stream. A peer whose muxer had a pong back within that
 interval is sampled from it (``muxer_round_trip``), and only a peer without one gets a ping
-stream of ours: opening, negotiating and closing a stream for each ping, both ways, was
-about a third of an idle daemon's CPU on a 30-node testnet. (A peer can answer a muxer ping
-it expects before it arrives and so look nearer than it is; it can say as much in its own
-signed link summary anyway, and the timers that read the table take a committee's median.)
+stream of ours: opening, negotiating and closing a stream for each ping was half of an idle
+daemon's busy samples on a 30-node testnet (py-spy, 30 s), and answering its peers' pings
+more. (A peer can answer a muxer ping it expects before it arrives and so look nearer than it
+is; it can say as much in its own signed link summary anyway, and the timers that read the
+table take a committee's median.)
 
 A ping's wait follows the peer's measured round trip (``RttTable.ping_timeout``), so a far
 peer is not taken for a dead one and a dead link to a near one is found out in seconds. A
