@@ -15,8 +15,8 @@
 - ``memnet``    -- an in-process network of hosts, for running the daemon's trio services under
                    ``trio.testing.MockClock`` (virtual time, partitions).
 - ``local``     -- a real local testnet of daemon processes on 127.0.0.1, with fault injection.
-- ``interrupt`` -- SIGINT and SIGTERM stop a bench through its ``finally`` blocks, which take
-                   its testnet down.
+- ``interrupt`` -- SIGINT and SIGTERM stop a bench, or the launcher's wait for a network,
+                   through its ``finally`` blocks, which take its testnet down.
 - ``cpu``       -- a process's CPU seconds from ``/proc``, for benches and tests that measure
                    what a daemon, a worker or the WAN relay costs.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
+from typing import Any
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
@@ -23,3 +24,12 @@ def stop_cleanly_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)
 
+
+def raise_on_sigterm() -> Any:
+    """Make SIGTERM raise ``SystemExit`` for a while (the launcher's wait for a network);
+    return the handler it replaced, to put back, or None where handlers cannot be set (not
+    the main thread: there the caller's own handling stands)."""
+    try:
+        return signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:
+        return None

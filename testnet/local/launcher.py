@@ -24,6 +24,7 @@ from typing import Any
 from daemon.control.client import ControlClient, ControlError
 from daemon.storage.keyfile import save_identity
 from protocol.identity import NodeIdentity
+from testnet.interrupt import raise_on_sigterm
 from testnet.local import processes
 from testnet.local.layout import NodeRecord, TestnetState
 
@@ -158,7 +159,7 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     # A testnet that did not come up is stopped (its logs stay): half a network left running
     # would hold its ports and make the next `up` refuse. Killed while waiting (SIGTERM, as a
     # test runner or service manager stops us): the same.
-    on_term = _raise_on_sigterm()
+    on_term = raise_on_sigterm()
     try:
         return _start(state, identities, genesis_writer, params, seeds, wait, ready, log)
     except BaseException as err:
@@ -173,17 +174,6 @@ def up(directory: Path, n: int, *, base_port: int | None = None, seed: int | Non
     finally:
         if on_term is not None:
             signal.signal(signal.SIGTERM, on_term)
-
-
-def _raise_on_sigterm() -> Any:
-    """Make SIGTERM raise SystemExit (so ``finally`` blocks run); return the old handler, or
-    None where handlers cannot be set (not the main thread)."""
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(f"stopped by signal {signum}")
-    try:
-        return signal.signal(signal.SIGTERM, stop)
-    except ValueError:
-        return None
 
 
 def _start(state: TestnetState, identities: list[NodeIdentity], genesis_writer: GenesisWriter,

@@ -1,5 +1,6 @@
 """The testnet commands as a contributor uses them: real daemon processes, only the CLI."""
 
+import signal
 import subprocess
 import sys
 
@@ -59,3 +60,22 @@ def test_an_up_that_fails_stops_what_it_started(testnet_dir):
     assert status.count(" dead ") == 2, status
     again = tn(testnet_dir, "up", "-n", "2")
     assert again.returncode == 0, again.stderr
+
+
+def test_an_up_stopped_by_sigterm_while_waiting_stops_what_it_started(testnet_dir):
+    # A test runner or service manager stopping `up` mid-wait: SIGTERM must run the clean-up
+    # (testnet.interrupt's handler), not end Python with the daemons left running.
+    proc = subprocess.Popen([*CLI, "testnet", "up", "-n", "2", "--wait", "60",
+                             "--dir", str(testnet_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        started = proc.stderr.readline()  # the launcher's progress goes to stderr
+        assert "waiting for them to be ready" in started, started
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    status = tn(testnet_dir, "status").stdout
+    assert status.count(" dead ") == 2, status
