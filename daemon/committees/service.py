@@ -187,13 +187,18 @@ class CommitteeService:
         frame = self.host.max_frame
         # max_message: the replica keeps everything it builds under our frame cap (a frame
         # over it is refused by the transport, and a refused batch would wedge the committee).
+        # certify=False: no listener here reads a ``Committed`` event's quorum certificate,
+        # and building one checks 2f signatures on every member for every batch, before the
+        # batch's replies go out (the commit itself stands on votes read from their senders'
+        # own connections). A lagging peer's commit proof builds and checks its certificate
+        # when asked for (``consensus.recovery``), and reports a bad vote then.
         return ReplicaConfig(shard, self.epoch.epoch, self.epoch.committees[shard],
                              checkpoint_interval=self.genesis.params["checkpoint_interval"],
                              window=2 * self.genesis.params["checkpoint_interval"],
                              batch_size=BATCH_SIZE, max_inflight=MAX_INFLIGHT, max_message=frame,
                              view_change_timeout=VIEW_CHANGE_TIMEOUT_S,
                              max_batch_bytes=max(MAX_REQUEST_BYTES, min(256 * 1024, frame // 2)),
-                             chunk_size=min(256 * 1024, frame // 2))
+                             chunk_size=min(256 * 1024, frame // 2), certify=False)
 
     def connect(self, soft: NewsOfNodes) -> None:
         """Start-up's second phase: when we last had word of each node (evictions go by it)."""
