@@ -754,3 +754,39 @@ def test_a_member_client_whose_replica_lags_gets_f_plus_1_replies_when_it_re_sen
     bus.run()
     assert [d.result for d in member.done] == [b"ok"]
     assert len(set(_replies_to(bus, me))) >= bus.cfg.f + 1
+
+
+def test_uncertified_commits_check_no_commit_votes_yet_a_lagging_peer_gets_a_checked_proof(
+        monkeypatch):
+    """``certify=False`` (the daemon's: nothing there reads a batch's certificate) saves each
+    member 2f signature checks per batch before its replies; the certificate a lagging peer's
+    commit proof needs is built, and its votes checked, when the peer asks."""
+    from consensus.crypto import Ed25519Verifier
+    from protocol.messages.pbft import Status
+
+    def checks(certify: bool) -> tuple[int, Bus]:
+        counted = []
+        real = Ed25519Verifier.verify_vote
+        def counting(self, pk, data, sig):
+            counted.append(pk)
+            return real(self, pk, data, sig)
+        monkeypatch.setattr(Ed25519Verifier, "verify_vote", counting)
+        bus = Bus(4, certify=certify, status_interval=0.25)
+        client = bus.add_client()
+        bus.submit(client, kv_op("put", "k", b"v"))
+        bus.run()
+        monkeypatch.undo()
+        assert [d.result for d in client.done] == [b"ok"]
+        return len(counted), bus
+
+    certified, _ = checks(True)
+    uncertified, bus = checks(False)
+    assert certified - uncertified == 4 * 2  # each of 4 members: 2f = 2 votes besides its own
+    assert all(c.qc is None for i in range(4) for c in committed(bus, i))
+
+    behind = bus.cfg.committee[3]
+    raw = bus.signer(behind).seal(Status(3, 1, 0, False, 0, 0), bus.now + 1)
+    acts = bus.replica(1).receive(bus.verifier.open(raw), bus.now + 1)
+    (proof,) = [bus.verifier.open(a.data).body for a in acts if isinstance(a, Send)
+                and a.to == behind and bus.verifier.open(a.data).type == "pbft.commit_proof"]
+    assert verify_qc(proof.qc, bus.cfg.committee, ed25519_vote_check) is None
