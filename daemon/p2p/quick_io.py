@@ -4,7 +4,7 @@ A committee of 19 members makes ~700 frames for one ``kv put`` (prepare and comm
 and on the 30-daemon testnets the machine's two cores are saturated by them: the commit's time
 above the network's floor is CPU. Profiled on two hosts in one process exchanging 300-byte
 frames, py-libp2p spent more of a frame's CPU in trio's scheduler than in Noise, yamux and the
-socket together. Three causes, three changes (``quicken``; ``scripts/bench_p2p.py``'s
+socket together. Four causes, four changes (``quicken``; ``scripts/bench_p2p.py``'s
 ``frame_cpu_us`` measures a frame's CPU with and without them, in the same run):
 
 - **Locks that yield when free.** Each frame sent and received took ~24 ``trio.Lock``
@@ -25,6 +25,16 @@ socket together. Three causes, three changes (``quicken``; ``scripts/bench_p2p.p
   ``recv`` of exactly that size (and a checkpoint), and the next length read finds the socket
   empty: three system calls for one frame. ``TrioTCPStream.read`` now receives up to 64 KiB and
   serves later reads from what it holds, in order, so a burst of frames costs one ``recv``.
+- **Five steps to write one frame.** ``YamuxStream.write`` takes the stream's read-write lock
+  (an async context manager built per call) and its window lock, packs the header, and hands
+  the frame to ``Yamux._write_frame``, which unpacks that header again and formats a debug
+  line from it (an f-string built whether or not debug logging is on) before taking the
+  session's write lock. For what a stream sends in one frame within its window (every PBFT
+  vote) ``_lean_write`` packs the header and takes only the session's write lock, which keeps
+  frames whole on the connection; a write to a stream whose writer lock is held (another
+  write on it, in pieces), one over the window or a frame's size, or on a closed stream goes
+  the shipped way. The window is checked and taken with no await between (trio switches
+  tasks only at one), so it needs no lock.
 - **The environment read per frame.** yamux looks up ``PY_YAMUX_*`` variables in
   ``os.environ`` on every data frame and window credit (its debug and tuning switches). They
   are read once, at ``quicken``, as a process's environment does not change under it.
@@ -38,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -151,6 +162,31 @@ def _read_ahead(receive: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+def _lean_write(shipped: Callable[..., Any]) -> Callable[..., Any]:
+    """``YamuxStream.write`` for the common case, one DATA frame within the send window: the
+    header packed and the frame handed to the session's writer, without the stream's
+    read-write and window locks or ``_write_frame``'s decoding of the header it was just given
+    for a debug line (module docstring). Anything else, and any write while another write on
+    the stream holds its writer lock, goes the shipped way."""
+    header = struct.Struct(yamux_module.YAMUX_HEADER_FORMAT).pack
+    most = yamux_module.MAX_MESSAGE_SIZE - yamux_module.HEADER_SIZE
+    data_type = yamux_module.TYPE_DATA
+
+    @functools.wraps(shipped)
+    async def write(self: Any, data: bytes) -> None:
+        n = len(data)
+        if not 0 < n <= min(self.send_window, most) or self.send_closed or self.closed \
+                or getattr(self.rw_lock._writer_lock, "_held", True):  # (built before quicken)
+            await shipped(self, data)
+            return
+        self.send_window -= n  # no await since the check: no other writer took the window
+        conn = self.conn
+        async with conn._write_lock:
+            await conn.secured_conn.write(header(0, data_type, 0, self.stream_id, n) + data)
+
+    return write
+
+
 def _swap(owner: Any, name: str, value: Any) -> None:
     _ORIGINALS.setdefault((owner, name), getattr(owner, name))
     setattr(owner, name, value)
@@ -167,6 +203,7 @@ def quicken() -> None:
         setattr(init, _MARK, True)
         _swap(cls, "__init__", init)
     _swap(TrioTCPStream, "read", _read_ahead(TrioTCPStream.read))
+    _swap(YamuxStream, "write", _lean_write(YamuxStream.write))
     for name in YAMUX_SWITCHES:
         value = getattr(yamux_module, name)()
         _swap(yamux_module, name, lambda value=value: value)

@@ -176,3 +176,47 @@ def test_the_switch_leaves_py_libp2p_as_it_ships(monkeypatch):
         quicken()
     a, _ = trio.testing.memory_stream_pair()
     assert isinstance(TrioTCPStream(a).read_lock, QuickLock)  # type: ignore[arg-type]
+
+
+async def test_frames_within_the_window_skip_yamuxs_frame_writer_and_all_arrive_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lean write (one DATA frame straight to the session writer) for what fits the send
+    window, yamux's own write for the rest: between two real hosts every frame arrives, whole
+    and in order, whichever way it went."""
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    from protocol.identity import NodeId
+    from tests.daemon.p2p.conftest import make_host, running, wait_until
+
+    quicken()
+    shipped_data_frames = [0]
+    real = Yamux._write_frame
+
+    async def counting(self: Yamux, data: bytes) -> None:
+        if data[1] == yamux_module.TYPE_DATA and len(data) > yamux_module.HEADER_SIZE:
+            shipped_data_frames[0] += 1
+        await real(self, data)
+
+    monkeypatch.setattr(Yamux, "_write_frame", counting)
+    a, b = make_host("lean-a"), make_host("lean-b")
+    got: list[bytes] = []
+
+    async def handler(peer: str, frame: bytes) -> None:
+        got.append(frame)
+
+    b.handle("/novacron/test-lean/1", handler)
+    async with running(a, b) as nursery:
+        a.add_peer(b.listen_addrs()[0])
+        bid = NodeId(b.node_id)
+        await wait_until(lambda: bid in a.connected_peers(), 10.0, "a connects")
+        small = [bytes([i]) * (100 + i) for i in range(50)]
+        for frame in small:
+            assert a.send(bid, "/novacron/test-lean/1", frame)
+        await wait_until(lambda: len(got) == len(small), 10.0, "small frames arrive")
+        assert got == small and shipped_data_frames[0] == 0
+        large = os.urandom(300 * 1024)  # over a 64 KiB yamux frame and the 256 KiB window
+        assert a.send(bid, "/novacron/test-lean/1", large)
+        assert a.send(bid, "/novacron/test-lean/1", b"after")
+        await wait_until(lambda: len(got) == len(small) + 2, 10.0, "large frame arrives")
+        assert got[-2:] == [large, b"after"] and shipped_data_frames[0] > 0
+        nursery.cancel_scope.cancel()
