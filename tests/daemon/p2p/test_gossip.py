@@ -70,11 +70,14 @@ async def test_a_full_delivery_queue_drops_and_counts():
             await wait_until(lambda: all(h.metrics()["gossip_mesh"].get(TOPIC) for h in (a, b)))
             for k in range(10):
                 await b.publish(TOPIC, b"%d" % k)
-            # The handler holds message 0, the queue holds 1 and 2, the other 7 are dropped.
+            # The handler holds one message, the queue two, the other 7 are dropped. Which
+            # three is not fixed: py-libp2p's pubsub hands each received message to a task of
+            # its own (``Pubsub.push_msg`` via ``run_task``), so a burst that arrives in one
+            # read can reach the queue in any order (GossipSub promises none).
             await wait_until(lambda: gossip_dropped(a).get("delivery_queue_full") == 7)
             release.set()
             await wait_until(lambda: len(got) == 3)
-    assert got == [b"0", b"1", b"2"]
+    assert len(set(got)) == 3 and set(got) <= {b"%d" % k for k in range(10)}
     assert a.metrics()["gossip"]["received"] == {TOPIC: 3}
 
 
